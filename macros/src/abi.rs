@@ -1,0 +1,227 @@
+//! Parsing and validation of a calling-convention description.
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, Ident, LitBool, LitStr, Token, bracketed};
+
+/// The most argument registers a description may name.
+pub const MAX_ARGS: usize = 6;
+
+/// A register file the generator knows: which names exist and which the compiler reserves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Arch {
+    /// 32-bit ARM (A32 and T32 share the register names).
+    Arm,
+    /// AArch64.
+    Aarch64,
+}
+
+impl Arch {
+    /// `Ok(())` if `name` can be bound in `asm!` on this architecture, else why not.
+    fn check_register(self, name: &str) -> Result<(), String> {
+        match self {
+            Arch::Arm => match name {
+                "r0" | "r1" | "r2" | "r3" | "r4" | "r5" | "r8" | "r10" | "r12" | "r14" => Ok(()),
+                "r6" => Err("`r6` is reserved by the compiler (base pointer) and cannot be bound".into()),
+                "r7" => Err("`r7` is the Thumb frame pointer and cannot be bound".into()),
+                "r9" => Err("`r9` is the platform register and cannot be bound".into()),
+                "r11" => Err("`r11` is the A32 frame pointer and cannot be bound".into()),
+                "r13" | "sp" => Err("`sp` cannot carry a hypercall operand".into()),
+                "r15" | "pc" => Err("`pc` cannot carry a hypercall operand".into()),
+                _ => Err(format!(
+                    "unknown register `{name}` for `arch: arm`; expected one of r0-r5, r8, r10, r12, r14"
+                )),
+            },
+            Arch::Aarch64 => {
+                let num = name.strip_prefix('x').and_then(|n| n.parse::<u32>().ok());
+                match num {
+                    Some(18) => Err("`x18` is the platform register and cannot be bound".into()),
+                    Some(19) => Err("`x19` is reserved by the compiler and cannot be bound".into()),
+                    Some(29) => Err("`x29` is the frame pointer and cannot be bound".into()),
+                    Some(n) if n <= 30 && name == format!("x{n}") => Ok(()),
+                    _ => Err(format!(
+                        "unknown register `{name}` for `arch: aarch64`; expected x0-x30 \
+                         (except x18, x19, x29)"
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The name used in documentation.
+    pub fn display(self) -> &'static str {
+        match self {
+            Arch::Arm => "32-bit ARM (A32 and T32)",
+            Arch::Aarch64 => "AArch64",
+        }
+    }
+}
+
+/// Which registers a call clobbers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ClobberRule {
+    /// The number register and the argument registers the call uses.
+    UsedArgs,
+    /// The number register and every argument register, whatever the arity.
+    AllArgs,
+}
+
+/// A validated calling-convention description.
+pub struct Abi {
+    /// Doc comments given on the description, copied to every stub.
+    pub docs: Vec<Attribute>,
+    pub arch: Arch,
+    pub preamble: Option<LitStr>,
+    pub trap: LitStr,
+    pub tag: Expr,
+    pub number: Ident,
+    pub args: Vec<Ident>,
+    pub ret: Ident,
+    pub clobbers: ClobberRule,
+    pub preserves_flags: bool,
+}
+
+/// Stores `value` into `slot`, or fails if the key was already given.
+fn set_once<T>(slot: &mut Option<T>, value: T, key: &Ident) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+impl Parse for Abi {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let docs = input.call(Attribute::parse_outer)?;
+        let (mut arch, mut preamble, mut trap, mut tag) = (None, None, None, None);
+        let (mut number, mut args, mut ret, mut clobbers, mut flags) = (None, None, None, None, None);
+
+        while !input.is_empty() {
+            let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+            input.parse::<Token![:]>()?;
+            match key.to_string().as_str() {
+                "arch" => {
+                    let v: Ident = input.parse()?;
+                    let a = match v.to_string().as_str() {
+                        "arm" => Arch::Arm,
+                        "aarch64" => Arch::Aarch64,
+                        other => {
+                            return Err(syn::Error::new(
+                                v.span(),
+                                format!("unknown `arch: {other}`; expected `arm` or `aarch64`"),
+                            ));
+                        }
+                    };
+                    set_once(&mut arch, a, &key)?;
+                }
+                "preamble" => set_once(&mut preamble, input.parse::<LitStr>()?, &key)?,
+                "trap" => set_once(&mut trap, input.parse::<LitStr>()?, &key)?,
+                "tag" => set_once(&mut tag, input.parse::<Expr>()?, &key)?,
+                "number" => set_once(&mut number, input.parse::<Ident>()?, &key)?,
+                "args" => {
+                    let content;
+                    let bracket = bracketed!(content in input);
+                    let list = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+                    set_once(&mut args, (bracket.span.join(), list.into_iter().collect()), &key)?;
+                }
+                "ret" => set_once(&mut ret, input.parse::<Ident>()?, &key)?,
+                "clobbers" => {
+                    let v: Ident = input.parse()?;
+                    let rule = match v.to_string().as_str() {
+                        "used_args" => ClobberRule::UsedArgs,
+                        "all_args" => ClobberRule::AllArgs,
+                        other => {
+                            return Err(syn::Error::new(
+                                v.span(),
+                                format!(
+                                    "unknown clobber rule `{other}`; expected `used_args` or `all_args`"
+                                ),
+                            ));
+                        }
+                    };
+                    set_once(&mut clobbers, rule, &key)?;
+                }
+                "preserves_flags" => set_once(&mut flags, input.parse::<LitBool>()?.value, &key)?,
+                other => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!(
+                            "unknown key `{other}`; expected one of arch, preamble, trap, tag, number, \
+                             args, ret, clobbers, preserves_flags"
+                        ),
+                    ));
+                }
+            }
+            if !input.is_empty() {
+                input.parse::<Token![;]>()?;
+            }
+        }
+
+        let missing = |what: &str| {
+            syn::Error::new(Span::call_site(), format!("the description lacks `{what}: …;`"))
+        };
+        let arch = arch.ok_or_else(|| missing("arch"))?;
+        let trap = trap.ok_or_else(|| missing("trap"))?;
+        let tag = tag.ok_or_else(|| missing("tag"))?;
+        let number = number.ok_or_else(|| missing("number"))?;
+        let (args_span, args): (Span, Vec<Ident>) = args.ok_or_else(|| missing("args"))?;
+        let ret = ret.ok_or_else(|| missing("ret"))?;
+        let clobbers = clobbers.ok_or_else(|| missing("clobbers"))?;
+
+        if trap.value().trim().is_empty() {
+            return Err(syn::Error::new(trap.span(), "`trap` must name an instruction"));
+        }
+        let check = |r: &Ident| {
+            arch.check_register(&r.to_string())
+                .map_err(|msg| syn::Error::new(r.span(), msg))
+        };
+        check(&number)?;
+        check(&ret)?;
+        if args.is_empty() {
+            return Err(syn::Error::new(args_span, "`args` must name at least one register"));
+        }
+        if args.len() > MAX_ARGS {
+            return Err(syn::Error::new(
+                args[MAX_ARGS].span(),
+                format!(
+                    "at most {MAX_ARGS} argument registers are supported, this description names {}",
+                    args.len()
+                ),
+            ));
+        }
+        for (i, r) in args.iter().enumerate() {
+            check(r)?;
+            if *r == number {
+                return Err(syn::Error::new(
+                    r.span(),
+                    format!("`{r}` is the call-number register and cannot also carry an argument"),
+                ));
+            }
+            if let Some(first) = args[..i].iter().find(|p| *p == r) {
+                let mut e = syn::Error::new(r.span(), format!("register `{r}` is named twice in `args`"));
+                e.combine(syn::Error::new(first.span(), "first named here"));
+                return Err(e);
+            }
+        }
+        if ret == number {
+            return Err(syn::Error::new(
+                ret.span(),
+                "the result register cannot be the call-number register",
+            ));
+        }
+
+        Ok(Abi {
+            docs,
+            arch,
+            preamble,
+            trap,
+            tag,
+            number,
+            args,
+            ret,
+            clobbers,
+            preserves_flags: flags.unwrap_or(false),
+        })
+    }
+}

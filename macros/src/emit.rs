@@ -1,0 +1,360 @@
+//! Emission of the inline stubs from a validated description.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::Ident;
+
+use crate::abi::{Abi, ClobberRule};
+
+/// The registers a call of arity `n` clobbers, in the order: number register, then argument registers.
+/// The result register is written, not clobbered, and so is not listed.
+pub fn clobbered(abi: &Abi, n: usize) -> Vec<&Ident> {
+    let used = match abi.clobbers {
+        ClobberRule::UsedArgs => n,
+        ClobberRule::AllArgs => abi.args.len(),
+    };
+    core::iter::once(&abi.number)
+        .chain(abi.args[..used].iter().filter(|r| **r != abi.ret))
+        .collect()
+}
+
+/// Backquoted, comma-separated register names for documentation.
+fn reg_list<'a>(regs: impl IntoIterator<Item = &'a Ident>) -> String {
+    let v: Vec<String> = regs.into_iter().map(|r| format!("`{r}`")).collect();
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+/// One `#[inline(always)] pub unsafe fn hypercallN` per arity 0..=args.len().
+pub fn inline_stubs(abi: &Abi) -> TokenStream {
+    let stubs = (0..=abi.args.len()).map(|n| inline_stub(abi, n));
+    let max = abi.args.len();
+    quote! {
+        /// The largest arity this calling convention has a stub for.
+        pub const MAX_ARITY: usize = #max;
+        #(#stubs)*
+    }
+}
+
+fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
+    let name = format_ident!("hypercall{}", n);
+    let params: Vec<Ident> = (1..=n).map(|i| format_ident!("a{}", i)).collect();
+    let number = abi.number.to_string();
+    let ret_reg = abi.ret.to_string();
+
+    // Operands: the number register is always clobbered; each argument register is bound by role.
+    let mut operands = vec![quote! { inlateout(#number) op => _ }];
+    let mut ret_bound = false;
+    for (i, reg) in abi.args.iter().enumerate() {
+        let r = reg.to_string();
+        let is_ret = *reg == abi.ret;
+        ret_bound |= is_ret;
+        let clobber_unused = abi.clobbers == ClobberRule::AllArgs;
+        operands.push(match (i < n, is_ret) {
+            (true, true) => {
+                let a = &params[i];
+                quote! { inlateout(#r) #a => ret }
+            }
+            (true, false) => {
+                let a = &params[i];
+                quote! { inlateout(#r) #a => _ }
+            }
+            (false, true) => quote! { lateout(#r) ret },
+            (false, false) if clobber_unused => quote! { lateout(#r) _ },
+            (false, false) => continue,
+        });
+    }
+    if !ret_bound {
+        operands.push(quote! { lateout(#ret_reg) ret });
+    }
+    let options = if abi.preserves_flags {
+        quote! { options(nostack, preserves_flags) }
+    } else {
+        quote! { options(nostack) }
+    };
+
+    let trap = format!("{} #{{tag}}", abi.trap.value().trim());
+    let template = match &abi.preamble {
+        Some(p) => quote! { #p, #trap },
+        None => quote! { #trap },
+    };
+    let tag = &abi.tag;
+
+    let tag_text = quote!(#tag).to_string();
+    let trap_text = format!("{} #{}", abi.trap.value().trim(), tag_text);
+    let args_text = if n == 0 { "none".to_string() } else { reg_list(&abi.args[..n]) };
+    let clob_text = reg_list(clobbered(abi, n));
+    let flags_text = if abi.preserves_flags { "preserved" } else { "clobbered" };
+    let plural = if n == 1 { "" } else { "s" };
+    let summary = format!(" Issues a hypercall with {n} argument{plural} ({}).", abi.arch.display());
+    let regs = format!(
+        " - call number: `{number}`\n - arguments: {args_text}\n - result: `{ret_reg}`\n \
+         - clobbered: {clob_text}; condition flags {flags_text}\n - preserved: every other register"
+    );
+    let how = format!(
+        " One `asm!` block loads the registers and executes `{trap_text}`; nothing separates the \
+         set-up from the trap, so a hypervisor may restart the call by stepping the PC back onto it."
+    );
+    let param_docs: Vec<String> = (1..=n)
+        .map(|i| format!(" - `a{i}`: argument {i}, in `{}`", abi.args[i - 1]))
+        .collect();
+    let docs = &abi.docs;
+
+    quote! {
+        #[doc = #summary]
+        #[doc = ""]
+        #[doc = " - `op`: the call number"]
+        #(#[doc = #param_docs])*
+        #[doc = ""]
+        #[doc = " Registers:"]
+        #[doc = ""]
+        #[doc = #regs]
+        #[doc = ""]
+        #[doc = #how]
+        #[doc = ""]
+        #[doc = " # Safety"]
+        #[doc = ""]
+        #[doc = " The caller upholds the hypervisor's contract for the call `op`:"]
+        #(#docs)*
+        #[inline(always)]
+        pub unsafe fn #name(op: usize #(, #params: usize)*) -> isize {
+            let ret: isize;
+            // SAFETY: the caller upholds the hypervisor contract (see `# Safety`). The asm binds exactly the
+            // registers of this calling convention, declares every register the call may clobber, does not
+            // touch the stack, and leaves memory declared as read and written by the hypervisor.
+            unsafe {
+                ::core::arch::asm!(
+                    #template,
+                    tag = const #tag,
+                    #(#operands,)*
+                    #options
+                );
+            }
+            ret
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn xen_arm() -> Abi {
+        syn::parse2(quote! {
+            /// Xen contract.
+            arch: arm;
+            preamble: ".arch_extension virt";
+            trap: "hvc";
+            tag: XEN_HYPERCALL_TAG;
+            number: r12;
+            args: [r0, r1, r2, r3, r4, r5];
+            ret: r0;
+            clobbers: used_args;
+        })
+        .expect("valid description")
+    }
+
+    fn xen_a64() -> Abi {
+        syn::parse2(quote! {
+            arch: aarch64;
+            trap: "hvc";
+            tag: 0xEA1;
+            number: x16;
+            args: [x0, x1, x2, x3, x4, x5];
+            ret: x0;
+            clobbers: used_args;
+        })
+        .expect("valid description")
+    }
+
+    /// The operand list of the asm! in stub `n`, normalised to one operand per element.
+    fn operands(abi: &Abi, n: usize) -> Vec<String> {
+        let text = inline_stub(abi, n).to_string();
+        let start = text.find("asm !").expect("an asm! block");
+        let body = &text[start..];
+        let open = body.find('(').unwrap();
+        let close = body.rfind(')').unwrap();
+        let inner = &body[open + 1..close];
+        let opts = inner.find("options").expect("an options clause");
+        let mut v: Vec<String> = inner[..opts]
+            .split(", ")
+            .map(|s| s.trim().trim_end_matches(',').trim().to_string())
+            .filter(|s| s.contains("out") || s.starts_with("in"))
+            .collect();
+        v.push(inner[opts..].trim().to_string());
+        v
+    }
+
+    fn signature(abi: &Abi, n: usize) -> String {
+        let text = inline_stub(abi, n).to_string();
+        let start = text.find("pub unsafe fn").unwrap();
+        text[start..text[start..].find('{').unwrap() + start].trim().to_string()
+    }
+
+    #[test]
+    fn arity0_binds_number_and_result_only() {
+        let abi = xen_arm();
+        assert_eq!(
+            operands(&abi, 0),
+            [
+                "inlateout (\"r12\") op => _",
+                "lateout (\"r0\") ret",
+                "options (nostack)"
+            ]
+        );
+        assert_eq!(signature(&abi, 0), "pub unsafe fn hypercall0 (op : usize) -> isize");
+    }
+
+    #[test]
+    fn arity1_result_shares_first_argument_register() {
+        assert_eq!(
+            operands(&xen_arm(), 1),
+            [
+                "inlateout (\"r12\") op => _",
+                "inlateout (\"r0\") a1 => ret",
+                "options (nostack)"
+            ]
+        );
+        assert_eq!(
+            operands(&xen_a64(), 1),
+            [
+                "inlateout (\"x16\") op => _",
+                "inlateout (\"x0\") a1 => ret",
+                "options (nostack)"
+            ]
+        );
+    }
+
+    #[test]
+    fn arity5_clobbers_exactly_the_used_registers() {
+        let ops = operands(&xen_arm(), 5);
+        assert_eq!(
+            ops,
+            [
+                "inlateout (\"r12\") op => _",
+                "inlateout (\"r0\") a1 => ret",
+                "inlateout (\"r1\") a2 => _",
+                "inlateout (\"r2\") a3 => _",
+                "inlateout (\"r3\") a4 => _",
+                "inlateout (\"r4\") a5 => _",
+                "options (nostack)"
+            ]
+        );
+        // r5 is preserved at arity 5: it must not appear at all.
+        assert!(!inline_stub(&xen_arm(), 5).to_string().contains("\"r5\""));
+    }
+
+    #[test]
+    fn arity6_binds_all_six() {
+        let ops = operands(&xen_a64(), 6);
+        assert_eq!(
+            ops,
+            [
+                "inlateout (\"x16\") op => _",
+                "inlateout (\"x0\") a1 => ret",
+                "inlateout (\"x1\") a2 => _",
+                "inlateout (\"x2\") a3 => _",
+                "inlateout (\"x3\") a4 => _",
+                "inlateout (\"x4\") a5 => _",
+                "inlateout (\"x5\") a6 => _",
+                "options (nostack)"
+            ]
+        );
+        assert_eq!(
+            signature(&xen_a64(), 6),
+            "pub unsafe fn hypercall6 (op : usize , a1 : usize , a2 : usize , a3 : usize , a4 : usize , \
+             a5 : usize , a6 : usize) -> isize"
+        );
+    }
+
+    #[test]
+    fn one_stub_per_arity_and_the_tag_is_a_const_operand() {
+        let text = inline_stubs(&xen_arm()).to_string();
+        for n in 0..=6 {
+            assert_eq!(text.matches(&format!("fn hypercall{n} ")).count(), 1, "hypercall{n}");
+        }
+        assert!(!text.contains("fn hypercall7"));
+        assert_eq!(text.matches("tag = const XEN_HYPERCALL_TAG").count(), 7);
+        assert_eq!(text.matches("\".arch_extension virt\" , \"hvc #{tag}\"").count(), 7);
+        assert_eq!(text.matches("# [inline (always)]").count(), 7);
+        assert!(!text.contains("nomem") && !text.contains("readonly") && !text.contains("preserves_flags"));
+    }
+
+    #[test]
+    fn all_args_rule_and_preserves_flags_opt_in() {
+        let abi: Abi = syn::parse2(quote! {
+            arch: aarch64; trap: "hvc"; tag: 0; number: x16; args: [x0, x1, x2]; ret: x0;
+            clobbers: all_args; preserves_flags: true;
+        })
+        .unwrap();
+        assert_eq!(
+            operands(&abi, 1),
+            [
+                "inlateout (\"x16\") op => _",
+                "inlateout (\"x0\") a1 => ret",
+                "lateout (\"x1\") _",
+                "lateout (\"x2\") _",
+                "options (nostack , preserves_flags)"
+            ]
+        );
+    }
+
+    #[test]
+    fn result_register_outside_the_arguments() {
+        let abi: Abi = syn::parse2(quote! {
+            arch: aarch64; trap: "svc"; tag: 0; number: x8; args: [x1, x2]; ret: x0; clobbers: used_args;
+        })
+        .unwrap();
+        assert_eq!(
+            operands(&abi, 1),
+            [
+                "inlateout (\"x8\") op => _",
+                "inlateout (\"x1\") a1 => _",
+                "lateout (\"x0\") ret",
+                "options (nostack)"
+            ]
+        );
+    }
+
+    #[test]
+    fn docs_name_registers_and_safety() {
+        let text = inline_stub(&xen_arm(), 2).to_string();
+        assert!(text.contains("# Safety"));
+        assert!(text.contains("clobbered: `r12`, `r1`"));
+        assert!(text.contains("Xen contract."));
+    }
+
+    fn parse_err(tokens: TokenStream) -> String {
+        match syn::parse2::<Abi>(tokens) {
+            Ok(_) => panic!("description accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn invalid_descriptions_are_rejected() {
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 1; number: r12; args: [r0, r1, r1]; ret: r0; clobbers: used_args;
+        });
+        assert!(e.contains("named twice"), "{e}");
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 1; number: r12; args: [r0, r12]; ret: r0; clobbers: used_args;
+        });
+        assert!(e.contains("call-number register"), "{e}");
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 1; number: r12; args: [r0, q1]; ret: r0; clobbers: used_args;
+        });
+        assert!(e.contains("unknown register `q1`"), "{e}");
+        let e = parse_err(quote! {
+            arch: aarch64; trap: "hvc"; tag: 1; number: x16; args: [x0, x1, x2, x3, x4, x5, x6];
+            ret: x0; clobbers: used_args;
+        });
+        assert!(e.contains("at most 6"), "{e}");
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 1; number: r7; args: [r0]; ret: r0; clobbers: used_args;
+        });
+        assert!(e.contains("frame pointer"), "{e}");
+        let e = parse_err(quote! { arch: arm; trap: "hvc"; number: r12; args: [r0]; ret: r0; clobbers: used_args; });
+        assert!(e.contains("lacks `tag"), "{e}");
+    }
+}

@@ -1,0 +1,32 @@
+//! One calling-convention description per architecture, each handed to the stub generator.
+//!
+//! Xen's ARM hypercall ABI (`xen/include/public/arch-arm.h`): the call number goes in `r12` (`x16`), the
+//! arguments in `r0`–`r4` (`x0`–`x4`), the trap is `hvc #0xEA1`, and the result comes back in `r0` (`x0`). The
+//! call clobbers the number register and the argument registers it uses (except `r0`/`x0`, the result);
+//! every other register is preserved. Flags are not promised either way.
+
+/// The immediate of Xen's `hvc`: `XEN_HYPERCALL_TAG` in `arch-arm.h`. Any other immediate does not reach
+/// Xen's hypercall handler (`#0` goes to its SMCCC/PSCI handler; others make Xen inject an undefined
+/// instruction exception).
+pub const XEN_HYPERCALL_TAG: u16 = 0xEA1;
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "aarch64")]
+pub use aarch64::*;
+
+#[cfg(all(target_arch = "arm", not(target_feature = "mclass")))]
+mod arm;
+#[cfg(all(target_arch = "arm", not(target_feature = "mclass")))]
+pub use arm::*;
+
+#[cfg(all(target_arch = "arm", target_feature = "mclass"))]
+compile_error!(
+    "xen-hypercall: M-profile ARM (thumbv6m/thumbv7m/thumbv7em/thumbv8m) has no HVC instruction and cannot \
+     run under Xen; build for an A-profile target such as armv7a-none-eabi or aarch64-unknown-none"
+);
+
+#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+mod unsupported;
+#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+pub use unsupported::*;

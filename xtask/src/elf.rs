@@ -1,0 +1,1 @@
+//! Reading ARM ELF files (being written).

@@ -1,0 +1,112 @@
+//! `cargo xtask <task>`: see `cargo xtask help`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use xtask::{el2, fixtures, setup, util, xen};
+
+const HELP: &str = "\
+usage: cargo xtask <task>
+
+  demo      boot the example unikernels on Xen under QEMU and show what they did, then the code-size table
+  test      every test: fmt and clippy, host tests, cross builds, disassembly checks, the EL2 harness,
+            the real-Xen runs
+  fixtures  build the call-site fixtures and check every stub's machine code
+  el2       run the EL2 harness matrix
+  xen       boot the example unikernels on Xen and check them
+
+Every task installs what it is missing (toolchain targets; Debian packages when run as root).";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo(),
+        Some("test") => test(),
+        Some("fixtures") => setup::toolchain().and_then(|()| fixtures::run()),
+        Some("el2") => setup::toolchain().and_then(|()| el2::run()),
+        Some("xen") => setup::toolchain().and_then(|()| xen::test()),
+        Some("help" | "--help" | "-h") | None => {
+            println!("{HELP}");
+            Ok(())
+        }
+        Some(other) => {
+            eprintln!("unknown task `{other}`\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo() -> Result<()> {
+    setup::toolchain()?;
+    xen::demo()
+}
+
+/// One step of `cargo xtask test`.
+struct Step {
+    name: &'static str,
+    run: fn() -> Result<()>,
+}
+
+fn test() -> Result<()> {
+    setup::toolchain()?;
+    let steps = [
+        Step { name: "rustfmt", run: || util::run(util::cargo().args(["fmt", "--all", "--check"])) },
+        Step { name: "clippy (host)", run: clippy_host },
+        Step { name: "clippy (cross)", run: clippy_cross },
+        Step { name: "host tests", run: || util::run(util::cargo().args(["test", "--workspace"])) },
+        Step { name: "cross builds", run: cross_builds },
+        Step { name: "disassembly checks", run: fixtures::run },
+        Step { name: "EL2 harness", run: el2::run },
+        Step { name: "real Xen", run: xen::test },
+    ];
+    let mut failed = Vec::new();
+    for step in &steps {
+        eprintln!("\n==> {}", step.name);
+        match (step.run)() {
+            Ok(()) => eprintln!("==> {}: ok", step.name),
+            Err(e) => {
+                eprintln!("==> {}: FAILED: {e:#}", step.name);
+                failed.push(step.name);
+            }
+        }
+    }
+    println!();
+    for step in &steps {
+        let verdict = if failed.contains(&step.name) { "FAILED" } else { "ok" };
+        println!("{verdict:>6}  {}", step.name);
+    }
+    println!("xtask: {} passed, {} failed", steps.len() - failed.len(), failed.len());
+    if failed.is_empty() { Ok(()) } else { anyhow::bail!("failed: {}", failed.join(", ")) }
+}
+
+fn clippy_host() -> Result<()> {
+    util::run(util::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+}
+
+fn clippy_cross() -> Result<()> {
+    for t in setup::TARGETS {
+        util::run(util::cargo().args(["clippy", "-p", "xen-hypercall", "--target", t, "--", "-D", "warnings"]))?;
+    }
+    Ok(())
+}
+
+/// The library for A32, T32 (the Thumb-mode target feature) and A64.
+fn cross_builds() -> Result<()> {
+    for t in setup::TARGETS {
+        util::run(util::cargo().args(["build", "-p", "xen-hypercall", "--target", t, "--release"]))?;
+    }
+    let thumb = util::target_dir().join("thumb");
+    util::run(
+        util::cargo()
+            .env("CARGO_TARGET_DIR", &thumb)
+            .env("RUSTFLAGS", "-C target-feature=+thumb-mode")
+            .args(["build", "-p", "xen-hypercall", "--target", "armv7a-none-eabi", "--release"]),
+    )
+}

@@ -1,0 +1,111 @@
+//! Installs what the tasks need: the pinned toolchain's targets and components, and Debian packages.
+//!
+//! Run as root, missing Debian packages are installed with `apt-get`; otherwise the exact command is printed
+//! and the task fails. Nothing is ever skipped because a tool is missing.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Once;
+
+use anyhow::{Result, bail};
+
+use crate::util::{self, output, run};
+
+/// The cross targets every task builds for.
+pub const TARGETS: [&str; 2] = ["armv7a-none-eabi", "aarch64-unknown-none"];
+/// The toolchain components the tasks use.
+pub const COMPONENTS: [&str; 3] = ["clippy", "rustfmt", "llvm-tools"];
+
+/// The sysroot of the toolchain `cargo` runs with.
+fn sysroot() -> Result<String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    Ok(output(Command::new(rustc).current_dir(util::root()).args(["--print", "sysroot"]))?.trim().to_string())
+}
+
+fn target_installed(sysroot: &str, target: &str) -> bool {
+    Path::new(sysroot).join("lib/rustlib").join(target).join("lib").is_dir()
+}
+
+/// Makes sure the pinned toolchain has the cross targets and components (`rust-toolchain.toml`).
+pub fn toolchain() -> Result<()> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| result = toolchain_inner());
+    result
+}
+
+fn toolchain_inner() -> Result<()> {
+    let sysroot = sysroot()?;
+    let missing: Vec<&str> = TARGETS.iter().copied().filter(|t| !target_installed(&sysroot, t)).collect();
+    let have_tools = Command::new("cargo").args(["clippy", "--version"]).output().is_ok_and(|o| o.status.success())
+        && Command::new("rustfmt").arg("--version").output().is_ok_and(|o| o.status.success());
+    if missing.is_empty() && have_tools {
+        return Ok(());
+    }
+    // `rustup toolchain install` with no name reads rust-toolchain.toml (targets and components included).
+    let _ = run(Command::new("rustup").current_dir(util::root()).args(["toolchain", "install"]));
+    let channel = "1.95.0";
+    for t in TARGETS.iter().filter(|t| !target_installed(&sysroot, t)) {
+        let _ = run(Command::new("rustup").args(["target", "add", "--toolchain", channel, t]));
+    }
+    let _ = run(Command::new("rustup").args(["component", "add", "--toolchain", channel]).args(COMPONENTS));
+    let still: Vec<&str> = TARGETS.iter().copied().filter(|t| !target_installed(&sysroot, t)).collect();
+    if !still.is_empty() {
+        bail!(
+            "the Rust targets {still:?} are missing from {sysroot}; install them with\n  \
+             rustup target add --toolchain {channel} {}",
+            still.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// A Debian package and the file whose presence shows it is installed.
+pub struct Package {
+    /// The Debian package name.
+    pub name: &'static str,
+    /// A file the package provides.
+    pub provides: &'static str,
+}
+
+/// QEMU for ARM (`qemu-system-aarch64` and `qemu-system-arm`).
+pub const QEMU: Package = Package { name: "qemu-system-arm", provides: "/usr/bin/qemu-system-aarch64" };
+/// clang, for compiling Xen's public headers for ARM in the layout probes.
+pub const CLANG: Package = Package { name: "clang", provides: "/usr/bin/clang" };
+/// Xen's public headers (`/usr/include/xen/`).
+pub const LIBXEN_DEV: Package = Package { name: "libxen-dev", provides: "/usr/include/xen/xen.h" };
+
+/// Installs the packages whose files are missing (as root), or fails with the command to run.
+pub fn debian(packages: &[Package]) -> Result<()> {
+    let missing: Vec<&str> =
+        packages.iter().filter(|p| !Path::new(p.provides).exists()).map(|p| p.name).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false);
+    let cmd = format!("apt-get update && apt-get install -y {}", missing.join(" "));
+    if !is_root {
+        bail!("missing Debian packages {missing:?}; install them as root with:\n  {cmd}");
+    }
+    apt_update()?;
+    run(Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["-oAPT::Sandbox::User=root", "install", "-y", "-q"])
+        .args(&missing))?;
+    for p in packages {
+        if !Path::new(p.provides).exists() {
+            bail!("`apt-get install {}` did not provide {}", p.name, p.provides);
+        }
+    }
+    Ok(())
+}
+
+/// `apt-get update`, once per process.
+pub fn apt_update() -> Result<()> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        result = run(Command::new("apt-get").args(["-oAPT::Sandbox::User=root", "update", "-q"]))
+    });
+    result
+}
