@@ -2,6 +2,7 @@
 //!
 //! - [`setup`]: installs the toolchain targets and Debian packages the tasks need.
 //! - [`elf`]: reads ARM ELF files and decodes their code with a real decoder (A32, T32, A64).
+//! - [`flow`]: straight-line symbolic execution: register values at each trap, stack traffic.
 //! - [`fixtures`]: builds the call-site fixtures and checks every stub's machine code.
 //! - [`el2`]: the EL2 harness runner (every stub executed under a hypervisor of our own, in QEMU).
 //! - [`xen`]: the example unikernels on the real Xen hypervisor, in QEMU.
@@ -9,6 +10,7 @@
 pub mod el2;
 pub mod elf;
 pub mod fixtures;
+pub mod flow;
 pub mod setup;
 pub mod util;
 pub mod xen;
