@@ -1,0 +1,6 @@
+xen_hypercall_macros::hypercall_abi! {
+    arch: aarch64; trap: "hvc"; tag: 0xEA1; number: x16;
+    args: [x0, x1, x16]; ret: x0; clobbers: used_args;
+}
+
+fn main() {}

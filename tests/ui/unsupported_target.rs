@@ -1,0 +1,3 @@
+fn main() {
+    let _ = unsafe { xen_hypercall::hypercall2(17, 0, 0) };
+}
