@@ -15,12 +15,12 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64::*;
 
-#[cfg(all(target_arch = "arm", not(target_feature = "mclass")))]
+#[cfg(all(target_arch = "arm", not(xen_hypercall_m_profile)))]
 mod arm;
-#[cfg(all(target_arch = "arm", not(target_feature = "mclass")))]
+#[cfg(all(target_arch = "arm", not(xen_hypercall_m_profile)))]
 pub use arm::*;
 
-#[cfg(all(target_arch = "arm", target_feature = "mclass"))]
+#[cfg(all(target_arch = "arm", xen_hypercall_m_profile))]
 compile_error!(
     "xen-hypercall: M-profile ARM (thumbv6m/thumbv7m/thumbv7em/thumbv8m) has no HVC instruction and cannot \
      run under Xen; build for an A-profile target such as armv7a-none-eabi or aarch64-unknown-none"

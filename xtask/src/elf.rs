@@ -233,9 +233,15 @@ pub fn read_object(data: &[u8], origin: &str) -> Result<Vec<Function>> {
     // Mapping symbols, per section: (address, kind) sorted by address.
     let mut maps: HashMap<SectionIndex, Vec<(u64, u8)>> = HashMap::new();
     for sym in file.symbols() {
-        let (Ok(name), Some(idx)) = (sym.name(), sym.section_index()) else { continue };
+        let (Ok(name), Some(idx)) = (sym.name(), sym.section_index()) else {
+            continue;
+        };
         let kind = match name.as_bytes() {
-            [b'$', k @ (b'a' | b't' | b'd' | b'x'), rest @ ..] if rest.is_empty() || rest[0] == b'.' => *k,
+            [b'$', k @ (b'a' | b't' | b'd' | b'x'), rest @ ..]
+                if rest.is_empty() || rest[0] == b'.' =>
+            {
+                *k
+            }
             _ => continue,
         };
         maps.entry(idx).or_default().push((sym.address(), kind));
@@ -249,11 +255,15 @@ pub fn read_object(data: &[u8], origin: &str) -> Result<Vec<Function>> {
         if sym.kind() != SymbolKind::Text || sym.size() == 0 {
             continue;
         }
-        let (Ok(name), Some(idx)) = (sym.name(), sym.section_index()) else { continue };
+        let (Ok(name), Some(idx)) = (sym.name(), sym.section_index()) else {
+            continue;
+        };
         if name.is_empty() || name.starts_with('$') {
             continue;
         }
-        let section = file.section_by_index(idx).context("symbol in a missing section")?;
+        let section = file
+            .section_by_index(idx)
+            .context("symbol in a missing section")?;
         let bytes = section.data().context("truncated section")?;
         let raw_addr = sym.address();
         let thumb = arm32 && raw_addr & 1 == 1;
@@ -278,7 +288,10 @@ pub fn read_object(data: &[u8], origin: &str) -> Result<Vec<Function>> {
         // Split the function into runs by the mapping symbols inside it.
         let mut runs: Vec<(u64, Option<Isa>)> = vec![(addr, Some(base_isa))];
         if let Some(m) = maps.get(&idx) {
-            for &(a, k) in m.iter().filter(|(a, _)| *a > addr && *a < addr + sym.size()) {
+            for &(a, k) in m
+                .iter()
+                .filter(|(a, _)| *a > addr && *a < addr + sym.size())
+            {
                 let isa = match k {
                     b'a' => Some(Isa::A32),
                     b't' => Some(Isa::T32),
@@ -325,11 +338,16 @@ pub fn decode(isa: Isa, code: &[u8], addr: u64) -> Vec<Insn> {
                 let mut reader = U8Reader::new(rest);
                 match dec.decode(&mut reader) {
                     Ok(inst) => {
-                        let len = <U8Reader<'_> as Reader<u32, u8>>::total_offset(&mut reader) as usize;
+                        let len =
+                            <U8Reader<'_> as Reader<u32, u8>>::total_offset(&mut reader) as usize;
                         let op = model_arm(&inst, isa, addr + pos as u64);
                         (len, format!("{:?}", inst.opcode).to_lowercase(), op)
                     }
-                    Err(_) => (if isa == Isa::T32 { 2 } else { 4 }, "?".into(), Op::Undecodable),
+                    Err(_) => (
+                        if isa == Isa::T32 { 2 } else { 4 },
+                        "?".into(),
+                        Op::Undecodable,
+                    ),
                 }
             }
             Isa::A64 => {
@@ -345,7 +363,13 @@ pub fn decode(isa: Isa, code: &[u8], addr: u64) -> Vec<Insn> {
         };
         let len = len.clamp(2, 4).min(rest.len().max(1));
         let raw = raw_word(isa, &rest[..len.min(rest.len())]);
-        out.push(Insn { addr: addr + pos as u64, len: len as u8, raw, mnemonic, op });
+        out.push(Insn {
+            addr: addr + pos as u64,
+            len: len as u8,
+            raw,
+            mnemonic,
+            op,
+        });
         pos += len;
     }
     out
@@ -384,7 +408,11 @@ fn model_arm(inst: &a32::Instruction, isa: Isa, addr: u64) -> Op {
         }
         O::MOV | O::MVN if !conditional => {
             if let (Some(rd), Some(v)) = (reg0, imm(&inst.operands[1])) {
-                let v = if inst.opcode == O::MVN { !(v as u32) as u64 } else { v };
+                let v = if inst.opcode == O::MVN {
+                    !(v as u32) as u64
+                } else {
+                    v
+                };
                 return Op::MovImm { rd, imm: v };
             }
             if inst.opcode == O::MOV {
@@ -407,13 +435,21 @@ fn model_arm(inst: &a32::Instruction, isa: Isa, addr: u64) -> Op {
         }
         O::MOVT if !conditional => {
             if let (Some(rd), Some(v)) = (reg0, imm(&inst.operands[1])) {
-                return Op::MovKeep { rd, imm: v, shift: 16 };
+                return Op::MovKeep {
+                    rd,
+                    imm: v,
+                    shift: 16,
+                };
             }
         }
         O::BL | O::BLX => {
             let target = inst.operands.iter().find_map(|p| match *p {
-                P::BranchOffset(o) => Some(pc_base(isa, addr, inst.opcode == O::BLX).wrapping_add((o as i64 * 4) as u64)),
-                P::BranchThumbOffset(o) => Some(pc_base(isa, addr, false).wrapping_add((o as i64 * 2) as u64)),
+                P::BranchOffset(o) => Some(
+                    pc_base(isa, addr, inst.opcode == O::BLX).wrapping_add((o as i64 * 4) as u64),
+                ),
+                P::BranchThumbOffset(o) => {
+                    Some(pc_base(isa, addr, false).wrapping_add((o as i64 * 2) as u64))
+                }
                 _ => None,
             });
             return Op::Call(target);
@@ -453,19 +489,30 @@ fn model_arm(inst: &a32::Instruction, isa: Isa, addr: u64) -> Op {
                 (false, false) => -n + 4,
             };
             let delta = if add { n } else { -n };
-            let access = if matches!(inst.opcode, O::LDM(..)) { Access::Load } else { Access::Store };
+            let access = if matches!(inst.opcode, O::LDM(..)) {
+                Access::Load
+            } else {
+                Access::Store
+            };
             return mem(access, regs, 4, base, Some(first), wb.then_some(delta));
         }
         O::ADD | O::SUB if !conditional => {
-            if let (Some(rd), P::Reg(rn), Some(v)) = (reg0, inst.operands[1], imm(&inst.operands[2])) {
+            if let (Some(rd), P::Reg(rn), Some(v)) =
+                (reg0, inst.operands[1], imm(&inst.operands[2]))
+            {
                 let v = v as i64;
-                return Op::AddImm { rd, rn: rn.number(), imm: if inst.opcode == O::SUB { -v } else { v } };
+                return Op::AddImm {
+                    rd,
+                    rn: rn.number(),
+                    imm: if inst.opcode == O::SUB { -v } else { v },
+                };
             }
         }
         _ => {}
     }
     let name = format!("{:?}", inst.opcode);
-    let access = if name.starts_with("LDR") || name.starts_with("VLDR") || name.starts_with("VPOP") {
+    let access = if name.starts_with("LDR") || name.starts_with("VLDR") || name.starts_with("VPOP")
+    {
         Some(Access::Load)
     } else if name.starts_with("STR") || name.starts_with("VSTR") || name.starts_with("VPUSH") {
         Some(Access::Store)
@@ -493,8 +540,12 @@ fn model_arm(inst: &a32::Instruction, isa: Isa, addr: u64) -> Op {
                 P::RegDerefPostindexOffset(b, o, add, _) => {
                     (b, Some(0), Some(if add { o as i64 } else { -(o as i64) }))
                 }
-                P::RegDerefPreindexReg(b, ..) | P::RegDerefPreindexRegShift(b, ..) => (b, None, None),
-                P::RegDerefPostindexReg(b, ..) | P::RegDerefPostindexRegShift(b, ..) => (b, Some(0), None),
+                P::RegDerefPreindexReg(b, ..) | P::RegDerefPreindexRegShift(b, ..) => {
+                    (b, None, None)
+                }
+                P::RegDerefPostindexReg(b, ..) | P::RegDerefPostindexRegShift(b, ..) => {
+                    (b, Some(0), None)
+                }
                 _ => continue,
             };
             let wb = matches!(
@@ -525,8 +576,23 @@ fn model_arm(inst: &a32::Instruction, isa: Isa, addr: u64) -> Op {
 }
 
 /// A memory access; `delta` is the writeback delta when the base is written back by a known amount.
-fn mem(access: Access, regs: Vec<Reg>, width: u8, base: Reg, offset: Option<i64>, delta: Option<i64>) -> Op {
-    Op::Mem { access, regs, width, base, offset, writeback: delta.is_some(), delta }
+fn mem(
+    access: Access,
+    regs: Vec<Reg>,
+    width: u8,
+    base: Reg,
+    offset: Option<i64>,
+    delta: Option<i64>,
+) -> Op {
+    Op::Mem {
+        access,
+        regs,
+        width,
+        base,
+        offset,
+        writeback: delta.is_some(),
+        delta,
+    }
 }
 
 /// The value of PC as a branch sees it.
@@ -561,9 +627,19 @@ fn model_a64(inst: &a64::Instruction, addr: u64) -> Op {
                 let w = matches!(inst.operands[0], P::Register(a64::SizeCode::W, _));
                 let v = (imm as u64) << shift;
                 return match inst.opcode {
-                    O::MOVK => Op::MovKeep { rd, imm: imm as u64, shift },
-                    O::MOVZ => Op::MovImm { rd, imm: if w { v as u32 as u64 } else { v } },
-                    _ => Op::MovImm { rd, imm: if w { !(v as u32) as u64 } else { !v } },
+                    O::MOVK => Op::MovKeep {
+                        rd,
+                        imm: imm as u64,
+                        shift,
+                    },
+                    O::MOVZ => Op::MovImm {
+                        rd,
+                        imm: if w { v as u32 as u64 } else { v },
+                    },
+                    _ => Op::MovImm {
+                        rd,
+                        imm: if w { !(v as u32) as u64 } else { !v },
+                    },
                 };
             }
         }
@@ -572,7 +648,9 @@ fn model_a64(inst: &a64::Instruction, addr: u64) -> Op {
             if let (Some(rd), P::Register(_, 31)) = (rd, inst.operands[1]) {
                 match inst.operands[2] {
                     P::Register(_, r) => return Op::MovReg { rd, rs: r as Reg },
-                    P::RegShift(a64::ShiftStyle::LSL, 0, _, r) => return Op::MovReg { rd, rs: r as Reg },
+                    P::RegShift(a64::ShiftStyle::LSL, 0, _, r) => {
+                        return Op::MovReg { rd, rs: r as Reg };
+                    }
                     P::Immediate(v) => return Op::MovImm { rd, imm: v as u64 },
                     P::Imm64(v) => return Op::MovImm { rd, imm: v },
                     _ => {}
@@ -581,8 +659,14 @@ fn model_a64(inst: &a64::Instruction, addr: u64) -> Op {
         }
         O::ADD => {
             // Also `mov xd, sp` / `mov sp, xs`, which are `add xd, xs, #0`.
-            if let (Some(rd), Some(rn), P::Immediate(v)) = (rd, reg(&inst.operands[1]), inst.operands[2]) {
-                return Op::AddImm { rd, rn, imm: v as i64 };
+            if let (Some(rd), Some(rn), P::Immediate(v)) =
+                (rd, reg(&inst.operands[1]), inst.operands[2])
+            {
+                return Op::AddImm {
+                    rd,
+                    rn,
+                    imm: v as i64,
+                };
             }
         }
         O::BL => {
@@ -624,7 +708,10 @@ fn model_a64(inst: &a64::Instruction, addr: u64) -> Op {
             } else if name.ends_with('H') {
                 width = 2;
             }
-            let wb = matches!(*p, P::RegPreIndex(_, _, true) | P::RegPostIndex(..) | P::RegPostIndexReg(..));
+            let wb = matches!(
+                *p,
+                P::RegPreIndex(_, _, true) | P::RegPostIndex(..) | P::RegPostIndexReg(..)
+            );
             let mut m = mem(access, regs, width, base as Reg, offset, delta);
             if let Op::Mem { writeback, .. } = &mut m {
                 *writeback = wb;
@@ -632,8 +719,14 @@ fn model_a64(inst: &a64::Instruction, addr: u64) -> Op {
             return m;
         }
     }
-    if let (O::SUB, Some(rd), Some(rn), P::Immediate(v)) = (inst.opcode, rd, reg(&inst.operands[1]), inst.operands[2]) {
-        return Op::AddImm { rd, rn, imm: -(v as i64) };
+    if let (O::SUB, Some(rd), Some(rn), P::Immediate(v)) =
+        (inst.opcode, rd, reg(&inst.operands[1]), inst.operands[2])
+    {
+        return Op::AddImm {
+            rd,
+            rn,
+            imm: -(v as i64),
+        };
     }
     Op::Other { writes: rd }
 }
@@ -692,7 +785,10 @@ mod tests {
             }
         );
         // mov x16, #0x22 ; stp x29, x30, [sp, #-16]!
-        let code: Vec<u8> = [0xD280_0450u32, 0xA9BF_7BFD].iter().flat_map(|w| w.to_le_bytes()).collect();
+        let code: Vec<u8> = [0xD280_0450u32, 0xA9BF_7BFD]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
         let v = decode(Isa::A64, &code, 0);
         assert_eq!(v[0].op, Op::MovImm { rd: 16, imm: 0x22 });
         assert_eq!(

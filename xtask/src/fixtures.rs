@@ -47,11 +47,22 @@ pub fn arg_regs(_isa: Isa) -> [elf::Reg; 6] {
 /// arguments in their registers. Returns a description of what was found.
 pub fn check_site(f: &Function, params: u8, want: &Expect) -> Result<String, String> {
     if f.isa != want.isa {
-        return Err(format!("{} is {:?} code, expected {:?}", f.name, f.isa, want.isa));
+        return Err(format!(
+            "{} is {:?} code, expected {:?}",
+            f.name, f.isa, want.isa
+        ));
     }
-    let hvcs: Vec<&elf::Insn> = f.insns.iter().filter(|i| matches!(i.op, Op::Hvc(_))).collect();
+    let hvcs: Vec<&elf::Insn> = f
+        .insns
+        .iter()
+        .filter(|i| matches!(i.op, Op::Hvc(_)))
+        .collect();
     if hvcs.len() != 1 {
-        return Err(format!("{} has {} hvc instructions, expected exactly 1", f.name, hvcs.len()));
+        return Err(format!(
+            "{} has {} hvc instructions, expected exactly 1",
+            f.name,
+            hvcs.len()
+        ));
     }
     let hvc = hvcs[0];
     if hvc.raw != want.isa.xen_hvc() || hvc.op != Op::Hvc(0xEA1) {
@@ -93,7 +104,12 @@ pub fn check_site(f: &Function, params: u8, want: &Expect) -> Result<String, Str
 
 /// Checks the stack traffic of `stub` against `reference` (see the module docs). `optimised` demands zero
 /// spills.
-pub fn check_stack(stub: &Function, reference: &Function, arity: u8, optimised: bool) -> Result<String, String> {
+pub fn check_stack(
+    stub: &Function,
+    reference: &Function,
+    arity: u8,
+    optimised: bool,
+) -> Result<String, String> {
     let s = flow::trace(stub, arity);
     let r = flow::trace(reference, arity);
     if s.spills() > r.spills() {
@@ -106,7 +122,11 @@ pub fn check_stack(stub: &Function, reference: &Function, arity: u8, optimised: 
         ));
     }
     if optimised && s.spills() > 0 {
-        return Err(format!("{}: {} spill/reload accesses in an optimised build", stub.name, s.spills()));
+        return Err(format!(
+            "{}: {} spill/reload accesses in an optimised build",
+            stub.name,
+            s.spills()
+        ));
     }
     let ref_saved = r.saved();
     let extra: Vec<elf::Reg> = s
@@ -126,7 +146,10 @@ pub fn check_stack(stub: &Function, reference: &Function, arity: u8, optimised: 
             "{}: saves {} that the reference does not (allowed: {:?})",
             stub.name,
             stub.isa.reg_name(*bad),
-            allowed.iter().map(|r| stub.isa.reg_name(*r)).collect::<Vec<_>>()
+            allowed
+                .iter()
+                .map(|r| stub.isa.reg_name(*r))
+                .collect::<Vec<_>>()
         ));
     }
     let names: Vec<String> = extra.iter().map(|x| stub.isa.reg_name(*x)).collect();
@@ -134,7 +157,11 @@ pub fn check_stack(stub: &Function, reference: &Function, arity: u8, optimised: 
         "{} spills (reference {}), saves {}",
         s.spills(),
         r.spills(),
-        if names.is_empty() { "nothing extra".to_string() } else { names.join(",") }
+        if names.is_empty() {
+            "nothing extra".to_string()
+        } else {
+            names.join(",")
+        }
     ))
 }
 
@@ -149,9 +176,24 @@ struct Cell {
 fn cells() -> Vec<Cell> {
     let mut v = Vec::new();
     for opt in ["0", "s", "3"] {
-        v.push(Cell { isa: Isa::A32, opt, target: "armv7a-none-eabi", rustflags: "" });
-        v.push(Cell { isa: Isa::T32, opt, target: "armv7a-none-eabi", rustflags: "-Ctarget-feature=+thumb-mode" });
-        v.push(Cell { isa: Isa::A64, opt, target: "aarch64-unknown-none", rustflags: "" });
+        v.push(Cell {
+            isa: Isa::A32,
+            opt,
+            target: "armv7a-none-eabi",
+            rustflags: "",
+        });
+        v.push(Cell {
+            isa: Isa::T32,
+            opt,
+            target: "armv7a-none-eabi",
+            rustflags: "-Ctarget-feature=+thumb-mode",
+        });
+        v.push(Cell {
+            isa: Isa::A64,
+            opt,
+            target: "aarch64-unknown-none",
+            rustflags: "",
+        });
     }
     v
 }
@@ -168,9 +210,19 @@ fn build(cell: &Cell) -> Result<PathBuf> {
             .env("CARGO_TARGET_DIR", &dir)
             .env("CARGO_ENCODED_RUSTFLAGS", &flags)
             .env_remove("RUSTFLAGS")
-            .args(["build", "--quiet", "-p", "xen-hypercall-fixtures", "--release", "--target", cell.target]),
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "xen-hypercall-fixtures",
+                "--release",
+                "--target",
+                cell.target,
+            ]),
     )?;
-    let built = dir.join(cell.target).join("release/libxen_hypercall_fixtures.a");
+    let built = dir
+        .join(cell.target)
+        .join("release/libxen_hypercall_fixtures.a");
     let out = dir.join(format!("{}-O{}.a", cell.isa.name(), cell.opt));
     std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
     Ok(out)
@@ -210,7 +262,9 @@ impl Tally {
             }
             Ok(d) => {
                 self.failed += 1;
-                self.lines.push(format!("FAIL {name}: the broken fixture passed the check ({d})"));
+                self.lines.push(format!(
+                    "FAIL {name}: the broken fixture passed the check ({d})"
+                ));
             }
         }
     }
@@ -220,9 +274,17 @@ impl Tally {
 pub fn check_build(funcs: &[Function], isa: Isa, opt: &str, thumb_attr: bool, tally: &mut Tally) {
     let find = |name: &str| funcs.iter().find(|f| f.name == name);
     let optimised = opt != "0";
-    let prefixes: &[(&str, Isa)] = if thumb_attr { &[("xh_", isa), ("xh_t32attr_", Isa::T32)] } else { &[("xh_", isa)] };
+    let prefixes: &[(&str, Isa)] = if thumb_attr {
+        &[("xh_", isa), ("xh_t32attr_", Isa::T32)]
+    } else {
+        &[("xh_", isa)]
+    };
     for &(prefix, want_isa) in prefixes {
-        let label = if prefix == "xh_t32attr_" { "t32(attr)".to_string() } else { isa.name().to_string() };
+        let label = if prefix == "xh_t32attr_" {
+            "t32(attr)".to_string()
+        } else {
+            isa.name().to_string()
+        };
         for n in 0..=6u8 {
             let cell = format!("{label} O{opt} arity {n}");
             let get = |kind: &str| {
@@ -234,10 +296,19 @@ pub fn check_build(funcs: &[Function], isa: Isa, opt: &str, thumb_attr: bool, ta
                 number: 0x20 + n as u64,
                 args: (0..n).map(|i| Val::Const(0x41 + i as u64)).collect(),
             };
-            tally.record(&format!("{cell} constants"), get("const").and_then(|f| check_site(f, 0, &consts)));
-            let forwarded =
-                Expect { isa: want_isa, number: 0x30 + n as u64, args: (1..=n).map(Val::Param).collect() };
-            tally.record(&format!("{cell} arguments"), get("args").and_then(|f| check_site(f, n, &forwarded)));
+            tally.record(
+                &format!("{cell} constants"),
+                get("const").and_then(|f| check_site(f, 0, &consts)),
+            );
+            let forwarded = Expect {
+                isa: want_isa,
+                number: 0x30 + n as u64,
+                args: (1..=n).map(Val::Param).collect(),
+            };
+            tally.record(
+                &format!("{cell} arguments"),
+                get("args").and_then(|f| check_site(f, n, &forwarded)),
+            );
             tally.record(
                 &format!("{cell} stack"),
                 get("args").and_then(|s| get("ref").and_then(|r| check_stack(s, r, n, optimised))),
@@ -245,10 +316,17 @@ pub fn check_build(funcs: &[Function], isa: Isa, opt: &str, thumb_attr: bool, ta
         }
     }
     // Negative controls.
-    let two = Expect { isa, number: 0x22, args: vec![Val::Const(0x41), Val::Const(0x42)] };
+    let two = Expect {
+        isa,
+        number: 0x22,
+        args: vec![Val::Const(0x41), Val::Const(0x42)],
+    };
     let name = |n: &str| format!("{} O{opt} control {n}", isa.name());
     let missing = |n: &str| Err(format!("{n} is missing from the build"));
-    tally.control(&name("wrong tag"), find("xh_bad_tag").map_or_else(|| missing("xh_bad_tag"), |f| check_site(f, 0, &two)));
+    tally.control(
+        &name("wrong tag"),
+        find("xh_bad_tag").map_or_else(|| missing("xh_bad_tag"), |f| check_site(f, 0, &two)),
+    );
     tally.control(
         &name("wrong number register"),
         find("xh_bad_number").map_or_else(|| missing("xh_bad_number"), |f| check_site(f, 0, &two)),
@@ -257,7 +335,9 @@ pub fn check_build(funcs: &[Function], isa: Isa, opt: &str, thumb_attr: bool, ta
     tally.control(
         &name("spill around the trap"),
         match (find("xh_bad_spill"), find("xh_ref_2")) {
-            (Some(s), Some(r)) => check_site(s, 0, &two).and_then(|_| check_stack(s, r, 2, optimised)),
+            (Some(s), Some(r)) => {
+                check_site(s, 0, &two).and_then(|_| check_stack(s, r, 2, optimised))
+            }
             _ => missing("xh_bad_spill"),
         },
     );
@@ -270,8 +350,12 @@ pub fn run() -> Result<()> {
     for cell in cells() {
         let lib = build(&cell)?;
         let data = std::fs::read(&lib)?;
-        let funcs = elf::read_functions(&data).with_context(|| format!("reading {}", lib.display()))?;
-        let funcs: Vec<Function> = funcs.into_iter().filter(|f| f.name.starts_with("xh_")).collect();
+        let funcs =
+            elf::read_functions(&data).with_context(|| format!("reading {}", lib.display()))?;
+        let funcs: Vec<Function> = funcs
+            .into_iter()
+            .filter(|f| f.name.starts_with("xh_"))
+            .collect();
         check_build(&funcs, cell.isa, cell.opt, cell.isa == Isa::A32, &mut tally);
     }
     let mut out = String::new();
@@ -279,7 +363,10 @@ pub fn run() -> Result<()> {
         let _ = writeln!(out, "{l}");
     }
     print!("{out}");
-    println!("disassembly checks: {} passed, {} failed", tally.passed, tally.failed);
+    println!(
+        "disassembly checks: {} passed, {} failed",
+        tally.passed, tally.failed
+    );
     if tally.failed > 0 {
         bail!("{} disassembly checks failed", tally.failed);
     }
@@ -303,11 +390,21 @@ mod tests {
     }
 
     fn two() -> Expect {
-        Expect { isa: Isa::A64, number: 0x22, args: vec![Val::Const(0x41), Val::Const(0x42)] }
+        Expect {
+            isa: Isa::A64,
+            number: 0x22,
+            args: vec![Val::Const(0x41), Val::Const(0x42)],
+        }
     }
 
     // mov x16, #0x22 ; mov x0, #0x41 ; mov x1, #0x42 ; hvc #0xea1 ; ret
-    const GOOD: [u32; 5] = [0xD280_0450, 0xD280_0820, 0xD280_0841, 0xD401_D422, 0xD65F_03C0];
+    const GOOD: [u32; 5] = [
+        0xD280_0450,
+        0xD280_0820,
+        0xD280_0841,
+        0xD401_D422,
+        0xD65F_03C0,
+    ];
 
     #[test]
     fn accepts_a_correct_site() {

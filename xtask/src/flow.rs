@@ -98,7 +98,10 @@ impl Trace {
 
     /// Number of spill or reload accesses.
     pub fn spills(&self) -> usize {
-        self.stack.iter().filter(|a| a.kind == StackUse::Spill).count()
+        self.stack
+            .iter()
+            .filter(|a| a.kind == StackUse::Spill)
+            .count()
     }
 }
 
@@ -141,13 +144,21 @@ pub fn trace(f: &Function, params: u8) -> Trace {
         };
         match op {
             Op::Hvc(imm) => {
-                t.traps.push(TrapSite { index, imm: *imm, regs: regs.clone() });
+                t.traps.push(TrapSite {
+                    index,
+                    imm: *imm,
+                    regs: regs.clone(),
+                });
                 // After the call: result and the number register are no longer known.
                 write(&mut regs, &mut t, 0, Val::Unknown);
                 write(&mut regs, &mut t, isa.number_reg(), Val::Unknown);
             }
             Op::MovImm { rd, imm } => {
-                let v = if isa == Isa::A64 { *imm } else { *imm & 0xffff_ffff };
+                let v = if isa == Isa::A64 {
+                    *imm
+                } else {
+                    *imm & 0xffff_ffff
+                };
                 write(&mut regs, &mut t, *rd, Val::Const(v));
             }
             Op::MovKeep { rd, imm, shift } => {
@@ -169,7 +180,15 @@ pub fn trace(f: &Function, params: u8) -> Trace {
                 };
                 write(&mut regs, &mut t, *rd, v);
             }
-            Op::Mem { access, regs: list, width, base, offset, writeback, delta } => {
+            Op::Mem {
+                access,
+                regs: list,
+                width,
+                base,
+                offset,
+                writeback,
+                delta,
+            } => {
                 let base_val = get(&regs, *base);
                 let stack_addr = match (base_val, offset) {
                     (Val::EntrySp(o), Some(off)) => Some(o + off),
@@ -186,23 +205,37 @@ pub fn trace(f: &Function, params: u8) -> Trace {
                             }
                             if on_stack {
                                 let kind = match v {
-                                    Val::Entry(e) if e == *r && is_callee_saved(isa, *r) => StackUse::Save(*r),
+                                    Val::Entry(e) if e == *r && is_callee_saved(isa, *r) => {
+                                        StackUse::Save(*r)
+                                    }
                                     _ => StackUse::Spill,
                                 };
-                                t.stack.push(StackAccess { index, access: Access::Store, kind });
+                                t.stack.push(StackAccess {
+                                    index,
+                                    access: Access::Store,
+                                    kind,
+                                });
                             }
                         }
                         Access::Load => {
-                            let v = slot.and_then(|s| slots.get(&s).copied()).unwrap_or(Val::Unknown);
+                            let v = slot
+                                .and_then(|s| slots.get(&s).copied())
+                                .unwrap_or(Val::Unknown);
                             if on_stack {
                                 let kind = match (v, slot) {
                                     (Val::Entry(e), _) if e == *r => StackUse::Restore(*r),
                                     // `pop {…, pc}` returns through the saved link register.
-                                    (Val::Entry(14), _) if *r == 15 && isa != Isa::A64 => StackUse::Restore(14),
+                                    (Val::Entry(14), _) if *r == 15 && isa != Isa::A64 => {
+                                        StackUse::Restore(14)
+                                    }
                                     (Val::Param(p), Some(s)) if s >= 0 => StackUse::IncomingArg(p),
                                     _ => StackUse::Spill,
                                 };
-                                t.stack.push(StackAccess { index, access: Access::Load, kind });
+                                t.stack.push(StackAccess {
+                                    index,
+                                    access: Access::Load,
+                                    kind,
+                                });
                             }
                             if matches!(v, Val::Entry(e) if e == *r) {
                                 regs.insert(*r, v);
@@ -214,7 +247,11 @@ pub fn trace(f: &Function, params: u8) -> Trace {
                 }
                 if list.is_empty() && on_stack {
                     // An access of unmodelled registers (e.g. VPUSH): count it as traffic.
-                    t.stack.push(StackAccess { index, access: *access, kind: StackUse::Spill });
+                    t.stack.push(StackAccess {
+                        index,
+                        access: *access,
+                        kind: StackUse::Spill,
+                    });
                 }
                 if *writeback {
                     let v = match (base_val, delta) {

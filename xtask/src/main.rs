@@ -57,14 +57,38 @@ struct Step {
 fn test() -> Result<()> {
     setup::toolchain()?;
     let steps = [
-        Step { name: "rustfmt", run: || util::run(util::cargo().args(["fmt", "--all", "--check"])) },
-        Step { name: "clippy (host)", run: clippy_host },
-        Step { name: "clippy (cross)", run: clippy_cross },
-        Step { name: "host tests", run: || util::run(util::cargo().args(["test", "--workspace"])) },
-        Step { name: "cross builds", run: cross_builds },
-        Step { name: "disassembly checks", run: fixtures::run },
-        Step { name: "EL2 harness", run: el2::run },
-        Step { name: "real Xen", run: xen::test },
+        Step {
+            name: "rustfmt",
+            run: || util::run(util::cargo().args(["fmt", "--all", "--check"])),
+        },
+        Step {
+            name: "clippy (host)",
+            run: clippy_host,
+        },
+        Step {
+            name: "clippy (cross)",
+            run: clippy_cross,
+        },
+        Step {
+            name: "host tests",
+            run: || util::run(util::cargo().args(["test", "--workspace"])),
+        },
+        Step {
+            name: "cross builds",
+            run: cross_builds,
+        },
+        Step {
+            name: "disassembly checks",
+            run: fixtures::run,
+        },
+        Step {
+            name: "EL2 harness",
+            run: el2::run,
+        },
+        Step {
+            name: "real Xen",
+            run: xen::test,
+        },
     ];
     let mut failed = Vec::new();
     for step in &steps {
@@ -79,20 +103,48 @@ fn test() -> Result<()> {
     }
     println!();
     for step in &steps {
-        let verdict = if failed.contains(&step.name) { "FAILED" } else { "ok" };
+        let verdict = if failed.contains(&step.name) {
+            "FAILED"
+        } else {
+            "ok"
+        };
         println!("{verdict:>6}  {}", step.name);
     }
-    println!("xtask: {} passed, {} failed", steps.len() - failed.len(), failed.len());
-    if failed.is_empty() { Ok(()) } else { anyhow::bail!("failed: {}", failed.join(", ")) }
+    println!(
+        "xtask: {} passed, {} failed",
+        steps.len() - failed.len(),
+        failed.len()
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("failed: {}", failed.join(", "))
+    }
 }
 
 fn clippy_host() -> Result<()> {
-    util::run(util::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+    util::run(util::cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 fn clippy_cross() -> Result<()> {
     for t in setup::TARGETS {
-        util::run(util::cargo().args(["clippy", "-p", "xen-hypercall", "--target", t, "--", "-D", "warnings"]))?;
+        util::run(util::cargo().args([
+            "clippy",
+            "-p",
+            "xen-hypercall",
+            "--target",
+            t,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
     }
     Ok(())
 }
@@ -100,13 +152,43 @@ fn clippy_cross() -> Result<()> {
 /// The library for A32, T32 (the Thumb-mode target feature) and A64.
 fn cross_builds() -> Result<()> {
     for t in setup::TARGETS {
-        util::run(util::cargo().args(["build", "-p", "xen-hypercall", "--target", t, "--release"]))?;
+        util::run(util::cargo().args([
+            "build",
+            "-p",
+            "xen-hypercall",
+            "--target",
+            t,
+            "--release",
+        ]))?;
     }
     let thumb = util::target_dir().join("thumb");
     util::run(
         util::cargo()
             .env("CARGO_TARGET_DIR", &thumb)
             .env("RUSTFLAGS", "-C target-feature=+thumb-mode")
-            .args(["build", "-p", "xen-hypercall", "--target", "armv7a-none-eabi", "--release"]),
-    )
+            .args([
+                "build",
+                "-p",
+                "xen-hypercall",
+                "--target",
+                "armv7a-none-eabi",
+                "--release",
+            ]),
+    )?;
+    // M-profile has no HVC: the build must fail, with the library's message.
+    let out = util::cargo()
+        .args(["build", "-p", "xen-hypercall", "--target", setup::M_PROFILE])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || !stderr.contains("M-profile ARM") {
+        anyhow::bail!(
+            "building for {} should fail with the M-profile message; got:\n{stderr}",
+            setup::M_PROFILE
+        );
+    }
+    eprintln!(
+        "{}: rejected as expected (M-profile has no HVC)",
+        setup::M_PROFILE
+    );
+    Ok(())
 }

@@ -19,11 +19,21 @@ pub const COMPONENTS: [&str; 3] = ["clippy", "rustfmt", "llvm-tools"];
 /// The sysroot of the toolchain `cargo` runs with.
 fn sysroot() -> Result<String> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    Ok(output(Command::new(rustc).current_dir(util::root()).args(["--print", "sysroot"]))?.trim().to_string())
+    Ok(output(
+        Command::new(rustc)
+            .current_dir(util::root())
+            .args(["--print", "sysroot"]),
+    )?
+    .trim()
+    .to_string())
 }
 
 fn target_installed(sysroot: &str, target: &str) -> bool {
-    Path::new(sysroot).join("lib/rustlib").join(target).join("lib").is_dir()
+    Path::new(sysroot)
+        .join("lib/rustlib")
+        .join(target)
+        .join("lib")
+        .is_dir()
 }
 
 /// Makes sure the pinned toolchain has the cross targets and components (`rust-toolchain.toml`).
@@ -34,27 +44,56 @@ pub fn toolchain() -> Result<()> {
     result
 }
 
+/// An M-profile target, installed so that the test can show the library refuses it.
+pub const M_PROFILE: &str = "thumbv7m-none-eabi";
+
 fn toolchain_inner() -> Result<()> {
     let sysroot = sysroot()?;
-    let missing: Vec<&str> = TARGETS.iter().copied().filter(|t| !target_installed(&sysroot, t)).collect();
-    let have_tools = Command::new("cargo").args(["clippy", "--version"]).output().is_ok_and(|o| o.status.success())
-        && Command::new("rustfmt").arg("--version").output().is_ok_and(|o| o.status.success());
-    if missing.is_empty() && have_tools {
+    let wanted: Vec<&str> = TARGETS.iter().copied().chain([M_PROFILE]).collect();
+    let missing = |sysroot: &str| -> Vec<&str> {
+        wanted
+            .iter()
+            .copied()
+            .filter(|t| !target_installed(sysroot, t))
+            .collect()
+    };
+    let tools_ok = || {
+        let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+        ok(util::cargo().args(["clippy", "--version"]))
+            && ok(util::cargo().args(["fmt", "--version"]))
+    };
+    if missing(&sysroot).is_empty() && tools_ok() {
         return Ok(());
     }
     // `rustup toolchain install` with no name reads rust-toolchain.toml (targets and components included).
-    let _ = run(Command::new("rustup").current_dir(util::root()).args(["toolchain", "install"]));
-    let channel = "1.95.0";
-    for t in TARGETS.iter().filter(|t| !target_installed(&sysroot, t)) {
-        let _ = run(Command::new("rustup").args(["target", "add", "--toolchain", channel, t]));
+    let _ = run(Command::new("rustup")
+        .current_dir(util::root())
+        .args(["toolchain", "install"]));
+    // Where the pinned name is a link to another toolchain, rustup refuses to add to it: try the target.
+    for channel in ["1.95.0", "stable"] {
+        let m = missing(&sysroot);
+        if !m.is_empty() {
+            let _ = run(Command::new("rustup")
+                .args(["target", "add", "--toolchain", channel])
+                .args(&m));
+        }
+        if !tools_ok() {
+            let _ = run(Command::new("rustup")
+                .args(["component", "add", "--toolchain", channel])
+                .args(COMPONENTS));
+        }
     }
-    let _ = run(Command::new("rustup").args(["component", "add", "--toolchain", channel]).args(COMPONENTS));
-    let still: Vec<&str> = TARGETS.iter().copied().filter(|t| !target_installed(&sysroot, t)).collect();
+    let still = missing(&sysroot);
     if !still.is_empty() {
         bail!(
             "the Rust targets {still:?} are missing from {sysroot}; install them with\n  \
-             rustup target add --toolchain {channel} {}",
+             rustup target add --toolchain 1.95.0 {}",
             still.join(" ")
+        );
+    }
+    if !tools_ok() {
+        bail!(
+            "clippy or rustfmt is missing; install them with\n  rustup component add clippy rustfmt"
         );
     }
     Ok(())
@@ -69,20 +108,34 @@ pub struct Package {
 }
 
 /// QEMU for ARM (`qemu-system-aarch64` and `qemu-system-arm`).
-pub const QEMU: Package = Package { name: "qemu-system-arm", provides: "/usr/bin/qemu-system-aarch64" };
+pub const QEMU: Package = Package {
+    name: "qemu-system-arm",
+    provides: "/usr/bin/qemu-system-aarch64",
+};
 /// clang, for compiling Xen's public headers for ARM in the layout probes.
-pub const CLANG: Package = Package { name: "clang", provides: "/usr/bin/clang" };
+pub const CLANG: Package = Package {
+    name: "clang",
+    provides: "/usr/bin/clang",
+};
 /// Xen's public headers (`/usr/include/xen/`).
-pub const LIBXEN_DEV: Package = Package { name: "libxen-dev", provides: "/usr/include/xen/xen.h" };
+pub const LIBXEN_DEV: Package = Package {
+    name: "libxen-dev",
+    provides: "/usr/include/xen/xen.h",
+};
 
 /// Installs the packages whose files are missing (as root), or fails with the command to run.
 pub fn debian(packages: &[Package]) -> Result<()> {
-    let missing: Vec<&str> =
-        packages.iter().filter(|p| !Path::new(p.provides).exists()).map(|p| p.name).collect();
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|p| !Path::new(p.provides).exists())
+        .map(|p| p.name)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let is_root = output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false);
+    let is_root = output(Command::new("id").arg("-u"))
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false);
     let cmd = format!("apt-get update && apt-get install -y {}", missing.join(" "));
     if !is_root {
         bail!("missing Debian packages {missing:?}; install them as root with:\n  {cmd}");
@@ -94,7 +147,11 @@ pub fn debian(packages: &[Package]) -> Result<()> {
         .args(&missing))?;
     for p in packages {
         if !Path::new(p.provides).exists() {
-            bail!("`apt-get install {}` did not provide {}", p.name, p.provides);
+            bail!(
+                "`apt-get install {}` did not provide {}",
+                p.name,
+                p.provides
+            );
         }
     }
     Ok(())
