@@ -37,7 +37,9 @@
 pub mod arch;
 
 pub use arch::{MAX_ARITY, XEN_HYPERCALL_TAG};
-pub use arch::{hypercall0, hypercall1, hypercall2, hypercall3, hypercall4, hypercall5, hypercall6};
+pub use arch::{
+    hypercall0, hypercall1, hypercall2, hypercall3, hypercall4, hypercall5, hypercall6,
+};
 
 /// Issues a hypercall, choosing `hypercallN` by the number of arguments after the call number.
 ///

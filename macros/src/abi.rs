@@ -23,7 +23,9 @@ impl Arch {
         match self {
             Arch::Arm => match name {
                 "r0" | "r1" | "r2" | "r3" | "r4" | "r5" | "r8" | "r10" | "r12" | "r14" => Ok(()),
-                "r6" => Err("`r6` is reserved by the compiler (base pointer) and cannot be bound".into()),
+                "r6" => Err(
+                    "`r6` is reserved by the compiler (base pointer) and cannot be bound".into(),
+                ),
                 "r7" => Err("`r7` is the Thumb frame pointer and cannot be bound".into()),
                 "r9" => Err("`r9` is the platform register and cannot be bound".into()),
                 "r11" => Err("`r11` is the A32 frame pointer and cannot be bound".into()),
@@ -85,7 +87,10 @@ pub struct Abi {
 /// Stores `value` into `slot`, or fails if the key was already given.
 fn set_once<T>(slot: &mut Option<T>, value: T, key: &Ident) -> syn::Result<()> {
     if slot.is_some() {
-        return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
+        return Err(syn::Error::new(
+            key.span(),
+            format!("`{key}` is given twice"),
+        ));
     }
     *slot = Some(value);
     Ok(())
@@ -95,7 +100,8 @@ impl Parse for Abi {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let docs = input.call(Attribute::parse_outer)?;
         let (mut arch, mut preamble, mut trap, mut tag) = (None, None, None, None);
-        let (mut number, mut args, mut ret, mut clobbers, mut flags) = (None, None, None, None, None);
+        let (mut number, mut args, mut ret, mut clobbers, mut flags) =
+            (None, None, None, None, None);
 
         while !input.is_empty() {
             let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
@@ -123,7 +129,11 @@ impl Parse for Abi {
                     let content;
                     let bracket = bracketed!(content in input);
                     let list = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
-                    set_once(&mut args, (bracket.span.join(), list.into_iter().collect()), &key)?;
+                    set_once(
+                        &mut args,
+                        (bracket.span.join(), list.into_iter().collect()),
+                        &key,
+                    )?;
                 }
                 "ret" => set_once(&mut ret, input.parse::<Ident>()?, &key)?,
                 "clobbers" => {
@@ -159,7 +169,10 @@ impl Parse for Abi {
         }
 
         let missing = |what: &str| {
-            syn::Error::new(Span::call_site(), format!("the description lacks `{what}: …;`"))
+            syn::Error::new(
+                Span::call_site(),
+                format!("the description lacks `{what}: …;`"),
+            )
         };
         let arch = arch.ok_or_else(|| missing("arch"))?;
         let trap = trap.ok_or_else(|| missing("trap"))?;
@@ -170,7 +183,10 @@ impl Parse for Abi {
         let clobbers = clobbers.ok_or_else(|| missing("clobbers"))?;
 
         if trap.value().trim().is_empty() {
-            return Err(syn::Error::new(trap.span(), "`trap` must name an instruction"));
+            return Err(syn::Error::new(
+                trap.span(),
+                "`trap` must name an instruction",
+            ));
         }
         let check = |r: &Ident| {
             arch.check_register(&r.to_string())
@@ -179,7 +195,10 @@ impl Parse for Abi {
         check(&number)?;
         check(&ret)?;
         if args.is_empty() {
-            return Err(syn::Error::new(args_span, "`args` must name at least one register"));
+            return Err(syn::Error::new(
+                args_span,
+                "`args` must name at least one register",
+            ));
         }
         if args.len() > MAX_ARGS {
             return Err(syn::Error::new(
@@ -199,7 +218,8 @@ impl Parse for Abi {
                 ));
             }
             if let Some(first) = args[..i].iter().find(|p| *p == r) {
-                let mut e = syn::Error::new(r.span(), format!("register `{r}` is named twice in `args`"));
+                let mut e =
+                    syn::Error::new(r.span(), format!("register `{r}` is named twice in `args`"));
                 e.combine(syn::Error::new(first.span(), "first named here"));
                 return Err(e);
             }

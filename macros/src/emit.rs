@@ -21,7 +21,11 @@ pub fn clobbered(abi: &Abi, n: usize) -> Vec<&Ident> {
 /// Backquoted, comma-separated register names for documentation.
 fn reg_list<'a>(regs: impl IntoIterator<Item = &'a Ident>) -> String {
     let v: Vec<String> = regs.into_iter().map(|r| format!("`{r}`")).collect();
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 /// One `#[inline(always)] pub unsafe fn hypercallN` per arity 0..=args.len().
@@ -81,11 +85,22 @@ fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
 
     let tag_text = quote!(#tag).to_string();
     let trap_text = format!("{} #{}", abi.trap.value().trim(), tag_text);
-    let args_text = if n == 0 { "none".to_string() } else { reg_list(&abi.args[..n]) };
+    let args_text = if n == 0 {
+        "none".to_string()
+    } else {
+        reg_list(&abi.args[..n])
+    };
     let clob_text = reg_list(clobbered(abi, n));
-    let flags_text = if abi.preserves_flags { "preserved" } else { "clobbered" };
+    let flags_text = if abi.preserves_flags {
+        "preserved"
+    } else {
+        "clobbered"
+    };
     let plural = if n == 1 { "" } else { "s" };
-    let summary = format!(" Issues a hypercall with {n} argument{plural} ({}).", abi.arch.display());
+    let summary = format!(
+        " Issues a hypercall with {n} argument{plural} ({}).",
+        abi.arch.display()
+    );
     let regs = format!(
         " - call number: `{number}`\n - arguments: {args_text}\n - result: `{ret_reg}`\n \
          - clobbered: {clob_text}; condition flags {flags_text}\n - preserved: every other register"
@@ -188,7 +203,9 @@ mod tests {
     fn signature(abi: &Abi, n: usize) -> String {
         let text = inline_stub(abi, n).to_string();
         let start = text.find("pub unsafe fn").unwrap();
-        text[start..text[start..].find('{').unwrap() + start].trim().to_string()
+        text[start..text[start..].find('{').unwrap() + start]
+            .trim()
+            .to_string()
     }
 
     #[test]
@@ -202,7 +219,10 @@ mod tests {
                 "options (nostack)"
             ]
         );
-        assert_eq!(signature(&abi, 0), "pub unsafe fn hypercall0 (op : usize) -> isize");
+        assert_eq!(
+            signature(&abi, 0),
+            "pub unsafe fn hypercall0 (op : usize) -> isize"
+        );
     }
 
     #[test]
@@ -271,13 +291,25 @@ mod tests {
     fn one_stub_per_arity_and_the_tag_is_a_const_operand() {
         let text = inline_stubs(&xen_arm()).to_string();
         for n in 0..=6 {
-            assert_eq!(text.matches(&format!("fn hypercall{n} ")).count(), 1, "hypercall{n}");
+            assert_eq!(
+                text.matches(&format!("fn hypercall{n} ")).count(),
+                1,
+                "hypercall{n}"
+            );
         }
         assert!(!text.contains("fn hypercall7"));
         assert_eq!(text.matches("tag = const XEN_HYPERCALL_TAG").count(), 7);
-        assert_eq!(text.matches("\".arch_extension virt\" , \"hvc #{tag}\"").count(), 7);
+        assert_eq!(
+            text.matches("\".arch_extension virt\" , \"hvc #{tag}\"")
+                .count(),
+            7
+        );
         assert_eq!(text.matches("# [inline (always)]").count(), 7);
-        assert!(!text.contains("nomem") && !text.contains("readonly") && !text.contains("preserves_flags"));
+        assert!(
+            !text.contains("nomem")
+                && !text.contains("readonly")
+                && !text.contains("preserves_flags")
+        );
     }
 
     #[test]
@@ -354,7 +386,9 @@ mod tests {
             arch: arm; trap: "hvc"; tag: 1; number: r7; args: [r0]; ret: r0; clobbers: used_args;
         });
         assert!(e.contains("frame pointer"), "{e}");
-        let e = parse_err(quote! { arch: arm; trap: "hvc"; number: r12; args: [r0]; ret: r0; clobbers: used_args; });
+        let e = parse_err(
+            quote! { arch: arm; trap: "hvc"; number: r12; args: [r0]; ret: r0; clobbers: used_args; },
+        );
         assert!(e.contains("lacks `tag"), "{e}");
     }
 }
