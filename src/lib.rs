@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod arch;
+pub mod outline;
 
 pub use arch::{MAX_ARITY, XEN_HYPERCALL_TAG};
 pub use arch::{

@@ -32,12 +32,23 @@ use proc_macro::TokenStream;
 
 mod abi;
 mod emit;
+mod outline;
 
 /// Generates `hypercall0` … `hypercallN` from a calling-convention description. See the crate docs.
 #[proc_macro]
 pub fn hypercall_abi(input: TokenStream) -> TokenStream {
     match syn::parse::<abi::Abi>(input) {
         Ok(abi) => emit::inline_stubs(&abi).into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Generates the out-of-line variants `hypercall0` … `hypercallN` (naked `extern "C"` functions, the classic
+/// `hypercall.S` shape) from the same description as [`hypercall_abi!`].
+#[proc_macro]
+pub fn hypercall_outline(input: TokenStream) -> TokenStream {
+    match syn::parse::<abi::Abi>(input) {
+        Ok(abi) => outline::outline_stubs(&abi).into(),
         Err(e) => e.to_compile_error().into(),
     }
 }

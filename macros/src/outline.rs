@@ -1,0 +1,276 @@
+//! Emission of the out-of-line stubs: the classic `hypercall.S` shape, as naked functions.
+//!
+//! `extern "C" fn hypercallN(op, a1, …, aN) -> isize` receives its operands in the C calling convention
+//! (AAPCS: `r0`–`r3` then the stack; AAPCS64: `x0`–`x7`), moves the call number to the number register and
+//! each argument to its hypercall register, saves the callee-saved registers the convention needs (`r4`,
+//! `r5` on 32-bit ARM at arity 5 and 6) and reloads the stack-passed arguments into them, traps, restores,
+//! and returns. The moves are emitted in an order that never overwrites a source before it is read; a
+//! description for which no such order is found is a compile error.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::abi::{Abi, Arch};
+use crate::emit::clobbered;
+
+/// The C calling convention the out-of-line stubs are called with.
+struct CAbi {
+    /// Registers that carry the first arguments.
+    arg_regs: &'static [&'static str],
+    /// Callee-saved registers.
+    callee_saved: &'static [&'static str],
+    /// Bytes per stack-passed argument.
+    slot: usize,
+    /// Return instruction.
+    ret: &'static str,
+    /// Register-to-register move mnemonic.
+    mov: &'static str,
+}
+
+fn c_abi(arch: Arch) -> CAbi {
+    match arch {
+        Arch::Arm => CAbi {
+            arg_regs: &["r0", "r1", "r2", "r3"],
+            callee_saved: &["r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11"],
+            slot: 4,
+            ret: "bx lr",
+            mov: "mov",
+        },
+        Arch::Aarch64 => CAbi {
+            arg_regs: &["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"],
+            callee_saved: &[
+                "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28",
+            ],
+            slot: 8,
+            ret: "ret",
+            mov: "mov",
+        },
+    }
+}
+
+/// The instruction lines of the out-of-line stub of arity `n`, or why none can be made.
+pub fn outline_lines(abi: &Abi, n: usize) -> Result<Vec<String>, String> {
+    let c = c_abi(abi.arch);
+    // Destination register for each C argument: op, then a1..an.
+    let dests: Vec<String> = std::iter::once(abi.number.to_string())
+        .chain(abi.args[..n].iter().map(|r| r.to_string()))
+        .collect();
+    let saves: Vec<&str> = dests
+        .iter()
+        .filter_map(|d| c.callee_saved.iter().find(|s| **s == d))
+        .copied()
+        .collect();
+    if abi.arch == Arch::Aarch64 && !saves.is_empty() {
+        return Err("AArch64 out-of-line stubs cannot bind callee-saved registers".into());
+    }
+    let mut lines = Vec::new();
+    if let Some(p) = &abi.preamble {
+        lines.push(p.value());
+    }
+    // Keep 8-byte alignment on 32-bit ARM: push an even number of registers.
+    let mut pushed: Vec<&str> = saves.clone();
+    if pushed.len() % 2 == 1 {
+        let pad = c
+            .callee_saved
+            .iter()
+            .find(|r| !pushed.contains(r) && !dests.iter().any(|d| d == *r));
+        pushed.push(pad.ok_or("no free register to pad the frame")?);
+    }
+    pushed.sort_by_key(|r| r[1..].parse::<u32>().unwrap_or(0));
+    if !pushed.is_empty() {
+        lines.push(format!("push {{{}}}", pushed.join(", ")));
+    }
+    let frame = pushed.len() * c.slot;
+
+    // Register moves, ordered so that no source is overwritten before it is read.
+    let mut moves: Vec<(String, String)> = Vec::new();
+    let mut loads: Vec<(String, usize)> = Vec::new();
+    for (i, d) in dests.iter().enumerate() {
+        match c.arg_regs.get(i) {
+            Some(src) if *src == d => {}
+            Some(src) => moves.push((d.clone(), src.to_string())),
+            None => loads.push((d.clone(), frame + (i - c.arg_regs.len()) * c.slot)),
+        }
+    }
+    while !moves.is_empty() {
+        let ready = moves
+            .iter()
+            .position(|(d, _)| !moves.iter().any(|(_, s)| s == d))
+            .ok_or("the register moves form a cycle")?;
+        let (d, s) = moves.remove(ready);
+        lines.push(format!("{} {d}, {s}", c.mov));
+    }
+    // Loads come after the moves: their destinations are not C argument registers still to be read
+    // (they are beyond the C argument registers' count), or have been read already.
+    for (d, off) in loads {
+        lines.push(format!("ldr {d}, [sp, #{off}]"));
+    }
+    lines.push(format!("{} #{{tag}}", abi.trap.value().trim()));
+    if !pushed.is_empty() {
+        lines.push(format!("pop {{{}}}", pushed.join(", ")));
+    }
+    lines.push(c.ret.to_string());
+    Ok(lines)
+}
+
+/// One `#[unsafe(naked)] pub unsafe extern "C" fn hypercallN` per arity.
+pub fn outline_stubs(abi: &Abi) -> TokenStream {
+    let stubs = (0..=abi.args.len()).map(|n| match outline_lines(abi, n) {
+        Ok(lines) => outline_stub(abi, n, &lines),
+        Err(e) => syn::Error::new(
+            Span::call_site(),
+            format!("no out-of-line stub of arity {n}: {e}"),
+        )
+        .to_compile_error(),
+    });
+    quote! { #(#stubs)* }
+}
+
+fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
+    let name = format_ident!("hypercall{}", n);
+    let params: Vec<_> = (1..=n).map(|i| format_ident!("a{}", i)).collect();
+    let tag = &abi.tag;
+    let docs = &abi.docs;
+    let plural = if n == 1 { "" } else { "s" };
+    let summary = format!(
+        " Issues a hypercall with {n} argument{plural} through an out-of-line stub ({}).",
+        abi.arch.display()
+    );
+    let clob: Vec<String> = clobbered(abi, n).iter().map(|r| format!("`{r}`")).collect();
+    let regs = format!(
+        " Called with the C calling convention; moves the call number to `{}` and the arguments to {}, traps, \
+         and returns `{}`. At the call site the compiler must assume every caller-saved register is \
+         clobbered (the hypercall itself clobbers {}).",
+        abi.number,
+        if n == 0 {
+            "no register".to_string()
+        } else {
+            abi.args[..n]
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        abi.ret,
+        clob.join(", ")
+    );
+    let tag_text = quote!(#tag).to_string();
+    let listing = format!(
+        " ```text\n{}\n ```",
+        lines
+            .iter()
+            .map(|l| format!("     {}", l.replace("{tag}", &tag_text)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Braces of register lists are literal in an asm template; `{tag}` is the operand.
+    let template: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            l.replace('{', "{{")
+                .replace('}', "}}")
+                .replace("{{tag}}", "{tag}")
+        })
+        .collect();
+    quote! {
+        #[doc = #summary]
+        #[doc = ""]
+        #[doc = #regs]
+        #[doc = ""]
+        #[doc = #listing]
+        #[doc = ""]
+        #[doc = " # Safety"]
+        #[doc = ""]
+        #[doc = " The caller upholds the hypervisor's contract for the call `op`:"]
+        #(#docs)*
+        #[unsafe(naked)]
+        pub unsafe extern "C" fn #name(op: usize #(, #params: usize)*) -> isize {
+            ::core::arch::naked_asm!(
+                #(#template,)*
+                tag = const #tag,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn abi(tokens: TokenStream) -> Abi {
+        syn::parse2(tokens).unwrap()
+    }
+
+    #[test]
+    fn arm_shape() {
+        let a = abi(quote! {
+            arch: arm; preamble: ".arch_extension virt"; trap: "hvc"; tag: 0xEA1; number: r12;
+            args: [r0, r1, r2, r3, r4, r5]; ret: r0; clobbers: used_args;
+        });
+        assert_eq!(
+            outline_lines(&a, 0).unwrap(),
+            [".arch_extension virt", "mov r12, r0", "hvc #{tag}", "bx lr"]
+        );
+        assert_eq!(
+            outline_lines(&a, 4).unwrap(),
+            [
+                ".arch_extension virt",
+                "mov r12, r0",
+                "mov r0, r1",
+                "mov r1, r2",
+                "mov r2, r3",
+                "ldr r3, [sp, #0]",
+                "hvc #{tag}",
+                "bx lr"
+            ]
+        );
+        assert_eq!(
+            outline_lines(&a, 6).unwrap(),
+            [
+                ".arch_extension virt",
+                "push {r4, r5}",
+                "mov r12, r0",
+                "mov r0, r1",
+                "mov r1, r2",
+                "mov r2, r3",
+                "ldr r3, [sp, #8]",
+                "ldr r4, [sp, #12]",
+                "ldr r5, [sp, #16]",
+                "hvc #{tag}",
+                "pop {r4, r5}",
+                "bx lr"
+            ]
+        );
+        // Arity 5 saves r4 and pads with r5 to keep the stack 8-byte aligned.
+        assert_eq!(outline_lines(&a, 5).unwrap()[1], "push {r4, r5}");
+    }
+
+    #[test]
+    fn aarch64_shape() {
+        let a = abi(quote! {
+            arch: aarch64; trap: "hvc"; tag: 0xEA1; number: x16; args: [x0, x1, x2, x3, x4, x5]; ret: x0;
+            clobbers: used_args;
+        });
+        assert_eq!(
+            outline_lines(&a, 3).unwrap(),
+            [
+                "mov x16, x0",
+                "mov x0, x1",
+                "mov x1, x2",
+                "mov x2, x3",
+                "hvc #{tag}",
+                "ret"
+            ]
+        );
+    }
+
+    #[test]
+    fn cyclic_moves_are_refused() {
+        // op in x0 must go to x1 while a1 in x1 must go to x0: a cycle without a scratch register.
+        let a = abi(quote! {
+            arch: aarch64; trap: "hvc"; tag: 0; number: x1; args: [x0]; ret: x0; clobbers: used_args;
+        });
+        assert!(outline_lines(&a, 1).unwrap_err().contains("cycle"));
+    }
+}
