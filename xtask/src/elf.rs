@@ -198,6 +198,8 @@ pub struct Function {
     pub insns: Vec<Insn>,
     /// The archive member or file it came from.
     pub origin: String,
+    /// Relocations inside the function (relocatable objects): the address patched and the symbol named.
+    pub relocs: Vec<(u64, String)>,
 }
 
 /// Reads every function of an ELF file or a static archive of ELF files.
@@ -309,6 +311,19 @@ pub fn read_object(data: &[u8], origin: &str) -> Result<Vec<Function>> {
             let hi = (run_end - addr) as usize;
             insns.extend(decode(isa, &code[lo..hi], a));
         }
+        let mut relocs = Vec::new();
+        for (off, rel) in section.relocations() {
+            let at = section.address() + off;
+            if at < addr || at >= addr + sym.size() {
+                continue;
+            }
+            if let object::RelocationTarget::Symbol(si) = rel.target()
+                && let Ok(target) = file.symbol_by_index(si)
+                && let Ok(tname) = target.name()
+            {
+                relocs.push((at, tname.to_string()));
+            }
+        }
         out.push(Function {
             name: name.to_string(),
             isa: base_isa,
@@ -316,6 +331,7 @@ pub fn read_object(data: &[u8], origin: &str) -> Result<Vec<Function>> {
             size: sym.size(),
             insns,
             origin: origin.to_string(),
+            relocs,
         });
     }
     Ok(out)
@@ -625,7 +641,7 @@ fn model_a64(inst: &a64::Instruction, addr: u64) -> Op {
         O::MOVZ | O::MOVN | O::MOVK => {
             if let (Some(rd), P::ImmShift(imm, shift)) = (rd, inst.operands[1]) {
                 let w = matches!(inst.operands[0], P::Register(a64::SizeCode::W, _));
-                let v = (imm as u64) << shift;
+                let v = (imm as u64).checked_shl(shift as u32).unwrap_or(0);
                 return match inst.opcode {
                     O::MOVK => Op::MovKeep {
                         rd,

@@ -386,6 +386,7 @@ mod tests {
             size: code.len() as u64,
             insns: elf::decode(isa, &code, 0),
             origin: String::new(),
+            relocs: Vec::new(),
         }
     }
 

@@ -72,6 +72,8 @@ impl TrapSite {
 pub struct Trace {
     /// Every `hvc`.
     pub traps: Vec<TrapSite>,
+    /// Every call (`bl`/`blx`), with the registers at the call; `imm` is 0.
+    pub calls: Vec<TrapSite>,
     /// Every access to the stack (through `sp`, or any register holding a stack address).
     pub stack: Vec<StackAccess>,
     /// The lowest stack address reached, relative to the entry `sp` (the frame size, negated).
@@ -163,7 +165,9 @@ pub fn trace(f: &Function, params: u8) -> Trace {
             }
             Op::MovKeep { rd, imm, shift } => {
                 let v = match get(&regs, *rd) {
-                    Val::Const(c) => Val::Const((c & !(0xffff << shift)) | (imm << shift)),
+                    Val::Const(c) if *shift < 64 => {
+                        Val::Const((c & !(0xffff << shift)) | (imm << shift))
+                    }
                     _ => Val::Unknown,
                 };
                 write(&mut regs, &mut t, *rd, v);
@@ -175,7 +179,7 @@ pub fn trace(f: &Function, params: u8) -> Trace {
             Op::AddImm { rd, rn, imm } => {
                 let v = match get(&regs, *rn) {
                     Val::Const(c) => Val::Const(c.wrapping_add(*imm as u64)),
-                    Val::EntrySp(o) => Val::EntrySp(o + imm),
+                    Val::EntrySp(o) => Val::EntrySp(o.wrapping_add(*imm)),
                     _ => Val::Unknown,
                 };
                 write(&mut regs, &mut t, *rd, v);
@@ -191,12 +195,12 @@ pub fn trace(f: &Function, params: u8) -> Trace {
             } => {
                 let base_val = get(&regs, *base);
                 let stack_addr = match (base_val, offset) {
-                    (Val::EntrySp(o), Some(off)) => Some(o + off),
+                    (Val::EntrySp(o), Some(off)) => Some(o.wrapping_add(*off)),
                     _ => None,
                 };
                 let on_stack = matches!(base_val, Val::EntrySp(_));
                 for (i, r) in list.iter().enumerate() {
-                    let slot = stack_addr.map(|a| a + i as i64 * *width as i64);
+                    let slot = stack_addr.map(|a| a.wrapping_add(i as i64 * *width as i64));
                     match access {
                         Access::Store => {
                             let v = get(&regs, *r);
@@ -255,13 +259,18 @@ pub fn trace(f: &Function, params: u8) -> Trace {
                 }
                 if *writeback {
                     let v = match (base_val, delta) {
-                        (Val::EntrySp(o), Some(d)) => Val::EntrySp(o + d),
+                        (Val::EntrySp(o), Some(d)) => Val::EntrySp(o.wrapping_add(*d)),
                         _ => Val::Unknown,
                     };
                     regs.insert(*base, v);
                 }
             }
             Op::Call(_) => {
+                t.calls.push(TrapSite {
+                    index,
+                    imm: 0,
+                    regs: regs.clone(),
+                });
                 let clobbered: Vec<Reg> = match isa {
                     Isa::A32 | Isa::T32 => vec![0, 1, 2, 3, 12, 14],
                     Isa::A64 => (0..=18).chain([30]).collect(),

@@ -7,6 +7,7 @@
 //! - [`el2`]: the EL2 harness runner (every stub executed under a hypervisor of our own, in QEMU).
 //! - [`xen`]: the example unikernels on the real Xen hypervisor, in QEMU.
 
+pub mod audit;
 pub mod el2;
 pub mod elf;
 pub mod fixtures;

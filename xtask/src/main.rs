@@ -11,6 +11,9 @@ usage: cargo xtask <task>
   demo      boot the example unikernels on Xen under QEMU and show what they did, then the code-size table
   test      every test: fmt and clippy, host tests, cross builds, disassembly checks, the EL2 harness,
             the real-Xen runs
+  audit <ELF> [--json]
+            every hypercall site of an ARM ELF file: per function sites, call numbers, bytes, set-up
+            bytes, stack frame; out-of-line stubs apart
   fixtures  build the call-site fixtures and check every stub's machine code
   el2       run the EL2 harness matrix
   xen       boot the example unikernels on Xen and check them
@@ -22,6 +25,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(),
+        Some("audit") => xtask::audit::main(&args[1..]),
         Some("fixtures") => setup::toolchain().and_then(|()| fixtures::run()),
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
