@@ -156,6 +156,12 @@ fn setup_bytes(f: &Function, from: usize, at: usize, inputs: &[Reg]) -> u64 {
 
 /// Audits ELF bytes (an executable, a relocatable object or a static archive).
 pub fn analyze(data: &[u8]) -> Result<Report> {
+    analyze_with(data, |_, number| number.and_then(xen_arity))
+}
+
+/// [`analyze`], with the arity of each inline site given by `arity_of(function, number)` (`None`: five,
+/// the most Xen reads).
+pub fn analyze_with(data: &[u8], arity_of: impl Fn(&str, Option<u64>) -> Option<usize>) -> Result<Report> {
     let functions = elf::read_functions(data)?;
     if functions.is_empty() {
         bail!("no function symbols: the file is stripped or has no code");
@@ -181,7 +187,7 @@ pub fn analyze(data: &[u8]) -> Result<Report> {
                         Some(Val::Const(n)) => Some(n),
                         _ => None,
                     };
-                    let arity = number.and_then(xen_arity).unwrap_or(5);
+                    let arity = arity_of(&name, number).unwrap_or(5).min(6);
                     let inputs: Vec<Reg> = std::iter::once(f.isa.number_reg())
                         .chain(0..arity as Reg)
                         .collect();
