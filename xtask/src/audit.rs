@@ -161,7 +161,10 @@ pub fn analyze(data: &[u8]) -> Result<Report> {
 
 /// [`analyze`], with the arity of each inline site given by `arity_of(function, number)` (`None`: five,
 /// the most Xen reads).
-pub fn analyze_with(data: &[u8], arity_of: impl Fn(&str, Option<u64>) -> Option<usize>) -> Result<Report> {
+pub fn analyze_with(
+    data: &[u8],
+    arity_of: impl Fn(&str, Option<u64>) -> Option<usize>,
+) -> Result<Report> {
     let functions = elf::read_functions(data)?;
     if functions.is_empty() {
         bail!("no function symbols: the file is stripped or has no code");

@@ -4,10 +4,12 @@
 //! - [`elf`]: reads ARM ELF files and decodes their code with a real decoder (A32, T32, A64).
 //! - [`flow`]: straight-line symbolic execution: register values at each trap, stack traffic.
 //! - [`fixtures`]: builds the call-site fixtures and checks every stub's machine code.
+//! - [`audit`], [`bench`]: the code-size audit of ARM ELF files, and the strategy benchmark.
 //! - [`el2`]: the EL2 harness runner (every stub executed under a hypervisor of our own, in QEMU).
 //! - [`xen`]: the example unikernels on the real Xen hypervisor, in QEMU.
 
 pub mod audit;
+pub mod bench;
 pub mod el2;
 pub mod elf;
 pub mod fixtures;
