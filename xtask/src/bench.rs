@@ -95,25 +95,7 @@ fn build(target: &str, flags: &str, opt: &str, isa: Isa) -> Result<(PathBuf, Pat
     let dir = util::target_dir()
         .join("bench")
         .join(format!("{}-O{opt}", isa.name()));
-    let mut encoded = format!("-Copt-level={opt}");
-    if !flags.is_empty() {
-        encoded = format!("{encoded}\x1f{flags}");
-    }
-    util::run(
-        util::cargo()
-            .env("CARGO_TARGET_DIR", &dir)
-            .env("CARGO_ENCODED_RUSTFLAGS", &encoded)
-            .env_remove("RUSTFLAGS")
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "-p",
-                "xen-hypercall-bench-sites",
-                "--target",
-                target,
-            ]),
-    )?;
+    util::cross_build(&dir, "xen-hypercall-bench-sites", target, opt, flags)?;
     let deps = dir.join(target).join("release/deps");
     let find = |prefix: &str| -> Result<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&deps)?

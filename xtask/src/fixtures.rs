@@ -201,24 +201,12 @@ fn cells() -> Vec<Cell> {
 /// Builds one cell; returns the path of its static library (copied out of cargo's output).
 fn build(cell: &Cell) -> Result<PathBuf> {
     let dir = util::target_dir().join("fixtures");
-    let mut flags = format!("-Copt-level={}", cell.opt);
-    if !cell.rustflags.is_empty() {
-        flags = format!("{flags}\x1f{}", cell.rustflags);
-    }
-    util::run(
-        util::cargo()
-            .env("CARGO_TARGET_DIR", &dir)
-            .env("CARGO_ENCODED_RUSTFLAGS", &flags)
-            .env_remove("RUSTFLAGS")
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "xen-hypercall-fixtures",
-                "--release",
-                "--target",
-                cell.target,
-            ]),
+    util::cross_build(
+        &dir,
+        "xen-hypercall-fixtures",
+        cell.target,
+        cell.opt,
+        cell.rustflags,
     )?;
     let built = dir
         .join(cell.target)

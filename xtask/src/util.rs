@@ -65,3 +65,26 @@ pub fn show(cmd: &Command) -> String {
     }
     s
 }
+
+/// Builds `package` in release mode for `target` at `opt` (an opt-level), with `extra` rustflags (e.g.
+/// `-Ctarget-feature=+thumb-mode`), in the target directory `dir`. The flags reach only the target's crates
+/// (not build scripts or proc-macros), so one directory serves several opt-levels with one host build.
+pub fn cross_build(dir: &Path, package: &str, target: &str, opt: &str, extra: &str) -> Result<()> {
+    let mut flags = format!("-Copt-level={opt}");
+    if !extra.is_empty() {
+        flags = format!("{flags}\x1f{extra}");
+    }
+    run(cargo()
+        .env("CARGO_TARGET_DIR", dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", &flags)
+        .env_remove("RUSTFLAGS")
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            package,
+            "--target",
+            target,
+        ]))
+}
