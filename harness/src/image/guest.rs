@@ -1,0 +1,430 @@
+//! The guest side: every stub called as a user calls it, with many values live across the call.
+//!
+//! A cell of arity N makes two calls through `xen_hypercall::hypercall!` with N arguments: a plain one and
+//! one the monitor preempts and restarts. Before the calls it loads 32 values with volatile reads (the
+//! compiler cannot recompute them, so it must keep them in registers or spill them: with 32 values every
+//! register the call may not clobber holds one), passes some of them as arguments, and afterwards checks
+//! - each of the 32 values against a fresh volatile read (a value in a register the monitor poisoned
+//!   names that register),
+//! - each call's return value,
+//! - the reply the monitor wrote into the message behind the pointer argument (the guest must re-read
+//!   memory after the call), and how often each call trapped (2 for the preempted one),
+//! - the monitor's verdict: tag, call number, arguments, the message stored before the call, restart.
+//!
+//! The negative controls run the same checks over hand-written stubs with one defect each; a control
+//! passes when its defect is detected, for the reason it should be.
+
+use core::cell::UnsafeCell;
+use core::ptr::read_volatile;
+
+use crate::arch;
+use crate::proto::{self, Msg};
+use crate::say;
+
+const LIVE: usize = 32;
+
+const fn input(i: usize) -> usize {
+    // Distinct values, none of which looks like the poison pattern.
+    (0x0123_4567_89ab_cdefu64.wrapping_mul(2 * i as u64 + 3) ^ (0x1111 * i as u64)) as usize
+}
+
+static INPUT: [usize; LIVE] = {
+    let mut v = [0; LIVE];
+    let mut i = 0;
+    while i < LIVE {
+        v[i] = input(i);
+        i += 1;
+    }
+    v
+};
+
+/// Read with a volatile load, so that the compiler can neither fold nor rematerialise it.
+static ID_BASE: usize = 0;
+
+#[inline(always)]
+fn rd(i: usize) -> usize {
+    // SAFETY: `INPUT` is a valid static; `i` is a constant below its length at every use.
+    unsafe { read_volatile(&INPUT[i]) }
+}
+
+#[inline(always)]
+fn id(n: usize) -> usize {
+    // SAFETY: a valid static.
+    unsafe { read_volatile(&ID_BASE) + n }
+}
+
+/// The arity-0 calls' message: registered with the monitor (like Xen's registered `vcpu_info`).
+struct Mailbox(UnsafeCell<Msg>);
+// SAFETY: one CPU; the guest accesses it only through the raw pointer, between calls.
+unsafe impl Sync for Mailbox {}
+static MAILBOX: Mailbox = Mailbox(UnsafeCell::new(Msg::EMPTY));
+
+/// Why a cell failed.
+pub enum Failure {
+    Monitor(u32),
+    Ret { call: char, got: usize, want: usize },
+    Reply { call: char, got: u64, want: u64 },
+    Traps { call: char, got: u32, want: u32 },
+    Live { index: usize, got: usize, want: usize },
+}
+
+impl Failure {
+    fn show(&self) {
+        let width = usize::BITS;
+        let reg = if width == 64 { 'x' } else { 'r' };
+        match *self {
+            Failure::Monitor(code) => proto::verdict::describe(code, &mut |text, detail| match detail {
+                Some(d) => say!("{text} {d:#x}"),
+                None => say!("{text}"),
+            }),
+            Failure::Ret { call, got, want } => {
+                say!("call {call}: return value {got:#x}, expected {want:#x}")
+            }
+            Failure::Reply { call, got, want } => {
+                say!("call {call}: reply {got:#x} after the call, expected {want:#x} (memory not re-read)")
+            }
+            Failure::Traps { call, got, want } => {
+                say!("call {call}: trapped {got} times, expected {want}")
+            }
+            Failure::Live { index, got, want } => match proto::poisoned_reg(got as u64, width) {
+                Some(r) => say!("{reg}{r} clobbered (live value {index} = {got:#x})"),
+                None => say!("live value {index} changed: {got:#x}, expected {want:#x}"),
+            },
+        }
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+macro_rules! live_values {
+    ($($f:ident = $i:literal),* $(,)?) => {
+        /// Values kept live across the calls.
+        struct Live { $($f: usize),* }
+        impl Live {
+            #[inline(always)]
+            fn read() -> Self {
+                Live { $($f: rd($i)),* }
+            }
+            #[inline(always)]
+            fn check(&self) -> Outcome {
+                $(
+                    let want = rd($i);
+                    if self.$f != want {
+                        return Err(Failure::Live { index: $i, got: self.$f, want });
+                    }
+                )*
+                Ok(())
+            }
+        }
+    };
+}
+
+live_values!(
+    l0 = 0, l1 = 1, l2 = 2, l3 = 3, l4 = 4, l5 = 5, l6 = 6, l7 = 7, l8 = 8, l9 = 9, l10 = 10,
+    l11 = 11, l12 = 12, l13 = 13, l14 = 14, l15 = 15, l16 = 16, l17 = 17, l18 = 18, l19 = 19,
+    l20 = 20, l21 = 21, l22 = 22, l23 = 23, l24 = 24, l25 = 25, l26 = 26, l27 = 27, l28 = 28,
+    l29 = 29, l30 = 30, l31 = 31,
+);
+
+/// Stores the message before a call: what the monitor checks the registers against.
+#[inline(always)]
+fn prepare(msg: *mut Msg, arity: usize, op: usize, args: &[usize; 6], request: u64) {
+    let mut a = [0u64; 6];
+    for i in 0..arity {
+        a[i] = args[i] as u64;
+    }
+    // SAFETY: `msg` points at a live, aligned `Msg` (a local or the mailbox) that nothing else accesses.
+    unsafe {
+        msg.write(Msg {
+            magic: proto::MSG_MAGIC,
+            arity: arity as u32,
+            op: op as u64,
+            args: a,
+            request,
+            reply: 0,
+            traps: 0,
+            pad: 0,
+        });
+        // The reply field once more on its own: a plain store that a compiler which believes the call
+        // leaves memory alone will forward to the load after the call.
+        (&raw mut (*msg).reply).write(0);
+    };
+}
+
+/// The reply and trap count the monitor wrote, read after the call (plain loads: only the stub's memory
+/// clobber makes the compiler re-read them).
+#[inline(always)]
+fn answer(msg: *const Msg) -> (u64, u32) {
+    // SAFETY: as in `prepare`.
+    unsafe { ((*msg).reply, (*msg).traps) }
+}
+
+#[inline(always)]
+fn check_call(call: char, op: usize, ret: isize, ans: (u64, u32), request: u64, traps: u32) -> Outcome {
+    let want = proto::ret_for(op as u64) as usize;
+    if ret as usize != want {
+        return Err(Failure::Ret { call, got: ret as usize, want });
+    }
+    let want = request ^ proto::REPLY_XOR;
+    if ans.0 != want {
+        return Err(Failure::Reply { call, got: ans.0, want });
+    }
+    if ans.1 != traps {
+        return Err(Failure::Traps { call, got: ans.1, want: traps });
+    }
+    Ok(())
+}
+
+fn verdict() -> Outcome {
+    match arch::verdict() {
+        0 => Ok(()),
+        code => Err(Failure::Monitor(code)),
+    }
+}
+
+/// `hypercall!` with the first `N` of `args`.
+macro_rules! xen_call {
+    (0, $op:expr, $a:expr) => { xen_hypercall::hypercall!($op) };
+    (1, $op:expr, $a:expr) => { xen_hypercall::hypercall!($op, $a[0]) };
+    (2, $op:expr, $a:expr) => { xen_hypercall::hypercall!($op, $a[0], $a[1]) };
+    (3, $op:expr, $a:expr) => { xen_hypercall::hypercall!($op, $a[0], $a[1], $a[2]) };
+    (4, $op:expr, $a:expr) => { xen_hypercall::hypercall!($op, $a[0], $a[1], $a[2], $a[3]) };
+    (5, $op:expr, $a:expr) => { xen_hypercall::hypercall!($op, $a[0], $a[1], $a[2], $a[3], $a[4]) };
+    (6, $op:expr, $a:expr) => {
+        xen_hypercall::hypercall!($op, $a[0], $a[1], $a[2], $a[3], $a[4], $a[5])
+    };
+}
+
+/// One cell: a plain call and a preempted call of arity `$n`, made with `$call!`.
+macro_rules! cell {
+    ($name:ident, $n:tt, $call:ident) => {
+        #[inline(never)]
+        fn $name() -> Outcome {
+            let v = Live::read();
+            let (op_a, op_b) = (proto::op($n, false, id(1)), proto::op($n, true, id(2)));
+            let mut local_a = Msg::EMPTY;
+            let mut local_b = Msg::EMPTY;
+            // Arity 0 has no pointer argument: its message is the registered mailbox.
+            let (msg_a, msg_b) = if $n == 0 {
+                (MAILBOX.0.get(), MAILBOX.0.get())
+            } else {
+                (&raw mut local_a, &raw mut local_b)
+            };
+            let args_a = [msg_a as usize, v.l0, v.l1, v.l2, v.l3, v.l4];
+            let req_a = (v.l31 ^ op_a) as u64;
+            prepare(msg_a, $n, op_a, &args_a, req_a);
+            // SAFETY: the harness's monitor implements every call under test: it reads the message behind
+            // the first argument (or the registered mailbox) and writes its reply there.
+            let ret_a = unsafe { $call!($n, op_a, args_a) };
+            let ans_a = answer(msg_a);
+            let args_b = [msg_b as usize, v.l5, v.l6, v.l7, v.l8, v.l9];
+            let req_b = (v.l30 ^ op_b) as u64;
+            prepare(msg_b, $n, op_b, &args_b, req_b);
+            // SAFETY: as above; this call is preempted once and restarted by the monitor.
+            let ret_b = unsafe { $call!($n, op_b, args_b) };
+            let ans_b = answer(msg_b);
+            verdict()?;
+            check_call('A', op_a, ret_a, ans_a, req_a, 1)?;
+            check_call('B', op_b, ret_b, ans_b, req_b, 2)?;
+            v.check()
+        }
+    };
+}
+
+cell!(arity0, 0, xen_call);
+cell!(arity1, 1, xen_call);
+cell!(arity2, 2, xen_call);
+cell!(arity3, 3, xen_call);
+cell!(arity4, 4, xen_call);
+cell!(arity5, 5, xen_call);
+cell!(arity6, 6, xen_call);
+
+/// The negative controls: hand-written copies of the generated stubs, each with one defect.
+mod controls {
+    use core::arch::asm;
+
+    /// `hypercall3` that does not declare the second argument register clobbered.
+    #[inline(always)]
+    pub unsafe fn missing_clobber(op: usize, a1: usize, a2: usize, a3: usize) -> isize {
+        let ret: isize;
+        // SAFETY: forwarded to the caller. (Deliberately wrong: the monitor poisons this register.)
+        #[cfg(target_arch = "aarch64")]
+        unsafe {
+            asm!("hvc #{tag}", tag = const 0xEA1, inlateout("x16") op => _, inlateout("x0") a1 => ret,
+                 in("x1") a2, inlateout("x2") a3 => _, options(nostack));
+        }
+        // SAFETY: as above.
+        #[cfg(target_arch = "arm")]
+        unsafe {
+            asm!(".arch_extension virt", "hvc #{tag}", tag = const 0xEA1, inlateout("r12") op => _,
+                 inlateout("r0") a1 => ret, in("r1") a2, inlateout("r2") a3 => _, options(nostack));
+        }
+        ret
+    }
+
+    /// `hypercall3` with the wrong immediate.
+    #[inline(always)]
+    pub unsafe fn wrong_tag(op: usize, a1: usize, a2: usize, a3: usize) -> isize {
+        let ret: isize;
+        // SAFETY: forwarded to the caller. (Deliberately wrong: Xen would not see this as a hypercall.)
+        #[cfg(target_arch = "aarch64")]
+        unsafe {
+            asm!("hvc #{tag}", tag = const 0xEA0, inlateout("x16") op => _, inlateout("x0") a1 => ret,
+                 inlateout("x1") a2 => _, inlateout("x2") a3 => _, options(nostack));
+        }
+        // SAFETY: as above.
+        #[cfg(target_arch = "arm")]
+        unsafe {
+            asm!(".arch_extension virt", "hvc #{tag}", tag = const 0xEA0, inlateout("r12") op => _,
+                 inlateout("r0") a1 => ret, inlateout("r1") a2 => _, inlateout("r2") a3 => _,
+                 options(nostack));
+        }
+        ret
+    }
+
+    /// `hypercall3` that declares it touches no memory.
+    #[inline(always)]
+    pub unsafe fn nomem(op: usize, a1: usize, a2: usize, a3: usize) -> isize {
+        let ret: isize;
+        // SAFETY: forwarded to the caller. (Deliberately wrong: the hypervisor reads and writes memory.)
+        #[cfg(target_arch = "aarch64")]
+        unsafe {
+            asm!("hvc #{tag}", tag = const 0xEA1, inlateout("x16") op => _, inlateout("x0") a1 => ret,
+                 inlateout("x1") a2 => _, inlateout("x2") a3 => _, options(nostack, nomem));
+        }
+        // SAFETY: as above.
+        #[cfg(target_arch = "arm")]
+        unsafe {
+            asm!(".arch_extension virt", "hvc #{tag}", tag = const 0xEA1, inlateout("r12") op => _,
+                 inlateout("r0") a1 => ret, inlateout("r1") a2 => _, inlateout("r2") a3 => _,
+                 options(nostack, nomem));
+        }
+        ret
+    }
+}
+
+macro_rules! control_call {
+    ($stub:ident, $op:expr, $a:expr) => {
+        controls::$stub($op, $a[0], $a[1], $a[2])
+    };
+}
+
+macro_rules! missing_clobber { (3, $op:expr, $a:expr) => { control_call!(missing_clobber, $op, $a) }; }
+macro_rules! wrong_tag { (3, $op:expr, $a:expr) => { control_call!(wrong_tag, $op, $a) }; }
+macro_rules! nomem { (3, $op:expr, $a:expr) => { control_call!(nomem, $op, $a) }; }
+
+/// A control cell: one plain call of arity 3 made with `$call!`, then the same checks as a cell. (One
+/// call, so that the value passed in the second argument register has no other register to live in.)
+macro_rules! control_cell {
+    ($name:ident, $call:ident) => {
+        #[inline(never)]
+        fn $name() -> Outcome {
+            let v = Live::read();
+            let op_a = proto::op(3, false, id(3));
+            let mut local_a = Msg::EMPTY;
+            let msg_a = &raw mut local_a;
+            // The value for the second argument register is loaded last, right before the call, and
+            // checked first, right after it: it needs no other register than the one it is passed in.
+            let a2 = rd(0);
+            let args_a = [msg_a as usize, a2, v.l1];
+            let req_a = (v.l31 ^ op_a) as u64;
+            prepare(msg_a, 3, op_a, &[args_a[0], args_a[1], args_a[2], 0, 0, 0], req_a);
+            // SAFETY: the harness's monitor implements every call under test (see `cell!`).
+            let ret_a = unsafe { $call!(3, op_a, args_a) };
+            // The values first, while the compiler still holds them where it put them for the call.
+            let a2_after = rd(0);
+            let live = if a2 != a2_after {
+                Err(Failure::Live { index: 0, got: a2, want: a2_after })
+            } else {
+                v.check()
+            };
+            let ans_a = answer(msg_a);
+            let monitor = verdict();
+            live?;
+            monitor?;
+            check_call('A', op_a, ret_a, ans_a, req_a, 1)
+        }
+    };
+}
+
+control_cell!(control_clobber, missing_clobber);
+control_cell!(control_tag, wrong_tag);
+control_cell!(control_nomem, nomem);
+
+fn report(name: &str, outcome: Outcome) -> bool {
+    match outcome {
+        Ok(()) => {
+            say!("CELL {name} ok");
+            true
+        }
+        Err(f) => {
+            crate::image::uart::raw(format_args!("CELL {name} FAIL "));
+            f.show();
+            false
+        }
+    }
+}
+
+/// A control passes when its defect is detected, for the right reason.
+fn control(name: &str, outcome: Outcome, expected: fn(&Failure) -> bool) -> bool {
+    match outcome {
+        Err(f) if expected(&f) => {
+            crate::image::uart::raw(format_args!("CELL {name} detected "));
+            f.show();
+            true
+        }
+        Err(f) => {
+            crate::image::uart::raw(format_args!("CELL {name} FAIL detected for another reason: "));
+            f.show();
+            false
+        }
+        Ok(()) => {
+            say!("CELL {name} FAIL not detected");
+            false
+        }
+    }
+}
+
+/// The optimisation level this image was built with (set by the runner), for the controls that only
+/// optimised code can show.
+const OPT: Option<&str> = option_env!("XEN_HARNESS_OPT");
+
+#[unsafe(no_mangle)]
+extern "C" fn harness_guest_main() -> ! {
+    say!("GUEST {} opt={}", arch::guest_state(), OPT.unwrap_or("?"));
+    arch::service(proto::SVC_MAILBOX, MAILBOX.0.get() as usize);
+    let cells: [(&str, fn() -> Outcome); 7] = [
+        ("arity0", arity0),
+        ("arity1", arity1),
+        ("arity2", arity2),
+        ("arity3", arity3),
+        ("arity4", arity4),
+        ("arity5", arity5),
+        ("arity6", arity6),
+    ];
+    let mut failed = 0;
+    for (name, f) in cells {
+        failed += usize::from(!report(name, f()));
+    }
+    failed += usize::from(!control("control-tag", control_tag(), |f| {
+        matches!(f, Failure::Monitor(c) if *c == proto::verdict::WRONG_TAG << 24 | 0xEA0)
+    }));
+    // Unoptimised code keeps every value in memory and reloads it: it relies on neither the clobber
+    // list nor the memory clobber, so those defects cannot show there.
+    if OPT != Some("O0") {
+        failed += usize::from(!control("control-clobber", control_clobber(), |f| {
+            matches!(f, Failure::Live { got, .. } if proto::poisoned_reg(*got as u64, usize::BITS) == Some(1))
+        }));
+        failed += usize::from(!control("control-nomem", control_nomem(), |f| match f {
+            Failure::Reply { .. } | Failure::Traps { .. } => true,
+            Failure::Monitor(c) => {
+                c >> 24 == proto::verdict::STALE_MAGIC || c >> 24 == proto::verdict::STALE_OP
+            }
+            _ => false,
+        }));
+    }
+    say!("DONE {failed}");
+    arch::service(proto::SVC_EXIT, failed);
+    loop {}
+}
+

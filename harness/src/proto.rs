@@ -1,0 +1,146 @@
+//! What the guest and the monitor agree on: call numbers, the message behind the pointer argument, the
+//! poison pattern, the service calls, and the verdict codes.
+//!
+//! The same source is compiled into the AArch64 image and the 32-bit image; in the 32-bit-guest-under-
+//! AArch64-EL2 run the two sides come from different builds, so everything shared in memory has a fixed
+//! layout (fixed-width fields, `repr(C)`).
+
+/// Xen's hypercall tag, as the library spells it.
+pub const XEN_TAG: u32 = xen_hypercall::XEN_HYPERCALL_TAG as u32;
+
+/// The `hvc` immediate of the harness's own service calls (print nothing, register, verdict, exit): not
+/// Xen's, so that the monitor tells them from the calls under test. Arguments in r0/x0 and r1/x1, result
+/// in r0/x0; nothing else changes.
+pub const SERVICE_TAG: u32 = 0x7E5;
+
+/// Service: register the mailbox used by arity-0 calls (r1/x1 = its address).
+pub const SVC_MAILBOX: usize = 1;
+/// Service: the verdict of the calls since the last query (0: every check passed), and reset it.
+pub const SVC_VERDICT: usize = 2;
+/// Service: stop the machine; r1/x1 = the number of failed cells, the QEMU exit status.
+pub const SVC_EXIT: usize = 3;
+/// Service: the guest took an exception it has no handler for (r1/x1 = the exception's identity).
+pub const SVC_FAULT: usize = 4;
+
+/// Call numbers under test: `TEST_OP | arity << 8 | PREEMPT? | id`. The monitor learns the arity (and so
+/// which registers it may poison, and where the message is) from the number.
+pub const TEST_OP: usize = 0x1000;
+/// Marks the call the monitor preempts once (restarting it like Xen's continuations).
+pub const PREEMPT: usize = 0x80;
+
+/// The number of a call under test.
+pub const fn op(arity: usize, preempt: bool, id: usize) -> usize {
+    TEST_OP | arity << 8 | if preempt { PREEMPT } else { 0 } | (id & 0x7f)
+}
+
+/// The arity encoded in a call number, if it is a call under test.
+pub const fn arity_of(op: u64) -> Option<usize> {
+    if op & !0xfff == TEST_OP as u64 && (op >> 8) & 0xf <= 6 {
+        Some(((op >> 8) & 0xf) as usize)
+    } else {
+        None
+    }
+}
+
+/// `Msg::magic`.
+pub const MSG_MAGIC: u32 = 0x4d53_4721;
+/// The reply is the request XOR this.
+pub const REPLY_XOR: u64 = 0x5a5a_0ff0_a5a5_f00f;
+
+/// The memory behind a call's first argument (or the registered mailbox for arity 0). The guest writes
+/// everything but `reply` and `traps` before the call; the monitor checks it against the registers, then
+/// writes `reply` and `traps`, which the guest reads after the call.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct Msg {
+    /// [`MSG_MAGIC`].
+    pub magic: u32,
+    /// The arity the guest used.
+    pub arity: u32,
+    /// The call number the guest passed.
+    pub op: u64,
+    /// The arguments the guest passed, zero-extended.
+    pub args: [u64; 6],
+    /// A value the monitor answers to.
+    pub request: u64,
+    /// Written by the monitor: `request ^ REPLY_XOR`.
+    pub reply: u64,
+    /// Written by the monitor: how many times the call trapped (2 for a preempted call).
+    pub traps: u32,
+    /// Padding.
+    pub pad: u32,
+}
+
+impl Msg {
+    /// An unused message.
+    pub const EMPTY: Msg = Msg {
+        magic: 0,
+        arity: 0,
+        op: 0,
+        args: [0; 6],
+        request: 0,
+        reply: 0,
+        traps: 0,
+        pad: 0,
+    };
+}
+
+/// The value the monitor returns for call `op`: negative, so that sign handling is exercised.
+pub const fn ret_for(op: u64) -> u64 {
+    !op
+}
+
+/// The value the monitor writes into register `reg` when the ABI lets the call clobber it.
+pub const fn poison(reg: usize, width: u32) -> u64 {
+    let p = 0xdead_be00 | reg as u64;
+    if width == 64 { 0xdead_beef_0000_0000 | p } else { p }
+}
+
+/// The register a poisoned value came from, if it is one.
+pub fn poisoned_reg(v: u64, width: u32) -> Option<usize> {
+    let reg = (v & 0xff) as usize;
+    (reg < 31 && v == poison(reg, width)).then_some(reg)
+}
+
+/// Verdict codes: `kind << 24 | detail`.
+pub mod verdict {
+    /// The `hvc` immediate was not Xen's tag (detail: the immediate).
+    pub const WRONG_TAG: u32 = 1;
+    /// The call number was not a call under test (detail: its low bits).
+    pub const BAD_OP: u32 = 2;
+    /// The pointer argument did not point at guest RAM (detail: arity).
+    pub const BAD_POINTER: u32 = 3;
+    /// The message's magic was missing: the guest's stores did not reach memory before the call.
+    pub const STALE_MAGIC: u32 = 4;
+    /// The message's call number or arity differed from the registers (stale memory).
+    pub const STALE_OP: u32 = 5;
+    /// Argument register `detail` (0-based) differed from what the guest stored in the message.
+    pub const ARG_MISMATCH: u32 = 6;
+    /// A preempted call trapped again from another address (detail: low bits of the distance).
+    pub const RESTART_ADDR: u32 = 7;
+    /// Another trap came while a preempted call was waiting for its restart.
+    pub const RESTART_MISSING: u32 = 8;
+    /// The number register differed from the preempted call's on its restart.
+    pub const RESTART_OP: u32 = 9;
+
+    /// A human-readable description of a verdict.
+    pub fn describe(code: u32, out: &mut impl FnMut(&str, Option<u64>)) {
+        let detail = u64::from(code & 0xff_ffff);
+        match code >> 24 {
+            WRONG_TAG => out("hvc immediate is not Xen's tag 0xea1 but", Some(detail)),
+            BAD_OP => out("call number is not a call under test, low bits", Some(detail)),
+            BAD_POINTER => out("pointer argument outside guest RAM, arity", Some(detail)),
+            STALE_MAGIC => out("message not in memory at the trap (stores delayed)", None),
+            STALE_OP => out("message in memory is stale at the trap (stores delayed)", None),
+            ARG_MISMATCH => out("argument register differs from the stored argument, index", Some(detail)),
+            RESTART_ADDR => out("restarted call trapped from another address, distance", Some(detail)),
+            RESTART_MISSING => out("preempted call was not restarted", None),
+            RESTART_OP => out("restarted call has another call number", None),
+            _ => out("unknown verdict", Some(u64::from(code))),
+        }
+    }
+}
+
+/// The word at byte 4 of the 32-bit image (its header), which tells the AArch64 monitor that the 32-bit
+/// image is loaded and is to be run as an AArch32 guest.
+pub const GUEST32_MAGIC: u32 = 0x3233_4748;
