@@ -35,10 +35,21 @@
 #![warn(missing_docs)]
 
 pub mod arch;
+#[cfg(feature = "mock")]
+pub mod mock;
 pub mod outline;
+#[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock", doc))]
+pub mod xen;
 
 pub use arch::{MAX_ARITY, XEN_HYPERCALL_TAG};
+// The raw stubs: the inline ones of `arch`, or with feature `mock` the mock's, so that `hypercall!` and
+// direct calls are recorded too. The typed API (`xen`) picks its backend in `xen::call`.
+#[cfg(not(feature = "mock"))]
 pub use arch::{
+    hypercall0, hypercall1, hypercall2, hypercall3, hypercall4, hypercall5, hypercall6,
+};
+#[cfg(feature = "mock")]
+pub use mock::{
     hypercall0, hypercall1, hypercall2, hypercall3, hypercall4, hypercall5, hypercall6,
 };
 

@@ -1,0 +1,316 @@
+//! A recording mock of the hypercall stubs, for unit tests of code built on this crate (feature `mock`).
+//!
+//! With the `mock` cargo feature, on any target with `std`, the raw stubs [`crate::hypercall0`] …
+//! [`crate::hypercall6`] and the whole typed API ([`crate::xen`]) issue no `hvc`: each call is recorded
+//! (number, arguments and, for the typed API, the bytes behind every pointer argument) and answered by a
+//! programmed response. The state is per thread, so parallel `cargo test` threads do not see each
+//! other's calls.
+//!
+//! - [`returns`] / [`fails`] queue a plain result for the next call;
+//! - [`respond`] queues a closure that sees the live call ([`Pending`]): it can check the arguments and
+//!   write into the guest structures behind them, as Xen would (a port, a frame count);
+//! - with nothing queued, the default responder answers (initially `0`; see [`set_default`]);
+//! - [`calls`] / [`take_calls`] return what was recorded, as [`Call`]s.
+//!
+//! ```
+//! use xen_hypercall::{mock, xen};
+//! use xen_hypercall::xen::evtchn::{self, AllocUnbound, Port};
+//!
+//! mock::reset();
+//! // Xen writes the new port into the struct and returns 0.
+//! mock::respond(|call| {
+//!     call.update(1, |a: &mut AllocUnbound| a.port = 7);
+//!     0
+//! });
+//! let port = evtchn::alloc_unbound(xen::DomId::SELF, xen::DomId(0)).unwrap();
+//! assert_eq!(port, Port(7));
+//!
+//! let calls = mock::take_calls();
+//! assert_eq!(calls[0].op, xen::nr::EVENT_CHANNEL_OP);
+//! assert_eq!(calls[0].args[0], evtchn::EVTCHNOP_ALLOC_UNBOUND);
+//! let sent: AllocUnbound = calls[0].read(1).unwrap(); // the bytes Xen was given
+//! assert_eq!((sent.dom, sent.remote_dom), (xen::DomId::SELF, xen::DomId(0)));
+//! ```
+
+extern crate std;
+
+use std::boxed::Box;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::vec::Vec;
+
+use crate::xen::Error;
+use crate::xen::call::{Arg, Dir, Plain};
+
+/// One recorded hypercall.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// The hypercall number.
+    pub op: usize,
+    /// The arguments, one per register of the stub that was called: `args.len()` is the arity.
+    pub args: Vec<usize>,
+    /// For each argument, the bytes behind it when the call was made, where the caller described the
+    /// argument as a pointer (the typed API always does; the raw stubs never do).
+    pub buffers: Vec<Option<Vec<u8>>>,
+    /// What the call returned.
+    pub ret: isize,
+}
+
+impl Call {
+    /// The stub's arity: how many argument registers the call set.
+    pub fn arity(&self) -> usize {
+        self.args.len()
+    }
+
+    /// The bytes that argument `i` pointed to at the time of the call.
+    pub fn bytes(&self, i: usize) -> Option<&[u8]> {
+        self.buffers.get(i)?.as_deref()
+    }
+
+    /// The `T` that argument `i` pointed to at the time of the call (the first `size_of::<T>()` bytes).
+    pub fn read<T: Plain>(&self, i: usize) -> Option<T> {
+        let b = self.bytes(i)?;
+        if b.len() < core::mem::size_of::<T>() {
+            return None;
+        }
+        // SAFETY: `b` holds at least size_of::<T>() bytes; `T: Plain` accepts any bit pattern;
+        // read_unaligned has no alignment requirement.
+        Some(unsafe { core::ptr::read_unaligned(b.as_ptr().cast::<T>()) })
+    }
+
+    /// Element `k` of an array of `T` that argument `i` pointed to at the time of the call.
+    pub fn read_at<T: Plain>(&self, i: usize, k: usize) -> Option<T> {
+        let b = self.bytes(i)?;
+        let size = core::mem::size_of::<T>();
+        let start = k.checked_mul(size)?;
+        let chunk = b.get(start..start.checked_add(size)?)?;
+        // SAFETY: `chunk` holds exactly size_of::<T>() bytes; `T: Plain` accepts any bit pattern.
+        Some(unsafe { core::ptr::read_unaligned(chunk.as_ptr().cast::<T>()) })
+    }
+}
+
+/// A call being answered: its arguments, and access to the guest memory behind its pointer arguments.
+///
+/// Memory access goes only through what the caller described: the size of the pointed-to object, and
+/// whether Xen may write it. A read-only buffer (such as the text of a console write) cannot be written.
+pub struct Pending<'a> {
+    op: usize,
+    args: &'a [Arg],
+}
+
+impl Pending<'_> {
+    /// The hypercall number.
+    pub fn op(&self) -> usize {
+        self.op
+    }
+
+    /// The stub's arity.
+    pub fn arity(&self) -> usize {
+        self.args.len()
+    }
+
+    /// Argument `i` as a register value (0 beyond the arity).
+    pub fn arg(&self, i: usize) -> usize {
+        self.args.get(i).map_or(0, |a| a.value)
+    }
+
+    fn buf(&self, i: usize, need: usize, write: bool) -> Option<*mut u8> {
+        let a = self.args.get(i)?;
+        let (len, dir) = a.buf?;
+        if len < need || (write && dir != Dir::InOut) || a.value == 0 {
+            return None;
+        }
+        Some(a.value as *mut u8)
+    }
+
+    /// The `T` that argument `i` points to now, if it was described as a pointer to at least that much.
+    pub fn read<T: Plain>(&self, i: usize) -> Option<T> {
+        let p = self.buf(i, core::mem::size_of::<T>(), false)?;
+        // SAFETY: the typed API described argument `i` as a pointer to at least size_of::<T>() bytes that
+        // stay valid for the duration of the call; `T: Plain` accepts any bit pattern.
+        Some(unsafe { core::ptr::read_unaligned(p.cast::<T>()) })
+    }
+
+    /// Writes `value` to what argument `i` points to, as Xen would; `false` if the argument is not a
+    /// writable pointer to at least `size_of::<T>()` bytes.
+    pub fn write<T: Plain>(&mut self, i: usize, value: T) -> bool {
+        match self.buf(i, core::mem::size_of::<T>(), true) {
+            Some(p) => {
+                // SAFETY: as in `read`, and the argument was described as written by Xen, so the caller
+                // holds no other reference to it during the call.
+                unsafe { core::ptr::write_unaligned(p.cast::<T>(), value) };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reads, changes and writes back the `T` behind argument `i`; `false` if it is not writable.
+    pub fn update<T: Plain>(&mut self, i: usize, f: impl FnOnce(&mut T)) -> bool {
+        match self.read::<T>(i) {
+            Some(mut v) if self.buf(i, core::mem::size_of::<T>(), true).is_some() => {
+                f(&mut v);
+                self.write(i, v)
+            }
+            _ => false,
+        }
+    }
+
+    /// The writable array of `T` behind argument `i` (as many whole elements as its size holds).
+    pub fn slice_mut<T: Plain>(&mut self, i: usize) -> Option<&mut [T]> {
+        let a = self.args.get(i)?;
+        let (len, _) = a.buf?;
+        let p = self.buf(i, 0, true)?;
+        let size = core::mem::size_of::<T>().max(1);
+        if !(p as usize).is_multiple_of(core::mem::align_of::<T>()) {
+            return None;
+        }
+        // SAFETY: the caller described `len` writable bytes at `p`, valid during the call and not otherwise
+        // referenced; the alignment was checked; `T: Plain` accepts any bit pattern.
+        Some(unsafe { core::slice::from_raw_parts_mut(p.cast::<T>(), len / size) })
+    }
+}
+
+type Responder = Box<dyn FnMut(&mut Pending<'_>) -> isize>;
+
+struct State {
+    calls: Vec<Call>,
+    queue: VecDeque<Responder>,
+    default: Option<Responder>,
+}
+
+std::thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State {
+        calls: Vec::new(),
+        queue: VecDeque::new(),
+        default: None,
+    });
+}
+
+/// Forgets this thread's recorded calls, queued responses and default responder.
+pub fn reset() {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.calls.clear();
+        s.queue.clear();
+        s.default = None;
+    });
+}
+
+/// Queues `f` to answer the next call on this thread that no earlier queued response answers.
+pub fn respond(f: impl FnMut(&mut Pending<'_>) -> isize + 'static) {
+    STATE.with(|s| s.borrow_mut().queue.push_back(Box::new(f)));
+}
+
+/// Queues the raw result `ret` for the next unanswered call.
+pub fn returns(ret: isize) {
+    respond(move |_| ret);
+}
+
+/// Queues the failure `e` (the raw result `-errno`) for the next unanswered call.
+pub fn fails(e: Error) {
+    returns(-(e.errno() as isize));
+}
+
+/// Answers every call that finds the queue empty with `f` (initially every such call returns 0).
+pub fn set_default(f: impl FnMut(&mut Pending<'_>) -> isize + 'static) {
+    STATE.with(|s| s.borrow_mut().default = Some(Box::new(f)));
+}
+
+/// How many queued responses are still unused.
+pub fn pending_responses() -> usize {
+    STATE.with(|s| s.borrow().queue.len())
+}
+
+/// The calls recorded on this thread so far.
+pub fn calls() -> Vec<Call> {
+    STATE.with(|s| s.borrow().calls.clone())
+}
+
+/// The calls recorded on this thread so far, clearing the record.
+pub fn take_calls() -> Vec<Call> {
+    STATE.with(|s| core::mem::take(&mut s.borrow_mut().calls))
+}
+
+/// Records a call and answers it. The entry point of the typed API's backend (`xen::call`).
+///
+/// # Safety
+///
+/// Every argument described as a pointer (`Arg::buf`) points to that many bytes, valid for reads (and for
+/// writes where described as written) until this returns, and not otherwise accessed meanwhile.
+pub(crate) unsafe fn dispatch(op: usize, args: &[Arg]) -> isize {
+    let buffers = args
+        .iter()
+        .map(|a| match a.buf {
+            Some((len, _)) if a.value != 0 => {
+                // SAFETY: this function's contract: `len` readable bytes at `a.value`.
+                Some(unsafe { core::slice::from_raw_parts(a.value as *const u8, len) }.to_vec())
+            }
+            _ => None,
+        })
+        .collect();
+    let (index, responder) = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.calls.push(Call {
+            op,
+            args: args.iter().map(|a| a.value).collect(),
+            buffers,
+            ret: 0,
+        });
+        let index = s.calls.len() - 1;
+        (index, s.queue.pop_front())
+    });
+    let mut pending = Pending { op, args };
+    // The responder runs with the state released, so that it may itself make (recorded) calls.
+    let ret = match responder {
+        Some(mut f) => f(&mut pending),
+        None => {
+            let default = STATE.with(|s| s.borrow_mut().default.take());
+            match default {
+                Some(mut f) => {
+                    let ret = f(&mut pending);
+                    STATE.with(|s| {
+                        let mut s = s.borrow_mut();
+                        if s.default.is_none() {
+                            s.default = Some(f);
+                        }
+                    });
+                    ret
+                }
+                None => 0,
+            }
+        }
+    };
+    STATE.with(|s| {
+        if let Some(c) = s.borrow_mut().calls.get_mut(index) {
+            c.ret = ret;
+        }
+    });
+    ret
+}
+
+macro_rules! raw_stubs {
+    ($($name:ident: $n:literal ($($a:ident),*);)*) => { $(
+        #[doc = concat!(" The mock's `hypercall", $n, "`: records the call (no buffers: the raw stub does not")]
+        /// know what its arguments point to) and returns the programmed response.
+        ///
+        /// # Safety
+        ///
+        /// None beyond that of the real stub it stands in for; the mock itself never dereferences the
+        /// arguments of a raw call.
+        pub unsafe fn $name(op: usize $(, $a: usize)*) -> isize {
+            // SAFETY: no argument is described as a pointer, so nothing is dereferenced.
+            unsafe { dispatch(op, &[$(Arg::val($a)),*]) }
+        }
+    )* };
+}
+
+raw_stubs! {
+    hypercall0: 0 ();
+    hypercall1: 1 (a1);
+    hypercall2: 2 (a1, a2);
+    hypercall3: 3 (a1, a2, a3);
+    hypercall4: 4 (a1, a2, a3, a4);
+    hypercall5: 5 (a1, a2, a3, a4, a5);
+    hypercall6: 6 (a1, a2, a3, a4, a5, a6);
+}

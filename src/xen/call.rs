@@ -1,0 +1,151 @@
+//! The one path from the typed API to a hypercall: the backend indirection.
+//!
+//! Every wrapper calls [`call1`] … [`call5`] with the hypercall number as a const generic; a `const`
+//! assertion checks at compile time that the stub's arity is the arity Xen's ARM table declares for that
+//! number ([`nr::arm_arity`]). The backend is chosen once, here:
+//!
+//! - feature `mock`: the recording mock ([`crate::mock`]), on any target;
+//! - feature `outline`: the out-of-line stubs ([`crate::outline`]);
+//! - otherwise: the inline stubs ([`crate::arch`]).
+//!
+//! Arguments are described by [`Arg`]: a value, or a pointer with the size and direction of what it points
+//! to. Without the mock an `Arg` is a bare `usize`; the description exists only for the mock, which copies
+//! the bytes behind each pointer into its log and lets a test's responder write the output.
+
+use super::nr;
+
+/// Types that are plain old data in Xen's ABI: `#[repr(C)]`, every bit pattern valid, no padding that a
+/// reader could observe as uninitialised when built by this crate (every constructor zeroes the struct).
+///
+/// # Safety
+///
+/// Implementors must be `#[repr(C)]` (or primitive integers/arrays of them) with no invalid bit patterns,
+/// so that any bytes of the right size and alignment are a valid value.
+pub unsafe trait Plain: Copy + 'static {}
+
+macro_rules! plain {
+    ($($t:ty),* $(,)?) => { $(
+        // SAFETY: integers and arrays of them have no invalid bit patterns.
+        unsafe impl Plain for $t {}
+    )* };
+}
+plain!(u8, u16, u32, u64, i8, i16, i32, i64, usize, isize);
+// SAFETY: arrays of plain data are plain data.
+unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
+
+/// Which way the data behind a pointer argument flows.
+#[cfg_attr(not(feature = "mock"), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    /// Xen only reads it.
+    In,
+    /// Xen reads and may write it.
+    InOut,
+}
+
+/// One argument of a hypercall as the typed API describes it.
+#[derive(Clone, Copy)]
+pub(crate) struct Arg {
+    pub(crate) value: usize,
+    #[cfg(feature = "mock")]
+    pub(crate) buf: Option<(usize, Dir)>,
+}
+
+impl Arg {
+    /// A plain value.
+    #[inline(always)]
+    pub(crate) const fn val(value: usize) -> Arg {
+        Arg {
+            value,
+            #[cfg(feature = "mock")]
+            buf: None,
+        }
+    }
+
+    /// A pointer to a `T` that Xen reads and may write.
+    #[inline(always)]
+    pub(crate) fn inout<T: Plain>(p: *mut T) -> Arg {
+        Arg {
+            value: p as usize,
+            #[cfg(feature = "mock")]
+            buf: Some((core::mem::size_of::<T>(), Dir::InOut)),
+        }
+    }
+
+    /// A pointer to a `T` that Xen only reads.
+    #[inline(always)]
+    pub(crate) fn input<T: Plain>(p: *const T) -> Arg {
+        Arg {
+            value: p as usize,
+            #[cfg(feature = "mock")]
+            buf: Some((core::mem::size_of::<T>(), Dir::In)),
+        }
+    }
+
+    /// A byte buffer that Xen only reads.
+    #[inline(always)]
+    pub(crate) fn bytes_in(b: &[u8]) -> Arg {
+        Arg {
+            value: b.as_ptr() as usize,
+            #[cfg(feature = "mock")]
+            buf: Some((b.len(), Dir::In)),
+        }
+    }
+
+    /// A buffer of `len` elements of `T` that Xen reads and may write.
+    #[inline(always)]
+    pub(crate) fn slice_inout<T: Plain>(p: *mut T, len: usize) -> Arg {
+        #[cfg(not(feature = "mock"))]
+        let _ = len;
+        Arg {
+            value: p as usize,
+            #[cfg(feature = "mock")]
+            buf: Some((core::mem::size_of::<T>() * len, Dir::InOut)),
+        }
+    }
+}
+
+/// The compile-time arity check every `callN` performs.
+const fn arity_is(nr: usize, n: usize) -> bool {
+    matches!(nr::arm_arity(nr), Some(a) if a == n)
+}
+
+macro_rules! calls {
+    ($($name:ident / $stub:ident: $n:literal ($($a:ident),*);)*) => { $(
+        #[doc = concat!("Issues hypercall `NR`, whose declared ARM arity must be ", $n, ", through the backend.")]
+        ///
+        /// # Safety
+        ///
+        /// The contract of the raw stubs (`crate::hypercall1` …): every pointer argument refers to memory
+        /// valid and laid out as Xen expects for this operation, for as long as Xen uses it.
+        #[inline(always)]
+        #[allow(dead_code)]
+        pub(crate) unsafe fn $name<const NR: usize>($($a: Arg),*) -> isize {
+            const {
+                assert!(arity_is(NR, $n), "the stub's arity differs from Xen's ARM arity for this call")
+            };
+            #[cfg(feature = "mock")]
+            {
+                // SAFETY: forwarded from this function's contract.
+                unsafe { crate::mock::dispatch(NR, &[$($a),*]) }
+            }
+            #[cfg(all(not(feature = "mock"), feature = "outline"))]
+            {
+                // SAFETY: forwarded from this function's contract; the arity was checked above.
+                unsafe { crate::outline::$stub(NR, $($a.value),*) }
+            }
+            #[cfg(all(not(feature = "mock"), not(feature = "outline")))]
+            {
+                // SAFETY: forwarded from this function's contract; the arity was checked above.
+                unsafe { crate::arch::$stub(NR, $($a.value),*) }
+            }
+        }
+    )* };
+}
+
+calls! {
+    call1 / hypercall1: 1 (a1);
+    call2 / hypercall2: 2 (a1, a2);
+    call3 / hypercall3: 3 (a1, a2, a3);
+    call5 / hypercall5: 5 (a1, a2, a3, a4, a5);
+}

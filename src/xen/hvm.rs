@@ -1,0 +1,133 @@
+//! `hvm_op`: domain parameters (`HYPERVISOR_hvm_op`, declared arity 2).
+//!
+//! On ARM every guest is an "HVM" guest for this interface: the toolstack hands a PV guest its xenstore and
+//! console rings and the event-channel upcall interrupt through these parameters.
+
+use super::call::{Arg, call2};
+use super::{DomId, Error, Plain, Result, nr};
+
+/// `HVMOP_set_param`.
+pub const HVMOP_SET_PARAM: usize = 0;
+/// `HVMOP_get_param`.
+pub const HVMOP_GET_PARAM: usize = 1;
+
+/// A parameter index (`HVM_PARAM_*` of `hvm/params.h`).
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Param(pub u32);
+
+impl Param {
+    /// `HVM_PARAM_CALLBACK_IRQ`: how events are signalled; on ARM a PPI (see [`CallbackVia`]).
+    pub const CALLBACK_IRQ: Param = Param(0);
+    /// `HVM_PARAM_STORE_PFN`: the guest frame of the xenstore ring.
+    pub const STORE_PFN: Param = Param(1);
+    /// `HVM_PARAM_STORE_EVTCHN`: the event channel of the xenstore ring.
+    pub const STORE_EVTCHN: Param = Param(2);
+    /// `HVM_PARAM_CONSOLE_PFN`: the guest frame of the PV console ring.
+    pub const CONSOLE_PFN: Param = Param(17);
+    /// `HVM_PARAM_CONSOLE_EVTCHN`: the event channel of the PV console ring.
+    pub const CONSOLE_EVTCHN: Param = Param(18);
+}
+
+/// `struct xen_hvm_param`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HvmParam {
+    /// IN: the domain.
+    pub domid: DomId,
+    /// Padding.
+    pub pad: u16,
+    /// IN: the `HVM_PARAM_*`.
+    pub index: u32,
+    /// IN (set) / OUT (get): the value.
+    pub value: u64,
+}
+
+// SAFETY: a repr(C) struct of integers.
+unsafe impl Plain for HvmParam {}
+
+/// The value of `HVM_PARAM_CALLBACK_IRQ`, decoded: the type in bits 63:56 (`HVM_PARAM_CALLBACK_TYPE_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallbackVia {
+    /// `HVM_PARAM_CALLBACK_TYPE_PPI` (2 on ARM): events arrive as PPI `ppi` (interrupt id `16 + ppi`
+    /// on the GIC), with flags bits 15:8 (`HVM_PARAM_CALLBACK_TYPE_PPI_FLAG_LOW_LEVEL` = 2: level, low).
+    Ppi {
+        /// The PPI number (bits 7:0).
+        ppi: u8,
+        /// The flags (bits 15:8).
+        flags: u8,
+    },
+    /// Any other type, with the raw value.
+    Other(u64),
+}
+
+impl CallbackVia {
+    /// Decodes a raw `HVM_PARAM_CALLBACK_IRQ` value as ARM defines it.
+    ///
+    /// ```
+    /// use xen_hypercall::xen::hvm::CallbackVia;
+    /// assert_eq!(CallbackVia::decode(0x0200_0000_0000_0210), CallbackVia::Ppi { ppi: 0x10, flags: 2 });
+    /// ```
+    pub const fn decode(raw: u64) -> CallbackVia {
+        if raw >> 56 == 2 {
+            CallbackVia::Ppi {
+                ppi: raw as u8,
+                flags: (raw >> 8) as u8,
+            }
+        } else {
+            CallbackVia::Other(raw)
+        }
+    }
+
+    /// The GIC interrupt id events arrive on, for a PPI.
+    pub const fn intid(&self) -> Option<u32> {
+        match self {
+            CallbackVia::Ppi { ppi, .. } => Some(16 + *ppi as u32),
+            CallbackVia::Other(_) => None,
+        }
+    }
+}
+
+fn param_op(op: usize, p: &mut HvmParam) -> Result<()> {
+    // SAFETY: Xen reads and (for get) writes the `xen_hvm_param`, mutably borrowed for the call.
+    Error::check(unsafe { call2::<{ nr::HVM_OP }>(Arg::val(op), Arg::inout(p)) }).map(|_| ())
+}
+
+/// Parameter `param` of domain `dom` (`HVMOP_get_param`).
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, hvm};
+/// let store_pfn = hvm::get_param(DomId::SELF, hvm::Param::STORE_PFN)?;
+/// # let _ = store_pfn; }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub fn get_param(dom: DomId, param: Param) -> Result<u64> {
+    let mut p = HvmParam {
+        domid: dom,
+        pad: 0,
+        index: param.0,
+        value: 0,
+    };
+    param_op(HVMOP_GET_PARAM, &mut p)?;
+    Ok(p.value)
+}
+
+/// Sets parameter `param` of domain `dom` to `value` (`HVMOP_set_param`; most need privilege).
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, hvm};
+/// hvm::set_param(DomId::SELF, hvm::Param::CALLBACK_IRQ, 0x0200_0000_0000_0210)?;
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub fn set_param(dom: DomId, param: Param, value: u64) -> Result<()> {
+    let mut p = HvmParam {
+        domid: dom,
+        pad: 0,
+        index: param.0,
+        value,
+    };
+    param_op(HVMOP_SET_PARAM, &mut p)
+}

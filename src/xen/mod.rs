@@ -1,0 +1,84 @@
+//! The typed, safe Xen API: one module per hypercall family, built on the raw stubs.
+//!
+//! ```
+//! # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+//! use xen_hypercall::xen::{console, sched, version};
+//! let v = version::version()?;
+//! console::write(b"hello from a Xen guest\n")?;
+//! # let _ = v;
+//! # if false {
+//! sched::shutdown(sched::ShutdownReason::Poweroff)?;
+//! # }
+//! # }
+//! # Ok::<(), xen_hypercall::xen::Error>(())
+//! ```
+//!
+//! - Every wrapper calls the stub of exactly the arity Xen's ARM hypercall table declares ([`nr`]),
+//!   checked at compile time.
+//! - Failures are [`Error`]s, one variant per code of Xen's `errno.h`.
+//! - Structures are `#[repr(C)]`, laid out as Xen's public headers say for ARM: `xen_ulong_t`, `xen_pfn_t`
+//!   and guest handles are 64-bit slots for 32- and 64-bit guests alike (a host test compiles the real
+//!   headers with clang for 32-bit ARM and AArch64 and compares every size, alignment and field offset).
+//! - No allocation and no panics; the structures keep their natural alignment, so the API works from a
+//!   bare-metal guest with the MMU off (where unaligned accesses fault).
+//! - Memory shared with Xen must be Normal Write-Back Inner-Shareable for defined behaviour (MMU and
+//!   caches on): with the MMU off Xen still reads and writes it through its own cacheable mapping.
+//!
+//! Where the hypervisor contract cannot be upheld by the types (Xen keeps using memory after the call,
+//! as for [`vcpu::register_vcpu_info`]), the wrapper is `unsafe` and says why in `# Safety`.
+//!
+//! Backends: the inline stubs by default, the out-of-line stubs with feature `outline`, the recording
+//! mock (module `mock`) with feature `mock`.
+
+pub(crate) mod call;
+mod error;
+
+pub mod console;
+pub mod evtchn;
+pub mod grant_table;
+pub mod hvm;
+pub mod memory;
+pub mod multicall;
+pub mod nr;
+pub mod sched;
+pub mod vcpu;
+pub mod version;
+
+pub use call::Plain;
+pub use error::{Error, Result};
+
+/// A domain id (`domid_t`).
+///
+/// ```
+/// use xen_hypercall::xen::DomId;
+/// assert_eq!(DomId::SELF.0, 0x7FF0);
+/// ```
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DomId(pub u16);
+
+impl DomId {
+    /// `DOMID_SELF`: the calling domain.
+    pub const SELF: DomId = DomId(0x7FF0);
+    /// `DOMID_IO`: the pseudo-domain owning I/O memory.
+    pub const IO: DomId = DomId(0x7FF1);
+    /// `DOMID_XEN`: the hypervisor itself.
+    pub const XEN: DomId = DomId(0x7FF2);
+    /// `DOMID_COW`: the owner of copy-on-write pages.
+    pub const COW: DomId = DomId(0x7FF3);
+    /// `DOMID_INVALID`.
+    pub const INVALID: DomId = DomId(0x7FF4);
+    /// `DOMID_IDLE`.
+    pub const IDLE: DomId = DomId(0x7FFF);
+    /// Domain 0.
+    pub const DOM0: DomId = DomId(0);
+}
+
+// SAFETY: a transparent wrapper of u16.
+unsafe impl Plain for DomId {}
+
+/// Converts a hypercall result that carries no value: 0 (or any non-negative value) is success.
+#[inline(always)]
+pub(crate) fn unit(ret: isize) -> Result<()> {
+    Error::check(ret).map(|_| ())
+}

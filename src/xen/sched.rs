@@ -1,0 +1,145 @@
+//! `sched_op`: yielding, blocking, polling and shutting down (`HYPERVISOR_sched_op`, declared arity 2).
+
+use super::call::{Arg, call2};
+use super::evtchn::Port;
+use super::{Plain, Result, nr, unit};
+
+/// `SCHEDOP_yield`.
+pub const SCHEDOP_YIELD: usize = 0;
+/// `SCHEDOP_block`.
+pub const SCHEDOP_BLOCK: usize = 1;
+/// `SCHEDOP_shutdown`.
+pub const SCHEDOP_SHUTDOWN: usize = 2;
+/// `SCHEDOP_poll`.
+pub const SCHEDOP_POLL: usize = 3;
+/// `SCHEDOP_remote_shutdown`.
+pub const SCHEDOP_REMOTE_SHUTDOWN: usize = 4;
+/// `SCHEDOP_shutdown_code`.
+pub const SCHEDOP_SHUTDOWN_CODE: usize = 5;
+/// `SCHEDOP_watchdog`.
+pub const SCHEDOP_WATCHDOG: usize = 6;
+
+/// Why a domain shuts down (`SHUTDOWN_*` of `sched.h`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShutdownReason {
+    /// `SHUTDOWN_poweroff`: exited normally; clean up and kill.
+    Poweroff = 0,
+    /// `SHUTDOWN_reboot`: clean up, kill, and restart.
+    Reboot = 1,
+    /// `SHUTDOWN_suspend`: clean up, save suspend info, kill.
+    Suspend = 2,
+    /// `SHUTDOWN_crash`: tell the toolstack the domain crashed.
+    Crash = 3,
+    /// `SHUTDOWN_watchdog`: restart because a watchdog expired.
+    Watchdog = 4,
+    /// `SHUTDOWN_soft_reset`: ask the toolstack for a soft reset.
+    SoftReset = 5,
+}
+
+/// `struct sched_shutdown`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedShutdown {
+    /// A `SHUTDOWN_*` reason.
+    pub reason: u32,
+}
+
+/// `struct sched_poll`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedPoll {
+    /// Guest handle (a 64-bit slot) of the array of ports to poll.
+    pub ports: u64,
+    /// How many ports the array holds.
+    pub nr_ports: u32,
+    /// Padding to the 8-byte alignment of `timeout` (implicit in C).
+    pub _pad: u32,
+    /// Absolute system time (ns) at which to give up; 0 waits forever.
+    pub timeout: u64,
+}
+
+// SAFETY: repr(C) structs of integers.
+unsafe impl Plain for SchedShutdown {}
+// SAFETY: as above.
+unsafe impl Plain for SchedPoll {}
+
+/// Gives up the physical CPU to another vCPU that is ready to run (`SCHEDOP_yield`).
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
+/// xen_hypercall::xen::sched::yield_now()?;
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub fn yield_now() -> Result<()> {
+    // SAFETY: SCHEDOP_yield takes no argument structure (NULL).
+    unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_YIELD), Arg::val(0)) })
+}
+
+/// Blocks the vCPU until an event is pending for it (`SCHEDOP_block`). Xen unmasks event delivery
+/// (`evtchn_upcall_mask`) as part of blocking.
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
+/// xen_hypercall::xen::sched::block()?;
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub fn block() -> Result<()> {
+    // SAFETY: SCHEDOP_block takes no argument structure (NULL).
+    unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_BLOCK), Arg::val(0)) })
+}
+
+/// Blocks until one of `ports` has an event pending or system time reaches `timeout` ns (0: no timeout)
+/// (`SCHEDOP_poll`).
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
+/// xen_hypercall::xen::sched::poll(&[xen_hypercall::xen::evtchn::Port(3)], 0)?;
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub fn poll(ports: &[Port], timeout: u64) -> Result<()> {
+    let nr_ports = u32::try_from(ports.len()).map_err(|_| super::Error::EINVAL)?;
+    let p = SchedPoll {
+        ports: ports.as_ptr() as usize as u64,
+        nr_ports,
+        _pad: 0,
+        timeout,
+    };
+    // SAFETY: Xen reads `p` and the `nr_ports` ports behind `p.ports` (`Port` is a transparent u32, the
+    // layout of `evtchn_port_t`); both stay borrowed during the call.
+    unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_POLL), Arg::input(&p)) })
+}
+
+fn shutdown_op(cmd: usize, reason: ShutdownReason) -> Result<()> {
+    let s = SchedShutdown {
+        reason: reason as u32,
+    };
+    // SAFETY: Xen reads the `sched_shutdown` structure, borrowed during the call.
+    unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(cmd), Arg::input(&s)) })
+}
+
+/// Shuts the domain down for `reason` (`SCHEDOP_shutdown`).
+///
+/// For every reason but [`ShutdownReason::Suspend`] the call does not return on success (the domain is
+/// destroyed or restarted); after a suspend it returns when the domain is resumed.
+///
+/// ```no_run
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
+/// xen_hypercall::xen::sched::shutdown(xen_hypercall::xen::sched::ShutdownReason::Poweroff)?;
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub fn shutdown(reason: ShutdownReason) -> Result<()> {
+    shutdown_op(SCHEDOP_SHUTDOWN, reason)
+}
+
+/// Records the reason to report if the domain later dies without a shutdown of its own (for example on a
+/// crash), without shutting down now (`SCHEDOP_shutdown_code`).
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
+/// xen_hypercall::xen::sched::shutdown_code(xen_hypercall::xen::sched::ShutdownReason::Crash)?;
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub fn shutdown_code(reason: ShutdownReason) -> Result<()> {
+    shutdown_op(SCHEDOP_SHUTDOWN_CODE, reason)
+}

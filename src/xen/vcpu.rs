@@ -1,0 +1,210 @@
+//! `vcpu_op`: per-vCPU registrations (`HYPERVISOR_vcpu_op(cmd, vcpuid, arg)`, declared arity 3), and the
+//! shared structures Xen writes: [`VcpuInfo`], [`SharedInfo`], [`RunstateInfo`].
+//!
+//! Xen on ARM accepts only two vCPU operations from a guest: `VCPUOP_register_vcpu_info` and
+//! `VCPUOP_register_runstate_memory_area` (its `do_arm_vcpu_op` refuses the rest). Everything else,
+//! including `VCPUOP_is_up`, returns [`Error::EINVAL`] — seen on Xen 4.17 arm64 —
+//! so this module offers no wrapper for them.
+
+use super::call::{Arg, call3};
+use super::{Error, Plain, Result, nr};
+
+/// `VCPUOP_is_up` (refused on ARM with `-EINVAL`; listed for completeness).
+pub const VCPUOP_IS_UP: usize = 3;
+/// `VCPUOP_register_runstate_memory_area`.
+pub const VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA: usize = 5;
+/// `VCPUOP_register_vcpu_info`.
+pub const VCPUOP_REGISTER_VCPU_INFO: usize = 10;
+
+/// `struct vcpu_time_info` (32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuTimeInfo {
+    /// Odd while Xen updates the record.
+    pub version: u32,
+    /// Padding.
+    pub pad0: u32,
+    /// The counter value at the last update.
+    pub tsc_timestamp: u64,
+    /// System time (ns) at the last update.
+    pub system_time: u64,
+    /// Counter-to-ns multiplier (32.32 fixed point).
+    pub tsc_to_system_mul: u32,
+    /// Counter shift before the multiplication.
+    pub tsc_shift: i8,
+    /// `XEN_PVCLOCK_*` flags.
+    pub flags: u8,
+    /// Padding.
+    pub pad1: [u8; 2],
+}
+
+/// `struct vcpu_info` on ARM (48 bytes; `struct arch_vcpu_info` is empty on ARM).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuInfo {
+    /// Set by Xen when an event is pending for this vCPU.
+    pub evtchn_upcall_pending: u8,
+    /// Set by the guest to mask the upcall.
+    pub evtchn_upcall_mask: u8,
+    /// Padding (implicit in C).
+    pub _pad: [u8; 6],
+    /// Which words of `evtchn_pending` have bits set (`xen_ulong_t`).
+    pub evtchn_pending_sel: u64,
+    /// Time information.
+    pub time: VcpuTimeInfo,
+}
+
+/// `XEN_LEGACY_MAX_VCPUS` on ARM: the `vcpu_info` slots inside [`SharedInfo`].
+pub const XEN_LEGACY_MAX_VCPUS: usize = 1;
+
+/// `struct shared_info` on ARM (1088 bytes; `struct arch_shared_info` is empty on ARM), mapped with
+/// [`memory::map_shared_info`](super::memory::map_shared_info).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedInfo {
+    /// The legacy per-vCPU slots.
+    pub vcpu_info: [VcpuInfo; XEN_LEGACY_MAX_VCPUS],
+    /// Pending bit per event channel port (2-level ABI).
+    pub evtchn_pending: [u64; 64],
+    /// Mask bit per event channel port.
+    pub evtchn_mask: [u64; 64],
+    /// Odd while Xen updates the wall clock.
+    pub wc_version: u32,
+    /// Wall clock seconds at system time 0 (low 32 bits).
+    pub wc_sec: u32,
+    /// Wall clock nanoseconds.
+    pub wc_nsec: u32,
+    /// Wall clock seconds, high 32 bits.
+    pub wc_sec_hi: u32,
+}
+
+/// `struct vcpu_runstate_info` (48 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunstateInfo {
+    /// `RUNSTATE_*`: running 0, runnable 1, blocked 2, offline 3.
+    pub state: i32,
+    /// Padding (implicit in C).
+    pub _pad: u32,
+    /// When the current state was entered (system time, ns); bit 63 is `XEN_RUNSTATE_UPDATE`.
+    pub state_entry_time: u64,
+    /// Time spent in each state (ns).
+    pub time: [u64; 4],
+}
+
+/// `struct vcpu_register_vcpu_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegisterVcpuInfo {
+    /// The guest frame holding the `vcpu_info`.
+    pub mfn: u64,
+    /// Its offset in that frame.
+    pub offset: u32,
+    /// Unused.
+    pub rsvd: u32,
+}
+
+/// `struct vcpu_register_runstate_memory_area`: a guest virtual address in a 64-bit slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegisterRunstateMemoryArea {
+    /// The address of the [`RunstateInfo`] (the union `addr`, as `uint64_t p`).
+    pub addr: u64,
+}
+
+impl Default for SharedInfo {
+    fn default() -> Self {
+        SharedInfo {
+            vcpu_info: [VcpuInfo::default(); XEN_LEGACY_MAX_VCPUS],
+            evtchn_pending: [0; 64],
+            evtchn_mask: [0; 64],
+            wc_version: 0,
+            wc_sec: 0,
+            wc_nsec: 0,
+            wc_sec_hi: 0,
+        }
+    }
+}
+
+// SAFETY: repr(C) structs of integers and arrays of them, every padding byte an explicit field.
+unsafe impl Plain for VcpuTimeInfo {}
+// SAFETY: as above.
+unsafe impl Plain for VcpuInfo {}
+// SAFETY: as above.
+unsafe impl Plain for SharedInfo {}
+// SAFETY: as above.
+unsafe impl Plain for RunstateInfo {}
+// SAFETY: as above.
+unsafe impl Plain for RegisterVcpuInfo {}
+// SAFETY: as above.
+unsafe impl Plain for RegisterRunstateMemoryArea {}
+
+/// Asks Xen to keep vCPU `vcpu`'s [`VcpuInfo`] at byte `offset` of guest frame `gfn` from now on, instead
+/// of in the shared info page (`VCPUOP_register_vcpu_info`). A vCPU can register only once: a second call
+/// fails with [`Error::EINVAL`] (as seen on Xen 4.17).
+///
+/// # Safety
+///
+/// From this call on, Xen writes the 48-byte `vcpu_info` at `gfn`/`offset` whenever it likes, for the
+/// rest of the domain's life: that memory must be reserved for it (no Rust object may live there other
+/// than one accessed only with volatile or atomic operations), must not cross a page boundary, must be
+/// 8-aligned, and must be Normal Write-Back memory in the guest's mapping.
+///
+/// ```no_run
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// // SAFETY: frame 0x40002 is reserved for vCPU 0's vcpu_info, at offset 0.
+/// unsafe { xen_hypercall::xen::vcpu::register_vcpu_info(0, 0x40002, 0) }?;
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub unsafe fn register_vcpu_info(vcpu: u32, gfn: u64, offset: u32) -> Result<()> {
+    let r = RegisterVcpuInfo {
+        mfn: gfn,
+        offset,
+        rsvd: 0,
+    };
+    // SAFETY: Xen reads `r`, borrowed for the call; what it does with the frame is the caller's contract.
+    Error::check(unsafe {
+        call3::<{ nr::VCPU_OP }>(
+            Arg::val(VCPUOP_REGISTER_VCPU_INFO),
+            Arg::val(vcpu as usize),
+            Arg::input(&r),
+        )
+    })
+    .map(|_| ())
+}
+
+/// Asks Xen to keep vCPU `vcpu`'s [`RunstateInfo`] up to date at `area`
+/// (`VCPUOP_register_runstate_memory_area`); a null `area` stops it.
+///
+/// # Safety
+///
+/// Xen writes `*area` on every context switch of the vCPU until another area is registered: `area` must
+/// be 8-aligned, valid for writes of 48 bytes for that long, not otherwise accessed except with volatile
+/// reads, and its guest *virtual* address must translate in the vCPU's current page tables whenever Xen
+/// writes (with the MMU off, the virtual and physical addresses coincide).
+///
+/// ```no_run
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::vcpu::{self, RunstateInfo};
+/// static mut RUNSTATE: RunstateInfo =
+///     RunstateInfo { state: 0, _pad: 0, state_entry_time: 0, time: [0; 4] };
+/// // SAFETY: RUNSTATE is only read with volatile reads from now on.
+/// unsafe { vcpu::register_runstate_memory_area(0, &raw mut RUNSTATE) }?;
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub unsafe fn register_runstate_memory_area(vcpu: u32, area: *mut RunstateInfo) -> Result<()> {
+    let r = RegisterRunstateMemoryArea {
+        addr: area as usize as u64,
+    };
+    // SAFETY: Xen reads `r`, borrowed for the call; what it does with `area` is the caller's contract.
+    Error::check(unsafe {
+        call3::<{ nr::VCPU_OP }>(
+            Arg::val(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA),
+            Arg::val(vcpu as usize),
+            Arg::input(&r),
+        )
+    })
+    .map(|_| ())
+}
