@@ -82,3 +82,43 @@ unsafe impl Plain for DomId {}
 pub(crate) fn unit(ret: isize) -> Result<()> {
     Error::check(ret).map(|_| ())
 }
+
+/// The sizes and alignments of Xen's headers for ARM, checked on every target this crate is built for
+/// (the host test `tests/layout.rs` compares every field with the real headers).
+const _: () = {
+    use core::mem::{align_of, size_of};
+    macro_rules! abi {
+        ($($t:ty: $size:literal, $align:literal;)*) => {
+            $(assert!(size_of::<$t>() == $size && align_of::<$t>() == $align);)*
+        };
+    }
+    abi! {
+        DomId: 2, 2;
+        evtchn::Port: 4, 4;
+        evtchn::AllocUnbound: 8, 4;
+        evtchn::BindInterdomain: 12, 4;
+        evtchn::BindVirq: 12, 4;
+        evtchn::PortArg: 4, 4;
+        evtchn::EvtchnStatus: 24, 4;
+        sched::SchedShutdown: 4, 4;
+        sched::SchedPoll: 24, 8;
+        version::CompileInfo: 144, 1;
+        version::PlatformParameters: 8, 8;
+        version::FeatureInfo: 8, 4;
+        memory::AddToPhysmap: 24, 8;
+        grant_table::GnttabQuerySize: 16, 4;
+        grant_table::GnttabSetupTable: 24, 8;
+        grant_table::GnttabSetVersion: 4, 4;
+        grant_table::GnttabGetVersion: 8, 4;
+        grant_table::GrantEntryV1: 8, 4;
+        grant_table::GrantEntryV2: 16, 8;
+        hvm::HvmParam: 16, 8;
+        vcpu::VcpuTimeInfo: 32, 8;
+        vcpu::VcpuInfo: 48, 8;
+        vcpu::SharedInfo: 1088, 8;
+        vcpu::RunstateInfo: 48, 8;
+        vcpu::RegisterVcpuInfo: 16, 8;
+        vcpu::RegisterRunstateMemoryArea: 8, 8;
+        multicall::MulticallEntry: 64, 8;
+    }
+};

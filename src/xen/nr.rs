@@ -112,8 +112,9 @@ pub const ARCH_6: usize = 54;
 /// `__HYPERVISOR_arch_7`: architecture-specific, unused.
 pub const ARCH_7: usize = 55;
 
-/// Every hypercall number `xen.h` defines, with its name there (without `__HYPERVISOR_`).
-pub const ALL: [(usize, &str); 51] = [
+/// Every hypercall number `xen.h` defines, with its name there (without `__HYPERVISOR_`; the alias
+/// `dom0_op` of old interface versions is `platform_op`).
+pub const ALL: [(usize, &str); 50] = [
     (SET_TRAP_TABLE, "set_trap_table"),
     (MMU_UPDATE, "mmu_update"),
     (SET_GDT, "set_gdt"),
@@ -164,8 +165,6 @@ pub const ALL: [(usize, &str); 51] = [
     (ARCH_5, "arch_5"),
     (ARCH_6, "arch_6"),
     (ARCH_7, "arch_7"),
-    // `__HYPERVISOR_dom0_op` is an alias of `platform_op` kept for old interface versions.
-    (PLATFORM_OP, "dom0_op"),
 ];
 
 /// The number of arguments Xen's ARM hypercall table (`xen/include/hypercall-defs.c`, column `arm`)

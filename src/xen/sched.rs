@@ -76,8 +76,7 @@ pub fn yield_now() -> Result<()> {
     unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_YIELD), Arg::val(0)) })
 }
 
-/// Blocks the vCPU until an event is pending for it (`SCHEDOP_block`). Xen unmasks event delivery
-/// (`evtchn_upcall_mask`) as part of blocking.
+/// Blocks the vCPU until an event is pending for it (`SCHEDOP_block`); returns at once if one already is.
 ///
 /// ```
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]

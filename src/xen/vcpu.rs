@@ -44,8 +44,9 @@ pub struct VcpuTimeInfo {
 pub struct VcpuInfo {
     /// Set by Xen when an event is pending for this vCPU.
     pub evtchn_upcall_pending: u8,
-    /// Set by the guest to mask the upcall.
-    pub evtchn_upcall_mask: u8,
+    /// Padding: ARM has no `evtchn_upcall_mask` (`XEN_HAVE_PV_UPCALL_MASK` is x86's); the guest masks
+    /// the event interrupt at the GIC or with the CPU's interrupt mask instead.
+    pub pad0: u8,
     /// Padding (implicit in C).
     pub _pad: [u8; 6],
     /// Which words of `evtchn_pending` have bits set (`xen_ulong_t`).

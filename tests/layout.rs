@@ -1,0 +1,600 @@
+//! The typed API's structures against Xen's own public headers (Debian's `libxen-dev`), compiled by clang
+//! for 32-bit ARM (`armv7a-none-eabi`) and AArch64 (`aarch64-none-elf`).
+//!
+//! A C probe lists, for every structure the API uses, its size, alignment and every field's offset and
+//! size, plus the constants the API hard-codes (hypercall and sub-operation numbers), as one array of
+//! `unsigned long long`. Clang lowers it to LLVM IR for each target, whose constant initialiser is read back
+//! and compared value by value with what Rust computes for the same items. The Rust structures use only
+//! fixed-width fields, so their layout is the same on the host as on the ARM targets (the crate also
+//! asserts their sizes when built for ARM).
+//!
+//! Missing clang or headers make the test fail with the command that installs them.
+
+#![cfg(feature = "mock")]
+#![allow(unused_unsafe)]
+
+use std::fmt::Write as _;
+use std::mem::{align_of, offset_of, size_of};
+use std::process::Command;
+
+use xen_hypercall::xen::{
+    self, DomId, evtchn, grant_table as gt, hvm, memory, multicall, nr, sched, vcpu, version,
+};
+
+/// One value the C side computes and the Rust side knows.
+struct Check {
+    what: String,
+    c_expr: String,
+    rust: u64,
+}
+
+/// The checks of one structure: size, alignment, every field's offset and size.
+struct Layout {
+    rust: &'static str,
+    c_type: &'static str,
+    /// For a member of an anonymous type (a member of a union), its path inside `c_type`.
+    c_member: &'static str,
+    size: usize,
+    align: usize,
+    fields: Vec<(&'static str, usize, usize)>,
+}
+
+fn pointee_size<F>(_: *const F) -> usize {
+    size_of::<F>()
+}
+
+macro_rules! layout {
+    ($t:ty => $c:literal $(in $member:literal)? { $($rf:ident $(. $rg:tt)* => $cf:literal),* $(,)? }) => {{
+        let u = std::mem::MaybeUninit::<$t>::uninit();
+        let p = u.as_ptr();
+        let _ = p;
+        Layout {
+            rust: stringify!($t),
+            c_type: $c,
+            c_member: { let m = ""; $(let m = $member;)? m },
+            size: size_of::<$t>(),
+            align: align_of::<$t>(),
+            fields: vec![$((
+                $cf,
+                offset_of!($t, $rf $(. $rg)*),
+                // SAFETY: only the address of the field is formed, never read.
+                pointee_size(unsafe { &raw const (*p).$rf $(. $rg)* }),
+            )),*],
+        }
+    }};
+}
+
+/// Every structure the typed API passes to Xen or maps from it.
+fn layouts() -> Vec<Layout> {
+    let mut all = vec![
+        layout!(DomId => "domid_t" {}),
+        layout!(evtchn::Port => "evtchn_port_t" {}),
+        layout!(gt::GrantRef => "grant_ref_t" {}),
+        layout!(sched::SchedShutdown => "struct sched_shutdown" { reason => "reason" }),
+        layout!(sched::SchedPoll => "struct sched_poll" {
+            ports => "ports", nr_ports => "nr_ports", timeout => "timeout",
+        }),
+        layout!(evtchn::AllocUnbound => "struct evtchn_alloc_unbound" {
+            dom => "dom", remote_dom => "remote_dom", port => "port",
+        }),
+        layout!(evtchn::BindInterdomain => "struct evtchn_bind_interdomain" {
+            remote_dom => "remote_dom", remote_port => "remote_port", local_port => "local_port",
+        }),
+        layout!(evtchn::BindVirq => "struct evtchn_bind_virq" {
+            virq => "virq", vcpu => "vcpu", port => "port",
+        }),
+        layout!(evtchn::PortArg => "struct evtchn_send" { port => "port" }),
+        layout!(evtchn::PortArg => "struct evtchn_close" { port => "port" }),
+        layout!(evtchn::PortArg => "struct evtchn_unmask" { port => "port" }),
+        layout!(evtchn::EvtchnStatus => "struct evtchn_status" {
+            dom => "dom", port => "port", status => "status", vcpu => "vcpu", u => "u",
+        }),
+        layout!(version::ExtraVersion => "xen_extraversion_t" {}),
+        layout!(version::Capabilities => "xen_capabilities_info_t" {}),
+        layout!(version::Changeset => "xen_changeset_info_t" {}),
+        layout!(version::DomainHandle => "xen_domain_handle_t" {}),
+        layout!(version::CompileInfo => "struct xen_compile_info" {
+            compiler => "compiler", compile_by => "compile_by",
+            compile_domain => "compile_domain", compile_date => "compile_date",
+        }),
+        layout!(version::PlatformParameters => "struct xen_platform_parameters" {
+            virt_start => "virt_start",
+        }),
+        layout!(version::FeatureInfo => "struct xen_feature_info" {
+            submap_idx => "submap_idx", submap => "submap",
+        }),
+        layout!(memory::AddToPhysmap => "struct xen_add_to_physmap" {
+            domid => "domid", size => "size", space => "space", idx => "idx", gpfn => "gpfn",
+        }),
+        layout!(gt::GnttabQuerySize => "struct gnttab_query_size" {
+            dom => "dom", nr_frames => "nr_frames", max_nr_frames => "max_nr_frames",
+            status => "status",
+        }),
+        layout!(gt::GnttabSetupTable => "struct gnttab_setup_table" {
+            dom => "dom", nr_frames => "nr_frames", status => "status", frame_list => "frame_list",
+        }),
+        layout!(gt::GnttabSetVersion => "struct gnttab_set_version" { version => "version" }),
+        layout!(gt::GnttabGetVersion => "struct gnttab_get_version" {
+            dom => "dom", pad => "pad", version => "version",
+        }),
+        layout!(gt::GrantEntryV1 => "struct grant_entry_v1" {
+            flags => "flags", domid => "domid", frame => "frame",
+        }),
+        layout!(gt::GrantEntryHeader => "struct grant_entry_header" {
+            flags => "flags", domid => "domid",
+        }),
+        layout!(gt::GrantEntryV2 => "union grant_entry_v2" {
+            hdr => "hdr", full_page => "full_page", sub_page => "sub_page", spacer => "__spacer",
+        }),
+        layout!(gt::GrantEntryV2FullPage => "union grant_entry_v2" in "full_page" {
+            hdr => "hdr", pad0 => "pad0", frame => "frame",
+        }),
+        layout!(gt::GrantEntryV2SubPage => "union grant_entry_v2" in "sub_page" {
+            hdr => "hdr", page_off => "page_off", length => "length", frame => "frame",
+        }),
+        layout!(hvm::HvmParam => "struct xen_hvm_param" {
+            domid => "domid", pad => "pad", index => "index", value => "value",
+        }),
+        layout!(vcpu::VcpuTimeInfo => "struct vcpu_time_info" {
+            version => "version", pad0 => "pad0", tsc_timestamp => "tsc_timestamp",
+            system_time => "system_time", tsc_to_system_mul => "tsc_to_system_mul",
+            tsc_shift => "tsc_shift", flags => "flags", pad1 => "pad1",
+        }),
+        layout!(vcpu::VcpuInfo => "struct vcpu_info" {
+            evtchn_upcall_pending => "evtchn_upcall_pending",
+            pad0 => "pad0",
+            evtchn_pending_sel => "evtchn_pending_sel", time => "time",
+        }),
+        layout!(vcpu::SharedInfo => "struct shared_info" {
+            vcpu_info => "vcpu_info", evtchn_pending => "evtchn_pending",
+            evtchn_mask => "evtchn_mask", wc_version => "wc_version", wc_sec => "wc_sec",
+            wc_nsec => "wc_nsec", wc_sec_hi => "wc_sec_hi",
+        }),
+        layout!(vcpu::RunstateInfo => "struct vcpu_runstate_info" {
+            state => "state", state_entry_time => "state_entry_time", time => "time",
+        }),
+        layout!(vcpu::RegisterVcpuInfo => "struct vcpu_register_vcpu_info" {
+            mfn => "mfn", offset => "offset", rsvd => "rsvd",
+        }),
+        layout!(vcpu::RegisterRunstateMemoryArea => "struct vcpu_register_runstate_memory_area" {
+            addr => "addr",
+        }),
+        layout!(multicall::MulticallEntry => "struct multicall_entry" {
+            op => "op", result => "result", args => "args",
+        }),
+    ];
+    // `EvtchnStatus::u` is the C union as two words: its members are where `decode` reads them.
+    let u = offset_of!(evtchn::EvtchnStatus, u);
+    let status = all
+        .iter_mut()
+        .find(|l| l.c_type == "struct evtchn_status")
+        .unwrap();
+    status.fields.extend([
+        ("u.unbound.dom", u, 2),
+        ("u.interdomain.dom", u, 2),
+        ("u.interdomain.port", u + 4, 4),
+        ("u.pirq", u, 4),
+        ("u.virq", u, 4),
+    ]);
+    all
+}
+
+/// Constants the typed API hard-codes, against the headers' macros.
+fn constants() -> Vec<(&'static str, u64)> {
+    let mut c: Vec<(&'static str, u64)> = vec![
+        ("XEN_LEGACY_MAX_VCPUS", vcpu::XEN_LEGACY_MAX_VCPUS as u64),
+        ("DOMID_SELF", DomId::SELF.0.into()),
+        ("DOMID_IO", DomId::IO.0.into()),
+        ("DOMID_XEN", DomId::XEN.0.into()),
+        ("DOMID_COW", DomId::COW.0.into()),
+        ("DOMID_INVALID", DomId::INVALID.0.into()),
+        ("DOMID_IDLE", DomId::IDLE.0.into()),
+        ("CONSOLEIO_write", xen::console::CONSOLEIO_WRITE as u64),
+        ("CONSOLEIO_read", xen::console::CONSOLEIO_READ as u64),
+        ("SCHEDOP_yield", sched::SCHEDOP_YIELD as u64),
+        ("SCHEDOP_block", sched::SCHEDOP_BLOCK as u64),
+        ("SCHEDOP_shutdown", sched::SCHEDOP_SHUTDOWN as u64),
+        ("SCHEDOP_poll", sched::SCHEDOP_POLL as u64),
+        ("SCHEDOP_remote_shutdown", sched::SCHEDOP_REMOTE_SHUTDOWN as u64),
+        ("SCHEDOP_shutdown_code", sched::SCHEDOP_SHUTDOWN_CODE as u64),
+        ("SCHEDOP_watchdog", sched::SCHEDOP_WATCHDOG as u64),
+        ("SHUTDOWN_poweroff", sched::ShutdownReason::Poweroff as u64),
+        ("SHUTDOWN_reboot", sched::ShutdownReason::Reboot as u64),
+        ("SHUTDOWN_suspend", sched::ShutdownReason::Suspend as u64),
+        ("SHUTDOWN_crash", sched::ShutdownReason::Crash as u64),
+        ("SHUTDOWN_watchdog", sched::ShutdownReason::Watchdog as u64),
+        ("SHUTDOWN_soft_reset", sched::ShutdownReason::SoftReset as u64),
+        ("EVTCHNOP_bind_interdomain", evtchn::EVTCHNOP_BIND_INTERDOMAIN as u64),
+        ("EVTCHNOP_bind_virq", evtchn::EVTCHNOP_BIND_VIRQ as u64),
+        ("EVTCHNOP_close", evtchn::EVTCHNOP_CLOSE as u64),
+        ("EVTCHNOP_send", evtchn::EVTCHNOP_SEND as u64),
+        ("EVTCHNOP_status", evtchn::EVTCHNOP_STATUS as u64),
+        ("EVTCHNOP_alloc_unbound", evtchn::EVTCHNOP_ALLOC_UNBOUND as u64),
+        ("EVTCHNOP_bind_ipi", evtchn::EVTCHNOP_BIND_IPI as u64),
+        ("EVTCHNOP_bind_vcpu", evtchn::EVTCHNOP_BIND_VCPU as u64),
+        ("EVTCHNOP_unmask", evtchn::EVTCHNOP_UNMASK as u64),
+        ("EVTCHNSTAT_closed", evtchn::EVTCHNSTAT_CLOSED.into()),
+        ("EVTCHNSTAT_unbound", evtchn::EVTCHNSTAT_UNBOUND.into()),
+        ("EVTCHNSTAT_interdomain", evtchn::EVTCHNSTAT_INTERDOMAIN.into()),
+        ("EVTCHNSTAT_pirq", evtchn::EVTCHNSTAT_PIRQ.into()),
+        ("EVTCHNSTAT_virq", evtchn::EVTCHNSTAT_VIRQ.into()),
+        ("EVTCHNSTAT_ipi", evtchn::EVTCHNSTAT_IPI.into()),
+        ("VIRQ_TIMER", evtchn::Virq::TIMER.0.into()),
+        ("VIRQ_DEBUG", evtchn::Virq::DEBUG.0.into()),
+        ("VIRQ_CONSOLE", evtchn::Virq::CONSOLE.0.into()),
+        ("VIRQ_DOM_EXC", evtchn::Virq::DOM_EXC.0.into()),
+        ("VIRQ_TBUF", evtchn::Virq::TBUF.0.into()),
+        ("VIRQ_DEBUGGER", evtchn::Virq::DEBUGGER.0.into()),
+        ("VIRQ_XENOPROF", evtchn::Virq::XENOPROF.0.into()),
+        ("VIRQ_CON_RING", evtchn::Virq::CON_RING.0.into()),
+        ("VIRQ_PCPU_STATE", evtchn::Virq::PCPU_STATE.0.into()),
+        ("VIRQ_MEM_EVENT", evtchn::Virq::MEM_EVENT.0.into()),
+        ("VIRQ_ARGO", evtchn::Virq::ARGO.0.into()),
+        ("VIRQ_ENOMEM", evtchn::Virq::ENOMEM.0.into()),
+        ("VIRQ_XENPMU", evtchn::Virq::XENPMU.0.into()),
+        ("XENVER_version", version::XENVER_VERSION as u64),
+        ("XENVER_extraversion", version::XENVER_EXTRAVERSION as u64),
+        ("XENVER_compile_info", version::XENVER_COMPILE_INFO as u64),
+        ("XENVER_capabilities", version::XENVER_CAPABILITIES as u64),
+        ("XENVER_changeset", version::XENVER_CHANGESET as u64),
+        ("XENVER_platform_parameters", version::XENVER_PLATFORM_PARAMETERS as u64),
+        ("XENVER_get_features", version::XENVER_GET_FEATURES as u64),
+        ("XENVER_pagesize", version::XENVER_PAGESIZE as u64),
+        ("XENVER_guest_handle", version::XENVER_GUEST_HANDLE as u64),
+        ("XENMEM_current_reservation", memory::XENMEM_CURRENT_RESERVATION as u64),
+        ("XENMEM_maximum_reservation", memory::XENMEM_MAXIMUM_RESERVATION as u64),
+        ("XENMEM_add_to_physmap", memory::XENMEM_ADD_TO_PHYSMAP as u64),
+        ("XENMEM_maximum_gpfn", memory::XENMEM_MAXIMUM_GPFN as u64),
+        ("XENMAPSPACE_shared_info", memory::Space::SHARED_INFO.0.into()),
+        ("XENMAPSPACE_grant_table", memory::Space::GRANT_TABLE.0.into()),
+        ("XENMAPSPACE_gmfn", memory::Space::GMFN.0.into()),
+        ("XENMAPSPACE_gmfn_range", memory::Space::GMFN_RANGE.0.into()),
+        ("XENMAPSPACE_gmfn_foreign", memory::Space::GMFN_FOREIGN.0.into()),
+        ("XENMAPSPACE_dev_mmio", memory::Space::DEV_MMIO.0.into()),
+        ("XENMAPIDX_grant_table_status", memory::XENMAPIDX_GRANT_TABLE_STATUS),
+        ("GNTTABOP_setup_table", gt::GNTTABOP_SETUP_TABLE as u64),
+        ("GNTTABOP_query_size", gt::GNTTABOP_QUERY_SIZE as u64),
+        ("GNTTABOP_set_version", gt::GNTTABOP_SET_VERSION as u64),
+        ("GNTTABOP_get_version", gt::GNTTABOP_GET_VERSION as u64),
+        ("GTF_invalid", gt::GTF_INVALID.into()),
+        ("GTF_permit_access", gt::GTF_PERMIT_ACCESS.into()),
+        ("GTF_accept_transfer", gt::GTF_ACCEPT_TRANSFER.into()),
+        ("GTF_transitive", gt::GTF_TRANSITIVE.into()),
+        ("GTF_type_mask", gt::GTF_TYPE_MASK.into()),
+        ("GTF_readonly", gt::GTF_READONLY.into()),
+        ("GTF_reading", gt::GTF_READING.into()),
+        ("GTF_writing", gt::GTF_WRITING.into()),
+        ("GTF_sub_page", gt::GTF_SUB_PAGE.into()),
+        ("HVMOP_set_param", hvm::HVMOP_SET_PARAM as u64),
+        ("HVMOP_get_param", hvm::HVMOP_GET_PARAM as u64),
+        ("HVM_PARAM_CALLBACK_IRQ", hvm::Param::CALLBACK_IRQ.0.into()),
+        ("HVM_PARAM_STORE_PFN", hvm::Param::STORE_PFN.0.into()),
+        ("HVM_PARAM_STORE_EVTCHN", hvm::Param::STORE_EVTCHN.0.into()),
+        ("HVM_PARAM_CONSOLE_PFN", hvm::Param::CONSOLE_PFN.0.into()),
+        ("HVM_PARAM_CONSOLE_EVTCHN", hvm::Param::CONSOLE_EVTCHN.0.into()),
+        ("VCPUOP_is_up", vcpu::VCPUOP_IS_UP as u64),
+        (
+            "VCPUOP_register_runstate_memory_area",
+            vcpu::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA as u64,
+        ),
+        ("VCPUOP_register_vcpu_info", vcpu::VCPUOP_REGISTER_VCPU_INFO as u64),
+    ];
+    // Grant statuses are negative: compare them as the two's-complement of the 64-bit C value.
+    for s in (1..=13).filter_map(|n| gt::GrantStatus::from_raw(-n)) {
+        if let gt::GrantStatus::Unknown(_) = s {
+            continue;
+        }
+        let name = grant_status_macro(s);
+        c.push((name, s.code() as i64 as u64));
+    }
+    c
+}
+
+fn grant_status_macro(s: gt::GrantStatus) -> &'static str {
+    use gt::GrantStatus::*;
+    match s {
+        GeneralError => "GNTST_general_error",
+        BadDomain => "GNTST_bad_domain",
+        BadGntref => "GNTST_bad_gntref",
+        BadHandle => "GNTST_bad_handle",
+        BadVirtAddr => "GNTST_bad_virt_addr",
+        BadDevAddr => "GNTST_bad_dev_addr",
+        NoDeviceSpace => "GNTST_no_device_space",
+        PermissionDenied => "GNTST_permission_denied",
+        BadPage => "GNTST_bad_page",
+        BadCopyArg => "GNTST_bad_copy_arg",
+        AddressTooBig => "GNTST_address_too_big",
+        Eagain => "GNTST_eagain",
+        NoSpace => "GNTST_no_space",
+        Unknown(_) => "",
+    }
+}
+
+fn checks(layouts: &[Layout], constants: &[(&'static str, u64)]) -> (String, Vec<Check>) {
+    let mut prelude = String::new();
+    let mut out = Vec::new();
+    for (i, l) in layouts.iter().enumerate() {
+        let t = format!("probe_t{i}");
+        if l.c_member.is_empty() {
+            writeln!(prelude, "typedef {} {t};", l.c_type).unwrap();
+        } else {
+            writeln!(
+                prelude,
+                "typedef __typeof__((({}*)0)->{}) {t};",
+                l.c_type, l.c_member
+            )
+            .unwrap();
+        }
+        let name = if l.c_member.is_empty() {
+            l.c_type.to_string()
+        } else {
+            format!("{}.{}", l.c_type, l.c_member)
+        };
+        let mut push = |what: String, c_expr: String, rust: usize| {
+            out.push(Check {
+                what: format!("{} vs {name}: {what}", l.rust),
+                c_expr,
+                rust: rust as u64,
+            })
+        };
+        push("size".into(), format!("sizeof({t})"), l.size);
+        push("align".into(), format!("_Alignof({t})"), l.align);
+        for &(f, off, size) in &l.fields {
+            push(format!("offset of {f}"), format!("offsetof({t}, {f})"), off);
+            push(format!("size of {f}"), format!("sizeof((({t}*)0)->{f})"), size);
+        }
+    }
+    for &(name, v) in constants {
+        out.push(Check {
+            what: format!("constant {name}"),
+            c_expr: format!("(unsigned long long)(long long)({name})"),
+            rust: v,
+        });
+    }
+    for &(n, name) in nr::ALL.iter() {
+        out.push(Check {
+            what: format!("hypercall number __HYPERVISOR_{name}"),
+            c_expr: format!("__HYPERVISOR_{name}"),
+            rust: n as u64,
+        });
+    }
+    (prelude, out)
+}
+
+const HEADERS: [&str; 10] = [
+    "xen.h",
+    "sched.h",
+    "event_channel.h",
+    "version.h",
+    "memory.h",
+    "grant_table.h",
+    "hvm/params.h",
+    "hvm/hvm_op.h",
+    "vcpu.h",
+    "errno.h",
+];
+
+const INCLUDE: &str = "/usr/include/xen";
+
+fn require_tools() {
+    if let Err(e) = xtask::setup::debian(&[xtask::setup::CLANG, xtask::setup::LIBXEN_DEV]) {
+        panic!(
+            "the layout test needs clang and Xen's public headers: {e:#}\n\
+             (on Debian: apt-get install clang libxen-dev)"
+        );
+    }
+}
+
+/// Compiles the probe for `target` and returns the values of its array, in order.
+fn probe(target: &str, prelude: &str, exprs: &[String]) -> Vec<u64> {
+    let mut src = String::from(
+        "#include <stdint.h>\n#include <stddef.h>\n\
+         #define __XEN_INTERFACE_VERSION__ __XEN_LATEST_INTERFACE_VERSION__\n",
+    );
+    for h in HEADERS {
+        writeln!(src, "#include \"{INCLUDE}/{h}\"").unwrap();
+    }
+    src.push_str(prelude);
+    src.push_str("const unsigned long long xen_layout[] = {\n");
+    for e in exprs {
+        writeln!(src, "    {e},").unwrap();
+    }
+    src.push_str("};\n");
+    // Tests run in parallel threads: one directory per probe.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "xen-layout-{}-{n}-{target}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = dir.join("probe.c");
+    std::fs::write(&c, &src).unwrap();
+    let out = Command::new("clang")
+        .args([
+            &format!("--target={target}"),
+            "-ffreestanding",
+            "-std=gnu11",
+            "-S",
+            "-emit-llvm",
+            "-o",
+            "-",
+        ])
+        .arg(&c)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run clang ({e}); install it with: apt-get install clang libxen-dev")
+        });
+    assert!(
+        out.status.success(),
+        "clang --target={target} failed on {}:\n{}",
+        c.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ir = String::from_utf8(out.stdout).unwrap();
+    let line = ir
+        .lines()
+        .find(|l| l.starts_with("@xen_layout = "))
+        .unwrap_or_else(|| panic!("no @xen_layout in the IR for {target}"));
+    let body = &line[line.find("] [").expect("array initialiser") + 3..];
+    let body = &body[..body.find(']').expect("end of initialiser")];
+    let values: Vec<u64> = body
+        .split(',')
+        .map(|v| {
+            let v = v.trim().strip_prefix("i64 ").expect("i64 element");
+            v.parse::<i64>().expect("integer") as u64
+        })
+        .collect();
+    assert_eq!(values.len(), exprs.len(), "one value per probe expression");
+    std::fs::remove_dir_all(&dir).ok();
+    values
+}
+
+/// The mismatches between the C values for `target` and the Rust ones.
+fn compare(target: &str, layouts: &[Layout], constants: &[(&'static str, u64)]) -> Vec<String> {
+    let (prelude, checks) = checks(layouts, constants);
+    let exprs: Vec<String> = checks.iter().map(|c| c.c_expr.clone()).collect();
+    let values = probe(target, &prelude, &exprs);
+    checks
+        .iter()
+        .zip(values)
+        .filter(|(c, v)| c.rust != *v)
+        .map(|(c, v)| format!("{target}: {}: C {v}, Rust {}", c.what, c.rust))
+        .collect()
+}
+
+const TARGETS: [&str; 2] = ["armv7a-none-eabi", "aarch64-none-elf"];
+
+#[test]
+fn layouts_match_xens_headers_on_arm32_and_aarch64() {
+    require_tools();
+    let layouts = layouts();
+    let constants = constants();
+    let mut mismatches = Vec::new();
+    for t in TARGETS {
+        mismatches.extend(compare(t, &layouts, &constants));
+    }
+    assert!(
+        mismatches.is_empty(),
+        "layouts or constants differ from Xen's headers:\n{}",
+        mismatches.join("\n")
+    );
+    // Every structure was compared on both targets: count what was checked.
+    let (_, checks) = checks(&layouts, &constants);
+    assert!(checks.len() > 300, "only {} checks", checks.len());
+}
+
+#[test]
+fn the_probe_really_compiles_for_two_different_architectures() {
+    require_tools();
+    let exprs = ["sizeof(void *)".to_string(), "sizeof(long)".to_string()];
+    assert_eq!(probe("armv7a-none-eabi", "", &exprs), [4, 4]);
+    assert_eq!(probe("aarch64-none-elf", "", &exprs), [8, 8]);
+}
+
+/// `gnttab_query_size` declared wrongly (a 32-bit status): the comparison must notice.
+#[repr(C)]
+struct BrokenQuerySize {
+    dom: u16,
+    nr_frames: u32,
+    max_nr_frames: u32,
+    status: i32,
+}
+
+/// A guest handle declared as a pointer: 4 bytes on arm32, which the comparison must notice there only.
+#[repr(C)]
+struct PointerHandleSetupTable {
+    dom: u16,
+    nr_frames: u32,
+    status: i16,
+    frame_list: u64,
+}
+
+#[test]
+fn a_wrong_layout_is_caught() {
+    require_tools();
+    let broken = vec![layout!(BrokenQuerySize => "struct gnttab_query_size" {
+        dom => "dom", nr_frames => "nr_frames", max_nr_frames => "max_nr_frames", status => "status",
+    })];
+    for t in TARGETS {
+        let m = compare(t, &broken, &[("SCHEDOP_poll", 4)]);
+        assert!(
+            m.iter().any(|s| s.contains("size of status")),
+            "{t}: not caught: {m:?}"
+        );
+        assert!(
+            m.iter().any(|s| s.contains("constant SCHEDOP_poll")),
+            "{t}: wrong constant not caught: {m:?}"
+        );
+    }
+    // Correct on both: no mismatch (the frame_list slot is 64-bit whatever the pointer size).
+    let fine = vec![layout!(PointerHandleSetupTable => "struct gnttab_setup_table" {
+        dom => "dom", nr_frames => "nr_frames", status => "status", frame_list => "frame_list",
+    })];
+    for t in TARGETS {
+        assert_eq!(compare(t, &fine, &[]), Vec::<String>::new());
+    }
+}
+
+/// `Error` has exactly the codes of `errno.h` (aliases as constants), by name and value.
+#[test]
+fn errors_are_exactly_xens_errno_h() {
+    require_tools();
+    let text = std::fs::read_to_string(format!("{INCLUDE}/errno.h")).unwrap();
+    let mut header: Vec<(String, i32)> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix("XEN_ERRNO(") else {
+            continue;
+        };
+        let Some((name, rest)) = rest.split_once(',') else {
+            continue;
+        };
+        let value: String = rest.chars().take_while(|&c| c != ')').collect();
+        let Ok(value) = value.trim().parse::<i32>() else {
+            continue;
+        };
+        header.push((name.trim().to_string(), value));
+    }
+    assert!(header.len() >= 50, "parsed only {} codes", header.len());
+    for (name, value) in &header {
+        let e = xen::Error::from_errno(*value);
+        match name.as_str() {
+            "EWOULDBLOCK" => assert_eq!(xen::Error::EWOULDBLOCK, e),
+            "EDEADLOCK" => assert_eq!(xen::Error::EDEADLOCK, e),
+            _ => assert_eq!(e.name(), Some(name.as_str()), "errno {value}"),
+        }
+        assert_eq!(e.errno(), *value);
+    }
+    let distinct: Vec<_> = header
+        .iter()
+        .filter(|(n, _)| n != "EWOULDBLOCK" && n != "EDEADLOCK")
+        .collect();
+    assert_eq!(xen::Error::ALL.len(), distinct.len());
+}
+
+/// `nr::ALL` lists every `__HYPERVISOR_*` number of `xen.h` (the probe above checks the values).
+#[test]
+fn every_hypercall_number_of_xen_h_is_listed() {
+    require_tools();
+    let text = std::fs::read_to_string(format!("{INCLUDE}/xen.h")).unwrap();
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix("#define __HYPERVISOR_") else {
+            continue;
+        };
+        let mut it = rest.split_whitespace();
+        let (Some(name), Some(value)) = (it.next(), it.next()) else {
+            continue;
+        };
+        if value.parse::<u32>().is_ok() {
+            names.push(name.to_string());
+        }
+    }
+    assert!(names.len() >= 50, "parsed only {}", names.len());
+    for n in &names {
+        assert!(
+            nr::ALL.iter().any(|(_, m)| m == n),
+            "__HYPERVISOR_{n} is missing from nr::ALL"
+        );
+    }
+}
