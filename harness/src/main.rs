@@ -17,14 +17,14 @@ pub mod proto;
 
 #[cfg(all(target_os = "none", any(target_arch = "aarch64", target_arch = "arm")))]
 mod image {
-    #[cfg(target_arch = "aarch64")]
-    pub mod a64;
     #[cfg(target_arch = "arm")]
     pub mod a32;
     #[cfg(target_arch = "aarch64")]
-    pub use a64 as arch;
+    pub mod a64;
     #[cfg(target_arch = "arm")]
     pub use a32 as arch;
+    #[cfg(target_arch = "aarch64")]
+    pub use a64 as arch;
 
     pub mod guest;
     pub mod monitor;

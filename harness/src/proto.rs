@@ -19,8 +19,13 @@ pub const SVC_MAILBOX: usize = 1;
 pub const SVC_VERDICT: usize = 2;
 /// Service: stop the machine; r1/x1 = the number of failed cells, the QEMU exit status.
 pub const SVC_EXIT: usize = 3;
-/// Service: the guest took an exception it has no handler for (r1/x1 = the exception's identity).
+/// Service: the guest took an exception it has no handler for (r1/x1 = the exception's identity, r2/x2
+/// the return address, r3/x3 the fault address).
 pub const SVC_FAULT: usize = 4;
+/// Service: the next cell is `control-clobber`, which may crash the guest by corrupting a register the
+/// compiler keeps a pointer in: a data abort at a poisoned address then counts as its detection
+/// (r1/x1 = the number of cells failed so far, the exit status in that case).
+pub const SVC_CRASH_DETECTS: usize = 5;
 
 /// Call numbers under test: `TEST_OP | arity << 8 | PREEMPT? | id`. The monitor learns the arity (and so
 /// which registers it may poison, and where the message is) from the number.
@@ -28,9 +33,14 @@ pub const TEST_OP: usize = 0x1000;
 /// Marks the call the monitor preempts once (restarting it like Xen's continuations).
 pub const PREEMPT: usize = 0x80;
 
+/// Marks a call whose declared arity (for the hypervisor) is 6 whatever the stub passes: the monitor
+/// then poisons argument registers 2..6 on completion, as a debug build of Xen poisons every argument
+/// register of a hypercall's declared arity.
+pub const DECLARED6: usize = 0x40;
+
 /// The number of a call under test.
 pub const fn op(arity: usize, preempt: bool, id: usize) -> usize {
-    TEST_OP | arity << 8 | if preempt { PREEMPT } else { 0 } | (id & 0x7f)
+    TEST_OP | arity << 8 | if preempt { PREEMPT } else { 0 } | (id & 0x3f)
 }
 
 /// The arity encoded in a call number, if it is a call under test.
@@ -93,7 +103,11 @@ pub const fn ret_for(op: u64) -> u64 {
 /// The value the monitor writes into register `reg` when the ABI lets the call clobber it.
 pub const fn poison(reg: usize, width: u32) -> u64 {
     let p = 0xdead_be00 | reg as u64;
-    if width == 64 { 0xdead_beef_0000_0000 | p } else { p }
+    if width == 64 {
+        0xdead_beef_0000_0000 | p
+    } else {
+        p
+    }
 }
 
 /// The register a poisoned value came from, if it is one.
@@ -128,12 +142,24 @@ pub mod verdict {
         let detail = u64::from(code & 0xff_ffff);
         match code >> 24 {
             WRONG_TAG => out("hvc immediate is not Xen's tag 0xea1 but", Some(detail)),
-            BAD_OP => out("call number is not a call under test, low bits", Some(detail)),
+            BAD_OP => out(
+                "call number is not a call under test, low bits",
+                Some(detail),
+            ),
             BAD_POINTER => out("pointer argument outside guest RAM, arity", Some(detail)),
             STALE_MAGIC => out("message not in memory at the trap (stores delayed)", None),
-            STALE_OP => out("message in memory is stale at the trap (stores delayed)", None),
-            ARG_MISMATCH => out("argument register differs from the stored argument, index", Some(detail)),
-            RESTART_ADDR => out("restarted call trapped from another address, distance", Some(detail)),
+            STALE_OP => out(
+                "message in memory is stale at the trap (stores delayed)",
+                None,
+            ),
+            ARG_MISMATCH => out(
+                "argument register differs from the stored argument, index",
+                Some(detail),
+            ),
+            RESTART_ADDR => out(
+                "restarted call trapped from another address, distance",
+                Some(detail),
+            ),
             RESTART_MISSING => out("preempted call was not restarted", None),
             RESTART_OP => out("restarted call has another call number", None),
             _ => out("unknown verdict", Some(u64::from(code))),

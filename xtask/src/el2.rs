@@ -1,8 +1,688 @@
-//! The EL2 harness runner: builds `harness/` and runs it under QEMU at EL2 (not yet written).
+//! The EL2 harness runner: builds `harness/` for every instruction set and optimisation level and runs
+//! each image under QEMU with EL2 present, where the image's own hypervisor plays Xen (see
+//! `harness/src/image/monitor.rs`).
+//!
+//! Runs, per optimisation level (O0, O1, O2, O3, Os, Oz, and O3 with fat LTO):
+//! - `a64`: `qemu-system-aarch64`, EL2 monitor and guest at EL1, both AArch64;
+//! - `a32`, `t32`: `qemu-system-arm`, the 32-bit image started in HYP mode is its own monitor, the guest
+//!   runs in SVC mode, its tests compiled to A32 or (`+thumb-mode`) T32;
+//! - `a32@el2-a64`, `t32@el2-a64`: `qemu-system-aarch64`, the AArch64 image's EL2 monitor runs the
+//!   32-bit image as an AArch32 EL1 guest, as 32-bit guests run on Xen for arm64.
+//!
+//! Each image reports one `CELL` line per cell on the UART and stops the machine through semihosting
+//! with its failure count as QEMU's exit status. The runner checks every expected cell reported, that the
+//! failure count and the exit status agree, that the guest and monitor ran where they should, and, from
+//! the ELF, that each cell's `hvc` instructions are `hvc #0xEA1` in the cell's instruction set. A run
+//! that does not finish in [`TIMEOUT`] fails.
 
-use anyhow::Result;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{setup, util};
+
+/// How long one QEMU run may take.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An optimisation configuration of the harness build.
+#[derive(Clone, Copy)]
+pub struct Opt {
+    /// The name in the report (`O2`, `LTO`).
+    pub name: &'static str,
+    /// `opt-level`.
+    pub level: &'static str,
+    /// Fat LTO.
+    pub lto: bool,
+}
+
+/// Every configuration of the matrix.
+pub const OPTS: [Opt; 7] = [
+    Opt {
+        name: "O0",
+        level: "0",
+        lto: false,
+    },
+    Opt {
+        name: "O1",
+        level: "1",
+        lto: false,
+    },
+    Opt {
+        name: "O2",
+        level: "2",
+        lto: false,
+    },
+    Opt {
+        name: "O3",
+        level: "3",
+        lto: false,
+    },
+    Opt {
+        name: "Os",
+        level: "s",
+        lto: false,
+    },
+    Opt {
+        name: "Oz",
+        level: "z",
+        lto: false,
+    },
+    Opt {
+        name: "LTO",
+        level: "3",
+        lto: true,
+    },
+];
+
+/// The instruction set an image's guest code is compiled to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Isa {
+    /// AArch64.
+    A64,
+    /// 32-bit ARM, A32.
+    A32,
+    /// 32-bit ARM, Thumb-2.
+    T32,
+}
+
+impl Isa {
+    fn name(self) -> &'static str {
+        match self {
+            Isa::A64 => "a64",
+            Isa::A32 => "a32",
+            Isa::T32 => "t32",
+        }
+    }
+    fn target(self) -> &'static str {
+        match self {
+            Isa::A64 => "aarch64-unknown-none",
+            Isa::A32 | Isa::T32 => "armv7a-none-eabi",
+        }
+    }
+    fn rustflags(self) -> &'static str {
+        match self {
+            Isa::T32 => "-Ctarget-feature=+thumb-mode",
+            _ => "",
+        }
+    }
+    /// What the guest reports as its state (`GUEST …` line).
+    fn guest_state(self) -> &'static str {
+        match self {
+            Isa::A64 => "aarch64-el1",
+            Isa::A32 => "aarch32-svc-a32",
+            Isa::T32 => "aarch32-svc-t32",
+        }
+    }
+    /// `hvc #0xEA1` in this instruction set, as it appears in memory (little endian).
+    fn xen_hvc(self) -> [u8; 4] {
+        match self {
+            Isa::A64 => 0xD401_D422u32.to_le_bytes(),
+            Isa::A32 => 0xE140_EA71u32.to_le_bytes(),
+            // Two halfwords, first 0xF7E0 then 0x8EA1.
+            Isa::T32 => [0xE0, 0xF7, 0xA1, 0x8E],
+        }
+    }
+}
+
+/// One QEMU run: a guest instruction set under a monitor.
+#[derive(Clone, Copy)]
+struct RunKind {
+    name: &'static str,
+    guest: Isa,
+    /// The AArch64 EL2 monitor (else the 32-bit image is its own HYP-mode monitor).
+    el2_a64: bool,
+}
+
+const RUNS: [RunKind; 5] = [
+    RunKind {
+        name: "a64",
+        guest: Isa::A64,
+        el2_a64: true,
+    },
+    RunKind {
+        name: "a32",
+        guest: Isa::A32,
+        el2_a64: false,
+    },
+    RunKind {
+        name: "t32",
+        guest: Isa::T32,
+        el2_a64: false,
+    },
+    RunKind {
+        name: "a32@el2-a64",
+        guest: Isa::A32,
+        el2_a64: true,
+    },
+    RunKind {
+        name: "t32@el2-a64",
+        guest: Isa::T32,
+        el2_a64: true,
+    },
+];
+
+/// The cells an image reports: every arity, and the negative controls (the register and memory
+/// controls need an optimised build: unoptimised code relies on neither declaration).
+pub fn expected_cells(opt: &Opt) -> Vec<&'static str> {
+    let mut v = vec![
+        "arity0",
+        "arity1",
+        "arity2",
+        "arity3",
+        "arity4",
+        "arity5",
+        "arity6",
+        "control-tag",
+    ];
+    if opt.name != "O0" {
+        v.extend(["control-clobber", "control-nomem"]);
+    }
+    v
+}
+
+/// The result of one cell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// `arity3`, `control-clobber`.
+    pub name: String,
+    /// Passed (for a control: its defect was detected).
+    pub ok: bool,
+    /// What the guest said, or why the cell failed.
+    pub detail: String,
+}
+
+/// What one run printed and how it ended.
+pub struct RunOutput {
+    /// Everything QEMU wrote to stdout.
+    pub stdout: String,
+    /// QEMU's exit status; `None` after a time-out.
+    pub status: Option<i32>,
+}
+
+/// Judges one run: one [`Cell`] per expected cell, plus a `run` cell when the run itself went wrong.
+pub fn judge(out: &RunOutput, expected: &[&str], guest_state: &str, monitor: &str) -> Vec<Cell> {
+    let mut reported: BTreeMap<&str, (bool, String)> = BTreeMap::new();
+    let mut guest_failures = 0;
+    let mut guest_line = None;
+    let mut monitor_line = None;
+    for line in out.stdout.lines().map(str::trim_end) {
+        if let Some(rest) = line.strip_prefix("CELL ") {
+            let (name, verdict) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (word, detail) = verdict.split_once(' ').unwrap_or((verdict, ""));
+            let ok = matches!(word, "ok" | "detected");
+            guest_failures += usize::from(!ok);
+            let detail = if word == "detected" {
+                format!("detected ({detail})")
+            } else {
+                detail.to_string()
+            };
+            reported.insert(name, (ok, detail));
+        } else if let Some(rest) = line.strip_prefix("GUEST ") {
+            guest_line = rest.split_whitespace().next().map(str::to_string);
+        } else if let Some(rest) = line.strip_prefix("MONITOR ") {
+            if monitor_line.is_none() {
+                monitor_line = Some(rest.to_string());
+            }
+        }
+    }
+    let ended = match out.status {
+        None => format!("QEMU timed out after {}s", TIMEOUT.as_secs()),
+        Some(s) => format!("QEMU exited with status {s}"),
+    };
+    let last = out
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or("(no output)")
+        .trim_end();
+    let mut cells: Vec<Cell> = expected
+        .iter()
+        .map(|name| match reported.get(name) {
+            Some((ok, detail)) => Cell {
+                name: name.to_string(),
+                ok: *ok,
+                detail: detail.clone(),
+            },
+            None => Cell {
+                name: name.to_string(),
+                ok: false,
+                detail: format!("no result ({ended}; last output: {last})"),
+            },
+        })
+        .collect();
+    let mut problems = Vec::new();
+    if guest_line.as_deref() != Some(guest_state) {
+        problems.push(format!(
+            "guest ran as {:?}, expected {guest_state}",
+            guest_line.unwrap_or_default()
+        ));
+    }
+    if !monitor_line
+        .as_deref()
+        .is_some_and(|m| m.starts_with(monitor))
+    {
+        problems.push(format!(
+            "monitor reported {:?}, expected {monitor}",
+            monitor_line.unwrap_or_default()
+        ));
+    }
+    if out.status != Some(guest_failures as i32) {
+        problems.push(format!(
+            "{ended}, but the guest reported {guest_failures} failed cells"
+        ));
+    }
+    for name in reported.keys() {
+        if !expected.contains(name) {
+            problems.push(format!("unexpected cell {name}"));
+        }
+    }
+    if !problems.is_empty() {
+        cells.push(Cell {
+            name: "run".into(),
+            ok: false,
+            detail: problems.join("; "),
+        });
+    }
+    cells
+}
+
+/// Checks from the ELF that each arity cell's two calls are `hvc #0xEA1` in `isa` (for T32: that the
+/// inline stubs were inlined into Thumb code, with the 4-byte `hvc` a restart needs). Returns the problems
+/// per cell name.
+pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>> {
+    use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+    let file = object::File::parse(elf).context("parsing the harness ELF")?;
+    let mut problems = BTreeMap::new();
+    let mut seen = Vec::new();
+    for sym in file.symbols() {
+        if sym.kind() != SymbolKind::Text {
+            continue;
+        }
+        let Ok(raw) = sym.name() else { continue };
+        let name = format!("{:#}", rustc_demangle::demangle(raw));
+        let Some(cell) = name.strip_prefix("harness::image::guest::") else {
+            continue;
+        };
+        if !cell.starts_with("arity") {
+            continue;
+        }
+        seen.push(cell.to_string());
+        let thumb_bit = sym.address() & 1 == 1;
+        let addr = sym.address() & !1;
+        let section = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .context("cell symbol without a section")?;
+        let data = section.data()?;
+        let start = (addr - section.address()) as usize;
+        let code = data
+            .get(start..start + sym.size() as usize)
+            .context("cell symbol outside its section")?;
+        let align = if isa == Isa::T32 { 2 } else { 4 };
+        let count = |pattern: [u8; 4], step: usize| {
+            (0..code.len().saturating_sub(3))
+                .step_by(step)
+                .filter(|&i| code[i..i + 4] == pattern)
+                .count()
+        };
+        let want = count(isa.xen_hvc(), align);
+        let mut issues = Vec::new();
+        if (isa == Isa::T32) != thumb_bit {
+            issues.push(format!("the function is not {} code", isa.name()));
+        }
+        if want != 2 {
+            issues.push(format!(
+                "{want} `hvc #0xEA1` in {} encoding, expected 2",
+                isa.name()
+            ));
+        }
+        if isa != Isa::A64 {
+            let other = if isa == Isa::T32 { Isa::A32 } else { Isa::T32 };
+            let n = count(other.xen_hvc(), 2);
+            if n != 0 {
+                issues.push(format!("{n} `hvc #0xEA1` in {} encoding", other.name()));
+            }
+        }
+        if !issues.is_empty() {
+            problems.insert(cell.to_string(), issues.join(", "));
+        }
+    }
+    for n in 0..=6 {
+        let cell = format!("arity{n}");
+        if !seen.contains(&cell) {
+            problems.insert(cell, "no function for this cell in the ELF".into());
+        }
+    }
+    Ok(problems)
+}
+
+/// Builds the harness for `isa` at `opt`; returns the image's path.
+fn build(isa: Isa, opt: &Opt) -> Result<PathBuf> {
+    let dir = util::target_dir().join("el2").join(isa.name());
+    let out = util::cargo()
+        .env("CARGO_TARGET_DIR", &dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", isa.rustflags())
+        .env_remove("RUSTFLAGS")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", opt.level)
+        .env(
+            "CARGO_PROFILE_RELEASE_LTO",
+            if opt.lto { "fat" } else { "false" },
+        )
+        .env("XEN_HARNESS_OPT", opt.name)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "xen-hypercall-el2-harness",
+        ])
+        .args(["--target", isa.target()])
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot start cargo")?;
+    if !out.status.success() {
+        bail!(
+            "building the harness for {} {} failed:\n{}",
+            isa.name(),
+            opt.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let built = dir.join(isa.target()).join("release/harness");
+    let image = dir.join(format!("harness-{}-{}.elf", isa.name(), opt.name));
+    std::fs::copy(&built, &image)
+        .with_context(|| format!("copying {} to {}", built.display(), image.display()))?;
+    Ok(image)
+}
+
+/// Runs QEMU with a time-out, collecting stdout.
+fn qemu(mut cmd: Command) -> Result<RunOutput> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", util::show(&cmd)))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s.code();
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let stdout = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        format!("{stdout}\nQEMU: {}", stderr.trim())
+    };
+    Ok(RunOutput { stdout, status })
+}
+
+fn qemu_command(run: &RunKind, a64: &Path, a32: &Path) -> Command {
+    let common = ["-m", "256M", "-nographic", "-semihosting", "-no-reboot"];
+    if run.el2_a64 {
+        let mut c = Command::new("qemu-system-aarch64");
+        c.args(["-M", "virt,virtualization=on", "-cpu", "cortex-a57"])
+            .args(common)
+            .arg("-kernel")
+            .arg(a64);
+        if run.guest != Isa::A64 {
+            // The 32-bit image next to the AArch64 one: its monitor runs it as an AArch32 guest.
+            c.arg("-device")
+                .arg(format!("loader,file={}", a32.display()));
+        }
+        c
+    } else {
+        let mut c = Command::new("qemu-system-arm");
+        c.args(["-M", "virt,virtualization=on", "-cpu", "cortex-a15"])
+            .args(common)
+            .arg("-kernel")
+            .arg(a32);
+        c
+    }
+}
 
 /// Runs the whole EL2 matrix and its negative controls.
 pub fn run() -> Result<()> {
-    anyhow::bail!("the EL2 harness is not written yet")
+    setup::debian(&[setup::QEMU])?;
+    for bin in ["qemu-system-aarch64", "qemu-system-arm"] {
+        if Command::new(bin).arg("--version").output().is_err() {
+            bail!("{bin} is missing; install it with\n  apt-get install -y qemu-system-arm");
+        }
+    }
+    let started = Instant::now();
+    // One build per instruction set and configuration; the three instruction sets build side by side,
+    // each in its own target directory (so that every configuration stays cached).
+    let images: Vec<Result<Vec<PathBuf>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = [Isa::A64, Isa::A32, Isa::T32]
+            .into_iter()
+            .map(|isa| s.spawn(move || OPTS.iter().map(|o| build(isa, o)).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("build thread panicked")))
+            })
+            .collect()
+    });
+    let mut built = Vec::new();
+    for r in images {
+        built.push(r?);
+    }
+    let image = |isa: Isa, i: usize| -> &Path {
+        let k = match isa {
+            Isa::A64 => 0,
+            Isa::A32 => 1,
+            Isa::T32 => 2,
+        };
+        &built[k][i]
+    };
+    eprintln!(
+        "el2: built {} images in {:.1}s",
+        built.iter().map(Vec::len).sum::<usize>(),
+        started.elapsed().as_secs_f64()
+    );
+    // The runs, two at a time; reported in matrix order.
+    let mut jobs = Vec::new();
+    for (i, opt) in OPTS.iter().enumerate() {
+        for run in &RUNS {
+            jobs.push((i, *opt, *run));
+        }
+    }
+    let results: Vec<Result<Vec<Cell>>> = std::thread::scope(|s| {
+        let mut out = Vec::new();
+        for pair in jobs.chunks(2) {
+            let handles: Vec<_> = pair
+                .iter()
+                .map(|(i, opt, run)| {
+                    let a64 = image(Isa::A64, *i).to_path_buf();
+                    let guest = image(run.guest, *i).to_path_buf();
+                    s.spawn(move || -> Result<Vec<Cell>> {
+                        let mut cells = judge(
+                            &qemu(qemu_command(run, &a64, &guest))?,
+                            &expected_cells(opt),
+                            run.guest.guest_state(),
+                            if run.el2_a64 {
+                                "aarch64-el2"
+                            } else {
+                                "aarch32-hyp"
+                            },
+                        );
+                        let problems = check_encodings(&std::fs::read(&guest)?, run.guest)?;
+                        for c in &mut cells {
+                            if let Some(p) = problems.get(&c.name) {
+                                c.ok = false;
+                                c.detail = format!("{p}; {}", c.detail);
+                            }
+                        }
+                        Ok(cells)
+                    })
+                })
+                .collect();
+            for h in handles {
+                out.push(
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("run thread panicked"))),
+                );
+            }
+        }
+        out
+    });
+    let (mut passed, mut failed) = (0, 0);
+    for ((_, opt, run), result) in jobs.iter().zip(results) {
+        let cells = match result {
+            Ok(c) => c,
+            Err(e) => vec![Cell {
+                name: "run".into(),
+                ok: false,
+                detail: format!("{e:#}"),
+            }],
+        };
+        for c in cells {
+            let label = format!("{} {} {}", run.name, opt.name, c.name);
+            if c.ok {
+                passed += 1;
+                if c.detail.is_empty() {
+                    println!("ok   {label}");
+                } else {
+                    println!("ok   {label}: {}", c.detail);
+                }
+            } else {
+                failed += 1;
+                println!("FAIL {label}: {}", c.detail);
+            }
+        }
+    }
+    eprintln!("el2: {:.1}s in all", started.elapsed().as_secs_f64());
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} EL2 harness cells failed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const O2: Opt = OPTS[2];
+
+    fn out(stdout: &str, status: Option<i32>) -> RunOutput {
+        RunOutput {
+            stdout: stdout.into(),
+            status,
+        }
+    }
+
+    fn full_output(fail: Option<&str>) -> String {
+        let mut s = String::from("GUEST aarch64-el1 opt=O2\nMONITOR aarch64-el2 guest=aarch64\n");
+        for c in expected_cells(&O2) {
+            if c.starts_with("control") {
+                s += &format!("CELL {c} detected because\n");
+            } else if Some(c) == fail {
+                s += &format!("CELL {c} FAIL x4 clobbered (live value 3 = 0xdeadbeefdeadbe04)\n");
+            } else {
+                s += &format!("CELL {c} ok\n");
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn all_cells_pass() {
+        let cells = judge(
+            &out(&full_output(None), Some(0)),
+            &expected_cells(&O2),
+            "aarch64-el1",
+            "aarch64-el2",
+        );
+        assert_eq!(cells.len(), 10);
+        assert!(cells.iter().all(|c| c.ok), "{cells:?}");
+    }
+
+    #[test]
+    fn a_failed_cell_and_its_exit_status() {
+        let cells = judge(
+            &out(&full_output(Some("arity4")), Some(1)),
+            &expected_cells(&O2),
+            "aarch64-el1",
+            "aarch64-el2",
+        );
+        let bad: Vec<_> = cells.iter().filter(|c| !c.ok).collect();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].name, "arity4");
+        assert!(bad[0].detail.contains("x4 clobbered"));
+    }
+
+    #[test]
+    fn exit_status_must_agree() {
+        let cells = judge(
+            &out(&full_output(None), Some(3)),
+            &expected_cells(&O2),
+            "aarch64-el1",
+            "aarch64-el2",
+        );
+        assert!(cells.iter().any(|c| c.name == "run" && !c.ok));
+    }
+
+    #[test]
+    fn timeout_fails_missing_cells() {
+        let text = "GUEST aarch64-el1 opt=O2\nMONITOR aarch64-el2 guest=aarch64\nCELL arity0 ok\n";
+        let cells = judge(
+            &out(text, None),
+            &expected_cells(&O2),
+            "aarch64-el1",
+            "aarch64-el2",
+        );
+        assert!(cells[0].ok);
+        assert!(!cells[1].ok && cells[1].detail.contains("timed out"));
+        assert!(cells.iter().any(|c| c.name == "run" && !c.ok));
+    }
+
+    #[test]
+    fn undetected_control_fails() {
+        let text = full_output(None).replace(
+            "CELL control-nomem detected because",
+            "CELL control-nomem FAIL not detected",
+        );
+        let cells = judge(
+            &out(&text, Some(1)),
+            &expected_cells(&O2),
+            "aarch64-el1",
+            "aarch64-el2",
+        );
+        assert!(cells.iter().any(|c| c.name == "control-nomem" && !c.ok));
+    }
+
+    #[test]
+    fn wrong_guest_state_fails() {
+        let cells = judge(
+            &out(&full_output(None), Some(0)),
+            &expected_cells(&O2),
+            "aarch32-svc-t32",
+            "aarch64-el2",
+        );
+        assert!(cells.iter().any(|c| c.name == "run" && !c.ok));
+    }
 }

@@ -73,6 +73,7 @@ guest_fault_\n:
     .endr
 guest_fault:
     mov r2, lr
+    mrc p15, 0, r3, c6, c0, 0   @ DFAR
     mov r0, #{svc_fault}
     hvc #{service}
     b .
@@ -161,16 +162,30 @@ impl Regs for Frame {
 #[unsafe(no_mangle)]
 extern "C" fn harness_hyp_trap(frame: &mut Frame, hsr: u32) {
     if hsr >> 26 != 0x12 {
-        monitor::unexpected("in HYP mode (not an HVC)", u64::from(hsr), u64::from(frame.elr));
+        monitor::unexpected(
+            "in HYP mode (not an HVC)",
+            u64::from(hsr),
+            u64::from(frame.elr),
+        );
     }
     let mut elr = u64::from(frame.elr);
-    monitor::hvc(frame, monitor::AARCH32, hsr & 0xffff, &mut elr, "aarch32-hyp");
+    monitor::hvc(
+        frame,
+        monitor::AARCH32,
+        hsr & 0xffff,
+        &mut elr,
+        "aarch32-hyp",
+    );
     frame.elr = elr as u32;
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn harness_hyp_unexpected(vector: u32, hsr: u32, elr: u32) -> ! {
-    monitor::unexpected("in HYP mode", u64::from(hsr) | u64::from(vector) << 32, u64::from(elr))
+    monitor::unexpected(
+        "in HYP mode",
+        u64::from(hsr) | u64::from(vector) << 32,
+        u64::from(elr),
+    )
 }
 
 /// Semihosting SYS_EXIT_EXTENDED with `code` as QEMU's exit status.

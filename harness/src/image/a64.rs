@@ -79,6 +79,7 @@ guest_vectors:
     mrs x2, esr_el1
     orr x1, x1, x2, lsl #8
     mrs x2, elr_el1
+    mrs x3, far_el1
     mov x0, #{svc_fault}
     hvc #{service}
     b .
@@ -271,5 +272,9 @@ pub fn guest_state() -> &'static str {
     let el: u64;
     // SAFETY: reading CurrentEL has no side effect.
     unsafe { asm!("mrs {}, CurrentEL", out(reg) el, options(nomem, nostack)) };
-    if el >> 2 == 1 { "aarch64-el1" } else { "aarch64-not-el1" }
+    if el >> 2 == 1 {
+        "aarch64-el1"
+    } else {
+        "aarch64-not-el1"
+    }
 }

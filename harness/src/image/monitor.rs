@@ -8,7 +8,8 @@
 //!   argument, or in the registered mailbox for arity 0): this also proves the stores were not delayed;
 //! - for a call marked `PREEMPT`, plays a preemption once: rewrites the argument and number registers with
 //!   the same values and steps the return address back by 4 onto the `hvc`, as Xen's continuations do;
-//! - on completion poisons the number register and the argument registers 2..N, and only those, writes
+//! - on completion poisons the number register and the argument registers 2..N (N: the call's declared
+//!   arity, which is the arity unless the number says `DECLARED6`), and only those, writes
 //!   the result into r0/x0 and a reply into the message (which the guest must re-read after the call).
 //!
 //! A failed check does not stop the call: it is recorded, and the guest asks for the verdict.
@@ -64,6 +65,7 @@ struct State {
     verdict: u32,
     pending: Option<Pending>,
     calls: u64,
+    crash_detects: Option<u64>,
 }
 
 struct Global(UnsafeCell<State>);
@@ -75,6 +77,7 @@ static STATE: Global = Global(UnsafeCell::new(State {
     verdict: 0,
     pending: None,
     calls: 0,
+    crash_detects: None,
 }));
 
 fn state() -> &'static mut State {
@@ -165,7 +168,12 @@ pub fn hvc(regs: &mut impl Regs, abi: GuestAbi, imm: u32, elr: &mut u64, monitor
     }
     // Completion: poison exactly what the ABI lets the call clobber, then the result.
     regs.set(abi.number, proto::poison(abi.number, abi.width) & mask);
-    for i in 1..arity {
+    let declared = if op & proto::DECLARED6 as u64 != 0 {
+        6
+    } else {
+        arity
+    };
+    for i in 1..declared {
         regs.set(i, proto::poison(i, abi.width) & mask);
     }
     regs.set(0, proto::ret_for(op) & mask);
@@ -181,7 +189,11 @@ pub fn hvc(regs: &mut impl Regs, abi: GuestAbi, imm: u32, elr: &mut u64, monitor
 
 fn service(regs: &mut impl Regs, abi: GuestAbi, st: &mut State, monitor: &str, mask: u64) {
     let svc = regs.get(0) as usize;
-    let arg = if svc == proto::SVC_VERDICT { 0 } else { regs.get(1) & mask };
+    let arg = if svc == proto::SVC_VERDICT {
+        0
+    } else {
+        regs.get(1) & mask
+    };
     let result = match svc {
         proto::SVC_MAILBOX => {
             st.mailbox = arg;
@@ -199,11 +211,24 @@ fn service(regs: &mut impl Regs, abi: GuestAbi, st: &mut State, monitor: &str, m
             crate::arch::semihost_exit(arg.min(250) as u32)
         }
         proto::SVC_FAULT => {
-            say!(
-                "MONITOR guest fault: {arg:#x} at {:#x}",
-                regs.get(2) & mask
-            );
+            let (ret, addr) = (regs.get(2) & mask, regs.get(3) & mask);
+            if let (Some(failed), Some(r)) =
+                (st.crash_detects, proto::poisoned_reg(addr, abi.width))
+            {
+                let reg = if abi.width == 64 { 'x' } else { 'r' };
+                say!(
+                    "CELL control-clobber detected {reg}{r} clobbered (the guest used it as a pointer: \
+                     exception {arg:#x} at {ret:#x}, address {addr:#x})"
+                );
+                say!("DONE {failed}");
+                crate::arch::semihost_exit(failed.min(250) as u32)
+            }
+            say!("MONITOR guest fault: exception {arg:#x} at {ret:#x}, address {addr:#x}");
             crate::arch::semihost_exit(253)
+        }
+        proto::SVC_CRASH_DETECTS => {
+            st.crash_detects = Some(arg);
+            0
         }
         other => {
             say!("MONITOR unknown service {other:#x}");
