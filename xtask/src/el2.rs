@@ -223,10 +223,10 @@ pub fn judge(out: &RunOutput, expected: &[&str], guest_state: &str, monitor: &st
             reported.insert(name, (ok, detail));
         } else if let Some(rest) = line.strip_prefix("GUEST ") {
             guest_line = rest.split_whitespace().next().map(str::to_string);
-        } else if let Some(rest) = line.strip_prefix("MONITOR ") {
-            if monitor_line.is_none() {
-                monitor_line = Some(rest.to_string());
-            }
+        } else if let Some(rest) = line.strip_prefix("MONITOR ")
+            && monitor_line.is_none()
+        {
+            monitor_line = Some(rest.to_string());
         }
     }
     let ended = match out.status {

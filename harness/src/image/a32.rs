@@ -193,7 +193,15 @@ pub fn semihost_exit(code: u32) -> ! {
     let block = [0x20026u32, code];
     // SAFETY: QEMU's semihosting (enabled by the runner) reads the two-word block and exits.
     unsafe { harness_semihost(0x20, block.as_ptr() as usize) };
-    loop {}
+    park()
+}
+
+/// Waits forever (only reached if semihosting is off: the runner's time-out then ends the run).
+pub fn park() -> ! {
+    loop {
+        // SAFETY: waiting for an interrupt has no other effect.
+        unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
 }
 
 /// A service call to the monitor (see `proto::SERVICE_TAG`).

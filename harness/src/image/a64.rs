@@ -244,6 +244,14 @@ pub fn semihost_exit(code: u32) -> ! {
     }
 }
 
+/// Waits forever (only reached if the monitor returns from the exit service).
+pub fn park() -> ! {
+    loop {
+        // SAFETY: waiting for an interrupt has no other effect.
+        unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
+}
+
 /// A service call to the monitor (see `proto::SERVICE_TAG`).
 pub fn service(svc: usize, arg: usize) -> usize {
     let r: usize;

@@ -116,6 +116,9 @@ impl Failure {
 
 type Outcome = Result<(), Failure>;
 
+/// A cell and its name.
+type Named = (&'static str, fn() -> Outcome);
+
 macro_rules! live_values {
     ($($f:ident = $i:literal),* $(,)?) => {
         /// Values kept live across the calls.
@@ -479,7 +482,7 @@ const OPT: Option<&str> = option_env!("XEN_HARNESS_OPT");
 extern "C" fn harness_guest_main() -> ! {
     say!("GUEST {} opt={}", arch::guest_state(), OPT.unwrap_or("?"));
     arch::service(proto::SVC_MAILBOX, MAILBOX.0.get() as usize);
-    let cells: [(&str, fn() -> Outcome); 7] = [
+    let cells: [Named; 7] = [
         ("arity0", arity0),
         ("arity1", arity1),
         ("arity2", arity2),
@@ -516,5 +519,5 @@ extern "C" fn harness_guest_main() -> ! {
     }
     say!("DONE {failed}");
     arch::service(proto::SVC_EXIT, failed);
-    loop {}
+    arch::park()
 }

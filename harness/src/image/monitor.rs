@@ -93,7 +93,7 @@ fn fail(st: &mut State, kind: u32, detail: u64) {
 
 fn msg_at(addr: u64) -> Option<*mut Msg> {
     let size = core::mem::size_of::<Msg>() as u64;
-    let ok = RAM.contains(&addr) && addr + size <= RAM.end && addr % 8 == 0;
+    let ok = RAM.contains(&addr) && addr + size <= RAM.end && addr.is_multiple_of(8);
     ok.then_some(addr as usize as *mut Msg)
 }
 
