@@ -25,6 +25,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::{setup, util};
 
+/// The calls each arity cell makes (`harness/src/image/guest.rs`).
+const CALLS_PER_CELL: usize = 3;
+
 /// How long one QEMU run may take.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -290,7 +293,7 @@ pub fn judge(out: &RunOutput, expected: &[&str], guest_state: &str, monitor: &st
     cells
 }
 
-/// Checks from the ELF that each arity cell's two calls are `hvc #0xEA1` in `isa` (for T32: that the
+/// Checks from the ELF that each arity cell's calls are `hvc #0xEA1` in `isa` (for T32: that the
 /// inline stubs were inlined into Thumb code, with the 4-byte `hvc` a restart needs). Returns the problems
 /// per cell name.
 pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>> {
@@ -334,9 +337,9 @@ pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>>
         if (isa == Isa::T32) != thumb_bit {
             issues.push(format!("the function is not {} code", isa.name()));
         }
-        if want != 2 {
+        if want != CALLS_PER_CELL {
             issues.push(format!(
-                "{want} `hvc #0xEA1` in {} encoding, expected 2",
+                "{want} `hvc #0xEA1` in {} encoding, expected {CALLS_PER_CELL}",
                 isa.name()
             ));
         }

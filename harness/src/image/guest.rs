@@ -1,7 +1,7 @@
 //! The guest side: every stub called as a user calls it, with many values live across the call.
 //!
-//! A cell of arity N makes two calls through `xen_hypercall::hypercall!` with N arguments: a plain one and
-//! one the monitor preempts and restarts. Before the calls it loads 32 values with volatile reads (the
+//! A cell of arity N makes three calls through `xen_hypercall::hypercall!` with N arguments: a plain one
+//! (A), the same again with the same registers (R), and one the monitor preempts and restarts (B). Before the calls it loads 32 values with volatile reads (the
 //! compiler cannot recompute them, so it must keep them in registers or spill them: with 32 values every
 //! register the call may not clobber holds one), passes some of them as arguments, and afterwards checks
 //! - each of the 32 values against a fresh volatile read (a value in a register the monitor poisoned
@@ -299,6 +299,14 @@ macro_rules! cell {
             // the first argument (or the registered mailbox) and writes its reply there.
             let ret_a = unsafe { $call!($n, op_a, args_a) };
             let ans_a = answer(msg_a);
+            // The same call again, registers and all: a compiler told that the call leaves an argument
+            // or the number register unchanged would not load it again, and the monitor would see the
+            // poison there instead of the argument.
+            let req_r = (v.l29 ^ op_a) as u64;
+            prepare(msg_a, $n, op_a, &args_a, req_r);
+            // SAFETY: as above.
+            let ret_r = unsafe { $call!($n, op_a, args_a) };
+            let ans_r = answer(msg_a);
             let args_b = [msg_b as usize, v.l5, v.l6, v.l7, v.l8, v.l9];
             let req_b = (v.l30 ^ op_b) as u64;
             prepare(msg_b, $n, op_b, &args_b, req_b);
@@ -307,6 +315,7 @@ macro_rules! cell {
             let ans_b = answer(msg_b);
             verdict()?;
             check_call('A', op_a, ret_a, ans_a, req_a, 1)?;
+            check_call('R', op_a, ret_r, ans_r, req_r, 1)?;
             check_call('B', op_b, ret_b, ans_b, req_b, 2)?;
             v.check()
         }
