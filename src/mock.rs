@@ -19,7 +19,7 @@
 //! mock::reset();
 //! // Xen writes the new port into the struct and returns 0.
 //! mock::respond(|call| {
-//!     call.update(1, |a: &mut AllocUnbound| a.port = 7);
+//!     call.update(1, |a: &mut AllocUnbound| a.port = Port(7));
 //!     0
 //! });
 //! let port = evtchn::alloc_unbound(xen::DomId::SELF, xen::DomId(0)).unwrap();

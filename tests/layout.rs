@@ -51,7 +51,7 @@ macro_rules! layout {
         Layout {
             rust: stringify!($t),
             c_type: $c,
-            c_member: { let m = ""; $(let m = $member;)? m },
+            c_member: ["" $(, $member)?][["" $(, $member)?].len() - 1],
             size: size_of::<$t>(),
             align: align_of::<$t>(),
             fields: vec![$((
@@ -195,7 +195,10 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("SCHEDOP_block", sched::SCHEDOP_BLOCK as u64),
         ("SCHEDOP_shutdown", sched::SCHEDOP_SHUTDOWN as u64),
         ("SCHEDOP_poll", sched::SCHEDOP_POLL as u64),
-        ("SCHEDOP_remote_shutdown", sched::SCHEDOP_REMOTE_SHUTDOWN as u64),
+        (
+            "SCHEDOP_remote_shutdown",
+            sched::SCHEDOP_REMOTE_SHUTDOWN as u64,
+        ),
         ("SCHEDOP_shutdown_code", sched::SCHEDOP_SHUTDOWN_CODE as u64),
         ("SCHEDOP_watchdog", sched::SCHEDOP_WATCHDOG as u64),
         ("SHUTDOWN_poweroff", sched::ShutdownReason::Poweroff as u64),
@@ -203,19 +206,31 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("SHUTDOWN_suspend", sched::ShutdownReason::Suspend as u64),
         ("SHUTDOWN_crash", sched::ShutdownReason::Crash as u64),
         ("SHUTDOWN_watchdog", sched::ShutdownReason::Watchdog as u64),
-        ("SHUTDOWN_soft_reset", sched::ShutdownReason::SoftReset as u64),
-        ("EVTCHNOP_bind_interdomain", evtchn::EVTCHNOP_BIND_INTERDOMAIN as u64),
+        (
+            "SHUTDOWN_soft_reset",
+            sched::ShutdownReason::SoftReset as u64,
+        ),
+        (
+            "EVTCHNOP_bind_interdomain",
+            evtchn::EVTCHNOP_BIND_INTERDOMAIN as u64,
+        ),
         ("EVTCHNOP_bind_virq", evtchn::EVTCHNOP_BIND_VIRQ as u64),
         ("EVTCHNOP_close", evtchn::EVTCHNOP_CLOSE as u64),
         ("EVTCHNOP_send", evtchn::EVTCHNOP_SEND as u64),
         ("EVTCHNOP_status", evtchn::EVTCHNOP_STATUS as u64),
-        ("EVTCHNOP_alloc_unbound", evtchn::EVTCHNOP_ALLOC_UNBOUND as u64),
+        (
+            "EVTCHNOP_alloc_unbound",
+            evtchn::EVTCHNOP_ALLOC_UNBOUND as u64,
+        ),
         ("EVTCHNOP_bind_ipi", evtchn::EVTCHNOP_BIND_IPI as u64),
         ("EVTCHNOP_bind_vcpu", evtchn::EVTCHNOP_BIND_VCPU as u64),
         ("EVTCHNOP_unmask", evtchn::EVTCHNOP_UNMASK as u64),
         ("EVTCHNSTAT_closed", evtchn::EVTCHNSTAT_CLOSED.into()),
         ("EVTCHNSTAT_unbound", evtchn::EVTCHNSTAT_UNBOUND.into()),
-        ("EVTCHNSTAT_interdomain", evtchn::EVTCHNSTAT_INTERDOMAIN.into()),
+        (
+            "EVTCHNSTAT_interdomain",
+            evtchn::EVTCHNSTAT_INTERDOMAIN.into(),
+        ),
         ("EVTCHNSTAT_pirq", evtchn::EVTCHNSTAT_PIRQ.into()),
         ("EVTCHNSTAT_virq", evtchn::EVTCHNSTAT_VIRQ.into()),
         ("EVTCHNSTAT_ipi", evtchn::EVTCHNSTAT_IPI.into()),
@@ -237,21 +252,45 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("XENVER_compile_info", version::XENVER_COMPILE_INFO as u64),
         ("XENVER_capabilities", version::XENVER_CAPABILITIES as u64),
         ("XENVER_changeset", version::XENVER_CHANGESET as u64),
-        ("XENVER_platform_parameters", version::XENVER_PLATFORM_PARAMETERS as u64),
+        (
+            "XENVER_platform_parameters",
+            version::XENVER_PLATFORM_PARAMETERS as u64,
+        ),
         ("XENVER_get_features", version::XENVER_GET_FEATURES as u64),
         ("XENVER_pagesize", version::XENVER_PAGESIZE as u64),
         ("XENVER_guest_handle", version::XENVER_GUEST_HANDLE as u64),
-        ("XENMEM_current_reservation", memory::XENMEM_CURRENT_RESERVATION as u64),
-        ("XENMEM_maximum_reservation", memory::XENMEM_MAXIMUM_RESERVATION as u64),
-        ("XENMEM_add_to_physmap", memory::XENMEM_ADD_TO_PHYSMAP as u64),
+        (
+            "XENMEM_current_reservation",
+            memory::XENMEM_CURRENT_RESERVATION as u64,
+        ),
+        (
+            "XENMEM_maximum_reservation",
+            memory::XENMEM_MAXIMUM_RESERVATION as u64,
+        ),
+        (
+            "XENMEM_add_to_physmap",
+            memory::XENMEM_ADD_TO_PHYSMAP as u64,
+        ),
         ("XENMEM_maximum_gpfn", memory::XENMEM_MAXIMUM_GPFN as u64),
-        ("XENMAPSPACE_shared_info", memory::Space::SHARED_INFO.0.into()),
-        ("XENMAPSPACE_grant_table", memory::Space::GRANT_TABLE.0.into()),
+        (
+            "XENMAPSPACE_shared_info",
+            memory::Space::SHARED_INFO.0.into(),
+        ),
+        (
+            "XENMAPSPACE_grant_table",
+            memory::Space::GRANT_TABLE.0.into(),
+        ),
         ("XENMAPSPACE_gmfn", memory::Space::GMFN.0.into()),
         ("XENMAPSPACE_gmfn_range", memory::Space::GMFN_RANGE.0.into()),
-        ("XENMAPSPACE_gmfn_foreign", memory::Space::GMFN_FOREIGN.0.into()),
+        (
+            "XENMAPSPACE_gmfn_foreign",
+            memory::Space::GMFN_FOREIGN.0.into(),
+        ),
         ("XENMAPSPACE_dev_mmio", memory::Space::DEV_MMIO.0.into()),
-        ("XENMAPIDX_grant_table_status", memory::XENMAPIDX_GRANT_TABLE_STATUS),
+        (
+            "XENMAPIDX_grant_table_status",
+            memory::XENMAPIDX_GRANT_TABLE_STATUS,
+        ),
         ("GNTTABOP_setup_table", gt::GNTTABOP_SETUP_TABLE as u64),
         ("GNTTABOP_query_size", gt::GNTTABOP_QUERY_SIZE as u64),
         ("GNTTABOP_set_version", gt::GNTTABOP_SET_VERSION as u64),
@@ -271,13 +310,19 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("HVM_PARAM_STORE_PFN", hvm::Param::STORE_PFN.0.into()),
         ("HVM_PARAM_STORE_EVTCHN", hvm::Param::STORE_EVTCHN.0.into()),
         ("HVM_PARAM_CONSOLE_PFN", hvm::Param::CONSOLE_PFN.0.into()),
-        ("HVM_PARAM_CONSOLE_EVTCHN", hvm::Param::CONSOLE_EVTCHN.0.into()),
+        (
+            "HVM_PARAM_CONSOLE_EVTCHN",
+            hvm::Param::CONSOLE_EVTCHN.0.into(),
+        ),
         ("VCPUOP_is_up", vcpu::VCPUOP_IS_UP as u64),
         (
             "VCPUOP_register_runstate_memory_area",
             vcpu::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA as u64,
         ),
-        ("VCPUOP_register_vcpu_info", vcpu::VCPUOP_REGISTER_VCPU_INFO as u64),
+        (
+            "VCPUOP_register_vcpu_info",
+            vcpu::VCPUOP_REGISTER_VCPU_INFO as u64,
+        ),
     ];
     // Grant statuses are negative: compare them as the two's-complement of the 64-bit C value.
     for s in (1..=13).filter_map(|n| gt::GrantStatus::from_raw(-n)) {
@@ -341,7 +386,11 @@ fn checks(layouts: &[Layout], constants: &[(&'static str, u64)]) -> (String, Vec
         push("align".into(), format!("_Alignof({t})"), l.align);
         for &(f, off, size) in &l.fields {
             push(format!("offset of {f}"), format!("offsetof({t}, {f})"), off);
-            push(format!("size of {f}"), format!("sizeof((({t}*)0)->{f})"), size);
+            push(
+                format!("size of {f}"),
+                format!("sizeof((({t}*)0)->{f})"),
+                size,
+            );
         }
     }
     for &(name, v) in constants {
@@ -403,10 +452,7 @@ fn probe(target: &str, prelude: &str, exprs: &[String]) -> Vec<u64> {
     // Tests run in parallel threads: one directory per probe.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "xen-layout-{}-{n}-{target}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("xen-layout-{}-{n}-{target}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = dir.join("probe.c");
     std::fs::write(&c, &src).unwrap();
@@ -528,9 +574,11 @@ fn a_wrong_layout_is_caught() {
         );
     }
     // Correct on both: no mismatch (the frame_list slot is 64-bit whatever the pointer size).
-    let fine = vec![layout!(PointerHandleSetupTable => "struct gnttab_setup_table" {
-        dom => "dom", nr_frames => "nr_frames", status => "status", frame_list => "frame_list",
-    })];
+    let fine = vec![
+        layout!(PointerHandleSetupTable => "struct gnttab_setup_table" {
+            dom => "dom", nr_frames => "nr_frames", status => "status", frame_list => "frame_list",
+        }),
+    ];
     for t in TARGETS {
         assert_eq!(compare(t, &fine, &[]), Vec::<String>::new());
     }

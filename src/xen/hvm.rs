@@ -49,12 +49,13 @@ unsafe impl Plain for HvmParam {}
 /// The value of `HVM_PARAM_CALLBACK_IRQ`, decoded: the type in bits 63:56 (`HVM_PARAM_CALLBACK_TYPE_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallbackVia {
-    /// `HVM_PARAM_CALLBACK_TYPE_PPI` (2 on ARM): events arrive as PPI `ppi` (interrupt id `16 + ppi`
-    /// on the GIC), with flags bits 15:8 (`HVM_PARAM_CALLBACK_TYPE_PPI_FLAG_LOW_LEVEL` = 2: level, low).
+    /// `HVM_PARAM_CALLBACK_TYPE_PPI` (2 on ARM): events arrive as a private peripheral interrupt.
     Ppi {
-        /// The PPI number (bits 7:0).
-        ppi: u8,
-        /// The flags (bits 15:8).
+        /// Bits 7:0: the GIC interrupt id (16–31). `params.h` calls it a "PPI number", but Xen stores
+        /// the interrupt id there: `GUEST_EVTCHN_PPI` (31) for a domU, the first free PPI id for dom0
+        /// (16 was seen on Xen 4.17 arm64).
+        intid: u8,
+        /// Bits 15:8: `HVM_PARAM_CALLBACK_TYPE_PPI_FLAG_LOW_LEVEL` (2) for level-sensitive, active low.
         flags: u8,
     },
     /// Any other type, with the raw value.
@@ -66,12 +67,13 @@ impl CallbackVia {
     ///
     /// ```
     /// use xen_hypercall::xen::hvm::CallbackVia;
-    /// assert_eq!(CallbackVia::decode(0x0200_0000_0000_0210), CallbackVia::Ppi { ppi: 0x10, flags: 2 });
+    /// let via = CallbackVia::decode(0x0200_0000_0000_0210);
+    /// assert_eq!(via, CallbackVia::Ppi { intid: 16, flags: 2 });
     /// ```
     pub const fn decode(raw: u64) -> CallbackVia {
         if raw >> 56 == 2 {
             CallbackVia::Ppi {
-                ppi: raw as u8,
+                intid: raw as u8,
                 flags: (raw >> 8) as u8,
             }
         } else {
@@ -82,7 +84,7 @@ impl CallbackVia {
     /// The GIC interrupt id events arrive on, for a PPI.
     pub const fn intid(&self) -> Option<u32> {
         match self {
-            CallbackVia::Ppi { ppi, .. } => Some(16 + *ppi as u32),
+            CallbackVia::Ppi { intid, .. } => Some(*intid as u32),
             CallbackVia::Other(_) => None,
         }
     }

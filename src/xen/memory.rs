@@ -120,7 +120,12 @@ pub unsafe fn map_shared_info(gpfn: u64) -> Result<()> {
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
 pub unsafe fn map_grant_frame(idx: u32, status: bool, gpfn: u64) -> Result<()> {
-    let idx = u64::from(idx) | if status { XENMAPIDX_GRANT_TABLE_STATUS } else { 0 };
+    let idx = u64::from(idx)
+        | if status {
+            XENMAPIDX_GRANT_TABLE_STATUS
+        } else {
+            0
+        };
     // SAFETY: forwarded.
     unsafe { add_to_physmap(DomId::SELF, Space::GRANT_TABLE, idx, gpfn) }
 }

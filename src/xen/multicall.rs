@@ -146,7 +146,10 @@ impl<'a> Call<'a> {
     pub fn evtchn_status(status: &'a mut EvtchnStatus) -> Call<'a> {
         Call::new(
             nr::EVENT_CHANNEL_OP,
-            [evtchn::EVTCHNOP_STATUS, status as *mut EvtchnStatus as usize],
+            [
+                evtchn::EVTCHNOP_STATUS,
+                status as *mut EvtchnStatus as usize,
+            ],
         )
     }
 
@@ -261,7 +264,11 @@ impl<'a, const N: usize> Batch<'a, N> {
 
     /// The results of every call, in order, after [`submit`](Batch::submit) (empty before).
     pub fn results(&self) -> impl Iterator<Item = Result<u64>> + '_ {
-        let n = if self.submitted { self.entries.len() } else { 0 };
+        let n = if self.submitted {
+            self.entries.len()
+        } else {
+            0
+        };
         self.entries[..n].iter().map(|e| check_result(e.result))
     }
 

@@ -136,7 +136,10 @@ pub const ALL: [(usize, &str); 50] = [
     (PHYSDEV_OP_COMPAT, "physdev_op_compat"),
     (GRANT_TABLE_OP, "grant_table_op"),
     (VM_ASSIST, "vm_assist"),
-    (UPDATE_VA_MAPPING_OTHERDOMAIN, "update_va_mapping_otherdomain"),
+    (
+        UPDATE_VA_MAPPING_OTHERDOMAIN,
+        "update_va_mapping_otherdomain",
+    ),
     (IRET, "iret"),
     (VCPU_OP, "vcpu_op"),
     (SET_SEGMENT_BASE, "set_segment_base"),
