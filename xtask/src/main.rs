@@ -78,9 +78,15 @@ fn test() -> Result<()> {
             run: || {
                 // The layout test compiles Xen's headers with clang.
                 setup::debian(&[setup::CLANG, setup::LIBXEN_DEV])?;
-                util::run(util::cargo().args(["test", "--workspace"]))?;
                 // The typed API's tests, the layout comparison and the doc examples run on the mock.
-                util::run(util::cargo().args(["test", "-p", "xen-hypercall", "--features", "mock"]))
+                util::run(util::cargo().args([
+                    "test",
+                    "-p",
+                    "xen-hypercall",
+                    "--features",
+                    "mock",
+                ]))?;
+                util::run(util::cargo().args(["test", "--workspace"]))
             },
         },
         Step {
