@@ -29,6 +29,13 @@
 //! Supported targets: `armv7a-none-eabi` (A32 and Thumb-2 callers) and `aarch64-unknown-none`, and other
 //! A-profile ARM targets. M-profile targets have no `hvc` and fail to compile; on any other target the raw
 //! stubs cannot be called (the error names the supported targets).
+//!
+//! The typed API, [`xen`] (`xen::console::write(b"hi")`, `xen::evtchn::alloc_unbound(…)`, …), wraps the
+//! stubs in one module per hypercall family. It reaches them through one internal indirection that picks
+//! the backend: the inline stubs by default, the out-of-line ones ([`outline`]) with feature `outline`,
+//! and with feature `mock` a recording mock (module `mock`, on any target with `std`) that also replaces
+//! the exported `hypercall0` … `hypercall6`, so host unit tests of code built on this crate see every call
+//! and program its result. Without `mock`, `xen` exists only on ARM targets.
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
