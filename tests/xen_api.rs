@@ -654,6 +654,34 @@ fn vcpu_register_vcpu_info_once() {
 }
 
 #[test]
+fn vcpu_register_vcpu_info_at_splits_the_address() {
+    fresh();
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+    let mut page = Box::new(Page([0; 4096]));
+    let base = page.0.as_mut_ptr() as usize;
+    let at = |off: usize| (base + off) as *mut vcpu::VcpuInfo;
+    // SAFETY: the mock keeps nothing.
+    unsafe { vcpu::register_vcpu_info_at(2, at(4096 - 48)) }.unwrap();
+    let c = only_call();
+    assert_eq!(c.args[1], 2);
+    let r: vcpu::RegisterVcpuInfo = c.read(2).unwrap();
+    assert_eq!((r.mfn, r.offset), ((base / 4096) as u64, 4096 - 48));
+    // Crossing the page or misaligned: refused before any hypercall.
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { vcpu::register_vcpu_info_at(0, at(4096 - 40)) },
+        Err(Error::EINVAL)
+    );
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { vcpu::register_vcpu_info_at(0, at(4)) },
+        Err(Error::EINVAL)
+    );
+    assert!(mock::take_calls().is_empty());
+}
+
+#[test]
 fn vcpu_register_runstate_memory_area() {
     fresh();
     let mut area = vcpu::RunstateInfo::default();

@@ -175,6 +175,38 @@ pub unsafe fn register_vcpu_info(vcpu: u32, gfn: u64, offset: u32) -> Result<()>
     .map(|_| ())
 }
 
+/// [`register_vcpu_info`] for a `VcpuInfo` at `info`, taking its address as the guest physical address:
+/// for guests whose memory is identity-mapped (or that run with the MMU off). Fails with
+/// [`Error::EINVAL`] without a hypercall if `info` is not 8-aligned or the 48 bytes cross a 4 KiB page.
+///
+/// # Safety
+///
+/// As for [`register_vcpu_info`], for the `VcpuInfo` at `info`, whose address must equal its guest
+/// physical address.
+///
+/// ```no_run
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::vcpu::{self, VcpuInfo};
+/// #[repr(align(64))]
+/// struct Slot(VcpuInfo);
+/// static mut INFO: Slot = Slot(VcpuInfo { evtchn_upcall_pending: 0, pad0: 0, _pad: [0; 6],
+///     evtchn_pending_sel: 0, time: unsafe { core::mem::zeroed() } });
+/// // SAFETY: INFO is Xen's from now on, read only with volatile reads; memory is identity-mapped.
+/// unsafe { vcpu::register_vcpu_info_at(0, &raw mut INFO.0) }?;
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub unsafe fn register_vcpu_info_at(vcpu: u32, info: *mut VcpuInfo) -> Result<()> {
+    const PAGE: usize = 4096;
+    let addr = info as usize;
+    let offset = addr % PAGE;
+    if !addr.is_multiple_of(8) || offset + core::mem::size_of::<VcpuInfo>() > PAGE {
+        return Err(Error::EINVAL);
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { register_vcpu_info(vcpu, (addr / PAGE) as u64, offset as u32) }
+}
+
 /// Asks Xen to keep vCPU `vcpu`'s [`RunstateInfo`] up to date at `area`
 /// (`VCPUOP_register_runstate_memory_area`); a null `area` stops it.
 ///
