@@ -646,3 +646,42 @@ fn every_hypercall_number_of_xen_h_is_listed() {
         );
     }
 }
+
+/// Every structure the API declares as Xen ABI data (`unsafe impl Plain for …` in `src/xen/`) is in
+/// `layouts()`: a new structure cannot be added without its comparison.
+#[test]
+fn every_abi_structure_is_compared() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/xen");
+    let compared: Vec<String> = layouts()
+        .iter()
+        .map(|l| l.rust.rsplit("::").next().unwrap().trim().to_string())
+        .collect();
+    let mut declared = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            let Some(rest) = line.trim().strip_prefix("unsafe impl Plain for ") else {
+                continue;
+            };
+            if rest.starts_with('$') {
+                continue; // the integer impls of `call.rs`' macro
+            }
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            declared.push(name);
+        }
+    }
+    assert!(declared.len() >= 30, "found only {declared:?}");
+    for name in &declared {
+        assert!(
+            compared.contains(name),
+            "{name} is Xen ABI data but has no layout comparison"
+        );
+    }
+    // `FixedStr<N>` (generic) is compared through its three instances.
+    for alias in ["ExtraVersion", "Capabilities", "Changeset"] {
+        assert!(compared.iter().any(|c| c == alias));
+    }
+}
