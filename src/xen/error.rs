@@ -49,8 +49,8 @@ macro_rules! errnos {
 
             /// The positive Xen errno value.
             ///
-            /// For [`Error::Grant`], the errno Xen itself uses for the same condition where it has one
-            /// (see [`GrantStatus::errno`]).
+            /// A grant-table status is no errno: for [`Error::Grant`] this is the nearest errno, as
+            /// [`GrantStatus::errno`] lists it (match on the variant to tell the two kinds apart).
             pub const fn errno(&self) -> i32 {
                 match self {
                     $(Error::$name => $value,)*

@@ -51,8 +51,9 @@ macro_rules! statuses {
                 }
             }
 
-            /// The errno that stands for this status in [`Error::errno`]: the one Xen's grant-table code
-            /// returns for the same condition where it has one, otherwise `EINVAL`.
+            /// The nearest errno, which stands for this status in [`Error::errno`]: `ESRCH` for a bad
+            /// domain, `EPERM` for permission denied, `EFAULT` for bad addresses, `ENOSPC` for lack of
+            /// space, `ERANGE` for an address too big, `EAGAIN` for try again, `EINVAL` otherwise.
             pub const fn errno(&self) -> i32 {
                 match self {
                     $(GrantStatus::$name => Error::$errno.errno(),)*
