@@ -1,0 +1,277 @@
+//! A minimal Xen dom0 unikernel that uses only `xen-hypercall`'s public API.
+//!
+//! It greets, reports Xen's version, exercises event channels, the grant table, an HVM parameter, vCPU
+//! registration, a multicall batch and the raw stubs, prints one line per check (`ok <name>` or
+//! `FAIL <name>: <detail>`) and a summary, and powers the machine off. It builds for AArch64, A32 and
+//! Thumb-2 (the 32-bit ones run as a 32-bit dom0 on Xen for arm64); with the `outline` feature the typed
+//! API calls the out-of-line stubs.
+//!
+//! `cargo xtask xen` builds it and boots it on Xen under QEMU; `cargo xtask demo` shows what it prints.
+//! The output is formatted by hand (no `core::fmt`), which keeps the image small and free of absolute
+//! addresses in code.
+
+#![no_std]
+#![no_main]
+
+mod entry;
+
+use xen_hypercall::xen::evtchn::{self, State};
+use xen_hypercall::xen::multicall::{Batch, Call};
+use xen_hypercall::xen::sched::{self, ShutdownReason};
+use xen_hypercall::xen::{self, DomId, console, grant_table, hvm, vcpu, version};
+
+/// A hypercall number Xen does not have (numbers beyond its table return `-ENOSYS`).
+const UNKNOWN_HYPERCALL: usize = 63;
+
+/// A line of text, built without `core::fmt`.
+struct Line {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Line {
+        Line { buf: [0; 160], len: 0 }
+    }
+
+    fn s(mut self, text: &str) -> Line {
+        for &b in text.as_bytes() {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+        self
+    }
+
+    fn bytes(self, b: &[u8]) -> Line {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        self.s(core::str::from_utf8(&b[..end]).unwrap_or("?"))
+    }
+
+    fn dec(self, v: u64) -> Line {
+        let mut digits = [0u8; 20];
+        let (mut i, mut v) = (digits.len(), v);
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.bytes(&digits[i..])
+    }
+
+    fn hex(self, v: u64) -> Line {
+        let mut digits = [0u8; 16];
+        let (mut i, mut v) = (digits.len(), v);
+        loop {
+            i -= 1;
+            digits[i] = b"0123456789abcdef"[(v & 0xf) as usize];
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
+        }
+        self.s("0x").bytes(&digits[i..])
+    }
+
+    fn err(self, e: xen::Error) -> Line {
+        self.s("error ").dec(e.errno() as u64)
+    }
+
+    fn print(self) {
+        let _ = console::write(&self.buf[..self.len]);
+        let _ = console::write(b"\n");
+    }
+}
+
+/// Check results.
+struct Checks {
+    passed: u32,
+    failed: u32,
+}
+
+impl Checks {
+    fn ok(&mut self, name: &str, detail: Line) {
+        self.passed += 1;
+        Line::new().s("ok ").s(name).s(": ").bytes(&detail.buf[..detail.len]).print();
+    }
+
+    fn fail(&mut self, name: &str, detail: Line) {
+        self.failed += 1;
+        Line::new().s("FAIL ").s(name).s(": ").bytes(&detail.buf[..detail.len]).print();
+    }
+
+    fn check(&mut self, name: &str, good: bool, detail: Line) {
+        if good { self.ok(name, detail) } else { self.fail(name, detail) }
+    }
+}
+
+/// A page of the guest's own for `register_vcpu_info` (the MMU is off: its address is its guest frame).
+#[repr(C, align(4096))]
+struct Page(vcpu::VcpuInfo);
+static mut VCPU_INFO: Page = Page(unsafe { core::mem::zeroed() });
+
+fn arch() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "AArch64"
+    } else if cfg!(target_feature = "thumb-mode") {
+        "Thumb-2"
+    } else {
+        "A32"
+    }
+}
+
+fn stubs() -> &'static str {
+    if cfg!(feature = "outline") { "out-of-line stubs" } else { "inline stubs" }
+}
+
+/// The guest: called by the entry code with the device tree's address.
+#[unsafe(no_mangle)]
+pub extern "C" fn guest_main(_dtb: usize) -> ! {
+    Line::new().s("Hello from a ").s(arch()).s(" dom0 on Xen, using xen-hypercall (").s(stubs()).s(")").print();
+    let mut c = Checks { passed: 0, failed: 0 };
+
+    match version::version() {
+        Ok(v) => {
+            let extra = version::extraversion();
+            let line = Line::new().s("Xen ").dec(v.major as u64).s(".").dec(v.minor as u64);
+            let line = match &extra {
+                Ok(e) => line.bytes(e.as_bytes()),
+                Err(e) => line.s(" (extraversion: ").err(*e).s(")"),
+            };
+            c.check("version", v.major >= 4 && extra.is_ok(), line);
+        }
+        Err(e) => c.fail("version", Line::new().err(e)),
+    }
+
+    event_channels(&mut c);
+
+    match grant_table::query_size(DomId::SELF) {
+        Ok(q) => c.check(
+            "grant_table::query_size",
+            q.nr_frames >= 1 && q.max_nr_frames >= q.nr_frames,
+            Line::new().dec(q.nr_frames as u64).s(" frame(s) of ").dec(q.max_nr_frames as u64),
+        ),
+        Err(e) => c.fail("grant_table::query_size", Line::new().err(e)),
+    }
+
+    match hvm::get_param(DomId::SELF, hvm::Param::CALLBACK_IRQ) {
+        // Bits 63:56 give the callback type; 2 is a PPI on ARM.
+        Ok(v) => c.check("hvm::get_param(CALLBACK_IRQ)", v >> 56 == 2, Line::new().hex(v).s(" (PPI)")),
+        Err(e) => c.fail("hvm::get_param(CALLBACK_IRQ)", Line::new().err(e)),
+    }
+
+    // SAFETY: VCPU_INFO is a page-aligned static of this image that nothing else uses; Xen keeps writing
+    // it from now on, which is what it is for. The MMU is off, so its address is its guest frame.
+    let first = unsafe { vcpu::register_vcpu_info_at(0, &raw mut VCPU_INFO.0) };
+    c.check("vcpu::register_vcpu_info", first.is_ok(), result_line(first.map(|()| 0)));
+    // SAFETY: as above; Xen refuses a second registration.
+    let second = unsafe { vcpu::register_vcpu_info_at(0, &raw mut VCPU_INFO.0) };
+    c.check(
+        "vcpu::register_vcpu_info again",
+        second == Err(xen::Error::EINVAL),
+        result_line(second.map(|()| 0)).s(" (EINVAL expected)"),
+    );
+
+    multicall(&mut c);
+
+    // The raw API: a number Xen does not have.
+    // SAFETY: an unknown hypercall number touches no memory; Xen answers -ENOSYS.
+    let raw = unsafe { xen_hypercall::hypercall!(UNKNOWN_HYPERCALL, 0, 0) };
+    c.check(
+        "raw hypercall 63",
+        raw == -(xen::Error::ENOSYS.errno() as isize),
+        Line::new().s("returned -").dec(raw.unsigned_abs() as u64).s(" (ENOSYS expected)"),
+    );
+
+    let total = c.passed + c.failed;
+    Line::new()
+        .s(if c.failed == 0 { "summary: all " } else { "summary: FAILED, " })
+        .dec(c.passed as u64)
+        .s("/")
+        .dec(total as u64)
+        .s(" checks passed")
+        .print();
+    let reason = if c.failed == 0 { ShutdownReason::Poweroff } else { ShutdownReason::Crash };
+    let _ = sched::shutdown(reason);
+    halt()
+}
+
+fn result_line(r: xen::Result<u64>) -> Line {
+    match r {
+        Ok(v) => Line::new().s("returned ").dec(v),
+        Err(e) => Line::new().err(e),
+    }
+}
+
+fn event_channels(c: &mut Checks) {
+    let port = match evtchn::alloc_unbound(DomId::SELF, DomId::SELF) {
+        Ok(p) => {
+            c.ok("evtchn::alloc_unbound", Line::new().s("port ").dec(p.0 as u64));
+            p
+        }
+        Err(e) => return c.fail("evtchn::alloc_unbound", Line::new().err(e)),
+    };
+    let sent = evtchn::send(port);
+    c.check("evtchn::send", sent.is_ok(), result_line(sent.map(|()| 0)));
+    match evtchn::status(port) {
+        Ok(s) => c.check(
+            "evtchn::status",
+            matches!(s.state, State::Unbound { .. }),
+            Line::new().s(if matches!(s.state, State::Unbound { .. }) { "unbound" } else { "not unbound" }),
+        ),
+        Err(e) => c.fail("evtchn::status", Line::new().err(e)),
+    }
+    let closed = evtchn::close(port);
+    c.check("evtchn::close", closed.is_ok(), result_line(closed.map(|()| 0)));
+    let again = evtchn::send(port);
+    c.check(
+        "evtchn::send after close",
+        again == Err(xen::Error::EINVAL),
+        result_line(again.map(|()| 0)).s(" (EINVAL expected)"),
+    );
+}
+
+fn multicall(c: &mut Checks) {
+    let mut batch: Batch<'_, 4> = Batch::new();
+    // SAFETY: an unknown hypercall number with zero arguments touches no memory.
+    let unknown = unsafe { Call::raw(UNKNOWN_HYPERCALL, [0; 6]) };
+    let pushed = batch.push(Call::xen_version()).is_ok()
+        && batch.push(Call::pagesize()).is_ok()
+        && batch.push(unknown).is_ok();
+    if !pushed {
+        return c.fail("multicall", Line::new().s("batch full"));
+    }
+    if let Err(e) = batch.submit() {
+        return c.fail("multicall", Line::new().err(e));
+    }
+    let (v, p, u) = (batch.result(0), batch.result(1), batch.result(2));
+    let good = matches!(v, Some(Ok(x)) if x >> 16 >= 4)
+        && p == Some(Ok(4096))
+        && u == Some(Err(xen::Error::ENOSYS));
+    let show = |l: Line, r: Option<xen::Result<u64>>| match r {
+        Some(Ok(x)) => l.hex(x),
+        Some(Err(e)) => l.s("-").dec(e.errno() as u64),
+        None => l.s("none"),
+    };
+    let line = show(Line::new().s("[version "), v);
+    let line = show(line.s(", pagesize "), p);
+    let line = show(line.s(", unknown "), u).s("]");
+    c.check("multicall [version, pagesize, unknown]", good, line);
+}
+
+fn halt() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    let _ = console::write(b"FAIL panic\n");
+    let _ = sched::shutdown(ShutdownReason::Crash);
+    halt()
+}
