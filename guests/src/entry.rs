@@ -10,29 +10,29 @@ core::arch::global_asm!(
     ".section .text.head, \"ax\"",
     ".global _head",
     "_head:",
-    "    b       _start",                   // code0: branch to the entry code
-    "    .word   0",                        // code1
-    "    .quad   0",                        // text_offset
-    "    .quad   __image_end - _head",      // image_size, bss and stack included
-    "    .quad   0",                        // flags: little endian
-    "    .quad   0, 0, 0",                  // reserved
-    "    .ascii  \"ARM\\x64\"",             // magic
-    "    .word   0",                        // reserved
+    "    b       _start",              // code0: branch to the entry code
+    "    .word   0",                   // code1
+    "    .quad   0",                   // text_offset
+    "    .quad   __image_end - _head", // image_size, bss and stack included
+    "    .quad   0",                   // flags: little endian
+    "    .quad   0, 0, 0",             // reserved
+    "    .ascii  \"ARM\\x64\"",        // magic
+    "    .word   0",                   // reserved
     "_start:",
-    "    mov     x19, x0",                  // keep the device tree address
-    "    mov     x1, #(3 << 20)",           // CPACR_EL1.FPEN: rustc uses SIMD registers
+    "    mov     x19, x0",        // keep the device tree address
+    "    mov     x1, #(3 << 20)", // CPACR_EL1.FPEN: rustc uses SIMD registers
     "    msr     cpacr_el1, x1",
     "    isb",
-    "    adr     x0, _head",                // where Xen placed us (link address 0)
+    "    adr     x0, _head", // where Xen placed us (link address 0)
     "    adrp    x1, __rela_start",
     "    add     x1, x1, :lo12:__rela_start",
     "    adrp    x2, __rela_end",
     "    add     x2, x2, :lo12:__rela_end",
-    "1:  cmp     x1, x2",                   // for each Elf64_Rela
+    "1:  cmp     x1, x2", // for each Elf64_Rela
     "    b.hs    2f",
-    "    ldp     x3, x4, [x1], #16",        // r_offset, r_info
-    "    ldr     x5, [x1], #8",             // r_addend
-    "    cmp     x4, #1027",                // R_AARCH64_RELATIVE
+    "    ldp     x3, x4, [x1], #16", // r_offset, r_info
+    "    ldr     x5, [x1], #8",      // r_addend
+    "    cmp     x4, #1027",         // R_AARCH64_RELATIVE
     "    b.ne    1b",
     "    add     x5, x5, x0",
     "    str     x5, [x0, x3]",
@@ -50,7 +50,8 @@ core::arch::global_asm!(
     "__stack_top:",
 );
 
-// 32-bit ARM: the zImage header, entered in A32 state at EL1 with the MMU off, r2 = device tree.
+// 32-bit ARM: the zImage header, entered in A32 state at EL1 with the MMU off, r2 = device tree. The image
+// is linked at the load address its header names (`link-a32.ld`), so it needs no relocation.
 // `guest_main` may be Thumb code: `bl` from A32 to a Thumb function is turned into `blx` by the linker.
 #[cfg(target_arch = "arm")]
 core::arch::global_asm!(
@@ -59,41 +60,20 @@ core::arch::global_asm!(
     ".global _head",
     "_head:",
     "    .rept   8",
-    "    mov     r0, r0",                   // 0x00-0x1f: no-ops, as in Linux's zImage
+    "    mov     r0, r0", // 0x00-0x1f: no-ops, as in Linux's zImage
     "    .endr",
-    "    b       _start",                   // 0x20
-    "    .word   0x016f2818",               // 0x24: zImage magic
-    "    .word   0",                        // 0x28: load address, 0 = anywhere
-    "    .word   __image_end - _head",      // 0x2c: end offset, bss and stack included
-    "    .word   0x04030201",               // 0x30: little endian
+    "    b       _start",      // 0x20
+    "    .word   0x016f2818",  // 0x24: zImage magic
+    "    .word   _head",       // 0x28: load address
+    "    .word   __image_end", // 0x2c: end address, bss and stack included
+    "    .word   0x04030201",  // 0x30: little endian
     "_start:",
-    "    mov     r10, r2",                  // keep the device tree address
-    "    adr     r0, _head",                // where Xen placed us (link address 0)
-    "    ldr     r1, 4f",
-    "    add     r1, r1, r0",
-    "    ldr     r2, 5f",
-    "    add     r2, r2, r0",
-    "1:  cmp     r1, r2",                   // for each Elf32_Rel
-    "    bhs     2f",
-    "    ldr     r3, [r1], #4",             // r_offset
-    "    ldr     r4, [r1], #4",             // r_info
-    "    and     r4, r4, #0xff",
-    "    cmp     r4, #23",                  // R_ARM_RELATIVE
-    "    bne     1b",
-    "    ldr     r5, [r0, r3]",
-    "    add     r5, r5, r0",
-    "    str     r5, [r0, r3]",
-    "    b       1b",
-    "2:  ldr     sp, 6f",
-    "    add     sp, sp, r0",
-    "    mov     r0, r10",
+    "    ldr     sp, =__stack_top",
+    "    mov     r0, r2", // the device tree
     "    bl      guest_main",
-    "3:  wfi",
-    "    b       3b",
-    // PC-relative offsets: linked at 0, these are offsets from `_head`, needing no relocation.
-    "4:  .word   __rel_start - _head",
-    "5:  .word   __rel_end - _head",
-    "6:  .word   __stack_top - _head",
+    "1:  wfi",
+    "    b       1b",
+    "    .ltorg",
     ".section .bss.stack, \"aw\", %nobits",
     ".balign 16",
     "    .space  0x10000",
