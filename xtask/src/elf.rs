@@ -611,11 +611,12 @@ fn mem(
     }
 }
 
-/// The value of PC as a branch sees it.
+/// The base a decoded branch offset is relative to: for A32, `yaxpeax-arm` already folds the
+/// architectural PC+8 into the offset; for T32 the offset is relative to PC+4.
 fn pc_base(isa: Isa, addr: u64, _blx: bool) -> u64 {
     match isa {
         Isa::T32 => addr + 4,
-        _ => addr + 8,
+        _ => addr,
     }
 }
 
@@ -819,6 +820,16 @@ mod tests {
                 delta: Some(-16)
             }
         );
+    }
+
+    #[test]
+    fn call_targets() {
+        // A32 at 0x7800aa14: bl 0x7800bb34 (0xeb000446).
+        let v = decode(Isa::A32, &0xEB00_0446u32.to_le_bytes(), 0x7800_aa14);
+        assert_eq!(v[0].op, Op::Call(Some(0x7800_bb34)));
+        // A64 at 0x1000: bl 0x2000 (0x94000400).
+        let v = decode(Isa::A64, &0x9400_0400u32.to_le_bytes(), 0x1000);
+        assert_eq!(v[0].op, Op::Call(Some(0x2000)));
     }
 
     #[test]

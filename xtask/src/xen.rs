@@ -339,6 +339,7 @@ pub fn guest_lines(output: &str) -> Vec<&str> {
     let start = output.find("*** Serial input to DOM0").map_or(0, |i| i);
     output[start..]
         .lines()
+        .skip(1)
         .filter(|l| {
             !l.starts_with("(XEN)") && !l.trim().is_empty() && !l.starts_with("qemu-system")
         })
@@ -600,7 +601,7 @@ mod tests {
         assert!(
             v.problems
                 .iter()
-                .any(|p| p.contains("no `ok evtchn::close`"))
+                .any(|p| p == "no `ok` line for evtchn::close")
         );
         assert!(
             v.problems
