@@ -1,5 +1,6 @@
 //! `cargo bench`: inline per-arity stubs vs a fixed maximum-arity inline stub vs out-of-line stubs, on A32,
-//! T32 and A64: code size read from the ELF and executed guest instructions counted under QEMU.
+//! T32 and A64: code size read from the ELF and executed guest instructions counted under QEMU
+//! (`xtask::insns`).
 //!
 //! Prints markdown tables and writes `target/bench/strategies.json`. The logic is `xtask::bench`.
 
@@ -7,7 +8,15 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // `cargo bench` passes `--bench`; a filter argument is not meaningful for a fixed table.
-    match xtask::bench::run() {
+    let measured = xtask::bench::run().and_then(|mut results| {
+        let counts = xtask::insns::measure()?;
+        results.add_counts(
+            xtask::insns::OPT,
+            counts.into_iter().map(|c| (c.isa, c.site, c.instructions)),
+        );
+        Ok(results)
+    });
+    match measured {
         Ok(results) => {
             println!("{}", xtask::bench::markdown(&results));
             let dir = xtask::util::target_dir().join("bench");

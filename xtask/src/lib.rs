@@ -14,6 +14,7 @@ pub mod el2;
 pub mod elf;
 pub mod fixtures;
 pub mod flow;
+pub mod insns;
 pub mod setup;
 pub mod util;
 pub mod xen;

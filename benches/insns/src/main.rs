@@ -1,0 +1,251 @@
+//! Counts the guest instructions each bench call site executes (`benches/sites/`), deterministically.
+//!
+//! The image runs at the hypervisor level itself (AArch64 EL2; HYP mode on 32-bit ARM), so an `hvc` traps to
+//! its own vector, whose handler is one `eret`. Under QEMU with `-icount shift=0` the PMU cycle counter
+//! advances once per executed instruction. For each site: two warm-up calls (QEMU translates the code), then
+//! three measured calls that must agree. The image prints raw counter deltas; the runner
+//! (`xtask/src/insns.rs`) computes `delta(site) − delta(site_empty) + instructions(site_empty) − 1`: the
+//! calling sequence and the counter reads cancel against an empty function of the same signature (whose
+//! instructions it counts in the ELF), and the handler's `eret` (the trap's own fixed cost) is taken off.
+//! The `hvc` itself counts, as one guest instruction.
+//!
+//! Output (semihosting): `<site> <delta>` lines, `site_empty` first, then `done`; the exit status is 0
+//! unless a measurement was not repeatable.
+
+#![no_std]
+#![no_main]
+
+mod image {
+    use xen_hypercall_bench_sites::{self as sites, State};
+
+    // AArch64, EL2: stack, vectors (every entry `eret`), FP/SIMD untrapped, then `bench_main`.
+    #[cfg(target_arch = "aarch64")]
+    core::arch::global_asm!(
+        ".section .text.start, \"ax\"",
+        ".global _start",
+        "_start:",
+        "    ldr     x0, =__stack_top",
+        "    mov     sp, x0",
+        "    adr     x0, 2f",
+        "    msr     vbar_el2, x0",
+        "    mov     x0, #0x33ff", // CPTR_EL2: RES1 bits only, no FP/SIMD trap
+        "    msr     cptr_el2, x0",
+        "    isb",
+        "    bl      bench_main",
+        "1:  wfi",
+        "    b       1b",
+        ".balign 2048",
+        "2:",
+        ".rept 16",
+        "    eret",
+        ".balign 128",
+        ".endr",
+        ".ltorg",
+    );
+
+    // 32-bit ARM, HYP mode: stack, HVBAR (every entry `eret`, in A32), then `bench_main` (A32 or Thumb).
+    #[cfg(target_arch = "arm")]
+    core::arch::global_asm!(
+        ".section .text.start, \"ax\"",
+        ".arm",
+        ".arch_extension virt",
+        ".global _start",
+        "_start:",
+        "    ldr     sp, =__stack_top",
+        "    adr     r0, 2f",
+        "    mcr     p15, 4, r0, c12, c0, 0", // HVBAR
+        "    isb",
+        "    bl      bench_main",
+        "1:  wfi",
+        "    b       1b",
+        ".balign 32",
+        "2:",
+        ".rept 8",
+        "    eret",
+        ".endr",
+        ".ltorg",
+        // Semihosting, from A32 state whatever the caller's: r0 = operation, r1 = argument.
+        ".global semihost",
+        ".type semihost, %function",
+        "semihost:",
+        "    svc     0x123456",
+        "    bx      lr",
+    );
+
+    #[cfg(target_arch = "arm")]
+    unsafe extern "C" {
+        fn semihost(op: usize, arg: usize) -> usize;
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    unsafe fn semihost(op: usize, arg: usize) -> usize {
+        let ret: usize;
+        // SAFETY: QEMU's semihosting trap; the argument is valid for the operation.
+        unsafe {
+            core::arch::asm!("hlt #0xf000", inout("x0") op => ret, in("x1") arg, options(nostack))
+        };
+        ret
+    }
+
+    fn write0(s: &[u8]) {
+        // SAFETY: SYS_WRITE0 reads the NUL-terminated string; every caller passes one.
+        unsafe { semihost(0x04, s.as_ptr() as usize) };
+    }
+
+    fn exit(code: usize) -> ! {
+        #[cfg(target_arch = "aarch64")]
+        {
+            let block = [0x20026usize, code];
+            // SAFETY: SYS_EXIT with the {reason, code} block AArch64 semihosting takes.
+            unsafe { semihost(0x18, block.as_ptr() as usize) };
+        }
+        #[cfg(target_arch = "arm")]
+        {
+            let block = [0x20026usize, code];
+            // SAFETY: SYS_EXIT_EXTENDED with the {reason, code} block.
+            unsafe { semihost(0x20, block.as_ptr() as usize) };
+        }
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Enables the cycle counter, counting at the hypervisor level too.
+    fn pmu_init() {
+        // SAFETY: PMU configuration registers; this image owns the machine.
+        unsafe {
+            #[cfg(target_arch = "aarch64")]
+            core::arch::asm!(
+                "mrs {t}, pmcr_el0", "orr {t}, {t}, #7", "msr pmcr_el0, {t}",
+                "mov {t}, #(1 << 27)", "msr pmccfiltr_el0, {t}",
+                "mov {t}, #(1 << 31)", "msr pmcntenset_el0, {t}", "isb",
+                t = out(reg) _,
+            );
+            #[cfg(target_arch = "arm")]
+            core::arch::asm!(
+                "mrc p15, 0, {t}, c9, c12, 0", "orr {t}, {t}, #7", "mcr p15, 0, {t}, c9, c12, 0",
+                "mov {t}, #(1 << 27)", "mcr p15, 0, {t}, c14, c15, 7",
+                "mov {t}, #(1 << 31)", "mcr p15, 0, {t}, c9, c12, 1", "isb",
+                t = out(reg) _,
+            );
+        }
+    }
+
+    #[inline(always)]
+    fn cycles() -> usize {
+        let v: usize;
+        // SAFETY: reads the cycle counter.
+        unsafe {
+            #[cfg(target_arch = "aarch64")]
+            core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) v, options(nostack));
+            #[cfg(target_arch = "arm")]
+            core::arch::asm!("isb", "mrc p15, 0, {}, c9, c13, 0", out(reg) v, options(nostack));
+        }
+        v
+    }
+
+    /// The empty site the calling sequence is measured with.
+    #[unsafe(no_mangle)]
+    #[inline(never)]
+    pub extern "C" fn site_empty(s: &mut State) -> usize {
+        core::hint::black_box(s);
+        0
+    }
+
+    type Site = unsafe extern "C" fn(&mut State) -> usize;
+
+    static mut STATE: State = State {
+        v: [1, 2, 3, 4, 5, 6, 7, 8],
+    };
+
+    /// Counter delta of one call, repeated until QEMU has translated everything; `None` if the three
+    /// measured calls disagree.
+    fn measure(f: Site) -> Option<usize> {
+        let mut last = [0usize; 3];
+        for i in 0..5 {
+            // SAFETY: the bench state is this image's own; the site's hypercall traps to our `eret`.
+            let (a, b) = unsafe {
+                let s = &mut *core::ptr::addr_of_mut!(STATE);
+                let a = cycles();
+                core::hint::black_box(f(s));
+                (a, cycles())
+            };
+            if i >= 2 {
+                last[i - 2] = b.wrapping_sub(a);
+            }
+        }
+        (last[0] == last[1] && last[1] == last[2]).then_some(last[0])
+    }
+
+    fn number(mut v: usize, out: &mut [u8; 24]) -> &[u8] {
+        let mut i = out.len() - 1;
+        out[i] = 0;
+        loop {
+            i -= 1;
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        &out[i..]
+    }
+
+    macro_rules! site_list {
+        ($($name:ident),* $(,)?) => {
+            [$((concat!(stringify!($name), " \0"), sites::$name as Site)),*]
+        };
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn bench_main() -> ! {
+        pmu_init();
+        let list = site_list![
+            site_inline_0,
+            site_inline_1,
+            site_inline_2,
+            site_inline_3,
+            site_inline_4,
+            site_inline_5,
+            site_maxarity_0,
+            site_maxarity_1,
+            site_maxarity_2,
+            site_maxarity_3,
+            site_maxarity_4,
+            site_maxarity_5,
+            site_outline_0,
+            site_outline_1,
+            site_outline_2,
+            site_outline_3,
+            site_outline_4,
+            site_outline_5,
+            work_inline,
+            work_maxarity,
+            work_outline,
+        ];
+        let mut bad = 0;
+        let all = core::iter::once(("site_empty \0", site_empty as Site)).chain(list);
+        for (name, f) in all {
+            write0(name.as_bytes());
+            match measure(f) {
+                Some(d) => {
+                    let mut buf = [0u8; 24];
+                    write0(number(d, &mut buf));
+                    write0(b"\n\0");
+                }
+                None => {
+                    bad += 1;
+                    write0(b"not-repeatable\n\0");
+                }
+            }
+        }
+        write0(b"done\n\0");
+        exit(bad)
+    }
+
+    #[panic_handler]
+    fn panic(_: &core::panic::PanicInfo) -> ! {
+        write0(b"panic\n\0");
+        exit(2)
+    }
+}
