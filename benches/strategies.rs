@@ -1,35 +1,44 @@
 //! `cargo bench`: inline per-arity stubs vs a fixed maximum-arity inline stub vs out-of-line stubs, on A32,
 //! T32 and A64: code size read from the ELF and executed guest instructions counted under QEMU
-//! (`xtask::insns`).
+//! (`xtask::insns`); then the example guest, inline vs out-of-line, as `cargo xtask audit` reads it.
 //!
-//! Prints markdown tables and writes `target/bench/strategies.json`. The logic is `xtask::bench`.
+//! Prints markdown tables and writes `target/bench/strategies.json`. The logic is in `xtask`.
 
 use std::process::ExitCode;
 
+use xtask::xen::{self, Guest};
+
+fn report() -> anyhow::Result<()> {
+    let mut results = xtask::bench::run()?;
+    let counts = xtask::insns::measure()?;
+    results.add_counts(
+        xtask::insns::OPT,
+        counts.into_iter().map(|c| (c.isa, c.site, c.instructions)),
+    );
+    println!("{}", xtask::bench::markdown(&results));
+
+    // The example guest: the same numbers `cargo xtask audit` gives for each build.
+    let mut guests = Vec::new();
+    for g in Guest::all() {
+        guests.push((g, xen::build(&g)?));
+    }
+    println!(
+        "### The example guest (`guests/`, opt-level s)\n\n```\n{}```",
+        xen::size_table(&guests)?
+    );
+
+    let dir = xtask::util::target_dir().join("bench");
+    let path = dir.join("strategies.json");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(&path, xtask::bench::json(&results))?;
+    println!("\nJSON: {}", path.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // `cargo bench` passes `--bench`; a filter argument is not meaningful for a fixed table.
-    let measured = xtask::bench::run().and_then(|mut results| {
-        let counts = xtask::insns::measure()?;
-        results.add_counts(
-            xtask::insns::OPT,
-            counts.into_iter().map(|c| (c.isa, c.site, c.instructions)),
-        );
-        Ok(results)
-    });
-    match measured {
-        Ok(results) => {
-            println!("{}", xtask::bench::markdown(&results));
-            let dir = xtask::util::target_dir().join("bench");
-            let path = dir.join("strategies.json");
-            if let Err(e) = std::fs::create_dir_all(&dir)
-                .and_then(|()| std::fs::write(&path, xtask::bench::json(&results)))
-            {
-                eprintln!("error: writing {}: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
-            println!("JSON: {}", path.display());
-            ExitCode::SUCCESS
-        }
+    match report() {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

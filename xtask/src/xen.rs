@@ -98,11 +98,12 @@ impl Guest {
     }
 
     fn rustflags(&self) -> &'static str {
+        // Size-optimised, as unikernels usually are. Xen places an AArch64 dom0 wherever dom0's memory
+        // is: position-independent, self-relocating.
         match self.isa {
-            // Xen places an AArch64 dom0 wherever dom0's memory is: position-independent, self-relocating.
-            Isa::A64 => "-Crelocation-model=pie",
-            Isa::A32 => "",
-            Isa::T32 => "-Ctarget-feature=+thumb-mode",
+            Isa::A64 => "-Copt-level=s\x1f-Crelocation-model=pie",
+            Isa::A32 => "-Copt-level=s",
+            Isa::T32 => "-Copt-level=s\x1f-Ctarget-feature=+thumb-mode",
         }
     }
 }
