@@ -68,7 +68,33 @@ pub struct Report {
     pub functions: Vec<FnReport>,
 }
 
+/// Totals over the functions with sites (the out-of-line stubs apart).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Functions with at least one site.
+    pub functions: usize,
+    /// Hypercall sites.
+    pub sites: usize,
+    /// Bytes of those functions.
+    pub bytes: u64,
+    /// Bytes of register set-up for the calls.
+    pub setup_bytes: u64,
+    /// Bytes of their stack frames.
+    pub frame: u64,
+}
+
 impl Report {
+    /// Totals over the functions with sites.
+    pub fn totals(&self) -> Totals {
+        self.callers().fold(Totals::default(), |t, f| Totals {
+            functions: t.functions + 1,
+            sites: t.sites + f.sites.len(),
+            bytes: t.bytes + f.bytes,
+            setup_bytes: t.setup_bytes + f.sites.iter().map(|s| s.setup_bytes).sum::<u64>(),
+            frame: t.frame + f.frame,
+        })
+    }
+
     /// Functions that are not out-of-line stubs.
     pub fn callers(&self) -> impl Iterator<Item = &FnReport> {
         self.functions.iter().filter(|f| !f.is_stub)
@@ -383,19 +409,15 @@ pub fn render_json(r: &Report) -> String {
         }
         out.push_str("]}");
     }
-    let callers: Vec<&FnReport> = r.callers().collect();
+    let t = r.totals();
     let _ = write!(
         out,
         "],\"totals\":{{\"functions\":{},\"sites\":{},\"bytes\":{},\"setup_bytes\":{},\"frame\":{},\"stub_bytes\":{}}}}}",
-        callers.len(),
-        callers.iter().map(|f| f.sites.len()).sum::<usize>(),
-        callers.iter().map(|f| f.bytes).sum::<u64>(),
-        callers
-            .iter()
-            .flat_map(|f| &f.sites)
-            .map(|s| s.setup_bytes)
-            .sum::<u64>(),
-        callers.iter().map(|f| f.frame).sum::<u64>(),
+        t.functions,
+        t.sites,
+        t.bytes,
+        t.setup_bytes,
+        t.frame,
         r.stub_bytes()
     );
     out

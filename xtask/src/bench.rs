@@ -95,7 +95,7 @@ fn build(target: &str, flags: &str, opt: &str, isa: Isa) -> Result<(PathBuf, Pat
     let dir = util::target_dir()
         .join("bench")
         .join(format!("{}-O{opt}", isa.name()));
-    util::cross_build(&dir, "xen-hypercall-bench-sites", target, opt, flags)?;
+    util::cross_build(&dir, "xen-hypercall-bench-sites", target, opt, flags, &[])?;
     let deps = dir.join(target).join("release/deps");
     let find = |prefix: &str| -> Result<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&deps)?

@@ -207,6 +207,7 @@ fn build(cell: &Cell) -> Result<PathBuf> {
         cell.target,
         cell.opt,
         cell.rustflags,
+        &[],
     )?;
     let built = dir
         .join(cell.target)

@@ -47,7 +47,7 @@ fn configs() -> [(Isa, &'static str, &'static str, &'static str); 3] {
 
 fn build(isa: Isa, target: &str, flags: &str) -> Result<PathBuf> {
     let dir = util::target_dir().join("insns").join(isa.name());
-    util::cross_build(&dir, "xen-hypercall-bench-insns", target, OPT, flags)?;
+    util::cross_build(&dir, "xen-hypercall-bench-insns", target, OPT, flags, &[])?;
     Ok(dir.join(target).join("release/insns"))
 }
 

@@ -67,15 +67,23 @@ pub fn show(cmd: &Command) -> String {
 }
 
 /// Builds `package` in release mode for `target` at `opt` (an opt-level), with `extra` rustflags (e.g.
-/// `-Ctarget-feature=+thumb-mode`), in the target directory `dir`. The flags reach only the target's crates
-/// (not build scripts or proc-macros), so one directory serves several opt-levels with one host build.
-pub fn cross_build(dir: &Path, package: &str, target: &str, opt: &str, extra: &str) -> Result<()> {
+/// `-Ctarget-feature=+thumb-mode`) and cargo `features`, in the target directory `dir`. The flags reach only
+/// the target's crates (not build scripts or proc-macros), so one directory serves several configurations
+/// with one host build.
+pub fn cross_build(
+    dir: &Path,
+    package: &str,
+    target: &str,
+    opt: &str,
+    extra: &str,
+    features: &[&str],
+) -> Result<()> {
     let mut flags = format!("-Copt-level={opt}");
     if !extra.is_empty() {
         flags = format!("{flags}\x1f{extra}");
     }
-    run(cargo()
-        .env("CARGO_TARGET_DIR", dir)
+    let mut cmd = cargo();
+    cmd.env("CARGO_TARGET_DIR", dir)
         .env("CARGO_ENCODED_RUSTFLAGS", &flags)
         .env_remove("RUSTFLAGS")
         .args([
@@ -86,5 +94,9 @@ pub fn cross_build(dir: &Path, package: &str, target: &str, opt: &str, extra: &s
             package,
             "--target",
             target,
-        ]))
+        ]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    run(&mut cmd)
 }

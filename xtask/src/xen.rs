@@ -98,12 +98,11 @@ impl Guest {
     }
 
     fn rustflags(&self) -> &'static str {
-        // Size-optimised, as unikernels usually are. Xen places an AArch64 dom0 wherever dom0's memory
-        // is: position-independent, self-relocating.
+        // Xen places an AArch64 dom0 wherever dom0's memory is: position-independent, self-relocating.
         match self.isa {
-            Isa::A64 => "-Copt-level=s\x1f-Crelocation-model=pie",
-            Isa::A32 => "-Copt-level=s",
-            Isa::T32 => "-Copt-level=s\x1f-Ctarget-feature=+thumb-mode",
+            Isa::A64 => "-Crelocation-model=pie",
+            Isa::A32 => "",
+            Isa::T32 => "-Ctarget-feature=+thumb-mode",
         }
     }
 }
@@ -166,23 +165,15 @@ pub fn fetch_xen() -> Result<PathBuf> {
 /// Builds a guest; returns its ELF file (copied out of cargo's output so builds do not overwrite it).
 pub fn build(g: &Guest) -> Result<PathBuf> {
     let dir = util::target_dir().join("guests");
-    let mut cmd = util::cargo();
-    cmd.env("CARGO_TARGET_DIR", &dir)
-        .env("CARGO_ENCODED_RUSTFLAGS", g.rustflags())
-        .env_remove("RUSTFLAGS")
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "xen-hypercall-guests",
-            "--target",
-            g.target(),
-        ]);
-    if g.outline {
-        cmd.args(["--features", "outline"]);
-    }
-    util::run(&mut cmd)?;
+    let features = if g.outline { &["outline"][..] } else { &[] };
+    util::cross_build(
+        &dir,
+        "xen-hypercall-guests",
+        g.target(),
+        "s",
+        g.rustflags(),
+        features,
+    )?;
     let built = dir.join(g.target()).join("release/dom0");
     let out = dir.join(format!("dom0-{}.elf", g.name()));
     std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
@@ -522,20 +513,16 @@ pub fn size_table(guests: &[(Guest, PathBuf)]) -> Result<String> {
         let data = std::fs::read(elf)?;
         let r = audit::analyze(&data)?;
         let text: u64 = elf_text_bytes(&data)?;
-        let callers: Vec<&audit::FnReport> = r.callers().collect();
+        let t = r.totals();
         let _ = writeln!(
             o,
             "{:<8} {:>12} {:>12} {:>8} {:>12} {:>12} {:>12}",
             g.isa.name(),
             if g.outline { "out-of-line" } else { "inline" },
             text,
-            callers.iter().map(|f| f.sites.len()).sum::<usize>(),
-            callers
-                .iter()
-                .flat_map(|f| &f.sites)
-                .map(|s| s.setup_bytes)
-                .sum::<u64>(),
-            callers.iter().map(|f| f.frame).sum::<u64>(),
+            t.sites,
+            t.setup_bytes,
+            t.frame,
             r.stub_bytes()
         );
     }
