@@ -299,7 +299,6 @@ pub fn render_table(r: &Report) -> String {
         "{:<44} {:>3} {:>5} {:>6} {:>7} {:>6}  numbers",
         "function", "isa", "sites", "bytes", "set-up", "frame"
     );
-    let (mut sites, mut bytes, mut setup, mut frame) = (0usize, 0u64, 0u64, 0u64);
     for f in r.callers() {
         let s: u64 = f.sites.iter().map(|s| s.setup_bytes).sum();
         let _ = writeln!(
@@ -313,15 +312,12 @@ pub fn render_table(r: &Report) -> String {
             f.frame,
             numbers(f)
         );
-        sites += f.sites.len();
-        bytes += f.bytes;
-        setup += s;
-        frame += f.frame;
     }
+    let t = r.totals();
     let _ = writeln!(
         out,
         "{:<44} {:>3} {:>5} {:>6} {:>7} {:>6}",
-        "total", "", sites, bytes, setup, frame
+        "total", "", t.sites, t.bytes, t.setup_bytes, t.frame
     );
     let stubs: Vec<&FnReport> = r.functions.iter().filter(|f| f.is_stub).collect();
     if !stubs.is_empty() {
