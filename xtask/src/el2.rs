@@ -12,8 +12,9 @@
 //! Each image reports one `CELL` line per cell on the UART and stops the machine through semihosting
 //! with its failure count as QEMU's exit status. The runner checks every expected cell reported, that the
 //! failure count and the exit status agree, that the guest and monitor ran where they should, and, from
-//! the ELF, that each cell's `hvc` instructions are `hvc #0xEA1` in the cell's instruction set. A run
-//! that does not finish in [`TIMEOUT`] fails.
+//! the ELF, that each cell's `hvc` instructions are `hvc #0xEA1` in the cell's instruction set (for the
+//! out-of-line cells: none in the cell, one in the stub it calls). A run that does not finish in
+//! [`TIMEOUT`] fails.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -168,8 +169,10 @@ const RUNS: [RunKind; 5] = [
     },
 ];
 
-/// The cells an image reports: every arity, and the negative controls (the register and memory
-/// controls need an optimised build: unoptimised code relies on neither declaration).
+/// The cells an image reports: every arity through the inline stubs (`arityN`) and through the
+/// out-of-line ones (`outlineN`), the out-of-line stubs' callee-saved registers (`outline-saved`), and
+/// the negative controls (the register and memory controls need an optimised build: unoptimised code
+/// relies on neither declaration).
 pub fn expected_cells(opt: &Opt) -> Vec<&'static str> {
     let mut v = vec![
         "arity0",
@@ -179,7 +182,17 @@ pub fn expected_cells(opt: &Opt) -> Vec<&'static str> {
         "arity4",
         "arity5",
         "arity6",
+        "outline0",
+        "outline1",
+        "outline2",
+        "outline3",
+        "outline4",
+        "outline5",
+        "outline6",
+        "outline-saved",
         "control-tag",
+        "control-outline-shift",
+        "control-outline-unsaved",
     ];
     if opt.name != "O0" {
         v.extend(["control-clobber", "control-nomem"]);
@@ -294,8 +307,9 @@ pub fn judge(out: &RunOutput, expected: &[&str], guest_state: &str, monitor: &st
 }
 
 /// Checks from the ELF that each arity cell's calls are `hvc #0xEA1` in `isa` (for T32: that the
-/// inline stubs were inlined into Thumb code, with the 4-byte `hvc` a restart needs). Returns the problems
-/// per cell name.
+/// inline stubs were inlined into Thumb code, with the 4-byte `hvc` a restart needs), and that each
+/// out-of-line cell has no `hvc` of its own while the out-of-line stub it calls
+/// (`xen_hypercall::outline::hypercallN`) holds exactly one, in `isa`. Returns the problems per cell name.
 pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>> {
     use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
     let file = object::File::parse(elf).context("parsing the harness ELF")?;
@@ -307,13 +321,27 @@ pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>>
         }
         let Ok(raw) = sym.name() else { continue };
         let name = format!("{:#}", rustc_demangle::demangle(raw));
-        let Some(cell) = name.strip_prefix("harness::image::guest::") else {
-            continue;
+        // The cell an out-of-line stub belongs to, or the cell itself.
+        let (cell, want_hvcs) =
+            if let Some(n) = name.strip_prefix("xen_hypercall::outline::hypercall") {
+                (format!("outline{n}"), 1)
+            } else if let Some(cell) = name.strip_prefix("harness::image::guest::") {
+                if cell.starts_with("arity") {
+                    (cell.to_string(), CALLS_PER_CELL)
+                } else if cell.starts_with("outline") {
+                    (cell.to_string(), 0)
+                } else {
+                    continue;
+                }
+            } else {
+                continue;
+            };
+        let what = if name.starts_with("xen_hypercall") {
+            format!("`{name}`")
+        } else {
+            "the cell".to_string()
         };
-        if !cell.starts_with("arity") {
-            continue;
-        }
-        seen.push(cell.to_string());
+        seen.push(name.clone());
         let thumb_bit = sym.address() & 1 == 1;
         let addr = sym.address() & !1;
         let section = sym
@@ -332,14 +360,14 @@ pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>>
                 .filter(|&i| code[i..i + 4] == pattern)
                 .count()
         };
-        let want = count(isa.xen_hvc(), align);
+        let got = count(isa.xen_hvc(), align);
         let mut issues = Vec::new();
         if (isa == Isa::T32) != thumb_bit {
-            issues.push(format!("the function is not {} code", isa.name()));
+            issues.push(format!("{what} is not {} code", isa.name()));
         }
-        if want != CALLS_PER_CELL {
+        if got != want_hvcs {
             issues.push(format!(
-                "{want} `hvc #0xEA1` in {} encoding, expected {CALLS_PER_CELL}",
+                "{got} `hvc #0xEA1` in {} encoding in {what}, expected {want_hvcs}",
                 isa.name()
             ));
         }
@@ -347,17 +375,36 @@ pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>>
             let other = if isa == Isa::T32 { Isa::A32 } else { Isa::T32 };
             let n = count(other.xen_hvc(), 2);
             if n != 0 {
-                issues.push(format!("{n} `hvc #0xEA1` in {} encoding", other.name()));
+                issues.push(format!(
+                    "{n} `hvc #0xEA1` in {} encoding in {what}",
+                    other.name()
+                ));
             }
         }
         if !issues.is_empty() {
-            problems.insert(cell.to_string(), issues.join(", "));
+            let entry = problems.entry(cell).or_insert_with(String::new);
+            if !entry.is_empty() {
+                entry.push_str(", ");
+            }
+            entry.push_str(&issues.join(", "));
         }
     }
     for n in 0..=6 {
-        let cell = format!("arity{n}");
-        if !seen.contains(&cell) {
-            problems.insert(cell, "no function for this cell in the ELF".into());
+        for name in [
+            format!("harness::image::guest::arity{n}"),
+            format!("harness::image::guest::outline{n}"),
+            format!("xen_hypercall::outline::hypercall{n}"),
+        ] {
+            if !seen.contains(&name) {
+                let cell = if name.contains("arity") {
+                    format!("arity{n}")
+                } else {
+                    format!("outline{n}")
+                };
+                problems
+                    .entry(cell)
+                    .or_insert_with(|| format!("no function `{name}` in the ELF"));
+            }
         }
     }
     Ok(problems)
@@ -536,7 +583,11 @@ pub fn run() -> Result<()> {
                         for c in &mut cells {
                             if let Some(p) = problems.get(&c.name) {
                                 c.ok = false;
-                                c.detail = format!("{p}; {}", c.detail);
+                                c.detail = if c.detail.is_empty() {
+                                    p.clone()
+                                } else {
+                                    format!("{p}; {}", c.detail)
+                                };
                             }
                         }
                         Ok(cells)
@@ -620,7 +671,7 @@ mod tests {
             "aarch64-el1",
             "aarch64-el2",
         );
-        assert_eq!(cells.len(), 10);
+        assert_eq!(cells.len(), 20);
         assert!(cells.iter().all(|c| c.ok), "{cells:?}");
     }
 

@@ -286,3 +286,92 @@ pub fn guest_state() -> &'static str {
         "aarch64-not-el1"
     }
 }
+
+/// Calls the out-of-line stub `table[7]` with the C calling convention (call number `table[0]`,
+/// arguments `table[1..7]`) from a frame of its own in which every callee-saved register x19–x28 holds
+/// a sentinel ([`sentinel`]), and records what the stub left: x19–x28 in `table[8..18]`, the stack
+/// pointer before and after the call in `table[18]` and `table[19]`, the return value in `table[20]`.
+/// The caller's registers are saved and restored around it all, so a stub that breaks the calling
+/// convention is reported rather than corrupting the caller.
+///
+/// # Safety
+/// `table[7]` is a function with the C calling convention taking seven words, and the call it makes is
+/// one the monitor implements.
+pub unsafe fn probe_outline(table: &mut [usize; 24]) {
+    // SAFETY: the block saves every callee-saved register it writes and restores the stack pointer; the
+    // caller-saved registers the called function may change are declared by `clobber_abi("C")`.
+    unsafe {
+        asm!(
+            "stp x29, x30, [sp, #-112]!",
+            "stp x19, x20, [sp, #16]",
+            "stp x21, x22, [sp, #32]",
+            "stp x23, x24, [sp, #48]",
+            "stp x25, x26, [sp, #64]",
+            "stp x27, x28, [sp, #80]",
+            "str x0, [sp, #96]",
+            "movz x19, #19",
+            "movz x20, #20",
+            "movz x21, #21",
+            "movz x22, #22",
+            "movz x23, #23",
+            "movz x24, #24",
+            "movz x25, #25",
+            "movz x26, #26",
+            "movz x27, #27",
+            "movz x28, #28",
+            "movk x19, #0x5ead, lsl #16",
+            "movk x20, #0x5ead, lsl #16",
+            "movk x21, #0x5ead, lsl #16",
+            "movk x22, #0x5ead, lsl #16",
+            "movk x23, #0x5ead, lsl #16",
+            "movk x24, #0x5ead, lsl #16",
+            "movk x25, #0x5ead, lsl #16",
+            "movk x26, #0x5ead, lsl #16",
+            "movk x27, #0x5ead, lsl #16",
+            "movk x28, #0x5ead, lsl #16",
+            "movk x19, #0x5ead, lsl #32",
+            "movk x20, #0x5ead, lsl #32",
+            "movk x21, #0x5ead, lsl #32",
+            "movk x22, #0x5ead, lsl #32",
+            "movk x23, #0x5ead, lsl #32",
+            "movk x24, #0x5ead, lsl #32",
+            "movk x25, #0x5ead, lsl #32",
+            "movk x26, #0x5ead, lsl #32",
+            "movk x27, #0x5ead, lsl #32",
+            "movk x28, #0x5ead, lsl #32",
+            "mov x9, sp",
+            "str x9, [x0, #144]",
+            "ldr x9, [x0, #56]",
+            "ldp x1, x2, [x0, #8]",
+            "ldp x3, x4, [x0, #24]",
+            "ldp x5, x6, [x0, #40]",
+            "ldr x0, [x0]",
+            "blr x9",
+            "mov x1, x0",
+            "mov x2, sp",
+            "ldr x0, [sp, #96]",
+            "str x1, [x0, #160]",
+            "str x2, [x0, #152]",
+            "stp x19, x20, [x0, #64]",
+            "stp x21, x22, [x0, #80]",
+            "stp x23, x24, [x0, #96]",
+            "stp x25, x26, [x0, #112]",
+            "stp x27, x28, [x0, #128]",
+            "ldp x19, x20, [sp, #16]",
+            "ldp x21, x22, [sp, #32]",
+            "ldp x23, x24, [sp, #48]",
+            "ldp x25, x26, [sp, #64]",
+            "ldp x27, x28, [sp, #80]",
+            "ldp x29, x30, [sp], #112",
+            inout("x0") table.as_mut_ptr() => _,
+            clobber_abi("C"),
+        );
+    }
+}
+
+/// The callee-saved registers [`probe_outline`] checks: their number and the first one's.
+pub const PROBED: (usize, usize) = (10, 19);
+/// The sentinel [`probe_outline`] puts in register `n`.
+pub const fn sentinel(n: usize) -> usize {
+    0x5ead_5ead_0000 | n
+}

@@ -82,6 +82,14 @@ pub enum Failure {
         got: usize,
         want: usize,
     },
+    Saved {
+        reg: usize,
+        got: usize,
+    },
+    Stack {
+        before: usize,
+        after: usize,
+    },
 }
 
 impl Failure {
@@ -110,6 +118,12 @@ impl Failure {
                 Some(r) => say!("{reg}{r} clobbered (live value {index} = {got:#x})"),
                 None => say!("live value {index} changed: {got:#x}, expected {want:#x}"),
             },
+            Failure::Saved { reg: r, got } => {
+                say!("callee-saved {reg}{r} not preserved by the stub: {got:#x}")
+            }
+            Failure::Stack { before, after } => {
+                say!("stack pointer {before:#x} before the call, {after:#x} after")
+            }
         }
     }
 }
@@ -330,6 +344,42 @@ cell!(arity4, 4, xen_call);
 cell!(arity5, 5, xen_call);
 cell!(arity6, 6, xen_call);
 
+/// The out-of-line stubs (`xen_hypercall::outline`) with the first `N` of `args`.
+macro_rules! outline_call {
+    (0, $op:expr, $a:expr) => {
+        xen_hypercall::outline::hypercall0($op)
+    };
+    (1, $op:expr, $a:expr) => {
+        xen_hypercall::outline::hypercall1($op, $a[0])
+    };
+    (2, $op:expr, $a:expr) => {
+        xen_hypercall::outline::hypercall2($op, $a[0], $a[1])
+    };
+    (3, $op:expr, $a:expr) => {
+        xen_hypercall::outline::hypercall3($op, $a[0], $a[1], $a[2])
+    };
+    (4, $op:expr, $a:expr) => {
+        xen_hypercall::outline::hypercall4($op, $a[0], $a[1], $a[2], $a[3])
+    };
+    (5, $op:expr, $a:expr) => {
+        xen_hypercall::outline::hypercall5($op, $a[0], $a[1], $a[2], $a[3], $a[4])
+    };
+    (6, $op:expr, $a:expr) => {
+        xen_hypercall::outline::hypercall6($op, $a[0], $a[1], $a[2], $a[3], $a[4], $a[5])
+    };
+}
+
+// The same cells through the out-of-line stubs: the monitor checks the registers the stub loaded and
+// poisons what the ABI lets the call clobber, so a stub that moves an argument into the wrong register or
+// fails to restore a callee-saved register it used (r4/r5 at arity 5 and 6 on 32-bit ARM) is caught.
+cell!(outline0, 0, outline_call);
+cell!(outline1, 1, outline_call);
+cell!(outline2, 2, outline_call);
+cell!(outline3, 3, outline_call);
+cell!(outline4, 4, outline_call);
+cell!(outline5, 5, outline_call);
+cell!(outline6, 6, outline_call);
+
 /// The negative controls: hand-written copies of the generated stubs, each with one defect.
 mod controls {
     use core::arch::asm;
@@ -394,6 +444,77 @@ mod controls {
         }
         ret
     }
+
+    /// An out-of-line `hypercall3` that shifts the arguments down before it saves the call number: the
+    /// number register receives the first argument (the classic ordering bug of a `hypercall.S`).
+    #[unsafe(naked)]
+    pub unsafe extern "C" fn outline_shift(op: usize, a1: usize, a2: usize, a3: usize) -> isize {
+        // Deliberately wrong: `mov x16, x0` must come first.
+        #[cfg(target_arch = "aarch64")]
+        core::arch::naked_asm!(
+            "mov x0, x1",
+            "mov x1, x2",
+            "mov x2, x3",
+            "mov x16, x0",
+            "hvc #{tag}",
+            "ret",
+            tag = const 0xEA1,
+        );
+        // Deliberately wrong: `mov r12, r0` must come first.
+        #[cfg(target_arch = "arm")]
+        core::arch::naked_asm!(
+            ".arch_extension virt",
+            "mov r0, r1",
+            "mov r1, r2",
+            "mov r2, r3",
+            "mov r12, r0",
+            "hvc #{tag}",
+            "bx lr",
+            tag = const 0xEA1,
+        );
+    }
+
+    /// An out-of-line `hypercall5` that uses a callee-saved register without saving and restoring it:
+    /// on 32-bit ARM it loads the fifth argument into `r4` with no `push {r4}` … `pop {r4}` around the
+    /// call; on AArch64 it keeps the call number in `x19`.
+    #[unsafe(naked)]
+    pub unsafe extern "C" fn outline_unsaved(
+        op: usize,
+        a1: usize,
+        a2: usize,
+        a3: usize,
+        a4: usize,
+        a5: usize,
+    ) -> isize {
+        // Deliberately wrong: x19 is callee-saved.
+        #[cfg(target_arch = "aarch64")]
+        core::arch::naked_asm!(
+            "mov x16, x0",
+            "mov x19, x0",
+            "mov x0, x1",
+            "mov x1, x2",
+            "mov x2, x3",
+            "mov x3, x4",
+            "mov x4, x5",
+            "hvc #{tag}",
+            "ret",
+            tag = const 0xEA1,
+        );
+        // Deliberately wrong: r4 is callee-saved.
+        #[cfg(target_arch = "arm")]
+        core::arch::naked_asm!(
+            ".arch_extension virt",
+            "mov r12, r0",
+            "mov r0, r1",
+            "mov r1, r2",
+            "mov r2, r3",
+            "ldr r3, [sp, #0]",
+            "ldr r4, [sp, #4]",
+            "hvc #{tag}",
+            "bx lr",
+            tag = const 0xEA1,
+        );
+    }
 }
 
 macro_rules! control_call {
@@ -415,6 +536,11 @@ macro_rules! wrong_tag {
 macro_rules! nomem {
     (3, $op:expr, $a:expr) => {
         control_call!(nomem, $op, $a)
+    };
+}
+macro_rules! outline_shift {
+    (3, $op:expr, $a:expr) => {
+        control_call!(outline_shift, $op, $a)
     };
 }
 
@@ -446,6 +572,72 @@ macro_rules! control_cell {
 control_cell!(control_clobber, 1, missing_clobber, proto::DECLARED6);
 control_cell!(control_tag, 3, wrong_tag, 0);
 control_cell!(control_nomem, 3, nomem, 0);
+control_cell!(control_outline_shift, 3, outline_shift, 0);
+
+/// One call through the out-of-line stub `stub` of arity `n`, made by [`arch::probe_outline`] with every
+/// callee-saved register holding a sentinel: checks the call as a cell does, then that the stub returned
+/// every callee-saved register and the stack pointer as it found them.
+fn probe(n: usize, stub: usize) -> Outcome {
+    let op = proto::op(n, false, id(4));
+    let mut local = Msg::EMPTY;
+    let msg = if n == 0 {
+        MAILBOX.0.get()
+    } else {
+        &raw mut local
+    };
+    let args = [msg as usize, rd(0), rd(1), rd(2), rd(3), rd(4)];
+    let request = (rd(31) ^ op) as u64;
+    prepare(msg, n, op, &args, request);
+    let mut table = [0usize; 24];
+    table[0] = op;
+    table[1..7].copy_from_slice(&args);
+    table[7] = stub;
+    // SAFETY: `stub` is an out-of-line stub (or a control's copy of one), a C function of at most seven
+    // words; the monitor implements the call (see `cell!`).
+    unsafe { arch::probe_outline(&mut table) };
+    let ans = answer(msg);
+    verdict()?;
+    check_call('P', op, table[20] as isize, ans, request, 1)?;
+    let (count, first) = arch::PROBED;
+    for (i, &got) in table[8..8 + count].iter().enumerate() {
+        let reg = first + i;
+        if got != arch::sentinel(reg) {
+            return Err(Failure::Saved { reg, got });
+        }
+    }
+    if table[18] != table[19] {
+        return Err(Failure::Stack {
+            before: table[18],
+            after: table[19],
+        });
+    }
+    Ok(())
+}
+
+/// Every out-of-line stub keeps the callee-saved registers and the stack pointer.
+#[inline(never)]
+fn outline_saved() -> Outcome {
+    use xen_hypercall::outline as o;
+    let stubs = [
+        o::hypercall0 as *const () as usize,
+        o::hypercall1 as *const () as usize,
+        o::hypercall2 as *const () as usize,
+        o::hypercall3 as *const () as usize,
+        o::hypercall4 as *const () as usize,
+        o::hypercall5 as *const () as usize,
+        o::hypercall6 as *const () as usize,
+    ];
+    for (n, stub) in stubs.into_iter().enumerate() {
+        probe(n, stub)?;
+    }
+    Ok(())
+}
+
+/// The probe over a stub that uses a callee-saved register without saving it.
+#[inline(never)]
+fn control_outline_unsaved() -> Outcome {
+    probe(5, controls::outline_unsaved as *const () as usize)
+}
 
 fn report(name: &str, outcome: Outcome) -> bool {
     match outcome {
@@ -491,7 +683,7 @@ const OPT: Option<&str> = option_env!("XEN_HARNESS_OPT");
 extern "C" fn harness_guest_main() -> ! {
     say!("GUEST {} opt={}", arch::guest_state(), OPT.unwrap_or("?"));
     arch::service(proto::SVC_MAILBOX, MAILBOX.0.get() as usize);
-    let cells: [Named; 7] = [
+    let cells: [Named; 15] = [
         ("arity0", arity0),
         ("arity1", arity1),
         ("arity2", arity2),
@@ -499,6 +691,14 @@ extern "C" fn harness_guest_main() -> ! {
         ("arity4", arity4),
         ("arity5", arity5),
         ("arity6", arity6),
+        ("outline0", outline0),
+        ("outline1", outline1),
+        ("outline2", outline2),
+        ("outline3", outline3),
+        ("outline4", outline4),
+        ("outline5", outline5),
+        ("outline6", outline6),
+        ("outline-saved", outline_saved),
     ];
     let mut failed = 0;
     for (name, f) in cells {
@@ -508,6 +708,16 @@ extern "C" fn harness_guest_main() -> ! {
         "control-tag",
         control_tag(),
         |f| matches!(f, Failure::Monitor(c) if *c == proto::verdict::WRONG_TAG << 24 | 0xEA0),
+    ));
+    failed += usize::from(!control(
+        "control-outline-shift",
+        control_outline_shift(),
+        |f| matches!(f, Failure::Monitor(c) if *c >> 24 == proto::verdict::BAD_OP),
+    ));
+    failed += usize::from(!control(
+        "control-outline-unsaved",
+        control_outline_unsaved(),
+        |f| matches!(f, Failure::Saved { reg, .. } if *reg == arch::PROBED.1),
     ));
     // Unoptimised code keeps every value in memory and reloads it: it relies on neither the clobber
     // list nor the memory clobber, so those defects cannot show there.
