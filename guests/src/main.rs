@@ -155,7 +155,11 @@ fn stubs() -> &'static str {
 #[unsafe(no_mangle)]
 pub extern "C" fn guest_main(_dtb: usize) -> ! {
     Line::new()
-        .s("Hello from a ")
+        .s(if arch().starts_with('A') {
+            "Hello from an "
+        } else {
+            "Hello from a "
+        })
         .s(arch())
         .s(" dom0 on Xen, using xen-hypercall (")
         .s(stubs())

@@ -596,7 +596,7 @@ mod tests {
                 .iter()
                 .any(|p| p.starts_with("FAIL evtchn::close"))
         );
-        let hung = "(XEN) Xen version 4.17.7\nHello from a AArch64 dom0\n";
+        let hung = "(XEN) Xen version 4.17.7\nHello from an AArch64 dom0\n";
         let v = judge(hung, true);
         assert!(v.problems.iter().any(|p| p.contains("timed out")));
         assert!(
