@@ -98,5 +98,62 @@ pub fn cross_build(
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
     }
-    run(&mut cmd)
+    eprintln!("$ {}", show(&cmd));
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("cannot start {}", show(&cmd)))?;
+    eprint!(
+        "{}",
+        without_thumb_mode_warning(&String::from_utf8_lossy(&out.stderr))
+    );
+    if !out.status.success() {
+        bail!("`{}` failed ({})", show(&cmd), out.status);
+    }
+    Ok(())
+}
+
+/// `stderr` without rustc's warning that `thumb-mode` is not a stable target feature: the T32 builds
+/// ask for it on purpose (it is how a whole crate is compiled to Thumb-2 on `armv7a-none-eabi`), and
+/// the warning, repeated for every T32 build, would bury what matters.
+pub fn without_thumb_mode_warning(stderr: &str) -> String {
+    let mut kept = String::new();
+    let mut skipping = false;
+    for line in stderr.lines() {
+        if line
+            .starts_with("warning: unstable feature specified for `-Ctarget-feature`: `thumb-mode`")
+        {
+            skipping = true;
+            continue;
+        }
+        if skipping {
+            // The warning's body is indented (`  |`, `  = note`); a blank line ends it.
+            if line.trim().is_empty() {
+                skipping = false;
+            }
+            continue;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_thumb_mode_warning;
+
+    #[test]
+    fn only_the_thumb_mode_warning_is_dropped() {
+        let stderr = "warning: unstable feature specified for `-Ctarget-feature`: `thumb-mode`\n  |\n  = \
+                      note: this feature is not stably supported; its behavior can change in the future\n\n\
+                      warning: unused variable: `x`\n --> src/lib.rs:1:5\n\nerror: could not compile\n";
+        assert_eq!(
+            without_thumb_mode_warning(stderr),
+            "warning: unused variable: `x`\n --> src/lib.rs:1:5\n\nerror: could not compile\n"
+        );
+        assert_eq!(without_thumb_mode_warning("error: x\n"), "error: x\n");
+    }
 }
