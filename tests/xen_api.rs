@@ -450,10 +450,8 @@ fn memory_add_to_physmap_struct() {
 
     mock::fails(Error::EBUSY);
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { memory::map_grant_frame(0, false, 1) },
-        Err(Error::EBUSY)
-    );
+    let r = unsafe { memory::map_grant_frame(0, false, 1) };
+    assert_eq!(r, Err(Error::EBUSY));
 }
 
 #[test]
@@ -637,10 +635,8 @@ fn vcpu_register_vcpu_info_once() {
     // SAFETY: the mock keeps nothing.
     assert_eq!(unsafe { vcpu::register_vcpu_info(0, 0x40002, 64) }, Ok(()));
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { vcpu::register_vcpu_info(0, 0x40002, 64) },
-        Err(Error::EINVAL)
-    );
+    let r = unsafe { vcpu::register_vcpu_info(0, 0x40002, 64) };
+    assert_eq!(r, Err(Error::EINVAL));
     let calls = mock::take_calls();
     for c in &calls {
         assert_arity(c);
@@ -669,15 +665,11 @@ fn vcpu_register_vcpu_info_at_splits_the_address() {
     assert_eq!((r.mfn, r.offset), ((base / 4096) as u64, 4096 - 48));
     // Crossing the page or misaligned: refused before any hypercall.
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { vcpu::register_vcpu_info_at(0, at(4096 - 40)) },
-        Err(Error::EINVAL)
-    );
+    let r = unsafe { vcpu::register_vcpu_info_at(0, at(4096 - 40)) };
+    assert_eq!(r, Err(Error::EINVAL));
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { vcpu::register_vcpu_info_at(0, at(4)) },
-        Err(Error::EINVAL)
-    );
+    let r = unsafe { vcpu::register_vcpu_info_at(0, at(4)) };
+    assert_eq!(r, Err(Error::EINVAL));
     assert!(mock::take_calls().is_empty());
 }
 

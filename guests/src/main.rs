@@ -130,6 +130,7 @@ impl Checks {
 /// A page of the guest's own for `register_vcpu_info` (the MMU is off: its address is its guest frame).
 #[repr(C, align(4096))]
 struct Page(vcpu::VcpuInfo);
+// SAFETY: `VcpuInfo` is plain integers, for which all-zero bytes are a valid value.
 static mut VCPU_INFO: Page = Page(unsafe { core::mem::zeroed() });
 
 /// The guest's execution state, as observed: on 32-bit ARM the address of a Thumb function has bit 0 set.

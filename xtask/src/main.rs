@@ -158,17 +158,22 @@ fn clippy_host() -> Result<()> {
 
 fn clippy_cross() -> Result<()> {
     for t in setup::TARGETS {
-        // The inline stubs, then the typed API on the out-of-line ones.
+        // The inline stubs, then the typed API on the out-of-line ones; the library and every
+        // bare-metal member (fixtures, bench sites and image, EL2 harness, example guest).
         for features in [None, Some("xen-hypercall/outline")] {
             let mut cmd = util::cargo();
-            cmd.args([
-                "clippy",
-                "-p",
+            cmd.arg("clippy");
+            for p in [
                 "xen-hypercall",
-                "-p",
                 "xen-hypercall-fixtures",
-            ])
-            .args(["-p", "xen-hypercall-bench-sites", "--target", t]);
+                "xen-hypercall-bench-sites",
+                "xen-hypercall-bench-insns",
+                "xen-hypercall-el2-harness",
+                "xen-hypercall-guests",
+            ] {
+                cmd.args(["-p", p]);
+            }
+            cmd.args(["--target", t]);
             if let Some(f) = features {
                 cmd.args(["--features", f]);
             }

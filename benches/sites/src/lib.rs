@@ -15,7 +15,6 @@
 //! returns at once, and the size bench reads them from the ELF.
 
 #![no_std]
-#![allow(clippy::missing_safety_doc)]
 
 use xen_hypercall::outline;
 
@@ -87,6 +86,11 @@ macro_rules! sites {
         sites!(@one $strategy, 5, [v0, v1, v2, v3, v4], [v0, v1, v2, v3, v4, v5, v6, v7]);
 
         #[doc = concat!(" The work loop, `", stringify!($strategy), "` strategy.")]
+        #[doc = ""]
+        #[doc = " # Safety"]
+        #[doc = ""]
+        #[doc = " Issues real hypercalls with made-up arguments: only to be run under the bench image's trap"]
+        #[doc = " handler (`benches/insns`), which returns at once and touches no memory."]
         #[unsafe(no_mangle)]
         #[inline(never)]
         pub unsafe extern "C" fn [<work_ $strategy>](s: &mut State) -> usize {
@@ -110,6 +114,10 @@ macro_rules! sites {
     } };
     (@one $strategy:ident, $n:literal, [$($a:ident),*], [$v0:ident, $v1:ident, $v2:ident, $v3:ident, $v4:ident, $v5:ident, $v6:ident, $v7:ident]) => { paste::paste! {
         #[doc = concat!(" One hypercall of arity ", $n, " with eight live values, `", stringify!($strategy), "`.")]
+        #[doc = ""]
+        #[doc = " # Safety"]
+        #[doc = ""]
+        #[doc = " As the work loop: only under the bench image's trap handler."]
         #[unsafe(no_mangle)]
         #[inline(never)]
         pub unsafe extern "C" fn [<site_ $strategy _ $n>](s: &mut State) -> usize {
