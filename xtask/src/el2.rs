@@ -313,6 +313,18 @@ pub fn judge(out: &RunOutput, expected: &[&str], guest_state: &str, monitor: &st
 pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>> {
     use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
     let file = object::File::parse(elf).context("parsing the harness ELF")?;
+    // Every function checked: its demangled name, the cell it belongs to, and its `hvc` count.
+    let mut expected: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for n in 0..=6 {
+        let (arity, outline) = (format!("arity{n}"), format!("outline{n}"));
+        let guest = "harness::image::guest::";
+        expected.insert(format!("{guest}{arity}"), (arity, CALLS_PER_CELL));
+        expected.insert(format!("{guest}{outline}"), (outline.clone(), 0));
+        expected.insert(
+            format!("xen_hypercall::outline::hypercall{n}"),
+            (outline, 1),
+        );
+    }
     let mut problems = BTreeMap::new();
     let mut seen = Vec::new();
     for sym in file.symbols() {
@@ -321,21 +333,10 @@ pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>>
         }
         let Ok(raw) = sym.name() else { continue };
         let name = format!("{:#}", rustc_demangle::demangle(raw));
-        // The cell an out-of-line stub belongs to, or the cell itself.
-        let (cell, want_hvcs) =
-            if let Some(n) = name.strip_prefix("xen_hypercall::outline::hypercall") {
-                (format!("outline{n}"), 1)
-            } else if let Some(cell) = name.strip_prefix("harness::image::guest::") {
-                if cell.starts_with("arity") {
-                    (cell.to_string(), CALLS_PER_CELL)
-                } else if cell.starts_with("outline") {
-                    (cell.to_string(), 0)
-                } else {
-                    continue;
-                }
-            } else {
-                continue;
-            };
+        let Some((cell, want_hvcs)) = expected.get(&name) else {
+            continue;
+        };
+        let want_hvcs = *want_hvcs;
         let what = if name.starts_with("xen_hypercall") {
             format!("`{name}`")
         } else {
@@ -382,29 +383,18 @@ pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>>
             }
         }
         if !issues.is_empty() {
-            let entry = problems.entry(cell).or_insert_with(String::new);
+            let entry = problems.entry(cell.clone()).or_insert_with(String::new);
             if !entry.is_empty() {
                 entry.push_str(", ");
             }
             entry.push_str(&issues.join(", "));
         }
     }
-    for n in 0..=6 {
-        for name in [
-            format!("harness::image::guest::arity{n}"),
-            format!("harness::image::guest::outline{n}"),
-            format!("xen_hypercall::outline::hypercall{n}"),
-        ] {
-            if !seen.contains(&name) {
-                let cell = if name.contains("arity") {
-                    format!("arity{n}")
-                } else {
-                    format!("outline{n}")
-                };
-                problems
-                    .entry(cell)
-                    .or_insert_with(|| format!("no function `{name}` in the ELF"));
-            }
+    for (name, (cell, _)) in &expected {
+        if !seen.contains(name) {
+            problems
+                .entry(cell.clone())
+                .or_insert_with(|| format!("no function `{name}` in the ELF"));
         }
     }
     Ok(problems)
