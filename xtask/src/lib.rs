@@ -6,7 +6,8 @@
 //! - [`fixtures`]: builds the call-site fixtures and checks every stub's machine code.
 //! - [`audit`], [`bench`]: the code-size audit of ARM ELF files, and the strategy benchmark.
 //! - [`el2`]: the EL2 harness runner (every stub executed under a hypervisor of our own, in QEMU).
-//! - [`xen`]: the example unikernels on the real Xen hypervisor, in QEMU.
+//! - [`xen`]: the example unikernels on the real Xen hypervisor (release and debug builds), in QEMU.
+//! - [`xensrc`]: Xen's source from Debian: the debug hypervisor, and Xen's hypercall tables.
 
 pub mod audit;
 pub mod bench;
@@ -18,3 +19,4 @@ pub mod insns;
 pub mod setup;
 pub mod util;
 pub mod xen;
+pub mod xensrc;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use xtask::{el2, fixtures, setup, util, xen};
+use xtask::{el2, fixtures, setup, util, xen, xensrc};
 
 const HELP: &str = "\
 usage: cargo xtask <task>
@@ -16,7 +16,8 @@ usage: cargo xtask <task>
             bytes, stack frame; out-of-line stubs apart
   fixtures  build the call-site fixtures and check every stub's machine code
   el2       run the EL2 harness matrix
-  xen       boot the example unikernels on Xen and check them
+  xen       boot the example unikernels on Xen (release and debug builds) and check them
+  xen-src   fetch Debian's Xen source and build the debug hypervisor (done by `xen` when missing)
 
 Every task installs what it is missing (toolchain targets; Debian packages when run as root).";
 
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Some("fixtures") => setup::toolchain().and_then(|()| fixtures::run()),
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
+        Some("xen-src") => xensrc::debug_xen().map(|p| println!("{}", p.display())),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");
             Ok(())

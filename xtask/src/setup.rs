@@ -123,6 +123,42 @@ pub const LIBXEN_DEV: Package = Package {
     provides: "/usr/include/xen/xen.h",
 };
 
+/// The AArch64 cross compiler, for building Xen from source.
+pub const GCC_AARCH64: Package = Package {
+    name: "gcc-aarch64-linux-gnu",
+    provides: "/usr/bin/aarch64-linux-gnu-gcc",
+};
+/// The AArch64 cross binutils.
+pub const BINUTILS_AARCH64: Package = Package {
+    name: "binutils-aarch64-linux-gnu",
+    provides: "/usr/bin/aarch64-linux-gnu-ld",
+};
+/// flex, for Xen's Kconfig.
+pub const FLEX: Package = Package {
+    name: "flex",
+    provides: "/usr/bin/flex",
+};
+/// bison, for Xen's Kconfig.
+pub const BISON: Package = Package {
+    name: "bison",
+    provides: "/usr/bin/bison",
+};
+/// GNU make.
+pub const MAKE: Package = Package {
+    name: "make",
+    provides: "/usr/bin/make",
+};
+/// `dpkg-source`, to unpack a Debian source package.
+pub const DPKG_DEV: Package = Package {
+    name: "dpkg-dev",
+    provides: "/usr/bin/dpkg-source",
+};
+/// Python 3, which Xen's build runs.
+pub const PYTHON3: Package = Package {
+    name: "python3",
+    provides: "/usr/bin/python3",
+};
+
 /// Installs the packages whose files are missing (as root), or fails with the command to run.
 pub fn debian(packages: &[Package]) -> Result<()> {
     let missing: Vec<&str> = packages
