@@ -10,6 +10,8 @@
 //! caller-saved register clobbered and must marshal the arguments into `r0`–`r3` and the stack, where the
 //! inline stubs let it keep values in every register Xen preserves. They are smaller when a program has many
 //! call sites (see `cargo bench` and `cargo xtask audit`).
+//!
+//! [`per_call`] holds the other kind Linux and Unikraft use: one stub per hypercall, the number built in.
 
 #[cfg(any(target_arch = "arm", target_arch = "aarch64"))]
 crate::arch::xen_abi!(xen_hypercall_macros::hypercall_outline);
@@ -18,3 +20,61 @@ crate::arch::xen_abi!(xen_hypercall_macros::hypercall_outline);
 pub use crate::arch::{
     hypercall0, hypercall1, hypercall2, hypercall3, hypercall4, hypercall5, hypercall6,
 };
+
+/// Per-hypercall out-of-line stubs: `per_call::hypercallN::<NR>(a1, …, aN)`, the shape of Linux's
+/// `HYPERCALLn(name)` in `arch/arm64/xen/hypercall.S` and `arch/arm/xen/hypercall.S`.
+///
+/// The call number is a const generic built into the stub, and the arguments arrive where the C calling
+/// convention puts them, which on ARM is where Xen wants them: on AArch64 every stub is
+/// `mov x16, #NR; hvc #0xEA1; ret`; on 32-bit ARM `mov r12, #NR; hvc #0xEA1; bx lr` up to arity 4, and at
+/// arity 5 and 6 the stub saves `r4`/`r5` (two registers, keeping the stack 8-byte aligned), loads the
+/// stack-passed arguments into them, traps and restores. Same generator and description as the inline
+/// stubs (`src/arch/`).
+///
+/// Each number used gets its own stub (monomorphisation), so a program that makes eight kinds of
+/// hypercall carries eight stubs of 12 bytes (24 at arity 5 on 32-bit ARM), and a call site only
+/// marshals the arguments. `NR` must fit one `mov` of an immediate: at most 255 on 32-bit ARM (A32 and
+/// T32 modified immediates), 65535 on AArch64 (`movz`); every Xen hypercall number (0–63) does, and a
+/// larger one is a compile error where the stub is instantiated. The `outline` cargo feature makes the
+/// typed API (`crate::xen`) call these.
+pub mod per_call {
+    #[cfg(any(target_arch = "arm", target_arch = "aarch64"))]
+    crate::arch::xen_abi!(xen_hypercall_macros::hypercall_per_call);
+
+    #[cfg(not(any(target_arch = "arm", target_arch = "aarch64")))]
+    macro_rules! unsupported_per_call {
+        ($($n:literal: ($($a:ident),*);)*) => {
+            paste::paste! {
+                $(
+                    #[doc = concat!(" Not available on this target: instantiating it is a compile error \
+                                      (arity ", $n, ").")]
+                    ///
+                    /// # Safety
+                    ///
+                    /// Cannot be called: its instantiation does not compile.
+                    pub unsafe fn [<hypercall $n>]<const NR: usize>($($a: usize),*) -> isize {
+                        $(let _ = $a;)*
+                        const {
+                            panic!(
+                                "xen-hypercall's per-hypercall stubs exist only on ARM: armv7a-none-eabi \
+                                 (A32 and Thumb-2) and aarch64-unknown-none; for host unit tests enable \
+                                 the `mock` feature"
+                            )
+                        }
+                    }
+                )*
+            }
+        };
+    }
+
+    #[cfg(not(any(target_arch = "arm", target_arch = "aarch64")))]
+    unsupported_per_call! {
+        0: ();
+        1: (a1);
+        2: (a1, a2);
+        3: (a1, a2, a3);
+        4: (a1, a2, a3, a4);
+        5: (a1, a2, a3, a4, a5);
+        6: (a1, a2, a3, a4, a5, a6);
+    }
+}

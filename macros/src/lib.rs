@@ -52,3 +52,14 @@ pub fn hypercall_outline(input: TokenStream) -> TokenStream {
         Err(e) => e.to_compile_error().into(),
     }
 }
+
+/// Generates the per-hypercall out-of-line stubs `hypercall0::<NR>` … `hypercallN::<NR>` (naked `extern "C"`
+/// functions with the call number built in, Linux's `HYPERCALLn(name)` shape) from the same description as
+/// [`hypercall_abi!`].
+#[proc_macro]
+pub fn hypercall_per_call(input: TokenStream) -> TokenStream {
+    match syn::parse::<abi::Abi>(input) {
+        Ok(abi) => outline::per_call_stubs(&abi).into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}

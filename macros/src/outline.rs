@@ -1,11 +1,16 @@
-//! Emission of the out-of-line stubs: the classic `hypercall.S` shape, as naked functions.
+//! Emission of the out-of-line stubs: the classic `hypercall.S` shape, as naked functions, in two kinds.
 //!
-//! `extern "C" fn hypercallN(op, a1, …, aN) -> isize` receives its operands in the C calling convention
-//! (AAPCS: `r0`–`r3` then the stack; AAPCS64: `x0`–`x7`), moves the call number to the number register and
-//! each argument to its hypercall register, saves the callee-saved registers the convention needs (`r4`,
-//! `r5` on 32-bit ARM at arity 5 and 6) and reloads the stack-passed arguments into them, traps, restores,
-//! and returns. The moves are emitted in an order that never overwrites a source before it is read; a
-//! description for which no such order is found is a compile error.
+//! - Per arity (`privcmd_call` shape): `extern "C" fn hypercallN(op, a1, …, aN) -> isize` receives its
+//!   operands in the C calling convention (AAPCS: `r0`–`r3` then the stack; AAPCS64: `x0`–`x7`), moves the
+//!   call number to the number register and each argument to its hypercall register, saves the
+//!   callee-saved registers the convention needs (`r4`, `r5` on 32-bit ARM at arity 5 and 6) and reloads
+//!   the stack-passed arguments into them, traps, restores, and returns. The moves are emitted in an order
+//!   that never overwrites a source before it is read; a description for which no such order is found is a
+//!   compile error.
+//! - Per hypercall (Linux's `HYPERCALLn(name)` shape): `extern "C" fn hypercallN<const NR: usize>(a1, …,
+//!   aN) -> isize` has the number built in (`mov r12, #NR` / `mov x16, #NR`) and receives the arguments
+//!   where the C convention already puts them, so it moves nothing but the stack-passed arguments. One
+//!   function per number actually used (monomorphisation); a number `mov` cannot encode is a compile error.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
@@ -48,14 +53,51 @@ fn c_abi(arch: Arch) -> CAbi {
     }
 }
 
-/// The instruction lines of the out-of-line stub of arity `n`, or why none can be made.
+/// Where an out-of-line stub takes the call number from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Number {
+    /// The first C argument (the per-arity stubs).
+    FirstArg,
+    /// Built in: `mov <number>, #{nr}` (the per-hypercall stubs; `{nr}` is the `const` operand).
+    Immediate,
+}
+
+/// The largest call number a per-hypercall stub accepts on `arch`: what one `mov` of an immediate encodes
+/// on every instruction set of the architecture (A32 and T32 modified immediates hold every value up to
+/// 255; AArch64 `movz` every 16-bit value).
+pub fn max_number(arch: Arch) -> u32 {
+    match arch {
+        Arch::Arm => 255,
+        Arch::Aarch64 => 0xffff,
+    }
+}
+
+/// The instruction lines of the per-arity out-of-line stub of arity `n`, or why none can be made.
 pub fn outline_lines(abi: &Abi, n: usize) -> Result<Vec<String>, String> {
+    stub_lines(abi, n, Number::FirstArg)
+}
+
+/// The instruction lines of the per-hypercall out-of-line stub of arity `n`, or why none can be made.
+pub fn per_call_lines(abi: &Abi, n: usize) -> Result<Vec<String>, String> {
+    stub_lines(abi, n, Number::Immediate)
+}
+
+/// The instruction lines of an out-of-line stub of arity `n` taking its number as `number` says.
+fn stub_lines(abi: &Abi, n: usize, number: Number) -> Result<Vec<String>, String> {
     let c = c_abi(abi.arch);
-    // Destination register for each C argument: op, then a1..an.
-    let dests: Vec<String> = std::iter::once(abi.number.to_string())
+    // Destination register for each C argument: op (when passed), then a1..an.
+    let first = (number == Number::FirstArg).then(|| abi.number.to_string());
+    let dests: Vec<String> = first
+        .into_iter()
         .chain(abi.args[..n].iter().map(|r| r.to_string()))
         .collect();
-    let saves: Vec<&str> = dests
+    // Every register the stub writes: the destinations and, for a built-in number, the number register.
+    let written: Vec<String> = dests
+        .iter()
+        .cloned()
+        .chain((number == Number::Immediate).then(|| abi.number.to_string()))
+        .collect();
+    let saves: Vec<&str> = written
         .iter()
         .filter_map(|d| c.callee_saved.iter().find(|s| **s == d))
         .copied()
@@ -73,7 +115,7 @@ pub fn outline_lines(abi: &Abi, n: usize) -> Result<Vec<String>, String> {
         let pad = c
             .callee_saved
             .iter()
-            .find(|r| !pushed.contains(r) && !dests.iter().any(|d| d == *r));
+            .find(|r| !pushed.contains(r) && !written.iter().any(|d| d == *r));
         pushed.push(pad.ok_or("no free register to pad the frame")?);
     }
     pushed.sort_by_key(|r| r[1..].parse::<u32>().unwrap_or(0));
@@ -104,6 +146,9 @@ pub fn outline_lines(abi: &Abi, n: usize) -> Result<Vec<String>, String> {
     // (they are beyond the C argument registers' count), or have been read already.
     for (d, off) in loads {
         lines.push(format!("ldr {d}, [sp, #{off}]"));
+    }
+    if number == Number::Immediate {
+        lines.push(format!("mov {}, #{{nr}}", abi.number));
     }
     lines.push(format!("{} #{{tag}}", abi.trap.value().trim()));
     if !pushed.is_empty() {
@@ -163,15 +208,7 @@ fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    // Braces of register lists are literal in an asm template; `{tag}` is the operand.
-    let template: Vec<String> = lines
-        .iter()
-        .map(|l| {
-            l.replace('{', "{{")
-                .replace('}', "}}")
-                .replace("{{tag}}", "{tag}")
-        })
-        .collect();
+    let template = template(lines);
     quote! {
         #[doc = #summary]
         #[doc = ""]
@@ -187,6 +224,120 @@ fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
         pub unsafe extern "C" fn #name(op: usize #(, #params: usize)*) -> isize {
             ::core::arch::naked_asm!(
                 #(#template,)*
+                tag = const #tag,
+            )
+        }
+    }
+}
+
+/// One `#[unsafe(naked)] pub unsafe extern "C" fn hypercallN<const NR: usize>` per arity: the per-hypercall
+/// stubs, with the call number built in.
+pub fn per_call_stubs(abi: &Abi) -> TokenStream {
+    let stubs = (0..=abi.args.len()).map(|n| match per_call_lines(abi, n) {
+        Ok(lines) => per_call_stub(abi, n, &lines),
+        Err(e) => syn::Error::new(
+            Span::call_site(),
+            format!("no per-hypercall stub of arity {n}: {e}"),
+        )
+        .to_compile_error(),
+    });
+    quote! { #(#stubs)* }
+}
+
+/// The asm template lines: braces of register lists are literal; `{tag}` and `{nr}` are operands.
+fn template(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            l.replace('{', "{{")
+                .replace('}', "}}")
+                .replace("{{tag}}", "{tag}")
+                .replace("{{nr}}", "{nr}")
+        })
+        .collect()
+}
+
+fn per_call_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
+    let name = format_ident!("hypercall{}", n);
+    let params: Vec<_> = (1..=n).map(|i| format_ident!("a{}", i)).collect();
+    let tag = &abi.tag;
+    let docs = &abi.docs;
+    let max = max_number(abi.arch);
+    let plural = if n == 1 { "" } else { "s" };
+    let summary = format!(
+        " Issues hypercall `NR` with {n} argument{plural} through a per-hypercall out-of-line stub ({}).",
+        abi.arch.display()
+    );
+    let stack = if n > 4 && abi.arch == Arch::Arm {
+        " The arguments beyond the fourth arrive on the stack; the stub saves the callee-saved registers \
+         they go to, loads them, and restores the registers after the trap."
+    } else {
+        ""
+    };
+    let regs = format!(
+        " Called with the C calling convention, which already puts {} where the hypervisor wants {}; \
+         the stub writes `NR` into `{}`, traps, and returns `{}`.{stack} At the call site the compiler \
+         must assume every caller-saved register is clobbered (the hypercall itself clobbers {}).",
+        if n == 0 {
+            "no argument".to_string()
+        } else {
+            abi.args[..n]
+                .iter()
+                .enumerate()
+                .map(|(i, r)| format!("`a{}` in `{r}`", i + 1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        if n == 1 { "it" } else { "them" },
+        abi.number,
+        abi.ret,
+        clobbered(abi, n)
+            .iter()
+            .map(|r| format!("`{r}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let range = format!(
+        " `NR` is at most {max} (one `mov` of an immediate encodes it on every instruction set of the \
+         architecture); a larger number is a compile error where the stub is instantiated. Each number \
+         used gets its own copy of the stub; numbers not used get none."
+    );
+    let tag_text = quote!(#tag).to_string();
+    let listing = format!(
+        " ```text\n{}\n ```",
+        lines
+            .iter()
+            .map(|l| format!(
+                "     {}",
+                l.replace("{tag}", &tag_text).replace("{nr}", "NR")
+            ))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let template = template(lines);
+    let max = max as usize;
+    let too_large = format!("a per-hypercall stub's call number must be at most {max}");
+    quote! {
+        #[doc = #summary]
+        #[doc = ""]
+        #[doc = #regs]
+        #[doc = ""]
+        #[doc = #range]
+        #[doc = ""]
+        #[doc = #listing]
+        #[doc = ""]
+        #[doc = " # Safety"]
+        #[doc = ""]
+        #[doc = " The caller upholds the hypervisor's contract for the call `NR` (`op` below):"]
+        #(#docs)*
+        #[unsafe(naked)]
+        pub unsafe extern "C" fn #name<const NR: usize>(#(#params: usize),*) -> isize {
+            ::core::arch::naked_asm!(
+                #(#template,)*
+                nr = const {
+                    assert!(NR <= #max, #too_large);
+                    NR
+                },
                 tag = const #tag,
             )
         }
@@ -272,5 +423,115 @@ mod tests {
             arch: aarch64; trap: "hvc"; tag: 0; number: x1; args: [x0]; ret: x0; clobbers: used_args;
         });
         assert!(outline_lines(&a, 1).unwrap_err().contains("cycle"));
+    }
+
+    fn xen_arm() -> Abi {
+        abi(quote! {
+            arch: arm; preamble: ".arch_extension virt"; trap: "hvc"; tag: 0xEA1; number: r12;
+            args: [r0, r1, r2, r3, r4, r5]; ret: r0; clobbers: used_args;
+        })
+    }
+
+    fn xen_aarch64() -> Abi {
+        abi(quote! {
+            arch: aarch64; trap: "hvc"; tag: 0xEA1; number: x16; args: [x0, x1, x2, x3, x4, x5]; ret: x0;
+            clobbers: used_args;
+        })
+    }
+
+    #[test]
+    fn arm_per_call_every_arity() {
+        let a = xen_arm();
+        let short = [
+            ".arch_extension virt",
+            "mov r12, #{nr}",
+            "hvc #{tag}",
+            "bx lr",
+        ];
+        for n in 0..=4 {
+            assert_eq!(per_call_lines(&a, n).unwrap(), short, "arity {n}");
+        }
+        // Linux's HYPERCALL5 saves r4 alone (`stmdb sp!, {r4}`, `ldr r4, [sp, #4]`); these push a second
+        // register to keep the stack 8-byte aligned, so the fifth argument is 8 bytes up.
+        assert_eq!(
+            per_call_lines(&a, 5).unwrap(),
+            [
+                ".arch_extension virt",
+                "push {r4, r5}",
+                "ldr r4, [sp, #8]",
+                "mov r12, #{nr}",
+                "hvc #{tag}",
+                "pop {r4, r5}",
+                "bx lr"
+            ]
+        );
+        assert_eq!(
+            per_call_lines(&a, 6).unwrap(),
+            [
+                ".arch_extension virt",
+                "push {r4, r5}",
+                "ldr r4, [sp, #8]",
+                "ldr r5, [sp, #12]",
+                "mov r12, #{nr}",
+                "hvc #{tag}",
+                "pop {r4, r5}",
+                "bx lr"
+            ]
+        );
+    }
+
+    #[test]
+    fn aarch64_per_call_every_arity() {
+        let a = xen_aarch64();
+        for n in 0..=6 {
+            assert_eq!(
+                per_call_lines(&a, n).unwrap(),
+                ["mov x16, #{nr}", "hvc #{tag}", "ret"],
+                "arity {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn per_call_moves_arguments_only_where_the_conventions_differ() {
+        // A convention whose second argument register is not the C one: one move, then the number.
+        let a = abi(quote! {
+            arch: aarch64; trap: "svc"; tag: 0; number: x8; args: [x0, x2]; ret: x0; clobbers: used_args;
+        });
+        assert_eq!(
+            per_call_lines(&a, 2).unwrap(),
+            ["mov x2, x1", "mov x8, #{nr}", "svc #{tag}", "ret"]
+        );
+        // A number register that is callee-saved on 32-bit ARM is saved (and padded) around the trap.
+        let b = abi(quote! {
+            arch: arm; trap: "svc"; tag: 0; number: r8; args: [r0]; ret: r0; clobbers: used_args;
+        });
+        assert_eq!(
+            per_call_lines(&b, 1).unwrap(),
+            [
+                "push {r4, r8}",
+                "mov r8, #{nr}",
+                "svc #{tag}",
+                "pop {r4, r8}",
+                "bx lr"
+            ]
+        );
+    }
+
+    #[test]
+    fn per_call_stub_tokens() {
+        let tokens = per_call_stubs(&xen_arm()).to_string();
+        for n in 0..=6 {
+            assert!(
+                tokens.contains(&format!("fn hypercall{n} < const NR : usize >")),
+                "{tokens}"
+            );
+        }
+        assert!(tokens.contains(r#""mov r12, #{nr}""#), "{tokens}");
+        assert!(tokens.contains(r#""push {{r4, r5}}""#), "{tokens}");
+        assert!(tokens.contains("assert ! (NR <= 255usize"), "{tokens}");
+        let tokens = per_call_stubs(&xen_aarch64()).to_string();
+        assert!(tokens.contains("assert ! (NR <= 65535usize"), "{tokens}");
+        assert!(!tokens.contains("op : usize"), "{tokens}");
     }
 }

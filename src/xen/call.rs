@@ -131,8 +131,9 @@ macro_rules! calls {
             }
             #[cfg(all(not(feature = "mock"), feature = "outline"))]
             {
-                // SAFETY: forwarded from this function's contract; the arity was checked above.
-                unsafe { crate::outline::$stub(NR, $($a.value),*) }
+                // SAFETY: forwarded from this function's contract; the arity was checked above. The
+                // per-hypercall stub has `NR` built in (every Xen number fits its `mov`).
+                unsafe { crate::outline::per_call::$stub::<NR>($($a.value),*) }
             }
             #[cfg(all(not(feature = "mock"), not(feature = "outline")))]
             {
