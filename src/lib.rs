@@ -35,7 +35,17 @@
 //! the backend: the inline stubs by default, the out-of-line ones ([`outline`]) with feature `outline`,
 //! and with feature `mock` a recording mock (module `mock`, on any target with `std`) that also replaces
 //! the exported `hypercall0` … `hypercall6`, so host unit tests of code built on this crate see every call
-//! and program its result. Without `mock`, `xen` exists only on ARM targets.
+//! and program its result. Without `mock`, `xen` exists only on bare-metal ARM targets.
+//!
+//! # The platform contract
+//!
+//! The typed API is safe on one condition about the whole program, which no type can check: it runs at
+//! EL1 as a guest of Xen, so that `hvc #0xEA1` reaches Xen's hypercall handler and no register changes
+//! beyond what Xen's ABI says. That is why [`xen`] exists only for bare-metal targets (`target_os =
+//! "none"`), where the program is the kernel and chooses its environment, and with the `mock` feature.
+//! A program that must find out at run time whether Xen is underneath asks before its first hypercall (the
+//! SMC Calling Convention's hypervisor UID, served on `hvc #0`). See the README for why this contract
+//! rather than a token or per-call `unsafe`.
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -45,7 +55,11 @@ pub mod arch;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod outline;
-#[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock", doc))]
+#[cfg(any(
+    all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),
+    feature = "mock",
+    doc
+))]
 pub mod xen;
 
 pub use arch::{MAX_ARITY, XEN_HYPERCALL_TAG};

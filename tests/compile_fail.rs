@@ -8,4 +8,7 @@ fn compile_errors() {
     // With the mock backend the stubs exist on the host, so this one only holds without it.
     #[cfg(not(feature = "mock"))]
     t.compile_fail("tests/ui/unsupported_target.rs");
+    // The typed API exists on the host with the mock only.
+    #[cfg(feature = "mock")]
+    t.compile_fail("tests/ui/mock_*.rs");
 }

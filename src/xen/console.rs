@@ -1,7 +1,10 @@
 //! `console_io`: the hypervisor's emergency console (`HYPERVISOR_console_io`, declared arity 3).
 //!
-//! A domain other than dom0 only reaches it when Xen allows guest console output (a debug build, or
-//! `guest_loglvl`); output then appears on Xen's console prefixed with the domain id.
+//! Who may write: Xen's default (dummy) XSM policy allows `CONSOLEIO_write` to a domain that is the
+//! console domain (`is_console`: dom0, and the domUs Xen builds itself with dom0less, as seen on Debian's
+//! 4.17), and to every domain only in a Xen built with `CONFIG_VERBOSE_DEBUG`; any other domain needs
+//! privilege and gets `EPERM`. Xen's `guest_loglvl` option does not grant anything: it only filters which
+//! guest lines are printed. A domU's lines appear prefixed with its domain id, `(d1) …`.
 
 use super::call::{Arg, call3};
 use super::{Result, nr, unit};
@@ -29,18 +32,51 @@ pub const MAX_WRITE: usize = 4096;
 /// xen_hypercall::xen::console::write(b"hello\n")?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn write(bytes: &[u8]) -> Result<()> {
+    // The common case, one chunk taken whole, is a single inline hypercall; the rest is out of line.
+    if bytes.is_empty() || bytes.len() > MAX_WRITE {
+        return write_chunks(bytes);
+    }
+    let ret = write_chunk(bytes);
+    if ret == 0 || ret == bytes.len() as isize {
+        return Ok(());
+    }
+    write_rest(bytes, ret)
+}
+
+/// One `CONSOLEIO_write` of `chunk` (at most [`MAX_WRITE`] bytes): Xen's raw answer.
+#[inline(always)]
+fn write_chunk(chunk: &[u8]) -> isize {
+    // SAFETY: Xen reads `chunk.len()` bytes at `chunk`, which stay borrowed during the call.
+    unsafe {
+        call3::<{ nr::CONSOLE_IO }>(
+            Arg::val(CONSOLEIO_WRITE),
+            Arg::val(chunk.len()),
+            Arg::bytes_in(chunk),
+        )
+    }
+}
+
+/// After a first chunk whose answer was `ret`: the error, or the rest of a short write.
+#[cold]
+#[inline(never)]
+fn write_rest(chunk: &[u8], ret: isize) -> Result<()> {
+    unit(ret)?;
+    let taken = match usize::try_from(ret) {
+        Ok(n) if n > 0 && n < chunk.len() => n,
+        _ => chunk.len(),
+    };
+    write_chunks(&chunk[taken..])
+}
+
+/// Writes `bytes` in as many calls of at most [`MAX_WRITE`] bytes as needed.
+#[inline(never)]
+fn write_chunks(bytes: &[u8]) -> Result<()> {
     let mut rest = bytes;
     while !rest.is_empty() {
         let chunk = &rest[..rest.len().min(MAX_WRITE)];
-        // SAFETY: Xen reads `chunk.len()` bytes at `chunk`, which stay borrowed during the call.
-        let ret = unsafe {
-            call3::<{ nr::CONSOLE_IO }>(
-                Arg::val(CONSOLEIO_WRITE),
-                Arg::val(chunk.len()),
-                Arg::bytes_in(chunk),
-            )
-        };
+        let ret = write_chunk(chunk);
         unit(ret)?;
         let taken = match usize::try_from(ret) {
             Ok(n) if n > 0 && n < chunk.len() => n,
@@ -61,6 +97,7 @@ pub fn write(bytes: &[u8]) -> Result<()> {
 /// # let _ = n; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn read(buf: &mut [u8]) -> Result<usize> {
     // Xen's count is an `unsigned int` and it returns the count as an `int`.
     let len = buf.len().min(i32::MAX as usize);

@@ -2,77 +2,51 @@
 
 use core::fmt;
 
-use super::grant_table::GrantStatus;
-
 macro_rules! errnos {
     ($($name:ident = $value:literal, $text:literal;)*) => {
-        /// A failed hypercall: one variant per error code of Xen's public `errno.h`, by its name there.
+        /// A failed hypercall: Xen's positive error code (`xen/include/public/errno.h`), one register wide.
         ///
-        /// Hypercalls return `-errno` on failure. Codes `errno.h` does not define are kept in
-        /// [`Error::Unknown`]; a grant-table operation that the hypercall accepted but whose per-operation
-        /// status reports a failure is [`Error::Grant`]; a full [`multicall`](super::multicall) batch is
-        /// [`Error::ENOBUFS`]. The aliases of `errno.h` are associated constants ([`Error::EWOULDBLOCK`],
-        /// [`Error::EDEADLOCK`]).
+        /// Hypercalls return `-errno` on failure. Every code of `errno.h` is an associated constant by its
+        /// name there (`Error::EINVAL`), usable in patterns; codes `errno.h` does not define are kept as
+        /// they came, and equal codes compare equal however they were made. A full
+        /// [`multicall`](super::multicall) batch is [`Error::ENOBUFS`]. Grant-table per-operation statuses
+        /// (`GNTST_*`) are no errnos: they have their own type,
+        /// [`GrantStatus`](super::grant_table::GrantStatus).
         ///
         /// ```
         /// use xen_hypercall::xen::Error;
         /// assert_eq!(Error::from_errno(22), Error::EINVAL);
         /// assert_eq!(Error::EINVAL.errno(), 22);
         /// assert_eq!(Error::EINVAL.to_string(), "EINVAL (22): Invalid argument");
+        /// assert_eq!(Error::from_errno(200).name(), None);
+        /// assert!(matches!(Error::check(-22), Err(Error::EINVAL)));
         /// ```
-        #[allow(clippy::upper_case_acronyms)]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        pub enum Error {
-            $(
-                #[doc = concat!("`", stringify!($name), "` = ", stringify!($value), ": ", $text, ".")]
-                $name,
-            )*
-            /// An error code that Xen's public `errno.h` does not define (the positive value).
-            Unknown(i32),
-            /// The grant-table hypercall succeeded but the operation's `status` field reports a failure.
-            Grant(GrantStatus),
-        }
+        #[repr(transparent)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct Error(i32);
 
         impl Error {
+            $(
+                #[doc = concat!("`", stringify!($name), "` = ", stringify!($value), ": ", $text, ".")]
+                pub const $name: Error = Error($value);
+            )*
+
             /// Every error code of Xen's public `errno.h`, in its order (aliases excluded).
             pub const ALL: &'static [Error] = &[$(Error::$name),*];
 
-            /// The error for a positive Xen errno value; values `errno.h` does not define give
-            /// [`Error::Unknown`].
-            pub const fn from_errno(errno: i32) -> Error {
-                match errno {
-                    $($value => Error::$name,)*
-                    other => Error::Unknown(other),
-                }
-            }
-
-            /// The positive Xen errno value.
-            ///
-            /// A grant-table status is no errno: for [`Error::Grant`] this is the nearest errno, as
-            /// [`GrantStatus::errno`] lists it (match on the variant to tell the two kinds apart).
-            pub const fn errno(&self) -> i32 {
-                match self {
-                    $(Error::$name => $value,)*
-                    Error::Unknown(e) => *e,
-                    Error::Grant(s) => s.errno(),
-                }
-            }
-
             /// The name of the code in `errno.h` (`"EINVAL"`), if it is one.
             pub const fn name(&self) -> Option<&'static str> {
-                match self {
-                    $(Error::$name => Some(stringify!($name)),)*
-                    Error::Unknown(_) | Error::Grant(_) => None,
+                match self.0 {
+                    $($value => Some(stringify!($name)),)*
+                    _ => None,
                 }
             }
 
-            /// What the code means, from the comments of `errno.h`.
+            /// What the code means, from the comments of `errno.h` (`"unknown error"` for other codes).
             pub const fn description(&self) -> &'static str {
-                match self {
-                    $(Error::$name => $text,)*
-                    Error::Unknown(_) => "unknown error",
-                    Error::Grant(s) => s.description(),
+                match self.0 {
+                    $($value => $text,)*
+                    _ => "unknown error",
                 }
             }
         }
@@ -137,6 +111,18 @@ impl Error {
     /// `EDEADLOCK`, an alias of [`Error::EDEADLK`] in `errno.h`.
     pub const EDEADLOCK: Error = Error::EDEADLK;
 
+    /// The error for a positive Xen errno value. Any value is kept as it is, defined by `errno.h` or not.
+    #[inline(always)]
+    pub const fn from_errno(errno: i32) -> Error {
+        Error(errno)
+    }
+
+    /// The positive Xen errno value.
+    #[inline(always)]
+    pub const fn errno(&self) -> i32 {
+        self.0
+    }
+
     /// Interprets a raw hypercall result: non-negative is success (the value), negative is `-errno`.
     ///
     /// ```
@@ -144,33 +130,41 @@ impl Error {
     /// assert_eq!(Error::check(4096), Ok(4096));
     /// assert_eq!(Error::check(-38), Err(Error::ENOSYS));
     /// ```
+    #[inline(always)]
     pub const fn check(ret: isize) -> Result<usize> {
         if ret >= 0 {
             Ok(ret as usize)
         } else {
-            // A result below -i32::MAX is no Xen errno; keep it saturated rather than wrap.
-            let e = if ret < -(i32::MAX as isize) {
-                i32::MAX
-            } else {
-                (-ret) as i32
-            };
-            Err(Error::from_errno(e))
+            Err(Error::from_ret(ret))
+        }
+    }
+
+    /// The error of a negative hypercall result. A result below `-i32::MAX` is no Xen errno; it is kept
+    /// saturated rather than wrapped.
+    #[inline(always)]
+    pub(crate) const fn from_ret(ret: isize) -> Error {
+        if ret < -(i32::MAX as isize) {
+            Error(i32::MAX)
+        } else {
+            Error((-ret) as i32)
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "Error::{name}"),
+            None => write!(f, "Error({})", self.0),
         }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Unknown(e) => write!(f, "unknown Xen error {e}"),
-            Error::Grant(s) => write!(f, "grant-table status {} ({})", s.code(), s.description()),
-            _ => write!(
-                f,
-                "{} ({}): {}",
-                self.name().unwrap_or("?"),
-                self.errno(),
-                self.description()
-            ),
+        match self.name() {
+            Some(name) => write!(f, "{name} ({}): {}", self.0, self.description()),
+            None => write!(f, "unknown Xen error {}", self.0),
         }
     }
 }

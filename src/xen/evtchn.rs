@@ -190,6 +190,7 @@ pub struct Status {
 
 impl EvtchnStatus {
     /// Decodes the OUT fields.
+    #[inline]
     pub fn decode(&self) -> Status {
         let state = match self.status {
             EVTCHNSTAT_CLOSED => State::Closed,
@@ -212,6 +213,7 @@ impl EvtchnStatus {
     }
 }
 
+#[inline(always)]
 fn op<T: Plain>(cmd: usize, arg: &mut T) -> Result<()> {
     // SAFETY: `arg` is the structure Xen expects for `cmd` (each caller pairs them), mutably borrowed for
     // the call; Xen keeps no reference to it.
@@ -228,6 +230,7 @@ fn op<T: Plain>(cmd: usize, arg: &mut T) -> Result<()> {
 /// # let _ = port; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn alloc_unbound(dom: DomId, remote: DomId) -> Result<Port> {
     let mut a = AllocUnbound {
         dom,
@@ -247,6 +250,7 @@ pub fn alloc_unbound(dom: DomId, remote: DomId) -> Result<Port> {
 /// # let _ = local; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn bind_interdomain(remote: DomId, remote_port: Port) -> Result<Port> {
     let mut b = BindInterdomain {
         remote_dom: remote,
@@ -267,6 +271,7 @@ pub fn bind_interdomain(remote: DomId, remote_port: Port) -> Result<Port> {
 /// # let _ = timer; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn bind_virq(virq: Virq, vcpu: u32) -> Result<Port> {
     let mut b = BindVirq {
         virq: virq.0,
@@ -285,6 +290,7 @@ pub fn bind_virq(virq: Virq, vcpu: u32) -> Result<Port> {
 /// xen_hypercall::xen::evtchn::send(xen_hypercall::xen::evtchn::Port(1))?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn send(port: Port) -> Result<()> {
     op(EVTCHNOP_SEND, &mut PortArg { port })
 }
@@ -296,6 +302,7 @@ pub fn send(port: Port) -> Result<()> {
 /// xen_hypercall::xen::evtchn::close(xen_hypercall::xen::evtchn::Port(1))?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn close(port: Port) -> Result<()> {
     op(EVTCHNOP_CLOSE, &mut PortArg { port })
 }
@@ -307,6 +314,7 @@ pub fn close(port: Port) -> Result<()> {
 /// xen_hypercall::xen::evtchn::unmask(xen_hypercall::xen::evtchn::Port(1))?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn unmask(port: Port) -> Result<()> {
     op(EVTCHNOP_UNMASK, &mut PortArg { port })
 }
@@ -320,6 +328,7 @@ pub fn unmask(port: Port) -> Result<()> {
 /// # let _ = status; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn status(port: Port) -> Result<Status> {
     status_of(DomId::SELF, port)
 }
@@ -333,6 +342,7 @@ pub fn status(port: Port) -> Result<Status> {
 /// # let _ = status; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn status_of(dom: DomId, port: Port) -> Result<Status> {
     let mut s = EvtchnStatus {
         dom,
@@ -344,6 +354,7 @@ pub fn status_of(dom: DomId, port: Port) -> Result<Status> {
 }
 
 impl From<Port> for u32 {
+    #[inline(always)]
     fn from(p: Port) -> u32 {
         p.0
     }

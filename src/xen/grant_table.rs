@@ -1,10 +1,17 @@
 //! `grant_table_op`: the grant table (`HYPERVISOR_grant_table_op(cmd, uop, count)`, declared arity 3).
 //!
-//! Each operation has a per-operation `status` (`GNTST_*`) besides the hypercall's own result: a
-//! hypercall that succeeds with a failed status is reported as [`Error::Grant`].
+//! Each operation has a per-operation `status` (`GNTST_*`) besides the hypercall's own result. Statuses
+//! are not errnos: a failed operation is a [`GrantError`], either the hypercall's [`Error`] or the
+//! operation's [`GrantStatus`].
+//!
+//! Xen on ARM implements grant tables of version 1 only (`GNTTAB_MAX_VERSION` is 1 in its ARM
+//! `asm/grant_table.h`): there are no version 2 entries or status frames here, and [`set_version`]
+//! refuses any other version without asking Xen.
+
+use core::fmt;
 
 use super::call::{Arg, call3};
-use super::{DomId, Error, Plain, Result, nr};
+use super::{DomId, Error, Plain, nr};
 
 /// `GNTTABOP_setup_table`.
 pub const GNTTABOP_SETUP_TABLE: usize = 2;
@@ -51,13 +58,21 @@ macro_rules! statuses {
                 }
             }
 
-            /// The nearest errno, which stands for this status in [`Error::errno`]: `ESRCH` for a bad
-            /// domain, `EPERM` for permission denied, `EFAULT` for bad addresses, `ENOSPC` for lack of
-            /// space, `ERANGE` for an address too big, `EAGAIN` for try again, `EINVAL` otherwise.
-            pub const fn errno(&self) -> i32 {
+            /// The nearest errno, for callers that must report a status as one: `ESRCH` for a bad domain,
+            /// `EPERM` for permission denied, `EFAULT` for bad addresses, `ENOSPC` for lack of space,
+            /// `ERANGE` for an address too big, `EAGAIN` for try again, `EINVAL` otherwise.
+            pub const fn nearest_errno(&self) -> Error {
                 match self {
-                    $(GrantStatus::$name => Error::$errno.errno(),)*
-                    GrantStatus::Unknown(_) => Error::EINVAL.errno(),
+                    $(GrantStatus::$name => Error::$errno,)*
+                    GrantStatus::Unknown(_) => Error::EINVAL,
+                }
+            }
+
+            /// The status's name in `grant_table.h` (`"GNTST_bad_domain"`).
+            pub const fn c_name(&self) -> &'static str {
+                match self {
+                    $(GrantStatus::$name => $c,)*
+                    GrantStatus::Unknown(_) => "GNTST_?",
                 }
             }
 
@@ -88,12 +103,57 @@ statuses! {
     NoSpace = -13, "GNTST_no_space", ENOSPC, "Out of space (handles etc)";
 }
 
+/// A failed grant-table operation: the hypercall itself failed, or Xen ran the operation and its
+/// per-operation status reports a failure.
+///
+/// ```
+/// use xen_hypercall::xen::{Error, grant_table::{GrantError, GrantStatus}};
+/// assert_eq!(GrantError::from(Error::EINVAL), GrantError::Xen(Error::EINVAL));
+/// assert_eq!(GrantError::Status(GrantStatus::BadDomain).to_string(),
+///            "grant-table status -2 (GNTST_bad_domain): Unrecognised domain id");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GrantError {
+    /// The hypercall returned `-errno`.
+    Xen(Error),
+    /// The hypercall succeeded; the operation's `status` is this failure.
+    Status(GrantStatus),
+}
+
+impl From<Error> for GrantError {
+    #[inline(always)]
+    fn from(e: Error) -> GrantError {
+        GrantError::Xen(e)
+    }
+}
+
+impl fmt::Display for GrantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GrantError::Xen(e) => e.fmt(f),
+            GrantError::Status(s) => write!(
+                f,
+                "grant-table status {} ({}): {}",
+                s.code(),
+                s.c_name(),
+                s.description()
+            ),
+        }
+    }
+}
+
+impl core::error::Error for GrantError {}
+
+/// The result of a grant-table operation.
+pub type Result<T> = core::result::Result<T, GrantError>;
+
 /// The hypercall's result, then the operation's status.
+#[inline(always)]
 fn check(ret: isize, status: i16) -> Result<()> {
     Error::check(ret)?;
     match GrantStatus::from_raw(status) {
         None => Ok(()),
-        Some(s) => Err(Error::Grant(s)),
+        Some(s) => Err(GrantError::Status(s)),
     }
 }
 
@@ -165,64 +225,12 @@ pub struct GrantEntryV1 {
     pub frame: u32,
 }
 
-/// `struct grant_entry_header`: the common head of a version 2 entry.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GrantEntryHeader {
-    /// `GTF_*` type and flags.
-    pub flags: u16,
-    /// The domain granted access.
-    pub domid: DomId,
-}
-
-/// The `full_page` member of `union grant_entry_v2` (16 bytes): a whole-frame grant.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GrantEntryV2FullPage {
-    /// Type, flags, grantee.
-    pub hdr: GrantEntryHeader,
-    /// Padding.
-    pub pad0: u32,
-    /// The guest frame granted.
-    pub frame: u64,
-}
-
-/// The `sub_page` member of `union grant_entry_v2`: bytes `[page_off, page_off + length)` of a frame.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GrantEntryV2SubPage {
-    /// Type, flags (with `GTF_sub_page`), grantee.
-    pub hdr: GrantEntryHeader,
-    /// Offset of the granted bytes.
-    pub page_off: u16,
-    /// Their length.
-    pub length: u16,
-    /// The guest frame.
-    pub frame: u64,
-}
-
-/// `union grant_entry_v2` (16 bytes, 8-aligned).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub union GrantEntryV2 {
-    /// The header every member starts with.
-    pub hdr: GrantEntryHeader,
-    /// A whole-frame grant.
-    pub full_page: GrantEntryV2FullPage,
-    /// A sub-page grant.
-    pub sub_page: GrantEntryV2SubPage,
-    /// The padding member, `uint32_t __spacer[4]`.
-    pub spacer: [u32; 4],
-}
-
 /// `GTF_invalid`: the entry grants nothing.
 pub const GTF_INVALID: u16 = 0;
 /// `GTF_permit_access`: the grantee may map or copy the frame.
 pub const GTF_PERMIT_ACCESS: u16 = 1;
 /// `GTF_accept_transfer`: the grantee may transfer a frame to us.
 pub const GTF_ACCEPT_TRANSFER: u16 = 2;
-/// `GTF_transitive`: a transitive grant (version 2).
-pub const GTF_TRANSITIVE: u16 = 3;
 /// `GTF_type_mask`.
 pub const GTF_TYPE_MASK: u16 = 3;
 /// `GTF_readonly`: the grantee may only read.
@@ -231,8 +239,6 @@ pub const GTF_READONLY: u16 = 1 << 2;
 pub const GTF_READING: u16 = 1 << 3;
 /// `GTF_writing`: the grantee has it mapped for writing (set by Xen).
 pub const GTF_WRITING: u16 = 1 << 4;
-/// `GTF_sub_page`: a sub-page grant (version 2).
-pub const GTF_SUB_PAGE: u16 = 1 << 8;
 
 impl GrantEntryV1 {
     /// An entry granting `domid` access to guest frame `frame`, read-only if `readonly`.
@@ -248,7 +254,7 @@ impl GrantEntryV1 {
     }
 }
 
-// SAFETY: transparent wrappers and repr(C) structs of integers; the union's members are all plain.
+// SAFETY: transparent wrappers and repr(C) structs of integers.
 unsafe impl Plain for GrantRef {}
 // SAFETY: as above.
 unsafe impl Plain for GnttabQuerySize {}
@@ -260,16 +266,9 @@ unsafe impl Plain for GnttabSetVersion {}
 unsafe impl Plain for GnttabGetVersion {}
 // SAFETY: as above.
 unsafe impl Plain for GrantEntryV1 {}
-// SAFETY: as above.
-unsafe impl Plain for GrantEntryHeader {}
-// SAFETY: as above.
-unsafe impl Plain for GrantEntryV2FullPage {}
-// SAFETY: as above.
-unsafe impl Plain for GrantEntryV2SubPage {}
-// SAFETY: as above.
-unsafe impl Plain for GrantEntryV2 {}
 
 /// `grant_table_op(cmd, &mut op, 1)`.
+#[inline(always)]
 fn op1<T: Plain>(cmd: usize, op: &mut T) -> isize {
     // SAFETY: `T` is the structure Xen expects for `cmd` (each caller pairs them), one of them (count 1),
     // mutably borrowed for the call; any guest handle inside it is the caller's to make valid.
@@ -292,8 +291,9 @@ pub struct QuerySize {
 /// use xen_hypercall::xen::{DomId, grant_table};
 /// let size = grant_table::query_size(DomId::SELF)?;
 /// # let _ = (size.nr_frames, size.max_nr_frames); }
-/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// # Ok::<(), xen_hypercall::xen::grant_table::GrantError>(())
 /// ```
+#[inline]
 pub fn query_size(dom: DomId) -> Result<QuerySize> {
     let mut q = GnttabQuerySize {
         dom,
@@ -316,10 +316,11 @@ pub fn query_size(dom: DomId) -> Result<QuerySize> {
 /// let mut frames = [0u64; 1];
 /// grant_table::setup_table(DomId::SELF, &mut frames)?;
 /// # }
-/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// # Ok::<(), xen_hypercall::xen::grant_table::GrantError>(())
 /// ```
+#[inline]
 pub fn setup_table(dom: DomId, frames: &mut [u64]) -> Result<()> {
-    let nr_frames = u32::try_from(frames.len()).map_err(|_| Error::EINVAL)?;
+    let nr_frames = u32::try_from(frames.len()).map_err(|_| GrantError::Xen(Error::EINVAL))?;
     let mut s = GnttabSetupTable {
         dom,
         nr_frames,
@@ -329,16 +330,22 @@ pub fn setup_table(dom: DomId, frames: &mut [u64]) -> Result<()> {
     check(op1(GNTTABOP_SETUP_TABLE, &mut s), s.status)
 }
 
-/// Switches the calling domain's grant table to `version` (1 or 2) and returns the version in force
-/// (`GNTTABOP_set_version`).
+/// Sets the calling domain's grant table version (`GNTTABOP_set_version`) and returns the version in
+/// force. Xen on ARM has version 1 only: any other version is refused with `EINVAL` without a hypercall.
 ///
 /// ```
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
-/// let v = xen_hypercall::xen::grant_table::set_version(1)?;
+/// use xen_hypercall::xen::{Error, grant_table::{self, GrantError}};
+/// let v = grant_table::set_version(1)?;
+/// assert_eq!(grant_table::set_version(2), Err(GrantError::Xen(Error::EINVAL)));
 /// # let _ = v; }
-/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// # Ok::<(), xen_hypercall::xen::grant_table::GrantError>(())
 /// ```
+#[inline]
 pub fn set_version(version: u32) -> Result<u32> {
+    if version != 1 {
+        return Err(GrantError::Xen(Error::EINVAL));
+    }
     let mut s = GnttabSetVersion { version };
     Error::check(op1(GNTTABOP_SET_VERSION, &mut s))?;
     Ok(s.version)
@@ -351,8 +358,9 @@ pub fn set_version(version: u32) -> Result<u32> {
 /// use xen_hypercall::xen::{DomId, grant_table};
 /// let v = grant_table::get_version(DomId::SELF)?;
 /// # let _ = v; }
-/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// # Ok::<(), xen_hypercall::xen::grant_table::GrantError>(())
 /// ```
+#[inline]
 pub fn get_version(dom: DomId) -> Result<u32> {
     let mut g = GnttabGetVersion {
         dom,

@@ -70,6 +70,7 @@ impl CallbackVia {
     /// let via = CallbackVia::decode(0x0200_0000_0000_0210);
     /// assert_eq!(via, CallbackVia::Ppi { intid: 16, flags: 2 });
     /// ```
+    #[inline]
     pub const fn decode(raw: u64) -> CallbackVia {
         if raw >> 56 == 2 {
             CallbackVia::Ppi {
@@ -82,6 +83,7 @@ impl CallbackVia {
     }
 
     /// The GIC interrupt id events arrive on, for a PPI.
+    #[inline]
     pub const fn intid(&self) -> Option<u32> {
         match self {
             CallbackVia::Ppi { intid, .. } => Some(*intid as u32),
@@ -90,6 +92,7 @@ impl CallbackVia {
     }
 }
 
+#[inline(always)]
 fn param_op(op: usize, p: &mut HvmParam) -> Result<()> {
     // SAFETY: Xen reads and (for get) writes the `xen_hvm_param`, mutably borrowed for the call.
     Error::check(unsafe { call2::<{ nr::HVM_OP }>(Arg::val(op), Arg::inout(p)) }).map(|_| ())
@@ -104,6 +107,7 @@ fn param_op(op: usize, p: &mut HvmParam) -> Result<()> {
 /// # let _ = store_pfn; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn get_param(dom: DomId, param: Param) -> Result<u64> {
     let mut p = HvmParam {
         domid: dom,
@@ -124,6 +128,7 @@ pub fn get_param(dom: DomId, param: Param) -> Result<u64> {
 /// # }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn set_param(dom: DomId, param: Param, value: u64) -> Result<()> {
     let mut p = HvmParam {
         domid: dom,

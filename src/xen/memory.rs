@@ -12,8 +12,8 @@ pub const XENMEM_ADD_TO_PHYSMAP: usize = 7;
 /// `XENMEM_maximum_gpfn`.
 pub const XENMEM_MAXIMUM_GPFN: usize = 14;
 
-/// `XENMAPIDX_grant_table_status`: in [`Space::GRANT_TABLE`]'s index, selects a status frame (grant table
-/// v2) instead of a shared frame.
+/// `XENMAPIDX_grant_table_status`: in [`Space::GRANT_TABLE`]'s index, the bit that selects a status frame
+/// of a version 2 grant table. ARM has version 1 only, so [`map_grant_frame`] refuses indices with it set.
 pub const XENMAPIDX_GRANT_TABLE_STATUS: u64 = 0x8000_0000;
 
 /// What [`add_to_physmap`] maps (`XENMAPSPACE_*` of `memory.h`).
@@ -28,9 +28,10 @@ impl Space {
     pub const GRANT_TABLE: Space = Space(1);
     /// `XENMAPSPACE_gmfn`: the guest frame `idx`.
     pub const GMFN: Space = Space(2);
-    /// `XENMAPSPACE_gmfn_range`: `size` frames from `idx`.
+    /// `XENMAPSPACE_gmfn_range`: `size` frames from `idx`. [`add_to_physmap`] has no size and refuses it.
     pub const GMFN_RANGE: Space = Space(3);
-    /// `XENMAPSPACE_gmfn_foreign`: a frame of another domain.
+    /// `XENMAPSPACE_gmfn_foreign`: a frame of another domain. Xen takes it only through
+    /// `XENMEM_add_to_physmap_batch` (which names the foreign domain); [`add_to_physmap`] refuses it.
     pub const GMFN_FOREIGN: Space = Space(4);
     /// `XENMAPSPACE_dev_mmio`: device MMIO.
     pub const DEV_MMIO: Space = Space(5);
@@ -57,6 +58,9 @@ unsafe impl Plain for AddToPhysmap {}
 
 /// Maps frame `idx` of `space` at guest frame `gpfn` of domain `dom` (`XENMEM_add_to_physmap`).
 ///
+/// [`Space::GMFN_FOREIGN`] and [`Space::GMFN_RANGE`] are refused with `EINVAL` without a hypercall: Xen
+/// answers the first only through the batch call, and this call has no range size for the second.
+///
 /// # Safety
 ///
 /// Whatever the guest had at `gpfn` is replaced: no live Rust object may be in that frame, and afterwards
@@ -71,7 +75,11 @@ unsafe impl Plain for AddToPhysmap {}
 /// # }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub unsafe fn add_to_physmap(dom: DomId, space: Space, idx: u64, gpfn: u64) -> Result<()> {
+    if space == Space::GMFN_FOREIGN || space == Space::GMFN_RANGE {
+        return Err(Error::EINVAL);
+    }
     let a = AddToPhysmap {
         domid: dom,
         size: 0,
@@ -100,13 +108,16 @@ pub unsafe fn add_to_physmap(dom: DomId, space: Space, idx: u64, gpfn: u64) -> R
 /// # }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub unsafe fn map_shared_info(gpfn: u64) -> Result<()> {
     // SAFETY: forwarded.
     unsafe { add_to_physmap(DomId::SELF, Space::SHARED_INFO, 0, gpfn) }
 }
 
-/// Maps grant table frame `idx` (a status frame if `status`) at guest frame `gpfn`
-/// (`XENMAPSPACE_grant_table`).
+/// Maps grant table frame `idx` at guest frame `gpfn` (`XENMAPSPACE_grant_table`).
+///
+/// An index with bit 31 set would select a version 2 status frame, which ARM does not have: it is refused
+/// with `EINVAL` without a hypercall.
 ///
 /// # Safety
 ///
@@ -115,21 +126,21 @@ pub unsafe fn map_shared_info(gpfn: u64) -> Result<()> {
 /// ```no_run
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// // SAFETY: frame 0x40001 is reserved for grant table frame 0.
-/// unsafe { xen_hypercall::xen::memory::map_grant_frame(0, false, 0x40001) }?;
+/// unsafe { xen_hypercall::xen::memory::map_grant_frame(0, 0x40001) }?;
 /// # }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
-pub unsafe fn map_grant_frame(idx: u32, status: bool, gpfn: u64) -> Result<()> {
-    let idx = u64::from(idx)
-        | if status {
-            XENMAPIDX_GRANT_TABLE_STATUS
-        } else {
-            0
-        };
+#[inline]
+pub unsafe fn map_grant_frame(idx: u32, gpfn: u64) -> Result<()> {
+    let idx = u64::from(idx);
+    if idx & XENMAPIDX_GRANT_TABLE_STATUS != 0 {
+        return Err(Error::EINVAL);
+    }
     // SAFETY: forwarded.
     unsafe { add_to_physmap(DomId::SELF, Space::GRANT_TABLE, idx, gpfn) }
 }
 
+#[inline(always)]
 fn domid_op(cmd: usize, dom: DomId) -> Result<u64> {
     let d = dom;
     // SAFETY: Xen reads the `domid_t` behind the pointer, borrowed for the call.
@@ -146,6 +157,7 @@ fn domid_op(cmd: usize, dom: DomId) -> Result<u64> {
 /// # let _ = pages; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn current_reservation(dom: DomId) -> Result<u64> {
     domid_op(XENMEM_CURRENT_RESERVATION, dom)
 }
@@ -159,6 +171,7 @@ pub fn current_reservation(dom: DomId) -> Result<u64> {
 /// # let _ = pages; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn maximum_reservation(dom: DomId) -> Result<u64> {
     domid_op(XENMEM_MAXIMUM_RESERVATION, dom)
 }
@@ -172,6 +185,7 @@ pub fn maximum_reservation(dom: DomId) -> Result<u64> {
 /// # let _ = top; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn maximum_gpfn(dom: DomId) -> Result<u64> {
     domid_op(XENMEM_MAXIMUM_GPFN, dom)
 }

@@ -111,7 +111,6 @@ const _: () = {
         grant_table::GnttabSetVersion: 4, 4;
         grant_table::GnttabGetVersion: 8, 4;
         grant_table::GrantEntryV1: 8, 4;
-        grant_table::GrantEntryV2: 16, 8;
         hvm::HvmParam: 16, 8;
         vcpu::VcpuTimeInfo: 32, 8;
         vcpu::VcpuInfo: 48, 8;

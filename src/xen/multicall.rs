@@ -1,8 +1,8 @@
 //! `multicall`: many hypercalls in one trap (`HYPERVISOR_multicall(entries, count)`, declared arity 2).
 //!
-//! A [`Batch`] holds up to `N` [`Call`]s in a fixed-capacity array (no allocation): push typed calls,
-//! [`submit`](Batch::submit) once, then read each entry's [`result`](Batch::result). Pushing into a full
-//! batch is an error ([`Full`]), never a panic.
+//! A [`Batch`] holds up to `N` [`Call`]s in a fixed-capacity array (no allocation): push typed calls, then
+//! [`submit`](Batch::submit), which consumes the batch (it runs once) and returns each call's result.
+//! Pushing into a full batch is an error ([`Full`]), never a panic.
 //!
 //! ```
 //! # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
@@ -10,8 +10,8 @@
 //! let mut batch: Batch<'_, 4> = Batch::new();
 //! batch.push(Call::xen_version())?;
 //! batch.push(Call::pagesize())?;
-//! batch.submit()?;
-//! let version = batch.result(0);
+//! let results = batch.submit()?;
+//! let version = results.get(0);
 //! # let _ = version; }
 //! # Ok::<(), xen_hypercall::xen::Error>(())
 //! ```
@@ -187,9 +187,11 @@ impl From<Full> for Error {
 }
 
 /// Up to `N` calls submitted in one `multicall` hypercall.
+///
+/// [`submit`](Batch::submit) consumes the batch, so a batch runs at most once: re-issuing entries that
+/// already ran would repeat their effects on a release Xen and hand a debug Xen entries it had overwritten.
 pub struct Batch<'a, const N: usize> {
     entries: ArrayVec<MulticallEntry, N>,
-    submitted: bool,
     _borrow: PhantomData<&'a mut ()>,
 }
 
@@ -204,7 +206,6 @@ impl<'a, const N: usize> Batch<'a, N> {
     pub const fn new() -> Self {
         Batch {
             entries: ArrayVec::new_const(),
-            submitted: false,
             _borrow: PhantomData,
         }
     }
@@ -213,7 +214,6 @@ impl<'a, const N: usize> Batch<'a, N> {
     /// left as it was).
     pub fn push(&mut self, call: Call<'a>) -> core::result::Result<usize, Full> {
         self.entries.try_push(call.entry).map_err(|_| Full)?;
-        self.submitted = false;
         Ok(self.entries.len() - 1)
     }
 
@@ -232,54 +232,67 @@ impl<'a, const N: usize> Batch<'a, N> {
         N
     }
 
-    /// Issues every call in one `multicall` hypercall (none if the batch is empty). The hypercall's own
-    /// result reports whether the batch was run; each call's is [`result`](Batch::result).
-    pub fn submit(&mut self) -> Result<()> {
-        if self.entries.is_empty() {
-            return Ok(());
-        }
-        let len = self.entries.len();
-        // SAFETY: the entries are `len` contiguous 64-byte `multicall_entry`s, mutably borrowed for the
-        // call; each call's own pointer arguments borrow for `'a`, which outlives `self` (the `Call`
-        // constructors tie them to it, `Call::raw` makes it its caller's contract).
-        let ret = unsafe {
-            call2::<{ nr::MULTICALL }>(
-                Arg::slice_inout(self.entries.as_mut_ptr(), len),
-                Arg::val(len),
-            )
-        };
-        Error::check(ret)?;
-        self.submitted = true;
-        Ok(())
-    }
-
-    /// The result of call `index` after [`submit`](Batch::submit): `None` if there is no such call or the
-    /// batch was not submitted since the call was pushed.
-    pub fn result(&self, index: usize) -> Option<Result<u64>> {
-        if !self.submitted {
-            return None;
-        }
-        self.entries.get(index).map(|e| check_result(e.result))
-    }
-
-    /// The results of every call, in order, after [`submit`](Batch::submit) (empty before).
-    pub fn results(&self) -> impl Iterator<Item = Result<u64>> + '_ {
-        let n = if self.submitted {
-            self.entries.len()
-        } else {
-            0
-        };
-        self.entries[..n].iter().map(|e| check_result(e.result))
-    }
-
-    /// Removes every call, for reuse.
-    pub fn clear(&mut self) {
-        self.entries.clear();
-        self.submitted = false;
-    }
-
-    /// The entries as they stand (after a submit, only their `result` fields are meaningful).
+    /// The entries as they will be submitted.
     pub fn entries(&self) -> &[MulticallEntry] {
         &self.entries
+    }
+
+    /// Issues every call in one `multicall` hypercall (none if the batch is empty) and returns each call's
+    /// result. The `Err` is the multicall hypercall's own failure (the batch was not run); a call of the
+    /// batch that failed is an `Err` in its [`Results::get`].
+    ///
+    /// Afterwards only each entry's `result` is meaningful: a debug Xen overwrites `op` and the arguments
+    /// with `0xaa` bytes, which is why the batch is consumed and only the results are kept.
+    pub fn submit(mut self) -> Result<Results<N>> {
+        let len = self.entries.len();
+        if len > 0 {
+            // SAFETY: the entries are `len` contiguous 64-byte `multicall_entry`s, mutably borrowed for
+            // the call; each call's own pointer arguments borrow for `'a`, which outlives `self` (the
+            // `Call` constructors tie them to it, `Call::raw` makes it its caller's contract).
+            let ret = unsafe {
+                call2::<{ nr::MULTICALL }>(
+                    Arg::slice_inout(self.entries.as_mut_ptr(), len),
+                    Arg::val(len),
+                )
+            };
+            Error::check(ret)?;
+        }
+        Ok(Results {
+            results: self.entries.iter().map(|e| e.result).collect(),
+        })
+    }
+}
+
+/// The results of a submitted [`Batch`], in the order the calls were pushed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Results<const N: usize> {
+    results: ArrayVec<u64, N>,
+}
+
+impl<const N: usize> Results<N> {
+    /// The result of call `index` (`None` if there is no such call): its value, or its `-errno` as an
+    /// [`Error`].
+    pub fn get(&self, index: usize) -> Option<Result<u64>> {
+        self.results.get(index).map(|&r| check_result(r))
+    }
+
+    /// Every call's result, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<u64>> + '_ {
+        self.results.iter().map(|&r| check_result(r))
+    }
+
+    /// The raw 64-bit `result` fields, in order.
+    pub fn raw(&self) -> &[u64] {
+        &self.results
+    }
+
+    /// How many calls ran.
+    pub fn len(&self) -> usize {
+        self.results.len()
+    }
+
+    /// Whether the batch was empty.
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty()
     }
 }

@@ -71,6 +71,7 @@ unsafe impl Plain for SchedPoll {}
 /// xen_hypercall::xen::sched::yield_now()?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn yield_now() -> Result<()> {
     // SAFETY: SCHEDOP_yield takes no argument structure (NULL).
     unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_YIELD), Arg::val(0)) })
@@ -83,6 +84,7 @@ pub fn yield_now() -> Result<()> {
 /// xen_hypercall::xen::sched::block()?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn block() -> Result<()> {
     // SAFETY: SCHEDOP_block takes no argument structure (NULL).
     unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_BLOCK), Arg::val(0)) })
@@ -96,6 +98,7 @@ pub fn block() -> Result<()> {
 /// xen_hypercall::xen::sched::poll(&[xen_hypercall::xen::evtchn::Port(3)], 0)?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn poll(ports: &[Port], timeout: u64) -> Result<()> {
     let nr_ports = u32::try_from(ports.len()).map_err(|_| super::Error::EINVAL)?;
     let p = SchedPoll {
@@ -109,6 +112,7 @@ pub fn poll(ports: &[Port], timeout: u64) -> Result<()> {
     unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_POLL), Arg::input(&p)) })
 }
 
+#[inline(always)]
 fn shutdown_op(cmd: usize, reason: ShutdownReason) -> Result<()> {
     let s = SchedShutdown {
         reason: reason as u32,
@@ -127,6 +131,7 @@ fn shutdown_op(cmd: usize, reason: ShutdownReason) -> Result<()> {
 /// xen_hypercall::xen::sched::shutdown(xen_hypercall::xen::sched::ShutdownReason::Poweroff)?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn shutdown(reason: ShutdownReason) -> Result<()> {
     shutdown_op(SCHEDOP_SHUTDOWN, reason)
 }
@@ -139,6 +144,7 @@ pub fn shutdown(reason: ShutdownReason) -> Result<()> {
 /// xen_hypercall::xen::sched::shutdown_code(xen_hypercall::xen::sched::ShutdownReason::Crash)?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn shutdown_code(reason: ShutdownReason) -> Result<()> {
     shutdown_op(SCHEDOP_SHUTDOWN_CODE, reason)
 }

@@ -114,6 +114,7 @@ pub struct RegisterRunstateMemoryArea {
 }
 
 impl Default for SharedInfo {
+    #[inline(always)]
     fn default() -> Self {
         SharedInfo {
             vcpu_info: [VcpuInfo::default(); XEN_LEGACY_MAX_VCPUS],
@@ -158,6 +159,7 @@ unsafe impl Plain for RegisterRunstateMemoryArea {}
 /// # }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub unsafe fn register_vcpu_info(vcpu: u32, gfn: u64, offset: u32) -> Result<()> {
     let r = RegisterVcpuInfo {
         mfn: gfn,
@@ -196,6 +198,7 @@ pub unsafe fn register_vcpu_info(vcpu: u32, gfn: u64, offset: u32) -> Result<()>
 /// # }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub unsafe fn register_vcpu_info_at(vcpu: u32, info: *mut VcpuInfo) -> Result<()> {
     const PAGE: usize = 4096;
     let addr = info as usize;
@@ -227,6 +230,7 @@ pub unsafe fn register_vcpu_info_at(vcpu: u32, info: *mut VcpuInfo) -> Result<()
 /// # }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub unsafe fn register_runstate_memory_area(vcpu: u32, area: *mut RunstateInfo) -> Result<()> {
     let r = RegisterRunstateMemoryArea {
         addr: area as usize as u64,

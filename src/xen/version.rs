@@ -35,6 +35,7 @@ pub struct Version {
 
 impl Version {
     /// Decodes `XENVER_version`'s result, `major << 16 | minor`.
+    #[inline]
     pub const fn from_raw(raw: u32) -> Version {
         Version {
             major: (raw >> 16) as u16,
@@ -44,6 +45,7 @@ impl Version {
 }
 
 impl fmt::Display for Version {
+    #[inline(always)]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.major, self.minor)
     }
@@ -56,29 +58,34 @@ pub struct FixedStr<const N: usize>(pub [u8; N]);
 
 impl<const N: usize> FixedStr<N> {
     /// All zero.
+    #[inline]
     pub const fn zeroed() -> Self {
         FixedStr([0; N])
     }
 
     /// The bytes up to the first NUL (all of them if there is none).
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         let end = self.0.iter().position(|&b| b == 0).unwrap_or(N);
         &self.0[..end]
     }
 
     /// The text, if it is UTF-8.
+    #[inline]
     pub fn as_str(&self) -> Option<&str> {
         core::str::from_utf8(self.as_bytes()).ok()
     }
 }
 
 impl<const N: usize> Default for FixedStr<N> {
+    #[inline(always)]
     fn default() -> Self {
         Self::zeroed()
     }
 }
 
 impl<const N: usize> fmt::Debug for FixedStr<N> {
+    #[inline(always)]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.as_str() {
             Some(s) => fmt::Debug::fmt(s, f),
@@ -88,6 +95,7 @@ impl<const N: usize> fmt::Debug for FixedStr<N> {
 }
 
 impl<const N: usize> fmt::Display for FixedStr<N> {
+    #[inline(always)]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for chunk in self.as_bytes().utf8_chunks() {
             f.write_str(chunk.valid())?;
@@ -151,12 +159,14 @@ unsafe impl Plain for PlatformParameters {}
 unsafe impl Plain for FeatureInfo {}
 
 /// `xen_version(cmd, NULL)`: the commands that take no structure.
+#[inline(always)]
 fn scalar(cmd: usize) -> Result<usize> {
     // SAFETY: with a NULL argument Xen reads and writes no guest memory.
     Error::check(unsafe { call2::<{ nr::XEN_VERSION }>(Arg::val(cmd), Arg::val(0)) })
 }
 
 /// `xen_version(cmd, &mut out)`.
+#[inline(always)]
 fn fill<T: Plain>(cmd: usize, out: &mut T) -> Result<()> {
     // SAFETY: `T` is the structure Xen writes for `cmd` (each caller pairs them); mutably borrowed for the
     // call, not kept by Xen.
@@ -172,6 +182,7 @@ fn fill<T: Plain>(cmd: usize, out: &mut T) -> Result<()> {
 /// # let _ = (v.major, v.minor); }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn version() -> Result<Version> {
     scalar(XENVER_VERSION).map(|raw| Version::from_raw(raw as u32))
 }
@@ -184,6 +195,7 @@ pub fn version() -> Result<Version> {
 /// # let _ = extra; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn extraversion() -> Result<ExtraVersion> {
     let mut out = ExtraVersion::zeroed();
     fill(XENVER_EXTRAVERSION, &mut out)?;
@@ -198,6 +210,7 @@ pub fn extraversion() -> Result<ExtraVersion> {
 /// # let _ = info; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn compile_info() -> Result<CompileInfo> {
     let mut out = CompileInfo::default();
     fill(XENVER_COMPILE_INFO, &mut out)?;
@@ -213,6 +226,7 @@ pub fn compile_info() -> Result<CompileInfo> {
 /// # let _ = caps; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn capabilities() -> Result<Capabilities> {
     let mut out = Capabilities::zeroed();
     fill(XENVER_CAPABILITIES, &mut out)?;
@@ -227,6 +241,7 @@ pub fn capabilities() -> Result<Capabilities> {
 /// # let _ = rev; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn changeset() -> Result<Changeset> {
     let mut out = Changeset::zeroed();
     fill(XENVER_CHANGESET, &mut out)?;
@@ -241,6 +256,7 @@ pub fn changeset() -> Result<Changeset> {
 /// # let _ = p.virt_start; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn platform_parameters() -> Result<PlatformParameters> {
     let mut out = PlatformParameters::default();
     fill(XENVER_PLATFORM_PARAMETERS, &mut out)?;
@@ -255,6 +271,7 @@ pub fn platform_parameters() -> Result<PlatformParameters> {
 /// # let _ = features; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn get_features(submap_idx: u32) -> Result<u32> {
     let mut out = FeatureInfo {
         submap_idx,
@@ -272,6 +289,7 @@ pub fn get_features(submap_idx: u32) -> Result<u32> {
 /// # let _ = page; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn pagesize() -> Result<usize> {
     scalar(XENVER_PAGESIZE)
 }
@@ -284,6 +302,7 @@ pub fn pagesize() -> Result<usize> {
 /// # let _ = uuid; }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+#[inline]
 pub fn guest_handle() -> Result<DomainHandle> {
     let mut out: DomainHandle = [0; 16];
     fill(XENVER_GUEST_HANDLE, &mut out)?;

@@ -120,18 +120,6 @@ fn layouts() -> Vec<Layout> {
         layout!(gt::GrantEntryV1 => "struct grant_entry_v1" {
             flags => "flags", domid => "domid", frame => "frame",
         }),
-        layout!(gt::GrantEntryHeader => "struct grant_entry_header" {
-            flags => "flags", domid => "domid",
-        }),
-        layout!(gt::GrantEntryV2 => "union grant_entry_v2" {
-            hdr => "hdr", full_page => "full_page", sub_page => "sub_page", spacer => "__spacer",
-        }),
-        layout!(gt::GrantEntryV2FullPage => "union grant_entry_v2" in "full_page" {
-            hdr => "hdr", pad0 => "pad0", frame => "frame",
-        }),
-        layout!(gt::GrantEntryV2SubPage => "union grant_entry_v2" in "sub_page" {
-            hdr => "hdr", page_off => "page_off", length => "length", frame => "frame",
-        }),
         layout!(hvm::HvmParam => "struct xen_hvm_param" {
             domid => "domid", pad => "pad", index => "index", value => "value",
         }),
@@ -298,12 +286,10 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("GTF_invalid", gt::GTF_INVALID.into()),
         ("GTF_permit_access", gt::GTF_PERMIT_ACCESS.into()),
         ("GTF_accept_transfer", gt::GTF_ACCEPT_TRANSFER.into()),
-        ("GTF_transitive", gt::GTF_TRANSITIVE.into()),
         ("GTF_type_mask", gt::GTF_TYPE_MASK.into()),
         ("GTF_readonly", gt::GTF_READONLY.into()),
         ("GTF_reading", gt::GTF_READING.into()),
         ("GTF_writing", gt::GTF_WRITING.into()),
-        ("GTF_sub_page", gt::GTF_SUB_PAGE.into()),
         ("HVMOP_set_param", hvm::HVMOP_SET_PARAM as u64),
         ("HVMOP_get_param", hvm::HVMOP_GET_PARAM as u64),
         ("HVM_PARAM_CALLBACK_IRQ", hvm::Param::CALLBACK_IRQ.0.into()),
@@ -425,13 +411,24 @@ const HEADERS: [&str; 10] = [
 
 const INCLUDE: &str = "/usr/include/xen";
 
+/// The files whose presence shows the tools are there (`cargo xtask test` installs them first).
+const TOOLS: [(&str, &str); 2] = [
+    ("/usr/bin/clang", "clang"),
+    ("/usr/include/xen/xen.h", "libxen-dev"),
+];
+
 fn require_tools() {
-    if let Err(e) = xtask::setup::debian(&[xtask::setup::CLANG, xtask::setup::LIBXEN_DEV]) {
-        panic!(
-            "the layout test needs clang and Xen's public headers: {e:#}\n\
-             (on Debian: apt-get install clang libxen-dev)"
-        );
-    }
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(file, _)| !std::path::Path::new(file).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the layout test needs clang and Xen's public headers; install them with\n  \
+         apt-get install -y {} (cargo xtask test does)",
+        missing.join(" ")
+    );
 }
 
 /// Compiles the probe for `target` and returns the values of its array, in order.
@@ -673,7 +670,7 @@ fn every_abi_structure_is_compared() {
             declared.push(name);
         }
     }
-    assert!(declared.len() >= 30, "found only {declared:?}");
+    assert!(declared.len() >= 25, "found only {declared:?}");
     for name in &declared {
         assert!(
             compared.contains(name),

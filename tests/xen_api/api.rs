@@ -2,8 +2,6 @@
 //! declared ARM arity, the right argument values and structure contents, the programmed results and
 //! errors mapped back. Run with `--features mock` (as `cargo xtask test` does).
 
-#![cfg(feature = "mock")]
-
 use xen_hypercall::mock::{self, Call};
 use xen_hypercall::xen::multicall::{Batch, Call as McCall, Full, MulticallEntry};
 use xen_hypercall::xen::{
@@ -191,7 +189,8 @@ fn evtchn_alloc_unbound_returns_the_port_xen_writes() {
         assert!(call.update(1, |a: &mut evtchn::AllocUnbound| a.port = evtchn::Port(1)));
         0
     });
-    let port = evtchn::alloc_unbound(DomId::SELF, DomId::SELF).unwrap();
+    // Two distinct domains, so that swapping them cannot pass.
+    let port = evtchn::alloc_unbound(DomId::SELF, DomId(3)).unwrap();
     assert_eq!(port, evtchn::Port(1));
     let c = only_call();
     assert_eq!(
@@ -201,9 +200,9 @@ fn evtchn_alloc_unbound_returns_the_port_xen_writes() {
     let a: evtchn::AllocUnbound = c.read(1).unwrap();
     assert_eq!(
         (a.dom, a.remote_dom, a.port),
-        (DomId::SELF, DomId::SELF, evtchn::Port(0))
+        (DomId::SELF, DomId(3), evtchn::Port(0))
     );
-    assert_eq!(c.bytes(1).unwrap(), &[0xF0, 0x7F, 0xF0, 0x7F, 0, 0, 0, 0]);
+    assert_eq!(c.bytes(1).unwrap(), &[0xF0, 0x7F, 3, 0, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -216,13 +215,13 @@ fn evtchn_bind_interdomain_and_virq() {
         0
     });
     assert_eq!(
-        evtchn::bind_interdomain(DomId(0), evtchn::Port(5)),
+        evtchn::bind_interdomain(DomId(2), evtchn::Port(5)),
         Ok(evtchn::Port(12))
     );
     let c = only_call();
     assert_eq!(c.args[0], evtchn::EVTCHNOP_BIND_INTERDOMAIN);
     let b: evtchn::BindInterdomain = c.read(1).unwrap();
-    assert_eq!((b.remote_dom, b.remote_port), (DomId(0), evtchn::Port(5)));
+    assert_eq!((b.remote_dom, b.remote_port), (DomId(2), evtchn::Port(5)));
 
     mock::respond(|call| {
         call.update(1, |b: &mut evtchn::BindVirq| b.port = evtchn::Port(2));
@@ -444,14 +443,29 @@ fn memory_add_to_physmap_struct() {
     assert_eq!((a.space, a.idx, a.gpfn), (0, 0, 0x40001));
 
     // SAFETY: as above.
-    unsafe { memory::map_grant_frame(3, true, 0x40002) }.unwrap();
+    unsafe { memory::map_grant_frame(3, 0x40002) }.unwrap();
     let a: memory::AddToPhysmap = only_call().read(1).unwrap();
-    assert_eq!((a.space, a.idx, a.gpfn), (1, 0x8000_0003, 0x40002));
+    assert_eq!((a.space, a.idx, a.gpfn), (1, 3, 0x40002));
 
     mock::fails(Error::EBUSY);
     // SAFETY: as above.
-    let r = unsafe { memory::map_grant_frame(0, false, 1) };
+    let r = unsafe { memory::map_grant_frame(0, 1) };
     assert_eq!(r, Err(Error::EBUSY));
+
+    // An index with bit 31 would select a v2 status frame (ARM has none): refused, no hypercall.
+    fresh();
+    // SAFETY: as above (nothing is mapped).
+    let r = unsafe { memory::map_grant_frame(0x8000_0000, 0x40003) };
+    assert_eq!(r, Err(Error::EINVAL));
+    assert!(mock::take_calls().is_empty());
+
+    // Foreign frames go through the batch call only, and a range needs a size: both refused.
+    for space in [memory::Space::GMFN_FOREIGN, memory::Space::GMFN_RANGE] {
+        // SAFETY: as above (nothing is mapped).
+        let r = unsafe { memory::add_to_physmap(DomId::SELF, space, 0, 0x40004) };
+        assert_eq!(r, Err(Error::EINVAL), "{space:?}");
+        assert!(mock::take_calls().is_empty());
+    }
 }
 
 #[test]
@@ -509,9 +523,11 @@ fn grant_status_failures_become_errors() {
             0
         });
         let e = gt::query_size(DomId(1)).unwrap_err();
-        let Error::Grant(s) = e else { panic!("{e:?}") };
+        let gt::GrantError::Status(s) = e else {
+            panic!("{e:?}")
+        };
         assert_eq!(s.code(), code);
-        assert!(e.errno() > 0);
+        assert!(s.nearest_errno().errno() > 0);
         assert!(e.to_string().contains(&code.to_string()));
     }
     assert_eq!(
@@ -526,7 +542,10 @@ fn grant_status_failures_become_errors() {
     // The hypercall's own failure wins over the status.
     fresh();
     mock::fails(Error::EFAULT);
-    assert_eq!(gt::query_size(DomId::SELF), Err(Error::EFAULT));
+    assert_eq!(
+        gt::query_size(DomId::SELF),
+        Err(gt::GrantError::Xen(Error::EFAULT))
+    );
 }
 
 #[test]
@@ -551,10 +570,15 @@ fn grant_versions() {
         call.update(1, |v: &mut gt::GnttabSetVersion| v.version = 1);
         0
     });
-    assert_eq!(gt::set_version(2), Ok(1));
+    assert_eq!(gt::set_version(1), Ok(1));
     let c = only_call();
     assert_eq!(c.args[0], gt::GNTTABOP_SET_VERSION);
-    assert_eq!(c.read::<gt::GnttabSetVersion>(1).unwrap().version, 2);
+    assert_eq!(c.read::<gt::GnttabSetVersion>(1).unwrap().version, 1);
+    // ARM has grant tables of version 1 only (GNTTAB_MAX_VERSION 1): refused without a hypercall.
+    for v in [0, 2, 3] {
+        assert_eq!(gt::set_version(v), Err(gt::GrantError::Xen(Error::EINVAL)));
+        assert!(mock::take_calls().is_empty());
+    }
 
     mock::respond(|call| {
         call.update(1, |v: &mut gt::GnttabGetVersion| v.version = 1);
@@ -713,10 +737,13 @@ fn multicall_version_pagesize_unknown() {
     // SAFETY: hypercall 99 does not exist; it takes no pointer.
     let unknown = unsafe { McCall::raw(99, [0; 6]) };
     assert_eq!(batch.push(unknown), Ok(2));
-    assert_eq!(batch.result(0), None, "no result before submit");
-    batch.submit().unwrap();
-    let results: Vec<_> = batch.results().collect();
+    let done = batch.submit().unwrap();
+    let results: Vec<_> = done.iter().collect();
     assert_eq!(results, [Ok(0x40011), Ok(4096), Err(Error::ENOSYS)]);
+    assert_eq!(done.get(2), Some(Err(Error::ENOSYS)));
+    assert_eq!(done.get(3), None);
+    assert_eq!(done.raw()[0], 0x40011);
+    assert_eq!(done.len(), 3);
 
     let c = only_call();
     assert_eq!((c.op, c.args[1]), (nr::MULTICALL, 3));
@@ -739,8 +766,7 @@ fn multicall_overflow_is_an_error() {
     let r: xen::Result<usize> = (|| Ok(batch.push(McCall::xen_version())?))();
     assert_eq!(r, Err(Error::ENOBUFS));
     assert!(mock::take_calls().is_empty(), "pushing issues no hypercall");
-    batch.clear();
-    assert!(batch.is_empty());
+    assert!(!batch.is_empty());
     assert_eq!(batch.capacity(), 2);
 }
 
@@ -782,13 +808,14 @@ fn multicall_typed_calls_carry_their_structures() {
 #[test]
 fn multicall_empty_submit_makes_no_call_and_failure_is_reported() {
     fresh();
-    let mut batch: Batch<'_, 1> = Batch::new();
-    batch.submit().unwrap();
+    let batch: Batch<'_, 1> = Batch::new();
+    assert!(batch.submit().unwrap().is_empty());
     assert!(mock::take_calls().is_empty());
+    let mut batch: Batch<'_, 1> = Batch::new();
     batch.push(McCall::xen_version()).unwrap();
     mock::fails(Error::EFAULT);
     assert_eq!(batch.submit(), Err(Error::EFAULT));
-    assert_eq!(batch.result(0), None);
+    // The batch is gone: a second submit does not compile (tests/ui/multicall_submit_twice.rs).
 }
 
 // ---------------------------------------------------------------- errors
@@ -807,10 +834,17 @@ fn every_errno_maps_back_through_a_wrapper() {
     assert_eq!(Error::ALL.len(), 49);
     fresh();
     mock::returns(-200);
-    assert_eq!(version::version(), Err(Error::Unknown(200)));
-    assert_eq!(Error::Unknown(200).errno(), 200);
-    assert_eq!(Error::Unknown(200).to_string(), "unknown Xen error 200");
-    assert_eq!(Error::check(isize::MIN), Err(Error::Unknown(i32::MAX)));
+    assert_eq!(version::version(), Err(Error::from_errno(200)));
+    assert_eq!(Error::from_errno(200).errno(), 200);
+    assert_eq!(Error::from_errno(200).to_string(), "unknown Xen error 200");
+    assert_eq!(format!("{:?}", Error::from_errno(200)), "Error(200)");
+    assert_eq!(format!("{:?}", Error::EINVAL), "Error::EINVAL");
+    assert_eq!(Error::check(isize::MIN), Err(Error::from_errno(i32::MAX)));
+    // Equal codes are equal errors however they were made, and match the named constants.
+    assert_eq!(Error::from_errno(22), Error::EINVAL);
+    assert!(matches!(Error::check(-22), Err(Error::EINVAL)));
+    // One register wide.
+    assert_eq!(std::mem::size_of::<Error>(), 4);
     assert_eq!(Error::EWOULDBLOCK, Error::EAGAIN);
     assert_eq!(Error::EDEADLOCK.errno(), 35);
 }

@@ -6,6 +6,7 @@
 //! - [`fixtures`]: builds the call-site fixtures and checks every stub's machine code.
 //! - [`audit`], [`bench`]: the code-size audit of ARM ELF files, and the strategy benchmark.
 //! - [`el2`]: the EL2 harness runner (every stub executed under a hypervisor of our own, in QEMU).
+//! - [`package`]: the published crates build their own tests from their `.crate` files.
 //! - [`xen`]: the example unikernels on the real Xen hypervisor (release and debug builds), in QEMU.
 //! - [`xensrc`]: Xen's source from Debian: the debug hypervisor, and Xen's hypercall tables.
 
@@ -16,6 +17,7 @@ pub mod elf;
 pub mod fixtures;
 pub mod flow;
 pub mod insns;
+pub mod package;
 pub mod setup;
 pub mod util;
 pub mod xen;

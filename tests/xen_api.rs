@@ -1,0 +1,14 @@
+//! Every typed wrapper driven through the recording mock (`xen_api/api.rs`).
+//!
+//! On the host the typed API exists with the `mock` backend only: without the feature these tests cannot
+//! run, and say so as one ignored test instead of passing with nothing run. `cargo test --features mock` (and
+//! `cargo xtask test`) runs them.
+
+#[cfg(feature = "mock")]
+#[path = "xen_api/api.rs"]
+mod api;
+
+#[cfg(not(feature = "mock"))]
+#[test]
+#[ignore = "needs the mock backend: run `cargo test --features mock` (cargo xtask test does)"]
+fn needs_feature_mock() {}

@@ -1,0 +1,61 @@
+//! The published crates build their own tests: `cargo package --workspace`, then `cargo test --no-run` in
+//! each unpacked `.crate`, with the workspace's other published crates (the generator) taken from their
+//! unpacked packages instead of the registry.
+//!
+//! This catches what `cargo package` silently drops: path-only dev-dependencies (a test or bench that
+//! uses one no longer compiles from the `.crate`) and files left out of the package.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::util;
+
+/// The published members, in dependency order: `(package name, version)`.
+pub const PUBLISHED: [(&str, &str); 2] = [("xen-hypercall-macros", "0.1.0"), ("xen-hypercall", "0.1.0")];
+
+/// `cargo package --workspace`, then builds each unpacked crate's tests.
+pub fn run() -> Result<()> {
+    let dir = util::target_dir().join("package");
+    util::run(util::cargo().args(["package", "--workspace", "--allow-dirty", "--no-verify"]))?;
+    // Outside the workspace, so that cargo treats each as the stand-alone package a user downloads.
+    let unpacked = std::env::temp_dir().join("xen-hypercall-package");
+    if unpacked.exists() {
+        std::fs::remove_dir_all(&unpacked)?;
+    }
+    std::fs::create_dir_all(&unpacked)?;
+    let mut roots = Vec::new();
+    for (name, version) in PUBLISHED {
+        let krate = dir.join(format!("{name}-{version}.crate"));
+        if !krate.is_file() {
+            bail!("cargo package made no {}", krate.display());
+        }
+        util::run(
+            std::process::Command::new("tar")
+                .arg("-xzf")
+                .arg(&krate)
+                .arg("-C")
+                .arg(&unpacked),
+        )?;
+        roots.push((name, unpacked.join(format!("{name}-{version}"))));
+    }
+    for (name, root) in &roots {
+        let mut cmd = util::cargo();
+        cmd.current_dir(root)
+            .env("CARGO_TARGET_DIR", dir.join("target"))
+            .args(["test", "--no-run", "--all-features"]);
+        for (other, path) in &roots {
+            if other != name {
+                cmd.args(["--config", &patch(other, path)]);
+            }
+        }
+        util::run(&mut cmd).with_context(|| format!("the tests of the packaged {name} do not build"))?;
+        eprintln!("{name}: the packaged crate builds its tests");
+    }
+    Ok(())
+}
+
+/// A `--config` value that takes crate `name` from `path` instead of the registry.
+fn patch(name: &str, path: &Path) -> String {
+    format!("patch.crates-io.{name}.path={:?}", PathBuf::from(path).display().to_string())
+}
