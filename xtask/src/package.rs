@@ -1,4 +1,4 @@
-//! The published crates build their own tests: `cargo package --workspace`, then `cargo test --no-run` in
+//! The published crates build their own tests: `cargo package` of each, then `cargo test --no-run` in
 //! each unpacked `.crate`, with the workspace's other published crates (the generator) taken from their
 //! unpacked packages instead of the registry.
 //!
@@ -12,12 +12,20 @@ use anyhow::{Context, Result, bail};
 use crate::util;
 
 /// The published members, in dependency order: `(package name, version)`.
-pub const PUBLISHED: [(&str, &str); 2] = [("xen-hypercall-macros", "0.1.0"), ("xen-hypercall", "0.1.0")];
+pub const PUBLISHED: [(&str, &str); 2] = [
+    ("xen-hypercall-macros", "0.1.0"),
+    ("xen-hypercall", "0.1.0"),
+];
 
-/// `cargo package --workspace`, then builds each unpacked crate's tests.
+/// `cargo package` of the published crates, then builds each unpacked crate's tests.
 pub fn run() -> Result<()> {
     let dir = util::target_dir().join("package");
-    util::run(util::cargo().args(["package", "--workspace", "--allow-dirty", "--no-verify"]))?;
+    let mut package = util::cargo();
+    package.args(["package", "--allow-dirty", "--no-verify"]);
+    for (name, _) in PUBLISHED {
+        package.args(["-p", name]);
+    }
+    util::run(&mut package)?;
     // Outside the workspace, so that cargo treats each as the stand-alone package a user downloads.
     let unpacked = std::env::temp_dir().join("xen-hypercall-package");
     if unpacked.exists() {
@@ -39,17 +47,17 @@ pub fn run() -> Result<()> {
         )?;
         roots.push((name, unpacked.join(format!("{name}-{version}"))));
     }
-    for (name, root) in &roots {
+    for (i, (name, root)) in roots.iter().enumerate() {
         let mut cmd = util::cargo();
         cmd.current_dir(root)
             .env("CARGO_TARGET_DIR", dir.join("target"))
             .args(["test", "--no-run", "--all-features"]);
-        for (other, path) in &roots {
-            if other != name {
-                cmd.args(["--config", &patch(other, path)]);
-            }
+        // The published crates it depends on come before it in `PUBLISHED`.
+        for (dep, path) in &roots[..i] {
+            cmd.args(["--config", &patch(dep, path)]);
         }
-        util::run(&mut cmd).with_context(|| format!("the tests of the packaged {name} do not build"))?;
+        util::run(&mut cmd)
+            .with_context(|| format!("the tests of the packaged {name} do not build"))?;
         eprintln!("{name}: the packaged crate builds its tests");
     }
     Ok(())
@@ -57,5 +65,8 @@ pub fn run() -> Result<()> {
 
 /// A `--config` value that takes crate `name` from `path` instead of the registry.
 fn patch(name: &str, path: &Path) -> String {
-    format!("patch.crates-io.{name}.path={:?}", PathBuf::from(path).display().to_string())
+    format!(
+        "patch.crates-io.{name}.path={:?}",
+        PathBuf::from(path).display().to_string()
+    )
 }
