@@ -15,6 +15,7 @@ usage: cargo xtask <task>
             every hypercall site of an ARM ELF file: per function sites, call numbers, bytes, set-up
             bytes, stack frame; out-of-line stubs apart
   fixtures  build the call-site fixtures and check every stub's machine code
+  package   package the published crates and build their tests from the .crate files
   el2       run the EL2 harness matrix
   xen       boot the example unikernels on Xen (release and debug builds) and check them
   xen-src   fetch Debian's Xen source and build the debug hypervisor (done by `xen` when missing)
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("audit") => xtask::audit::main(&args[1..]),
         Some("fixtures") => setup::toolchain().and_then(|()| fixtures::run()),
+        Some("package") => xtask::package::run(),
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
         Some("xen-src") => xensrc::debug_xen().map(|p| println!("{}", p.display())),
@@ -74,6 +76,10 @@ fn test() -> Result<()> {
         Step {
             name: "clippy (cross)",
             run: clippy_cross,
+        },
+        Step {
+            name: "packaged crates",
+            run: xtask::package::run,
         },
         Step {
             name: "host tests",
