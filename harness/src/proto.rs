@@ -43,14 +43,56 @@ pub const fn op(arity: usize, preempt: bool, id: usize) -> usize {
     TEST_OP | arity << 8 | if preempt { PREEMPT } else { 0 } | (id & 0x3f)
 }
 
-/// The arity encoded in a call number, if it is a call under test.
-pub const fn arity_of(op: u64) -> Option<usize> {
+/// Call numbers under test through the per-hypercall stubs, which build the number into a `mov` (at most
+/// 255 on 32-bit ARM): `SHORT_OP | arity << 4 | SHORT_PREEMPT? | id` with `id` below 8. No `DECLARED6`.
+pub const SHORT_OP: usize = 0x80;
+/// Marks the short call the monitor preempts once.
+pub const SHORT_PREEMPT: usize = 0x08;
+
+/// The short number of a call under test (a constant: the per-hypercall stubs take it as a const generic).
+pub const fn short_op(arity: usize, preempt: bool, id: usize) -> usize {
+    SHORT_OP | arity << 4 | if preempt { SHORT_PREEMPT } else { 0 } | (id & 0x7)
+}
+
+/// What the number of a call under test says.
+#[derive(Clone, Copy)]
+pub struct TestOp {
+    /// The arity the guest uses.
+    pub arity: usize,
+    /// The monitor preempts this call once.
+    pub preempt: bool,
+    /// The arity the hypervisor declares (what it poisons on completion).
+    pub declared: usize,
+}
+
+/// Decodes a call number under test (long or short form), or `None` for any other number.
+pub const fn test_op(op: u64) -> Option<TestOp> {
     if op & !0xfff == TEST_OP as u64 && (op >> 8) & 0xf <= 6 {
-        Some(((op >> 8) & 0xf) as usize)
+        let arity = ((op >> 8) & 0xf) as usize;
+        Some(TestOp {
+            arity,
+            preempt: op & PREEMPT as u64 != 0,
+            declared: if op & DECLARED6 as u64 != 0 { 6 } else { arity },
+        })
+    } else if op & !0x7f == SHORT_OP as u64 && (op >> 4) & 0x7 <= 6 {
+        let arity = ((op >> 4) & 0x7) as usize;
+        Some(TestOp {
+            arity,
+            preempt: op & SHORT_PREEMPT as u64 != 0,
+            declared: arity,
+        })
     } else {
         None
     }
 }
+
+/// Xen's `__HYPERVISOR_event_channel_op`: the one real Xen call the image makes, through the typed API
+/// (`xen::evtchn::send`, which the `outline` feature routes through a per-hypercall stub).
+pub const XEN_EVENT_CHANNEL_OP: u64 = 32;
+/// `EVTCHNOP_send`.
+pub const EVTCHNOP_SEND: u64 = 4;
+/// The port the guest sends on.
+pub const TYPED_PORT: u32 = 0x2a;
 
 /// `Msg::magic`.
 pub const MSG_MAGIC: u32 = 0x4d53_4721;
@@ -136,6 +178,9 @@ pub mod verdict {
     pub const RESTART_MISSING: u32 = 8;
     /// The number register differed from the preempted call's on its restart.
     pub const RESTART_OP: u32 = 9;
+    /// `event_channel_op` was not `EVTCHNOP_send` on the guest's port (detail: 1 wrong command, 2 bad
+    /// pointer, 3 wrong port).
+    pub const TYPED_SEND: u32 = 10;
 
     /// A human-readable description of a verdict.
     pub fn describe(code: u32, out: &mut impl FnMut(&str, Option<u64>)) {
@@ -162,6 +207,11 @@ pub mod verdict {
             ),
             RESTART_MISSING => out("preempted call was not restarted", None),
             RESTART_OP => out("restarted call has another call number", None),
+            TYPED_SEND => out(
+                "event_channel_op is not EVTCHNOP_send on the guest's port (1 command, 2 pointer, 3 \
+                 port):",
+                Some(detail),
+            ),
             _ => out("unknown verdict", Some(u64::from(code))),
         }
     }

@@ -169,8 +169,10 @@ const RUNS: [RunKind; 5] = [
     },
 ];
 
-/// The cells an image reports: every arity through the inline stubs (`arityN`) and through the
-/// out-of-line ones (`outlineN`), the out-of-line stubs' callee-saved registers (`outline-saved`), and
+/// The cells an image reports: every arity through the inline stubs (`arityN`), the per-arity out-of-line
+/// ones (`outlineN`) and the per-hypercall ones (`per-callN`), the out-of-line stubs' callee-saved
+/// registers (`outline-saved`, `per-call-saved`), the typed API through a per-hypercall stub
+/// (`typed-send`), and
 /// the negative controls (the register and memory controls need an optimised build: unoptimised code
 /// relies on neither declaration).
 pub fn expected_cells(opt: &Opt) -> Vec<&'static str> {
@@ -190,9 +192,20 @@ pub fn expected_cells(opt: &Opt) -> Vec<&'static str> {
         "outline5",
         "outline6",
         "outline-saved",
+        "per-call0",
+        "per-call1",
+        "per-call2",
+        "per-call3",
+        "per-call4",
+        "per-call5",
+        "per-call6",
+        "per-call-saved",
+        "typed-send",
         "control-tag",
         "control-outline-shift",
         "control-outline-unsaved",
+        "control-per-call-unsaved",
+        "control-per-call-slot",
     ];
     if opt.name != "O0" {
         v.extend(["control-clobber", "control-nomem"]);
@@ -324,6 +337,8 @@ pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>>
             format!("xen_hypercall::outline::hypercall{n}"),
             (outline, 1),
         );
+        let per_call = format!("per-call{n}");
+        expected.insert(format!("{guest}per_call{n}"), (per_call, 0));
     }
     let mut problems = BTreeMap::new();
     let mut seen = Vec::new();
@@ -398,6 +413,202 @@ pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>>
         }
     }
     Ok(problems)
+}
+
+/// The short call numbers the harness's per-hypercall cells use (`harness/src/proto.rs`: `0x80 | arity << 4
+/// | preempt << 3 | id`): calls A/R (id 1), the preempted call B (id 2), and the probe (id 4).
+fn per_call_numbers(n: usize) -> [u32; 3] {
+    let op = |preempt: u32, id: u32| 0x80 | (n as u32) << 4 | preempt << 3 | id;
+    [op(0, 1), op(1, 2), op(0, 4)]
+}
+
+/// Xen's `__HYPERVISOR_event_channel_op`, which `xen::evtchn::send` uses.
+const EVENT_CHANNEL_OP: u32 = 32;
+
+/// The exact bytes of the per-hypercall stub of arity `n` for number `nr` in `isa`, encoded here by hand
+/// from the ARM ARM (not by the generator): `mov x16|r12, #nr; hvc #0xEA1; ret|bx lr`, and on 32-bit ARM at
+/// arity 5 and 6 `push {r4, r5}`, `ldr r4, [sp, #8]` (and `ldr r5, [sp, #12]`) before, `pop {r4, r5}`
+/// after the trap.
+pub fn per_call_bytes(isa: Isa, n: usize, nr: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    let word = |b: &mut Vec<u8>, w: u32| b.extend_from_slice(&w.to_le_bytes());
+    let half = |b: &mut Vec<u8>, h: u16| b.extend_from_slice(&h.to_le_bytes());
+    match isa {
+        Isa::A64 => {
+            word(&mut b, 0xD280_0010 | nr << 5); // movz x16, #nr
+            word(&mut b, 0xD401_D422); // hvc #0xea1
+            word(&mut b, 0xD65F_03C0); // ret
+        }
+        Isa::A32 => {
+            if n >= 5 {
+                word(&mut b, 0xE92D_0030); // push {r4, r5}
+                word(&mut b, 0xE59D_4008); // ldr r4, [sp, #8]
+            }
+            if n >= 6 {
+                word(&mut b, 0xE59D_500C); // ldr r5, [sp, #12]
+            }
+            word(&mut b, 0xE3A0_C000 | nr); // mov r12, #nr
+            word(&mut b, 0xE140_EA71); // hvc #0xea1
+            if n >= 5 {
+                word(&mut b, 0xE8BD_0030); // pop {r4, r5}
+            }
+            word(&mut b, 0xE12F_FF1E); // bx lr
+        }
+        Isa::T32 => {
+            if n >= 5 {
+                half(&mut b, 0xB430); // push {r4, r5}
+                half(&mut b, 0x9C02); // ldr r4, [sp, #8]
+            }
+            if n >= 6 {
+                half(&mut b, 0x9D03); // ldr r5, [sp, #12]
+            }
+            half(&mut b, 0xF04F); // mov.w r12, #nr
+            half(&mut b, 0x0C00 | nr as u16);
+            half(&mut b, 0xF7E0); // hvc #0xea1
+            half(&mut b, 0x8EA1);
+            if n >= 5 {
+                half(&mut b, 0xBC30); // pop {r4, r5}
+            }
+            half(&mut b, 0x4770); // bx lr
+        }
+    }
+    b
+}
+
+/// Which of `numbers` the code of a per-hypercall stub of arity `n` is exactly the stub for.
+pub fn per_call_number(isa: Isa, n: usize, code: &[u8], numbers: &[u32]) -> Option<u32> {
+    numbers
+        .iter()
+        .copied()
+        .find(|&nr| per_call_bytes(isa, n, nr) == code)
+}
+
+/// Checks every per-hypercall stub in the image (`xen_hypercall::outline::per_call::hypercallN`, one
+/// function per number): its bytes are exactly [`per_call_bytes`] for one of the numbers the harness uses
+/// at that arity (so it holds exactly one `hvc #0xEA1`), in `isa`, and each of those numbers has exactly
+/// one stub. And `typed-send`'s call to `xen::evtchn::send` reaches, through calls, exactly one
+/// per-hypercall stub, which is exactly `mov x16|r12, #32; hvc #0xEA1; ret|bx lr`. Returns the problems
+/// per cell name.
+pub fn check_per_call(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>> {
+    let funcs = crate::elf::read_functions(elf).context("reading the harness ELF")?;
+    let mut problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let prefix = "xen_hypercall::outline::per_call::hypercall";
+    let demangled = |f: &crate::elf::Function| format!("{:#}", rustc_demangle::demangle(&f.name));
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(elf).context("parsing the harness ELF")?;
+    let code = |f: &crate::elf::Function| -> Result<Vec<u8>> {
+        for sec in file.sections() {
+            let (start, size) = (sec.address(), sec.size());
+            if f.addr >= start && f.addr + f.size <= start + size {
+                let data = sec.data()?;
+                let off = (f.addr - start) as usize;
+                return Ok(data[off..off + f.size as usize].to_vec());
+            }
+        }
+        bail!("no section holds {}", f.name)
+    };
+    // Number -> stub address, per arity.
+    let mut stubs: BTreeMap<(usize, u32), Vec<u64>> = BTreeMap::new();
+    let mut stub_addrs: BTreeMap<u64, (usize, Option<u32>)> = BTreeMap::new();
+    for f in &funcs {
+        let name = demangled(f);
+        let Some(n) = name
+            .strip_prefix(prefix)
+            .and_then(|d| d.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let cell = format!("per-call{n}");
+        let mut numbers = per_call_numbers(n).to_vec();
+        if n == 2 {
+            numbers.push(EVENT_CHANNEL_OP);
+        }
+        let bytes = code(f)?;
+        let nr = per_call_number(isa, n, &bytes, &numbers);
+        let in_isa = f.isa
+            == match isa {
+                Isa::A64 => crate::elf::Isa::A64,
+                Isa::A32 => crate::elf::Isa::A32,
+                Isa::T32 => crate::elf::Isa::T32,
+            };
+        if !in_isa {
+            problems.entry(cell.clone()).or_default().push(format!(
+                "`{name}` at {:#x} is not {} code",
+                f.addr,
+                isa.name()
+            ));
+        }
+        match nr {
+            Some(nr) => stubs.entry((n, nr)).or_default().push(f.addr),
+            None => problems.entry(cell).or_default().push(format!(
+                "`{name}` at {:#x} is not the per-hypercall stub of any number the harness uses \
+                 ({numbers:?}): {}",
+                f.addr,
+                bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            )),
+        }
+        stub_addrs.insert(f.addr, (n, nr));
+    }
+    for n in 0..=6 {
+        for nr in per_call_numbers(n) {
+            let found = stubs.get(&(n, nr)).map_or(0, Vec::len);
+            if found != 1 {
+                problems
+                    .entry(format!("per-call{n}"))
+                    .or_default()
+                    .push(format!("{found} stubs `{prefix}{n}::<{nr}>`, expected 1"));
+            }
+        }
+    }
+    // typed-send: follow the calls from the cell (send and the helpers it uses may or may not be
+    // inlined) to the per-hypercall stubs they reach.
+    let by_addr: BTreeMap<u64, &crate::elf::Function> = funcs.iter().map(|f| (f.addr, f)).collect();
+    let start = funcs
+        .iter()
+        .find(|f| demangled(f) == "harness::image::guest::typed_send");
+    let typed = match start {
+        None => vec!["no function `harness::image::guest::typed_send` in the ELF".to_string()],
+        Some(f) => {
+            let (mut seen, mut todo, mut reached) = (vec![f.addr], vec![(f.addr, 0)], Vec::new());
+            while let Some((addr, depth)) = todo.pop() {
+                let Some(g) = by_addr.get(&addr) else {
+                    continue;
+                };
+                for insn in &g.insns {
+                    let crate::elf::Op::Call(Some(t)) = insn.op else {
+                        continue;
+                    };
+                    let t = t & !1;
+                    if let Some(&(n, nr)) = stub_addrs.get(&t) {
+                        reached.push((n, nr));
+                    } else if depth < 4 && !seen.contains(&t) {
+                        seen.push(t);
+                        todo.push((t, depth + 1));
+                    }
+                }
+            }
+            reached.sort();
+            reached.dedup();
+            if reached == [(2, Some(EVENT_CHANNEL_OP))] {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "`xen::evtchn::send` reaches the per-hypercall stubs {reached:?} (arity, number), \
+                     expected only `hypercall2::<32>` as `mov x16|r12, #32; hvc #0xEA1; ret|bx lr`"
+                )]
+            }
+        }
+    };
+    if !typed.is_empty() {
+        problems
+            .entry("typed-send".into())
+            .or_default()
+            .extend(typed);
+    }
+    Ok(problems
+        .into_iter()
+        .map(|(k, v)| (k, v.join(", ")))
+        .collect())
 }
 
 /// Builds the harness for `isa` at `opt`; returns the image's path.
@@ -569,7 +780,15 @@ pub fn run() -> Result<()> {
                                 "aarch32-hyp"
                             },
                         );
-                        let problems = check_encodings(&std::fs::read(&guest)?, run.guest)?;
+                        let elf = std::fs::read(&guest)?;
+                        let mut problems = check_encodings(&elf, run.guest)?;
+                        for (cell, p) in check_per_call(&elf, run.guest)? {
+                            let entry = problems.entry(cell).or_default();
+                            if !entry.is_empty() {
+                                entry.push_str(", ");
+                            }
+                            entry.push_str(&p);
+                        }
                         for c in &mut cells {
                             if let Some(p) = problems.get(&c.name) {
                                 c.ok = false;
@@ -661,7 +880,7 @@ mod tests {
             "aarch64-el1",
             "aarch64-el2",
         );
-        assert_eq!(cells.len(), 20);
+        assert_eq!(cells.len(), 31);
         assert!(cells.iter().all(|c| c.ok), "{cells:?}");
     }
 
@@ -728,5 +947,47 @@ mod tests {
             "aarch64-el2",
         );
         assert!(cells.iter().any(|c| c.name == "run" && !c.ok));
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn per_call_sequences_match_the_assembler() {
+        // Bytes as llvm-objdump shows them for the harness's stubs (and Xen's evtchn number, 32).
+        let a64 = hex("10 04 80 d2 22 d4 01 d4 c0 03 5f d6"); // mov x16, #32; hvc #0xea1; ret
+        assert_eq!(per_call_number(Isa::A64, 2, &a64, &[31, 32]), Some(32));
+        let a32 = hex("20 c0 a0 e3 71 ea 40 e1 1e ff 2f e1"); // mov r12, #32; hvc; bx lr
+        assert_eq!(per_call_number(Isa::A32, 3, &a32, &[32]), Some(32));
+        // push {r4, r5}; ldr r4, [sp, #8]; mov.w r12, #209; hvc; pop {r4, r5}; bx lr
+        let t32 = hex("30 b4 02 9c 4f f0 d1 0c e0 f7 a1 8e 30 bc 70 47");
+        assert_eq!(per_call_number(Isa::T32, 5, &t32, &[0xd1]), Some(0xd1));
+        // push {r4, r5}; ldr r4, [sp, #8]; ldr r5, [sp, #12]; mov r12, #7; hvc; pop {r4, r5}; bx lr
+        let a32_6 = hex(
+            "30 00 2d e9 08 40 9d e5 0c 50 9d e5 07 c0 a0 e3 71 ea 40 e1 30 00 bd e8 1e ff 2f e1",
+        );
+        assert_eq!(per_call_number(Isa::A32, 6, &a32_6, &[7]), Some(7));
+    }
+
+    #[test]
+    fn broken_per_call_stubs_are_refused() {
+        // Another number.
+        let a64 = hex("10 04 80 d2 22 d4 01 d4 c0 03 5f d6");
+        assert_eq!(per_call_number(Isa::A64, 2, &a64, &[33]), None);
+        // Arity 5 without saving r4 (Linux's HYPERCALL5 minus its stmdb/ldm): ldr r4, [sp]; mov; hvc; bx lr.
+        let unsaved = hex("00 40 9d e5 07 c0 a0 e3 71 ea 40 e1 1e ff 2f e1");
+        assert_eq!(per_call_number(Isa::A32, 5, &unsaved, &[7]), None);
+        // The wrong stack slot after the push: ldr r4, [sp, #0].
+        let slot = hex("30 00 2d e9 00 40 9d e5 07 c0 a0 e3 71 ea 40 e1 30 00 bd e8 1e ff 2f e1");
+        assert_eq!(per_call_number(Isa::A32, 5, &slot, &[7]), None);
+        // The wrong tag (hvc #0xea0) in T32.
+        let tag = hex("4f f0 20 0c e0 f7 a0 8e 70 47");
+        assert_eq!(per_call_number(Isa::T32, 2, &tag, &[32]), None);
+        // A stub with a second trap.
+        let twice = hex("10 04 80 d2 22 d4 01 d4 22 d4 01 d4 c0 03 5f d6");
+        assert_eq!(per_call_number(Isa::A64, 2, &twice, &[32]), None);
     }
 }

@@ -291,13 +291,24 @@ macro_rules! xen_call {
     };
 }
 
-/// One cell: a plain call and a preempted call of arity `$n`, made with `$call!`.
+/// One cell: a plain call and a preempted call of arity `$n`, made with `$call!` (which receives the
+/// number as the local `op_a` or `op_b`). The numbers are `$op_a` and `$op_b`; by default long numbers
+/// the compiler cannot fold (their id is read with a volatile load).
 macro_rules! cell {
     ($name:ident, $n:tt, $call:ident) => {
+        cell!(
+            $name,
+            $n,
+            $call,
+            proto::op($n, false, id(1)),
+            proto::op($n, true, id(2))
+        );
+    };
+    ($name:ident, $n:tt, $call:ident, $op_a:expr, $op_b:expr) => {
         #[inline(never)]
         fn $name() -> Outcome {
             let v = Live::read();
-            let (op_a, op_b) = (proto::op($n, false, id(1)), proto::op($n, true, id(2)));
+            let (op_a, op_b) = ($op_a, $op_b);
             let mut local_a = Msg::EMPTY;
             let mut local_b = Msg::EMPTY;
             // Arity 0 has no pointer argument: its message is the registered mailbox.
@@ -379,6 +390,124 @@ cell!(outline3, 3, outline_call);
 cell!(outline4, 4, outline_call);
 cell!(outline5, 5, outline_call);
 cell!(outline6, 6, outline_call);
+
+/// The per-hypercall stubs (`xen_hypercall::outline::per_call`), number built in: `op_a` and `op_b` of a
+/// cell are the constants [`per_call_op`] gives (the cell passes the same numbers for its checks).
+macro_rules! per_call {
+    ($n:tt, op_a, $a:expr) => {
+        per_call_stub!($n, { per_call_op($n, false) }, $a)
+    };
+    ($n:tt, op_b, $a:expr) => {
+        per_call_stub!($n, { per_call_op($n, true) }, $a)
+    };
+}
+
+/// `per_call::hypercallN::<NR>` with the first `N` of `args`.
+macro_rules! per_call_stub {
+    (0, $nr:block, $a:expr) => {
+        xen_hypercall::outline::per_call::hypercall0::<$nr>()
+    };
+    (1, $nr:block, $a:expr) => {
+        xen_hypercall::outline::per_call::hypercall1::<$nr>($a[0])
+    };
+    (2, $nr:block, $a:expr) => {
+        xen_hypercall::outline::per_call::hypercall2::<$nr>($a[0], $a[1])
+    };
+    (3, $nr:block, $a:expr) => {
+        xen_hypercall::outline::per_call::hypercall3::<$nr>($a[0], $a[1], $a[2])
+    };
+    (4, $nr:block, $a:expr) => {
+        xen_hypercall::outline::per_call::hypercall4::<$nr>($a[0], $a[1], $a[2], $a[3])
+    };
+    (5, $nr:block, $a:expr) => {
+        xen_hypercall::outline::per_call::hypercall5::<$nr>($a[0], $a[1], $a[2], $a[3], $a[4])
+    };
+    (6, $nr:block, $a:expr) => {
+        xen_hypercall::outline::per_call::hypercall6::<$nr>(
+            $a[0], $a[1], $a[2], $a[3], $a[4], $a[5],
+        )
+    };
+}
+
+/// The short call numbers of the per-hypercall cells: call A (and R) and the preempted call B.
+const fn per_call_op(n: usize, preempt: bool) -> usize {
+    proto::short_op(n, preempt, if preempt { 2 } else { 1 })
+}
+
+// The same cells through the per-hypercall stubs: the number is the stub's own `mov`, the arguments stay
+// where the C convention put them, and at arity 5 and 6 on 32-bit ARM the stub loads them from the stack
+// into r4/r5, which it must save and restore.
+cell!(
+    per_call0,
+    0,
+    per_call,
+    per_call_op(0, false),
+    per_call_op(0, true)
+);
+cell!(
+    per_call1,
+    1,
+    per_call,
+    per_call_op(1, false),
+    per_call_op(1, true)
+);
+cell!(
+    per_call2,
+    2,
+    per_call,
+    per_call_op(2, false),
+    per_call_op(2, true)
+);
+cell!(
+    per_call3,
+    3,
+    per_call,
+    per_call_op(3, false),
+    per_call_op(3, true)
+);
+cell!(
+    per_call4,
+    4,
+    per_call,
+    per_call_op(4, false),
+    per_call_op(4, true)
+);
+cell!(
+    per_call5,
+    5,
+    per_call,
+    per_call_op(5, false),
+    per_call_op(5, true)
+);
+cell!(
+    per_call6,
+    6,
+    per_call,
+    per_call_op(6, false),
+    per_call_op(6, true)
+);
+
+/// The typed API's `evtchn::send`, which the `outline` feature routes through the per-hypercall stub
+/// `per_call::hypercall2::<32>`: the monitor answers `event_channel_op` (see `monitor::typed_send`).
+#[inline(never)]
+fn typed_send() -> Outcome {
+    let v = Live::read();
+    let ret =
+        match xen_hypercall::xen::evtchn::send(xen_hypercall::xen::evtchn::Port(proto::TYPED_PORT))
+        {
+            Ok(()) => 0,
+            Err(e) => e.errno() as usize,
+        };
+    verdict()?;
+    if ret != 0 {
+        return Err(Failure::Ret {
+            call: 'T',
+            got: ret,
+            want: 0,
+        });
+    }
+    v.check()
+}
 
 /// The negative controls: hand-written copies of the generated stubs, each with one defect.
 mod controls {
@@ -515,6 +644,83 @@ mod controls {
             tag = const 0xEA1,
         );
     }
+
+    /// A per-hypercall `hypercall5` that uses a callee-saved register without saving and restoring it: on
+    /// 32-bit ARM Linux's `HYPERCALL5` without its `stmdb sp!, {r4}` … `ldm sp!, {r4}`; on AArch64 it keeps
+    /// the call number in `x19`.
+    ///
+    /// # Safety
+    /// As `per_call::hypercall5` (deliberately broken: it corrupts a callee-saved register; only the probe,
+    /// which saves every callee-saved register around it, may call it).
+    #[unsafe(naked)]
+    pub unsafe extern "C" fn per_call_unsaved<const NR: usize>(
+        a1: usize,
+        a2: usize,
+        a3: usize,
+        a4: usize,
+        a5: usize,
+    ) -> isize {
+        // Deliberately wrong: x19 is callee-saved.
+        #[cfg(target_arch = "aarch64")]
+        core::arch::naked_asm!(
+            "mov x16, #{nr}",
+            "mov x19, x16",
+            "hvc #{tag}",
+            "ret",
+            nr = const NR,
+            tag = const 0xEA1,
+        );
+        // Deliberately wrong: r4 is callee-saved.
+        #[cfg(target_arch = "arm")]
+        core::arch::naked_asm!(
+            ".arch_extension virt",
+            "ldr r4, [sp, #0]",
+            "mov r12, #{nr}",
+            "hvc #{tag}",
+            "bx lr",
+            nr = const NR,
+            tag = const 0xEA1,
+        );
+    }
+
+    /// A per-hypercall `hypercall5` that passes a wrong fifth argument: on 32-bit ARM it saves `r4` and `r5`
+    /// but loads from the slot the fifth argument had before that push (`[sp, #0]`, the saved `r4`, instead
+    /// of `[sp, #8]`); on AArch64 it copies the fourth argument over the fifth.
+    ///
+    /// # Safety
+    /// As `per_call::hypercall5` (deliberately broken: the hypervisor receives a wrong fifth argument).
+    #[unsafe(naked)]
+    pub unsafe extern "C" fn per_call_slot<const NR: usize>(
+        a1: usize,
+        a2: usize,
+        a3: usize,
+        a4: usize,
+        a5: usize,
+    ) -> isize {
+        // Deliberately wrong: x4 already holds the fifth argument.
+        #[cfg(target_arch = "aarch64")]
+        core::arch::naked_asm!(
+            "mov x4, x3",
+            "mov x16, #{nr}",
+            "hvc #{tag}",
+            "ret",
+            nr = const NR,
+            tag = const 0xEA1,
+        );
+        // Deliberately wrong: after the push the fifth argument is at [sp, #8].
+        #[cfg(target_arch = "arm")]
+        core::arch::naked_asm!(
+            ".arch_extension virt",
+            "push {{r4, r5}}",
+            "ldr r4, [sp, #0]",
+            "mov r12, #{nr}",
+            "hvc #{tag}",
+            "pop {{r4, r5}}",
+            "bx lr",
+            nr = const NR,
+            tag = const 0xEA1,
+        );
+    }
 }
 
 macro_rules! control_call {
@@ -578,7 +784,16 @@ control_cell!(control_outline_shift, 3, outline_shift, 0);
 /// callee-saved register holding a sentinel: checks the call as a cell does, then that the stub returned
 /// every callee-saved register and the stack pointer as it found them.
 fn probe(n: usize, stub: usize) -> Outcome {
-    let op = proto::op(n, false, id(4));
+    probe_call(n, stub, proto::op(n, false, id(4)), false)
+}
+
+/// [`probe`] for a per-hypercall stub of arity `n` whose built-in number is `op`: the table passes the
+/// arguments from the first C argument on.
+fn probe_per_call(n: usize, stub: usize, op: usize) -> Outcome {
+    probe_call(n, stub, op, true)
+}
+
+fn probe_call(n: usize, stub: usize, op: usize, per_call: bool) -> Outcome {
     let mut local = Msg::EMPTY;
     let msg = if n == 0 {
         MAILBOX.0.get()
@@ -589,8 +804,12 @@ fn probe(n: usize, stub: usize) -> Outcome {
     let request = (rd(31) ^ op) as u64;
     prepare(msg, n, op, &args, request);
     let mut table = [0usize; 24];
-    table[0] = op;
-    table[1..7].copy_from_slice(&args);
+    if per_call {
+        table[0..6].copy_from_slice(&args);
+    } else {
+        table[0] = op;
+        table[1..7].copy_from_slice(&args);
+    }
     table[7] = stub;
     // SAFETY: `stub` is an out-of-line stub (or a control's copy of one), a C function of at most seven
     // words; the monitor implements the call (see `cell!`).
@@ -631,6 +850,44 @@ fn outline_saved() -> Outcome {
         probe(n, stub)?;
     }
     Ok(())
+}
+
+/// The number the probe's per-hypercall calls use.
+const fn probe_op(n: usize) -> usize {
+    proto::short_op(n, false, 4)
+}
+
+/// Every per-hypercall stub keeps the callee-saved registers and the stack pointer.
+#[inline(never)]
+fn per_call_saved() -> Outcome {
+    use xen_hypercall::outline::per_call as p;
+    let stubs = [
+        p::hypercall0::<{ probe_op(0) }> as *const () as usize,
+        p::hypercall1::<{ probe_op(1) }> as *const () as usize,
+        p::hypercall2::<{ probe_op(2) }> as *const () as usize,
+        p::hypercall3::<{ probe_op(3) }> as *const () as usize,
+        p::hypercall4::<{ probe_op(4) }> as *const () as usize,
+        p::hypercall5::<{ probe_op(5) }> as *const () as usize,
+        p::hypercall6::<{ probe_op(6) }> as *const () as usize,
+    ];
+    for (n, stub) in stubs.into_iter().enumerate() {
+        probe_per_call(n, stub, probe_op(n))?;
+    }
+    Ok(())
+}
+
+/// The probe over a per-hypercall stub that uses a callee-saved register without saving it.
+#[inline(never)]
+fn control_per_call_unsaved() -> Outcome {
+    let stub = controls::per_call_unsaved::<{ probe_op(5) }> as *const () as usize;
+    probe_per_call(5, stub, probe_op(5))
+}
+
+/// The probe over a per-hypercall stub that loads its fifth argument from the wrong place.
+#[inline(never)]
+fn control_per_call_slot() -> Outcome {
+    let stub = controls::per_call_slot::<{ probe_op(5) }> as *const () as usize;
+    probe_per_call(5, stub, probe_op(5))
 }
 
 /// The probe over a stub that uses a callee-saved register without saving it.
@@ -683,7 +940,7 @@ const OPT: Option<&str> = option_env!("XEN_HARNESS_OPT");
 extern "C" fn harness_guest_main() -> ! {
     say!("GUEST {} opt={}", arch::guest_state(), OPT.unwrap_or("?"));
     arch::service(proto::SVC_MAILBOX, MAILBOX.0.get() as usize);
-    let cells: [Named; 15] = [
+    let cells: [Named; 24] = [
         ("arity0", arity0),
         ("arity1", arity1),
         ("arity2", arity2),
@@ -699,6 +956,15 @@ extern "C" fn harness_guest_main() -> ! {
         ("outline5", outline5),
         ("outline6", outline6),
         ("outline-saved", outline_saved),
+        ("per-call0", per_call0),
+        ("per-call1", per_call1),
+        ("per-call2", per_call2),
+        ("per-call3", per_call3),
+        ("per-call4", per_call4),
+        ("per-call5", per_call5),
+        ("per-call6", per_call6),
+        ("per-call-saved", per_call_saved),
+        ("typed-send", typed_send),
     ];
     let mut failed = 0;
     for (name, f) in cells {
@@ -718,6 +984,16 @@ extern "C" fn harness_guest_main() -> ! {
         "control-outline-unsaved",
         control_outline_unsaved(),
         |f| matches!(f, Failure::Saved { reg, .. } if *reg == arch::PROBED.1),
+    ));
+    failed += usize::from(!control(
+        "control-per-call-unsaved",
+        control_per_call_unsaved(),
+        |f| matches!(f, Failure::Saved { reg, .. } if *reg == arch::PROBED.1),
+    ));
+    failed += usize::from(!control(
+        "control-per-call-slot",
+        control_per_call_slot(),
+        |f| matches!(f, Failure::Monitor(c) if *c == proto::verdict::ARG_MISMATCH << 24 | 4),
     ));
     // Unoptimised code keeps every value in memory and reloads it: it relies on neither the clobber
     // list nor the memory clobber, so those defects cannot show there.

@@ -6,11 +6,14 @@
 //! - reads the call number from r12/x16, learns the call's arity from it, and checks the number and the
 //!   arguments against the message the guest stored in memory before the call (behind the first
 //!   argument, or in the registered mailbox for arity 0): this also proves the stores were not delayed;
-//! - for a call marked `PREEMPT`, plays a preemption once: rewrites the argument and number registers with
+//! - for a call marked `PREEMPT` (`SHORT_PREEMPT` in the short numbers of the per-hypercall stubs), plays a preemption once: rewrites the argument and number registers with
 //!   the same values and steps the return address back by 4 onto the `hvc`, as Xen's continuations do;
 //! - on completion poisons the number register and the argument registers 2..N (N: the call's declared
 //!   arity, which is the arity unless the number says `DECLARED6`), and only those, writes
 //!   the result into r0/x0 and a reply into the message (which the guest must re-read after the call).
+//!
+//! Xen's `event_channel_op` (32) is answered as `EVTCHNOP_send` on the guest's port: the typed API's call
+//! through a per-hypercall stub.
 //!
 //! A failed check does not stop the call: it is recorded, and the guest asks for the verdict.
 
@@ -123,11 +126,15 @@ pub fn hvc(regs: &mut impl Regs, abi: GuestAbi, imm: u32, elr: &mut u64, monitor
     if imm != proto::XEN_TAG {
         fail(st, verdict::WRONG_TAG, u64::from(imm));
     }
-    let Some(arity) = proto::arity_of(op) else {
+    if op == proto::XEN_EVENT_CHANNEL_OP {
+        return typed_send(regs, abi, st, mask);
+    }
+    let Some(test) = proto::test_op(op) else {
         fail(st, verdict::BAD_OP, op);
         regs.set(0, (-38i64) as u64 & mask);
         return;
     };
+    let arity = test.arity;
     let mut args = [0u64; 6];
     for (i, a) in args.iter_mut().enumerate().take(arity) {
         *a = regs.get(i) & mask;
@@ -152,7 +159,7 @@ pub fn hvc(regs: &mut impl Regs, abi: GuestAbi, imm: u32, elr: &mut u64, monitor
         // SAFETY: as above.
         unsafe { (&raw mut (*m).traps).write_volatile(n) };
     };
-    if op & proto::PREEMPT as u64 != 0 && !restarted {
+    if test.preempt && !restarted {
         // Xen's continuation: the arguments and the call number are written back (here unchanged) and
         // the guest is sent back onto its `hvc`.
         for (i, a) in args.iter().enumerate().take(arity) {
@@ -168,12 +175,7 @@ pub fn hvc(regs: &mut impl Regs, abi: GuestAbi, imm: u32, elr: &mut u64, monitor
     }
     // Completion: poison exactly what the ABI lets the call clobber, then the result.
     regs.set(abi.number, proto::poison(abi.number, abi.width) & mask);
-    let declared = if op & proto::DECLARED6 as u64 != 0 {
-        6
-    } else {
-        arity
-    };
-    for i in 1..declared {
+    for i in 1..test.declared {
         regs.set(i, proto::poison(i, abi.width) & mask);
     }
     regs.set(0, proto::ret_for(op) & mask);
@@ -185,6 +187,26 @@ pub fn hvc(regs: &mut impl Regs, abi: GuestAbi, imm: u32, elr: &mut u64, monitor
         }
         traps(m, if restarted { 2 } else { 1 });
     }
+}
+
+/// `event_channel_op(EVTCHNOP_send, &port)` from the typed API: checks the command and the port behind
+/// the pointer, then completes as Xen does (number register and `r1`/`x1` clobbered, 0 returned).
+fn typed_send(regs: &mut impl Regs, abi: GuestAbi, st: &mut State, mask: u64) {
+    let (cmd, ptr) = (regs.get(0) & mask, regs.get(1) & mask);
+    if cmd != proto::EVTCHNOP_SEND {
+        fail(st, verdict::TYPED_SEND, 1);
+    } else if !(RAM.contains(&ptr) && ptr + 4 <= RAM.end && ptr.is_multiple_of(4)) {
+        fail(st, verdict::TYPED_SEND, 2);
+    } else {
+        // SAFETY: inside guest RAM and aligned (checked above); the guest is stopped.
+        let port = unsafe { (ptr as usize as *const u32).read_volatile() };
+        if port != proto::TYPED_PORT {
+            fail(st, verdict::TYPED_SEND, 3);
+        }
+    }
+    regs.set(abi.number, proto::poison(abi.number, abi.width) & mask);
+    regs.set(1, proto::poison(1, abi.width) & mask);
+    regs.set(0, 0);
 }
 
 fn service(regs: &mut impl Regs, abi: GuestAbi, st: &mut State, monitor: &str, mask: u64) {
