@@ -184,7 +184,11 @@ mod tests {
 
     /// The operand list of the asm! in stub `n`, normalised to one operand per element.
     fn operands(abi: &Abi, n: usize) -> Vec<String> {
-        let text = inline_stub(abi, n).to_string();
+        operands_in(&inline_stub(abi, n).to_string())
+    }
+
+    /// The operand list of the asm! in a stub's token text.
+    fn operands_in(text: &str) -> Vec<String> {
         let start = text.find("asm !").expect("an asm! block");
         let body = &text[start..];
         let open = body.find('(').unwrap();
@@ -354,6 +358,108 @@ mod tests {
         assert!(text.contains("# Safety"));
         assert!(text.contains("clobbered: `r12`, `r1`"));
         assert!(text.contains("Xen contract."));
+    }
+
+    /// Xen's descriptions with the other clobber rule.
+    fn xen_arm_all_args() -> Abi {
+        syn::parse2(quote! {
+            arch: arm; preamble: ".arch_extension virt"; trap: "hvc"; tag: XEN_HYPERCALL_TAG; number: r12;
+            args: [r0, r1, r2, r3, r4, r5]; ret: r0; clobbers: all_args;
+        })
+        .expect("valid description")
+    }
+
+    fn xen_a64_all_args() -> Abi {
+        syn::parse2(quote! {
+            arch: aarch64; trap: "hvc"; tag: 0xEA1; number: x16; args: [x0, x1, x2, x3, x4, x5];
+            ret: x0; clobbers: all_args;
+        })
+        .expect("valid description")
+    }
+
+    /// The registers the emitted asm! of stub `n` declares clobbered (`=> _` or `lateout(..) _`), and every
+    /// register it names at all.
+    fn declared(abi: &Abi, n: usize) -> (Vec<String>, Vec<String>) {
+        declared_in(&inline_stub(abi, n).to_string())
+    }
+
+    fn declared_in(text: &str) -> (Vec<String>, Vec<String>) {
+        let reg = |op: &str| op.split('"').nth(1).map(str::to_string);
+        let ops = operands_in(text);
+        let clobbered = ops
+            .iter()
+            .filter(|op| op.ends_with("=> _") || op.ends_with(") _"))
+            .filter_map(|op| reg(op))
+            .collect();
+        let named = ops.iter().filter_map(|op| reg(op)).collect();
+        (clobbered, named)
+    }
+
+    /// Written out from Xen's `arch-arm.h` ("clobbers r12/x16 and the argument registers used by that
+    /// hypercall, except r0/x0 which is the return value"), not from the generator. Row = arity.
+    const ARM_USED: [&[&str]; 7] = [
+        &["r12"],
+        &["r12"],
+        &["r12", "r1"],
+        &["r12", "r1", "r2"],
+        &["r12", "r1", "r2", "r3"],
+        &["r12", "r1", "r2", "r3", "r4"],
+        &["r12", "r1", "r2", "r3", "r4", "r5"],
+    ];
+    const A64_USED: [&[&str]; 7] = [
+        &["x16"],
+        &["x16"],
+        &["x16", "x1"],
+        &["x16", "x1", "x2"],
+        &["x16", "x1", "x2", "x3"],
+        &["x16", "x1", "x2", "x3", "x4"],
+        &["x16", "x1", "x2", "x3", "x4", "x5"],
+    ];
+    /// `all_args`: every argument register but the result's, at every arity.
+    const ARM_ALL: &[&str] = &["r12", "r1", "r2", "r3", "r4", "r5"];
+    const A64_ALL: &[&str] = &["x16", "x1", "x2", "x3", "x4", "x5"];
+
+    #[test]
+    fn clobber_sets_of_every_arity_both_architectures_both_rules() {
+        let cases: [(&str, Abi, &str, [&[&str]; 7]); 4] = [
+            ("arm used_args", xen_arm(), "r0", ARM_USED),
+            ("aarch64 used_args", xen_a64(), "x0", A64_USED),
+            ("arm all_args", xen_arm_all_args(), "r0", [ARM_ALL; 7]),
+            ("aarch64 all_args", xen_a64_all_args(), "x0", [A64_ALL; 7]),
+        ];
+        for (what, abi, ret, table) in cases {
+            for (n, want) in table.iter().enumerate() {
+                let (clobbered, named) = declared(&abi, n);
+                assert_eq!(clobbered, *want, "{what}, arity {n}: declared clobbers");
+                let listed: Vec<String> = clobbered_regs(&abi, n);
+                assert_eq!(listed, *want, "{what}, arity {n}: clobbered()");
+                // Nothing else is named but the result: every other register is preserved.
+                let mut expect_named: Vec<&str> = want.to_vec();
+                expect_named.push(ret);
+                let mut named: Vec<&str> = named.iter().map(String::as_str).collect();
+                named.sort_unstable();
+                expect_named.sort_unstable();
+                assert_eq!(named, expect_named, "{what}, arity {n}: registers named");
+            }
+        }
+    }
+
+    #[test]
+    fn the_clobber_table_check_catches_a_stub_that_keeps_an_argument_register() {
+        // Negative control: the arity-3 stub with its third argument bound `in(..)` (kept) instead of
+        // `inlateout(..) => _` must not match the table.
+        let abi = xen_a64();
+        let text = inline_stub(&abi, 3)
+            .to_string()
+            .replace("inlateout (\"x2\") a3 => _", "in (\"x2\") a3");
+        assert!(text.contains("in (\"x2\") a3"), "the mutation applies");
+        let (clobbered, _) = declared_in(&text);
+        assert_ne!(clobbered, A64_USED[3]);
+        assert_eq!(clobbered, ["x16", "x1"]);
+    }
+
+    fn clobbered_regs(abi: &Abi, n: usize) -> Vec<String> {
+        clobbered(abi, n).iter().map(|r| r.to_string()).collect()
     }
 
     fn parse_err(tokens: TokenStream) -> String {
