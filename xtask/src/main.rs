@@ -99,6 +99,10 @@ fn test() -> Result<()> {
             },
         },
         Step {
+            name: "Xen's tables",
+            run: xen_tables,
+        },
+        Step {
             name: "cross builds",
             run: cross_builds,
         },
@@ -145,6 +149,23 @@ fn test() -> Result<()> {
     } else {
         anyhow::bail!("failed: {}", failed.join(", "))
     }
+}
+
+/// `xen::nr` against Xen's own `hypercall-defs.c` and `public/xen.h`, from Debian's source package.
+fn xen_tables() -> Result<()> {
+    let src = xensrc::source()?;
+    util::run(util::cargo().env("XEN_SRC", &src).args([
+        "test",
+        "-p",
+        "xen-hypercall",
+        "--features",
+        "mock",
+        "--test",
+        "xen_tables",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ]))
 }
 
 fn clippy_host() -> Result<()> {
