@@ -1007,4 +1007,165 @@ mod tests {
         assert!(v.problems.iter().any(|p| p.contains("dom0 halted")));
         assert_eq!(v.passed, 0);
     }
+
+    const A64_INLINE: Guest = Guest {
+        isa: Isa::A64,
+        outline: false,
+        underdeclared: false,
+    };
+    const A64_CONTROL: Guest = Guest {
+        isa: Isa::A64,
+        outline: false,
+        underdeclared: true,
+    };
+
+    fn on(flag: &str, out: &str) -> String {
+        out.replace("(Debian)", &format!("(Debian) {flag}"))
+    }
+
+    #[test]
+    fn the_banner_must_name_the_expected_build() {
+        let rel = on("debug=n", &good_output());
+        assert!(
+            judge_boot(&A64_INLINE, XenBuild::Release, &rel, false)
+                .problems
+                .is_empty()
+        );
+        let v = judge_boot(&A64_INLINE, XenBuild::Debug, &rel, false);
+        assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+        assert!(v.problems[0].starts_with("debug Xen expected (debug=y"));
+        let dbg = on("debug=y", &good_output());
+        assert!(
+            judge_boot(&A64_INLINE, XenBuild::Debug, &dbg, false)
+                .problems
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_control_must_pass_on_release_and_be_caught_on_debug() {
+        let ok = format!("ok {CONTROL_CHECK}: first 0, second 0\n");
+        let fail = format!("FAIL {CONTROL_CHECK}: first 0, second -22\n");
+        let halted = "(XEN) Hardware Dom0 halted: halting machine\n";
+        let crashed = "(XEN) Hardware Dom0 crashed: 'noreboot' set - not rebooting.\n";
+        // Release: the control's ok line is required on top of a normal run.
+        let rel = on("debug=n", &good_output()).replace(halted, &format!("{ok}{halted}"));
+        assert!(
+            judge_boot(&A64_CONTROL, XenBuild::Release, &rel, false)
+                .problems
+                .is_empty()
+        );
+        let v = judge_boot(
+            &A64_CONTROL,
+            XenBuild::Release,
+            &on("debug=n", &good_output()),
+            false,
+        );
+        assert!(
+            v.problems[0].contains("must pass on release Xen"),
+            "{:?}",
+            v.problems
+        );
+        // Debug: caught, every other check ok, dom0 crashed.
+        let caught = on("debug=y", &good_output())
+            .replace("summary: all", "summary: FAILED,")
+            .replace(halted, &format!("{fail}{crashed}"));
+        let v = judge_boot(&A64_CONTROL, XenBuild::Debug, &caught, false);
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+        assert_eq!(v.passed, CHECKS.len());
+        // Not caught: the control passed on debug Xen.
+        let missed = on("debug=y", &good_output()).replace(halted, &format!("{ok}{halted}"));
+        let v = judge_boot(&A64_CONTROL, XenBuild::Debug, &missed, false);
+        assert!(
+            v.problems.iter().any(|p| p.contains("did not catch")),
+            "{:?}",
+            v.problems
+        );
+        // Another check failing on debug Xen is a failure too.
+        let other = caught.replace("ok evtchn::close: fine", "FAIL evtchn::close: error 22");
+        let v = judge_boot(&A64_CONTROL, XenBuild::Debug, &other, false);
+        assert!(
+            v.problems
+                .iter()
+                .any(|p| p.starts_with("FAIL evtchn::close"))
+        );
+    }
+
+    fn insn(op: Op) -> crate::elf::Insn {
+        crate::elf::Insn {
+            addr: 0,
+            len: 4,
+            raw: 0,
+            mnemonic: "x".into(),
+            op,
+        }
+    }
+
+    fn function(ops: Vec<Op>) -> Function {
+        Function {
+            name: "pair".into(),
+            isa: Isa::A64,
+            addr: 0,
+            size: 4 * ops.len() as u64,
+            insns: ops.into_iter().map(insn).collect(),
+            origin: String::new(),
+            relocs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn pair_check_wants_registers_reused_across_the_first_call() {
+        let mov = |rd, rs| Op::MovReg { rd, rs };
+        let imm = |rd, imm| Op::MovImm { rd, imm };
+        // x8 (number) and x9 (argument 2) set once; each call copies them into x16 and x1.
+        let good = function(vec![
+            imm(8, 17),
+            imm(9, 1),
+            mov(16, 8),
+            mov(1, 9),
+            Op::Hvc(0xea1),
+            mov(16, 8),
+            mov(1, 9),
+            Op::Hvc(0xea1),
+        ]);
+        assert_eq!(check_pair(&good, 2), Ok("x16<-x8 x1<-x9".into()));
+        // The second call's argument re-materialised from a constant.
+        let remat = function(vec![
+            imm(8, 17),
+            mov(16, 8),
+            imm(1, 1),
+            Op::Hvc(0xea1),
+            mov(16, 8),
+            imm(1, 1),
+            Op::Hvc(0xea1),
+        ]);
+        assert!(
+            check_pair(&remat, 2)
+                .unwrap_err()
+                .contains("x1 is re-materialised")
+        );
+        // The second call relies on x1 preserved: wrong for a correct stub, what the control needs.
+        let reused = function(vec![
+            imm(8, 17),
+            mov(16, 8),
+            imm(1, 1),
+            Op::Hvc(0xea1),
+            mov(16, 8),
+            Op::Hvc(0xea1),
+        ]);
+        assert!(
+            check_pair(&reused, 2)
+                .unwrap_err()
+                .contains("x1 is not set again")
+        );
+        assert!(check_control_pair(&reused, 1).is_ok());
+        assert!(
+            check_control_pair(&good, 1)
+                .unwrap_err()
+                .contains("set again")
+        );
+        // A call between the two traps makes the registers unknown.
+        let call = function(vec![Op::Hvc(0xea1), Op::Call(None), Op::Hvc(0xea1)]);
+        assert!(check_pair(&call, 1).is_err());
+    }
 }

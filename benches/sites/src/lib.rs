@@ -16,6 +16,7 @@
 
 #![no_std]
 
+use seq_macro::seq;
 use xen_hypercall::outline;
 
 /// The values a site works on.
@@ -78,12 +79,7 @@ macro_rules! pad {
 
 macro_rules! sites {
     ($strategy:ident) => { paste::paste! {
-        sites!(@one $strategy, 0, [], [v0, v1, v2, v3, v4, v5, v6, v7]);
-        sites!(@one $strategy, 1, [v0], [v0, v1, v2, v3, v4, v5, v6, v7]);
-        sites!(@one $strategy, 2, [v0, v1], [v0, v1, v2, v3, v4, v5, v6, v7]);
-        sites!(@one $strategy, 3, [v0, v1, v2], [v0, v1, v2, v3, v4, v5, v6, v7]);
-        sites!(@one $strategy, 4, [v0, v1, v2, v3], [v0, v1, v2, v3, v4, v5, v6, v7]);
-        sites!(@one $strategy, 5, [v0, v1, v2, v3, v4], [v0, v1, v2, v3, v4, v5, v6, v7]);
+        seq!(N in 0..=5 { sites!(@one $strategy, N); });
 
         #[doc = concat!(" The work loop, `", stringify!($strategy), "` strategy.")]
         #[doc = ""]
@@ -112,7 +108,7 @@ macro_rules! sites {
             }
         }
     } };
-    (@one $strategy:ident, $n:literal, [$($a:ident),*], [$v0:ident, $v1:ident, $v2:ident, $v3:ident, $v4:ident, $v5:ident, $v6:ident, $v7:ident]) => { paste::paste! {
+    (@one $strategy:ident, $n:literal) => { paste::paste! {
         #[doc = concat!(" One hypercall of arity ", $n, " with eight live values, `", stringify!($strategy), "`.")]
         #[doc = ""]
         #[doc = " # Safety"]
@@ -121,18 +117,18 @@ macro_rules! sites {
         #[unsafe(no_mangle)]
         #[inline(never)]
         pub unsafe extern "C" fn [<site_ $strategy _ $n>](s: &mut State) -> usize {
-            let [$v0, $v1, $v2, $v3, $v4, $v5, $v6, $v7] = s.v;
+            let [v0, v1, v2, v3, v4, v5, v6, v7] = s.v;
             // SAFETY: executed only under the bench image's trap handler, which returns at once.
-            let r = unsafe { call!($strategy, 0x30 + $n $(, $a)*) } as usize;
+            let r = unsafe { seq!(I in 0..$n { call!($strategy, 0x30 + $n #(, v~I)*) }) } as usize;
             // Every value is combined with the result, so all eight must survive the call.
-            let out = $v0.wrapping_add(r)
-                ^ $v1.wrapping_mul(r | 1)
-                ^ $v2.rotate_left(r as u32 & 31)
-                ^ $v3.wrapping_sub(r)
-                ^ ($v4 ^ r).wrapping_mul(3)
-                ^ $v5.wrapping_add(r << 1)
-                ^ $v6.wrapping_mul(r ^ 7)
-                ^ $v7.wrapping_sub(r >> 1);
+            let out = v0.wrapping_add(r)
+                ^ v1.wrapping_mul(r | 1)
+                ^ v2.rotate_left(r as u32 & 31)
+                ^ v3.wrapping_sub(r)
+                ^ (v4 ^ r).wrapping_mul(3)
+                ^ v5.wrapping_add(r << 1)
+                ^ v6.wrapping_mul(r ^ 7)
+                ^ v7.wrapping_sub(r >> 1);
             s.v[0] = out;
             out
         }
