@@ -510,6 +510,30 @@ mod tests {
     }
 
     #[test]
+    fn the_dataflow_check_names_what_it_caught() {
+        // mov x16, #0x22 ; mov x0, #0x41 ; mov x1, #0x42 ; hvc ; mov x0, x1 ; ret: x1 read after the call.
+        let mut w = [
+            0xD280_0450,
+            0xD280_0820,
+            0xD280_0841,
+            0xD401_D422,
+            0xAA01_03E0,
+            0xD65F_03C0,
+        ];
+        let e = check_clobbers(&function(Isa::A64, &w), 2).unwrap_err();
+        assert!(
+            e.contains("x1 read by orr at +0x10 after the hvc at +0xc"),
+            "{e}"
+        );
+        // At arity 1 x1 is preserved; and a result read is fine at any arity.
+        assert!(check_clobbers(&function(Isa::A64, &w), 1).is_ok());
+        w[4] = 0xAA00_03E1; // mov x1, x0
+        assert!(check_clobbers(&function(Isa::A64, &w), 2).is_ok());
+        // No hvc at all is an error, not a pass.
+        assert!(check_clobbers(&function(Isa::A64, &w[4..]), 2).is_err());
+    }
+
+    #[test]
     fn follows_values_through_stack_slots_and_counts_the_spill() {
         // sub sp, sp, #16 ; mov x8, #0x22 ; str x8, [sp, #8] ; ldr x16, [sp, #8] ; mov x0, #0x41 ;
         // mov x1, #0x42 ; hvc ; add sp, sp, #16 ; ret

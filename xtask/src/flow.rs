@@ -782,9 +782,23 @@ pub struct ClobberRead {
 /// Every read, along any path from an `hvc` of `f`, of a register that the call (of `arity` arguments)
 /// may clobber before that register is written again. A branch whose target is not an instruction of the
 /// function is reported as a read of every clobbered register (index `at` = the branch), since where it
-/// goes cannot be followed.
+/// goes cannot be followed. A branch with a relocation (a tail call in an object file, whose encoded offset
+/// is only a placeholder) leaves the function: it reads the argument and callee-saved registers.
 pub fn clobber_reads(f: &Function, arity: u8) -> Vec<ClobberRead> {
-    let eff = effects(f, arity);
+    let mut eff = effects(f, arity);
+    for (e, insn) in eff.iter_mut().zip(&f.insns) {
+        if matches!(e.flow, Flow::Branch { .. }) && f.relocs.iter().any(|(a, _)| *a == insn.addr) {
+            let conditional = matches!(
+                e.flow,
+                Flow::Branch {
+                    conditional: true,
+                    ..
+                }
+            );
+            e.reads |= call_reads(f.isa) | return_reads(f.isa);
+            e.flow = if conditional { Flow::Next } else { Flow::Exit };
+        }
+    }
     let index_of: HashMap<u64, usize> = f
         .insns
         .iter()
@@ -944,6 +958,27 @@ mod tests {
         );
         // At arity 4, r4 is not clobbered: nothing to report.
         assert!(clobber_reads(&f, 4).is_empty());
+    }
+
+    #[test]
+    fn a_relocated_branch_is_a_tail_call() {
+        // mov x16, #51 ; hvc ; b <relocated> ; add x0, x0, x2 ; ret, at arity 3. The placeholder offset
+        // (0) points the branch at itself; the relocation makes it a tail call, which hands x0-x7 on.
+        let code = words(&[
+            0xD280_0670,
+            0xD401_D422,
+            0x1400_0000,
+            0x8B02_0000,
+            0xD65F_03C0,
+        ]);
+        let mut f = function(Isa::A64, &code);
+        assert!(
+            clobber_reads(&f, 3).is_empty(),
+            "followed as a branch to itself"
+        );
+        f.relocs.push((8, "callee".into()));
+        let regs: Vec<Reg> = clobber_reads(&f, 3).iter().map(|r| r.reg).collect();
+        assert_eq!(regs, [1, 2]);
     }
 
     #[test]
