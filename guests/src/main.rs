@@ -200,7 +200,15 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
                 .s(" frame(s) of ")
                 .dec(q.max_nr_frames as u64),
         ),
-        Err(e) => c.fail("grant_table::query_size", Line::new().err(e)),
+        Err(grant_table::GrantError::Xen(e)) => {
+            c.fail("grant_table::query_size", Line::new().err(e))
+        }
+        Err(grant_table::GrantError::Status(s)) => c.fail(
+            "grant_table::query_size",
+            Line::new()
+                .s("status -")
+                .dec(s.code().unsigned_abs().into()),
+        ),
     }
 
     match hvm::get_param(DomId::SELF, hvm::Param::CALLBACK_IRQ) {
@@ -327,10 +335,11 @@ fn multicall(c: &mut Checks) {
     if !pushed {
         return c.fail("multicall", Line::new().s("batch full"));
     }
-    if let Err(e) = batch.submit() {
-        return c.fail("multicall", Line::new().err(e));
-    }
-    let (v, p, u) = (batch.result(0), batch.result(1), batch.result(2));
+    let results = match batch.submit() {
+        Ok(r) => r,
+        Err(e) => return c.fail("multicall", Line::new().err(e)),
+    };
+    let (v, p, u) = (results.get(0), results.get(1), results.get(2));
     let good = matches!(v, Some(Ok(x)) if x >> 16 >= 4)
         && p == Some(Ok(4096))
         && u == Some(Err(xen::Error::ENOSYS));
