@@ -614,8 +614,60 @@ pub fn check_per_call(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>> 
 /// Builds the harness for `isa` at `opt`; returns the image's path.
 fn build(isa: Isa, opt: &Opt) -> Result<PathBuf> {
     let dir = util::target_dir().join("el2").join(isa.name());
-    let out = util::cargo()
-        .env("CARGO_TARGET_DIR", &dir)
+    let out = cargo_build(isa, opt, &[])?;
+    if !out.status.success() {
+        bail!(
+            "building the harness for {} {} failed:\n{}",
+            isa.name(),
+            opt.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let built = dir.join(isa.target()).join("release/harness");
+    let image = dir.join(format!("harness-{}-{}.elf", isa.name(), opt.name));
+    std::fs::copy(&built, &image)
+        .with_context(|| format!("copying {} to {}", built.display(), image.display()))?;
+    Ok(image)
+}
+
+/// The message of the compile error a per-hypercall stub with an unencodable number gives on `isa`.
+fn range_error(isa: Isa) -> &'static str {
+    match isa {
+        Isa::A64 => "a per-hypercall stub's call number must be at most 65535",
+        Isa::A32 | Isa::T32 => "a per-hypercall stub's call number must be at most 255",
+    }
+}
+
+/// Builds the harness for `isa` at O0 with feature `unencodable-number`, which instantiates a
+/// per-hypercall stub with the first number one `mov` cannot encode (256 on 32-bit ARM, 65536 on
+/// AArch64): the build must fail with the stub's message. (The normal builds instantiate 255-and-under
+/// and succeed.) Same target directory and settings as the O0 image, so only the harness recompiles.
+fn check_range(isa: Isa) -> Cell {
+    let name = format!("{} unencodable-number", isa.name());
+    let (ok, detail) = match cargo_build(isa, &OPTS[0], &["unencodable-number"]) {
+        Err(e) => (false, format!("{e:#}")),
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                (false, "the build succeeded".to_string())
+            } else if stderr.contains(range_error(isa)) {
+                (true, format!("compile error: {}", range_error(isa)))
+            } else {
+                (
+                    false,
+                    format!("the build failed for another reason:\n{stderr}"),
+                )
+            }
+        }
+    };
+    Cell { name, ok, detail }
+}
+
+/// `cargo build` of the harness for `isa` at `opt` with `features`.
+fn cargo_build(isa: Isa, opt: &Opt, features: &[&str]) -> Result<std::process::Output> {
+    let dir = util::target_dir().join("el2").join(isa.name());
+    let mut cmd = util::cargo();
+    cmd.env("CARGO_TARGET_DIR", &dir)
         .env("CARGO_ENCODED_RUSTFLAGS", isa.rustflags())
         .env_remove("RUSTFLAGS")
         .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", opt.level)
@@ -631,23 +683,13 @@ fn build(isa: Isa, opt: &Opt) -> Result<PathBuf> {
             "-p",
             "xen-hypercall-el2-harness",
         ])
-        .args(["--target", isa.target()])
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot start cargo")?;
-    if !out.status.success() {
-        bail!(
-            "building the harness for {} {} failed:\n{}",
-            isa.name(),
-            opt.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        .args(["--target", isa.target()]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
     }
-    let built = dir.join(isa.target()).join("release/harness");
-    let image = dir.join(format!("harness-{}-{}.elf", isa.name(), opt.name));
-    std::fs::copy(&built, &image)
-        .with_context(|| format!("copying {} to {}", built.display(), image.display()))?;
-    Ok(image)
+    cmd.stdin(Stdio::null())
+        .output()
+        .context("cannot start cargo")
 }
 
 /// Runs QEMU with a time-out, collecting stdout.
@@ -835,6 +877,17 @@ pub fn run() -> Result<()> {
                 failed += 1;
                 println!("FAIL {label}: {}", c.detail);
             }
+        }
+    }
+    // A number the stub's `mov` cannot encode is a compile error.
+    for isa in [Isa::A64, Isa::A32] {
+        let c = check_range(isa);
+        if c.ok {
+            passed += 1;
+            println!("ok   {}: {}", c.name, c.detail);
+        } else {
+            failed += 1;
+            println!("FAIL {}: {}", c.name, c.detail);
         }
     }
     eprintln!("el2: {:.1}s in all", started.elapsed().as_secs_f64());

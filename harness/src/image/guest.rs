@@ -509,6 +509,19 @@ fn typed_send() -> Outcome {
     v.check()
 }
 
+/// The first number the per-hypercall stubs' `mov` cannot encode: with feature `unencodable-number` the
+/// image must not compile (`cargo xtask el2` checks the error).
+#[cfg(feature = "unencodable-number")]
+#[unsafe(no_mangle)]
+extern "C" fn unencodable_number() -> isize {
+    #[cfg(target_arch = "aarch64")]
+    const NR: usize = 0x1_0000;
+    #[cfg(target_arch = "arm")]
+    const NR: usize = 0x100;
+    // SAFETY: never runs: its instantiation is a compile error.
+    unsafe { xen_hypercall::outline::per_call::hypercall0::<NR>() }
+}
+
 /// The negative controls: hand-written copies of the generated stubs, each with one defect.
 mod controls {
     use core::arch::asm;
