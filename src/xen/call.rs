@@ -11,6 +11,9 @@
 //! Arguments are described by [`Arg`]: a value, or a pointer with the size and direction of what it points
 //! to. Without the mock an `Arg` is a bare `usize`; the description exists only for the mock, which copies
 //! the bytes behind each pointer into its log and lets a test's responder write the output.
+//!
+//! The same items are public as [`xen::raw`](super::raw), for wrappers of structures this crate does not
+//! cover.
 
 use super::nr;
 
@@ -43,9 +46,10 @@ pub(crate) enum Dir {
     InOut,
 }
 
-/// One argument of a hypercall as the typed API describes it.
+/// One argument of a hypercall as the typed API describes it: a register value, and for a pointer the
+/// size and direction of what it points to (kept only with feature `mock`, which records those bytes).
 #[derive(Clone, Copy)]
-pub(crate) struct Arg {
+pub struct Arg {
     pub(crate) value: usize,
     #[cfg(feature = "mock")]
     pub(crate) buf: Option<(usize, Dir)>,
@@ -54,7 +58,7 @@ pub(crate) struct Arg {
 impl Arg {
     /// A plain value.
     #[inline(always)]
-    pub(crate) const fn val(value: usize) -> Arg {
+    pub const fn val(value: usize) -> Arg {
         Arg {
             value,
             #[cfg(feature = "mock")]
@@ -64,7 +68,7 @@ impl Arg {
 
     /// A pointer to a `T` that Xen reads and may write.
     #[inline(always)]
-    pub(crate) fn inout<T: Plain>(p: *mut T) -> Arg {
+    pub fn inout<T: Plain>(p: *mut T) -> Arg {
         Arg {
             value: p as usize,
             #[cfg(feature = "mock")]
@@ -74,7 +78,7 @@ impl Arg {
 
     /// A pointer to a `T` that Xen only reads.
     #[inline(always)]
-    pub(crate) fn input<T: Plain>(p: *const T) -> Arg {
+    pub fn input<T: Plain>(p: *const T) -> Arg {
         Arg {
             value: p as usize,
             #[cfg(feature = "mock")]
@@ -84,7 +88,7 @@ impl Arg {
 
     /// A byte buffer that Xen only reads.
     #[inline(always)]
-    pub(crate) fn bytes_in(b: &[u8]) -> Arg {
+    pub fn bytes_in(b: &[u8]) -> Arg {
         Arg {
             value: b.as_ptr() as usize,
             #[cfg(feature = "mock")]
@@ -92,9 +96,25 @@ impl Arg {
         }
     }
 
+    /// The elements of `s`, which Xen only reads (a guest handle's array, passed here or from a field).
+    #[inline(always)]
+    pub fn slice_in<T: Plain>(s: &[T]) -> Arg {
+        Arg {
+            value: s.as_ptr() as usize,
+            #[cfg(feature = "mock")]
+            buf: Some((core::mem::size_of_val(s), Dir::In)),
+        }
+    }
+
+    /// The register value the argument passes (the address, for a pointer).
+    #[inline(always)]
+    pub const fn value(&self) -> usize {
+        self.value
+    }
+
     /// A buffer of `len` elements of `T` that Xen reads and may write.
     #[inline(always)]
-    pub(crate) fn slice_inout<T: Plain>(p: *mut T, len: usize) -> Arg {
+    pub fn slice_inout<T: Plain>(p: *mut T, len: usize) -> Arg {
         #[cfg(not(feature = "mock"))]
         let _ = len;
         Arg {
@@ -117,10 +137,10 @@ macro_rules! calls {
         /// # Safety
         ///
         /// The contract of the raw stubs (`crate::hypercall1` …): every pointer argument refers to memory
-        /// valid and laid out as Xen expects for this operation, for as long as Xen uses it.
+        /// valid and laid out as Xen expects for this operation, for as long as Xen uses it, and each
+        /// [`Arg`] describes truthfully the size of what it points to.
         #[inline(always)]
-        #[allow(dead_code)]
-        pub(crate) unsafe fn $name<const NR: usize>($($a: Arg),*) -> isize {
+        pub unsafe fn $name<const NR: usize>($($a: Arg),*) -> isize {
             const {
                 assert!(arity_is(NR, $n), "the stub's arity differs from Xen's ARM arity for this call")
             };

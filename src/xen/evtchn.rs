@@ -1,7 +1,12 @@
-//! `event_channel_op`: event channels (`HYPERVISOR_event_channel_op`, declared arity 2).
+//! `event_channel_op`: event channels (`HYPERVISOR_event_channel_op`, declared arity 2), and their
+//! delivery through the 2-level ABI ([`Events`]).
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use super::call::{Arg, call2};
-use super::{DomId, Plain, Result, nr, unit};
+use super::vcpu::{SharedInfo, VcpuInfo};
+use super::{DomId, Error, Plain, Result, nr, sched, unit};
 
 /// `EVTCHNOP_bind_interdomain`.
 pub const EVTCHNOP_BIND_INTERDOMAIN: usize = 0;
@@ -126,8 +131,32 @@ pub struct EvtchnStatus {
     pub u: [u32; 2],
 }
 
+/// `struct evtchn_bind_ipi`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BindIpi {
+    /// IN: the vCPU to notify.
+    pub vcpu: u32,
+    /// OUT: the new port.
+    pub port: Port,
+}
+
+/// `struct evtchn_bind_vcpu`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BindVcpu {
+    /// IN: the port.
+    pub port: Port,
+    /// IN: the vCPU its events go to from now on.
+    pub vcpu: u32,
+}
+
 // SAFETY: transparent wrappers of u32 and repr(C) structs of integers.
 unsafe impl Plain for Port {}
+// SAFETY: as above.
+unsafe impl Plain for BindIpi {}
+// SAFETY: as above.
+unsafe impl Plain for BindVcpu {}
 // SAFETY: as above.
 unsafe impl Plain for AllocUnbound {}
 // SAFETY: as above.
@@ -282,6 +311,38 @@ pub fn bind_virq(virq: Virq, vcpu: u32) -> Result<Port> {
     Ok(b.port)
 }
 
+/// Allocates a port for inter-processor interrupts to vCPU `vcpu` of the caller's domain
+/// (`EVTCHNOP_bind_ipi`): [`send`] on it notifies that vCPU.
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// let ipi = xen_hypercall::xen::evtchn::bind_ipi(0)?;
+/// # let _ = ipi; }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub fn bind_ipi(vcpu: u32) -> Result<Port> {
+    let mut b = BindIpi {
+        vcpu,
+        port: Port(0),
+    };
+    op(EVTCHNOP_BIND_IPI, &mut b)?;
+    Ok(b.port)
+}
+
+/// Delivers the events of `port` to vCPU `vcpu` from now on (`EVTCHNOP_bind_vcpu`). Xen accepts it for
+/// unbound, interdomain and global virq ports; per-vCPU virqs and IPIs keep their vCPU (`EINVAL`).
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
+/// xen_hypercall::xen::evtchn::bind_vcpu(xen_hypercall::xen::evtchn::Port(5), 1)?;
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub fn bind_vcpu(port: Port, vcpu: u32) -> Result<()> {
+    op(EVTCHNOP_BIND_VCPU, &mut BindVcpu { port, vcpu })
+}
+
 /// Notifies the other end of `port` (`EVTCHNOP_send`). Sending on an unbound port of one's own succeeds;
 /// on a closed port it fails with [`Error::EINVAL`](super::Error::EINVAL).
 ///
@@ -357,5 +418,276 @@ impl From<Port> for u32 {
     #[inline(always)]
     fn from(p: Port) -> u32 {
         p.0
+    }
+}
+
+/// `EVTCHN_2L_NR_CHANNELS` on ARM: the ports of the 2-level ABI (64 words of 64 bits).
+pub const NR_PORTS_2L: u32 = 64 * 64;
+
+/// Event delivery for the 2-level ABI: the pending and mask bits of the shared info page and the
+/// pending selector of a `vcpu_info`, read and changed with atomic operations only (Xen writes them at
+/// any time, from other physical CPUs).
+///
+/// How Xen raises an event on port `p` (`xen/common/event_2l.c`): it sets bit `p` of `evtchn_pending`;
+/// if it was clear and bit `p` of `evtchn_mask` is clear, it sets bit `p / 64` of the vCPU's
+/// `evtchn_pending_sel`, then `evtchn_upcall_pending`, and injects the event interrupt
+/// ([`GUEST_EVTCHN_PPI`](super::layout::GUEST_EVTCHN_PPI)). So:
+///
+/// - from an upcall handler, or from a loop around [`sched::block`], drain with
+///   [`for_each_pending`](Events::for_each_pending) (or [`take_pending`](Events::take_pending) for an
+///   iterator): it clears `evtchn_upcall_pending`, exchanges the selector with 0, and test-and-clears
+///   the pending bit of every port that is pending and not masked in the selected words, yielding each
+///   port whose bit it cleared; masked ports stay pending;
+/// - to wait for one port, [`wait`](Events::wait) test-and-clears its bit around [`sched::poll`];
+/// - [`mask`](Events::mask) sets the mask bit; [`unmask`](Events::unmask) asks Xen
+///   (`EVTCHNOP_unmask`), because only Xen re-raises an event that arrived while the port was masked:
+///   clearing the bit locally would lose it.
+///
+/// ARM's `vcpu_info` has no `evtchn_upcall_mask`: to keep upcalls away, mask the event interrupt at the
+/// GIC or with the CPU's interrupt mask.
+///
+/// ```
+/// use xen_hypercall::xen::evtchn::{Events, Port};
+/// use xen_hypercall::xen::vcpu::SharedInfo;
+///
+/// // In a guest, `shared` is the page mapped with `memory::map_shared_info`.
+/// let mut page = SharedInfo::default();
+/// // SAFETY: `page` outlives `events` and is accessed through it only.
+/// let events = unsafe { Events::new(&raw mut page) };
+/// // What Xen does for an event on port 70 (word 1, bit 6):
+/// # let info = &raw mut page;
+/// # unsafe { (*info).evtchn_pending[1] = 1 << 6; (*info).vcpu_info[0].evtchn_pending_sel = 1 << 1;
+/// #          (*info).vcpu_info[0].evtchn_upcall_pending = 1; }
+/// let mut fired = Vec::new();
+/// events.for_each_pending(|port| fired.push(port));
+/// assert_eq!(fired, [Port(70)]);
+/// assert!(!events.is_pending(Port(70)));
+/// ```
+pub struct Events {
+    shared: NonNull<SharedInfo>,
+    vcpu: NonNull<VcpuInfo>,
+}
+
+// SAFETY: `Events` only holds the addresses of memory shared with Xen, which it accesses with atomic
+// operations only (the constructors' contract makes that the only access); any thread or interrupt
+// handler may do so concurrently.
+unsafe impl Send for Events {}
+// SAFETY: as above.
+unsafe impl Sync for Events {}
+
+impl Events {
+    /// Event delivery over the shared info page at `shared`, for vCPU 0 using the `vcpu_info` slot inside
+    /// that page (where Xen keeps it unless [`register_vcpu_info`](super::vcpu::register_vcpu_info) moved
+    /// it).
+    ///
+    /// # Safety
+    ///
+    /// `shared` must point to the domain's shared info page (or, in a test, to a `SharedInfo` standing in
+    /// for it), valid and 8-aligned for as long as the `Events` is used, and accessed by the guest only
+    /// through `Events` or other atomic operations while it is.
+    #[inline]
+    pub unsafe fn new(shared: *mut SharedInfo) -> Events {
+        // SAFETY: forwarded; slot 0 lies inside `*shared`.
+        unsafe { Events::with_vcpu_info(shared, &raw mut (*shared).vcpu_info[0]) }
+    }
+
+    /// Event delivery over the shared info page at `shared` and the `vcpu_info` at `vcpu` (the one
+    /// registered for the vCPU that handles the events).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Events::new`], for both `shared` and `vcpu`.
+    #[inline]
+    pub unsafe fn with_vcpu_info(shared: *mut SharedInfo, vcpu: *mut VcpuInfo) -> Events {
+        Events {
+            // SAFETY: the contract asks for valid pointers; a null one would be invalid.
+            shared: unsafe { NonNull::new_unchecked(shared) },
+            // SAFETY: as above.
+            vcpu: unsafe { NonNull::new_unchecked(vcpu) },
+        }
+    }
+
+    #[inline(always)]
+    fn pending_word(&self, w: usize) -> &AtomicU64 {
+        // SAFETY: `w < 64` (callers check); the word is in the shared info page, valid, 8-aligned and
+        // accessed only atomically (constructor contract).
+        unsafe { AtomicU64::from_ptr(&raw mut (*self.shared.as_ptr()).evtchn_pending[w]) }
+    }
+
+    #[inline(always)]
+    fn mask_word(&self, w: usize) -> &AtomicU64 {
+        // SAFETY: as in `pending_word`.
+        unsafe { AtomicU64::from_ptr(&raw mut (*self.shared.as_ptr()).evtchn_mask[w]) }
+    }
+
+    #[inline(always)]
+    fn selector(&self) -> &AtomicU64 {
+        // SAFETY: the `vcpu_info` is valid, 8-aligned and accessed only atomically (constructor contract).
+        unsafe { AtomicU64::from_ptr(&raw mut (*self.vcpu.as_ptr()).evtchn_pending_sel) }
+    }
+
+    #[inline(always)]
+    fn upcall(&self) -> &AtomicU8 {
+        // SAFETY: as in `selector`.
+        unsafe { AtomicU8::from_ptr(&raw mut (*self.vcpu.as_ptr()).evtchn_upcall_pending) }
+    }
+
+    /// The word and bit of `port`, if the 2-level ABI has it.
+    #[inline(always)]
+    fn locate(port: Port) -> Option<(usize, u64)> {
+        (port.0 < NR_PORTS_2L).then(|| ((port.0 / 64) as usize, 1u64 << (port.0 % 64)))
+    }
+
+    /// Whether Xen has flagged an upcall (`evtchn_upcall_pending`).
+    #[inline]
+    pub fn upcall_pending(&self) -> bool {
+        self.upcall().load(Ordering::Acquire) != 0
+    }
+
+    /// Whether `port` is pending (masked or not); `false` for a port beyond [`NR_PORTS_2L`].
+    #[inline]
+    pub fn is_pending(&self, port: Port) -> bool {
+        Self::locate(port)
+            .is_some_and(|(w, b)| self.pending_word(w).load(Ordering::Acquire) & b != 0)
+    }
+
+    /// Whether `port` is masked; `true` for a port beyond [`NR_PORTS_2L`] (Xen treats those as masked).
+    #[inline]
+    pub fn is_masked(&self, port: Port) -> bool {
+        Self::locate(port).is_none_or(|(w, b)| self.mask_word(w).load(Ordering::Acquire) & b != 0)
+    }
+
+    /// Test-and-clear: clears the pending bit of `port` and says whether it was set (whether an event
+    /// was there to take). `false` for a port beyond [`NR_PORTS_2L`].
+    #[inline]
+    pub fn clear_pending(&self, port: Port) -> bool {
+        Self::locate(port)
+            .is_some_and(|(w, b)| self.pending_word(w).fetch_and(!b, Ordering::AcqRel) & b != 0)
+    }
+
+    /// Masks `port`: Xen keeps flagging its events pending but raises no upcall for them. Returns whether
+    /// it was masked already. A port beyond [`NR_PORTS_2L`] is [`Error::EINVAL`].
+    #[inline]
+    pub fn mask(&self, port: Port) -> Result<bool> {
+        let (w, b) = Self::locate(port).ok_or(Error::EINVAL)?;
+        Ok(self.mask_word(w).fetch_or(b, Ordering::AcqRel) & b != 0)
+    }
+
+    /// Unmasks `port` through Xen ([`unmask`]), which re-raises an event that arrived while it was masked.
+    #[inline]
+    pub fn unmask(&self, port: Port) -> Result<()> {
+        unmask(port)
+    }
+
+    /// Takes the pending selector: clears `evtchn_upcall_pending`, exchanges `evtchn_pending_sel` with 0,
+    /// and returns an iterator over the ports of the selected words that are pending and not masked,
+    /// each one test-and-cleared as it is reached (a port whose bit another handler cleared first is
+    /// skipped). Masked ports stay pending, for Xen to re-raise on [`unmask`](Events::unmask).
+    ///
+    /// Xen may raise new events during the iteration: call again while
+    /// [`upcall_pending`](Events::upcall_pending) (or use [`for_each_pending`](Events::for_each_pending)).
+    /// Dropping the iterator before the end gives the selector bits of the words not yet finished back
+    /// (and flags the upcall again), so no event is lost.
+    #[inline]
+    pub fn take_pending(&self) -> PendingPorts<'_> {
+        self.upcall().store(0, Ordering::Release);
+        let sel = self.selector().swap(0, Ordering::AcqRel);
+        PendingPorts {
+            events: self,
+            sel,
+            word: 0,
+            bits: 0,
+        }
+    }
+
+    /// Calls `f` for every port pending and not masked, test-and-cleared, until Xen has flagged no new
+    /// upcall: what an upcall handler (or a polling loop around [`sched::block`]) does.
+    #[inline]
+    pub fn for_each_pending(&self, mut f: impl FnMut(Port)) {
+        loop {
+            for port in self.take_pending() {
+                f(port);
+            }
+            if !self.upcall_pending() {
+                break;
+            }
+        }
+    }
+
+    /// Waits for an event on `port` with [`sched::poll`] and takes it (test-and-clear): `Ok(true)` once it
+    /// is taken, `Ok(false)` if `poll` returned without it (the absolute system time `timeout` was reached,
+    /// or Xen woke the vCPU for other events). With `timeout` 0 it waits until the event comes. The
+    /// selector and upcall flag are left alone: a later [`take_pending`](Events::take_pending) finds the
+    /// port already taken.
+    #[inline]
+    pub fn wait(&self, port: Port, timeout: u64) -> Result<bool> {
+        if Self::locate(port).is_none() {
+            return Err(Error::EINVAL);
+        }
+        loop {
+            if self.clear_pending(port) {
+                return Ok(true);
+            }
+            sched::poll(&[port], timeout)?;
+            if self.clear_pending(port) {
+                return Ok(true);
+            }
+            if timeout != 0 {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// The ports taken by [`Events::take_pending`].
+pub struct PendingPorts<'a> {
+    events: &'a Events,
+    /// Selected words not yet reached.
+    sel: u64,
+    /// The word being walked.
+    word: usize,
+    /// Its pending-and-unmasked bits not yet taken.
+    bits: u64,
+}
+
+impl Iterator for PendingPorts<'_> {
+    type Item = Port;
+
+    #[inline]
+    fn next(&mut self) -> Option<Port> {
+        loop {
+            while self.bits != 0 {
+                let bit = self.bits.trailing_zeros();
+                self.bits &= self.bits - 1;
+                let b = 1u64 << bit;
+                if self
+                    .events
+                    .pending_word(self.word)
+                    .fetch_and(!b, Ordering::AcqRel)
+                    & b
+                    != 0
+                {
+                    return Some(Port(self.word as u32 * 64 + bit));
+                }
+            }
+            if self.sel == 0 {
+                return None;
+            }
+            self.word = self.sel.trailing_zeros() as usize;
+            self.sel &= self.sel - 1;
+            self.bits = self.events.pending_word(self.word).load(Ordering::Acquire)
+                & !self.events.mask_word(self.word).load(Ordering::Acquire);
+        }
+    }
+}
+
+impl Drop for PendingPorts<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let left = self.sel | if self.bits != 0 { 1u64 << self.word } else { 0 };
+        if left != 0 {
+            self.events.selector().fetch_or(left, Ordering::AcqRel);
+            self.events.upcall().store(1, Ordering::Release);
+        }
     }
 }

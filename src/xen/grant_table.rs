@@ -9,10 +9,21 @@
 //! refuses any other version without asking Xen.
 
 use core::fmt;
+use core::ops::{BitOr, BitOrAssign};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+
+use arrayvec::ArrayVec;
 
 use super::call::{Arg, call3};
 use super::{DomId, Error, Plain, nr};
 
+/// `GNTTABOP_map_grant_ref`.
+pub const GNTTABOP_MAP_GRANT_REF: usize = 0;
+/// `GNTTABOP_unmap_grant_ref`.
+pub const GNTTABOP_UNMAP_GRANT_REF: usize = 1;
+/// `GNTTABOP_copy`.
+pub const GNTTABOP_COPY: usize = 5;
 /// `GNTTABOP_setup_table`.
 pub const GNTTABOP_SETUP_TABLE: usize = 2;
 /// `GNTTABOP_query_size`.
@@ -26,6 +37,85 @@ pub const GNTTABOP_GET_VERSION: usize = 10;
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GrantRef(pub u32);
+
+/// `GNTTAB_NR_RESERVED_ENTRIES`: references 0..8 are reserved by convention (the toolstack puts the
+/// console and xenstore pages in them); [`GrantTable`] never hands them out.
+pub const GNTTAB_NR_RESERVED_ENTRIES: u32 = 8;
+
+/// The handle of a grant mapping (`grant_handle_t`), returned by [`map_grant_ref`] and needed to unmap.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GrantHandle(pub u32);
+
+/// `GNTMAP_*`: how a grant is mapped, as a set of flags combined with `|`.
+///
+/// Xen on ARM accepts exactly [`GntMap::HOST_MAP`], optionally with [`GntMap::READONLY`]
+/// (`create_grant_host_mapping` in `xen/arch/arm/mm.c`); anything else fails with
+/// [`GrantStatus::GeneralError`].
+///
+/// ```
+/// use xen_hypercall::xen::grant_table::GntMap;
+/// let f = GntMap::HOST_MAP | GntMap::READONLY;
+/// assert_eq!(f.bits(), 0b110);
+/// assert!(f.contains(GntMap::READONLY) && !f.contains(GntMap::DEVICE_MAP));
+/// ```
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GntMap(u32);
+
+impl GntMap {
+    /// No flag.
+    pub const NONE: GntMap = GntMap(0);
+    /// `GNTMAP_device_map`: map for device (DMA) access (not on ARM).
+    pub const DEVICE_MAP: GntMap = GntMap(1 << 0);
+    /// `GNTMAP_host_map`: map into the caller's address space at `host_addr` (on ARM: a guest physical
+    /// address, whose frame Xen replaces in the caller's second-stage tables).
+    pub const HOST_MAP: GntMap = GntMap(1 << 1);
+    /// `GNTMAP_readonly`: map read-only (needed for a grant given read-only).
+    pub const READONLY: GntMap = GntMap(1 << 2);
+    /// `GNTMAP_application_map`: user-level mapping (x86 PV only).
+    pub const APPLICATION_MAP: GntMap = GntMap(1 << 3);
+    /// `GNTMAP_contains_pte`: `host_addr` is a page-table entry's address (x86 PV only).
+    pub const CONTAINS_PTE: GntMap = GntMap(1 << 4);
+
+    /// The raw `GNTMAP_*` bits.
+    #[inline(always)]
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// The flags of raw bits (any bits kept, for flags this crate does not name).
+    #[inline(always)]
+    pub const fn from_bits(bits: u32) -> GntMap {
+        GntMap(bits)
+    }
+
+    /// Whether every flag of `other` is set.
+    #[inline(always)]
+    pub const fn contains(self, other: GntMap) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl BitOr for GntMap {
+    type Output = GntMap;
+    #[inline(always)]
+    fn bitor(self, rhs: GntMap) -> GntMap {
+        GntMap(self.0 | rhs.0)
+    }
+}
+
+impl BitOrAssign for GntMap {
+    #[inline(always)]
+    fn bitor_assign(&mut self, rhs: GntMap) {
+        self.0 |= rhs.0;
+    }
+}
+
+/// `GNTCOPY_source_gref`: the copy's source is a grant reference (else a frame of the caller).
+pub const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
+/// `GNTCOPY_dest_gref`: the copy's destination is a grant reference (else a frame of the caller).
+pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;
 
 macro_rules! statuses {
     ($($name:ident = $value:literal, $c:literal, $errno:ident, $text:literal;)*) => {
@@ -157,6 +247,209 @@ fn check(ret: isize, status: i16) -> Result<()> {
     }
 }
 
+/// The raw `status` an operation has before Xen reaches it: the batch wrappers store it in every
+/// operation before the call, so an operation Xen never processed (the hypercall failed part-way) reads
+/// as failed ([`GrantStatus::GeneralError`]), never as done.
+const NOT_DONE: i16 = -1;
+
+/// `struct gnttab_map_grant_ref`: one operation of [`map_grant_ref`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabMapGrantRef {
+    /// IN: where to map (for [`GntMap::HOST_MAP`] on ARM, a page-aligned guest physical address).
+    pub host_addr: u64,
+    /// IN: `GNTMAP_*`.
+    pub flags: u32,
+    /// IN: the grant reference in `dom`'s table.
+    pub r#ref: GrantRef,
+    /// IN: the granting domain.
+    pub dom: DomId,
+    /// OUT: `GNTST_*`.
+    pub status: i16,
+    /// OUT: the handle to unmap with.
+    pub handle: GrantHandle,
+    /// OUT: the bus address, for [`GntMap::DEVICE_MAP`].
+    pub dev_bus_addr: u64,
+}
+
+impl GnttabMapGrantRef {
+    /// An operation mapping grant `gref` of domain `dom` at `host_addr` with `flags`.
+    #[inline(always)]
+    pub const fn new(host_addr: u64, flags: GntMap, gref: GrantRef, dom: DomId) -> Self {
+        GnttabMapGrantRef {
+            host_addr,
+            flags: flags.0,
+            r#ref: gref,
+            dom,
+            status: NOT_DONE,
+            handle: GrantHandle(0),
+            dev_bus_addr: 0,
+        }
+    }
+
+    /// This operation's outcome, once [`map_grant_ref`] returned: the handle, or the failed status.
+    #[inline(always)]
+    pub const fn result(&self) -> core::result::Result<GrantHandle, GrantStatus> {
+        match GrantStatus::from_raw(self.status) {
+            None => Ok(self.handle),
+            Some(s) => Err(s),
+        }
+    }
+
+    /// This operation's status: `Ok(())` for `GNTST_okay`.
+    #[inline(always)]
+    pub const fn status(&self) -> core::result::Result<(), GrantStatus> {
+        status_of(self.status)
+    }
+}
+
+/// `struct gnttab_unmap_grant_ref`: one operation of [`unmap_grant_ref`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabUnmapGrantRef {
+    /// IN: the address the grant was mapped at (0: ignored).
+    pub host_addr: u64,
+    /// IN: the bus address (0: ignored).
+    pub dev_bus_addr: u64,
+    /// IN: the handle [`map_grant_ref`] returned.
+    pub handle: GrantHandle,
+    /// OUT: `GNTST_*`.
+    pub status: i16,
+    /// Padding (implicit in C).
+    pub _pad: u16,
+}
+
+impl GnttabUnmapGrantRef {
+    /// An operation unmapping the host mapping at `host_addr` made with `handle`.
+    #[inline(always)]
+    pub const fn new(host_addr: u64, handle: GrantHandle) -> Self {
+        GnttabUnmapGrantRef {
+            host_addr,
+            dev_bus_addr: 0,
+            handle,
+            status: NOT_DONE,
+            _pad: 0,
+        }
+    }
+
+    /// This operation's status: `Ok(())` for `GNTST_okay`.
+    #[inline(always)]
+    pub const fn status(&self) -> core::result::Result<(), GrantStatus> {
+        status_of(self.status)
+    }
+}
+
+/// `struct gnttab_copy_ptr`: one end of a [`GnttabCopy`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabCopyPtr {
+    /// The union `u`: `ref` (a [`GrantRef`], low 32 bits) or `gmfn` (a frame of the caller, `xen_pfn_t`).
+    pub u: u64,
+    /// The domain owning the grant (for a frame: [`DomId::SELF`]).
+    pub domid: DomId,
+    /// Byte offset in the page.
+    pub offset: u16,
+    /// Padding (implicit in C).
+    pub _pad: u32,
+}
+
+/// One end of a grant copy, for [`GnttabCopy::new`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyPtr {
+    /// Byte `offset` of the page granted by `dom` under `gref`.
+    Gref {
+        /// The granting domain.
+        dom: DomId,
+        /// Its grant reference.
+        gref: GrantRef,
+        /// Byte offset in the page.
+        offset: u16,
+    },
+    /// Byte `offset` of the caller's own guest frame `gmfn`.
+    Frame {
+        /// The caller's guest frame number.
+        gmfn: u64,
+        /// Byte offset in the page.
+        offset: u16,
+    },
+}
+
+/// `struct gnttab_copy`: one operation of [`copy`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GnttabCopy {
+    /// IN: where the bytes come from.
+    pub source: GnttabCopyPtr,
+    /// IN: where they go.
+    pub dest: GnttabCopyPtr,
+    /// IN: how many bytes (neither end may cross its page: else [`GrantStatus::BadCopyArg`]).
+    pub len: u16,
+    /// IN: `GNTCOPY_*`: which ends are grant references.
+    pub flags: u16,
+    /// OUT: `GNTST_*`.
+    pub status: i16,
+    /// Padding (implicit in C).
+    pub _pad: u16,
+}
+
+impl CopyPtr {
+    #[inline(always)]
+    const fn raw(self, gref_flag: u16) -> (GnttabCopyPtr, u16) {
+        match self {
+            CopyPtr::Gref { dom, gref, offset } => (
+                GnttabCopyPtr {
+                    u: gref.0 as u64,
+                    domid: dom,
+                    offset,
+                    _pad: 0,
+                },
+                gref_flag,
+            ),
+            CopyPtr::Frame { gmfn, offset } => (
+                GnttabCopyPtr {
+                    u: gmfn,
+                    domid: DomId::SELF,
+                    offset,
+                    _pad: 0,
+                },
+                0,
+            ),
+        }
+    }
+}
+
+impl GnttabCopy {
+    /// An operation copying `len` bytes from `source` to `dest` (the `GNTCOPY_*` flags follow from the
+    /// kinds of the two ends).
+    #[inline(always)]
+    pub const fn new(source: CopyPtr, dest: CopyPtr, len: u16) -> Self {
+        let (source, sf) = source.raw(GNTCOPY_SOURCE_GREF);
+        let (dest, df) = dest.raw(GNTCOPY_DEST_GREF);
+        GnttabCopy {
+            source,
+            dest,
+            len,
+            flags: sf | df,
+            status: NOT_DONE,
+            _pad: 0,
+        }
+    }
+
+    /// This operation's status: `Ok(())` for `GNTST_okay`.
+    #[inline(always)]
+    pub const fn status(&self) -> core::result::Result<(), GrantStatus> {
+        status_of(self.status)
+    }
+}
+
+#[inline(always)]
+const fn status_of(raw: i16) -> core::result::Result<(), GrantStatus> {
+    match GrantStatus::from_raw(raw) {
+        None => Ok(()),
+        Some(s) => Err(s),
+    }
+}
+
 /// `struct gnttab_query_size`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -266,6 +559,16 @@ unsafe impl Plain for GnttabSetVersion {}
 unsafe impl Plain for GnttabGetVersion {}
 // SAFETY: as above.
 unsafe impl Plain for GrantEntryV1 {}
+// SAFETY: as above.
+unsafe impl Plain for GrantHandle {}
+// SAFETY: as above.
+unsafe impl Plain for GnttabMapGrantRef {}
+// SAFETY: as above.
+unsafe impl Plain for GnttabUnmapGrantRef {}
+// SAFETY: as above.
+unsafe impl Plain for GnttabCopyPtr {}
+// SAFETY: as above.
+unsafe impl Plain for GnttabCopy {}
 
 /// `grant_table_op(cmd, &mut op, 1)`.
 #[inline(always)]
@@ -369,4 +672,454 @@ pub fn get_version(dom: DomId) -> Result<u32> {
     };
     Error::check(op1(GNTTABOP_GET_VERSION, &mut g))?;
     Ok(g.version)
+}
+
+/// Operations a batch wrapper submits: their raw status field.
+trait BatchOp: Plain {
+    fn status_mut(&mut self) -> &mut i16;
+    fn raw_status(&self) -> i16;
+}
+
+macro_rules! batch_op {
+    ($($t:ty),*) => { $(
+        impl BatchOp for $t {
+            #[inline(always)]
+            fn status_mut(&mut self) -> &mut i16 {
+                &mut self.status
+            }
+            #[inline(always)]
+            fn raw_status(&self) -> i16 {
+                self.status
+            }
+        }
+    )* };
+}
+batch_op!(GnttabMapGrantRef, GnttabUnmapGrantRef, GnttabCopy);
+
+/// `grant_table_op(cmd, ops, ops.len())`: one hypercall for the batch, every status checked.
+#[inline(always)]
+fn batch<T: BatchOp>(cmd: usize, ops: &mut [T]) -> Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let Ok(count) = u32::try_from(ops.len()) else {
+        return Err(GrantError::Xen(Error::EINVAL));
+    };
+    for op in ops.iter_mut() {
+        *op.status_mut() = NOT_DONE;
+    }
+    // SAFETY: `ops` is an array of the structure Xen expects for `cmd` (each caller pairs them), of
+    // `count` elements, exclusively borrowed for the call; Xen keeps no reference to it.
+    let ret = unsafe {
+        call3::<{ nr::GRANT_TABLE_OP }>(
+            Arg::val(cmd),
+            Arg::slice_inout(ops.as_mut_ptr(), ops.len()),
+            Arg::val(count as usize),
+        )
+    };
+    Error::check(ret)?;
+    match ops
+        .iter()
+        .find_map(|op| GrantStatus::from_raw(op.raw_status()))
+    {
+        None => Ok(()),
+        Some(s) => Err(GrantError::Status(s)),
+    }
+}
+
+/// Maps the grants `ops` describe, in one hypercall (`GNTTABOP_map_grant_ref`, count `ops.len()`).
+///
+/// Every operation's status is checked: `Ok(())` when the hypercall and every operation succeeded;
+/// `Err(GrantError::Xen(_))` when the hypercall failed (operations Xen did not reach read as
+/// [`GrantStatus::GeneralError`]); `Err(GrantError::Status(s))` with the first failed status otherwise.
+/// In both error cases each operation tells its own outcome ([`GnttabMapGrantRef::result`]): those that
+/// succeeded are mapped and must be unmapped. An empty batch makes no hypercall.
+///
+/// On ARM, `host_addr` is a guest physical address: Xen puts the granted frame there in the caller's
+/// second-stage tables, replacing what was there. Use a frame of no RAM (a hole the guest made with
+/// [`memory::decrease_reservation`](super::memory::decrease_reservation), or a free range outside the RAM
+/// banks of [`layout`](super::layout)); after [`unmap_grant_ref`] the frame is a hole.
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, grant_table::{self as gt, GntMap, GnttabMapGrantRef, GrantRef}};
+/// # xen_hypercall::mock::respond(|c| { c.update(1, |o: &mut [GnttabMapGrantRef; 2]| {
+/// #     o[0].status = 0; o[0].handle = gt::GrantHandle(5); o[1].status = -8; }); 0 });
+/// let mut ops = [
+///     GnttabMapGrantRef::new(0x8000_0000, GntMap::HOST_MAP, GrantRef(8), DomId(1)),
+///     GnttabMapGrantRef::new(0x8000_1000, GntMap::HOST_MAP, GrantRef(9), DomId(1)),
+/// ];
+/// let all = gt::map_grant_ref(&mut ops);
+/// assert_eq!(all, Err(gt::GrantError::Status(gt::GrantStatus::PermissionDenied)));
+/// assert_eq!(ops[0].result(), Ok(gt::GrantHandle(5))); // mapped: unmap it later
+/// assert_eq!(ops[1].result(), Err(gt::GrantStatus::PermissionDenied));
+/// # }
+/// ```
+#[inline]
+pub fn map_grant_ref(ops: &mut [GnttabMapGrantRef]) -> Result<()> {
+    batch(GNTTABOP_MAP_GRANT_REF, ops)
+}
+
+/// Unmaps the grant mappings `ops` describe, in one hypercall (`GNTTABOP_unmap_grant_ref`); statuses are
+/// reported as by [`map_grant_ref`] ([`GnttabUnmapGrantRef::status`]).
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::grant_table::{self as gt, GnttabUnmapGrantRef, GrantHandle};
+/// # xen_hypercall::mock::respond(|c| { c.update(1, |o: &mut GnttabUnmapGrantRef| o.status = 0); 0 });
+/// gt::unmap_grant_ref(&mut [GnttabUnmapGrantRef::new(0x8000_0000, GrantHandle(5))])?;
+/// # }
+/// # Ok::<(), xen_hypercall::xen::grant_table::GrantError>(())
+/// ```
+#[inline]
+pub fn unmap_grant_ref(ops: &mut [GnttabUnmapGrantRef]) -> Result<()> {
+    batch(GNTTABOP_UNMAP_GRANT_REF, ops)
+}
+
+/// Copies bytes between granted pages and the caller's frames, in one hypercall (`GNTTABOP_copy`);
+/// statuses are reported as by [`map_grant_ref`] ([`GnttabCopy::status`]). A copy needs no mapping, and
+/// no second-stage change in the caller.
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, grant_table::{self as gt, CopyPtr, GnttabCopy, GrantRef}};
+/// # xen_hypercall::mock::respond(|c| { c.update(1, |o: &mut GnttabCopy| o.status = 0); 0 });
+/// // 64 bytes from offset 0 of the page domain 1 granted as ref 8, to our frame 0x40123 at offset 128.
+/// gt::copy(&mut [GnttabCopy::new(
+///     CopyPtr::Gref { dom: DomId(1), gref: GrantRef(8), offset: 0 },
+///     CopyPtr::Frame { gmfn: 0x40123, offset: 128 },
+///     64,
+/// )])?;
+/// # }
+/// # Ok::<(), xen_hypercall::xen::grant_table::GrantError>(())
+/// ```
+#[inline]
+pub fn copy(ops: &mut [GnttabCopy]) -> Result<()> {
+    batch(GNTTABOP_COPY, ops)
+}
+
+/// Entries per 4 KiB frame of a version 1 grant table.
+pub const ENTRIES_PER_FRAME: u32 = 4096 / core::mem::size_of::<GrantEntryV1>() as u32;
+
+/// The version 1 grant entries of the caller's own table, as mapped in its address space, changed with
+/// atomic operations only (Xen and the grantee's hypercalls read and write them concurrently).
+///
+/// This is the low level: it grants and ends access on references the caller chooses. [`GrantTable`]
+/// adds the allocation of references.
+pub struct GrantEntries {
+    base: NonNull<GrantEntryV1>,
+    len: u32,
+}
+
+// SAFETY: `GrantEntries` holds the address of memory shared with Xen, accessed only atomically.
+unsafe impl Send for GrantEntries {}
+// SAFETY: as above.
+unsafe impl Sync for GrantEntries {}
+
+impl GrantEntries {
+    /// The `frames` frames of grant entries at `base`.
+    ///
+    /// # Safety
+    ///
+    /// `base` must point to the caller's grant table frames `0..frames` (mapped with
+    /// [`memory::map_grant_frame`](super::memory::map_grant_frame); in a test, memory standing in for
+    /// them), 4 KiB-aligned, valid for `frames * 4096` bytes for as long as the value is used, and
+    /// accessed by the guest only through it (or other atomic operations) meanwhile.
+    #[inline]
+    pub unsafe fn new(base: *mut GrantEntryV1, frames: u32) -> GrantEntries {
+        GrantEntries {
+            // SAFETY: the contract asks for a valid pointer.
+            base: unsafe { NonNull::new_unchecked(base) },
+            len: frames.saturating_mul(ENTRIES_PER_FRAME),
+        }
+    }
+
+    /// How many entries the frames hold.
+    #[inline(always)]
+    pub const fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Whether there is no entry at all.
+    #[inline(always)]
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entry of `r`, if the table has it.
+    #[inline(always)]
+    fn entry(&self, r: GrantRef) -> Option<*mut GrantEntryV1> {
+        // SAFETY: `r.0 < len`: inside the frames (constructor contract).
+        (r.0 < self.len).then(|| unsafe { self.base.as_ptr().add(r.0 as usize) })
+    }
+
+    #[inline(always)]
+    fn flags(&self, e: *mut GrantEntryV1) -> &AtomicU16 {
+        // SAFETY: `e` is an entry of the table, valid while `self` is, 2-aligned and accessed only
+        // atomically (constructor contract).
+        unsafe { AtomicU16::from_ptr(&raw mut (*e).flags) }
+    }
+
+    /// A snapshot of entry `r` (flags last, as Xen writes them first); `None` beyond the table.
+    #[inline]
+    pub fn get(&self, r: GrantRef) -> Option<GrantEntryV1> {
+        let e = self.entry(r)?;
+        let flags = self.flags(e).load(Ordering::Acquire);
+        // SAFETY: as in `flags`, for the 2-aligned domid and the 4-aligned frame.
+        let (domid, frame) = unsafe {
+            (
+                AtomicU16::from_ptr((&raw mut (*e).domid).cast::<u16>()).load(Ordering::Relaxed),
+                AtomicU32::from_ptr(&raw mut (*e).frame).load(Ordering::Relaxed),
+            )
+        };
+        Some(GrantEntryV1 {
+            flags,
+            domid: DomId(domid),
+            frame,
+        })
+    }
+
+    /// Grants domain `dom` access to the caller's guest frame `frame` under reference `r`, read-only if
+    /// `readonly` (as Linux's `gnttab_grant_foreign_access_ref`): writes the frame and the domain, then,
+    /// after a release barrier, the flags `GTF_permit_access` (| `GTF_readonly`).
+    ///
+    /// Refused with [`Error::EINVAL`] for a reference beyond the table or a frame beyond 32 bits (a v1
+    /// entry's limit), and with [`Error::EBUSY`] if the entry is in use (its flags are not
+    /// `GTF_invalid`).
+    #[inline]
+    pub fn grant_access(
+        &self,
+        r: GrantRef,
+        dom: DomId,
+        frame: u64,
+        readonly: bool,
+    ) -> super::Result<()> {
+        let e = self.entry(r).ok_or(Error::EINVAL)?;
+        let frame = u32::try_from(frame).map_err(|_| Error::EINVAL)?;
+        let flags = self.flags(e);
+        if flags.load(Ordering::Acquire) != GTF_INVALID {
+            return Err(Error::EBUSY);
+        }
+        // SAFETY: as in `get`.
+        unsafe {
+            AtomicU16::from_ptr((&raw mut (*e).domid).cast::<u16>())
+                .store(dom.0, Ordering::Relaxed);
+            AtomicU32::from_ptr(&raw mut (*e).frame).store(frame, Ordering::Relaxed);
+        }
+        let f = GrantEntryV1::permit_access(dom, frame, readonly).flags;
+        // Release: the domain and frame are visible before the entry becomes valid.
+        flags.store(f, Ordering::Release);
+        Ok(())
+    }
+
+    /// Ends the access granted under `r`, atomically (as Linux's `gnttab_end_foreign_access_ref`): a
+    /// compare-and-swap of the flags to `GTF_invalid`, refused with [`Error::EBUSY`] while Xen has the
+    /// grant mapped (`GTF_reading` or `GTF_writing` set), so that a mapped page is never revoked.
+    /// [`Error::EINVAL`] for a reference beyond the table. Ending an entry already invalid succeeds.
+    #[inline]
+    pub fn end_access(&self, r: GrantRef) -> super::Result<()> {
+        let e = self.entry(r).ok_or(Error::EINVAL)?;
+        let flags = self.flags(e);
+        let mut cur = flags.load(Ordering::Acquire);
+        loop {
+            if cur & (GTF_READING | GTF_WRITING) != 0 {
+                return Err(Error::EBUSY);
+            }
+            match flags.compare_exchange_weak(cur, GTF_INVALID, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+/// A fixed-capacity free list of grant references, without an allocator: at most `N` references, never
+/// one of the reserved `0..GNTTAB_NR_RESERVED_ENTRIES`.
+///
+/// ```
+/// use xen_hypercall::xen::grant_table::{FreeRefs, GrantRef};
+/// let mut free = FreeRefs::<4>::new(512); // one frame: refs 8..512, of which 4 are kept
+/// assert_eq!(free.len(), 4);
+/// let r = free.alloc().unwrap();
+/// assert!(r.0 >= 8);
+/// assert_eq!(free.free(GrantRef(3)), Err(xen_hypercall::xen::Error::EINVAL)); // reserved
+/// free.free(r).unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct FreeRefs<const N: usize> {
+    refs: ArrayVec<GrantRef, N>,
+    limit: u32,
+}
+
+impl<const N: usize> FreeRefs<N> {
+    /// The references `8..limit`, as many as fit (the first `N`), handed out lowest first; only those
+    /// are accepted back.
+    #[inline]
+    pub fn new(limit: u32) -> FreeRefs<N> {
+        let mut refs = ArrayVec::new();
+        let first = GNTTAB_NR_RESERVED_ENTRIES;
+        let end = limit.min(first.saturating_add(N.min(u32::MAX as usize) as u32));
+        for r in (first..end).rev() {
+            refs.push(GrantRef(r));
+        }
+        FreeRefs {
+            refs,
+            limit: end.max(first),
+        }
+    }
+
+    /// How many references are free.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.refs.len()
+    }
+
+    /// Whether none is free.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.refs.is_empty()
+    }
+
+    /// A free reference, or `None` if all are in use.
+    #[inline]
+    pub fn alloc(&mut self) -> Option<GrantRef> {
+        self.refs.pop()
+    }
+
+    /// Gives `r` back. Refused with [`Error::EINVAL`] for a reserved reference, one outside the list's
+    /// range, or one already free.
+    #[inline]
+    pub fn free(&mut self, r: GrantRef) -> super::Result<()> {
+        if r.0 < GNTTAB_NR_RESERVED_ENTRIES || r.0 >= self.limit || self.refs.contains(&r) {
+            return Err(Error::EINVAL);
+        }
+        self.refs.try_push(r).map_err(|_| Error::EINVAL)
+    }
+
+    /// Whether `r` is in the list's range and not free (handed out).
+    #[inline]
+    pub fn is_allocated(&self, r: GrantRef) -> bool {
+        (GNTTAB_NR_RESERVED_ENTRIES..self.limit).contains(&r.0) && !self.refs.contains(&r)
+    }
+}
+
+/// The caller's version 1 grant table with a free list of `N` references: grant a page to another
+/// domain and end the access, with no `unsafe` after the one-time mapping.
+///
+/// ```
+/// use xen_hypercall::xen::{DomId, Error, grant_table::{GrantEntryV1, GrantTable, GTF_WRITING}};
+///
+/// #[repr(C, align(4096))]
+/// struct Frame([GrantEntryV1; 512]);
+/// let mut frame = Frame([GrantEntryV1::default(); 512]); // stands in for the mapped frame
+/// // SAFETY: `frame` outlives `table` and is accessed only through it.
+/// let mut table = unsafe { GrantTable::<16>::new(frame.0.as_mut_ptr(), 1) };
+///
+/// let r = table.grant_access(DomId(0), 0x40123, false)?;
+/// assert_eq!(table.entries().get(r).map(|e| (e.flags, e.frame)), Some((1, 0x40123)));
+/// # unsafe { (*frame.0.as_mut_ptr().add(r.0 as usize)).flags |= GTF_WRITING; }
+/// // While the grantee has it mapped (Xen set GTF_writing), the access cannot end:
+/// assert_eq!(table.end_access(r), Err(Error::EBUSY));
+/// # unsafe { (*frame.0.as_mut_ptr().add(r.0 as usize)).flags &= !GTF_WRITING; }
+/// table.end_access(r)?; // after the unmap; `r` is free again
+/// # Ok::<(), Error>(())
+/// ```
+pub struct GrantTable<const N: usize> {
+    entries: GrantEntries,
+    free: FreeRefs<N>,
+}
+
+impl<const N: usize> GrantTable<N> {
+    /// The table over the `frames` frames of entries at `base`, with the first `N` unreserved references
+    /// free.
+    ///
+    /// # Safety
+    ///
+    /// As for [`GrantEntries::new`], and no other `GrantTable` or `GrantEntries` hands out the same
+    /// references.
+    #[inline]
+    pub unsafe fn new(base: *mut GrantEntryV1, frames: u32) -> GrantTable<N> {
+        // SAFETY: forwarded.
+        let entries = unsafe { GrantEntries::new(base, frames) };
+        let free = FreeRefs::new(entries.len());
+        GrantTable { entries, free }
+    }
+
+    /// Maps grant table frames `0..frames` at guest frames `gpfn..gpfn + frames`
+    /// ([`memory::map_grant_frame`](super::memory::map_grant_frame); Xen grows the table as needed) and
+    /// returns the table over them, seen at address `va` in the caller's address space (equal to
+    /// `gpfn * 4096` when memory is identity-mapped). The usual place is
+    /// [`layout::GUEST_GNTTAB_BASE`](super::layout::GUEST_GNTTAB_BASE).
+    ///
+    /// # Safety
+    ///
+    /// The guest frames must hold nothing the program uses (they become Xen's grant table), `va` must map
+    /// them as Normal Write-Back memory, and the rest is as for [`GrantTable::new`].
+    ///
+    /// ```no_run
+    /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+    /// use xen_hypercall::xen::{grant_table::GrantTable, layout};
+    /// // SAFETY: the grant table region is unused and identity-mapped.
+    /// let table = unsafe {
+    ///     GrantTable::<64>::map(layout::GUEST_GNTTAB_BASE / 4096, 1, layout::GUEST_GNTTAB_BASE as *mut _)
+    /// }?;
+    /// # let _ = table; }
+    /// # Ok::<(), xen_hypercall::xen::Error>(())
+    /// ```
+    #[inline]
+    pub unsafe fn map(
+        gpfn: u64,
+        frames: u32,
+        va: *mut GrantEntryV1,
+    ) -> super::Result<GrantTable<N>> {
+        for i in 0..frames {
+            // SAFETY: the caller reserved the frames for the grant table.
+            unsafe { super::memory::map_grant_frame(i, gpfn + u64::from(i)) }?;
+        }
+        // SAFETY: the frames are mapped at `va`; the rest is the caller's contract.
+        Ok(unsafe { GrantTable::new(va, frames) })
+    }
+
+    /// The entries, for reads and for granting references managed elsewhere.
+    #[inline(always)]
+    pub fn entries(&self) -> &GrantEntries {
+        &self.entries
+    }
+
+    /// How many references are free.
+    #[inline(always)]
+    pub fn free_count(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Takes a free reference and grants `dom` access to frame `frame` under it
+    /// ([`GrantEntries::grant_access`]); [`Error::ENOSPC`] when no reference is free.
+    #[inline]
+    pub fn grant_access(
+        &mut self,
+        dom: DomId,
+        frame: u64,
+        readonly: bool,
+    ) -> super::Result<GrantRef> {
+        let r = self.free.alloc().ok_or(Error::ENOSPC)?;
+        match self.entries.grant_access(r, dom, frame, readonly) {
+            Ok(()) => Ok(r),
+            Err(e) => {
+                let _ = self.free.free(r);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the access under `r` ([`GrantEntries::end_access`]: [`Error::EBUSY`] while mapped) and frees
+    /// the reference. [`Error::EINVAL`] for a reference this table did not hand out.
+    #[inline]
+    pub fn end_access(&mut self, r: GrantRef) -> super::Result<()> {
+        if !self.free.is_allocated(r) {
+            return Err(Error::EINVAL);
+        }
+        self.entries.end_access(r)?;
+        self.free.free(r)
+    }
 }

@@ -3,6 +3,16 @@
 use super::call::{Arg, call2};
 use super::{DomId, Error, Plain, Result, nr};
 
+/// `XENMEM_increase_reservation`.
+pub const XENMEM_INCREASE_RESERVATION: usize = 0;
+/// `XENMEM_decrease_reservation`.
+pub const XENMEM_DECREASE_RESERVATION: usize = 1;
+/// `XENMEM_populate_physmap`.
+pub const XENMEM_POPULATE_PHYSMAP: usize = 6;
+/// `XENMEM_remove_from_physmap`.
+pub const XENMEM_REMOVE_FROM_PHYSMAP: usize = 15;
+/// `XENMEM_add_to_physmap_batch`.
+pub const XENMEM_ADD_TO_PHYSMAP_BATCH: usize = 23;
 /// `XENMEM_current_reservation`.
 pub const XENMEM_CURRENT_RESERVATION: usize = 3;
 /// `XENMEM_maximum_reservation`.
@@ -53,8 +63,64 @@ pub struct AddToPhysmap {
     pub gpfn: u64,
 }
 
-// SAFETY: a repr(C) struct of integers.
+/// `struct xen_memory_reservation` (interface 0x00030209 and later: `mem_flags`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryReservation {
+    /// Guest handle (64-bit slot) of the array of `nr_extents` frame numbers (`xen_pfn_t`).
+    pub extent_start: u64,
+    /// How many extents (`xen_ulong_t`).
+    pub nr_extents: u64,
+    /// Each extent is `2^extent_order` pages.
+    pub extent_order: u32,
+    /// `XENMEMF_*` flags (0: any memory).
+    pub mem_flags: u32,
+    /// The domain whose reservation changes (unprivileged: [`DomId::SELF`]).
+    pub domid: DomId,
+    /// Padding (implicit in C).
+    pub _pad: [u16; 3],
+}
+
+/// `struct xen_remove_from_physmap`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemoveFromPhysmap {
+    /// The domain whose physical map changes.
+    pub domid: DomId,
+    /// Padding (implicit in C).
+    pub _pad: [u16; 3],
+    /// The guest frame to unmap (`xen_pfn_t`).
+    pub gpfn: u64,
+}
+
+/// `struct xen_add_to_physmap_batch` (interface 0x00040700 and later: the union `u`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddToPhysmapBatch {
+    /// The domain whose physical map changes.
+    pub domid: DomId,
+    /// A `XENMAPSPACE_*` (16 bits here).
+    pub space: u16,
+    /// How many frames (16 bits).
+    pub size: u16,
+    /// The union `u`: `foreign_domid` for [`Space::GMFN_FOREIGN`], else `res0` = 0.
+    pub foreign_domid: DomId,
+    /// Guest handle of the `size` indices in `space` (`xen_ulong_t`).
+    pub idxs: u64,
+    /// Guest handle of the `size` guest frames to map them at (`xen_pfn_t`).
+    pub gpfns: u64,
+    /// Guest handle of the `size` per-frame results (`int`: 0 or `-errno`), written by Xen.
+    pub errs: u64,
+}
+
+// SAFETY: repr(C) structs of integers, every padding byte an explicit field.
 unsafe impl Plain for AddToPhysmap {}
+// SAFETY: as above.
+unsafe impl Plain for MemoryReservation {}
+// SAFETY: as above.
+unsafe impl Plain for RemoveFromPhysmap {}
+// SAFETY: as above.
+unsafe impl Plain for AddToPhysmapBatch {}
 
 /// Maps frame `idx` of `space` at guest frame `gpfn` of domain `dom` (`XENMEM_add_to_physmap`).
 ///
@@ -138,6 +204,205 @@ pub unsafe fn map_grant_frame(idx: u32, gpfn: u64) -> Result<()> {
     }
     // SAFETY: forwarded.
     unsafe { add_to_physmap(DomId::SELF, Space::GRANT_TABLE, idx, gpfn) }
+}
+
+/// Issues a reservation operation over `extents` and returns the count of extents Xen handled.
+///
+/// # Safety
+///
+/// `extents` is read (and, for `XENMEM_increase_reservation` on non-translated guests, written) by Xen;
+/// the effect of `cmd` on the guest's address space is the caller's contract.
+#[inline(always)]
+unsafe fn reservation(cmd: usize, dom: DomId, extents: &mut [u64], order: u32) -> Result<usize> {
+    let r = MemoryReservation {
+        extent_start: extents.as_mut_ptr() as usize as u64,
+        nr_extents: extents.len() as u64,
+        extent_order: order,
+        mem_flags: 0,
+        domid: dom,
+        _pad: [0; 3],
+    };
+    // SAFETY: Xen reads `r` and the `extents` behind its handle, both borrowed for the call; the caller
+    // answers for the address-space change.
+    let done = Error::check(unsafe { call2::<{ nr::MEMORY_OP }>(Arg::val(cmd), Arg::input(&r)) })?;
+    if done > extents.len() {
+        return Err(out_of_range(done));
+    }
+    Ok(done)
+}
+
+#[cold]
+#[inline(never)]
+fn out_of_range(_done: usize) -> Error {
+    Error::ERANGE
+}
+
+/// Gives the frames `gpfns` (each the base of `2^order` pages) back to Xen (`XENMEM_decrease_reservation`)
+/// and returns how many extents Xen released: fewer than `gpfns.len()` when it stopped early (the rest
+/// stay in place). The guest frames become holes: reading them faults.
+///
+/// # Safety
+///
+/// No live Rust object may be in those frames: their contents are gone, and Xen scrubs the pages before
+/// giving them to anyone else.
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, memory};
+/// # xen_hypercall::mock::returns(1);
+/// // SAFETY: frame 0x40100 holds nothing the program uses.
+/// let done = unsafe { memory::decrease_reservation(DomId::SELF, &mut [0x40100], 0) }?;
+/// assert_eq!(done, 1);
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub unsafe fn decrease_reservation(dom: DomId, gpfns: &mut [u64], order: u32) -> Result<usize> {
+    // SAFETY: forwarded.
+    unsafe { reservation(XENMEM_DECREASE_RESERVATION, dom, gpfns, order) }
+}
+
+/// Backs the guest frames `gpfns` (each the base of `2^order` pages) with new memory
+/// (`XENMEM_populate_physmap`) and returns how many extents Xen populated: fewer than `gpfns.len()` when
+/// the domain's allowance ran out. The new pages hold what Xen scrubbed them to (zeros on a release Xen),
+/// not the frames' former contents.
+///
+/// # Safety
+///
+/// Whatever is mapped at those frames is replaced: no live Rust object may be there.
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, memory};
+/// # xen_hypercall::mock::returns(1);
+/// // SAFETY: frame 0x40100 is a hole the program reserved.
+/// let done = unsafe { memory::populate_physmap(DomId::SELF, &mut [0x40100], 0) }?;
+/// assert_eq!(done, 1);
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub unsafe fn populate_physmap(dom: DomId, gpfns: &mut [u64], order: u32) -> Result<usize> {
+    // SAFETY: forwarded.
+    unsafe { reservation(XENMEM_POPULATE_PHYSMAP, dom, gpfns, order) }
+}
+
+/// Allocates `extents.len()` extents of `2^order` pages to domain `dom` without mapping them anywhere
+/// (`XENMEM_increase_reservation`) and returns how many Xen allocated. On ARM (an auto-translated guest)
+/// Xen writes nothing into `extents`; a guest that wants the memory mapped uses [`populate_physmap`].
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, memory};
+/// let done = memory::increase_reservation(DomId::SELF, &mut [0; 2], 0)?;
+/// # let _ = done; }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub fn increase_reservation(dom: DomId, extents: &mut [u64], order: u32) -> Result<usize> {
+    // SAFETY: the call changes no mapping of the caller's address space; Xen may write `extents`
+    // (exclusively borrowed) with the frames it allocated.
+    unsafe { reservation(XENMEM_INCREASE_RESERVATION, dom, extents, order) }
+}
+
+/// Removes the mapping at guest frame `gpfn` of domain `dom` (`XENMEM_remove_from_physmap`): the shared
+/// info page, a grant table frame or a foreign frame mapped there goes away; the frame becomes a hole.
+///
+/// # Safety
+///
+/// No live Rust object may be in that frame (reading it afterwards faults).
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, memory};
+/// // SAFETY: frame 0x40200 holds a foreign page the program no longer uses.
+/// unsafe { memory::remove_from_physmap(DomId::SELF, 0x40200) }?;
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub unsafe fn remove_from_physmap(dom: DomId, gpfn: u64) -> Result<()> {
+    let r = RemoveFromPhysmap {
+        domid: dom,
+        _pad: [0; 3],
+        gpfn,
+    };
+    // SAFETY: Xen reads `r`, borrowed for the call; the hole is the caller's contract.
+    Error::check(unsafe {
+        call2::<{ nr::MEMORY_OP }>(Arg::val(XENMEM_REMOVE_FROM_PHYSMAP), Arg::input(&r))
+    })
+    .map(|_| ())
+}
+
+/// Maps `idxs[i]` of `space` at guest frame `gpfns[i]` of domain `dom`, for every `i`, in one call
+/// (`XENMEM_add_to_physmap_batch`); `foreign` names the domain whose frames `idxs` are for
+/// [`Space::GMFN_FOREIGN`] (the only way to map another domain's frame; it needs privilege over that
+/// domain) and must be [`DomId(0)`](DomId) for other spaces.
+///
+/// The hypercall's own result is the `Result`; Xen reports each frame in `errs[i]` (0 or `-errno`; use
+/// [`frame_result`]): a frame can fail while the call succeeds. The three slices must have the same
+/// length, at most `u16::MAX`, else [`Error::EINVAL`] without a hypercall.
+///
+/// # Safety
+///
+/// As for [`add_to_physmap`], for every frame of `gpfns`.
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, memory::{self, Space}};
+/// let mut errs = [0; 1];
+/// // SAFETY: frame 0x40200 is a hole reserved for the foreign page.
+/// unsafe {
+///     memory::add_to_physmap_batch(DomId::SELF, Space::GMFN_FOREIGN, DomId(1), &[0x40010],
+///                                  &[0x40200], &mut errs)
+/// }?;
+/// memory::frame_result(errs[0])?;
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub unsafe fn add_to_physmap_batch(
+    dom: DomId,
+    space: Space,
+    foreign: DomId,
+    idxs: &[u64],
+    gpfns: &[u64],
+    errs: &mut [i32],
+) -> Result<()> {
+    let n = idxs.len();
+    if gpfns.len() != n || errs.len() != n {
+        return Err(Error::EINVAL);
+    }
+    let (Ok(size), Ok(space)) = (u16::try_from(n), u16::try_from(space.0)) else {
+        return Err(Error::EINVAL);
+    };
+    let b = AddToPhysmapBatch {
+        domid: dom,
+        space,
+        size,
+        foreign_domid: foreign,
+        idxs: idxs.as_ptr() as usize as u64,
+        gpfns: gpfns.as_ptr() as usize as u64,
+        errs: errs.as_mut_ptr() as usize as u64,
+    };
+    // SAFETY: Xen reads `b` and the arrays behind its handles and writes `errs` (exclusively borrowed),
+    // all for the call only; the mappings are the caller's contract.
+    Error::check(unsafe {
+        call2::<{ nr::MEMORY_OP }>(Arg::val(XENMEM_ADD_TO_PHYSMAP_BATCH), Arg::input(&b))
+    })
+    .map(|_| ())
+}
+
+/// One frame's result of [`add_to_physmap_batch`]: 0 is success, `-errno` a failure.
+///
+/// ```
+/// use xen_hypercall::xen::{Error, memory};
+/// assert_eq!(memory::frame_result(0), Ok(()));
+/// assert_eq!(memory::frame_result(-1), Err(Error::EPERM));
+/// ```
+#[inline]
+pub fn frame_result(err: i32) -> Result<()> {
+    Error::check(err as isize).map(|_| ())
 }
 
 #[inline(always)]

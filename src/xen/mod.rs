@@ -15,7 +15,7 @@
 //!
 //! - Every wrapper calls the stub of exactly the arity Xen's ARM hypercall table declares ([`nr`]),
 //!   checked at compile time.
-//! - Failures are [`Error`]s, one variant per code of Xen's `errno.h`.
+//! - Failures are [`Error`]s, one constant per code of Xen's `errno.h`.
 //! - Structures are `#[repr(C)]`, laid out as Xen's public headers say for ARM: `xen_ulong_t`, `xen_pfn_t`
 //!   and guest handles are 64-bit slots for 32- and 64-bit guests alike (a host test compiles the real
 //!   headers with clang for 32-bit ARM and AArch64 and compares every size, alignment and field offset).
@@ -23,6 +23,12 @@
 //!   bare-metal guest with the MMU off (where unaligned accesses fault).
 //! - Memory shared with Xen must be Normal Write-Back Inner-Shareable for defined behaviour (MMU and
 //!   caches on): with the MMU off Xen still reads and writes it through its own cacheable mapping.
+//!
+//! Talking to other domains: [`grant_table`] grants pages ([`grant_table::GrantTable`]) and maps, unmaps
+//! and copies other domains' grants in batches; [`evtchn`] connects ports and delivers their events
+//! ([`evtchn::Events`]); [`memory`] gives pages back and repopulates them, and maps foreign frames;
+//! [`layout`] is the ARM guest's memory map. Wrappers for what this crate does not cover are written with
+//! [`raw`].
 //!
 //! Where the hypervisor contract cannot be upheld by the types (Xen keeps using memory after the call,
 //! as for [`vcpu::register_vcpu_info`]), the wrapper is `unsafe` and says why in `# Safety`.
@@ -37,12 +43,15 @@ pub mod console;
 pub mod evtchn;
 pub mod grant_table;
 pub mod hvm;
+pub mod layout;
 pub mod memory;
 pub mod multicall;
 pub mod nr;
+pub mod raw;
 pub mod sched;
 pub mod vcpu;
 pub mod version;
+pub mod vm_assist;
 
 pub use call::Plain;
 pub use error::{Error, Result};
@@ -100,6 +109,18 @@ const _: () = {
         evtchn::BindVirq: 12, 4;
         evtchn::PortArg: 4, 4;
         evtchn::EvtchnStatus: 24, 4;
+        evtchn::BindIpi: 8, 4;
+        evtchn::BindVcpu: 8, 4;
+        sched::SchedRemoteShutdown: 8, 4;
+        sched::SchedWatchdog: 8, 4;
+        memory::MemoryReservation: 32, 8;
+        memory::RemoveFromPhysmap: 16, 8;
+        memory::AddToPhysmapBatch: 32, 8;
+        grant_table::GrantHandle: 4, 4;
+        grant_table::GnttabMapGrantRef: 32, 8;
+        grant_table::GnttabUnmapGrantRef: 24, 8;
+        grant_table::GnttabCopyPtr: 16, 8;
+        grant_table::GnttabCopy: 40, 8;
         sched::SchedShutdown: 4, 4;
         sched::SchedPoll: 24, 8;
         version::CompileInfo: 144, 1;

@@ -2,7 +2,7 @@
 
 use super::call::{Arg, call2};
 use super::evtchn::Port;
-use super::{Plain, Result, nr, unit};
+use super::{DomId, Error, Plain, Result, nr, unit};
 
 /// `SCHEDOP_yield`.
 pub const SCHEDOP_YIELD: usize = 0;
@@ -59,10 +59,36 @@ pub struct SchedPoll {
     pub timeout: u64,
 }
 
+/// `struct sched_remote_shutdown`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedRemoteShutdown {
+    /// The domain to shut down.
+    pub domain_id: DomId,
+    /// Padding (implicit in C).
+    pub _pad: u16,
+    /// A `SHUTDOWN_*` reason.
+    pub reason: u32,
+}
+
+/// `struct sched_watchdog`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedWatchdog {
+    /// The watchdog: 0 to create one, else the id [`watchdog`] returned.
+    pub id: u32,
+    /// Seconds until it fires; 0 destroys it.
+    pub timeout: u32,
+}
+
 // SAFETY: repr(C) structs of integers.
 unsafe impl Plain for SchedShutdown {}
 // SAFETY: as above.
 unsafe impl Plain for SchedPoll {}
+// SAFETY: as above.
+unsafe impl Plain for SchedRemoteShutdown {}
+// SAFETY: as above.
+unsafe impl Plain for SchedWatchdog {}
 
 /// Gives up the physical CPU to another vCPU that is ready to run (`SCHEDOP_yield`).
 ///
@@ -90,8 +116,19 @@ pub fn block() -> Result<()> {
     unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_BLOCK), Arg::val(0)) })
 }
 
-/// Blocks until one of `ports` has an event pending or system time reaches `timeout` ns (0: no timeout)
-/// (`SCHEDOP_poll`).
+/// Blocks until one of `ports` has an event pending or system time reaches `timeout` (`SCHEDOP_poll`).
+///
+/// - `timeout` is an **absolute** Xen system time in nanoseconds (the clock of
+///   [`VcpuTimeInfo::system_time`](super::vcpu::VcpuTimeInfo::system_time)), not a duration; 0 means no
+///   timeout. A time already past returns at once.
+/// - The call does not say which port fired, nor whether the timeout did: it returns `Ok(())` either
+///   way. The caller learns it from the pending bits in the shared info page, with
+///   [`Events::clear_pending`](super::evtchn::Events::clear_pending) for one port or
+///   [`Events::take_pending`](super::evtchn::Events::take_pending) for all; a port still not pending
+///   after the return means the timeout (or a spurious wake-up).
+/// - It returns at once if one of the ports is already pending (masked or not), and also when the vCPU
+///   has an upcall to take with interrupts unmasked; it does not clear anything.
+/// - Xen refuses more than 128 ports with [`Error::EINVAL`].
 ///
 /// ```
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
@@ -100,7 +137,7 @@ pub fn block() -> Result<()> {
 /// ```
 #[inline]
 pub fn poll(ports: &[Port], timeout: u64) -> Result<()> {
-    let nr_ports = u32::try_from(ports.len()).map_err(|_| super::Error::EINVAL)?;
+    let nr_ports = u32::try_from(ports.len()).map_err(|_| Error::EINVAL)?;
     let p = SchedPoll {
         ports: ports.as_ptr() as usize as u64,
         nr_ports,
@@ -147,4 +184,54 @@ pub fn shutdown(reason: ShutdownReason) -> Result<()> {
 #[inline]
 pub fn shutdown_code(reason: ShutdownReason) -> Result<()> {
     shutdown_op(SCHEDOP_SHUTDOWN_CODE, reason)
+}
+
+/// Shuts down domain `dom` for `reason` (`SCHEDOP_remote_shutdown`); needs privilege over `dom` (dom0 or
+/// a domain the XSM policy allows), else [`Error::EPERM`].
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, sched::{self, ShutdownReason}};
+/// sched::remote_shutdown(DomId(1), ShutdownReason::Poweroff)?;
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub fn remote_shutdown(dom: DomId, reason: ShutdownReason) -> Result<()> {
+    let r = SchedRemoteShutdown {
+        domain_id: dom,
+        _pad: 0,
+        reason: reason as u32,
+    };
+    // SAFETY: Xen reads the `sched_remote_shutdown` structure, borrowed during the call.
+    unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_REMOTE_SHUTDOWN), Arg::input(&r)) })
+}
+
+/// Creates, re-arms or destroys a domain watchdog (`SCHEDOP_watchdog`).
+///
+/// - `id` 0 creates a watchdog that fires in `timeout` seconds and returns its id (from 1);
+/// - `id` non-zero re-arms watchdog `id` for `timeout` seconds (returns `id`), or destroys it when
+///   `timeout` is 0.
+///
+/// When a watchdog fires, Xen shuts the domain down with [`ShutdownReason::Watchdog`]. Xen refuses an
+/// unknown `id` with [`Error::EINVAL`] and a creation beyond its slots (two per domain) with
+/// [`Error::ENOSPC`].
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::sched;
+/// let id = sched::watchdog(0, 30)?; // create, 30 s
+/// sched::watchdog(id, 30)?; // pet it
+/// sched::watchdog(id, 0)?; // destroy it
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub fn watchdog(id: u32, timeout: u32) -> Result<u32> {
+    let w = SchedWatchdog { id, timeout };
+    // SAFETY: Xen reads the `sched_watchdog` structure, borrowed during the call.
+    let ret = Error::check(unsafe {
+        call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_WATCHDOG), Arg::input(&w))
+    })?;
+    Ok(if id == 0 { ret as u32 } else { id })
 }

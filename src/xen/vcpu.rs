@@ -93,6 +93,77 @@ pub struct RunstateInfo {
     pub time: [u64; 4],
 }
 
+/// `XEN_RUNSTATE_UPDATE`: bit 63 of [`RunstateInfo::state_entry_time`], set by Xen while it rewrites the
+/// area (once [`vm_assist::enable`](super::vm_assist::enable)`(`[`Type::RUNSTATE_UPDATE_FLAG`](super::vm_assist::Type::RUNSTATE_UPDATE_FLAG)`)`
+/// asked for it).
+pub const XEN_RUNSTATE_UPDATE: u64 = 1 << 63;
+
+/// `RUNSTATE_running`.
+pub const RUNSTATE_RUNNING: i32 = 0;
+/// `RUNSTATE_runnable`.
+pub const RUNSTATE_RUNNABLE: i32 = 1;
+/// `RUNSTATE_blocked`.
+pub const RUNSTATE_BLOCKED: i32 = 2;
+/// `RUNSTATE_offline`.
+pub const RUNSTATE_OFFLINE: i32 = 3;
+
+impl RunstateInfo {
+    /// One attempt at a consistent copy of the area at `area`, which Xen may be rewriting: `None` if Xen
+    /// was seen updating it, else the copy with [`XEN_RUNSTATE_UPDATE`] clear.
+    ///
+    /// The protocol (with `VMASST_TYPE_runstate_update_flag` on; Xen's `update_runstate_area`): Xen sets
+    /// `XEN_RUNSTATE_UPDATE` in `state_entry_time`, writes barrier, rewrites the area, writes barrier,
+    /// and clears the flag. The reader reads `state_entry_time`, read barrier, copies the area, read
+    /// barrier, reads `state_entry_time` again: the copy is consistent if both reads are equal and the
+    /// flag is clear. Without the assist Xen never sets the flag and a copy may mix two updates.
+    ///
+    /// # Safety
+    ///
+    /// `area` must be valid for reads of a `RunstateInfo` and 8-aligned (the area registered with
+    /// [`register_runstate_memory_area`], or one standing in for it), written only by Xen meanwhile.
+    ///
+    /// ```
+    /// use xen_hypercall::xen::vcpu::{RunstateInfo, XEN_RUNSTATE_UPDATE};
+    /// let mut area = RunstateInfo { state: 2, _pad: 0, state_entry_time: 500, time: [1, 2, 3, 4] };
+    /// // SAFETY: `area` is a valid RunstateInfo nobody else writes.
+    /// assert_eq!(unsafe { RunstateInfo::try_read_consistent(&raw const area) }, Some(area));
+    /// area.state_entry_time |= XEN_RUNSTATE_UPDATE; // Xen is in the middle of an update
+    /// // SAFETY: as above.
+    /// assert_eq!(unsafe { RunstateInfo::try_read_consistent(&raw const area) }, None);
+    /// ```
+    #[inline]
+    pub unsafe fn try_read_consistent(area: *const RunstateInfo) -> Option<RunstateInfo> {
+        use core::sync::atomic::{Ordering, fence};
+        // SAFETY: the contract: valid and aligned for reads; volatile because Xen writes it concurrently.
+        let entry = unsafe { (&raw const (*area).state_entry_time).read_volatile() };
+        fence(Ordering::Acquire);
+        // SAFETY: as above.
+        let copy = unsafe { area.read_volatile() };
+        fence(Ordering::Acquire);
+        // SAFETY: as above.
+        let again = unsafe { (&raw const (*area).state_entry_time).read_volatile() };
+        (entry == again && entry & XEN_RUNSTATE_UPDATE == 0 && copy.state_entry_time == entry)
+            .then_some(copy)
+    }
+
+    /// A consistent copy of the area at `area`: [`try_read_consistent`](RunstateInfo::try_read_consistent)
+    /// until it succeeds (Xen's updates take a few hundred instructions).
+    ///
+    /// # Safety
+    ///
+    /// As for [`try_read_consistent`](RunstateInfo::try_read_consistent).
+    #[inline]
+    pub unsafe fn read_consistent(area: *const RunstateInfo) -> RunstateInfo {
+        loop {
+            // SAFETY: forwarded.
+            if let Some(r) = unsafe { RunstateInfo::try_read_consistent(area) } {
+                return r;
+            }
+            core::hint::spin_loop();
+        }
+    }
+}
+
 /// `struct vcpu_register_vcpu_info`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
