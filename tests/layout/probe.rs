@@ -18,7 +18,8 @@ use std::mem::{align_of, offset_of, size_of};
 use std::process::Command;
 
 use xen_hypercall::xen::{
-    self, DomId, evtchn, grant_table as gt, hvm, memory, multicall, nr, sched, vcpu, version,
+    self, DomId, evtchn, grant_table as gt, hvm, layout as guest, memory, multicall, nr, sched,
+    vcpu, version, vm_assist,
 };
 
 /// One value the C side computes and the Rust side knows.
@@ -150,7 +151,49 @@ fn layouts() -> Vec<Layout> {
         layout!(multicall::MulticallEntry => "struct multicall_entry" {
             op => "op", result => "result", args => "args",
         }),
+        layout!(evtchn::BindIpi => "struct evtchn_bind_ipi" { vcpu => "vcpu", port => "port" }),
+        layout!(evtchn::BindVcpu => "struct evtchn_bind_vcpu" { port => "port", vcpu => "vcpu" }),
+        layout!(sched::SchedRemoteShutdown => "struct sched_remote_shutdown" {
+            domain_id => "domain_id", reason => "reason",
+        }),
+        layout!(sched::SchedWatchdog => "struct sched_watchdog" { id => "id", timeout => "timeout" }),
+        layout!(memory::MemoryReservation => "struct xen_memory_reservation" {
+            extent_start => "extent_start", nr_extents => "nr_extents",
+            extent_order => "extent_order", mem_flags => "mem_flags", domid => "domid",
+        }),
+        layout!(memory::RemoveFromPhysmap => "struct xen_remove_from_physmap" {
+            domid => "domid", gpfn => "gpfn",
+        }),
+        layout!(memory::AddToPhysmapBatch => "struct xen_add_to_physmap_batch" {
+            domid => "domid", space => "space", size => "size",
+            foreign_domid => "u.foreign_domid", foreign_domid => "u.res0", foreign_domid => "u",
+            idxs => "idxs", gpfns => "gpfns", errs => "errs",
+        }),
+        layout!(gt::GrantHandle => "grant_handle_t" {}),
+        layout!(gt::GnttabMapGrantRef => "struct gnttab_map_grant_ref" {
+            host_addr => "host_addr", flags => "flags", r#ref => "ref", dom => "dom",
+            status => "status", handle => "handle", dev_bus_addr => "dev_bus_addr",
+        }),
+        layout!(gt::GnttabUnmapGrantRef => "struct gnttab_unmap_grant_ref" {
+            host_addr => "host_addr", dev_bus_addr => "dev_bus_addr", handle => "handle",
+            status => "status",
+        }),
+        layout!(gt::GnttabCopyPtr => "struct gnttab_copy_ptr" {
+            u => "u", domid => "domid", offset => "offset",
+        }),
+        layout!(gt::GnttabCopy => "struct gnttab_copy" {
+            source => "source", source.u => "source.u", source.domid => "source.domid",
+            source.offset => "source.offset", dest => "dest", dest.u => "dest.u",
+            dest.domid => "dest.domid", dest.offset => "dest.offset", len => "len",
+            flags => "flags", status => "status",
+        }),
     ];
+    // `GnttabCopyPtr::u` is the C union `{ ref; gmfn; }` as one 64-bit word: `ref` is its low half.
+    let copy_ptr = all
+        .iter_mut()
+        .find(|l| l.c_type == "struct gnttab_copy_ptr")
+        .unwrap();
+    copy_ptr.fields.extend([("u.ref", 0, 4), ("u.gmfn", 0, 8)]);
     // `EvtchnStatus::u` is the C union as two words: its members are where `decode` reads them.
     let u = offset_of!(evtchn::EvtchnStatus, u);
     let status = all
@@ -309,6 +352,112 @@ fn constants() -> Vec<(&'static str, u64)> {
             "VCPUOP_register_vcpu_info",
             vcpu::VCPUOP_REGISTER_VCPU_INFO as u64,
         ),
+        ("GNTTABOP_map_grant_ref", gt::GNTTABOP_MAP_GRANT_REF as u64),
+        (
+            "GNTTABOP_unmap_grant_ref",
+            gt::GNTTABOP_UNMAP_GRANT_REF as u64,
+        ),
+        ("GNTTABOP_copy", gt::GNTTABOP_COPY as u64),
+        (
+            "GNTTAB_NR_RESERVED_ENTRIES",
+            gt::GNTTAB_NR_RESERVED_ENTRIES.into(),
+        ),
+        ("GNTMAP_device_map", gt::GntMap::DEVICE_MAP.bits().into()),
+        ("GNTMAP_host_map", gt::GntMap::HOST_MAP.bits().into()),
+        ("GNTMAP_readonly", gt::GntMap::READONLY.bits().into()),
+        (
+            "GNTMAP_application_map",
+            gt::GntMap::APPLICATION_MAP.bits().into(),
+        ),
+        (
+            "GNTMAP_contains_pte",
+            gt::GntMap::CONTAINS_PTE.bits().into(),
+        ),
+        ("GNTCOPY_source_gref", gt::GNTCOPY_SOURCE_GREF.into()),
+        ("GNTCOPY_dest_gref", gt::GNTCOPY_DEST_GREF.into()),
+        (
+            "XENMEM_increase_reservation",
+            memory::XENMEM_INCREASE_RESERVATION as u64,
+        ),
+        (
+            "XENMEM_decrease_reservation",
+            memory::XENMEM_DECREASE_RESERVATION as u64,
+        ),
+        (
+            "XENMEM_populate_physmap",
+            memory::XENMEM_POPULATE_PHYSMAP as u64,
+        ),
+        (
+            "XENMEM_remove_from_physmap",
+            memory::XENMEM_REMOVE_FROM_PHYSMAP as u64,
+        ),
+        (
+            "XENMEM_add_to_physmap_batch",
+            memory::XENMEM_ADD_TO_PHYSMAP_BATCH as u64,
+        ),
+        ("EVTCHN_2L_NR_CHANNELS", evtchn::NR_PORTS_2L.into()),
+        ("VMASST_CMD_enable", vm_assist::VMASST_CMD_ENABLE as u64),
+        ("VMASST_CMD_disable", vm_assist::VMASST_CMD_DISABLE as u64),
+        (
+            "VMASST_TYPE_runstate_update_flag",
+            vm_assist::Type::RUNSTATE_UPDATE_FLAG.0.into(),
+        ),
+        ("XEN_RUNSTATE_UPDATE", vcpu::XEN_RUNSTATE_UPDATE),
+        ("RUNSTATE_running", vcpu::RUNSTATE_RUNNING as u64),
+        ("RUNSTATE_runnable", vcpu::RUNSTATE_RUNNABLE as u64),
+        ("RUNSTATE_blocked", vcpu::RUNSTATE_BLOCKED as u64),
+        ("RUNSTATE_offline", vcpu::RUNSTATE_OFFLINE as u64),
+        ("GUEST_VIRTIO_MMIO_BASE", guest::GUEST_VIRTIO_MMIO_BASE),
+        ("GUEST_VIRTIO_MMIO_SIZE", guest::GUEST_VIRTIO_MMIO_SIZE),
+        ("GUEST_GICD_BASE", guest::GUEST_GICD_BASE),
+        ("GUEST_GICD_SIZE", guest::GUEST_GICD_SIZE),
+        ("GUEST_GICC_BASE", guest::GUEST_GICC_BASE),
+        ("GUEST_GICC_SIZE", guest::GUEST_GICC_SIZE),
+        ("GUEST_GICV3_GICD_BASE", guest::GUEST_GICV3_GICD_BASE),
+        ("GUEST_GICV3_GICD_SIZE", guest::GUEST_GICV3_GICD_SIZE),
+        ("GUEST_GICV3_GICR0_BASE", guest::GUEST_GICV3_GICR0_BASE),
+        ("GUEST_GICV3_GICR0_SIZE", guest::GUEST_GICV3_GICR0_SIZE),
+        ("GUEST_PL011_BASE", guest::GUEST_PL011_BASE),
+        ("GUEST_PL011_SIZE", guest::GUEST_PL011_SIZE),
+        ("GUEST_GNTTAB_BASE", guest::GUEST_GNTTAB_BASE),
+        ("GUEST_GNTTAB_SIZE", guest::GUEST_GNTTAB_SIZE),
+        ("GUEST_MAGIC_BASE", guest::GUEST_MAGIC_BASE),
+        ("GUEST_MAGIC_SIZE", guest::GUEST_MAGIC_SIZE),
+        ("GUEST_RAM_BANKS", guest::GUEST_RAM_BANKS as u64),
+        ("GUEST_RAM0_BASE", guest::GUEST_RAM0_BASE),
+        ("GUEST_RAM0_SIZE", guest::GUEST_RAM0_SIZE),
+        ("GUEST_RAM1_BASE", guest::GUEST_RAM1_BASE),
+        ("GUEST_RAM1_SIZE", guest::GUEST_RAM1_SIZE),
+        ("GUEST_RAM_BASE", guest::GUEST_RAM_BASE),
+        ("GUEST_RAM_MAX", guest::GUEST_RAM_MAX),
+        (
+            "((uint64_t[])GUEST_RAM_BANK_BASES)[0]",
+            guest::GUEST_RAM_BANK_BASES[0],
+        ),
+        (
+            "((uint64_t[])GUEST_RAM_BANK_BASES)[1]",
+            guest::GUEST_RAM_BANK_BASES[1],
+        ),
+        (
+            "((uint64_t[])GUEST_RAM_BANK_SIZES)[0]",
+            guest::GUEST_RAM_BANK_SIZES[0],
+        ),
+        (
+            "((uint64_t[])GUEST_RAM_BANK_SIZES)[1]",
+            guest::GUEST_RAM_BANK_SIZES[1],
+        ),
+        ("GUEST_MAX_VCPUS", guest::GUEST_MAX_VCPUS.into()),
+        ("GUEST_TIMER_VIRT_PPI", guest::GUEST_TIMER_VIRT_PPI.into()),
+        (
+            "GUEST_TIMER_PHYS_S_PPI",
+            guest::GUEST_TIMER_PHYS_S_PPI.into(),
+        ),
+        (
+            "GUEST_TIMER_PHYS_NS_PPI",
+            guest::GUEST_TIMER_PHYS_NS_PPI.into(),
+        ),
+        ("GUEST_EVTCHN_PPI", guest::GUEST_EVTCHN_PPI.into()),
+        ("GUEST_VPL011_SPI", guest::GUEST_VPL011_SPI.into()),
     ];
     // Grant statuses are negative: compare them as the two's-complement of the 64-bit C value.
     for s in (1..=13).filter_map(|n| gt::GrantStatus::from_raw(-n)) {
@@ -435,7 +584,8 @@ fn require_tools() {
 fn probe(target: &str, prelude: &str, exprs: &[String]) -> Vec<u64> {
     let mut src = String::from(
         "#include <stdint.h>\n#include <stddef.h>\n\
-         #define __XEN_INTERFACE_VERSION__ __XEN_LATEST_INTERFACE_VERSION__\n",
+         #define __XEN_INTERFACE_VERSION__ __XEN_LATEST_INTERFACE_VERSION__\n\
+         #define __XEN_TOOLS__ 1\n",
     );
     for h in HEADERS {
         writeln!(src, "#include \"{INCLUDE}/{h}\"").unwrap();
@@ -551,6 +701,40 @@ struct PointerHandleSetupTable {
     nr_frames: u32,
     status: i16,
     frame_list: u64,
+}
+
+/// `gnttab_copy_ptr` with the union taken as the 32-bit `ref` only: the comparison must notice.
+#[repr(C)]
+struct BrokenCopyPtr {
+    u: u32,
+    domid: u16,
+    offset: u16,
+}
+
+#[test]
+fn a_wrong_inter_domain_layout_or_guest_address_is_caught() {
+    require_tools();
+    let broken = vec![layout!(BrokenCopyPtr => "struct gnttab_copy_ptr" {
+        u => "u", domid => "domid", offset => "offset",
+    })];
+    for t in TARGETS {
+        let m = compare(
+            t,
+            &broken,
+            &[("GUEST_GNTTAB_BASE", 0x3900_0000), ("GUEST_EVTCHN_PPI", 27)],
+        );
+        for what in [
+            "size of u",
+            "offset of domid",
+            "constant GUEST_GNTTAB_BASE",
+            "constant GUEST_EVTCHN_PPI",
+        ] {
+            assert!(
+                m.iter().any(|s| s.contains(what)),
+                "{t}: {what} not caught: {m:?}"
+            );
+        }
+    }
 }
 
 #[test]
