@@ -1,6 +1,9 @@
-//! `cargo bench`: inline per-arity stubs vs a fixed maximum-arity inline stub vs out-of-line stubs, on A32,
-//! T32 and A64: code size read from the ELF and executed guest instructions counted under QEMU
-//! (`xtask::insns`); then the example guest, inline vs out-of-line, as `cargo xtask audit` reads it.
+//! `cargo bench`: this crate's hypercall shapes (inline, fixed max-arity, per-arity and per-hypercall
+//! out-of-line, the typed API) against the peers' (Linux and Unikraft stubs with C callers, the `xen-sys`
+//! shape), on A32, T32 and A64: code size read from the ELF and executed guest instructions counted under
+//! QEMU (`xtask::insns`); the typed API against the raw stub, with a control that fails the bench; the
+//! cost of a hypercall on real Xen (`benches/xen-cost`, A64 and A32 dom0s); the example guest, inline vs
+//! out-of-line, as `cargo xtask audit` reads it.
 //!
 //! Prints markdown tables and writes `target/bench/strategies.json`. The logic is in `xtask`.
 
@@ -17,6 +20,10 @@ fn report() -> anyhow::Result<()> {
     );
     println!("{}", xtask::bench::markdown(&results));
 
+    // Real Xen: what one hypercall costs, guest and hypervisor together.
+    let costs = xtask::bench::xen_cost()?;
+    println!("{}", xtask::bench::xen_cost_markdown(&costs, &results));
+
     // The example guest: the same numbers `cargo xtask audit` gives for each build.
     let mut guests = Vec::new();
     for g in Guest::all() {
@@ -32,7 +39,8 @@ fn report() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(&path, xtask::bench::json(&results))?;
     println!("\nJSON: {}", path.display());
-    Ok(())
+    // Last, so that every table is printed even when the control fails.
+    xtask::bench::check_typed(&results)
 }
 
 fn main() -> ExitCode {

@@ -1,84 +1,252 @@
-//! The strategy benchmark behind `cargo bench`: inline per-arity stubs, one fixed maximum-arity inline
-//! stub, and out-of-line stubs, compiled from the same caller code (`benches/sites/`) for A32, T32 and A64.
+//! The strategy benchmark behind `cargo bench`: this crate's hypercall shapes against the peers', compiled
+//! from the same caller code (`benches/sites/`) for A32, T32 and A64.
 //!
-//! Code size comes from the ELF (the audit's reading of the built objects); executed instructions from the
-//! EL2 bench image under QEMU with `-icount` ([`crate::icount`]). Both are deterministic.
+//! - This crate: per-arity inline stubs, the fixed maximum-arity inline shape, per-arity out-of-line stubs,
+//!   per-hypercall out-of-line stubs, and the typed API.
+//! - Peers: Linux's and Unikraft's per-hypercall stubs with C callers (clang -Os), and the rust-vmm
+//!   `xen-sys` crate's inline shape (AArch64).
+//!
+//! Code size comes from the ELF; executed instructions from the EL2 bench image under QEMU with `-icount`
+//! ([`crate::insns`]); both are deterministic. [`check_typed`] fails the bench when a typed call is not
+//! inlined or costs more than the raw stub plus [`TYPED_SLACK`] instructions. The cost of a hypercall on
+//! real Xen is measured by `benches/xen-cost` ([`xen_cost`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
-use crate::audit::{self, SiteKind};
-use crate::elf::Isa;
-use crate::{setup, util};
+use crate::audit::{demangle, xen_arity};
+use crate::elf::{self, Function, Isa, Op, Reg};
+use crate::{flow, setup, util};
 
-/// The strategies, in table order.
-pub const STRATEGIES: [&str; 3] = ["inline", "maxarity", "outline"];
+/// The strategies measured on the per-arity sites and the work loop: key (the `site_<key>_N` and
+/// `work_<key>` names) and title.
+pub const STRATEGIES: [(&str, &str); 7] = [
+    ("inline", "inline (ours)"),
+    ("maxarity", "fixed max-arity inline"),
+    ("xensys", "xen-sys shape (inline, x0–x4 bound)"),
+    ("outline", "per-arity out-of-line (ours)"),
+    ("percall", "per-hypercall out-of-line (ours)"),
+    ("linux", "Linux hypercall.S + C (clang -Os)"),
+    ("unikraft", "Unikraft hypercalls*.S + C (clang -Os)"),
+];
+/// Work-loop only: the typed API.
+pub const TYPED_WORK: (&str, &str) = ("typed", "typed API (ours)");
 /// The arities measured (Xen reads at most five arguments).
 pub const ARITIES: std::ops::RangeInclusive<usize> = 0..=5;
 /// Opt-levels the sizes are measured at.
 pub const OPT_LEVELS: [&str; 2] = ["s", "3"];
+/// The arities of the work loop's nine hypercalls (console_io, xen_version, event_channel_op ×2,
+/// grant_table_op, hvm_op, vcpu_op, event_channel_op, sched_op).
+pub const WORK_ARITIES: [usize; 9] = [3, 2, 2, 2, 3, 2, 3, 2, 2];
+/// The typed wrappers compared with the raw stub (`benches/sites/src/typed.rs`), with the call made.
+pub const TYPED: [(&str, &str); 8] = [
+    ("console", "console::write(b\"hello\\n\")"),
+    ("sched", "sched::yield_now()"),
+    ("evtchn", "evtchn::send(port)"),
+    ("version", "version::version()"),
+    ("grant_table", "grant_table::query_size(DomId::SELF)"),
+    ("hvm", "hvm::get_param(DomId::SELF, Param::STORE_PFN)"),
+    ("vcpu", "vcpu::register_vcpu_info(0, gfn, 0)"),
+    ("memory", "memory::current_reservation(DomId::SELF)"),
+];
+/// How many more instructions than the raw stub a typed call may execute on its success path.
+pub const TYPED_SLACK: u64 = 3;
 
-/// Sizes of one site function.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The physical limit of a call of arity `n`: the number register, `n` argument registers, the trap.
+pub fn limit(n: usize) -> u64 {
+    n as u64 + 2
+}
+
+/// The physical limit of the work loop.
+pub fn work_limit() -> u64 {
+    WORK_ARITIES.iter().map(|&n| limit(n)).sum()
+}
+
+/// Sizes of one measured function.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Size {
     /// Bytes of the whole function.
     pub function: u64,
-    /// Bytes of the call site: register set-up plus the `hvc` or `bl`.
+    /// Bytes of its call sites: register set-up plus the `hvc` or the call of a stub.
     pub call_site: u64,
     /// Bytes of its stack frame.
     pub frame: u64,
+    /// The out-of-line stubs it calls (name → bytes), each once.
+    pub stubs: BTreeMap<String, u64>,
+    /// Whether an `hvc` is in the function itself.
+    pub inline_hvc: bool,
 }
 
-/// Sizes for one instruction set and opt-level.
-#[derive(Clone, Debug, Default)]
-pub struct IsaSizes {
-    /// `(strategy, arity)` → sizes of `site_{strategy}_{arity}`.
-    pub sites: BTreeMap<(String, usize), Size>,
-    /// strategy → sizes of `work_{strategy}` (nine hypercalls).
-    pub work: BTreeMap<String, Size>,
-    /// Bytes of each out-of-line stub, by arity.
-    pub stubs: BTreeMap<usize, u64>,
-    /// The arities of the stubs the work loop calls.
-    pub work_stub_arities: Vec<usize>,
-}
-
-impl IsaSizes {
-    /// The work loop's `.text` under `strategy`: the function, plus the out-of-line stubs it needs.
-    pub fn work_text(&self, strategy: &str) -> u64 {
-        let f = self.work.get(strategy).map_or(0, |s| s.function);
-        if strategy == "outline" {
-            f + self
-                .work_stub_arities
-                .iter()
-                .map(|a| self.stubs.get(a).copied().unwrap_or(0))
-                .sum::<u64>()
-        } else {
-            f
-        }
+impl Size {
+    /// Bytes of the stubs it calls.
+    pub fn stub_bytes(&self) -> u64 {
+        self.stubs.values().sum()
     }
 
-    /// The smallest number of call sites of `arity` from which out-of-line code is smaller than inline
-    /// code, counting the stub once: `None` when an out-of-line call site is not smaller than an inline one.
-    pub fn crossover(&self, arity: usize) -> Option<u64> {
-        let i = self.sites.get(&("inline".to_string(), arity))?.function;
-        let o = self.sites.get(&("outline".to_string(), arity))?.function;
-        let stub = *self.stubs.get(&arity)?;
-        (o < i).then(|| stub / (i - o) + 1)
+    /// The function plus its stubs.
+    pub fn text(&self) -> u64 {
+        self.function + self.stub_bytes()
     }
 }
 
-/// The arity of a bench site from its name (`site_inline_3` → 3; `site_maxarity_*` binds all six).
-fn site_arity(function: &str, number: Option<u64>) -> Option<usize> {
-    if function.starts_with("site_maxarity") || function.starts_with("work_maxarity") {
-        return Some(6);
+/// Sizes for one instruction set and opt-level: function name → sizes.
+pub type IsaSizes = BTreeMap<String, Size>;
+
+/// The smallest number of call sites of one arity from which `strategy` (out-of-line: its sites call a
+/// stub, counted once) is smaller than inline code; `None` when its call site is not smaller.
+pub fn crossover(s: &IsaSizes, strategy: &str, arity: usize) -> Option<u64> {
+    let i = s.get(&format!("site_inline_{arity}"))?.function;
+    let o = s.get(&format!("site_{strategy}_{arity}"))?;
+    (o.function < i).then(|| o.stub_bytes() / (i - o.function) + 1)
+}
+
+/// The arity of an out-of-line stub, from its (demangled) name: this crate's per-arity
+/// (`outline::hypercallN`) and per-hypercall (`per_call::hypercallN::<NR>`) stubs, and the peers'
+/// `<peer>_HYPERVISOR_<name>`.
+pub fn stub_arity(name: &str) -> Option<usize> {
+    if let Some((_, rest)) = name.split_once("HYPERVISOR_") {
+        return Some(match rest {
+            "console_io" | "grant_table_op" | "vcpu_op" => 3,
+            "xen_version" | "event_channel_op" | "hvm_op" | "sched_op" => 2,
+            r => r.strip_prefix("arch_")?.parse().ok()?,
+        });
+    }
+    let rest = name
+        .strip_prefix("xen_hypercall::outline::per_call::hypercall")
+        .or_else(|| name.strip_prefix("xen_hypercall::outline::hypercall"))?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|&n| n <= 6)
+}
+
+/// The arity an inline `hvc` of `function` binds, by the function's shape and the call number.
+fn hvc_arity(function: &str, number: Option<u64>) -> usize {
+    if function.contains("maxarity") {
+        return 6;
+    }
+    if function.contains("xensys") {
+        return 5;
     }
     match number {
-        Some(n @ 0x30..=0x36) => Some((n - 0x30) as usize),
-        n => n.and_then(audit::xen_arity),
+        Some(n @ 0x30..=0x36) => (n - 0x30) as usize,
+        n => n.and_then(xen_arity).unwrap_or(5),
     }
+}
+
+fn writes(op: &Op) -> Vec<Reg> {
+    match op {
+        Op::MovImm { rd, .. }
+        | Op::MovKeep { rd, .. }
+        | Op::MovReg { rd, .. }
+        | Op::AddImm { rd, .. } => vec![*rd],
+        Op::Mem {
+            access: elf::Access::Load,
+            regs,
+            ..
+        } => regs.clone(),
+        Op::Other { writes: Some(r) } => vec![*r],
+        _ => Vec::new(),
+    }
+}
+
+/// Bytes of the `mov`-class instructions that last write each of `inputs` in `f.insns[from..at]` (the
+/// audit's reading of a call site's register set-up).
+fn setup_bytes(f: &Function, from: usize, at: usize, inputs: &[Reg]) -> u64 {
+    let mut bytes = 0;
+    for &r in inputs {
+        for insn in f.insns[from..at].iter().rev() {
+            if writes(&insn.op).contains(&r) {
+                if matches!(
+                    insn.op,
+                    Op::MovImm { .. } | Op::MovKeep { .. } | Op::MovReg { .. }
+                ) {
+                    bytes += u64::from(insn.len);
+                    if matches!(insn.op, Op::MovKeep { .. }) {
+                        continue;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    bytes
+}
+
+/// Measures one function: size, frame, call sites (inline `hvc`s and calls of stubs) and stubs called.
+pub fn measure_function(f: &Function, funcs: &[Function]) -> Size {
+    let name = demangle(&f.name);
+    let t = flow::trace(f, 0);
+    let mut size = Size {
+        function: f.size,
+        frame: t.min_sp.unsigned_abs(),
+        ..Size::default()
+    };
+    let (mut prev, mut ti) = (0usize, 0usize);
+    for (i, insn) in f.insns.iter().enumerate() {
+        match insn.op {
+            Op::Hvc(_) => {
+                let number = match t.traps.get(ti).map(|s| s.reg(f.isa.number_reg())) {
+                    Some(flow::Val::Const(n)) => Some(n),
+                    _ => None,
+                };
+                ti += 1;
+                let arity = hvc_arity(&name, number);
+                let inputs: Vec<Reg> = std::iter::once(f.isa.number_reg())
+                    .chain(0..arity as Reg)
+                    .collect();
+                size.call_site += setup_bytes(f, prev, i, &inputs) + u64::from(insn.len);
+                size.inline_hvc = true;
+                prev = i + 1;
+            }
+            Op::Call(target) => {
+                // A relocatable object's call is named by its relocation (every section starts at 0);
+                // a linked image's by its target.
+                let callee = f
+                    .relocs
+                    .iter()
+                    .find(|(at, _)| *at == insn.addr)
+                    .map(|(_, n)| {
+                        let bytes = funcs.iter().find(|g| &g.name == n).map_or(0, |g| g.size);
+                        (n.clone(), bytes)
+                    })
+                    .or_else(|| {
+                        target
+                            .and_then(|a| crate::insns::callee_at(funcs, a))
+                            .map(|g| (g.name.clone(), g.size))
+                    });
+                // Keyed by the symbol: the demangled names of a generic stub's instances are equal.
+                let Some((symbol, bytes)) = callee else {
+                    continue;
+                };
+                let callee = demangle(&symbol);
+                let Some(arity) = stub_arity(&callee) else {
+                    continue;
+                };
+                // This crate's per-arity stubs take the number in the first register.
+                let args = if callee.starts_with("xen_hypercall::outline::hypercall") {
+                    arity + 1
+                } else {
+                    arity
+                };
+                let c_regs: usize = if f.isa == Isa::A64 { 8 } else { 4 };
+                let inputs: Vec<Reg> = (0..args.min(c_regs) as Reg).collect();
+                size.call_site += setup_bytes(f, prev, i, &inputs) + u64::from(insn.len);
+                size.stubs.insert(symbol, bytes);
+                prev = i + 1;
+            }
+            _ => {}
+        }
+    }
+    size
+}
+
+/// Whether a function is one the bench measures.
+fn measured(name: &str) -> bool {
+    ["site_", "work_", "typed_", "raw_"]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// A build configuration: instruction set, target, extra flags.
@@ -90,7 +258,8 @@ fn configs() -> [(Isa, &'static str, &'static str); 3] {
     ]
 }
 
-/// Builds the bench sites (and with them the library) for one configuration; returns the two rlibs.
+/// Builds the bench sites (and with them the library and the peers' C code) for one configuration;
+/// returns the two rlibs.
 fn build(target: &str, flags: &str, opt: &str, isa: Isa) -> Result<(PathBuf, PathBuf)> {
     let dir = util::target_dir()
         .join("bench")
@@ -116,56 +285,42 @@ fn build(target: &str, flags: &str, opt: &str, isa: Isa) -> Result<(PathBuf, Pat
     ))
 }
 
+/// The peers' functions a configuration must contain (the C code is built by clang in `build.rs`).
+fn expected_peers(isa: Isa) -> Vec<String> {
+    let mut peers = vec!["linux"];
+    if isa != Isa::T32 {
+        peers.push("unikraft");
+    }
+    peers
+        .iter()
+        .flat_map(|p| {
+            ARITIES
+                .map(move |n| format!("site_{p}_{n}"))
+                .chain([format!("work_{p}")])
+        })
+        .collect()
+}
+
 /// Measures the sizes for one configuration.
 pub fn sizes(isa: Isa, target: &str, flags: &str, opt: &str) -> Result<IsaSizes> {
     let (sites, lib) = build(target, flags, opt, isa)?;
-    let report = audit::analyze_with(&std::fs::read(&sites)?, site_arity)?;
-    let mut out = IsaSizes::default();
-    for f in report.callers() {
-        let site_bytes = |k: &SiteKind| match k {
-            SiteKind::Inline { .. } | SiteKind::Outline { .. } => 4,
-        };
-        let call_site: u64 = f
-            .sites
-            .iter()
-            .map(|s| s.setup_bytes + site_bytes(&s.kind))
-            .sum();
-        let size = Size {
-            function: f.bytes,
-            call_site,
-            frame: f.frame,
-        };
-        if let Some(rest) = f.name.strip_prefix("site_") {
-            let (strategy, arity) = rest.rsplit_once('_').context("site name")?;
-            out.sites
-                .insert((strategy.to_string(), arity.parse()?), size);
-        } else if let Some(strategy) = f.name.strip_prefix("work_") {
-            out.work.insert(strategy.to_string(), size);
-            if strategy == "outline" {
-                let mut a: Vec<usize> = f
-                    .sites
-                    .iter()
-                    .filter_map(|s| match s.kind {
-                        SiteKind::Outline { arity } => Some(arity),
-                        _ => None,
-                    })
-                    .collect();
-                a.sort_unstable();
-                a.dedup();
-                out.work_stub_arities = a;
-            }
-        }
+    let mut funcs = elf::read_functions(&std::fs::read(&sites)?)?;
+    funcs.extend(elf::read_functions(&std::fs::read(&lib)?)?);
+    let mut out = IsaSizes::new();
+    for f in funcs.iter().filter(|f| measured(&f.name)) {
+        out.insert(f.name.clone(), measure_function(f, &funcs));
     }
-    let lib_report = audit::analyze(&std::fs::read(&lib)?)?;
-    for f in lib_report.functions.iter().filter(|f| f.is_stub) {
-        if let Some(n) = f
-            .name
-            .rsplit("hypercall")
-            .next()
-            .and_then(|n| n.parse().ok())
-        {
-            out.stubs.insert(n, f.bytes);
-        }
+    let missing: Vec<String> = expected_peers(isa)
+        .into_iter()
+        .filter(|n| !out.contains_key(n))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{} {}: the peers' C code is missing ({}): is clang installed?",
+            isa.name(),
+            sites.display(),
+            missing.join(", ")
+        );
     }
     Ok(out)
 }
@@ -175,7 +330,7 @@ pub fn sizes(isa: Isa, target: &str, flags: &str, opt: &str) -> Result<IsaSizes>
 pub struct Results {
     /// `(isa, opt-level)` → sizes.
     pub sizes: BTreeMap<(&'static str, &'static str), IsaSizes>,
-    /// `(isa, site)` → executed guest instructions per call.
+    /// `(isa, function)` → executed guest instructions per call.
     pub icount: BTreeMap<(&'static str, String), u64>,
     /// The opt-level of the executed-instruction figures.
     pub icount_opt: String,
@@ -184,6 +339,7 @@ pub struct Results {
 /// Measures the code sizes for every configuration.
 pub fn run() -> Result<Results> {
     setup::toolchain()?;
+    setup::debian(&[setup::CLANG])?;
     let mut r = Results::default();
     for (isa, target, flags) in configs() {
         for opt in OPT_LEVELS {
@@ -195,143 +351,285 @@ pub fn run() -> Result<Results> {
 }
 
 impl Results {
-    /// Adds executed-instruction counts measured at opt-level `opt`: `(isa, site, instructions)`.
+    /// Adds executed-instruction counts measured at opt-level `opt`: `(isa, function, instructions)`.
     pub fn add_counts(&mut self, opt: &str, counts: impl IntoIterator<Item = (Isa, String, u64)>) {
         self.icount_opt = opt.to_string();
         for (isa, site, n) in counts {
             self.icount.insert((isa.name(), site), n);
         }
     }
+
+    fn insns(&self, isa: &str, function: &str) -> Option<u64> {
+        self.icount.get(&(isa, function.to_string())).copied()
+    }
+}
+
+const ISAS: [&str; 3] = ["a64", "a32", "t32"];
+
+fn ratio(n: u64, limit: u64) -> String {
+    format!("{:.2}×", n as f64 / limit as f64)
 }
 
 /// The markdown report.
 pub fn markdown(r: &Results) -> String {
     let mut o = String::new();
-    let isas = ["a32", "t32", "a64"];
     let _ = writeln!(
         o,
-        "### One hypercall with eight values live across it (opt-level s)\n"
-    );
-    let _ = writeln!(
-        o,
-        "Per cell: whole-function bytes / call-site bytes (register set-up + trap or call) / stack frame \
-         bytes / executed guest instructions per call (opt-level {}). Out-of-line figures exclude the stub: \
-         see the stub and crossover table.\n",
+        "### One hypercall of arity N with eight values live across it (opt-level s)\n\n\
+         Per cell: function bytes / call-site bytes (register set-up + trap or call) / stack frame bytes / \
+         executed guest instructions per call (opt-level {}), and their ratio to the physical limit \
+         (N + 2: the number register, N argument registers, the trap). Out-of-line figures exclude the \
+         stub (see the crossover table). Empty: the shape does not exist on that instruction set.\n",
         r.icount_opt
     );
-    let _ = writeln!(
-        o,
-        "| isa | arity | inline (ours) | fixed max-arity inline | out-of-line |"
-    );
-    let _ = writeln!(o, "|---|---|---|---|---|");
-    for isa in isas {
+    for isa in ISAS {
         let Some(s) = r.sizes.get(&(isa, "s")) else {
             continue;
         };
-        for n in ARITIES {
-            let cell = |strategy: &str| {
-                let z = s
-                    .sites
-                    .get(&(strategy.to_string(), n))
-                    .copied()
-                    .unwrap_or_default();
-                let i = r
-                    .icount
-                    .get(&(isa, format!("site_{strategy}_{n}")))
-                    .map_or("–".to_string(), |c| c.to_string());
-                format!("{} / {} / {} / {}", z.function, z.call_site, z.frame, i)
-            };
-            let _ = writeln!(
-                o,
-                "| {isa} | {n} | {} | {} | {} |",
-                cell("inline"),
-                cell("maxarity"),
-                cell("outline")
-            );
+        let _ = writeln!(o, "**{isa}**\n");
+        let _ = writeln!(
+            o,
+            "| strategy | {} |",
+            ARITIES
+                .map(|n| format!("arity {n}"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        let _ = writeln!(o, "|---|{}", "---|".repeat(ARITIES.count()));
+        for (key, title) in STRATEGIES {
+            if !ARITIES
+                .clone()
+                .any(|n| s.contains_key(&format!("site_{key}_{n}")))
+            {
+                if key == "percall" {
+                    let _ = writeln!(
+                        o,
+                        "| {title} | TODO: the per-hypercall stubs (`outline::per_call`) had not landed when \
+                         this bench was written |{}",
+                        " |".repeat(ARITIES.count() - 1)
+                    );
+                }
+                continue;
+            }
+            let cells: Vec<String> = ARITIES
+                .map(|n| {
+                    let f = format!("site_{key}_{n}");
+                    let z = s.get(&f).cloned().unwrap_or_default();
+                    let i = r
+                        .insns(isa, &f)
+                        .map_or("–".into(), |c| format!("{c} ({})", ratio(c, limit(n))));
+                    format!("{} / {} / {} / {i}", z.function, z.call_site, z.frame)
+                })
+                .collect();
+            let _ = writeln!(o, "| {title} | {} |", cells.join(" | "));
         }
+        let _ = writeln!(o);
     }
+
     let _ = writeln!(
         o,
-        "\n### Work loop: nine hypercalls of the example guest, results feeding later calls\n"
+        "### Work loop: nine hypercalls of the example guest, results feeding later calls\n\n\
+         `.text` = the function plus the stubs it calls (each once). Physical limit: {} instructions \
+         (9 number registers, 21 argument registers, 9 traps). The typed API's loop writes a fixed 6-byte \
+         console message (the others pass a length and pointer).\n",
+        work_limit()
     );
     let _ = writeln!(
         o,
-        "`.text` bytes (out-of-line: the function plus the stubs it calls, and that total per call site) and \
-         executed guest instructions per loop.\n"
+        "| isa | strategy | function B | call sites B | frame B | stubs B | .text s | .text 3 | insns | ratio |"
     );
-    let _ = writeln!(
-        o,
-        "| isa | opt | inline (ours) | fixed max-arity inline | out-of-line (+stubs, per site) |"
-    );
-    let _ = writeln!(o, "|---|---|---|---|---|");
-    for isa in isas {
-        for opt in OPT_LEVELS {
-            let Some(s) = r.sizes.get(&(isa, opt)) else {
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
+    for isa in ISAS {
+        let (Some(s), s3) = (r.sizes.get(&(isa, "s")), r.sizes.get(&(isa, "3"))) else {
+            continue;
+        };
+        for (key, title) in STRATEGIES.iter().chain([&TYPED_WORK]) {
+            let f = format!("work_{key}");
+            let Some(z) = s.get(&f) else {
                 continue;
             };
-            let ins = |strategy: &str| {
-                if opt == r.icount_opt {
-                    r.icount
-                        .get(&(isa, format!("work_{strategy}")))
-                        .map_or(String::new(), |c| format!(", {c} insns"))
-                } else {
-                    String::new()
-                }
-            };
-            let outline = s.work_text("outline");
+            let t3 = s3
+                .and_then(|s3| s3.get(&f))
+                .map_or("–".into(), |z| z.text().to_string());
+            let (i, q) = r.insns(isa, &f).map_or(("–".into(), "–".into()), |c| {
+                (c.to_string(), ratio(c, work_limit()))
+            });
             let _ = writeln!(
                 o,
-                "| {isa} | {opt} | {} B{} | {} B{} | {} B ({} + {} stubs), {:.1} B/site{} |",
-                s.work_text("inline"),
-                ins("inline"),
-                s.work_text("maxarity"),
-                ins("maxarity"),
-                outline,
-                s.work.get("outline").map_or(0, |w| w.function),
-                outline - s.work.get("outline").map_or(0, |w| w.function),
-                outline as f64 / 9.0,
-                ins("outline"),
+                "| {isa} | {title} | {} | {} | {} | {} | {} | {t3} | {i} | {q} |",
+                z.function,
+                z.call_site,
+                z.frame,
+                z.stub_bytes(),
+                z.text()
             );
         }
     }
+
     let _ = writeln!(
         o,
-        "\n### Out-of-line stubs and the crossover (opt-level s)\n"
+        "\n### Out-of-line: stubs and the crossover (opt-level s)\n\n\
+         Per cell: stub bytes / inline site − out-of-line site (bytes) / the number of call sites of that \
+         arity from which out-of-line code is smaller than inline code (stub counted once), \"never\" \
+         where an out-of-line call site is not smaller.\n"
     );
+    let outline: Vec<(&str, &str)> = STRATEGIES
+        .iter()
+        .copied()
+        .filter(|(k, _)| ["outline", "percall", "linux", "unikraft"].contains(k))
+        .collect();
     let _ = writeln!(
         o,
-        "Stub bytes, and the number of call sites of one arity from which out-of-line code is smaller than \
-         inline code (stub counted once); \"never\" where an out-of-line call site is not smaller.\n"
+        "| isa | arity | {} |",
+        outline
+            .iter()
+            .map(|(_, t)| *t)
+            .collect::<Vec<_>>()
+            .join(" | ")
     );
-    let _ = writeln!(
-        o,
-        "| isa | arity | stub bytes | inline site − out-of-line site | crossover |"
-    );
-    let _ = writeln!(o, "|---|---|---|---|---|");
-    for isa in isas {
+    let _ = writeln!(o, "|---|---|{}", "---|".repeat(outline.len()));
+    for isa in ISAS {
         let Some(s) = r.sizes.get(&(isa, "s")) else {
             continue;
         };
         for n in ARITIES {
-            let i = s
-                .sites
-                .get(&("inline".to_string(), n))
-                .map_or(0, |z| z.function) as i64;
-            let ol = s
-                .sites
-                .get(&("outline".to_string(), n))
-                .map_or(0, |z| z.function) as i64;
+            let i = s.get(&format!("site_inline_{n}")).map_or(0, |z| z.function) as i64;
+            let cells: Vec<String> = outline
+                .iter()
+                .map(|(k, _)| match s.get(&format!("site_{k}_{n}")) {
+                    None => "–".into(),
+                    Some(z) => format!(
+                        "{} / {} / {}",
+                        z.stub_bytes(),
+                        i - z.function as i64,
+                        crossover(s, k, n).map_or("never".into(), |c| format!("{c} sites"))
+                    ),
+                })
+                .collect();
+            let _ = writeln!(o, "| {isa} | {n} | {} |", cells.join(" | "));
+        }
+    }
+    let _ = writeln!(o, "\n{}", typed_table(r));
+    o
+}
+
+/// One row of the typed-vs-raw comparison.
+struct TypedRow {
+    wrapper: &'static str,
+    call: &'static str,
+    typed: Size,
+    raw: Size,
+    typed_insns: Option<u64>,
+    raw_insns: Option<u64>,
+}
+
+fn typed_rows(r: &Results, isa: &'static str) -> Vec<TypedRow> {
+    let Some(s) = r.sizes.get(&(isa, "s")) else {
+        return Vec::new();
+    };
+    TYPED
+        .iter()
+        .map(|&(wrapper, call)| TypedRow {
+            wrapper,
+            call,
+            typed: s
+                .get(&format!("typed_{wrapper}"))
+                .cloned()
+                .unwrap_or_default(),
+            raw: s
+                .get(&format!("raw_{wrapper}"))
+                .cloned()
+                .unwrap_or_default(),
+            typed_insns: r.insns(isa, &format!("typed_{wrapper}")),
+            raw_insns: r.insns(isa, &format!("raw_{wrapper}")),
+        })
+        .collect()
+}
+
+/// What is wrong with a typed row, if anything.
+fn typed_problem(row: &TypedRow) -> Option<String> {
+    if !row.typed.inline_hvc {
+        return Some(format!(
+            "not inlined (no hvc in typed_{}; calls {})",
+            row.wrapper,
+            if row.typed.stubs.is_empty() {
+                "no stub".to_string()
+            } else {
+                row.typed
+                    .stubs
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+    }
+    match (row.typed_insns, row.raw_insns) {
+        (Some(t), Some(w)) if t > w + TYPED_SLACK => Some(format!(
+            "{t} instructions on the success path, raw {w} + {TYPED_SLACK} allowed"
+        )),
+        (Some(_), Some(_)) => None,
+        _ => Some("not measured".into()),
+    }
+}
+
+fn typed_table(r: &Results) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "### Typed API vs raw stub (opt-level s, no LTO)\n\n\
+         One representative call per wrapper, written as a user would, next to the same hypercall with the \
+         raw inline stub and the same argument structure. Per side: function bytes / call-site bytes / \
+         executed instructions on the success path. The bench fails unless the typed call's `hvc` is in the \
+         calling function and it executes at most raw + {TYPED_SLACK} instructions.\n"
+    );
+    let _ = writeln!(o, "| isa | call | typed | raw | verdict |");
+    let _ = writeln!(o, "|---|---|---|---|---|");
+    for isa in ISAS {
+        for row in typed_rows(r, isa) {
+            let cell = |z: &Size, i: Option<u64>| {
+                format!(
+                    "{} / {} / {}",
+                    z.function,
+                    z.call_site,
+                    i.map_or("–".into(), |i| i.to_string())
+                )
+            };
             let _ = writeln!(
                 o,
-                "| {isa} | {n} | {} | {} B | {} |",
-                s.stubs.get(&n).copied().unwrap_or(0),
-                i - ol,
-                s.crossover(n)
-                    .map_or("never".to_string(), |k| format!("{k} sites"))
+                "| {isa} | `{}` | {} | {} | {} |",
+                row.call,
+                cell(&row.typed, row.typed_insns),
+                cell(&row.raw, row.raw_insns),
+                typed_problem(&row).map_or("ok".into(), |p| format!("**FAIL**: {p}"))
             );
         }
     }
     o
+}
+
+/// The typed-API control: fails when a typed call is not inlined into its caller or its success path
+/// executes more than the raw stub's plus [`TYPED_SLACK`] instructions, on any instruction set.
+pub fn check_typed(r: &Results) -> Result<()> {
+    let mut bad = Vec::new();
+    for isa in ISAS {
+        let rows = typed_rows(r, isa);
+        if rows.is_empty() {
+            bad.push(format!("{isa}: not measured"));
+        }
+        for row in rows {
+            if let Some(p) = typed_problem(&row) {
+                bad.push(format!("{isa} {}: {p}", row.call));
+            }
+        }
+    }
+    if !bad.is_empty() {
+        bail!(
+            "the typed API is not as cheap as the raw stub:\n  {}",
+            bad.join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 /// The results as JSON.
@@ -339,29 +637,20 @@ pub fn json(r: &Results) -> String {
     let mut o = String::from("{\"sizes\":[");
     let mut first = true;
     for ((isa, opt), s) in &r.sizes {
-        for ((strategy, arity), z) in &s.sites {
+        for (f, z) in s {
             if !first {
                 o.push(',');
             }
             first = false;
             let _ = write!(
                 o,
-                "{{\"isa\":\"{isa}\",\"opt\":\"{opt}\",\"site\":\"site_{strategy}_{arity}\",\"function\":{},\
-                 \"call_site\":{},\"frame\":{}}}",
-                z.function, z.call_site, z.frame
-            );
-        }
-        for strategy in STRATEGIES {
-            let _ = write!(
-                o,
-                ",{{\"isa\":\"{isa}\",\"opt\":\"{opt}\",\"site\":\"work_{strategy}\",\"text\":{}}}",
-                s.work_text(strategy)
-            );
-        }
-        for (n, b) in &s.stubs {
-            let _ = write!(
-                o,
-                ",{{\"isa\":\"{isa}\",\"opt\":\"{opt}\",\"stub\":{n},\"bytes\":{b}}}"
+                "{{\"isa\":\"{isa}\",\"opt\":\"{opt}\",\"function\":\"{f}\",\"bytes\":{},\"call_site\":{},\
+                 \"frame\":{},\"stubs\":{},\"inline_hvc\":{}}}",
+                z.function,
+                z.call_site,
+                z.frame,
+                z.stub_bytes(),
+                z.inline_hvc
             );
         }
     }
@@ -372,10 +661,230 @@ pub fn json(r: &Results) -> String {
         }
         let _ = write!(
             o,
-            "{{\"isa\":\"{isa}\",\"site\":\"{site}\",\"instructions\":{c}}}"
+            "{{\"isa\":\"{isa}\",\"function\":\"{site}\",\"instructions\":{c}}}"
         );
     }
     o.push_str("]}");
+    o
+}
+
+/// Instructions per tick of the generic timer under QEMU with `-icount shift=0`: 1 ns per instruction,
+/// a 62.5 MHz counter.
+pub const INSNS_PER_TICK: u64 = 16;
+
+/// The cost of hypercalls on real Xen, for one dom0 instruction set (`benches/xen-cost`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct XenCost {
+    /// Instruction set of the dom0.
+    pub isa: Isa,
+    /// Ticks of 1,024 `xen_version` calls, and of the same loop without the call.
+    pub calls: (u64, u64),
+    /// Iterations of the loops above.
+    pub calls_n: u64,
+    /// Ticks of the eight-separate-calls and the multicall-of-eight loops.
+    pub separate8: u64,
+    /// See `separate8`.
+    pub multicall8: u64,
+    /// Iterations of those two loops.
+    pub reps: u64,
+}
+
+impl XenCost {
+    /// Instructions (guest and Xen) per `xen_version` call, the loop's own cost taken off.
+    pub fn per_call(&self) -> f64 {
+        (self.calls.0.saturating_sub(self.calls.1) * INSNS_PER_TICK) as f64 / self.calls_n as f64
+    }
+
+    /// Instructions per eight separate calls.
+    pub fn per_separate8(&self) -> f64 {
+        (self.separate8 * INSNS_PER_TICK) as f64 / self.reps as f64
+    }
+
+    /// Instructions per multicall of eight.
+    pub fn per_multicall8(&self) -> f64 {
+        (self.multicall8 * INSNS_PER_TICK) as f64 / self.reps as f64
+    }
+}
+
+/// Parses the guest's console: `xen-cost <name> <n> <ticks>` lines and `xen-cost done`; fails unless the
+/// guest finished and its calls returned Xen's version.
+pub fn parse_xen_cost(isa: Isa, console: &str) -> Result<XenCost> {
+    let mut m: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut done = false;
+    for line in console.lines() {
+        let Some(rest) = line.trim().strip_prefix("xen-cost ") else {
+            continue;
+        };
+        if rest == "done" {
+            done = true;
+            continue;
+        }
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let [name, n, v] = f[..] else {
+            bail!("unexpected line {line:?}");
+        };
+        m.insert(name, (n.parse()?, v.parse()?));
+    }
+    if !done {
+        bail!("the xen-cost guest did not finish:\n{console}");
+    }
+    let get = |k: &str| {
+        m.get(k)
+            .copied()
+            .with_context(|| format!("the xen-cost guest printed no {k:?}"))
+    };
+    if get("version-ok")?.1 != 1 {
+        bail!(
+            "xen_version did not return Xen's version, or the multicall's results differ:\n{console}"
+        );
+    }
+    let (calls_n, calls) = get("calls")?;
+    let (_, empty) = get("empty")?;
+    let (reps, separate8) = get("separate8")?;
+    let (_, multicall8) = get("multicall8")?;
+    if calls_n == 0 || reps == 0 || calls <= empty || separate8 == 0 || multicall8 == 0 {
+        bail!("implausible xen-cost figures:\n{console}");
+    }
+    Ok(XenCost {
+        isa,
+        calls: (calls, empty),
+        calls_n,
+        separate8,
+        multicall8,
+        reps,
+    })
+}
+
+/// Boots `image` as dom0 on `xen` under QEMU with `-icount shift=0`; returns the console, or fails on a
+/// time-out.
+fn boot_icount(xen: &std::path::Path, image: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let mut child = Command::new("qemu-system-aarch64")
+        .args([
+            "-machine",
+            "virt,virtualization=on,gic-version=3",
+            "-cpu",
+            "cortex-a57",
+            "-smp",
+            "1",
+            "-m",
+            "1G",
+            "-nographic",
+            "-no-reboot",
+            "-icount",
+            "shift=0",
+            "-kernel",
+        ])
+        .arg(xen)
+        .args([
+            "-append",
+            "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all",
+        ])
+        .arg("-device")
+        .arg(format!(
+            "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
+            image.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start qemu-system-aarch64")?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        s
+    });
+    let mut timed_out = false;
+    while child.try_wait()?.is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::from_utf8_lossy(&reader.join().unwrap_or_default()).replace('\r', "");
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut out);
+    }
+    if timed_out {
+        bail!("{} timed out on Xen:\n{out}", image.display());
+    }
+    Ok(out)
+}
+
+/// Builds `benches/xen-cost` for A64 and A32, boots each as dom0 on Xen under QEMU with `-icount`, and
+/// returns the figures.
+pub fn xen_cost() -> Result<Vec<XenCost>> {
+    setup::toolchain()?;
+    setup::debian(&[setup::QEMU])?;
+    let xen = crate::xen::fetch_xen()?;
+    let dir = util::target_dir().join("xen-cost");
+    let mut out = Vec::new();
+    for (isa, target, flags) in [
+        (Isa::A64, "aarch64-unknown-none", "-Crelocation-model=pie"),
+        (Isa::A32, "armv7a-none-eabi", ""),
+    ] {
+        util::cross_build(
+            &dir,
+            "xen-hypercall-bench-xen-cost",
+            target,
+            "s",
+            flags,
+            &[],
+        )?;
+        let elf = std::fs::read(dir.join(target).join("release/xen-cost"))?;
+        let image = dir.join(format!("xen-cost-{}.bin", isa.name()));
+        std::fs::write(&image, crate::xen::flat_image(&elf)?)?;
+        let console = boot_icount(&xen, &image)?;
+        out.push(parse_xen_cost(isa, &console).with_context(|| format!("{} dom0", isa.name()))?);
+    }
+    Ok(out)
+}
+
+/// The real-Xen table, with what the inline stub saves per call (the work loops' difference per call)
+/// as a share of a call's total.
+pub fn xen_cost_markdown(costs: &[XenCost], r: &Results) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "### The cost of a hypercall on real Xen (Xen 4.17 arm64 under QEMU, `-icount shift=0`)\n\n\
+         Instructions executed by guest and Xen together, from the generic timer (one tick = \
+         {INSNS_PER_TICK} instructions; ±1 tick per measurement, ±{:.2} instructions per call of the \
+         1,024-call loop). `xen_version(XENVER_version)` with the raw inline stub; the loop's own cost \
+         is taken off. \"Saved inline\": the work loop's instructions per call out-of-line (per-arity \
+         stubs) minus inline, as a share of one call's total.\n",
+        INSNS_PER_TICK as f64 / 1024.0
+    );
+    let _ = writeln!(
+        o,
+        "| dom0 | insns per call | 8 separate calls | multicall of 8 | multicall / separate | saved inline |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|");
+    for c in costs {
+        let isa = c.isa.name();
+        let saved = match (r.insns(isa, "work_outline"), r.insns(isa, "work_inline")) {
+            (Some(ol), Some(il)) if ol >= il => {
+                let per = (ol - il) as f64 / 9.0;
+                format!("{per:.1} insns = {:.1} %", 100.0 * per / c.per_call())
+            }
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            o,
+            "| {isa} | {:.0} | {:.0} | {:.0} | {:.2}× | {saved} |",
+            c.per_call(),
+            c.per_separate8(),
+            c.per_multicall8(),
+            c.per_multicall8() / c.per_separate8()
+        );
+    }
     o
 }
 
@@ -383,41 +892,155 @@ pub fn json(r: &Results) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn crossover_counts_the_stub_once() {
-        let mut s = IsaSizes::default();
-        s.sites.insert(
-            ("inline".into(), 2),
-            Size {
-                function: 40,
-                ..Size::default()
-            },
-        );
-        s.sites.insert(
-            ("outline".into(), 2),
-            Size {
-                function: 30,
-                ..Size::default()
-            },
-        );
-        s.stubs.insert(2, 20);
-        // 10 bytes saved per site, 20-byte stub: 3 sites are the first where out-of-line is smaller
-        // (3·30 + 20 = 110 < 120), 2 sites tie at best (2·30 + 20 = 80 = 80).
-        assert_eq!(s.crossover(2), Some(3));
-        s.sites.insert(
-            ("outline".into(), 2),
-            Size {
-                function: 44,
-                ..Size::default()
-            },
-        );
-        assert_eq!(s.crossover(2), None);
+    fn size(function: u64, stub: u64) -> Size {
+        let mut z = Size {
+            function,
+            ..Size::default()
+        };
+        if stub > 0 {
+            z.stubs.insert("stub".into(), stub);
+        }
+        z
     }
 
     #[test]
-    fn site_arity_from_names_and_numbers() {
-        assert_eq!(site_arity("site_inline_3", Some(0x33)), Some(3));
-        assert_eq!(site_arity("site_maxarity_1", Some(0x31)), Some(6));
-        assert_eq!(site_arity("work_inline", Some(18)), Some(3));
+    fn crossover_counts_the_stub_once() {
+        let mut s = IsaSizes::new();
+        s.insert("site_inline_2".into(), size(40, 0));
+        s.insert("site_outline_2".into(), size(30, 20));
+        // 10 bytes saved per site, 20-byte stub: 3 sites are the first where out-of-line is smaller
+        // (3·30 + 20 = 110 < 120), 2 sites tie at best (2·30 + 20 = 80 = 80).
+        assert_eq!(crossover(&s, "outline", 2), Some(3));
+        s.insert("site_outline_2".into(), size(44, 20));
+        assert_eq!(crossover(&s, "outline", 2), None);
+        assert_eq!(crossover(&s, "linux", 2), None);
+    }
+
+    #[test]
+    fn stub_arities_from_names() {
+        assert_eq!(stub_arity("xen_hypercall::outline::hypercall3"), Some(3));
+        assert_eq!(
+            stub_arity("xen_hypercall::outline::per_call::hypercall5::<18>"),
+            Some(5)
+        );
+        assert_eq!(stub_arity("linux_HYPERVISOR_console_io"), Some(3));
+        assert_eq!(stub_arity("unikraft_HYPERVISOR_arch_4"), Some(4));
+        assert_eq!(stub_arity("linux_HYPERVISOR_sched_op"), Some(2));
+        assert_eq!(stub_arity("xen_hypercall::xen::evtchn::send"), None);
+        assert_eq!(stub_arity("linux_HYPERVISOR_unknown"), None);
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(limit(0), 2);
+        assert_eq!(limit(5), 7);
+        assert_eq!(work_limit(), 39);
+    }
+
+    fn typed_results(typed_hvc: bool, typed: u64, raw: u64) -> Results {
+        let mut r = Results::default();
+        for isa in ISAS {
+            let mut s = IsaSizes::new();
+            for (w, _) in TYPED {
+                s.insert(
+                    format!("typed_{w}"),
+                    Size {
+                        inline_hvc: typed_hvc,
+                        ..size(40, 0)
+                    },
+                );
+                s.insert(
+                    format!("raw_{w}"),
+                    Size {
+                        inline_hvc: true,
+                        ..size(30, 0)
+                    },
+                );
+                r.icount.insert((isa, format!("typed_{w}")), typed);
+                r.icount.insert((isa, format!("raw_{w}")), raw);
+            }
+            r.sizes.insert((isa, "s"), s);
+        }
+        r
+    }
+
+    #[test]
+    fn the_typed_control_passes_within_the_slack() {
+        check_typed(&typed_results(true, 15, 12)).unwrap();
+    }
+
+    #[test]
+    fn the_typed_control_catches_a_slow_or_outlined_call() {
+        // Negative controls: one instruction over the slack; a typed call whose hvc is elsewhere.
+        let e = check_typed(&typed_results(true, 16, 12))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("16 instructions on the success path, raw 12 + 3"),
+            "{e}"
+        );
+        let e = check_typed(&typed_results(false, 12, 12))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not inlined"), "{e}");
+        let e = check_typed(&Results::default()).unwrap_err().to_string();
+        assert!(e.contains("not measured"), "{e}");
+    }
+
+    #[test]
+    fn measures_call_sites_of_hvc_and_stubs() {
+        // A64: mov x16, #17; mov x0, #0; mov x1, #0; hvc; bl stub; ret — and the stub.
+        let words = [
+            0xD280_0230u32, // mov x16, #17
+            0xD280_0000,    // mov x0, #0
+            0xD280_0001,    // mov x1, #0
+            0xD401_D422,    // hvc #0xea1
+            0x9400_0002,    // bl +8 (the stub at 0x118)
+            0xD65F_03C0,    // ret
+        ];
+        let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let f = Function {
+            name: "site_inline_2".into(),
+            isa: Isa::A64,
+            addr: 0x100,
+            size: code.len() as u64,
+            insns: elf::decode(Isa::A64, &code, 0x100),
+            origin: String::new(),
+            relocs: Vec::new(),
+        };
+        let stub_code: Vec<u8> = [0xD280_0230u32, 0xD401_D422, 0xD65F_03C0]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let stub = Function {
+            name: "linux_HYPERVISOR_xen_version".into(),
+            isa: Isa::A64,
+            addr: 0x118,
+            size: 12,
+            insns: elf::decode(Isa::A64, &stub_code, 0x118),
+            origin: String::new(),
+            relocs: Vec::new(),
+        };
+        let z = measure_function(&f, &[f.clone(), stub]);
+        assert!(z.inline_hvc);
+        // hvc site: 3 movs + hvc = 16; stub call: its two argument registers were written before the
+        // previous site, so only the bl = 4.
+        assert_eq!(z.call_site, 20);
+        assert_eq!(z.stub_bytes(), 12);
+        assert_eq!(z.function, 24);
+    }
+
+    #[test]
+    fn xen_cost_is_parsed_and_a_failed_run_is_an_error() {
+        let out = "xen-cost version-ok 1 1\nxen-cost calls 1024 27200\nxen-cost empty 1024 384\n\
+                   xen-cost separate8 128 27112\nxen-cost multicall8 128 48984\nxen-cost done\n";
+        let c = parse_xen_cost(Isa::A64, out).unwrap();
+        assert_eq!(c.per_call(), (27200.0 - 384.0) * 16.0 / 1024.0);
+        assert!((c.per_multicall8() / c.per_separate8() - 48984.0 / 27112.0).abs() < 1e-9);
+        assert!(parse_xen_cost(Isa::A64, &out.replace("xen-cost done\n", "")).is_err());
+        assert!(
+            parse_xen_cost(Isa::A64, &out.replace("version-ok 1 1", "version-ok 1 0")).is_err()
+        );
+        assert!(parse_xen_cost(Isa::A64, &out.replace("xen-cost empty 1024 384\n", "")).is_err());
     }
 }

@@ -2,10 +2,13 @@
 //! PMU cycle counter advances once per instruction) by the image in `benches/insns/`.
 //!
 //! The image prints raw counter deltas per call; this module turns them into instructions of the site:
-//! `delta(site) − delta(site_empty) + instructions(site_empty) − 1`, where `site_empty` (an empty function
-//! of the same signature, counted in the ELF) cancels the calling sequence and the counter reads, and the
-//! 1 is the `eret` of the image's trap handler (the trap's own fixed cost). A control keeps the method
-//! honest: every straight-line inline site must measure exactly its instruction count in the ELF.
+//! `delta(site) − delta(site_empty) + instructions(site_empty) − hvcs(site)`, where `site_empty` (an empty
+//! function of the same signature, counted in the ELF) cancels the calling sequence and the counter reads,
+//! and `hvcs(site)` is the number of `hvc`s the site executes (its own and its callees', read from the ELF),
+//! each followed by the `eret` of the image's trap handler (the trap's own fixed cost). A control keeps the
+//! method honest: every function that is straight-line, following its direct calls (inline and
+//! out-of-line sites, work loops, the C peers), must measure exactly its instruction count in the ELF, or
+//! the bench fails.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::elf::{self, Function, Isa};
+use crate::elf::{self, Function, Isa, Op};
 use crate::{setup, util};
 
 /// The opt-level the images are built at (that of the size tables' per-site figures).
@@ -123,15 +126,77 @@ pub fn parse(out: &str) -> Result<BTreeMap<String, u64>> {
     Ok(m)
 }
 
-/// Whether a function has no branch but its return.
-fn straight_line(f: &Function) -> bool {
-    f.insns.iter().all(|i| {
-        let m = i.mnemonic.as_str();
-        !(m == "b" || m.starts_with("bcc") || m.starts_with("cb") || m.starts_with("tb"))
-    })
+/// Whether an instruction transfers control other than by a direct call or the function's return.
+fn branches(i: &elf::Insn) -> bool {
+    let m = i.mnemonic.as_str();
+    m == "b"
+        || m == "br"
+        || m.starts_with("bcc")
+        || m.starts_with("cb")
+        || m.starts_with("tb")
+        || matches!(i.op, Op::Call(None))
 }
 
-/// Turns raw deltas into instruction counts and applies the control.
+/// What the ELF says one call of a function executes, following direct calls: `None` when the function or
+/// a callee branches (the executed path is not the instruction count), or calls what is not in the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Static {
+    /// Instructions of the function and of every call it makes, when all are straight-line.
+    pub instructions: Option<u64>,
+    /// `hvc` instructions executed: those of the function and of the functions it calls (a straight-line
+    /// path executes each once; a branching function's hot path is assumed to execute each once too).
+    pub hvcs: u64,
+}
+
+/// The function a call to `target` enters: the one starting there, else the one containing it (the decoder
+/// does not align a T32 `blx` target to 4).
+pub fn callee_at(funcs: &[Function], target: u64) -> Option<&Function> {
+    let t = target & !1;
+    funcs
+        .iter()
+        .find(|g| g.addr == t)
+        .or_else(|| funcs.iter().find(|g| g.addr < t && t < g.addr + g.size))
+}
+
+/// [`Static`] of `name`.
+pub fn static_count(name: &str, funcs: &[Function]) -> Result<Static> {
+    fn walk(f: &Function, funcs: &[Function], depth: usize) -> Result<Static> {
+        if depth > 8 {
+            bail!("{}: calls nested too deep", f.name);
+        }
+        let mut n = Some(f.insns.len() as u64);
+        let mut hvcs = 0;
+        for i in &f.insns {
+            match i.op {
+                Op::Hvc(_) => hvcs += 1,
+                Op::Call(Some(target)) => {
+                    let callee = callee_at(funcs, target)
+                        .with_context(|| format!("{}: calls {target:#x}, no function", f.name))?;
+                    let c = walk(callee, funcs, depth + 1)?;
+                    hvcs += c.hvcs;
+                    n = n.zip(c.instructions).map(|(a, b)| a + b);
+                }
+                _ => {}
+            }
+            if branches(i) {
+                n = None;
+            }
+        }
+        Ok(Static {
+            instructions: n,
+            hvcs,
+        })
+    }
+    let f = funcs
+        .iter()
+        .find(|f| f.name == name)
+        .with_context(|| format!("{name} is missing from the image"))?;
+    walk(f, funcs, 0)
+}
+
+/// Turns raw deltas into instruction counts and applies the control: the trap handler's `eret` is taken
+/// off once per executed `hvc`, and every function that is straight-line (its callees included) must
+/// measure exactly its instruction count in the ELF.
 pub fn counts(isa: Isa, deltas: &BTreeMap<String, u64>, funcs: &[Function]) -> Result<Vec<Count>> {
     let find = |name: &str| funcs.iter().find(|f| f.name == name);
     let empty = find("site_empty").context("site_empty is missing from the image")?;
@@ -139,25 +204,30 @@ pub fn counts(isa: Isa, deltas: &BTreeMap<String, u64>, funcs: &[Function]) -> R
         .get("site_empty")
         .context("no site_empty measurement")?;
     let mut v = Vec::new();
+    let mut wrong = Vec::new();
     for (site, &d) in deltas.iter().filter(|(s, _)| s.as_str() != "site_empty") {
+        let st = static_count(site, funcs).with_context(|| isa.name())?;
         let n = (d + empty.insns.len() as u64)
-            .checked_sub(empty_delta + 1)
+            .checked_sub(empty_delta + st.hvcs)
             .with_context(|| format!("{site}: delta {d} below the empty site's {empty_delta}"))?;
-        if site.starts_with("site_inline_") {
-            let f = find(site).with_context(|| format!("{site} is missing from the image"))?;
-            if straight_line(f) && n != f.insns.len() as u64 {
-                bail!(
-                    "{} {site}: measured {n} instructions, but the function is {} straight-line instructions",
-                    isa.name(),
-                    f.insns.len()
-                );
-            }
+        if let Some(expected) = st.instructions
+            && n != expected
+        {
+            wrong.push(format!(
+                "{} {site}: measured {n} instructions, but it is {expected} straight-line instructions \
+                 ({} hvc)",
+                isa.name(),
+                st.hvcs
+            ));
         }
         v.push(Count {
             isa,
             site: site.clone(),
             instructions: n,
         });
+    }
+    if !wrong.is_empty() {
+        bail!("the count control failed:\n  {}", wrong.join("\n  "));
     }
     Ok(v)
 }
@@ -181,47 +251,126 @@ pub fn measure() -> Result<Vec<Count>> {
 mod tests {
     use super::*;
 
-    fn func(name: &str, n: usize) -> Function {
-        // `n` A64 `nop`s.
-        let code: Vec<u8> = (0..n).flat_map(|_| 0xD503_201Fu32.to_le_bytes()).collect();
+    const NOP: u32 = 0xD503_201F;
+    const HVC: u32 = 0xD401_D422; // hvc #0xea1
+    const RET: u32 = 0xD65F_03C0;
+
+    /// A64 function at `addr` from instruction words.
+    fn func_at(name: &str, addr: u64, words: &[u32]) -> Function {
+        let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         Function {
             name: name.into(),
             isa: Isa::A64,
-            addr: 0,
+            addr,
             size: code.len() as u64,
-            insns: elf::decode(Isa::A64, &code, 0),
+            insns: elf::decode(Isa::A64, &code, addr),
             origin: String::new(),
             relocs: Vec::new(),
         }
     }
 
+    /// `n` instructions: `hvcs` traps, `nop`s, and a `ret`.
+    fn func(name: &str, addr: u64, n: usize, hvcs: usize) -> Function {
+        let mut w = vec![HVC; hvcs];
+        w.resize(n - 1, NOP);
+        w.push(RET);
+        func_at(name, addr, &w)
+    }
+
+    /// `bl` from `from` to `to`.
+    fn bl(from: u64, to: u64) -> u32 {
+        0x9400_0000 | ((((to as i64 - from as i64) / 4) as u32) & 0x03FF_FFFF)
+    }
+
+    fn count(c: &[Count], site: &str) -> u64 {
+        c.iter().find(|c| c.site == site).unwrap().instructions
+    }
+
     #[test]
-    fn parses_and_subtracts_the_calling_sequence_and_the_handler() {
-        let d = parse("site_empty 12\nsite_inline_0 36\nwork_inline 88\ndone\n").unwrap();
-        let funcs = [func("site_empty", 6), func("site_inline_0", 29)];
+    fn subtracts_the_calling_sequence_and_one_eret_per_hvc() {
+        // Empty site: 6 instructions, delta 12. A site of 29 with one hvc: 12 - 6 + 29 + 1 eret = 36.
+        // A work loop of 40 with nine hvcs: 12 - 6 + 40 + 9 erets = 55.
+        let d = parse("site_empty 12\nsite_inline_0 36\nwork_inline 55\ndone\n").unwrap();
+        let funcs = [
+            func("site_empty", 0x1000, 6, 0),
+            func("site_inline_0", 0x2000, 29, 1),
+            func("work_inline", 0x3000, 40, 9),
+        ];
         let c = counts(Isa::A64, &d, &funcs).unwrap();
-        assert_eq!(
-            c.iter()
-                .find(|c| c.site == "site_inline_0")
-                .unwrap()
-                .instructions,
-            29
-        );
-        assert_eq!(
-            c.iter()
-                .find(|c| c.site == "work_inline")
-                .unwrap()
-                .instructions,
-            88 - 12 + 6 - 1
-        );
+        assert_eq!(count(&c, "site_inline_0"), 29);
+        assert_eq!(count(&c, "work_inline"), 40);
     }
 
     #[test]
     fn the_control_catches_a_wrong_count() {
         let d = parse("site_empty 12\nsite_inline_0 37\ndone\n").unwrap();
-        let funcs = [func("site_empty", 6), func("site_inline_0", 29)];
+        let funcs = [
+            func("site_empty", 0, 6, 0),
+            func("site_inline_0", 0x100, 29, 1),
+        ];
         let e = counts(Isa::A64, &d, &funcs).unwrap_err().to_string();
         assert!(e.contains("measured 30"), "{e}");
+    }
+
+    #[test]
+    fn the_control_covers_work_loops_and_catches_one_eret_per_function() {
+        // Negative control: a nine-hvc loop counted the old way (one eret per function) is 8 too many.
+        let funcs = [
+            func("site_empty", 0, 6, 0),
+            func("work_inline", 0x100, 40, 9),
+        ];
+        let d = parse("site_empty 12\nwork_inline 55\ndone\n").unwrap();
+        assert_eq!(
+            count(&counts(Isa::A64, &d, &funcs).unwrap(), "work_inline"),
+            40
+        );
+        let old = 55 - 12 + 6 - 1;
+        assert_eq!(old, 48);
+        let d = parse("site_empty 12\nwork_inline 47\ndone\n").unwrap();
+        let e = counts(Isa::A64, &d, &funcs).unwrap_err().to_string();
+        assert!(e.contains("work_inline: measured 32"), "{e}");
+    }
+
+    #[test]
+    fn calls_are_followed_into_their_stubs() {
+        // An out-of-line site: 10 instructions with a `bl` to a 3-instruction stub holding the hvc.
+        let mut w = vec![NOP; 9];
+        w.push(RET);
+        w[4] = bl(0x2000 + 16, 0x3000);
+        let site = func_at("site_outline_0", 0x2000, &w);
+        let stub = func("stub", 0x3000, 3, 1);
+        let funcs = [func("site_empty", 0, 6, 0), site, stub];
+        let st = static_count("site_outline_0", &funcs).unwrap();
+        assert_eq!(
+            st,
+            Static {
+                instructions: Some(13),
+                hvcs: 1
+            }
+        );
+        let d = parse("site_empty 12\nsite_outline_0 20\ndone\n").unwrap();
+        assert_eq!(
+            count(&counts(Isa::A64, &d, &funcs).unwrap(), "site_outline_0"),
+            13
+        );
+        let d = parse("site_empty 12\nsite_outline_0 19\ndone\n").unwrap();
+        assert!(counts(Isa::A64, &d, &funcs).is_err());
+    }
+
+    #[test]
+    fn a_branching_function_is_not_held_to_its_length() {
+        // `b` over the next instruction: 5 instructions, 4 executed.
+        let f = func_at("typed_x", 0x100, &[HVC, 0x1400_0002, NOP, NOP, RET]);
+        let funcs = [func("site_empty", 0, 6, 0), f];
+        assert_eq!(
+            static_count("typed_x", &funcs).unwrap(),
+            Static {
+                instructions: None,
+                hvcs: 1
+            }
+        );
+        let d = parse("site_empty 12\ntyped_x 11\ndone\n").unwrap();
+        assert_eq!(count(&counts(Isa::A64, &d, &funcs).unwrap(), "typed_x"), 4);
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //!
 //! The image runs at the hypervisor level itself (AArch64 EL2; HYP mode on 32-bit ARM), so an `hvc` traps to
 //! its own vector, whose handler is one `eret`. Under QEMU with `-icount shift=0` the PMU cycle counter
-//! advances once per executed instruction. For each site: two warm-up calls (QEMU translates the code), then
-//! three measured calls that must agree. The image prints raw counter deltas; the runner
-//! (`xtask/src/insns.rs`) computes `delta(site) − delta(site_empty) + instructions(site_empty) − 1`: the
+//! advances once per executed instruction; each read is fenced by `isb` on both sides, so that it ends its
+//! own translation block. For each site: two warm-up calls (QEMU translates the code), then eight measured
+//! calls, of which a majority must agree. The image prints raw counter deltas; the runner
+//! (`xtask/src/insns.rs`) computes `delta(site) − delta(site_empty) + instructions(site_empty) − hvcs(site)`: the
 //! calling sequence and the counter reads cancel against an empty function of the same signature (whose
-//! instructions it counts in the ELF), and the handler's `eret` (the trap's own fixed cost) is taken off.
+//! instructions it counts in the ELF), and the handler's `eret` (the trap's own fixed cost) is taken off
+//! once per `hvc` the site executes. The functions measured are listed in `benches/sites` (`measured`).
 //! The `hvc` itself counts, as one guest instruction.
 //!
 //! Output (semihosting): `<site> <delta>` lines, `site_empty` first, then `done`; the exit status is 0
@@ -137,9 +139,9 @@ mod image {
         // SAFETY: reads the cycle counter.
         unsafe {
             #[cfg(target_arch = "aarch64")]
-            core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) v, options(nostack));
+            core::arch::asm!("isb", "mrs {}, pmccntr_el0", "isb", out(reg) v, options(nostack));
             #[cfg(target_arch = "arm")]
-            core::arch::asm!("isb", "mrc p15, 0, {}, c9, c13, 0", out(reg) v, options(nostack));
+            core::arch::asm!("isb", "mrc p15, 0, {}, c9, c13, 0", "isb", out(reg) v, options(nostack));
         }
         v
     }
@@ -152,17 +154,21 @@ mod image {
         0
     }
 
-    type Site = unsafe extern "C" fn(&mut State) -> usize;
+    use sites::measured::Site;
 
     static mut STATE: State = State {
         v: [1, 2, 3, 4, 5, 6, 7, 8],
     };
 
-    /// Counter delta of one call, repeated until QEMU has translated everything; `None` if the three
-    /// measured calls disagree.
+    /// Calls measured after the two warm-up calls (QEMU translates the code on first execution).
+    const MEASURED: usize = 8;
+
+    /// Counter delta of one call: the value most of [`MEASURED`] calls agree on (QEMU's instruction budget
+    /// occasionally splits the translation block of a counter read, moving one reading), or `None` when
+    /// no value has a majority.
     fn measure(f: Site) -> Option<usize> {
-        let mut last = [0usize; 3];
-        for i in 0..5 {
+        let mut last = [0usize; MEASURED];
+        for i in 0..MEASURED + 2 {
             // SAFETY: the bench state is this image's own; the site's hypercall traps to our `eret`.
             let (a, b) = unsafe {
                 let s = &mut *core::ptr::addr_of_mut!(STATE);
@@ -174,7 +180,9 @@ mod image {
                 last[i - 2] = b.wrapping_sub(a);
             }
         }
-        (last[0] == last[1] && last[1] == last[2]).then_some(last[0])
+        last.iter()
+            .copied()
+            .find(|&v| last.iter().filter(|&&w| w == v).count() > MEASURED / 2)
     }
 
     fn number(mut v: usize, out: &mut [u8; 24]) -> &[u8] {
@@ -191,39 +199,11 @@ mod image {
         &out[i..]
     }
 
-    macro_rules! site_list {
-        ($($name:ident),* $(,)?) => {
-            [$((concat!(stringify!($name), " \0"), sites::$name as Site)),*]
-        };
-    }
-
     #[unsafe(no_mangle)]
     pub extern "C" fn bench_main() -> ! {
         pmu_init();
-        let list = site_list![
-            site_inline_0,
-            site_inline_1,
-            site_inline_2,
-            site_inline_3,
-            site_inline_4,
-            site_inline_5,
-            site_maxarity_0,
-            site_maxarity_1,
-            site_maxarity_2,
-            site_maxarity_3,
-            site_maxarity_4,
-            site_maxarity_5,
-            site_outline_0,
-            site_outline_1,
-            site_outline_2,
-            site_outline_3,
-            site_outline_4,
-            site_outline_5,
-            work_inline,
-            work_maxarity,
-            work_outline,
-        ];
         let mut bad = 0;
+        let list = sites::measured::ALL.iter().flat_map(|l| l.iter().copied());
         let all = core::iter::once(("site_empty \0", site_empty as Site)).chain(list);
         for (name, f) in all {
             write0(name.as_bytes());

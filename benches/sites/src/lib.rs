@@ -4,6 +4,11 @@
 //! - `maxarity`: one inline stub that binds every argument register whatever the call's arity, unused ones
 //!   set to zero, and declares them all clobbered (the shape of a fixed-arity `hvc` helper).
 //! - `outline`: the out-of-line stubs (`xen_hypercall::outline::hypercallN`), called as functions.
+//! - `percall`: the per-hypercall out-of-line stubs, the number built in
+//!   (`xen_hypercall::outline::per_call::hypercallN::<NR>`).
+//! - `xensys` (AArch64): the shape of the rust-vmm `xen-sys` crate's stubs ([`peers::xensys`]).
+//! - The C peers (Linux's and Unikraft's stubs with C callers, [`peers`]) and the typed API
+//!   ([`peers::work_typed`], [`typed`]).
 //!
 //! For each strategy S and arity N, `site_S_N(state)` loads eight values from `state`, makes one
 //! hypercall with the first N as arguments, then combines all eight with the result: values live across the
@@ -53,6 +58,19 @@ macro_rules! call {
         outline::hypercall5($op, $a1, $a2, $a3, $a4, $a5)
     };
     (maxarity, $op:expr $(, $a:expr)*) => { maxarity::hypercall($op, pad!([$($a),*])) };
+    (xensys, $op:expr $(, $a:expr)*) => { peers::xensys::hypercall($op, pad!([$($a),*])) };
+    (percall, $op:expr) => { outline::per_call::hypercall0::<{ $op }>() };
+    (percall, $op:expr, $a1:expr) => { outline::per_call::hypercall1::<{ $op }>($a1) };
+    (percall, $op:expr, $a1:expr, $a2:expr) => { outline::per_call::hypercall2::<{ $op }>($a1, $a2) };
+    (percall, $op:expr, $a1:expr, $a2:expr, $a3:expr) => {
+        outline::per_call::hypercall3::<{ $op }>($a1, $a2, $a3)
+    };
+    (percall, $op:expr, $a1:expr, $a2:expr, $a3:expr, $a4:expr) => {
+        outline::per_call::hypercall4::<{ $op }>($a1, $a2, $a3, $a4)
+    };
+    (percall, $op:expr, $a1:expr, $a2:expr, $a3:expr, $a4:expr, $a5:expr) => {
+        outline::per_call::hypercall5::<{ $op }>($a1, $a2, $a3, $a4, $a5)
+    };
 }
 
 /// Pads an argument list with zeros to six.
@@ -138,3 +156,10 @@ macro_rules! sites {
 sites!(inline);
 sites!(maxarity);
 sites!(outline);
+sites!(percall);
+#[cfg(target_arch = "aarch64")]
+sites!(xensys);
+
+pub mod measured;
+pub mod peers;
+pub mod typed;

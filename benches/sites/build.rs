@@ -1,0 +1,95 @@
+//! Compiles the peers' stubs and C callers (`c/`) with clang at -Os into a static library bundled into
+//! this crate: Linux's shape on A64, A32 and T32 (a Thumb-2 kernel assembles its stubs as Thumb), Unikraft's
+//! on A64 and A32 (it has no Thumb-2 build). Emits `cfg(thumb)` for T32 builds and `cfg(peer_unikraft)`
+//! where Unikraft's shape is built. `cargo bench` installs clang (`xtask::setup`) before building this.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fail(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(1)
+}
+
+fn run(cmd: &mut Command) {
+    match cmd.status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => fail(&format!("{cmd:?} failed ({s})")),
+        Err(e) => fail(&format!(
+            "cannot run {cmd:?}: {e} (clang and binutils are needed: `apt-get install clang`)"
+        )),
+    }
+}
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(thumb)");
+    println!("cargo::rustc-check-cfg=cfg(peer_unikraft)");
+    println!("cargo::rerun-if-changed=c");
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let clang_target = if target.starts_with("aarch64") {
+        "aarch64-none-elf"
+    } else if target.starts_with("armv7a") {
+        "armv7a-none-eabi"
+    } else {
+        // Host builds (clippy, docs): no peers.
+        return;
+    };
+    // `thumb-mode` is not reported in CARGO_CFG_TARGET_FEATURE: read the flags the build was given.
+    let thumb = target.starts_with("thumb")
+        || std::env::var("CARGO_ENCODED_RUSTFLAGS")
+            .unwrap_or_default()
+            .split('\x1f')
+            .any(|f| f.contains("+thumb-mode"));
+    if thumb {
+        println!("cargo::rustc-cfg=thumb");
+    }
+    let mut peers = vec!["linux"];
+    if !thumb {
+        peers.push("unikraft");
+        println!("cargo::rustc-cfg=peer_unikraft");
+    }
+    let src = Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("c");
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let mut flags = vec![
+        format!("--target={clang_target}"),
+        "-Os".into(),
+        "-ffreestanding".into(),
+        "-ffunction-sections".into(),
+        "-fno-pic".into(),
+    ];
+    if clang_target.starts_with("armv7a") {
+        flags.extend(["-mfloat-abi=soft".into(), "-mno-unaligned-access".into()]);
+        if thumb {
+            flags.push("-mthumb".into());
+        } else {
+            flags.push("-marm".into());
+        }
+    } else {
+        flags.push("-mstrict-align".into());
+    }
+    let mut objects = Vec::new();
+    for peer in peers {
+        let defs = [
+            format!("-DPEER={peer}"),
+            format!("-DPEER_UNIKRAFT={}", u8::from(peer == "unikraft")),
+        ];
+        for file in ["stubs.S", "callers.c"] {
+            let o = out.join(format!("{peer}-{file}.o"));
+            run(Command::new("clang")
+                .args(&flags)
+                .args(&defs)
+                .arg("-c")
+                .arg(src.join(file))
+                .arg("-o")
+                .arg(&o));
+            objects.push(o);
+        }
+    }
+    let lib = out.join("libpeers.a");
+    let _ = std::fs::remove_file(&lib);
+    run(Command::new("ar").arg("crs").arg(&lib).args(&objects));
+    println!("cargo::rustc-link-search=native={}", out.display());
+    println!("cargo::rustc-link-lib=static=peers");
+}
