@@ -1,0 +1,258 @@
+//! The frontend of the multi-domain run: a dom0less domU (domid 1) that offers a backend one page
+//! read-write (grant reference 8) and one read-only (9), allocates an unbound event channel for the backend
+//! and waits for its events; it also gives a page back to Xen and repopulates it. Only the public typed API
+//! is used; every check prints `front: ok …` or `front: FAIL …`.
+//!
+//! The rendezvous needs no xenstore: the backend is `BACKEND` (dom0 unless built with the `domu-backend`
+//! feature, for two domUs), the references are the first two of the grant table's free list (8 and 9), and
+//! the backend finds the port by trying `bind_interdomain` on the first few ports until one binds. The
+//! grants are in place before the port exists, so a bound port means the grants are ready.
+//!
+//! The exchange (`ev` = an event on the channel): backend maps, writes, copies, `ev` → frontend checks and
+//! tries to end access while mapped, `ev` → backend unmaps, `ev` → frontend ends access, reuses the
+//! references, `ev` (done) → backend ends.
+
+#![no_std]
+#![no_main]
+
+#[path = "../common.rs"]
+#[allow(dead_code)]
+mod common;
+#[path = "../entry.rs"]
+mod entry;
+
+use common::{Checks, Line, Page, gfn_of, pattern, wait_event};
+use xen_hypercall::xen::evtchn::{self, Events};
+use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantRef, GrantTable};
+use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
+use xen_hypercall::xen::vcpu::SharedInfo;
+use xen_hypercall::xen::{DomId, Error, memory};
+
+/// The backend's domain.
+const BACKEND: DomId = if cfg!(feature = "domu-backend") {
+    DomId(2)
+} else {
+    DomId(0)
+};
+/// How long to wait for each of the backend's steps.
+const WAIT_MS: u64 = 10_000;
+/// What the backend writes at the start of the read-write page.
+pub const RESPONSE: &[u8] = b"response from the backend";
+
+static mut SHARED: Page = Page::new();
+static mut RW: Page = Page::new();
+static mut RO: Page = Page::new();
+static mut SCRATCH: Page = Page::new();
+
+const ROLE: &str = "front";
+
+#[unsafe(no_mangle)]
+pub extern "C" fn guest_main(_dtb: usize) -> ! {
+    let mut c = Checks::new(ROLE);
+    c.say(
+        Line::new()
+            .s("a frontend domU, backend d")
+            .dec(BACKEND.0.into()),
+    );
+
+    // SAFETY: SHARED is a page of this image used for nothing else; from now on it is the shared info page,
+    // which only `Events` (atomics) touches.
+    let shared = unsafe { memory::map_shared_info(gfn_of(&raw const SHARED)) };
+    c.check(
+        "memory::map_shared_info",
+        shared.is_ok(),
+        result(shared.map(|()| 0)),
+    );
+    // SAFETY: the shared info page is mapped at SHARED for the rest of the run, accessed through `events` only.
+    let events = unsafe { Events::new((&raw mut SHARED).cast::<SharedInfo>()) };
+
+    reservation(&mut c);
+
+    // SAFETY: GUEST_GNTTAB_BASE is the guest-layout hole Xen reserves for the grant table; nothing else is
+    // there, and the MMU is off, so the frame's address is where the entries are.
+    let table = unsafe {
+        GrantTable::<16>::map(
+            GUEST_GNTTAB_BASE >> 12,
+            1,
+            GUEST_GNTTAB_BASE as usize as *mut GrantEntryV1,
+        )
+    };
+    let mut table = match table {
+        Ok(t) => {
+            c.ok(
+                "grant_table::GrantTable::map",
+                Line::new().s("frame 0 at ").hex(GUEST_GNTTAB_BASE),
+            );
+            t
+        }
+        Err(e) => {
+            c.fail("grant_table::GrantTable::map", Line::new().err(e));
+            common::finish_domu(&c)
+        }
+    };
+
+    // The pages: the read-write one empty, the read-only one holding the request.
+    // SAFETY: RW and RO are pages of this image that only this code and (through the grants) the backend use.
+    unsafe {
+        for i in 0..4096 {
+            (&raw mut RW.0[i]).write_volatile(0);
+            (&raw mut RO.0[i]).write_volatile(pattern(1, i));
+        }
+    }
+    let rw = table.grant_access(BACKEND, gfn_of(&raw const RW), false);
+    let ro = table.grant_access(BACKEND, gfn_of(&raw const RO), true);
+    c.check(
+        "grant_table::GrantTable::grant_access rw 8, ro 9",
+        rw == Ok(GrantRef(8)) && ro == Ok(GrantRef(9)),
+        gref_line(rw, "rw ").s(", ").bytes(&gref_line(ro, "ro ").text()),
+    );
+
+    let port = match evtchn::alloc_unbound(DomId::SELF, BACKEND) {
+        Ok(p) => {
+            c.ok(
+                "evtchn::alloc_unbound",
+                Line::new().s("port ").dec(p.0.into()),
+            );
+            p
+        }
+        Err(e) => {
+            c.fail("evtchn::alloc_unbound", Line::new().err(e));
+            common::finish_domu(&c)
+        }
+    };
+
+    // 1: the backend has mapped, written and copied.
+    let fired = wait_event(&events, port, WAIT_MS);
+    c.check(
+        "event 1 (backend mapped and wrote)",
+        fired,
+        Line::new().s(if fired { "taken" } else { "timed out" }),
+    );
+    let mut got = [0u8; RESPONSE.len()];
+    // SAFETY: RW is this image's page, shared with the backend through the grant.
+    for (i, b) in got.iter_mut().enumerate() {
+        *b = unsafe { (&raw const RW.0[i]).read_volatile() };
+    }
+    c.check(
+        "response in the read-write page",
+        got == RESPONSE,
+        Line::new().s("\"").bytes(&got).s("\""),
+    );
+    let copied = (0..64).all(|i| {
+        // SAFETY: as above.
+        unsafe { (&raw const RW.0[2048 + i]).read_volatile() == pattern(2, i) }
+    });
+    c.check(
+        "grant copy into the read-write page",
+        copied,
+        Line::new().s("64 bytes at offset 2048"),
+    );
+    let busy = table.end_access(GrantRef(8));
+    c.check(
+        "end_access refused while mapped",
+        busy == Err(Error::EBUSY),
+        result(busy.map(|()| 0)).s(" (EBUSY expected)"),
+    );
+    let sent = evtchn::send(port);
+    c.check("evtchn::send", sent.is_ok(), result(sent.map(|()| 0)));
+
+    // 2: the backend has unmapped.
+    let fired = wait_event(&events, port, WAIT_MS);
+    c.check(
+        "event 2 (backend unmapped)",
+        fired,
+        Line::new().s(if fired { "taken" } else { "timed out" }),
+    );
+    let e8 = table.end_access(GrantRef(8));
+    let e9 = table.end_access(GrantRef(9));
+    c.check(
+        "end_access after unmap",
+        e8.is_ok() && e9.is_ok(),
+        result(e8.map(|()| 8)).s(", ").bytes(&result(e9.map(|()| 9)).text()),
+    );
+    let again = table.grant_access(BACKEND, gfn_of(&raw const RW), false);
+    let reused = matches!(again, Ok(GrantRef(8 | 9)));
+    let ended = again.map(|r| table.end_access(r));
+    c.check(
+        "references reused",
+        reused && matches!(ended, Ok(Ok(()))),
+        gref_line(again, "granted again as "),
+    );
+
+    c.summary();
+    // Done: the backend may end.
+    let _ = evtchn::send(port);
+    common::finish_domu(&c)
+}
+
+/// Gives SCRATCH back to Xen and repopulates it: the reservation drops by one page and comes back, and the
+/// page no longer holds what it held (Xen scrubs it: zeros on a release build, 0xc2 on a debug build).
+fn reservation(c: &mut Checks) {
+    let gfn = gfn_of(&raw const SCRATCH);
+    // SAFETY: SCRATCH is this image's page, used by this function only.
+    unsafe {
+        for i in 0..4096 {
+            (&raw mut SCRATCH.0[i]).write_volatile(0x5a);
+        }
+    }
+    let before = memory::current_reservation(DomId::SELF);
+    // SAFETY: SCRATCH holds no live object; it is not touched until repopulated.
+    let gave = unsafe { memory::decrease_reservation(DomId::SELF, &mut [gfn], 0) };
+    let during = memory::current_reservation(DomId::SELF);
+    // SAFETY: SCRATCH is a hole now; it becomes a fresh page.
+    let got = unsafe { memory::populate_physmap(DomId::SELF, &mut [gfn], 0) };
+    let after = memory::current_reservation(DomId::SELF);
+    let good = match (before, during, after) {
+        (Ok(b), Ok(d), Ok(a)) => gave == Ok(1) && got == Ok(1) && d + 1 == b && a == b,
+        _ => false,
+    };
+    c.check(
+        "memory::decrease_reservation, populate_physmap, current_reservation",
+        good,
+        result(before)
+            .s(" pages, ")
+            .bytes(&result(during).text())
+            .s(" after giving back (")
+            .bytes(&result(gave.map(|n| n as u64)).text())
+            .s("), ")
+            .bytes(&result(after).text())
+            .s(" after repopulating (")
+            .bytes(&result(got.map(|n| n as u64)).text())
+            .s(")"),
+    );
+    // SAFETY: SCRATCH is populated again.
+    let first = unsafe { (&raw const SCRATCH.0[0]).read_volatile() };
+    let uniform = (0..4096).all(|i| {
+        // SAFETY: as above.
+        unsafe { (&raw const SCRATCH.0[i]).read_volatile() == first }
+    });
+    c.check(
+        "repopulated page scrubbed",
+        uniform && first != 0x5a,
+        Line::new()
+            .s("every byte ")
+            .hex(first.into())
+            .s(if uniform { "" } else { " (not uniform)" })
+            .s(", was 0x5a"),
+    );
+}
+
+fn result(r: Result<u64, Error>) -> Line {
+    match r {
+        Ok(v) => Line::new().dec(v),
+        Err(e) => Line::new().err(e),
+    }
+}
+
+fn gref_line(r: Result<GrantRef, Error>, what: &str) -> Line {
+    match r {
+        Ok(g) => Line::new().s(what).dec(g.0.into()),
+        Err(e) => Line::new().s(what).err(e),
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    Line::new().s("FAIL panic").print(ROLE);
+    common::halt()
+}
