@@ -34,6 +34,22 @@ pub const STRATEGIES: [(&str, &str); 7] = [
 ];
 /// Work-loop only: the typed API.
 pub const TYPED_WORK: (&str, &str) = ("typed", "typed API (ours)");
+/// The shapes modelled, as the report states them.
+pub const SHAPES: &str = "### The shapes compared\n\n\
+- inline (ours): `xen_hypercall::hypercallN`, only the registers of the call's arity bound and clobbered.\n\
+- fixed max-arity inline: every argument register bound (unused ones zeroed) and clobbered.\n\
+- xen-sys shape (A64 only, as the rust-vmm crate): inline `asm!` binding `x16` and `x0`–`x4` on every \
+call, all of `x0`–`x4` `inlateout` (clobbered) whatever the arity, unused ones zero, memory clobbered.\n\
+- per-arity out-of-line (ours): `outline::hypercallN(nr, …)`, the number passed in the first register.\n\
+- per-hypercall out-of-line (ours): `outline::per_call::hypercallN::<NR>(…)`, the number built in.\n\
+- Linux: stubs written to `arch/arm64/xen/hypercall.S` (`mov x16, #nr; hvc #0xEA1; ret`) and \
+`arch/arm/xen/hypercall.S` (`mov r12, #nr; hvc #0xEA1; bx lr`; HYPERCALL5 `stmdb sp!, {r4}; \
+ldr r4, [sp, #4]` … `ldm sp!, {r4}`; Thumb-2 in a Thumb-2 kernel), C callers with Linux's prototypes, \
+clang -Os.\n\
+- Unikraft: stubs written to `plat/xen/arm/hypercalls64.S` (as Linux's) and `hypercalls32.S` (as Linux's, \
+returning with `mov pc, lr`; A32 only, no Thumb-2 build), the same C callers, clang -Os.\n\
+- typed API (ours, work loop): the same nine calls through `xen_hypercall::xen`.\n";
+
 /// The arities measured (Xen reads at most five arguments).
 pub const ARITIES: std::ops::RangeInclusive<usize> = 0..=5;
 /// Opt-levels the sizes are measured at.
@@ -373,6 +389,7 @@ fn ratio(n: u64, limit: u64) -> String {
 /// The markdown report.
 pub fn markdown(r: &Results) -> String {
     let mut o = String::new();
+    let _ = writeln!(o, "{SHAPES}");
     let _ = writeln!(
         o,
         "### One hypercall of arity N with eight values live across it (opt-level s)\n\n\

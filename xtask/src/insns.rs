@@ -33,6 +33,8 @@ pub struct Count {
     pub site: String,
     /// Guest instructions executed by one call of it, the `hvc` included, the trap handler excluded.
     pub instructions: u64,
+    /// Whether the control checked it (it is straight-line, its callees included).
+    pub checked: bool,
 }
 
 fn configs() -> [(Isa, &'static str, &'static str, &'static str); 3] {
@@ -224,6 +226,7 @@ pub fn counts(isa: Isa, deltas: &BTreeMap<String, u64>, funcs: &[Function]) -> R
             isa,
             site: site.clone(),
             instructions: n,
+            checked: st.instructions.is_some(),
         });
     }
     if !wrong.is_empty() {
@@ -242,9 +245,37 @@ pub fn measure() -> Result<Vec<Count>> {
         let out = run_qemu(qemu, &image)?;
         let deltas = parse(&out).with_context(|| format!("{} bench image", isa.name()))?;
         let funcs = elf::read_functions(&std::fs::read(&image)?)?;
-        all.extend(counts(isa, &deltas, &funcs)?);
+        let c = counts(isa, &deltas, &funcs)?;
+        require_coverage(&c)?;
+        all.extend(c);
     }
     Ok(all)
+}
+
+/// The functions whose code has no branch by construction: every per-arity site and work loop but the
+/// typed API's (whose success path is what it measures). The control must have checked each, or it could
+/// pass without checking anything.
+fn must_be_checked(site: &str) -> bool {
+    (site.starts_with("site_") || site.starts_with("work_")) && site != "work_typed"
+}
+
+/// Fails unless the control checked every function [`must_be_checked`] names.
+pub fn require_coverage(counts: &[Count]) -> Result<()> {
+    let missed: Vec<String> = counts
+        .iter()
+        .filter(|c| must_be_checked(&c.site) && !c.checked)
+        .map(|c| format!("{} {}", c.isa.name(), c.site))
+        .collect();
+    if !missed.is_empty() {
+        bail!(
+            "the count control did not cover (a branch in the function or a callee): {}",
+            missed.join(", ")
+        );
+    }
+    if !counts.iter().any(|c| c.checked) {
+        bail!("the count control checked nothing");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -371,6 +402,24 @@ mod tests {
         );
         let d = parse("site_empty 12\ntyped_x 11\ndone\n").unwrap();
         assert_eq!(count(&counts(Isa::A64, &d, &funcs).unwrap(), "typed_x"), 4);
+    }
+
+    #[test]
+    fn a_site_the_control_cannot_check_fails_the_bench() {
+        // Negative control: a per-arity site with a branch escapes the control, which is an error; the
+        // typed work loop may branch.
+        let f = func_at("site_inline_1", 0x100, &[HVC, 0x1400_0002, NOP, NOP, RET]);
+        let g = func_at("work_typed", 0x200, &[HVC, 0x1400_0002, NOP, NOP, RET]);
+        let funcs = [func("site_empty", 0, 6, 0), f, g];
+        let d = parse("site_empty 12\nsite_inline_1 11\nwork_typed 11\ndone\n").unwrap();
+        let c = counts(Isa::A64, &d, &funcs).unwrap();
+        let e = require_coverage(&c).unwrap_err().to_string();
+        assert!(e.contains("a64 site_inline_1") && !e.contains("work_typed"), "{e}");
+        let ok = func("site_inline_1", 0x100, 4, 1);
+        let funcs = [func("site_empty", 0, 6, 0), ok];
+        let d = parse("site_empty 12\nsite_inline_1 11\ndone\n").unwrap();
+        require_coverage(&counts(Isa::A64, &d, &funcs).unwrap()).unwrap();
+        assert!(require_coverage(&[]).is_err());
     }
 
     #[test]
