@@ -8,6 +8,10 @@
 #[path = "xen_api/api.rs"]
 mod api;
 
+#[cfg(feature = "mock")]
+#[path = "xen_api/interdomain.rs"]
+mod interdomain;
+
 #[cfg(not(feature = "mock"))]
 #[test]
 #[ignore = "needs the mock backend: run `cargo test --features mock` (cargo xtask test does)"]

@@ -30,6 +30,44 @@
 //! [`layout`] is the ARM guest's memory map. Wrappers for what this crate does not cover are written with
 //! [`raw`].
 //!
+//! The frontend side of a split driver (the README's example, run here on the mock): grant a page, allocate
+//! an unbound port, notify, wait for the event, end the access.
+//!
+//! ```
+//! # #[cfg(feature = "mock")] {
+//! use xen_hypercall::xen::evtchn::{self, Events};
+//! use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
+//! use xen_hypercall::xen::{DomId, vcpu::SharedInfo};
+//! # #[repr(C, align(4096))] struct Frame([GrantEntryV1; 512]);
+//! # let gnttab: *mut GrantEntryV1 = Box::leak(Box::new(Frame([GrantEntryV1::default(); 512]))).0.as_mut_ptr();
+//! # let shared: *mut SharedInfo = Box::leak(Box::new(SharedInfo::default()));
+//! # let gpfn = 0x38000;
+//! # xen_hypercall::mock::set_default(move |c| {
+//! #     if c.op() == xen_hypercall::xen::nr::SCHED_OP {
+//! #         unsafe { (*shared).evtchn_pending[0] |= 1 << 5; } // the backend answers on port 5
+//! #     } else if c.op() == xen_hypercall::xen::nr::EVENT_CHANNEL_OP && c.arg(0) == evtchn::EVTCHNOP_ALLOC_UNBOUND {
+//! #         c.update(1, |a: &mut evtchn::AllocUnbound| a.port = evtchn::Port(5));
+//! #     }
+//! #     0
+//! # });
+//! # let ring_frame = 0x40123;
+//! let backend = DomId::DOM0;
+//! // Once at start-up, the only `unsafe`: these pages are Xen's from now on.
+//! // SAFETY: `gpfn` is reserved for the grant table, mapped at `gnttab`; `shared` is the shared info page.
+//! let mut grants = unsafe { GrantTable::<16>::map(gpfn, 1, gnttab) }?;
+//! // SAFETY: as above.
+//! let events = unsafe { Events::new(shared) };
+//!
+//! let gref = grants.grant_access(backend, ring_frame, false)?; // the backend may map it read-write
+//! let port = evtchn::alloc_unbound(DomId::SELF, backend)?;
+//! // ... publish `gref` and `port` to the backend (xenstore, or a fixed convention) ...
+//! evtchn::send(port)?;
+//! while !events.wait(port, 0)? {} // sched::poll until the port's pending bit is set, then clear it
+//! grants.end_access(gref)?; // Error::EBUSY while the backend still has the page mapped
+//! # }
+//! # Ok::<(), xen_hypercall::xen::Error>(())
+//! ```
+//!
 //! Where the hypervisor contract cannot be upheld by the types (Xen keeps using memory after the call,
 //! as for [`vcpu::register_vcpu_info`]), the wrapper is `unsafe` and says why in `# Safety`.
 //!
