@@ -96,10 +96,12 @@ impl Line {
 
     /// Prints the line, prefixed with `role: `.
     pub fn print(self, role: &str) {
+        // One write with the newline, so that Xen's own messages cannot land inside the line.
         let mut out = Line::new().s(role).s(": ");
         out = out.bytes(&self.buf[..self.len]);
-        let _ = console::write(&out.buf[..out.len]);
-        let _ = console::write(b"\n");
+        let n = out.len.min(out.buf.len() - 1);
+        out.buf[n] = b'\n';
+        let _ = console::write(&out.buf[..=n]);
     }
 }
 
@@ -224,6 +226,11 @@ pub fn finish_dom0(c: &Checks) -> ! {
 /// Prints the summary and stops the domain.
 pub fn finish_domu(c: &Checks) -> ! {
     c.summary();
+    shut_down(c)
+}
+
+/// Stops the domain: powered off when every check passed, crashed otherwise.
+pub fn shut_down(c: &Checks) -> ! {
     let _ = sched::shutdown(if c.failed == 0 {
         ShutdownReason::Poweroff
     } else {

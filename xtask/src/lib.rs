@@ -8,10 +8,12 @@
 //! - [`el2`]: the EL2 harness runner (every stub executed under a hypervisor of our own, in QEMU).
 //! - [`package`]: the published crates build their own tests from their `.crate` files.
 //! - [`xen`]: the example unikernels on the real Xen hypervisor (release and debug builds), in QEMU.
+//! - [`domains`]: several domains on real Xen (dom0less): a frontend and its backend talking.
 //! - [`xensrc`]: Xen's source from Debian: the debug hypervisor, and Xen's hypercall tables.
 
 pub mod audit;
 pub mod bench;
+pub mod domains;
 pub mod el2;
 pub mod elf;
 pub mod fixtures;

@@ -18,6 +18,9 @@ usage: cargo xtask <task>
   package   package the published crates and build their tests from the .crate files
   el2       run the EL2 harness matrix
   xen       boot the example unikernels on Xen (release and debug builds) and check them
+  domains [CONFIG…]
+            several domains on Xen (dom0less): a frontend domU and its backend (dom0 or a domU), the
+            negative control, SILO and xsm=dummy
   xen-src   fetch Debian's Xen source and build the debug hypervisor (done by `xen` when missing)
 
 Every task installs what it is missing (toolchain targets; Debian packages when run as root).";
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Some("package") => xtask::package::run(),
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
+        Some("domains") => xtask::domains::test(&args[1..]),
         Some("xen-src") => xensrc::debug_xen().map(|p| println!("{}", p.display())),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");

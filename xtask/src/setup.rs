@@ -112,6 +112,11 @@ pub const QEMU: Package = Package {
     name: "qemu-system-arm",
     provides: "/usr/bin/qemu-system-aarch64",
 };
+/// The device-tree compiler, for the dom0less configurations (`/chosen` domU nodes).
+pub const DTC: Package = Package {
+    name: "device-tree-compiler",
+    provides: "/usr/bin/dtc",
+};
 /// clang, for compiling Xen's public headers for ARM in the layout probes.
 pub const CLANG: Package = Package {
     name: "clang",

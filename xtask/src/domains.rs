@@ -1,0 +1,652 @@
+//! Several domains on real Xen: a frontend domU and its backend, booted with dom0less (the domUs are
+//! described under `/chosen` in the device tree, no toolstack), on Debian's Xen 4.17 for arm64 under QEMU.
+//!
+//! The device tree is QEMU's own (`-machine …,dumpdtb=`), decompiled with `dtc`, given the `/chosen` nodes
+//! of the configuration (`xen,xen-bootargs`, a `multiboot,kernel` module for dom0, a `xen,domain` node per
+//! domU with its kernel module), and compiled back; each kernel is loaded with `-device loader`.
+//!
+//! The guests (`guests/src/bin/frontend.rs`, `backend.rs`) print one `front: …`/`back: …` line per check;
+//! a domU's lines come through Xen prefixed with `(dN)`. A configuration passes only when every domain it
+//! expects reported every one of its checks as `ok` and its summary, no line says `FAIL` unless the
+//! configuration expects exactly that line, and Xen shows no crash; QEMU is ended once every domain has
+//! reported (there may be no dom0 to power the machine off), and a time-out is a failure.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::xen::{self, XenBuild};
+use crate::{setup, util, xensrc};
+
+/// How long one boot may take before it counts as hung.
+const TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Where each kernel is loaded (RAM starts at 0x40000000; Xen sits near its start, QEMU puts the device
+/// tree at 0x48000000; each image is far
+/// smaller than the 16 MiB between two slots).
+const SLOTS: [u64; 3] = [0x4900_0000, 0x4a00_0000, 0x4b00_0000];
+
+/// The frontend's checks (`front: ok <check>:`), in the order it prints them.
+pub const FRONT_CHECKS: [&str; 12] = [
+    "memory::map_shared_info",
+    "memory::decrease_reservation, populate_physmap, current_reservation",
+    "repopulated page no longer holds what it held",
+    "grant_table::GrantTable::map",
+    "grant_table::GrantTable::grant_access rw 8, ro 9",
+    "evtchn::alloc_unbound",
+    "event 1 (backend mapped and wrote)",
+    "response in the read-write page",
+    "grant copy into the read-write page",
+    "end_access refused while mapped",
+    "evtchn::send",
+    "end_access after unmap",
+];
+
+/// The frontend's checks after the second event.
+pub const FRONT_LATE_CHECKS: [&str; 2] = ["event 2 (backend unmapped)", "references reused"];
+
+/// The backend's checks (`back: ok <check>:`).
+pub const BACK_CHECKS: [&str; 13] = [
+    "memory::map_shared_info",
+    "evtchn::bind_interdomain",
+    "grant_table::map_grant_ref rw",
+    "map_grant_ref of the read-only grant read-write refused",
+    "grant_table::map_grant_ref ro",
+    "request read through the read-only mapping",
+    "grant_table::copy from the frontend",
+    "grant_table::copy to the frontend",
+    "evtchn::send",
+    "event 1 (frontend checked)",
+    "grant_table::unmap_grant_ref",
+    "evtchn::send after unmap",
+    "event 2 (frontend done)",
+];
+
+/// A guest role and the checks it must report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Front,
+    Back,
+}
+
+impl Role {
+    /// The tag the guest puts in front of its lines.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Role::Front => "front",
+            Role::Back => "back",
+        }
+    }
+
+    /// Every check the role reports when the exchange works.
+    pub fn checks(self) -> Vec<&'static str> {
+        match self {
+            Role::Front => FRONT_CHECKS
+                .iter()
+                .chain(FRONT_LATE_CHECKS.iter())
+                .copied()
+                .collect(),
+            Role::Back => BACK_CHECKS.to_vec(),
+        }
+    }
+}
+
+/// What a configuration must show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Every domain reports all its checks `ok`.
+    AllOk,
+    /// The run fails, and the frontend's and backend's lines name the failure: these `FAIL` line prefixes
+    /// (after the role tag) must be there (a negative control, or a policy that refuses the exchange).
+    Fails(Vec<(Role, &'static str)>),
+}
+
+/// One multi-domain configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A short name.
+    pub name: &'static str,
+    /// What it shows, for people.
+    pub title: &'static str,
+    /// The backend is dom0 (else a second domU, domid 2).
+    pub dom0_backend: bool,
+    /// `xsm=dummy` on Xen's command line (lifts Debian's default SILO policy).
+    pub xsm_dummy: bool,
+    /// The backend maps a grant reference the frontend never granted (negative control).
+    pub wrong_ref: bool,
+    /// The outcome required.
+    pub expect: Expect,
+    /// The roles that must print their summary before QEMU is ended.
+    pub reporting: Vec<Role>,
+}
+
+impl Config {
+    /// Run 1: backend dom0 + frontend domU, Debian's default policy (SILO).
+    pub fn dom0_backend() -> Config {
+        Config {
+            name: "dom0-backend",
+            title: "backend dom0 + frontend domU (XSM SILO)",
+            dom0_backend: true,
+            xsm_dummy: false,
+            wrong_ref: false,
+            expect: Expect::AllOk,
+            reporting: vec![Role::Front, Role::Back],
+        }
+    }
+
+    /// The negative control of run 1: the backend maps reference 7 instead of 8.
+    pub fn wrong_ref() -> Config {
+        Config {
+            name: "dom0-backend-wrong-ref",
+            title: "negative control: the backend maps grant reference 7, never granted",
+            dom0_backend: true,
+            xsm_dummy: false,
+            wrong_ref: true,
+            expect: Expect::Fails(vec![
+                (
+                    Role::Back,
+                    "grant_table::map_grant_ref rw: reference 7: status -1",
+                ),
+                (Role::Front, "response in the read-write page"),
+            ]),
+            reporting: vec![Role::Front, Role::Back],
+        }
+    }
+
+    /// Run 2 under SILO: two domUs; the frontend's `alloc_unbound` for the other domU gets `-EPERM`.
+    pub fn domus_silo() -> Config {
+        Config {
+            name: "two-domus-silo",
+            title: "two domUs, no dom0 (XSM SILO refuses the channel)",
+            dom0_backend: false,
+            xsm_dummy: false,
+            wrong_ref: false,
+            expect: Expect::Fails(vec![(Role::Front, "evtchn::alloc_unbound: error 1")]),
+            reporting: vec![Role::Front],
+        }
+    }
+
+    /// Run 2 with `xsm=dummy`: two domUs, the same exchange as run 1.
+    pub fn domus_dummy() -> Config {
+        Config {
+            name: "two-domus-xsm-dummy",
+            title: "two domUs, no dom0 (xsm=dummy)",
+            dom0_backend: false,
+            xsm_dummy: true,
+            wrong_ref: false,
+            expect: Expect::AllOk,
+            reporting: vec![Role::Front, Role::Back],
+        }
+    }
+
+    /// Every configuration.
+    pub fn all() -> Vec<Config> {
+        vec![
+            Config::dom0_backend(),
+            Config::wrong_ref(),
+            Config::domus_silo(),
+            Config::domus_dummy(),
+        ]
+    }
+
+    fn features(&self) -> Vec<&'static str> {
+        let mut f = Vec::new();
+        if !self.dom0_backend {
+            f.push("domu-backend");
+        }
+        if self.wrong_ref {
+            f.push("wrong-ref");
+        }
+        f
+    }
+}
+
+/// The flat images of the frontend and the backend for `cfg`, built for AArch64.
+pub fn build(cfg: &Config) -> Result<(PathBuf, PathBuf)> {
+    let dir = util::target_dir().join("guests");
+    let target = "aarch64-unknown-none";
+    util::cross_build(
+        &dir,
+        "xen-hypercall-guests",
+        target,
+        "s",
+        "-Crelocation-model=pie",
+        &cfg.features(),
+    )?;
+    let out = util::target_dir().join("domains");
+    std::fs::create_dir_all(&out)?;
+    let mut images = Vec::new();
+    for bin in ["frontend", "backend"] {
+        let elf = dir.join(target).join("release").join(bin);
+        let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+        let image = out.join(format!("{bin}-{}.bin", cfg.name));
+        std::fs::write(&image, xen::flat_image(&data)?)?;
+        images.push(image);
+    }
+    Ok((images[0].clone(), images[1].clone()))
+}
+
+/// QEMU's machine options (the device tree is dumped with the same ones it is booted with).
+const MACHINE: &str = "virt,virtualization=on,gic-version=3";
+
+fn qemu_base() -> Command {
+    let mut c = Command::new("qemu-system-aarch64");
+    c.args(["-cpu", "cortex-a57", "-smp", "1", "-m", "1G"])
+        .args(["-nographic", "-no-reboot"]);
+    c
+}
+
+/// QEMU's device tree for the machine, as source (dumped once, cached under `target/domains/`).
+pub fn base_dts() -> Result<String> {
+    let dir = util::target_dir().join("domains");
+    std::fs::create_dir_all(&dir)?;
+    let dtb = dir.join("virt.dtb");
+    if !dtb.is_file() {
+        util::run(
+            qemu_base()
+                .arg("-machine")
+                .arg(format!("{MACHINE},dumpdtb={}", dtb.display())),
+        )?;
+    }
+    util::output(
+        Command::new("dtc")
+            .args(["-q", "-I", "dtb", "-O", "dts"])
+            .arg(&dtb),
+    )
+}
+
+/// A kernel to load: where, and its file.
+#[derive(Clone, Debug)]
+pub struct Module {
+    pub addr: u64,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// Adds the configuration's nodes to `/chosen` of `dts`: Xen's command line, dom0's kernel module if any,
+/// and a `xen,domain` node per domU (in domid order), each with its kernel module. Properties go before
+/// the existing ones' subnodes: `dtc` refuses a property after a subnode.
+pub fn chosen_dts(
+    dts: &str,
+    bootargs: &str,
+    dom0: Option<&Module>,
+    domus: &[Module],
+) -> Result<String> {
+    let open = dts
+        .find("\tchosen {\n")
+        .context("QEMU's device tree has no /chosen node")?;
+    let body = open + "\tchosen {\n".len();
+    let close = body
+        + dts[body..]
+            .find("\n\t};\n")
+            .context("/chosen is not closed")?;
+    let mut props = format!("\t\txen,xen-bootargs = \"{bootargs}\";\n");
+    let chosen = &dts[body..close];
+    if !chosen.contains("#address-cells") {
+        props.push_str("\t\t#address-cells = <0x02>;\n\t\t#size-cells = <0x02>;\n");
+    }
+    let module = |m: &Module, indent: &str| {
+        format!(
+            "{indent}module@{a:x} {{\n{indent}\tcompatible = \"multiboot,kernel\", \"multiboot,module\";\n\
+             {indent}\treg = <0x0 0x{a:x} 0x0 0x{s:x}>;\n{indent}\tbootargs = \"console=hvc0\";\n{indent}}};\n",
+            a = m.addr,
+            s = m.size
+        )
+    };
+    let mut nodes = String::new();
+    if let Some(m) = dom0 {
+        nodes.push_str(&module(m, "\t\t"));
+    }
+    for (i, m) in domus.iter().enumerate() {
+        nodes.push_str(&format!(
+            "\t\tdomU{n} {{\n\t\t\tcompatible = \"xen,domain\";\n\t\t\t#address-cells = <0x02>;\n\
+             \t\t\t#size-cells = <0x02>;\n\t\t\tmemory = <0x0 0x4000>;\n\t\t\tcpus = <0x01>;\n{m}\t\t}};\n",
+            n = i + 1,
+            m = module(m, "\t\t\t")
+        ));
+    }
+    Ok(format!(
+        "{}{props}{}\n{nodes}{}",
+        &dts[..body],
+        &dts[body..close],
+        &dts[close + 1..]
+    ))
+}
+
+/// What one boot produced.
+#[derive(Debug)]
+pub struct Boot {
+    pub output: String,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+}
+
+/// Whether every role in `roles` has printed its summary in `output`.
+pub fn all_reported(output: &str, roles: &[Role]) -> bool {
+    roles.iter().all(|r| {
+        let tag = format!("{}: summary: ", r.tag());
+        output.lines().any(|l| l.contains(&tag))
+    })
+}
+
+/// A sign that Xen crashed or a domain died badly.
+pub fn crash_line(output: &str) -> Option<&str> {
+    output.lines().find(|l| {
+        l.contains("Panic on CPU")
+            || l.contains("Xen BUG")
+            || l.contains("Assertion '")
+            || l.contains("FATAL TRAP")
+            || l.contains("Unexpected Trap")
+            || l.contains("Data Abort Trap")
+            || l.contains("crashed")
+    })
+}
+
+/// Boots `xen` with the configuration's device tree and kernels; ends QEMU once every role in `reporting`
+/// has printed its summary (after a short grace so that Xen can report dom0's end), or at the time-out.
+pub fn boot(xen: &Path, dtb: &Path, modules: &[Module], reporting: &[Role]) -> Result<Boot> {
+    let start = Instant::now();
+    let mut cmd = qemu_base();
+    cmd.arg("-machine").arg(MACHINE).arg("-kernel").arg(xen);
+    cmd.arg("-dtb").arg(dtb);
+    for m in modules {
+        cmd.arg("-device").arg(format!(
+            "loader,file={},addr=0x{:x},force-raw=on",
+            m.path.display(),
+            m.addr
+        ));
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start qemu-system-aarch64")?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let seen = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = Arc::clone(&seen);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.extend_from_slice(&buf[..n]);
+            }
+        }
+    });
+    let text = |seen: &Arc<Mutex<Vec<u8>>>| {
+        seen.lock()
+            .map(|s| String::from_utf8_lossy(&s).replace('\r', ""))
+            .unwrap_or_default()
+    };
+    let mut timed_out = false;
+    let mut reported_at: Option<Instant> = None;
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        let out = text(&seen);
+        if reported_at.is_none() && (all_reported(&out, reporting) || crash_line(&out).is_some()) {
+            reported_at = Some(Instant::now());
+        }
+        if reported_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        if start.elapsed() > TIMEOUT {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = reader.join();
+    let mut output = text(&seen);
+    if let Some(mut e) = child.stderr.take() {
+        let mut err = String::new();
+        let _ = e.read_to_string(&mut err);
+        output.push_str(&err);
+    }
+    Ok(Boot {
+        output,
+        timed_out,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// A role's lines, without what precedes its tag (Xen's `(dN) ` for a domU).
+pub fn role_lines(output: &str, role: Role) -> Vec<&str> {
+    let tag = format!("{}: ", role.tag());
+    output
+        .lines()
+        .filter_map(|l| {
+            let at = l.find(&tag)?;
+            let before = &l[..at];
+            // Only at the start of a line, or after Xen's domain prefix.
+            (before.is_empty() || (before.starts_with("(d") && before.ends_with(") ")))
+                .then(|| &l[at + tag.len()..])
+        })
+        .collect()
+}
+
+/// Judges a configuration's boot: the problems found (empty when it shows what it must).
+pub fn judge(cfg: &Config, output: &str, timed_out: bool, build: XenBuild) -> Vec<String> {
+    let mut problems = Vec::new();
+    let banner_flag = build.banner_flag();
+    if timed_out {
+        problems.push(format!(
+            "timed out after {} s before every domain reported",
+            TIMEOUT.as_secs()
+        ));
+    }
+    if let Some(l) = crash_line(output) {
+        // The negative control's domains may end by crashing themselves (`SHUTDOWN_crash`), on purpose.
+        let self_crash = matches!(cfg.expect, Expect::Fails(_)) && l.contains("Dom0 crashed");
+        if !self_crash {
+            problems.push(format!("Xen reports a crash: {l}"));
+        }
+    }
+    if !output
+        .lines()
+        .any(|l| l.contains("Xen version") && l.contains(banner_flag))
+    {
+        problems.push(format!("Xen's banner does not say {banner_flag}"));
+    }
+    let roles: &[Role] = if cfg.dom0_backend || cfg.expect == Expect::AllOk {
+        &[Role::Front, Role::Back]
+    } else {
+        &cfg.reporting
+    };
+    match &cfg.expect {
+        Expect::AllOk => {
+            for &r in roles {
+                let lines = role_lines(output, r);
+                let missing: Vec<&str> = r
+                    .checks()
+                    .into_iter()
+                    .filter(|c| !lines.iter().any(|l| l.starts_with(&format!("ok {c}:"))))
+                    .collect();
+                if !missing.is_empty() {
+                    problems.push(format!(
+                        "{}: no `ok` line for {}",
+                        r.tag(),
+                        missing.join(", ")
+                    ));
+                }
+                for l in lines.iter().filter(|l| l.starts_with("FAIL")) {
+                    problems.push(format!("{}: {l}", r.tag()));
+                }
+                if !lines.iter().any(|l| l.starts_with("summary: all ")) {
+                    problems.push(format!("{}: no `summary: all …` line", r.tag()));
+                }
+            }
+        }
+        Expect::Fails(required) => {
+            for (r, prefix) in required {
+                let want = format!("FAIL {prefix}");
+                if !role_lines(output, *r).iter().any(|l| l.starts_with(&want)) {
+                    problems.push(format!("{}: no `{want}` line", r.tag()));
+                }
+            }
+            for &r in &cfg.reporting {
+                if !role_lines(output, r)
+                    .iter()
+                    .any(|l| l.starts_with("summary: FAILED"))
+                {
+                    problems.push(format!("{}: no `summary: FAILED …` line", r.tag()));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// One configuration's result.
+pub struct Run {
+    pub config: Config,
+    pub xen: XenBuild,
+    pub boot: Boot,
+    pub problems: Vec<String>,
+}
+
+/// Builds and boots `cfg` on `xen`.
+pub fn run(cfg: &Config, build_kind: XenBuild, xen: &Path) -> Result<Run> {
+    let (front, back) = build(cfg)?;
+    let dir = util::target_dir().join("domains");
+    let module = |slot: usize, path: &Path| -> Result<Module> {
+        Ok(Module {
+            addr: SLOTS[slot],
+            size: std::fs::metadata(path)?.len(),
+            path: path.to_path_buf(),
+        })
+    };
+    let mut bootargs = String::from(
+        "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all noreboot",
+    );
+    // Xen scrubs a page a domain gives back only with this option (or when the domain dies): without it
+    // the frontend's repopulated page can be the very page it gave back, contents and all. (The page
+    // Xen hands out instead need not be scrubbed: seen here, a page of a boot module Xen freed, with
+    // the module's bytes still in it; the frontend only checks that its own bytes are gone.)
+    bootargs.push_str(" scrub-domheap");
+    if cfg.xsm_dummy {
+        bootargs.push_str(" xsm=dummy");
+    }
+    let (dom0, domus) = if cfg.dom0_backend {
+        (Some(module(0, &back)?), vec![module(1, &front)?])
+    } else {
+        (None, vec![module(1, &front)?, module(2, &back)?])
+    };
+    let dts = chosen_dts(&base_dts()?, &bootargs, dom0.as_ref(), &domus)?;
+    let src = dir.join(format!("{}.dts", cfg.name));
+    let dtb = dir.join(format!("{}.dtb", cfg.name));
+    std::fs::write(&src, dts)?;
+    util::run(
+        Command::new("dtc")
+            .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+            .arg(&dtb)
+            .arg(&src),
+    )?;
+    let modules: Vec<Module> = dom0.into_iter().chain(domus).collect();
+    let boot = boot(xen, &dtb, &modules, &cfg.reporting)?;
+    let problems = judge(cfg, &boot.output, boot.timed_out, build_kind);
+    Ok(Run {
+        config: cfg.clone(),
+        xen: build_kind,
+        boot,
+        problems,
+    })
+}
+
+/// Runs `configs` on the release Xen and, if `debug`, on the debug Xen.
+pub fn run_all(configs: &[Config], debug: bool) -> Result<Vec<Run>> {
+    setup::toolchain()?;
+    setup::debian(&[setup::QEMU, setup::DTC])?;
+    let mut xens = vec![(XenBuild::Release, xen::fetch_xen()?)];
+    if debug {
+        xens.push((XenBuild::Debug, xensrc::debug_xen()?));
+    }
+    let mut runs = Vec::new();
+    for cfg in configs {
+        for (kind, path) in &xens {
+            runs.push(run(cfg, *kind, path)?);
+        }
+    }
+    Ok(runs)
+}
+
+/// A line per run.
+pub fn report(runs: &[Run]) -> usize {
+    let mut failed = 0;
+    for r in runs {
+        let good = r.problems.is_empty();
+        println!(
+            "{:<5} xen {:<7} {:<24} {} ({:.1} s)",
+            if good { "ok" } else { "FAIL" },
+            r.xen.name(),
+            r.config.name,
+            r.config.title,
+            r.boot.elapsed.as_secs_f64()
+        );
+        if let Expect::Fails(required) = &r.config.expect {
+            for (role, prefix) in required {
+                if let Some(l) = role_lines(&r.boot.output, *role)
+                    .into_iter()
+                    .find(|l| l.starts_with(&format!("FAIL {prefix}")))
+                {
+                    println!("      {}: {l}", role.tag());
+                }
+            }
+        }
+        if !good {
+            failed += 1;
+            for p in &r.problems {
+                println!("      problem: {p}");
+            }
+            let lines: Vec<&str> = r.boot.output.lines().collect();
+            println!(
+                "      last output:\n{}",
+                lines[lines.len().saturating_sub(20)..].join("\n")
+            );
+        }
+    }
+    failed
+}
+
+/// `cargo xtask domains [CONFIG…]`: the configurations named (every one when none is) on release and debug
+/// Xen.
+pub fn test(names: &[String]) -> Result<()> {
+    let all = Config::all();
+    let configs: Vec<Config> = if names.is_empty() {
+        all
+    } else {
+        let mut v = Vec::new();
+        for n in names {
+            match all.iter().find(|c| c.name == n.as_str()) {
+                Some(c) => v.push(c.clone()),
+                None => bail!(
+                    "unknown configuration `{n}`; known: {}",
+                    all.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        v
+    };
+    let runs = run_all(&configs, true)?;
+    let failed = report(&runs);
+    println!(
+        "multi-domain runs: {} passed, {failed} failed",
+        runs.len() - failed
+    );
+    if failed > 0 {
+        bail!("{failed} multi-domain run(s) failed");
+    }
+    Ok(())
+}
