@@ -178,7 +178,8 @@ pub fn gfn_of<T>(p: *const T) -> u64 {
     (p as usize as u64) >> 12
 }
 
-/// The generic timer's virtual count (`CNTVCT_EL0`), readable at EL1 without Xen.
+/// The generic timer's virtual count (`CNTVCT`), readable at EL1 without Xen.
+#[cfg(target_arch = "aarch64")]
 fn ticks() -> u64 {
     let t: u64;
     // SAFETY: reading the virtual counter has no side effect; EL1 may always read it.
@@ -186,12 +187,33 @@ fn ticks() -> u64 {
     t
 }
 
-/// The generic timer's frequency (`CNTFRQ_EL0`).
+/// The generic timer's virtual count (`CNTVCT`, a 64-bit coprocessor register on 32-bit ARM).
+#[cfg(target_arch = "arm")]
+fn ticks() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: reading the virtual counter has no side effect; PL1 may always read it.
+    unsafe {
+        core::arch::asm!("isb", "mrrc p15, 1, {}, {}, c14", out(reg) lo, out(reg) hi, options(nomem, nostack))
+    };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// The generic timer's frequency (`CNTFRQ`).
+#[cfg(target_arch = "aarch64")]
 fn frequency() -> u64 {
     let f: u64;
     // SAFETY: reading the frequency register has no side effect.
     unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f, options(nomem, nostack)) };
     f
+}
+
+/// The generic timer's frequency (`CNTFRQ`).
+#[cfg(target_arch = "arm")]
+fn frequency() -> u64 {
+    let f: u32;
+    // SAFETY: reading the frequency register has no side effect.
+    unsafe { core::arch::asm!("mrc p15, 0, {}, c14, c0, 0", out(reg) f, options(nomem, nostack)) };
+    u64::from(f)
 }
 
 /// A point in time `ms` milliseconds from now, by the generic timer.

@@ -650,3 +650,135 @@ pub fn test(names: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+/// `cargo xtask demo`'s part: run 1 (backend dom0 + frontend domU) on the release Xen, what each domain
+/// printed, then one line per configuration.
+pub fn demo() -> Result<()> {
+    let runs = run_all(&Config::all(), false)?;
+    println!(
+        "Two domains talking (guests/src/bin/frontend.rs and backend.rs), booted with dom0less: a frontend"
+    );
+    println!(
+        "domU grants a backend dom0 one page read-write and one read-only and allocates it an event channel;"
+    );
+    println!(
+        "the backend binds, maps, writes, copies both ways, unmaps; both sides notify each other.\n"
+    );
+    if let Some(r) = runs.iter().find(|r| r.config.name == "dom0-backend") {
+        println!("== {} ==", r.config.title);
+        for l in r.boot.output.lines() {
+            if !role_lines(l, Role::Front).is_empty() || !role_lines(l, Role::Back).is_empty() {
+                println!("  {l}");
+            }
+        }
+    }
+    println!();
+    let failed = report(&runs);
+    if failed > 0 {
+        bail!("{failed} multi-domain run(s) failed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> String {
+        let mut s = String::from("(XEN) Xen version 4.17.7 (Debian) debug=n\n");
+        for c in Role::Back.checks() {
+            s.push_str(&format!("back: ok {c}: fine\n"));
+        }
+        for c in Role::Front.checks() {
+            s.push_str(&format!("(d1) front: ok {c}: fine\n"));
+        }
+        s.push_str("back: summary: all 13/13 checks passed\n(d1) front: summary: all 14/14 checks passed\n");
+        s
+    }
+
+    #[test]
+    fn a_complete_exchange_passes_and_each_defect_fails() {
+        let cfg = Config::dom0_backend();
+        assert_eq!(
+            judge(&cfg, &good(), false, XenBuild::Release),
+            Vec::<String>::new()
+        );
+        // Wrong build.
+        assert!(judge(&cfg, &good(), false, XenBuild::Debug)[0].contains("debug=y"));
+        // A FAIL line, a missing check, a missing summary, a hang, a crash: each is caught.
+        let failed = good().replace(
+            "(d1) front: ok end_access refused while mapped: fine",
+            "(d1) front: FAIL end_access refused while mapped: 0",
+        );
+        let p = judge(&cfg, &failed, false, XenBuild::Release);
+        assert!(
+            p.iter().any(|p| p.contains("front: FAIL end_access")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|p| p.contains("no `ok` line for end_access")),
+            "{p:?}"
+        );
+        let quiet = good().replace("back: summary: all 13/13 checks passed\n", "");
+        let p = judge(&cfg, &quiet, true, XenBuild::Release);
+        assert!(
+            p.iter().any(|p| p == "back: no `summary: all …` line"),
+            "{p:?}"
+        );
+        assert!(p.iter().any(|p| p.starts_with("timed out")), "{p:?}");
+        let crash = format!(
+            "{}(XEN) ****************************************\n(XEN) Panic on CPU 0:\n",
+            good()
+        );
+        let p = judge(&cfg, &crash, false, XenBuild::Release);
+        assert!(p.iter().any(|p| p.contains("Panic on CPU")), "{p:?}");
+        // A check line of another domain's tag in the middle of a Xen line does not count.
+        assert!(role_lines("(XEN) x back: ok y", Role::Back).is_empty());
+        assert_eq!(role_lines("(d2) back: ok y", Role::Back), ["ok y"]);
+    }
+
+    #[test]
+    fn an_expected_failure_needs_its_line() {
+        let cfg = Config::domus_silo();
+        let refused = "(XEN) Xen version 4.17.7 (Debian) debug=n\n(d1) front: FAIL evtchn::alloc_unbound: error 1\n\
+                       (d1) front: summary: FAILED, 4/5 checks passed\n";
+        assert_eq!(
+            judge(&cfg, refused, false, XenBuild::Release),
+            Vec::<String>::new()
+        );
+        // The exchange passing where SILO must refuse it is a failure.
+        let p = judge(&cfg, &good(), false, XenBuild::Release);
+        assert!(
+            p.iter()
+                .any(|p| p.contains("no `FAIL evtchn::alloc_unbound: error 1` line")),
+            "{p:?}"
+        );
+        // Another errno is not the refusal asked for.
+        let other = refused.replace("error 1\n", "error 22\n");
+        assert!(!judge(&cfg, &other, false, XenBuild::Release).is_empty());
+    }
+
+    #[test]
+    fn the_chosen_nodes_go_in_order() {
+        let dts = "/dts-v1/;\n\n/ {\n\tchosen {\n\t\tstdout-path = \"/pl011@9000000\";\n\t};\n\n\tpsci {\n\t};\n};\n";
+        let m = |a| Module {
+            addr: a,
+            path: PathBuf::from("x"),
+            size: 0x1000,
+        };
+        let out = chosen_dts(dts, "xsm=dummy", Some(&m(0x4900_0000)), &[m(0x4a00_0000)]).unwrap();
+        let boot = out.find("xen,xen-bootargs = \"xsm=dummy\"").unwrap();
+        let stdout = out.find("stdout-path").unwrap();
+        let dom0 = out.find("module@49000000").unwrap();
+        let domu = out.find("domU1 {").unwrap();
+        let domu_module = out.find("module@4a000000").unwrap();
+        assert!(
+            boot < stdout && stdout < dom0 && dom0 < domu && domu < domu_module,
+            "{out}"
+        );
+        assert!(out.contains("reg = <0x0 0x4a000000 0x0 0x1000>;"));
+        assert!(out.contains("memory = <0x0 0x4000>;"));
+        assert!(out.ends_with("\tpsci {\n\t};\n};\n"), "{out}");
+        assert!(chosen_dts("/ {\n};\n", "", None, &[]).is_err());
+    }
+}

@@ -808,8 +808,18 @@ pub fn test() -> Result<()> {
         runs.len() - failed,
         failed
     );
+    // Several domains talking: a frontend domU and its backend (dom0less), and their controls.
+    let domains = crate::domains::run_all(&crate::domains::Config::all(), true)?;
+    let domains_failed = crate::domains::report(&domains);
+    println!(
+        "multi-domain runs: {} passed, {domains_failed} failed",
+        domains.len() - domains_failed
+    );
     if failed > 0 {
         bail!("{failed} guest run(s) on Xen failed");
+    }
+    if domains_failed > 0 {
+        bail!("{domains_failed} multi-domain run(s) on Xen failed");
     }
     Ok(())
 }
@@ -875,6 +885,8 @@ pub fn demo() -> Result<()> {
             println!("          [guest] {l}");
         }
     }
+    println!();
+    crate::domains::demo()?;
     println!();
     println!(
         "{}",

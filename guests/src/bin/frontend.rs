@@ -106,7 +106,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         rw == Ok(GrantRef(8)) && ro == Ok(GrantRef(9)),
         gref_line(rw, "rw ")
             .s(", ")
-            .bytes(&gref_line(ro, "ro ").text()),
+            .bytes(gref_line(ro, "ro ").text()),
     );
 
     let port = match evtchn::alloc_unbound(DomId::SELF, BACKEND) {
@@ -131,8 +131,8 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         Line::new().s(if fired { "taken" } else { "timed out" }),
     );
     let mut got = [0u8; RESPONSE.len()];
-    // SAFETY: RW is this image's page, shared with the backend through the grant.
     for (i, b) in got.iter_mut().enumerate() {
+        // SAFETY: RW is this image's page, shared with the backend through the grant.
         *b = unsafe { (&raw const RW.0[i]).read_volatile() };
     }
     c.check(
@@ -172,7 +172,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         e8.is_ok() && e9.is_ok(),
         result(e8.map(|()| 8))
             .s(", ")
-            .bytes(&result(e9.map(|()| 9)).text()),
+            .bytes(result(e9.map(|()| 9)).text()),
     );
     let again = table.grant_access(BACKEND, gfn_of(&raw const RW), false);
     let reused = matches!(again, Ok(GrantRef(8 | 9)));
@@ -216,13 +216,13 @@ fn reservation(c: &mut Checks) {
         good,
         result(before)
             .s(" pages, ")
-            .bytes(&result(during).text())
+            .bytes(result(during).text())
             .s(" after giving back (")
-            .bytes(&result(gave.map(|n| n as u64)).text())
+            .bytes(result(gave.map(|n| n as u64)).text())
             .s("), ")
-            .bytes(&result(after).text())
+            .bytes(result(after).text())
             .s(" after repopulating (")
-            .bytes(&result(got.map(|n| n as u64)).text())
+            .bytes(result(got.map(|n| n as u64)).text())
             .s(")"),
     );
     // SAFETY: SCRATCH is populated again.
