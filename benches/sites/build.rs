@@ -1,7 +1,8 @@
 //! Compiles the peers' stubs and C callers (`c/`) with clang at -Os into a static library bundled into
 //! this crate: Linux's shape on A64, A32 and T32 (a Thumb-2 kernel assembles its stubs as Thumb), Unikraft's
-//! on A64 and A32 (it has no Thumb-2 build). Emits `cfg(thumb)` for T32 builds and `cfg(peer_unikraft)`
-//! where Unikraft's shape is built. `cargo bench` installs clang (`xtask::setup`) before building this.
+//! on A64 and A32 (it has no Thumb-2 build). Emits `cfg(thumb)` for T32 builds, `cfg(peers)` when the C
+//! code is built and `cfg(peer_unikraft)` where Unikraft's shape is. `cargo bench` installs clang
+//! (`xtask::setup`) before building this.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +25,7 @@ fn run(cmd: &mut Command) {
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(thumb)");
     println!("cargo::rustc-check-cfg=cfg(peer_unikraft)");
+    println!("cargo::rustc-check-cfg=cfg(peers)");
     println!("cargo::rerun-if-changed=c");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
@@ -45,6 +47,15 @@ fn main() {
     if thumb {
         println!("cargo::rustc-cfg=thumb");
     }
+    // Without clang (a lint run before `xtask` installed it) the crate builds without the peers; the bench
+    // then refuses to run (`xtask::bench::sizes` names the missing functions).
+    if Command::new("clang").arg("--version").output().is_err() {
+        println!(
+            "cargo::warning=clang not found: the C peers are not built (`apt-get install clang`)"
+        );
+        return;
+    }
+    println!("cargo::rustc-cfg=peers");
     let mut peers = vec!["linux"];
     if !thumb {
         peers.push("unikraft");

@@ -1,7 +1,6 @@
 //! Every function the bench image measures, with its name (`"<name> \0"`, as the image prints it).
 
 use crate::State;
-use crate::{peers, typed};
 
 /// A measured function.
 pub type Site = unsafe extern "C" fn(&mut State) -> usize;
@@ -14,8 +13,8 @@ macro_rules! list {
 
 /// This crate's strategies (per-arity sites and work loops) and the typed work loop.
 pub const STRATEGIES: &[(&str, Site)] = {
+    use crate::peers::work_typed;
     use crate::*;
-    use peers::work_typed;
     list![
         site_inline_0,
         site_inline_1,
@@ -68,8 +67,12 @@ pub const XENSYS: &[(&str, Site)] = {
 pub const XENSYS: &[(&str, Site)] = &[];
 
 /// Linux's stubs with C callers.
+#[cfg(not(peers))]
+pub const LINUX: &[(&str, Site)] = &[];
+/// Linux's stubs with C callers.
+#[cfg(peers)]
 pub const LINUX: &[(&str, Site)] = {
-    use peers::*;
+    use crate::peers::*;
     list![
         site_linux_0,
         site_linux_1,
@@ -84,7 +87,7 @@ pub const LINUX: &[(&str, Site)] = {
 /// Unikraft's stubs with C callers (not on Thumb-2).
 #[cfg(peer_unikraft)]
 pub const UNIKRAFT: &[(&str, Site)] = {
-    use peers::*;
+    use crate::peers::*;
     list![
         site_unikraft_0,
         site_unikraft_1,
@@ -101,7 +104,7 @@ pub const UNIKRAFT: &[(&str, Site)] = &[];
 
 /// The typed calls and their raw equivalents.
 pub const TYPED: &[(&str, Site)] = {
-    use typed::*;
+    use crate::typed::*;
     list![
         typed_console,
         raw_console,

@@ -42,6 +42,7 @@ pub mod xensys {
     }
 }
 
+#[cfg(peers)]
 macro_rules! c_peer {
     ($($f:ident),* $(,)?) => {
         unsafe extern "C" {
@@ -53,7 +54,7 @@ macro_rules! c_peer {
     };
 }
 
-#[cfg(any(target_arch = "arm", target_arch = "aarch64"))]
+#[cfg(peers)]
 c_peer!(
     work_linux,
     site_linux_0,
