@@ -414,7 +414,10 @@ mod tests {
         let d = parse("site_empty 12\nsite_inline_1 11\nwork_typed 11\ndone\n").unwrap();
         let c = counts(Isa::A64, &d, &funcs).unwrap();
         let e = require_coverage(&c).unwrap_err().to_string();
-        assert!(e.contains("a64 site_inline_1") && !e.contains("work_typed"), "{e}");
+        assert!(
+            e.contains("a64 site_inline_1") && !e.contains("work_typed"),
+            "{e}"
+        );
         let ok = func("site_inline_1", 0x100, 4, 1);
         let funcs = [func("site_empty", 0, 6, 0), ok];
         let d = parse("site_empty 12\nsite_inline_1 11\ndone\n").unwrap();
