@@ -1,4 +1,5 @@
-//! What the multi-domain guests (`src/bin/frontend.rs`, `src/bin/backend.rs`) share: lines built without
+//! What the guests (the example dom0 `src/main.rs`, and the multi-domain `src/bin/frontend.rs` and
+//! `src/bin/backend.rs`) share: lines built without
 //! `core::fmt`, tagged with the guest's role so that the runner can tell the domains apart on Xen's console
 //! (a domU's lines come prefixed by Xen with `(dN)`, dom0's do not), check results, a deadline from the
 //! generic timer, and the pages the guests use.
@@ -94,10 +95,14 @@ impl Line {
         &self.buf[..self.len]
     }
 
-    /// Prints the line, prefixed with `role: `.
+    /// Prints the line, prefixed with `role: ` (nothing for the empty role).
     pub fn print(self, role: &str) {
         // One write with the newline, so that Xen's own messages cannot land inside the line.
-        let mut out = Line::new().s(role).s(": ");
+        let mut out = if role.is_empty() {
+            Line::new()
+        } else {
+            Line::new().s(role).s(": ")
+        };
         out = out.bytes(&self.buf[..self.len]);
         let n = out.len.min(out.buf.len() - 1);
         out.buf[n] = b'\n';

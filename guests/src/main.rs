@@ -13,8 +13,12 @@
 #![no_std]
 #![no_main]
 
+#[allow(dead_code)]
+mod common;
 mod entry;
 mod pairs;
+
+use common::{Checks, Line};
 
 use xen_hypercall::xen::evtchn::{self, State};
 use xen_hypercall::xen::multicall::{Batch, Call};
@@ -23,110 +27,6 @@ use xen_hypercall::xen::{self, DomId, console, grant_table, hvm, vcpu, version};
 
 /// A hypercall number Xen does not have (numbers beyond its table return `-ENOSYS`).
 const UNKNOWN_HYPERCALL: usize = 63;
-
-/// A line of text, built without `core::fmt`.
-struct Line {
-    buf: [u8; 160],
-    len: usize,
-}
-
-impl Line {
-    fn new() -> Line {
-        Line {
-            buf: [0; 160],
-            len: 0,
-        }
-    }
-
-    fn s(self, text: &str) -> Line {
-        self.bytes(text.as_bytes())
-    }
-
-    /// Appends `b` up to its first NUL (Xen's strings are NUL-padded), as it is: no UTF-8 check, whose
-    /// code in the precompiled `core` is not position-independent on 32-bit ARM.
-    fn bytes(mut self, b: &[u8]) -> Line {
-        for &c in b.iter().take_while(|&&c| c != 0) {
-            if self.len < self.buf.len() {
-                self.buf[self.len] = c;
-                self.len += 1;
-            }
-        }
-        self
-    }
-
-    fn dec(self, v: u64) -> Line {
-        let mut digits = [0u8; 20];
-        let (mut i, mut v) = (digits.len(), v);
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.bytes(&digits[i..])
-    }
-
-    fn hex(self, v: u64) -> Line {
-        let mut digits = [0u8; 16];
-        let (mut i, mut v) = (digits.len(), v);
-        loop {
-            i -= 1;
-            digits[i] = b"0123456789abcdef"[(v & 0xf) as usize];
-            v >>= 4;
-            if v == 0 {
-                break;
-            }
-        }
-        self.s("0x").bytes(&digits[i..])
-    }
-
-    fn err(self, e: xen::Error) -> Line {
-        self.s("error ").dec(e.errno() as u64)
-    }
-
-    fn print(self) {
-        let _ = console::write(&self.buf[..self.len]);
-        let _ = console::write(b"\n");
-    }
-}
-
-/// Check results.
-struct Checks {
-    passed: u32,
-    failed: u32,
-}
-
-impl Checks {
-    fn ok(&mut self, name: &str, detail: Line) {
-        self.passed += 1;
-        Line::new()
-            .s("ok ")
-            .s(name)
-            .s(": ")
-            .bytes(&detail.buf[..detail.len])
-            .print();
-    }
-
-    fn fail(&mut self, name: &str, detail: Line) {
-        self.failed += 1;
-        Line::new()
-            .s("FAIL ")
-            .s(name)
-            .s(": ")
-            .bytes(&detail.buf[..detail.len])
-            .print();
-    }
-
-    fn check(&mut self, name: &str, good: bool, detail: Line) {
-        if good {
-            self.ok(name, detail)
-        } else {
-            self.fail(name, detail)
-        }
-    }
-}
 
 /// A page of the guest's own for `register_vcpu_info` (the MMU is off: its address is its guest frame).
 #[repr(C, align(4096))]
@@ -166,11 +66,9 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         .s(" dom0 on Xen, using xen-hypercall (")
         .s(stubs())
         .s(")")
-        .print();
-    let mut c = Checks {
-        passed: 0,
-        failed: 0,
-    };
+        .print("");
+    // dom0's lines are not prefixed: Xen prints them as they are.
+    let mut c = Checks::new("");
 
     match version::version() {
         Ok(v) => {
@@ -258,18 +156,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
             .s(" (ENOSYS expected)"),
     );
 
-    let total = c.passed + c.failed;
-    Line::new()
-        .s(if c.failed == 0 {
-            "summary: all "
-        } else {
-            "summary: FAILED, "
-        })
-        .dec(c.passed as u64)
-        .s("/")
-        .dec(total as u64)
-        .s(" checks passed")
-        .print();
+    c.summary();
     let reason = if c.failed == 0 {
         ShutdownReason::Poweroff
     } else {
