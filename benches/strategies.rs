@@ -37,7 +37,7 @@ fn report() -> anyhow::Result<()> {
     let dir = xtask::util::target_dir().join("bench");
     let path = dir.join("strategies.json");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(&path, xtask::bench::json(&results))?;
+    std::fs::write(&path, xtask::bench::json(&results, &costs))?;
     println!("\nJSON: {}", path.display());
     // Last, so that every table is printed even when the control fails.
     xtask::bench::check_typed(&results)

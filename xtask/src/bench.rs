@@ -649,8 +649,8 @@ pub fn check_typed(r: &Results) -> Result<()> {
     Ok(())
 }
 
-/// The results as JSON.
-pub fn json(r: &Results) -> String {
+/// The results as JSON, with the real-Xen figures.
+pub fn json(r: &Results, costs: &[XenCost]) -> String {
     let mut o = String::from("{\"sizes\":[");
     let mut first = true;
     for ((isa, opt), s) in &r.sizes {
@@ -679,6 +679,20 @@ pub fn json(r: &Results) -> String {
         let _ = write!(
             o,
             "{{\"isa\":\"{isa}\",\"function\":\"{site}\",\"instructions\":{c}}}"
+        );
+    }
+    o.push_str("],\"xen_cost\":[");
+    for (i, c) in costs.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        let _ = write!(
+            o,
+            "{{\"isa\":\"{}\",\"insns_per_call\":{:.1},\"separate8\":{:.1},\"multicall8\":{:.1}}}",
+            c.isa.name(),
+            c.per_call(),
+            c.per_separate8(),
+            c.per_multicall8()
         );
     }
     o.push_str("]}");
