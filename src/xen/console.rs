@@ -38,8 +38,10 @@ pub fn write(bytes: &[u8]) -> Result<()> {
     if bytes.is_empty() || bytes.len() > MAX_WRITE {
         return write_chunks(bytes);
     }
+    // Xen 4.17 answers a completed write with 0 (a preempted one is continued by Xen itself); any other
+    // answer (an error, or a count from versions that report one) is handled out of line.
     let ret = write_chunk(bytes);
-    if ret == 0 || ret == bytes.len() as isize {
+    if ret == 0 {
         return Ok(());
     }
     write_rest(bytes, ret)

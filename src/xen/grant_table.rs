@@ -51,7 +51,7 @@ pub struct GrantHandle(pub u32);
 ///
 /// Xen on ARM accepts exactly [`GntMap::HOST_MAP`], optionally with [`GntMap::READONLY`]
 /// (`create_grant_host_mapping` in `xen/arch/arm/mm.c`); anything else fails with
-/// [`GrantStatus::GeneralError`].
+/// [`GrantStatus::GENERAL_ERROR`].
 ///
 /// ```
 /// use xen_hypercall::xen::grant_table::GntMap;
@@ -119,58 +119,82 @@ pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;
 
 macro_rules! statuses {
     ($($name:ident = $value:literal, $c:literal, $errno:ident, $text:literal;)*) => {
-        /// A failed per-operation status of a grant-table operation (`GNTST_*` of `grant_table.h`).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum GrantStatus {
-            $(
-                #[doc = concat!("`", $c, "` (", stringify!($value), "): ", $text, ".")]
-                $name,
-            )*
-            /// A negative status `grant_table.h` does not define.
-            Unknown(i16),
-        }
+        /// A failed per-operation status of a grant-table operation (`GNTST_*` of `grant_table.h`), one
+        /// register wide: the raw negative code, with one associated constant per status the header names.
+        /// Codes the header does not name are kept as they came.
+        ///
+        /// ```
+        /// use xen_hypercall::xen::grant_table::GrantStatus;
+        /// assert_eq!(GrantStatus::from_raw(-8), Some(GrantStatus::PERMISSION_DENIED));
+        /// assert_eq!(GrantStatus::from_raw(0), None);
+        /// assert_eq!(GrantStatus::from_raw(-14).map(|s| s.code()), Some(-14));
+        /// assert_eq!(GrantStatus::PERMISSION_DENIED.name(), Some("GNTST_permission_denied"));
+        /// ```
+        #[repr(transparent)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct GrantStatus(i16);
 
         impl GrantStatus {
+            $(
+                #[doc = concat!("`", $c, "` (", stringify!($value), "): ", $text, ".")]
+                pub const $name: GrantStatus = GrantStatus($value);
+            )*
+
+            /// Every status `grant_table.h` names, in its order.
+            pub const ALL: &'static [GrantStatus] = &[$(GrantStatus::$name),*];
+
             /// The status for a raw `status` field: `None` for `GNTST_okay` (0) and positive values.
+            #[inline(always)]
             pub const fn from_raw(status: i16) -> Option<GrantStatus> {
-                match status {
-                    $($value => Some(GrantStatus::$name),)*
-                    s if s < 0 => Some(GrantStatus::Unknown(s)),
-                    _ => None,
-                }
+                if status < 0 { Some(GrantStatus(status)) } else { None }
             }
 
             /// The raw (negative) `GNTST_*` value.
+            #[inline(always)]
             pub const fn code(&self) -> i16 {
-                match self {
-                    $(GrantStatus::$name => $value,)*
-                    GrantStatus::Unknown(s) => *s,
-                }
+                self.0
             }
 
             /// The nearest errno, for callers that must report a status as one: `ESRCH` for a bad domain,
             /// `EPERM` for permission denied, `EFAULT` for bad addresses, `ENOSPC` for lack of space,
             /// `ERANGE` for an address too big, `EAGAIN` for try again, `EINVAL` otherwise.
             pub const fn nearest_errno(&self) -> Error {
-                match self {
-                    $(GrantStatus::$name => Error::$errno,)*
-                    GrantStatus::Unknown(_) => Error::EINVAL,
+                match self.0 {
+                    $($value => Error::$errno,)*
+                    _ => Error::EINVAL,
                 }
             }
 
-            /// The status's name in `grant_table.h` (`"GNTST_bad_domain"`).
+            /// The status's name in `grant_table.h` (`"GNTST_bad_domain"`), if it is one.
+            pub const fn name(&self) -> Option<&'static str> {
+                match self.0 {
+                    $($value => Some($c),)*
+                    _ => None,
+                }
+            }
+
+            /// The status's name in `grant_table.h`, or `"GNTST_?"` for a code it does not name.
             pub const fn c_name(&self) -> &'static str {
-                match self {
-                    $(GrantStatus::$name => $c,)*
-                    GrantStatus::Unknown(_) => "GNTST_?",
+                match self.name() {
+                    Some(n) => n,
+                    None => "GNTST_?",
                 }
             }
 
             /// What the status means, from `grant_table.h`.
             pub const fn description(&self) -> &'static str {
-                match self {
-                    $(GrantStatus::$name => $text,)*
-                    GrantStatus::Unknown(_) => "unknown grant-table status",
+                match self.0 {
+                    $($value => $text,)*
+                    _ => "unknown grant-table status",
+                }
+            }
+        }
+
+        impl fmt::Debug for GrantStatus {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.name() {
+                    Some(n) => write!(f, "GrantStatus({n})"),
+                    None => write!(f, "GrantStatus({})", self.0),
                 }
             }
         }
@@ -178,19 +202,19 @@ macro_rules! statuses {
 }
 
 statuses! {
-    GeneralError = -1, "GNTST_general_error", EINVAL, "General undefined error";
-    BadDomain = -2, "GNTST_bad_domain", ESRCH, "Unrecognised domain id";
-    BadGntref = -3, "GNTST_bad_gntref", EINVAL, "Unrecognised or inappropriate gntref";
-    BadHandle = -4, "GNTST_bad_handle", EINVAL, "Unrecognised or inappropriate handle";
-    BadVirtAddr = -5, "GNTST_bad_virt_addr", EFAULT, "Inappropriate virtual address to map";
-    BadDevAddr = -6, "GNTST_bad_dev_addr", EFAULT, "Inappropriate device address to unmap";
-    NoDeviceSpace = -7, "GNTST_no_device_space", ENOSPC, "Out of space in I/O MMU";
-    PermissionDenied = -8, "GNTST_permission_denied", EPERM, "Not enough privilege for operation";
-    BadPage = -9, "GNTST_bad_page", EINVAL, "Specified page was invalid for op";
-    BadCopyArg = -10, "GNTST_bad_copy_arg", EINVAL, "copy arguments cross page boundary";
-    AddressTooBig = -11, "GNTST_address_too_big", ERANGE, "transfer page address too large";
-    Eagain = -12, "GNTST_eagain", EAGAIN, "Operation not done; try again";
-    NoSpace = -13, "GNTST_no_space", ENOSPC, "Out of space (handles etc)";
+    GENERAL_ERROR = -1, "GNTST_general_error", EINVAL, "General undefined error";
+    BAD_DOMAIN = -2, "GNTST_bad_domain", ESRCH, "Unrecognised domain id";
+    BAD_GNTREF = -3, "GNTST_bad_gntref", EINVAL, "Unrecognised or inappropriate gntref";
+    BAD_HANDLE = -4, "GNTST_bad_handle", EINVAL, "Unrecognised or inappropriate handle";
+    BAD_VIRT_ADDR = -5, "GNTST_bad_virt_addr", EFAULT, "Inappropriate virtual address to map";
+    BAD_DEV_ADDR = -6, "GNTST_bad_dev_addr", EFAULT, "Inappropriate device address to unmap";
+    NO_DEVICE_SPACE = -7, "GNTST_no_device_space", ENOSPC, "Out of space in I/O MMU";
+    PERMISSION_DENIED = -8, "GNTST_permission_denied", EPERM, "Not enough privilege for operation";
+    BAD_PAGE = -9, "GNTST_bad_page", EINVAL, "Specified page was invalid for op";
+    BAD_COPY_ARG = -10, "GNTST_bad_copy_arg", EINVAL, "copy arguments cross page boundary";
+    ADDRESS_TOO_BIG = -11, "GNTST_address_too_big", ERANGE, "transfer page address too large";
+    EAGAIN = -12, "GNTST_eagain", EAGAIN, "Operation not done; try again";
+    NO_SPACE = -13, "GNTST_no_space", ENOSPC, "Out of space (handles etc)";
 }
 
 /// A failed grant-table operation: the hypercall itself failed, or Xen ran the operation and its
@@ -199,7 +223,7 @@ statuses! {
 /// ```
 /// use xen_hypercall::xen::{Error, grant_table::{GrantError, GrantStatus}};
 /// assert_eq!(GrantError::from(Error::EINVAL), GrantError::Xen(Error::EINVAL));
-/// assert_eq!(GrantError::Status(GrantStatus::BadDomain).to_string(),
+/// assert_eq!(GrantError::Status(GrantStatus::BAD_DOMAIN).to_string(),
 ///            "grant-table status -2 (GNTST_bad_domain): Unrecognised domain id");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -240,16 +264,20 @@ pub type Result<T> = core::result::Result<T, GrantError>;
 /// The hypercall's result, then the operation's status.
 #[inline(always)]
 fn check(ret: isize, status: i16) -> Result<()> {
-    Error::check(ret)?;
-    match GrantStatus::from_raw(status) {
-        None => Ok(()),
-        Some(s) => Err(GrantError::Status(s)),
+    // Success is one sign test of both values together; which one failed is sorted out after.
+    if (ret | status as isize) >= 0 {
+        return Ok(());
     }
+    Err(if ret < 0 {
+        GrantError::Xen(Error::from_ret(ret))
+    } else {
+        GrantError::Status(GrantStatus(status))
+    })
 }
 
 /// The raw `status` an operation has before Xen reaches it: the batch wrappers store it in every
 /// operation before the call, so an operation Xen never processed (the hypercall failed part-way) reads
-/// as failed ([`GrantStatus::GeneralError`]), never as done.
+/// as failed ([`GrantStatus::GENERAL_ERROR`]), never as done.
 const NOT_DONE: i16 = -1;
 
 /// `struct gnttab_map_grant_ref`: one operation of [`map_grant_ref`].
@@ -382,7 +410,7 @@ pub struct GnttabCopy {
     pub source: GnttabCopyPtr,
     /// IN: where they go.
     pub dest: GnttabCopyPtr,
-    /// IN: how many bytes (neither end may cross its page: else [`GrantStatus::BadCopyArg`]).
+    /// IN: how many bytes (neither end may cross its page: else [`GrantStatus::BAD_COPY_ARG`]).
     pub len: u16,
     /// IN: `GNTCOPY_*`: which ends are grant references.
     pub flags: u16,
@@ -731,7 +759,7 @@ fn batch<T: BatchOp>(cmd: usize, ops: &mut [T]) -> Result<()> {
 ///
 /// Every operation's status is checked: `Ok(())` when the hypercall and every operation succeeded;
 /// `Err(GrantError::Xen(_))` when the hypercall failed (operations Xen did not reach read as
-/// [`GrantStatus::GeneralError`]); `Err(GrantError::Status(s))` with the first failed status otherwise.
+/// [`GrantStatus::GENERAL_ERROR`]); `Err(GrantError::Status(s))` with the first failed status otherwise.
 /// In both error cases each operation tells its own outcome ([`GnttabMapGrantRef::result`]): those that
 /// succeeded are mapped and must be unmapped. An empty batch makes no hypercall.
 ///
@@ -750,9 +778,9 @@ fn batch<T: BatchOp>(cmd: usize, ops: &mut [T]) -> Result<()> {
 ///     GnttabMapGrantRef::new(0x8000_1000, GntMap::HOST_MAP, GrantRef(9), DomId(1)),
 /// ];
 /// let all = gt::map_grant_ref(&mut ops);
-/// assert_eq!(all, Err(gt::GrantError::Status(gt::GrantStatus::PermissionDenied)));
+/// assert_eq!(all, Err(gt::GrantError::Status(gt::GrantStatus::PERMISSION_DENIED)));
 /// assert_eq!(ops[0].result(), Ok(gt::GrantHandle(5))); // mapped: unmap it later
-/// assert_eq!(ops[1].result(), Err(gt::GrantStatus::PermissionDenied));
+/// assert_eq!(ops[1].result(), Err(gt::GrantStatus::PERMISSION_DENIED));
 /// # }
 /// ```
 #[inline]

@@ -95,11 +95,11 @@ fn map_grant_ref_reports_each_failed_operation() {
     ];
     assert_eq!(
         gt::map_grant_ref(&mut ops),
-        Err(GrantError::Status(GrantStatus::PermissionDenied))
+        Err(GrantError::Status(GrantStatus::PERMISSION_DENIED))
     );
     assert_eq!(ops[0].result(), Ok(GrantHandle(7)));
-    assert_eq!(ops[1].status(), Err(GrantStatus::PermissionDenied));
-    assert_eq!(ops[2].status(), Err(GrantStatus::BadGntref));
+    assert_eq!(ops[1].status(), Err(GrantStatus::PERMISSION_DENIED));
+    assert_eq!(ops[2].status(), Err(GrantStatus::BAD_GNTREF));
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn a_failed_grant_hypercall_leaves_unreached_operations_failed() {
         Err(GrantError::Xen(Error::EFAULT))
     );
     assert_eq!(ops[0].status(), Ok(()));
-    assert_eq!(ops[1].status(), Err(GrantStatus::GeneralError));
+    assert_eq!(ops[1].status(), Err(GrantStatus::GENERAL_ERROR));
     let c = only_call();
     assert_eq!((c.op, c.args[0], c.args[2]), (nr::GRANT_TABLE_OP, 1, 2));
     let u: GnttabUnmapGrantRef = c.read_at(1, 1).unwrap();
@@ -177,10 +177,10 @@ fn copy_sets_the_gref_flags_from_the_kinds_of_its_ends() {
     ];
     assert_eq!(
         gt::copy(&mut ops),
-        Err(GrantError::Status(GrantStatus::BadCopyArg))
+        Err(GrantError::Status(GrantStatus::BAD_COPY_ARG))
     );
     assert_eq!(ops[0].status(), Ok(()));
-    assert_eq!(ops[1].status(), Err(GrantStatus::BadCopyArg));
+    assert_eq!(ops[1].status(), Err(GrantStatus::BAD_COPY_ARG));
     let c = only_call();
     assert_eq!((c.op, c.args[0], c.args[2]), (nr::GRANT_TABLE_OP, 5, 2));
     let a: GnttabCopy = c.read_at(1, 0).unwrap();
@@ -880,7 +880,7 @@ fn a_user_wrapper_is_recorded_like_the_built_in_ones() {
     });
     assert_eq!(
         dump_table(DomId(6)),
-        Err(GrantError::Status(GrantStatus::BadDomain))
+        Err(GrantError::Status(GrantStatus::BAD_DOMAIN))
     );
     let c = only_call();
     assert_eq!((c.op, c.args[0], c.args[2]), (nr::GRANT_TABLE_OP, 3, 1));

@@ -122,7 +122,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     let refused = ops[1].result();
     c.check(
         "map_grant_ref of the read-only grant read-write refused",
-        refused == Err(GrantStatus::GeneralError) && call.is_err(),
+        refused == Err(GrantStatus::GENERAL_ERROR) && call.is_err(),
         status_line(refused.map(|_| ()), "reference ", RO_REF).s(" (GNTST_general_error expected)"),
     );
     let mut ro_op = [GnttabMapGrantRef::new(
