@@ -203,6 +203,7 @@ fn clippy_cross() -> Result<()> {
                 "xen-hypercall-bench-insns",
                 "xen-hypercall-el2-harness",
                 "xen-hypercall-guests",
+                "xen-hypercall-bench-xen-cost",
             ] {
                 cmd.args(["-p", p]);
             }
