@@ -789,65 +789,13 @@ pub fn parse_xen_cost(isa: Isa, console: &str) -> Result<XenCost> {
 /// Boots `image` as dom0 on `xen` under QEMU with `-icount shift=0`; returns the console, or fails on a
 /// time-out.
 fn boot_icount(xen: &std::path::Path, image: &std::path::Path) -> Result<String> {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
-    let start = Instant::now();
-    let mut child = Command::new("qemu-system-aarch64")
-        .args([
-            "-machine",
-            "virt,virtualization=on,gic-version=3",
-            "-cpu",
-            "cortex-a57",
-            "-smp",
-            "1",
-            "-m",
-            "1G",
-            "-nographic",
-            "-no-reboot",
-            "-icount",
-            "shift=0",
-            "-kernel",
-        ])
-        .arg(xen)
-        .args([
-            "-append",
-            "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all",
-        ])
-        .arg("-device")
-        .arg(format!(
-            "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
-            image.display()
-        ))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start qemu-system-aarch64")?;
-    let mut stdout = child.stdout.take().context("no stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stdout.read_to_end(&mut s);
-        s
-    });
-    let mut timed_out = false;
-    while child.try_wait()?.is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            timed_out = true;
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let mut cmd = crate::xen::dom0_command(xen, image);
+    cmd.args(["-icount", "shift=0"]);
+    let boot = crate::xen::run_qemu(&mut cmd, std::time::Duration::from_secs(60), |_| false)?;
+    if boot.timed_out {
+        bail!("{} timed out on Xen:\n{}", image.display(), boot.output);
     }
-    let mut out = String::from_utf8_lossy(&reader.join().unwrap_or_default()).replace('\r', "");
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut out);
-    }
-    if timed_out {
-        bail!("{} timed out on Xen:\n{out}", image.display());
-    }
-    Ok(out)
+    Ok(boot.output)
 }
 
 /// Builds `benches/xen-cost` for A64 and A32, boots each as dom0 on Xen under QEMU with `-icount`, and

@@ -11,15 +11,13 @@
 //! configuration expects exactly that line, and Xen shows no crash; QEMU is ended once every domain has
 //! reported (there may be no dom0 to power the machine off), and a time-out is a failure.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::xen::{self, XenBuild};
+use crate::xen::{self, Boot, XenBuild};
 use crate::{setup, util, xensrc};
 
 /// How long one boot may take before it counts as hung.
@@ -317,14 +315,6 @@ pub fn chosen_dts(
     ))
 }
 
-/// What one boot produced.
-#[derive(Debug)]
-pub struct Boot {
-    pub output: String,
-    pub timed_out: bool,
-    pub elapsed: Duration,
-}
-
 /// Whether every role in `roles` has printed its summary in `output`.
 pub fn all_reported(output: &str, roles: &[Role]) -> bool {
     roles.iter().all(|r| {
@@ -349,7 +339,6 @@ pub fn crash_line(output: &str) -> Option<&str> {
 /// Boots `xen` with the configuration's device tree and kernels; ends QEMU once every role in `reporting`
 /// has printed its summary (after a short grace so that Xen can report dom0's end), or at the time-out.
 pub fn boot(xen: &Path, dtb: &Path, modules: &[Module], reporting: &[Role]) -> Result<Boot> {
-    let start = Instant::now();
     let mut cmd = qemu_base();
     cmd.arg("-machine").arg(MACHINE).arg("-kernel").arg(xen);
     cmd.arg("-dtb").arg(dtb);
@@ -360,65 +349,8 @@ pub fn boot(xen: &Path, dtb: &Path, modules: &[Module], reporting: &[Role]) -> R
             m.addr
         ));
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start qemu-system-aarch64")?;
-    let mut stdout = child.stdout.take().context("no stdout")?;
-    let seen = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let sink = Arc::clone(&seen);
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            if let Ok(mut s) = sink.lock() {
-                s.extend_from_slice(&buf[..n]);
-            }
-        }
-    });
-    let text = |seen: &Arc<Mutex<Vec<u8>>>| {
-        seen.lock()
-            .map(|s| String::from_utf8_lossy(&s).replace('\r', ""))
-            .unwrap_or_default()
-    };
-    let mut timed_out = false;
-    let mut reported_at: Option<Instant> = None;
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        let out = text(&seen);
-        if reported_at.is_none() && (all_reported(&out, reporting) || crash_line(&out).is_some()) {
-            reported_at = Some(Instant::now());
-        }
-        if reported_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        if start.elapsed() > TIMEOUT {
-            timed_out = true;
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = reader.join();
-    let mut output = text(&seen);
-    if let Some(mut e) = child.stderr.take() {
-        let mut err = String::new();
-        let _ = e.read_to_string(&mut err);
-        output.push_str(&err);
-    }
-    Ok(Boot {
-        output,
-        timed_out,
-        elapsed: start.elapsed(),
+    xen::run_qemu(&mut cmd, TIMEOUT, |out| {
+        all_reported(out, reporting) || crash_line(out).is_some()
     })
 }
 

@@ -303,61 +303,93 @@ pub struct Boot {
     pub elapsed: Duration,
 }
 
+/// The QEMU command that boots `image` as dom0 on `xen` (the caller may add options, e.g. `-icount`).
+pub fn dom0_command(xen: &Path, image: &Path) -> Command {
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args([
+        "-machine",
+        "virt,virtualization=on,gic-version=3",
+        "-cpu",
+        "cortex-a57",
+        "-smp",
+        "1",
+    ])
+    .args(["-m", "1G", "-nographic", "-no-reboot", "-kernel"])
+    .arg(xen)
+    .args([
+        "-append",
+        // noreboot: a crashed dom0 halts the machine at once instead of rebooting it after 5 s.
+        "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all noreboot",
+    ])
+    .arg("-device")
+    .arg(format!(
+        "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
+        image.display()
+    ));
+    cmd
+}
+
 /// Boots `image` as dom0 on `xen` under QEMU.
 pub fn boot(xen: &Path, image: &Path) -> Result<Boot> {
+    run_qemu(&mut dom0_command(xen, image), TIMEOUT, |_| false)
+}
+
+/// Runs a QEMU command to its end and collects the console (stdout, then stderr). QEMU is ended when
+/// `done` first holds for the console so far plus a grace of 0.5 s (so that Xen can report what follows),
+/// or at `timeout` (then `timed_out` is set).
+pub fn run_qemu(cmd: &mut Command, timeout: Duration, done: impl Fn(&str) -> bool) -> Result<Boot> {
+    use std::sync::{Arc, Mutex};
     let start = Instant::now();
-    let mut child = Command::new("qemu-system-aarch64")
-        .args([
-            "-machine",
-            "virt,virtualization=on,gic-version=3",
-            "-cpu",
-            "cortex-a57",
-            "-smp",
-            "1",
-        ])
-        .args(["-m", "1G", "-nographic", "-no-reboot", "-kernel"])
-        .arg(xen)
-        .args([
-            "-append",
-            // noreboot: a crashed dom0 halts the machine at once instead of rebooting it after 5 s.
-            "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all noreboot",
-        ])
-        .arg("-device")
-        .arg(format!(
-            "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
-            image.display()
-        ))
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start qemu-system-aarch64")?;
     let mut stdout = child.stdout.take().context("no stdout")?;
+    let seen = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = Arc::clone(&seen);
     let reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stdout.read_to_end(&mut s);
-        s
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.extend_from_slice(&buf[..n]);
+            }
+        }
     });
+    let text = |seen: &Arc<Mutex<Vec<u8>>>| {
+        seen.lock()
+            .map(|s| String::from_utf8_lossy(&s).replace('\r', ""))
+            .unwrap_or_default()
+    };
     let mut timed_out = false;
+    let mut done_at: Option<Instant> = None;
     loop {
         if child.try_wait()?.is_some() {
             break;
         }
-        if start.elapsed() > TIMEOUT {
-            timed_out = true;
+        if done_at.is_none() && done(&text(&seen)) {
+            done_at = Some(Instant::now());
+        }
+        let finished = done_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500));
+        timed_out = !finished && start.elapsed() > timeout;
+        if finished || timed_out {
             let _ = child.kill();
             let _ = child.wait();
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut err = String::new();
+    let _ = reader.join();
+    let mut output = text(&seen);
     if let Some(mut e) = child.stderr.take() {
+        let mut err = String::new();
         let _ = e.read_to_string(&mut err);
+        output.push_str(&err);
     }
-    let bytes = reader.join().unwrap_or_default();
-    let mut output = String::from_utf8_lossy(&bytes).replace('\r', "");
-    output.push_str(&err);
     Ok(Boot {
         output,
         timed_out,
@@ -977,6 +1009,32 @@ mod tests {
             "summary: all 12/12 checks passed\n(XEN) Hardware Dom0 halted: halting machine\n",
         );
         s
+    }
+
+    #[test]
+    fn a_run_ends_at_its_time_out_or_soon_after_it_is_done() {
+        let hung = run_qemu(
+            Command::new("sleep").arg("10"),
+            Duration::from_millis(200),
+            |_| false,
+        )
+        .unwrap();
+        assert!(hung.timed_out && hung.elapsed < Duration::from_secs(5));
+        let done = run_qemu(
+            Command::new("sh").args(["-c", "echo ready; exec sleep 10"]),
+            Duration::from_secs(8),
+            |out| out.contains("ready"),
+        )
+        .unwrap();
+        assert!(!done.timed_out && done.elapsed < Duration::from_secs(5));
+        assert_eq!(done.output, "ready\n");
+        let ended = run_qemu(
+            Command::new("echo").arg("hi"),
+            Duration::from_secs(8),
+            |_| false,
+        )
+        .unwrap();
+        assert_eq!((ended.output.as_str(), ended.timed_out), ("hi\n", false));
     }
 
     #[test]
