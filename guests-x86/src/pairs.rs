@@ -115,6 +115,20 @@ pub fn pair5_hypfs_op() -> (isize, isize) {
     (a, b)
 }
 
+/// The trap of the control's own stub: the one the build's inline stubs use.
+#[cfg(all(feature = "underdeclared", feature = "pv"))]
+macro_rules! trap {
+    () => {
+        "syscall"
+    };
+}
+#[cfg(all(feature = "underdeclared", not(feature = "pv")))]
+macro_rules! trap {
+    () => {
+        "vmmcall"
+    };
+}
+
 /// The negative control: `console_io(CONSOLEIO_write, len, buf)` twice through a stub that declares `rdx`
 /// (the buffer, the third of Xen's three) preserved. Release Xen leaves it: both calls print and answer 0.
 /// Debug Xen poisons it: the second call reads from `0xdeadbeefdeadf00d` and answers `-EFAULT`.
@@ -132,7 +146,7 @@ pub fn pair3_underdeclared(text: &[u8]) -> (isize, isize) {
             // is the deliberate error this control exists for.
             unsafe {
                 core::arch::asm!(
-                    crate::pairs::TRAP,
+                    trap!(),
                     inlateout("rax") nr::CONSOLE_IO => $out,
                     inlateout("rdi") cmd => _,
                     inlateout("rsi") len => _,
@@ -148,11 +162,6 @@ pub fn pair3_underdeclared(text: &[u8]) -> (isize, isize) {
     under!(b);
     (a, b)
 }
-
-#[cfg(all(feature = "underdeclared", feature = "pv"))]
-const TRAP: &str = "syscall";
-#[cfg(all(feature = "underdeclared", not(feature = "pv")))]
-const TRAP: &str = "vmmcall";
 
 pub fn run(c: &mut Checks) {
     let mut buf = SysctlBuf([0; 256]);
