@@ -47,6 +47,12 @@ pub struct Line {
     len: usize,
 }
 
+impl Default for Line {
+    fn default() -> Line {
+        Line::new()
+    }
+}
+
 impl Line {
     pub fn new() -> Line {
         Line {

@@ -23,6 +23,12 @@ pub struct QuerySize {
     pub status: i16,
 }
 
+impl Default for QuerySize {
+    fn default() -> QuerySize {
+        QuerySize::new()
+    }
+}
+
 impl QuerySize {
     pub fn new() -> QuerySize {
         QuerySize {

@@ -557,14 +557,14 @@ mod tests {
     fn x86_clobber_sets_pv_and_hvm() {
         let pv = x86("syscall", quote! { also_clobbers: [rcx, r11]; });
         let hvm = x86("vmmcall", quote! {});
-        for n in 0..=6 {
+        for (n, used) in X86_USED.iter().enumerate() {
             let (clobbered, named) = declared(&pv, n);
-            let mut want: Vec<&str> = X86_USED[n].to_vec();
+            let mut want: Vec<&str> = used.to_vec();
             want.extend(["rcx", "r11"]);
             assert_eq!(clobbered, want, "pv, arity {n}");
             assert!(named.iter().any(|r| r == "rax"), "pv, arity {n}: rax bound");
             let (clobbered, _) = declared(&hvm, n);
-            assert_eq!(clobbered, X86_USED[n], "hvm, arity {n}");
+            assert_eq!(clobbered, *used, "hvm, arity {n}");
         }
         // The number and the result share rax; the trap has no immediate.
         let text = inline_stub(&pv, 2).to_string();

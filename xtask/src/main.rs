@@ -198,6 +198,35 @@ fn clippy_host() -> Result<()> {
 }
 
 fn clippy_cross() -> Result<()> {
+    // x86-64: the library with each trap, and the x86 guest (inline and hypercall page, with its control).
+    for features in ["outline", "x86-pv,outline", "x86-hvm-amd,outline"] {
+        util::run(util::cargo().args([
+            "clippy",
+            "-p",
+            "xen-hypercall",
+            "--target",
+            "x86_64-unknown-none",
+            "--features",
+            features,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    for features in ["pv,underdeclared", "amd,underdeclared", "outline"] {
+        util::run(util::cargo().args([
+            "clippy",
+            "-p",
+            "xen-hypercall-guests-x86",
+            "--target",
+            "x86_64-unknown-none",
+            "--features",
+            features,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
     for t in setup::TARGETS {
         // The inline stubs, then the typed API on the out-of-line ones; the library and every
         // bare-metal member (fixtures, bench sites and image, EL2 harness, example guest).

@@ -350,8 +350,11 @@ struct Func {
     insns: Vec<Instruction>,
 }
 
-/// The `.text` bytes, their address, and the symbols (name, address, size).
-fn text_and_symbols(elf: &[u8]) -> Result<(Vec<u8>, u64, Vec<(String, u64, u64)>)> {
+/// A symbol: name, address, size.
+type Symbol = (String, u64, u64);
+
+/// The `.text` bytes, their address, and the symbols.
+fn text_and_symbols(elf: &[u8]) -> Result<(Vec<u8>, u64, Vec<Symbol>)> {
     let file = object::File::parse(elf).context("not an ELF file")?;
     let text = file.section_by_name(".text").context("no .text")?;
     let syms = file

@@ -229,7 +229,8 @@ fn reservation(c: &mut Checks) {
     // What Xen put in the page, word by word (Xen's fills are repeating 32-bit patterns).
     let fill = {
         // SAFETY: SCRATCH is populated again; it is 4096-byte aligned.
-        let word = |i: usize| unsafe { (&raw const SCRATCH.0).cast::<u32>().add(i).read_volatile() };
+        let word =
+            |i: usize| unsafe { (&raw const SCRATCH.0).cast::<u32>().add(i).read_volatile() };
         let first = word(0);
         if (1..1024).all(|i| word(i) == first) {
             Some(first)
