@@ -15,6 +15,8 @@ pub enum Arch {
     Arm,
     /// AArch64.
     Aarch64,
+    /// x86-64.
+    X86_64,
 }
 
 impl Arch {
@@ -35,6 +37,7 @@ impl Arch {
                     "unknown register `{name}` for `arch: arm`; expected one of r0-r5, r8, r10, r12, r14"
                 )),
             },
+            Arch::X86_64 => crate::x86::check_register(name),
             Arch::Aarch64 => {
                 let num = name.strip_prefix('x').and_then(|n| n.parse::<u32>().ok());
                 match num {
@@ -56,6 +59,7 @@ impl Arch {
         match self {
             Arch::Arm => "32-bit ARM (A32 and T32)",
             Arch::Aarch64 => "AArch64",
+            Arch::X86_64 => "x86-64",
         }
     }
 }
@@ -76,12 +80,17 @@ pub struct Abi {
     pub arch: Arch,
     pub preamble: Option<LitStr>,
     pub trap: LitStr,
-    pub tag: Expr,
+    /// The trap's immediate; x86 traps (`syscall`, `vmcall`, `vmmcall`) have none.
+    pub tag: Option<Expr>,
     pub number: Ident,
     pub args: Vec<Ident>,
     pub ret: Ident,
     pub clobbers: ClobberRule,
     pub preserves_flags: bool,
+    /// Registers the trap instruction itself overwrites at every arity (x86 `syscall`: `rcx`, `r11`).
+    pub also_clobbers: Vec<Ident>,
+    /// The hypercall page the out-of-line stubs jump into (x86): its symbol and the bytes per entry.
+    pub page: Option<(LitStr, usize)>,
 }
 
 /// Stores `value` into `slot`, or fails if the key was already given.
@@ -102,6 +111,7 @@ impl Parse for Abi {
         let (mut arch, mut preamble, mut trap, mut tag) = (None, None, None, None);
         let (mut number, mut args, mut ret, mut clobbers, mut flags) =
             (None, None, None, None, None);
+        let (mut also, mut page) = (None, None);
 
         while !input.is_empty() {
             let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
@@ -112,10 +122,13 @@ impl Parse for Abi {
                     let a = match v.to_string().as_str() {
                         "arm" => Arch::Arm,
                         "aarch64" => Arch::Aarch64,
+                        "x86_64" => Arch::X86_64,
                         other => {
                             return Err(syn::Error::new(
                                 v.span(),
-                                format!("unknown `arch: {other}`; expected `arm` or `aarch64`"),
+                                format!(
+                                    "unknown `arch: {other}`; expected `arm`, `aarch64` or `x86_64`"
+                                ),
                             ));
                         }
                     };
@@ -153,12 +166,24 @@ impl Parse for Abi {
                     set_once(&mut clobbers, rule, &key)?;
                 }
                 "preserves_flags" => set_once(&mut flags, input.parse::<LitBool>()?.value, &key)?,
+                "also_clobbers" => {
+                    let content;
+                    bracketed!(content in input);
+                    let list = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+                    set_once(&mut also, list.into_iter().collect::<Vec<_>>(), &key)?;
+                }
+                "page" => {
+                    let symbol: LitStr = input.parse()?;
+                    input.parse::<Token![,]>()?;
+                    let stride: syn::LitInt = input.parse()?;
+                    set_once(&mut page, (symbol, stride.base10_parse::<usize>()?), &key)?;
+                }
                 other => {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
                             "unknown key `{other}`; expected one of arch, preamble, trap, tag, number, \
-                             args, ret, clobbers, preserves_flags"
+                             args, ret, clobbers, preserves_flags, also_clobbers, page"
                         ),
                     ));
                 }
@@ -176,7 +201,12 @@ impl Parse for Abi {
         };
         let arch = arch.ok_or_else(|| missing("arch"))?;
         let trap = trap.ok_or_else(|| missing("trap"))?;
-        let tag = tag.ok_or_else(|| missing("tag"))?;
+        // x86 traps take no immediate; ARM's `hvc` needs one.
+        let tag = match (tag, arch) {
+            (tag, Arch::X86_64) => tag,
+            (Some(t), _) => Some(t),
+            (None, _) => return Err(missing("tag")),
+        };
         let number = number.ok_or_else(|| missing("number"))?;
         let (args_span, args): (Span, Vec<Ident>) = args.ok_or_else(|| missing("args"))?;
         let ret = ret.ok_or_else(|| missing("ret"))?;
@@ -224,11 +254,17 @@ impl Parse for Abi {
                 return Err(e);
             }
         }
-        if ret == number {
-            return Err(syn::Error::new(
-                ret.span(),
-                "the result register cannot be the call-number register",
-            ));
+        // The result may come back in the call-number register (x86: `rax`), never in an argument
+        // register the trap itself overwrites.
+        let also = also.unwrap_or_default();
+        for r in &also {
+            check(r)?;
+            if *r == number || *r == ret || args.contains(r) {
+                return Err(syn::Error::new(
+                    r.span(),
+                    format!("`{r}` carries an operand and cannot also be in `also_clobbers`"),
+                ));
+            }
         }
 
         Ok(Abi {
@@ -242,6 +278,8 @@ impl Parse for Abi {
             ret,
             clobbers,
             preserves_flags: flags.unwrap_or(false),
+            also_clobbers: also,
+            page,
         })
     }
 }

@@ -14,7 +14,9 @@ pub fn clobbered(abi: &Abi, n: usize) -> Vec<&Ident> {
         ClobberRule::AllArgs => abi.args.len(),
     };
     core::iter::once(&abi.number)
+        .filter(|r| **r != abi.ret)
         .chain(abi.args[..used].iter().filter(|r| **r != abi.ret))
+        .chain(abi.also_clobbers.iter())
         .collect()
 }
 
@@ -46,8 +48,12 @@ fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
     let ret_reg = abi.ret.to_string();
 
     // Operands: the number register is always clobbered; each argument register is bound by role.
-    let mut operands = vec![quote! { inlateout(#number) op => _ }];
-    let mut ret_bound = false;
+    let mut ret_bound = abi.number == abi.ret;
+    let mut operands = vec![if ret_bound {
+        quote! { inlateout(#number) op => ret }
+    } else {
+        quote! { inlateout(#number) op => _ }
+    }];
     for (i, reg) in abi.args.iter().enumerate() {
         let r = reg.to_string();
         let is_ret = *reg == abi.ret;
@@ -70,21 +76,23 @@ fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
     if !ret_bound {
         operands.push(quote! { lateout(#ret_reg) ret });
     }
+    for r in &abi.also_clobbers {
+        let r = r.to_string();
+        operands.push(quote! { lateout(#r) _ });
+    }
     let options = if abi.preserves_flags {
         quote! { options(nostack, preserves_flags) }
     } else {
         quote! { options(nostack) }
     };
 
-    let trap = format!("{} #{{tag}}", abi.trap.value().trim());
+    let trap = trap_line(abi);
     let template = match &abi.preamble {
         Some(p) => quote! { #p, #trap },
         None => quote! { #trap },
     };
-    let tag = &abi.tag;
-
-    let tag_text = quote!(#tag).to_string();
-    let trap_text = format!("{} #{}", abi.trap.value().trim(), tag_text);
+    let tag_operand = tag_operand(abi);
+    let trap_text = trap_text(abi);
     let args_text = if n == 0 {
         "none".to_string()
     } else {
@@ -139,13 +147,37 @@ fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
             unsafe {
                 ::core::arch::asm!(
                     #template,
-                    tag = const #tag,
+                    #tag_operand
                     #(#operands,)*
                     #options
                 );
             }
             ret
         }
+    }
+}
+
+/// The trap instruction as an asm template line: with the `{tag}` operand when the trap has an immediate.
+pub fn trap_line(abi: &Abi) -> String {
+    match abi.tag {
+        Some(_) => format!("{} #{{tag}}", abi.trap.value().trim()),
+        None => abi.trap.value().trim().to_string(),
+    }
+}
+
+/// The trap instruction for documentation, its immediate written out.
+pub fn trap_text(abi: &Abi) -> String {
+    match &abi.tag {
+        Some(tag) => format!("{} #{}", abi.trap.value().trim(), quote!(#tag)),
+        None => abi.trap.value().trim().to_string(),
+    }
+}
+
+/// The `tag = const …,` operand of the asm block, if the trap has an immediate.
+pub fn tag_operand(abi: &Abi) -> TokenStream {
+    match &abi.tag {
+        Some(tag) => quote! { tag = const #tag, },
+        None => TokenStream::new(),
     }
 }
 
@@ -496,5 +528,72 @@ mod tests {
             quote! { arch: arm; trap: "hvc"; number: r12; args: [r0]; ret: r0; clobbers: used_args; },
         );
         assert!(e.contains("lacks `tag"), "{e}");
+    }
+
+    /// Written out from Xen's x86 entry code (`clobber_regs64` in `arch/x86/include/asm/hypercall.h`: a debug
+    /// build overwrites `rdi`, `rsi`, `rdx`, `r10`, `r8` up to the declared arity; the result comes back in
+    /// `rax`, the number's register) and from the trap: `syscall` writes the return address to `rcx` and
+    /// the flags to `r11`, `vmcall`/`vmmcall` write neither. Row = arity.
+    const X86_USED: [&[&str]; 7] = [
+        &[],
+        &["rdi"],
+        &["rdi", "rsi"],
+        &["rdi", "rsi", "rdx"],
+        &["rdi", "rsi", "rdx", "r10"],
+        &["rdi", "rsi", "rdx", "r10", "r8"],
+        &["rdi", "rsi", "rdx", "r10", "r8", "r9"],
+    ];
+
+    fn x86(trap: &str, also: TokenStream) -> Abi {
+        let trap = syn::LitStr::new(trap, proc_macro2::Span::call_site());
+        syn::parse2(quote! {
+            arch: x86_64; trap: #trap; number: rax; args: [rdi, rsi, rdx, r10, r8, r9]; ret: rax;
+            clobbers: used_args; #also
+        })
+        .expect("valid description")
+    }
+
+    #[test]
+    fn x86_clobber_sets_pv_and_hvm() {
+        let pv = x86("syscall", quote! { also_clobbers: [rcx, r11]; });
+        let hvm = x86("vmmcall", quote! {});
+        for (n, used) in X86_USED.iter().enumerate() {
+            let (clobbered, named) = declared(&pv, n);
+            let mut want: Vec<&str> = used.to_vec();
+            want.extend(["rcx", "r11"]);
+            assert_eq!(clobbered, want, "pv, arity {n}");
+            assert!(named.iter().any(|r| r == "rax"), "pv, arity {n}: rax bound");
+            let (clobbered, _) = declared(&hvm, n);
+            assert_eq!(clobbered, *used, "hvm, arity {n}");
+        }
+        // The number and the result share rax; the trap has no immediate.
+        let text = inline_stub(&pv, 2).to_string();
+        assert!(text.contains("inlateout (\"rax\") op => ret"), "{text}");
+        assert!(
+            text.contains("\"syscall\"") && !text.contains("tag"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_x86_clobber_check_catches_a_syscall_stub_without_rcx_r11() {
+        // Negative control: the PV description without `also_clobbers` declares rcx and r11 preserved,
+        // which `syscall` overwrites.
+        let under = x86("syscall", quote! {});
+        let (clobbered, _) = declared(&under, 1);
+        assert_ne!(clobbered, ["rdi", "rcx", "r11"]);
+    }
+
+    #[test]
+    fn x86_descriptions_are_checked() {
+        let e = parse_err(quote! {
+            arch: x86_64; trap: "syscall"; number: rax; args: [rdi, rbx]; ret: rax; clobbers: used_args;
+        });
+        assert!(e.contains("LLVM"), "{e}");
+        let e = parse_err(quote! {
+            arch: x86_64; trap: "syscall"; number: rax; args: [rdi]; ret: rax; clobbers: used_args;
+            also_clobbers: [rdi];
+        });
+        assert!(e.contains("also_clobbers"), "{e}");
     }
 }

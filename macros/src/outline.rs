@@ -50,6 +50,14 @@ fn c_abi(arch: Arch) -> CAbi {
             ret: "ret",
             mov: "mov",
         },
+        // System V AMD64.
+        Arch::X86_64 => CAbi {
+            arg_regs: &["rdi", "rsi", "rdx", "rcx", "r8", "r9"],
+            callee_saved: &["rbx", "rbp", "r12", "r13", "r14", "r15"],
+            slot: 8,
+            ret: "ret",
+            mov: "mov",
+        },
     }
 }
 
@@ -69,6 +77,8 @@ pub fn max_number(arch: Arch) -> u32 {
     match arch {
         Arch::Arm => 255,
         Arch::Aarch64 => 0xffff,
+        // `mov eax, imm32`; the hypercall page has 128 entries of 32 bytes.
+        Arch::X86_64 => 127,
     }
 }
 
@@ -84,6 +94,9 @@ pub fn per_call_lines(abi: &Abi, n: usize) -> Result<Vec<String>, String> {
 
 /// The instruction lines of an out-of-line stub of arity `n` taking its number as `number` says.
 fn stub_lines(abi: &Abi, n: usize, number: Number) -> Result<Vec<String>, String> {
+    if abi.arch == Arch::X86_64 {
+        return crate::x86::page_lines(abi, n, number);
+    }
     let c = c_abi(abi.arch);
     // Destination register for each C argument: op (when passed), then a1..an.
     let first = (number == Number::FirstArg).then(|| abi.number.to_string());
@@ -150,7 +163,7 @@ fn stub_lines(abi: &Abi, n: usize, number: Number) -> Result<Vec<String>, String
     if number == Number::Immediate {
         lines.push(format!("mov {}, #{{nr}}", abi.number));
     }
-    lines.push(format!("{} #{{tag}}", abi.trap.value().trim()));
+    lines.push(crate::emit::trap_line(abi));
     if !pushed.is_empty() {
         lines.push(format!("pop {{{}}}", pushed.join(", ")));
     }
@@ -174,7 +187,7 @@ pub fn outline_stubs(abi: &Abi) -> TokenStream {
 fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
     let name = format_ident!("hypercall{}", n);
     let params: Vec<_> = (1..=n).map(|i| format_ident!("a{}", i)).collect();
-    let tag = &abi.tag;
+    let tag_operand = crate::emit::tag_operand(abi);
     let docs = &abi.docs;
     let plural = if n == 1 { "" } else { "s" };
     let summary = format!(
@@ -199,7 +212,7 @@ fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
         abi.ret,
         clob.join(", ")
     );
-    let tag_text = quote!(#tag).to_string();
+    let tag_text = tag_text(abi);
     let listing = format!(
         " ```text\n{}\n ```",
         lines
@@ -224,7 +237,7 @@ fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
         pub unsafe extern "C" fn #name(op: usize #(, #params: usize)*) -> isize {
             ::core::arch::naked_asm!(
                 #(#template,)*
-                tag = const #tag,
+                #tag_operand
             )
         }
     }
@@ -244,6 +257,14 @@ pub fn per_call_stubs(abi: &Abi) -> TokenStream {
     quote! { #(#stubs)* }
 }
 
+/// The trap's immediate as documentation shows it (empty without one).
+fn tag_text(abi: &Abi) -> String {
+    abi.tag
+        .as_ref()
+        .map(|t| quote!(#t).to_string())
+        .unwrap_or_default()
+}
+
 /// The asm template lines: braces of register lists are literal; `{tag}` and `{nr}` are operands.
 fn template(lines: &[String]) -> Vec<String> {
     lines
@@ -260,7 +281,7 @@ fn template(lines: &[String]) -> Vec<String> {
 fn per_call_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
     let name = format_ident!("hypercall{}", n);
     let params: Vec<_> = (1..=n).map(|i| format_ident!("a{}", i)).collect();
-    let tag = &abi.tag;
+    let tag_operand = crate::emit::tag_operand(abi);
     let docs = &abi.docs;
     let max = max_number(abi.arch);
     let plural = if n == 1 { "" } else { "s" };
@@ -302,7 +323,7 @@ fn per_call_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
          architecture); a larger number is a compile error where the stub is instantiated. Each number \
          used gets its own copy of the stub; numbers not used get none."
     );
-    let tag_text = quote!(#tag).to_string();
+    let tag_text = tag_text(abi);
     let listing = format!(
         " ```text\n{}\n ```",
         lines
@@ -338,7 +359,7 @@ fn per_call_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
                     assert!(NR <= #max, #too_large);
                     NR
                 },
-                tag = const #tag,
+                #tag_operand
             )
         }
     }

@@ -26,7 +26,23 @@ compile_error!(
      run under Xen; build for an A-profile target such as armv7a-none-eabi or aarch64-unknown-none"
 );
 
-#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod x86_64;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub use x86_64::*;
+/// The x86-64 hypercall page (the out-of-line stubs enter it).
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub mod x86_page;
+
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    all(target_arch = "x86_64", target_os = "none")
+)))]
 mod unsupported;
-#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    all(target_arch = "x86_64", target_os = "none")
+)))]
 pub use unsupported::*;

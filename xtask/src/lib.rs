@@ -22,5 +22,6 @@ pub mod insns;
 pub mod package;
 pub mod setup;
 pub mod util;
+pub mod x86;
 pub mod xen;
 pub mod xensrc;

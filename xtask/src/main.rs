@@ -21,6 +21,7 @@ usage: cargo xtask <task>
   domains [CONFIG…]
             several domains on Xen (dom0less): a frontend domU and its backend (dom0 or a domU), the
             negative control, SILO and xsm=dummy
+  x86       boot the x86-64 guest on Xen (PV and PVH dom0, inline and hypercall page, release and debug)
   xen-src   fetch Debian's Xen source and build the debug hypervisor (done by `xen` when missing)
 
 Every task installs what it is missing (toolchain targets; Debian packages when run as root).";
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
         Some("domains") => xtask::domains::test(&args[1..]),
+        Some("x86") => setup::toolchain().and_then(|()| xtask::x86::test()),
         Some("xen-src") => xensrc::debug_xen().map(|p| println!("{}", p.display())),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");
@@ -57,7 +59,9 @@ fn main() -> ExitCode {
 
 fn demo() -> Result<()> {
     setup::toolchain()?;
-    xen::demo()
+    xen::demo()?;
+    println!();
+    xtask::x86::demo()
 }
 
 /// One step of `cargo xtask test`.
@@ -121,6 +125,10 @@ fn test() -> Result<()> {
         Step {
             name: "real Xen",
             run: xen::test,
+        },
+        Step {
+            name: "real Xen (x86-64)",
+            run: xtask::x86::test,
         },
     ];
     let mut failed = Vec::new();
@@ -190,6 +198,35 @@ fn clippy_host() -> Result<()> {
 }
 
 fn clippy_cross() -> Result<()> {
+    // x86-64: the library with each trap, and the x86 guest (inline and hypercall page, with its control).
+    for features in ["outline", "x86-pv,outline", "x86-hvm-amd,outline"] {
+        util::run(util::cargo().args([
+            "clippy",
+            "-p",
+            "xen-hypercall",
+            "--target",
+            "x86_64-unknown-none",
+            "--features",
+            features,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    for features in ["pv,underdeclared", "amd,underdeclared", "outline"] {
+        util::run(util::cargo().args([
+            "clippy",
+            "-p",
+            "xen-hypercall-guests-x86",
+            "--target",
+            "x86_64-unknown-none",
+            "--features",
+            features,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
     for t in setup::TARGETS {
         // The inline stubs, then the typed API on the out-of-line ones; the library and every
         // bare-metal member (fixtures, bench sites and image, EL2 harness, example guest).
@@ -243,6 +280,22 @@ fn cross_builds() -> Result<()> {
                 "--release",
             ]),
     )?;
+    // x86-64: each trap the inline stubs can be built with (vmcall, vmmcall, syscall).
+    for features in [None, Some("x86-hvm-amd"), Some("x86-pv")] {
+        let mut cmd = util::cargo();
+        cmd.args([
+            "build",
+            "-p",
+            "xen-hypercall",
+            "--target",
+            "x86_64-unknown-none",
+            "--release",
+        ]);
+        if let Some(f) = features {
+            cmd.args(["--features", f]);
+        }
+        util::run(&mut cmd)?;
+    }
     // M-profile has no HVC: the build must fail, with the library's message.
     let out = util::cargo()
         .args(["build", "-p", "xen-hypercall", "--target", setup::M_PROFILE])

@@ -190,15 +190,26 @@ impl Guest {
 
 /// Downloads and unpacks Xen under `target/xen/` unless it is there; returns the hypervisor's path.
 pub fn fetch_xen() -> Result<PathBuf> {
-    let dir = util::target_dir().join("xen");
-    let xen = dir.join("out").join(XEN_BINARY);
+    fetch_package(
+        "arm64",
+        XEN_PACKAGE,
+        XEN_BINARY,
+        &util::target_dir().join("xen"),
+    )
+}
+
+/// Downloads Debian's `package` for `arch` (without changing the system's dpkg architecture) and unpacks
+/// it under `dir/out` unless `binary` is there already; returns `dir/out/binary`.
+pub fn fetch_package(arch: &str, package: &str, binary: &str, dir: &Path) -> Result<PathBuf> {
+    let dir = dir.to_path_buf();
+    let xen = dir.join("out").join(binary);
     if xen.is_file() {
         return Ok(xen);
     }
     let lists = dir.join("lists");
     let opts = [
-        "-oAPT::Architecture=arm64".to_string(),
-        "-oAPT::Architectures=arm64".to_string(),
+        format!("-oAPT::Architecture={arch}"),
+        format!("-oAPT::Architectures={arch}"),
         format!("-oDir::State::Lists={}", lists.display()),
         format!("-oDir::Cache={}", dir.join("cache").display()),
         "-oAPT::Sandbox::User=root".to_string(),
@@ -208,8 +219,8 @@ pub fn fetch_xen() -> Result<PathBuf> {
         .unwrap_or(false);
     if !is_root {
         bail!(
-            "Xen for arm64 is missing; as root, run:\n  mkdir -p {l}/partial && cd {d} && apt-get {o} update && \
-             apt-get {o} download {XEN_PACKAGE} && dpkg -x {XEN_PACKAGE}_*.deb out",
+            "Xen for {arch} is missing; as root, run:\n  mkdir -p {l}/partial && cd {d} && apt-get {o} update && \
+             apt-get {o} download {package} && dpkg -x {package}_*.deb out",
             l = lists.display(),
             d = dir.display(),
             o = opts.join(" ")
@@ -218,17 +229,18 @@ pub fn fetch_xen() -> Result<PathBuf> {
     std::fs::create_dir_all(lists.join("partial"))?;
     std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
     util::run(Command::new("apt-get").args(&opts).args(["-q", "update"]))?;
-    util::run(Command::new("apt-get").current_dir(&dir).args(&opts).args([
-        "-q",
-        "download",
-        XEN_PACKAGE,
-    ]))?;
+    util::run(
+        Command::new("apt-get")
+            .current_dir(&dir)
+            .args(&opts)
+            .args(["-q", "download", package]),
+    )?;
     let deb = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(XEN_PACKAGE))
+                .is_some_and(|n| n.starts_with(package))
         })
         .context("apt-get download produced no .deb")?;
     util::run(
@@ -238,7 +250,7 @@ pub fn fetch_xen() -> Result<PathBuf> {
             .arg(dir.join("out")),
     )?;
     if !xen.is_file() {
-        bail!("{} does not contain {XEN_BINARY}", deb.display());
+        bail!("{} does not contain {binary}", deb.display());
     }
     Ok(xen)
 }

@@ -261,12 +261,23 @@ pub fn debug_xen() -> Result<PathBuf> {
     let tree = source()?;
     setup::debian(&TOOLS)?;
     eprintln!("xen-src: building a debug Xen for arm64 (a few minutes on 2 cores)");
+    build_debug(
+        &tree,
+        &["XEN_TARGET_ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"],
+        &image,
+    )?;
+    Ok(image)
+}
+
+/// Builds the hypervisor in `tree` with `CONFIG_DEBUG=y` (`make` given `arch_args`) and copies `xen/xen` to
+/// `image`.
+pub fn build_debug(tree: &Path, arch_args: &[&str], image: &Path) -> Result<()> {
     let make = |args: &[&str]| -> Result<()> {
         util::run(
             Command::new("make")
                 .arg("-C")
                 .arg(tree.join("xen"))
-                .args(["XEN_TARGET_ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"])
+                .args(arch_args)
                 .args(args),
         )
     };
@@ -293,9 +304,9 @@ pub fn debug_xen() -> Result<PathBuf> {
     if !built.is_file() {
         bail!("the build produced no {}", built.display());
     }
-    std::fs::copy(&built, &image)?;
+    std::fs::copy(&built, image)?;
     eprintln!("xen-src: debug Xen at {}", image.display());
-    Ok(image)
+    Ok(())
 }
 
 #[cfg(test)]
