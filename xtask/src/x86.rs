@@ -207,6 +207,13 @@ pub fn release_xen() -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The C library's headers, for the host tools Xen's build compiles first (`fixdep`, Kconfig, `symbols`,
+/// `mkelf32`): gcc only recommends them, and a machine that installs no recommendations lacks them.
+const LIBC_DEV: setup::Package = setup::Package {
+    name: "libc6-dev",
+    provides: "/usr/include/stdio.h",
+};
+
 /// The debug Xen for x86-64, built from Debian's source (a second unpacked tree, so that the arm64 build's
 /// objects stay) with the native compiler; cached under `target/xen-src/`.
 pub fn debug_xen() -> Result<PathBuf> {
@@ -223,6 +230,7 @@ pub fn debug_xen() -> Result<PathBuf> {
         setup::MAKE,
         setup::DPKG_DEV,
         setup::PYTHON3,
+        LIBC_DEV,
     ])?;
     let tree = dir.join("src-x86");
     if !tree.join("xen/Makefile").is_file() {
