@@ -35,13 +35,15 @@
 //! the backend: the inline stubs by default, the out-of-line ones ([`outline`]) with feature `outline`,
 //! and with feature `mock` a recording mock (module `mock`, on any target with `std`) that also replaces
 //! the exported `hypercall0` … `hypercall6`, so host unit tests of code built on this crate see every call
-//! and program its result. Without `mock`, `xen` exists only on bare-metal ARM targets.
+//! and program its result. Without `mock`, `xen` exists only on bare-metal ARM and x86-64 targets (on
+//! x86-64 with the arity table and structures of that architecture, see the README's x86-64 section).
 //!
 //! # The platform contract
 //!
 //! The typed API is safe on one condition about the whole program, which no type can check: it runs at
 //! EL1 as a guest of Xen, so that `hvc #0xEA1` reaches Xen's hypercall handler and no register changes
-//! beyond what Xen's ABI says. That is why [`xen`] exists only for bare-metal targets (`target_os =
+//! beyond what Xen's ABI says (on x86-64: in ring 0 of an HVM/PVH guest whose CPU matches the trap
+//! feature, or in the kernel of a 64-bit PV guest with `x86-pv`, or with the hypercall page filled). That is why [`xen`] exists only for bare-metal targets (`target_os =
 //! "none"`), where the program is the kernel and chooses its environment, and with the `mock` feature.
 //! A program that must find out at run time whether Xen is underneath asks before its first hypercall (the
 //! SMC Calling Convention's hypervisor UID, served on `hvc #0`). See the README for why this contract
@@ -56,7 +58,10 @@ pub mod arch;
 pub mod mock;
 pub mod outline;
 #[cfg(any(
-    all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),
+    all(
+        any(target_arch = "arm", target_arch = "aarch64", target_arch = "x86_64"),
+        target_os = "none"
+    ),
     feature = "mock",
     doc
 ))]

@@ -1,8 +1,9 @@
 //! The one path from the typed API to a hypercall: the backend indirection.
 //!
 //! Every wrapper calls [`call1`] … [`call5`] with the hypercall number as a const generic; a `const`
-//! assertion checks at compile time that the stub's arity is the arity Xen's ARM table declares for that
-//! number ([`nr::arm_arity`]). The backend is chosen once, here:
+//! assertion checks at compile time that the stub's arity is the arity Xen's table declares for that
+//! number on the architecture and guest type being built ([`nr::arity`]: ARM's, or x86-64's PV64 or
+//! HVM64 column). The backend is chosen once, here:
 //!
 //! - feature `mock`: the recording mock ([`crate::mock`]), on any target;
 //! - feature `outline`: the out-of-line stubs ([`crate::outline`]);
@@ -182,12 +183,12 @@ impl Arg {
 
 /// The compile-time arity check every `callN` performs.
 const fn arity_is(nr: usize, n: usize) -> bool {
-    matches!(nr::arm_arity(nr), Some(a) if a == n)
+    matches!(nr::arity(nr), Some(a) if a == n)
 }
 
 macro_rules! calls {
     ($($name:ident / $stub:ident: $n:literal ($($a:ident),*);)*) => { $(
-        #[doc = concat!("Issues hypercall `NR`, whose declared ARM arity must be ", $n, ", through the backend.")]
+        #[doc = concat!("Issues hypercall `NR`, whose declared arity ([`nr::arity`]) must be ", $n, ", through the backend.")]
         ///
         /// # Safety
         ///
@@ -197,7 +198,11 @@ macro_rules! calls {
         #[inline(always)]
         pub unsafe fn $name<const NR: usize>($($a: Arg),*) -> isize {
             const {
-                assert!(arity_is(NR, $n), "the stub's arity differs from Xen's ARM arity for this call")
+                assert!(
+                    arity_is(NR, $n),
+                    "the stub's arity differs from the arity Xen's hypercall table declares for this call \
+                     on this architecture and guest type (xen::nr::arity)"
+                )
             };
             #[cfg(feature = "mock")]
             {

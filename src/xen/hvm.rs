@@ -1,7 +1,9 @@
 //! `hvm_op`: domain parameters (`HYPERVISOR_hvm_op`, declared arity 2).
 //!
 //! On ARM every guest is an "HVM" guest for this interface: the toolstack hands a PV guest its xenstore and
-//! console rings and the event-channel upcall interrupt through these parameters.
+//! console rings and the event-channel upcall interrupt through these parameters. On x86-64 an HVM or PVH
+//! guest uses them the same way and chooses how events arrive with [`set_callback_vector`]; Xen refuses
+//! them to a PV guest ([`Error::EINVAL`]).
 
 use super::call::{Arg, call2};
 use super::{DomId, Error, Plain, Result, nr};
@@ -46,7 +48,9 @@ pub struct HvmParam {
 // SAFETY: a repr(C) struct of integers.
 unsafe impl Plain for HvmParam {}
 
-/// The value of `HVM_PARAM_CALLBACK_IRQ`, decoded: the type in bits 63:56 (`HVM_PARAM_CALLBACK_TYPE_*`).
+/// The value of `HVM_PARAM_CALLBACK_IRQ`, decoded as ARM defines it: the type in bits 63:56
+/// (`HVM_PARAM_CALLBACK_TYPE_*`). Not in x86-64 builds, where type 2 means a vector ([`vector_of`]).
+#[cfg(any(not(all(target_arch = "x86_64", target_os = "none")), doc))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallbackVia {
     /// `HVM_PARAM_CALLBACK_TYPE_PPI` (2 on ARM): events arrive as a private peripheral interrupt.
@@ -62,6 +66,7 @@ pub enum CallbackVia {
     Other(u64),
 }
 
+#[cfg(any(not(all(target_arch = "x86_64", target_os = "none")), doc))]
 impl CallbackVia {
     /// Decodes a raw `HVM_PARAM_CALLBACK_IRQ` value as ARM defines it.
     ///
@@ -137,4 +142,94 @@ pub fn set_param(dom: DomId, param: Param, value: u64) -> Result<()> {
         value,
     };
     param_op(HVMOP_SET_PARAM, &mut p)
+}
+
+/// `HVM_PARAM_CALLBACK_TYPE_GSI` (x86): events raise a global system interrupt (bits 55:0: the GSI).
+#[cfg(any(
+    not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),
+    doc
+))]
+pub const HVM_PARAM_CALLBACK_TYPE_GSI: u64 = 0;
+/// `HVM_PARAM_CALLBACK_TYPE_PCI_INTX` (x86): events raise a PCI device's INTx line.
+#[cfg(any(
+    not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),
+    doc
+))]
+pub const HVM_PARAM_CALLBACK_TYPE_PCI_INTX: u64 = 1;
+/// `HVM_PARAM_CALLBACK_TYPE_VECTOR` (x86): events arrive as an interrupt on a vector of the guest's
+/// choosing (bits 7:0), delivered to the vCPU the event is bound to, with no interrupt controller involved.
+#[cfg(any(
+    not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),
+    doc
+))]
+pub const HVM_PARAM_CALLBACK_TYPE_VECTOR: u64 = 2;
+
+/// The `HVM_PARAM_CALLBACK_IRQ` value asking for events as interrupt `vector` (x86):
+/// [`HVM_PARAM_CALLBACK_TYPE_VECTOR`] in bits 63:56, the vector in bits 7:0.
+///
+/// ```
+/// use xen_hypercall::xen::hvm;
+/// assert_eq!(hvm::callback_vector(0xf3), 0x0200_0000_0000_00f3);
+/// ```
+#[cfg(any(
+    not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),
+    doc
+))]
+#[inline]
+pub const fn callback_vector(vector: u8) -> u64 {
+    HVM_PARAM_CALLBACK_TYPE_VECTOR << 56 | vector as u64
+}
+
+/// The vector of an x86 `HVM_PARAM_CALLBACK_IRQ` value of type [`HVM_PARAM_CALLBACK_TYPE_VECTOR`], or
+/// `None` for another type (GSI, PCI INTx, or none set).
+///
+/// ```
+/// use xen_hypercall::xen::hvm;
+/// assert_eq!(hvm::vector_of(0x0200_0000_0000_00f3), Some(0xf3));
+/// assert_eq!(hvm::vector_of(0x0000_0000_0000_0005), None); // GSI 5
+/// ```
+#[cfg(any(
+    not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),
+    doc
+))]
+#[inline]
+pub const fn vector_of(raw: u64) -> Option<u8> {
+    if raw >> 56 == HVM_PARAM_CALLBACK_TYPE_VECTOR {
+        Some(raw as u8)
+    } else {
+        None
+    }
+}
+
+/// Asks Xen to deliver this domain's events as interrupt `vector` (x86 HVM/PVH guests:
+/// `HVMOP_set_param(HVM_PARAM_CALLBACK_IRQ, `[`callback_vector`]`(vector))`). The guest's IDT must
+/// have a handler there before it enables interrupts; the handler drains the ports with
+/// [`evtchn::Events`](super::evtchn::Events). Vectors 0–31 are the CPU's exceptions: they fail with
+/// [`Error::EINVAL`] without a hypercall. A PV guest gets [`Error::EINVAL`] from Xen (it registers
+/// callbacks with `callback_op` instead).
+///
+/// ```
+/// # #[cfg(feature = "mock")] {
+/// use xen_hypercall::{mock, xen::{Error, hvm, nr}};
+/// mock::reset();
+/// hvm::set_callback_vector(0xf3)?;
+/// let c = &mock::take_calls()[0];
+/// assert_eq!((c.op, c.args[0]), (nr::HVM_OP, hvm::HVMOP_SET_PARAM));
+/// let p = c.read::<hvm::HvmParam>(1).unwrap();
+/// assert_eq!((p.index, p.value), (0, 0x0200_0000_0000_00f3));
+/// assert_eq!(hvm::set_callback_vector(14), Err(Error::EINVAL)); // the page-fault vector
+/// assert!(mock::take_calls().is_empty());
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[cfg(any(
+    not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),
+    doc
+))]
+#[inline]
+pub fn set_callback_vector(vector: u8) -> Result<()> {
+    if vector < 32 {
+        return Err(Error::EINVAL);
+    }
+    set_param(DomId::SELF, Param::CALLBACK_IRQ, callback_vector(vector))
 }

@@ -13,12 +13,17 @@
 //! # Ok::<(), xen_hypercall::xen::Error>(())
 //! ```
 //!
-//! - Every wrapper calls the stub of exactly the arity Xen's ARM hypercall table declares ([`nr`]),
-//!   checked at compile time.
+//! - Every wrapper calls the stub of exactly the arity Xen's hypercall table declares ([`nr`]), checked
+//!   at compile time: ARM's table, or on x86-64 the PV64 or HVM64 column ([`nr::arity`]).
 //! - Failures are [`Error`]s, one constant per code of Xen's `errno.h`.
 //! - Structures are `#[repr(C)]`, laid out as Xen's public headers say for ARM: `xen_ulong_t`, `xen_pfn_t`
 //!   and guest handles are 64-bit slots for 32- and 64-bit guests alike (a host test compiles the real
-//!   headers with clang for 32-bit ARM and AArch64 and compares every size, alignment and field offset).
+//!   headers with clang for 32-bit ARM, AArch64 and x86-64 and compares every size, alignment and field
+//!   offset). x86-64 lays out the shared structures the same way; where it differs (`vcpu_info` and
+//!   `shared_info` have arch parts there, 32 legacy vCPU slots), [`vcpu`] takes [`x86`]'s structures
+//!   in an x86-64 build, and [`layout`] (ARM's guest memory map) does not exist there. [`pvh`] reads the
+//!   `hvm_start_info` a PVH guest is entered with; [`hvm::set_callback_vector`] asks for events as an
+//!   interrupt vector.
 //! - No allocation and no panics; the structures keep their natural alignment, so the API works from a
 //!   bare-metal guest with the MMU off (where unaligned accesses fault).
 //! - Memory shared with Xen must be Normal Write-Back Inner-Shareable for defined behaviour (MMU and
@@ -81,15 +86,26 @@ pub mod console;
 pub mod evtchn;
 pub mod grant_table;
 pub mod hvm;
+#[cfg(any(not(all(target_arch = "x86_64", target_os = "none")), doc))]
 pub mod layout;
 pub mod memory;
 pub mod multicall;
 pub mod nr;
+#[cfg(any(
+    not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),
+    doc
+))]
+pub mod pvh;
 pub mod raw;
 pub mod sched;
 pub mod vcpu;
 pub mod version;
 pub mod vm_assist;
+#[cfg(any(
+    not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),
+    doc
+))]
+pub mod x86;
 
 pub use call::Plain;
 pub use error::{Error, Result};
@@ -130,8 +146,9 @@ pub(crate) fn unit(ret: isize) -> Result<()> {
     Error::check(ret).map(|_| ())
 }
 
-/// The sizes and alignments of Xen's headers for ARM, checked on every target this crate is built for
-/// (the host test `tests/layout.rs` compares every field with the real headers).
+/// The sizes and alignments of Xen's headers (for ARM; for x86-64 where they differ), checked on every
+/// target this crate is built for (the host test `tests/layout.rs` compares every field with the real
+/// headers for 32-bit ARM, AArch64 and x86-64).
 const _: () = {
     use core::mem::{align_of, size_of};
     macro_rules! abi {
@@ -172,11 +189,27 @@ const _: () = {
         grant_table::GrantEntryV1: 8, 4;
         hvm::HvmParam: 16, 8;
         vcpu::VcpuTimeInfo: 32, 8;
-        vcpu::VcpuInfo: 48, 8;
-        vcpu::SharedInfo: 1088, 8;
         vcpu::RunstateInfo: 48, 8;
         vcpu::RegisterVcpuInfo: 16, 8;
         vcpu::RegisterRunstateMemoryArea: 8, 8;
         multicall::MulticallEntry: 64, 8;
+    }
+    // ARM's `vcpu_info` and `shared_info` (empty arch parts, one legacy vCPU slot); on the host the
+    // typed API is ARM's.
+    #[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
+    abi! {
+        vcpu::VcpuInfo: 48, 8;
+        vcpu::SharedInfo: 1088, 8;
+    }
+    // x86-64's (`public/arch-x86/xen.h`, `start_info.h`), wherever they are built.
+    #[cfg(not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")))]
+    abi! {
+        x86::ArchVcpuInfo: 16, 8;
+        x86::VcpuInfo: 64, 8;
+        x86::ArchSharedInfo: 48, 8;
+        x86::SharedInfo: 3136, 8;
+        pvh::HvmStartInfo: 56, 8;
+        pvh::HvmModlistEntry: 32, 8;
+        pvh::HvmMemmapTableEntry: 24, 8;
     }
 };

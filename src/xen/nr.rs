@@ -1,10 +1,12 @@
-//! Hypercall numbers (`__HYPERVISOR_*` in Xen's public `xen.h`) and the argument count Xen's ARM hypercall
-//! table declares for each.
+//! Hypercall numbers (`__HYPERVISOR_*` in Xen's public `xen.h`) and the argument count Xen's hypercall
+//! tables declare for each: ARM's ([`arm_arity`]) and x86-64's for PV and for HVM/PVH guests
+//! ([`x86_pv64_arity`], [`x86_hvm64_arity`]).
 //!
 //! The arity matters: after a hypercall that was not preempted, a debug build of Xen overwrites every
-//! argument register of the *declared* arity (except `r0`/`x0`, the result) with `0xDEADBEEF`. A stub
-//! with fewer arguments would tell the compiler that registers stay intact which do not. Every typed
-//! wrapper of this crate calls the stub of [`arm_arity`]'s arity, checked at compile time.
+//! argument register of the *declared* arity (except `r0`/`x0`, the result) with `0xDEADBEEF` (x86-64:
+//! `0xDEADBEEFDEADF00D`). A stub with fewer arguments would tell the compiler that registers stay intact
+//! which do not. Every typed wrapper of this crate calls the stub of the arity [`arity`] gives for the
+//! architecture and guest type being built, checked at compile time.
 //!
 //! ```
 //! use xen_hypercall::xen::nr;
@@ -200,5 +202,127 @@ pub const fn arm_arity(nr: usize) -> Option<usize> {
         DM_OP => Some(3),
         HYPFS_OP => Some(5),
         _ => None,
+    }
+}
+
+/// The number of arguments Xen's x86 hypercall table (`xen/include/hypercall-defs.c`, column `pv64`)
+/// declares for hypercall `nr` made by a 64-bit PV guest, or `None` where that column has no handler.
+///
+/// `arch_0` is x86's `mca` and `arch_1` its `paging_domctl_cont`. PV64 and HVM64 ([`x86_hvm64_arity`])
+/// agree on every call both serve; they differ in which calls they serve.
+///
+/// ```
+/// use xen_hypercall::xen::nr;
+/// assert_eq!(nr::x86_pv64_arity(nr::MMU_UPDATE), Some(4));
+/// assert_eq!(nr::x86_pv64_arity(nr::IRET), Some(0));
+/// ```
+pub const fn x86_pv64_arity(nr: usize) -> Option<usize> {
+    match nr {
+        SET_TRAP_TABLE => Some(1),
+        MMU_UPDATE => Some(4),
+        SET_GDT => Some(2),
+        STACK_SWITCH => Some(2),
+        SET_CALLBACKS => Some(3),
+        FPU_TASKSWITCH => Some(1),
+        SCHED_OP_COMPAT => Some(2),
+        PLATFORM_OP => Some(1),
+        SET_DEBUGREG => Some(2),
+        GET_DEBUGREG => Some(1),
+        UPDATE_DESCRIPTOR => Some(2),
+        MEMORY_OP => Some(2),
+        MULTICALL => Some(2),
+        UPDATE_VA_MAPPING => Some(3),
+        SET_TIMER_OP => Some(1),
+        EVENT_CHANNEL_OP_COMPAT => Some(1),
+        XEN_VERSION => Some(2),
+        CONSOLE_IO => Some(3),
+        PHYSDEV_OP_COMPAT => Some(1),
+        GRANT_TABLE_OP => Some(3),
+        VM_ASSIST => Some(2),
+        UPDATE_VA_MAPPING_OTHERDOMAIN => Some(4),
+        IRET => Some(0),
+        VCPU_OP => Some(3),
+        SET_SEGMENT_BASE => Some(2),
+        MMUEXT_OP => Some(4),
+        XSM_OP => Some(1),
+        NMI_OP => Some(2),
+        SCHED_OP => Some(2),
+        CALLBACK_OP => Some(2),
+        XENOPROF_OP => Some(2),
+        EVENT_CHANNEL_OP => Some(2),
+        PHYSDEV_OP => Some(2),
+        HVM_OP => Some(2),
+        SYSCTL => Some(1),
+        DOMCTL => Some(1),
+        KEXEC_OP => Some(2),
+        ARGO_OP => Some(5),
+        XENPMU_OP => Some(2),
+        DM_OP => Some(3),
+        HYPFS_OP => Some(5),
+        ARCH_0 => Some(1),
+        ARCH_1 => Some(1),
+        _ => None,
+    }
+}
+
+/// The number of arguments Xen's x86 hypercall table (`xen/include/hypercall-defs.c`, column `hvm64`)
+/// declares for hypercall `nr` made by a 64-bit HVM or PVH guest, or `None` where that column has no
+/// handler (the PV-only calls: page tables, descriptors, callbacks, `iret`, …).
+///
+/// ```
+/// use xen_hypercall::xen::nr;
+/// assert_eq!(nr::x86_hvm64_arity(nr::HVM_OP), Some(2));
+/// assert_eq!(nr::x86_hvm64_arity(nr::MMU_UPDATE), None);
+/// ```
+pub const fn x86_hvm64_arity(nr: usize) -> Option<usize> {
+    match nr {
+        PLATFORM_OP => Some(1),
+        MEMORY_OP => Some(2),
+        MULTICALL => Some(2),
+        SET_TIMER_OP => Some(1),
+        XEN_VERSION => Some(2),
+        CONSOLE_IO => Some(3),
+        GRANT_TABLE_OP => Some(3),
+        VM_ASSIST => Some(2),
+        VCPU_OP => Some(3),
+        MMUEXT_OP => Some(4),
+        XSM_OP => Some(1),
+        SCHED_OP => Some(2),
+        EVENT_CHANNEL_OP => Some(2),
+        PHYSDEV_OP => Some(2),
+        HVM_OP => Some(2),
+        SYSCTL => Some(1),
+        DOMCTL => Some(1),
+        ARGO_OP => Some(5),
+        XENPMU_OP => Some(2),
+        DM_OP => Some(3),
+        HYPFS_OP => Some(5),
+        ARCH_1 => Some(1),
+        _ => None,
+    }
+}
+
+/// The arity table of the guest being built, which the typed API's compile-time check uses:
+///
+/// - bare-metal x86-64 with feature `x86-pv` (a 64-bit PV guest): [`x86_pv64_arity`];
+/// - bare-metal x86-64 with feature `outline` and no `x86-pv` (the hypercall page, which serves PV and
+///   PVH guests from one ELF): [`x86_hvm64_arity`], else [`x86_pv64_arity`] (the two agree where both
+///   declare a call);
+/// - other bare-metal x86-64 builds (an HVM/PVH guest): [`x86_hvm64_arity`];
+/// - everything else (ARM, and the host with the mock): [`arm_arity`].
+pub const fn arity(nr: usize) -> Option<usize> {
+    if cfg!(all(target_arch = "x86_64", target_os = "none")) {
+        if cfg!(feature = "x86-pv") {
+            x86_pv64_arity(nr)
+        } else if cfg!(feature = "outline") {
+            match x86_hvm64_arity(nr) {
+                Some(a) => Some(a),
+                None => x86_pv64_arity(nr),
+            }
+        } else {
+            x86_hvm64_arity(nr)
+        }
+    } else {
+        arm_arity(nr)
     }
 }

@@ -10,8 +10,10 @@
 //! - [`call1`], [`call2`], [`call3`], [`call5`]: issue hypercall `NR` (a const generic) through the
 //!   configured backend (inline stubs, out-of-line stubs with feature `outline`, the recording mock with
 //!   feature `mock`). A `const` assertion refuses at compile time a stub whose arity differs from the one
-//!   Xen's ARM hypercall table declares for `NR` ([`nr::arm_arity`](super::nr::arm_arity)); no ARM
-//!   hypercall has 0, 4 or 6 arguments, so there is no `call0`, `call4` or `call6`.
+//!   Xen's hypercall table declares for `NR` on the architecture and guest type being built
+//!   ([`nr::arity`](super::nr::arity): ARM's table, or x86-64's PV64 or HVM64 column); none of the calls
+//!   the typed API shares between ARM and x86-64 has 0, 4 or 6 arguments, so there is no `call0`, `call4`
+//!   or `call6`.
 //!
 //! With the `mock` feature, a call made this way is recorded like the built-in ones: its number, its
 //! arguments, the bytes behind every argument described as a pointer ([`crate::mock::Call::read`]) and

@@ -9,6 +9,10 @@
 use super::call::{Arg, call3};
 use super::{Error, Plain, Result, nr};
 
+// x86-64's `vcpu_info` and `shared_info` (arch parts, 32 legacy slots) in an x86-64 guest.
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub use super::x86::{SharedInfo, VcpuInfo, XEN_LEGACY_MAX_VCPUS};
+
 /// `VCPUOP_is_up` (refused on ARM with `-EINVAL`; listed for completeness).
 pub const VCPUOP_IS_UP: usize = 3;
 /// `VCPUOP_register_runstate_memory_area`.
@@ -38,7 +42,9 @@ pub struct VcpuTimeInfo {
     pub pad1: [u8; 2],
 }
 
-/// `struct vcpu_info` on ARM (48 bytes; `struct arch_vcpu_info` is empty on ARM).
+/// `struct vcpu_info` on ARM (48 bytes; `struct arch_vcpu_info` is empty on ARM). An x86-64 build has
+/// x86's instead ([`x86::VcpuInfo`](super::x86::VcpuInfo), 64 bytes).
+#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VcpuInfo {
@@ -56,10 +62,13 @@ pub struct VcpuInfo {
 }
 
 /// `XEN_LEGACY_MAX_VCPUS` on ARM: the `vcpu_info` slots inside [`SharedInfo`].
+#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
 pub const XEN_LEGACY_MAX_VCPUS: usize = 1;
 
 /// `struct shared_info` on ARM (1088 bytes; `struct arch_shared_info` is empty on ARM), mapped with
-/// [`memory::map_shared_info`](super::memory::map_shared_info).
+/// [`memory::map_shared_info`](super::memory::map_shared_info). An x86-64 build has x86's instead
+/// ([`x86::SharedInfo`](super::x86::SharedInfo), 3136 bytes).
+#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SharedInfo {
@@ -184,6 +193,7 @@ pub struct RegisterRunstateMemoryArea {
     pub addr: u64,
 }
 
+#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
 impl Default for SharedInfo {
     #[inline(always)]
     fn default() -> Self {
@@ -202,8 +212,10 @@ impl Default for SharedInfo {
 // SAFETY: repr(C) structs of integers and arrays of them, every padding byte an explicit field.
 unsafe impl Plain for VcpuTimeInfo {}
 // SAFETY: as above.
+#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
 unsafe impl Plain for VcpuInfo {}
 // SAFETY: as above.
+#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
 unsafe impl Plain for SharedInfo {}
 // SAFETY: as above.
 unsafe impl Plain for RunstateInfo {}
@@ -218,7 +230,7 @@ unsafe impl Plain for RegisterRunstateMemoryArea {}
 ///
 /// # Safety
 ///
-/// From this call on, Xen writes the 48-byte `vcpu_info` at `gfn`/`offset` whenever it likes, for the
+/// From this call on, Xen writes the `vcpu_info` (48 bytes on ARM, 64 on x86-64) at `gfn`/`offset` whenever it likes, for the
 /// rest of the domain's life: that memory must be reserved for it (no Rust object may live there other
 /// than one accessed only with volatile or atomic operations), must not cross a page boundary, must be
 /// 8-aligned, and must be Normal Write-Back memory in the guest's mapping.
@@ -250,7 +262,8 @@ pub unsafe fn register_vcpu_info(vcpu: u32, gfn: u64, offset: u32) -> Result<()>
 
 /// [`register_vcpu_info`] for a `VcpuInfo` at `info`, taking its address as the guest physical address:
 /// for guests whose memory is identity-mapped (or that run with the MMU off). Fails with
-/// [`Error::EINVAL`] without a hypercall if `info` is not 8-aligned or the 48 bytes cross a 4 KiB page.
+/// [`Error::EINVAL`] without a hypercall if `info` is not 8-aligned or the `VcpuInfo` crosses a 4 KiB
+/// page.
 ///
 /// # Safety
 ///

@@ -1,0 +1,121 @@
+//! x86-64's own parts of the structures Xen shares with a guest (`public/arch-x86/xen.h` and
+//! `xen-x86_64.h`), where they differ from ARM's.
+//!
+//! Everything else the typed API passes to Xen has the same layout on x86-64 as on AArch64: `xen_ulong_t`
+//! and `xen_pfn_t` are `unsigned long` (64 bits), guest handles are 64-bit pointers, and the structures
+//! use fixed-width fields (the layout test compares them with the headers compiled for x86-64). What
+//! differs is the shared info page and the per-vCPU `vcpu_info`: x86 has an `evtchn_upcall_mask`, an
+//! arch part in both, and 32 legacy vCPU slots. In an x86-64 build [`vcpu::VcpuInfo`](super::vcpu) and
+//! [`vcpu::SharedInfo`](super::vcpu) are these, so [`evtchn::Events`](super::evtchn::Events) works on
+//! them unchanged; elsewhere (ARM, and the host with the mock) this module is there for tests and
+//! documentation.
+//!
+//! ```
+//! use xen_hypercall::xen::x86::{SharedInfo, VcpuInfo, XEN_LEGACY_MAX_VCPUS};
+//! assert_eq!(core::mem::size_of::<VcpuInfo>(), 64);
+//! assert_eq!(XEN_LEGACY_MAX_VCPUS, 32);
+//! // The wall clock follows the 32 slots and the two 4096-bit port maps.
+//! assert_eq!(core::mem::offset_of!(SharedInfo, wc_version), 32 * 64 + 2 * 512);
+//! ```
+
+use super::Plain;
+use super::vcpu::VcpuTimeInfo;
+
+/// `XEN_LEGACY_MAX_VCPUS` on x86: the `vcpu_info` slots inside [`SharedInfo`].
+pub const XEN_LEGACY_MAX_VCPUS: usize = 32;
+
+/// `struct arch_vcpu_info` on x86-64 (16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArchVcpuInfo {
+    /// The faulting address of the last page fault Xen reflected to a PV guest.
+    pub cr2: u64,
+    /// Padding (`sizeof(vcpu_info_t) == 64`).
+    pub pad: u64,
+}
+
+/// `struct vcpu_info` on x86-64 (64 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuInfo {
+    /// Set by Xen when an event is pending for this vCPU.
+    pub evtchn_upcall_pending: u8,
+    /// `evtchn_upcall_mask` (`XEN_HAVE_PV_UPCALL_MASK`): while non-zero Xen does not deliver the upcall
+    /// to a PV guest (an HVM/PVH guest masks with its interrupt flag instead).
+    pub evtchn_upcall_mask: u8,
+    /// Padding (implicit in C).
+    pub _pad: [u8; 6],
+    /// Which words of `evtchn_pending` have bits set (`xen_ulong_t`).
+    pub evtchn_pending_sel: u64,
+    /// The arch part.
+    pub arch: ArchVcpuInfo,
+    /// Time information.
+    pub time: VcpuTimeInfo,
+}
+
+/// `struct arch_shared_info` on x86-64 (48 bytes): the PV guest's physical-to-machine map, which Xen and
+/// the tools read; an HVM/PVH guest leaves it alone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArchSharedInfo {
+    /// Number of valid entries of the p2m.
+    pub max_pfn: u64,
+    /// The frame of the p2m's frame list list (`xen_pfn_t`).
+    pub pfn_to_mfn_frame_list_list: u64,
+    /// NMI reason bits.
+    pub nmi_reason: u64,
+    /// The `cr3` of the address space of `p2m_vaddr`.
+    pub p2m_cr3: u64,
+    /// The virtual address of the linear p2m list.
+    pub p2m_vaddr: u64,
+    /// Generation count of the p2m mapping (odd while the guest updates it).
+    pub p2m_generation: u64,
+}
+
+/// `struct shared_info` on x86-64 (3136 bytes): on a PV guest at the frame `start_info` names, on an
+/// HVM/PVH guest mapped with [`memory::map_shared_info`](super::memory::map_shared_info).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedInfo {
+    /// The legacy per-vCPU slots.
+    pub vcpu_info: [VcpuInfo; XEN_LEGACY_MAX_VCPUS],
+    /// Pending bit per event channel port (2-level ABI).
+    pub evtchn_pending: [u64; 64],
+    /// Mask bit per event channel port.
+    pub evtchn_mask: [u64; 64],
+    /// Odd while Xen updates the wall clock.
+    pub wc_version: u32,
+    /// Wall clock seconds at system time 0 (low 32 bits).
+    pub wc_sec: u32,
+    /// Wall clock nanoseconds.
+    pub wc_nsec: u32,
+    /// Wall clock seconds, high 32 bits.
+    pub wc_sec_hi: u32,
+    /// The arch part.
+    pub arch: ArchSharedInfo,
+}
+
+impl Default for SharedInfo {
+    #[inline(always)]
+    fn default() -> Self {
+        SharedInfo {
+            vcpu_info: [VcpuInfo::default(); XEN_LEGACY_MAX_VCPUS],
+            evtchn_pending: [0; 64],
+            evtchn_mask: [0; 64],
+            wc_version: 0,
+            wc_sec: 0,
+            wc_nsec: 0,
+            wc_sec_hi: 0,
+            arch: ArchSharedInfo::default(),
+        }
+    }
+}
+
+// SAFETY: repr(C) structs of integers and arrays of them, every padding byte an explicit field.
+unsafe impl Plain for ArchVcpuInfo {}
+// SAFETY: as above.
+unsafe impl Plain for VcpuInfo {}
+// SAFETY: as above.
+unsafe impl Plain for ArchSharedInfo {}
+// SAFETY: as above.
+unsafe impl Plain for SharedInfo {}
