@@ -12,6 +12,10 @@ mod api;
 #[path = "xen_api/interdomain.rs"]
 mod interdomain;
 
+#[cfg(feature = "mock")]
+#[path = "xen_api/x86.rs"]
+mod x86;
+
 #[cfg(not(feature = "mock"))]
 #[test]
 #[ignore = "needs the mock backend: run `cargo test --features mock` (cargo xtask test does)"]

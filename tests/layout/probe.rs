@@ -1,5 +1,9 @@
 //! The typed API's structures against Xen's own public headers (Debian's `libxen-dev`), compiled by clang
-//! for 32-bit ARM (`armv7a-none-eabi`) and AArch64 (`aarch64-none-elf`).
+//! for 32-bit ARM (`armv7a-none-eabi`), AArch64 (`aarch64-none-elf`) and x86-64 (`x86_64-none-elf`).
+//!
+//! The structures shared by both architectures are compared on all three targets; ARM's `vcpu_info`,
+//! `shared_info` and guest memory map on the ARM ones; x86-64's (`xen::x86`, `xen::pvh`, the callback
+//! types of `xen::hvm`) on x86-64.
 //!
 //! A C probe lists, for every structure the API uses, its size, alignment and every field's offset and
 //! size, plus the constants the API hard-codes (hypercall and sub-operation numbers), as one array of
@@ -18,8 +22,8 @@ use std::mem::{align_of, offset_of, size_of};
 use std::process::Command;
 
 use xen_hypercall::xen::{
-    self, DomId, evtchn, grant_table as gt, hvm, layout as guest, memory, multicall, nr, sched,
-    vcpu, version, vm_assist,
+    self, DomId, evtchn, grant_table as gt, hvm, layout as guest, memory, multicall, nr, pvh,
+    sched, vcpu, version, vm_assist, x86,
 };
 
 /// One value the C side computes and the Rust side knows.
@@ -65,7 +69,7 @@ macro_rules! layout {
     }};
 }
 
-/// Every structure the typed API passes to Xen or maps from it.
+/// Every structure the typed API passes to Xen or maps from it, with the same layout on ARM and x86-64.
 fn layouts() -> Vec<Layout> {
     let mut all = vec![
         layout!(DomId => "domid_t" {}),
@@ -128,16 +132,6 @@ fn layouts() -> Vec<Layout> {
             version => "version", pad0 => "pad0", tsc_timestamp => "tsc_timestamp",
             system_time => "system_time", tsc_to_system_mul => "tsc_to_system_mul",
             tsc_shift => "tsc_shift", flags => "flags", pad1 => "pad1",
-        }),
-        layout!(vcpu::VcpuInfo => "struct vcpu_info" {
-            evtchn_upcall_pending => "evtchn_upcall_pending",
-            pad0 => "pad0",
-            evtchn_pending_sel => "evtchn_pending_sel", time => "time",
-        }),
-        layout!(vcpu::SharedInfo => "struct shared_info" {
-            vcpu_info => "vcpu_info", evtchn_pending => "evtchn_pending",
-            evtchn_mask => "evtchn_mask", wc_version => "wc_version", wc_sec => "wc_sec",
-            wc_nsec => "wc_nsec", wc_sec_hi => "wc_sec_hi",
         }),
         layout!(vcpu::RunstateInfo => "struct vcpu_runstate_info" {
             state => "state", state_entry_time => "state_entry_time", time => "time",
@@ -210,10 +204,183 @@ fn layouts() -> Vec<Layout> {
     all
 }
 
-/// Constants the typed API hard-codes, against the headers' macros.
+/// ARM's `vcpu_info` and `shared_info` (empty arch parts, one legacy slot).
+fn arm_layouts() -> Vec<Layout> {
+    vec![
+        layout!(vcpu::VcpuInfo => "struct vcpu_info" {
+            evtchn_upcall_pending => "evtchn_upcall_pending",
+            pad0 => "pad0",
+            evtchn_pending_sel => "evtchn_pending_sel", time => "time",
+        }),
+        layout!(vcpu::SharedInfo => "struct shared_info" {
+            vcpu_info => "vcpu_info", evtchn_pending => "evtchn_pending",
+            evtchn_mask => "evtchn_mask", wc_version => "wc_version", wc_sec => "wc_sec",
+            wc_nsec => "wc_nsec", wc_sec_hi => "wc_sec_hi",
+        }),
+    ]
+}
+
+/// x86-64's `vcpu_info` and `shared_info` with their arch parts, and what a PVH guest is entered with.
+fn x86_layouts() -> Vec<Layout> {
+    vec![
+        layout!(x86::ArchVcpuInfo => "struct arch_vcpu_info" { cr2 => "cr2", pad => "pad" }),
+        layout!(x86::VcpuInfo => "struct vcpu_info" {
+            evtchn_upcall_pending => "evtchn_upcall_pending",
+            evtchn_upcall_mask => "evtchn_upcall_mask",
+            evtchn_pending_sel => "evtchn_pending_sel", arch => "arch", arch.cr2 => "arch.cr2",
+            time => "time",
+        }),
+        layout!(x86::ArchSharedInfo => "struct arch_shared_info" {
+            max_pfn => "max_pfn", pfn_to_mfn_frame_list_list => "pfn_to_mfn_frame_list_list",
+            nmi_reason => "nmi_reason", p2m_cr3 => "p2m_cr3", p2m_vaddr => "p2m_vaddr",
+            p2m_generation => "p2m_generation",
+        }),
+        layout!(x86::SharedInfo => "struct shared_info" {
+            vcpu_info => "vcpu_info", evtchn_pending => "evtchn_pending",
+            evtchn_mask => "evtchn_mask", wc_version => "wc_version", wc_sec => "wc_sec",
+            wc_nsec => "wc_nsec", wc_sec_hi => "wc_sec_hi", arch => "arch",
+            arch.max_pfn => "arch.max_pfn", arch.p2m_generation => "arch.p2m_generation",
+        }),
+        layout!(pvh::HvmStartInfo => "struct hvm_start_info" {
+            magic => "magic", version => "version", flags => "flags", nr_modules => "nr_modules",
+            modlist_paddr => "modlist_paddr", cmdline_paddr => "cmdline_paddr",
+            rsdp_paddr => "rsdp_paddr", memmap_paddr => "memmap_paddr",
+            memmap_entries => "memmap_entries", reserved => "reserved",
+        }),
+        layout!(pvh::HvmModlistEntry => "struct hvm_modlist_entry" {
+            paddr => "paddr", size => "size", cmdline_paddr => "cmdline_paddr", reserved => "reserved",
+        }),
+        layout!(pvh::HvmMemmapTableEntry => "struct hvm_memmap_table_entry" {
+            addr => "addr", size => "size", r#type => "type", reserved => "reserved",
+        }),
+    ]
+}
+
+/// Constants only ARM's headers define the way the API uses them: the legacy vCPU slots and the guest
+/// memory map.
+fn arm_constants() -> Vec<(&'static str, u64)> {
+    vec![
+        ("XEN_LEGACY_MAX_VCPUS", vcpu::XEN_LEGACY_MAX_VCPUS as u64),
+        ("GUEST_VIRTIO_MMIO_BASE", guest::GUEST_VIRTIO_MMIO_BASE),
+        ("GUEST_VIRTIO_MMIO_SIZE", guest::GUEST_VIRTIO_MMIO_SIZE),
+        ("GUEST_GICD_BASE", guest::GUEST_GICD_BASE),
+        ("GUEST_GICD_SIZE", guest::GUEST_GICD_SIZE),
+        ("GUEST_GICC_BASE", guest::GUEST_GICC_BASE),
+        ("GUEST_GICC_SIZE", guest::GUEST_GICC_SIZE),
+        ("GUEST_GICV3_GICD_BASE", guest::GUEST_GICV3_GICD_BASE),
+        ("GUEST_GICV3_GICD_SIZE", guest::GUEST_GICV3_GICD_SIZE),
+        ("GUEST_GICV3_GICR0_BASE", guest::GUEST_GICV3_GICR0_BASE),
+        ("GUEST_GICV3_GICR0_SIZE", guest::GUEST_GICV3_GICR0_SIZE),
+        ("GUEST_PL011_BASE", guest::GUEST_PL011_BASE),
+        ("GUEST_PL011_SIZE", guest::GUEST_PL011_SIZE),
+        ("GUEST_GNTTAB_BASE", guest::GUEST_GNTTAB_BASE),
+        ("GUEST_GNTTAB_SIZE", guest::GUEST_GNTTAB_SIZE),
+        ("GUEST_MAGIC_BASE", guest::GUEST_MAGIC_BASE),
+        ("GUEST_MAGIC_SIZE", guest::GUEST_MAGIC_SIZE),
+        ("GUEST_RAM_BANKS", guest::GUEST_RAM_BANKS as u64),
+        ("GUEST_RAM0_BASE", guest::GUEST_RAM0_BASE),
+        ("GUEST_RAM0_SIZE", guest::GUEST_RAM0_SIZE),
+        ("GUEST_RAM1_BASE", guest::GUEST_RAM1_BASE),
+        ("GUEST_RAM1_SIZE", guest::GUEST_RAM1_SIZE),
+        ("GUEST_RAM_BASE", guest::GUEST_RAM_BASE),
+        ("GUEST_RAM_MAX", guest::GUEST_RAM_MAX),
+        (
+            "((uint64_t[])GUEST_RAM_BANK_BASES)[0]",
+            guest::GUEST_RAM_BANK_BASES[0],
+        ),
+        (
+            "((uint64_t[])GUEST_RAM_BANK_BASES)[1]",
+            guest::GUEST_RAM_BANK_BASES[1],
+        ),
+        (
+            "((uint64_t[])GUEST_RAM_BANK_SIZES)[0]",
+            guest::GUEST_RAM_BANK_SIZES[0],
+        ),
+        (
+            "((uint64_t[])GUEST_RAM_BANK_SIZES)[1]",
+            guest::GUEST_RAM_BANK_SIZES[1],
+        ),
+        ("GUEST_MAX_VCPUS", guest::GUEST_MAX_VCPUS.into()),
+        ("GUEST_TIMER_VIRT_PPI", guest::GUEST_TIMER_VIRT_PPI.into()),
+        (
+            "GUEST_TIMER_PHYS_S_PPI",
+            guest::GUEST_TIMER_PHYS_S_PPI.into(),
+        ),
+        (
+            "GUEST_TIMER_PHYS_NS_PPI",
+            guest::GUEST_TIMER_PHYS_NS_PPI.into(),
+        ),
+        ("GUEST_EVTCHN_PPI", guest::GUEST_EVTCHN_PPI.into()),
+        ("GUEST_VPL011_SPI", guest::GUEST_VPL011_SPI.into()),
+    ]
+}
+
+/// x86-64's constants: the legacy vCPU slots, `hvm_start_info`'s, the callback types.
+fn x86_constants() -> Vec<(&'static str, u64)> {
+    vec![
+        ("XEN_LEGACY_MAX_VCPUS", x86::XEN_LEGACY_MAX_VCPUS as u64),
+        (
+            "XEN_HVM_START_MAGIC_VALUE",
+            pvh::XEN_HVM_START_MAGIC_VALUE.into(),
+        ),
+        (
+            "XEN_HVM_MEMMAP_TYPE_RAM",
+            pvh::XEN_HVM_MEMMAP_TYPE_RAM.into(),
+        ),
+        (
+            "XEN_HVM_MEMMAP_TYPE_RESERVED",
+            pvh::XEN_HVM_MEMMAP_TYPE_RESERVED.into(),
+        ),
+        (
+            "XEN_HVM_MEMMAP_TYPE_ACPI",
+            pvh::XEN_HVM_MEMMAP_TYPE_ACPI.into(),
+        ),
+        (
+            "XEN_HVM_MEMMAP_TYPE_NVS",
+            pvh::XEN_HVM_MEMMAP_TYPE_NVS.into(),
+        ),
+        (
+            "XEN_HVM_MEMMAP_TYPE_UNUSABLE",
+            pvh::XEN_HVM_MEMMAP_TYPE_UNUSABLE.into(),
+        ),
+        (
+            "XEN_HVM_MEMMAP_TYPE_DISABLED",
+            pvh::XEN_HVM_MEMMAP_TYPE_DISABLED.into(),
+        ),
+        (
+            "XEN_HVM_MEMMAP_TYPE_PMEM",
+            pvh::XEN_HVM_MEMMAP_TYPE_PMEM.into(),
+        ),
+        ("SIF_PRIVILEGED", pvh::SIF_PRIVILEGED.into()),
+        ("SIF_INITDOMAIN", pvh::SIF_INITDOMAIN.into()),
+        (
+            "HVM_PARAM_CALLBACK_TYPE_GSI",
+            hvm::HVM_PARAM_CALLBACK_TYPE_GSI,
+        ),
+        (
+            "HVM_PARAM_CALLBACK_TYPE_PCI_INTX",
+            hvm::HVM_PARAM_CALLBACK_TYPE_PCI_INTX,
+        ),
+        (
+            "HVM_PARAM_CALLBACK_TYPE_VECTOR",
+            hvm::HVM_PARAM_CALLBACK_TYPE_VECTOR,
+        ),
+        // The value `callback_vector` builds: the type where the header's type mask starts (its lowest
+        // set bit), the vector in the low bits.
+        (
+            "HVM_PARAM_CALLBACK_TYPE_VECTOR * (HVM_PARAM_CALLBACK_IRQ_TYPE_MASK & \
+             -HVM_PARAM_CALLBACK_IRQ_TYPE_MASK) | 0xf3",
+            hvm::callback_vector(0xf3),
+        ),
+    ]
+}
+
+/// Constants the typed API hard-codes, against the headers' macros (the same on ARM and x86-64).
 fn constants() -> Vec<(&'static str, u64)> {
     let mut c: Vec<(&'static str, u64)> = vec![
-        ("XEN_LEGACY_MAX_VCPUS", vcpu::XEN_LEGACY_MAX_VCPUS as u64),
+        // `xen_pfn_t` and `xen_ulong_t` are the API's `u64` on every target.
+        ("sizeof(xen_pfn_t)", size_of::<u64>() as u64),
+        ("sizeof(xen_ulong_t)", size_of::<u64>() as u64),
         ("DOMID_SELF", DomId::SELF.0.into()),
         ("DOMID_IO", DomId::IO.0.into()),
         ("DOMID_XEN", DomId::XEN.0.into()),
@@ -407,57 +574,6 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("RUNSTATE_runnable", vcpu::RUNSTATE_RUNNABLE as u64),
         ("RUNSTATE_blocked", vcpu::RUNSTATE_BLOCKED as u64),
         ("RUNSTATE_offline", vcpu::RUNSTATE_OFFLINE as u64),
-        ("GUEST_VIRTIO_MMIO_BASE", guest::GUEST_VIRTIO_MMIO_BASE),
-        ("GUEST_VIRTIO_MMIO_SIZE", guest::GUEST_VIRTIO_MMIO_SIZE),
-        ("GUEST_GICD_BASE", guest::GUEST_GICD_BASE),
-        ("GUEST_GICD_SIZE", guest::GUEST_GICD_SIZE),
-        ("GUEST_GICC_BASE", guest::GUEST_GICC_BASE),
-        ("GUEST_GICC_SIZE", guest::GUEST_GICC_SIZE),
-        ("GUEST_GICV3_GICD_BASE", guest::GUEST_GICV3_GICD_BASE),
-        ("GUEST_GICV3_GICD_SIZE", guest::GUEST_GICV3_GICD_SIZE),
-        ("GUEST_GICV3_GICR0_BASE", guest::GUEST_GICV3_GICR0_BASE),
-        ("GUEST_GICV3_GICR0_SIZE", guest::GUEST_GICV3_GICR0_SIZE),
-        ("GUEST_PL011_BASE", guest::GUEST_PL011_BASE),
-        ("GUEST_PL011_SIZE", guest::GUEST_PL011_SIZE),
-        ("GUEST_GNTTAB_BASE", guest::GUEST_GNTTAB_BASE),
-        ("GUEST_GNTTAB_SIZE", guest::GUEST_GNTTAB_SIZE),
-        ("GUEST_MAGIC_BASE", guest::GUEST_MAGIC_BASE),
-        ("GUEST_MAGIC_SIZE", guest::GUEST_MAGIC_SIZE),
-        ("GUEST_RAM_BANKS", guest::GUEST_RAM_BANKS as u64),
-        ("GUEST_RAM0_BASE", guest::GUEST_RAM0_BASE),
-        ("GUEST_RAM0_SIZE", guest::GUEST_RAM0_SIZE),
-        ("GUEST_RAM1_BASE", guest::GUEST_RAM1_BASE),
-        ("GUEST_RAM1_SIZE", guest::GUEST_RAM1_SIZE),
-        ("GUEST_RAM_BASE", guest::GUEST_RAM_BASE),
-        ("GUEST_RAM_MAX", guest::GUEST_RAM_MAX),
-        (
-            "((uint64_t[])GUEST_RAM_BANK_BASES)[0]",
-            guest::GUEST_RAM_BANK_BASES[0],
-        ),
-        (
-            "((uint64_t[])GUEST_RAM_BANK_BASES)[1]",
-            guest::GUEST_RAM_BANK_BASES[1],
-        ),
-        (
-            "((uint64_t[])GUEST_RAM_BANK_SIZES)[0]",
-            guest::GUEST_RAM_BANK_SIZES[0],
-        ),
-        (
-            "((uint64_t[])GUEST_RAM_BANK_SIZES)[1]",
-            guest::GUEST_RAM_BANK_SIZES[1],
-        ),
-        ("GUEST_MAX_VCPUS", guest::GUEST_MAX_VCPUS.into()),
-        ("GUEST_TIMER_VIRT_PPI", guest::GUEST_TIMER_VIRT_PPI.into()),
-        (
-            "GUEST_TIMER_PHYS_S_PPI",
-            guest::GUEST_TIMER_PHYS_S_PPI.into(),
-        ),
-        (
-            "GUEST_TIMER_PHYS_NS_PPI",
-            guest::GUEST_TIMER_PHYS_NS_PPI.into(),
-        ),
-        ("GUEST_EVTCHN_PPI", guest::GUEST_EVTCHN_PPI.into()),
-        ("GUEST_VPL011_SPI", guest::GUEST_VPL011_SPI.into()),
     ];
     // Grant statuses are negative: compare them as the two's-complement of the 64-bit C value.
     for s in gt::GrantStatus::ALL {
@@ -534,6 +650,9 @@ const HEADERS: [&str; 10] = [
     "errno.h",
 ];
 
+/// x86-64 only.
+const X86_HEADERS: [&str; 1] = ["arch-x86/hvm/start_info.h"];
+
 const INCLUDE: &str = "/usr/include/xen";
 
 /// The files whose presence shows the tools are there (`cargo xtask test` installs them first).
@@ -565,6 +684,11 @@ fn probe(target: &str, prelude: &str, exprs: &[String]) -> Vec<u64> {
     );
     for h in HEADERS {
         writeln!(src, "#include \"{INCLUDE}/{h}\"").unwrap();
+    }
+    if target.starts_with("x86_64") {
+        for h in X86_HEADERS {
+            writeln!(src, "#include \"{INCLUDE}/{h}\"").unwrap();
+        }
     }
     src.push_str(prelude);
     src.push_str("const unsigned long long xen_layout[] = {\n");
@@ -634,11 +758,15 @@ fn compare(target: &str, layouts: &[Layout], constants: &[(&'static str, u64)]) 
 
 const TARGETS: [&str; 2] = ["armv7a-none-eabi", "aarch64-none-elf"];
 
+const X86_64: &str = "x86_64-none-elf";
+
 #[test]
 fn layouts_match_xens_headers_on_arm32_and_aarch64() {
     require_tools();
-    let layouts = layouts();
-    let constants = constants();
+    let mut layouts = layouts();
+    layouts.extend(arm_layouts());
+    let mut constants = constants();
+    constants.extend(arm_constants());
     let mut mismatches = Vec::new();
     for t in TARGETS {
         mismatches.extend(compare(t, &layouts, &constants));
@@ -654,11 +782,109 @@ fn layouts_match_xens_headers_on_arm32_and_aarch64() {
 }
 
 #[test]
-fn the_probe_really_compiles_for_two_different_architectures() {
+fn layouts_match_xens_headers_on_x86_64() {
     require_tools();
-    let exprs = ["sizeof(void *)".to_string(), "sizeof(long)".to_string()];
-    assert_eq!(probe("armv7a-none-eabi", "", &exprs), [4, 4]);
-    assert_eq!(probe("aarch64-none-elf", "", &exprs), [8, 8]);
+    let mut layouts = layouts();
+    layouts.extend(x86_layouts());
+    let mut constants = constants();
+    constants.extend(x86_constants());
+    let mismatches = compare(X86_64, &layouts, &constants);
+    assert!(
+        mismatches.is_empty(),
+        "layouts or constants differ from Xen's headers:\n{}",
+        mismatches.join("\n")
+    );
+    let (_, checks) = checks(&layouts, &constants);
+    assert!(checks.len() > 300, "only {} checks", checks.len());
+}
+
+#[test]
+fn the_probe_really_compiles_for_three_different_architectures() {
+    require_tools();
+    let exprs = [
+        "sizeof(void *)".to_string(),
+        "sizeof(long)".to_string(),
+        "sizeof(struct vcpu_info)".to_string(),
+    ];
+    assert_eq!(probe("armv7a-none-eabi", "", &exprs), [4, 4, 48]);
+    assert_eq!(probe("aarch64-none-elf", "", &exprs), [8, 8, 48]);
+    assert_eq!(probe(X86_64, "", &exprs), [8, 8, 64]);
+}
+
+/// `hvm_start_info` with the version 1 count taken as 64 bits: the comparison must notice.
+#[repr(C)]
+struct BrokenStartInfo {
+    magic: u32,
+    version: u32,
+    flags: u32,
+    nr_modules: u32,
+    modlist_paddr: u64,
+    cmdline_paddr: u64,
+    rsdp_paddr: u64,
+    memmap_paddr: u64,
+    memmap_entries: u64,
+}
+
+#[test]
+fn arm_structures_on_x86_64_and_a_wrong_x86_layout_are_caught() {
+    require_tools();
+    // ARM's `vcpu_info` and `shared_info` (no arch parts, one slot) are not x86-64's (which names
+    // ARM's `pad0` `evtchn_upcall_mask`: that field is left out).
+    let mut arm = arm_layouts();
+    for l in &mut arm {
+        l.fields.retain(|f| f.0 != "pad0");
+    }
+    let m = compare(X86_64, &arm, &arm_constants()[..1]);
+    for what in [
+        "vcpu::VcpuInfo vs struct vcpu_info: size",
+        "vcpu::SharedInfo vs struct shared_info: size",
+        "offset of evtchn_pending",
+        "constant XEN_LEGACY_MAX_VCPUS",
+    ] {
+        assert!(
+            m.iter().any(|s| s.contains(what)),
+            "{what} not caught: {m:?}"
+        );
+    }
+    // Nor x86-64's ARM's (the fields ARM lacks left out).
+    let mut x86 = vec![x86_layouts().swap_remove(1)];
+    x86[0]
+        .fields
+        .retain(|f| !f.0.starts_with("arch") && f.0 != "evtchn_upcall_mask");
+    for t in TARGETS {
+        let m = compare(t, &x86, &x86_constants()[..1]);
+        assert!(
+            m.iter()
+                .any(|s| s.contains("x86::VcpuInfo vs struct vcpu_info: size")),
+            "{t}: not caught: {m:?}"
+        );
+        assert!(
+            m.iter()
+                .any(|s| s.contains("constant XEN_LEGACY_MAX_VCPUS")),
+            "{t}: not caught: {m:?}"
+        );
+    }
+    let broken = vec![layout!(BrokenStartInfo => "struct hvm_start_info" {
+        magic => "magic", memmap_entries => "memmap_entries",
+    })];
+    let m = compare(
+        X86_64,
+        &broken,
+        &[
+            ("XEN_HVM_START_MAGIC_VALUE", 0x336e_c587),
+            ("HVM_PARAM_CALLBACK_TYPE_VECTOR", 1),
+        ],
+    );
+    for what in [
+        "size of memmap_entries",
+        "constant XEN_HVM_START_MAGIC_VALUE",
+        "constant HVM_PARAM_CALLBACK_TYPE_VECTOR",
+    ] {
+        assert!(
+            m.iter().any(|s| s.contains(what)),
+            "{what} not caught: {m:?}"
+        );
+    }
 }
 
 /// `gnttab_query_size` declared wrongly (a 32-bit status): the comparison must notice.
@@ -811,6 +1037,8 @@ fn every_abi_structure_is_compared() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/xen");
     let compared: Vec<String> = layouts()
         .iter()
+        .chain(&arm_layouts())
+        .chain(&x86_layouts())
         .map(|l| l.rust.rsplit("::").next().unwrap().trim().to_string())
         .collect();
     let mut declared = Vec::new();

@@ -1,0 +1,189 @@
+//! The x86-64 parts of the typed API on the host: the vector callback through the mock, and the
+//! `hvm_start_info` a PVH guest is entered with, read from structures laid out here by hand (their
+//! addresses stand for guest physical addresses, as in an identity-mapped guest). Every expected value is
+//! written out.
+
+use std::ffi::CStr;
+
+use xen_hypercall::mock;
+use xen_hypercall::xen::pvh::{self, BadMagic, HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo};
+use xen_hypercall::xen::{DomId, Error, hvm, x86};
+
+#[test]
+fn set_callback_vector_is_hvm_op_set_param_callback_irq_with_type_2() {
+    mock::reset();
+    hvm::set_callback_vector(0xf3).unwrap();
+    let calls = mock::take_calls();
+    assert_eq!(calls.len(), 1);
+    let c = &calls[0];
+    assert_eq!((c.op, c.arity()), (34, 2));
+    assert_eq!(c.args[0], 0); // HVMOP_set_param
+    let p = c.read::<hvm::HvmParam>(1).unwrap();
+    assert_eq!(p.domid, DomId(0x7ff0));
+    assert_eq!(p.index, 0); // HVM_PARAM_CALLBACK_IRQ
+    assert_eq!(p.value, 0x0200_0000_0000_00f3);
+}
+
+#[test]
+fn set_callback_vector_refuses_exception_vectors_without_a_call_and_maps_xens_error() {
+    mock::reset();
+    for v in [0, 14, 31] {
+        assert_eq!(hvm::set_callback_vector(v), Err(Error::EINVAL));
+    }
+    assert!(mock::take_calls().is_empty());
+    // A PV guest: Xen answers -EINVAL.
+    mock::returns(-22);
+    assert_eq!(hvm::set_callback_vector(0x20), Err(Error::EINVAL));
+    assert_eq!(
+        mock::take_calls()[0]
+            .read::<hvm::HvmParam>(1)
+            .unwrap()
+            .value,
+        0x0200_0000_0000_0020
+    );
+}
+
+#[test]
+fn callback_values_encode_and_decode() {
+    assert_eq!(hvm::callback_vector(0x20), 0x0200_0000_0000_0020);
+    assert_eq!(hvm::callback_vector(0xff), 0x0200_0000_0000_00ff);
+    assert_eq!(hvm::vector_of(0x0200_0000_0000_00f3), Some(0xf3));
+    assert_eq!(hvm::vector_of(0x0100_0000_0000_0a01), None); // PCI INTx
+    assert_eq!(hvm::vector_of(0), None);
+}
+
+#[repr(C, align(8))]
+struct Guest {
+    info: HvmStartInfo,
+    modules: [HvmModlistEntry; 2],
+    memmap: [HvmMemmapTableEntry; 3],
+    cmdline: [u8; 16],
+}
+
+fn guest(version: u32) -> Box<Guest> {
+    let mut g = Box::new(Guest {
+        info: HvmStartInfo::default(),
+        modules: [
+            HvmModlistEntry {
+                paddr: 0x0200_0000,
+                size: 0x1_2345,
+                cmdline_paddr: 0,
+                reserved: 0,
+            },
+            HvmModlistEntry {
+                paddr: 0x0300_0000,
+                size: 4096,
+                cmdline_paddr: 0,
+                reserved: 0,
+            },
+        ],
+        memmap: [
+            HvmMemmapTableEntry {
+                addr: 0,
+                size: 0x9_f000,
+                r#type: 1,
+                reserved: 0,
+            },
+            HvmMemmapTableEntry {
+                addr: 0xf_0000,
+                size: 0x1_0000,
+                r#type: 2,
+                reserved: 0,
+            },
+            HvmMemmapTableEntry {
+                addr: 0x10_0000,
+                size: 0x3f0_0000,
+                r#type: 1,
+                reserved: 0,
+            },
+        ],
+        cmdline: *b"console=hvc0\0\0\0\0",
+    });
+    g.info = HvmStartInfo {
+        magic: 0x336e_c578,
+        version,
+        flags: 3,
+        nr_modules: 2,
+        modlist_paddr: g.modules.as_ptr() as u64,
+        cmdline_paddr: g.cmdline.as_ptr() as u64,
+        rsdp_paddr: 0xfc00_8000,
+        memmap_paddr: g.memmap.as_ptr() as u64,
+        memmap_entries: 3,
+        reserved: 0,
+    };
+    g
+}
+
+#[test]
+fn a_version_1_start_info_reads_with_its_modules_memmap_and_cmdline() {
+    let g = guest(1);
+    // SAFETY: `g` is valid and unchanged while read; its addresses stand for identity-mapped ones.
+    let info = unsafe { HvmStartInfo::read(&raw const g.info) }.unwrap();
+    assert!(info.is_privileged() && info.is_initial_domain());
+    assert_eq!(info.rsdp_paddr, 0xfc00_8000);
+    // SAFETY: as above.
+    let modules = unsafe { info.modules() }.unwrap();
+    assert_eq!(modules.len(), 2);
+    assert_eq!((modules[0].paddr, modules[0].size), (0x0200_0000, 0x1_2345));
+    assert_eq!(modules[1].paddr, 0x0300_0000);
+    // SAFETY: as above.
+    let memmap = unsafe { info.memmap() }.unwrap();
+    let ram: u64 = memmap
+        .iter()
+        .filter(|e| e.r#type == pvh::XEN_HVM_MEMMAP_TYPE_RAM)
+        .map(|e| e.size)
+        .sum();
+    assert_eq!(ram, 0x9_f000 + 0x3f0_0000);
+    assert_eq!(memmap[1].r#type, 2);
+    // SAFETY: as above.
+    assert_eq!(unsafe { info.cmdline() }, Some(c"console=hvc0"));
+}
+
+#[test]
+fn a_version_0_start_info_has_no_memmap() {
+    let g = guest(0);
+    // SAFETY: as above.
+    let info = unsafe { HvmStartInfo::read(&raw const g.info) }.unwrap();
+    assert_eq!((info.memmap_paddr, info.memmap_entries), (0, 0));
+    // SAFETY: as above.
+    assert_eq!(unsafe { info.memmap() }, Some(&[][..]));
+    // SAFETY: as above.
+    assert_eq!(unsafe { info.modules() }.map(<[_]>::len), Some(2));
+}
+
+#[test]
+fn a_wrong_magic_or_a_bad_list_address_is_refused() {
+    let mut g = guest(1);
+    g.info.magic = 0x336e_c587;
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { HvmStartInfo::read(&raw const g.info) },
+        Err(BadMagic(0x336e_c587))
+    );
+    let mut g = guest(1);
+    g.info.modlist_paddr = 0;
+    g.info.memmap_paddr += 4; // misaligned
+    g.info.cmdline_paddr = 0;
+    // SAFETY: as above.
+    let info = unsafe { HvmStartInfo::read(&raw const g.info) }.unwrap();
+    // SAFETY: the addresses are refused before any read.
+    unsafe {
+        assert_eq!(info.modules(), None);
+        assert_eq!(info.memmap(), None);
+        assert_eq!(info.cmdline(), None::<&CStr>);
+    }
+}
+
+#[test]
+fn x86_shared_info_places_the_wall_clock_and_arch_part_where_xen_does() {
+    use std::mem::{offset_of, size_of};
+    assert_eq!(size_of::<x86::VcpuInfo>(), 64);
+    assert_eq!(offset_of!(x86::VcpuInfo, evtchn_upcall_mask), 1);
+    assert_eq!(offset_of!(x86::VcpuInfo, arch), 16);
+    assert_eq!(offset_of!(x86::VcpuInfo, time), 32);
+    assert_eq!(offset_of!(x86::SharedInfo, evtchn_pending), 2048);
+    assert_eq!(offset_of!(x86::SharedInfo, evtchn_mask), 2560);
+    assert_eq!(offset_of!(x86::SharedInfo, wc_version), 3072);
+    assert_eq!(offset_of!(x86::SharedInfo, arch), 3088);
+    assert_eq!(size_of::<x86::SharedInfo>(), 3136);
+}
