@@ -155,11 +155,9 @@ fn a_version_0_start_info_has_no_memmap() {
 fn a_wrong_magic_or_a_bad_list_address_is_refused() {
     let mut g = guest(1);
     g.info.magic = 0x336e_c587;
-    // SAFETY: as above.
-    assert_eq!(
-        unsafe { HvmStartInfo::read(&raw const g.info) },
-        Err(BadMagic(0x336e_c587))
-    );
+    // SAFETY: `g` is valid and unchanged while read.
+    let read = unsafe { HvmStartInfo::read(&raw const g.info) };
+    assert_eq!(read, Err(BadMagic(0x336e_c587)));
     let mut g = guest(1);
     g.info.modlist_paddr = 0;
     g.info.memmap_paddr += 4; // misaligned
