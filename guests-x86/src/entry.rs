@@ -6,7 +6,8 @@
 //!   `ebx` = the physical address of `hvm_start_info`. It identity-maps the first GiB with 2 MiB pages,
 //!   enables PAE and long mode, and jumps to 64-bit code.
 //!
-//! Both set up the stack and call `guest_main(pvh)`.
+//! Both set up the stack and call `guest_main(pvh, start_info)`: PV passes on `rsi` (the virtual address
+//! of `start_info`, as Xen entered it), PVH `ebx` (the physical address of `hvm_start_info`).
 
 core::arch::global_asm!(
     r#"
@@ -106,6 +107,7 @@ pvh_long:
     mov %eax, %ss
     lea stack_top(%rip), %rsp
     mov $1, %edi
+    mov %ebx, %esi
     call guest_main
     ud2
 

@@ -1,6 +1,10 @@
 //! An example x86-64 Xen dom0: one ELF that boots as a 64-bit PV dom0 and as a PVH dom0 (`entry.rs`),
 //! prints over `console_io`, checks Xen's answers to version, event-channel, grant-table and multicall
-//! requests, makes the same call twice for each arity 1 to 5 (`pairs.rs`), and powers off.
+//! requests through the typed API (`xen_hypercall::xen`), reads what it was entered with (PVH: the
+//! `hvm_start_info`; PV: the `start_info`), asks for events on an interrupt vector, makes the same call
+//! twice for each arity 1 to 5 through the raw stubs and for arity 2 and 3 through the typed API
+//! (`pairs.rs`), and powers off. As a PVH dom0 it also maps the shared info page and sees an event it sent
+//! itself pending there (x86-64's layout of `shared_info`).
 //!
 //! Built with the inline stubs (feature `pv`: `syscall`, feature `amd`: `vmmcall`) it serves the guest type
 //! its trap suits; built with `outline` it calls through the hypercall page, which Xen writes for a PV
@@ -14,32 +18,34 @@ mod pairs;
 
 use core::fmt::Write;
 
-#[cfg(feature = "outline")]
-use xen_hypercall::outline::{hypercall2, hypercall3};
-#[cfg(not(feature = "outline"))]
-use xen_hypercall::{hypercall2, hypercall3};
+use xen_hypercall::xen::evtchn::{self, Events, State};
+use xen_hypercall::xen::multicall::{Batch, Call};
+use xen_hypercall::xen::pvh::HvmStartInfo;
+use xen_hypercall::xen::sched::{self, ShutdownReason};
+use xen_hypercall::xen::{self, DomId, console, grant_table, hvm, memory, version};
 
-/// Hypercall numbers (`public/xen.h`).
+/// Hypercall numbers (`public/xen.h`) of the raw pairs.
 pub mod nr {
-    pub const MULTICALL: usize = 13;
     pub const XEN_VERSION: usize = 17;
     pub const CONSOLE_IO: usize = 18;
     pub const GRANT_TABLE_OP: usize = 20;
-    pub const SCHED_OP: usize = 29;
-    pub const EVENT_CHANNEL_OP: usize = 32;
     pub const SYSCTL: usize = 35;
     pub const HYPFS_OP: usize = 42;
 }
 
 const DOMID_SELF: u16 = 0x7ff0;
-const EINVAL: isize = -22;
-const ENOSYS: isize = -38;
 
-/// Writes `s` to Xen's console.
-pub fn console(s: &[u8]) {
-    // SAFETY: console_io(CONSOLEIO_write, len, buf) (arity 3) reads `len` bytes at `buf`, a live slice.
-    unsafe { hypercall3(nr::CONSOLE_IO, 0, s.len(), s.as_ptr() as usize) };
-}
+/// A hypercall number Xen does not have.
+const UNKNOWN_HYPERCALL: usize = 63;
+
+/// The vector this guest asks events on (Linux's `HYPERVISOR_CALLBACK_VECTOR`); interrupts stay
+/// disabled, so nothing is delivered there.
+const CALLBACK_VECTOR: u8 = 0xf3;
+
+/// The page the PVH guest maps the shared info page at (identity-mapped: its address is its frame).
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+static mut SHARED_INFO: Page = Page([0; 4096]);
 
 /// One console line, formatted into a fixed buffer.
 pub struct Line {
@@ -63,7 +69,7 @@ impl Line {
 
     pub fn send(mut self) {
         let _ = self.write_str("\n");
-        console(&self.buf[..self.len]);
+        let _ = console::write(&self.buf[..self.len]);
     }
 }
 
@@ -95,33 +101,19 @@ impl Checks {
     }
 }
 
-/// `struct evtchn_alloc_unbound`.
-#[repr(C)]
-struct AllocUnbound {
-    dom: u16,
-    remote_dom: u16,
-    port: u32,
-}
-
-/// x86-64 `struct multicall_entry`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct MulticallEntry {
-    op: u64,
-    result: u64,
-    args: [u64; 6],
-}
-
-fn shutdown(reason: u32) -> ! {
-    let r = reason;
+fn shutdown(reason: ShutdownReason) -> ! {
     loop {
-        // SAFETY: sched_op(SCHEDOP_shutdown, &reason) (arity 2) reads a `struct sched_shutdown` (one u32).
-        unsafe { hypercall2(nr::SCHED_OP, 2, &r as *const u32 as usize) };
+        let _ = sched::shutdown(reason);
     }
 }
 
+/// Fails the check `name` with Xen's error.
+fn failed(c: &mut Checks, name: &str, e: xen::Error) {
+    c.check(name, false, format_args!("error {e:?}"));
+}
+
 #[unsafe(no_mangle)]
-extern "C" fn guest_main(pvh: u64) -> ! {
+extern "C" fn guest_main(pvh: u64, start_info: u64) -> ! {
     let pvh = pvh != 0;
     #[cfg(feature = "outline")]
     if pvh {
@@ -134,7 +126,7 @@ extern "C" fn guest_main(pvh: u64) -> ! {
         };
         if r.is_err() {
             // No console without the page: crash, which Xen reports.
-            shutdown(3);
+            shutdown(ShutdownReason::Crash);
         }
     }
     let stubs = if cfg!(feature = "outline") {
@@ -154,82 +146,47 @@ extern "C" fn guest_main(pvh: u64) -> ! {
         failed: 0,
     };
 
-    // SAFETY: xen_version(XENVER_version, NULL) (arity 2) reads no memory.
-    let v = unsafe { hypercall2(nr::XEN_VERSION, 0, 0) };
-    c.check(
-        "version",
-        v == 0x40011,
-        format_args!("Xen {}.{}", v >> 16, v & 0xffff),
-    );
-
-    let mut a = AllocUnbound {
-        dom: DOMID_SELF,
-        remote_dom: DOMID_SELF,
-        port: 0,
-    };
-    // SAFETY: event_channel_op(EVTCHNOP_alloc_unbound, &a) (arity 2) reads and writes `a`.
-    let r = unsafe { hypercall2(nr::EVENT_CHANNEL_OP, 6, &mut a as *mut _ as usize) };
-    c.check(
-        "evtchn::alloc_unbound",
-        r == 0 && a.port != 0,
-        format_args!("result {r}, port {}", a.port),
-    );
-    let port = a.port;
-    // SAFETY: event_channel_op(EVTCHNOP_send, &port) (arity 2) reads one u32.
-    let r = unsafe { hypercall2(nr::EVENT_CHANNEL_OP, 4, &port as *const u32 as usize) };
-    c.check("evtchn::send", r == 0, format_args!("result {r}"));
-    // SAFETY: event_channel_op(EVTCHNOP_close, &port) (arity 2) reads one u32.
-    let r = unsafe { hypercall2(nr::EVENT_CHANNEL_OP, 3, &port as *const u32 as usize) };
-    c.check("evtchn::close", r == 0, format_args!("result {r}"));
-    // SAFETY: as for send.
-    let r = unsafe { hypercall2(nr::EVENT_CHANNEL_OP, 4, &port as *const u32 as usize) };
-    c.check(
-        "evtchn::send after close",
-        r == EINVAL,
-        format_args!("result {r} (-EINVAL expected)"),
-    );
-
-    let mut q = pairs::QuerySize::new();
-    // SAFETY: grant_table_op(GNTTABOP_query_size, &q, 1) (arity 3) reads and writes one `q`.
-    let r = unsafe { hypercall3(nr::GRANT_TABLE_OP, 6, &mut q as *mut _ as usize, 1) };
-    c.check(
-        "grant_table::query_size",
-        r == 0 && q.status == 0 && q.max_nr_frames > 0,
-        format_args!(
-            "result {r}, status {}, {} of {} frames",
-            q.status, q.nr_frames, q.max_nr_frames
+    match (version::version(), version::extraversion()) {
+        (Ok(v), Ok(e)) => c.check(
+            "version",
+            v.major == 4 && v.minor == 17 && e.as_bytes().first() == Some(&b'.'),
+            format_args!(
+                "Xen {v}{}",
+                core::str::from_utf8(e.as_bytes()).unwrap_or("?")
+            ),
         ),
-    );
+        (Err(e), _) | (_, Err(e)) => failed(&mut c, "version", e),
+    }
 
-    let mut calls = [
-        MulticallEntry {
-            op: nr::XEN_VERSION as u64,
-            result: 0,
-            args: [0; 6],
-        },
-        MulticallEntry {
-            op: nr::XEN_VERSION as u64,
-            result: 0,
-            args: [7, 0, 0, 0, 0, 0],
-        },
-        MulticallEntry {
-            op: 63,
-            result: 0,
-            args: [0; 6],
-        },
-    ];
-    // SAFETY: multicall(list, 3) (arity 2) reads and writes three live entries.
-    let r = unsafe { hypercall2(nr::MULTICALL, calls.as_mut_ptr() as usize, calls.len()) };
-    let res = [
-        calls[0].result as isize,
-        calls[1].result as isize,
-        calls[2].result as isize,
-    ];
-    c.check(
-        "multicall [version, pagesize, unknown]",
-        r == 0 && res == [0x40011, 4096, ENOSYS],
-        format_args!("result {r}, entries {:#x} {} {}", res[0], res[1], res[2]),
-    );
+    event_channels(&mut c);
+
+    match grant_table::query_size(DomId::SELF) {
+        Ok(q) => c.check(
+            "grant_table::query_size",
+            q.nr_frames >= 1 && q.max_nr_frames >= q.nr_frames,
+            format_args!("{} of {} frames", q.nr_frames, q.max_nr_frames),
+        ),
+        Err(grant_table::GrantError::Xen(e)) => failed(&mut c, "grant_table::query_size", e),
+        Err(grant_table::GrantError::Status(s)) => c.check(
+            "grant_table::query_size",
+            false,
+            format_args!("status {}", s.code()),
+        ),
+    }
+
+    multicall(&mut c);
+
+    if pvh {
+        pvh_start_info(&mut c, start_info);
+    } else {
+        pv_start_info(&mut c, start_info);
+    }
+
+    callback_vector(&mut c, pvh);
+
+    if pvh {
+        shared_info_events(&mut c);
+    }
 
     pairs::run(&mut c);
 
@@ -237,7 +194,7 @@ extern "C" fn guest_main(pvh: u64) -> ! {
     if c.failed == 0 {
         let _ = write!(l, "summary: all {} checks passed", c.passed);
         l.send();
-        shutdown(0);
+        shutdown(ShutdownReason::Poweroff);
     }
     let _ = write!(
         l,
@@ -246,7 +203,181 @@ extern "C" fn guest_main(pvh: u64) -> ! {
         c.passed + c.failed
     );
     l.send();
-    shutdown(3)
+    shutdown(ShutdownReason::Crash)
+}
+
+fn event_channels(c: &mut Checks) {
+    let port = match evtchn::alloc_unbound(DomId::SELF, DomId::SELF) {
+        Ok(p) => {
+            c.check(
+                "evtchn::alloc_unbound",
+                p.0 != 0,
+                format_args!("port {}", p.0),
+            );
+            p
+        }
+        Err(e) => return failed(c, "evtchn::alloc_unbound", e),
+    };
+    let r = evtchn::send(port);
+    c.check("evtchn::send", r.is_ok(), format_args!("{r:?}"));
+    match evtchn::status(port) {
+        Ok(s) => c.check(
+            "evtchn::status",
+            // Xen names the remote by its id: this guest is dom0.
+            matches!(s.state, State::Unbound { remote } if remote == DomId::DOM0),
+            format_args!("{:?}", s.state),
+        ),
+        Err(e) => failed(c, "evtchn::status", e),
+    }
+    let r = evtchn::close(port);
+    c.check("evtchn::close", r.is_ok(), format_args!("{r:?}"));
+    let r = evtchn::send(port);
+    c.check(
+        "evtchn::send after close",
+        r == Err(xen::Error::EINVAL),
+        format_args!("{r:?} (EINVAL expected)"),
+    );
+}
+
+fn multicall(c: &mut Checks) {
+    let name = "multicall [version, pagesize, unknown]";
+    let mut batch: Batch<'_, 4> = Batch::new();
+    // SAFETY: an unknown hypercall number with zero arguments touches no memory.
+    let unknown = unsafe { Call::raw(UNKNOWN_HYPERCALL, [0; 6]) };
+    let pushed = batch.push(Call::xen_version()).is_ok()
+        && batch.push(Call::pagesize()).is_ok()
+        && batch.push(unknown).is_ok();
+    if !pushed {
+        return c.check(name, false, format_args!("batch full"));
+    }
+    match batch.submit() {
+        Ok(r) => {
+            let (v, p, u) = (r.get(0), r.get(1), r.get(2));
+            c.check(
+                name,
+                v == Some(Ok(0x40011)) && p == Some(Ok(4096)) && u == Some(Err(xen::Error::ENOSYS)),
+                format_args!("{v:x?} {p:?} {u:?}"),
+            )
+        }
+        Err(e) => failed(c, name, e),
+    }
+}
+
+/// PVH: the `hvm_start_info` at `paddr` (`ebx` at entry), through the typed read.
+fn pvh_start_info(c: &mut Checks, paddr: u64) {
+    // SAFETY: Xen put the structure at `paddr`, inside the first GiB, which `entry.rs` identity-maps.
+    match unsafe { HvmStartInfo::read(paddr as *const HvmStartInfo) } {
+        Ok(info) => c.check(
+            "start info",
+            info.is_initial_domain() && info.is_privileged() && info.rsdp_paddr != 0,
+            format_args!(
+                "hvm_start_info at {paddr:#x}: magic {:#x}, version {}, flags {:#x}, {} module(s), \
+                 RSDP at {:#x}",
+                info.magic, info.version, info.flags, info.nr_modules, info.rsdp_paddr
+            ),
+        ),
+        Err(bad) => c.check(
+            "start info",
+            false,
+            format_args!("no hvm_start_info magic at {paddr:#x}: {:#x}", bad.0),
+        ),
+    }
+}
+
+/// PV: the `start_info` page Xen mapped at `vaddr` (`rsi` at entry) begins with its magic string.
+fn pv_start_info(c: &mut Checks, vaddr: u64) {
+    const MAGIC: &[u8] = b"xen-3.0-x86_64";
+    // SAFETY: Xen maps the `start_info` page at `vaddr` before entering a PV guest; `magic` is its first
+    // field, 32 bytes.
+    let magic = unsafe { core::slice::from_raw_parts(vaddr as *const u8, 32) };
+    c.check(
+        "start info",
+        magic.starts_with(MAGIC),
+        format_args!(
+            "start_info at {vaddr:#x}: magic {}",
+            core::str::from_utf8(&magic[..MAGIC.len()]).unwrap_or("?")
+        ),
+    );
+}
+
+/// Events on an interrupt vector: granted to a PVH guest (read back with `get_param`), refused to a PV one.
+fn callback_vector(c: &mut Checks, pvh: bool) {
+    let name = "hvm::set_callback_vector";
+    let set = hvm::set_callback_vector(CALLBACK_VECTOR);
+    if !pvh {
+        return c.check(
+            name,
+            set == Err(xen::Error::EINVAL),
+            format_args!("{set:?} (EINVAL expected: not an HVM domain)"),
+        );
+    }
+    match (set, hvm::get_param(DomId::SELF, hvm::Param::CALLBACK_IRQ)) {
+        (Ok(()), Ok(v)) => c.check(
+            name,
+            hvm::vector_of(v) == Some(CALLBACK_VECTOR),
+            format_args!("CALLBACK_IRQ now {v:#x}"),
+        ),
+        (Err(e), _) | (_, Err(e)) => failed(c, name, e),
+    }
+}
+
+/// PVH: maps the shared info page and finds there, at x86-64's offsets, the event it sends itself over a
+/// loopback channel (an unbound port and the port bound to it; Xen drops a send on an unbound port). Xen
+/// also flags the newly bound port pending (`evtchn_bind_interdomain` makes up for notifications a
+/// remote port may have missed), so draining takes both.
+fn shared_info_events(c: &mut Checks) {
+    let name = "evtchn::Events on the shared info page";
+    let page = &raw mut SHARED_INFO;
+    // SAFETY: SHARED_INFO is a page-aligned static nothing else uses; from now on it is Xen's shared info
+    // page, accessed only through `Events`. Memory is identity-mapped, so its address gives its frame.
+    if let Err(e) = unsafe { memory::map_shared_info(page as u64 / 4096) } {
+        return failed(c, name, e);
+    }
+    // SAFETY: the page mapped above, used through `events` only.
+    let events = unsafe { Events::new(page.cast()) };
+    let (port, other) = match evtchn::alloc_unbound(DomId::SELF, DomId::SELF)
+        .and_then(|p| Ok((p, evtchn::bind_interdomain(DomId::SELF, p)?)))
+    {
+        Ok(p) => p,
+        Err(e) => return failed(c, name, e),
+    };
+    if let Err(e) = events.unmask(port) {
+        return failed(c, name, e);
+    }
+    let before = events.is_pending(port);
+    if let Err(e) = evtchn::send(other) {
+        return failed(c, name, e);
+    }
+    let after = events.is_pending(port);
+    let upcall = events.upcall_pending();
+    // Drain as an upcall handler would: the selector in vcpu_info[0] leads to the port's bit.
+    let mut taken = [0u32; 4];
+    let mut n = 0;
+    events.for_each_pending(|p| {
+        if n < taken.len() {
+            taken[n] = p.0;
+        }
+        n += 1;
+    });
+    let _ = evtchn::close(other);
+    let _ = evtchn::close(port);
+    c.check(
+        name,
+        !before
+            && after
+            && upcall
+            && n == 2
+            && taken[..2].contains(&port.0)
+            && taken[..2].contains(&other.0)
+            && !events.is_pending(port),
+        format_args!(
+            "port {} (bound to {}): pending before send {before}, after {after}, upcall flagged \
+             {upcall}, drained {:?}",
+            port.0,
+            other.0,
+            &taken[..n.min(taken.len())]
+        ),
+    );
 }
 
 #[panic_handler]
@@ -254,5 +385,5 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     let mut l = Line::new();
     let _ = write!(l, "FAIL panic: {}", info.message());
     l.send();
-    shutdown(3)
+    shutdown(ShutdownReason::Crash)
 }

@@ -3,6 +3,10 @@
 //! call's declared arity after each call (`clobber_regs64`); a stub that declared one preserved would make
 //! the second call pass a poisoned value, and the two results would differ. The pair functions have fixed
 //! symbol names, for the disassembly check of `cargo xtask x86`.
+//!
+//! Arity 2 and 3 also go through the typed API (`version::extraversion`, `grant_table::query_size`), whose
+//! stubs take their arity from x86's table (`xen::nr::arity`). Arity 1, 4 and 5 have no typed wrapper
+//! (sysctl and hypfs are not part of the typed API; no call it shares with ARM takes four arguments).
 
 use core::hint::black_box;
 
@@ -10,6 +14,8 @@ use core::hint::black_box;
 use xen_hypercall::outline::{hypercall1, hypercall2, hypercall3, hypercall4, hypercall5};
 #[cfg(not(feature = "outline"))]
 use xen_hypercall::{hypercall1, hypercall2, hypercall3, hypercall4, hypercall5};
+
+use xen_hypercall::xen::{self, DomId, grant_table, version};
 
 use crate::{Checks, DOMID_SELF, nr};
 
@@ -121,6 +127,27 @@ pub fn pair5_hypfs_op() -> (isize, isize) {
     (a, b)
 }
 
+/// Arity 2 through the typed API: `version::extraversion()` twice.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub fn pair2_typed_extraversion() -> (
+    xen::Result<version::ExtraVersion>,
+    xen::Result<version::ExtraVersion>,
+) {
+    (version::extraversion(), version::extraversion())
+}
+
+/// Arity 3 through the typed API: `grant_table::query_size(DOMID_SELF)` twice.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub fn pair3_typed_query_size() -> (
+    Result<grant_table::QuerySize, grant_table::GrantError>,
+    Result<grant_table::QuerySize, grant_table::GrantError>,
+) {
+    let dom = black_box(DomId::SELF);
+    (grant_table::query_size(dom), grant_table::query_size(dom))
+}
+
 /// The trap of the control's own stub: the one the build's inline stubs use.
 #[cfg(all(feature = "underdeclared", feature = "pv"))]
 macro_rules! trap {
@@ -186,6 +213,20 @@ pub fn run(c: &mut Checks) {
         format_args!("{a}, {b}"),
     );
 
+    let name = "pair2 version::extraversion (typed)";
+    match pair2_typed_extraversion() {
+        (Ok(x), Ok(y)) => c.check(
+            name,
+            x.as_bytes() == y.as_bytes() && x.as_bytes().first() == Some(&b'.'),
+            format_args!(
+                "{}, {}",
+                core::str::from_utf8(x.as_bytes()).unwrap_or("?"),
+                core::str::from_utf8(y.as_bytes()).unwrap_or("?")
+            ),
+        ),
+        (Err(e), _) | (_, Err(e)) => c.check(name, false, format_args!("error {e:?}")),
+    }
+
     let (mut q, mut q1) = (QuerySize::new(), QuerySize::new());
     let (a, b) = pair3_grant_table_op(&mut q, &mut q1);
     c.check(
@@ -193,6 +234,19 @@ pub fn run(c: &mut Checks) {
         a == 0 && b == 0 && q == q1 && q.status == 0 && q.max_nr_frames > 0,
         format_args!("{a}, {b}, max {} / {}", q1.max_nr_frames, q.max_nr_frames),
     );
+
+    let name = "pair3 grant_table::query_size (typed)";
+    match pair3_typed_query_size() {
+        (Ok(x), Ok(y)) => c.check(
+            name,
+            x == y && x.nr_frames >= 1 && x.max_nr_frames >= x.nr_frames,
+            format_args!(
+                "{}/{}, {}/{}",
+                x.nr_frames, x.max_nr_frames, y.nr_frames, y.max_nr_frames
+            ),
+        ),
+        (Err(e), _) | (_, Err(e)) => c.check(name, false, format_args!("{e:?}")),
+    }
 
     let (mut q, mut q1) = (QuerySize::new(), QuerySize::new());
     let (a, b) = pair4_grant_table_op(&mut q, &mut q1);

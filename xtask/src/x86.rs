@@ -35,32 +35,55 @@ const XEN_BINARY: &str = "boot/xen-4.17-amd64.gz";
 /// How long one boot may take before it counts as hung.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The checks every x86 guest must report as `ok`.
-pub const CHECKS: [&str; 12] = [
+/// The checks every x86 guest must report as `ok` (through the typed API unless marked raw).
+pub const CHECKS: [&str; 17] = [
     "version",
     "evtchn::alloc_unbound",
     "evtchn::send",
+    "evtchn::status",
     "evtchn::close",
     "evtchn::send after close",
     "grant_table::query_size",
     "multicall [version, pagesize, unknown]",
+    "start info",
+    "hvm::set_callback_vector",
     "pair1 sysctl (raw)",
     "pair2 xen_version extraversion (raw)",
+    "pair2 version::extraversion (typed)",
     "pair3 grant_table_op query_size (raw)",
+    "pair3 grant_table::query_size (typed)",
     "pair4 grant_table_op query_size, 4-argument stub (raw)",
     "pair5 hypfs_op get_version (raw)",
 ];
 
+/// The checks only a PVH guest makes (it maps the shared info page itself).
+pub const PVH_CHECKS: [&str; 1] = ["evtchn::Events on the shared info page"];
+
+/// The checks a guest of `mode` must report as `ok`.
+pub fn checks(mode: Mode) -> Vec<&'static str> {
+    let mut v = CHECKS.to_vec();
+    if mode == Mode::Pvh {
+        v.extend(PVH_CHECKS);
+    }
+    v
+}
+
 /// The negative control's check: `ok` on release Xen, `FAIL` on debug Xen.
 pub const CONTROL_CHECK: &str = "pair3 under-declared stub (control)";
 
-/// The pair functions and the arity of their stub.
+/// The pair functions of the raw stubs and the arity of their stub.
 pub const PAIR_FUNCTIONS: [(&str, usize); 5] = [
     ("pair1_sysctl", 1),
     ("pair2_xen_version", 2),
     ("pair3_grant_table_op", 3),
     ("pair4_grant_table_op", 4),
     ("pair5_hypfs_op", 5),
+];
+
+/// The pair functions of the typed API and x86's declared arity of their call.
+pub const TYPED_PAIR_FUNCTIONS: [(&str, usize); 2] = [
+    ("pair2_typed_extraversion", 2),
+    ("pair3_typed_query_size", 3),
 ];
 
 /// Xen's x86-64 argument registers, in order.
@@ -298,7 +321,13 @@ pub fn command(xen: &std::path::Path, guest: &std::path::Path, mode: Mode) -> Co
 }
 
 /// Judges a run's console against what it must show.
-pub fn judge(output: &str, timed_out: bool, xen: XenBuild, expect: Expect) -> Vec<String> {
+pub fn judge(
+    output: &str,
+    timed_out: bool,
+    xen: XenBuild,
+    mode: Mode,
+    expect: Expect,
+) -> Vec<String> {
     let lines: Vec<&str> = output.lines().collect();
     let has = |p: &str| lines.iter().any(|l| l.starts_with(p));
     let mut problems = Vec::new();
@@ -318,10 +347,9 @@ pub fn judge(output: &str, timed_out: bool, xen: XenBuild, expect: Expect) -> Ve
         }
         return problems;
     }
-    let missing: Vec<&str> = CHECKS
-        .iter()
+    let missing: Vec<&str> = checks(mode)
+        .into_iter()
         .filter(|c| !has(&format!("ok {c}:")))
-        .copied()
         .collect();
     if !missing.is_empty() {
         problems.push(format!("no `ok` line for {}", missing.join(", ")));
@@ -427,6 +455,29 @@ fn effects(i: &Instruction) -> (Vec<Register>, Vec<Register>) {
 /// The pair check: between the two traps of `f`, every argument register of `arity` is set again, and at
 /// least one from a register that lives across the first trap (`mov reg, reg`).
 pub fn check_pair(insns: &[Instruction], arity: usize) -> Result<String, String> {
+    let from_regs = set_again(insns, arity)?;
+    if from_regs == 0 {
+        return Err(
+            "no argument of the second call comes from a register kept across the first".into(),
+        );
+    }
+    Ok(format!(
+        "{from_regs} of {arity} argument(s) reloaded from registers kept across the trap"
+    ))
+}
+
+/// The check of a typed pair: every argument register of `arity` is set again between the two traps (a
+/// typed wrapper may rebuild its arguments, e.g. a pointer into its own stack frame, from scratch).
+pub fn check_typed_pair(insns: &[Instruction], arity: usize) -> Result<String, String> {
+    let from_regs = set_again(insns, arity)?;
+    Ok(format!(
+        "{arity} of {arity} argument(s) set again, {from_regs} from registers kept across the trap"
+    ))
+}
+
+/// Between the two traps of `insns`, every argument register of `arity` (and `rax`) is set again; returns
+/// how many arguments come from a register kept across the first trap.
+fn set_again(insns: &[Instruction], arity: usize) -> Result<usize, String> {
     let traps: Vec<usize> = insns
         .iter()
         .enumerate()
@@ -454,14 +505,7 @@ pub fn check_pair(insns: &[Instruction], arity: usize) -> Result<String, String>
             from_regs += 1;
         }
     }
-    if from_regs == 0 {
-        return Err(
-            "no argument of the second call comes from a register kept across the first".into(),
-        );
-    }
-    Ok(format!(
-        "{from_regs} of {arity} argument(s) reloaded from registers kept across the trap"
-    ))
+    Ok(from_regs)
 }
 
 /// After a `syscall`, `rcx` and `r11` (which it overwrites) are written before they are read, up to the
@@ -561,6 +605,13 @@ pub fn check_elf(b: Build, elf: &[u8]) -> Result<(String, Vec<String>)> {
                 Err(e) => problems.push(format!("{name}: {e}")),
             }
         }
+        for (name, arity) in TYPED_PAIR_FUNCTIONS {
+            let f = function(elf, name)?.with_context(|| format!("no function {name}"))?;
+            match check_typed_pair(&f.insns, arity) {
+                Ok(s) => shown.push(format!("{name}: {s}")),
+                Err(e) => problems.push(format!("{name}: {e}")),
+            }
+        }
         if b.underdeclared {
             let f = function(elf, "pair3_underdeclared")?.context("no pair3_underdeclared")?;
             match check_pair(&f.insns, 3) {
@@ -615,7 +666,7 @@ pub fn run_all() -> Result<Vec<Run>> {
             .iter()
             .any(|m| o.contains(m))
         })?;
-        let mut problems = judge(&boot.output, boot.timed_out, xen, expect);
+        let mut problems = judge(&boot.output, boot.timed_out, xen, mode, expect);
         problems.extend(static_problems.iter().cloned());
         out.push(Run {
             build: b,
@@ -636,11 +687,10 @@ fn verdict(r: &Run) -> String {
     }
     let t = r.boot.elapsed.as_secs_f64();
     match r.expect {
-        Expect::Pass => format!(
-            "PASS: {}/{} checks, dom0 halted ({t:.1} s)",
-            CHECKS.len(),
-            CHECKS.len()
-        ),
+        Expect::Pass => {
+            let n = checks(r.mode).len();
+            format!("PASS: {n}/{n} checks, dom0 halted ({t:.1} s)")
+        }
         Expect::ControlCaught => {
             format!("PASS: debug Xen caught the under-declared stub ({t:.1} s)")
         }
@@ -767,29 +817,47 @@ mod tests {
 
     #[test]
     fn the_judge_wants_every_check_and_the_control_caught_on_debug() {
+        use Mode::{Pv, Pvh};
         let mut good = String::from("(XEN) Xen version 4.17 debug=y\n");
         for c in CHECKS {
             good.push_str(&format!("ok {c}: x\n"));
         }
         let caught = format!("{good}FAIL {CONTROL_CHECK}: 0, -14\n");
-        assert!(judge(&caught, false, XenBuild::Debug, Expect::ControlCaught).is_empty());
+        assert!(judge(&caught, false, XenBuild::Debug, Pv, Expect::ControlCaught).is_empty());
         // The control not caught.
         let missed = format!("{good}ok {CONTROL_CHECK}: 0, 0\n");
-        assert!(!judge(&missed, false, XenBuild::Debug, Expect::ControlCaught).is_empty());
+        assert!(!judge(&missed, false, XenBuild::Debug, Pv, Expect::ControlCaught).is_empty());
         // A pass needs the summary and the halt.
         let pass = format!(
-            "{good}summary: all 12 checks passed\n(XEN) Hardware Dom0 halted: halting machine\n"
+            "{good}summary: all 17 checks passed\n(XEN) Hardware Dom0 halted: halting machine\n"
         );
-        assert!(judge(&pass, false, XenBuild::Debug, Expect::Pass).is_empty());
+        assert!(judge(&pass, false, XenBuild::Debug, Pv, Expect::Pass).is_empty());
         assert!(
-            !judge(&pass, false, XenBuild::Release, Expect::Pass).is_empty(),
+            !judge(&pass, false, XenBuild::Release, Pv, Expect::Pass).is_empty(),
             "banner"
         );
         assert!(
-            !judge(&pass, true, XenBuild::Debug, Expect::Pass).is_empty(),
+            !judge(&pass, true, XenBuild::Debug, Pv, Expect::Pass).is_empty(),
             "time-out"
         );
+        // A PVH guest must also show the shared info page's event.
+        let p = judge(&pass, false, XenBuild::Debug, Pvh, Expect::Pass);
+        assert_eq!(
+            p,
+            ["no `ok` line for evtchn::Events on the shared info page"]
+        );
+        let pvh = pass.replace(
+            "summary",
+            "ok evtchn::Events on the shared info page: port 1\nsummary",
+        );
+        assert!(judge(&pvh, false, XenBuild::Debug, Pvh, Expect::Pass).is_empty());
+        // A typed check missing fails the run.
+        let no_typed = pass.replace("ok pair3 grant_table::query_size (typed): x\n", "");
+        assert_eq!(
+            judge(&no_typed, false, XenBuild::Debug, Pv, Expect::Pass),
+            ["no `ok` line for pair3 grant_table::query_size (typed)"]
+        );
         // The wrong trap must not get through.
-        assert!(!judge(&pass, false, XenBuild::Debug, Expect::Refused).is_empty());
+        assert!(!judge(&pass, false, XenBuild::Debug, Pvh, Expect::Refused).is_empty());
     }
 }
