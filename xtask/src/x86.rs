@@ -732,11 +732,63 @@ pub fn report(runs: &[Run]) -> (String, usize) {
     (o, failed)
 }
 
+/// The typed API checks arities against the guest type's column of Xen's table: the example guest with
+/// feature `pv-only-call` makes `fpu_taskswitch` (arity 1 for 64-bit PV, no HVM/PVH handler) through
+/// `xen::raw::call1`. A PV build must compile it; an HVM/PVH build must refuse it with the arity message.
+pub fn check_arity_table() -> Result<String> {
+    let dir = util::target_dir().join("guests-x86");
+    let build = |features: &str| -> Result<std::process::Output> {
+        let mut cmd = util::cargo();
+        cmd.env("CARGO_TARGET_DIR", &dir)
+            .env(
+                "CARGO_ENCODED_RUSTFLAGS",
+                "-Copt-level=s\x1f-Crelocation-model=static",
+            )
+            .env_remove("RUSTFLAGS")
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "-p",
+                "xen-hypercall-guests-x86",
+                "--target",
+                "x86_64-unknown-none",
+                "--features",
+                features,
+            ]);
+        eprintln!("$ {}", util::show(&cmd));
+        cmd.output()
+            .with_context(|| format!("cannot start {}", util::show(&cmd)))
+    };
+    let pv = build("pv,pv-only-call")?;
+    if !pv.status.success() {
+        bail!(
+            "a PV guest making fpu_taskswitch through the typed API does not compile:\n{}",
+            String::from_utf8_lossy(&pv.stderr)
+        );
+    }
+    let hvm = build("amd,pv-only-call")?;
+    let stderr = String::from_utf8_lossy(&hvm.stderr);
+    if hvm.status.success() || !stderr.contains("xen::nr::arity") {
+        bail!(
+            "a PVH guest making the PV-only fpu_taskswitch through the typed API must not compile, with \
+             the arity message; got {}:\n{stderr}",
+            hvm.status
+        );
+    }
+    Ok(
+        "the typed API's arity table is the guest's: fpu_taskswitch (PV only) compiles for PV, is \
+        refused for PVH"
+            .into(),
+    )
+}
+
 /// `cargo xtask x86`: every x86-64 run; fails unless all pass.
 pub fn test() -> Result<()> {
     let runs = run_all()?;
     let (text, failed) = report(&runs);
     print!("{text}");
+    println!("{}", check_arity_table()?);
     println!(
         "x86-64 on real Xen: {} passed, {failed} failed",
         runs.len() - failed
