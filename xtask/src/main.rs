@@ -198,8 +198,15 @@ fn clippy_host() -> Result<()> {
 }
 
 fn clippy_cross() -> Result<()> {
-    // x86-64: the library with each trap, and the x86 guest (inline and hypercall page, with its control).
-    for features in ["outline", "x86-pv,outline", "x86-hvm-amd,outline"] {
+    // x86-64: the library (and its typed API) with each trap, inline and through the hypercall page, and
+    // the x86 guest (inline and hypercall page, with its control).
+    for features in [
+        "x86-pv",
+        "x86-hvm-amd",
+        "outline",
+        "x86-pv,outline",
+        "x86-hvm-amd,outline",
+    ] {
         util::run(util::cargo().args([
             "clippy",
             "-p",
