@@ -11,9 +11,9 @@ usage: cargo xtask <task>
   demo      boot the example unikernels on Xen under QEMU and show what they did, then the code-size table
   test      every test: fmt and clippy, host tests, cross builds, disassembly checks, the EL2 harness,
             the real-Xen runs
-  audit <ELF> [--json]
-            every hypercall site of an ARM ELF file: per function sites, call numbers, bytes, set-up
-            bytes, stack frame; out-of-line stubs apart
+  audit <ELF>… [--json] [--diff OLD NEW] [--max-… N]
+            `cargo xen audit` (cargo-xen/): every hypercall site of ARM ELF files: per function sites,
+            hypercall names, bytes, set-up bytes, stack frame; stubs apart
   fixtures  build the call-site fixtures and check every stub's machine code
   package   package the published crates and build their tests from the .crate files
   el2       run the EL2 harness matrix
@@ -30,7 +30,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(),
-        Some("audit") => xtask::audit::main(&args[1..]),
+        // The same as `cargo xen audit` (the `cargo-xen` member).
+        Some("audit") => match cargo_xen::cli::audit_main(&args[1..]) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(anyhow::anyhow!("a --max-… limit is exceeded")),
+            Err(e) => Err(e),
+        },
         Some("fixtures") => setup::toolchain().and_then(|()| fixtures::run()),
         Some("package") => xtask::package::run(),
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
