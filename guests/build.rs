@@ -5,8 +5,9 @@
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
     let target = std::env::var("TARGET").unwrap_or_default();
+    // AArch64: the unikernel template's linker script (with its entry code, `src/entry.rs`).
     let script = if target.starts_with("aarch64") {
-        "link-a64.ld"
+        "../template/link-a64.ld"
     } else {
         "link-a32.ld"
     };

@@ -337,14 +337,25 @@ pub fn analyze_with(
                     let state = t.calls.get(ci);
                     ci += 1;
                     // A relocation names the callee in objects (where `bl`'s own target is meaningless).
-                    let callee = f
-                        .relocs
-                        .iter()
-                        .find(|(at, _)| *at == insn.addr)
-                        .and_then(|(_, n)| by_name.get(n.as_str()))
-                        .or_else(|| target.and_then(|a| by_addr.get(&a)))
-                        .copied();
-                    let Some((callee, kind)) = callee.and_then(|c| Some((c, kinds[c]?))) else {
+                    // (Where there is a relocation, the address is not the callee's: never fall back.)
+                    let reloc = f.relocs.iter().find(|(at, _)| *at == insn.addr);
+                    let callee = match reloc {
+                        Some((_, n)) => by_name.get(n.as_str()),
+                        None => target.and_then(|a| by_addr.get(&a)),
+                    }
+                    .copied();
+                    // A stub defined in another file (an object calling this crate's per-arity stubs)
+                    // is known by its name only.
+                    let external = || {
+                        let (_, n) = f.relocs.iter().find(|(at, _)| *at == insn.addr)?;
+                        let name = demangle(n);
+                        let arity = stub_arity(&name)?;
+                        Some((name, StubKind::Generic { arity }))
+                    };
+                    let Some((callee, kind)) = callee
+                        .and_then(|c| Some((names[c].clone(), kinds[c]?)))
+                        .or_else(external)
+                    else {
                         continue;
                     };
                     let c_regs: Reg = if f.isa == Isa::A64 { 8 } else { 4 };
@@ -373,7 +384,7 @@ pub fn analyze_with(
                         number,
                         first_arg,
                         setup_bytes: setup,
-                        stub: Some(names[callee].clone()),
+                        stub: Some(callee),
                     });
                     prev = i + 1;
                 }
