@@ -9,6 +9,7 @@
 //! - [`package`]: the published crates build their own tests from their `.crate` files.
 //! - [`xen`]: the example unikernels on the real Xen hypervisor (release and debug builds), in QEMU.
 //! - [`domains`]: several domains on real Xen (dom0less): a frontend and its backend talking.
+//! - [`tool`]: the `cargo-xen` tool installed and used as a unikernel author would, and the template.
 //! - [`xensrc`]: Xen's source from Debian: the debug hypervisor, and Xen's hypercall tables.
 
 pub mod bench;
@@ -18,6 +19,7 @@ pub mod fixtures;
 pub mod insns;
 pub mod package;
 pub mod setup;
+pub mod tool;
 pub mod util;
 pub mod xen;
 pub mod xensrc;

@@ -21,6 +21,8 @@ usage: cargo xtask <task>
   domains [CONFIG…]
             several domains on Xen (dom0less): a frontend domU and its backend (dom0 or a domU), the
             negative control, SILO and xsm=dummy
+  cargo-xen install the cargo-xen tool and check it: audits, bad inputs, the template built from a copy,
+            `cargo xen run` on guests that power off, crash and hang
   xen-src   fetch Debian's Xen source and build the debug hypervisor (done by `xen` when missing)
 
 Every task installs what it is missing (toolchain targets; Debian packages when run as root).";
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
         Some("domains") => xtask::domains::test(&args[1..]),
+        Some("cargo-xen") => xtask::tool::test(),
         Some("xen-src") => xensrc::debug_xen().map(|p| println!("{}", p.display())),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");
@@ -126,6 +129,10 @@ fn test() -> Result<()> {
         Step {
             name: "real Xen",
             run: xen::test,
+        },
+        Step {
+            name: "cargo-xen and the template",
+            run: xtask::tool::test,
         },
     ];
     let mut failed = Vec::new();
