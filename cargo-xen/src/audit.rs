@@ -774,3 +774,116 @@ impl Limits {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a64(words: &[u32]) -> Function {
+        let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        Function {
+            name: "f".into(),
+            isa: Isa::A64,
+            addr: 0,
+            size: code.len() as u64,
+            insns: elf::decode(Isa::A64, &code, 0),
+            origin: String::new(),
+            relocs: Vec::new(),
+        }
+    }
+
+    const HVC: u32 = 0xD401_D422;
+    const RET: u32 = 0xD65F_03C0;
+
+    #[test]
+    fn stubs_are_recognised_by_their_code() {
+        // mov x16, #32 ; hvc #0xEA1 ; ret: Linux's HYPERVISOR_event_channel_op.
+        assert_eq!(
+            classify(&a64(&[0xD280_0410, HVC, RET]), "anything"),
+            Some(StubKind::PerCall { number: 32 })
+        );
+        // mov x16, x0 ; mov x0, x1 ; mov x1, x2 ; hvc ; ret: privcmd_call's shape, two arguments.
+        assert_eq!(
+            classify(
+                &a64(&[0xAA00_03F0, 0xAA01_03E0, 0xAA02_03E1, HVC, RET]),
+                "anything"
+            ),
+            Some(StubKind::Generic { arity: 2 })
+        );
+        // Not stubs: a site that sets its first argument (a caller), another tag, two traps.
+        assert_eq!(
+            classify(&a64(&[0xD280_0410, 0xD280_0020, HVC, RET]), "f"),
+            None
+        );
+        assert_eq!(classify(&a64(&[0xD280_0410, 0xD401_D402, RET]), "f"), None);
+        assert_eq!(
+            classify(&a64(&[0xD280_0410, HVC, 0xD280_0410, HVC, RET]), "f"),
+            None
+        );
+        // This crate's per-arity stubs are also known by name.
+        assert_eq!(
+            classify(&a64(&[RET]), "xen_hypercall::outline::hypercall3"),
+            Some(StubKind::Generic { arity: 3 })
+        );
+    }
+
+    fn report(fns: Vec<(&str, u64, u64, bool)>) -> Report {
+        Report {
+            functions: fns
+                .into_iter()
+                .map(|(name, bytes, setup, is_stub)| FnReport {
+                    name: name.into(),
+                    isa: Isa::A64,
+                    bytes,
+                    frame: 0,
+                    sites: vec![Site {
+                        addr: 0,
+                        kind: SiteKind::Inline { tag: 0xEA1 },
+                        number: Some(32),
+                        first_arg: Some(4),
+                        setup_bytes: setup,
+                        stub: None,
+                    }],
+                    is_stub,
+                    stub: is_stub.then_some(StubKind::PerCall { number: 32 }),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn diff_and_limits() {
+        let old = report(vec![("a", 100, 8, false), ("b", 50, 4, false)]);
+        let new = report(vec![
+            ("a", 90, 8, false),
+            ("c", 10, 12, false),
+            ("s", 12, 4, true),
+        ]);
+        let d = diff(&old, &new);
+        let names: Vec<&str> = d.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "stubs", "total"]);
+        assert_eq!(d[0].bytes, (100, 90));
+        assert_eq!(d[1].sites, (1, 0));
+        assert_eq!(d[2].setup_bytes, (0, 12));
+        assert_eq!(d[3].bytes, (0, 12));
+        assert_eq!(d[4].bytes, (150, 112));
+        assert_eq!(d[4].sites, (2, 2));
+        let limits = Limits {
+            setup_per_site: Some(12),
+            ..Limits::default()
+        };
+        assert!(limits.check(&new).is_empty());
+        let limits = Limits {
+            setup_per_site: Some(11),
+            hypercall_bytes: Some(31),
+            ..Limits::default()
+        };
+        let v = limits.check(&new);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].contains("event_channel_op/send in c"), "{v:?}");
+        assert!(
+            v[1].contains("--max-hypercall-bytes 31 exceeded: 32"),
+            "{v:?}"
+        );
+    }
+}

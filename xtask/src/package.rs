@@ -12,9 +12,10 @@ use anyhow::{Context, Result, bail};
 use crate::util;
 
 /// The published members, in dependency order: `(package name, version)`.
-pub const PUBLISHED: [(&str, &str); 2] = [
+pub const PUBLISHED: [(&str, &str); 3] = [
     ("xen-hypercall-macros", "0.1.0"),
     ("xen-hypercall", "0.1.0"),
+    ("cargo-xen", "0.1.0"),
 ];
 
 /// `cargo package` of the published crates, then builds each unpacked crate's tests.
