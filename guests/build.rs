@@ -1,15 +1,17 @@
 //! Links the guest with its own linker script. AArch64: a position-independent executable (Xen places
 //! dom0's kernel wherever dom0's memory is, 1:1 with host memory), relocated by its entry code. 32-bit ARM:
-//! linked at the address its zImage header names (see `link-a32.ld`).
+//! linked at the address its zImage header names (see `template/link-a32.ld`): in dom0's bank, or where a
+//! domU's RAM starts for the bins that run as dom0less domUs. The scripts and the entry code are the
+//! unikernel template's.
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
     let target = std::env::var("TARGET").unwrap_or_default();
-    // AArch64: the unikernel template's linker script (with its entry code, `src/entry.rs`).
+    // The unikernel template's linker scripts (with its entry code, `src/entry.rs`).
     let script = if target.starts_with("aarch64") {
         "../template/link-a64.ld"
     } else {
-        "link-a32.ld"
+        "../template/link-a32.ld"
     };
     if target.starts_with("aarch64") {
         println!("cargo::rustc-link-arg-bins=-T{dir}/{script}");
@@ -17,6 +19,13 @@ fn main() {
         println!("cargo::rustc-link-arg-bins=--no-dynamic-linker");
     } else if target.starts_with("arm") || target.starts_with("thumb") {
         println!("cargo::rustc-link-arg-bins=-T{dir}/{script}");
+        // The frontend is always a dom0less domU, the backend one with `domu-backend`: linked where a
+        // domU's RAM starts (GUEST_RAM0_BASE) instead of inside dom0's bank.
+        let domu = "--defsym=__load_base=0x40008000";
+        println!("cargo::rustc-link-arg-bin=frontend={domu}");
+        if std::env::var_os("CARGO_FEATURE_DOMU_BACKEND").is_some() {
+            println!("cargo::rustc-link-arg-bin=backend={domu}");
+        }
     }
     println!("cargo::rerun-if-changed={script}");
     println!("cargo::rerun-if-changed=build.rs");
