@@ -23,9 +23,10 @@ usage: cargo xen <command> …
           --max-sites N            hypercall sites
           --max-stub-bytes N       bytes of the stubs
           --max-hypercall-bytes N  set-up bytes plus stub bytes
-  run <IMAGE|ELF>… [--arch a64|a32] [--dom0less] [--debug-xen] [--timeout S]
+  run <IMAGE|ELF>… [--arch a64|a32] [--dom0less] [--debug-xen] [--timeout S] [--xen-args ARGS]
         boot on Xen 4.17 for arm64 under QEMU (Debian's build, fetched once; --debug-xen: a debug build
-        from Debian's source). One image boots as dom0; with --dom0less the others boot as domUs. Exit
+        from Debian's source). One image boots as dom0; with --dom0less the others boot as domUs.
+        --xen-args adds to Xen's command line (e.g. xsm=dummy). Exit
         status 0 only when Xen reports dom0's poweroff; 1 on a crash, reboot, Xen panic, unloadable image
         or time-out (default 60 s). Xen and the converted images are kept in $CARGO_XEN_CACHE (default
         ~/.cache/cargo-xen).";
@@ -164,6 +165,7 @@ pub fn run_main(args: &[String]) -> Result<bool> {
         dom0less: false,
         debug_xen: false,
         timeout: Duration::from_secs(60),
+        xen_args: String::new(),
         stream: true,
     };
     let mut it = args.iter();
@@ -179,6 +181,11 @@ pub fn run_main(args: &[String]) -> Result<bool> {
             "--dom0less" => opts.dom0less = true,
             "--debug-xen" => opts.debug_xen = true,
             "--timeout" => opts.timeout = Duration::from_secs(number(a, it.next())?),
+            "--xen-args" => {
+                let v = it.next().context("--xen-args needs a value")?;
+                opts.xen_args.push(' ');
+                opts.xen_args.push_str(v);
+            }
             s if s.starts_with('-') => bail!("unknown option {s}; see `cargo xen help`"),
             s => opts.images.push(PathBuf::from(s)),
         }

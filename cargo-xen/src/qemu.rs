@@ -143,14 +143,17 @@ fn qemu_base() -> Command {
 /// The QEMU command that boots `image` (an arm64 `Image` or an ARM `zImage`) as dom0 on `xen` (the caller
 /// may add options, e.g. `-icount`).
 pub fn dom0_command(xen: &Path, image: &Path) -> Command {
+    dom0_command_with(xen, image, XEN_BOOTARGS)
+}
+
+/// [`dom0_command`] with Xen's command line `bootargs`.
+pub fn dom0_command_with(xen: &Path, image: &Path, bootargs: &str) -> Command {
     let mut cmd = qemu_base();
     cmd.args(["-machine", MACHINE]).arg("-kernel").arg(xen);
-    cmd.args(["-append", XEN_BOOTARGS])
-        .arg("-device")
-        .arg(format!(
-            "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
-            image.display()
-        ));
+    cmd.args(["-append", bootargs]).arg("-device").arg(format!(
+        "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
+        image.display()
+    ));
     cmd
 }
 

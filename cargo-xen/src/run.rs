@@ -138,12 +138,20 @@ pub fn judge(output: &str, timed_out: bool, timeout: Duration) -> Outcome {
 /// Boots the flat image `image` as dom0 on `xen`; ends as soon as Xen reports how dom0 ended, or at the
 /// time-out. `cargo xtask xen` boots its guests with this too.
 pub fn boot_dom0(xen: &Path, image: &Path, timeout: Duration, stream: bool) -> Result<Boot> {
-    qemu::run_qemu_streaming(
-        &mut qemu::dom0_command(xen, image),
-        timeout,
-        |out| ending(out).is_some(),
-        stream,
-    )
+    boot_dom0_with(xen, image, "", timeout, stream)
+}
+
+/// [`boot_dom0`] with `xen_args` added to Xen's command line.
+pub fn boot_dom0_with(
+    xen: &Path,
+    image: &Path,
+    xen_args: &str,
+    timeout: Duration,
+    stream: bool,
+) -> Result<Boot> {
+    let bootargs = format!("{} {xen_args}", qemu::XEN_BOOTARGS);
+    let mut cmd = qemu::dom0_command_with(xen, image, bootargs.trim());
+    qemu::run_qemu_streaming(&mut cmd, timeout, |out| ending(out).is_some(), stream)
 }
 
 /// Options of `cargo xen run`.
@@ -159,6 +167,8 @@ pub struct Options {
     pub debug_xen: bool,
     /// How long the run may take.
     pub timeout: Duration,
+    /// Added to Xen's command line (e.g. `xsm=dummy`, `scrub-domheap`).
+    pub xen_args: String,
     /// Stream the console to stdout.
     pub stream: bool,
 }
@@ -221,10 +231,11 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             .enumerate()
             .map(|(i, p)| Module::at_slot(i, p))
             .collect::<Result<_>>()?;
+        let bootargs = format!("{} {}", qemu::XEN_BOOTARGS, opts.xen_args);
         let dtb = qemu::dom0less_dtb(
             &work,
             "dom0less",
-            qemu::XEN_BOOTARGS,
+            bootargs.trim(),
             Some(&modules[0]),
             &modules[1..],
         )?;
@@ -235,7 +246,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             opts.stream,
         )?
     } else {
-        boot_dom0(&xen, &flats[0], opts.timeout, opts.stream)?
+        boot_dom0_with(&xen, &flats[0], &opts.xen_args, opts.timeout, opts.stream)?
     };
     Ok(judge(&boot.output, boot.timed_out, opts.timeout))
 }

@@ -441,12 +441,19 @@ fn template_copy(name: &str, edit: impl Fn(&str) -> String) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Plain `cargo build --release` in a copy (and `extra` arguments), sharing one target directory.
+/// The target directory of a copy of the template (one per copy: copies share the binary's name).
+fn template_target(dir: &Path) -> PathBuf {
+    util::target_dir()
+        .join("template")
+        .join(dir.file_name().unwrap_or_default())
+}
+
+/// Plain `cargo build --release` in a copy (and `extra` arguments).
 fn template_build(dir: &Path, extra: &[&str]) -> Result<Out> {
     exec(
         util::cargo()
             .current_dir(dir)
-            .env("CARGO_TARGET_DIR", util::target_dir().join("template"))
+            .env("CARGO_TARGET_DIR", template_target(dir))
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .env_remove("RUSTFLAGS")
             .args(["build", "--release"])
@@ -472,8 +479,8 @@ fn run_image(bin: &Path, args: &[&str], image: &Path) -> Result<Out> {
 }
 
 fn template(bin: &Path, guest: &Path, c: &mut Checks) -> Result<()> {
-    let out_dir = util::target_dir().join("template");
     let plain = template_copy("plain", str::to_string)?;
+    let out_dir = template_target(&plain);
     for (target, extra, arch) in [
         ("aarch64-unknown-none", &[][..], "a64"),
         (
@@ -512,9 +519,9 @@ fn template(bin: &Path, guest: &Path, c: &mut Checks) -> Result<()> {
             1,
         )
     })?;
-    let elf = out_dir.join("aarch64-unknown-none/release/my-unikernel");
+    let elf = |copy: &Path| template_target(copy).join("aarch64-unknown-none/release/my-unikernel");
     let b = template_build(&crash, &[])?;
-    let r = run_image(bin, &["--timeout", "30"], &elf)?;
+    let r = run_image(bin, &["--timeout", "30"], &elf(&crash))?;
     c.check(
         b.code == 0 && r.code == 1 && r.stderr.contains("Hardware Dom0 crashed"),
         format!(
@@ -532,11 +539,42 @@ fn template(bin: &Path, guest: &Path, c: &mut Checks) -> Result<()> {
     })?;
     let b = template_build(&hang, &[])?;
     let start = std::time::Instant::now();
-    let r = run_image(bin, &["--timeout", "5"], &elf)?;
+    let r = run_image(bin, &["--timeout", "5"], &elf(&hang))?;
     let secs = start.elapsed().as_secs();
     c.check(
         b.code == 0 && r.code == 1 && r.stderr.contains("timed out after 5 s") && secs < 30,
         format!("cargo xen run --timeout 5: a guest that hangs exits 1 after the time-out ({secs} s, exit {})", r.code),
+    );
+    // The plain template again, on the debug Xen built from Debian's source.
+    let r = run_image(bin, &["--debug-xen", "--timeout", "30"], &elf(&plain))?;
+    c.check(
+        r.code == 0 && r.stdout.contains("debug=y") && r.stdout.contains("Xen 4.17"),
+        format!(
+            "cargo xen run --debug-xen: the template powers off on a debug=y Xen (exit {})",
+            r.code
+        ),
+    );
+    // dom0less: the multi-domain run's backend as dom0 and its frontend as a domU, both reporting.
+    let (front, back) = crate::domains::build(&crate::domains::Config::dom0_backend())?;
+    let r = exec(
+        Command::new(bin)
+            .env("CARGO_XEN_CACHE", util::target_dir())
+            .arg("run")
+            .arg(&back)
+            .arg(&front)
+            .args([
+                "--dom0less",
+                "--xen-args",
+                "scrub-domheap bootscrub=on",
+                "--timeout",
+                "40",
+            ]),
+    )?;
+    c.check(
+        r.code == 0
+            && r.stdout.contains("(d1) front: summary: all")
+            && r.stdout.contains("back: summary: all"),
+        format!("cargo xen run --dom0less: a backend dom0 and a frontend domU both pass, dom0 powers off (exit {})", r.code),
     );
     // The example guest, through `cargo xen …` as cargo runs a subcommand.
     let path = std::env::join_paths(
