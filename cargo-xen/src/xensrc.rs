@@ -176,7 +176,7 @@ pub fn source(d: &Path) -> Result<PathBuf> {
     }
     if !util::is_root() {
         bail!(
-            "Xen's source is missing from {} and fetching it needs root (apt-get); run `cargo xtask xen` as root",
+            "Xen's source is missing from {} and fetching it needs root (apt-get): run this again as root",
             tree.display()
         );
     }
@@ -259,7 +259,6 @@ pub fn debug_xen(d: &Path) -> Result<PathBuf> {
     );
     let tree = source(d)?;
     setup::debian(&TOOLS)?;
-    eprintln!("xen-src: building a debug Xen for arm64 (a few minutes on 2 cores)");
     let make = |args: &[&str]| -> Result<()> {
         util::run(
             Command::new("make")
