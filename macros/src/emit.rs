@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Ident;
 
-use crate::abi::{Abi, ClobberRule};
+use crate::abi::{Abi, Arch, ClobberRule, Word};
 
 /// The registers a call of arity `n` clobbers, in the order: number register, then argument registers.
 /// The result registers are written, not clobbered, and so are not listed.
@@ -49,6 +49,13 @@ fn asm_operands(abi: &Abi, n: usize, params: &[Ident]) -> Vec<TokenStream> {
                 .position(|a| a == reg)
                 .map(|i| params[i].clone())
         };
+        // A 32-bit operand in a 64-bit register is passed zero-extended: `asm!` leaves the upper half of a
+        // narrower input undefined, and a hypervisor may read the whole register (Xen 4.17 reads PSCI
+        // CPU_ON's SMC32 arguments with `PSCI_ARG`, the full register, in `vpsci.c`).
+        let input = input.map(|i| match (abi.arch, abi.word) {
+            (Arch::Aarch64, Word::U32) => quote!((#i as u64)),
+            _ => quote!(#i),
+        });
         let output = match abi.results.iter().position(|x| x == reg) {
             Some(k) => {
                 let v = result_var(abi, k);
@@ -101,17 +108,32 @@ fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
     let ret_reg = reg_list(&abi.results);
     let operands = asm_operands(abi, n, &params);
     let word = abi.word.unsigned();
+    // A 32-bit word in a 64-bit register: the results are read as the whole register (an `inout`
+    // operand has one type) and truncated.
+    let widened = abi.arch == Arch::Aarch64 && abi.word == Word::U32;
     let (ret_ty, ret_decl, ret_expr) = if abi.multi() {
         let k = abi.results.len();
         let vars: Vec<Ident> = (0..k).map(|i| result_var(abi, i)).collect();
-        (
-            quote!([#word; #k]),
-            quote!(#(let #vars: #word;)*),
-            quote!([#(#vars),*]),
-        )
+        if widened {
+            (
+                quote!([#word; #k]),
+                quote!(#(let #vars: u64;)*),
+                quote!([#(#vars as u32),*]),
+            )
+        } else {
+            (
+                quote!([#word; #k]),
+                quote!(#(let #vars: #word;)*),
+                quote!([#(#vars),*]),
+            )
+        }
     } else {
         let signed = abi.word.signed();
-        (quote!(#signed), quote!(let ret: #signed;), quote!(ret))
+        if widened {
+            (quote!(#signed), quote!(let ret: i64;), quote!(ret as i32))
+        } else {
+            (quote!(#signed), quote!(let ret: #signed;), quote!(ret))
+        }
     };
     let options = if abi.preserves_flags {
         quote! { options(nostack, preserves_flags) }
@@ -620,8 +642,21 @@ mod tests {
         for (stub, word) in [("smc64_call", "u64"), ("smc32_call", "u32")] {
             let abi = smccc_a64(stub, word);
             for (n, want) in SMC64_OPERANDS.iter().enumerate() {
-                let mut want: Vec<&str> = want.to_vec();
-                want.push("options (nostack)");
+                let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+                if word == "u32" {
+                    // SMC32 operands are passed zero-extended to the 64-bit register.
+                    for w in &mut want {
+                        for v in ["op", "a1", "a2", "a3", "a4", "a5", "a6"] {
+                            *w = w
+                                .replace(&format!(") {v} =>"), &format!(") ({v} as u64) =>"))
+                                .replace(
+                                    &format!("in (\"x{}\") {v}", &v[1..]),
+                                    &format!("in (\"x{}\") ({v} as u64)", &v[1..]),
+                                );
+                        }
+                    }
+                }
+                want.push("options (nostack)".into());
                 assert_eq!(operands(&abi, n), want, "{stub} arity {n}");
                 let (clobbered, _) = declared(&abi, n);
                 assert!(clobbered.is_empty(), "{stub} arity {n}: {clobbered:?}");
@@ -634,7 +669,14 @@ mod tests {
                 )),
                 "{text}"
             );
-            assert!(text.contains("[r0 , r1 , r2 , r3]"), "{text}");
+            if word == "u64" {
+                assert!(text.contains("[r0 , r1 , r2 , r3]"), "{text}");
+            } else {
+                assert!(
+                    text.contains("[r0 as u32 , r1 as u32 , r2 as u32 , r3 as u32]"),
+                    "{text}"
+                );
+            }
             assert!(text.contains("tag = const 0"), "{text}");
         }
         let abi = smccc_arm();

@@ -15,7 +15,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::abi::{Abi, Arch};
+use crate::abi::{Abi, Arch, Word};
 use crate::emit::clobbered;
 
 /// The C calling convention the out-of-line stubs are called with.
@@ -168,7 +168,13 @@ fn stub_lines(abi: &Abi, n: usize, number: Number) -> Result<Vec<String>, String
             .position(|(d, _)| !moves.iter().any(|(_, s)| s == d))
             .ok_or("the register moves form a cycle")?;
         let (d, s) = moves.remove(ready);
-        lines.push(format!("{} {d}, {s}", c.mov));
+        // A 32-bit word moved between 64-bit registers: the `W` form zero-extends the upper half, which
+        // the C convention leaves undefined.
+        if abi.arch == Arch::Aarch64 && abi.word == Word::U32 && Some(&d) != keep.as_ref() {
+            lines.push(format!("{} w{}, w{}", c.mov, &d[1..], &s[1..]));
+        } else {
+            lines.push(format!("{} {d}, {s}", c.mov));
+        }
     }
     // Loads come after the moves: their destinations are not C argument registers still to be read
     // (they are beyond the C argument registers' count), or have been read already.
@@ -633,7 +639,7 @@ mod tests {
             results: [x0, x1, x2, x3]; clobbers: none; stub: smc32_call; word: u32;
         });
         let lines = outline_lines(&a, 0).unwrap();
-        assert_eq!(lines[..3], ["mov x9, x0", "mov x0, x1", "hvc #{tag}"]);
+        assert_eq!(lines[..3], ["mov x9, x0", "mov w0, w1", "hvc #{tag}"]);
         assert_eq!(
             lines[3..7],
             [
