@@ -166,6 +166,8 @@ fn xen_tables() -> Result<()> {
         "mock",
         "--test",
         "xen_tables",
+        "--test",
+        "smccc_xen",
         "--",
         "--ignored",
         "--nocapture",
