@@ -21,6 +21,7 @@ usage: cargo xtask <task>
   domains [CONFIG…]
             several domains on Xen (dom0less): a frontend domU and its backend (dom0 or a domU), the
             negative control, SILO and xsm=dummy
+  smp       a dom0 with two vCPUs on Xen: PSCI, Xen detection, a second vCPU started with cpu_on
   xen-src   fetch Debian's Xen source and build the debug hypervisor (done by `xen` when missing)
 
 Every task installs what it is missing (toolchain targets; Debian packages when run as root).";
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
         Some("domains") => xtask::domains::test(&args[1..]),
+        Some("smp") => xtask::smp::test(),
         Some("xen-src") => xensrc::debug_xen().map(|p| println!("{}", p.display())),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");
