@@ -55,6 +55,7 @@ fn int(v: &str) -> Result<i64, String> {
 
 /// Xen's identifiers, codes and values as its sources define them.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "mock"), allow(dead_code))]
 struct Xen {
     fids: BTreeMap<&'static str, u32>,
     codes: BTreeMap<String, i32>,
@@ -315,6 +316,7 @@ mod compare {
     }
 }
 
+#[cfg_attr(not(feature = "mock"), allow(dead_code))]
 struct Sources {
     psci_h: String,
     smccc_h: String,
@@ -323,6 +325,7 @@ struct Sources {
     vpsci_c: String,
 }
 
+#[cfg_attr(not(feature = "mock"), allow(dead_code))]
 fn sources() -> Sources {
     let dir = std::env::var_os("XEN_SRC")
         .expect("XEN_SRC must name Xen's source tree (the directory holding xen/)");
@@ -340,6 +343,7 @@ fn sources() -> Sources {
     }
 }
 
+#[cfg_attr(not(feature = "mock"), allow(dead_code))]
 fn parse(s: &Sources) -> Xen {
     read_xen(
         &s.psci_h,

@@ -239,7 +239,7 @@ fn smccc(regs: &mut impl Regs, abi: GuestAbi, st: &mut State, mask: u64) {
     }
     let Some(t) = proto::smccc_test(fid) else {
         fail(st, verdict::BAD_OP, u64::from(fid));
-        regs.set(0, u64::MAX & mask);
+        regs.set(0, mask);
         return;
     };
     if t.smc64 && abi.width == 32 {
@@ -250,10 +250,11 @@ fn smccc(regs: &mut impl Regs, abi: GuestAbi, st: &mut State, mask: u64) {
     } else {
         u64::from(u32::MAX)
     } & mask;
-    if abi.width == 64 && !t.smc64 {
-        if let Some(r) = (0..=t.arity).find(|&r| regs.get(r) >> 32 != 0) {
-            fail(st, verdict::SMCCC_UPPER, r as u64);
-        }
+    if abi.width == 64
+        && !t.smc64
+        && let Some(r) = (0..=t.arity).find(|&r| regs.get(r) >> 32 != 0)
+    {
+        fail(st, verdict::SMCCC_UPPER, r as u64);
     }
     let mut args = [0u64; 6];
     for (i, a) in args.iter_mut().enumerate().take(t.arity) {

@@ -329,8 +329,7 @@ fn control_v10() -> Outcome {
     #[cfg(target_arch = "aarch64")]
     // SAFETY: the monitor implements the call (see `smccc_cell!`); it poisons x4–x17, which this
     // control is about.
-    let ret = unsafe { xen_hypercall::arch::smccc::smc64_call1(u64::from(fid), msg as u64) }
-        .map(|r| r as u64);
+    let ret = unsafe { xen_hypercall::arch::smccc::smc64_call1(u64::from(fid), msg as u64) };
     #[cfg(target_arch = "arm")]
     // SAFETY: as above (r4, r5, r8 poisoned).
     let ret = unsafe { xen_hypercall::arch::smccc::smc32_call1(fid, msg as u32) }.map(u64::from);
