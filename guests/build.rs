@@ -1,6 +1,7 @@
 //! Links the guest with its own linker script. AArch64: a position-independent executable (Xen places
 //! dom0's kernel wherever dom0's memory is, 1:1 with host memory), relocated by its entry code. 32-bit ARM:
-//! linked at the address its zImage header names (see `link-a32.ld`).
+//! linked at the address its zImage header names (see `link-a32.ld`): in dom0's bank, or where a domU's
+//! RAM starts for the bins that run as dom0less domUs.
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
@@ -16,6 +17,13 @@ fn main() {
         println!("cargo::rustc-link-arg-bins=--no-dynamic-linker");
     } else if target.starts_with("arm") || target.starts_with("thumb") {
         println!("cargo::rustc-link-arg-bins=-T{dir}/{script}");
+        // The frontend is always a dom0less domU, the backend one with `domu-backend`: linked where a
+        // domU's RAM starts (GUEST_RAM0_BASE) instead of inside dom0's bank.
+        let domu = "--defsym=__load_base=0x40008000";
+        println!("cargo::rustc-link-arg-bin=frontend={domu}");
+        if std::env::var_os("CARGO_FEATURE_DOMU_BACKEND").is_some() {
+            println!("cargo::rustc-link-arg-bin=backend={domu}");
+        }
     }
     println!("cargo::rerun-if-changed={script}");
     println!("cargo::rerun-if-changed=build.rs");

@@ -2,7 +2,8 @@
 //!
 //! With the `mock` cargo feature, on any target with `std`, the raw stubs [`crate::hypercall0`] …
 //! [`crate::hypercall6`] and the whole typed API ([`crate::xen`]) issue no `hvc`: each call is recorded
-//! (number, arguments and, for the typed API, the bytes behind every pointer argument) and answered by a
+//! (number, arguments and, for the typed API, the bytes behind every pointer argument and behind the guest
+//! handles inside the structures they point to) and answered by a
 //! programmed response. The state is per thread, so parallel `cargo test` threads do not see each
 //! other's calls.
 //!
@@ -52,6 +53,10 @@ pub struct Call {
     /// For each argument, the bytes behind it when the call was made, where the caller described the
     /// argument as a pointer (the typed API always does; the raw stubs never do).
     pub buffers: Vec<Option<Vec<u8>>>,
+    /// For each argument, the bytes behind each guest handle described inside the structure it points to
+    /// ([`Arg::handle_in`](crate::xen::raw::Arg::handle_in)), in the order described, when the call was
+    /// made.
+    pub handles: Vec<Vec<Vec<u8>>>,
     /// What the call returned.
     pub ret: isize,
 }
@@ -80,13 +85,34 @@ impl Call {
 
     /// Element `k` of an array of `T` that argument `i` pointed to at the time of the call.
     pub fn read_at<T: Plain>(&self, i: usize, k: usize) -> Option<T> {
-        let b = self.bytes(i)?;
-        let size = core::mem::size_of::<T>();
-        let start = k.checked_mul(size)?;
-        let chunk = b.get(start..start.checked_add(size)?)?;
-        // SAFETY: `chunk` holds exactly size_of::<T>() bytes; `T: Plain` accepts any bit pattern.
-        Some(unsafe { core::ptr::read_unaligned(chunk.as_ptr().cast::<T>()) })
+        element(self.bytes(i)?, k)
     }
+
+    /// The bytes behind handle `h` (in the order described) of the structure argument `i` pointed to, at
+    /// the time of the call.
+    pub fn handle_bytes(&self, i: usize, h: usize) -> Option<&[u8]> {
+        Some(self.handles.get(i)?.get(h)?.as_slice())
+    }
+
+    /// Element `k` of the array of `T` behind handle `h` of the structure argument `i` pointed to.
+    pub fn read_handle_at<T: Plain>(&self, i: usize, h: usize, k: usize) -> Option<T> {
+        element(self.handle_bytes(i, h)?, k)
+    }
+
+    /// The whole array of `T` behind handle `h` of the structure argument `i` pointed to.
+    pub fn read_handle<T: Plain>(&self, i: usize, h: usize) -> Option<Vec<T>> {
+        let n = self.handle_bytes(i, h)?.len() / core::mem::size_of::<T>().max(1);
+        (0..n).map(|k| self.read_handle_at(i, h, k)).collect()
+    }
+}
+
+/// Element `k` of the array of `T` in `b`.
+fn element<T: Plain>(b: &[u8], k: usize) -> Option<T> {
+    let size = core::mem::size_of::<T>();
+    let start = k.checked_mul(size)?;
+    let chunk = b.get(start..start.checked_add(size)?)?;
+    // SAFETY: `chunk` holds exactly size_of::<T>() bytes; `T: Plain` accepts any bit pattern.
+    Some(unsafe { core::ptr::read_unaligned(chunk.as_ptr().cast::<T>()) })
 }
 
 /// A call being answered: its arguments, and access to the guest memory behind its pointer arguments.
@@ -171,6 +197,35 @@ impl Pending<'_> {
     }
 }
 
+impl Pending<'_> {
+    fn handle(&self, i: usize, h: usize, write: bool) -> Option<(*mut u8, usize)> {
+        let (p, len, dir) = self.args.get(i)?.handles.get(h).copied().flatten()?;
+        (p != 0 && (!write || dir == Dir::InOut)).then_some((p as *mut u8, len))
+    }
+
+    /// Element `k` of the array of `T` behind handle `h` (in the order described) of the structure that
+    /// argument `i` points to, as it is now.
+    pub fn read_handle_at<T: Plain>(&self, i: usize, h: usize, k: usize) -> Option<T> {
+        let (p, len) = self.handle(i, h, false)?;
+        // SAFETY: the wrapper described `len` readable bytes at `p`, valid during the call.
+        element(unsafe { core::slice::from_raw_parts(p, len) }, k)
+    }
+
+    /// The writable array of `T` behind handle `h` of the structure that argument `i` points to (as many
+    /// whole elements as it holds); `None` if the handle was not described as written by Xen.
+    pub fn handle_mut<T: Plain>(&mut self, i: usize, h: usize) -> Option<&mut [T]> {
+        let (p, len) = self.handle(i, h, true)?;
+        if !(p as usize).is_multiple_of(core::mem::align_of::<T>()) {
+            return None;
+        }
+        // SAFETY: the wrapper described `len` bytes at `p` as written by Xen, valid during the call and
+        // not otherwise referenced; the alignment was checked; `T: Plain` accepts any bit pattern.
+        Some(unsafe {
+            core::slice::from_raw_parts_mut(p.cast::<T>(), len / core::mem::size_of::<T>().max(1))
+        })
+    }
+}
+
 type Responder = Box<dyn FnMut(&mut Pending<'_>) -> isize>;
 
 struct State {
@@ -237,8 +292,9 @@ pub fn take_calls() -> Vec<Call> {
 ///
 /// # Safety
 ///
-/// Every argument described as a pointer (`Arg::buf`) points to that many bytes, valid for reads (and for
-/// writes where described as written) until this returns, and not otherwise accessed meanwhile.
+/// Every argument described as a pointer (`Arg::buf`), and every array described behind a handle inside
+/// one (`Arg::handles`), points to that many bytes, valid for reads (and for writes where described as
+/// written) until this returns, and not otherwise accessed meanwhile.
 pub(crate) unsafe fn dispatch(op: usize, args: &[Arg]) -> isize {
     let buffers = args
         .iter()
@@ -250,12 +306,29 @@ pub(crate) unsafe fn dispatch(op: usize, args: &[Arg]) -> isize {
             _ => None,
         })
         .collect();
+    let handles = args
+        .iter()
+        .map(|a| {
+            a.handles
+                .iter()
+                .flatten()
+                .map(|&(p, len, _)| {
+                    if p == 0 {
+                        return Vec::new();
+                    }
+                    // SAFETY: this function's contract: `len` readable bytes behind each described handle.
+                    unsafe { core::slice::from_raw_parts(p as *const u8, len) }.to_vec()
+                })
+                .collect()
+        })
+        .collect();
     let (index, responder) = STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.calls.push(Call {
             op,
             args: args.iter().map(|a| a.value).collect(),
             buffers,
+            handles,
             ret: 0,
         });
         let index = s.calls.len() - 1;

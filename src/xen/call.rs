@@ -46,13 +46,24 @@ pub(crate) enum Dir {
     InOut,
 }
 
+/// How many guest handles inside one structure argument an [`Arg`] describes (`XENMEM_add_to_physmap_batch`
+/// has three); the mock records the arrays behind the first this many.
+pub const MAX_HANDLES: usize = 4;
+
+/// An array behind a guest handle: address, size in bytes, direction.
+#[cfg(feature = "mock")]
+pub(crate) type Handle = (usize, usize, Dir);
+
 /// One argument of a hypercall as the typed API describes it: a register value, and for a pointer the
-/// size and direction of what it points to (kept only with feature `mock`, which records those bytes).
+/// size and direction of what it points to and of the arrays behind the guest handles inside it (kept
+/// only with feature `mock`, which records those bytes).
 #[derive(Clone, Copy)]
 pub struct Arg {
     pub(crate) value: usize,
     #[cfg(feature = "mock")]
     pub(crate) buf: Option<(usize, Dir)>,
+    #[cfg(feature = "mock")]
+    pub(crate) handles: [Option<Handle>; MAX_HANDLES],
 }
 
 impl Arg {
@@ -63,47 +74,91 @@ impl Arg {
             value,
             #[cfg(feature = "mock")]
             buf: None,
+            #[cfg(feature = "mock")]
+            handles: [None; MAX_HANDLES],
+        }
+    }
+
+    #[cfg(feature = "mock")]
+    const fn pointer(value: usize, len: usize, dir: Dir) -> Arg {
+        Arg {
+            value,
+            buf: Some((len, dir)),
+            handles: [None; MAX_HANDLES],
+        }
+    }
+
+    #[cfg(feature = "mock")]
+    fn with(mut self, h: Handle) -> Arg {
+        if let Some(slot) = self.handles.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(h);
+        }
+        self
+    }
+
+    /// Describes the array `s` behind a guest handle inside the structure this argument points to, which
+    /// Xen only reads. The mock records it with the structure ([`Call::handle_bytes`](crate::mock::Call));
+    /// in order, up to [`MAX_HANDLES`] per argument. Without the mock this is nothing.
+    #[inline(always)]
+    #[must_use]
+    pub fn handle_in<T: Plain>(self, s: &[T]) -> Arg {
+        #[cfg(feature = "mock")]
+        return self.with((s.as_ptr() as usize, core::mem::size_of_val(s), Dir::In));
+        #[cfg(not(feature = "mock"))]
+        {
+            let _ = s;
+            self
+        }
+    }
+
+    /// Describes the `len` elements of `T` at `p`, behind a guest handle inside the structure this
+    /// argument points to, which Xen reads and may write (see [`Arg::handle_in`]).
+    #[inline(always)]
+    #[must_use]
+    pub fn handle_inout<T: Plain>(self, p: *mut T, len: usize) -> Arg {
+        #[cfg(feature = "mock")]
+        return self.with((p as usize, core::mem::size_of::<T>() * len, Dir::InOut));
+        #[cfg(not(feature = "mock"))]
+        {
+            let _ = (p, len);
+            self
         }
     }
 
     /// A pointer to a `T` that Xen reads and may write.
     #[inline(always)]
     pub fn inout<T: Plain>(p: *mut T) -> Arg {
-        Arg {
-            value: p as usize,
-            #[cfg(feature = "mock")]
-            buf: Some((core::mem::size_of::<T>(), Dir::InOut)),
-        }
+        #[cfg(feature = "mock")]
+        return Arg::pointer(p as usize, core::mem::size_of::<T>(), Dir::InOut);
+        #[cfg(not(feature = "mock"))]
+        Arg::val(p as usize)
     }
 
     /// A pointer to a `T` that Xen only reads.
     #[inline(always)]
     pub fn input<T: Plain>(p: *const T) -> Arg {
-        Arg {
-            value: p as usize,
-            #[cfg(feature = "mock")]
-            buf: Some((core::mem::size_of::<T>(), Dir::In)),
-        }
+        #[cfg(feature = "mock")]
+        return Arg::pointer(p as usize, core::mem::size_of::<T>(), Dir::In);
+        #[cfg(not(feature = "mock"))]
+        Arg::val(p as usize)
     }
 
     /// A byte buffer that Xen only reads.
     #[inline(always)]
     pub fn bytes_in(b: &[u8]) -> Arg {
-        Arg {
-            value: b.as_ptr() as usize,
-            #[cfg(feature = "mock")]
-            buf: Some((b.len(), Dir::In)),
-        }
+        #[cfg(feature = "mock")]
+        return Arg::pointer(b.as_ptr() as usize, b.len(), Dir::In);
+        #[cfg(not(feature = "mock"))]
+        Arg::val(b.as_ptr() as usize)
     }
 
     /// The elements of `s`, which Xen only reads (a guest handle's array, passed here or from a field).
     #[inline(always)]
     pub fn slice_in<T: Plain>(s: &[T]) -> Arg {
-        Arg {
-            value: s.as_ptr() as usize,
-            #[cfg(feature = "mock")]
-            buf: Some((core::mem::size_of_val(s), Dir::In)),
-        }
+        #[cfg(feature = "mock")]
+        return Arg::pointer(s.as_ptr() as usize, core::mem::size_of_val(s), Dir::In);
+        #[cfg(not(feature = "mock"))]
+        Arg::val(s.as_ptr() as usize)
     }
 
     /// The register value the argument passes (the address, for a pointer).
@@ -115,12 +170,12 @@ impl Arg {
     /// A buffer of `len` elements of `T` that Xen reads and may write.
     #[inline(always)]
     pub fn slice_inout<T: Plain>(p: *mut T, len: usize) -> Arg {
+        #[cfg(feature = "mock")]
+        return Arg::pointer(p as usize, core::mem::size_of::<T>() * len, Dir::InOut);
         #[cfg(not(feature = "mock"))]
-        let _ = len;
-        Arg {
-            value: p as usize,
-            #[cfg(feature = "mock")]
-            buf: Some((core::mem::size_of::<T>() * len, Dir::InOut)),
+        {
+            let _ = len;
+            Arg::val(p as usize)
         }
     }
 }

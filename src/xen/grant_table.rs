@@ -658,7 +658,17 @@ pub fn setup_table(dom: DomId, frames: &mut [u64]) -> Result<()> {
         frame_list: frames.as_mut_ptr() as usize as u64,
         ..GnttabSetupTable::default()
     };
-    check(op1(GNTTABOP_SETUP_TABLE, &mut s), s.status)
+    let len = frames.len();
+    // SAFETY: a `gnttab_setup_table`, count 1, mutably borrowed for the call; Xen writes up to `nr_frames`
+    // frame numbers behind its handle, into `frames` (exclusively borrowed).
+    let ret = unsafe {
+        call3::<{ nr::GRANT_TABLE_OP }>(
+            Arg::val(GNTTABOP_SETUP_TABLE),
+            Arg::inout(&mut s).handle_inout(frames.as_mut_ptr(), len),
+            Arg::val(1),
+        )
+    };
+    check(ret, s.status)
 }
 
 /// Sets the calling domain's grant table version (`GNTTABOP_set_version`) and returns the version in

@@ -222,9 +222,15 @@ unsafe fn reservation(cmd: usize, dom: DomId, extents: &mut [u64], order: u32) -
         domid: dom,
         _pad: [0; 3],
     };
+    let len = extents.len();
     // SAFETY: Xen reads `r` and the `extents` behind its handle, both borrowed for the call; the caller
     // answers for the address-space change.
-    let done = Error::check(unsafe { call2::<{ nr::MEMORY_OP }>(Arg::val(cmd), Arg::input(&r)) })?;
+    let done = Error::check(unsafe {
+        call2::<{ nr::MEMORY_OP }>(
+            Arg::val(cmd),
+            Arg::input(&r).handle_inout(extents.as_mut_ptr(), len),
+        )
+    })?;
     if done > extents.len() {
         return Err(out_of_range(done));
     }
@@ -388,7 +394,13 @@ pub unsafe fn add_to_physmap_batch(
     // SAFETY: Xen reads `b` and the arrays behind its handles and writes `errs` (exclusively borrowed),
     // all for the call only; the mappings are the caller's contract.
     Error::check(unsafe {
-        call2::<{ nr::MEMORY_OP }>(Arg::val(XENMEM_ADD_TO_PHYSMAP_BATCH), Arg::input(&b))
+        call2::<{ nr::MEMORY_OP }>(
+            Arg::val(XENMEM_ADD_TO_PHYSMAP_BATCH),
+            Arg::input(&b)
+                .handle_in(idxs)
+                .handle_in(gpfns)
+                .handle_inout(errs.as_mut_ptr(), n),
+        )
     })
     .map(|_| ())
 }

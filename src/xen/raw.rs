@@ -5,7 +5,8 @@
 //! - [`Plain`]: marks a `#[repr(C)]` structure as Xen ABI data (any bit pattern valid);
 //! - [`Arg`]: describes one argument: a value ([`Arg::val`]), or a pointer with the size and direction of
 //!   what it points to ([`Arg::input`], [`Arg::inout`], [`Arg::slice_in`], [`Arg::slice_inout`],
-//!   [`Arg::bytes_in`]);
+//!   [`Arg::bytes_in`]), and the arrays behind the guest handles inside a structure ([`Arg::handle_in`],
+//!   [`Arg::handle_inout`]);
 //! - [`call1`], [`call2`], [`call3`], [`call5`]: issue hypercall `NR` (a const generic) through the
 //!   configured backend (inline stubs, out-of-line stubs with feature `outline`, the recording mock with
 //!   feature `mock`). A `const` assertion refuses at compile time a stub whose arity differs from the one
@@ -13,8 +14,9 @@
 //!   hypercall has 0, 4 or 6 arguments, so there is no `call0`, `call4` or `call6`.
 //!
 //! With the `mock` feature, a call made this way is recorded like the built-in ones: its number, its
-//! arguments and the bytes behind every argument described as a pointer ([`crate::mock::Call::read`]),
-//! and a test's responder can write through the arguments described as written by Xen.
+//! arguments, the bytes behind every argument described as a pointer ([`crate::mock::Call::read`]) and
+//! behind the handles described inside it ([`crate::mock::Call::read_handle_at`]), and a test's responder
+//! can write through the arguments and handles described as written by Xen.
 //!
 //! A wrapper for `EVTCHNOP_reset` (`struct evtchn_reset`, which this crate does not wrap):
 //!
@@ -63,4 +65,4 @@
 //! let _ = unsafe { call3::<{ nr::MEMORY_OP }>(Arg::val(0), Arg::val(0), Arg::val(0)) };
 //! ```
 
-pub use super::call::{Arg, Plain, call1, call2, call3, call5};
+pub use super::call::{Arg, MAX_HANDLES, Plain, call1, call2, call3, call5};

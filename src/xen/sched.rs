@@ -146,7 +146,9 @@ pub fn poll(ports: &[Port], timeout: u64) -> Result<()> {
     };
     // SAFETY: Xen reads `p` and the `nr_ports` ports behind `p.ports` (`Port` is a transparent u32, the
     // layout of `evtchn_port_t`); both stay borrowed during the call.
-    unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_POLL), Arg::input(&p)) })
+    unit(unsafe {
+        call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_POLL), Arg::input(&p).handle_in(ports))
+    })
 }
 
 #[inline(always)]

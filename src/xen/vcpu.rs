@@ -311,7 +311,7 @@ pub unsafe fn register_runstate_memory_area(vcpu: u32, area: *mut RunstateInfo) 
         call3::<{ nr::VCPU_OP }>(
             Arg::val(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA),
             Arg::val(vcpu as usize),
-            Arg::input(&r),
+            Arg::input(&r).handle_inout(area, 1),
         )
     })
     .map(|_| ())

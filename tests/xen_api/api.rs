@@ -178,6 +178,9 @@ fn sched_poll_describes_the_ports() {
     assert_eq!(p.nr_ports, 2);
     assert_eq!(p.timeout, 1_000_000);
     assert_eq!(c.bytes(1).unwrap().len(), 24);
+    // The ports behind the handle are recorded with the structure.
+    assert_eq!(c.read_handle::<u32>(1, 0).unwrap(), [3, 9]);
+    assert_eq!(c.handle_bytes(1, 1), None);
 }
 
 // ---------------------------------------------------------------- evtchn
@@ -561,6 +564,28 @@ fn grant_setup_table_points_at_the_frame_list() {
     let s: gt::GnttabSetupTable = c.read(1).unwrap();
     assert_eq!((s.dom, s.nr_frames), (DomId::SELF, 4));
     assert_eq!(s.frame_list, frames.as_ptr() as u64);
+    assert_eq!(c.handle_bytes(1, 0).map(<[u8]>::len), Some(32));
+}
+
+#[test]
+fn grant_setup_table_frames_are_written_through_the_handle() {
+    fresh();
+    mock::respond(|call| {
+        let frames = call.handle_mut::<u64>(1, 0).unwrap();
+        assert_eq!(frames.len(), 2);
+        frames.copy_from_slice(&[0x38000, 0x38001]);
+        0
+    });
+    let mut frames = [0u64; 2];
+    gt::setup_table(DomId::SELF, &mut frames).unwrap();
+    assert_eq!(frames, [0x38000, 0x38001]);
+    // A handle Xen only reads cannot be written by a responder.
+    mock::respond(|call| {
+        assert!(call.handle_mut::<u32>(1, 0).is_none());
+        assert_eq!(call.read_handle_at::<u32>(1, 0, 1), Some(5));
+        0
+    });
+    sched::poll(&[evtchn::Port(4), evtchn::Port(5)], 0).unwrap();
 }
 
 #[test]
@@ -710,6 +735,10 @@ fn vcpu_register_runstate_memory_area() {
     );
     let r: vcpu::RegisterRunstateMemoryArea = c.read(2).unwrap();
     assert_eq!(r.addr, &raw mut area as u64);
+    assert_eq!(
+        c.handle_bytes(2, 0).map(<[u8]>::len),
+        Some(core::mem::size_of::<vcpu::RunstateInfo>())
+    );
 }
 
 // ---------------------------------------------------------------- multicall

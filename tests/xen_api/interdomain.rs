@@ -373,16 +373,6 @@ fn grant_table_map_maps_every_frame_in_order() {
 
 // ---------------------------------------------------------------- memory
 
-/// The extent list behind a reservation's handle, read during the call.
-fn extents_of(c: &xen_hypercall::mock::Pending<'_>) -> Vec<u64> {
-    let r: MemoryReservation = c.read(1).unwrap();
-    // SAFETY: during the call the handle points to `nr_extents` frame numbers the wrapper borrowed.
-    unsafe {
-        std::slice::from_raw_parts(r.extent_start as usize as *const u64, r.nr_extents as usize)
-    }
-    .to_vec()
-}
-
 #[test]
 fn reservations_send_the_extent_list_and_return_the_count_done() {
     for (cmd, which) in [
@@ -392,7 +382,7 @@ fn reservations_send_the_extent_list_and_return_the_count_done() {
     ] {
         mock::reset();
         mock::respond(move |c| {
-            assert_eq!(extents_of(c), [0x40100, 0x40200, 0x40300]);
+            assert_eq!(c.read_handle_at::<u64>(1, 0, 2), Some(0x40300));
             2 // Xen stopped after two extents
         });
         let mut gpfns = [0x40100, 0x40200, 0x40300];
@@ -409,6 +399,11 @@ fn reservations_send_the_extent_list_and_return_the_count_done() {
         assert_eq!((c.op, c.args[0]), (nr::MEMORY_OP, cmd));
         let r: MemoryReservation = c.read(1).unwrap();
         assert_eq!(r.extent_start, gpfns.as_ptr() as u64);
+        // The extent list behind the handle, as recorded with the structure.
+        assert_eq!(
+            c.read_handle::<u64>(1, 0).unwrap(),
+            [0x40100, 0x40200, 0x40300]
+        );
         assert_eq!(
             (r.nr_extents, r.extent_order, r.mem_flags, r.domid),
             (3, 1, 0, DomId(7))
@@ -457,18 +452,11 @@ fn remove_from_physmap_names_the_frame() {
 fn add_to_physmap_batch_maps_foreign_frames_with_per_frame_errors() {
     mock::reset();
     mock::respond(|c| {
-        let b: AddToPhysmapBatch = c.read(1).unwrap();
-        let n = b.size as usize;
-        // SAFETY: during the call the handles point to the wrapper's borrowed arrays of `size` elements.
-        let (idxs, gpfns, errs) = unsafe {
-            (
-                std::slice::from_raw_parts(b.idxs as usize as *const u64, n),
-                std::slice::from_raw_parts(b.gpfns as usize as *const u64, n),
-                std::slice::from_raw_parts_mut(b.errs as usize as *mut i32, n),
-            )
-        };
-        assert_eq!(idxs, [0x40010, 0x40011]);
-        assert_eq!(gpfns, [0x50000, 0x50001]);
+        // The indices and frames are read-only to Xen; only the errors may be written.
+        assert!(c.handle_mut::<u64>(1, 0).is_none());
+        assert!(c.handle_mut::<u64>(1, 1).is_none());
+        let errs = c.handle_mut::<i32>(1, 2).unwrap();
+        assert_eq!(errs.len(), 2);
         errs[1] = -1; // EPERM for the second frame
         0
     });
@@ -494,6 +482,11 @@ fn add_to_physmap_batch_maps_foreign_frames_with_per_frame_errors() {
         (b.domid, b.space, b.size, b.foreign_domid),
         (DomId::SELF, 4, 2, DomId(2))
     );
+    // The three arrays behind the handles, as they were when the call was made.
+    assert_eq!(c.read_handle::<u64>(1, 0).unwrap(), [0x40010, 0x40011]);
+    assert_eq!(c.read_handle::<u64>(1, 1).unwrap(), [0x50000, 0x50001]);
+    assert_eq!(c.read_handle::<i32>(1, 2).unwrap(), [7, 7]);
+    assert_eq!(c.handle_bytes(1, 3), None);
 }
 
 #[test]

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::xen::{self, Boot, XenBuild};
+use crate::elf::Isa;
+use crate::xen::{self, Boot, Guest, XenBuild};
 use crate::{setup, util, xensrc};
 
 /// How long one boot may take before it counts as hung.
@@ -110,6 +111,8 @@ pub struct Config {
     pub name: &'static str,
     /// What it shows, for people.
     pub title: &'static str,
+    /// The frontend's instruction set (a 32-bit frontend is a 32-bit domU on arm64 Xen; backends are AArch64).
+    pub front: Isa,
     /// The backend is dom0 (else a second domU, domid 2).
     pub dom0_backend: bool,
     /// `xsm=dummy` on Xen's command line (lifts Debian's default SILO policy).
@@ -128,6 +131,7 @@ impl Config {
         Config {
             name: "dom0-backend",
             title: "backend dom0 + frontend domU (XSM SILO)",
+            front: Isa::A64,
             dom0_backend: true,
             xsm_dummy: false,
             wrong_ref: false,
@@ -141,6 +145,7 @@ impl Config {
         Config {
             name: "dom0-backend-wrong-ref",
             title: "negative control: the backend maps grant reference 7, never granted",
+            front: Isa::A64,
             dom0_backend: true,
             xsm_dummy: false,
             wrong_ref: true,
@@ -160,6 +165,7 @@ impl Config {
         Config {
             name: "two-domus-silo",
             title: "two domUs, no dom0 (XSM SILO refuses the channel)",
+            front: Isa::A64,
             dom0_backend: false,
             xsm_dummy: false,
             wrong_ref: false,
@@ -173,6 +179,7 @@ impl Config {
         Config {
             name: "two-domus-xsm-dummy",
             title: "two domUs, no dom0 (xsm=dummy)",
+            front: Isa::A64,
             dom0_backend: false,
             xsm_dummy: true,
             wrong_ref: false,
@@ -181,10 +188,32 @@ impl Config {
         }
     }
 
+    /// Run 1 with a 32-bit frontend domU (A32 or Thumb-2) on arm64 Xen.
+    pub fn dom0_backend_32(front: Isa) -> Config {
+        let (name, title) = match front {
+            Isa::T32 => (
+                "dom0-backend-t32",
+                "backend dom0 + 32-bit frontend domU, Thumb-2 (XSM SILO)",
+            ),
+            _ => (
+                "dom0-backend-a32",
+                "backend dom0 + 32-bit frontend domU, A32 (XSM SILO)",
+            ),
+        };
+        Config {
+            name,
+            title,
+            front,
+            ..Config::dom0_backend()
+        }
+    }
+
     /// Every configuration.
     pub fn all() -> Vec<Config> {
         vec![
             Config::dom0_backend(),
+            Config::dom0_backend_32(Isa::A32),
+            Config::dom0_backend_32(Isa::T32),
             Config::wrong_ref(),
             Config::domus_silo(),
             Config::domus_dummy(),
@@ -203,23 +232,27 @@ impl Config {
     }
 }
 
-/// The flat images of the frontend and the backend for `cfg`, built for AArch64.
+/// The flat images of the frontend (built for `cfg.front`) and the backend (AArch64) for `cfg`.
 pub fn build(cfg: &Config) -> Result<(PathBuf, PathBuf)> {
     let dir = util::target_dir().join("guests");
-    let target = "aarch64-unknown-none";
-    util::cross_build(
-        &dir,
-        "xen-hypercall-guests",
-        target,
-        "s",
-        "-Crelocation-model=pie",
-        &cfg.features(),
-    )?;
     let out = util::target_dir().join("domains");
     std::fs::create_dir_all(&out)?;
     let mut images = Vec::new();
-    for bin in ["frontend", "backend"] {
-        let elf = dir.join(target).join("release").join(bin);
+    for (bin, isa) in [("frontend", cfg.front), ("backend", Isa::A64)] {
+        let guest = Guest {
+            isa,
+            outline: false,
+            underdeclared: false,
+        };
+        util::cross_build(
+            &dir,
+            "xen-hypercall-guests",
+            guest.target(),
+            "s",
+            guest.rustflags(),
+            &cfg.features(),
+        )?;
+        let elf = dir.join(guest.target()).join("release").join(bin);
         let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
         let image = out.join(format!("{bin}-{}.bin", cfg.name));
         std::fs::write(&image, xen::flat_image(&data)?)?;
@@ -392,6 +425,32 @@ pub fn judge(cfg: &Config, output: &str, timed_out: bool, build: XenBuild) -> Ve
     {
         problems.push(format!("Xen's banner does not say {banner_flag}"));
     }
+    // The repopulated page: a debug Xen booted with `bootscrub=on` (hence `scrub_debug`) scrubs every page
+    // it allocates to SCRUB_PATTERN (and BUG()s on a free page that is not); a release Xen hands out a
+    // zeroed page or its freed init memory, which it counts as clean.
+    let fills: &[&str] = match build {
+        XenBuild::Debug => &["0xc2 in every byte"],
+        XenBuild::Release => &["zero in every word", "brk #2 in every word"],
+    };
+    let repopulated = format!("ok {}:", FRONT_CHECKS[2]);
+    if let Some(l) = role_lines(output, Role::Front)
+        .into_iter()
+        .find(|l| l.starts_with(&repopulated))
+        && !fills.iter().any(|f| l.contains(f))
+    {
+        problems.push(format!(
+            "front: the repopulated page is not what {} Xen fills a page with: {l}",
+            build.name()
+        ));
+    }
+    // A 32-bit frontend is loaded as a zImage where a domU's RAM starts (its link address).
+    if cfg.front != Isa::A64
+        && !output
+            .lines()
+            .any(|l| l.contains("Loading zImage from") && l.contains("to 0000000040008000"))
+    {
+        problems.push("Xen did not load the 32-bit frontend as a zImage at 0x40008000".to_string());
+    }
     let roles: &[Role] = if cfg.dom0_backend || cfg.expect == Expect::AllOk {
         &[Role::Front, Role::Back]
     } else {
@@ -463,11 +522,11 @@ pub fn run(cfg: &Config, build_kind: XenBuild, xen: &Path) -> Result<Run> {
     let mut bootargs = String::from(
         "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all noreboot",
     );
-    // Xen scrubs a page a domain gives back only with this option (or when the domain dies): without it
-    // the frontend's repopulated page can be the very page it gave back, contents and all. (The page
-    // Xen hands out instead need not be scrubbed: seen here, a page of a boot module Xen freed, with
-    // the module's bytes still in it; the frontend only checks that its own bytes are gone.)
-    bootargs.push_str(" scrub-domheap");
+    // Xen scrubs a page a domain gives back only with `scrub-domheap` (or when the domain dies): without it
+    // the frontend's repopulated page can be the very page it gave back, contents and all. `bootscrub=on`
+    // scrubs free memory at boot instead of in the background and, on a debug Xen, turns on `scrub_debug`:
+    // every page allocated is then scrubbed to (or checked to hold) SCRUB_PATTERN.
+    bootargs.push_str(" scrub-domheap bootscrub=on");
     if cfg.xsm_dummy {
         bootargs.push_str(" xsm=dummy");
     }
@@ -488,6 +547,8 @@ pub fn run(cfg: &Config, build_kind: XenBuild, xen: &Path) -> Result<Run> {
     )?;
     let modules: Vec<Module> = dom0.into_iter().chain(domus).collect();
     let boot = boot(xen, &dtb, &modules, &cfg.reporting)?;
+    let log = dir.join(format!("{}-{}.log", cfg.name, build_kind.name()));
+    std::fs::write(&log, &boot.output).with_context(|| format!("writing {}", log.display()))?;
     let problems = judge(cfg, &boot.output, boot.timed_out, build_kind);
     Ok(Run {
         config: cfg.clone(),
@@ -622,7 +683,12 @@ mod tests {
             s.push_str(&format!("back: ok {c}: fine\n"));
         }
         for c in Role::Front.checks() {
-            s.push_str(&format!("(d1) front: ok {c}: fine\n"));
+            let what = if c == FRONT_CHECKS[2] {
+                "brk #2 in every word (Xen's freed init memory), was 0x5a"
+            } else {
+                "fine"
+            };
+            s.push_str(&format!("(d1) front: ok {c}: {what}\n"));
         }
         s.push_str("back: summary: all 13/13 checks passed\n(d1) front: summary: all 14/14 checks passed\n");
         s
@@ -667,6 +733,55 @@ mod tests {
         // A check line of another domain's tag in the middle of a Xen line does not count.
         assert!(role_lines("(XEN) x back: ok y", Role::Back).is_empty());
         assert_eq!(role_lines("(d2) back: ok y", Role::Back), ["ok y"]);
+    }
+
+    #[test]
+    fn the_repopulated_page_must_hold_the_fill_of_the_build() {
+        let cfg = Config::dom0_backend();
+        let debug = |fill: &str| {
+            good()
+                .replace("debug=n", "debug=y")
+                .replace("brk #2 in every word (Xen's freed init memory)", fill)
+        };
+        let scrubbed = debug("0xc2 in every byte (a debug Xen's scrub pattern)");
+        assert_eq!(
+            judge(&cfg, &scrubbed, false, XenBuild::Debug),
+            Vec::<String>::new()
+        );
+        // A debug Xen that handed out an unscrubbed page, and a release Xen that shows the debug pattern.
+        let p = judge(&cfg, &debug("brk #2 in every word"), false, XenBuild::Debug);
+        assert!(
+            p.iter().any(|p| p.contains("not what debug Xen fills")),
+            "{p:?}"
+        );
+        let p = judge(
+            &cfg,
+            &scrubbed.replace("debug=y", "debug=n"),
+            false,
+            XenBuild::Release,
+        );
+        assert!(
+            p.iter().any(|p| p.contains("not what release Xen fills")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_32_bit_frontend_must_be_loaded_as_a_zimage() {
+        let cfg = Config::dom0_backend_32(Isa::T32);
+        let p = judge(&cfg, &good(), false, XenBuild::Release);
+        assert_eq!(
+            p,
+            ["Xen did not load the 32-bit frontend as a zImage at 0x40008000"]
+        );
+        let loaded = format!(
+            "(XEN) Loading zImage from 000000004a000000 to 0000000040008000-0000000040022000\n{}",
+            good()
+        );
+        assert_eq!(
+            judge(&cfg, &loaded, false, XenBuild::Release),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

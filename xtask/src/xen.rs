@@ -169,14 +169,16 @@ impl Guest {
         )
     }
 
-    fn target(&self) -> &'static str {
+    /// The Rust target it is built for.
+    pub fn target(&self) -> &'static str {
         match self.isa {
             Isa::A64 => "aarch64-unknown-none",
             _ => "armv7a-none-eabi",
         }
     }
 
-    fn rustflags(&self) -> &'static str {
+    /// The code-generation flags its state needs.
+    pub fn rustflags(&self) -> &'static str {
         // Xen places an AArch64 dom0 wherever dom0's memory is: position-independent, self-relocating.
         match self.isa {
             Isa::A64 => "-Crelocation-model=pie",
