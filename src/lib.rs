@@ -60,6 +60,18 @@ pub mod outline;
     feature = "mock",
     doc
 ))]
+pub mod psci;
+#[cfg(any(
+    all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),
+    feature = "mock",
+    doc
+))]
+pub mod smccc;
+#[cfg(any(
+    all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),
+    feature = "mock",
+    doc
+))]
 pub mod xen;
 
 pub use arch::{MAX_ARITY, XEN_HYPERCALL_TAG};

@@ -21,6 +21,7 @@ pub mod flow;
 pub mod insns;
 pub mod package;
 pub mod setup;
+pub mod smp;
 pub mod util;
 pub mod x86;
 pub mod xen;

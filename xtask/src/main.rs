@@ -22,6 +22,7 @@ usage: cargo xtask <task>
             several domains on Xen (dom0less): a frontend domU and its backend (dom0 or a domU), the
             negative control, SILO and xsm=dummy
   x86       boot the x86-64 guest on Xen (PV and PVH dom0, inline and hypercall page, release and debug)
+  smp       a dom0 with two vCPUs on Xen: PSCI, Xen detection, a second vCPU started with cpu_on
   xen-src   fetch Debian's Xen source and build the debug hypervisor (done by `xen` when missing)
 
 Every task installs what it is missing (toolchain targets; Debian packages when run as root).";
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
         Some("domains") => xtask::domains::test(&args[1..]),
         Some("x86") => setup::toolchain().and_then(|()| xtask::x86::test()),
+        Some("smp") => xtask::smp::test(),
         Some("xen-src") => xensrc::debug_xen().map(|p| println!("{}", p.display())),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");
@@ -174,6 +176,8 @@ fn xen_tables() -> Result<()> {
         "mock",
         "--test",
         "xen_tables",
+        "--test",
+        "smccc_xen",
         "--",
         "--ignored",
         "--nocapture",
