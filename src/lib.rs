@@ -55,6 +55,18 @@ pub mod arch;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod outline;
+#[cfg(any(
+    all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),
+    feature = "mock",
+    doc
+))]
+pub mod psci;
+#[cfg(any(
+    all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),
+    feature = "mock",
+    doc
+))]
+pub mod smccc;
 // A host build that uses `xen::…` fails with "could not find `xen`" and a note showing this attribute,
 // whose first and last lines rustc prints: they say what to do.
 #[cfg(any(

@@ -12,11 +12,27 @@
 //! call sites (see `cargo bench` and `cargo xtask audit`).
 //!
 //! [`per_call`] holds the other kind Linux and Unikraft use: one stub per hypercall, the number built in.
+//!
+//! On x86-64 both kinds enter Xen's hypercall page instead of trapping themselves (`page` below): the
+//! per-arity stub moves its operands into Xen's registers and jumps to `page + op * 32`, the per-hypercall
+//! stub jumps to `page + NR * 32` (after `mov r10, rcx` from arity 4). Xen writes the trap that suits the
+//! guest and the CPU into the page, so these stubs serve PV and HVM/PVH guests, Intel and AMD, alike.
 
-#[cfg(any(target_arch = "arm", target_arch = "aarch64"))]
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub use crate::arch::x86_page as page;
+
+#[cfg(any(
+    target_arch = "arm",
+    target_arch = "aarch64",
+    all(target_arch = "x86_64", target_os = "none")
+))]
 crate::arch::xen_abi!(xen_hypercall_macros::hypercall_outline);
 
-#[cfg(not(any(target_arch = "arm", target_arch = "aarch64")))]
+#[cfg(not(any(
+    target_arch = "arm",
+    target_arch = "aarch64",
+    all(target_arch = "x86_64", target_os = "none")
+)))]
 pub use crate::arch::{
     hypercall0, hypercall1, hypercall2, hypercall3, hypercall4, hypercall5, hypercall6,
 };
@@ -38,16 +54,28 @@ pub use crate::arch::{
 /// larger one is a compile error where the stub is instantiated. The `outline` cargo feature makes the
 /// typed API (`crate::xen`) call these.
 pub mod per_call {
-    #[cfg(any(target_arch = "arm", target_arch = "aarch64"))]
+    #[cfg(any(
+        target_arch = "arm",
+        target_arch = "aarch64",
+        all(target_arch = "x86_64", target_os = "none")
+    ))]
     crate::arch::xen_abi!(xen_hypercall_macros::hypercall_per_call);
 
     /// False for every number: the condition of the compile error above.
-    #[cfg(not(any(target_arch = "arm", target_arch = "aarch64")))]
+    #[cfg(not(any(
+        target_arch = "arm",
+        target_arch = "aarch64",
+        all(target_arch = "x86_64", target_os = "none")
+    )))]
     const fn unavailable(_nr: usize) -> bool {
         false
     }
 
-    #[cfg(not(any(target_arch = "arm", target_arch = "aarch64")))]
+    #[cfg(not(any(
+        target_arch = "arm",
+        target_arch = "aarch64",
+        all(target_arch = "x86_64", target_os = "none")
+    )))]
     macro_rules! unsupported_per_call {
         ($($n:literal: ($($a:ident),*);)*) => {
             paste::paste! {
@@ -79,7 +107,11 @@ pub mod per_call {
         };
     }
 
-    #[cfg(not(any(target_arch = "arm", target_arch = "aarch64")))]
+    #[cfg(not(any(
+        target_arch = "arm",
+        target_arch = "aarch64",
+        all(target_arch = "x86_64", target_os = "none")
+    )))]
     unsupported_per_call! {
         0: ();
         1: (a1);
@@ -89,4 +121,19 @@ pub mod per_call {
         5: (a1, a2, a3, a4, a5);
         6: (a1, a2, a3, a4, a5, a6);
     }
+}
+
+/// The SMC Calling Convention's out-of-line stubs, from the same generator and description as the inline
+/// ones (`crate::arch::smccc`): `smc32_callN(out, fid, a1, …, aN)` (and on AArch64 `smc64_callN`), naked
+/// `extern "C"` functions that keep the result pointer `out` in a caller-saved register the call preserves
+/// (`x9`, `r12`), move the function identifier and the arguments one register down, `hvc #0`, and store
+/// `x0`–`x3` (`r0`–`r3`) through `out`.
+#[cfg(any(
+    target_arch = "aarch64",
+    all(target_arch = "arm", not(xen_hypercall_m_profile))
+))]
+pub mod smccc {
+    crate::arch::smccc::smccc_abi!(xen_hypercall_macros::hypercall_outline, smc32_call, u32);
+    #[cfg(target_arch = "aarch64")]
+    crate::arch::smccc::smccc_abi!(xen_hypercall_macros::hypercall_outline, smc64_call, u64);
 }

@@ -36,22 +36,29 @@ pub const SLOTS: [u64; 4] = [0x4900_0000, 0x4a00_0000, 0x4b00_0000, 0x4c00_0000]
 /// Downloads and unpacks Debian's Xen for arm64 under `dir` unless it is there; returns the hypervisor's
 /// path. Prints a progress line while it fetches.
 pub fn fetch_xen(dir: &Path) -> Result<PathBuf> {
-    let xen = dir.join("out").join(XEN_BINARY);
+    fetch_package("arm64", XEN_PACKAGE, XEN_BINARY, dir)
+}
+
+/// Downloads Debian's `package` for `arch` (without changing the system's dpkg architecture: a private apt
+/// configuration under `dir`) and unpacks it under `dir/out` unless `binary` is there already; returns
+/// `dir/out/binary`.
+pub fn fetch_package(arch: &str, package: &str, binary: &str, dir: &Path) -> Result<PathBuf> {
+    let xen = dir.join("out").join(binary);
     if xen.is_file() {
         return Ok(xen);
     }
     let lists = dir.join("lists");
     let opts = [
-        "-oAPT::Architecture=arm64".to_string(),
-        "-oAPT::Architectures=arm64".to_string(),
+        format!("-oAPT::Architecture={arch}"),
+        format!("-oAPT::Architectures={arch}"),
         format!("-oDir::State::Lists={}", lists.display()),
         format!("-oDir::Cache={}", dir.join("cache").display()),
         "-oAPT::Sandbox::User=root".to_string(),
     ];
     if !cmd::is_root() {
         bail!(
-            "Xen for arm64 is missing; as root, run:\n  mkdir -p {l}/partial && cd {d} && apt-get {o} update && \
-             apt-get {o} download {XEN_PACKAGE} && dpkg -x {XEN_PACKAGE}_*.deb out",
+            "{package} ({arch}) is missing; as root, run:\n  mkdir -p {l}/partial && cd {d} && apt-get {o} update && \
+             apt-get {o} download {package} && dpkg -x {package}_*.deb out",
             l = lists.display(),
             d = dir.display(),
             o = opts.join(" ")
@@ -59,23 +66,24 @@ pub fn fetch_xen(dir: &Path) -> Result<PathBuf> {
     }
     let start = Instant::now();
     eprintln!(
-        "cargo-xen: fetching Debian's {XEN_PACKAGE} into {} (once)",
+        "cargo-xen: fetching Debian's {package} ({arch}) into {} (once)",
         dir.display()
     );
     std::fs::create_dir_all(lists.join("partial"))?;
     std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
     cmd::run(Command::new("apt-get").args(&opts).args(["-q", "update"]))?;
-    cmd::run(Command::new("apt-get").current_dir(dir).args(&opts).args([
-        "-q",
-        "download",
-        XEN_PACKAGE,
-    ]))?;
+    cmd::run(
+        Command::new("apt-get")
+            .current_dir(dir)
+            .args(&opts)
+            .args(["-q", "download", package]),
+    )?;
     let deb = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(XEN_PACKAGE))
+                .is_some_and(|n| n.starts_with(package))
         })
         .context("apt-get download produced no .deb")?;
     cmd::run(
@@ -85,10 +93,10 @@ pub fn fetch_xen(dir: &Path) -> Result<PathBuf> {
             .arg(dir.join("out")),
     )?;
     if !xen.is_file() {
-        bail!("{} does not contain {XEN_BINARY}", deb.display());
+        bail!("{} does not contain {binary}", deb.display());
     }
     eprintln!(
-        "cargo-xen: Xen at {} ({} s)",
+        "cargo-xen: {} ({} s)",
         xen.display(),
         start.elapsed().as_secs()
     );
@@ -133,9 +141,17 @@ pub struct Boot {
     pub elapsed: Duration,
 }
 
-fn qemu_base() -> Command {
+/// The machine's memory for a dom0 run (the 32-bit images are linked inside dom0's bank as Xen lays it
+/// out for 1 GiB and `dom0_mem=64M`: 0x78000000-0x7c000000).
+pub const DOM0_MEMORY: &str = "1G";
+
+/// The machine's memory for a dom0less run: room for Xen, dom0 (`dom0_mem=64M`) and two 16 MiB domUs, and
+/// `bootscrub=on` (scrubbing all free RAM at boot) stays short under emulation.
+pub const DOM0LESS_MEMORY: &str = "256M";
+
+fn qemu_base(memory: &str) -> Command {
     let mut c = Command::new("qemu-system-aarch64");
-    c.args(["-cpu", "cortex-a57", "-smp", "1", "-m", "1G"])
+    c.args(["-cpu", "cortex-a57", "-smp", "1", "-m", memory])
         .args(["-nographic", "-no-reboot"]);
     c
 }
@@ -148,7 +164,7 @@ pub fn dom0_command(xen: &Path, image: &Path) -> Command {
 
 /// [`dom0_command`] with Xen's command line `bootargs`.
 pub fn dom0_command_with(xen: &Path, image: &Path, bootargs: &str) -> Command {
-    let mut cmd = qemu_base();
+    let mut cmd = qemu_base(DOM0_MEMORY);
     cmd.args(["-machine", MACHINE]).arg("-kernel").arg(xen);
     cmd.args(["-append", bootargs]).arg("-device").arg(format!(
         "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
@@ -238,13 +254,14 @@ pub fn run_qemu_streaming(
     })
 }
 
-/// QEMU's device tree for the machine, as source (dumped once into `dir`, decompiled with `dtc`).
+/// QEMU's device tree for the dom0less machine, as source (dumped once into `dir` with the options it is
+/// booted with, decompiled with `dtc`).
 pub fn base_dts(dir: &Path) -> Result<String> {
     std::fs::create_dir_all(dir)?;
-    let dtb = dir.join("virt.dtb");
+    let dtb = dir.join(format!("virt-{DOM0LESS_MEMORY}.dtb"));
     if !dtb.is_file() {
         cmd::run(
-            qemu_base()
+            qemu_base(DOM0LESS_MEMORY)
                 .arg("-machine")
                 .arg(format!("{MACHINE},dumpdtb={}", dtb.display())),
         )?;
@@ -356,7 +373,7 @@ pub fn dom0less_dtb(
 
 /// The QEMU command that boots `xen` with the device tree `dtb` and loads each module at its address.
 pub fn dom0less_command(xen: &Path, dtb: &Path, modules: &[Module]) -> Command {
-    let mut cmd = qemu_base();
+    let mut cmd = qemu_base(DOM0LESS_MEMORY);
     cmd.arg("-machine").arg(MACHINE).arg("-kernel").arg(xen);
     cmd.arg("-dtb").arg(dtb);
     for m in modules {

@@ -23,6 +23,16 @@ pub const QEMU: Package = Package {
     name: "qemu-system-arm",
     provides: "/usr/bin/qemu-system-aarch64",
 };
+/// QEMU for x86 (`qemu-system-x86_64`), for the x86-64 guests on Xen.
+pub const QEMU_X86: Package = Package {
+    name: "qemu-system-x86",
+    provides: "/usr/bin/qemu-system-x86_64",
+};
+/// The native C compiler, for building the x86-64 debug Xen from source.
+pub const GCC: Package = Package {
+    name: "gcc",
+    provides: "/usr/bin/gcc",
+};
 /// The device-tree compiler, for the dom0less configurations (`/chosen` domU nodes).
 pub const DTC: Package = Package {
     name: "device-tree-compiler",

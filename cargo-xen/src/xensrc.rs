@@ -259,12 +259,28 @@ pub fn debug_xen(d: &Path) -> Result<PathBuf> {
     );
     let tree = source(d)?;
     setup::debian(&TOOLS)?;
+    build_debug(
+        &tree,
+        &["XEN_TARGET_ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"],
+        &image,
+    )?;
+    eprintln!(
+        "cargo-xen: debug Xen at {} ({} s)",
+        image.display(),
+        start.elapsed().as_secs()
+    );
+    Ok(image)
+}
+
+/// Builds the hypervisor in `tree` with `CONFIG_DEBUG=y` (`make` given `arch_args`, e.g.
+/// `XEN_TARGET_ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-`) and copies `xen/xen` to `image`.
+pub fn build_debug(tree: &Path, arch_args: &[&str], image: &Path) -> Result<()> {
     let make = |args: &[&str]| -> Result<()> {
         util::run(
             Command::new("make")
                 .arg("-C")
                 .arg(tree.join("xen"))
-                .args(["XEN_TARGET_ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"])
+                .args(arch_args)
                 .args(args),
         )
     };
@@ -291,13 +307,8 @@ pub fn debug_xen(d: &Path) -> Result<PathBuf> {
     if !built.is_file() {
         bail!("the build produced no {}", built.display());
     }
-    std::fs::copy(&built, &image)?;
-    eprintln!(
-        "cargo-xen: debug Xen at {} ({} s)",
-        image.display(),
-        start.elapsed().as_secs()
-    );
-    Ok(image)
+    std::fs::copy(&built, image)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,18 +4,83 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Ident;
 
-use crate::abi::{Abi, ClobberRule};
+use crate::abi::{Abi, Arch, ClobberRule, Word};
 
 /// The registers a call of arity `n` clobbers, in the order: number register, then argument registers.
-/// The result register is written, not clobbered, and so is not listed.
+/// The result registers are written, not clobbered, and so are not listed.
 pub fn clobbered(abi: &Abi, n: usize) -> Vec<&Ident> {
     let used = match abi.clobbers {
         ClobberRule::UsedArgs => n,
         ClobberRule::AllArgs => abi.args.len(),
+        ClobberRule::None => 0,
     };
-    core::iter::once(&abi.number)
-        .chain(abi.args[..used].iter().filter(|r| **r != abi.ret))
-        .collect()
+    let mut regs: Vec<&Ident> = match abi.clobbers {
+        ClobberRule::None => Vec::new(),
+        _ => core::iter::once(&abi.number)
+            .chain(abi.args[..used].iter())
+            .filter(|r| !abi.results.contains(r))
+            .collect(),
+    };
+    // What the trap itself overwrites (x86 `syscall`: `rcx`, `r11`), whatever the rule.
+    regs.extend(abi.also_clobbers.iter());
+    regs
+}
+
+/// The name of result variable `k` in the emitted stub.
+fn result_var(abi: &Abi, k: usize) -> Ident {
+    if abi.multi() {
+        format_ident!("r{}", k)
+    } else {
+        format_ident!("ret")
+    }
+}
+
+/// The `asm!` operands of the stub of arity `n`: every register the call reads, writes or clobbers, once,
+/// in the order number register, argument registers, remaining result registers.
+fn asm_operands(abi: &Abi, n: usize, params: &[Ident]) -> Vec<TokenStream> {
+    let clob = clobbered(abi, n);
+    let order = core::iter::once(&abi.number)
+        .chain(abi.args.iter())
+        .chain(
+            abi.results
+                .iter()
+                .filter(|r| **r != abi.number && !abi.args.contains(r)),
+        )
+        .chain(abi.also_clobbers.iter());
+    let mut operands = Vec::new();
+    for reg in order {
+        let r = reg.to_string();
+        let input = if *reg == abi.number {
+            Some(format_ident!("op"))
+        } else {
+            abi.args[..n]
+                .iter()
+                .position(|a| a == reg)
+                .map(|i| params[i].clone())
+        };
+        // A 32-bit operand in a 64-bit register is passed zero-extended: `asm!` leaves the upper half of a
+        // narrower input undefined, and a hypervisor may read the whole register (Xen 4.17 reads PSCI
+        // CPU_ON's SMC32 arguments with `PSCI_ARG`, the full register, in `vpsci.c`).
+        let input = input.map(|i| match (abi.arch, abi.word) {
+            (Arch::Aarch64, Word::U32) => quote!((#i as u64)),
+            _ => quote!(#i),
+        });
+        let output = match abi.results.iter().position(|x| x == reg) {
+            Some(k) => {
+                let v = result_var(abi, k);
+                Some(quote!(#v))
+            }
+            None if clob.contains(&reg) => Some(quote!(_)),
+            None => None,
+        };
+        operands.push(match (input, output) {
+            (Some(i), Some(o)) => quote! { inlateout(#r) #i => #o },
+            (Some(i), None) => quote! { in(#r) #i },
+            (None, Some(o)) => quote! { lateout(#r) #o },
+            (None, None) => continue,
+        });
+    }
+    operands
 }
 
 /// Backquoted, comma-separated register names for documentation.
@@ -32,59 +97,66 @@ fn reg_list<'a>(regs: impl IntoIterator<Item = &'a Ident>) -> String {
 pub fn inline_stubs(abi: &Abi) -> TokenStream {
     let stubs = (0..=abi.args.len()).map(|n| inline_stub(abi, n));
     let max = abi.args.len();
+    // `MAX_ARITY` for the default stub name, `SMC32_CALL_MAX_ARITY` for `stub: smc32_call`.
+    let max_name = if abi.stub == "hypercall" {
+        format_ident!("MAX_ARITY")
+    } else {
+        format_ident!("{}_MAX_ARITY", abi.stub.to_string().to_uppercase())
+    };
     quote! {
         /// The largest arity this calling convention has a stub for.
-        pub const MAX_ARITY: usize = #max;
+        pub const #max_name: usize = #max;
         #(#stubs)*
     }
 }
 
 fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
-    let name = format_ident!("hypercall{}", n);
+    let name = format_ident!("{}{}", abi.stub, n);
     let params: Vec<Ident> = (1..=n).map(|i| format_ident!("a{}", i)).collect();
     let number = abi.number.to_string();
-    let ret_reg = abi.ret.to_string();
-
-    // Operands: the number register is always clobbered; each argument register is bound by role.
-    let mut operands = vec![quote! { inlateout(#number) op => _ }];
-    let mut ret_bound = false;
-    for (i, reg) in abi.args.iter().enumerate() {
-        let r = reg.to_string();
-        let is_ret = *reg == abi.ret;
-        ret_bound |= is_ret;
-        let clobber_unused = abi.clobbers == ClobberRule::AllArgs;
-        operands.push(match (i < n, is_ret) {
-            (true, true) => {
-                let a = &params[i];
-                quote! { inlateout(#r) #a => ret }
-            }
-            (true, false) => {
-                let a = &params[i];
-                quote! { inlateout(#r) #a => _ }
-            }
-            (false, true) => quote! { lateout(#r) ret },
-            (false, false) if clobber_unused => quote! { lateout(#r) _ },
-            (false, false) => continue,
-        });
-    }
-    if !ret_bound {
-        operands.push(quote! { lateout(#ret_reg) ret });
-    }
+    let ret_reg = reg_list(&abi.results);
+    let operands = asm_operands(abi, n, &params);
+    let word = abi.word.unsigned();
+    // A 32-bit word in a 64-bit register: the results are read as the whole register (an `inout`
+    // operand has one type) and truncated.
+    let widened = abi.arch == Arch::Aarch64 && abi.word == Word::U32;
+    let (ret_ty, ret_decl, ret_expr) = if abi.multi() {
+        let k = abi.results.len();
+        let vars: Vec<Ident> = (0..k).map(|i| result_var(abi, i)).collect();
+        if widened {
+            (
+                quote!([#word; #k]),
+                quote!(#(let #vars: u64;)*),
+                quote!([#(#vars as u32),*]),
+            )
+        } else {
+            (
+                quote!([#word; #k]),
+                quote!(#(let #vars: #word;)*),
+                quote!([#(#vars),*]),
+            )
+        }
+    } else {
+        let signed = abi.word.signed();
+        if widened {
+            (quote!(#signed), quote!(let ret: i64;), quote!(ret as i32))
+        } else {
+            (quote!(#signed), quote!(let ret: #signed;), quote!(ret))
+        }
+    };
     let options = if abi.preserves_flags {
         quote! { options(nostack, preserves_flags) }
     } else {
         quote! { options(nostack) }
     };
 
-    let trap = format!("{} #{{tag}}", abi.trap.value().trim());
+    let trap = trap_line(abi);
     let template = match &abi.preamble {
         Some(p) => quote! { #p, #trap },
         None => quote! { #trap },
     };
-    let tag = &abi.tag;
-
-    let tag_text = quote!(#tag).to_string();
-    let trap_text = format!("{} #{}", abi.trap.value().trim(), tag_text);
+    let tag_operand = tag_operand(abi);
+    let trap_text = trap_text(abi);
     let args_text = if n == 0 {
         "none".to_string()
     } else {
@@ -97,12 +169,13 @@ fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
         "clobbered"
     };
     let plural = if n == 1 { "" } else { "s" };
+    let rs = if abi.multi() { "s, in order" } else { "" };
     let summary = format!(
         " Issues a hypercall with {n} argument{plural} ({}).",
         abi.arch.display()
     );
     let regs = format!(
-        " - call number: `{number}`\n - arguments: {args_text}\n - result: `{ret_reg}`\n \
+        " - call number: `{number}`\n - arguments: {args_text}\n - result{rs}: {ret_reg}\n \
          - clobbered: {clob_text}; condition flags {flags_text}\n - preserved: every other register"
     );
     let how = format!(
@@ -131,21 +204,45 @@ fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
         #[doc = " The caller upholds the hypervisor's contract for the call `op`:"]
         #(#docs)*
         #[inline(always)]
-        pub unsafe fn #name(op: usize #(, #params: usize)*) -> isize {
-            let ret: isize;
+        pub unsafe fn #name(op: #word #(, #params: #word)*) -> #ret_ty {
+            #ret_decl
             // SAFETY: the caller upholds the hypervisor contract (see `# Safety`). The asm binds exactly the
             // registers of this calling convention, declares every register the call may clobber, does not
             // touch the stack, and leaves memory declared as read and written by the hypervisor.
             unsafe {
                 ::core::arch::asm!(
                     #template,
-                    tag = const #tag,
+                    #tag_operand
                     #(#operands,)*
                     #options
                 );
             }
-            ret
+            #ret_expr
         }
+    }
+}
+
+/// The trap instruction as an asm template line: with the `{tag}` operand when the trap has an immediate.
+pub fn trap_line(abi: &Abi) -> String {
+    match abi.tag {
+        Some(_) => format!("{} #{{tag}}", abi.trap.value().trim()),
+        None => abi.trap.value().trim().to_string(),
+    }
+}
+
+/// The trap instruction for documentation, its immediate written out.
+pub fn trap_text(abi: &Abi) -> String {
+    match &abi.tag {
+        Some(tag) => format!("{} #{}", abi.trap.value().trim(), quote!(#tag)),
+        None => abi.trap.value().trim().to_string(),
+    }
+}
+
+/// The `tag = const …,` operand of the asm block, if the trap has an immediate.
+pub fn tag_operand(abi: &Abi) -> TokenStream {
+    match &abi.tag {
+        Some(tag) => quote! { tag = const #tag, },
+        None => TokenStream::new(),
     }
 }
 
@@ -496,5 +593,250 @@ mod tests {
             quote! { arch: arm; trap: "hvc"; number: r12; args: [r0]; ret: r0; clobbers: used_args; },
         );
         assert!(e.contains("lacks `tag"), "{e}");
+    }
+
+    /// Written out from Xen's x86 entry code (`clobber_regs64` in `arch/x86/include/asm/hypercall.h`: a debug
+    /// build overwrites `rdi`, `rsi`, `rdx`, `r10`, `r8` up to the declared arity; the result comes back in
+    /// `rax`, the number's register) and from the trap: `syscall` writes the return address to `rcx` and
+    /// the flags to `r11`, `vmcall`/`vmmcall` write neither. Row = arity.
+    const X86_USED: [&[&str]; 7] = [
+        &[],
+        &["rdi"],
+        &["rdi", "rsi"],
+        &["rdi", "rsi", "rdx"],
+        &["rdi", "rsi", "rdx", "r10"],
+        &["rdi", "rsi", "rdx", "r10", "r8"],
+        &["rdi", "rsi", "rdx", "r10", "r8", "r9"],
+    ];
+
+    fn x86(trap: &str, also: TokenStream) -> Abi {
+        let trap = syn::LitStr::new(trap, proc_macro2::Span::call_site());
+        syn::parse2(quote! {
+            arch: x86_64; trap: #trap; number: rax; args: [rdi, rsi, rdx, r10, r8, r9]; ret: rax;
+            clobbers: used_args; #also
+        })
+        .expect("valid description")
+    }
+
+    /// The SMC Calling Convention as `src/arch/smccc_aarch64.rs` and `smccc_arm.rs` describe it.
+    fn smccc_a64(stub: &str, word: &str) -> Abi {
+        let stub = format_ident!("{}", stub);
+        let word = format_ident!("{}", word);
+        syn::parse2(quote! {
+            arch: aarch64; trap: "hvc"; tag: 0; number: x0; args: [x1, x2, x3, x4, x5, x6];
+            results: [x0, x1, x2, x3]; clobbers: none; stub: #stub; word: #word;
+        })
+        .expect("valid description")
+    }
+
+    #[test]
+    fn x86_clobber_sets_pv_and_hvm() {
+        let pv = x86("syscall", quote! { also_clobbers: [rcx, r11]; });
+        let hvm = x86("vmmcall", quote! {});
+        for (n, used) in X86_USED.iter().enumerate() {
+            let (clobbered, named) = declared(&pv, n);
+            let mut want: Vec<&str> = used.to_vec();
+            want.extend(["rcx", "r11"]);
+            assert_eq!(clobbered, want, "pv, arity {n}");
+            assert!(named.iter().any(|r| r == "rax"), "pv, arity {n}: rax bound");
+            let (clobbered, _) = declared(&hvm, n);
+            assert_eq!(clobbered, *used, "hvm, arity {n}");
+        }
+        // The number and the result share rax; the trap has no immediate.
+        let text = inline_stub(&pv, 2).to_string();
+        assert!(text.contains("inlateout (\"rax\") op => ret"), "{text}");
+        assert!(
+            text.contains("\"syscall\"") && !text.contains("tag"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_x86_clobber_check_catches_a_syscall_stub_without_rcx_r11() {
+        // Negative control: the PV description without `also_clobbers` declares rcx and r11 preserved,
+        // which `syscall` overwrites.
+        let under = x86("syscall", quote! {});
+        let (clobbered, _) = declared(&under, 1);
+        assert_ne!(clobbered, ["rdi", "rcx", "r11"]);
+    }
+
+    #[test]
+    fn x86_descriptions_are_checked() {
+        let e = parse_err(quote! {
+            arch: x86_64; trap: "syscall"; number: rax; args: [rdi, rbx]; ret: rax; clobbers: used_args;
+        });
+        assert!(e.contains("LLVM"), "{e}");
+        let e = parse_err(quote! {
+            arch: x86_64; trap: "syscall"; number: rax; args: [rdi]; ret: rax; clobbers: used_args;
+            also_clobbers: [rdi];
+        });
+        assert!(e.contains("also_clobbers"), "{e}");
+    }
+
+    fn smccc_arm() -> Abi {
+        syn::parse2(quote! {
+            arch: arm; preamble: ".arch_extension virt"; trap: "hvc"; tag: 0; number: r0;
+            args: [r1, r2, r3, r4, r5]; results: [r0, r1, r2, r3]; clobbers: none; stub: smc32_call;
+            word: u32;
+        })
+        .expect("valid description")
+    }
+
+    /// Written out from SMCCC v1.1 (Arm DEN0028: results in x0-x3 / r0-r3, every other register
+    /// preserved), not from the generator: per arity, the operands of the SMC64 stub on AArch64.
+    const SMC64_OPERANDS: [&[&str]; 7] = [
+        &[
+            "inlateout (\"x0\") op => r0",
+            "lateout (\"x1\") r1",
+            "lateout (\"x2\") r2",
+            "lateout (\"x3\") r3",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "lateout (\"x2\") r2",
+            "lateout (\"x3\") r3",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "inlateout (\"x2\") a2 => r2",
+            "lateout (\"x3\") r3",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "inlateout (\"x2\") a2 => r2",
+            "inlateout (\"x3\") a3 => r3",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "inlateout (\"x2\") a2 => r2",
+            "inlateout (\"x3\") a3 => r3",
+            "in (\"x4\") a4",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "inlateout (\"x2\") a2 => r2",
+            "inlateout (\"x3\") a3 => r3",
+            "in (\"x4\") a4",
+            "in (\"x5\") a5",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "inlateout (\"x2\") a2 => r2",
+            "inlateout (\"x3\") a3 => r3",
+            "in (\"x4\") a4",
+            "in (\"x5\") a5",
+            "in (\"x6\") a6",
+        ],
+    ];
+
+    #[test]
+    fn smccc_binds_four_results_and_clobbers_nothing_else() {
+        for (stub, word) in [("smc64_call", "u64"), ("smc32_call", "u32")] {
+            let abi = smccc_a64(stub, word);
+            for (n, want) in SMC64_OPERANDS.iter().enumerate() {
+                let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+                if word == "u32" {
+                    // SMC32 operands are passed zero-extended to the 64-bit register.
+                    for w in &mut want {
+                        for v in ["op", "a1", "a2", "a3", "a4", "a5", "a6"] {
+                            *w = w
+                                .replace(&format!(") {v} =>"), &format!(") ({v} as u64) =>"))
+                                .replace(
+                                    &format!("in (\"x{}\") {v}", &v[1..]),
+                                    &format!("in (\"x{}\") ({v} as u64)", &v[1..]),
+                                );
+                        }
+                    }
+                }
+                want.push("options (nostack)".into());
+                assert_eq!(operands(&abi, n), want, "{stub} arity {n}");
+                let (clobbered, _) = declared(&abi, n);
+                assert!(clobbered.is_empty(), "{stub} arity {n}: {clobbered:?}");
+                assert!(clobbered_regs(&abi, n).is_empty());
+            }
+            let text = inline_stub(&abi, 2).to_string();
+            assert!(
+                text.contains(&format!(
+                    "pub unsafe fn {stub}2 (op : {word} , a1 : {word} , a2 : {word}) -> [{word} ; 4usize]"
+                )),
+                "{text}"
+            );
+            if word == "u64" {
+                assert!(text.contains("[r0 , r1 , r2 , r3]"), "{text}");
+            } else {
+                assert!(
+                    text.contains("[r0 as u32 , r1 as u32 , r2 as u32 , r3 as u32]"),
+                    "{text}"
+                );
+            }
+            assert!(text.contains("tag = const 0"), "{text}");
+        }
+        let abi = smccc_arm();
+        assert_eq!(
+            operands(&abi, 5),
+            [
+                "inlateout (\"r0\") op => r0",
+                "inlateout (\"r1\") a1 => r1",
+                "inlateout (\"r2\") a2 => r2",
+                "inlateout (\"r3\") a3 => r3",
+                "in (\"r4\") a4",
+                "in (\"r5\") a5",
+                "options (nostack)"
+            ]
+        );
+        let text = inline_stubs(&abi).to_string();
+        assert!(
+            text.contains("pub const SMC32_CALL_MAX_ARITY : usize = 5usize"),
+            "{text}"
+        );
+        assert!(!text.contains("fn smc32_call6"));
+    }
+
+    #[test]
+    fn the_smccc_check_catches_a_stub_with_one_result() {
+        // Negative control: the SMCCC registers with a single result (`ret: x0`, Xen's shape) leave
+        // x1-x3 unbound, declared preserved although the call writes them; the table must reject it.
+        let abi: Abi = syn::parse2(quote! {
+            arch: aarch64; trap: "hvc"; tag: 0; number: x0; args: [x1, x2, x3, x4, x5, x6];
+            results: [x0, x1]; clobbers: none;
+        })
+        .unwrap();
+        for (n, want) in SMC64_OPERANDS.iter().enumerate() {
+            let mut want: Vec<&str> = want.to_vec();
+            want.push("options (nostack)");
+            let got = operands(&abi, n);
+            if n < 3 {
+                assert_ne!(got, want, "arity {n}: x2/x3 missing must be caught");
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_smccc_descriptions_are_rejected() {
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 0; number: r0; args: [r1]; results: [r0, r1]; clobbers: none;
+            word: u64;
+        });
+        assert!(e.contains("needs 64-bit registers"), "{e}");
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 0; number: r0; args: [r1]; results: [r0, r1, r1]; clobbers: none;
+        });
+        assert!(e.contains("named twice in `results`"), "{e}");
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 0; number: r0; args: [r1]; ret: r0; results: [r0, r1];
+            clobbers: none;
+        });
+        assert!(e.contains("not both"), "{e}");
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 0; number: r0; args: [r1]; results: [r0]; clobbers: none;
+            word: i8;
+        });
+        assert!(e.contains("unknown `word: i8`"), "{e}");
     }
 }

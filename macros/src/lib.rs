@@ -33,6 +33,7 @@ use proc_macro::TokenStream;
 mod abi;
 mod emit;
 mod outline;
+mod x86;
 
 /// Generates `hypercall0` … `hypercallN` from a calling-convention description. See the crate docs.
 #[proc_macro]

@@ -10,6 +10,21 @@
 /// instruction exception).
 pub const XEN_HYPERCALL_TAG: u16 = 0xEA1;
 
+/// The immediate of the `hvc` that carries the SMC Calling Convention (SMCCC): 0. Xen's `vsmc.c` treats
+/// an `hvc` with immediate 0 as an SMCCC call (PSCI, the architecture calls, its hypervisor service) and
+/// injects an undefined instruction exception for any other immediate but [`XEN_HYPERCALL_TAG`].
+pub const SMCCC_HVC_TAG: u16 = 0;
+
+/// The SMC Calling Convention's stubs (`smc32_callN`, and on AArch64 `smc64_callN`): see [`crate::smccc`]
+/// for the typed calls.
+#[cfg(target_arch = "aarch64")]
+#[path = "smccc_aarch64.rs"]
+pub mod smccc;
+/// The SMC Calling Convention's stubs (`smc32_callN`): see [`crate::smccc`] for the typed calls.
+#[cfg(all(target_arch = "arm", not(xen_hypercall_m_profile)))]
+#[path = "smccc_arm.rs"]
+pub mod smccc;
+
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "aarch64")]
@@ -26,7 +41,23 @@ compile_error!(
      run under Xen; build for an A-profile target such as armv7a-none-eabi or aarch64-unknown-none"
 );
 
-#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod x86_64;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub use x86_64::*;
+/// The x86-64 hypercall page (the out-of-line stubs enter it).
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub mod x86_page;
+
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    all(target_arch = "x86_64", target_os = "none")
+)))]
 mod unsupported;
-#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    all(target_arch = "x86_64", target_os = "none")
+)))]
 pub use unsupported::*;

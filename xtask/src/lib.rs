@@ -19,8 +19,10 @@ pub mod fixtures;
 pub mod insns;
 pub mod package;
 pub mod setup;
+pub mod smp;
 pub mod tool;
 pub mod util;
+pub mod x86;
 pub mod xen;
 pub mod xensrc;
 

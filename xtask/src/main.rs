@@ -21,6 +21,8 @@ usage: cargo xtask <task>
   domains [CONFIG…]
             several domains on Xen (dom0less): a frontend domU and its backend (dom0 or a domU), the
             negative control, SILO and xsm=dummy
+  x86       boot the x86-64 guest on Xen (PV and PVH dom0, inline and hypercall page, release and debug)
+  smp       a dom0 with two vCPUs on Xen: PSCI, Xen detection, a second vCPU started with cpu_on
   cargo-xen install the cargo-xen tool and check it: audits, bad inputs, the template built from a copy,
             `cargo xen run` on guests that power off, crash and hang
   xen-src   fetch Debian's Xen source and build the debug hypervisor (done by `xen` when missing)
@@ -43,6 +45,8 @@ fn main() -> ExitCode {
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
         Some("domains") => xtask::domains::test(&args[1..]),
+        Some("x86") => setup::toolchain().and_then(|()| xtask::x86::test()),
+        Some("smp") => xtask::smp::test(),
         Some("cargo-xen") => xtask::tool::test(),
         Some("xen-src") => xensrc::debug_xen().map(|p| println!("{}", p.display())),
         Some("help" | "--help" | "-h") | None => {
@@ -65,7 +69,9 @@ fn main() -> ExitCode {
 
 fn demo() -> Result<()> {
     setup::toolchain()?;
-    xen::demo()
+    xen::demo()?;
+    println!();
+    xtask::x86::demo()
 }
 
 /// One step of `cargo xtask test`.
@@ -131,6 +137,10 @@ fn test() -> Result<()> {
             run: xen::test,
         },
         Step {
+            name: "real Xen (x86-64)",
+            run: xtask::x86::test,
+        },
+        Step {
             name: "cargo-xen and the template",
             run: xtask::tool::test,
         },
@@ -178,6 +188,8 @@ fn xen_tables() -> Result<()> {
         "mock",
         "--test",
         "xen_tables",
+        "--test",
+        "smccc_xen",
         "--",
         "--ignored",
         "--nocapture",
@@ -202,6 +214,35 @@ fn clippy_host() -> Result<()> {
 }
 
 fn clippy_cross() -> Result<()> {
+    // x86-64: the library with each trap, and the x86 guest (inline and hypercall page, with its control).
+    for features in ["outline", "x86-pv,outline", "x86-hvm-amd,outline"] {
+        util::run(util::cargo().args([
+            "clippy",
+            "-p",
+            "xen-hypercall",
+            "--target",
+            "x86_64-unknown-none",
+            "--features",
+            features,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    for features in ["pv,underdeclared", "amd,underdeclared", "outline"] {
+        util::run(util::cargo().args([
+            "clippy",
+            "-p",
+            "xen-hypercall-guests-x86",
+            "--target",
+            "x86_64-unknown-none",
+            "--features",
+            features,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
     for t in setup::TARGETS {
         // The inline stubs, then the typed API on the out-of-line ones; the library and every
         // bare-metal member (fixtures, bench sites and image, EL2 harness, example guest).
@@ -255,6 +296,22 @@ fn cross_builds() -> Result<()> {
                 "--release",
             ]),
     )?;
+    // x86-64: each trap the inline stubs can be built with (vmcall, vmmcall, syscall).
+    for features in [None, Some("x86-hvm-amd"), Some("x86-pv")] {
+        let mut cmd = util::cargo();
+        cmd.args([
+            "build",
+            "-p",
+            "xen-hypercall",
+            "--target",
+            "x86_64-unknown-none",
+            "--release",
+        ]);
+        if let Some(f) = features {
+            cmd.args(["--features", f]);
+        }
+        util::run(&mut cmd)?;
+    }
     // M-profile has no HVC: the build must fail, with the library's message.
     let out = util::cargo()
         .args(["build", "-p", "xen-hypercall", "--target", setup::M_PROFILE])

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-pub use cargo_xen::qemu::{Boot, dom0_command, flat_image, run_qemu};
+pub use cargo_xen::qemu::{Boot, dom0_command, fetch_package, flat_image, run_qemu};
 
 use crate::audit;
 use crate::elf::Isa;
@@ -667,6 +667,16 @@ pub fn test() -> Result<()> {
         "multi-domain runs: {} passed, {domains_failed} failed",
         domains.len() - domains_failed
     );
+    // A dom0 with two vCPUs: PSCI, Xen detection, a second vCPU.
+    let smp = crate::smp::run_all()?;
+    let smp_failed = crate::smp::report(&smp);
+    println!(
+        "two-vCPU runs: {} passed, {smp_failed} failed",
+        smp.len() - smp_failed
+    );
+    if smp_failed > 0 {
+        bail!("{smp_failed} two-vCPU run(s) on Xen failed");
+    }
     if failed > 0 {
         bail!("{failed} guest run(s) on Xen failed");
     }
@@ -740,6 +750,9 @@ pub fn demo() -> Result<()> {
     println!();
     crate::domains::demo()?;
     println!();
+    let smp = crate::smp::run_all()?;
+    let smp_failed = crate::smp::demo(&smp);
+    println!();
     println!(
         "{}",
         size_table(
@@ -757,6 +770,9 @@ pub fn demo() -> Result<()> {
         .count();
     if failed > 0 {
         bail!("{failed} guest run(s) on Xen failed");
+    }
+    if smp_failed > 0 {
+        bail!("{smp_failed} two-vCPU run(s) on Xen failed");
     }
     Ok(())
 }

@@ -21,3 +21,7 @@ pub fn source() -> Result<PathBuf> {
 pub fn debug_xen() -> Result<PathBuf> {
     cargo_xen::xensrc::debug_xen(&dir())
 }
+
+/// Builds the hypervisor in `tree` with `CONFIG_DEBUG=y` (`make` given `arch_args`) and copies `xen/xen` to
+/// `image`.
+pub use cargo_xen::xensrc::build_debug;

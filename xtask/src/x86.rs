@@ -1,0 +1,787 @@
+//! The x86-64 real-Xen runs: Debian's Xen 4.17 for amd64 (the release build) and a debug build from
+//! Debian's source with the native compiler, under `qemu-system-x86_64` (TCG, `-cpu max`: an AMD CPU with
+//! SVM and nested paging). The example guest (`guests-x86/`) boots as a 64-bit PV dom0 and as a PVH dom0,
+//! with inline stubs (`syscall` for PV, `vmmcall` for PVH on this AMD CPU) and through the hypercall page
+//! (one ELF for both), on both builds; the console decides, as for ARM (`xen.rs`).
+//!
+//! Negative controls: a guest whose stub declares an argument register preserved passes on release Xen and
+//! is caught on debug Xen (which poisons it) and by the disassembly check; a guest whose inline trap is
+//! `vmcall` (Intel's) on this AMD CPU must not pass.
+//!
+//! The disassembly checks (iced-x86) read each guest's ELF: every trap is the one its build chose (none but
+//! the page's in the page build, whose calls enter the page); after every `syscall`, `rcx` and `r11` are
+//! written before they are read; between the two traps of each register-reuse pair every argument
+//! register of the call's arity is set again (Xen's debug build poisons them), from a register live across
+//! the first trap for at least one of them.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use iced_x86::{
+    Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess,
+    OpKind, Register,
+};
+use object::{Object, ObjectSection, ObjectSymbol};
+
+use crate::xen::{Boot, XenBuild, run_qemu};
+use crate::{setup, util, xensrc};
+
+/// Debian's Xen hypervisor package for amd64 and its (gzipped) image.
+const XEN_PACKAGE: &str = "xen-hypervisor-4.17-amd64";
+const XEN_BINARY: &str = "boot/xen-4.17-amd64.gz";
+/// How long one boot may take before it counts as hung.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The checks every x86 guest must report as `ok`.
+pub const CHECKS: [&str; 12] = [
+    "version",
+    "evtchn::alloc_unbound",
+    "evtchn::send",
+    "evtchn::close",
+    "evtchn::send after close",
+    "grant_table::query_size",
+    "multicall [version, pagesize, unknown]",
+    "pair1 sysctl (raw)",
+    "pair2 xen_version extraversion (raw)",
+    "pair3 grant_table_op query_size (raw)",
+    "pair4 grant_table_op query_size, 4-argument stub (raw)",
+    "pair5 hypfs_op get_version (raw)",
+];
+
+/// The negative control's check: `ok` on release Xen, `FAIL` on debug Xen.
+pub const CONTROL_CHECK: &str = "pair3 under-declared stub (control)";
+
+/// The pair functions and the arity of their stub.
+pub const PAIR_FUNCTIONS: [(&str, usize); 5] = [
+    ("pair1_sysctl", 1),
+    ("pair2_xen_version", 2),
+    ("pair3_grant_table_op", 3),
+    ("pair4_grant_table_op", 4),
+    ("pair5_hypfs_op", 5),
+];
+
+/// Xen's x86-64 argument registers, in order.
+const ARGS: [Register; 5] = [
+    Register::RDI,
+    Register::RSI,
+    Register::RDX,
+    Register::R10,
+    Register::R8,
+];
+
+/// How the guest enters Xen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stubs {
+    /// Inline `syscall` (PV).
+    Syscall,
+    /// Inline `vmmcall` (PVH on AMD).
+    Vmmcall,
+    /// Inline `vmcall` (PVH on Intel): the wrong trap on this AMD CPU, a negative control.
+    Vmcall,
+    /// The hypercall page.
+    Page,
+}
+
+/// One guest build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Build {
+    pub stubs: Stubs,
+    /// The negative control with an under-declared stub.
+    pub underdeclared: bool,
+}
+
+impl Build {
+    pub fn name(self) -> String {
+        let s = match self.stubs {
+            Stubs::Syscall => "syscall",
+            Stubs::Vmmcall => "vmmcall",
+            Stubs::Vmcall => "vmcall",
+            Stubs::Page => "page",
+        };
+        if self.underdeclared {
+            format!("{s}-underdeclared")
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn features(self) -> Vec<&'static str> {
+        let mut f = match self.stubs {
+            Stubs::Syscall => vec!["pv"],
+            Stubs::Vmmcall => vec!["amd"],
+            Stubs::Vmcall => vec![],
+            Stubs::Page => vec!["outline"],
+        };
+        if self.underdeclared {
+            f.push("underdeclared");
+        }
+        f
+    }
+
+    /// The trap mnemonic its inline stubs use (none for the page).
+    fn trap(self) -> Option<Mnemonic> {
+        match self.stubs {
+            Stubs::Syscall => Some(Mnemonic::Syscall),
+            Stubs::Vmmcall => Some(Mnemonic::Vmmcall),
+            Stubs::Vmcall => Some(Mnemonic::Vmcall),
+            Stubs::Page => None,
+        }
+    }
+}
+
+/// What kind of dom0 Xen builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Pv,
+    Pvh,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Pv => "PV",
+            Mode::Pvh => "PVH",
+        }
+    }
+}
+
+/// What a run must show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Every check ok, dom0 halted.
+    Pass,
+    /// Every check ok but the control, which must be `FAIL` (debug Xen caught it).
+    ControlCaught,
+    /// The guest must not get through: no `summary: all` line (a wrong trap).
+    Refused,
+}
+
+/// Every run: (build, mode, Xen build, expectation).
+pub fn runs() -> Vec<(Build, Mode, XenBuild, Expect)> {
+    let b = |stubs, underdeclared| Build {
+        stubs,
+        underdeclared,
+    };
+    let mut v = Vec::new();
+    for xen in [XenBuild::Release, XenBuild::Debug] {
+        v.push((b(Stubs::Syscall, false), Mode::Pv, xen, Expect::Pass));
+        v.push((b(Stubs::Vmmcall, false), Mode::Pvh, xen, Expect::Pass));
+        v.push((b(Stubs::Page, false), Mode::Pv, xen, Expect::Pass));
+        v.push((b(Stubs::Page, false), Mode::Pvh, xen, Expect::Pass));
+        let control = match xen {
+            XenBuild::Release => Expect::Pass,
+            XenBuild::Debug => Expect::ControlCaught,
+        };
+        v.push((b(Stubs::Syscall, true), Mode::Pv, xen, control));
+        v.push((b(Stubs::Vmmcall, true), Mode::Pvh, xen, control));
+    }
+    v.push((
+        b(Stubs::Vmcall, false),
+        Mode::Pvh,
+        XenBuild::Release,
+        Expect::Refused,
+    ));
+    v
+}
+
+/// Debian's release Xen for amd64, unzipped for QEMU's `-kernel` (a 32-bit multiboot ELF).
+pub fn release_xen() -> Result<PathBuf> {
+    let dir = util::target_dir().join("xen-amd64");
+    let out = dir.join("xen-4.17-amd64");
+    if out.is_file() {
+        return Ok(out);
+    }
+    let gz = crate::xen::fetch_package("amd64", XEN_PACKAGE, XEN_BINARY, &dir)?;
+    let data = Command::new("gzip")
+        .arg("-dc")
+        .arg(&gz)
+        .output()
+        .context("running gzip")?;
+    if !data.status.success() {
+        bail!("gzip -dc {} failed", gz.display());
+    }
+    std::fs::write(&out, data.stdout)?;
+    Ok(out)
+}
+
+/// The debug Xen for x86-64, built from Debian's source (a second unpacked tree, so that the arm64 build's
+/// objects stay) with the native compiler; cached under `target/xen-src/`.
+pub fn debug_xen() -> Result<PathBuf> {
+    let dir = xensrc::dir();
+    let image = dir.join("xen-debug-x86");
+    if image.is_file() {
+        return Ok(image);
+    }
+    xensrc::source()?;
+    setup::debian(&[
+        setup::GCC,
+        setup::FLEX,
+        setup::BISON,
+        setup::MAKE,
+        setup::DPKG_DEV,
+        setup::PYTHON3,
+    ])?;
+    let tree = dir.join("src-x86");
+    if !tree.join("xen/Makefile").is_file() {
+        let dl = dir.join("download");
+        let dsc = std::fs::read_dir(&dl)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == "dsc"))
+            .context("no .dsc under target/xen-src/download")?;
+        let _ = std::fs::remove_dir_all(&tree);
+        util::run(
+            Command::new("dpkg-source")
+                .current_dir(&dl)
+                .arg("-x")
+                .arg(&dsc)
+                .arg(&tree),
+        )?;
+    }
+    eprintln!("x86: building a debug Xen for x86-64 (a few minutes on 2 cores)");
+    xensrc::build_debug(&tree, &["XEN_TARGET_ARCH=x86_64"], &image)?;
+    Ok(image)
+}
+
+/// Builds a guest; returns its ELF (copied out of cargo's output).
+pub fn build(b: Build) -> Result<PathBuf> {
+    let dir = util::target_dir().join("guests-x86");
+    util::cross_build(
+        &dir,
+        "xen-hypercall-guests-x86",
+        "x86_64-unknown-none",
+        "s",
+        "-Crelocation-model=static",
+        &b.features(),
+    )?;
+    let built = dir.join("x86_64-unknown-none/release/dom0-x86");
+    let out = dir.join(format!("dom0-x86-{}.elf", b.name()));
+    std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
+    Ok(out)
+}
+
+/// The QEMU command booting `guest` as dom0 of `mode` on `xen`.
+pub fn command(xen: &std::path::Path, guest: &std::path::Path, mode: Mode) -> Command {
+    let mut append =
+        String::from("console=com1 com1=115200 loglvl=all guest_loglvl=all dom0_mem=64M noreboot");
+    if mode == Mode::Pvh {
+        append.push_str(" dom0=pvh dom0-iommu=none");
+    }
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-accel",
+        "tcg",
+        "-cpu",
+        "max",
+        "-m",
+        "1G",
+        "-nographic",
+        "-no-reboot",
+    ])
+    .arg("-kernel")
+    .arg(xen)
+    .arg("-append")
+    .arg(append)
+    .arg("-initrd")
+    .arg(guest);
+    cmd
+}
+
+/// Judges a run's console against what it must show.
+pub fn judge(output: &str, timed_out: bool, xen: XenBuild, expect: Expect) -> Vec<String> {
+    let lines: Vec<&str> = output.lines().collect();
+    let has = |p: &str| lines.iter().any(|l| l.starts_with(p));
+    let mut problems = Vec::new();
+    if !output.contains(xen.banner_flag()) {
+        problems.push(format!("Xen's banner does not say {}", xen.banner_flag()));
+    }
+    if expect == Expect::Refused {
+        if has("summary: all ") {
+            problems.push("the guest with the wrong trap got through".into());
+        }
+        // An undefined instruction without an IDT is a triple fault: Xen shuts dom0 down (reboot).
+        if !output.contains("Hardware Dom0 crashed")
+            && !output.contains("Hardware Dom0 shutdown")
+            && !timed_out
+        {
+            problems.push("Xen did not report dom0 crashed or shut down".into());
+        }
+        return problems;
+    }
+    let missing: Vec<&str> = CHECKS
+        .iter()
+        .filter(|c| !has(&format!("ok {c}:")))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!("no `ok` line for {}", missing.join(", ")));
+    }
+    for l in lines.iter().filter(|l| l.starts_with("FAIL")) {
+        if !(expect == Expect::ControlCaught && l.starts_with(&format!("FAIL {CONTROL_CHECK}:"))) {
+            problems.push(l.to_string());
+        }
+    }
+    match expect {
+        Expect::Pass => {
+            if !has("summary: all ") {
+                problems.push("no `summary: all …` line".into());
+            }
+            if !output.contains("Hardware Dom0 halted") {
+                problems.push("Xen did not report dom0 halted".into());
+            }
+        }
+        Expect::ControlCaught => {
+            if !has(&format!("FAIL {CONTROL_CHECK}:")) {
+                problems.push("debug Xen did not catch the under-declared stub".into());
+            }
+        }
+        Expect::Refused => {}
+    }
+    if timed_out {
+        problems.push(format!("timed out after {} s", TIMEOUT.as_secs()));
+    }
+    problems
+}
+
+/// A function of the ELF: its address and decoded instructions.
+struct Func {
+    insns: Vec<Instruction>,
+}
+
+/// A symbol: name, address, size.
+type Symbol = (String, u64, u64);
+
+/// The `.text` bytes, their address, and the symbols.
+fn text_and_symbols(elf: &[u8]) -> Result<(Vec<u8>, u64, Vec<Symbol>)> {
+    let file = object::File::parse(elf).context("not an ELF file")?;
+    let text = file.section_by_name(".text").context("no .text")?;
+    let syms = file
+        .symbols()
+        .filter_map(|s| Some((s.name().ok()?.to_string(), s.address(), s.size())))
+        .collect();
+    Ok((text.data()?.to_vec(), text.address(), syms))
+}
+
+fn decode(bytes: &[u8], addr: u64) -> Vec<Instruction> {
+    Decoder::with_ip(64, bytes, addr, DecoderOptions::NONE)
+        .into_iter()
+        .collect()
+}
+
+fn function(elf: &[u8], name: &str) -> Result<Option<Func>> {
+    let (text, base, syms) = text_and_symbols(elf)?;
+    let Some((_, addr, size)) = syms.iter().find(|(n, _, _)| n == name) else {
+        return Ok(None);
+    };
+    let start = usize::try_from(addr - base)?;
+    let end = start + usize::try_from(*size)?;
+    let bytes = text.get(start..end).context("symbol outside .text")?;
+    Ok(Some(Func {
+        insns: decode(bytes, *addr),
+    }))
+}
+
+fn is_trap(m: Mnemonic) -> bool {
+    matches!(m, Mnemonic::Syscall | Mnemonic::Vmcall | Mnemonic::Vmmcall)
+}
+
+/// Registers `i` writes (full 64-bit registers) and reads.
+fn effects(i: &Instruction) -> (Vec<Register>, Vec<Register>) {
+    let mut f = InstructionInfoFactory::new();
+    let info = f.info(i);
+    let (mut w, mut r) = (Vec::new(), Vec::new());
+    for u in info.used_registers() {
+        let reg = u.register().full_register();
+        match u.access() {
+            OpAccess::Write | OpAccess::CondWrite => w.push(reg),
+            OpAccess::Read | OpAccess::CondRead => r.push(reg),
+            OpAccess::ReadWrite | OpAccess::ReadCondWrite => {
+                r.push(reg);
+                w.push(reg);
+            }
+            _ => {}
+        }
+    }
+    // `xor r, r` reads nothing.
+    if i.mnemonic() == Mnemonic::Xor
+        && i.op_count() == 2
+        && i.op0_kind() == OpKind::Register
+        && i.op1_kind() == OpKind::Register
+        && i.op0_register() == i.op1_register()
+    {
+        r.clear();
+    }
+    (w, r)
+}
+
+/// The pair check: between the two traps of `f`, every argument register of `arity` is set again, and at
+/// least one from a register that lives across the first trap (`mov reg, reg`).
+pub fn check_pair(insns: &[Instruction], arity: usize) -> Result<String, String> {
+    let traps: Vec<usize> = insns
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| is_trap(i.mnemonic()))
+        .map(|(n, _)| n)
+        .collect();
+    let [t1, t2] = traps[..] else {
+        return Err(format!("{} traps, expected 2", traps.len()));
+    };
+    let mut from_regs = 0;
+    for reg in ARGS[..arity].iter().chain([&Register::RAX]) {
+        let Some(w) = (t1 + 1..t2)
+            .rev()
+            .find(|&n| effects(&insns[n]).0.contains(reg))
+        else {
+            return Err(format!(
+                "{reg:?} is not set again between the two traps (Xen's debug build poisons it)"
+            ));
+        };
+        let i = &insns[w];
+        if i.mnemonic() == Mnemonic::Mov
+            && i.op1_kind() == OpKind::Register
+            && *reg != Register::RAX
+        {
+            from_regs += 1;
+        }
+    }
+    if from_regs == 0 {
+        return Err(
+            "no argument of the second call comes from a register kept across the first".into(),
+        );
+    }
+    Ok(format!(
+        "{from_regs} of {arity} argument(s) reloaded from registers kept across the trap"
+    ))
+}
+
+/// After a `syscall`, `rcx` and `r11` (which it overwrites) are written before they are read, up to the
+/// end of the straight-line code that follows.
+pub fn check_after_syscall(insns: &[Instruction]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (n, i) in insns.iter().enumerate() {
+        if i.mnemonic() != Mnemonic::Syscall {
+            continue;
+        }
+        for reg in [Register::RCX, Register::R11] {
+            for j in &insns[n + 1..] {
+                let (w, r) = effects(j);
+                if r.contains(&reg) {
+                    problems.push(format!(
+                        "{reg:?} read at {:#x} after the syscall at {:#x}, which overwrote it",
+                        j.ip(),
+                        i.ip()
+                    ));
+                    break;
+                }
+                if w.contains(&reg)
+                    || matches!(
+                        j.flow_control(),
+                        FlowControl::Return | FlowControl::UnconditionalBranch
+                    )
+                {
+                    break;
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Static checks of a guest ELF; returns (what the pairs show, problems).
+pub fn check_elf(b: Build, elf: &[u8]) -> Result<(String, Vec<String>)> {
+    let (text, base, syms) = text_and_symbols(elf)?;
+    let (page, _, _) = syms
+        .iter()
+        .find(|(n, _, _)| n == "xen_hypercall_page")
+        .map(|(_, a, s)| (*a, *s, ()))
+        .unwrap_or((0, 0, ()));
+    let insns = decode(&text, base);
+    let mut problems = Vec::new();
+    let in_page = |ip: u64| page != 0 && (page..page + 4096).contains(&ip);
+    let traps: Vec<&Instruction> = insns
+        .iter()
+        .filter(|i| !in_page(i.ip()) && is_trap(i.mnemonic()))
+        .collect();
+    match b.trap() {
+        Some(want) => {
+            if traps.is_empty() {
+                problems.push("no trap instruction in the guest".into());
+            }
+            for t in &traps {
+                if t.mnemonic() != want {
+                    problems.push(format!(
+                        "{:?} at {:#x}, expected {want:?}",
+                        t.mnemonic(),
+                        t.ip()
+                    ));
+                }
+            }
+        }
+        None => {
+            if let Some(t) = traps.first() {
+                problems.push(format!(
+                    "{:?} at {:#x} in a guest that enters Xen through the page",
+                    t.mnemonic(),
+                    t.ip()
+                ));
+            }
+            let into_page = insns
+                .iter()
+                .filter(|i| {
+                    // A direct jump or call into the page (the per-hypercall stubs), or the page's
+                    // address taken rip-relative (the per-arity stubs' `lea`).
+                    (i.op0_kind() == OpKind::NearBranch64 && in_page(i.near_branch_target()))
+                        || (i.is_ip_rel_memory_operand() && in_page(i.ip_rel_memory_address()))
+                })
+                .count();
+            if page == 0 || into_page == 0 {
+                problems.push("no stub enters the hypercall page".into());
+            }
+        }
+    }
+    if b.stubs == Stubs::Syscall {
+        problems.extend(check_after_syscall(&insns));
+    }
+    let mut shown = Vec::new();
+    if b.trap().is_some() {
+        for (name, arity) in PAIR_FUNCTIONS {
+            let f = function(elf, name)?.with_context(|| format!("no function {name}"))?;
+            match check_pair(&f.insns, arity) {
+                Ok(s) => shown.push(format!("{name}: {s}")),
+                Err(e) => problems.push(format!("{name}: {e}")),
+            }
+        }
+        if b.underdeclared {
+            let f = function(elf, "pair3_underdeclared")?.context("no pair3_underdeclared")?;
+            match check_pair(&f.insns, 3) {
+                Ok(s) => problems.push(format!(
+                    "the under-declared pair passes the disassembly check ({s}): the check is blind"
+                )),
+                Err(e) => shown.push(format!("pair3_underdeclared caught: {e}")),
+            }
+        }
+    }
+    Ok((shown.join("; "), problems))
+}
+
+/// One run's outcome.
+pub struct Run {
+    pub build: Build,
+    pub mode: Mode,
+    pub xen: XenBuild,
+    pub expect: Expect,
+    pub boot: Boot,
+    pub problems: Vec<String>,
+    pub pairs: String,
+}
+
+/// Builds every guest, checks its ELF, and boots it as each run says.
+pub fn run_all() -> Result<Vec<Run>> {
+    setup::debian(&[setup::QEMU_X86])?;
+    let release = release_xen()?;
+    let debug = debug_xen()?;
+    let mut out = Vec::new();
+    let mut built: Vec<(Build, PathBuf, String, Vec<String>)> = Vec::new();
+    for (b, mode, xen, expect) in runs() {
+        if !built.iter().any(|(x, ..)| *x == b) {
+            let elf = build(b)?;
+            let (pairs, problems) = check_elf(b, &std::fs::read(&elf)?)?;
+            built.push((b, elf, pairs, problems));
+        }
+        let (_, elf, pairs, static_problems) = built
+            .iter()
+            .find(|(x, ..)| *x == b)
+            .context("built guest")?;
+        let path = match xen {
+            XenBuild::Release => &release,
+            XenBuild::Debug => &debug,
+        };
+        let boot = run_qemu(&mut command(path, elf, mode), TIMEOUT, |o| {
+            [
+                "Hardware Dom0 halted",
+                "Hardware Dom0 crashed",
+                "Hardware Dom0 shutdown",
+            ]
+            .iter()
+            .any(|m| o.contains(m))
+        })?;
+        let mut problems = judge(&boot.output, boot.timed_out, xen, expect);
+        problems.extend(static_problems.iter().cloned());
+        out.push(Run {
+            build: b,
+            mode,
+            xen,
+            expect,
+            boot,
+            problems,
+            pairs: pairs.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn verdict(r: &Run) -> String {
+    if !r.problems.is_empty() {
+        return format!("FAIL: {}", r.problems.join("; "));
+    }
+    let t = r.boot.elapsed.as_secs_f64();
+    match r.expect {
+        Expect::Pass => format!(
+            "PASS: {}/{} checks, dom0 halted ({t:.1} s)",
+            CHECKS.len(),
+            CHECKS.len()
+        ),
+        Expect::ControlCaught => {
+            format!("PASS: debug Xen caught the under-declared stub ({t:.1} s)")
+        }
+        Expect::Refused => format!("PASS: the wrong trap did not get through ({t:.1} s)"),
+    }
+}
+
+/// The report lines of the runs; the number that failed.
+pub fn report(runs: &[Run]) -> (String, usize) {
+    let mut o = String::new();
+    let mut failed = 0;
+    for r in runs {
+        let ok = r.problems.is_empty();
+        failed += usize::from(!ok);
+        let _ = writeln!(
+            o,
+            "{:<5} xen {:<7} {:<4} {:<22} {}",
+            if ok { "ok" } else { "FAIL" },
+            r.xen.name(),
+            r.mode.name(),
+            r.build.name(),
+            verdict(r)
+        );
+        if !ok {
+            let lines: Vec<&str> = r.boot.output.lines().collect();
+            let _ = writeln!(
+                o,
+                "      last output:\n{}",
+                lines[lines.len().saturating_sub(12)..].join("\n")
+            );
+        }
+    }
+    for r in runs
+        .iter()
+        .filter(|r| r.xen == XenBuild::Release && !r.pairs.is_empty())
+    {
+        let _ = writeln!(o, "pairs in {} (disassembly): {}", r.build.name(), r.pairs);
+    }
+    (o, failed)
+}
+
+/// `cargo xtask x86`: every x86-64 run; fails unless all pass.
+pub fn test() -> Result<()> {
+    let runs = run_all()?;
+    let (text, failed) = report(&runs);
+    print!("{text}");
+    println!(
+        "x86-64 on real Xen: {} passed, {failed} failed",
+        runs.len() - failed
+    );
+    if failed > 0 {
+        bail!("{failed} x86-64 run(s) on Xen failed");
+    }
+    Ok(())
+}
+
+/// The demo's x86 part: the PVH page guest's console, then the verdict of every run.
+pub fn demo() -> Result<()> {
+    let runs = run_all()?;
+    println!(
+        "x86-64: the same kind of guest (guests-x86/) on Debian's Xen 4.17 for amd64, under QEMU (TCG, AMD"
+    );
+    println!(
+        "CPU with SVM): one ELF boots as a PV dom0 (syscall) and as a PVH dom0 (vmmcall), inline or through"
+    );
+    println!("the hypercall page.\n");
+    if let Some(r) = runs
+        .iter()
+        .find(|r| r.build.stubs == Stubs::Page && r.mode == Mode::Pvh && r.xen == XenBuild::Release)
+    {
+        for l in
+            r.boot.output.lines().filter(|l| {
+                !l.starts_with("(XEN)") && !l.contains('\u{1b}') && !l.trim().is_empty()
+            })
+        {
+            println!("[guest] {l}");
+        }
+        println!();
+    }
+    let (text, failed) = report(&runs);
+    print!("{text}");
+    if failed > 0 {
+        bail!("{failed} x86-64 run(s) on Xen failed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asm(bytes: &[u8]) -> Vec<Instruction> {
+        decode(bytes, 0x1000)
+    }
+
+    #[test]
+    fn a_pair_that_reloads_its_arguments_passes_and_one_that_keeps_rdx_fails() {
+        // mov eax,20; mov rdi,rbx; mov rsi,r14; mov edx,1; syscall;
+        // mov eax,20; mov rdi,rbx; mov rsi,r14; mov edx,1; syscall; ret
+        let one = [
+            0xb8, 20, 0, 0, 0, 0x48, 0x89, 0xdf, 0x4c, 0x89, 0xf6, 0xba, 1, 0, 0, 0, 0x0f, 0x05,
+        ];
+        let mut code = one.to_vec();
+        code.extend(one);
+        code.push(0xc3);
+        assert!(check_pair(&asm(&code), 3).is_ok());
+        // The second set-up without `mov edx, 1`: rdx is kept, as an under-declared stub lets the compiler do.
+        let mut bad = one.to_vec();
+        bad.extend(&one[..11]);
+        bad.extend([0x0f, 0x05, 0xc3]);
+        let e = check_pair(&asm(&bad), 3).unwrap_err();
+        assert!(e.contains("RDX"), "{e}");
+    }
+
+    #[test]
+    fn a_read_of_rcx_after_syscall_is_caught() {
+        // syscall; mov rax, rcx; ret
+        let bad = [0x0f, 0x05, 0x48, 0x89, 0xc8, 0xc3];
+        assert_eq!(check_after_syscall(&asm(&bad)).len(), 1);
+        // syscall; xor ecx, ecx; mov rax, rcx; ret
+        let good = [0x0f, 0x05, 0x31, 0xc9, 0x48, 0x89, 0xc8, 0xc3];
+        assert!(check_after_syscall(&asm(&good)).is_empty());
+    }
+
+    #[test]
+    fn the_judge_wants_every_check_and_the_control_caught_on_debug() {
+        let mut good = String::from("(XEN) Xen version 4.17 debug=y\n");
+        for c in CHECKS {
+            good.push_str(&format!("ok {c}: x\n"));
+        }
+        let caught = format!("{good}FAIL {CONTROL_CHECK}: 0, -14\n");
+        assert!(judge(&caught, false, XenBuild::Debug, Expect::ControlCaught).is_empty());
+        // The control not caught.
+        let missed = format!("{good}ok {CONTROL_CHECK}: 0, 0\n");
+        assert!(!judge(&missed, false, XenBuild::Debug, Expect::ControlCaught).is_empty());
+        // A pass needs the summary and the halt.
+        let pass = format!(
+            "{good}summary: all 12 checks passed\n(XEN) Hardware Dom0 halted: halting machine\n"
+        );
+        assert!(judge(&pass, false, XenBuild::Debug, Expect::Pass).is_empty());
+        assert!(
+            !judge(&pass, false, XenBuild::Release, Expect::Pass).is_empty(),
+            "banner"
+        );
+        assert!(
+            !judge(&pass, true, XenBuild::Debug, Expect::Pass).is_empty(),
+            "time-out"
+        );
+        // The wrong trap must not get through.
+        assert!(!judge(&pass, false, XenBuild::Debug, Expect::Refused).is_empty());
+    }
+}
