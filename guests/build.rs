@@ -1,15 +1,17 @@
 //! Links the guest with its own linker script. AArch64: a position-independent executable (Xen places
 //! dom0's kernel wherever dom0's memory is, 1:1 with host memory), relocated by its entry code. 32-bit ARM:
-//! linked at the address its zImage header names (see `link-a32.ld`): in dom0's bank, or where a domU's
-//! RAM starts for the bins that run as dom0less domUs.
+//! linked at the address its zImage header names (see `template/link-a32.ld`): in dom0's bank, or where a
+//! domU's RAM starts for the bins that run as dom0less domUs. The scripts and the entry code are the
+//! unikernel template's.
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
     let target = std::env::var("TARGET").unwrap_or_default();
+    // The unikernel template's linker scripts (with its entry code, `src/entry.rs`).
     let script = if target.starts_with("aarch64") {
-        "link-a64.ld"
+        "../template/link-a64.ld"
     } else {
-        "link-a32.ld"
+        "../template/link-a32.ld"
     };
     if target.starts_with("aarch64") {
         println!("cargo::rustc-link-arg-bins=-T{dir}/{script}");

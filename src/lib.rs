@@ -65,6 +65,20 @@ pub mod outline;
     feature = "mock",
     doc
 ))]
+pub mod psci;
+#[cfg(any(
+    all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),
+    feature = "mock",
+    doc
+))]
+pub mod smccc;
+// A host build that uses `xen::…` fails with "could not find `xen`" and a note showing this attribute,
+// whose first and last lines rustc prints: they say what to do.
+#[cfg(any(
+    all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),
+    feature = "mock",
+    doc // `xen` needs `--target aarch64-unknown-none` or `armv7a-none-eabi` (bare-metal ARM: see the
+))] // unikernel template's .cargo/config.toml), or `features = ["mock"]` for host tests
 pub mod xen;
 
 pub use arch::{MAX_ARITY, XEN_HYPERCALL_TAG};

@@ -250,6 +250,7 @@ pub fn reset() {
         s.queue.clear();
         s.default = None;
     });
+    smccc_reset();
 }
 
 /// Queues `f` to answer the next call on this thread that no earlier queued response answers.
@@ -386,4 +387,79 @@ raw_stubs! {
     hypercall4: 4 (a1, a2, a3, a4);
     hypercall5: 5 (a1, a2, a3, a4, a5);
     hypercall6: 6 (a1, a2, a3, a4, a5, a6);
+}
+
+/// One recorded SMCCC call (`hvc #0`: [`crate::smccc`], [`crate::psci`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmcccCall {
+    /// The function identifier.
+    pub fid: u32,
+    /// The arguments, zero-extended: `args.len()` is how many the call passed.
+    pub args: Vec<u64>,
+    /// What the call returned in `x0`–`x3`.
+    pub results: [u64; 4],
+}
+
+type SmcccResponder = Box<dyn FnMut(&SmcccCall) -> [u64; 4]>;
+
+struct SmcccState {
+    calls: Vec<SmcccCall>,
+    queue: VecDeque<SmcccResponder>,
+}
+
+std::thread_local! {
+    static SMCCC: RefCell<SmcccState> = RefCell::new(SmcccState {
+        calls: Vec::new(),
+        queue: VecDeque::new(),
+    });
+}
+
+/// Queues `f` to answer the next SMCCC call on this thread: it sees the call (identifier and arguments;
+/// `results` still zero) and returns `x0`–`x3`. With nothing queued a call returns `NOT_SUPPORTED`
+/// (`x0` = -1, as Xen answers an unknown function).
+pub fn smccc_respond(f: impl FnMut(&SmcccCall) -> [u64; 4] + 'static) {
+    SMCCC.with(|s| s.borrow_mut().queue.push_back(Box::new(f)));
+}
+
+/// Queues the results `x0`–`x3` of the next SMCCC call (a 32-bit result: its value sign-extended, or just
+/// the low 32 bits, which is all a 32-bit call reads).
+pub fn smccc_returns(results: [u64; 4]) {
+    smccc_respond(move |_| results);
+}
+
+/// The SMCCC calls recorded on this thread so far.
+pub fn smccc_calls() -> Vec<SmcccCall> {
+    SMCCC.with(|s| s.borrow().calls.clone())
+}
+
+/// The SMCCC calls recorded on this thread so far, clearing the record.
+pub fn take_smccc_calls() -> Vec<SmcccCall> {
+    SMCCC.with(|s| core::mem::take(&mut s.borrow_mut().calls))
+}
+
+/// Forgets this thread's recorded SMCCC calls and queued SMCCC answers ([`reset`] does too).
+pub fn smccc_reset() {
+    SMCCC.with(|s| {
+        let mut s = s.borrow_mut();
+        s.calls.clear();
+        s.queue.clear();
+    });
+}
+
+/// Records an SMCCC call and answers it: the backend of [`crate::smccc`] and [`crate::psci`].
+pub(crate) fn smccc_dispatch(fid: u32, args: &[u64]) -> [u64; 4] {
+    let mut call = SmcccCall {
+        fid,
+        args: args.to_vec(),
+        results: [0; 4],
+    };
+    let responder = SMCCC.with(|s| s.borrow_mut().queue.pop_front());
+    // The responder runs with the state released, so that it may itself make (recorded) calls.
+    let results = match responder {
+        Some(mut f) => f(&call),
+        None => [u64::MAX, 0, 0, 0],
+    };
+    call.results = results;
+    SMCCC.with(|s| s.borrow_mut().calls.push(call));
+    results
 }

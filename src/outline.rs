@@ -122,3 +122,18 @@ pub mod per_call {
         6: (a1, a2, a3, a4, a5, a6);
     }
 }
+
+/// The SMC Calling Convention's out-of-line stubs, from the same generator and description as the inline
+/// ones (`crate::arch::smccc`): `smc32_callN(out, fid, a1, …, aN)` (and on AArch64 `smc64_callN`), naked
+/// `extern "C"` functions that keep the result pointer `out` in a caller-saved register the call preserves
+/// (`x9`, `r12`), move the function identifier and the arguments one register down, `hvc #0`, and store
+/// `x0`–`x3` (`r0`–`r3`) through `out`.
+#[cfg(any(
+    target_arch = "aarch64",
+    all(target_arch = "arm", not(xen_hypercall_m_profile))
+))]
+pub mod smccc {
+    crate::arch::smccc::smccc_abi!(xen_hypercall_macros::hypercall_outline, smc32_call, u32);
+    #[cfg(target_arch = "aarch64")]
+    crate::arch::smccc::smccc_abi!(xen_hypercall_macros::hypercall_outline, smc64_call, u64);
+}

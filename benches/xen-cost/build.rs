@@ -1,9 +1,10 @@
-//! Links the guest with the example guest's linker scripts (`guests/`), whose entry code it reuses.
+//! Links the guest with the unikernel template's linker scripts (`template/`), whose entry code it reuses
+//! (through `guests/src/entry.rs`).
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
     let target = std::env::var("TARGET").unwrap_or_default();
-    let guests = format!("{dir}/../../guests");
+    let guests = format!("{dir}/../../template");
     if target.starts_with("aarch64") {
         println!("cargo::rustc-link-arg-bins=-T{guests}/link-a64.ld");
         println!("cargo::rustc-link-arg-bins=--pie");

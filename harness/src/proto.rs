@@ -17,6 +17,9 @@ pub const SERVICE_TAG: u32 = 0x7E5;
 pub const SVC_MAILBOX: usize = 1;
 /// Service: the verdict of the calls since the last query (0: every check passed), and reset it.
 pub const SVC_VERDICT: usize = 2;
+/// The `hvc` immediate of the SMC Calling Convention, as the library spells it (0).
+pub const SMCCC_TAG: u32 = xen_hypercall::arch::SMCCC_HVC_TAG as u32;
+
 /// Service: stop the machine; r1/x1 = the number of failed cells, the QEMU exit status.
 pub const SVC_EXIT: usize = 3;
 /// Service: the guest took an exception it has no handler for (r1/x1 = the exception's identity, r2/x2
@@ -26,6 +29,68 @@ pub const SVC_FAULT: usize = 4;
 /// compiler keeps a pointer in: a data abort at a poisoned address then counts as its detection
 /// (r1/x1 = the number of cells failed so far, the exit status in that case).
 pub const SVC_CRASH_DETECTS: usize = 5;
+
+/// (With [`SVC_CRASH_DETECTS`]: r2/x2 = the control's index in [`CRASH_CONTROLS`], r3/x3 = where the guest
+/// resumes after the crash, 0 for nowhere.)
+///
+/// Service: the crash-prone control that [`SVC_CRASH_DETECTS`] registered has finished without crashing:
+/// forget it.
+pub const SVC_CRASH_CLEAR: usize = 6;
+
+/// The crash-prone controls, by the index [`SVC_CRASH_DETECTS`] passes in r2/x2.
+pub const CRASH_CONTROLS: [&str; 2] = ["control-clobber", "control-smccc-v10"];
+
+/// SMCCC function identifiers under test (`hvc #0`): a fast call of the vendor-specific hypervisor
+/// service (owner 6) whose function number says `0xE000 | V10? | arity << 4 | id`, with bit 30 set for
+/// SMC64. The monitor learns the arity and the convention from it.
+pub const SMCCC_TEST: u32 = 0x8600_e000;
+/// Marks an SMCCC call the monitor completes as SMCCC v1.0 allows: `x4`–`x17` (32-bit: `r4`, `r5`,
+/// `r8`) poisoned too. Only the negative control uses it.
+pub const SMCCC_V10: u32 = 0x800;
+
+/// The identifier of an SMCCC call under test.
+pub const fn smccc_op(arity: usize, smc64: bool, v10: bool, id: usize) -> u32 {
+    SMCCC_TEST
+        | if smc64 { 1 << 30 } else { 0 }
+        | if v10 { SMCCC_V10 } else { 0 }
+        | (arity as u32) << 4
+        | (id as u32 & 0xf)
+}
+
+/// What the identifier of an SMCCC call under test says.
+#[derive(Clone, Copy)]
+pub struct SmcccOp {
+    /// The number of arguments.
+    pub arity: usize,
+    /// The SMC64 convention (bit 30).
+    pub smc64: bool,
+    /// Complete as SMCCC v1.0.
+    pub v10: bool,
+}
+
+/// Decodes an SMCCC identifier under test, or `None` for any other.
+pub const fn smccc_test(fid: u32) -> Option<SmcccOp> {
+    if fid & 0xbfff_f700 == SMCCC_TEST && (fid >> 4) & 0xf <= 6 {
+        Some(SmcccOp {
+            arity: ((fid >> 4) & 0xf) as usize,
+            smc64: fid & (1 << 30) != 0,
+            v10: fid & SMCCC_V10 != 0,
+        })
+    } else {
+        None
+    }
+}
+
+/// `PSCI_VERSION` and the answer the monitor gives (1.1, as Xen 4.17), for the typed calls' cell.
+pub const PSCI_VERSION: u32 = 0x8400_0000;
+/// The hypervisor service's UID call; the monitor answers with Xen's UID.
+pub const HYP_UID: u32 = 0x8500_ff01;
+
+/// The results `x0`–`x3` the monitor writes for SMCCC call `fid`, before truncation to the call's width:
+/// `!fid`, then the poison of registers 1–3.
+pub const fn smccc_results(fid: u32) -> [u64; 4] {
+    [!(fid as u64), poison(1, 64), poison(2, 64), poison(3, 64)]
+}
 
 /// Call numbers under test: `TEST_OP | arity << 8 | PREEMPT? | id`. The monitor learns the arity (and so
 /// which registers it may poison, and where the message is) from the number.
@@ -181,12 +246,16 @@ pub mod verdict {
     /// `event_channel_op` was not `EVTCHNOP_send` on the guest's port (detail: 1 wrong command, 2 bad
     /// pointer, 3 wrong port).
     pub const TYPED_SEND: u32 = 10;
+    /// An SMC32 call from AArch64 passed a register whose upper half is not zero (detail: the register).
+    pub const SMCCC_UPPER: u32 = 11;
+    /// An SMC64 call from a 32-bit guest.
+    pub const SMCCC_64_FROM_32: u32 = 12;
 
     /// A human-readable description of a verdict.
     pub fn describe(code: u32, out: &mut impl FnMut(&str, Option<u64>)) {
         let detail = u64::from(code & 0xff_ffff);
         match code >> 24 {
-            WRONG_TAG => out("hvc immediate is not Xen's tag 0xea1 but", Some(detail)),
+            WRONG_TAG => out("hvc immediate is not the expected tag but", Some(detail)),
             BAD_OP => out(
                 "call number is not a call under test, low bits",
                 Some(detail),
@@ -207,6 +276,11 @@ pub mod verdict {
             ),
             RESTART_MISSING => out("preempted call was not restarted", None),
             RESTART_OP => out("restarted call has another call number", None),
+            SMCCC_UPPER => out(
+                "SMC32 call with a non-zero upper half in register",
+                Some(detail),
+            ),
+            SMCCC_64_FROM_32 => out("SMC64 call from a 32-bit guest", None),
             TYPED_SEND => out(
                 "event_channel_op is not EVTCHNOP_send on the guest's port (1 command, 2 pointer, 3 \
                  port):",

@@ -64,13 +64,53 @@ impl Arch {
     }
 }
 
-/// Which registers a call clobbers.
+/// Which registers a call clobbers (beyond the result registers, which it writes).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ClobberRule {
     /// The number register and the argument registers the call uses.
     UsedArgs,
     /// The number register and every argument register, whatever the arity.
     AllArgs,
+    /// Nothing: the call writes its result registers and preserves every other register (SMCCC 1.1).
+    None,
+}
+
+/// The type of a stub's operands: every register-sized value it passes and receives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Word {
+    /// `usize` (results: `isize` for a single result): the register width.
+    Usize,
+    /// `u32` (`i32`): the 32-bit calls of a convention that has both (SMC32 from AArch64), whose
+    /// hypervisor reads only the low halves (`W` registers) and writes 32-bit results.
+    U32,
+    /// `u64` (`i64`): AArch64 only.
+    U64,
+}
+
+impl Word {
+    /// The unsigned operand type.
+    pub fn unsigned(self) -> proc_macro2::TokenStream {
+        match self {
+            Word::Usize => quote::quote!(usize),
+            Word::U32 => quote::quote!(u32),
+            Word::U64 => quote::quote!(u64),
+        }
+    }
+    /// The signed type of a single result.
+    pub fn signed(self) -> proc_macro2::TokenStream {
+        match self {
+            Word::Usize => quote::quote!(isize),
+            Word::U32 => quote::quote!(i32),
+            Word::U64 => quote::quote!(i64),
+        }
+    }
+    /// Bytes per value.
+    pub fn bytes(self, arch: Arch) -> usize {
+        match (self, arch) {
+            (Word::U32, _) | (Word::Usize, Arch::Arm) => 4,
+            _ => 8,
+        }
+    }
 }
 
 /// A validated calling-convention description.
@@ -84,13 +124,28 @@ pub struct Abi {
     pub tag: Option<Expr>,
     pub number: Ident,
     pub args: Vec<Ident>,
+    /// The first result register (the only one of a single-result convention).
     pub ret: Ident,
+    /// Every result register, in order; `results[0] == ret`. May include the number register (SMCCC's
+    /// function identifier register is also its first result register).
+    pub results: Vec<Ident>,
     pub clobbers: ClobberRule,
     pub preserves_flags: bool,
     /// Registers the trap instruction itself overwrites at every arity (x86 `syscall`: `rcx`, `r11`).
     pub also_clobbers: Vec<Ident>,
     /// The hypercall page the out-of-line stubs jump into (x86): its symbol and the bytes per entry.
     pub page: Option<(LitStr, usize)>,
+    /// The stubs' name: `{stub}0` … `{stub}N` (default `hypercall`).
+    pub stub: Ident,
+    /// The operand type.
+    pub word: Word,
+}
+
+impl Abi {
+    /// Whether the stubs return several results (an array) rather than one signed value.
+    pub fn multi(&self) -> bool {
+        self.results.len() > 1
+    }
 }
 
 /// Stores `value` into `slot`, or fails if the key was already given.
@@ -112,6 +167,7 @@ impl Parse for Abi {
         let (mut number, mut args, mut ret, mut clobbers, mut flags) =
             (None, None, None, None, None);
         let (mut also, mut page) = (None, None);
+        let (mut results, mut stub, mut word) = (None, None, None);
 
         while !input.is_empty() {
             let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
@@ -149,16 +205,46 @@ impl Parse for Abi {
                     )?;
                 }
                 "ret" => set_once(&mut ret, input.parse::<Ident>()?, &key)?,
+                "results" => {
+                    let content;
+                    let bracket = bracketed!(content in input);
+                    let list = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+                    set_once(
+                        &mut results,
+                        (bracket.span.join(), list.into_iter().collect::<Vec<_>>()),
+                        &key,
+                    )?;
+                }
+                "stub" => set_once(&mut stub, input.parse::<Ident>()?, &key)?,
+                "word" => {
+                    let v: Ident = input.parse()?;
+                    let w = match v.to_string().as_str() {
+                        "usize" => Word::Usize,
+                        "u32" => Word::U32,
+                        "u64" => Word::U64,
+                        other => {
+                            return Err(syn::Error::new(
+                                v.span(),
+                                format!(
+                                    "unknown `word: {other}`; expected `usize`, `u32` or `u64`"
+                                ),
+                            ));
+                        }
+                    };
+                    set_once(&mut word, (v.span(), w), &key)?;
+                }
                 "clobbers" => {
                     let v: Ident = input.parse()?;
                     let rule = match v.to_string().as_str() {
                         "used_args" => ClobberRule::UsedArgs,
                         "all_args" => ClobberRule::AllArgs,
+                        "none" => ClobberRule::None,
                         other => {
                             return Err(syn::Error::new(
                                 v.span(),
                                 format!(
-                                    "unknown clobber rule `{other}`; expected `used_args` or `all_args`"
+                                    "unknown clobber rule `{other}`; expected `used_args`, `all_args` or \
+                                     `none`"
                                 ),
                             ));
                         }
@@ -183,7 +269,7 @@ impl Parse for Abi {
                         key.span(),
                         format!(
                             "unknown key `{other}`; expected one of arch, preamble, trap, tag, number, \
-                             args, ret, clobbers, preserves_flags, also_clobbers, page"
+                             args, ret, results, clobbers, preserves_flags, also_clobbers, page, stub, word"
                         ),
                     ));
                 }
@@ -209,7 +295,26 @@ impl Parse for Abi {
         };
         let number = number.ok_or_else(|| missing("number"))?;
         let (args_span, args): (Span, Vec<Ident>) = args.ok_or_else(|| missing("args"))?;
-        let ret = ret.ok_or_else(|| missing("ret"))?;
+        let results: Vec<Ident> = match (ret, results) {
+            (Some(r), None) => vec![r],
+            (None, Some((span, list))) => {
+                if list.is_empty() {
+                    return Err(syn::Error::new(
+                        span,
+                        "`results` must name at least one register",
+                    ));
+                }
+                list
+            }
+            (Some(r), Some(_)) => {
+                return Err(syn::Error::new(
+                    r.span(),
+                    "give either `ret` (one result) or `results` (several), not both",
+                ));
+            }
+            (None, None) => return Err(missing("ret")),
+        };
+        let ret = results[0].clone();
         let clobbers = clobbers.ok_or_else(|| missing("clobbers"))?;
 
         if trap.value().trim().is_empty() {
@@ -223,7 +328,25 @@ impl Parse for Abi {
                 .map_err(|msg| syn::Error::new(r.span(), msg))
         };
         check(&number)?;
-        check(&ret)?;
+        for (i, r) in results.iter().enumerate() {
+            check(r)?;
+            if results[..i].contains(r) {
+                return Err(syn::Error::new(
+                    r.span(),
+                    format!("register `{r}` is named twice in `results`"),
+                ));
+            }
+        }
+        let word = match word {
+            Some((span, Word::U64)) if arch == Arch::Arm => {
+                return Err(syn::Error::new(
+                    span,
+                    "`word: u64` needs 64-bit registers (`arch: aarch64`)",
+                ));
+            }
+            Some((_, w)) => w,
+            None => Word::Usize,
+        };
         if args.is_empty() {
             return Err(syn::Error::new(
                 args_span,
@@ -254,12 +377,12 @@ impl Parse for Abi {
                 return Err(e);
             }
         }
-        // The result may come back in the call-number register (x86: `rax`), never in an argument
-        // register the trap itself overwrites.
+        // A result may come back in the call-number register (x86: `rax`; SMCCC's function identifier
+        // register is its first result register), never in a register the trap itself overwrites.
         let also = also.unwrap_or_default();
         for r in &also {
             check(r)?;
-            if *r == number || *r == ret || args.contains(r) {
+            if *r == number || results.contains(r) || args.contains(r) {
                 return Err(syn::Error::new(
                     r.span(),
                     format!("`{r}` carries an operand and cannot also be in `also_clobbers`"),
@@ -276,10 +399,13 @@ impl Parse for Abi {
             number,
             args,
             ret,
+            results,
             clobbers,
             preserves_flags: flags.unwrap_or(false),
             also_clobbers: also,
             page,
+            stub: stub.unwrap_or_else(|| Ident::new("hypercall", Span::call_site())),
+            word,
         })
     }
 }

@@ -4,20 +4,83 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Ident;
 
-use crate::abi::{Abi, ClobberRule};
+use crate::abi::{Abi, Arch, ClobberRule, Word};
 
 /// The registers a call of arity `n` clobbers, in the order: number register, then argument registers.
-/// The result register is written, not clobbered, and so is not listed.
+/// The result registers are written, not clobbered, and so are not listed.
 pub fn clobbered(abi: &Abi, n: usize) -> Vec<&Ident> {
     let used = match abi.clobbers {
         ClobberRule::UsedArgs => n,
         ClobberRule::AllArgs => abi.args.len(),
+        ClobberRule::None => 0,
     };
-    core::iter::once(&abi.number)
-        .filter(|r| **r != abi.ret)
-        .chain(abi.args[..used].iter().filter(|r| **r != abi.ret))
-        .chain(abi.also_clobbers.iter())
-        .collect()
+    let mut regs: Vec<&Ident> = match abi.clobbers {
+        ClobberRule::None => Vec::new(),
+        _ => core::iter::once(&abi.number)
+            .chain(abi.args[..used].iter())
+            .filter(|r| !abi.results.contains(r))
+            .collect(),
+    };
+    // What the trap itself overwrites (x86 `syscall`: `rcx`, `r11`), whatever the rule.
+    regs.extend(abi.also_clobbers.iter());
+    regs
+}
+
+/// The name of result variable `k` in the emitted stub.
+fn result_var(abi: &Abi, k: usize) -> Ident {
+    if abi.multi() {
+        format_ident!("r{}", k)
+    } else {
+        format_ident!("ret")
+    }
+}
+
+/// The `asm!` operands of the stub of arity `n`: every register the call reads, writes or clobbers, once,
+/// in the order number register, argument registers, remaining result registers.
+fn asm_operands(abi: &Abi, n: usize, params: &[Ident]) -> Vec<TokenStream> {
+    let clob = clobbered(abi, n);
+    let order = core::iter::once(&abi.number)
+        .chain(abi.args.iter())
+        .chain(
+            abi.results
+                .iter()
+                .filter(|r| **r != abi.number && !abi.args.contains(r)),
+        )
+        .chain(abi.also_clobbers.iter());
+    let mut operands = Vec::new();
+    for reg in order {
+        let r = reg.to_string();
+        let input = if *reg == abi.number {
+            Some(format_ident!("op"))
+        } else {
+            abi.args[..n]
+                .iter()
+                .position(|a| a == reg)
+                .map(|i| params[i].clone())
+        };
+        // A 32-bit operand in a 64-bit register is passed zero-extended: `asm!` leaves the upper half of a
+        // narrower input undefined, and a hypervisor may read the whole register (Xen 4.17 reads PSCI
+        // CPU_ON's SMC32 arguments with `PSCI_ARG`, the full register, in `vpsci.c`).
+        let input = input.map(|i| match (abi.arch, abi.word) {
+            (Arch::Aarch64, Word::U32) => quote!((#i as u64)),
+            _ => quote!(#i),
+        });
+        let output = match abi.results.iter().position(|x| x == reg) {
+            Some(k) => {
+                let v = result_var(abi, k);
+                Some(quote!(#v))
+            }
+            None if clob.contains(&reg) => Some(quote!(_)),
+            None => None,
+        };
+        operands.push(match (input, output) {
+            (Some(i), Some(o)) => quote! { inlateout(#r) #i => #o },
+            (Some(i), None) => quote! { in(#r) #i },
+            (None, Some(o)) => quote! { lateout(#r) #o },
+            (None, None) => continue,
+        });
+    }
+    operands
 }
 
 /// Backquoted, comma-separated register names for documentation.
@@ -34,52 +97,53 @@ fn reg_list<'a>(regs: impl IntoIterator<Item = &'a Ident>) -> String {
 pub fn inline_stubs(abi: &Abi) -> TokenStream {
     let stubs = (0..=abi.args.len()).map(|n| inline_stub(abi, n));
     let max = abi.args.len();
+    // `MAX_ARITY` for the default stub name, `SMC32_CALL_MAX_ARITY` for `stub: smc32_call`.
+    let max_name = if abi.stub == "hypercall" {
+        format_ident!("MAX_ARITY")
+    } else {
+        format_ident!("{}_MAX_ARITY", abi.stub.to_string().to_uppercase())
+    };
     quote! {
         /// The largest arity this calling convention has a stub for.
-        pub const MAX_ARITY: usize = #max;
+        pub const #max_name: usize = #max;
         #(#stubs)*
     }
 }
 
 fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
-    let name = format_ident!("hypercall{}", n);
+    let name = format_ident!("{}{}", abi.stub, n);
     let params: Vec<Ident> = (1..=n).map(|i| format_ident!("a{}", i)).collect();
     let number = abi.number.to_string();
-    let ret_reg = abi.ret.to_string();
-
-    // Operands: the number register is always clobbered; each argument register is bound by role.
-    let mut ret_bound = abi.number == abi.ret;
-    let mut operands = vec![if ret_bound {
-        quote! { inlateout(#number) op => ret }
+    let ret_reg = reg_list(&abi.results);
+    let operands = asm_operands(abi, n, &params);
+    let word = abi.word.unsigned();
+    // A 32-bit word in a 64-bit register: the results are read as the whole register (an `inout`
+    // operand has one type) and truncated.
+    let widened = abi.arch == Arch::Aarch64 && abi.word == Word::U32;
+    let (ret_ty, ret_decl, ret_expr) = if abi.multi() {
+        let k = abi.results.len();
+        let vars: Vec<Ident> = (0..k).map(|i| result_var(abi, i)).collect();
+        if widened {
+            (
+                quote!([#word; #k]),
+                quote!(#(let #vars: u64;)*),
+                quote!([#(#vars as u32),*]),
+            )
+        } else {
+            (
+                quote!([#word; #k]),
+                quote!(#(let #vars: #word;)*),
+                quote!([#(#vars),*]),
+            )
+        }
     } else {
-        quote! { inlateout(#number) op => _ }
-    }];
-    for (i, reg) in abi.args.iter().enumerate() {
-        let r = reg.to_string();
-        let is_ret = *reg == abi.ret;
-        ret_bound |= is_ret;
-        let clobber_unused = abi.clobbers == ClobberRule::AllArgs;
-        operands.push(match (i < n, is_ret) {
-            (true, true) => {
-                let a = &params[i];
-                quote! { inlateout(#r) #a => ret }
-            }
-            (true, false) => {
-                let a = &params[i];
-                quote! { inlateout(#r) #a => _ }
-            }
-            (false, true) => quote! { lateout(#r) ret },
-            (false, false) if clobber_unused => quote! { lateout(#r) _ },
-            (false, false) => continue,
-        });
-    }
-    if !ret_bound {
-        operands.push(quote! { lateout(#ret_reg) ret });
-    }
-    for r in &abi.also_clobbers {
-        let r = r.to_string();
-        operands.push(quote! { lateout(#r) _ });
-    }
+        let signed = abi.word.signed();
+        if widened {
+            (quote!(#signed), quote!(let ret: i64;), quote!(ret as i32))
+        } else {
+            (quote!(#signed), quote!(let ret: #signed;), quote!(ret))
+        }
+    };
     let options = if abi.preserves_flags {
         quote! { options(nostack, preserves_flags) }
     } else {
@@ -105,12 +169,13 @@ fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
         "clobbered"
     };
     let plural = if n == 1 { "" } else { "s" };
+    let rs = if abi.multi() { "s, in order" } else { "" };
     let summary = format!(
         " Issues a hypercall with {n} argument{plural} ({}).",
         abi.arch.display()
     );
     let regs = format!(
-        " - call number: `{number}`\n - arguments: {args_text}\n - result: `{ret_reg}`\n \
+        " - call number: `{number}`\n - arguments: {args_text}\n - result{rs}: {ret_reg}\n \
          - clobbered: {clob_text}; condition flags {flags_text}\n - preserved: every other register"
     );
     let how = format!(
@@ -139,8 +204,8 @@ fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
         #[doc = " The caller upholds the hypervisor's contract for the call `op`:"]
         #(#docs)*
         #[inline(always)]
-        pub unsafe fn #name(op: usize #(, #params: usize)*) -> isize {
-            let ret: isize;
+        pub unsafe fn #name(op: #word #(, #params: #word)*) -> #ret_ty {
+            #ret_decl
             // SAFETY: the caller upholds the hypervisor contract (see `# Safety`). The asm binds exactly the
             // registers of this calling convention, declares every register the call may clobber, does not
             // touch the stack, and leaves memory declared as read and written by the hypervisor.
@@ -152,7 +217,7 @@ fn inline_stub(abi: &Abi, n: usize) -> TokenStream {
                     #options
                 );
             }
-            ret
+            #ret_expr
         }
     }
 }
@@ -553,6 +618,17 @@ mod tests {
         .expect("valid description")
     }
 
+    /// The SMC Calling Convention as `src/arch/smccc_aarch64.rs` and `smccc_arm.rs` describe it.
+    fn smccc_a64(stub: &str, word: &str) -> Abi {
+        let stub = format_ident!("{}", stub);
+        let word = format_ident!("{}", word);
+        syn::parse2(quote! {
+            arch: aarch64; trap: "hvc"; tag: 0; number: x0; args: [x1, x2, x3, x4, x5, x6];
+            results: [x0, x1, x2, x3]; clobbers: none; stub: #stub; word: #word;
+        })
+        .expect("valid description")
+    }
+
     #[test]
     fn x86_clobber_sets_pv_and_hvm() {
         let pv = x86("syscall", quote! { also_clobbers: [rcx, r11]; });
@@ -595,5 +671,172 @@ mod tests {
             also_clobbers: [rdi];
         });
         assert!(e.contains("also_clobbers"), "{e}");
+    }
+
+    fn smccc_arm() -> Abi {
+        syn::parse2(quote! {
+            arch: arm; preamble: ".arch_extension virt"; trap: "hvc"; tag: 0; number: r0;
+            args: [r1, r2, r3, r4, r5]; results: [r0, r1, r2, r3]; clobbers: none; stub: smc32_call;
+            word: u32;
+        })
+        .expect("valid description")
+    }
+
+    /// Written out from SMCCC v1.1 (Arm DEN0028: results in x0-x3 / r0-r3, every other register
+    /// preserved), not from the generator: per arity, the operands of the SMC64 stub on AArch64.
+    const SMC64_OPERANDS: [&[&str]; 7] = [
+        &[
+            "inlateout (\"x0\") op => r0",
+            "lateout (\"x1\") r1",
+            "lateout (\"x2\") r2",
+            "lateout (\"x3\") r3",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "lateout (\"x2\") r2",
+            "lateout (\"x3\") r3",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "inlateout (\"x2\") a2 => r2",
+            "lateout (\"x3\") r3",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "inlateout (\"x2\") a2 => r2",
+            "inlateout (\"x3\") a3 => r3",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "inlateout (\"x2\") a2 => r2",
+            "inlateout (\"x3\") a3 => r3",
+            "in (\"x4\") a4",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "inlateout (\"x2\") a2 => r2",
+            "inlateout (\"x3\") a3 => r3",
+            "in (\"x4\") a4",
+            "in (\"x5\") a5",
+        ],
+        &[
+            "inlateout (\"x0\") op => r0",
+            "inlateout (\"x1\") a1 => r1",
+            "inlateout (\"x2\") a2 => r2",
+            "inlateout (\"x3\") a3 => r3",
+            "in (\"x4\") a4",
+            "in (\"x5\") a5",
+            "in (\"x6\") a6",
+        ],
+    ];
+
+    #[test]
+    fn smccc_binds_four_results_and_clobbers_nothing_else() {
+        for (stub, word) in [("smc64_call", "u64"), ("smc32_call", "u32")] {
+            let abi = smccc_a64(stub, word);
+            for (n, want) in SMC64_OPERANDS.iter().enumerate() {
+                let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+                if word == "u32" {
+                    // SMC32 operands are passed zero-extended to the 64-bit register.
+                    for w in &mut want {
+                        for v in ["op", "a1", "a2", "a3", "a4", "a5", "a6"] {
+                            *w = w
+                                .replace(&format!(") {v} =>"), &format!(") ({v} as u64) =>"))
+                                .replace(
+                                    &format!("in (\"x{}\") {v}", &v[1..]),
+                                    &format!("in (\"x{}\") ({v} as u64)", &v[1..]),
+                                );
+                        }
+                    }
+                }
+                want.push("options (nostack)".into());
+                assert_eq!(operands(&abi, n), want, "{stub} arity {n}");
+                let (clobbered, _) = declared(&abi, n);
+                assert!(clobbered.is_empty(), "{stub} arity {n}: {clobbered:?}");
+                assert!(clobbered_regs(&abi, n).is_empty());
+            }
+            let text = inline_stub(&abi, 2).to_string();
+            assert!(
+                text.contains(&format!(
+                    "pub unsafe fn {stub}2 (op : {word} , a1 : {word} , a2 : {word}) -> [{word} ; 4usize]"
+                )),
+                "{text}"
+            );
+            if word == "u64" {
+                assert!(text.contains("[r0 , r1 , r2 , r3]"), "{text}");
+            } else {
+                assert!(
+                    text.contains("[r0 as u32 , r1 as u32 , r2 as u32 , r3 as u32]"),
+                    "{text}"
+                );
+            }
+            assert!(text.contains("tag = const 0"), "{text}");
+        }
+        let abi = smccc_arm();
+        assert_eq!(
+            operands(&abi, 5),
+            [
+                "inlateout (\"r0\") op => r0",
+                "inlateout (\"r1\") a1 => r1",
+                "inlateout (\"r2\") a2 => r2",
+                "inlateout (\"r3\") a3 => r3",
+                "in (\"r4\") a4",
+                "in (\"r5\") a5",
+                "options (nostack)"
+            ]
+        );
+        let text = inline_stubs(&abi).to_string();
+        assert!(
+            text.contains("pub const SMC32_CALL_MAX_ARITY : usize = 5usize"),
+            "{text}"
+        );
+        assert!(!text.contains("fn smc32_call6"));
+    }
+
+    #[test]
+    fn the_smccc_check_catches_a_stub_with_one_result() {
+        // Negative control: the SMCCC registers with a single result (`ret: x0`, Xen's shape) leave
+        // x1-x3 unbound, declared preserved although the call writes them; the table must reject it.
+        let abi: Abi = syn::parse2(quote! {
+            arch: aarch64; trap: "hvc"; tag: 0; number: x0; args: [x1, x2, x3, x4, x5, x6];
+            results: [x0, x1]; clobbers: none;
+        })
+        .unwrap();
+        for (n, want) in SMC64_OPERANDS.iter().enumerate() {
+            let mut want: Vec<&str> = want.to_vec();
+            want.push("options (nostack)");
+            let got = operands(&abi, n);
+            if n < 3 {
+                assert_ne!(got, want, "arity {n}: x2/x3 missing must be caught");
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_smccc_descriptions_are_rejected() {
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 0; number: r0; args: [r1]; results: [r0, r1]; clobbers: none;
+            word: u64;
+        });
+        assert!(e.contains("needs 64-bit registers"), "{e}");
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 0; number: r0; args: [r1]; results: [r0, r1, r1]; clobbers: none;
+        });
+        assert!(e.contains("named twice in `results`"), "{e}");
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 0; number: r0; args: [r1]; ret: r0; results: [r0, r1];
+            clobbers: none;
+        });
+        assert!(e.contains("not both"), "{e}");
+        let e = parse_err(quote! {
+            arch: arm; trap: "hvc"; tag: 0; number: r0; args: [r1]; results: [r0]; clobbers: none;
+            word: i8;
+        });
+        assert!(e.contains("unknown `word: i8`"), "{e}");
     }
 }

@@ -15,7 +15,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::abi::{Abi, Arch};
+use crate::abi::{Abi, Arch, Word};
 use crate::emit::clobbered;
 
 /// The C calling convention the out-of-line stubs are called with.
@@ -30,6 +30,8 @@ struct CAbi {
     ret: &'static str,
     /// Register-to-register move mnemonic.
     mov: &'static str,
+    /// Caller-saved registers that carry no argument: where a stub may keep a value across the trap.
+    scratch: &'static [&'static str],
 }
 
 fn c_abi(arch: Arch) -> CAbi {
@@ -40,6 +42,7 @@ fn c_abi(arch: Arch) -> CAbi {
             slot: 4,
             ret: "bx lr",
             mov: "mov",
+            scratch: &["r12"],
         },
         Arch::Aarch64 => CAbi {
             arg_regs: &["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"],
@@ -49,6 +52,7 @@ fn c_abi(arch: Arch) -> CAbi {
             slot: 8,
             ret: "ret",
             mov: "mov",
+            scratch: &["x9", "x10", "x11", "x12", "x13", "x14", "x15"],
         },
         // System V AMD64.
         Arch::X86_64 => CAbi {
@@ -57,6 +61,7 @@ fn c_abi(arch: Arch) -> CAbi {
             slot: 8,
             ret: "ret",
             mov: "mov",
+            scratch: &["r10", "r11"],
         },
     }
 }
@@ -98,10 +103,34 @@ fn stub_lines(abi: &Abi, n: usize, number: Number) -> Result<Vec<String>, String
         return crate::x86::page_lines(abi, n, number);
     }
     let c = c_abi(abi.arch);
-    // Destination register for each C argument: op (when passed), then a1..an.
+    // Several results are stored through a pointer, the first C argument, which the stub keeps across
+    // the trap in a caller-saved register that carries no operand and that the hypervisor preserves.
+    let keep = if abi.multi() {
+        let clob = clobbered(abi, n);
+        let free = |r: &&&str| {
+            let r: &str = r;
+            abi.number != r
+                && !abi.args[..n].iter().any(|a| a == r)
+                && !abi.results.iter().any(|a| a == r)
+                && !clob.iter().any(|a| *a == r)
+        };
+        Some(
+            c.scratch
+                .iter()
+                .find(free)
+                .ok_or("no caller-saved register the call preserves to keep the result pointer in")?
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    // Destination register for each C argument: the result pointer (when there is one), op (when
+    // passed), then a1..an.
     let first = (number == Number::FirstArg).then(|| abi.number.to_string());
-    let dests: Vec<String> = first
+    let dests: Vec<String> = keep
+        .clone()
         .into_iter()
+        .chain(first)
         .chain(abi.args[..n].iter().map(|r| r.to_string()))
         .collect();
     // Every register the stub writes: the destinations and, for a built-in number, the number register.
@@ -153,7 +182,13 @@ fn stub_lines(abi: &Abi, n: usize, number: Number) -> Result<Vec<String>, String
             .position(|(d, _)| !moves.iter().any(|(_, s)| s == d))
             .ok_or("the register moves form a cycle")?;
         let (d, s) = moves.remove(ready);
-        lines.push(format!("{} {d}, {s}", c.mov));
+        // A 32-bit word moved between 64-bit registers: the `W` form zero-extends the upper half, which
+        // the C convention leaves undefined.
+        if abi.arch == Arch::Aarch64 && abi.word == Word::U32 && Some(&d) != keep.as_ref() {
+            lines.push(format!("{} w{}, w{}", c.mov, &d[1..], &s[1..]));
+        } else {
+            lines.push(format!("{} {d}, {s}", c.mov));
+        }
     }
     // Loads come after the moves: their destinations are not C argument registers still to be read
     // (they are beyond the C argument registers' count), or have been read already.
@@ -164,6 +199,18 @@ fn stub_lines(abi: &Abi, n: usize, number: Number) -> Result<Vec<String>, String
         lines.push(format!("mov {}, #{{nr}}", abi.number));
     }
     lines.push(crate::emit::trap_line(abi));
+    if let Some(p) = &keep {
+        let bytes = abi.word.bytes(abi.arch);
+        for (k, r) in abi.results.iter().enumerate() {
+            let r = r.to_string();
+            // A 32-bit word on AArch64 is stored from the register's low half.
+            let r = match (abi.arch, bytes) {
+                (Arch::Aarch64, 4) => r.replacen('x', "w", 1),
+                _ => r,
+            };
+            lines.push(format!("str {r}, [{p}, #{}]", k * bytes));
+        }
+    }
     if !pushed.is_empty() {
         lines.push(format!("pop {{{}}}", pushed.join(", ")));
     }
@@ -184,8 +231,23 @@ pub fn outline_stubs(abi: &Abi) -> TokenStream {
     quote! { #(#stubs)* }
 }
 
+/// The result pointer parameter (several results) and the return type (one result) of an out-of-line
+/// stub.
+fn outline_signature(abi: &Abi) -> (TokenStream, TokenStream) {
+    let word = abi.word.unsigned();
+    if abi.multi() {
+        let k = abi.results.len();
+        (quote!(out: *mut [#word; #k],), quote!())
+    } else {
+        let signed = abi.word.signed();
+        (quote!(), quote!(-> #signed))
+    }
+}
+
 fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
-    let name = format_ident!("hypercall{}", n);
+    let name = format_ident!("{}{}", abi.stub, n);
+    let (out, ret) = outline_signature(abi);
+    let word = abi.word.unsigned();
     let params: Vec<_> = (1..=n).map(|i| format_ident!("a{}", i)).collect();
     let tag_operand = crate::emit::tag_operand(abi);
     let docs = &abi.docs;
@@ -197,7 +259,7 @@ fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
     let clob: Vec<String> = clobbered(abi, n).iter().map(|r| format!("`{r}`")).collect();
     let regs = format!(
         " Called with the C calling convention; moves the call number to `{}` and the arguments to {}, traps, \
-         and returns `{}`. At the call site the compiler must assume every caller-saved register is \
+         and returns {}. At the call site the compiler must assume every caller-saved register is \
          clobbered (the hypercall itself clobbers {}).",
         abi.number,
         if n == 0 {
@@ -209,8 +271,23 @@ fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
                 .collect::<Vec<_>>()
                 .join(", ")
         },
-        abi.ret,
-        clob.join(", ")
+        if abi.multi() {
+            format!(
+                "{} through `out`",
+                abi.results
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            format!("`{}`", abi.ret)
+        },
+        if clob.is_empty() {
+            "no other register".to_string()
+        } else {
+            clob.join(", ")
+        }
     );
     let tag_text = tag_text(abi);
     let listing = format!(
@@ -234,7 +311,7 @@ fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
         #[doc = " The caller upholds the hypervisor's contract for the call `op`:"]
         #(#docs)*
         #[unsafe(naked)]
-        pub unsafe extern "C" fn #name(op: usize #(, #params: usize)*) -> isize {
+        pub unsafe extern "C" fn #name(#out op: #word #(, #params: #word)*) #ret {
             ::core::arch::naked_asm!(
                 #(#template,)*
                 #tag_operand
@@ -279,7 +356,9 @@ fn template(lines: &[String]) -> Vec<String> {
 }
 
 fn per_call_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
-    let name = format_ident!("hypercall{}", n);
+    let name = format_ident!("{}{}", abi.stub, n);
+    let (out, ret) = outline_signature(abi);
+    let word = abi.word.unsigned();
     let params: Vec<_> = (1..=n).map(|i| format_ident!("a{}", i)).collect();
     let tag_operand = crate::emit::tag_operand(abi);
     let docs = &abi.docs;
@@ -352,7 +431,7 @@ fn per_call_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
         #[doc = " The caller upholds the hypervisor's contract for the call `NR` (`op` below):"]
         #(#docs)*
         #[unsafe(naked)]
-        pub unsafe extern "C" fn #name<const NR: usize>(#(#params: usize),*) -> isize {
+        pub unsafe extern "C" fn #name<const NR: usize>(#out #(#params: #word),*) #ret {
             ::core::arch::naked_asm!(
                 #(#template,)*
                 nr = const {
@@ -554,5 +633,86 @@ mod tests {
         let tokens = per_call_stubs(&xen_aarch64()).to_string();
         assert!(tokens.contains("assert ! (NR <= 65535usize"), "{tokens}");
         assert!(!tokens.contains("op : usize"), "{tokens}");
+    }
+
+    #[test]
+    fn smccc_outline_keeps_the_result_pointer_and_stores_four_results() {
+        let a = abi(quote! {
+            arch: aarch64; trap: "hvc"; tag: 0; number: x0; args: [x1, x2, x3, x4, x5, x6];
+            results: [x0, x1, x2, x3]; clobbers: none; stub: smc64_call; word: u64;
+        });
+        assert_eq!(
+            outline_lines(&a, 2).unwrap(),
+            [
+                "mov x9, x0",
+                "mov x0, x1",
+                "mov x1, x2",
+                "mov x2, x3",
+                "hvc #{tag}",
+                "str x0, [x9, #0]",
+                "str x1, [x9, #8]",
+                "str x2, [x9, #16]",
+                "str x3, [x9, #24]",
+                "ret"
+            ]
+        );
+        let a = abi(quote! {
+            arch: aarch64; trap: "hvc"; tag: 0; number: x0; args: [x1, x2, x3, x4, x5, x6];
+            results: [x0, x1, x2, x3]; clobbers: none; stub: smc32_call; word: u32;
+        });
+        let lines = outline_lines(&a, 0).unwrap();
+        assert_eq!(lines[..3], ["mov x9, x0", "mov w0, w1", "hvc #{tag}"]);
+        assert_eq!(
+            lines[3..7],
+            [
+                "str w0, [x9, #0]",
+                "str w1, [x9, #4]",
+                "str w2, [x9, #8]",
+                "str w3, [x9, #12]"
+            ]
+        );
+        // 32-bit ARM: the pointer in r0, the identifier in r1, a1 and a2 in r2 and r3, the rest on the
+        // stack; r4 and r5 are saved around the loads.
+        let a = abi(quote! {
+            arch: arm; preamble: ".arch_extension virt"; trap: "hvc"; tag: 0; number: r0;
+            args: [r1, r2, r3, r4, r5]; results: [r0, r1, r2, r3]; clobbers: none; stub: smc32_call;
+            word: u32;
+        });
+        assert_eq!(
+            outline_lines(&a, 5).unwrap(),
+            [
+                ".arch_extension virt",
+                "push {r4, r5}",
+                "mov r12, r0",
+                "mov r0, r1",
+                "mov r1, r2",
+                "mov r2, r3",
+                "ldr r3, [sp, #8]",
+                "ldr r4, [sp, #12]",
+                "ldr r5, [sp, #16]",
+                "hvc #{tag}",
+                "str r0, [r12, #0]",
+                "str r1, [r12, #4]",
+                "str r2, [r12, #8]",
+                "str r3, [r12, #12]",
+                "pop {r4, r5}",
+                "bx lr"
+            ]
+        );
+        let tokens = outline_stubs(&a).to_string();
+        assert!(
+            tokens.contains("fn smc32_call1 (out : * mut [u32 ; 4usize] , op : u32 , a1 : u32)"),
+            "{tokens}"
+        );
+    }
+
+    #[test]
+    fn smccc_outline_refuses_when_no_register_survives_the_call() {
+        // A convention that clobbers r12 leaves no scratch register on 32-bit ARM for the result pointer.
+        let a = abi(quote! {
+            arch: arm; trap: "hvc"; tag: 0; number: r12; args: [r1, r2]; results: [r0, r1];
+            clobbers: used_args;
+        });
+        assert!(outline_lines(&a, 1).unwrap_err().contains("result pointer"));
     }
 }

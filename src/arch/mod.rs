@@ -10,6 +10,21 @@
 /// instruction exception).
 pub const XEN_HYPERCALL_TAG: u16 = 0xEA1;
 
+/// The immediate of the `hvc` that carries the SMC Calling Convention (SMCCC): 0. Xen's `vsmc.c` treats
+/// an `hvc` with immediate 0 as an SMCCC call (PSCI, the architecture calls, its hypervisor service) and
+/// injects an undefined instruction exception for any other immediate but [`XEN_HYPERCALL_TAG`].
+pub const SMCCC_HVC_TAG: u16 = 0;
+
+/// The SMC Calling Convention's stubs (`smc32_callN`, and on AArch64 `smc64_callN`): see [`crate::smccc`]
+/// for the typed calls.
+#[cfg(target_arch = "aarch64")]
+#[path = "smccc_aarch64.rs"]
+pub mod smccc;
+/// The SMC Calling Convention's stubs (`smc32_callN`): see [`crate::smccc`] for the typed calls.
+#[cfg(all(target_arch = "arm", not(xen_hypercall_m_profile)))]
+#[path = "smccc_arm.rs"]
+pub mod smccc;
+
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "aarch64")]

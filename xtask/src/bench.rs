@@ -276,7 +276,7 @@ fn configs() -> [(Isa, &'static str, &'static str); 3] {
 
 /// Builds the bench sites (and with them the library and the peers' C code) for one configuration;
 /// returns the two rlibs.
-fn build(target: &str, flags: &str, opt: &str, isa: Isa) -> Result<(PathBuf, PathBuf)> {
+pub fn build(target: &str, flags: &str, opt: &str, isa: Isa) -> Result<(PathBuf, PathBuf)> {
     let dir = util::target_dir()
         .join("bench")
         .join(format!("{}-O{opt}", isa.name()));

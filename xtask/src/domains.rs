@@ -12,14 +12,13 @@
 //! reported (there may be no dom0 to power the machine off), and a time-out is a failure.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use crate::elf::Isa;
 use crate::xen::{self, Boot, Guest, XenBuild};
-use crate::{setup, util, xensrc};
+use crate::{setup, util};
 
 /// How long one boot may take before it counts as hung.
 const TIMEOUT: Duration = Duration::from_secs(40);
@@ -261,94 +260,7 @@ pub fn build(cfg: &Config) -> Result<(PathBuf, PathBuf)> {
     Ok((images[0].clone(), images[1].clone()))
 }
 
-/// QEMU's machine options (the device tree is dumped with the same ones it is booted with).
-const MACHINE: &str = "virt,virtualization=on,gic-version=3";
-
-/// 256 MiB is room for Xen, dom0 (`dom0_mem=64M`, a position-independent AArch64 backend, placed anywhere)
-/// and two 16 MiB domUs, and keeps `bootscrub=on` (scrubbing all free RAM at boot) short under emulation.
-fn qemu_base() -> Command {
-    let mut c = Command::new("qemu-system-aarch64");
-    c.args(["-cpu", "cortex-a57", "-smp", "1", "-m", "256M"])
-        .args(["-nographic", "-no-reboot"]);
-    c
-}
-
-/// QEMU's device tree for the machine, as source (dumped once, cached under `target/domains/`).
-pub fn base_dts() -> Result<String> {
-    let dir = util::target_dir().join("domains");
-    std::fs::create_dir_all(&dir)?;
-    let dtb = dir.join("virt.dtb");
-    if !dtb.is_file() {
-        util::run(
-            qemu_base()
-                .arg("-machine")
-                .arg(format!("{MACHINE},dumpdtb={}", dtb.display())),
-        )?;
-    }
-    util::output(
-        Command::new("dtc")
-            .args(["-q", "-I", "dtb", "-O", "dts"])
-            .arg(&dtb),
-    )
-}
-
-/// A kernel to load: where, and its file.
-#[derive(Clone, Debug)]
-pub struct Module {
-    pub addr: u64,
-    pub path: PathBuf,
-    pub size: u64,
-}
-
-/// Adds the configuration's nodes to `/chosen` of `dts`: Xen's command line, dom0's kernel module if any,
-/// and a `xen,domain` node per domU (in domid order), each with its kernel module. Properties go before
-/// the existing ones' subnodes: `dtc` refuses a property after a subnode.
-pub fn chosen_dts(
-    dts: &str,
-    bootargs: &str,
-    dom0: Option<&Module>,
-    domus: &[Module],
-) -> Result<String> {
-    let open = dts
-        .find("\tchosen {\n")
-        .context("QEMU's device tree has no /chosen node")?;
-    let body = open + "\tchosen {\n".len();
-    let close = body
-        + dts[body..]
-            .find("\n\t};\n")
-            .context("/chosen is not closed")?;
-    let mut props = format!("\t\txen,xen-bootargs = \"{bootargs}\";\n");
-    let chosen = &dts[body..close];
-    if !chosen.contains("#address-cells") {
-        props.push_str("\t\t#address-cells = <0x02>;\n\t\t#size-cells = <0x02>;\n");
-    }
-    let module = |m: &Module, indent: &str| {
-        format!(
-            "{indent}module@{a:x} {{\n{indent}\tcompatible = \"multiboot,kernel\", \"multiboot,module\";\n\
-             {indent}\treg = <0x0 0x{a:x} 0x0 0x{s:x}>;\n{indent}\tbootargs = \"console=hvc0\";\n{indent}}};\n",
-            a = m.addr,
-            s = m.size
-        )
-    };
-    let mut nodes = String::new();
-    if let Some(m) = dom0 {
-        nodes.push_str(&module(m, "\t\t"));
-    }
-    for (i, m) in domus.iter().enumerate() {
-        nodes.push_str(&format!(
-            "\t\tdomU{n} {{\n\t\t\tcompatible = \"xen,domain\";\n\t\t\t#address-cells = <0x02>;\n\
-             \t\t\t#size-cells = <0x02>;\n\t\t\tmemory = <0x0 0x4000>;\n\t\t\tcpus = <0x01>;\n{m}\t\t}};\n",
-            n = i + 1,
-            m = module(m, "\t\t\t")
-        ));
-    }
-    Ok(format!(
-        "{}{props}{}\n{nodes}{}",
-        &dts[..body],
-        &dts[body..close],
-        &dts[close + 1..]
-    ))
-}
+pub use cargo_xen::qemu::{Module, chosen_dts};
 
 /// Whether every role in `roles` has printed its summary in `output`.
 pub fn all_reported(output: &str, roles: &[Role]) -> bool {
@@ -374,16 +286,7 @@ pub fn crash_line(output: &str) -> Option<&str> {
 /// Boots `xen` with the configuration's device tree and kernels; ends QEMU once every role in `reporting`
 /// has printed its summary (after a short grace so that Xen can report dom0's end), or at the time-out.
 pub fn boot(xen: &Path, dtb: &Path, modules: &[Module], reporting: &[Role]) -> Result<Boot> {
-    let mut cmd = qemu_base();
-    cmd.arg("-machine").arg(MACHINE).arg("-kernel").arg(xen);
-    cmd.arg("-dtb").arg(dtb);
-    for m in modules {
-        cmd.arg("-device").arg(format!(
-            "loader,file={},addr=0x{:x},force-raw=on",
-            m.path.display(),
-            m.addr
-        ));
-    }
+    let mut cmd = cargo_xen::qemu::dom0less_command(xen, dtb, modules);
     xen::run_qemu(&mut cmd, TIMEOUT, |out| {
         all_reported(out, reporting) || crash_line(out).is_some()
     })
@@ -539,16 +442,7 @@ pub fn run(cfg: &Config, build_kind: XenBuild, xen: &Path) -> Result<Run> {
     } else {
         (None, vec![module(1, &front)?, module(2, &back)?])
     };
-    let dts = chosen_dts(&base_dts()?, &bootargs, dom0.as_ref(), &domus)?;
-    let src = dir.join(format!("{}.dts", cfg.name));
-    let dtb = dir.join(format!("{}.dtb", cfg.name));
-    std::fs::write(&src, dts)?;
-    util::run(
-        Command::new("dtc")
-            .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
-            .arg(&dtb)
-            .arg(&src),
-    )?;
+    let dtb = cargo_xen::qemu::dom0less_dtb(&dir, cfg.name, &bootargs, dom0.as_ref(), &domus)?;
     let modules: Vec<Module> = dom0.into_iter().chain(domus).collect();
     let boot = boot(xen, &dtb, &modules, &cfg.reporting)?;
     let log = dir.join(format!("{}-{}.log", cfg.name, build_kind.name()));
@@ -568,7 +462,7 @@ pub fn run_all(configs: &[Config], debug: bool) -> Result<Vec<Run>> {
     setup::debian(&[setup::QEMU, setup::DTC])?;
     let mut xens = vec![(XenBuild::Release, xen::fetch_xen()?)];
     if debug {
-        xens.push((XenBuild::Debug, xensrc::debug_xen()?));
+        xens.push((XenBuild::Debug, crate::xensrc::debug_xen()?));
     }
     let mut runs = Vec::new();
     for cfg in configs {
@@ -807,29 +701,5 @@ mod tests {
         // Another errno is not the refusal asked for.
         let other = refused.replace("error 1\n", "error 22\n");
         assert!(!judge(&cfg, &other, false, XenBuild::Release).is_empty());
-    }
-
-    #[test]
-    fn the_chosen_nodes_go_in_order() {
-        let dts = "/dts-v1/;\n\n/ {\n\tchosen {\n\t\tstdout-path = \"/pl011@9000000\";\n\t};\n\n\tpsci {\n\t};\n};\n";
-        let m = |a| Module {
-            addr: a,
-            path: PathBuf::from("x"),
-            size: 0x1000,
-        };
-        let out = chosen_dts(dts, "xsm=dummy", Some(&m(0x4900_0000)), &[m(0x4a00_0000)]).unwrap();
-        let boot = out.find("xen,xen-bootargs = \"xsm=dummy\"").unwrap();
-        let stdout = out.find("stdout-path").unwrap();
-        let dom0 = out.find("module@49000000").unwrap();
-        let domu = out.find("domU1 {").unwrap();
-        let domu_module = out.find("module@4a000000").unwrap();
-        assert!(
-            boot < stdout && stdout < dom0 && dom0 < domu && domu < domu_module,
-            "{out}"
-        );
-        assert!(out.contains("reg = <0x0 0x4a000000 0x0 0x1000>;"));
-        assert!(out.contains("memory = <0x0 0x4000>;"));
-        assert!(out.ends_with("\tpsci {\n\t};\n};\n"), "{out}");
-        assert!(chosen_dts("/ {\n};\n", "", None, &[]).is_err());
     }
 }

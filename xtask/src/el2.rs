@@ -121,6 +121,15 @@ impl Isa {
             Isa::T32 => "aarch32-svc-t32",
         }
     }
+    /// `hvc #0` (the SMC Calling Convention's) in this instruction set, as it appears in memory.
+    fn smccc_hvc(self) -> [u8; 4] {
+        match self {
+            Isa::A64 => 0xD400_0002u32.to_le_bytes(),
+            Isa::A32 => 0xE140_0070u32.to_le_bytes(),
+            // 0xF7E0 then 0x8000.
+            Isa::T32 => [0xE0, 0xF7, 0x00, 0x80],
+        }
+    }
     /// `hvc #0xEA1` in this instruction set, as it appears in memory (little endian).
     fn xen_hvc(self) -> [u8; 4] {
         match self {
@@ -211,6 +220,124 @@ pub fn expected_cells(opt: &Opt) -> Vec<&'static str> {
         v.extend(["control-clobber", "control-nomem"]);
     }
     v
+}
+
+/// The SMC Calling Convention's cells (`harness/src/image/guest/smccc.rs`) an image of `isa` reports:
+/// SMC32 at arities 0 to 5 (AArch64: 6) inline and out-of-line, on AArch64 SMC64 at 0 to 6 both ways, the
+/// typed calls, and in an optimised build the two controls.
+pub fn smccc_cells(opt: &Opt, isa: Isa) -> Vec<String> {
+    let max = if isa == Isa::A64 { 6 } else { 5 };
+    let mut v = Vec::new();
+    let families: &[&str] = if isa == Isa::A64 {
+        &["smccc32", "smccc64"]
+    } else {
+        &["smccc32"]
+    };
+    for f in families {
+        for n in 0..=max {
+            v.push(format!("{f}-{n}"));
+            v.push(format!("{f}-outline{n}"));
+        }
+    }
+    v.push("smccc-typed".into());
+    if opt.name != "O0" {
+        v.push("control-smccc-v10".into());
+    }
+    v
+}
+
+/// Checks from the ELF that each inline SMCCC cell's two calls are `hvc #0` in `isa` and that no SMCCC
+/// cell holds Xen's `hvc #0xEA1`; that the out-of-line cells have no `hvc` of their own and each
+/// out-of-line stub (`xen_hypercall::outline::smccc::smcNN_callN`) exactly one `hvc #0`. Returns the
+/// problems per cell name.
+pub fn check_smccc_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>> {
+    use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+    let file = object::File::parse(elf).context("parsing the harness ELF")?;
+    let max = if isa == Isa::A64 { 6 } else { 5 };
+    let families: &[(&str, &str)] = if isa == Isa::A64 {
+        &[("smccc32", "smc32_call"), ("smccc64", "smc64_call")]
+    } else {
+        &[("smccc32", "smc32_call")]
+    };
+    // Function name -> (cell, `hvc #0` count).
+    let mut expected: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for (f, stub) in families {
+        for n in 0..=max {
+            let module = if isa == Isa::A64 && (*f == "smccc64" || n == 6) {
+                "harness::image::guest::smccc::a64::"
+            } else {
+                "harness::image::guest::smccc::"
+            };
+            expected.insert(format!("{module}{f}_{n}"), (format!("{f}-{n}"), 2));
+            expected.insert(
+                format!("{module}{f}_outline{n}"),
+                (format!("{f}-outline{n}"), 0),
+            );
+            expected.insert(
+                format!("xen_hypercall::outline::smccc::{stub}{n}"),
+                (format!("{f}-outline{n}"), 1),
+            );
+        }
+    }
+    let mut problems: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen = Vec::new();
+    for sym in file.symbols() {
+        if sym.kind() != SymbolKind::Text {
+            continue;
+        }
+        let Ok(raw) = sym.name() else { continue };
+        let name = format!("{:#}", rustc_demangle::demangle(raw));
+        let Some((cell, want)) = expected.get(&name) else {
+            continue;
+        };
+        seen.push(name.clone());
+        let addr = sym.address() & !1;
+        let section = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .context("cell symbol without a section")?;
+        let data = section.data()?;
+        let start = (addr - section.address()) as usize;
+        let code = data
+            .get(start..start + sym.size() as usize)
+            .context("cell symbol outside its section")?;
+        let align = if isa == Isa::T32 { 2 } else { 4 };
+        let count = |pattern: [u8; 4]| {
+            (0..code.len().saturating_sub(3))
+                .step_by(align)
+                .filter(|&i| code[i..i + 4] == pattern)
+                .count()
+        };
+        let (got, xen) = (count(isa.smccc_hvc()), count(isa.xen_hvc()));
+        let mut issues = Vec::new();
+        if (isa == Isa::T32) != (sym.address() & 1 == 1) {
+            issues.push(format!("`{name}` is not {} code", isa.name()));
+        }
+        if got != *want {
+            issues.push(format!(
+                "{got} `hvc #0` in {} encoding in `{name}`, expected {want}",
+                isa.name()
+            ));
+        }
+        if xen != 0 {
+            issues.push(format!("{xen} `hvc #0xEA1` in `{name}`"));
+        }
+        if !issues.is_empty() {
+            let e = problems.entry(cell.clone()).or_default();
+            if !e.is_empty() {
+                e.push_str(", ");
+            }
+            e.push_str(&issues.join(", "));
+        }
+    }
+    for (name, (cell, _)) in &expected {
+        if !seen.contains(name) {
+            problems
+                .entry(cell.clone())
+                .or_insert_with(|| format!("no function `{name}` in the ELF"));
+        }
+    }
+    Ok(problems)
 }
 
 /// The result of one cell.
@@ -812,9 +939,12 @@ pub fn run() -> Result<()> {
                     let a64 = image(Isa::A64, *i).to_path_buf();
                     let guest = image(run.guest, *i).to_path_buf();
                     s.spawn(move || -> Result<Vec<Cell>> {
+                        let smccc = smccc_cells(opt, run.guest);
+                        let mut expected = expected_cells(opt);
+                        expected.extend(smccc.iter().map(String::as_str));
                         let mut cells = judge(
                             &qemu(qemu_command(run, &a64, &guest))?,
-                            &expected_cells(opt),
+                            &expected,
                             run.guest.guest_state(),
                             if run.el2_a64 {
                                 "aarch64-el2"
@@ -824,6 +954,7 @@ pub fn run() -> Result<()> {
                         );
                         let elf = std::fs::read(&guest)?;
                         let mut problems = check_encodings(&elf, run.guest)?;
+                        problems.extend(check_smccc_encodings(&elf, run.guest)?);
                         for (cell, p) in check_per_call(&elf, run.guest)? {
                             let entry = problems.entry(cell).or_default();
                             if !entry.is_empty() {

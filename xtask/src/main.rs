@@ -11,9 +11,9 @@ usage: cargo xtask <task>
   demo      boot the example unikernels on Xen under QEMU and show what they did, then the code-size table
   test      every test: fmt and clippy, host tests, cross builds, disassembly checks, the EL2 harness,
             the real-Xen runs
-  audit <ELF> [--json]
-            every hypercall site of an ARM ELF file: per function sites, call numbers, bytes, set-up
-            bytes, stack frame; out-of-line stubs apart
+  audit <ELF>… [--json] [--diff OLD NEW] [--max-… N]
+            `cargo xen audit` (cargo-xen/): every hypercall site of ARM ELF files: per function sites,
+            hypercall names, bytes, set-up bytes, stack frame; stubs apart
   fixtures  build the call-site fixtures and check every stub's machine code
   package   package the published crates and build their tests from the .crate files
   el2       run the EL2 harness matrix
@@ -22,6 +22,9 @@ usage: cargo xtask <task>
             several domains on Xen (dom0less): a frontend domU and its backend (dom0 or a domU), the
             negative control, SILO and xsm=dummy
   x86       boot the x86-64 guest on Xen (PV and PVH dom0, inline and hypercall page, release and debug)
+  smp       a dom0 with two vCPUs on Xen: PSCI, Xen detection, a second vCPU started with cpu_on
+  cargo-xen install the cargo-xen tool and check it: audits, bad inputs, the template built from a copy,
+            `cargo xen run` on guests that power off, crash and hang
   xen-src   fetch Debian's Xen source and build the debug hypervisor (done by `xen` when missing)
 
 Every task installs what it is missing (toolchain targets; Debian packages when run as root).";
@@ -31,13 +34,20 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(),
-        Some("audit") => xtask::audit::main(&args[1..]),
+        // The same as `cargo xen audit` (the `cargo-xen` member).
+        Some("audit") => match cargo_xen::cli::audit_main(&args[1..]) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(anyhow::anyhow!("a --max-… limit is exceeded")),
+            Err(e) => Err(e),
+        },
         Some("fixtures") => setup::toolchain().and_then(|()| fixtures::run()),
         Some("package") => xtask::package::run(),
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
         Some("domains") => xtask::domains::test(&args[1..]),
         Some("x86") => setup::toolchain().and_then(|()| xtask::x86::test()),
+        Some("smp") => xtask::smp::test(),
+        Some("cargo-xen") => xtask::tool::test(),
         Some("xen-src") => xensrc::debug_xen().map(|p| println!("{}", p.display())),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");
@@ -130,6 +140,10 @@ fn test() -> Result<()> {
             name: "real Xen (x86-64)",
             run: xtask::x86::test,
         },
+        Step {
+            name: "cargo-xen and the template",
+            run: xtask::tool::test,
+        },
     ];
     let mut failed = Vec::new();
     for step in &steps {
@@ -174,6 +188,8 @@ fn xen_tables() -> Result<()> {
         "mock",
         "--test",
         "xen_tables",
+        "--test",
+        "smccc_xen",
         "--",
         "--ignored",
         "--nocapture",

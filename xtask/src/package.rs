@@ -12,9 +12,10 @@ use anyhow::{Context, Result, bail};
 use crate::util;
 
 /// The published members, in dependency order: `(package name, version)`.
-pub const PUBLISHED: [(&str, &str); 2] = [
+pub const PUBLISHED: [(&str, &str); 3] = [
     ("xen-hypercall-macros", "0.1.0"),
     ("xen-hypercall", "0.1.0"),
+    ("cargo-xen", "0.1.0"),
 ];
 
 /// `cargo package` of the published crates, then builds each unpacked crate's tests.
@@ -26,8 +27,14 @@ pub fn run() -> Result<()> {
         package.args(["-p", name]);
     }
     util::run(&mut package)?;
-    // Outside the workspace, so that cargo treats each as the stand-alone package a user downloads.
-    let unpacked = std::env::temp_dir().join("xen-hypercall-package");
+    // Outside the workspace, so that cargo treats each as the stand-alone package a user downloads; one
+    // directory per checkout (named after its target directory), so that two checkouts never share it.
+    let tag: String = dir
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let unpacked = std::env::temp_dir().join(format!("xen-hypercall-package{tag}"));
     if unpacked.exists() {
         std::fs::remove_dir_all(&unpacked)?;
     }
@@ -39,8 +46,10 @@ pub fn run() -> Result<()> {
             bail!("cargo package made no {}", krate.display());
         }
         util::run(
+            // `-m`: the files get the time of unpacking, not the archive's, so that the build below never
+            // takes an earlier unpacking's artifacts for up to date.
             std::process::Command::new("tar")
-                .arg("-xzf")
+                .arg("-xmzf")
                 .arg(&krate)
                 .arg("-C")
                 .arg(&unpacked),

@@ -27,44 +27,7 @@ pub fn cargo() -> Command {
     c
 }
 
-/// Runs `cmd`, echoing it, and fails unless it exits 0.
-pub fn run(cmd: &mut Command) -> Result<()> {
-    eprintln!("$ {}", show(cmd));
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {}", show(cmd)))?;
-    if !status.success() {
-        bail!("`{}` failed ({status})", show(cmd));
-    }
-    Ok(())
-}
-
-/// Runs `cmd` quietly and returns its stdout; fails unless it exits 0 (stderr is kept in the error).
-pub fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot start {}", show(cmd)))?;
-    if !out.status.success() {
-        bail!(
-            "`{}` failed ({}):\n{}",
-            show(cmd),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A command line as text, for messages.
-pub fn show(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    s
-}
+pub use cargo_xen::cmd::{output, run, show};
 
 /// Builds `package` in release mode for `target` at `opt` (an opt-level), with `extra` rustflags (e.g.
 /// `-Ctarget-feature=+thumb-mode`) and cargo `features`, in the target directory `dir`. The flags reach only

@@ -13,23 +13,18 @@
 //! is killed at a time-out and reported as a failure with the last lines it printed.
 
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use object::Object;
+
+pub use cargo_xen::qemu::{Boot, dom0_command, fetch_package, flat_image, run_qemu};
 
 use crate::audit;
 use crate::elf::Isa;
 use crate::elf::{self, Function, Op, Reg};
 use crate::{setup, util, xensrc};
 
-/// Debian's Xen hypervisor package for arm64.
-const XEN_PACKAGE: &str = "xen-hypervisor-4.17-arm64";
-/// The hypervisor binary inside it.
-const XEN_BINARY: &str = "boot/xen-4.17-arm64";
 /// How long one boot may take before it counts as hung.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -188,71 +183,9 @@ impl Guest {
     }
 }
 
-/// Downloads and unpacks Xen under `target/xen/` unless it is there; returns the hypervisor's path.
+/// Downloads and unpacks Debian's Xen under `target/xen/` unless it is there; returns the hypervisor's path.
 pub fn fetch_xen() -> Result<PathBuf> {
-    fetch_package(
-        "arm64",
-        XEN_PACKAGE,
-        XEN_BINARY,
-        &util::target_dir().join("xen"),
-    )
-}
-
-/// Downloads Debian's `package` for `arch` (without changing the system's dpkg architecture) and unpacks
-/// it under `dir/out` unless `binary` is there already; returns `dir/out/binary`.
-pub fn fetch_package(arch: &str, package: &str, binary: &str, dir: &Path) -> Result<PathBuf> {
-    let dir = dir.to_path_buf();
-    let xen = dir.join("out").join(binary);
-    if xen.is_file() {
-        return Ok(xen);
-    }
-    let lists = dir.join("lists");
-    let opts = [
-        format!("-oAPT::Architecture={arch}"),
-        format!("-oAPT::Architectures={arch}"),
-        format!("-oDir::State::Lists={}", lists.display()),
-        format!("-oDir::Cache={}", dir.join("cache").display()),
-        "-oAPT::Sandbox::User=root".to_string(),
-    ];
-    let is_root = util::output(Command::new("id").arg("-u"))
-        .map(|s| s.trim() == "0")
-        .unwrap_or(false);
-    if !is_root {
-        bail!(
-            "Xen for {arch} is missing; as root, run:\n  mkdir -p {l}/partial && cd {d} && apt-get {o} update && \
-             apt-get {o} download {package} && dpkg -x {package}_*.deb out",
-            l = lists.display(),
-            d = dir.display(),
-            o = opts.join(" ")
-        );
-    }
-    std::fs::create_dir_all(lists.join("partial"))?;
-    std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
-    util::run(Command::new("apt-get").args(&opts).args(["-q", "update"]))?;
-    util::run(
-        Command::new("apt-get")
-            .current_dir(&dir)
-            .args(&opts)
-            .args(["-q", "download", package]),
-    )?;
-    let deb = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(package))
-        })
-        .context("apt-get download produced no .deb")?;
-    util::run(
-        Command::new("dpkg")
-            .arg("-x")
-            .arg(&deb)
-            .arg(dir.join("out")),
-    )?;
-    if !xen.is_file() {
-        bail!("{} does not contain {binary}", deb.display());
-    }
-    Ok(xen)
+    cargo_xen::qemu::fetch_xen(&util::target_dir().join("xen"))
 }
 
 /// Builds a guest; returns its ELF file (copied out of cargo's output so builds do not overwrite it).
@@ -279,136 +212,9 @@ pub fn build(g: &Guest) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The flat image Xen loads: every allocated section with contents, laid out by address from the lowest
-/// one (what `objcopy -O binary` makes; the ELF and program headers are not part of it).
-pub fn flat_image(elf: &[u8]) -> Result<Vec<u8>> {
-    use object::{ObjectSection, SectionFlags, SectionKind};
-    let file = object::File::parse(elf).context("not an ELF file")?;
-    let loaded: Vec<_> = file
-        .sections()
-        .filter(|s| matches!(s.flags(), SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_ALLOC) != 0))
-        .filter(|s| s.kind() != SectionKind::UninitializedData && s.size() > 0)
-        .collect();
-    let base = loaded
-        .iter()
-        .map(|s| s.address())
-        .min()
-        .context("no loadable section")?;
-    let mut out = Vec::new();
-    for s in &loaded {
-        let data = s.data().context("truncated section")?;
-        let at = usize::try_from(s.address() - base)?;
-        if out.len() < at + data.len() {
-            out.resize(at + data.len(), 0);
-        }
-        out[at..at + data.len()].copy_from_slice(data);
-    }
-    Ok(out)
-}
-
-/// What one boot produced.
-#[derive(Debug)]
-pub struct Boot {
-    /// Everything on the serial console.
-    pub output: String,
-    /// Whether QEMU had to be killed at the time-out.
-    pub timed_out: bool,
-    /// How long it ran.
-    pub elapsed: Duration,
-}
-
-/// The QEMU command that boots `image` as dom0 on `xen` (the caller may add options, e.g. `-icount`).
-pub fn dom0_command(xen: &Path, image: &Path) -> Command {
-    let mut cmd = Command::new("qemu-system-aarch64");
-    cmd.args([
-        "-machine",
-        "virt,virtualization=on,gic-version=3",
-        "-cpu",
-        "cortex-a57",
-        "-smp",
-        "1",
-    ])
-    .args(["-m", "1G", "-nographic", "-no-reboot", "-kernel"])
-    .arg(xen)
-    .args([
-        "-append",
-        // noreboot: a crashed dom0 halts the machine at once instead of rebooting it after 5 s.
-        "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all noreboot",
-    ])
-    .arg("-device")
-    .arg(format!(
-        "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
-        image.display()
-    ));
-    cmd
-}
-
-/// Boots `image` as dom0 on `xen` under QEMU.
+/// Boots `image` as dom0 on `xen` under QEMU, as `cargo xen run` does.
 pub fn boot(xen: &Path, image: &Path) -> Result<Boot> {
-    run_qemu(&mut dom0_command(xen, image), TIMEOUT, |_| false)
-}
-
-/// Runs a QEMU command to its end and collects the console (stdout, then stderr). QEMU is ended when
-/// `done` first holds for the console so far plus a grace of 0.5 s (so that Xen can report what follows),
-/// or at `timeout` (then `timed_out` is set).
-pub fn run_qemu(cmd: &mut Command, timeout: Duration, done: impl Fn(&str) -> bool) -> Result<Boot> {
-    use std::sync::{Arc, Mutex};
-    let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start qemu-system-aarch64")?;
-    let mut stdout = child.stdout.take().context("no stdout")?;
-    let seen = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let sink = Arc::clone(&seen);
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            if let Ok(mut s) = sink.lock() {
-                s.extend_from_slice(&buf[..n]);
-            }
-        }
-    });
-    let text = |seen: &Arc<Mutex<Vec<u8>>>| {
-        seen.lock()
-            .map(|s| String::from_utf8_lossy(&s).replace('\r', ""))
-            .unwrap_or_default()
-    };
-    let mut timed_out = false;
-    let mut done_at: Option<Instant> = None;
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        if done_at.is_none() && done(&text(&seen)) {
-            done_at = Some(Instant::now());
-        }
-        let finished = done_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500));
-        timed_out = !finished && start.elapsed() > timeout;
-        if finished || timed_out {
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = reader.join();
-    let mut output = text(&seen);
-    if let Some(mut e) = child.stderr.take() {
-        let mut err = String::new();
-        let _ = e.read_to_string(&mut err);
-        output.push_str(&err);
-    }
-    Ok(Boot {
-        output,
-        timed_out,
-        elapsed: start.elapsed(),
-    })
+    cargo_xen::run::boot_dom0(xen, image, TIMEOUT, false)
 }
 
 /// The judgement of one boot.
@@ -861,6 +667,16 @@ pub fn test() -> Result<()> {
         "multi-domain runs: {} passed, {domains_failed} failed",
         domains.len() - domains_failed
     );
+    // A dom0 with two vCPUs: PSCI, Xen detection, a second vCPU.
+    let smp = crate::smp::run_all()?;
+    let smp_failed = crate::smp::report(&smp);
+    println!(
+        "two-vCPU runs: {} passed, {smp_failed} failed",
+        smp.len() - smp_failed
+    );
+    if smp_failed > 0 {
+        bail!("{smp_failed} two-vCPU run(s) on Xen failed");
+    }
     if failed > 0 {
         bail!("{failed} guest run(s) on Xen failed");
     }
@@ -934,6 +750,9 @@ pub fn demo() -> Result<()> {
     println!();
     crate::domains::demo()?;
     println!();
+    let smp = crate::smp::run_all()?;
+    let smp_failed = crate::smp::demo(&smp);
+    println!();
     println!(
         "{}",
         size_table(
@@ -951,6 +770,9 @@ pub fn demo() -> Result<()> {
         .count();
     if failed > 0 {
         bail!("{failed} guest run(s) on Xen failed");
+    }
+    if smp_failed > 0 {
+        bail!("{smp_failed} two-vCPU run(s) on Xen failed");
     }
     Ok(())
 }
@@ -996,7 +818,7 @@ pub fn size_table(guests: &[(Guest, PathBuf)]) -> Result<String> {
 
 /// Bytes of the executable sections of an ELF file.
 fn elf_text_bytes(data: &[u8]) -> Result<u64> {
-    use object::{ObjectSection, SectionFlags};
+    use object::{Object, ObjectSection, SectionFlags};
     let file = object::File::parse(data)?;
     Ok(file
         .sections()
@@ -1023,32 +845,6 @@ mod tests {
             "summary: all 12/12 checks passed\n(XEN) Hardware Dom0 halted: halting machine\n",
         );
         s
-    }
-
-    #[test]
-    fn a_run_ends_at_its_time_out_or_soon_after_it_is_done() {
-        let hung = run_qemu(
-            Command::new("sleep").arg("10"),
-            Duration::from_millis(200),
-            |_| false,
-        )
-        .unwrap();
-        assert!(hung.timed_out && hung.elapsed < Duration::from_secs(5));
-        let done = run_qemu(
-            Command::new("sh").args(["-c", "echo ready; exec sleep 10"]),
-            Duration::from_secs(8),
-            |out| out.contains("ready"),
-        )
-        .unwrap();
-        assert!(!done.timed_out && done.elapsed < Duration::from_secs(5));
-        assert_eq!(done.output, "ready\n");
-        let ended = run_qemu(
-            Command::new("echo").arg("hi"),
-            Duration::from_secs(8),
-            |_| false,
-        )
-        .unwrap();
-        assert_eq!((ended.output.as_str(), ended.timed_out), ("hi\n", false));
     }
 
     #[test]

@@ -157,6 +157,9 @@ impl Regs for Frame {
     fn set(&mut self, r: usize, v: u64) {
         self.r[r] = v as u32;
     }
+    fn set_spsr(&mut self, v: u64) {
+        self.spsr = v as u32;
+    }
 }
 
 #[unsafe(no_mangle)]
@@ -322,4 +325,15 @@ pub const PROBED: (usize, usize) = (8, 4);
 /// The sentinel [`probe_outline`] puts in register `n`.
 pub const fn sentinel(n: usize) -> usize {
     0x5ead_0000 | n
+}
+
+/// A service call with three arguments (r1, r2, r3).
+pub fn service3(svc: usize, arg: usize, arg2: usize, arg3: usize) -> usize {
+    let r: usize;
+    // SAFETY: the monitor's service calls change only r0 (and may read memory the guest registered).
+    unsafe {
+        asm!(".arch_extension virt", "hvc #{t}", t = const crate::proto::SERVICE_TAG,
+             inout("r0") svc => r, in("r1") arg, in("r2") arg2, in("r3") arg3, options(nostack));
+    }
+    r
 }

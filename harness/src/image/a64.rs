@@ -208,6 +208,9 @@ impl Regs for Frame {
     fn set(&mut self, r: usize, v: u64) {
         self.x[r] = v;
     }
+    fn set_spsr(&mut self, v: u64) {
+        self.spsr = v;
+    }
 }
 
 /// The Rust side of `el2_trap`.
@@ -374,4 +377,15 @@ pub const PROBED: (usize, usize) = (10, 19);
 /// The sentinel [`probe_outline`] puts in register `n`.
 pub const fn sentinel(n: usize) -> usize {
     0x5ead_5ead_0000 | n
+}
+
+/// A service call with three arguments (x1, x2, x3).
+pub fn service3(svc: usize, arg: usize, arg2: usize, arg3: usize) -> usize {
+    let r: usize;
+    // SAFETY: the monitor's service calls change only x0 (and may read memory the guest registered).
+    unsafe {
+        asm!("hvc #{t}", t = const crate::proto::SERVICE_TAG, inout("x0") svc => r, in("x1") arg,
+             in("x2") arg2, in("x3") arg3, options(nostack));
+    }
+    r
 }

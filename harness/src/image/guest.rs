@@ -59,6 +59,9 @@ struct Mailbox(UnsafeCell<Msg>);
 unsafe impl Sync for Mailbox {}
 static MAILBOX: Mailbox = Mailbox(UnsafeCell::new(Msg::EMPTY));
 
+#[path = "guest/smccc.rs"]
+mod smccc;
+
 /// Why a cell failed.
 pub enum Failure {
     Monitor(u32),
@@ -983,6 +986,13 @@ extern "C" fn harness_guest_main() -> ! {
     for (name, f) in cells {
         failed += usize::from(!report(name, f()));
     }
+    failed += smccc::run(OPT != Some("O0"), failed);
+    finish(failed)
+}
+
+/// The controls after the SMCCC cells, then the end of the run (also where the guest resumes should
+/// `control-smccc-v10` crash it).
+fn finish(mut failed: usize) -> ! {
     failed += usize::from(!control(
         "control-tag",
         control_tag(),
@@ -1019,7 +1029,7 @@ extern "C" fn harness_guest_main() -> ! {
             _ => false,
         }));
         // Last: its defect may corrupt a register the compiler keeps a pointer in, and crash the guest.
-        arch::service(proto::SVC_CRASH_DETECTS, failed);
+        arch::service3(proto::SVC_CRASH_DETECTS, failed, 0, 0);
         failed += usize::from(!control("control-clobber", control_clobber(), |f| {
             matches!(f, Failure::Live { got, .. }
                 if matches!(proto::poisoned_reg(*got as u64, usize::BITS), Some(1..=5)))

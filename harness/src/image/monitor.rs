@@ -28,6 +28,8 @@ pub trait Regs {
     fn get(&self, r: usize) -> u64;
     /// Sets general-purpose register `r`.
     fn set(&mut self, r: usize, v: u64);
+    /// Sets the state the guest returns to (SPSR).
+    fn set_spsr(&mut self, v: u64);
 }
 
 /// The calling convention of the trapped guest.
@@ -68,7 +70,9 @@ struct State {
     verdict: u32,
     pending: Option<Pending>,
     calls: u64,
-    crash_detects: Option<u64>,
+    /// A crash-prone control: the failures before it, its index in `proto::CRASH_CONTROLS`, and where the
+    /// guest resumes should it crash (0: nowhere, the run ends).
+    crash_detects: Option<(u64, usize, u64)>,
 }
 
 struct Global(UnsafeCell<State>);
@@ -109,7 +113,10 @@ pub fn hvc(regs: &mut impl Regs, abi: GuestAbi, imm: u32, elr: &mut u64, monitor
     };
     let st = state();
     if imm == proto::SERVICE_TAG {
-        return service(regs, abi, st, monitor, mask);
+        return service(regs, abi, st, monitor, mask, elr);
+    }
+    if imm == proto::SMCCC_TAG {
+        return smccc(regs, abi, st, mask);
     }
     st.calls += 1;
     let op = regs.get(abi.number) & mask;
@@ -209,7 +216,102 @@ fn typed_send(regs: &mut impl Regs, abi: GuestAbi, st: &mut State, mask: u64) {
     regs.set(0, 0);
 }
 
-fn service(regs: &mut impl Regs, abi: GuestAbi, st: &mut State, monitor: &str, mask: u64) {
+/// An SMCCC call (`hvc #0`), completed as Xen's `vsmc.c` does under SMCCC 1.1: the results in x0–x3 (for
+/// a call under test: `!fid` and the poison of registers 1–3, so that a result register the stub does not
+/// declare written shows in a live value), nothing else written. A call under test is checked like a
+/// hypercall (identifier and arguments against the message), and an SMC32 call from AArch64 must pass every
+/// register zero-extended. `PSCI_VERSION` and the hypervisor service's UID are answered as Xen 4.17 does.
+fn smccc(regs: &mut impl Regs, abi: GuestAbi, st: &mut State, mask: u64) {
+    st.calls += 1;
+    if st.pending.take().is_some() {
+        fail(st, verdict::RESTART_MISSING, 0);
+    }
+    let fid = regs.get(0) as u32;
+    match fid {
+        proto::PSCI_VERSION => return regs.set(0, 0x1_0001),
+        proto::HYP_UID => {
+            for (i, w) in xen_hypercall_uid().into_iter().enumerate() {
+                regs.set(i, u64::from(w));
+            }
+            return;
+        }
+        _ => {}
+    }
+    let Some(t) = proto::smccc_test(fid) else {
+        fail(st, verdict::BAD_OP, u64::from(fid));
+        regs.set(0, mask);
+        return;
+    };
+    if t.smc64 && abi.width == 32 {
+        fail(st, verdict::SMCCC_64_FROM_32, 0);
+    }
+    let wmask = if t.smc64 {
+        u64::MAX
+    } else {
+        u64::from(u32::MAX)
+    } & mask;
+    if abi.width == 64
+        && !t.smc64
+        && let Some(r) = (0..=t.arity).find(|&r| regs.get(r) >> 32 != 0)
+    {
+        fail(st, verdict::SMCCC_UPPER, r as u64);
+    }
+    let mut args = [0u64; 6];
+    for (i, a) in args.iter_mut().enumerate().take(t.arity) {
+        *a = regs.get(i + 1) & wmask;
+    }
+    let addr = if t.arity == 0 { st.mailbox } else { args[0] };
+    let msg = msg_at(addr);
+    match msg {
+        None => fail(st, verdict::BAD_POINTER, t.arity as u64),
+        Some(m) => {
+            // SAFETY: `m` is inside guest RAM and aligned (checked by `msg_at`); the guest is stopped.
+            let seen = unsafe { m.read_volatile() };
+            if seen.magic != proto::MSG_MAGIC {
+                fail(st, verdict::STALE_MAGIC, 0);
+            } else if seen.op != u64::from(fid) || seen.arity as usize != t.arity {
+                fail(st, verdict::STALE_OP, 0);
+            } else if let Some(i) = (0..t.arity).find(|&i| seen.args[i] != args[i]) {
+                fail(st, verdict::ARG_MISMATCH, i as u64);
+            }
+        }
+    }
+    for (r, v) in proto::smccc_results(fid).into_iter().enumerate() {
+        regs.set(r, v & wmask);
+    }
+    if t.v10 {
+        let v10: &[usize] = if abi.width == 64 {
+            &[4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+        } else {
+            &[4, 5, 8]
+        };
+        for &r in v10 {
+            regs.set(r, proto::poison(r, abi.width) & mask);
+        }
+    }
+    if let Some(m) = msg {
+        // SAFETY: as above.
+        unsafe {
+            let request = (&raw const (*m).request).read_volatile();
+            (&raw mut (*m).reply).write_volatile(request ^ proto::REPLY_XOR);
+            (&raw mut (*m).traps).write_volatile(1);
+        }
+    }
+}
+
+/// Xen's hypervisor-service UID, as `fill_uid` returns it.
+fn xen_hypercall_uid() -> [u32; 4] {
+    [0xdc12_18a7, 0x6943_98c6, 0xd179_cf9a, 0x67e6_de8d]
+}
+
+fn service(
+    regs: &mut impl Regs,
+    abi: GuestAbi,
+    st: &mut State,
+    monitor: &str,
+    mask: u64,
+    elr: &mut u64,
+) {
     let svc = regs.get(0) as usize;
     let arg = if svc == proto::SVC_VERDICT {
         0
@@ -234,14 +336,33 @@ fn service(regs: &mut impl Regs, abi: GuestAbi, st: &mut State, monitor: &str, m
         }
         proto::SVC_FAULT => {
             let (ret, addr) = (regs.get(2) & mask, regs.get(3) & mask);
-            if let (Some(failed), Some(r)) =
+            if let (Some((failed, control, resume)), Some(r)) =
                 (st.crash_detects, proto::poisoned_reg(addr, abi.width))
             {
                 let reg = if abi.width == 64 { 'x' } else { 'r' };
+                let name = proto::CRASH_CONTROLS
+                    .get(control)
+                    .copied()
+                    .unwrap_or("control-?");
                 say!(
-                    "CELL control-clobber detected {reg}{r} clobbered (the guest used it as a pointer: \
+                    "CELL {name} detected {reg}{r} clobbered (the guest used it as a pointer: \
                      exception {arg:#x} at {ret:#x}, address {addr:#x})"
                 );
+                if resume != 0 {
+                    // The guest goes on at its resume point (EL1h / SVC mode, interrupts masked, on the
+                    // stack it crashed with), with the failure count in r0/x0.
+                    st.crash_detects = None;
+                    st.verdict = 0;
+                    st.pending = None;
+                    *elr = resume & !1;
+                    regs.set_spsr(if abi.width == 64 {
+                        0x3c5
+                    } else {
+                        0x1d3 | (resume & 1) << 5
+                    });
+                    regs.set(0, failed);
+                    return;
+                }
                 say!("DONE {failed}");
                 crate::arch::semihost_exit(failed.min(250) as u32)
             }
@@ -249,7 +370,11 @@ fn service(regs: &mut impl Regs, abi: GuestAbi, st: &mut State, monitor: &str, m
             crate::arch::semihost_exit(253)
         }
         proto::SVC_CRASH_DETECTS => {
-            st.crash_detects = Some(arg);
+            st.crash_detects = Some((arg, (regs.get(2) & mask) as usize, regs.get(3) & mask));
+            0
+        }
+        proto::SVC_CRASH_CLEAR => {
+            st.crash_detects = None;
             0
         }
         other => {

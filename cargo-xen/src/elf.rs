@@ -664,6 +664,10 @@ fn model_a64(inst: &a64::Instruction, addr: u64) -> Op {
             // `mov xd, xs` is `orr xd, xzr, xs`; `mov xd, #imm` may be `orr xd, xzr, #bitmask`.
             if let (Some(rd), P::Register(_, 31)) = (rd, inst.operands[1]) {
                 match inst.operands[2] {
+                    // `mov xd, xzr`: register 31 is the zero register here, not `sp`.
+                    P::Register(_, 31) | P::RegShift(a64::ShiftStyle::LSL, 0, _, 31) => {
+                        return Op::MovImm { rd, imm: 0 };
+                    }
                     P::Register(_, r) => return Op::MovReg { rd, rs: r as Reg },
                     P::RegShift(a64::ShiftStyle::LSL, 0, _, r) => {
                         return Op::MovReg { rd, rs: r as Reg };

@@ -1,0 +1,203 @@
+//! The command line: `cargo xen audit …` and `cargo xen run …` (also `cargo-xen …`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::audit::{self, Limits};
+use crate::run::{self, Arch, Outcome};
+
+/// The help text.
+pub const HELP: &str = "\
+usage: cargo xen <command> …
+
+  audit <ELF|object|archive>… [--json] [--max-… N]…
+  audit --diff OLD NEW [--json] [--max-… N]…
+        every hypercall site of 32-bit ARM or AArch64 code: inline `hvc`, calls to generic stubs (the number
+        as first argument) and to per-hypercall stubs (`mov x16|r12, #nr; hvc #0xEA1; ret`), by function:
+        sites, bytes, set-up bytes, stack frame, hypercall and sub-operation names. --diff: the change per
+        function and in total. Limits (exit status 1 when exceeded; with --diff, on NEW):
+          --max-setup-per-site N   set-up bytes of the worst site
+          --max-setup-bytes N      set-up bytes of all sites
+          --max-sites N            hypercall sites
+          --max-stub-bytes N       bytes of the stubs
+          --max-hypercall-bytes N  set-up bytes plus stub bytes
+  run <IMAGE|ELF>… [--arch a64|a32] [--dom0less] [--debug-xen] [--timeout S] [--xen-args ARGS]
+        boot on Xen 4.17 for arm64 under QEMU (Debian's build, fetched once; --debug-xen: a debug build
+        from Debian's source). One image boots as dom0; with --dom0less the others boot as domUs.
+        --xen-args adds to Xen's command line (e.g. xsm=dummy). Exit
+        status 0 only when Xen reports dom0's poweroff; 1 on a crash, reboot, Xen panic, unloadable image
+        or time-out (default 60 s). Xen and the converted images are kept in $CARGO_XEN_CACHE (default
+        ~/.cache/cargo-xen).";
+
+/// The entry point: `args` without the program name (and without cargo's `xen`). Returns the exit code.
+pub fn main(args: &[String]) -> u8 {
+    let result = match args.first().map(String::as_str) {
+        Some("audit") => audit_main(&args[1..]),
+        Some("run") => run_main(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            println!("{HELP}");
+            Ok(true)
+        }
+        Some("--version" | "-V") => {
+            println!("cargo-xen {}", env!("CARGO_PKG_VERSION"));
+            Ok(true)
+        }
+        Some(other) => Err(anyhow!("unknown command `{other}`; see `cargo xen help`")),
+    };
+    match result {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            // One line: the causes joined.
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            2
+        }
+    }
+}
+
+fn number(flag: &str, v: Option<&String>) -> Result<u64> {
+    let v = v.with_context(|| format!("{flag} needs a number"))?;
+    v.parse()
+        .map_err(|_| anyhow!("{flag}: `{v}` is not a non-negative integer"))
+}
+
+fn read_report(path: &str) -> Result<audit::Report> {
+    let meta = std::fs::metadata(path).map_err(|e| anyhow!("{path}: {e}"))?;
+    if meta.is_dir() {
+        bail!("{path}: is a directory");
+    }
+    let data = std::fs::read(path).map_err(|e| anyhow!("{path}: {e}"))?;
+    if data.is_empty() {
+        bail!("{path}: empty file");
+    }
+    audit::analyze(&data).map_err(|e| anyhow!("{path}: {e:#}"))
+}
+
+/// `cargo xen audit`; `Ok(false)` when a limit is exceeded.
+pub fn audit_main(args: &[String]) -> Result<bool> {
+    let mut json = false;
+    let mut diff = false;
+    let mut paths = Vec::new();
+    let mut limits = Limits::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => json = true,
+            "--diff" => diff = true,
+            "--max-setup-per-site" => limits.setup_per_site = Some(number(a, it.next())?),
+            "--max-setup-bytes" => limits.setup_bytes = Some(number(a, it.next())?),
+            "--max-sites" => limits.sites = Some(number(a, it.next())?),
+            "--max-stub-bytes" => limits.stub_bytes = Some(number(a, it.next())?),
+            "--max-hypercall-bytes" => limits.hypercall_bytes = Some(number(a, it.next())?),
+            s if s.starts_with('-') => bail!("unknown option {s}; see `cargo xen help`"),
+            s => paths.push(s.to_string()),
+        }
+    }
+    if diff {
+        let [old, new] = &paths[..] else {
+            bail!("--diff takes two files: OLD NEW");
+        };
+        let (a, b) = (read_report(old)?, read_report(new)?);
+        let deltas = audit::diff(&a, &b);
+        let violations = limits.check(&b);
+        if json {
+            println!(
+                "{}",
+                audit::render_diff_json(old, new, &deltas, &violations)
+            );
+        } else {
+            print!("{}", audit::render_diff(&deltas));
+        }
+        for v in &violations {
+            eprintln!("limit: {new}: {v}");
+        }
+        return Ok(violations.is_empty());
+    }
+    if paths.is_empty() {
+        bail!("usage: cargo xen audit <ELF|object|archive>… [--json]");
+    }
+    let mut files = Vec::new();
+    let mut violations = Vec::new();
+    for p in &paths {
+        let r = read_report(p)?;
+        violations.extend(limits.check(&r).into_iter().map(|v| format!("{p}: {v}")));
+        files.push((p, r));
+    }
+    if json {
+        let body: Vec<String> = files
+            .iter()
+            .map(|(p, r)| audit::render_json_file(p, r))
+            .collect();
+        let v: Vec<String> = violations
+            .iter()
+            .map(|v| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        println!(
+            "{{\"version\":{},\"files\":[{}],\"violations\":[{}]}}",
+            audit::JSON_VERSION,
+            body.join(","),
+            v.join(",")
+        );
+    } else {
+        for (i, (p, r)) in files.iter().enumerate() {
+            if files.len() > 1 {
+                if i > 0 {
+                    println!();
+                }
+                println!("{p}:");
+            }
+            print!("{}", audit::render_table(r));
+        }
+    }
+    for v in &violations {
+        eprintln!("limit: {v}");
+    }
+    Ok(violations.is_empty())
+}
+
+/// `cargo xen run`; `Ok(false)` unless dom0 powered off.
+pub fn run_main(args: &[String]) -> Result<bool> {
+    let mut opts = run::Options {
+        images: Vec::new(),
+        arch: None,
+        dom0less: false,
+        debug_xen: false,
+        timeout: Duration::from_secs(60),
+        xen_args: String::new(),
+        stream: true,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--arch" => {
+                opts.arch = Some(match it.next().map(String::as_str) {
+                    Some("a64" | "aarch64") => Arch::A64,
+                    Some("a32" | "arm" | "t32") => Arch::A32,
+                    other => bail!("--arch a64|a32, not {other:?}"),
+                })
+            }
+            "--dom0less" => opts.dom0less = true,
+            "--debug-xen" => opts.debug_xen = true,
+            "--timeout" => opts.timeout = Duration::from_secs(number(a, it.next())?),
+            "--xen-args" => {
+                let v = it.next().context("--xen-args needs a value")?;
+                opts.xen_args.push(' ');
+                opts.xen_args.push_str(v);
+            }
+            s if s.starts_with('-') => bail!("unknown option {s}; see `cargo xen help`"),
+            s => opts.images.push(PathBuf::from(s)),
+        }
+    }
+    match run::run(&opts)? {
+        Outcome::Poweroff => {
+            eprintln!("cargo-xen: dom0 powered off");
+            Ok(true)
+        }
+        Outcome::Failed(why) => {
+            eprintln!("cargo-xen: FAILED: {why}");
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! `cargo xen`: tooling for Xen ARM guests (unikernels), as a library and a cargo subcommand.
+//!
+//! - [`audit`]: the code-size audit of the hypercall sites of any ARM ELF file (inline `hvc`, generic and
+//!   per-hypercall stubs recognised by their code), its `--diff` and `--max-…` limits; [`names`]: hypercall
+//!   and sub-operation names.
+//! - [`elf`]: reads ARM ELF files and archives and decodes their code with a real decoder (A32, T32, A64);
+//!   [`flow`]: straight-line symbolic execution (register values at each trap, stack traffic).
+//! - [`run`]: `cargo xen run`, booting images on Xen under QEMU and judging how dom0 ended; [`qemu`]: the
+//!   runner, Debian's Xen, flat images, the dom0less device tree; [`xensrc`]: a debug Xen built from
+//!   Debian's source.
+//! - [`setup`], [`cmd`]: the Debian packages the runs need, and running commands.
+//! - [`cli`]: the command line.
+
+pub mod audit;
+pub mod cli;
+pub mod cmd;
+pub mod elf;
+pub mod flow;
+pub mod names;
+pub mod qemu;
+pub mod run;
+pub mod setup;
+pub mod xensrc;

@@ -1,0 +1,622 @@
+//! `cargo xtask cargo-xen` (a step of `cargo xtask test`): the `cargo-xen` tool as a user gets it.
+//!
+//! - `cargo install --path cargo-xen` into `target/cargo-xen-install/`, then every check runs that binary
+//!   (one through `cargo xen …`, as cargo runs a subcommand);
+//! - its unit tests, including the comparison of its hypercall names with Xen's public headers;
+//! - the audit of C compiled by clang -Os against Linux's and Unikraft's stub shapes and of this crate's
+//!   inline, per-arity and per-hypercall call sites (the bench's sites, whose work loop makes nine known
+//!   hypercalls), and of the example guests; `--diff`, a `--max-…` limit at and below the measured value,
+//!   `--json` read by a JSON parser; bad inputs (each one line on stderr, exit status 2, no panic);
+//! - a host `cargo check` of code using the typed API says what to build with;
+//! - the template copied outside the repository builds with plain `cargo build --release` (AArch64, and
+//!   `--target armv7a-none-eabi`), and `cargo xen run` boots it (exit 0 on poweroff), a copy that crashes
+//!   and one that hangs (exit 1, with Xen's line or the time-out), and the example guest.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::elf::Isa;
+use crate::{bench, setup, util, xen};
+
+/// The work loop of the bench's sites (`benches/sites/src/lib.rs`, `benches/sites/c/callers.c`): its
+/// hypercalls and first arguments, as written there, named as Xen's headers name them.
+pub const WORK_LOOP: [&str; 9] = [
+    "console_io/write",
+    "xen_version/version",
+    "event_channel_op/alloc_unbound",
+    "event_channel_op/send",
+    "grant_table_op/query_size",
+    "hvm_op/get_param",
+    "vcpu_op/register_vcpu_info",
+    "event_channel_op/close",
+    "sched_op/yield",
+];
+
+/// What one command did.
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn exec(cmd: &mut Command) -> Result<Out> {
+    let o = cmd
+        .output()
+        .with_context(|| format!("cannot start {}", util::show(cmd)))?;
+    Ok(Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    })
+}
+
+/// Collects failed checks instead of stopping at the first.
+#[derive(Default)]
+struct Checks {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Checks {
+    fn check(&mut self, ok: bool, what: impl Into<String>) {
+        let what = what.into();
+        if ok {
+            self.passed += 1;
+            eprintln!("ok    {what}");
+        } else {
+            eprintln!("FAIL  {what}");
+            self.failed.push(what);
+        }
+    }
+}
+
+/// `cargo install --path cargo-xen --root target/cargo-xen-install`; returns the installed binary.
+fn install() -> Result<PathBuf> {
+    let root = util::target_dir().join("cargo-xen-install");
+    util::run(
+        util::cargo()
+            .env("CARGO_TARGET_DIR", root.join("build"))
+            .args([
+                "install",
+                "--quiet",
+                "--force",
+                "--path",
+                "cargo-xen",
+                "--root",
+            ])
+            .arg(&root),
+    )?;
+    let bin = root.join("bin/cargo-xen");
+    if !bin.is_file() {
+        bail!("cargo install made no {}", bin.display());
+    }
+    Ok(bin)
+}
+
+/// The site names of function `name` in the audit JSON, with their kinds.
+fn sites_of(json: &Value, name: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let f = json["files"]
+        .as_array()?
+        .iter()
+        .flat_map(|f| f["functions"].as_array().into_iter().flatten())
+        .find(|f| f["name"] == name)?;
+    let sites = f["sites"].as_array()?;
+    Some((
+        sites
+            .iter()
+            .map(|s| s["name"].as_str().unwrap_or("").to_string())
+            .collect(),
+        sites
+            .iter()
+            .map(|s| s["kind"].as_str().unwrap_or("").to_string())
+            .collect(),
+    ))
+}
+
+fn audit_json(bin: &Path, files: &[&Path]) -> Result<Value> {
+    let out = exec(Command::new(bin).arg("audit").arg("--json").args(files))?;
+    if out.code != 0 {
+        bail!("cargo-xen audit --json failed: {}", out.stderr);
+    }
+    serde_json::from_str(&out.stdout).context("cargo-xen audit --json printed invalid JSON")
+}
+
+/// The bench's sites and C peers, per instruction set: the work loop in every shape.
+fn audit_sites(bin: &Path, c: &mut Checks) -> Result<()> {
+    for (isa, target, flags) in [
+        (Isa::A64, "aarch64-unknown-none", ""),
+        (Isa::A32, "armv7a-none-eabi", ""),
+        (Isa::T32, "armv7a-none-eabi", "-Ctarget-feature=+thumb-mode"),
+    ] {
+        let (sites, lib) = bench::build(target, flags, "s", isa)?;
+        // The sites alone (this crate's per-arity stubs are then known by name), and with the library.
+        let json = audit_json(bin, &[&sites])?;
+        c.check(
+            json["version"] == 1,
+            format!("{}: --json has \"version\": 1", isa.name()),
+        );
+        let mut shapes = vec![
+            ("work_inline", "inline"),
+            ("work_outline", "generic_stub"),
+            ("work_percall", "per_call_stub"),
+            ("work_linux", "per_call_stub"),
+        ];
+        if isa != Isa::T32 {
+            shapes.push(("work_unikraft", "per_call_stub"));
+        }
+        for (func, kind) in shapes {
+            let got = sites_of(&json, func);
+            let ok = got.as_ref().is_some_and(|(names, kinds)| {
+                names == &WORK_LOOP && kinds.iter().all(|k| k == kind)
+            });
+            c.check(
+                ok,
+                format!(
+                    "{}: {func}: the nine hypercalls of the work loop, named, each a {kind} site (got {got:?})",
+                    isa.name()
+                ),
+            );
+        }
+        // Linux's stubs recognised by their code, with their numbers.
+        let stub = json["files"][0]["functions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["name"] == "linux_HYPERVISOR_event_channel_op");
+        c.check(
+            stub.is_some_and(|s| s["stub"]["kind"] == "per_call" && s["stub"]["number"] == 32),
+            format!(
+                "{}: linux_HYPERVISOR_event_channel_op is a per-hypercall stub of number 32",
+                isa.name()
+            ),
+        );
+        // Per arity: site_outline_N calls the generic stub of arity N.
+        let arities: Vec<Option<u64>> = (0..=5)
+            .map(|n| {
+                json["files"][0]["functions"]
+                    .as_array()?
+                    .iter()
+                    .find(|f| f["name"] == format!("site_outline_{n}").as_str())?["sites"][0]
+                    ["arity"]
+                    .as_u64()
+            })
+            .collect();
+        c.check(
+            arities == (0..=5).map(Some).collect::<Vec<_>>(),
+            format!(
+                "{}: site_outline_0..5 call generic stubs of arity 0..5 (got {arities:?})",
+                isa.name()
+            ),
+        );
+        // With the library: the per-arity stubs are then defined, recognised by their code too.
+        let both = audit_json(bin, &[&sites, &lib])?;
+        c.check(
+            both["files"].as_array().map(Vec::len) == Some(2),
+            format!("{}: two files, two reports", isa.name()),
+        );
+    }
+    Ok(())
+}
+
+/// The example guests: inline and per-hypercall out-of-line, AArch64; `--diff` and `--max-…`.
+fn audit_guests(bin: &Path, c: &mut Checks) -> Result<(PathBuf, PathBuf)> {
+    let guest = |outline| xen::Guest {
+        isa: Isa::A64,
+        outline,
+        underdeclared: false,
+    };
+    let inline = xen::build(&guest(false))?;
+    let outline = xen::build(&guest(true))?;
+    // The outline guest calls the per-arity stubs in its raw pairs and the per-hypercall stubs through
+    // the typed API (`guests/src/pairs.rs`).
+    for (elf, raw, typed) in [
+        (&inline, "inline", "inline"),
+        (&outline, "generic_stub", "per_call_stub"),
+    ] {
+        let json = audit_json(bin, &[elf])?;
+        for (func, kind, want) in [
+            ("pair1_sysctl", raw, ["sysctl", "sysctl"]),
+            (
+                "pair2_xen_version",
+                raw,
+                ["xen_version/extraversion", "xen_version/extraversion"],
+            ),
+            (
+                "pair3_grant_table_op",
+                raw,
+                ["grant_table_op/query_size", "grant_table_op/query_size"],
+            ),
+            (
+                "pair2_typed_extraversion",
+                typed,
+                ["xen_version/extraversion", "xen_version/extraversion"],
+            ),
+            (
+                "pair3_typed_query_size",
+                typed,
+                ["grant_table_op/query_size", "grant_table_op/query_size"],
+            ),
+        ] {
+            let got = sites_of(&json, func);
+            c.check(
+                got.as_ref()
+                    .is_some_and(|(n, k)| n == &want && k.iter().all(|k| k == kind)),
+                format!("a64 guest ({raw}): {func}: {want:?}, {kind} sites (got {got:?})"),
+            );
+        }
+    }
+    // --diff: the totals of each side, as the audit of each file reports them.
+    let totals = |elf: &Path| -> Result<(u64, u64)> {
+        let j = audit_json(bin, &[elf])?;
+        let t = &j["files"][0]["totals"];
+        Ok((
+            t["sites"].as_u64().unwrap_or(0),
+            t["bytes"].as_u64().unwrap_or(0) + t["stub_bytes"].as_u64().unwrap_or(0),
+        ))
+    };
+    let (a, b) = (totals(&inline)?, totals(&outline)?);
+    let out = exec(
+        Command::new(bin)
+            .args(["audit", "--json", "--diff"])
+            .arg(&inline)
+            .arg(&outline),
+    )?;
+    let diff: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+    let total = &diff["diff"]["total"];
+    c.check(
+        out.code == 0
+            && total["sites"] == serde_json::json!([a.0, b.0])
+            && total["bytes"] == serde_json::json!([a.1, b.1])
+            && diff["diff"]["functions"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f["name"] == "stubs")),
+        format!("--diff inline outline: total sites {a:?}→{b:?}, the stubs line (got {total})"),
+    );
+    let table = exec(
+        Command::new(bin)
+            .args(["audit", "--diff"])
+            .arg(&inline)
+            .arg(&outline),
+    )?;
+    c.check(
+        table.code == 0 && table.stdout.lines().any(|l| l.starts_with("total ")),
+        "--diff prints a table with a total line",
+    );
+    // A limit at the measured value passes, one byte below fails (exit status 1, the limit named).
+    let worst = {
+        let j = audit_json(bin, &[&inline])?;
+        j["files"][0]["functions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["stub"].is_null())
+            .flat_map(|f| f["sites"].as_array().into_iter().flatten())
+            .filter_map(|s| s["setup_bytes"].as_u64())
+            .max()
+            .unwrap_or(0)
+    };
+    let limit = |n: u64| -> Result<Out> {
+        exec(
+            Command::new(bin)
+                .arg("audit")
+                .arg(&inline)
+                .args(["--max-setup-per-site", &n.to_string()]),
+        )
+    };
+    let at = limit(worst)?;
+    let below = limit(worst.saturating_sub(1))?;
+    c.check(
+        worst > 0
+            && at.code == 0
+            && below.code == 1
+            && below.stderr.contains("--max-setup-per-site"),
+        format!(
+            "--max-setup-per-site {worst} passes, {} fails with exit status 1 (got {}, {}: {})",
+            worst - 1,
+            at.code,
+            below.code,
+            below.stderr.trim()
+        ),
+    );
+    Ok((inline, outline))
+}
+
+/// Bad inputs: one line on stderr, exit status 2, no panic.
+fn bad_inputs(bin: &Path, guest: &Path, c: &mut Checks) -> Result<()> {
+    let dir = util::target_dir().join("cargo-xen-bad");
+    std::fs::create_dir_all(&dir)?;
+    let data = std::fs::read(guest)?;
+    let empty = dir.join("empty");
+    std::fs::write(&empty, b"")?;
+    let text = dir.join("text");
+    std::fs::write(&text, b"not an ELF file\n")?;
+    let truncated = dir.join("truncated");
+    std::fs::write(&truncated, &data[..data.len().min(200)])?;
+    let stripped = dir.join("stripped");
+    let objcopy = Path::new(
+        &util::output(Command::new("rustc").args(["--print", "sysroot"]))?
+            .trim()
+            .to_string(),
+    )
+    .join("lib/rustlib")
+    .join(host_triple()?)
+    .join("bin/rust-objcopy");
+    util::run(
+        Command::new(&objcopy)
+            .arg("--strip-all")
+            .arg(guest)
+            .arg(&stripped),
+    )?;
+    let host = std::env::current_exe()?;
+    for (what, path, want) in [
+        ("not an ELF", text.as_path(), "not an ELF"),
+        ("an empty file", &empty, "empty"),
+        ("a truncated ELF", &truncated, "truncated"),
+        ("a stripped ELF", &stripped, "no function symbols"),
+        ("a directory", &dir, "directory"),
+        ("another architecture", &host, "unsupported architecture"),
+        ("a missing file", &dir.join("missing"), "No such file"),
+    ] {
+        let out = exec(Command::new(bin).arg("audit").arg(path))?;
+        let lines = out.stderr.lines().count();
+        c.check(
+            out.code == 2
+                && lines == 1
+                && out.stderr.contains(want)
+                && !out.stderr.contains("panicked"),
+            format!(
+                "audit of {what}: one line naming the problem, exit status 2 (got {}: {})",
+                out.code,
+                out.stderr.trim()
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn host_triple() -> Result<String> {
+    let v = util::output(Command::new("rustc").arg("-vV"))?;
+    v.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_string)
+        .context("rustc -vV names no host")
+}
+
+/// A host `cargo check` of code that uses the typed API says what to build with.
+fn host_check(c: &mut Checks) -> Result<()> {
+    let dir = std::env::temp_dir().join("xen-hypercall-host-check");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src"))?;
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"host-check\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[dependencies]\n\
+             xen-hypercall = {{ path = {:?} }}\n\n[workspace]\n",
+            util::root().display().to_string()
+        ),
+    )?;
+    std::fs::write(
+        dir.join("src/main.rs"),
+        "use xen_hypercall::xen::console;\nfn main() {\n    let _ = console::write(b\"hi\");\n}\n",
+    )?;
+    let out = exec(
+        util::cargo()
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", util::target_dir().join("host-check"))
+            .args(["check", "--quiet"]),
+    )?;
+    c.check(
+        out.code != 0
+            && out.stderr.contains("--target aarch64-unknown-none")
+            && out.stderr.contains("features = [\"mock\"]"),
+        format!(
+            "host cargo check of typed-API code fails saying what to build with (exit {})",
+            out.code
+        ),
+    );
+    Ok(())
+}
+
+/// The template, copied outside the repository with `xen-hypercall` taken from this checkout; `edit`
+/// changes its `src/main.rs`. Returns the copy.
+fn template_copy(name: &str, edit: impl Fn(&str) -> String) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("xen-unikernel-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    util::run(
+        Command::new("cp")
+            .arg("-r")
+            .arg(util::root().join("template"))
+            .arg(&dir),
+    )?;
+    let main = dir.join("src/main.rs");
+    let text = std::fs::read_to_string(&main)?;
+    let edited = edit(&text);
+    if name != "plain" && edited == text {
+        bail!("the {name} variant of the template changed nothing");
+    }
+    std::fs::write(&main, edited)?;
+    Ok(dir)
+}
+
+/// The target directory of a copy of the template (one per copy: copies share the binary's name).
+fn template_target(dir: &Path) -> PathBuf {
+    util::target_dir()
+        .join("template")
+        .join(dir.file_name().unwrap_or_default())
+}
+
+/// Plain `cargo build --release` in a copy (and `extra` arguments).
+fn template_build(dir: &Path, extra: &[&str]) -> Result<Out> {
+    exec(
+        util::cargo()
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", template_target(dir))
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .args(["build", "--release"])
+            .args(extra)
+            .args([
+                "--config",
+                &format!(
+                    "patch.crates-io.xen-hypercall.path={:?}",
+                    util::root().display().to_string()
+                ),
+            ]),
+    )
+}
+
+fn run_image(bin: &Path, args: &[&str], image: &Path) -> Result<Out> {
+    exec(
+        Command::new(bin)
+            .env("CARGO_XEN_CACHE", util::target_dir())
+            .arg("run")
+            .arg(image)
+            .args(args),
+    )
+}
+
+fn template(bin: &Path, guest: &Path, c: &mut Checks) -> Result<()> {
+    let plain = template_copy("plain", str::to_string)?;
+    let out_dir = template_target(&plain);
+    for (target, extra, arch) in [
+        ("aarch64-unknown-none", &[][..], "a64"),
+        (
+            "armv7a-none-eabi",
+            &["--target", "armv7a-none-eabi"][..],
+            "a32",
+        ),
+    ] {
+        let b = template_build(&plain, extra)?;
+        c.check(
+            b.code == 0,
+            format!(
+                "template: plain `cargo build --release {}` in a copy outside the repository{}",
+                extra.join(" "),
+                if b.code == 0 {
+                    String::new()
+                } else {
+                    format!(":\n{}", b.stderr)
+                }
+            ),
+        );
+        let elf = out_dir.join(target).join("release/my-unikernel");
+        let r = run_image(bin, &["--arch", arch, "--timeout", "30"], &elf)?;
+        c.check(
+            r.code == 0
+                && r.stdout.contains("Hello from a unikernel on Xen")
+                && r.stdout.contains("Xen 4.17"),
+            format!("cargo xen run: the {arch} template greets, prints Xen's version, powers off (exit {})", r.code),
+        );
+    }
+    // A copy that crashes, and one that hangs.
+    let crash = template_copy("crash", |t| {
+        t.replacen(
+            "sched::shutdown(sched::ShutdownReason::Poweroff)",
+            "sched::shutdown(sched::ShutdownReason::Crash)",
+            1,
+        )
+    })?;
+    let elf = |copy: &Path| template_target(copy).join("aarch64-unknown-none/release/my-unikernel");
+    let b = template_build(&crash, &[])?;
+    let r = run_image(bin, &["--timeout", "30"], &elf(&crash))?;
+    c.check(
+        b.code == 0 && r.code == 1 && r.stderr.contains("Hardware Dom0 crashed"),
+        format!(
+            "cargo xen run: a guest that crashes exits 1 naming Xen's line (exit {}: {})",
+            r.code,
+            r.stderr.trim()
+        ),
+    );
+    let hang = template_copy("hang", |t| {
+        t.replacen(
+            "let _ = sched::shutdown(sched::ShutdownReason::Poweroff);",
+            "",
+            1,
+        )
+    })?;
+    let b = template_build(&hang, &[])?;
+    let start = std::time::Instant::now();
+    let r = run_image(bin, &["--timeout", "5"], &elf(&hang))?;
+    let secs = start.elapsed().as_secs();
+    c.check(
+        b.code == 0 && r.code == 1 && r.stderr.contains("timed out after 5 s") && secs < 30,
+        format!("cargo xen run --timeout 5: a guest that hangs exits 1 after the time-out ({secs} s, exit {})", r.code),
+    );
+    // The plain template again, on the debug Xen built from Debian's source.
+    let r = run_image(bin, &["--debug-xen", "--timeout", "30"], &elf(&plain))?;
+    c.check(
+        r.code == 0 && r.stdout.contains("debug=y") && r.stdout.contains("Xen 4.17"),
+        format!(
+            "cargo xen run --debug-xen: the template powers off on a debug=y Xen (exit {})",
+            r.code
+        ),
+    );
+    // dom0less: the multi-domain run's backend as dom0 and its frontend as a domU, both reporting.
+    let (front, back) = crate::domains::build(&crate::domains::Config::dom0_backend())?;
+    let r = exec(
+        Command::new(bin)
+            .env("CARGO_XEN_CACHE", util::target_dir())
+            .arg("run")
+            .arg(&back)
+            .arg(&front)
+            .args([
+                "--dom0less",
+                "--xen-args",
+                "scrub-domheap bootscrub=on",
+                "--timeout",
+                "40",
+            ]),
+    )?;
+    c.check(
+        r.code == 0
+            && r.stdout.contains("(d1) front: summary: all")
+            && r.stdout.contains("back: summary: all"),
+        format!("cargo xen run --dom0less: a backend dom0 and a frontend domU both pass, dom0 powers off (exit {})", r.code),
+    );
+    // The example guest, through `cargo xen …` as cargo runs a subcommand.
+    let path = std::env::join_paths(
+        std::iter::once(bin.parent().context("no bin dir")?.to_path_buf()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ),
+    )?;
+    let image = guest.with_extension("bin");
+    std::fs::write(&image, xen::flat_image(&std::fs::read(guest)?)?)?;
+    let r = exec(
+        util::cargo()
+            .env("PATH", path)
+            .env("CARGO_XEN_CACHE", util::target_dir())
+            .args(["xen", "run", "--timeout", "30"])
+            .arg(&image),
+    )?;
+    c.check(
+        r.code == 0 && r.stdout.contains("summary: all"),
+        format!(
+            "`cargo xen run` boots the example guest's flat image to its poweroff (exit {})",
+            r.code
+        ),
+    );
+    Ok(())
+}
+
+/// The step: everything above.
+pub fn test() -> Result<()> {
+    setup::toolchain()?;
+    setup::debian(&[setup::QEMU, setup::DTC, setup::CLANG, setup::LIBXEN_DEV])?;
+    // The unit tests, with the comparison of the name tables against Xen's headers.
+    util::run(util::cargo().args(["test", "-q", "-p", "cargo-xen", "--", "--include-ignored"]))?;
+    let bin = install()?;
+    let mut c = Checks::default();
+    audit_sites(&bin, &mut c)?;
+    let (inline, _) = audit_guests(&bin, &mut c)?;
+    bad_inputs(&bin, &inline, &mut c)?;
+    host_check(&mut c)?;
+    template(&bin, &inline, &mut c)?;
+    eprintln!("cargo-xen: {} passed, {} failed", c.passed, c.failed.len());
+    if !c.failed.is_empty() {
+        bail!("cargo-xen: {} check(s) failed", c.failed.len());
+    }
+    Ok(())
+}
