@@ -43,8 +43,9 @@
 //! The typed API is safe on one condition about the whole program, which no type can check: it runs at
 //! EL1 as a guest of Xen, so that `hvc #0xEA1` reaches Xen's hypercall handler and no register changes
 //! beyond what Xen's ABI says (on x86-64: in ring 0 of an HVM/PVH guest whose CPU matches the trap
-//! feature, or in the kernel of a 64-bit PV guest with `x86-pv`, or with the hypercall page filled). That is why [`xen`] exists only for bare-metal targets (`target_os =
-//! "none"`), where the program is the kernel and chooses its environment, and with the `mock` feature.
+//! feature, or in the kernel of a 64-bit PV guest with `x86-pv`, or with the hypercall page filled).
+//! That is why [`xen`] exists only for bare-metal targets (`target_os = "none"`), where the program is
+//! the kernel and chooses its environment, and with the `mock` feature.
 //! A program that must find out at run time whether Xen is underneath asks before its first hypercall (the
 //! SMC Calling Convention's hypervisor UID, served on `hvc #0`). See the README for why this contract
 //! rather than a token or per-call `unsafe`.
@@ -58,10 +59,7 @@ pub mod arch;
 pub mod mock;
 pub mod outline;
 #[cfg(any(
-    all(
-        any(target_arch = "arm", target_arch = "aarch64", target_arch = "x86_64"),
-        target_os = "none"
-    ),
+    all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),
     feature = "mock",
     doc
 ))]
@@ -75,9 +73,12 @@ pub mod smccc;
 // A host build that uses `xen::…` fails with "could not find `xen`" and a note showing this attribute,
 // whose first and last lines rustc prints: they say what to do.
 #[cfg(any(
-    all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),
+    all(
+        any(target_arch = "arm", target_arch = "aarch64", target_arch = "x86_64"),
+        target_os = "none"
+    ),
     feature = "mock",
-    doc // `xen` needs `--target aarch64-unknown-none` or `armv7a-none-eabi` (bare-metal ARM: see the
+    doc // `xen` needs `--target aarch64-unknown-none`, `armv7a-none-eabi` or `x86_64-unknown-none` (see the
 ))] // unikernel template's .cargo/config.toml), or `features = ["mock"]` for host tests
 pub mod xen;
 
