@@ -1,6 +1,6 @@
 //! Compiles the peers' stubs and C callers (`c/`) with clang at -Os into a static library bundled into
 //! this crate: Linux's shape on A64, A32 and T32 (a Thumb-2 kernel assembles its stubs as Thumb), Unikraft's
-//! on A64 and A32 (it has no Thumb-2 build). Emits `cfg(thumb)` for T32 builds, `cfg(peers)` when the C
+//! on A64 and A32 (it has no Thumb-2 build); on x86-64 both peers' inline `asm` through the hypercall page. Emits `cfg(thumb)` for T32 builds, `cfg(peers)` when the C
 //! code is built and `cfg(peer_unikraft)` where Unikraft's shape is. `cargo bench` installs clang
 //! (`xtask::setup`) before building this.
 
@@ -34,6 +34,8 @@ fn main() {
         "aarch64-none-elf"
     } else if target.starts_with("armv7a") {
         "armv7a-none-eabi"
+    } else if target.starts_with("x86_64") && target.ends_with("-none") {
+        "x86_64-none-elf"
     } else {
         // Host builds (clippy, docs): no peers.
         return;
@@ -77,6 +79,13 @@ fn main() {
         } else {
             flags.push("-marm".into());
         }
+    } else if clang_target.starts_with("x86_64") {
+        // As Rust's x86_64-unknown-none: no red zone, no SSE; no frame pointer, as rustc's code.
+        flags.extend([
+            "-mno-red-zone".into(),
+            "-mgeneral-regs-only".into(),
+            "-fomit-frame-pointer".into(),
+        ]);
     } else {
         flags.push("-mstrict-align".into());
     }
@@ -86,7 +95,13 @@ fn main() {
             format!("-DPEER={peer}"),
             format!("-DPEER_UNIKRAFT={}", u8::from(peer == "unikraft")),
         ];
-        for file in ["stubs.S", "callers.c"] {
+        // On x86-64 the peers' hypercalls are inline `asm` calling the page (`c/x86-hypercall.h`).
+        let files: &[&str] = if clang_target.starts_with("x86_64") {
+            &["callers.c"]
+        } else {
+            &["stubs.S", "callers.c"]
+        };
+        for file in files {
             let o = out.join(format!("{peer}-{file}.o"));
             run(Command::new("clang")
                 .args(&flags)

@@ -13,6 +13,9 @@ struct State {
 #define HC(n) XPASTE3(PEER, _HYPERVISOR_, n)
 #define FN(kind, n) XPASTE3(kind, PEER, n)
 
+#if defined(__x86_64__)
+#include "x86-hypercall.h"
+#else
 int HC(console_io)(int cmd, int count, char *str);
 int HC(xen_version)(int cmd, void *arg);
 int HC(event_channel_op)(int cmd, void *arg);
@@ -26,6 +29,7 @@ long HC(arch_2)(usize, usize);
 long HC(arch_3)(usize, usize, usize);
 long HC(arch_4)(usize, usize, usize, usize);
 long HC(arch_5)(usize, usize, usize, usize, usize);
+#endif
 
 /* The work loop: the example guest's nine hypercalls, results feeding later calls. */
 usize FN(work_, ) (struct State *s)

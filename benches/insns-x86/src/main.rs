@@ -1,0 +1,301 @@
+//! Counts the guest instructions each bench call site executes (`benches/sites/`) on x86-64,
+//! deterministically: the x86-64 counterpart of `benches/insns`.
+//!
+//! QEMU's `-kernel` enters the image at its PVH entry point (the `PHYS32_ENTRY` ELF note) in 32-bit mode;
+//! it identity-maps the first GiB, enters long mode and calls `bench_main` in ring 0. The traps return at
+//! once, the trap's own cost being a fixed number of handler instructions that the runner
+//! (`xtask/src/bench_x86.rs`) takes off per trap:
+//!
+//! - feature `pv`: the inline sites trap with `syscall`; `LSTAR` points at `jmp *%rcx` (one instruction;
+//!   `STAR` gives ring-0 selectors, `FMASK` 0, so flags are untouched and no `sysret` to ring 3 is needed).
+//! - feature `amd`: the inline sites trap with `vmmcall`, which outside an SVM guest raises `#UD`; the
+//!   handler is `addq $3, (%rsp); iretq` (two instructions).
+//!
+//! The hypercall page (`xen_hypercall_page`, the library's) is filled with the entries Xen 4.17 writes:
+//! `pv_ring3_init_hypercall_page` (`xen/arch/x86/pv/hypercall.c`) with `pv`,
+//! `svm_init_hypercall_page` (`xen/arch/x86/hvm/svm/svm.c`) with `amd`.
+//!
+//! Under QEMU with `-icount shift=0` the TSC advances once per executed instruction, and `rdtsc` ends its
+//! translation block (it is an I/O instruction under icount), so every reading is exact. For each site:
+//! two warm-up calls, then eight measured calls, of which a majority must agree. Output on COM1:
+//! `<site> <delta>` lines, `site_empty` first, then `done`; the exit code (isa-debug-exit) is 0 unless a
+//! measurement was not repeatable.
+
+#![no_std]
+#![no_main]
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("the x86-64 bench image builds for x86_64-unknown-none only");
+
+#[cfg(all(target_arch = "x86_64", not(any(feature = "pv", feature = "amd"))))]
+compile_error!("build the x86-64 bench image with feature `pv` or `amd`");
+
+#[cfg(target_arch = "x86_64")]
+mod image {
+    use xen_hypercall_bench_sites::{self as sites, State};
+
+    core::arch::global_asm!(
+        r#"
+    .pushsection .note.Xen, "a", @note
+    .balign 4
+    .long 4
+    .long 4
+    .long 18   /* XEN_ELFNOTE_PHYS32_ENTRY: QEMU's PVH entry */
+    .asciz "Xen"
+    .balign 4
+    .long pvh_start
+    .balign 4
+    .popsection
+
+    .pushsection .text.entry, "ax"
+    .code32
+    .globl pvh_start
+pvh_start:
+    cli
+    mov $bench_pd, %edi
+    xor %ecx, %ecx
+2:  mov %ecx, %eax
+    shl $21, %eax
+    or $0x83, %eax
+    mov %eax, (%edi, %ecx, 8)
+    movl $0, 4(%edi, %ecx, 8)
+    inc %ecx
+    cmp $512, %ecx
+    jb 2b
+    mov $bench_pd + 3, %eax
+    mov %eax, bench_pdpt
+    mov $bench_pdpt + 3, %eax
+    mov %eax, bench_pml4
+    mov $bench_pml4, %eax
+    mov %eax, %cr3
+    mov %cr4, %eax
+    or $0x20, %eax
+    mov %eax, %cr4
+    mov $0xc0000080, %ecx
+    rdmsr
+    or $0x101, %eax          /* EFER.LME | EFER.SCE */
+    wrmsr
+    mov %cr0, %eax
+    or $0x80000001, %eax
+    mov %eax, %cr0
+    lgdt bench_gdt_ptr
+    ljmp $0x08, $bench_long
+
+    .code64
+bench_long:
+    mov $0x10, %eax
+    mov %eax, %ds
+    mov %eax, %es
+    mov %eax, %ss
+    lea stack_top(%rip), %rsp
+    /* STAR: syscall enters with CS 0x08, SS 0x10; LSTAR: the handler; FMASK: no flag cleared. */
+    mov $0xc0000081, %ecx
+    xor %eax, %eax
+    mov $0x00000008, %edx
+    wrmsr
+    mov $0xc0000082, %ecx
+    lea bench_syscall(%rip), %rax
+    mov %rax, %rdx
+    shr $32, %rdx
+    wrmsr
+    mov $0xc0000084, %ecx
+    xor %eax, %eax
+    xor %edx, %edx
+    wrmsr
+    /* IDT entry 6 (#UD): a 64-bit interrupt gate to bench_ud. */
+    lea bench_idt(%rip), %rdi
+    lea bench_ud(%rip), %rax
+    mov %ax, 6*16(%rdi)
+    movw $0x08, 6*16+2(%rdi)
+    movw $0x8e00, 6*16+4(%rdi)
+    shr $16, %rax
+    mov %ax, 6*16+6(%rdi)
+    shr $16, %rax
+    mov %eax, 6*16+8(%rdi)
+    lidt bench_idt_ptr(%rip)
+    call bench_main
+    ud2
+
+    .balign 16
+    .globl bench_syscall
+bench_syscall:
+    jmp *%rcx
+
+    .balign 16
+    .globl bench_ud
+bench_ud:
+    addq $3, (%rsp)
+    iretq
+
+    .balign 8
+bench_gdt:
+    .quad 0
+    .quad 0x00af9a000000ffff
+    .quad 0x00cf92000000ffff
+bench_gdt_ptr:
+    .word 23
+    .long bench_gdt
+bench_idt_ptr:
+    .word 256*16 - 1
+    .quad bench_idt
+    .popsection
+
+    .pushsection .data.pagetables, "aw"
+    .balign 4096
+bench_pml4: .fill 4096, 1, 0
+bench_pdpt: .fill 4096, 1, 0
+bench_pd:   .fill 4096, 1, 0
+bench_idt:  .fill 4096, 1, 0
+    .popsection
+
+    .pushsection .bss.stack, "aw", @nobits
+    .balign 16
+    .space 65536
+stack_top:
+    .popsection
+"#,
+        options(att_syntax)
+    );
+
+    unsafe extern "C" {
+        static mut xen_hypercall_page: [u8; 4096];
+    }
+
+    /// `__HYPERVISOR_iret`, whose entry Xen writes differently (never called here).
+    const IRET: usize = 23;
+
+    /// Fills the hypercall page as Xen 4.17 does for this build's guest type.
+    fn fill_page() {
+        // SAFETY: the page is this image's own (identity-mapped, writable) and nothing runs it yet.
+        let page = unsafe { &mut *core::ptr::addr_of_mut!(xen_hypercall_page) };
+        for (i, e) in page.chunks_exact_mut(32).enumerate() {
+            if i == IRET {
+                continue;
+            }
+            let nr = (i as u32).to_le_bytes();
+            #[cfg(feature = "pv")]
+            {
+                // push %rcx; push %r11; mov $i,%eax; syscall; pop %r11; pop %rcx; ret
+                e[..4].copy_from_slice(&[0x51, 0x41, 0x53, 0xb8]);
+                e[4..8].copy_from_slice(&nr);
+                e[8..14].copy_from_slice(&[0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3]);
+            }
+            #[cfg(all(feature = "amd", not(feature = "pv")))]
+            {
+                // mov $i,%eax; vmmcall; ret
+                e[0] = 0xb8;
+                e[1..5].copy_from_slice(&nr);
+                e[5..9].copy_from_slice(&[0x0f, 0x01, 0xd9, 0xc3]);
+            }
+        }
+    }
+
+    fn outb(port: u16, v: u8) {
+        // SAFETY: a port write to COM1 or the exit device; this image owns the machine.
+        unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nostack)) };
+    }
+
+    fn write(s: &[u8]) {
+        for &b in s {
+            outb(0x3f8, b);
+        }
+    }
+
+    fn exit(code: u32) -> ! {
+        // SAFETY: QEMU's isa-debug-exit device at 0xf4 ends QEMU with status (code << 1) | 1.
+        unsafe {
+            core::arch::asm!("out dx, eax", in("dx") 0xf4u16, in("eax") code, options(nostack))
+        };
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+
+    #[inline(always)]
+    fn cycles() -> u64 {
+        let (lo, hi): (u32, u32);
+        // SAFETY: reads the TSC (CR4.TSD is clear).
+        unsafe { core::arch::asm!("rdtsc", out("eax") lo, out("edx") hi, options(nostack)) };
+        u64::from(hi) << 32 | u64::from(lo)
+    }
+
+    /// The empty site the calling sequence is measured with.
+    #[unsafe(no_mangle)]
+    #[inline(never)]
+    pub extern "C" fn site_empty(s: &mut State) -> usize {
+        core::hint::black_box(s);
+        0
+    }
+
+    use sites::measured::Site;
+
+    static mut STATE: State = State {
+        v: [1, 2, 3, 4, 5, 6, 7, 8],
+    };
+
+    /// Calls measured after the two warm-up calls (QEMU translates the code on first execution).
+    const MEASURED: usize = 8;
+
+    /// Counter delta of one call: the value most of [`MEASURED`] calls agree on, or `None`.
+    fn measure(f: Site) -> Option<u64> {
+        let mut last = [0u64; MEASURED];
+        for i in 0..MEASURED + 2 {
+            // SAFETY: the bench state is this image's own; the site's traps return at once.
+            let (a, b) = unsafe {
+                let s = &mut *core::ptr::addr_of_mut!(STATE);
+                let a = cycles();
+                core::hint::black_box(f(s));
+                (a, cycles())
+            };
+            if i >= 2 {
+                last[i - 2] = b.wrapping_sub(a);
+            }
+        }
+        last.iter()
+            .copied()
+            .find(|&v| last.iter().filter(|&&w| w == v).count() > MEASURED / 2)
+    }
+
+    fn number(mut v: u64, out: &mut [u8; 24]) -> &[u8] {
+        let mut i = out.len();
+        loop {
+            i -= 1;
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        &out[i..]
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn bench_main() -> ! {
+        fill_page();
+        let mut bad = 0;
+        let list = sites::measured::ALL.iter().flat_map(|l| l.iter().copied());
+        let all = core::iter::once(("site_empty \0", site_empty as Site)).chain(list);
+        for (name, f) in all {
+            write(name.trim_end_matches('\0').as_bytes());
+            match measure(f) {
+                Some(d) => {
+                    let mut buf = [0u8; 24];
+                    write(number(d, &mut buf));
+                    write(b"\n");
+                }
+                None => {
+                    bad += 1;
+                    write(b"not-repeatable\n");
+                }
+            }
+        }
+        write(b"done\n");
+        exit(bad)
+    }
+
+    #[panic_handler]
+    fn panic(_: &core::panic::PanicInfo) -> ! {
+        write(b"panic\n");
+        exit(2)
+    }
+}
