@@ -1,7 +1,9 @@
 //! `cargo bench`: this crate's hypercall shapes (inline, fixed max-arity, per-arity and per-hypercall
 //! out-of-line, the typed API) against the peers' (Linux and Unikraft stubs with C callers, the `xen-sys`
 //! shape), on A32, T32 and A64: code size read from the ELF and executed guest instructions counted under
-//! QEMU (`xtask::insns`); the typed API against the raw stub, with a control that fails the bench; the
+//! QEMU (`xtask::insns`); on x86-64 as a PV and an HVM/PVH guest, inline trap against the hypercall page
+//! (per-arity and per-hypercall stubs, Linux's and Mini-OS's macros), counted the same way
+//! (`xtask::bench_x86`); the typed API against the raw stub, with a control that fails the bench; the
 //! cost of a hypercall on real Xen (`benches/xen-cost`, A64 and A32 dom0s); the example guest, inline vs
 //! out-of-line, as `cargo xtask audit` reads it.
 //!
@@ -18,7 +20,10 @@ fn report() -> anyhow::Result<()> {
         xtask::insns::OPT,
         counts.into_iter().map(|c| (c.isa, c.site, c.instructions)),
     );
+    // x86-64: PV (`syscall`) and HVM/PVH (`vmmcall`) images, inline against the hypercall page.
+    xtask::bench_x86::measure(&mut results)?;
     println!("{}", xtask::bench::markdown(&results));
+    println!("{}", xtask::bench_x86::markdown(&results));
 
     // Real Xen: what one hypercall costs, guest and hypervisor together.
     let costs = xtask::bench::xen_cost()?;

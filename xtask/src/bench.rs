@@ -382,6 +382,11 @@ impl Results {
 
 const ISAS: [&str; 3] = ["a64", "a32", "t32"];
 
+/// The rows of the typed-API table and control: ARM's and x86-64's (`bench_x86`).
+fn typed_isas() -> impl Iterator<Item = &'static str> {
+    ISAS.into_iter().chain(crate::bench_x86::ISAS)
+}
+
 fn ratio(n: u64, limit: u64) -> String {
     format!("{:.2}×", n as f64 / limit as f64)
 }
@@ -602,7 +607,7 @@ fn typed_table(r: &Results) -> String {
     );
     let _ = writeln!(o, "| isa | call | typed | raw | verdict |");
     let _ = writeln!(o, "|---|---|---|---|---|");
-    for isa in ISAS {
+    for isa in typed_isas() {
         for row in typed_rows(r, isa) {
             let cell = |z: &Size, i: Option<u64>| {
                 format!(
@@ -629,7 +634,7 @@ fn typed_table(r: &Results) -> String {
 /// executes more than the raw stub's plus [`TYPED_SLACK`] instructions, on any instruction set.
 pub fn check_typed(r: &Results) -> Result<()> {
     let mut bad = Vec::new();
-    for isa in ISAS {
+    for isa in typed_isas() {
         let rows = typed_rows(r, isa);
         if rows.is_empty() {
             bad.push(format!("{isa}: not measured"));
@@ -918,7 +923,7 @@ mod tests {
 
     fn typed_results(typed_hvc: bool, typed: u64, raw: u64) -> Results {
         let mut r = Results::default();
-        for isa in ISAS {
+        for isa in typed_isas() {
             let mut s = IsaSizes::new();
             for (w, _) in TYPED {
                 s.insert(

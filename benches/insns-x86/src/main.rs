@@ -3,13 +3,14 @@
 //!
 //! QEMU's `-kernel` enters the image at its PVH entry point (the `PHYS32_ENTRY` ELF note) in 32-bit mode;
 //! it identity-maps the first GiB, enters long mode and calls `bench_main` in ring 0. The traps return at
-//! once, the trap's own cost being a fixed number of handler instructions that the runner
-//! (`xtask/src/bench_x86.rs`) takes off per trap:
+//! at once with result 0 (success: the typed API's success path is what is measured), the trap's own cost
+//! being a fixed number of handler instructions that the runner (`xtask/src/bench_x86.rs`) takes off per
+//! trap:
 //!
-//! - feature `pv`: the inline sites trap with `syscall`; `LSTAR` points at `jmp *%rcx` (one instruction;
-//!   `STAR` gives ring-0 selectors, `FMASK` 0, so flags are untouched and no `sysret` to ring 3 is needed).
+//! - feature `pv`: the inline sites trap with `syscall`; `LSTAR` points at `xor %eax,%eax; jmp *%rcx` (two
+//!   instructions; `STAR` gives ring-0 selectors, `FMASK` 0, so no `sysret` to ring 3 is needed).
 //! - feature `amd`: the inline sites trap with `vmmcall`, which outside an SVM guest raises `#UD`; the
-//!   handler is `addq $3, (%rsp); iretq` (two instructions).
+//!   handler is `xor %eax,%eax; addq $3,(%rsp); iretq` (three instructions).
 //!
 //! The hypercall page (`xen_hypercall_page`, the library's) is filled with the entries Xen 4.17 writes:
 //! `pv_ring3_init_hypercall_page` (`xen/arch/x86/pv/hypercall.c`) with `pv`,
@@ -19,7 +20,7 @@
 //! translation block (it is an I/O instruction under icount), so every reading is exact. For each site:
 //! two warm-up calls, then eight measured calls, of which a majority must agree. Output on COM1:
 //! `<site> <delta>` lines, `site_empty` first, then `done`; the exit code (isa-debug-exit) is 0 unless a
-//! measurement was not repeatable.
+//! measurement was not repeatable. A line `insns-x86` comes first (the firmware prints before it).
 
 #![no_std]
 #![no_main]
@@ -119,11 +120,13 @@ bench_long:
     .balign 16
     .globl bench_syscall
 bench_syscall:
+    xor %eax, %eax
     jmp *%rcx
 
     .balign 16
     .globl bench_ud
 bench_ud:
+    xor %eax, %eax
     addq $3, (%rsp)
     iretq
 
@@ -272,6 +275,7 @@ stack_top:
     #[unsafe(no_mangle)]
     pub extern "C" fn bench_main() -> ! {
         fill_page();
+        write(b"\ninsns-x86\n");
         let mut bad = 0;
         let list = sites::measured::ALL.iter().flat_map(|l| l.iter().copied());
         let all = core::iter::once(("site_empty \0", site_empty as Site)).chain(list);
