@@ -4,7 +4,8 @@
 //! QEMU (`xtask::insns`); on x86-64 as a PV and an HVM/PVH guest, inline trap against the hypercall page
 //! (per-arity and per-hypercall stubs, Linux's and Mini-OS's macros), counted the same way
 //! (`xtask::bench_x86`); the typed API against the raw stub, with a control that fails the bench; the
-//! cost of a hypercall on real Xen (`benches/xen-cost`, A64 and A32 dom0s); the example guest, inline vs
+//! cost of a hypercall on real Xen (`benches/xen-cost`, A64 and A32 dom0s; `benches/xen-cost-x86`, PV and
+//! PVH dom0s, inline and through the page); the example guest, inline vs
 //! out-of-line, as `cargo xtask audit` reads it.
 //!
 //! Prints markdown tables and writes `target/bench/strategies.json`. The logic is in `xtask`.
@@ -28,6 +29,11 @@ fn report() -> anyhow::Result<()> {
     // Real Xen: what one hypercall costs, guest and hypervisor together.
     let costs = xtask::bench::xen_cost()?;
     println!("{}", xtask::bench::xen_cost_markdown(&costs, &results));
+    results.xen_cost_x86 = xtask::bench_x86::xen_cost()?;
+    println!(
+        "{}",
+        xtask::bench_x86::xen_cost_markdown(&results.xen_cost_x86)
+    );
 
     // The example guest: the same numbers `cargo xtask audit` gives for each build.
     let mut guests = Vec::new();

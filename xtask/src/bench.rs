@@ -363,6 +363,8 @@ pub struct Results {
     pub icount: BTreeMap<(&'static str, String), u64>,
     /// The opt-level of the executed-instruction figures.
     pub icount_opt: String,
+    /// The cost of a hypercall on real Xen from x86-64 dom0s.
+    pub xen_cost_x86: Vec<crate::bench_x86::XenCost>,
 }
 
 /// Measures the code sizes for every configuration.
@@ -715,7 +717,11 @@ pub fn json(r: &Results, costs: &[XenCost]) -> String {
             c.per_multicall8()
         );
     }
-    o.push_str("]}");
+    let _ = write!(
+        o,
+        "],\"xen_cost_x86\":{}}}",
+        crate::bench_x86::xen_cost_json(&r.xen_cost_x86)
+    );
     o
 }
 

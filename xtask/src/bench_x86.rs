@@ -686,6 +686,199 @@ pub fn markdown(r: &Results) -> String {
     o
 }
 
+/// The cost of `xen_version` on real Xen from one x86-64 dom0 (`benches/xen-cost-x86`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct XenCost {
+    /// The dom0's guest type.
+    pub mode: Mode,
+    /// Ticks of the 1,024-call loops: inline stub, through the page, and without a call.
+    pub inline: u64,
+    /// See `inline`.
+    pub page: u64,
+    /// See `inline`.
+    pub empty: u64,
+    /// Ticks of the empty loop run 2,048 times.
+    pub empty2: u64,
+    /// Calls per loop.
+    pub calls: u64,
+}
+
+impl XenCost {
+    /// Instructions (guest and Xen) per call with the inline stub, the loop's own cost taken off.
+    pub fn per_inline(&self) -> f64 {
+        self.inline.saturating_sub(self.empty) as f64 / self.calls as f64
+    }
+
+    /// Instructions per call through the hypercall page.
+    pub fn per_page(&self) -> f64 {
+        self.page.saturating_sub(self.empty) as f64 / self.calls as f64
+    }
+
+    /// Ticks per iteration of the empty loop (the constant of a tick reading cancelled).
+    pub fn empty_slope(&self) -> f64 {
+        self.empty2.saturating_sub(self.empty) as f64 / self.calls as f64
+    }
+}
+
+/// Parses the dom0's console: `xen-cost <name> <n> <ticks>` lines and `xen-cost done`; fails unless the
+/// dom0 finished, is of `mode`, and its calls returned Xen's version inline and through the page.
+pub fn parse_xen_cost(mode: Mode, console: &str) -> Result<XenCost> {
+    let mut m: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut done = false;
+    for line in console.lines() {
+        let Some(rest) = line.trim().strip_prefix("xen-cost ") else {
+            continue;
+        };
+        if rest == "done" {
+            done = true;
+            continue;
+        }
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let [name, n, v] = f[..] else {
+            bail!("unexpected line {line:?}");
+        };
+        m.insert(name, (n.parse()?, v.parse()?));
+    }
+    if !done {
+        bail!("the x86 xen-cost dom0 did not finish:\n{console}");
+    }
+    let get = |k: &str| {
+        m.get(k)
+            .copied()
+            .with_context(|| format!("the x86 xen-cost dom0 printed no {k:?}"))
+    };
+    if get("version-ok")?.1 != 1 {
+        bail!("xen_version did not return Xen's version inline and through the page:\n{console}");
+    }
+    if get("pvh")?.1 != u64::from(mode == Mode::Hvm) {
+        bail!("the dom0 did not run as {}:\n{console}", mode.name());
+    }
+    let (calls, inline) = get("inline")?;
+    let (_, page) = get("page")?;
+    let (_, empty) = get("empty")?;
+    let (n2, empty2) = get("empty2")?;
+    if calls == 0 || n2 != 2 * calls || inline <= empty || page <= empty || empty2 <= empty {
+        bail!("implausible x86 xen-cost figures:\n{console}");
+    }
+    Ok(XenCost {
+        mode,
+        inline,
+        page,
+        empty,
+        empty2,
+        calls,
+    })
+}
+
+/// Fails unless the empty loop costs the same per iteration in every dom0 (within 1 %): the TSC counts
+/// instructions in PV (native `rdtsc`) and PVH (`rdtsc` emulated by Xen, a constant per reading) alike.
+pub fn check_slopes(costs: &[XenCost]) -> Result<()> {
+    let Some(first) = costs.first() else {
+        bail!("no x86 xen-cost figures");
+    };
+    for c in costs {
+        let (a, b) = (first.empty_slope(), c.empty_slope());
+        if a <= 0.0 || (a - b).abs() > a / 100.0 {
+            bail!(
+                "the empty loop costs {a:.2} ticks per iteration in the {} dom0 and {b:.2} in the {} \
+                 dom0: the TSC does not count instructions alike",
+                first.mode.name(),
+                c.mode.name()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Builds `benches/xen-cost-x86` for PV (`syscall`) and PVH (`vmmcall`), boots each as dom0 on Debian's
+/// Xen 4.17 for amd64 under QEMU with `-icount shift=0`, and returns the figures.
+pub fn xen_cost() -> Result<Vec<XenCost>> {
+    setup::toolchain()?;
+    setup::debian(&[setup::QEMU_X86])?;
+    let xen = crate::x86::release_xen()?;
+    let mut out = Vec::new();
+    for mode in Mode::ALL {
+        let dir = util::target_dir().join("xen-cost-x86").join(mode.name());
+        util::cross_build(
+            &dir,
+            "xen-hypercall-bench-xen-cost-x86",
+            "x86_64-unknown-none",
+            "s",
+            "-Crelocation-model=static",
+            &[mode.feature()],
+        )?;
+        let image = dir.join("x86_64-unknown-none/release/xen-cost-x86");
+        let xmode = match mode {
+            Mode::Pv => crate::x86::Mode::Pv,
+            Mode::Hvm => crate::x86::Mode::Pvh,
+        };
+        let mut cmd = crate::x86::command(&xen, &image, xmode);
+        cmd.args(["-icount", "shift=0"]);
+        let boot = crate::xen::run_qemu(&mut cmd, Duration::from_secs(90), |o| {
+            o.contains("xen-cost done") || o.contains("xen-cost panic")
+        })?;
+        if boot.timed_out {
+            bail!("{} timed out on Xen:\n{}", image.display(), boot.output);
+        }
+        out.push(
+            parse_xen_cost(mode, &boot.output).with_context(|| format!("{} dom0", mode.name()))?,
+        );
+    }
+    check_slopes(&out)?;
+    Ok(out)
+}
+
+/// The real-Xen table for x86-64.
+pub fn xen_cost_markdown(costs: &[XenCost]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "### The cost of a hypercall on real Xen, x86-64 (Xen 4.17 amd64 under QEMU `-cpu max`, \
+         `-icount shift=0`)\n\n\
+         Instructions executed by guest and Xen together per `xen_version(XENVER_version)`, from the TSC \
+         (one tick per instruction; a PVH dom0's `rdtsc` is emulated by Xen, a constant per reading that the \
+         empty loop cancels), 1,024 calls, the loop's own cost taken off. Inline: the raw stub; page: \
+         `outline::per_call` through the hypercall page Xen filled.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| dom0 | inline | through the page | page − inline | share of a call | empty loop per iteration |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|");
+    for c in costs {
+        let d = c.per_page() - c.per_inline();
+        let _ = writeln!(
+            o,
+            "| {} | {:.1} | {:.1} | {d:.1} | {:.2} % | {:.2} |",
+            match c.mode {
+                Mode::Pv => "PV (`syscall`)",
+                Mode::Hvm => "PVH (`vmmcall`)",
+            },
+            c.per_inline(),
+            c.per_page(),
+            100.0 * d / c.per_inline(),
+            c.empty_slope()
+        );
+    }
+    o
+}
+
+/// The real-Xen figures as a JSON array.
+pub fn xen_cost_json(costs: &[XenCost]) -> String {
+    let rows: Vec<String> = costs
+        .iter()
+        .map(|c| {
+            format!(
+                "{{\"guest\":\"{}\",\"inline_per_call\":{:.1},\"page_per_call\":{:.1}}}",
+                c.mode.name(),
+                c.per_inline(),
+                c.per_page()
+            )
+        })
+        .collect();
+    format!("[{}]", rows.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -883,5 +1076,34 @@ mod tests {
         assert!(z.inline_hvc);
         assert_eq!(z.call_site, 13);
         assert_eq!(z.function, 18);
+    }
+
+    #[test]
+    fn xen_cost_is_parsed_and_checked() {
+        let pv = "(XEN) ...\nxen-cost version-ok 1 1\nxen-cost pvh 1 0\nxen-cost inline 1024 283656\n\
+                  xen-cost page 1024 290824\nxen-cost empty 1024 6151\nxen-cost empty2 2048 12295\n\
+                  xen-cost done\n";
+        let c = parse_xen_cost(Mode::Pv, pv).unwrap();
+        assert_eq!(c.per_inline(), (283656.0 - 6151.0) / 1024.0);
+        assert_eq!(c.per_page(), (290824.0 - 6151.0) / 1024.0);
+        assert_eq!(c.empty_slope(), 6.0);
+        // Negative controls: wrong guest type, no version, unfinished, a missing line.
+        assert!(parse_xen_cost(Mode::Hvm, pv).is_err());
+        assert!(parse_xen_cost(Mode::Pv, &pv.replace("version-ok 1 1", "version-ok 1 0")).is_err());
+        assert!(parse_xen_cost(Mode::Pv, &pv.replace("xen-cost done\n", "")).is_err());
+        assert!(parse_xen_cost(Mode::Pv, &pv.replace("xen-cost empty2 2048 12295\n", "")).is_err());
+        // PVH: a constant per reading, the same slope.
+        let pvh = "xen-cost version-ok 1 1\nxen-cost pvh 1 1\nxen-cost inline 1024 5725479\n\
+                   xen-cost page 1024 5728552\nxen-cost empty 1024 11564\n\
+                   xen-cost empty2 2048 17708\nxen-cost done\n";
+        let h = parse_xen_cost(Mode::Hvm, pvh).unwrap();
+        check_slopes(&[c.clone(), h.clone()]).unwrap();
+        // A TSC that does not count instructions (twice as fast in one dom0) is caught.
+        let fast = XenCost {
+            empty2: h.empty + 2 * 6144,
+            ..h
+        };
+        assert!(check_slopes(&[c, fast]).is_err());
+        assert!(check_slopes(&[]).is_err());
     }
 }
