@@ -250,6 +250,25 @@ fn clippy_cross() -> Result<()> {
             "warnings",
         ]))?;
     }
+    // The x86-64 bench image and real-Xen dom0 (and with them the bench sites), for each trap.
+    for trap in ["pv", "amd"] {
+        let features =
+            format!("xen-hypercall-bench-insns-x86/{trap},xen-hypercall-bench-xen-cost-x86/{trap}");
+        util::run(util::cargo().args([
+            "clippy",
+            "-p",
+            "xen-hypercall-bench-insns-x86",
+            "-p",
+            "xen-hypercall-bench-xen-cost-x86",
+            "--target",
+            "x86_64-unknown-none",
+            "--features",
+            &features,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
     for t in setup::TARGETS {
         // The inline stubs, then the typed API on the out-of-line ones; the library and every
         // bare-metal member (fixtures, bench sites and image, EL2 harness, example guest).
