@@ -1,4 +1,5 @@
-//! `cargo xen`: tooling for Xen ARM guests (unikernels), as a library and a cargo subcommand.
+//! `cargo xen`: tooling for Xen ARM guests (unikernels), as a library and a cargo subcommand; its audit
+//! also reads x86-64 guests.
 //!
 //! - [`audit`]: the code-size audit of the hypercall sites of any ARM ELF file (inline `hvc`, generic and
 //!   per-hypercall stubs recognised by their code), its `--diff` and `--max-…` limits; [`names`]: hypercall
