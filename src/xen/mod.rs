@@ -89,6 +89,11 @@ pub mod hvm;
 #[cfg(any(not(all(target_arch = "x86_64", target_os = "none")), doc))]
 pub mod layout;
 pub mod memory;
+#[cfg(any(
+    not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),
+    doc
+))]
+pub mod mmu;
 pub mod multicall;
 pub mod nr;
 #[cfg(any(
@@ -211,5 +216,6 @@ const _: () = {
         pvh::HvmStartInfo: 56, 8;
         pvh::HvmModlistEntry: 32, 8;
         pvh::HvmMemmapTableEntry: 24, 8;
+        x86::StartInfo: 1168, 8;
     }
 };
