@@ -23,7 +23,8 @@
 //!   `shared_info` have arch parts there, 32 legacy vCPU slots), [`vcpu`] takes [`x86`]'s structures
 //!   in an x86-64 build, and [`layout`] (ARM's guest memory map) does not exist there. [`pvh`] reads the
 //!   `hvm_start_info` a PVH guest is entered with; [`hvm::set_callback_vector`] asks for events as an
-//!   interrupt vector.
+//!   interrupt vector; a PV guest reads its `start_info` with [`x86::StartInfo`] and maps the shared info
+//!   page with [`mmu`]'s `update_va_mapping`.
 //! - No allocation and no panics; the structures keep their natural alignment, so the API works from a
 //!   bare-metal guest with the MMU off (where unaligned accesses fault).
 //! - Memory shared with Xen must be Normal Write-Back Inner-Shareable for defined behaviour (MMU and

@@ -4,6 +4,11 @@
 //! with inline stubs (`syscall` for PV, `vmmcall` for PVH on this AMD CPU) and through the hypercall page
 //! (one ELF for both), on both builds; the console decides, as for ARM (`xen.rs`).
 //!
+//! Events: both guest types map the shared info page (PVH: `add_to_physmap`; PV: `update_va_mapping` of
+//! the machine frame `start_info` names) and find a loopback event there; a PVH guest also takes it as an
+//! interrupt on the callback vector through a registered `vcpu_info`, and shows that a masked port and
+//! disabled interrupts hold the upcall back (`guests-x86/src/events.rs`).
+//!
 //! Negative controls: a guest whose stub declares an argument register preserved passes on release Xen and
 //! is caught on debug Xen (which poisons it) and by the disassembly check; a guest whose inline trap is
 //! `vmcall` (Intel's) on this AMD CPU must not pass.
