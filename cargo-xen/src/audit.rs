@@ -41,6 +41,20 @@ pub enum SiteKind {
     },
     /// A call to a per-hypercall stub (the number is built into the stub).
     PerCall,
+    /// An x86-64 trap (`syscall`, `vmcall`, `vmmcall`) in the function itself ([`crate::x86`]).
+    Trap(crate::x86::Trap),
+    /// An x86-64 call or jump into Xen's hypercall page, entry `page + nr * 32` ([`crate::x86`]).
+    Page,
+}
+
+/// The architecture of a function's code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Arch {
+    /// 32-bit ARM or AArch64: [`FnReport::isa`] says which instruction set.
+    #[default]
+    Arm,
+    /// x86-64 ([`crate::x86`]).
+    X86_64,
 }
 
 /// What kind of stub a function is.
@@ -87,8 +101,11 @@ impl Site {
 pub struct FnReport {
     /// Demangled name, without the hash.
     pub name: String,
-    /// Instruction set.
+    /// Instruction set, for ARM code (x86-64 code, see [`FnReport::arch`], reads `Isa::A64`: a 64-bit
+    /// placeholder; [`FnReport::isa_name`] names both).
     pub isa: Isa,
+    /// ARM or x86-64.
+    pub arch: Arch,
     /// Size in bytes.
     pub bytes: u64,
     /// Stack frame in bytes.
@@ -121,6 +138,16 @@ pub struct Totals {
     pub setup_bytes: u64,
     /// Bytes of their stack frames.
     pub frame: u64,
+}
+
+impl FnReport {
+    /// `a32`, `t32`, `a64`, or `x64`.
+    pub fn isa_name(&self) -> &'static str {
+        match self.arch {
+            Arch::Arm => self.isa.name(),
+            Arch::X86_64 => "x64",
+        }
+    }
 }
 
 impl Report {
@@ -175,7 +202,7 @@ pub fn demangle(name: &str) -> String {
 }
 
 /// The arity of one of this crate's per-arity out-of-line stubs, from its demangled name.
-fn stub_arity(demangled: &str) -> Option<usize> {
+pub(crate) fn stub_arity(demangled: &str) -> Option<usize> {
     let rest = demangled.strip_prefix("xen_hypercall::outline::hypercall")?;
     let n: usize = rest.parse().ok()?;
     (n <= 6).then_some(n)
@@ -261,8 +288,12 @@ pub fn classify(f: &Function, demangled: &str) -> Option<StubKind> {
     }
 }
 
-/// Audits ELF bytes (an executable, a relocatable object or a static archive).
+/// Audits ELF bytes (an executable, a relocatable object or a static archive): ARM, or x86-64
+/// ([`crate::x86::analyze`]).
 pub fn analyze(data: &[u8]) -> Result<Report> {
+    if crate::x86::is_x86_64(data) {
+        return crate::x86::analyze(data);
+    }
     analyze_with(data, |_, number| number.and_then(xen_arity))
 }
 
@@ -397,6 +428,7 @@ pub fn analyze_with(
         report.functions.push(FnReport {
             name,
             isa: f.isa,
+            arch: Arch::Arm,
             bytes: f.size,
             frame: t.min_sp.unsigned_abs(),
             sites,
@@ -414,6 +446,8 @@ fn site_label(s: &Site) -> String {
         SiteKind::Inline { tag: 0xEA1 } => n,
         SiteKind::Inline { tag } => format!("{n}(tag {tag:#x}!)"),
         SiteKind::Outline { .. } | SiteKind::PerCall => format!("{n}→stub"),
+        SiteKind::Trap(_) => n,
+        SiteKind::Page => format!("{n}→page"),
     }
 }
 
@@ -435,7 +469,7 @@ pub fn render_table(r: &Report) -> String {
             out,
             "{:<44} {:>3} {:>5} {:>6} {:>7} {:>6}  {}",
             truncate(&f.name, 44),
-            f.isa.name(),
+            f.isa_name(),
             f.sites.len(),
             f.bytes,
             s,
@@ -535,7 +569,7 @@ pub fn render_json_file(path: &str, r: &Report) -> String {
             out,
             "{{\"name\":{},\"isa\":\"{}\",\"bytes\":{},\"frame\":{},\"stub\":{stub},\"setup_bytes\":{},\"sites\":[",
             json_str(&f.name),
-            f.isa.name(),
+            f.isa_name(),
             f.bytes,
             f.frame,
             f.sites.iter().map(|s| s.setup_bytes).sum::<u64>()
@@ -548,6 +582,8 @@ pub fn render_json_file(path: &str, r: &Report) -> String {
                 SiteKind::Inline { tag } => ("inline", format!("\"tag\":{tag}")),
                 SiteKind::Outline { arity } => ("generic_stub", format!("\"arity\":{arity}")),
                 SiteKind::PerCall => ("per_call_stub", String::new()),
+                SiteKind::Trap(t) => ("inline", format!("\"trap\":\"{}\"", t.name())),
+                SiteKind::Page => ("hypercall_page", String::new()),
             };
             let callee = s.stub.as_deref().map_or("null".to_string(), json_str);
             let sep = if extra.is_empty() { "" } else { "," };
@@ -834,6 +870,7 @@ mod tests {
                 .map(|(name, bytes, setup, is_stub)| FnReport {
                     name: name.into(),
                     isa: Isa::A64,
+                    arch: Arch::Arm,
                     bytes,
                     frame: 0,
                     sites: vec![Site {

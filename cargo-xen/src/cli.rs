@@ -16,7 +16,9 @@ usage: cargo xen <command> …
   audit --diff OLD NEW [--json] [--max-… N]…
         every hypercall site of 32-bit ARM or AArch64 code: inline `hvc`, calls to generic stubs (the number
         as first argument) and to per-hypercall stubs (`mov x16|r12, #nr; hvc #0xEA1; ret`), by function:
-        sites, bytes, set-up bytes, stack frame, hypercall and sub-operation names. --diff: the change per
+        sites, bytes, set-up bytes, stack frame, hypercall and sub-operation names. x86-64 guests too:
+        inline `syscall`/`vmcall`/`vmmcall`, calls into the hypercall page (`page + nr * 32`), per-hypercall
+        stubs (`mov eax, nr; syscall; ret`, `jmp page + NR * 32`) and generic stubs (rdi -> rax). --diff: the change per
         function and in total. Limits (exit status 1 when exceeded; with --diff, on NEW):
           --max-setup-per-site N   set-up bytes of the worst site
           --max-setup-bytes N      set-up bytes of all sites

@@ -229,7 +229,9 @@ pub fn read_object(data: &[u8], origin: &str) -> Result<Vec<Function>> {
     let arm32 = match file.architecture() {
         Architecture::Arm => true,
         Architecture::Aarch64 => false,
-        other => bail!("unsupported architecture {other:?}: expected 32-bit ARM or AArch64"),
+        other => {
+            bail!("unsupported architecture {other:?}: expected 32-bit ARM, AArch64 or x86-64")
+        }
     };
 
     // Mapping symbols, per section: (address, kind) sorted by address.

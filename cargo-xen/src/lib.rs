@@ -1,8 +1,11 @@
-//! `cargo xen`: tooling for Xen ARM guests (unikernels), as a library and a cargo subcommand.
+//! `cargo xen`: tooling for Xen ARM guests (unikernels), as a library and a cargo subcommand; its audit
+//! also reads x86-64 guests.
 //!
 //! - [`audit`]: the code-size audit of the hypercall sites of any ARM ELF file (inline `hvc`, generic and
 //!   per-hypercall stubs recognised by their code), its `--diff` and `--max-…` limits; [`names`]: hypercall
 //!   and sub-operation names.
+//! - [`x86`]: the same audit for x86-64 guests (`syscall`, `vmcall`, `vmmcall`, the hypercall page), decoded
+//!   with `iced-x86`.
 //! - [`elf`]: reads ARM ELF files and archives and decodes their code with a real decoder (A32, T32, A64);
 //!   [`flow`]: straight-line symbolic execution (register values at each trap, stack traffic).
 //! - [`run`]: `cargo xen run`, booting images on Xen under QEMU and judging how dom0 ended; [`qemu`]: the
@@ -20,4 +23,5 @@ pub mod names;
 pub mod qemu;
 pub mod run;
 pub mod setup;
+pub mod x86;
 pub mod xensrc;

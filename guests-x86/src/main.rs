@@ -3,8 +3,10 @@
 //! requests through the typed API (`xen_hypercall::xen`), reads what it was entered with (PVH: the
 //! `hvm_start_info`; PV: the `start_info`), asks for events on an interrupt vector, makes the same call
 //! twice for each arity 1 to 5 through the raw stubs and for arity 2 and 3 through the typed API
-//! (`pairs.rs`), and powers off. As a PVH dom0 it also maps the shared info page and sees an event it sent
-//! itself pending there (x86-64's layout of `shared_info`).
+//! (`pairs.rs`), and powers off. It maps the shared info page (PVH: `add_to_physmap`; PV:
+//! `update_va_mapping` to the machine frame `start_info` names) and sees an event it sent itself pending
+//! there (x86-64's layout of `shared_info`); as a PVH dom0 it also registers its `vcpu_info`, installs an
+//! IDT and takes events as interrupts on the callback vector (`events.rs`).
 //!
 //! Built with the inline stubs (feature `pv`: `syscall`, feature `amd`: `vmmcall`) it serves the guest type
 //! its trap suits; built with `outline` it calls through the hypercall page, which Xen writes for a PV
@@ -14,15 +16,16 @@
 #![no_main]
 
 mod entry;
+mod events;
 mod pairs;
 
 use core::fmt::Write;
 
-use xen_hypercall::xen::evtchn::{self, Events, State};
+use xen_hypercall::xen::evtchn::{self, State};
 use xen_hypercall::xen::multicall::{Batch, Call};
 use xen_hypercall::xen::pvh::HvmStartInfo;
 use xen_hypercall::xen::sched::{self, ShutdownReason};
-use xen_hypercall::xen::{self, DomId, console, grant_table, hvm, memory, version};
+use xen_hypercall::xen::{self, DomId, console, grant_table, hvm, version};
 
 /// Hypercall numbers (`public/xen.h`) of the raw pairs.
 pub mod nr {
@@ -38,14 +41,9 @@ const DOMID_SELF: u16 = 0x7ff0;
 /// A hypercall number Xen does not have.
 const UNKNOWN_HYPERCALL: usize = 63;
 
-/// The vector this guest asks events on (Linux's `HYPERVISOR_CALLBACK_VECTOR`); interrupts stay
-/// disabled, so nothing is delivered there.
+/// The vector this guest asks events on (Linux's `HYPERVISOR_CALLBACK_VECTOR`); a PVH guest takes them
+/// there (`events.rs`).
 const CALLBACK_VECTOR: u8 = 0xf3;
-
-/// The page the PVH guest maps the shared info page at (identity-mapped: its address is its frame).
-#[repr(C, align(4096))]
-struct Page([u8; 4096]);
-static mut SHARED_INFO: Page = Page([0; 4096]);
 
 /// One console line, formatted into a fixed buffer.
 pub struct Line {
@@ -184,9 +182,7 @@ extern "C" fn guest_main(pvh: u64, start_info: u64) -> ! {
 
     callback_vector(&mut c, pvh);
 
-    if pvh {
-        shared_info_events(&mut c);
-    }
+    events::run(&mut c, pvh, start_info);
 
     pairs::run(&mut c);
 
@@ -327,65 +323,6 @@ fn callback_vector(c: &mut Checks, pvh: bool) {
         ),
         (Err(e), _) | (_, Err(e)) => failed(c, name, e),
     }
-}
-
-/// PVH: maps the shared info page and finds there, at x86-64's offsets, the event it sends itself over a
-/// loopback channel (an unbound port and the port bound to it; Xen drops a send on an unbound port). Xen
-/// also flags the newly bound port pending (`evtchn_bind_interdomain` makes up for notifications a
-/// remote port may have missed), so draining takes both.
-fn shared_info_events(c: &mut Checks) {
-    let name = "evtchn::Events on the shared info page";
-    let page = &raw mut SHARED_INFO;
-    // SAFETY: SHARED_INFO is a page-aligned static nothing else uses; from now on it is Xen's shared info
-    // page, accessed only through `Events`. Memory is identity-mapped, so its address gives its frame.
-    if let Err(e) = unsafe { memory::map_shared_info(page as u64 / 4096) } {
-        return failed(c, name, e);
-    }
-    // SAFETY: the page mapped above, used through `events` only.
-    let events = unsafe { Events::new(page.cast()) };
-    let (port, other) = match evtchn::alloc_unbound(DomId::SELF, DomId::SELF)
-        .and_then(|p| Ok((p, evtchn::bind_interdomain(DomId::SELF, p)?)))
-    {
-        Ok(p) => p,
-        Err(e) => return failed(c, name, e),
-    };
-    if let Err(e) = events.unmask(port) {
-        return failed(c, name, e);
-    }
-    let before = events.is_pending(port);
-    if let Err(e) = evtchn::send(other) {
-        return failed(c, name, e);
-    }
-    let after = events.is_pending(port);
-    let upcall = events.upcall_pending();
-    // Drain as an upcall handler would: the selector in vcpu_info[0] leads to the port's bit.
-    let mut taken = [0u32; 4];
-    let mut n = 0;
-    events.for_each_pending(|p| {
-        if n < taken.len() {
-            taken[n] = p.0;
-        }
-        n += 1;
-    });
-    let _ = evtchn::close(other);
-    let _ = evtchn::close(port);
-    c.check(
-        name,
-        !before
-            && after
-            && upcall
-            && n == 2
-            && taken[..2].contains(&port.0)
-            && taken[..2].contains(&other.0)
-            && !events.is_pending(port),
-        format_args!(
-            "port {} (bound to {}): pending before send {before}, after {after}, upcall flagged \
-             {upcall}, drained {:?}",
-            port.0,
-            other.0,
-            &taken[..n.min(taken.len())]
-        ),
-    );
 }
 
 #[panic_handler]

@@ -485,8 +485,10 @@ impl Events {
     /// `shared` must point to the domain's shared info page (or, in a test, to a `SharedInfo` standing in
     /// for it), valid and 8-aligned for as long as the `Events` is used, and accessed by the guest only
     /// through `Events` or other atomic operations while it is.
+    ///
+    /// A `const fn`, so that a guest can keep its `Events` in a `static` for its interrupt handler.
     #[inline]
-    pub unsafe fn new(shared: *mut SharedInfo) -> Events {
+    pub const unsafe fn new(shared: *mut SharedInfo) -> Events {
         // SAFETY: forwarded; slot 0 lies inside `*shared`.
         unsafe { Events::with_vcpu_info(shared, &raw mut (*shared).vcpu_info[0]) }
     }
@@ -498,7 +500,7 @@ impl Events {
     ///
     /// As for [`Events::new`], for both `shared` and `vcpu`.
     #[inline]
-    pub unsafe fn with_vcpu_info(shared: *mut SharedInfo, vcpu: *mut VcpuInfo) -> Events {
+    pub const unsafe fn with_vcpu_info(shared: *mut SharedInfo, vcpu: *mut VcpuInfo) -> Events {
         Events {
             // SAFETY: the contract asks for valid pointers; a null one would be invalid.
             shared: unsafe { NonNull::new_unchecked(shared) },

@@ -23,7 +23,8 @@
 //!   `shared_info` have arch parts there, 32 legacy vCPU slots), [`vcpu`] takes [`x86`]'s structures
 //!   in an x86-64 build, and [`layout`] (ARM's guest memory map) does not exist there. [`pvh`] reads the
 //!   `hvm_start_info` a PVH guest is entered with; [`hvm::set_callback_vector`] asks for events as an
-//!   interrupt vector.
+//!   interrupt vector; a PV guest reads its `start_info` with [`x86::StartInfo`] and maps the shared info
+//!   page with [`mmu`]'s `update_va_mapping`.
 //! - No allocation and no panics; the structures keep their natural alignment, so the API works from a
 //!   bare-metal guest with the MMU off (where unaligned accesses fault).
 //! - Memory shared with Xen must be Normal Write-Back Inner-Shareable for defined behaviour (MMU and
@@ -89,6 +90,11 @@ pub mod hvm;
 #[cfg(any(not(all(target_arch = "x86_64", target_os = "none")), doc))]
 pub mod layout;
 pub mod memory;
+#[cfg(any(
+    not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),
+    doc
+))]
+pub mod mmu;
 pub mod multicall;
 pub mod nr;
 #[cfg(any(
@@ -211,5 +217,6 @@ const _: () = {
         pvh::HvmStartInfo: 56, 8;
         pvh::HvmModlistEntry: 32, 8;
         pvh::HvmMemmapTableEntry: 24, 8;
+        x86::StartInfo: 1168, 8;
     }
 };

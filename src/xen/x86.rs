@@ -119,3 +119,74 @@ unsafe impl Plain for VcpuInfo {}
 unsafe impl Plain for ArchSharedInfo {}
 // SAFETY: as above.
 unsafe impl Plain for SharedInfo {}
+
+/// `struct start_info` on x86-64 (1168 bytes): the page a 64-bit PV guest finds at `rsi` on entry
+/// (`public/xen.h`). Unlike [`pvh::HvmStartInfo`](super::pvh::HvmStartInfo) its addresses are machine
+/// addresses (`shared_info`, the `*_mfn` fields) or virtual ones (`pt_base`, `mfn_list`, `mod_start`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartInfo {
+    /// `"xen-<version>-<platform>"`: [`START_INFO_MAGIC`] and a NUL.
+    pub magic: [u8; 32],
+    /// Pages allocated to the domain.
+    pub nr_pages: u64,
+    /// The *machine address* of the shared info page (map it with
+    /// [`mmu::update_va_mapping`](super::mmu)).
+    pub shared_info: u64,
+    /// `SIF_*` flags.
+    pub flags: u32,
+    /// Padding (implicit in C).
+    pub _pad0: u32,
+    /// The machine frame of the xenstore ring.
+    pub store_mfn: u64,
+    /// The xenstore event channel.
+    pub store_evtchn: u32,
+    /// Padding (implicit in C).
+    pub _pad1: u32,
+    /// The union `console` as raw words: a domU's `mfn` is word 0 and its `evtchn` the low half of
+    /// word 1; dom0's `info_off` and `info_size` are the halves of word 0.
+    pub console: [u64; 2],
+    /// The virtual address of the top-level page table.
+    pub pt_base: u64,
+    /// The number of bootstrap page-table frames.
+    pub nr_pt_frames: u64,
+    /// The virtual address of the pseudo-physical-to-machine list.
+    pub mfn_list: u64,
+    /// The virtual address (or frame, with `SIF_MOD_START_PFN`) of the initial module.
+    pub mod_start: u64,
+    /// Its size in bytes.
+    pub mod_len: u64,
+    /// The command line, NUL-terminated.
+    pub cmd_line: [u8; 1024],
+    /// The first frame of the initial page tables and p2m list.
+    pub first_p2m_pfn: u64,
+    /// How many frames they take.
+    pub nr_p2m_frames: u64,
+}
+
+// SAFETY: a repr(C) struct of integers and arrays of them, every padding byte an explicit field.
+unsafe impl Plain for StartInfo {}
+
+/// The magic a 64-bit PV guest's [`StartInfo`] begins with.
+pub const START_INFO_MAGIC: &[u8] = b"xen-3.0-x86_64";
+
+impl StartInfo {
+    /// A copy of the `start_info` at `info` (`rsi` at a PV guest's entry), if its magic is
+    /// [`START_INFO_MAGIC`].
+    ///
+    /// # Safety
+    ///
+    /// `info` must be valid for reads of 1168 bytes (Xen maps the whole page there).
+    #[inline]
+    pub unsafe fn read(info: *const StartInfo) -> Option<StartInfo> {
+        // SAFETY: valid for reads by the contract; unaligned reads are allowed (Xen page-aligns it).
+        let copy = unsafe { info.read_unaligned() };
+        copy.magic.starts_with(START_INFO_MAGIC).then_some(copy)
+    }
+
+    /// The machine frame of the shared info page.
+    #[inline]
+    pub const fn shared_info_mfn(&self) -> u64 {
+        self.shared_info >> 12
+    }
+}

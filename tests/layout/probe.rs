@@ -253,6 +253,13 @@ fn x86_layouts() -> Vec<Layout> {
         layout!(pvh::HvmMemmapTableEntry => "struct hvm_memmap_table_entry" {
             addr => "addr", size => "size", r#type => "type", reserved => "reserved",
         }),
+        layout!(x86::StartInfo => "struct start_info" {
+            magic => "magic", nr_pages => "nr_pages", shared_info => "shared_info", flags => "flags",
+            store_mfn => "store_mfn", store_evtchn => "store_evtchn", console => "console",
+            pt_base => "pt_base", nr_pt_frames => "nr_pt_frames", mfn_list => "mfn_list",
+            mod_start => "mod_start", mod_len => "mod_len", cmd_line => "cmd_line",
+            first_p2m_pfn => "first_p2m_pfn", nr_p2m_frames => "nr_p2m_frames",
+        }),
     ]
 }
 
@@ -315,10 +322,16 @@ fn arm_constants() -> Vec<(&'static str, u64)> {
     ]
 }
 
-/// x86-64's constants: the legacy vCPU slots, `hvm_start_info`'s, the callback types.
+/// x86-64's constants: the legacy vCPU slots, `hvm_start_info`'s, the callback types, the PV guest's
+/// `update_va_mapping` flush flags.
 fn x86_constants() -> Vec<(&'static str, u64)> {
     vec![
         ("XEN_LEGACY_MAX_VCPUS", x86::XEN_LEGACY_MAX_VCPUS as u64),
+        ("UVMF_NONE", xen::mmu::UVMF_NONE as u64),
+        ("UVMF_TLB_FLUSH", xen::mmu::UVMF_TLB_FLUSH as u64),
+        ("UVMF_INVLPG", xen::mmu::UVMF_INVLPG as u64),
+        ("UVMF_LOCAL", xen::mmu::UVMF_LOCAL as u64),
+        ("UVMF_ALL", xen::mmu::UVMF_ALL as u64),
         (
             "XEN_HVM_START_MAGIC_VALUE",
             pvh::XEN_HVM_START_MAGIC_VALUE.into(),

@@ -185,3 +185,48 @@ fn x86_shared_info_places_the_wall_clock_and_arch_part_where_xen_does() {
     assert_eq!(offset_of!(x86::SharedInfo, arch), 3088);
     assert_eq!(size_of::<x86::SharedInfo>(), 3136);
 }
+
+#[test]
+fn page_table_entries_keep_the_frame_and_the_flags_apart() {
+    use xen_hypercall::xen::mmu::{self, Flush, Pte};
+    assert_eq!(Pte::new(0x83f5fe, 0x67).0, 0x8_3f5f_e067);
+    assert_eq!(
+        Pte::new(0x83f5fe, mmu::PAGE_PRESENT | mmu::PAGE_NX).0,
+        0x8000_0008_3f5f_e001
+    );
+    // A frame beyond 40 bits does not spill into the NX bit; flags cannot change the frame.
+    assert_eq!(Pte::new(1 << 40, 0).0, 0);
+    assert_eq!(Pte::new(0, 0xfff0_0000_0000_0fff).0, 0xfff0_0000_0000_0fff);
+    assert_eq!(Pte::new(0, 0x0000_0000_0000_f000).mfn(), 0);
+    assert_eq!(Pte::writable(5), Pte(0x5067));
+    assert_eq!(Pte(0x8000_0008_3f5f_e067).mfn(), 0x83f5fe);
+    // update_va_mapping(va, val64, flags): UVMF_INVLPG is 2, UVMF_TLB_FLUSH 1 (`public/xen.h`).
+    assert_eq!(
+        mmu::update_va_mapping_args(0x40_3000, Pte(0x1234_5067), Flush::Invlpg),
+        [0x40_3000, 0x1234_5067, 2]
+    );
+    assert_eq!(
+        mmu::update_va_mapping_args(0, Pte(0), Flush::TlbFlush),
+        [0, 0, 1]
+    );
+    assert_eq!((mmu::UVMF_NONE, mmu::UVMF_LOCAL, mmu::UVMF_ALL), (0, 0, 4));
+}
+
+#[test]
+fn start_info_names_the_shared_info_page_at_offset_40() {
+    use xen_hypercall::xen::x86::StartInfo;
+    assert_eq!(core::mem::size_of::<StartInfo>(), 1168);
+    assert_eq!(core::mem::offset_of!(StartInfo, shared_info), 40);
+    assert_eq!(core::mem::offset_of!(StartInfo, pt_base), 88);
+    assert_eq!(core::mem::offset_of!(StartInfo, cmd_line), 128);
+    let mut page = vec![0u8; 4096];
+    page[..14].copy_from_slice(b"xen-3.0-x86_64");
+    page[40..48].copy_from_slice(&0x8_3f5f_e000u64.to_le_bytes());
+    // SAFETY: `page` is 4096 readable bytes, as the start_info page a PV guest is given.
+    let info = unsafe { StartInfo::read(page.as_ptr().cast()) }.unwrap();
+    assert_eq!(info.shared_info, 0x8_3f5f_e000);
+    assert_eq!(info.shared_info_mfn(), 0x83f5fe);
+    page[0] = b'X';
+    // SAFETY: as above.
+    assert!(unsafe { StartInfo::read(page.as_ptr().cast()) }.is_none());
+}

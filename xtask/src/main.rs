@@ -71,7 +71,10 @@ fn demo() -> Result<()> {
     setup::toolchain()?;
     xen::demo()?;
     println!();
-    xtask::x86::demo()
+    xtask::x86::demo()?;
+    println!();
+    print!("{}", xtask::tool::x86_code_size()?);
+    Ok(())
 }
 
 /// One step of `cargo xtask test`.

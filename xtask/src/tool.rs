@@ -7,11 +7,17 @@
 //!   inline, per-arity and per-hypercall call sites (the bench's sites, whose work loop makes nine known
 //!   hypercalls), and of the example guests; `--diff`, a `--max-…` limit at and below the measured value,
 //!   `--json` read by a JSON parser; bad inputs (each one line on stderr, exit status 2, no panic);
+//! - the x86-64 audit: the x86 guest built with inline `syscall`, inline `vmmcall` and through the hypercall
+//!   page (its register-reuse pairs named, each site of the expected kind and trap; the page found through
+//!   the ELF note once its symbol is stripped, and nothing found once the note is gone too), C compiled by
+//!   clang -Os against Linux-shaped `call hypercall_page+32*nr` wrappers (`cargo-xen/tests/data/linux-x86.c`,
+//!   whose header lists the expected sites), `--diff` and a `--max-…` limit, bad x86 inputs;
 //! - a host `cargo check` of code using the typed API says what to build with;
 //! - the template copied outside the repository builds with plain `cargo build --release` (AArch64, and
 //!   `--target armv7a-none-eabi`), and `cargo xen run` boots it (exit 0 on poweroff), a copy that crashes
 //!   and one that hangs (exit 1, with Xen's line or the time-out), and the example guest.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,6 +25,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::elf::Isa;
+use crate::x86::{self, Build, PAIR_FUNCTIONS, Stubs, TYPED_PAIR_FUNCTIONS};
 use crate::{bench, setup, util, xen};
 
 /// The work loop of the bench's sites (`benches/sites/src/lib.rs`, `benches/sites/c/callers.c`): its
@@ -377,6 +384,350 @@ fn bad_inputs(bin: &Path, guest: &Path, c: &mut Checks) -> Result<()> {
     Ok(())
 }
 
+/// What the x86 guest's register-reuse pairs call, twice each (`guests-x86/src/pairs.rs`).
+fn x86_pair_calls(func: &str) -> &'static str {
+    match func {
+        "pair1_sysctl" => "sysctl",
+        "pair2_xen_version" | "pair2_typed_extraversion" => "xen_version/extraversion",
+        "pair5_hypfs_op" => "hypfs_op/get_version",
+        _ => "grant_table_op/query_size",
+    }
+}
+
+/// The kinds and traps of every site in callers (not stubs) of an audit's first file.
+fn caller_sites(json: &Value) -> Vec<(String, String)> {
+    json["files"][0]["functions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["stub"].is_null())
+        .flat_map(|f| f["sites"].as_array().into_iter().flatten())
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap_or("").to_string(),
+                s["trap"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The x86-64 guest's pairs in one build: named, each of `kind` (and `trap` for inline sites).
+fn x86_pairs(json: &Value, what: &str, raw: &str, typed: &str, c: &mut Checks) {
+    let pairs = PAIR_FUNCTIONS
+        .iter()
+        .map(|(f, _)| (*f, raw))
+        .chain(TYPED_PAIR_FUNCTIONS.iter().map(|(f, _)| (*f, typed)));
+    for (func, kind) in pairs {
+        let want = x86_pair_calls(func);
+        let got = sites_of(json, func);
+        c.check(
+            got.as_ref().is_some_and(|(n, k)| {
+                n.len() == 2 && n.iter().all(|n| n == want) && k.iter().all(|k| k == kind)
+            }),
+            format!("x86 guest ({what}): {func}: {want} twice, {kind} sites (got {got:?})"),
+        );
+    }
+}
+
+/// The x86-64 audit: the guest's three builds, the page found by its note, Linux-shaped C, `--diff`,
+/// `--max-…`, bad inputs.
+fn audit_x86(bin: &Path, c: &mut Checks) -> Result<()> {
+    let build = |stubs| {
+        x86::build(Build {
+            stubs,
+            underdeclared: false,
+        })
+    };
+    let (syscall, vmmcall, page) = (
+        build(Stubs::Syscall)?,
+        build(Stubs::Vmmcall)?,
+        build(Stubs::Page)?,
+    );
+    // Inline traps: every site of the syscall build is a `syscall`, of the vmmcall build a `vmmcall`; each
+    // predicate fails on the other build (it is not vacuous).
+    let (js, jv) = (audit_json(bin, &[&syscall])?, audit_json(bin, &[&vmmcall])?);
+    let all = |j: &Value, trap: &str| {
+        let s = caller_sites(j);
+        !s.is_empty() && s.iter().all(|(k, t)| k == "inline" && t == trap)
+    };
+    c.check(
+        all(&js, "syscall") && all(&jv, "vmmcall") && !all(&js, "vmmcall") && !all(&jv, "syscall"),
+        format!(
+            "x86: the syscall guest's {} sites are all inline syscalls, the vmmcall guest's {} all vmmcalls",
+            caller_sites(&js).len(),
+            caller_sites(&jv).len()
+        ),
+    );
+    x86_pairs(&js, "syscall", "inline", "inline", c);
+    x86_pairs(&jv, "vmmcall", "inline", "inline", c);
+    // The page build: the raw pairs call the per-arity stubs, the typed API the per-hypercall ones, and
+    // the stubs themselves enter the page.
+    let jp = audit_json(bin, &[&page])?;
+    x86_pairs(&jp, "page", "generic_stub", "per_call_stub", c);
+    let stubs: Vec<&Value> = jp["files"][0]["functions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| !f["stub"].is_null())
+        .collect();
+    c.check(
+        stubs.len() >= 6
+            && stubs.iter().all(|f| {
+                f["sites"]
+                    .as_array()
+                    .is_some_and(|s| s.len() == 1 && s[0]["kind"] == "hypercall_page")
+            })
+            && caller_sites(&jp).iter().all(|(k, _)| k != "inline"),
+        format!(
+            "x86 page guest: {} stubs, each entering the hypercall page once; no inline trap",
+            stubs.len()
+        ),
+    );
+    // Without the page's symbol the ELF note still names it; without the note too, nothing does.
+    let objcopy = objcopy()?;
+    let dir = util::target_dir().join("cargo-xen-x86");
+    std::fs::create_dir_all(&dir)?;
+    let no_symbol = dir.join("page-no-symbol.elf");
+    let neither = dir.join("page-no-symbol-no-note.elf");
+    util::run(
+        Command::new(&objcopy)
+            .arg("--strip-symbol=xen_hypercall_page")
+            .arg(&page)
+            .arg(&no_symbol),
+    )?;
+    util::run(
+        Command::new(&objcopy)
+            .arg("--remove-section=.note.Xen")
+            .arg(&no_symbol)
+            .arg(&neither),
+    )?;
+    let typed = |j: &Value| sites_of(j, "pair3_typed_query_size").map(|(n, _)| n);
+    let (a, b) = (
+        audit_json(bin, &[&no_symbol])?,
+        audit_json(bin, &[&neither])?,
+    );
+    c.check(
+        typed(&a) == typed(&jp) && typed(&jp).is_some() && typed(&b).is_none(),
+        format!(
+            "x86: with xen_hypercall_page stripped the HYPERCALL_PAGE note still names the page (got {:?}); \
+             with the note removed too the per-hypercall stubs are not found (got {:?})",
+            typed(&a),
+            typed(&b)
+        ),
+    );
+    // Linux-shaped C, compiled here.
+    let src = util::root().join("cargo-xen/tests/data/linux-x86.c");
+    let obj = dir.join("linux-x86-Os.o");
+    util::run(
+        Command::new("clang")
+            .args([
+                "--target=x86_64-unknown-none-elf",
+                "-Os",
+                "-ffreestanding",
+                "-fno-pic",
+                "-c",
+            ])
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj),
+    )?;
+    let jc = audit_json(bin, &[&obj])?;
+    for (func, names, kind) in [
+        (
+            "xh_evtchn_send",
+            &["event_channel_op/send"][..],
+            "hypercall_page",
+        ),
+        ("xh_yield", &["sched_op/yield"][..], "hypercall_page"),
+        (
+            "xh_console_write",
+            &["console_io/write"][..],
+            "hypercall_page",
+        ),
+        (
+            "xh_work",
+            &[
+                "xen_version/version",
+                "event_channel_op/close",
+                "sched_op/yield",
+            ][..],
+            "hypercall_page",
+        ),
+        ("xh_vmmcall_send", &["event_channel_op/send"][..], "inline"),
+        ("xh_syscall_yield", &["sched_op/yield"][..], "inline"),
+        (
+            "xh_stub_send",
+            &["event_channel_op/send"][..],
+            "per_call_stub",
+        ),
+        (
+            "xh_generic_query",
+            &["grant_table_op/query_size"][..],
+            "generic_stub",
+        ),
+    ] {
+        let got = sites_of(&jc, func);
+        c.check(
+            got.as_ref()
+                .is_some_and(|(n, k)| n == names && k.iter().all(|k| k == kind)),
+            format!("x86 C (clang -Os, Linux-shaped): {func}: {names:?}, {kind} (got {got:?})"),
+        );
+    }
+    // --diff: inline syscall vs the page, totals as each file's audit reports them.
+    let totals = |j: &Value| {
+        let t = &j["files"][0]["totals"];
+        (
+            t["sites"].as_u64().unwrap_or(0),
+            t["bytes"].as_u64().unwrap_or(0) + t["stub_bytes"].as_u64().unwrap_or(0),
+        )
+    };
+    let (a, b) = (totals(&js), totals(&jp));
+    let out = exec(
+        Command::new(bin)
+            .args(["audit", "--json", "--diff"])
+            .arg(&syscall)
+            .arg(&page),
+    )?;
+    let diff: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+    let total = &diff["diff"]["total"];
+    c.check(
+        out.code == 0
+            && total["sites"] == serde_json::json!([a.0, b.0])
+            && total["bytes"] == serde_json::json!([a.1, b.1]),
+        format!("x86 --diff syscall page: total sites and bytes {a:?}→{b:?} (got {total})"),
+    );
+    // A limit at the worst site passes, one byte below fails.
+    let worst = js["files"][0]["functions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["stub"].is_null())
+        .flat_map(|f| f["sites"].as_array().into_iter().flatten())
+        .filter_map(|s| s["setup_bytes"].as_u64())
+        .max()
+        .unwrap_or(0);
+    let limit = |n: u64| {
+        exec(
+            Command::new(bin)
+                .arg("audit")
+                .arg(&syscall)
+                .args(["--max-setup-per-site", &n.to_string()]),
+        )
+    };
+    let (at, below) = (limit(worst)?, limit(worst.saturating_sub(1))?);
+    c.check(
+        worst > 0
+            && at.code == 0
+            && below.code == 1
+            && below.stderr.contains("--max-setup-per-site"),
+        format!(
+            "x86 --max-setup-per-site {worst} passes, {} fails with exit status 1 (got {}, {})",
+            worst.saturating_sub(1),
+            at.code,
+            below.code
+        ),
+    );
+    // Bad x86 inputs, and code of an architecture the audit does not read.
+    let data = std::fs::read(&syscall)?;
+    let truncated = dir.join("truncated");
+    std::fs::write(&truncated, &data[..data.len().min(300)])?;
+    let riscv = dir.join("riscv.o");
+    util::run(
+        Command::new("clang")
+            .args([
+                "--target=riscv64-unknown-elf",
+                "-c",
+                "-x",
+                "c",
+                "/dev/null",
+                "-o",
+            ])
+            .arg(&riscv),
+    )?;
+    for (what, path, want) in [
+        ("a truncated x86-64 ELF", truncated.as_path(), "truncated"),
+        ("a RISC-V object", &riscv, "unsupported architecture"),
+    ] {
+        let out = exec(Command::new(bin).arg("audit").arg(path))?;
+        c.check(
+            out.code == 2
+                && out.stderr.lines().count() == 1
+                && out.stderr.contains(want)
+                && !out.stderr.contains("panicked"),
+            format!(
+                "audit of {what}: one line naming the problem, exit status 2 (got {}: {})",
+                out.code,
+                out.stderr.trim()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The toolchain's `rust-objcopy` (LLVM's, which reads every target).
+fn objcopy() -> Result<PathBuf> {
+    Ok(Path::new(
+        &util::output(Command::new("rustc").args(["--print", "sysroot"]))?
+            .trim()
+            .to_string(),
+    )
+    .join("lib/rustlib")
+    .join(host_triple()?)
+    .join("bin/rust-objcopy"))
+}
+
+/// The demo's x86-64 code-size table: the audit of the x86 guest built with inline `syscall`, inline
+/// `vmmcall` and through the hypercall page.
+pub fn x86_code_size() -> Result<String> {
+    let mut o = String::from(
+        "Code size of the x86-64 example guest (cargo xen audit on each ELF), inline vs hypercall page:\n",
+    );
+    let _ = writeln!(
+        o,
+        "{:<8} {:>8} {:>12} {:>8} {:>12} {:>12} {:>12}",
+        "guest", "stubs", "code bytes", "sites", "set-up B", "frames B", "stub bytes"
+    );
+    for (stubs, name) in [
+        (Stubs::Syscall, "syscall"),
+        (Stubs::Vmmcall, "vmmcall"),
+        (Stubs::Page, "page"),
+    ] {
+        let elf = x86::build(Build {
+            stubs,
+            underdeclared: false,
+        })?;
+        let data = std::fs::read(&elf)?;
+        let r = crate::audit::analyze(&data)?;
+        let t = r.totals();
+        let _ = writeln!(
+            o,
+            "{:<8} {:>8} {:>12} {:>8} {:>12} {:>12} {:>12}",
+            "x64",
+            name,
+            text_bytes(&data)?,
+            t.sites,
+            t.setup_bytes,
+            t.frame,
+            r.stub_bytes()
+        );
+    }
+    Ok(o)
+}
+
+/// Bytes of the executable sections of an ELF file.
+fn text_bytes(data: &[u8]) -> Result<u64> {
+    use object::{Object, ObjectSection, SectionFlags};
+    let file = object::File::parse(data)?;
+    Ok(file
+        .sections()
+        .filter(|s| match s.flags() {
+            SectionFlags::Elf { sh_flags } => sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0,
+            _ => false,
+        })
+        .map(|s| s.size())
+        .sum())
+}
+
 fn host_triple() -> Result<String> {
     let v = util::output(Command::new("rustc").arg("-vV"))?;
     v.lines()
@@ -612,6 +963,7 @@ pub fn test() -> Result<()> {
     audit_sites(&bin, &mut c)?;
     let (inline, _) = audit_guests(&bin, &mut c)?;
     bad_inputs(&bin, &inline, &mut c)?;
+    audit_x86(&bin, &mut c)?;
     host_check(&mut c)?;
     template(&bin, &inline, &mut c)?;
     eprintln!("cargo-xen: {} passed, {} failed", c.passed, c.failed.len());

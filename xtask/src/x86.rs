@@ -4,6 +4,11 @@
 //! with inline stubs (`syscall` for PV, `vmmcall` for PVH on this AMD CPU) and through the hypercall page
 //! (one ELF for both), on both builds; the console decides, as for ARM (`xen.rs`).
 //!
+//! Events: both guest types map the shared info page (PVH: `add_to_physmap`; PV: `update_va_mapping` of
+//! the machine frame `start_info` names) and find a loopback event there; a PVH guest also takes it as an
+//! interrupt on the callback vector through a registered `vcpu_info`, and shows that a masked port and
+//! disabled interrupts hold the upcall back (`guests-x86/src/events.rs`).
+//!
 //! Negative controls: a guest whose stub declares an argument register preserved passes on release Xen and
 //! is caught on debug Xen (which poisons it) and by the disassembly check; a guest whose inline trap is
 //! `vmcall` (Intel's) on this AMD CPU must not pass.
@@ -36,7 +41,7 @@ const XEN_BINARY: &str = "boot/xen-4.17-amd64.gz";
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The checks every x86 guest must report as `ok` (through the typed API unless marked raw).
-pub const CHECKS: [&str; 17] = [
+pub const CHECKS: [&str; 18] = [
     "version",
     "evtchn::alloc_unbound",
     "evtchn::send",
@@ -47,6 +52,7 @@ pub const CHECKS: [&str; 17] = [
     "multicall [version, pagesize, unknown]",
     "start info",
     "hvm::set_callback_vector",
+    "evtchn::Events on the shared info page",
     "pair1 sysctl (raw)",
     "pair2 xen_version extraversion (raw)",
     "pair2 version::extraversion (typed)",
@@ -56,14 +62,25 @@ pub const CHECKS: [&str; 17] = [
     "pair5 hypfs_op get_version (raw)",
 ];
 
-/// The checks only a PVH guest makes (it maps the shared info page itself).
-pub const PVH_CHECKS: [&str; 1] = ["evtchn::Events on the shared info page"];
+/// The checks only a PV guest makes: it maps the shared info page at the machine frame `start_info`
+/// names (and Xen refuses a frame it does not own).
+pub const PV_CHECKS: [&str; 1] = ["mmu::update_va_mapping of the shared info page"];
+
+/// The checks only a PVH guest makes: events as interrupts on the callback vector through a registered
+/// `vcpu_info`, and the two controls (a masked port, interrupts disabled) that must hold the upcall back.
+pub const PVH_CHECKS: [&str; 4] = [
+    "vcpu::register_vcpu_info",
+    "upcall on the callback vector",
+    "upcall held while the port is masked",
+    "upcall held while interrupts are disabled",
+];
 
 /// The checks a guest of `mode` must report as `ok`.
 pub fn checks(mode: Mode) -> Vec<&'static str> {
     let mut v = CHECKS.to_vec();
-    if mode == Mode::Pvh {
-        v.extend(PVH_CHECKS);
+    match mode {
+        Mode::Pv => v.extend(PV_CHECKS),
+        Mode::Pvh => v.extend(PVH_CHECKS),
     }
     v
 }
@@ -871,7 +888,7 @@ mod tests {
     fn the_judge_wants_every_check_and_the_control_caught_on_debug() {
         use Mode::{Pv, Pvh};
         let mut good = String::from("(XEN) Xen version 4.17 debug=y\n");
-        for c in CHECKS {
+        for c in CHECKS.iter().chain(&PV_CHECKS) {
             good.push_str(&format!("ok {c}: x\n"));
         }
         let caught = format!("{good}FAIL {CONTROL_CHECK}: 0, -14\n");
@@ -892,16 +909,20 @@ mod tests {
             !judge(&pass, true, XenBuild::Debug, Pv, Expect::Pass).is_empty(),
             "time-out"
         );
-        // A PVH guest must also show the shared info page's event.
-        let p = judge(&pass, false, XenBuild::Debug, Pvh, Expect::Pass);
+        // A PVH guest must show the upcalls (not the PV mapping), a PV one the mapping.
+        let pvh = pass.replace(&format!("ok {}: x\n", PV_CHECKS[0]), "");
         assert_eq!(
-            p,
-            ["no `ok` line for evtchn::Events on the shared info page"]
+            judge(&pvh, false, XenBuild::Debug, Pvh, Expect::Pass),
+            [format!("no `ok` line for {}", PVH_CHECKS.join(", "))]
         );
-        let pvh = pass.replace(
-            "summary",
-            "ok evtchn::Events on the shared info page: port 1\nsummary",
+        assert_eq!(
+            judge(&pvh, false, XenBuild::Debug, Pv, Expect::Pass),
+            [format!("no `ok` line for {}", PV_CHECKS[0])]
         );
+        let mut pvh = pvh;
+        for c in PVH_CHECKS {
+            pvh = pvh.replace("summary", &format!("ok {c}: x\nsummary"));
+        }
         assert!(judge(&pvh, false, XenBuild::Debug, Pvh, Expect::Pass).is_empty());
         // A typed check missing fails the run.
         let no_typed = pass.replace("ok pair3 grant_table::query_size (typed): x\n", "");
