@@ -9,7 +9,7 @@
 //! Code size comes from the ELF; executed instructions from the EL2 bench image under QEMU with `-icount`
 //! ([`crate::insns`]); both are deterministic. [`check_typed`] fails the bench when a typed call is not
 //! inlined or costs more than the raw stub plus [`TYPED_SLACK`] instructions. The cost of a hypercall on
-//! real Xen is measured by `benches/xen-cost` ([`xen_cost`]).
+//! real Xen is measured by `benches/xen-cost` ([`xen_cost`]). The x86-64 rows are [`crate::bench_x86`]'s.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

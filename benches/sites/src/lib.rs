@@ -16,8 +16,8 @@
 //! guest (console, version, event channels, grant table, HVM parameter, vCPU, scheduler) with their
 //! declared arities, results feeding later calls.
 //!
-//! Nothing here is executed on Xen: the EL2 bench image executes the sites under a trap handler that
-//! returns at once, and the size bench reads them from the ELF.
+//! Nothing here is executed on Xen: the EL2 bench image (on x86-64, `benches/insns-x86`) executes the sites
+//! under a trap handler that returns at once, and the size bench reads them from the ELF.
 
 #![no_std]
 
