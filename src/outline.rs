@@ -95,9 +95,9 @@ pub mod per_call {
                                 0
                             } else {
                                 panic!(
-                                    "xen-hypercall's per-hypercall stubs exist only on ARM: armv7a-none-eabi \
-                                     (A32 and Thumb-2) and aarch64-unknown-none; for host unit tests enable \
-                                     the `mock` feature"
+                                    "xen-hypercall's per-hypercall stubs exist only for bare-metal guests: \
+                                     armv7a-none-eabi (A32 and Thumb-2), aarch64-unknown-none and \
+                                     x86_64-unknown-none; for host unit tests enable the `mock` feature"
                                 )
                             }
                         }
@@ -112,15 +112,7 @@ pub mod per_call {
         target_arch = "aarch64",
         all(target_arch = "x86_64", target_os = "none")
     )))]
-    unsupported_per_call! {
-        0: ();
-        1: (a1);
-        2: (a1, a2);
-        3: (a1, a2, a3);
-        4: (a1, a2, a3, a4);
-        5: (a1, a2, a3, a4, a5);
-        6: (a1, a2, a3, a4, a5, a6);
-    }
+    crate::arch::with_arities!(unsupported_per_call);
 }
 
 /// The SMC Calling Convention's out-of-line stubs, from the same generator and description as the inline

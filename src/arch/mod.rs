@@ -49,6 +49,33 @@ pub use x86_64::*;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub mod x86_page;
 
+/// Hands `$m!` every arity with its argument names: the one list the stand-ins of unsupported targets (raw
+/// stubs here, per-hypercall stubs in `crate::outline`) are made from.
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    all(target_arch = "x86_64", target_os = "none")
+)))]
+macro_rules! with_arities {
+    ($m:ident) => {
+        $m! {
+            0: ();
+            1: (a1);
+            2: (a1, a2);
+            3: (a1, a2, a3);
+            4: (a1, a2, a3, a4);
+            5: (a1, a2, a3, a4, a5);
+            6: (a1, a2, a3, a4, a5, a6);
+        }
+    };
+}
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    all(target_arch = "x86_64", target_os = "none")
+)))]
+pub(crate) use with_arities;
+
 #[cfg(not(any(
     target_arch = "aarch64",
     target_arch = "arm",

@@ -10,10 +10,11 @@ mod sealed {
 
 /// Implemented by nothing: a bound that makes a call to a raw stub on an unsupported target fail to compile.
 #[diagnostic::on_unimplemented(
-    message = "xen-hypercall's raw hypercall stubs exist only on ARM: armv7a-none-eabi (A32 and Thumb-2) \
-               and aarch64-unknown-none",
+    message = "xen-hypercall's raw hypercall stubs exist only for bare-metal guests: armv7a-none-eabi (A32 and \
+               Thumb-2), aarch64-unknown-none and x86_64-unknown-none",
     label = "this target has no Xen hypercall instruction",
-    note = "build for armv7a-none-eabi or aarch64-unknown-none; for host unit tests enable the `mock` feature"
+    note = "build for armv7a-none-eabi, aarch64-unknown-none or x86_64-unknown-none; for host unit tests enable \
+            the `mock` feature"
 )]
 pub trait SupportedTarget: sealed::Sealed {
     /// Never callable: no type implements this trait.
@@ -41,12 +42,4 @@ macro_rules! unsupported_stubs {
     };
 }
 
-unsupported_stubs! {
-    0: ();
-    1: (a1);
-    2: (a1, a2);
-    3: (a1, a2, a3);
-    4: (a1, a2, a3, a4);
-    5: (a1, a2, a3, a4, a5);
-    6: (a1, a2, a3, a4, a5, a6);
-}
+super::with_arities!(unsupported_stubs);
