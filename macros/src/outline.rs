@@ -167,21 +167,8 @@ fn stub_lines(abi: &Abi, n: usize, number: Number) -> Result<Vec<String>, String
     let frame = pushed.len() * c.slot;
 
     // Register moves, ordered so that no source is overwritten before it is read.
-    let mut moves: Vec<(String, String)> = Vec::new();
-    let mut loads: Vec<(String, usize)> = Vec::new();
-    for (i, d) in dests.iter().enumerate() {
-        match c.arg_regs.get(i) {
-            Some(src) if *src == d => {}
-            Some(src) => moves.push((d.clone(), src.to_string())),
-            None => loads.push((d.clone(), frame + (i - c.arg_regs.len()) * c.slot)),
-        }
-    }
-    while !moves.is_empty() {
-        let ready = moves
-            .iter()
-            .position(|(d, _)| !moves.iter().any(|(_, s)| s == d))
-            .ok_or("the register moves form a cycle")?;
-        let (d, s) = moves.remove(ready);
+    let (moves, loads) = place_args(&dests, c.arg_regs, frame, c.slot)?;
+    for (d, s) in moves {
         // A 32-bit word moved between 64-bit registers: the `W` form zero-extends the upper half, which
         // the C convention leaves undefined.
         if abi.arch == Arch::Aarch64 && abi.word == Word::U32 && Some(&d) != keep.as_ref() {
@@ -216,6 +203,39 @@ fn stub_lines(abi: &Abi, n: usize, number: Number) -> Result<Vec<String>, String
     }
     lines.push(c.ret.to_string());
     Ok(lines)
+}
+
+/// The register moves (`(destination, source)`) and stack loads (`(register, offset)`) of a stub.
+pub(crate) type Placement = (Vec<(String, String)>, Vec<(String, usize)>);
+
+/// How the C arguments reach `dests` (argument `i` into `dests[i]`), the first ones passed in `arg_regs`,
+/// the others on the stack from `stack` bytes above `sp`, `slot` bytes each: the register moves, ordered so
+/// that no source is overwritten before it is read, and the stack loads, which come after the moves (their
+/// destinations are not argument registers still to be read). An error if the moves form a cycle.
+pub(crate) fn place_args(
+    dests: &[String],
+    arg_regs: &[&str],
+    stack: usize,
+    slot: usize,
+) -> Result<Placement, String> {
+    let mut moves: Vec<(String, String)> = Vec::new();
+    let mut loads: Vec<(String, usize)> = Vec::new();
+    for (i, d) in dests.iter().enumerate() {
+        match arg_regs.get(i) {
+            Some(src) if *src == d => {}
+            Some(src) => moves.push((d.clone(), src.to_string())),
+            None => loads.push((d.clone(), stack + (i - arg_regs.len()) * slot)),
+        }
+    }
+    let mut ordered = Vec::with_capacity(moves.len());
+    while !moves.is_empty() {
+        let ready = moves
+            .iter()
+            .position(|(d, _)| !moves.iter().any(|(_, s)| s == d))
+            .ok_or("the register moves form a cycle")?;
+        ordered.push(moves.remove(ready));
+    }
+    Ok((ordered, loads))
 }
 
 /// One `#[unsafe(naked)] pub unsafe extern "C" fn hypercallN` per arity.

@@ -14,7 +14,7 @@
 //!   direct `jmp page + NR * stride`.
 
 use crate::abi::Abi;
-use crate::outline::Number;
+use crate::outline::{Number, place_args};
 
 /// `Ok(())` if `name` can be bound in `asm!` on x86-64, else why not.
 pub fn check_register(name: &str) -> Result<(), String> {
@@ -50,22 +50,9 @@ pub fn page_lines(abi: &Abi, n: usize, number: Number) -> Result<Vec<String>, St
         .into_iter()
         .chain(abi.args[..n].iter().map(|r| r.to_string()))
         .collect();
-    let mut moves: Vec<(String, String)> = Vec::new();
-    let mut loads: Vec<(String, usize)> = Vec::new();
-    for (i, d) in dests.iter().enumerate() {
-        match SYSV_ARGS.get(i) {
-            Some(src) if *src == d => {}
-            Some(src) => moves.push((d.clone(), src.to_string())),
-            None => loads.push((d.clone(), 8 + (i - SYSV_ARGS.len()) * 8)),
-        }
-    }
+    let (moves, loads) = place_args(&dests, &SYSV_ARGS, 8, 8)?;
     let mut lines = Vec::new();
-    while !moves.is_empty() {
-        let ready = moves
-            .iter()
-            .position(|(d, _)| !moves.iter().any(|(_, s)| s == d))
-            .ok_or("the register moves form a cycle")?;
-        let (d, s) = moves.remove(ready);
+    for (d, s) in moves {
         lines.push(format!("mov {d}, {s}"));
     }
     for (d, off) in loads {
