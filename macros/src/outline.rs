@@ -240,11 +240,22 @@ pub(crate) fn place_args(
 
 /// One `#[unsafe(naked)] pub unsafe extern "C" fn hypercallN` per arity.
 pub fn outline_stubs(abi: &Abi) -> TokenStream {
-    let stubs = (0..=abi.args.len()).map(|n| match outline_lines(abi, n) {
-        Ok(lines) => outline_stub(abi, n, &lines),
+    every_arity(abi, "out-of-line", outline_lines, outline_stub)
+}
+
+/// `stub` of `lines` for every arity 0 to the description's, or a compile error naming the `kind` of stub
+/// and the arity for which `lines` found none.
+fn every_arity(
+    abi: &Abi,
+    kind: &str,
+    lines: fn(&Abi, usize) -> Result<Vec<String>, String>,
+    stub: fn(&Abi, usize, &[String]) -> TokenStream,
+) -> TokenStream {
+    let stubs = (0..=abi.args.len()).map(|n| match lines(abi, n) {
+        Ok(lines) => stub(abi, n, &lines),
         Err(e) => syn::Error::new(
             Span::call_site(),
-            format!("no out-of-line stub of arity {n}: {e}"),
+            format!("no {kind} stub of arity {n}: {e}"),
         )
         .to_compile_error(),
     });
@@ -343,15 +354,7 @@ fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
 /// One `#[unsafe(naked)] pub unsafe extern "C" fn hypercallN<const NR: usize>` per arity: the per-hypercall
 /// stubs, with the call number built in.
 pub fn per_call_stubs(abi: &Abi) -> TokenStream {
-    let stubs = (0..=abi.args.len()).map(|n| match per_call_lines(abi, n) {
-        Ok(lines) => per_call_stub(abi, n, &lines),
-        Err(e) => syn::Error::new(
-            Span::call_site(),
-            format!("no per-hypercall stub of arity {n}: {e}"),
-        )
-        .to_compile_error(),
-    });
-    quote! { #(#stubs)* }
+    every_arity(abi, "per-hypercall", per_call_lines, per_call_stub)
 }
 
 /// The trap's immediate as documentation shows it (empty without one).
