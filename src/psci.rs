@@ -22,8 +22,6 @@
 //! # }
 //! ```
 
-use core::fmt;
-
 pub use crate::smccc::Version;
 use crate::smccc::backend;
 
@@ -111,37 +109,7 @@ codes! {
     INVALID_ADDRESS = -9, "the entry point address is invalid";
 }
 
-impl Error {
-    /// `Ok(value)` for a non-negative result (as a 32-bit quantity), the error for a negative one.
-    #[inline(always)]
-    pub const fn check(ret: u32) -> Result<u32> {
-        if (ret as i32) < 0 {
-            Err(Error(ret as i32))
-        } else {
-            Ok(ret)
-        }
-    }
-}
-
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(n) => write!(f, "{n}"),
-            None => write!(f, "Error({})", self.0),
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({})",
-            self.name().unwrap_or("unknown PSCI error"),
-            self.0
-        )
-    }
-}
+crate::smccc::error_impls!(Error, "unknown PSCI error");
 
 /// What a PSCI call returns.
 pub type Result<T> = core::result::Result<T, Error>;

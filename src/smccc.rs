@@ -73,37 +73,44 @@ impl Error {
             _ => None,
         }
     }
+}
 
-    /// `Ok(value)` for a non-negative result, the error for a negative one.
-    #[inline(always)]
-    pub const fn check(ret: u32) -> Result<u32, Error> {
-        if (ret as i32) < 0 {
-            Err(Error(ret as i32))
-        } else {
-            Ok(ret)
+/// `check`, `Debug` and `Display` of the error type `$error` of a convention on SMCCC (a negative code in
+/// `.0`, with a `name()`): SMCCC's own and PSCI's. `$unknown` is what `Display` calls a code that is not one
+/// of the convention's.
+macro_rules! error_impls {
+    ($error:ident, $unknown:literal) => {
+        impl $error {
+            /// `Ok(value)` for a non-negative result (as a 32-bit quantity), the error for a negative one.
+            #[inline(always)]
+            pub const fn check(ret: u32) -> core::result::Result<u32, $error> {
+                if (ret as i32) < 0 {
+                    Err($error(ret as i32))
+                } else {
+                    Ok(ret)
+                }
+            }
         }
-    }
-}
 
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(n) => write!(f, "{n}"),
-            None => write!(f, "Error({})", self.0),
+        impl core::fmt::Debug for $error {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                match self.name() {
+                    Some(n) => write!(f, "{n}"),
+                    None => write!(f, "Error({})", self.0),
+                }
+            }
         }
-    }
-}
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({})",
-            self.name().unwrap_or("unknown SMCCC error"),
-            self.0
-        )
-    }
+        impl core::fmt::Display for $error {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "{} ({})", self.name().unwrap_or($unknown), self.0)
+            }
+        }
+    };
 }
+pub(crate) use error_impls;
+
+error_impls!(Error, "unknown SMCCC error");
 
 /// A version `major.minor`, as SMCCC and PSCI encode it (`major << 16 | minor`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
