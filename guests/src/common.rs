@@ -183,6 +183,21 @@ pub fn gfn_of<T>(p: *const T) -> u64 {
     (p as usize as u64) >> 12
 }
 
+/// Maps the domain's shared info page over `page` (`memory::map_shared_info`) and returns what Xen answered
+/// and the event delivery over the page for vCPU 0 (its `vcpu_info` slot there).
+///
+/// # Safety
+///
+/// `page` is a page of this image used for nothing else from now on: it becomes the shared info page, which
+/// only the returned `Events` (atomics) touches for the rest of the run.
+pub unsafe fn map_shared_info(page: *mut Page) -> (Result<(), xen::Error>, xen::evtchn::Events) {
+    // SAFETY: the caller's contract: the frame is this guest's and used for nothing else.
+    let mapped = unsafe { xen::memory::map_shared_info(gfn_of(page)) };
+    // SAFETY: the shared info page is at `page` for the rest of the run, accessed through `Events` only.
+    let events = unsafe { xen::evtchn::Events::new(page.cast()) };
+    (mapped, events)
+}
+
 /// The generic timer's virtual count (`CNTVCT`), readable at EL1 without Xen.
 #[cfg(target_arch = "aarch64")]
 fn ticks() -> u64 {

@@ -19,13 +19,12 @@ mod common;
 mod entry;
 
 use common::{Checks, Deadline, Line, Page, gfn_of, pattern, wait_event};
-use xen_hypercall::xen::evtchn::{self, Events, Port};
+use xen_hypercall::xen::DomId;
+use xen_hypercall::xen::evtchn::{self, Port};
 use xen_hypercall::xen::grant_table::{
     self, CopyPtr, GntMap, GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef, GrantHandle,
     GrantRef, GrantStatus,
 };
-use xen_hypercall::xen::vcpu::SharedInfo;
-use xen_hypercall::xen::{DomId, memory};
 
 /// The frontend's domain.
 const FRONTEND: DomId = DomId(1);
@@ -60,15 +59,13 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
             .dec(FRONTEND.0.into()),
     );
     // SAFETY: SHARED is a page of this image used for nothing else; from now on it is the shared info page,
-    // which only `Events` (atomics) touches.
-    let shared = unsafe { memory::map_shared_info(gfn_of(&raw const SHARED)) };
+    // which only `events` touches.
+    let (shared, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
     c.check(
         "memory::map_shared_info",
         shared.is_ok(),
         Line::new().s(if shared.is_ok() { "mapped" } else { "refused" }),
     );
-    // SAFETY: the shared info page is mapped at SHARED for the rest of the run, accessed through `events` only.
-    let events = unsafe { Events::new((&raw mut SHARED).cast::<SharedInfo>()) };
 
     // The rendezvous: the frontend's port, once it exists.
     let deadline = Deadline::in_ms(WAIT_MS);

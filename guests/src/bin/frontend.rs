@@ -22,10 +22,9 @@ mod common;
 mod entry;
 
 use common::{Checks, Line, Page, gfn_of, pattern, wait_event};
-use xen_hypercall::xen::evtchn::{self, Events};
+use xen_hypercall::xen::evtchn;
 use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantRef, GrantTable};
 use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
-use xen_hypercall::xen::vcpu::SharedInfo;
 use xen_hypercall::xen::{DomId, Error, memory};
 
 /// The backend's domain.
@@ -56,15 +55,13 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     );
 
     // SAFETY: SHARED is a page of this image used for nothing else; from now on it is the shared info page,
-    // which only `Events` (atomics) touches.
-    let shared = unsafe { memory::map_shared_info(gfn_of(&raw const SHARED)) };
+    // which only `events` touches.
+    let (shared, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
     c.check(
         "memory::map_shared_info",
         shared.is_ok(),
         result(shared.map(|()| 0)),
     );
-    // SAFETY: the shared info page is mapped at SHARED for the rest of the run, accessed through `events` only.
-    let events = unsafe { Events::new((&raw mut SHARED).cast::<SharedInfo>()) };
 
     reservation(&mut c);
 

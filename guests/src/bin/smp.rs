@@ -22,11 +22,10 @@ mod entry;
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use common::{Checks, Deadline, Line, Page, gfn_of, pause, wait_event};
-use xen_hypercall::xen::evtchn::{self, Events, Port};
-use xen_hypercall::xen::memory;
+use common::{Checks, Deadline, Line, Page, pause, wait_event};
+use xen_hypercall::xen::evtchn::{self, Port};
 use xen_hypercall::xen::sched::{self, ShutdownReason};
-use xen_hypercall::xen::vcpu::{self, SharedInfo, VcpuInfo};
+use xen_hypercall::xen::vcpu::{self, VcpuInfo};
 use xen_hypercall::{psci, smccc};
 
 const ROLE: &str = "";
@@ -249,15 +248,13 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     );
 
     // SAFETY: SHARED is a page of this image used for nothing else; from now on it is the shared info page,
-    // accessed only through `events`.
-    let mapped = unsafe { memory::map_shared_info(gfn_of(&raw const SHARED)) };
+    // accessed only through `events` (vCPU 0's vcpu_info is its slot 0).
+    let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
     c.check(
         "memory::map_shared_info",
         mapped.is_ok(),
         Line::new().s(if mapped.is_ok() { "mapped" } else { "refused" }),
     );
-    // SAFETY: the shared info page is at SHARED for the rest of the run; vCPU 0's vcpu_info is its slot 0.
-    let events = unsafe { Events::new((&raw mut SHARED).cast::<SharedInfo>()) };
 
     let before = psci::affinity_info(SECOND, 0);
     c.check(
