@@ -15,9 +15,11 @@ use xen_hypercall::outline::{hypercall1, hypercall2, hypercall3, hypercall4, hyp
 #[cfg(not(feature = "outline"))]
 use xen_hypercall::{hypercall1, hypercall2, hypercall3, hypercall4, hypercall5};
 
-use xen_hypercall::xen::{self, DomId, grant_table, version};
-
 use crate::{Checks, DOMID_SELF, nr};
+
+#[path = "../../guests/src/typed_pairs.rs"]
+mod typed;
+pub use typed::{pair2_typed_extraversion, pair3_typed_query_size};
 
 /// `struct gnttab_query_size`.
 #[repr(C)]
@@ -125,27 +127,6 @@ pub fn pair5_hypfs_op() -> (isize, isize) {
     // SAFETY: as above.
     let b = unsafe { hypercall5(op, z, z, z, z, z) };
     (a, b)
-}
-
-/// Arity 2 through the typed API: `version::extraversion()` twice.
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub fn pair2_typed_extraversion() -> (
-    xen::Result<version::ExtraVersion>,
-    xen::Result<version::ExtraVersion>,
-) {
-    (version::extraversion(), version::extraversion())
-}
-
-/// Arity 3 through the typed API: `grant_table::query_size(DOMID_SELF)` twice.
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub fn pair3_typed_query_size() -> (
-    Result<grant_table::QuerySize, grant_table::GrantError>,
-    Result<grant_table::QuerySize, grant_table::GrantError>,
-) {
-    let dom = black_box(DomId::SELF);
-    (grant_table::query_size(dom), grant_table::query_size(dom))
 }
 
 /// The trap of the control's own stub: the one the build's inline stubs use.

@@ -19,11 +19,15 @@ use core::hint::black_box;
 
 #[cfg(feature = "outline")]
 use xen_hypercall::outline::{hypercall1, hypercall2, hypercall3, hypercall4, hypercall5};
-use xen_hypercall::xen::{self, DomId, grant_table, nr, version};
+use xen_hypercall::xen::{self, DomId, grant_table, nr};
 #[cfg(not(feature = "outline"))]
 use xen_hypercall::{hypercall1, hypercall2, hypercall3, hypercall4, hypercall5};
 
 use crate::{Checks, Line};
+
+#[path = "typed_pairs.rs"]
+mod typed;
+pub use typed::{pair2_typed_extraversion, pair3_typed_query_size};
 
 /// `XENVER_extraversion`.
 const XENVER_EXTRAVERSION: usize = 1;
@@ -140,27 +144,6 @@ pub fn pair5_hypfs_op() -> (isize, isize) {
     // SAFETY: as above.
     let b = unsafe { hypercall5(op, cmd, a1, a2, a3, a4) };
     (a, b)
-}
-
-/// Arity 2 through the typed API: `version::extraversion()` twice.
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub fn pair2_typed_extraversion() -> (
-    xen::Result<version::ExtraVersion>,
-    xen::Result<version::ExtraVersion>,
-) {
-    (version::extraversion(), version::extraversion())
-}
-
-/// Arity 3 through the typed API: `grant_table::query_size(DOMID_SELF)` twice.
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub fn pair3_typed_query_size() -> (
-    Result<grant_table::QuerySize, grant_table::GrantError>,
-    Result<grant_table::QuerySize, grant_table::GrantError>,
-) {
-    let dom = black_box(DomId::SELF);
-    (grant_table::query_size(dom), grant_table::query_size(dom))
 }
 
 /// The negative control: `grant_table_op(GNTTABOP_query_size, &q, 1)` twice through a stub of this guest's
