@@ -214,50 +214,19 @@ stack_top:
         }
     }
 
+    /// What `cycles` reads (the type `measure` counts in).
+    type Ticks = u64;
+
     #[inline(always)]
-    fn cycles() -> u64 {
+    fn cycles() -> Ticks {
         let (lo, hi): (u32, u32);
         // SAFETY: reads the TSC (CR4.TSD is clear).
         unsafe { core::arch::asm!("rdtsc", out("eax") lo, out("edx") hi, options(nostack)) };
         u64::from(hi) << 32 | u64::from(lo)
     }
 
-    /// The empty site the calling sequence is measured with.
-    #[unsafe(no_mangle)]
-    #[inline(never)]
-    pub extern "C" fn site_empty(s: &mut State) -> usize {
-        core::hint::black_box(s);
-        0
-    }
-
-    use sites::measured::Site;
-
-    static mut STATE: State = State {
-        v: [1, 2, 3, 4, 5, 6, 7, 8],
-    };
-
-    /// Calls measured after the two warm-up calls (QEMU translates the code on first execution).
-    const MEASURED: usize = 8;
-
-    /// Counter delta of one call: the value most of [`MEASURED`] calls agree on, or `None`.
-    fn measure(f: Site) -> Option<u64> {
-        let mut last = [0u64; MEASURED];
-        for i in 0..MEASURED + 2 {
-            // SAFETY: the bench state is this image's own; the site's traps return at once.
-            let (a, b) = unsafe {
-                let s = &mut *core::ptr::addr_of_mut!(STATE);
-                let a = cycles();
-                core::hint::black_box(f(s));
-                (a, cycles())
-            };
-            if i >= 2 {
-                last[i - 2] = b.wrapping_sub(a);
-            }
-        }
-        last.iter()
-            .copied()
-            .find(|&v| last.iter().filter(|&&w| w == v).count() > MEASURED / 2)
-    }
+    // `site_empty` and `measure`, shared with the ARM image (`benches/insns`).
+    include!("../../insns/src/measure.rs");
 
     fn number(mut v: u64, out: &mut [u8; 24]) -> &[u8] {
         let mut i = out.len();
