@@ -361,9 +361,7 @@ pub fn counts(mode: Mode, deltas: &BTreeMap<String, u64>, img: &Image) -> Result
     let mut wrong = Vec::new();
     for (site, &d) in deltas.iter().filter(|(s, _)| s.as_str() != "site_empty") {
         let p = path(img, site).with_context(|| mode.name())?;
-        let n = (d + empty)
-            .checked_sub(empty_delta + p.traps * mode.handler())
-            .with_context(|| format!("{site}: delta {d} below the empty site's {empty_delta}"))?;
+        let n = crate::insns::net(site, d, (empty, empty_delta), p.traps * mode.handler())?;
         if let Some(expected) = p.instructions
             && n != expected
         {
