@@ -763,42 +763,60 @@ impl XenCost {
     }
 }
 
+/// The `xen-cost <name> <n> <ticks>` lines of a xen-cost guest's console (ARM and x86-64 alike), by name.
+pub(crate) struct CostLines<'a> {
+    m: BTreeMap<&'a str, (u64, u64)>,
+    /// The guest, as the errors name it.
+    who: &'static str,
+}
+
+impl<'a> CostLines<'a> {
+    /// Reads every line; fails on a malformed one, or unless the guest printed `xen-cost done`.
+    pub(crate) fn parse(who: &'static str, console: &'a str) -> Result<CostLines<'a>> {
+        let mut m: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut done = false;
+        for line in console.lines() {
+            let Some(rest) = line.trim().strip_prefix("xen-cost ") else {
+                continue;
+            };
+            if rest == "done" {
+                done = true;
+                continue;
+            }
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let [name, n, v] = f[..] else {
+                bail!("unexpected line {line:?}");
+            };
+            m.insert(name, (n.parse()?, v.parse()?));
+        }
+        if !done {
+            bail!("{who} did not finish:\n{console}");
+        }
+        Ok(CostLines { m, who })
+    }
+
+    /// The `(n, ticks)` of line `k`; fails when the guest did not print it.
+    pub(crate) fn get(&self, k: &str) -> Result<(u64, u64)> {
+        self.m
+            .get(k)
+            .copied()
+            .with_context(|| format!("{} printed no {k:?}", self.who))
+    }
+}
+
 /// Parses the guest's console: `xen-cost <name> <n> <ticks>` lines and `xen-cost done`; fails unless the
 /// guest finished and its calls returned Xen's version.
 pub fn parse_xen_cost(isa: Isa, console: &str) -> Result<XenCost> {
-    let mut m: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    let mut done = false;
-    for line in console.lines() {
-        let Some(rest) = line.trim().strip_prefix("xen-cost ") else {
-            continue;
-        };
-        if rest == "done" {
-            done = true;
-            continue;
-        }
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let [name, n, v] = f[..] else {
-            bail!("unexpected line {line:?}");
-        };
-        m.insert(name, (n.parse()?, v.parse()?));
-    }
-    if !done {
-        bail!("the xen-cost guest did not finish:\n{console}");
-    }
-    let get = |k: &str| {
-        m.get(k)
-            .copied()
-            .with_context(|| format!("the xen-cost guest printed no {k:?}"))
-    };
-    if get("version-ok")?.1 != 1 {
+    let lines = CostLines::parse("the xen-cost guest", console)?;
+    if lines.get("version-ok")?.1 != 1 {
         bail!(
             "xen_version did not return Xen's version, or the multicall's results differ:\n{console}"
         );
     }
-    let (calls_n, calls) = get("calls")?;
-    let (_, empty) = get("empty")?;
-    let (reps, separate8) = get("separate8")?;
-    let (_, multicall8) = get("multicall8")?;
+    let (calls_n, calls) = lines.get("calls")?;
+    let (_, empty) = lines.get("empty")?;
+    let (reps, separate8) = lines.get("separate8")?;
+    let (_, multicall8) = lines.get("multicall8")?;
     if calls_n == 0 || reps == 0 || calls <= empty || separate8 == 0 || multicall8 == 0 {
         bail!("implausible xen-cost figures:\n{console}");
     }

@@ -24,7 +24,7 @@ use iced_x86::{
 };
 
 use crate::audit::demangle;
-use crate::bench::{IsaSizes, Results, Size, WORK_ARITIES, limit, work_limit};
+use crate::bench::{CostLines, IsaSizes, Results, Size, WORK_ARITIES, limit, work_limit};
 use crate::{setup, util};
 
 /// The guest type an image is built for.
@@ -361,9 +361,7 @@ pub fn counts(mode: Mode, deltas: &BTreeMap<String, u64>, img: &Image) -> Result
     let mut wrong = Vec::new();
     for (site, &d) in deltas.iter().filter(|(s, _)| s.as_str() != "site_empty") {
         let p = path(img, site).with_context(|| mode.name())?;
-        let n = (d + empty)
-            .checked_sub(empty_delta + p.traps * mode.handler())
-            .with_context(|| format!("{site}: delta {d} below the empty site's {empty_delta}"))?;
+        let n = crate::insns::net(site, d, (empty, empty_delta), p.traps * mode.handler())?;
         if let Some(expected) = p.instructions
             && n != expected
         {
@@ -723,40 +721,17 @@ impl XenCost {
 /// Parses the dom0's console: `xen-cost <name> <n> <ticks>` lines and `xen-cost done`; fails unless the
 /// dom0 finished, is of `mode`, and its calls returned Xen's version inline and through the page.
 pub fn parse_xen_cost(mode: Mode, console: &str) -> Result<XenCost> {
-    let mut m: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    let mut done = false;
-    for line in console.lines() {
-        let Some(rest) = line.trim().strip_prefix("xen-cost ") else {
-            continue;
-        };
-        if rest == "done" {
-            done = true;
-            continue;
-        }
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let [name, n, v] = f[..] else {
-            bail!("unexpected line {line:?}");
-        };
-        m.insert(name, (n.parse()?, v.parse()?));
-    }
-    if !done {
-        bail!("the x86 xen-cost dom0 did not finish:\n{console}");
-    }
-    let get = |k: &str| {
-        m.get(k)
-            .copied()
-            .with_context(|| format!("the x86 xen-cost dom0 printed no {k:?}"))
-    };
-    if get("version-ok")?.1 != 1 {
+    let lines = CostLines::parse("the x86 xen-cost dom0", console)?;
+    if lines.get("version-ok")?.1 != 1 {
         bail!("xen_version did not return Xen's version inline and through the page:\n{console}");
     }
-    if get("pvh")?.1 != u64::from(mode == Mode::Hvm) {
+    if lines.get("pvh")?.1 != u64::from(mode == Mode::Hvm) {
         bail!("the dom0 did not run as {}:\n{console}", mode.name());
     }
-    let (calls, inline) = get("inline")?;
-    let (_, page) = get("page")?;
-    let (_, empty) = get("empty")?;
-    let (n2, empty2) = get("empty2")?;
+    let (calls, inline) = lines.get("inline")?;
+    let (_, page) = lines.get("page")?;
+    let (_, empty) = lines.get("empty")?;
+    let (n2, empty2) = lines.get("empty2")?;
     if calls == 0 || n2 != 2 * calls || inline <= empty || page <= empty || empty2 <= empty {
         bail!("implausible x86 xen-cost figures:\n{console}");
     }

@@ -196,6 +196,16 @@ pub fn static_count(name: &str, funcs: &[Function]) -> Result<Static> {
     walk(f, funcs, 0)
 }
 
+/// The instructions one call of `site` executes, from its counter delta `d`: `d − delta(site_empty) +
+/// instructions(site_empty) − handler`, with `empty` = (instructions, delta) of `site_empty` and `handler`
+/// the trap handler's instructions the call executed (the method of the ARM and the x86-64 counts).
+pub(crate) fn net(site: &str, d: u64, empty: (u64, u64), handler: u64) -> Result<u64> {
+    let (insns, delta) = empty;
+    (d + insns)
+        .checked_sub(delta + handler)
+        .with_context(|| format!("{site}: delta {d} below the empty site's {delta}"))
+}
+
 /// Turns raw deltas into instruction counts and applies the control: the trap handler's `eret` is taken
 /// off once per executed `hvc`, and every function that is straight-line (its callees included) must
 /// measure exactly its instruction count in the ELF.
@@ -209,9 +219,7 @@ pub fn counts(isa: Isa, deltas: &BTreeMap<String, u64>, funcs: &[Function]) -> R
     let mut wrong = Vec::new();
     for (site, &d) in deltas.iter().filter(|(s, _)| s.as_str() != "site_empty") {
         let st = static_count(site, funcs).with_context(|| isa.name())?;
-        let n = (d + empty.insns.len() as u64)
-            .checked_sub(empty_delta + st.hvcs)
-            .with_context(|| format!("{site}: delta {d} below the empty site's {empty_delta}"))?;
+        let n = net(site, d, (empty.insns.len() as u64, empty_delta), st.hvcs)?;
         if let Some(expected) = st.instructions
             && n != expected
         {

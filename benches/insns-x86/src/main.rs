@@ -1,11 +1,12 @@
 //! Counts the guest instructions each bench call site executes (`benches/sites/`) on x86-64,
 //! deterministically: the x86-64 counterpart of `benches/insns`.
 //!
-//! QEMU's `-kernel` enters the image at its PVH entry point (the `PHYS32_ENTRY` ELF note) in 32-bit mode;
-//! it identity-maps the first GiB, enters long mode and calls `bench_main` in ring 0. The traps return at
-//! at once with result 0 (success: the typed API's success path is what is measured), the trap's own cost
-//! being a fixed number of handler instructions that the runner (`xtask/src/bench_x86.rs`) takes off per
-//! trap:
+//! QEMU's `-kernel` enters the image at its PVH entry point (the `PHYS32_ENTRY` ELF note) in 32-bit mode:
+//! the example x86-64 guest's entry code (`guests-x86/src/entry.rs`) identity-maps the first GiB, enters
+//! long mode and calls `guest_main`, which sets up the traps and enters `bench_main` in ring 0. The traps
+//! return at once with result 0 (success: the typed API's success path is what is measured), the trap's
+//! own cost being a fixed number of handler instructions that the runner (`xtask/src/bench_x86.rs`) takes
+//! off per trap:
 //!
 //! - feature `pv`: the inline sites trap with `syscall`; `LSTAR` points at `xor %eax,%eax; jmp *%rcx` (two
 //!   instructions; `STAR` gives ring-0 selectors, `FMASK` 0, so no `sysret` to ring 3 is needed).
@@ -31,64 +32,28 @@ compile_error!("the x86-64 bench image builds for x86_64-unknown-none only");
 #[cfg(all(target_arch = "x86_64", not(any(feature = "pv", feature = "amd"))))]
 compile_error!("build the x86-64 bench image with feature `pv` or `amd`");
 
+// The PVH entry of the example x86-64 guest: its long-mode set-up, then `guest_main` (below).
+#[cfg(target_arch = "x86_64")]
+#[path = "../../../guests-x86/src/entry.rs"]
+mod entry;
+
 #[cfg(target_arch = "x86_64")]
 mod image {
     use xen_hypercall_bench_sites::{self as sites, State};
 
+    // `guest_main`, called in long mode on the stack by the PVH entry: `EFER.SCE`, `STAR`/`LSTAR`/`FMASK`
+    // for `syscall`, IDT entry 6 (#UD) for `vmmcall`, then `bench_main` (a tail call: the stack as the
+    // entry set it).
     core::arch::global_asm!(
         r#"
-    .pushsection .note.Xen, "a", @note
-    .balign 4
-    .long 4
-    .long 4
-    .long 18   /* XEN_ELFNOTE_PHYS32_ENTRY: QEMU's PVH entry */
-    .asciz "Xen"
-    .balign 4
-    .long pvh_start
-    .balign 4
-    .popsection
-
     .pushsection .text.entry, "ax"
-    .code32
-    .globl pvh_start
-pvh_start:
-    cli
-    mov $bench_pd, %edi
-    xor %ecx, %ecx
-2:  mov %ecx, %eax
-    shl $21, %eax
-    or $0x83, %eax
-    mov %eax, (%edi, %ecx, 8)
-    movl $0, 4(%edi, %ecx, 8)
-    inc %ecx
-    cmp $512, %ecx
-    jb 2b
-    mov $bench_pd + 3, %eax
-    mov %eax, bench_pdpt
-    mov $bench_pdpt + 3, %eax
-    mov %eax, bench_pml4
-    mov $bench_pml4, %eax
-    mov %eax, %cr3
-    mov %cr4, %eax
-    or $0x20, %eax
-    mov %eax, %cr4
+    .code64
+    .globl guest_main
+guest_main:
     mov $0xc0000080, %ecx
     rdmsr
-    or $0x101, %eax          /* EFER.LME | EFER.SCE */
+    or $0x1, %eax            /* EFER.SCE */
     wrmsr
-    mov %cr0, %eax
-    or $0x80000001, %eax
-    mov %eax, %cr0
-    lgdt bench_gdt_ptr
-    ljmp $0x08, $bench_long
-
-    .code64
-bench_long:
-    mov $0x10, %eax
-    mov %eax, %ds
-    mov %eax, %es
-    mov %eax, %ss
-    lea stack_top(%rip), %rsp
     /* STAR: syscall enters with CS 0x08, SS 0x10; LSTAR: the handler; FMASK: no flag cleared. */
     mov $0xc0000081, %ecx
     xor %eax, %eax
@@ -114,8 +79,7 @@ bench_long:
     shr $16, %rax
     mov %eax, 6*16+8(%rdi)
     lidt bench_idt_ptr(%rip)
-    call bench_main
-    ud2
+    jmp bench_main
 
     .balign 16
     .globl bench_syscall
@@ -131,13 +95,6 @@ bench_ud:
     iretq
 
     .balign 8
-bench_gdt:
-    .quad 0
-    .quad 0x00af9a000000ffff
-    .quad 0x00cf92000000ffff
-bench_gdt_ptr:
-    .word 23
-    .long bench_gdt
 bench_idt_ptr:
     .word 256*16 - 1
     .quad bench_idt
@@ -145,16 +102,7 @@ bench_idt_ptr:
 
     .pushsection .data.pagetables, "aw"
     .balign 4096
-bench_pml4: .fill 4096, 1, 0
-bench_pdpt: .fill 4096, 1, 0
-bench_pd:   .fill 4096, 1, 0
 bench_idt:  .fill 4096, 1, 0
-    .popsection
-
-    .pushsection .bss.stack, "aw", @nobits
-    .balign 16
-    .space 65536
-stack_top:
     .popsection
 "#,
         options(att_syntax)
@@ -214,50 +162,19 @@ stack_top:
         }
     }
 
+    /// What `cycles` reads (the type `measure` counts in).
+    type Ticks = u64;
+
     #[inline(always)]
-    fn cycles() -> u64 {
+    fn cycles() -> Ticks {
         let (lo, hi): (u32, u32);
         // SAFETY: reads the TSC (CR4.TSD is clear).
         unsafe { core::arch::asm!("rdtsc", out("eax") lo, out("edx") hi, options(nostack)) };
         u64::from(hi) << 32 | u64::from(lo)
     }
 
-    /// The empty site the calling sequence is measured with.
-    #[unsafe(no_mangle)]
-    #[inline(never)]
-    pub extern "C" fn site_empty(s: &mut State) -> usize {
-        core::hint::black_box(s);
-        0
-    }
-
-    use sites::measured::Site;
-
-    static mut STATE: State = State {
-        v: [1, 2, 3, 4, 5, 6, 7, 8],
-    };
-
-    /// Calls measured after the two warm-up calls (QEMU translates the code on first execution).
-    const MEASURED: usize = 8;
-
-    /// Counter delta of one call: the value most of [`MEASURED`] calls agree on, or `None`.
-    fn measure(f: Site) -> Option<u64> {
-        let mut last = [0u64; MEASURED];
-        for i in 0..MEASURED + 2 {
-            // SAFETY: the bench state is this image's own; the site's traps return at once.
-            let (a, b) = unsafe {
-                let s = &mut *core::ptr::addr_of_mut!(STATE);
-                let a = cycles();
-                core::hint::black_box(f(s));
-                (a, cycles())
-            };
-            if i >= 2 {
-                last[i - 2] = b.wrapping_sub(a);
-            }
-        }
-        last.iter()
-            .copied()
-            .find(|&v| last.iter().filter(|&&w| w == v).count() > MEASURED / 2)
-    }
+    // `site_empty` and `measure`, shared with the ARM image (`benches/insns`).
+    include!("../../insns/src/measure.rs");
 
     fn number(mut v: u64, out: &mut [u8; 24]) -> &[u8] {
         let mut i = out.len();

@@ -133,8 +133,11 @@ mod image {
         }
     }
 
+    /// What `cycles` reads (the type `measure` counts in).
+    type Ticks = usize;
+
     #[inline(always)]
-    fn cycles() -> usize {
+    fn cycles() -> Ticks {
         let v: usize;
         // SAFETY: reads the cycle counter.
         unsafe {
@@ -146,44 +149,8 @@ mod image {
         v
     }
 
-    /// The empty site the calling sequence is measured with.
-    #[unsafe(no_mangle)]
-    #[inline(never)]
-    pub extern "C" fn site_empty(s: &mut State) -> usize {
-        core::hint::black_box(s);
-        0
-    }
-
-    use sites::measured::Site;
-
-    static mut STATE: State = State {
-        v: [1, 2, 3, 4, 5, 6, 7, 8],
-    };
-
-    /// Calls measured after the two warm-up calls (QEMU translates the code on first execution).
-    const MEASURED: usize = 8;
-
-    /// Counter delta of one call: the value most of [`MEASURED`] calls agree on (QEMU's instruction budget
-    /// occasionally splits the translation block of a counter read, moving one reading), or `None` when
-    /// no value has a majority.
-    fn measure(f: Site) -> Option<usize> {
-        let mut last = [0usize; MEASURED];
-        for i in 0..MEASURED + 2 {
-            // SAFETY: the bench state is this image's own; the site's hypercall traps to our `eret`.
-            let (a, b) = unsafe {
-                let s = &mut *core::ptr::addr_of_mut!(STATE);
-                let a = cycles();
-                core::hint::black_box(f(s));
-                (a, cycles())
-            };
-            if i >= 2 {
-                last[i - 2] = b.wrapping_sub(a);
-            }
-        }
-        last.iter()
-            .copied()
-            .find(|&v| last.iter().filter(|&&w| w == v).count() > MEASURED / 2)
-    }
+    // `site_empty` and `measure`, shared with the x86-64 image (`benches/insns-x86`).
+    include!("measure.rs");
 
     fn number(mut v: usize, out: &mut [u8; 24]) -> &[u8] {
         let mut i = out.len() - 1;
