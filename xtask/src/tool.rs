@@ -704,7 +704,7 @@ pub fn x86_code_size() -> Result<String> {
             "{:<8} {:>8} {:>12} {:>8} {:>12} {:>12} {:>12}",
             "x64",
             name,
-            text_bytes(&data)?,
+            xen::elf_text_bytes(&data)?,
             t.sites,
             t.setup_bytes,
             t.frame,
@@ -712,20 +712,6 @@ pub fn x86_code_size() -> Result<String> {
         );
     }
     Ok(o)
-}
-
-/// Bytes of the executable sections of an ELF file.
-fn text_bytes(data: &[u8]) -> Result<u64> {
-    use object::{Object, ObjectSection, SectionFlags};
-    let file = object::File::parse(data)?;
-    Ok(file
-        .sections()
-        .filter(|s| match s.flags() {
-            SectionFlags::Elf { sh_flags } => sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0,
-            _ => false,
-        })
-        .map(|s| s.size())
-        .sum())
 }
 
 fn host_triple() -> Result<String> {

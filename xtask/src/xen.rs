@@ -816,8 +816,8 @@ pub fn size_table(guests: &[(Guest, PathBuf)]) -> Result<String> {
     Ok(o)
 }
 
-/// Bytes of the executable sections of an ELF file.
-fn elf_text_bytes(data: &[u8]) -> Result<u64> {
+/// Bytes of the executable sections of an ELF file (the code-size tables' "code bytes").
+pub(crate) fn elf_text_bytes(data: &[u8]) -> Result<u64> {
     use object::{Object, ObjectSection, SectionFlags};
     let file = object::File::parse(data)?;
     Ok(file
