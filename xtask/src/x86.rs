@@ -275,18 +275,7 @@ pub fn debug_xen() -> Result<PathBuf> {
     let tree = dir.join("src-x86");
     if !tree.join("xen/Makefile").is_file() {
         let dl = dir.join("download");
-        let dsc = std::fs::read_dir(&dl)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|e| e == "dsc"))
-            .context("no .dsc under target/xen-src/download")?;
-        let _ = std::fs::remove_dir_all(&tree);
-        util::run(
-            Command::new("dpkg-source")
-                .current_dir(&dl)
-                .arg("-x")
-                .arg(&dsc)
-                .arg(&tree),
-        )?;
+        xensrc::unpack(&dl, &tree, "no .dsc under target/xen-src/download")?;
     }
     eprintln!("x86: building a debug Xen for x86-64 (a few minutes on 2 cores)");
     xensrc::build_debug(&tree, &["XEN_TARGET_ARCH=x86_64"], &image)?;
