@@ -744,24 +744,14 @@ pub fn report(runs: &[Run]) -> (String, usize) {
 pub fn check_arity_table() -> Result<String> {
     let dir = util::target_dir().join("guests-x86");
     let build = |features: &str| -> Result<std::process::Output> {
-        let mut cmd = util::cargo();
-        cmd.env("CARGO_TARGET_DIR", &dir)
-            .env(
-                "CARGO_ENCODED_RUSTFLAGS",
-                "-Copt-level=s\x1f-Crelocation-model=static",
-            )
-            .env_remove("RUSTFLAGS")
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "-p",
-                "xen-hypercall-guests-x86",
-                "--target",
-                "x86_64-unknown-none",
-                "--features",
-                features,
-            ]);
+        let mut cmd = util::cross_build_command(
+            &dir,
+            "xen-hypercall-guests-x86",
+            "x86_64-unknown-none",
+            "s",
+            "-Crelocation-model=static",
+            &[features],
+        );
         eprintln!("$ {}", util::show(&cmd));
         cmd.output()
             .with_context(|| format!("cannot start {}", util::show(&cmd)))
