@@ -192,11 +192,7 @@ pub fn report(runs: &[Run]) -> usize {
             for p in &r.problems {
                 println!("      {p}");
             }
-            let lines: Vec<&str> = r.boot.output.lines().collect();
-            println!(
-                "      last output:\n{}",
-                lines[lines.len().saturating_sub(15)..].join("\n")
-            );
+            println!("      last output:\n{}", xen::tail(&r.boot.output, 15));
         }
     }
     failed

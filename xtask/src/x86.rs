@@ -31,7 +31,7 @@ use iced_x86::{
 };
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use crate::xen::{Boot, XenBuild, run_qemu};
+use crate::xen::{Boot, XenBuild, run_qemu, tail};
 use crate::{setup, util, xensrc};
 
 /// Debian's Xen hypervisor package for amd64 and its (gzipped) image.
@@ -721,12 +721,7 @@ pub fn report(runs: &[Run]) -> (String, usize) {
             verdict(r)
         );
         if !ok {
-            let lines: Vec<&str> = r.boot.output.lines().collect();
-            let _ = writeln!(
-                o,
-                "      last output:\n{}",
-                lines[lines.len().saturating_sub(12)..].join("\n")
-            );
+            let _ = writeln!(o, "      last output:\n{}", tail(&r.boot.output, 12));
         }
     }
     for r in runs

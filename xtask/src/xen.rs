@@ -611,7 +611,8 @@ fn verdict_line(r: &Run) -> String {
     )
 }
 
-fn tail(output: &str, n: usize) -> String {
+/// The last `n` lines of a console, for a failed run's report.
+pub(crate) fn tail(output: &str, n: usize) -> String {
     let lines: Vec<&str> = output.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
