@@ -365,11 +365,7 @@ pub fn judge(cfg: &Config, output: &str, timed_out: bool, build: XenBuild) -> Ve
         Expect::AllOk => {
             for &r in roles {
                 let lines = role_lines(output, r);
-                let missing: Vec<&str> = r
-                    .checks()
-                    .into_iter()
-                    .filter(|c| !lines.iter().any(|l| l.starts_with(&format!("ok {c}:"))))
-                    .collect();
+                let missing = xen::missing_checks(&lines, r.checks());
                 if !missing.is_empty() {
                     problems.push(format!(
                         "{}: no `ok` line for {}",

@@ -31,7 +31,7 @@ use iced_x86::{
 };
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use crate::xen::{Boot, XenBuild, run_qemu, tail};
+use crate::xen::{Boot, XenBuild, missing_checks, run_qemu, tail};
 use crate::{setup, util, xensrc};
 
 /// Debian's Xen hypervisor package for amd64 and its (gzipped) image.
@@ -353,10 +353,7 @@ pub fn judge(
         }
         return problems;
     }
-    let missing: Vec<&str> = checks(mode)
-        .into_iter()
-        .filter(|c| !has(&format!("ok {c}:")))
-        .collect();
+    let missing = missing_checks(&lines, checks(mode));
     if !missing.is_empty() {
         problems.push(format!("no `ok` line for {}", missing.join(", ")));
     }
