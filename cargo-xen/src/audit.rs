@@ -234,8 +234,9 @@ fn is_setup(op: &Op) -> bool {
 }
 
 /// Bytes of the set-up instructions for `inputs` between `from` and the site at `at` (exclusive): for each
-/// input register, the `mov`-class instructions that write it after its last other write.
-fn setup_bytes(f: &Function, from: usize, at: usize, inputs: &[Reg]) -> u64 {
+/// input register, the `mov`-class instructions that write it after its last other write. (Public: the
+/// bench's call-site sizes are this reading too.)
+pub fn setup_bytes(f: &Function, from: usize, at: usize, inputs: &[Reg]) -> u64 {
     let mut bytes = 0;
     for &r in inputs {
         for insn in f.insns[from..at].iter().rev() {

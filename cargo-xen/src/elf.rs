@@ -204,6 +204,15 @@ pub struct Function {
 
 /// Reads every function of an ELF file or a static archive of ELF files.
 pub fn read_functions(data: &[u8]) -> Result<Vec<Function>> {
+    read_members(data, read_object)
+}
+
+/// `read` of every ELF member of a static archive (given the member's name), or of `data` itself (given
+/// `""`) when it is not an archive.
+pub(crate) fn read_members<T>(
+    data: &[u8],
+    read: impl Fn(&[u8], &str) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
     if data.starts_with(b"!<arch>\n") {
         let archive = ArchiveFile::parse(data).context("malformed archive")?;
         let mut out = Vec::new();
@@ -212,12 +221,60 @@ pub fn read_functions(data: &[u8]) -> Result<Vec<Function>> {
             let name = String::from_utf8_lossy(member.name()).into_owned();
             let bytes = member.data(data).context("truncated archive member")?;
             if bytes.starts_with(b"\x7fELF") {
-                out.extend(read_object(bytes, &name).with_context(|| format!("in {name}"))?);
+                out.extend(read(bytes, &name).with_context(|| format!("in {name}"))?);
             }
         }
         return Ok(out);
     }
-    read_object(data, "")
+    read(data, "")
+}
+
+/// The section of the function symbol `name` (in section `idx`, at `addr`, `size` bytes) and its code.
+pub(crate) fn symbol_code<'d, 'f>(
+    file: &'f object::File<'d>,
+    idx: SectionIndex,
+    addr: u64,
+    size: u64,
+    name: &str,
+) -> Result<(object::Section<'d, 'f>, &'d [u8])> {
+    let section = file
+        .section_by_index(idx)
+        .context("symbol in a missing section")?;
+    let bytes = section.data().context("truncated section")?;
+    let start = addr
+        .checked_sub(section.address())
+        .and_then(|o| usize::try_from(o).ok())
+        .context("symbol outside its section")?;
+    let end = usize::try_from(size)
+        .ok()
+        .and_then(|s| start.checked_add(s))
+        .filter(|&e| e <= bytes.len())
+        .with_context(|| format!("symbol {name} extends past its section"))?;
+    Ok((section, &bytes[start..end]))
+}
+
+/// The relocations of `section` that patch `addr..addr + size`: the address patched, the symbol named
+/// (when it can be read, with its name) and the relocation.
+pub(crate) fn relocations_in<'d, 'f>(
+    file: &'f object::File<'d>,
+    section: &object::Section<'d, 'f>,
+    addr: u64,
+    size: u64,
+) -> Vec<(u64, object::Symbol<'d, 'f>, &'d str, object::Relocation)> {
+    let mut out = Vec::new();
+    for (off, rel) in section.relocations() {
+        let at = section.address() + off;
+        if at < addr || at >= addr + size {
+            continue;
+        }
+        if let object::RelocationTarget::Symbol(si) = rel.target()
+            && let Ok(target) = file.symbol_by_index(si)
+            && let Ok(tname) = target.name()
+        {
+            out.push((at, target, tname, rel));
+        }
+    }
+    out
 }
 
 /// Reads every function of one ELF object or executable.
@@ -265,23 +322,10 @@ pub fn read_object(data: &[u8], origin: &str) -> Result<Vec<Function>> {
         if name.is_empty() || name.starts_with('$') {
             continue;
         }
-        let section = file
-            .section_by_index(idx)
-            .context("symbol in a missing section")?;
-        let bytes = section.data().context("truncated section")?;
         let raw_addr = sym.address();
         let thumb = arm32 && raw_addr & 1 == 1;
         let addr = if arm32 { raw_addr & !1 } else { raw_addr };
-        let start = addr
-            .checked_sub(section.address())
-            .and_then(|o| usize::try_from(o).ok())
-            .context("symbol outside its section")?;
-        let end = usize::try_from(sym.size())
-            .ok()
-            .and_then(|s| start.checked_add(s))
-            .filter(|&e| e <= bytes.len())
-            .with_context(|| format!("symbol {name} extends past its section"))?;
-        let code = &bytes[start..end];
+        let (section, code) = symbol_code(&file, idx, addr, sym.size(), name)?;
         let base_isa = if !arm32 {
             Isa::A64
         } else if thumb {
@@ -313,19 +357,10 @@ pub fn read_object(data: &[u8], origin: &str) -> Result<Vec<Function>> {
             let hi = (run_end - addr) as usize;
             insns.extend(decode(isa, &code[lo..hi], a));
         }
-        let mut relocs = Vec::new();
-        for (off, rel) in section.relocations() {
-            let at = section.address() + off;
-            if at < addr || at >= addr + sym.size() {
-                continue;
-            }
-            if let object::RelocationTarget::Symbol(si) = rel.target()
-                && let Ok(target) = file.symbol_by_index(si)
-                && let Ok(tname) = target.name()
-            {
-                relocs.push((at, tname.to_string()));
-            }
-        }
+        let relocs = relocations_in(&file, &section, addr, sym.size())
+            .into_iter()
+            .map(|(at, _, tname, _)| (at, tname.to_string()))
+            .collect();
         out.push(Function {
             name: name.to_string(),
             isa: base_isa,

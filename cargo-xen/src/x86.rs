@@ -34,10 +34,10 @@ use iced_x86::{
     OpKind, Register,
 };
 use object::read::archive::ArchiveFile;
-use object::{Architecture, Object, ObjectSection, ObjectSymbol, RelocationTarget, SymbolKind};
+use object::{Architecture, Object, ObjectSection, ObjectSymbol, SymbolKind};
 
 use crate::audit::{Arch, FnReport, Report, Site, SiteKind, StubKind, demangle, stub_arity};
-use crate::elf::Isa;
+use crate::elf::{self, Isa};
 
 /// Bytes per entry of Xen's hypercall page.
 pub const ENTRY_BYTES: u64 = 32;
@@ -163,20 +163,7 @@ struct Func {
 
 /// Reads every x86-64 function of an ELF file or an archive of them.
 fn read(data: &[u8]) -> Result<Vec<Func>> {
-    if data.starts_with(b"!<arch>\n") {
-        let archive = ArchiveFile::parse(data).context("malformed archive")?;
-        let mut out = Vec::new();
-        for member in archive.members() {
-            let member = member.context("malformed archive member")?;
-            let name = String::from_utf8_lossy(member.name()).into_owned();
-            let bytes = member.data(data).context("truncated archive member")?;
-            if bytes.starts_with(b"\x7fELF") {
-                out.extend(read_object(bytes).with_context(|| format!("in {name}"))?);
-            }
-        }
-        return Ok(out);
-    }
-    read_object(data)
+    elf::read_members(data, |bytes, _| read_object(bytes))
 }
 
 /// The address `XEN_ELFNOTE_HYPERCALL_PAGE` names, if a note section has it.
@@ -254,46 +241,24 @@ fn read_object(data: &[u8]) -> Result<Vec<Func>> {
         if name.is_empty() || PAGE_SYMBOLS.contains(&name) {
             continue;
         }
-        let section = file
-            .section_by_index(idx)
-            .context("symbol in a missing section")?;
-        let bytes = section.data().context("truncated section")?;
         let addr = sym.address();
-        let start = addr
-            .checked_sub(section.address())
-            .and_then(|o| usize::try_from(o).ok())
-            .context("symbol outside its section")?;
-        let end = usize::try_from(sym.size())
-            .ok()
-            .and_then(|s| start.checked_add(s))
-            .filter(|&e| e <= bytes.len())
-            .with_context(|| format!("symbol {name} extends past its section"))?;
-        let insns: Vec<Instruction> =
-            Decoder::with_ip(64, &bytes[start..end], addr, DecoderOptions::NONE)
-                .into_iter()
-                .collect();
+        let (section, code) = elf::symbol_code(&file, idx, addr, sym.size(), name)?;
+        let insns: Vec<Instruction> = Decoder::with_ip(64, code, addr, DecoderOptions::NONE)
+            .into_iter()
+            .collect();
         let mut relocs = Vec::new();
-        for (off, rel) in section.relocations() {
-            let at = section.address() + off;
-            if at < addr || at >= addr + sym.size() {
-                continue;
-            }
-            if let RelocationTarget::Symbol(si) = rel.target()
-                && let Ok(target) = file.symbol_by_index(si)
-                && let Ok(tname) = target.name()
-            {
-                // A section symbol stands for its section (`.text.foo` + addend).
-                let tname = if tname.is_empty() {
-                    target
-                        .section_index()
-                        .and_then(|i| file.section_by_index(i).ok())
-                        .and_then(|s| s.name().ok().map(str::to_string))
-                        .unwrap_or_default()
-                } else {
-                    tname.to_string()
-                };
-                relocs.push((at, tname, rel.addend()));
-            }
+        for (at, target, tname, rel) in elf::relocations_in(&file, &section, addr, sym.size()) {
+            // A section symbol stands for its section (`.text.foo` + addend).
+            let tname = if tname.is_empty() {
+                target
+                    .section_index()
+                    .and_then(|i| file.section_by_index(i).ok())
+                    .and_then(|s| s.name().ok().map(str::to_string))
+                    .unwrap_or_default()
+            } else {
+                tname.to_string()
+            };
+            relocs.push((at, tname, rel.addend()));
         }
         out.push(Func {
             name: name.to_string(),

@@ -218,24 +218,30 @@ pub fn source(d: &Path) -> Result<PathBuf> {
     let Some(version) = got else {
         bail!("no version of Debian's xen source package could be downloaded (tried {versions:?})");
     };
-    let dsc = std::fs::read_dir(&dl)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "dsc"))
-        .context("apt-get source produced no .dsc")?;
-    let _ = std::fs::remove_dir_all(&tree);
-    util::run(
-        Command::new("dpkg-source")
-            .current_dir(&dl)
-            .arg("-x")
-            .arg(&dsc)
-            .arg(&tree),
-    )?;
+    unpack(&dl, &tree, "apt-get source produced no .dsc")?;
     if !tree.join("xen/include/hypercall-defs.c").is_file() {
         bail!("{} has no xen/include/hypercall-defs.c", tree.display());
     }
     std::fs::write(d.join("version"), &version)?;
     eprintln!("xen-src: unpacked xen {version}");
     Ok(tree)
+}
+
+/// Unpacks the source package downloaded into `dl` (its `.dsc`, with Debian's patches applied) as `tree`,
+/// replacing whatever is there; `no_dsc` is the error when `dl` holds no `.dsc`.
+pub fn unpack(dl: &Path, tree: &Path, no_dsc: &'static str) -> Result<()> {
+    let dsc = std::fs::read_dir(dl)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "dsc"))
+        .context(no_dsc)?;
+    let _ = std::fs::remove_dir_all(tree);
+    util::run(
+        Command::new("dpkg-source")
+            .current_dir(dl)
+            .arg("-x")
+            .arg(&dsc)
+            .arg(tree),
+    )
 }
 
 /// The Debian version of the unpacked source, if recorded.

@@ -5,9 +5,8 @@
 use cargo_xen::audit::{self, SiteKind};
 use cargo_xen::elf::Isa;
 
-fn data(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
+mod common;
+use common::data;
 
 fn site_of(r: &audit::Report, name: &str) -> (Isa, Vec<Option<u64>>, u64) {
     let f = r
@@ -113,31 +112,7 @@ fn mutated_elf_bytes_never_panic() {
         data("fixtures-t32-Os.o"),
         data("fixtures-a32-O0.o"),
     ];
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let (mut ok, mut err) = (0, 0);
-    for i in 0..3000 {
-        let mut bytes = originals[i % 3].clone();
-        let flips = 1 + next() % 16;
-        for _ in 0..flips {
-            let at = (next() as usize) % bytes.len();
-            bytes[at] = next() as u8;
-        }
-        if next() % 4 == 0 {
-            let len = (next() as usize) % bytes.len();
-            bytes.truncate(len);
-        }
-        match std::panic::catch_unwind(|| audit::analyze(&bytes).map(|r| audit::render_json(&r))) {
-            Ok(Ok(_)) => ok += 1,
-            Ok(Err(_)) => err += 1,
-            Err(_) => panic!("the audit panicked on mutation {i}"),
-        }
-    }
+    let (ok, err) = common::audit_mutations(&originals, 0x9E37_79B9_7F4A_7C15);
     // Both outcomes occur: the mutations reach the parser and the decoder.
     assert!(ok > 100 && err > 100, "ok {ok}, err {err}");
 }

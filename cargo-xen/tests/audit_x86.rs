@@ -5,9 +5,8 @@
 use cargo_xen::audit::{self, Arch, Limits, SiteKind, StubKind};
 use cargo_xen::x86::Trap;
 
-fn data(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
+mod common;
+use common::data;
 
 /// The names and kinds of the sites of `func`.
 fn sites(r: &audit::Report, func: &str) -> Vec<(String, SiteKind)> {
@@ -190,30 +189,6 @@ fn bad_input_is_a_one_line_error() {
 #[test]
 fn mutated_x86_elf_bytes_never_panic() {
     let originals = [data("linux-x86-Os.o"), data("linux-x86.a")];
-    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let (mut ok, mut err) = (0, 0);
-    for i in 0..3000 {
-        let mut bytes = originals[i % 2].clone();
-        let flips = 1 + next() % 16;
-        for _ in 0..flips {
-            let at = (next() as usize) % bytes.len();
-            bytes[at] = next() as u8;
-        }
-        if next() % 4 == 0 {
-            let len = (next() as usize) % bytes.len();
-            bytes.truncate(len);
-        }
-        match std::panic::catch_unwind(|| audit::analyze(&bytes).map(|r| audit::render_json(&r))) {
-            Ok(Ok(_)) => ok += 1,
-            Ok(Err(_)) => err += 1,
-            Err(_) => panic!("the audit panicked on mutation {i}"),
-        }
-    }
+    let (ok, err) = common::audit_mutations(&originals, 0x2545_F491_4F6C_DD1D);
     assert!(ok > 100 && err > 100, "ok {ok}, err {err}");
 }

@@ -365,11 +365,7 @@ pub fn judge(cfg: &Config, output: &str, timed_out: bool, build: XenBuild) -> Ve
         Expect::AllOk => {
             for &r in roles {
                 let lines = role_lines(output, r);
-                let missing: Vec<&str> = r
-                    .checks()
-                    .into_iter()
-                    .filter(|c| !lines.iter().any(|l| l.starts_with(&format!("ok {c}:"))))
-                    .collect();
+                let missing = xen::missing_checks(&lines, r.checks());
                 if !missing.is_empty() {
                     problems.push(format!(
                         "{}: no `ok` line for {}",
@@ -501,11 +497,7 @@ pub fn report(runs: &[Run]) -> usize {
             for p in &r.problems {
                 println!("      problem: {p}");
             }
-            let lines: Vec<&str> = r.boot.output.lines().collect();
-            println!(
-                "      last output:\n{}",
-                lines[lines.len().saturating_sub(20)..].join("\n")
-            );
+            println!("      last output:\n{}", xen::tail(&r.boot.output, 20));
         }
     }
     failed

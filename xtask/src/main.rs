@@ -226,51 +226,22 @@ fn clippy_cross() -> Result<()> {
         "x86-pv,outline",
         "x86-hvm-amd,outline",
     ] {
-        util::run(util::cargo().args([
-            "clippy",
-            "-p",
-            "xen-hypercall",
-            "--target",
-            "x86_64-unknown-none",
-            "--features",
-            features,
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
+        clippy_x86(&["xen-hypercall"], features)?;
     }
     for features in ["pv,underdeclared", "amd,underdeclared", "outline"] {
-        util::run(util::cargo().args([
-            "clippy",
-            "-p",
-            "xen-hypercall-guests-x86",
-            "--target",
-            "x86_64-unknown-none",
-            "--features",
-            features,
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
+        clippy_x86(&["xen-hypercall-guests-x86"], features)?;
     }
     // The x86-64 bench image and real-Xen dom0 (and with them the bench sites), for each trap.
     for trap in ["pv", "amd"] {
-        let features =
-            format!("xen-hypercall-bench-insns-x86/{trap},xen-hypercall-bench-xen-cost-x86/{trap}");
-        util::run(util::cargo().args([
-            "clippy",
-            "-p",
-            "xen-hypercall-bench-insns-x86",
-            "-p",
-            "xen-hypercall-bench-xen-cost-x86",
-            "--target",
-            "x86_64-unknown-none",
-            "--features",
-            &features,
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
+        clippy_x86(
+            &[
+                "xen-hypercall-bench-insns-x86",
+                "xen-hypercall-bench-xen-cost-x86",
+            ],
+            &format!(
+                "xen-hypercall-bench-insns-x86/{trap},xen-hypercall-bench-xen-cost-x86/{trap}"
+            ),
+        )?;
     }
     for t in setup::TARGETS {
         // The inline stubs, then the typed API on the out-of-line ones; the library and every
@@ -297,6 +268,24 @@ fn clippy_cross() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `cargo clippy` of `packages` for x86_64-unknown-none with `features`, warnings denied.
+fn clippy_x86(packages: &[&str], features: &str) -> Result<()> {
+    let mut cmd = util::cargo();
+    cmd.arg("clippy");
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    util::run(cmd.args([
+        "--target",
+        "x86_64-unknown-none",
+        "--features",
+        features,
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 /// The library for A32, T32 (the Thumb-mode target feature) and A64.

@@ -102,11 +102,7 @@ pub fn command(xen: &Path, image: &Path) -> Command {
 pub fn judge(output: &str, timed_out: bool, xen: XenBuild) -> (usize, Vec<String>) {
     let lines: Vec<&str> = output.lines().collect();
     let mut problems = Vec::new();
-    let missing: Vec<&str> = CHECKS
-        .iter()
-        .copied()
-        .filter(|c| !lines.iter().any(|l| l.starts_with(&format!("ok {c}:"))))
-        .collect();
+    let missing = xen::missing_checks(&lines, CHECKS);
     if !missing.is_empty() {
         problems.push(format!("no `ok` line for {}", missing.join(", ")));
     }
@@ -192,11 +188,7 @@ pub fn report(runs: &[Run]) -> usize {
             for p in &r.problems {
                 println!("      {p}");
             }
-            let lines: Vec<&str> = r.boot.output.lines().collect();
-            println!(
-                "      last output:\n{}",
-                lines[lines.len().saturating_sub(15)..].join("\n")
-            );
+            println!("      last output:\n{}", xen::tail(&r.boot.output, 15));
         }
     }
     failed

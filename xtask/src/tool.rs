@@ -131,6 +131,64 @@ fn audit_json(bin: &Path, files: &[&Path]) -> Result<Value> {
     serde_json::from_str(&out.stdout).context("cargo-xen audit --json printed invalid JSON")
 }
 
+/// The totals of the first file of an audit's JSON: its sites, and its bytes with the stubs'.
+fn totals(j: &Value) -> (u64, u64) {
+    let t = &j["files"][0]["totals"];
+    (
+        t["sites"].as_u64().unwrap_or(0),
+        t["bytes"].as_u64().unwrap_or(0) + t["stub_bytes"].as_u64().unwrap_or(0),
+    )
+}
+
+/// `cargo xen audit --json --diff old new`: what it did, and its JSON (null when it printed none).
+fn diff_json(bin: &Path, old: &Path, new: &Path) -> Result<(Out, Value)> {
+    let out = exec(
+        Command::new(bin)
+            .args(["audit", "--json", "--diff"])
+            .arg(old)
+            .arg(new),
+    )?;
+    let diff = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+    Ok((out, diff))
+}
+
+/// `--max-setup-per-site` at the worst call site of `elf` (whose audit is `j`) passes, one byte below fails
+/// with exit status 1 and the limit named; `what` starts the check's name.
+fn setup_limit(bin: &Path, elf: &Path, j: &Value, what: &str, c: &mut Checks) -> Result<()> {
+    let worst = j["files"][0]["functions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["stub"].is_null())
+        .flat_map(|f| f["sites"].as_array().into_iter().flatten())
+        .filter_map(|s| s["setup_bytes"].as_u64())
+        .max()
+        .unwrap_or(0);
+    let limit = |n: u64| {
+        exec(
+            Command::new(bin)
+                .arg("audit")
+                .arg(elf)
+                .args(["--max-setup-per-site", &n.to_string()]),
+        )
+    };
+    let (at, below) = (limit(worst)?, limit(worst.saturating_sub(1))?);
+    c.check(
+        worst > 0
+            && at.code == 0
+            && below.code == 1
+            && below.stderr.contains("--max-setup-per-site"),
+        format!(
+            "{what}--max-setup-per-site {worst} passes, {} fails with exit status 1 (got {}, {}: {})",
+            worst.saturating_sub(1),
+            at.code,
+            below.code,
+            below.stderr.trim()
+        ),
+    );
+    Ok(())
+}
+
 /// The bench's sites and C peers, per instruction set: the work loop in every shape.
 fn audit_sites(bin: &Path, c: &mut Checks) -> Result<()> {
     for (isa, target, flags) in [
@@ -256,22 +314,9 @@ fn audit_guests(bin: &Path, c: &mut Checks) -> Result<(PathBuf, PathBuf)> {
         }
     }
     // --diff: the totals of each side, as the audit of each file reports them.
-    let totals = |elf: &Path| -> Result<(u64, u64)> {
-        let j = audit_json(bin, &[elf])?;
-        let t = &j["files"][0]["totals"];
-        Ok((
-            t["sites"].as_u64().unwrap_or(0),
-            t["bytes"].as_u64().unwrap_or(0) + t["stub_bytes"].as_u64().unwrap_or(0),
-        ))
-    };
-    let (a, b) = (totals(&inline)?, totals(&outline)?);
-    let out = exec(
-        Command::new(bin)
-            .args(["audit", "--json", "--diff"])
-            .arg(&inline)
-            .arg(&outline),
-    )?;
-    let diff: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+    let ji = audit_json(bin, &[&inline])?;
+    let (a, b) = (totals(&ji), totals(&audit_json(bin, &[&outline])?));
+    let (out, diff) = diff_json(bin, &inline, &outline)?;
     let total = &diff["diff"]["total"];
     c.check(
         out.code == 0
@@ -293,41 +338,7 @@ fn audit_guests(bin: &Path, c: &mut Checks) -> Result<(PathBuf, PathBuf)> {
         "--diff prints a table with a total line",
     );
     // A limit at the measured value passes, one byte below fails (exit status 1, the limit named).
-    let worst = {
-        let j = audit_json(bin, &[&inline])?;
-        j["files"][0]["functions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|f| f["stub"].is_null())
-            .flat_map(|f| f["sites"].as_array().into_iter().flatten())
-            .filter_map(|s| s["setup_bytes"].as_u64())
-            .max()
-            .unwrap_or(0)
-    };
-    let limit = |n: u64| -> Result<Out> {
-        exec(
-            Command::new(bin)
-                .arg("audit")
-                .arg(&inline)
-                .args(["--max-setup-per-site", &n.to_string()]),
-        )
-    };
-    let at = limit(worst)?;
-    let below = limit(worst.saturating_sub(1))?;
-    c.check(
-        worst > 0
-            && at.code == 0
-            && below.code == 1
-            && below.stderr.contains("--max-setup-per-site"),
-        format!(
-            "--max-setup-per-site {worst} passes, {} fails with exit status 1 (got {}, {}: {})",
-            worst - 1,
-            at.code,
-            below.code,
-            below.stderr.trim()
-        ),
-    );
+    setup_limit(bin, &inline, &ji, "", c)?;
     Ok((inline, outline))
 }
 
@@ -574,21 +585,8 @@ fn audit_x86(bin: &Path, c: &mut Checks) -> Result<()> {
         );
     }
     // --diff: inline syscall vs the page, totals as each file's audit reports them.
-    let totals = |j: &Value| {
-        let t = &j["files"][0]["totals"];
-        (
-            t["sites"].as_u64().unwrap_or(0),
-            t["bytes"].as_u64().unwrap_or(0) + t["stub_bytes"].as_u64().unwrap_or(0),
-        )
-    };
     let (a, b) = (totals(&js), totals(&jp));
-    let out = exec(
-        Command::new(bin)
-            .args(["audit", "--json", "--diff"])
-            .arg(&syscall)
-            .arg(&page),
-    )?;
-    let diff: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+    let (out, diff) = diff_json(bin, &syscall, &page)?;
     let total = &diff["diff"]["total"];
     c.check(
         out.code == 0
@@ -597,36 +595,7 @@ fn audit_x86(bin: &Path, c: &mut Checks) -> Result<()> {
         format!("x86 --diff syscall page: total sites and bytes {a:?}→{b:?} (got {total})"),
     );
     // A limit at the worst site passes, one byte below fails.
-    let worst = js["files"][0]["functions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|f| f["stub"].is_null())
-        .flat_map(|f| f["sites"].as_array().into_iter().flatten())
-        .filter_map(|s| s["setup_bytes"].as_u64())
-        .max()
-        .unwrap_or(0);
-    let limit = |n: u64| {
-        exec(
-            Command::new(bin)
-                .arg("audit")
-                .arg(&syscall)
-                .args(["--max-setup-per-site", &n.to_string()]),
-        )
-    };
-    let (at, below) = (limit(worst)?, limit(worst.saturating_sub(1))?);
-    c.check(
-        worst > 0
-            && at.code == 0
-            && below.code == 1
-            && below.stderr.contains("--max-setup-per-site"),
-        format!(
-            "x86 --max-setup-per-site {worst} passes, {} fails with exit status 1 (got {}, {})",
-            worst.saturating_sub(1),
-            at.code,
-            below.code
-        ),
-    );
+    setup_limit(bin, &syscall, &js, "x86 ", c)?;
     // Bad x86 inputs, and code of an architecture the audit does not read.
     let data = std::fs::read(&syscall)?;
     let truncated = dir.join("truncated");
@@ -704,7 +673,7 @@ pub fn x86_code_size() -> Result<String> {
             "{:<8} {:>8} {:>12} {:>8} {:>12} {:>12} {:>12}",
             "x64",
             name,
-            text_bytes(&data)?,
+            xen::elf_text_bytes(&data)?,
             t.sites,
             t.setup_bytes,
             t.frame,
@@ -712,20 +681,6 @@ pub fn x86_code_size() -> Result<String> {
         );
     }
     Ok(o)
-}
-
-/// Bytes of the executable sections of an ELF file.
-fn text_bytes(data: &[u8]) -> Result<u64> {
-    use object::{Object, ObjectSection, SectionFlags};
-    let file = object::File::parse(data)?;
-    Ok(file
-        .sections()
-        .filter(|s| match s.flags() {
-            SectionFlags::Elf { sh_flags } => sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0,
-            _ => false,
-        })
-        .map(|s| s.size())
-        .sum())
 }
 
 fn host_triple() -> Result<String> {

@@ -41,6 +41,34 @@ pub fn cross_build(
     extra: &str,
     features: &[&str],
 ) -> Result<()> {
+    let mut cmd = cross_build_command(dir, package, target, opt, extra, features);
+    eprintln!("$ {}", show(&cmd));
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("cannot start {}", show(&cmd)))?;
+    eprint!(
+        "{}",
+        without_thumb_mode_warning(&String::from_utf8_lossy(&out.stderr))
+    );
+    if !out.status.success() {
+        bail!("`{}` failed ({})", show(&cmd), out.status);
+    }
+    Ok(())
+}
+
+/// The `cargo build` command of [`cross_build`], for a caller that judges its outcome itself (a build that
+/// must fail).
+pub fn cross_build_command(
+    dir: &Path,
+    package: &str,
+    target: &str,
+    opt: &str,
+    extra: &str,
+    features: &[&str],
+) -> Command {
     let mut flags = format!("-Copt-level={opt}");
     if !extra.is_empty() {
         flags = format!("{flags}\x1f{extra}");
@@ -61,21 +89,7 @@ pub fn cross_build(
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
     }
-    eprintln!("$ {}", show(&cmd));
-    let out = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("cannot start {}", show(&cmd)))?;
-    eprint!(
-        "{}",
-        without_thumb_mode_warning(&String::from_utf8_lossy(&out.stderr))
-    );
-    if !out.status.success() {
-        bail!("`{}` failed ({})", show(&cmd), out.status);
-    }
-    Ok(())
+    cmd
 }
 
 /// `stderr` without rustc's warning that `thumb-mode` is not a stable target feature: the T32 builds

@@ -31,7 +31,7 @@ use iced_x86::{
 };
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use crate::xen::{Boot, XenBuild, run_qemu};
+use crate::xen::{Boot, XenBuild, missing_checks, run_qemu, tail};
 use crate::{setup, util, xensrc};
 
 /// Debian's Xen hypervisor package for amd64 and its (gzipped) image.
@@ -275,18 +275,7 @@ pub fn debug_xen() -> Result<PathBuf> {
     let tree = dir.join("src-x86");
     if !tree.join("xen/Makefile").is_file() {
         let dl = dir.join("download");
-        let dsc = std::fs::read_dir(&dl)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|e| e == "dsc"))
-            .context("no .dsc under target/xen-src/download")?;
-        let _ = std::fs::remove_dir_all(&tree);
-        util::run(
-            Command::new("dpkg-source")
-                .current_dir(&dl)
-                .arg("-x")
-                .arg(&dsc)
-                .arg(&tree),
-        )?;
+        xensrc::unpack(&dl, &tree, "no .dsc under target/xen-src/download")?;
     }
     eprintln!("x86: building a debug Xen for x86-64 (a few minutes on 2 cores)");
     xensrc::build_debug(&tree, &["XEN_TARGET_ARCH=x86_64"], &image)?;
@@ -364,10 +353,7 @@ pub fn judge(
         }
         return problems;
     }
-    let missing: Vec<&str> = checks(mode)
-        .into_iter()
-        .filter(|c| !has(&format!("ok {c}:")))
-        .collect();
+    let missing = missing_checks(&lines, checks(mode));
     if !missing.is_empty() {
         problems.push(format!("no `ok` line for {}", missing.join(", ")));
     }
@@ -732,12 +718,7 @@ pub fn report(runs: &[Run]) -> (String, usize) {
             verdict(r)
         );
         if !ok {
-            let lines: Vec<&str> = r.boot.output.lines().collect();
-            let _ = writeln!(
-                o,
-                "      last output:\n{}",
-                lines[lines.len().saturating_sub(12)..].join("\n")
-            );
+            let _ = writeln!(o, "      last output:\n{}", tail(&r.boot.output, 12));
         }
     }
     for r in runs
@@ -755,24 +736,14 @@ pub fn report(runs: &[Run]) -> (String, usize) {
 pub fn check_arity_table() -> Result<String> {
     let dir = util::target_dir().join("guests-x86");
     let build = |features: &str| -> Result<std::process::Output> {
-        let mut cmd = util::cargo();
-        cmd.env("CARGO_TARGET_DIR", &dir)
-            .env(
-                "CARGO_ENCODED_RUSTFLAGS",
-                "-Copt-level=s\x1f-Crelocation-model=static",
-            )
-            .env_remove("RUSTFLAGS")
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "-p",
-                "xen-hypercall-guests-x86",
-                "--target",
-                "x86_64-unknown-none",
-                "--features",
-                features,
-            ]);
+        let mut cmd = util::cross_build_command(
+            &dir,
+            "xen-hypercall-guests-x86",
+            "x86_64-unknown-none",
+            "s",
+            "-Crelocation-model=static",
+            &[features],
+        );
         eprintln!("$ {}", util::show(&cmd));
         cmd.output()
             .with_context(|| format!("cannot start {}", util::show(&cmd)))

@@ -226,20 +226,23 @@ pub struct Verdict {
     pub problems: Vec<String>,
 }
 
+/// The checks of `checks` that have no `ok <check>:` line among a console's `lines`.
+pub(crate) fn missing_checks<'c>(
+    lines: &[&str],
+    checks: impl IntoIterator<Item = &'c str>,
+) -> Vec<&'c str> {
+    checks
+        .into_iter()
+        .filter(|c| !lines.iter().any(|l| l.starts_with(&format!("ok {c}:"))))
+        .collect()
+}
+
 /// Judges a boot's output.
 pub fn judge(output: &str, timed_out: bool) -> Verdict {
     let lines: Vec<&str> = output.lines().collect();
     let mut problems = Vec::new();
-    let mut passed = 0;
-    let mut missing = Vec::new();
-    for check in CHECKS {
-        let prefix = format!("ok {check}:");
-        if lines.iter().any(|l| l.starts_with(&prefix)) {
-            passed += 1;
-        } else {
-            missing.push(check);
-        }
-    }
+    let missing = missing_checks(&lines, CHECKS);
+    let passed = CHECKS.len() - missing.len();
     if passed == 0 {
         problems.push("the guest reported no check".to_string());
     } else if !missing.is_empty() {
@@ -274,11 +277,7 @@ pub fn judge_boot(g: &Guest, xen: XenBuild, output: &str, timed_out: bool) -> Ve
     let control_fail = format!("FAIL {CONTROL_CHECK}:");
     let mut v = if g.underdeclared && xen == XenBuild::Debug {
         let mut problems = Vec::new();
-        let missing: Vec<&str> = CHECKS
-            .iter()
-            .copied()
-            .filter(|c| !has(&format!("ok {c}:")))
-            .collect();
+        let missing = missing_checks(&lines, CHECKS);
         if !missing.is_empty() {
             problems.push(format!("no `ok` line for {}", missing.join(", ")));
         }
@@ -611,7 +610,8 @@ fn verdict_line(r: &Run) -> String {
     )
 }
 
-fn tail(output: &str, n: usize) -> String {
+/// The last `n` lines of a console, for a failed run's report.
+pub(crate) fn tail(output: &str, n: usize) -> String {
     let lines: Vec<&str> = output.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -816,8 +816,8 @@ pub fn size_table(guests: &[(Guest, PathBuf)]) -> Result<String> {
     Ok(o)
 }
 
-/// Bytes of the executable sections of an ELF file.
-fn elf_text_bytes(data: &[u8]) -> Result<u64> {
+/// Bytes of the executable sections of an ELF file (the code-size tables' "code bytes").
+pub(crate) fn elf_text_bytes(data: &[u8]) -> Result<u64> {
     use object::{Object, ObjectSection, SectionFlags};
     let file = object::File::parse(data)?;
     Ok(file

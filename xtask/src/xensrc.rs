@@ -25,3 +25,6 @@ pub fn debug_xen() -> Result<PathBuf> {
 /// Builds the hypervisor in `tree` with `CONFIG_DEBUG=y` (`make` given `arch_args`) and copies `xen/xen` to
 /// `image`.
 pub use cargo_xen::xensrc::build_debug;
+
+/// Unpacks the downloaded source package as a tree (see [`cargo_xen::xensrc::unpack`]).
+pub use cargo_xen::xensrc::unpack;
