@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use crate::audit::{demangle, xen_arity};
+use crate::audit::{demangle, setup_bytes, xen_arity};
 use crate::elf::{self, Function, Isa, Op, Reg};
 use crate::{flow, setup, util};
 
@@ -162,45 +162,6 @@ fn hvc_arity(function: &str, number: Option<u64>) -> usize {
         Some(n @ 0x30..=0x36) => (n - 0x30) as usize,
         n => n.and_then(xen_arity).unwrap_or(5),
     }
-}
-
-fn writes(op: &Op) -> Vec<Reg> {
-    match op {
-        Op::MovImm { rd, .. }
-        | Op::MovKeep { rd, .. }
-        | Op::MovReg { rd, .. }
-        | Op::AddImm { rd, .. } => vec![*rd],
-        Op::Mem {
-            access: elf::Access::Load,
-            regs,
-            ..
-        } => regs.clone(),
-        Op::Other { writes: Some(r) } => vec![*r],
-        _ => Vec::new(),
-    }
-}
-
-/// Bytes of the `mov`-class instructions that last write each of `inputs` in `f.insns[from..at]` (the
-/// audit's reading of a call site's register set-up).
-fn setup_bytes(f: &Function, from: usize, at: usize, inputs: &[Reg]) -> u64 {
-    let mut bytes = 0;
-    for &r in inputs {
-        for insn in f.insns[from..at].iter().rev() {
-            if writes(&insn.op).contains(&r) {
-                if matches!(
-                    insn.op,
-                    Op::MovImm { .. } | Op::MovKeep { .. } | Op::MovReg { .. }
-                ) {
-                    bytes += u64::from(insn.len);
-                    if matches!(insn.op, Op::MovKeep { .. }) {
-                        continue;
-                    }
-                }
-                break;
-            }
-        }
-    }
-    bytes
 }
 
 /// Measures one function: size, frame, call sites (inline `hvc`s and calls of stubs) and stubs called.
