@@ -251,8 +251,6 @@ pub fn smccc_cells(opt: &Opt, isa: Isa) -> Vec<String> {
 /// out-of-line stub (`xen_hypercall::outline::smccc::smcNN_callN`) exactly one `hvc #0`. Returns the
 /// problems per cell name.
 pub fn check_smccc_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>> {
-    use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
-    let file = object::File::parse(elf).context("parsing the harness ELF")?;
     let max = if isa == Isa::A64 { 6 } else { 5 };
     let families: &[(&str, &str)] = if isa == Isa::A64 {
         &[("smccc32", "smc32_call"), ("smccc64", "smc64_call")]
@@ -279,28 +277,7 @@ pub fn check_smccc_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, St
             );
         }
     }
-    let mut problems: BTreeMap<String, String> = BTreeMap::new();
-    let mut seen = Vec::new();
-    for sym in file.symbols() {
-        if sym.kind() != SymbolKind::Text {
-            continue;
-        }
-        let Ok(raw) = sym.name() else { continue };
-        let name = format!("{:#}", rustc_demangle::demangle(raw));
-        let Some((cell, want)) = expected.get(&name) else {
-            continue;
-        };
-        seen.push(name.clone());
-        let addr = sym.address() & !1;
-        let section = sym
-            .section_index()
-            .and_then(|i| file.section_by_index(i).ok())
-            .context("cell symbol without a section")?;
-        let data = section.data()?;
-        let start = (addr - section.address()) as usize;
-        let code = data
-            .get(start..start + sym.size() as usize)
-            .context("cell symbol outside its section")?;
+    check_cell_functions(elf, &expected, |name, code, thumb, want| {
         let align = if isa == Isa::T32 { 2 } else { 4 };
         let count = |pattern: [u8; 4]| {
             (0..code.len().saturating_sub(3))
@@ -310,10 +287,10 @@ pub fn check_smccc_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, St
         };
         let (got, xen) = (count(isa.smccc_hvc()), count(isa.xen_hvc()));
         let mut issues = Vec::new();
-        if (isa == Isa::T32) != (sym.address() & 1 == 1) {
+        if (isa == Isa::T32) != thumb {
             issues.push(format!("`{name}` is not {} code", isa.name()));
         }
-        if got != *want {
+        if got != want {
             issues.push(format!(
                 "{got} `hvc #0` in {} encoding in `{name}`, expected {want}",
                 isa.name()
@@ -322,22 +299,8 @@ pub fn check_smccc_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, St
         if xen != 0 {
             issues.push(format!("{xen} `hvc #0xEA1` in `{name}`"));
         }
-        if !issues.is_empty() {
-            let e = problems.entry(cell.clone()).or_default();
-            if !e.is_empty() {
-                e.push_str(", ");
-            }
-            e.push_str(&issues.join(", "));
-        }
-    }
-    for (name, (cell, _)) in &expected {
-        if !seen.contains(name) {
-            problems
-                .entry(cell.clone())
-                .or_insert_with(|| format!("no function `{name}` in the ELF"));
-        }
-    }
-    Ok(problems)
+        issues
+    })
 }
 
 /// The result of one cell.
@@ -451,8 +414,6 @@ pub fn judge(out: &RunOutput, expected: &[&str], guest_state: &str, monitor: &st
 /// out-of-line cell has no `hvc` of its own while the out-of-line stub it calls
 /// (`xen_hypercall::outline::hypercallN`) holds exactly one, in `isa`. Returns the problems per cell name.
 pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>> {
-    use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
-    let file = object::File::parse(elf).context("parsing the harness ELF")?;
     // Every function checked: its demangled name, the cell it belongs to, and its `hvc` count.
     let mut expected: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for n in 0..=6 {
@@ -467,35 +428,12 @@ pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>>
         let per_call = format!("per-call{n}");
         expected.insert(format!("{guest}per_call{n}"), (per_call, 0));
     }
-    let mut problems = BTreeMap::new();
-    let mut seen = Vec::new();
-    for sym in file.symbols() {
-        if sym.kind() != SymbolKind::Text {
-            continue;
-        }
-        let Ok(raw) = sym.name() else { continue };
-        let name = format!("{:#}", rustc_demangle::demangle(raw));
-        let Some((cell, want_hvcs)) = expected.get(&name) else {
-            continue;
-        };
-        let want_hvcs = *want_hvcs;
+    check_cell_functions(elf, &expected, |name, code, thumb, want_hvcs| {
         let what = if name.starts_with("xen_hypercall") {
             format!("`{name}`")
         } else {
             "the cell".to_string()
         };
-        seen.push(name.clone());
-        let thumb_bit = sym.address() & 1 == 1;
-        let addr = sym.address() & !1;
-        let section = sym
-            .section_index()
-            .and_then(|i| file.section_by_index(i).ok())
-            .context("cell symbol without a section")?;
-        let data = section.data()?;
-        let start = (addr - section.address()) as usize;
-        let code = data
-            .get(start..start + sym.size() as usize)
-            .context("cell symbol outside its section")?;
         let align = if isa == Isa::T32 { 2 } else { 4 };
         let count = |pattern: [u8; 4], step: usize| {
             (0..code.len().saturating_sub(3))
@@ -505,7 +443,7 @@ pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>>
         };
         let got = count(isa.xen_hvc(), align);
         let mut issues = Vec::new();
-        if (isa == Isa::T32) != thumb_bit {
+        if (isa == Isa::T32) != thumb {
             issues.push(format!("{what} is not {} code", isa.name()));
         }
         if got != want_hvcs {
@@ -524,15 +462,58 @@ pub fn check_encodings(elf: &[u8], isa: Isa) -> Result<BTreeMap<String, String>>
                 ));
             }
         }
+        issues
+    })
+}
+
+/// Appends `text` to what is recorded against `cell` (comma-separated).
+fn add_problem(problems: &mut BTreeMap<String, String>, cell: &str, text: &str) {
+    let entry = problems.entry(cell.to_string()).or_default();
+    if !entry.is_empty() {
+        entry.push_str(", ");
+    }
+    entry.push_str(text);
+}
+
+/// Finds each function of `expected` (demangled name -> its cell and the count of traps wanted) among the
+/// ELF's text symbols and hands `check` its name, code, whether it is Thumb code, and the count wanted; the
+/// issues `check` returns are recorded against the function's cell, and a function missing from the ELF is
+/// a problem of its cell too.
+fn check_cell_functions(
+    elf: &[u8],
+    expected: &BTreeMap<String, (String, usize)>,
+    mut check: impl FnMut(&str, &[u8], bool, usize) -> Vec<String>,
+) -> Result<BTreeMap<String, String>> {
+    use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+    let file = object::File::parse(elf).context("parsing the harness ELF")?;
+    let mut problems = BTreeMap::new();
+    let mut seen = Vec::new();
+    for sym in file.symbols() {
+        if sym.kind() != SymbolKind::Text {
+            continue;
+        }
+        let Ok(raw) = sym.name() else { continue };
+        let name = format!("{:#}", rustc_demangle::demangle(raw));
+        let Some((cell, want)) = expected.get(&name) else {
+            continue;
+        };
+        seen.push(name.clone());
+        let addr = sym.address() & !1;
+        let section = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .context("cell symbol without a section")?;
+        let data = section.data()?;
+        let start = (addr - section.address()) as usize;
+        let code = data
+            .get(start..start + sym.size() as usize)
+            .context("cell symbol outside its section")?;
+        let issues = check(&name, code, sym.address() & 1 == 1, *want);
         if !issues.is_empty() {
-            let entry = problems.entry(cell.clone()).or_insert_with(String::new);
-            if !entry.is_empty() {
-                entry.push_str(", ");
-            }
-            entry.push_str(&issues.join(", "));
+            add_problem(&mut problems, cell, &issues.join(", "));
         }
     }
-    for (name, (cell, _)) in &expected {
+    for (name, (cell, _)) in expected {
         if !seen.contains(name) {
             problems
                 .entry(cell.clone())
@@ -956,11 +937,7 @@ pub fn run() -> Result<()> {
                         let mut problems = check_encodings(&elf, run.guest)?;
                         problems.extend(check_smccc_encodings(&elf, run.guest)?);
                         for (cell, p) in check_per_call(&elf, run.guest)? {
-                            let entry = problems.entry(cell).or_default();
-                            if !entry.is_empty() {
-                                entry.push_str(", ");
-                            }
-                            entry.push_str(&p);
+                            add_problem(&mut problems, &cell, &p);
                         }
                         for c in &mut cells {
                             if let Some(p) = problems.get(&c.name) {
