@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use arrayvec::ArrayVec;
 
 use super::call::{Arg, call3};
-use super::{DomId, Error, Plain, nr};
+use super::{DomId, Error, Page, Plain, nr};
 
 /// `GNTTABOP_map_grant_ref`.
 pub const GNTTABOP_MAP_GRANT_REF: usize = 0;
@@ -446,11 +446,55 @@ impl CopyPtr {
     }
 }
 
-impl GnttabCopy {
-    /// An operation copying `len` bytes from `source` to `dest` (the `GNTCOPY_*` flags follow from the
-    /// kinds of the two ends).
+/// Byte `offset` of the page domain `dom` granted under `gref`: the destination of a safe [`copy`].
+///
+/// A copy may write only into a granted page (memory its owner has shared for exactly this), never into a
+/// frame of the caller's given by number: that could be any of the program's memory. Such copies are made
+/// with [`GnttabCopy::to_frame`] and submitted with [`copy_unchecked`] (`unsafe`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrantPtr {
+    /// The granting domain.
+    pub dom: DomId,
+    /// Its grant reference.
+    pub gref: GrantRef,
+    /// Byte offset in the page.
+    pub offset: u16,
+}
+
+impl From<GrantPtr> for CopyPtr {
     #[inline(always)]
-    pub const fn new(source: CopyPtr, dest: CopyPtr, len: u16) -> Self {
+    fn from(g: GrantPtr) -> CopyPtr {
+        CopyPtr::Gref {
+            dom: g.dom,
+            gref: g.gref,
+            offset: g.offset,
+        }
+    }
+}
+
+impl GnttabCopy {
+    /// An operation copying `len` bytes from `source` (a granted page, or a frame of the caller's, which
+    /// Xen only reads) into the granted page `dest`: submitted with [`copy`].
+    #[inline(always)]
+    pub const fn new(source: CopyPtr, dest: GrantPtr, len: u16) -> Self {
+        let dest = CopyPtr::Gref {
+            dom: dest.dom,
+            gref: dest.gref,
+            offset: dest.offset,
+        };
+        GnttabCopy::raw(source, dest, len)
+    }
+
+    /// An operation copying `len` bytes from `source` into byte `offset` of the caller's own guest frame
+    /// `gmfn`. Xen writes that frame whatever it holds, so only [`copy_unchecked`] (`unsafe`) submits it;
+    /// [`copy`] refuses it.
+    #[inline(always)]
+    pub const fn to_frame(source: CopyPtr, gmfn: u64, offset: u16, len: u16) -> Self {
+        GnttabCopy::raw(source, CopyPtr::Frame { gmfn, offset }, len)
+    }
+
+    #[inline(always)]
+    const fn raw(source: CopyPtr, dest: CopyPtr, len: u16) -> Self {
         let (source, sf) = source.raw(GNTCOPY_SOURCE_GREF);
         let (dest, df) = dest.raw(GNTCOPY_DEST_GREF);
         GnttabCopy {
@@ -461,6 +505,13 @@ impl GnttabCopy {
             status: NOT_DONE,
             _pad: 0,
         }
+    }
+
+    /// Whether Xen would write a frame of the caller's given by number (`GNTCOPY_dest_gref` clear), which
+    /// only [`copy_unchecked`] submits.
+    #[inline(always)]
+    pub const fn writes_frame(&self) -> bool {
+        self.flags & GNTCOPY_DEST_GREF == 0
     }
 
     /// This operation's status: `Ok(())` for `GNTST_okay`.
@@ -765,7 +816,8 @@ fn batch<T: BatchOp>(cmd: usize, ops: &mut [T]) -> Result<()> {
     }
 }
 
-/// Maps the grants `ops` describe, in one hypercall (`GNTTABOP_map_grant_ref`, count `ops.len()`).
+/// Maps the grants `ops` describe, in one hypercall (`GNTTABOP_map_grant_ref`, count `ops.len()`), at
+/// the addresses they name. [`MapArea`] is the safe way: it maps only into a window given up to it.
 ///
 /// Every operation's status is checked: `Ok(())` when the hypercall and every operation succeeded;
 /// `Err(GrantError::Xen(_))` when the hypercall failed (operations Xen did not reach read as
@@ -773,10 +825,16 @@ fn batch<T: BatchOp>(cmd: usize, ops: &mut [T]) -> Result<()> {
 /// In both error cases each operation tells its own outcome ([`GnttabMapGrantRef::result`]): those that
 /// succeeded are mapped and must be unmapped. An empty batch makes no hypercall.
 ///
-/// On ARM, `host_addr` is a guest physical address: Xen puts the granted frame there in the caller's
-/// second-stage tables, replacing what was there. Use a frame of no RAM (a hole the guest made with
+/// # Safety
+///
+/// Xen replaces what is mapped at each `host_addr`: on ARM (and x86 HVM/PVH) it is a guest physical
+/// address whose second-stage entry now points at the granted frame; on x86 PV a virtual address whose
+/// page-table entry is replaced (with [`GntMap::CONTAINS_PTE`], the address of that entry itself). So for
+/// every operation, the page at `host_addr` must hold nothing the program uses, for as long as the mapping
+/// lasts and after [`unmap_grant_ref`] leaves a hole there: a frame of no RAM (a hole made with
 /// [`memory::decrease_reservation`](super::memory::decrease_reservation), or a free range outside the RAM
-/// banks of [`layout`](super::layout)); after [`unmap_grant_ref`] the frame is a hole.
+/// banks of [`layout`](super::layout)), or a page given up for good. What the granting domain writes into
+/// a mapped page is shared memory: access it with volatile or atomic operations only.
 ///
 /// ```
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
@@ -787,45 +845,59 @@ fn batch<T: BatchOp>(cmd: usize, ops: &mut [T]) -> Result<()> {
 ///     GnttabMapGrantRef::new(0x8000_0000, GntMap::HOST_MAP, GrantRef(8), DomId(1)),
 ///     GnttabMapGrantRef::new(0x8000_1000, GntMap::HOST_MAP, GrantRef(9), DomId(1)),
 /// ];
-/// let all = gt::map_grant_ref(&mut ops);
+/// // SAFETY: 0x8000_0000..0x8000_2000 is a range of no RAM that nothing else uses.
+/// let all = unsafe { gt::map_grant_ref(&mut ops) };
 /// assert_eq!(all, Err(gt::GrantError::Status(gt::GrantStatus::PERMISSION_DENIED)));
 /// assert_eq!(ops[0].result(), Ok(gt::GrantHandle(5))); // mapped: unmap it later
 /// assert_eq!(ops[1].result(), Err(gt::GrantStatus::PERMISSION_DENIED));
 /// # }
 /// ```
 #[inline]
-pub fn map_grant_ref(ops: &mut [GnttabMapGrantRef]) -> Result<()> {
+pub unsafe fn map_grant_ref(ops: &mut [GnttabMapGrantRef]) -> Result<()> {
     batch(GNTTABOP_MAP_GRANT_REF, ops)
 }
 
 /// Unmaps the grant mappings `ops` describe, in one hypercall (`GNTTABOP_unmap_grant_ref`); statuses are
-/// reported as by [`map_grant_ref`] ([`GnttabUnmapGrantRef::status`]).
+/// reported as by [`map_grant_ref`] ([`GnttabUnmapGrantRef::status`]). [`MapArea::unmap`] is the safe
+/// way.
+///
+/// # Safety
+///
+/// Each `host_addr` becomes a hole (on ARM, no frame at all until one is put there again): nothing the
+/// program still uses may be there, and no reference into the mapped page may be used afterwards. The
+/// handle must be the one [`map_grant_ref`] returned for that address.
 ///
 /// ```
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::grant_table::{self as gt, GnttabUnmapGrantRef, GrantHandle};
 /// # xen_hypercall::mock::respond(|c| { c.update(1, |o: &mut GnttabUnmapGrantRef| o.status = 0); 0 });
-/// gt::unmap_grant_ref(&mut [GnttabUnmapGrantRef::new(0x8000_0000, GrantHandle(5))])?;
+/// // SAFETY: the mapping at 0x8000_0000 is no longer used.
+/// unsafe { gt::unmap_grant_ref(&mut [GnttabUnmapGrantRef::new(0x8000_0000, GrantHandle(5))]) }?;
 /// # }
 /// # Ok::<(), xen_hypercall::xen::grant_table::GrantError>(())
 /// ```
 #[inline]
-pub fn unmap_grant_ref(ops: &mut [GnttabUnmapGrantRef]) -> Result<()> {
+pub unsafe fn unmap_grant_ref(ops: &mut [GnttabUnmapGrantRef]) -> Result<()> {
     batch(GNTTABOP_UNMAP_GRANT_REF, ops)
 }
 
-/// Copies bytes between granted pages and the caller's frames, in one hypercall (`GNTTABOP_copy`);
-/// statuses are reported as by [`map_grant_ref`] ([`GnttabCopy::status`]). A copy needs no mapping, and
-/// no second-stage change in the caller.
+/// Copies bytes into granted pages, in one hypercall (`GNTTABOP_copy`); statuses are reported as by
+/// [`map_grant_ref`] ([`GnttabCopy::status`]). A copy needs no mapping, and no second-stage change in the
+/// caller.
+///
+/// Every destination must be a grant reference ([`GnttabCopy::new`]): a batch with an operation that
+/// writes a frame of the caller's ([`GnttabCopy::to_frame`], or a hand-built operation without
+/// `GNTCOPY_dest_gref`) is refused with [`Error::EPERM`] before any hypercall, its statuses left "not
+/// done". Sources may be either: Xen only reads them.
 ///
 /// ```
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
-/// use xen_hypercall::xen::{DomId, grant_table::{self as gt, CopyPtr, GnttabCopy, GrantRef}};
+/// use xen_hypercall::xen::{DomId, grant_table::{self as gt, CopyPtr, GnttabCopy, GrantPtr, GrantRef}};
 /// # xen_hypercall::mock::respond(|c| { c.update(1, |o: &mut GnttabCopy| o.status = 0); 0 });
-/// // 64 bytes from offset 0 of the page domain 1 granted as ref 8, to our frame 0x40123 at offset 128.
+/// // 64 bytes from our frame 0x40123 at offset 128 into the page domain 1 granted as ref 8.
 /// gt::copy(&mut [GnttabCopy::new(
-///     CopyPtr::Gref { dom: DomId(1), gref: GrantRef(8), offset: 0 },
 ///     CopyPtr::Frame { gmfn: 0x40123, offset: 128 },
+///     GrantPtr { dom: DomId(1), gref: GrantRef(8), offset: 0 },
 ///     64,
 /// )])?;
 /// # }
@@ -833,6 +905,36 @@ pub fn unmap_grant_ref(ops: &mut [GnttabUnmapGrantRef]) -> Result<()> {
 /// ```
 #[inline]
 pub fn copy(ops: &mut [GnttabCopy]) -> Result<()> {
+    if ops.iter().any(GnttabCopy::writes_frame) {
+        for op in ops.iter_mut() {
+            op.status = NOT_DONE;
+        }
+        return Err(GrantError::Xen(Error::EPERM));
+    }
+    batch(GNTTABOP_COPY, ops)
+}
+
+/// Copies as [`copy`] does, also into frames of the caller's given by number ([`GnttabCopy::to_frame`]).
+///
+/// # Safety
+///
+/// For every operation that writes a frame of the caller's, bytes `offset..offset + len` of that frame
+/// hold nothing the program uses as anything but plain bytes it expects to change (no live Rust object,
+/// no code, no page table), and no reference to them is live during the call.
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, grant_table::{self as gt, CopyPtr, GnttabCopy, GrantRef}};
+/// # xen_hypercall::mock::respond(|c| { c.update(1, |o: &mut GnttabCopy| o.status = 0); 0 });
+/// // 64 bytes from offset 0 of the page domain 1 granted as ref 8, to our frame 0x40123 at offset 128.
+/// let from = CopyPtr::Gref { dom: DomId(1), gref: GrantRef(8), offset: 0 };
+/// // SAFETY: frame 0x40123 is a buffer of ours that nothing else uses meanwhile.
+/// unsafe { gt::copy_unchecked(&mut [GnttabCopy::to_frame(from, 0x40123, 128, 64)]) }?;
+/// # }
+/// # Ok::<(), xen_hypercall::xen::grant_table::GrantError>(())
+/// ```
+#[inline]
+pub unsafe fn copy_unchecked(ops: &mut [GnttabCopy]) -> Result<()> {
     batch(GNTTABOP_COPY, ops)
 }
 
@@ -923,9 +1025,20 @@ impl GrantEntries {
     ///
     /// Refused with [`Error::EINVAL`] for a reference beyond the table or a frame beyond 32 bits (a v1
     /// entry's limit), and with [`Error::EBUSY`] if the entry is in use (its flags are not
-    /// `GTF_invalid`).
+    /// `GTF_invalid`). [`GrantTable::grant`] is the safe way.
+    ///
+    /// # Safety
+    ///
+    /// - `r` is the caller's alone: nothing else grants or ends access under it meanwhile (the check of
+    ///   the flags and the writes that follow are not one atomic step), and no [`GrantTable`] over the same
+    ///   entries holds it in its free list.
+    /// - `dom` may read (and unless `readonly`, write) `frame` from now until an [`end_access`]
+    ///   succeeds: the frame holds nothing the program uses but as memory shared with `dom` (accessed
+    ///   with volatile or atomic operations), or nothing at all.
+    ///
+    /// [`end_access`]: GrantEntries::end_access
     #[inline]
-    pub fn grant_access(
+    pub unsafe fn grant_access(
         &self,
         r: GrantRef,
         dom: DomId,
@@ -1042,30 +1155,140 @@ impl<const N: usize> FreeRefs<N> {
     }
 }
 
-/// The caller's version 1 grant table with a free list of `N` references: grant a page to another
-/// domain and end the access, with no `unsafe` after the one-time mapping.
+/// The caller's version 1 grant table with a free list of `N` references: grant pages to another domain
+/// and end the access, with no `unsafe` after the one-time mapping.
+///
+/// A page is granted by giving it up ([`GrantTable::grant`] takes `&'static mut Page`) and comes back
+/// only when the access has ended ([`GrantTable::end_access`]); the reference is a move-only [`Grant`].
+/// While granted, the page is memory shared with the grantee, reached through [`Grant::page`] with
+/// volatile or atomic operations.
 ///
 /// ```
-/// use xen_hypercall::xen::{DomId, Error, grant_table::{GrantEntryV1, GrantTable, GTF_WRITING}};
+/// use xen_hypercall::xen::{DomId, Error, Page, grant_table::{GrantEntryV1, GrantTable, GTF_WRITING}};
 ///
 /// #[repr(C, align(4096))]
 /// struct Frame([GrantEntryV1; 512]);
 /// let mut frame = Frame([GrantEntryV1::default(); 512]); // stands in for the mapped frame
-/// // SAFETY: `frame` outlives `table` and is accessed only through it.
+/// // SAFETY: `frame` outlives `table` and is accessed only through it; memory is identity-mapped.
 /// let mut table = unsafe { GrantTable::<16>::new(frame.0.as_mut_ptr(), 1) };
+/// # // A host's addresses are beyond a v1 entry's 32-bit frames: keep the low bits.
+/// # let mut table = unsafe { table.with_gfn_of(|p| (p as usize as u64 >> 12) & 0xffff_ffff) };
 ///
-/// let r = table.grant_access(DomId(0), 0x40123, false)?;
-/// assert_eq!(table.entries().get(r).map(|e| (e.flags, e.frame)), Some((1, 0x40123)));
+/// let page: &'static mut Page = Box::leak(Box::new(Page::new()));
+/// let frame_of_page = (page as *const Page as usize >> 12) as u32;
+/// let grant = table.grant(DomId(0), page, false)?;
+/// let r = grant.gref();
+/// assert_eq!(table.entries().get(r).map(|e| (e.flags, e.frame)), Some((1, frame_of_page)));
 /// # unsafe { (*frame.0.as_mut_ptr().add(r.0 as usize)).flags |= GTF_WRITING; }
-/// // While the grantee has it mapped (Xen set GTF_writing), the access cannot end:
-/// assert_eq!(table.end_access(r), Err(Error::EBUSY));
+/// // While the grantee has it mapped (Xen set GTF_writing), the access cannot end: the grant comes back.
+/// let refused = table.end_access(grant).unwrap_err();
+/// assert_eq!(refused.error, Error::EBUSY);
 /// # unsafe { (*frame.0.as_mut_ptr().add(r.0 as usize)).flags &= !GTF_WRITING; }
-/// table.end_access(r)?; // after the unmap; `r` is free again
+/// // After the unmap: the page is ours again, and `r` is free.
+/// let page: &'static mut Page = table.end_access(refused.grant)?.unwrap();
+/// # let _ = page;
 /// # Ok::<(), Error>(())
 /// ```
 pub struct GrantTable<const N: usize> {
     entries: GrantEntries,
     free: FreeRefs<N>,
+    gfn_of: fn(*const Page) -> u64,
+}
+
+/// The guest frame of a page in identity-mapped memory: its address divided by 4096.
+fn identity_gfn(p: *const Page) -> u64 {
+    p as usize as u64 >> 12
+}
+
+/// Access granted to another domain under one reference of a [`GrantTable`]: move-only, ended only by
+/// [`GrantTable::end_access`] on the table that made it.
+///
+/// Dropping it leaves the access in place for good: the reference stays taken and the page given up (a
+/// leak, never a page handed back while the grantee may still use it).
+#[must_use = "dropping a Grant leaks its reference and its page; end it with GrantTable::end_access"]
+pub struct Grant {
+    gref: GrantRef,
+    table: NonNull<GrantEntryV1>,
+    page: Option<NonNull<Page>>,
+}
+
+// SAFETY: a `Grant` owns its page (given up by `&'static mut`) and its reference; nothing in it is tied
+// to a thread.
+unsafe impl Send for Grant {}
+
+impl Grant {
+    /// The reference to give the grantee (through xenstore or a ring).
+    #[inline(always)]
+    pub const fn gref(&self) -> GrantRef {
+        self.gref
+    }
+
+    /// The granted page, shared with the grantee: read and write it with volatile or atomic operations
+    /// only. `None` for a frame granted with [`GrantTable::grant_frame`].
+    #[inline(always)]
+    pub fn page(&self) -> Option<*mut Page> {
+        self.page.map(NonNull::as_ptr)
+    }
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("gref", &self.gref)
+            .field("page", &self.page)
+            .finish()
+    }
+}
+
+/// [`GrantTable::grant`] refused: the reason, and the page, still the caller's.
+pub struct GrantRefused {
+    /// Why: [`Error::ENOSPC`] when no reference is free, [`Error::EINVAL`] for a page beyond a v1
+    /// entry's 32-bit frame.
+    pub error: Error,
+    /// The page, not granted.
+    pub page: &'static mut Page,
+}
+
+/// [`GrantTable::end_access`] refused: the reason, and the grant, still in place.
+pub struct EndRefused {
+    /// Why: [`Error::EBUSY`] while the grantee has the page mapped (try again after it unmaps it),
+    /// [`Error::EINVAL`] for a grant of another table.
+    pub error: Error,
+    /// The grant, unchanged.
+    pub grant: Grant,
+}
+
+impl fmt::Debug for GrantRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrantRefused")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for EndRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndRefused")
+            .field("error", &self.error)
+            .field("grant", &self.grant)
+            .finish()
+    }
+}
+
+impl From<GrantRefused> for Error {
+    /// The reason; the page is left given up for good (never reused).
+    #[inline]
+    fn from(r: GrantRefused) -> Error {
+        r.error
+    }
+}
+
+impl From<EndRefused> for Error {
+    /// The reason; the grant stays in place for good (its page is never reused).
+    #[inline]
+    fn from(r: EndRefused) -> Error {
+        r.error
+    }
 }
 
 impl<const N: usize> GrantTable<N> {
@@ -1074,14 +1297,31 @@ impl<const N: usize> GrantTable<N> {
     ///
     /// # Safety
     ///
-    /// As for [`GrantEntries::new`], and no other `GrantTable` or `GrantEntries` hands out the same
-    /// references.
+    /// As for [`GrantEntries::new`]; no other `GrantTable` or `GrantEntries` grants the same references;
+    /// and the memory of the pages given to [`GrantTable::grant`] is identity-mapped (a page's guest frame
+    /// is its address divided by 4096), else [`GrantTable::with_gfn_of`] says how to find it.
     #[inline]
     pub unsafe fn new(base: *mut GrantEntryV1, frames: u32) -> GrantTable<N> {
         // SAFETY: forwarded.
         let entries = unsafe { GrantEntries::new(base, frames) };
         let free = FreeRefs::new(entries.len());
-        GrantTable { entries, free }
+        GrantTable {
+            entries,
+            free,
+            gfn_of: identity_gfn,
+        }
+    }
+
+    /// The same table, finding the guest frame of a page with `gfn_of` (for memory that is not
+    /// identity-mapped; on x86 PV, the machine frame).
+    ///
+    /// # Safety
+    ///
+    /// `gfn_of(p)` is the frame the grantee must be given for the page at `p` (its guest frame; on x86
+    /// PV its machine frame), for every page the program can give to [`GrantTable::grant`].
+    #[inline]
+    pub unsafe fn with_gfn_of(self, gfn_of: fn(*const Page) -> u64) -> GrantTable<N> {
+        GrantTable { gfn_of, ..self }
     }
 
     /// Maps grant table frames `0..frames` at guest frames `gpfn..gpfn + frames`
@@ -1119,7 +1359,7 @@ impl<const N: usize> GrantTable<N> {
         Ok(unsafe { GrantTable::new(va, frames) })
     }
 
-    /// The entries, for reads and for granting references managed elsewhere.
+    /// The entries, to read them (and to end access under references managed elsewhere).
     #[inline(always)]
     pub fn entries(&self) -> &GrantEntries {
         &self.entries
@@ -1131,33 +1371,339 @@ impl<const N: usize> GrantTable<N> {
         self.free.len()
     }
 
-    /// Takes a free reference and grants `dom` access to frame `frame` under it
-    /// ([`GrantEntries::grant_access`]); [`Error::ENOSPC`] when no reference is free.
+    /// Gives `page` up to domain `dom` (read-only if `readonly`) under a free reference, until
+    /// [`GrantTable::end_access`] hands it back. Refused, with the page, with [`Error::ENOSPC`] when no
+    /// reference is free and [`Error::EINVAL`] for a page beyond a v1 entry's 32-bit frame.
     #[inline]
-    pub fn grant_access(
+    pub fn grant(
+        &mut self,
+        dom: DomId,
+        page: &'static mut Page,
+        readonly: bool,
+    ) -> core::result::Result<Grant, GrantRefused> {
+        let frame = (self.gfn_of)(page);
+        match self.claim(dom, frame, readonly) {
+            Ok(gref) => Ok(Grant {
+                gref,
+                table: self.entries.base,
+                page: Some(NonNull::from(page)),
+            }),
+            Err(error) => Err(GrantRefused { error, page }),
+        }
+    }
+
+    /// Grants `dom` access to guest frame `frame` (read-only if `readonly`) under a free reference:
+    /// [`Error::ENOSPC`] when none is free, [`Error::EINVAL`] for a frame beyond 32 bits.
+    ///
+    /// # Safety
+    ///
+    /// `dom` may read (and unless `readonly`, write) `frame` until [`GrantTable::end_access`] succeeds:
+    /// the frame must hold nothing the program uses but as memory shared with `dom` (accessed with
+    /// volatile or atomic operations), or nothing at all, for that long.
+    #[inline]
+    pub unsafe fn grant_frame(
         &mut self,
         dom: DomId,
         frame: u64,
         readonly: bool,
-    ) -> super::Result<GrantRef> {
-        let r = self.free.alloc().ok_or(Error::ENOSPC)?;
-        match self.entries.grant_access(r, dom, frame, readonly) {
-            Ok(()) => Ok(r),
-            Err(e) => {
-                let _ = self.free.free(r);
-                Err(e)
+    ) -> super::Result<Grant> {
+        let gref = self.claim(dom, frame, readonly)?;
+        Ok(Grant {
+            gref,
+            table: self.entries.base,
+            page: None,
+        })
+    }
+
+    /// Takes a free reference and writes the grant into its entry. A reference whose entry is found in
+    /// use (which only code outside this table can have done) is dropped from the list, never tried
+    /// again, and the next one is taken.
+    fn claim(&mut self, dom: DomId, frame: u64, readonly: bool) -> super::Result<GrantRef> {
+        if u32::try_from(frame).is_err() {
+            return Err(Error::EINVAL);
+        }
+        loop {
+            let r = self.free.alloc().ok_or(Error::ENOSPC)?;
+            // SAFETY: `r` came off this table's free list, so nothing else grants under it (constructor
+            // contract); what `dom` may then do with `frame` is the caller's contract (`grant` gives the
+            // page up, `grant_frame` is `unsafe`).
+            match unsafe { self.entries.grant_access(r, dom, frame, readonly) } {
+                Ok(()) => return Ok(r),
+                // In use behind the table's back: leave it out of the list.
+                Err(Error::EBUSY) => continue,
+                Err(e) => {
+                    let _ = self.free.free(r);
+                    return Err(e);
+                }
             }
         }
     }
 
-    /// Ends the access under `r` ([`GrantEntries::end_access`]: [`Error::EBUSY`] while mapped) and frees
-    /// the reference. [`Error::EINVAL`] for a reference this table did not hand out.
+    /// Ends the access `grant` gives ([`GrantEntries::end_access`]), frees its reference and hands the
+    /// page back (`None` for a frame granted with [`GrantTable::grant_frame`]). Refused, with the grant,
+    /// with [`Error::EBUSY`] while the grantee has the page mapped, and [`Error::EINVAL`] for a grant of
+    /// another table.
     #[inline]
-    pub fn end_access(&mut self, r: GrantRef) -> super::Result<()> {
-        if !self.free.is_allocated(r) {
-            return Err(Error::EINVAL);
+    pub fn end_access(
+        &mut self,
+        grant: Grant,
+    ) -> core::result::Result<Option<&'static mut Page>, EndRefused> {
+        if grant.table != self.entries.base || !self.free.is_allocated(grant.gref) {
+            return Err(EndRefused {
+                error: Error::EINVAL,
+                grant,
+            });
         }
-        self.entries.end_access(r)?;
-        self.free.free(r)
+        if let Err(error) = self.entries.end_access(grant.gref) {
+            return Err(EndRefused { error, grant });
+        }
+        let _ = self.free.free(grant.gref);
+        // SAFETY: the page was given up as `&'static mut` by `grant`, and no domain can reach it any
+        // more: the entry is `GTF_invalid` and Xen had it neither mapped nor in a copy.
+        Ok(grant.page.map(|mut p| unsafe { p.as_mut() }))
+    }
+}
+
+/// One grant to map with [`MapArea::map_batch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapRequest {
+    /// The granting domain.
+    pub dom: DomId,
+    /// Its grant reference.
+    pub gref: GrantRef,
+    /// Map it read-only (required for a read-only grant).
+    pub readonly: bool,
+}
+
+/// A window of `N` pages of the caller's address space given up to grant mappings: the safe way to map
+/// another domain's grants. Each page (a slot) holds one mapping at a time; a [`Mapping`] is move-only and
+/// ends with [`MapArea::unmap`].
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::{DomId, Page, grant_table::{GnttabMapGrantRef, GrantHandle, GrantRef, MapArea}};
+/// # xen_hypercall::mock::respond(|c| { c.update(1, |o: &mut GnttabMapGrantRef| {
+/// #     o.status = 0; o.handle = GrantHandle(3); }); 0 });
+/// # xen_hypercall::mock::respond(|c| { c.update(1, |o: &mut xen_hypercall::xen::grant_table::GnttabUnmapGrantRef| o.status = 0); 0 });
+/// // SAFETY: 0x8000_0000..0x8000_4000 is a range of no RAM, seen at the same address, used by nothing else.
+/// let mut area = unsafe { MapArea::<4>::new(0x8000_0000, 0x8000_0000 as *mut Page) };
+/// let m = area.map(DomId(1), GrantRef(8), true)?;
+/// assert_eq!(m.as_ptr() as usize, 0x8000_0000);
+/// area.unmap(m).map_err(|r| r.error)?;
+/// # }
+/// # Ok::<(), xen_hypercall::xen::grant_table::GrantError>(())
+/// ```
+pub struct MapArea<const N: usize> {
+    host_addr: u64,
+    va: NonNull<Page>,
+    used: [bool; N],
+}
+
+// SAFETY: the area owns its window; nothing in it is tied to a thread.
+unsafe impl<const N: usize> Send for MapArea<N> {}
+
+/// A grant mapped in a slot of a [`MapArea`]: move-only, ended by [`MapArea::unmap`]. Dropping it leaves
+/// the mapping (and the slot) in place for good.
+#[must_use = "dropping a Mapping leaks its slot; end it with MapArea::unmap"]
+pub struct Mapping {
+    area: NonNull<Page>,
+    slot: usize,
+    handle: GrantHandle,
+    readonly: bool,
+}
+
+// SAFETY: as for `MapArea`.
+unsafe impl Send for Mapping {}
+
+impl fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mapping")
+            .field("at", &self.as_ptr())
+            .field("handle", &self.handle)
+            .field("readonly", &self.readonly)
+            .finish()
+    }
+}
+
+impl Mapping {
+    /// Where the granted page is seen: memory shared with the granting domain, to read (and unless
+    /// read-only, write) with volatile or atomic operations only.
+    #[inline(always)]
+    pub fn as_ptr(&self) -> *mut Page {
+        // SAFETY: `slot < N`, inside the area's window (its constructor's contract).
+        unsafe { self.area.as_ptr().add(self.slot) }
+    }
+
+    /// The handle Xen returned.
+    #[inline(always)]
+    pub const fn handle(&self) -> GrantHandle {
+        self.handle
+    }
+
+    /// Whether it is mapped read-only.
+    #[inline(always)]
+    pub const fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    /// Copies `buf.len()` bytes from offset `offset` of the page into `buf` (volatile reads: the granting
+    /// domain may be writing). [`Error::EINVAL`] beyond the page.
+    #[inline]
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> super::Result<()> {
+        let p = self.range(offset, buf.len())?;
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: inside the mapped page (checked), which stays mapped while `self` lives.
+            *b = unsafe { p.add(i).read_volatile() };
+        }
+        Ok(())
+    }
+
+    /// Copies `data` to offset `offset` of the page (volatile writes). [`Error::EINVAL`] beyond the page,
+    /// [`Error::EPERM`] for a read-only mapping.
+    #[inline]
+    pub fn write(&self, offset: usize, data: &[u8]) -> super::Result<()> {
+        if self.readonly {
+            return Err(Error::EPERM);
+        }
+        let p = self.range(offset, data.len())?;
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: as in `read`; the mapping is writable.
+            unsafe { p.add(i).write_volatile(b) };
+        }
+        Ok(())
+    }
+
+    fn range(&self, offset: usize, len: usize) -> super::Result<*mut u8> {
+        match offset.checked_add(len) {
+            Some(end) if end <= 4096 => {
+                // SAFETY: `offset <= 4096`: inside the page or one past it.
+                Ok(unsafe { self.as_ptr().cast::<u8>().add(offset) })
+            }
+            _ => Err(Error::EINVAL),
+        }
+    }
+}
+
+/// [`MapArea::unmap`] refused: the reason, and the mapping, still in place.
+#[derive(Debug)]
+pub struct UnmapRefused {
+    /// Why (a grant of another area is [`Error::EINVAL`]).
+    pub error: GrantError,
+    /// The mapping, unchanged.
+    pub mapping: Mapping,
+}
+
+impl<const N: usize> MapArea<N> {
+    /// The `N` pages from `host_addr`, seen at `va`: the address grant mappings are made at
+    /// (`host_addr`, what [`map_grant_ref`] takes: on ARM and x86 HVM/PVH a guest physical address, on
+    /// x86 PV a virtual one) and the address the program reads them at.
+    ///
+    /// # Safety
+    ///
+    /// The window is given up to the area for as long as it or any of its mappings lives: its pages
+    /// hold nothing the program uses (no RAM at all, or pages given up for good, whose frames Xen
+    /// replaces and which are holes after an unmap), nothing else maps or touches them, `host_addr` is
+    /// page-aligned, and `va` is where the program sees `host_addr` (Normal Write-Back memory).
+    #[inline]
+    pub const unsafe fn new(host_addr: u64, va: *mut Page) -> MapArea<N> {
+        MapArea {
+            host_addr,
+            // SAFETY: the contract asks for a valid window.
+            va: unsafe { NonNull::new_unchecked(va) },
+            used: [false; N],
+        }
+    }
+
+    /// How many slots are free.
+    #[inline]
+    pub fn free_count(&self) -> usize {
+        self.used.iter().filter(|u| !**u).count()
+    }
+
+    /// Maps grant `gref` of domain `dom` in a free slot (read-only if `readonly`): one hypercall.
+    /// [`Error::ENOSPC`] when no slot is free; the grant's status when Xen refuses it.
+    #[inline]
+    pub fn map(&mut self, dom: DomId, gref: GrantRef, readonly: bool) -> Result<Mapping> {
+        let [m] = self.map_batch([MapRequest {
+            dom,
+            gref,
+            readonly,
+        }]);
+        m
+    }
+
+    /// Maps the `K` grants `reqs` in free slots, in one hypercall, each with its own outcome: a
+    /// [`Mapping`], [`Error::ENOSPC`] when no slot was left for it, its status when Xen refused it, or the
+    /// hypercall's error when Xen did not reach it.
+    pub fn map_batch<const K: usize>(&mut self, reqs: [MapRequest; K]) -> [Result<Mapping>; K] {
+        let mut slots = [None; K];
+        let mut ops = ArrayVec::<GnttabMapGrantRef, K>::new();
+        for (k, req) in reqs.iter().enumerate() {
+            let Some(slot) = self.used.iter().position(|u| !*u) else {
+                break;
+            };
+            self.used[slot] = true;
+            slots[k] = Some((slot, ops.len()));
+            let mut flags = GntMap::HOST_MAP;
+            if req.readonly {
+                flags |= GntMap::READONLY;
+            }
+            ops.push(GnttabMapGrantRef::new(
+                self.slot_addr(slot),
+                flags,
+                req.gref,
+                req.dom,
+            ));
+        }
+        // SAFETY: every `host_addr` is a slot of the window given up to this area (constructor
+        // contract), and no mapping is live in it (the slot was free).
+        let ret = unsafe { map_grant_ref(&mut ops) };
+        core::array::from_fn(|k| {
+            let Some((slot, i)) = slots[k] else {
+                return Err(GrantError::Xen(Error::ENOSPC));
+            };
+            match (ops[i].result(), ret) {
+                (Ok(handle), _) => Ok(Mapping {
+                    area: self.va,
+                    slot,
+                    handle,
+                    readonly: reqs[k].readonly,
+                }),
+                (Err(s), r) => {
+                    self.used[slot] = false;
+                    Err(match r {
+                        Err(GrantError::Xen(e)) => GrantError::Xen(e),
+                        _ => GrantError::Status(s),
+                    })
+                }
+            }
+        })
+    }
+
+    /// Unmaps `m` and frees its slot. Refused, with the mapping, when Xen refuses it or it is a mapping
+    /// of another area ([`Error::EINVAL`]).
+    #[inline]
+    pub fn unmap(&mut self, m: Mapping) -> core::result::Result<(), UnmapRefused> {
+        if m.area != self.va || !self.used.get(m.slot).copied().unwrap_or(false) {
+            return Err(UnmapRefused {
+                error: GrantError::Xen(Error::EINVAL),
+                mapping: m,
+            });
+        }
+        let mut op = [GnttabUnmapGrantRef::new(self.slot_addr(m.slot), m.handle)];
+        // SAFETY: the slot is this area's and holds the mapping `m`, which is consumed: nothing can use
+        // the page after the unmap.
+        match unsafe { unmap_grant_ref(&mut op) } {
+            Ok(()) => {
+                self.used[m.slot] = false;
+                Ok(())
+            }
+            Err(error) => Err(UnmapRefused { error, mapping: m }),
+        }
+    }
+
+    #[inline(always)]
+    fn slot_addr(&self, slot: usize) -> u64 {
+        self.host_addr + slot as u64 * 4096
     }
 }

@@ -43,7 +43,7 @@
 //! # #[cfg(feature = "mock")] {
 //! use xen_hypercall::xen::evtchn::{self, Events};
 //! use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
-//! use xen_hypercall::xen::{DomId, vcpu::SharedInfo};
+//! use xen_hypercall::xen::{DomId, Page, vcpu::SharedInfo};
 //! # #[repr(C, align(4096))] struct Frame([GrantEntryV1; 512]);
 //! # let gnttab: *mut GrantEntryV1 = Box::leak(Box::new(Frame([GrantEntryV1::default(); 512]))).0.as_mut_ptr();
 //! # let shared: *mut SharedInfo = Box::leak(Box::new(SharedInfo::default()));
@@ -56,20 +56,24 @@
 //! #     }
 //! #     0
 //! # });
-//! # let ring_frame = 0x40123;
+//! static mut RING: Page = Page::new();
 //! let backend = DomId::DOM0;
-//! // Once at start-up, the only `unsafe`: these pages are Xen's from now on.
+//! // Once at start-up, the only `unsafe`: these pages are Xen's from now on, the ring page is taken once.
 //! // SAFETY: `gpfn` is reserved for the grant table, mapped at `gnttab`; `shared` is the shared info page.
 //! let mut grants = unsafe { GrantTable::<16>::map(gpfn, 1, gnttab) }?;
+//! # let mut grants = unsafe { grants.with_gfn_of(|p| (p as usize as u64 >> 12) & 0xffff_ffff) };
 //! // SAFETY: as above.
 //! let events = unsafe { Events::new(shared) };
+//! // SAFETY: this is the only reference ever made to RING.
+//! let ring: &'static mut Page = unsafe { &mut *(&raw mut RING) };
 //!
-//! let gref = grants.grant_access(backend, ring_frame, false)?; // the backend may map it read-write
+//! let grant = grants.grant(backend, ring, false)?; // the page is the backend's to map read-write
 //! let port = evtchn::alloc_unbound(DomId::SELF, backend)?;
-//! // ... publish `gref` and `port` to the backend (xenstore, or a fixed convention) ...
+//! // ... publish `grant.gref()` and `port` to the backend (xenstore, or a fixed convention) ...
 //! evtchn::send(port)?;
 //! while !events.wait(port, 0)? {} // sched::poll until the port's pending bit is set, then clear it
-//! grants.end_access(gref)?; // Error::EBUSY while the backend still has the page mapped
+//! let ring = grants.end_access(grant)?; // refused (EBUSY, grant handed back) while the backend maps it
+//! # let _ = ring;
 //! # }
 //! # Ok::<(), xen_hypercall::xen::Error>(())
 //! ```
@@ -115,6 +119,39 @@ pub mod x86;
 
 pub use call::Plain;
 pub use error::{Error, Result};
+
+/// A 4 KiB page of the guest's memory, 4 KiB-aligned: what a grant shares with another domain.
+///
+/// The safe grant API takes pages by `&'static mut Page`: granting one gives it up until the access ends
+/// (see [`grant_table::GrantTable::grant`]). A `static` page becomes `&'static mut` once, with `unsafe`
+/// (`unsafe { &mut *(&raw mut PAGE) }`: no other reference to it may exist), or comes from an allocator's
+/// `Box::leak`.
+///
+/// ```
+/// use xen_hypercall::xen::Page;
+/// assert_eq!((core::mem::size_of::<Page>(), core::mem::align_of::<Page>()), (4096, 4096));
+/// ```
+#[repr(C, align(4096))]
+pub struct Page(pub [u8; 4096]);
+
+impl Page {
+    /// A zeroed page.
+    pub const fn new() -> Page {
+        Page([0; 4096])
+    }
+}
+
+impl core::fmt::Debug for Page {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Page@{:p}", self)
+    }
+}
+
+impl Default for Page {
+    fn default() -> Page {
+        Page::new()
+    }
+}
 
 /// A domain id (`domid_t`).
 ///

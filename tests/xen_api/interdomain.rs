@@ -7,13 +7,14 @@ use xen_hypercall::mock::{self, Call};
 use xen_hypercall::xen::evtchn::{self, Events, Port};
 use xen_hypercall::xen::grant_table::{
     self as gt, CopyPtr, FreeRefs, GntMap, GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef,
-    GrantEntryV1, GrantError, GrantHandle, GrantRef, GrantStatus, GrantTable,
+    GrantEntryV1, GrantError, GrantHandle, GrantPtr, GrantRef, GrantStatus, GrantTable, MapArea,
+    MapRequest,
 };
 use xen_hypercall::xen::memory::{
     self, AddToPhysmapBatch, MemoryReservation, RemoveFromPhysmap, Space,
 };
 use xen_hypercall::xen::vcpu::{RunstateInfo, SharedInfo, XEN_RUNSTATE_UPDATE};
-use xen_hypercall::xen::{DomId, Error, nr, sched, vm_assist};
+use xen_hypercall::xen::{DomId, Error, Page, nr, sched, vm_assist};
 
 fn only_call() -> Call {
     let calls = mock::take_calls();
@@ -55,7 +56,8 @@ fn map_grant_ref_is_one_call_for_the_batch_with_every_operation() {
             DomId(2),
         ),
     ];
-    assert_eq!(gt::map_grant_ref(&mut ops), Ok(()));
+    // SAFETY: the mock maps nothing.
+    assert_eq!(unsafe { gt::map_grant_ref(&mut ops) }, Ok(()));
     assert_eq!(ops[0].result(), Ok(GrantHandle(41)));
     assert_eq!(ops[1].result(), Ok(GrantHandle(42)));
     let c = only_call();
@@ -94,7 +96,8 @@ fn map_grant_ref_reports_each_failed_operation() {
         GnttabMapGrantRef::new(0x8000_2000, GntMap::HOST_MAP, GrantRef(4000), DomId(1)),
     ];
     assert_eq!(
-        gt::map_grant_ref(&mut ops),
+        // SAFETY: the mock maps nothing.
+        unsafe { gt::map_grant_ref(&mut ops) },
         Err(GrantError::Status(GrantStatus::PERMISSION_DENIED))
     );
     assert_eq!(ops[0].result(), Ok(GrantHandle(7)));
@@ -116,7 +119,8 @@ fn a_failed_grant_hypercall_leaves_unreached_operations_failed() {
     ];
     ops[1].status = 0; // stale "okay" from an earlier use: must not survive
     assert_eq!(
-        gt::unmap_grant_ref(&mut ops),
+        // SAFETY: the mock unmaps nothing.
+        unsafe { gt::unmap_grant_ref(&mut ops) },
         Err(GrantError::Xen(Error::EFAULT))
     );
     assert_eq!(ops[0].status(), Ok(()));
@@ -133,8 +137,10 @@ fn a_failed_grant_hypercall_leaves_unreached_operations_failed() {
 #[test]
 fn an_empty_batch_makes_no_hypercall() {
     mock::reset();
-    assert_eq!(gt::map_grant_ref(&mut []), Ok(()));
-    assert_eq!(gt::unmap_grant_ref(&mut []), Ok(()));
+    // SAFETY: empty batches.
+    assert_eq!(unsafe { gt::map_grant_ref(&mut []) }, Ok(()));
+    // SAFETY: as above.
+    assert_eq!(unsafe { gt::unmap_grant_ref(&mut []) }, Ok(()));
     assert_eq!(gt::copy(&mut []), Ok(()));
     assert!(mock::take_calls().is_empty());
 }
@@ -150,16 +156,14 @@ fn copy_sets_the_gref_flags_from_the_kinds_of_its_ends() {
         0
     });
     let mut ops = [
-        GnttabCopy::new(
+        GnttabCopy::to_frame(
             CopyPtr::Gref {
                 dom: DomId(3),
                 gref: GrantRef(12),
                 offset: 16,
             },
-            CopyPtr::Frame {
-                gmfn: 0x40123,
-                offset: 128,
-            },
+            0x40123,
+            128,
             64,
         ),
         GnttabCopy::new(
@@ -167,7 +171,7 @@ fn copy_sets_the_gref_flags_from_the_kinds_of_its_ends() {
                 gmfn: 0x40456,
                 offset: 4000,
             },
-            CopyPtr::Gref {
+            GrantPtr {
                 dom: DomId(4),
                 gref: GrantRef(13),
                 offset: 0,
@@ -176,7 +180,8 @@ fn copy_sets_the_gref_flags_from_the_kinds_of_its_ends() {
         ),
     ];
     assert_eq!(
-        gt::copy(&mut ops),
+        // SAFETY: the mock writes no frame.
+        unsafe { gt::copy_unchecked(&mut ops) },
         Err(GrantError::Status(GrantStatus::BAD_COPY_ARG))
     );
     assert_eq!(ops[0].status(), Ok(()));
@@ -220,40 +225,59 @@ fn frames() -> Box<Frames> {
     Box::new(Frames([GrantEntryV1::default(); 1024]))
 }
 
-#[test]
-fn grant_access_writes_the_entry_and_end_access_clears_it() {
-    let mut f = frames();
-    // SAFETY: `f` outlives the table and is read below only after the table's last use.
-    let mut table = unsafe { GrantTable::<4>::new(f.0.as_mut_ptr(), 2) };
-    assert_eq!(table.entries().len(), 1024);
-    assert_eq!(table.free_count(), 4);
-    let rw = table.grant_access(DomId(0), 0x40123, false).unwrap();
-    let ro = table.grant_access(DomId(5), 0x40456, true).unwrap();
-    assert_eq!((rw, ro), (GrantRef(8), GrantRef(9))); // first unreserved, lowest first
-    let e = table.entries().get(rw).unwrap();
-    assert_eq!((e.flags, e.domid, e.frame), (1, DomId(0), 0x40123)); // GTF_permit_access
-    let e = table.entries().get(ro).unwrap();
-    assert_eq!((e.flags, e.domid, e.frame), (1 | 4, DomId(5), 0x40456)); // | GTF_readonly
-    table.end_access(rw).unwrap();
-    assert_eq!(table.entries().get(rw).unwrap().flags, 0);
-    assert_eq!(table.free_count(), 3);
-    // The freed reference is handed out again.
-    assert_eq!(table.grant_access(DomId(1), 0x40789, false), Ok(rw));
-    drop(table);
-    assert_eq!(
-        (f.0[8].flags, f.0[8].domid, f.0[8].frame),
-        (1, DomId(1), 0x40789)
-    );
-    assert_eq!(f.0[9].frame, 0x40456);
+/// A page given up for the rest of the test run, as `GrantTable::grant` wants it.
+fn given_page() -> &'static mut Page {
+    Box::leak(Box::new(Page::new()))
+}
+
+/// The frame the tests' tables give the grantee for a page: the low 32 bits of its address / 4096 (host
+/// addresses are beyond a v1 entry's 32-bit frames).
+fn test_gfn(p: *const Page) -> u64 {
+    (p as usize as u64 >> 12) & 0xffff_ffff
+}
+
+fn gfn(p: &Page) -> u32 {
+    test_gfn(p) as u32
 }
 
 #[test]
-fn end_access_is_refused_while_the_grantee_has_it_mapped() {
+fn grant_writes_the_entry_and_end_access_gives_the_page_back() {
+    let mut f = frames();
+    // SAFETY: `f` outlives the table and is read below only after the table's last use; the test's
+    // memory is identity-mapped (a page's frame is its address / 4096, as `gfn` computes it).
+    let mut table = unsafe { GrantTable::<4>::new(f.0.as_mut_ptr(), 2).with_gfn_of(test_gfn) };
+    assert_eq!(table.entries().len(), 1024);
+    assert_eq!(table.free_count(), 4);
+    let (p, q) = (given_page(), given_page());
+    let (pf, qf, pa) = (gfn(p), gfn(q), p as *mut Page);
+    let rw = table.grant(DomId(0), p, false).unwrap();
+    let ro = table.grant(DomId(5), q, true).unwrap();
+    assert_eq!((rw.gref(), ro.gref()), (GrantRef(8), GrantRef(9))); // first unreserved, lowest first
+    assert_eq!(rw.page(), Some(pa));
+    let e = table.entries().get(rw.gref()).unwrap();
+    assert_eq!((e.flags, e.domid, e.frame), (1, DomId(0), pf)); // GTF_permit_access
+    let e = table.entries().get(ro.gref()).unwrap();
+    assert_eq!((e.flags, e.domid, e.frame), (1 | 4, DomId(5), qf)); // | GTF_readonly
+    let back = table.end_access(rw).unwrap().unwrap();
+    assert_eq!(back as *mut Page, pa); // the same page, the caller's again
+    assert_eq!(table.entries().get(GrantRef(8)).unwrap().flags, 0);
+    assert_eq!(table.free_count(), 3);
+    // The freed reference is handed out again.
+    let again = table.grant(DomId(1), back, false).unwrap();
+    assert_eq!(again.gref(), GrantRef(8));
+    drop(table);
+    assert_eq!((f.0[8].flags, f.0[8].domid, f.0[8].frame), (1, DomId(1), pf));
+    assert_eq!(f.0[9].frame, qf);
+}
+
+#[test]
+fn end_access_is_refused_while_the_grantee_has_it_mapped_and_the_grant_comes_back() {
     let mut f = frames();
     let p = f.0.as_mut_ptr();
     // SAFETY: `f` outlives the table; the writes below stand in for Xen's, made between calls.
-    let mut table = unsafe { GrantTable::<4>::new(p, 1) };
-    let r = table.grant_access(DomId(2), 0x40001, false).unwrap();
+    let mut table = unsafe { GrantTable::<4>::new(p, 1).with_gfn_of(test_gfn) };
+    let mut g = table.grant(DomId(2), given_page(), false).unwrap();
+    let r = g.gref();
     for busy in [
         gt::GTF_READING,
         gt::GTF_WRITING,
@@ -261,8 +285,11 @@ fn end_access_is_refused_while_the_grantee_has_it_mapped() {
     ] {
         // SAFETY: as above.
         unsafe { (*p.add(r.0 as usize)).flags = gt::GTF_PERMIT_ACCESS | busy };
-        assert_eq!(table.end_access(r), Err(Error::EBUSY), "flags {busy:#x}");
+        let refused = table.end_access(g).unwrap_err();
+        assert_eq!(refused.error, Error::EBUSY, "flags {busy:#x}");
+        g = refused.grant;
         // Still granted, still not free.
+        assert_eq!(g.gref(), r);
         assert_eq!(
             table.entries().get(r).unwrap().flags,
             gt::GTF_PERMIT_ACCESS | busy
@@ -271,61 +298,280 @@ fn end_access_is_refused_while_the_grantee_has_it_mapped() {
     }
     // SAFETY: as above: the grantee unmapped.
     unsafe { (*p.add(r.0 as usize)).flags = gt::GTF_PERMIT_ACCESS };
-    assert_eq!(table.end_access(r), Ok(()));
+    assert!(table.end_access(g).unwrap().is_some());
     assert_eq!(table.free_count(), 4);
-    // Twice: not handed out any more.
-    assert_eq!(table.end_access(r), Err(Error::EINVAL));
 }
 
 #[test]
-fn reserved_and_foreign_references_are_never_handed_out_or_taken_back() {
+fn a_grant_of_another_table_is_refused() {
+    let (mut f, mut h) = (frames(), frames());
+    // SAFETY: two tables over two distinct frame sets, both outliving them.
+    let (mut a, mut b) = unsafe {
+        (
+            GrantTable::<4>::new(f.0.as_mut_ptr(), 1).with_gfn_of(test_gfn),
+            GrantTable::<4>::new(h.0.as_mut_ptr(), 1).with_gfn_of(test_gfn),
+        )
+    };
+    let ga = a.grant(DomId(1), given_page(), false).unwrap();
+    let gb = b.grant(DomId(2), given_page(), false).unwrap();
+    assert_eq!(ga.gref(), gb.gref()); // both ref 8, of different tables
+    let refused = b.end_access(ga).unwrap_err();
+    assert_eq!(refused.error, Error::EINVAL);
+    // Neither access ended.
+    assert_eq!(a.entries().get(GrantRef(8)).unwrap().flags, 1);
+    assert_eq!(b.entries().get(GrantRef(8)).unwrap().flags, 1);
+    assert!(a.end_access(refused.grant).is_ok());
+    assert!(b.end_access(gb).is_ok());
+}
+
+#[test]
+fn reserved_references_are_never_handed_out_and_a_refused_grant_returns_the_page() {
     let mut f = frames();
     // SAFETY: `f` outlives the table.
-    let mut table = unsafe { GrantTable::<512>::new(f.0.as_mut_ptr(), 1) };
+    let mut table = unsafe { GrantTable::<512>::new(f.0.as_mut_ptr(), 1).with_gfn_of(test_gfn) };
     // One frame: 512 entries, 8 reserved: 504 references.
     assert_eq!(table.free_count(), 504);
     let mut got = Vec::new();
-    while let Ok(r) = table.grant_access(DomId(0), 0x40000 + got.len() as u64, false) {
-        got.push(r.0);
+    for _ in 0..504 {
+        got.push(table.grant(DomId(0), given_page(), false).unwrap());
     }
-    assert_eq!(got.len(), 504);
-    assert_eq!((got[0], got[503]), (8, 511));
-    assert!(got.iter().all(|&r| r >= gt::GNTTAB_NR_RESERVED_ENTRIES));
-    assert_eq!(table.grant_access(DomId(0), 1, false), Err(Error::ENOSPC));
-    for r in [0, 7, 512, 10_000] {
-        assert_eq!(table.end_access(GrantRef(r)), Err(Error::EINVAL), "ref {r}");
+    assert_eq!((got[0].gref().0, got[503].gref().0), (8, 511));
+    assert!(got.iter().all(|g| g.gref().0 >= gt::GNTTAB_NR_RESERVED_ENTRIES));
+    let last = given_page();
+    let addr = last as *mut Page;
+    let refused = table.grant(DomId(0), last, false).unwrap_err();
+    assert_eq!(refused.error, Error::ENOSPC);
+    assert_eq!(refused.page as *mut Page, addr);
+}
+
+#[test]
+fn grant_frame_refuses_frames_beyond_32_bits() {
+    let mut f = frames();
+    // SAFETY: `f` outlives the table.
+    let mut table = unsafe { GrantTable::<4>::new(f.0.as_mut_ptr(), 1).with_gfn_of(test_gfn) };
+    // SAFETY: nothing is granted (refused); frame 5 below stands for memory shared with domain 1.
+    unsafe {
+        assert_eq!(
+            table.grant_frame(DomId(1), 1 << 32, false).err(),
+            Some(Error::EINVAL)
+        );
+        assert_eq!(table.free_count(), 4);
+        let g = table.grant_frame(DomId(1), 5, true).unwrap();
+        assert_eq!(g.page(), None);
+        assert_eq!(table.entries().get(g.gref()).unwrap().frame, 5);
+        assert!(matches!(table.end_access(g), Ok(None)));
     }
 }
 
 #[test]
-fn grant_access_refuses_bad_frames_and_used_entries() {
+fn grant_entries_refuse_bad_frames_and_used_entries() {
     let mut f = frames();
-    // SAFETY: `f` outlives the entries.
-    let entries = unsafe { gt::GrantEntries::new(f.0.as_mut_ptr(), 1) };
-    assert_eq!(
-        entries.grant_access(GrantRef(8), DomId(1), 1 << 32, false),
-        Err(Error::EINVAL)
-    );
-    assert_eq!(
-        entries.grant_access(GrantRef(512), DomId(1), 5, false),
-        Err(Error::EINVAL)
-    );
-    entries
-        .grant_access(GrantRef(8), DomId(1), 5, false)
-        .unwrap();
-    assert_eq!(
-        entries.grant_access(GrantRef(8), DomId(2), 6, false),
-        Err(Error::EBUSY)
-    );
-    assert_eq!(
-        entries.get(GrantRef(8)).map(|e| (e.domid, e.frame)),
-        Some((DomId(1), 5))
-    );
-    // A failed grant gives the reference back to the table.
-    // SAFETY: as above.
-    let mut table = unsafe { GrantTable::<2>::new(f.0.as_mut_ptr(), 1) };
-    assert_eq!(table.grant_access(DomId(1), 9, false), Err(Error::EBUSY)); // ref 8 is in use
+    // SAFETY: `f` outlives the entries; the test is the only user of the references it grants, and the
+    // frames are no memory of the test's.
+    unsafe {
+        let entries = gt::GrantEntries::new(f.0.as_mut_ptr(), 1);
+        assert_eq!(
+            entries.grant_access(GrantRef(8), DomId(1), 1 << 32, false),
+            Err(Error::EINVAL)
+        );
+        assert_eq!(
+            entries.grant_access(GrantRef(512), DomId(1), 5, false),
+            Err(Error::EINVAL)
+        );
+        entries
+            .grant_access(GrantRef(8), DomId(1), 5, false)
+            .unwrap();
+        assert_eq!(
+            entries.grant_access(GrantRef(8), DomId(2), 6, false),
+            Err(Error::EBUSY)
+        );
+        assert_eq!(
+            entries.get(GrantRef(8)).map(|e| (e.domid, e.frame)),
+            Some((DomId(1), 5))
+        );
+    }
+}
+
+#[test]
+fn a_reference_in_use_behind_the_tables_back_does_not_get_it_stuck() {
+    let mut f = frames();
+    let p = f.0.as_mut_ptr();
+    // SAFETY: `f` outlives the table; the write below stands in for code outside the table that
+    // granted reference 8 (only `unsafe` code can).
+    let mut table = unsafe { GrantTable::<4>::new(p, 1).with_gfn_of(test_gfn) };
+    unsafe { (*p.add(8)).flags = gt::GTF_PERMIT_ACCESS };
+    // Ref 8 is skipped and left out of the list; every later grant succeeds while references are free.
+    let g = table.grant(DomId(1), given_page(), false).unwrap();
+    assert_eq!(g.gref(), GrantRef(9));
     assert_eq!(table.free_count(), 2);
+    let h = table.grant(DomId(1), given_page(), false).unwrap();
+    assert_eq!(h.gref(), GrantRef(10));
+    let i = table.grant(DomId(1), given_page(), false).unwrap();
+    assert_eq!(i.gref(), GrantRef(11));
+    assert_eq!(table.free_count(), 0);
+    // Ref 8 was never touched.
+    assert_eq!(table.entries().get(GrantRef(8)).unwrap().domid, DomId(0));
+}
+
+#[test]
+fn copy_refuses_a_frame_destination_before_any_hypercall() {
+    mock::reset();
+    let to_gref = GrantPtr {
+        dom: DomId(4),
+        gref: GrantRef(13),
+        offset: 0,
+    };
+    let from = CopyPtr::Gref {
+        dom: DomId(3),
+        gref: GrantRef(12),
+        offset: 0,
+    };
+    // Through the constructor meant for `copy_unchecked`, and built by hand without GNTCOPY_dest_gref.
+    let mut by_hand = GnttabCopy::new(from, to_gref, 64);
+    by_hand.flags &= !gt::GNTCOPY_DEST_GREF;
+    by_hand.dest.u = 0x40123;
+    for bad in [GnttabCopy::to_frame(from, 0x40123, 0, 64), by_hand] {
+        let mut ops = [GnttabCopy::new(from, to_gref, 64), bad];
+        assert!(!ops[0].writes_frame() && ops[1].writes_frame());
+        assert_eq!(gt::copy(&mut ops), Err(GrantError::Xen(Error::EPERM)));
+        assert_eq!(ops[0].status(), Err(GrantStatus::GENERAL_ERROR)); // not done
+        assert_eq!(ops[1].status(), Err(GrantStatus::GENERAL_ERROR));
+        assert!(mock::take_calls().is_empty());
+    }
+}
+
+/// A window of 4 pages for a `MapArea`, in memory the test gives up to it.
+fn window() -> *mut Page {
+    Box::leak(Box::new([Page::new(), Page::new(), Page::new(), Page::new()])).as_mut_ptr()
+}
+
+#[test]
+fn map_area_maps_only_into_its_window_and_frees_slots() {
+    mock::reset();
+    let va = window();
+    // SAFETY: the window is the test's, given up to the area; the mock maps nothing.
+    let mut area = unsafe { MapArea::<4>::new(0x8000_0000, va) };
+    mock::respond(|c| {
+        assert!(c.update(1, |o: &mut [GnttabMapGrantRef; 3]| {
+            o[0].status = 0;
+            o[0].handle = GrantHandle(41);
+            o[1].status = -8; // GNTST_permission_denied
+            o[2].status = 0;
+            o[2].handle = GrantHandle(43);
+        }));
+        0
+    });
+    let [a, b, c] = area.map_batch([
+        MapRequest {
+            dom: DomId(1),
+            gref: GrantRef(8),
+            readonly: false,
+        },
+        MapRequest {
+            dom: DomId(1),
+            gref: GrantRef(9),
+            readonly: false,
+        },
+        MapRequest {
+            dom: DomId(2),
+            gref: GrantRef(10),
+            readonly: true,
+        },
+    ]);
+    let (a, c) = (a.unwrap(), c.unwrap());
+    assert_eq!(
+        b.err(),
+        Some(GrantError::Status(GrantStatus::PERMISSION_DENIED))
+    );
+    let call = only_call();
+    assert_eq!((call.op, call.args[0], call.args[2]), (nr::GRANT_TABLE_OP, 0, 3));
+    for (k, (addr, flags, gref, dom)) in [
+        (0x8000_0000, 2, 8, 1),      // GNTMAP_host_map
+        (0x8000_1000, 2, 9, 1),
+        (0x8000_2000, 2 | 4, 10, 2), // | GNTMAP_readonly
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let o: GnttabMapGrantRef = call.read_at(1, k).unwrap();
+        assert_eq!(
+            (o.host_addr, o.flags, o.r#ref, o.dom),
+            (addr, flags, GrantRef(gref), DomId(dom)),
+            "op {k}"
+        );
+    }
+    // Slot 1 was given back when Xen refused the grant: slots 1 and 3 are free.
+    assert_eq!(area.free_count(), 2);
+    assert_eq!((a.as_ptr(), c.as_ptr()), (va, va.wrapping_add(2)));
+    assert_eq!((a.handle(), c.readonly()), (GrantHandle(41), true));
+    // The page is read and written through the mapping, within the page only; read-only stays so.
+    a.write(4090, b"hello!").unwrap();
+    let mut got = [0u8; 6];
+    a.read(4090, &mut got).unwrap();
+    assert_eq!(&got, b"hello!");
+    assert_eq!(a.write(4091, b"hello!"), Err(Error::EINVAL));
+    assert_eq!(a.read(usize::MAX, &mut got), Err(Error::EINVAL));
+    assert_eq!(c.write(0, b"x"), Err(Error::EPERM));
+
+    mock::respond(|c| {
+        assert!(c.update(1, |o: &mut GnttabUnmapGrantRef| o.status = 0));
+        0
+    });
+    area.unmap(a).unwrap();
+    let u: GnttabUnmapGrantRef = only_call().read(1).unwrap();
+    assert_eq!((u.host_addr, u.handle), (0x8000_0000, GrantHandle(41)));
+    assert_eq!(area.free_count(), 3);
+
+    // A mapping of another area is refused without a hypercall, and comes back.
+    // SAFETY: as above.
+    let mut other = unsafe { MapArea::<4>::new(0x9000_0000, window()) };
+    let refused = other.unmap(c).unwrap_err();
+    assert_eq!(refused.error, GrantError::Xen(Error::EINVAL));
+    assert!(mock::take_calls().is_empty());
+    mock::respond(|c| {
+        assert!(c.update(1, |o: &mut GnttabUnmapGrantRef| o.status = -1));
+        0
+    });
+    // Xen refusing the unmap leaves the slot taken.
+    let refused = area.unmap(refused.mapping).unwrap_err();
+    assert_eq!(
+        refused.error,
+        GrantError::Status(GrantStatus::GENERAL_ERROR)
+    );
+    assert_eq!(area.free_count(), 3);
+}
+
+#[test]
+fn map_area_full_is_enospc_without_a_hypercall_for_the_rest() {
+    mock::reset();
+    // SAFETY: as in the test above.
+    let mut area = unsafe { MapArea::<1>::new(0x8000_0000, window()) };
+    mock::respond(|c| {
+        assert!(c.update(1, |o: &mut GnttabMapGrantRef| {
+            o.status = 0;
+            o.handle = GrantHandle(1);
+        }));
+        0
+    });
+    let [a, b] = area.map_batch([
+        MapRequest {
+            dom: DomId(1),
+            gref: GrantRef(8),
+            readonly: true,
+        },
+        MapRequest {
+            dom: DomId(1),
+            gref: GrantRef(9),
+            readonly: true,
+        },
+    ]);
+    assert!(a.is_ok());
+    assert_eq!(b.err(), Some(GrantError::Xen(Error::ENOSPC)));
+    assert_eq!(only_call().args[2], 1); // one operation
+    assert_eq!(
+        area.map(DomId(1), GrantRef(9), true).err(),
+        Some(GrantError::Xen(Error::ENOSPC))
+    );
 }
 
 #[test]
