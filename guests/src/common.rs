@@ -169,14 +169,7 @@ impl Checks {
 }
 
 /// A page of the guest's own (the MMU is off: its address is its guest frame's).
-#[repr(C, align(4096))]
-pub struct Page(pub [u8; 4096]);
-
-impl Page {
-    pub const fn new() -> Page {
-        Page([0; 4096])
-    }
-}
+pub use xen_hypercall::xen::Page;
 
 /// The guest frame number of a page of the guest's (the MMU is off: addresses are guest physical).
 pub fn gfn_of<T>(p: *const T) -> u64 {

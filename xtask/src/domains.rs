@@ -34,7 +34,7 @@ pub const FRONT_CHECKS: [&str; 12] = [
     "memory::decrease_reservation, populate_physmap, current_reservation",
     "repopulated page no longer holds what it held",
     "grant_table::GrantTable::map",
-    "grant_table::GrantTable::grant_access rw 8, ro 9",
+    "grant_table::GrantTable::grant rw 8, ro 9",
     "evtchn::alloc_unbound",
     "event 1 (backend mapped and wrote)",
     "response in the read-write page",
@@ -48,18 +48,20 @@ pub const FRONT_CHECKS: [&str; 12] = [
 pub const FRONT_LATE_CHECKS: [&str; 2] = ["event 2 (backend unmapped)", "references reused"];
 
 /// The backend's checks (`back: ok <check>:`).
-pub const BACK_CHECKS: [&str; 13] = [
+pub const BACK_CHECKS: [&str; 15] = [
     "memory::map_shared_info",
     "evtchn::bind_interdomain",
-    "grant_table::map_grant_ref rw",
-    "map_grant_ref of the read-only grant read-write refused",
-    "grant_table::map_grant_ref ro",
+    "grant_table::MapArea::map_batch rw",
+    "map of the read-only grant read-write refused",
+    "grant_table::MapArea::map ro",
+    "mappings only in the area's window",
     "request read through the read-only mapping",
-    "grant_table::copy from the frontend",
+    "safe copy into a static's frame refused",
+    "grant_table::copy_unchecked from the frontend",
     "grant_table::copy to the frontend",
     "evtchn::send",
     "event 1 (frontend checked)",
-    "grant_table::unmap_grant_ref",
+    "grant_table::MapArea::unmap",
     "evtchn::send after unmap",
     "event 2 (frontend done)",
 ];
@@ -151,7 +153,7 @@ impl Config {
             expect: Expect::Fails(vec![
                 (
                     Role::Back,
-                    "grant_table::map_grant_ref rw: reference 7: status -1",
+                    "grant_table::MapArea::map_batch rw: reference 7: status -1",
                 ),
                 (Role::Front, "response in the read-write page"),
             ]),
@@ -580,7 +582,7 @@ mod tests {
             };
             s.push_str(&format!("(d1) front: ok {c}: {what}\n"));
         }
-        s.push_str("back: summary: all 13/13 checks passed\n(d1) front: summary: all 14/14 checks passed\n");
+        s.push_str("back: summary: all 15/15 checks passed\n(d1) front: summary: all 14/14 checks passed\n");
         s
     }
 
@@ -607,7 +609,7 @@ mod tests {
             p.iter().any(|p| p.contains("no `ok` line for end_access")),
             "{p:?}"
         );
-        let quiet = good().replace("back: summary: all 13/13 checks passed\n", "");
+        let quiet = good().replace("back: summary: all 15/15 checks passed\n", "");
         let p = judge(&cfg, &quiet, true, XenBuild::Release);
         assert!(
             p.iter().any(|p| p == "back: no `summary: all …` line"),
