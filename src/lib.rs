@@ -57,6 +57,11 @@
 pub mod arch;
 #[cfg(feature = "mock")]
 pub mod mock;
+
+/// The README's Rust examples, compiled and run as doctests (on the host, with the mock).
+#[cfg(all(doctest, feature = "mock"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
 pub mod outline;
 #[cfg(any(
     all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),

@@ -67,6 +67,7 @@ pub mod per_call {
         target_arch = "aarch64",
         all(target_arch = "x86_64", target_os = "none")
     )))]
+    #[cfg_attr(feature = "mock", allow(dead_code))]
     const fn unavailable(_nr: usize) -> bool {
         false
     }
@@ -80,25 +81,33 @@ pub mod per_call {
         ($($n:literal: ($($a:ident),*);)*) => {
             paste::paste! {
                 $(
-                    #[doc = concat!(" Not available on this target: instantiating it is a compile error \
-                                      (arity ", $n, ").")]
+                    #[doc = concat!(" With the `mock` feature, the mock's stub of arity ", $n, " with the \
+                                      number `NR`; otherwise not available on this target: instantiating \
+                                      it is a compile error.")]
                     ///
                     /// # Safety
                     ///
-                    /// Cannot be called: its instantiation does not compile.
+                    /// As for the mock's raw stubs (`crate::hypercall0` …); without the mock it cannot be
+                    /// called: its instantiation does not compile.
                     pub unsafe fn [<hypercall $n>]<const NR: usize>($($a: usize),*) -> isize {
-                        $(let _ = $a;)*
-                        // Depends on `NR`, so that only an instantiation fails (an optimised build
-                        // evaluates a generic function's constants that do not depend on its parameters).
-                        const {
-                            if unavailable(NR) {
-                                0
-                            } else {
-                                panic!(
-                                    "xen-hypercall's per-hypercall stubs exist only for bare-metal guests: \
-                                     armv7a-none-eabi (A32 and Thumb-2), aarch64-unknown-none and \
-                                     x86_64-unknown-none; for host unit tests enable the `mock` feature"
-                                )
+                        #[cfg(feature = "mock")]
+                        // SAFETY: forwarded from this function's contract to the mock's stub.
+                        return unsafe { crate::[<hypercall $n>](NR $(, $a)*) };
+                        #[cfg(not(feature = "mock"))]
+                        {
+                            $(let _ = $a;)*
+                            // Depends on `NR`, so that only an instantiation fails (an optimised build
+                            // evaluates a generic function's constants that do not depend on its parameters).
+                            const {
+                                if unavailable(NR) {
+                                    0
+                                } else {
+                                    panic!(
+                                        "xen-hypercall's per-hypercall stubs exist only for bare-metal guests: \
+                                         armv7a-none-eabi (A32 and Thumb-2), aarch64-unknown-none and \
+                                         x86_64-unknown-none; for host unit tests enable the `mock` feature"
+                                    )
+                                }
                             }
                         }
                     }

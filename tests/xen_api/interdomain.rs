@@ -266,7 +266,10 @@ fn grant_writes_the_entry_and_end_access_gives_the_page_back() {
     let again = table.grant(DomId(1), back, false).unwrap();
     assert_eq!(again.gref(), GrantRef(8));
     drop(table);
-    assert_eq!((f.0[8].flags, f.0[8].domid, f.0[8].frame), (1, DomId(1), pf));
+    assert_eq!(
+        (f.0[8].flags, f.0[8].domid, f.0[8].frame),
+        (1, DomId(1), pf)
+    );
     assert_eq!(f.0[9].frame, qf);
 }
 
@@ -336,7 +339,10 @@ fn reserved_references_are_never_handed_out_and_a_refused_grant_returns_the_page
         got.push(table.grant(DomId(0), given_page(), false).unwrap());
     }
     assert_eq!((got[0].gref().0, got[503].gref().0), (8, 511));
-    assert!(got.iter().all(|g| g.gref().0 >= gt::GNTTAB_NR_RESERVED_ENTRIES));
+    assert!(
+        got.iter()
+            .all(|g| g.gref().0 >= gt::GNTTAB_NR_RESERVED_ENTRIES)
+    );
     let last = given_page();
     let addr = last as *mut Page;
     let refused = table.grant(DomId(0), last, false).unwrap_err();
@@ -442,7 +448,13 @@ fn copy_refuses_a_frame_destination_before_any_hypercall() {
 
 /// A window of 4 pages for a `MapArea`, in memory the test gives up to it.
 fn window() -> *mut Page {
-    Box::leak(Box::new([Page::new(), Page::new(), Page::new(), Page::new()])).as_mut_ptr()
+    Box::leak(Box::new([
+        Page::new(),
+        Page::new(),
+        Page::new(),
+        Page::new(),
+    ]))
+    .as_mut_ptr()
 }
 
 #[test]
@@ -484,9 +496,12 @@ fn map_area_maps_only_into_its_window_and_frees_slots() {
         Some(GrantError::Status(GrantStatus::PERMISSION_DENIED))
     );
     let call = only_call();
-    assert_eq!((call.op, call.args[0], call.args[2]), (nr::GRANT_TABLE_OP, 0, 3));
+    assert_eq!(
+        (call.op, call.args[0], call.args[2]),
+        (nr::GRANT_TABLE_OP, 0, 3)
+    );
     for (k, (addr, flags, gref, dom)) in [
-        (0x8000_0000, 2, 8, 1),      // GNTMAP_host_map
+        (0x8000_0000, 2, 8, 1), // GNTMAP_host_map
         (0x8000_1000, 2, 9, 1),
         (0x8000_2000, 2 | 4, 10, 2), // | GNTMAP_readonly
     ]

@@ -146,10 +146,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     );
     c.check(
         "map of the read-only grant read-write refused",
-        matches!(
-            refused,
-            Err(GrantError::Status(GrantStatus::GENERAL_ERROR))
-        ),
+        matches!(refused, Err(GrantError::Status(GrantStatus::GENERAL_ERROR))),
         map_line(&refused, RO_REF).s(" (GNTST_general_error expected)"),
     );
     let ro = area.map(FRONTEND, RO_REF, true);
@@ -166,7 +163,11 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         "mappings only in the area's window",
         in_window && intact,
         Line::new()
-            .s(if in_window { "slots 0 and 1" } else { "elsewhere" })
+            .s(if in_window {
+                "slots 0 and 1"
+            } else {
+                "elsewhere"
+            })
             .s(if intact {
                 ", the static beside it intact"
             } else {

@@ -187,19 +187,18 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     );
     let e8 = rw.map(|g| table.end_access(g).map_err(|r| r.error));
     let e9 = table.end_access(ro).map_err(|r| r.error);
-    let back = |e: &Option<Result<Option<&'static mut Page>, Error>>| {
-        matches!(e, Some(Ok(Some(_))))
-    };
+    let back =
+        |e: &Option<Result<Option<&'static mut Page>, Error>>| matches!(e, Some(Ok(Some(_))));
     c.check(
         "end_access after unmap",
         back(&e8) && matches!(e9, Ok(Some(_))),
-        Line::new().s(if back(&e8) { "8 ended" } else { "8 not ended" }).s(
-            if matches!(e9, Ok(Some(_))) {
+        Line::new()
+            .s(if back(&e8) { "8 ended" } else { "8 not ended" })
+            .s(if matches!(e9, Ok(Some(_))) {
                 ", 9 ended, both pages back"
             } else {
                 ", 9 not ended"
-            },
-        ),
+            }),
     );
     // The page is ours again: grant it once more, under a reference ended above.
     let again = match e8 {
