@@ -405,6 +405,7 @@ fn a_reference_in_use_behind_the_tables_back_does_not_get_it_stuck() {
     // SAFETY: `f` outlives the table; the write below stands in for code outside the table that
     // granted reference 8 (only `unsafe` code can).
     let mut table = unsafe { GrantTable::<4>::new(p, 1).with_gfn_of(test_gfn) };
+    // SAFETY: as above.
     unsafe { (*p.add(8)).flags = gt::GTF_PERMIT_ACCESS };
     // Ref 8 is skipped and left out of the list; every later grant succeeds while references are free.
     let g = table.grant(DomId(1), given_page(), false).unwrap();

@@ -96,8 +96,9 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
             (&raw mut RO.0[i]).write_volatile(pattern(1, i));
         }
     }
+    let (rw_page, ro_page) = (&raw mut RW, &raw mut RO);
     // SAFETY: these are the only references ever made to RW and RO: both are given up to the grants.
-    let (rw_page, ro_page) = unsafe { (&mut *(&raw mut RW), &mut *(&raw mut RO)) };
+    let (rw_page, ro_page) = unsafe { (&mut *rw_page, &mut *ro_page) };
     let rw = table.grant(BACKEND, rw_page, false).map_err(|r| r.error);
     let ro = table.grant(BACKEND, ro_page, true).map_err(|r| r.error);
     let refs = (
