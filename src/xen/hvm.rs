@@ -124,17 +124,52 @@ pub fn get_param(dom: DomId, param: Param) -> Result<u64> {
     Ok(p.value)
 }
 
-/// Sets parameter `param` of domain `dom` to `value` (`HVMOP_set_param`; most need privilege).
+impl Param {
+    /// Whether setting the parameter can only change how events are signalled: its value is an event
+    /// channel or the upcall's interrupt, never a frame or an address. Only these are set by the safe
+    /// [`set_param`].
+    #[inline(always)]
+    pub const fn names_no_memory(self) -> bool {
+        matches!(
+            self,
+            Param::CALLBACK_IRQ | Param::STORE_EVTCHN | Param::CONSOLE_EVTCHN
+        )
+    }
+}
+
+/// Sets parameter `param` of domain `dom` to `value` (`HVMOP_set_param`; most need privilege), for the
+/// parameters whose value names no memory ([`Param::names_no_memory`]: the upcall and the rings' event
+/// channels). Any other parameter is refused with [`Error::EPERM`] before the hypercall: its value may be a
+/// frame (`STORE_PFN`, `CONSOLE_PFN`, x86's `IOREQ_PFN`, …) that the toolstack's daemons or a device model
+/// then map and write; set those with [`set_param_unchecked`].
 ///
 /// ```
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
-/// use xen_hypercall::xen::{DomId, hvm};
+/// use xen_hypercall::xen::{DomId, Error, hvm};
+/// # xen_hypercall::mock::returns(0);
 /// hvm::set_param(DomId::SELF, hvm::Param::CALLBACK_IRQ, 0x0200_0000_0000_0210)?;
+/// assert_eq!(hvm::set_param(DomId::SELF, hvm::Param::STORE_PFN, 0x40123), Err(Error::EPERM));
 /// # }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
 #[inline]
 pub fn set_param(dom: DomId, param: Param, value: u64) -> Result<()> {
+    if !param.names_no_memory() {
+        return Err(Error::EPERM);
+    }
+    // SAFETY: the parameter's value is an event channel or an interrupt: no memory is named.
+    unsafe { set_param_unchecked(dom, param, value) }
+}
+
+/// Sets any parameter `param` of domain `dom` to `value` (`HVMOP_set_param`).
+///
+/// # Safety
+///
+/// Where the value names memory (a frame such as `STORE_PFN` or `CONSOLE_PFN`, x86's ring and ioreq
+/// pages, an address), that memory holds nothing the program uses but what it shares with whoever the
+/// parameter hands it to (the toolstack's daemons, a device model), who may map and write it from then on.
+#[inline]
+pub unsafe fn set_param_unchecked(dom: DomId, param: Param, value: u64) -> Result<()> {
     let mut p = HvmParam {
         domid: dom,
         pad: 0,

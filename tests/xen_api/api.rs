@@ -661,7 +661,8 @@ fn hvm_params_have_xens_indices_and_set_passes_the_value() {
         (hvm::Param::CONSOLE_EVTCHN, 18),
     ] {
         fresh();
-        hvm::set_param(DomId::SELF, param, 99).unwrap();
+        // SAFETY: the mock maps nothing at frame 99.
+        unsafe { hvm::set_param_unchecked(DomId::SELF, param, 99) }.unwrap();
         let c = only_call();
         assert_eq!(c.args[0], hvm::HVMOP_SET_PARAM);
         let p: hvm::HvmParam = c.read(1).unwrap();
@@ -672,6 +673,33 @@ fn hvm_params_have_xens_indices_and_set_passes_the_value() {
         hvm::CallbackVia::Other(5),
         "a GSI callback is not a PPI"
     );
+}
+
+#[test]
+fn safe_set_param_refuses_parameters_that_name_memory_before_the_hypercall() {
+    for param in [
+        hvm::Param::STORE_PFN,
+        hvm::Param::CONSOLE_PFN,
+        hvm::Param(5),  // HVM_PARAM_IOREQ_PFN (x86)
+        hvm::Param(12), // HVM_PARAM_IDENT_PT (x86)
+    ] {
+        fresh();
+        assert_eq!(
+            hvm::set_param(DomId::SELF, param, 0x40123),
+            Err(Error::EPERM),
+            "{param:?}"
+        );
+        assert!(mock::take_calls().is_empty());
+    }
+    for param in [
+        hvm::Param::CALLBACK_IRQ,
+        hvm::Param::STORE_EVTCHN,
+        hvm::Param::CONSOLE_EVTCHN,
+    ] {
+        fresh();
+        hvm::set_param(DomId::SELF, param, 3).unwrap();
+        assert_eq!(only_call().args[0], hvm::HVMOP_SET_PARAM);
+    }
 }
 
 // ---------------------------------------------------------------- vcpu
