@@ -19,6 +19,21 @@
 //! executes `call page + NR * 32` (the shape of Mini-OS's and Linux's `_hypercallN` macros): the page entry
 //! Xen wrote is the only out-of-line code. Xen writes the trap that suits the guest and the CPU into the
 //! page, so these serve PV and HVM/PVH guests, Intel and AMD, alike.
+//!
+//! # The raw stubs and feature `outline`
+//!
+//! The `outline` feature moves the typed API ([`crate::xen`]) onto these stubs; the raw stubs
+//! (`xen_hypercall::hypercall0` … `hypercall6`, [`hypercall!`](crate::hypercall)) keep trapping inline
+//! with the trap the features choose. On x86-64 without `x86-pv` or `x86-hvm-amd` that is `vmcall`, which
+//! does not reach Xen on an AMD CPU (the guest triple-faults) nor from a PV guest. A program built to serve
+//! PV and PVH, Intel and AMD, from one ELF makes its raw calls through the page as well:
+//! [`per_call`]`::hypercallN::<NR>` (the number a constant; an inline `call` of the page entry) or
+//! `hypercallN(op, …)` of this module (the number at run time).
+//!
+//! The raw stubs do not follow `outline`: cargo features are unified across the dependency graph, so one
+//! crate's `outline` would move another crate's raw calls, written for the inline trap, onto a page that
+//! must first be written (a PVH guest registers it; until then every entry is `int3`); and the raw stubs
+//! are the one-`asm!`-block trap on every architecture (`outline` does not change them on ARM either).
 
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub use crate::arch::x86_page as page;
