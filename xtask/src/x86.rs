@@ -786,6 +786,8 @@ pub fn report(runs: &[Run]) -> (String, usize) {
 /// The typed API checks arities against the guest type's column of Xen's table: the example guest with
 /// feature `pv-only-call` makes `fpu_taskswitch` (arity 1 for 64-bit PV, no HVM/PVH handler) through
 /// `xen::raw::call1`. A PV build must compile it; an HVM/PVH build must refuse it with the arity message.
+/// Feature `pv-only-mmu` calls `mmu::update_va_mapping`, which must compile for PV and through the page
+/// (`outline`, which serves PV guests) and must not exist in an inline HVM/PVH build.
 pub fn check_arity_table() -> Result<String> {
     let dir = util::target_dir().join("guests-x86");
     let build = |features: &str| -> Result<std::process::Output> {
@@ -817,9 +819,28 @@ pub fn check_arity_table() -> Result<String> {
             hvm.status
         );
     }
+    // `mmu::update_va_mapping` exists only where a PV guest may run: `x86-pv`, or `outline`.
+    for features in ["pv,pv-only-mmu", "outline,pv-only-mmu"] {
+        let out = build(features)?;
+        if !out.status.success() {
+            bail!(
+                "a guest built with `{features}` calling mmu::update_va_mapping does not compile:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let hvm = build("amd,pv-only-mmu")?;
+    let stderr = String::from_utf8_lossy(&hvm.stderr);
+    if hvm.status.success() || !stderr.contains("cannot find function `update_va_mapping`") {
+        bail!(
+            "a PVH guest calling the PV-only mmu::update_va_mapping must not compile (no such function); \
+             got {}:\n{stderr}",
+            hvm.status
+        );
+    }
     Ok(
         "the typed API's arity table is the guest's: fpu_taskswitch (PV only) compiles for PV, is \
-        refused for PVH"
+        refused for PVH; mmu::update_va_mapping compiles for PV and through the page, not for PVH"
             .into(),
     )
 }
