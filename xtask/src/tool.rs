@@ -523,7 +523,7 @@ fn audit_x86(bin: &Path, c: &mut Checks) -> Result<()> {
         typed(&a) == typed(&jp) && typed(&jp).is_some() && typed(&b).is_none(),
         format!(
             "x86: with xen_hypercall_page stripped the HYPERCALL_PAGE note still names the page (got {:?}); \
-             with the note removed too the per-hypercall stubs are not found (got {:?})",
+             with the note removed too the typed calls into the page are not found (got {:?})",
             typed(&a),
             typed(&b)
         ),
