@@ -50,8 +50,10 @@ fn report() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(&path, xtask::bench::json(&results, &costs))?;
     println!("\nJSON: {}", path.display());
-    // Last, so that every table is printed even when the control fails.
-    xtask::bench::check_typed(&results)
+    // Last, so that every table is printed even when a control fails.
+    let page_path = xtask::bench_x86::check_page_path(&results);
+    xtask::bench::check_typed(&results)?;
+    page_path
 }
 
 fn main() -> ExitCode {

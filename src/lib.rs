@@ -105,6 +105,12 @@ pub use mock::{
 /// `unsafe` block and uphold that stub's `# Safety` contract. All operands are `usize`. At most six
 /// arguments are accepted; more is a compile error.
 ///
+/// The stub traps inline, whatever the features. On x86-64 the trap is the one features `x86-pv`
+/// (`syscall`) and `x86-hvm-amd` (`vmmcall`) choose, `vmcall` with neither, also when feature `outline`
+/// sends the typed API through the hypercall page: `vmcall` does not reach Xen on an AMD CPU nor from a PV
+/// guest. Through the page, call [`outline::per_call`]'s `hypercallN::<NR>` (or [`outline`]'s
+/// `hypercallN(op, …)`) instead; see [`outline`] for why the raw stubs do not follow that feature.
+///
 /// ```no_run
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64"))]
 /// # fn demo() {

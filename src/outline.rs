@@ -14,9 +14,26 @@
 //! [`per_call`] holds the other kind Linux and Unikraft use: one stub per hypercall, the number built in.
 //!
 //! On x86-64 both kinds enter Xen's hypercall page instead of trapping themselves (`page` below): the
-//! per-arity stub moves its operands into Xen's registers and jumps to `page + op * 32`, the per-hypercall
-//! stub jumps to `page + NR * 32` (after `mov r10, rcx` from arity 4). Xen writes the trap that suits the
-//! guest and the CPU into the page, so these stubs serve PV and HVM/PVH guests, Intel and AMD, alike.
+//! per-arity stub moves its operands into Xen's registers and jumps to `page + op * 32`; the per-hypercall
+//! "stub" is inline, one `asm!` block at the call site that binds the arguments to Xen's registers and
+//! executes `call page + NR * 32` (the shape of Mini-OS's and Linux's `_hypercallN` macros): the page entry
+//! Xen wrote is the only out-of-line code. Xen writes the trap that suits the guest and the CPU into the
+//! page, so these serve PV and HVM/PVH guests, Intel and AMD, alike.
+//!
+//! # The raw stubs and feature `outline`
+//!
+//! The `outline` feature moves the typed API ([`crate::xen`]) onto these stubs; the raw stubs
+//! (`xen_hypercall::hypercall0` … `hypercall6`, [`hypercall!`](crate::hypercall)) keep trapping inline
+//! with the trap the features choose. On x86-64 without `x86-pv` or `x86-hvm-amd` that is `vmcall`, which
+//! does not reach Xen on an AMD CPU (the guest triple-faults) nor from a PV guest. A program built to serve
+//! PV and PVH, Intel and AMD, from one ELF makes its raw calls through the page as well:
+//! [`per_call`]`::hypercallN::<NR>` (the number a constant; an inline `call` of the page entry) or
+//! `hypercallN(op, …)` of this module (the number at run time).
+//!
+//! The raw stubs do not follow `outline`: cargo features are unified across the dependency graph, so one
+//! crate's `outline` would move another crate's raw calls, written for the inline trap, onto a page that
+//! must first be written (a PVH guest registers it; until then every entry is `int3`); and the raw stubs
+//! are the one-`asm!`-block trap on every architecture (`outline` does not change them on ARM either).
 
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub use crate::arch::x86_page as page;
@@ -46,6 +63,11 @@ pub use crate::arch::{
 /// arity 5 and 6 the stub saves `r4`/`r5` (two registers, keeping the stack 8-byte aligned), loads the
 /// stack-passed arguments into them, traps and restores. Same generator and description as the inline
 /// stubs (`src/arch/`).
+///
+/// On x86-64 they are not functions of their own: `per_call::hypercallN::<NR>` is `#[inline(always)]`, one
+/// `asm!` block that puts the arguments in Xen's registers and calls entry `NR` of the hypercall page
+/// (`call xen_hypercall_page + NR * 32`); the caller sees which registers the call clobbers, as with the
+/// inline stubs, and no jump sits between the call site and the page.
 ///
 /// Each number used gets its own stub (monomorphisation), so a program that makes eight kinds of
 /// hypercall carries eight stubs of 12 bytes (24 at arity 5 on 32-bit ARM), and a call site only

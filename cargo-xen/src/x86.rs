@@ -10,7 +10,7 @@
 //!   (this crate) or `hypercall_page` (Linux), or the address the ELF note `XEN_ELFNOTE_HYPERCALL_PAGE`
 //!   names; in a relocatable object, a relocation against one of those symbols (`call hypercall_page+32*nr`);
 //! - a call to a *per-hypercall* stub (the number built in: `mov eax, nr; syscall|vmcall|vmmcall; ret`,
-//!   or this crate's `jmp page + NR * 32`; `rdi` untouched) or to a *generic* stub (the number is the first
+//!   or `jmp page + NR * 32`; `rdi` untouched) or to a *generic* stub (the number is the first
 //!   C argument: `rdi` → `rax`, the following arguments moved into Xen's registers, then a trap or a jump
 //!   to `page + rax * 32`; this crate's per-arity stubs are also known by name).
 //!
@@ -928,7 +928,7 @@ mod tests {
             kind(&[0xB8, 29, 0, 0, 0, 0x0F, 0x01, 0xC1, 0xC3]),
             Some(StubKind::PerCall { number: 29 })
         );
-        // jmp page + 17 * 32 (this crate's per-hypercall stub): 0x1000 + 5 + rel = 0x4220.
+        // jmp page + 17 * 32 (a per-hypercall stub that enters the page): 0x1000 + 5 + rel = 0x4220.
         let rel = (0x4220i64 - 0x1005) as i32;
         let mut jmp = vec![0xE9];
         jmp.extend(rel.to_le_bytes());

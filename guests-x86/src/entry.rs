@@ -139,17 +139,4 @@ stack_top:
 
 // The PV hypercall page: Xen fills the page this note names before dom0 starts.
 #[cfg(feature = "outline")]
-core::arch::global_asm!(
-    r#"
-    .pushsection .note.Xen, "a", @note
-    .balign 4
-    .long 4
-    .long 8
-    .long 2
-    .asciz "Xen"
-    .balign 4
-    .quad xen_hypercall_page
-    .popsection
-"#,
-    options(att_syntax)
-);
+xen_hypercall::hypercall_page_note!();

@@ -193,6 +193,13 @@ extern "C" fn guest_main(pvh: u64, start_info: u64) -> ! {
         // SAFETY: fpu_taskswitch(0) clears CR0.TS for a PV guest; it reads no memory.
         let _ = unsafe { raw::call1::<{ nr::FPU_TASKSWITCH }>(raw::Arg::val(0)) };
     }
+    // Never taken either (see the `pv-only-mmu` feature).
+    #[cfg(feature = "pv-only-mmu")]
+    if core::hint::black_box(false) {
+        use xen_hypercall::xen::mmu::{self, Flush, Pte};
+        // SAFETY: never run; a PV guest's unmapping of a null address would fail with EINVAL.
+        let _ = unsafe { mmu::update_va_mapping(0, Pte(0), Flush::None) };
+    }
 
     let mut l = Line::new();
     if c.failed == 0 {

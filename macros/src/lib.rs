@@ -56,7 +56,8 @@ pub fn hypercall_outline(input: TokenStream) -> TokenStream {
 
 /// Generates the per-hypercall out-of-line stubs `hypercall0::<NR>` … `hypercallN::<NR>` (naked `extern "C"`
 /// functions with the call number built in, Linux's `HYPERCALLn(name)` shape) from the same description as
-/// [`hypercall_abi!`].
+/// [`hypercall_abi!`]. On x86-64 (a description with a `page`) they are inline instead: one `asm!` block
+/// at the call site binds the arguments and executes `call page + NR * stride`.
 #[proc_macro]
 pub fn hypercall_per_call(input: TokenStream) -> TokenStream {
     match syn::parse::<abi::Abi>(input) {

@@ -354,6 +354,10 @@ fn outline_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
 /// One `#[unsafe(naked)] pub unsafe extern "C" fn hypercallN<const NR: usize>` per arity: the per-hypercall
 /// stubs, with the call number built in.
 pub fn per_call_stubs(abi: &Abi) -> TokenStream {
+    if abi.arch == Arch::X86_64 {
+        // x86-64 calls the hypercall page's entry from the call site (no stub of ours in between).
+        return crate::x86::page_call_stubs(abi);
+    }
     every_arity(abi, "per-hypercall", per_call_lines, per_call_stub)
 }
 

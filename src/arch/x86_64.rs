@@ -18,6 +18,9 @@
 //! one `asm!` block (Xen restarts a preempted PV call by stepping `rip` back 2 bytes onto the `syscall`),
 //! and a kernel knows what kind of guest it is built as. A kernel that must decide at run time uses the
 //! hypercall page (`crate::outline`), where Xen writes the trap that suits the guest and the CPU.
+//!
+//! The raw stubs trap inline whatever the features, also with `outline`, which moves only the typed API to
+//! the page: see "The raw stubs and feature `outline`" in [`crate::outline`].
 
 #[cfg(all(feature = "x86-pv", feature = "x86-hvm-amd"))]
 compile_error!(

@@ -431,7 +431,7 @@ pub const NR_PORTS_2L: u32 = 64 * 64;
 /// How Xen raises an event on port `p` (`xen/common/event_2l.c`): it sets bit `p` of `evtchn_pending`;
 /// if it was clear and bit `p` of `evtchn_mask` is clear, it sets bit `p / 64` of the vCPU's
 /// `evtchn_pending_sel`, then `evtchn_upcall_pending`, and injects the event interrupt
-/// ([`GUEST_EVTCHN_PPI`](super::layout::GUEST_EVTCHN_PPI)). So:
+/// (ARM: the PPI `xen::layout::GUEST_EVTCHN_PPI`; x86-64: the upcall, or the HVM callback vector). So:
 ///
 /// - from an upcall handler, or from a loop around [`sched::block`], drain with
 ///   [`for_each_pending`](Events::for_each_pending) (or [`take_pending`](Events::take_pending) for an

@@ -27,10 +27,8 @@ use super::Plain;
 /// `XEN_HVM_START_MAGIC_VALUE`: "xEn3" with the top bit of the "E" set.
 pub const XEN_HVM_START_MAGIC_VALUE: u32 = 0x336e_c578;
 
-/// `SIF_PRIVILEGED`: the domain is privileged.
-pub const SIF_PRIVILEGED: u32 = 1 << 0;
-/// `SIF_INITDOMAIN`: the domain is the initial control domain (dom0).
-pub const SIF_INITDOMAIN: u32 = 1 << 1;
+/// The `SIF_*` flags of `xen.h`, shared with a PV guest's `start_info` ([`x86::StartInfo`](super::x86::StartInfo)).
+pub use super::x86::{SIF_INITDOMAIN, SIF_PRIVILEGED};
 
 /// `XEN_HVM_MEMMAP_TYPE_RAM`.
 pub const XEN_HVM_MEMMAP_TYPE_RAM: u32 = 1;

@@ -16,8 +16,8 @@
 //!   or `call6`.
 //!
 //! With the `mock` feature, a call made this way is recorded like the built-in ones: its number, its
-//! arguments, the bytes behind every argument described as a pointer ([`crate::mock::Call::read`]) and
-//! behind the handles described inside it ([`crate::mock::Call::read_handle_at`]), and a test's responder
+//! arguments, the bytes behind every argument described as a pointer (`mock::Call::read`) and
+//! behind the handles described inside it (`mock::Call::read_handle_at`), and a test's responder
 //! can write through the arguments and handles described as written by Xen.
 //!
 //! A wrapper for `EVTCHNOP_reset` (`struct evtchn_reset`, which this crate does not wrap):

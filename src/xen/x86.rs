@@ -170,6 +170,19 @@ unsafe impl Plain for StartInfo {}
 /// The magic a 64-bit PV guest's [`StartInfo`] begins with.
 pub const START_INFO_MAGIC: &[u8] = b"xen-3.0-x86_64";
 
+/// `SIF_PRIVILEGED` ([`StartInfo::flags`], and `hvm_start_info`'s): the domain is privileged.
+pub const SIF_PRIVILEGED: u32 = 1 << 0;
+/// `SIF_INITDOMAIN`: the domain is the initial control domain (dom0).
+pub const SIF_INITDOMAIN: u32 = 1 << 1;
+/// `SIF_MULTIBOOT_MOD`: `mod_start` is a multiboot module.
+pub const SIF_MULTIBOOT_MOD: u32 = 1 << 2;
+/// `SIF_MOD_START_PFN`: `mod_start` is a frame number, not a virtual address.
+pub const SIF_MOD_START_PFN: u32 = 1 << 3;
+/// `SIF_VIRT_P2M_4TOOLS`: the toolstack understands a virtually mapped pseudo-physical-to-machine list.
+pub const SIF_VIRT_P2M_4TOOLS: u32 = 1 << 4;
+/// `SIF_PM_MASK`: the byte of the flags reserved for Xen's power-management options.
+pub const SIF_PM_MASK: u32 = 0xff << 8;
+
 impl StartInfo {
     /// A copy of the `start_info` at `info` (`rsi` at a PV guest's entry), if its magic is
     /// [`START_INFO_MAGIC`].
@@ -188,5 +201,17 @@ impl StartInfo {
     #[inline]
     pub const fn shared_info_mfn(&self) -> u64 {
         self.shared_info >> 12
+    }
+
+    /// Whether [`SIF_PRIVILEGED`] is set.
+    #[inline]
+    pub const fn is_privileged(&self) -> bool {
+        self.flags & SIF_PRIVILEGED != 0
+    }
+
+    /// Whether [`SIF_INITDOMAIN`] is set (the guest is dom0).
+    #[inline]
+    pub const fn is_initial_domain(&self) -> bool {
+        self.flags & SIF_INITDOMAIN != 0
     }
 }

@@ -366,6 +366,12 @@ fn x86_constants() -> Vec<(&'static str, u64)> {
         ),
         ("SIF_PRIVILEGED", pvh::SIF_PRIVILEGED.into()),
         ("SIF_INITDOMAIN", pvh::SIF_INITDOMAIN.into()),
+        ("SIF_PRIVILEGED", x86::SIF_PRIVILEGED.into()),
+        ("SIF_INITDOMAIN", x86::SIF_INITDOMAIN.into()),
+        ("SIF_MULTIBOOT_MOD", x86::SIF_MULTIBOOT_MOD.into()),
+        ("SIF_MOD_START_PFN", x86::SIF_MOD_START_PFN.into()),
+        ("SIF_VIRT_P2M_4TOOLS", x86::SIF_VIRT_P2M_4TOOLS.into()),
+        ("SIF_PM_MASK", x86::SIF_PM_MASK.into()),
         (
             "HVM_PARAM_CALLBACK_TYPE_GSI",
             hvm::HVM_PARAM_CALLBACK_TYPE_GSI,

@@ -230,3 +230,60 @@ fn start_info_names_the_shared_info_page_at_offset_40() {
     // SAFETY: as above.
     assert!(unsafe { StartInfo::read(page.as_ptr().cast()) }.is_none());
 }
+
+/// A PV `start_info` with `flags`, every other field zero but the magic.
+fn pv_start_info(flags: u32) -> x86::StartInfo {
+    let mut magic = [0u8; 32];
+    magic[..x86::START_INFO_MAGIC.len()].copy_from_slice(x86::START_INFO_MAGIC);
+    x86::StartInfo {
+        magic,
+        nr_pages: 0,
+        shared_info: 0,
+        flags,
+        _pad0: 0,
+        store_mfn: 0,
+        store_evtchn: 0,
+        _pad1: 0,
+        console: [0; 2],
+        pt_base: 0,
+        nr_pt_frames: 0,
+        mfn_list: 0,
+        mod_start: 0,
+        mod_len: 0,
+        cmd_line: [0; 1024],
+        first_p2m_pfn: 0,
+        nr_p2m_frames: 0,
+    }
+}
+
+#[test]
+fn pv_start_info_flags_say_dom0_and_privileged() {
+    // What Xen 4.17 gives a PV dom0: privileged and the initial domain.
+    let dom0 = pv_start_info(x86::SIF_PRIVILEGED | x86::SIF_INITDOMAIN);
+    assert!(dom0.is_initial_domain());
+    assert!(dom0.is_privileged());
+    // A privileged domain that is not dom0 (a hardware domain), and one with only other flags set.
+    let hwdom = pv_start_info(x86::SIF_PRIVILEGED);
+    assert!(!hwdom.is_initial_domain());
+    assert!(hwdom.is_privileged());
+    let domu = pv_start_info(x86::SIF_MOD_START_PFN | x86::SIF_VIRT_P2M_4TOOLS | x86::SIF_PM_MASK);
+    assert!(!domu.is_initial_domain());
+    assert!(!domu.is_privileged());
+    // The flags are xen.h's bits (checked against the header by the layout probe too).
+    assert_eq!(
+        [
+            x86::SIF_PRIVILEGED,
+            x86::SIF_INITDOMAIN,
+            x86::SIF_MULTIBOOT_MOD,
+            x86::SIF_MOD_START_PFN,
+            x86::SIF_VIRT_P2M_4TOOLS,
+            x86::SIF_PM_MASK
+        ],
+        [1, 2, 4, 8, 16, 0xff00]
+    );
+    // `hvm_start_info` uses the same two.
+    assert_eq!(
+        (pvh::SIF_PRIVILEGED, pvh::SIF_INITDOMAIN),
+        (x86::SIF_PRIVILEGED, x86::SIF_INITDOMAIN)
+    );
+}

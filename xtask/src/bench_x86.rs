@@ -11,6 +11,9 @@
 //! - Code size: from the same linked image (opt-level s): function bytes, call-site bytes (the trap or the
 //!   call and the `mov`s that last set its input registers), frame bytes, and the library's stubs called
 //!   (each once). The hypercall page itself (4096 bytes) is not counted in any row.
+//! - The page-path control ([`check_page_path`]): the per-hypercall work loop through the page
+//!   (`outline::per_call`, which calls the page entry from the call site) must execute no more
+//!   instructions than Linux's or Mini-OS's C macros, on PV and on HVM.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -98,7 +101,7 @@ pub const ISAS: [&str; 2] = ["x86-pv", "x86-hvm"];
 pub const STRATEGIES: [(&str, &str); 6] = [
     ("inline", "inline (ours)"),
     ("maxarity", "fixed max-arity inline"),
-    ("percall", "per-hypercall stub → page (ours)"),
+    ("percall", "per-hypercall `call` of the page entry (ours)"),
     ("outline", "per-arity stub → page (ours)"),
     ("linux", "Linux `_hypercallN` → page (C, clang -Os)"),
     (
@@ -600,6 +603,42 @@ pub fn measure(r: &mut Results) -> Result<()> {
     Ok(())
 }
 
+/// The C peers the per-hypercall path through the page must keep up with: Linux's and Mini-OS's
+/// `_hypercallN` macros, which `call` the page entry from the call site.
+pub const PAGE_PEERS: [&str; 2] = ["linux", "unikraft"];
+
+/// The control on the page path: on PV and on HVM, the work loop of the per-hypercall stubs
+/// (`outline::per_call`, what the `outline` feature's typed API uses) must execute no more instructions
+/// than the best C peer's through the page. A missing figure fails too.
+pub fn check_page_path(r: &Results) -> Result<()> {
+    let mut problems = Vec::new();
+    for isa in ISAS {
+        let get = |key: &str| r.icount.get(&(isa, format!("work_{key}"))).copied();
+        let Some(ours) = get("percall") else {
+            problems.push(format!("{isa}: no count of work_percall"));
+            continue;
+        };
+        for peer in PAGE_PEERS {
+            match get(peer) {
+                Some(p) if ours > p => problems.push(format!(
+                    "{isa}: the per-hypercall work loop through the page executes {ours} instructions, \
+                     {} more than the {peer} macros' {p}",
+                    ours - p
+                )),
+                Some(_) => {}
+                None => problems.push(format!("{isa}: no count of work_{peer}")),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "the x86 page-path control failed:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
 fn ratio(n: u64, limit: u64) -> String {
     format!("{:.2}×", n as f64 / limit as f64)
 }
@@ -1005,6 +1044,40 @@ mod tests {
             e.contains("measured 4 instructions, but its path is 3"),
             "{e}"
         );
+    }
+
+    fn work_counts(percall: u64, linux: u64, unikraft: u64) -> Results {
+        let mut r = Results::default();
+        for isa in ISAS {
+            for (k, v) in [
+                ("percall", percall),
+                ("linux", linux),
+                ("unikraft", unikraft),
+            ] {
+                r.icount.insert((isa, format!("work_{k}")), v);
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn the_page_path_must_keep_up_with_the_c_macros() {
+        assert!(check_page_path(&work_counts(159, 161, 159)).is_ok());
+        assert!(check_page_path(&work_counts(150, 161, 159)).is_ok());
+        // The figures of per-hypercall stubs that `jmp` to the entry (PV: 168 against 159).
+        let e = check_page_path(&work_counts(168, 161, 159))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x86-pv: the per-hypercall work loop through the page executes 168 instructions, 9 more than the unikraft macros' 159"),
+            "{e}"
+        );
+        assert!(e.contains("x86-hvm"), "{e}");
+        // A missing figure fails.
+        let mut r = work_counts(159, 161, 159);
+        r.icount.remove(&("x86-hvm", "work_unikraft".to_string()));
+        let e = check_page_path(&r).unwrap_err().to_string();
+        assert!(e.contains("x86-hvm: no count of work_unikraft"), "{e}");
     }
 
     #[test]

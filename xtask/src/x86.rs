@@ -403,6 +403,53 @@ fn text_and_symbols(elf: &[u8]) -> Result<(Vec<u8>, u64, Vec<Symbol>)> {
     Ok((text.data()?.to_vec(), text.address(), syms))
 }
 
+/// `XEN_ELFNOTE_HYPERCALL_PAGE` (`public/elfnote.h`).
+const XEN_ELFNOTE_HYPERCALL_PAGE: u32 = 2;
+
+/// The notes of a `.note.Xen` section: (type, descriptor) of each note named `"Xen"`.
+fn xen_notes(data: &[u8]) -> Result<Vec<(u32, Vec<u8>)>> {
+    let word = |at: usize| -> Result<u32> {
+        let b = data.get(at..at + 4).context(".note.Xen is truncated")?;
+        Ok(u32::from_le_bytes(b.try_into()?))
+    };
+    let pad = |n: usize| n.div_ceil(4) * 4;
+    let mut notes = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let (namesz, descsz, ty) = (word(at)? as usize, word(at + 4)? as usize, word(at + 8)?);
+        let name = data
+            .get(at + 12..at + 12 + namesz)
+            .context(".note.Xen: a name past the end")?;
+        let desc_at = at + 12 + pad(namesz);
+        let desc = data
+            .get(desc_at..desc_at + descsz)
+            .context(".note.Xen: a descriptor past the end")?;
+        if name == b"Xen\0" {
+            notes.push((ty, desc.to_vec()));
+        }
+        at = desc_at + pad(descsz);
+    }
+    Ok(notes)
+}
+
+/// Problems with the `HYPERCALL_PAGE` note of a guest that goes through the page: exactly one, its
+/// 8-byte descriptor the address of `xen_hypercall_page`.
+fn check_page_note(notes: &[(u32, Vec<u8>)], page: u64) -> Vec<String> {
+    let found: Vec<&Vec<u8>> = notes
+        .iter()
+        .filter(|(t, _)| *t == XEN_ELFNOTE_HYPERCALL_PAGE)
+        .map(|(_, d)| d)
+        .collect();
+    match found.as_slice() {
+        [d] if d.as_slice() == page.to_le_bytes() => Vec::new(),
+        [d] => vec![format!(
+            "the HYPERCALL_PAGE note names {d:02x?}, not xen_hypercall_page ({page:#x})"
+        )],
+        [] => vec!["no HYPERCALL_PAGE note (a PV guest's page would stay int3)".into()],
+        _ => vec![format!("{} HYPERCALL_PAGE notes", found.len())],
+    }
+}
+
 fn decode(bytes: &[u8], addr: u64) -> Vec<Instruction> {
     Decoder::with_ip(64, bytes, addr, DecoderOptions::NONE)
         .into_iter()
@@ -594,6 +641,12 @@ pub fn check_elf(b: Build, elf: &[u8]) -> Result<(String, Vec<String>)> {
             if page == 0 || into_page == 0 {
                 problems.push("no stub enters the hypercall page".into());
             }
+            let file = object::File::parse(elf).context("not an ELF file")?;
+            let notes = match file.section_by_name(".note.Xen") {
+                Some(s) => xen_notes(s.data()?)?,
+                None => Vec::new(),
+            };
+            problems.extend(check_page_note(&notes, page));
         }
     }
     if b.stubs == Stubs::Syscall {
@@ -733,6 +786,8 @@ pub fn report(runs: &[Run]) -> (String, usize) {
 /// The typed API checks arities against the guest type's column of Xen's table: the example guest with
 /// feature `pv-only-call` makes `fpu_taskswitch` (arity 1 for 64-bit PV, no HVM/PVH handler) through
 /// `xen::raw::call1`. A PV build must compile it; an HVM/PVH build must refuse it with the arity message.
+/// Feature `pv-only-mmu` calls `mmu::update_va_mapping`, which must compile for PV and through the page
+/// (`outline`, which serves PV guests) and must not exist in an inline HVM/PVH build.
 pub fn check_arity_table() -> Result<String> {
     let dir = util::target_dir().join("guests-x86");
     let build = |features: &str| -> Result<std::process::Output> {
@@ -764,9 +819,28 @@ pub fn check_arity_table() -> Result<String> {
             hvm.status
         );
     }
+    // `mmu::update_va_mapping` exists only where a PV guest may run: `x86-pv`, or `outline`.
+    for features in ["pv,pv-only-mmu", "outline,pv-only-mmu"] {
+        let out = build(features)?;
+        if !out.status.success() {
+            bail!(
+                "a guest built with `{features}` calling mmu::update_va_mapping does not compile:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let hvm = build("amd,pv-only-mmu")?;
+    let stderr = String::from_utf8_lossy(&hvm.stderr);
+    if hvm.status.success() || !stderr.contains("cannot find function `update_va_mapping`") {
+        bail!(
+            "a PVH guest calling the PV-only mmu::update_va_mapping must not compile (no such function); \
+             got {}:\n{stderr}",
+            hvm.status
+        );
+    }
     Ok(
         "the typed API's arity table is the guest's: fpu_taskswitch (PV only) compiles for PV, is \
-        refused for PVH"
+        refused for PVH; mmu::update_va_mapping compiles for PV and through the page, not for PVH"
             .into(),
     )
 }
@@ -821,6 +895,40 @@ pub fn demo() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A note named "Xen" of type `ty` with descriptor `desc`, padded as the assembler lays it out.
+    fn note(ty: u32, desc: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend(4u32.to_le_bytes());
+        v.extend((desc.len() as u32).to_le_bytes());
+        v.extend(ty.to_le_bytes());
+        v.extend(b"Xen\0");
+        v.extend(desc);
+        v.resize(v.len().div_ceil(4) * 4, 0);
+        v
+    }
+
+    #[test]
+    fn the_hypercall_page_note_must_name_the_page() {
+        let page = 0x40_7000u64;
+        let mut section = note(6, b"xen-hypercall\0");
+        section.extend(note(2, &page.to_le_bytes()));
+        section.extend(note(18, &0x40_0010u32.to_le_bytes()));
+        let notes = xen_notes(&section).unwrap();
+        assert_eq!(notes.len(), 3);
+        assert_eq!(notes[0], (6, b"xen-hypercall\0".to_vec()));
+        assert!(check_page_note(&notes, page).is_empty());
+        // The note names another address, is missing, or is there twice.
+        assert!(
+            check_page_note(&notes, 0x40_8000)[0].contains("not xen_hypercall_page (0x408000)")
+        );
+        let without: Vec<_> = notes.iter().filter(|(t, _)| *t != 2).cloned().collect();
+        assert!(check_page_note(&without, page)[0].contains("no HYPERCALL_PAGE note"));
+        let twice = [notes.clone(), notes].concat();
+        assert_eq!(check_page_note(&twice, page), ["2 HYPERCALL_PAGE notes"]);
+        // A truncated section is an error, not a panic.
+        assert!(xen_notes(&section[..section.len() - 6]).is_err());
+    }
 
     fn asm(bytes: &[u8]) -> Vec<Instruction> {
         decode(bytes, 0x1000)
