@@ -106,6 +106,7 @@ fn param_op(op: usize, p: &mut HvmParam) -> Result<()> {
 /// Parameter `param` of domain `dom` (`HVMOP_get_param`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, hvm};
 /// let store_pfn = hvm::get_param(DomId::SELF, hvm::Param::STORE_PFN)?;
@@ -127,6 +128,7 @@ pub fn get_param(dom: DomId, param: Param) -> Result<u64> {
 /// Sets parameter `param` of domain `dom` to `value` (`HVMOP_set_param`; most need privilege).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, hvm};
 /// hvm::set_param(DomId::SELF, hvm::Param::CALLBACK_IRQ, 0x0200_0000_0000_0210)?;
@@ -212,6 +214,7 @@ pub const fn vector_of(raw: u64) -> Option<u8> {
 /// # #[cfg(feature = "mock")] {
 /// use xen_hypercall::{mock, xen::{Error, hvm, nr}};
 /// mock::reset();
+/// mock::returns(0);
 /// hvm::set_callback_vector(0xf3)?;
 /// let c = &mock::take_calls()[0];
 /// assert_eq!((c.op, c.args[0]), (nr::HVM_OP, hvm::HVMOP_SET_PARAM));

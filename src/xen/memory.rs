@@ -298,6 +298,7 @@ pub unsafe fn populate_physmap(dom: DomId, gpfns: &mut [u64], order: u32) -> Res
 /// Xen writes nothing into `extents`; a guest that wants the memory mapped uses [`populate_physmap`].
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory};
 /// let done = memory::increase_reservation(DomId::SELF, &mut [0; 2], 0)?;
@@ -319,6 +320,7 @@ pub fn increase_reservation(dom: DomId, extents: &mut [u64], order: u32) -> Resu
 /// No live Rust object may be in that frame (reading it afterwards faults).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory};
 /// // SAFETY: frame 0x40200 holds a foreign page the program no longer uses.
@@ -354,6 +356,7 @@ pub unsafe fn remove_from_physmap(dom: DomId, gpfn: u64) -> Result<()> {
 /// As for [`add_to_physmap`], for every frame of `gpfns`.
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory::{self, Space}};
 /// let mut errs = [0; 1];
@@ -428,6 +431,7 @@ fn domid_op(cmd: usize, dom: DomId) -> Result<u64> {
 /// How many pages domain `dom` currently has (`XENMEM_current_reservation`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory};
 /// let pages = memory::current_reservation(DomId::SELF)?;
@@ -442,6 +446,7 @@ pub fn current_reservation(dom: DomId) -> Result<u64> {
 /// The most pages domain `dom` may have (`XENMEM_maximum_reservation`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory};
 /// let pages = memory::maximum_reservation(DomId::SELF)?;
@@ -456,6 +461,7 @@ pub fn maximum_reservation(dom: DomId) -> Result<u64> {
 /// The highest guest frame number in use by domain `dom` (`XENMEM_maximum_gpfn`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory};
 /// let top = memory::maximum_gpfn(DomId::SELF)?;

@@ -1,6 +1,7 @@
 //! The typed, safe Xen API: one module per hypercall family, built on the raw stubs.
 //!
 //! ```
+//! # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 //! # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 //! use xen_hypercall::xen::{console, sched, version};
 //! let v = version::version()?;

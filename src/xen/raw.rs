@@ -50,6 +50,7 @@
 //! # #[cfg(feature = "mock")] {
 //! use xen_hypercall::mock;
 //! mock::reset();
+//! mock::returns(0);
 //! reset(DomId::SELF)?;
 //! let c = &mock::take_calls()[0];
 //! assert_eq!((c.op, c.args[0], c.arity()), (nr::EVENT_CHANNEL_OP, EVTCHNOP_RESET, 2));

@@ -177,6 +177,7 @@ fn fill<T: Plain>(cmd: usize, out: &mut T) -> Result<()> {
 /// The hypervisor's version (`XENVER_version`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let v = xen_hypercall::xen::version::version()?;
 /// # let _ = (v.major, v.minor); }
@@ -190,6 +191,7 @@ pub fn version() -> Result<Version> {
 /// The version's suffix, such as `".7"` (`XENVER_extraversion`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let extra = xen_hypercall::xen::version::extraversion()?;
 /// # let _ = extra; }
@@ -205,6 +207,7 @@ pub fn extraversion() -> Result<ExtraVersion> {
 /// Who built the hypervisor, when and with what (`XENVER_compile_info`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let info = xen_hypercall::xen::version::compile_info()?;
 /// # let _ = info; }
@@ -221,6 +224,7 @@ pub fn compile_info() -> Result<CompileInfo> {
 /// (`XENVER_capabilities`; 1 KiB).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let caps = xen_hypercall::xen::version::capabilities()?;
 /// # let _ = caps; }
@@ -236,6 +240,7 @@ pub fn capabilities() -> Result<Capabilities> {
 /// The source revision the hypervisor was built from (`XENVER_changeset`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let rev = xen_hypercall::xen::version::changeset()?;
 /// # let _ = rev; }
@@ -251,6 +256,7 @@ pub fn changeset() -> Result<Changeset> {
 /// The platform parameters (`XENVER_platform_parameters`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let p = xen_hypercall::xen::version::platform_parameters()?;
 /// # let _ = p.virt_start; }
@@ -266,6 +272,7 @@ pub fn platform_parameters() -> Result<PlatformParameters> {
 /// Feature submap `submap_idx` (`XENVER_get_features`): bit `n` is feature `32 * submap_idx + n`.
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let features = xen_hypercall::xen::version::get_features(0)?;
 /// # let _ = features; }
@@ -284,6 +291,7 @@ pub fn get_features(submap_idx: u32) -> Result<u32> {
 /// The hypervisor's page size in bytes (`XENVER_pagesize`; 4096 on ARM).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let page = xen_hypercall::xen::version::pagesize()?;
 /// # let _ = page; }
@@ -297,6 +305,7 @@ pub fn pagesize() -> Result<usize> {
 /// The calling domain's handle, its UUID (`XENVER_guest_handle`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let uuid = xen_hypercall::xen::version::guest_handle()?;
 /// # let _ = uuid; }
