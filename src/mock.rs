@@ -473,18 +473,20 @@ type SmcccResponder = Box<dyn FnMut(&SmcccCall) -> [u64; 4]>;
 struct SmcccState {
     calls: Vec<SmcccCall>,
     queue: VecDeque<SmcccResponder>,
+    not_supported: bool,
 }
 
 std::thread_local! {
     static SMCCC: RefCell<SmcccState> = RefCell::new(SmcccState {
         calls: Vec::new(),
         queue: VecDeque::new(),
+        not_supported: false,
     });
 }
 
 /// Queues `f` to answer the next SMCCC call on this thread: it sees the call (identifier and arguments;
-/// `results` still zero) and returns `x0`–`x3`. With nothing queued a call returns `NOT_SUPPORTED`
-/// (`x0` = -1, as Xen answers an unknown function).
+/// `results` still zero) and returns `x0`–`x3`. With nothing queued a call panics, naming the function,
+/// unless [`smccc_answer_not_supported`] was called.
 pub fn smccc_respond(f: impl FnMut(&SmcccCall) -> [u64; 4] + 'static) {
     SMCCC.with(|s| s.borrow_mut().queue.push_back(Box::new(f)));
 }
@@ -493,6 +495,13 @@ pub fn smccc_respond(f: impl FnMut(&SmcccCall) -> [u64; 4] + 'static) {
 /// the low 32 bits, which is all a 32-bit call reads).
 pub fn smccc_returns(results: [u64; 4]) {
     smccc_respond(move |_| results);
+}
+
+/// Answers every SMCCC call that finds the queue empty with `NOT_SUPPORTED` (`x0` = -1, as Xen answers
+/// an unknown function), until [`smccc_reset`] or [`reset`]: the explicit opt-in for tests that probe
+/// functions without scripting each answer.
+pub fn smccc_answer_not_supported() {
+    SMCCC.with(|s| s.borrow_mut().not_supported = true);
 }
 
 /// The SMCCC calls recorded on this thread so far.
@@ -505,12 +514,14 @@ pub fn take_smccc_calls() -> Vec<SmcccCall> {
     SMCCC.with(|s| core::mem::take(&mut s.borrow_mut().calls))
 }
 
-/// Forgets this thread's recorded SMCCC calls and queued SMCCC answers ([`reset`] does too).
+/// Forgets this thread's recorded SMCCC calls, queued SMCCC answers and
+/// [`smccc_answer_not_supported`] ([`reset`] does too).
 pub fn smccc_reset() {
     SMCCC.with(|s| {
         let mut s = s.borrow_mut();
         s.calls.clear();
         s.queue.clear();
+        s.not_supported = false;
     });
 }
 
@@ -521,11 +532,18 @@ pub(crate) fn smccc_dispatch(fid: u32, args: &[u64]) -> [u64; 4] {
         args: args.to_vec(),
         results: [0; 4],
     };
-    let responder = SMCCC.with(|s| s.borrow_mut().queue.pop_front());
+    let (responder, not_supported) = SMCCC.with(|s| {
+        let mut s = s.borrow_mut();
+        (s.queue.pop_front(), s.not_supported)
+    });
     // The responder runs with the state released, so that it may itself make (recorded) calls.
     let results = match responder {
         Some(mut f) => f(&call),
-        None => [u64::MAX, 0, 0, 0],
+        None if not_supported => [u64::MAX, 0, 0, 0],
+        None => panic!(
+            "mock: unscripted SMCCC call {fid:#x} (arguments {args:x?}): queue an answer \
+             (mock::smccc_returns, mock::smccc_respond) or opt in with mock::smccc_answer_not_supported"
+        ),
     };
     call.results = results;
     SMCCC.with(|s| s.borrow_mut().calls.push(call));
