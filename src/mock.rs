@@ -357,14 +357,14 @@ pub fn take_calls() -> Vec<Call> {
 /// # Safety
 ///
 /// Every argument described as a pointer (`Arg::buf`), and every array described behind a handle inside
-/// one (`Arg::handles`), points to that many bytes, valid for reads (and for writes where described as
-/// written) until this returns, and not otherwise accessed meanwhile.
+/// one (`Arg::handles`), points to that many initialised bytes, valid for reads (and for writes where
+/// described as written) until this returns, and not otherwise accessed meanwhile.
 pub(crate) unsafe fn dispatch(op: usize, args: &[Arg]) -> isize {
     let buffers = args
         .iter()
         .map(|a| match a.buf {
             Some((len, _)) if a.value != 0 => {
-                // SAFETY: this function's contract: `len` readable bytes at `a.value`.
+                // SAFETY: this function's contract: `len` readable, initialised bytes at `a.value`.
                 Some(unsafe { core::slice::from_raw_parts(a.value as *const u8, len) }.to_vec())
             }
             _ => None,
@@ -380,7 +380,8 @@ pub(crate) unsafe fn dispatch(op: usize, args: &[Arg]) -> isize {
                     if p == 0 {
                         return Vec::new();
                     }
-                    // SAFETY: this function's contract: `len` readable bytes behind each described handle.
+                    // SAFETY: this function's contract: `len` readable, initialised bytes behind each
+                    // described handle.
                     unsafe { core::slice::from_raw_parts(p as *const u8, len) }.to_vec()
                 })
                 .collect()

@@ -151,22 +151,16 @@ pub struct BindVcpu {
     pub vcpu: u32,
 }
 
-// SAFETY: transparent wrappers of u32 and repr(C) structs of integers.
-unsafe impl Plain for Port {}
-// SAFETY: as above.
-unsafe impl Plain for BindIpi {}
-// SAFETY: as above.
-unsafe impl Plain for BindVcpu {}
-// SAFETY: as above.
-unsafe impl Plain for AllocUnbound {}
-// SAFETY: as above.
-unsafe impl Plain for BindInterdomain {}
-// SAFETY: as above.
-unsafe impl Plain for BindVirq {}
-// SAFETY: as above.
-unsafe impl Plain for PortArg {}
-// SAFETY: as above.
-unsafe impl Plain for EvtchnStatus {}
+crate::impl_plain! {
+    Port { 0: u32 };
+    BindIpi { vcpu: u32, port: Port };
+    BindVcpu { port: Port, vcpu: u32 };
+    AllocUnbound { dom: DomId, remote_dom: DomId, port: Port };
+    BindInterdomain { remote_dom: DomId, _pad: u16, remote_port: Port, local_port: Port };
+    BindVirq { virq: u32, vcpu: u32, port: Port };
+    PortArg { port: Port };
+    EvtchnStatus { dom: DomId, _pad: u16, port: Port, status: u32, vcpu: u32, u: [u32; 2] };
+}
 
 /// `EVTCHNSTAT_closed`.
 pub const EVTCHNSTAT_CLOSED: u32 = 0;

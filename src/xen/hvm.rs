@@ -6,7 +6,7 @@
 //! them to a PV guest ([`Error::EINVAL`]).
 
 use super::call::{Arg, call2};
-use super::{DomId, Error, Plain, Result, nr};
+use super::{DomId, Error, Result, nr};
 
 /// `HVMOP_set_param`.
 pub const HVMOP_SET_PARAM: usize = 0;
@@ -45,8 +45,9 @@ pub struct HvmParam {
     pub value: u64,
 }
 
-// SAFETY: a repr(C) struct of integers.
-unsafe impl Plain for HvmParam {}
+crate::impl_plain! {
+    HvmParam { domid: DomId, pad: u16, index: u32, value: u64 };
+}
 
 /// The value of `HVM_PARAM_CALLBACK_IRQ`, decoded as ARM defines it: the type in bits 63:56
 /// (`HVM_PARAM_CALLBACK_TYPE_*`). Not in x86-64 builds, where type 2 means a vector ([`vector_of`]).

@@ -1,7 +1,7 @@
 //! `memory_op`: the guest's physical address space (`HYPERVISOR_memory_op`, declared arity 2).
 
 use super::call::{Arg, call2};
-use super::{DomId, Error, Plain, Result, nr};
+use super::{DomId, Error, Result, nr};
 
 /// `XENMEM_increase_reservation`.
 pub const XENMEM_INCREASE_RESERVATION: usize = 0;
@@ -113,14 +113,27 @@ pub struct AddToPhysmapBatch {
     pub errs: u64,
 }
 
-// SAFETY: repr(C) structs of integers, every padding byte an explicit field.
-unsafe impl Plain for AddToPhysmap {}
-// SAFETY: as above.
-unsafe impl Plain for MemoryReservation {}
-// SAFETY: as above.
-unsafe impl Plain for RemoveFromPhysmap {}
-// SAFETY: as above.
-unsafe impl Plain for AddToPhysmapBatch {}
+crate::impl_plain! {
+    AddToPhysmap { domid: DomId, size: u16, space: u32, idx: u64, gpfn: u64 };
+    MemoryReservation {
+        extent_start: u64,
+        nr_extents: u64,
+        extent_order: u32,
+        mem_flags: u32,
+        domid: DomId,
+        _pad: [u16; 3],
+    };
+    RemoveFromPhysmap { domid: DomId, _pad: [u16; 3], gpfn: u64 };
+    AddToPhysmapBatch {
+        domid: DomId,
+        space: u16,
+        size: u16,
+        foreign_domid: DomId,
+        idxs: u64,
+        gpfns: u64,
+        errs: u64,
+    };
+}
 
 /// Maps frame `idx` of `space` at guest frame `gpfn` of domain `dom` (`XENMEM_add_to_physmap`).
 ///

@@ -144,8 +144,9 @@ impl DomId {
     pub const DOM0: DomId = DomId(0);
 }
 
-// SAFETY: a transparent wrapper of u16.
-unsafe impl Plain for DomId {}
+crate::impl_plain! {
+    DomId { 0: u16 };
+}
 
 /// Converts a hypercall result that carries no value: 0 (or any non-negative value) is success.
 #[inline(always)]

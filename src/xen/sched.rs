@@ -2,7 +2,7 @@
 
 use super::call::{Arg, call2};
 use super::evtchn::Port;
-use super::{DomId, Error, Plain, Result, nr, unit};
+use super::{DomId, Error, Result, nr, unit};
 
 /// `SCHEDOP_yield`.
 pub const SCHEDOP_YIELD: usize = 0;
@@ -81,14 +81,12 @@ pub struct SchedWatchdog {
     pub timeout: u32,
 }
 
-// SAFETY: repr(C) structs of integers.
-unsafe impl Plain for SchedShutdown {}
-// SAFETY: as above.
-unsafe impl Plain for SchedPoll {}
-// SAFETY: as above.
-unsafe impl Plain for SchedRemoteShutdown {}
-// SAFETY: as above.
-unsafe impl Plain for SchedWatchdog {}
+crate::impl_plain! {
+    SchedShutdown { reason: u32 };
+    SchedPoll { ports: u64, nr_ports: u32, _pad: u32, timeout: u64 };
+    SchedRemoteShutdown { domain_id: DomId, _pad: u16, reason: u32 };
+    SchedWatchdog { id: u32, timeout: u32 };
+}
 
 /// Gives up the physical CPU to another vCPU that is ready to run (`SCHEDOP_yield`).
 ///

@@ -7,7 +7,7 @@
 //! so this module offers no wrapper for them.
 
 use super::call::{Arg, call3};
-use super::{Error, Plain, Result, nr};
+use super::{Error, Result, nr};
 
 // x86-64's `vcpu_info` and `shared_info` (arch parts, 32 legacy slots) in an x86-64 guest.
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
@@ -209,20 +209,39 @@ impl Default for SharedInfo {
     }
 }
 
-// SAFETY: repr(C) structs of integers and arrays of them, every padding byte an explicit field.
-unsafe impl Plain for VcpuTimeInfo {}
-// SAFETY: as above.
-#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
-unsafe impl Plain for VcpuInfo {}
-// SAFETY: as above.
-#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
-unsafe impl Plain for SharedInfo {}
-// SAFETY: as above.
-unsafe impl Plain for RunstateInfo {}
-// SAFETY: as above.
-unsafe impl Plain for RegisterVcpuInfo {}
-// SAFETY: as above.
-unsafe impl Plain for RegisterRunstateMemoryArea {}
+crate::impl_plain! {
+    VcpuTimeInfo {
+        version: u32,
+        pad0: u32,
+        tsc_timestamp: u64,
+        system_time: u64,
+        tsc_to_system_mul: u32,
+        tsc_shift: i8,
+        flags: u8,
+        pad1: [u8; 2],
+    };
+    #[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
+    VcpuInfo {
+        evtchn_upcall_pending: u8,
+        pad0: u8,
+        _pad: [u8; 6],
+        evtchn_pending_sel: u64,
+        time: VcpuTimeInfo,
+    };
+    #[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
+    SharedInfo {
+        vcpu_info: [VcpuInfo; XEN_LEGACY_MAX_VCPUS],
+        evtchn_pending: [u64; 64],
+        evtchn_mask: [u64; 64],
+        wc_version: u32,
+        wc_sec: u32,
+        wc_nsec: u32,
+        wc_sec_hi: u32,
+    };
+    RunstateInfo { state: i32, _pad: u32, state_entry_time: u64, time: [u64; 4] };
+    RegisterVcpuInfo { mfn: u64, offset: u32, rsvd: u32 };
+    RegisterRunstateMemoryArea { addr: u64 };
+}
 
 /// Asks Xen to keep vCPU `vcpu`'s [`VcpuInfo`] at byte `offset` of guest frame `gfn` from now on, instead
 /// of in the shared info page (`VCPUOP_register_vcpu_info`). A vCPU can register only once: a second call
@@ -300,7 +319,8 @@ pub unsafe fn register_vcpu_info_at(vcpu: u32, info: *mut VcpuInfo) -> Result<()
 /// # Safety
 ///
 /// Xen writes `*area` on every context switch of the vCPU until another area is registered: `area` must
-/// be 8-aligned, valid for writes of 48 bytes for that long, not otherwise accessed except with volatile
+/// be 8-aligned, hold an initialised `RunstateInfo` when called, be valid for writes of 48 bytes for that
+/// long, not otherwise accessed except with volatile
 /// reads, and its guest *virtual* address must translate in the vCPU's current page tables whenever Xen
 /// writes (with the MMU off, the virtual and physical addresses coincide).
 ///

@@ -149,14 +149,19 @@ pub struct FeatureInfo {
 /// `xen_domain_handle_t`: the domain's 16-byte handle (its UUID).
 pub type DomainHandle = [u8; 16];
 
-// SAFETY: byte arrays and repr(C) structs of integers and byte arrays.
+// SAFETY: a transparent wrapper of a byte array: no padding, any bits valid. (Generic, so not checked by
+// `impl_plain!`.)
 unsafe impl<const N: usize> Plain for FixedStr<N> {}
-// SAFETY: as above.
-unsafe impl Plain for CompileInfo {}
-// SAFETY: as above.
-unsafe impl Plain for PlatformParameters {}
-// SAFETY: as above.
-unsafe impl Plain for FeatureInfo {}
+crate::impl_plain! {
+    CompileInfo {
+        compiler: FixedStr<64>,
+        compile_by: FixedStr<16>,
+        compile_domain: FixedStr<32>,
+        compile_date: FixedStr<32>,
+    };
+    PlatformParameters { virt_start: u64 };
+    FeatureInfo { submap_idx: u32, submap: u32 };
+}
 
 /// `xen_version(cmd, NULL)`: the commands that take no structure.
 #[inline(always)]
