@@ -126,10 +126,17 @@ impl RunstateInfo {
     /// barrier, reads `state_entry_time` again: the copy is consistent if both reads are equal and the
     /// flag is clear. Without the assist Xen never sets the flag and a copy may mix two updates.
     ///
+    /// Every read is an atomic load, as Rust requires of memory another agent writes concurrently: the
+    /// first read of `state_entry_time` an acquire load, the copy relaxed loads of each field, then an
+    /// acquire fence and a relaxed load of `state_entry_time` (a sequence lock's reader). A 64-bit field
+    /// is read whole on every target, A32 and T32 included (`ldrexd` there), so Xen's single 64-bit
+    /// store of `state_entry_time` is never seen torn.
+    ///
     /// # Safety
     ///
     /// `area` must be valid for reads of a `RunstateInfo` and 8-aligned (the area registered with
-    /// [`register_runstate_memory_area`], or one standing in for it), written only by Xen meanwhile.
+    /// [`register_runstate_memory_area`], or one standing in for it), written only by Xen (or, in Rust,
+    /// only with atomic stores) meanwhile.
     ///
     /// ```
     /// use xen_hypercall::xen::vcpu::{RunstateInfo, XEN_RUNSTATE_UPDATE};
@@ -142,17 +149,36 @@ impl RunstateInfo {
     /// ```
     #[inline]
     pub unsafe fn try_read_consistent(area: *const RunstateInfo) -> Option<RunstateInfo> {
-        use core::sync::atomic::{Ordering, fence};
-        // SAFETY: the contract: valid and aligned for reads; volatile because Xen writes it concurrently.
-        let entry = unsafe { (&raw const (*area).state_entry_time).read_volatile() };
-        fence(Ordering::Acquire);
-        // SAFETY: as above.
-        let copy = unsafe { area.read_volatile() };
-        fence(Ordering::Acquire);
-        // SAFETY: as above.
-        let again = unsafe { (&raw const (*area).state_entry_time).read_volatile() };
-        (entry == again && entry & XEN_RUNSTATE_UPDATE == 0 && copy.state_entry_time == entry)
-            .then_some(copy)
+        use core::sync::atomic::Ordering::{Acquire, Relaxed};
+        use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, fence};
+        let area = area.cast_mut();
+        // SAFETY: the contract: `area` is valid for reads and 8-aligned, so each field is valid and
+        // aligned for the atomic type of its size (4 for the 32-bit ones, 8 for the 64-bit ones, whose
+        // offsets are multiples of 8), and every other access meanwhile is Xen's or atomic. Nothing is
+        // written through these pointers.
+        let (entry, state, pad, time) = unsafe {
+            (
+                AtomicU64::from_ptr(&raw mut (*area).state_entry_time),
+                AtomicI32::from_ptr(&raw mut (*area).state),
+                AtomicU32::from_ptr(&raw mut (*area)._pad),
+                (&raw mut (*area).time).cast::<u64>(),
+            )
+        };
+        // SAFETY: as above, for element `k` (< 4) of `time`.
+        let time_at = |k: usize| unsafe { AtomicU64::from_ptr(time.add(k)) };
+        let first = entry.load(Acquire);
+        if first & XEN_RUNSTATE_UPDATE != 0 {
+            return None;
+        }
+        let copy = RunstateInfo {
+            state: state.load(Relaxed),
+            _pad: pad.load(Relaxed),
+            state_entry_time: entry.load(Relaxed),
+            time: [0, 1, 2, 3].map(|k| time_at(k).load(Relaxed)),
+        };
+        fence(Acquire);
+        let again = entry.load(Relaxed);
+        (first == again && copy.state_entry_time == first).then_some(copy)
     }
 
     /// A consistent copy of the area at `area`: [`try_read_consistent`](RunstateInfo::try_read_consistent)

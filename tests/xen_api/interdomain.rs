@@ -837,6 +837,97 @@ fn a_runstate_read_during_an_update_is_refused() {
     );
 }
 
+/// Xen's side of the runstate protocol, written as Rust must write memory another thread reads
+/// concurrently (atomic stores): set `XEN_RUNSTATE_UPDATE`, barrier, rewrite the area for update `n`,
+/// then clear the flag with a release store. With `finish` false it stops after the rewrite.
+fn xen_updates_runstate(area: usize, n: u64, finish: bool) {
+    use std::sync::atomic::Ordering::{Relaxed, Release};
+    use std::sync::atomic::{AtomicI32, AtomicU64, fence};
+    let area = area as *mut RunstateInfo;
+    // SAFETY: the tests' `area` is valid, 8-aligned and only accessed atomically while they run.
+    let (entry, state, time) = unsafe {
+        (
+            AtomicU64::from_ptr(&raw mut (*area).state_entry_time),
+            AtomicI32::from_ptr(&raw mut (*area).state),
+            (&raw mut (*area).time).cast::<u64>(),
+        )
+    };
+    if entry.load(Relaxed) & XEN_RUNSTATE_UPDATE == 0 {
+        entry.store(n | XEN_RUNSTATE_UPDATE, Relaxed);
+        fence(Release);
+        state.store((n % 4) as i32, Relaxed);
+        for k in 0..4 {
+            // SAFETY: as above, for element `k` (< 4) of `time`.
+            unsafe { AtomicU64::from_ptr(time.add(k)) }.store(n * (k as u64 + 1), Relaxed);
+        }
+    }
+    if finish {
+        entry.store(n, Release);
+    }
+}
+
+/// A runstate area in update `n`, as `xen_updates_runstate` writes it, on the heap so that a second
+/// thread can write it.
+fn runstate_area(n: u64) -> *mut RunstateInfo {
+    Box::into_raw(Box::new(RunstateInfo {
+        state: (n % 4) as i32,
+        _pad: 0,
+        state_entry_time: n,
+        time: [n, 2 * n, 3 * n, 4 * n],
+    }))
+}
+
+#[test]
+fn a_runstate_read_racing_xen_returns_only_whole_updates() {
+    let area = runstate_area(1);
+    let last: u64 = if cfg!(miri) { 40 } else { 20_000 };
+    let addr = area as usize;
+    let xen = std::thread::spawn(move || {
+        for n in 2..=last {
+            xen_updates_runstate(addr, n, true);
+        }
+    });
+    let mut seen = 0;
+    while seen != last {
+        // SAFETY: `area` is valid until freed below; the other thread only stores atomically.
+        if let Some(r) = unsafe { RunstateInfo::try_read_consistent(area) } {
+            let n = r.state_entry_time;
+            assert!(n >= seen, "update {n} read after update {seen}");
+            let whole = ((n % 4) as i32, [n, 2 * n, 3 * n, 4 * n]);
+            assert_eq!((r.state, r.time), whole, "a copy mixing two updates");
+            seen = n;
+        }
+    }
+    xen.join().unwrap();
+    // SAFETY: from `Box::into_raw`; the writer has finished.
+    drop(unsafe { Box::from_raw(area) });
+}
+
+#[test]
+fn a_runstate_read_waits_for_xen_to_finish_an_update() {
+    use std::sync::Barrier;
+    let area = runstate_area(1);
+    let addr = area as usize;
+    let (rewritten, refused) = (Barrier::new(2), Barrier::new(2));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            xen_updates_runstate(addr, 2, false); // flag set, area rewritten, flag not yet cleared
+            rewritten.wait();
+            refused.wait();
+            xen_updates_runstate(addr, 2, true);
+        });
+        rewritten.wait();
+        // SAFETY: `area` is valid until freed below; the other thread only stores atomically.
+        assert_eq!(unsafe { RunstateInfo::try_read_consistent(area) }, None);
+        refused.wait();
+        // SAFETY: as above. It retries until the flag is clear.
+        let r = unsafe { RunstateInfo::read_consistent(area) };
+        assert_eq!((r.state_entry_time, r.state, r.time), (2, 2, [2, 4, 6, 8]));
+    });
+    // SAFETY: from `Box::into_raw`; the writer has finished.
+    drop(unsafe { Box::from_raw(area) });
+}
+
 // ---------------------------------------------------------------- user wrappers (xen::raw)
 
 /// `struct gnttab_dump_table`, which the crate does not wrap.
