@@ -136,16 +136,18 @@ impl RunstateInfo {
     ///
     /// `area` must be valid for reads of a `RunstateInfo` and 8-aligned (the area registered with
     /// [`register_runstate_memory_area`], or one standing in for it), written only by Xen (or, in Rust,
-    /// only with atomic stores) meanwhile.
+    /// only with atomic stores) meanwhile. As memory others write, it must be reached through a pointer
+    /// that allows writes (the `*mut` registered with Xen, or `&raw mut`, not `&raw const` of a place or
+    /// a pointer derived from a shared reference): the atomic loads read through shared mutable access.
     ///
     /// ```
     /// use xen_hypercall::xen::vcpu::{RunstateInfo, XEN_RUNSTATE_UPDATE};
     /// let mut area = RunstateInfo { state: 2, _pad: 0, state_entry_time: 500, time: [1, 2, 3, 4] };
-    /// // SAFETY: `area` is a valid RunstateInfo nobody else writes.
-    /// assert_eq!(unsafe { RunstateInfo::try_read_consistent(&raw const area) }, Some(area));
+    /// // SAFETY: `area` is a valid RunstateInfo nobody else writes, reached through `&raw mut`.
+    /// assert_eq!(unsafe { RunstateInfo::try_read_consistent(&raw mut area) }, Some(area));
     /// area.state_entry_time |= XEN_RUNSTATE_UPDATE; // Xen is in the middle of an update
     /// // SAFETY: as above.
-    /// assert_eq!(unsafe { RunstateInfo::try_read_consistent(&raw const area) }, None);
+    /// assert_eq!(unsafe { RunstateInfo::try_read_consistent(&raw mut area) }, None);
     /// ```
     #[inline]
     pub unsafe fn try_read_consistent(area: *const RunstateInfo) -> Option<RunstateInfo> {

@@ -819,20 +819,20 @@ fn a_runstate_read_during_an_update_is_refused() {
     // SAFETY: `area` is valid and written by nobody during the read.
     assert_eq!(
         // SAFETY: the test's page (or area), read while nobody writes it.
-        unsafe { RunstateInfo::try_read_consistent(&raw const area) },
+        unsafe { RunstateInfo::try_read_consistent(&raw mut area) },
         Some(area)
     );
     // SAFETY: as above.
     assert_eq!(
         // SAFETY: the test's page (or area), read while nobody writes it.
-        unsafe { RunstateInfo::read_consistent(&raw const area) }.time,
+        unsafe { RunstateInfo::read_consistent(&raw mut area) }.time,
         [10, 20, 30, 40]
     );
     area.state_entry_time |= XEN_RUNSTATE_UPDATE;
     // SAFETY: as above.
     assert_eq!(
         // SAFETY: the test's page (or area), read while nobody writes it.
-        unsafe { RunstateInfo::try_read_consistent(&raw const area) },
+        unsafe { RunstateInfo::try_read_consistent(&raw mut area) },
         None
     );
 }
