@@ -10,7 +10,9 @@
 //! - [`returns`] / [`fails`] queue a plain result for the next call;
 //! - [`respond`] queues a closure that sees the live call ([`Pending`]): it can check the arguments and
 //!   write into the guest structures behind them, as Xen would (a port, a frame count);
-//! - with nothing queued, the default responder answers (initially `0`; see [`set_default`]);
+//! - with nothing queued, the default responder answers ([`set_default`], or [`answer_zero`] to answer
+//!   `0`); with no default either, the call panics, naming the hypercall, so that a test cannot pass on
+//!   an answer it never scripted;
 //! - [`calls`] / [`take_calls`] return what was recorded, as [`Call`]s.
 //!
 //! ```
@@ -118,7 +120,10 @@ fn element<T: Plain>(b: &[u8], k: usize) -> Option<T> {
 /// A call being answered: its arguments, and access to the guest memory behind its pointer arguments.
 ///
 /// Memory access goes only through what the caller described: the size of the pointed-to object, and
-/// whether Xen may write it. A read-only buffer (such as the text of a console write) cannot be written.
+/// whether Xen may write it. Writing where the call gives Xen no such right (a buffer Xen only reads,
+/// such as the text of a console write; a value that is not a pointer; an object smaller than the `T`
+/// written) is a mistake in the test or in the wrapper under test: the writing methods panic, naming
+/// the call and the argument.
 pub struct Pending<'a> {
     op: usize,
     args: &'a [Arg],
@@ -140,10 +145,10 @@ impl Pending<'_> {
         self.args.get(i).map_or(0, |a| a.value)
     }
 
-    fn buf(&self, i: usize, need: usize, write: bool) -> Option<*mut u8> {
+    fn buf(&self, i: usize, need: usize) -> Option<*mut u8> {
         let a = self.args.get(i)?;
-        let (len, dir) = a.buf?;
-        if len < need || (write && dir != Dir::InOut) || a.value == 0 {
+        let (len, _) = a.buf?;
+        if len < need || a.value == 0 {
             return None;
         }
         Some(a.value as *mut u8)
@@ -151,42 +156,72 @@ impl Pending<'_> {
 
     /// The `T` that argument `i` points to now, if it was described as a pointer to at least that much.
     pub fn read<T: Plain>(&self, i: usize) -> Option<T> {
-        let p = self.buf(i, core::mem::size_of::<T>(), false)?;
+        let p = self.buf(i, core::mem::size_of::<T>())?;
         // SAFETY: the typed API described argument `i` as a pointer to at least size_of::<T>() bytes that
         // stay valid for the duration of the call; `T: Plain` accepts any bit pattern.
         Some(unsafe { core::ptr::read_unaligned(p.cast::<T>()) })
     }
 
-    /// Writes `value` to what argument `i` points to, as Xen would; `false` if the argument is not a
-    /// writable pointer to at least `size_of::<T>()` bytes.
+    /// The writable pointer behind argument `i`, to at least `need` bytes; panics (the test's mistake, or
+    /// the wrapper's) if the call gives Xen no right to write that much there.
+    #[track_caller]
+    fn writable(&self, i: usize, need: usize) -> *mut u8 {
+        let what = match self.args.get(i) {
+            None => "beyond the call's arity",
+            Some(a) => match a.buf {
+                None => "not described as a pointer",
+                Some((_, Dir::In)) => "input-only: Xen only reads it",
+                Some((len, Dir::InOut)) if len < need => "smaller than what is written",
+                Some(_) if a.value == 0 => "a null pointer",
+                Some(_) => return a.value as *mut u8,
+            },
+        };
+        panic!(
+            "mock: hypercall {} writes {need} bytes through argument {i}, which is {what}",
+            self.op
+        )
+    }
+
+    /// Writes `value` to what argument `i` points to, as Xen would, and returns `true`.
+    ///
+    /// # Panics
+    ///
+    /// If argument `i` is not a pointer to at least `size_of::<T>()` bytes that Xen may write (for
+    /// instance an input-only one): the test, or the wrapper under test, is wrong.
+    #[track_caller]
     pub fn write<T: Plain>(&mut self, i: usize, value: T) -> bool {
-        match self.buf(i, core::mem::size_of::<T>(), true) {
-            Some(p) => {
-                // SAFETY: as in `read`, and the argument was described as written by Xen, so the caller
-                // holds no other reference to it during the call.
-                unsafe { core::ptr::write_unaligned(p.cast::<T>(), value) };
-                true
-            }
-            None => false,
-        }
+        let p = self.writable(i, core::mem::size_of::<T>());
+        // SAFETY: the typed API described argument `i` as a pointer to at least size_of::<T>() bytes,
+        // valid during the call and written by Xen, so the caller holds no other reference to it.
+        unsafe { core::ptr::write_unaligned(p.cast::<T>(), value) };
+        true
     }
 
-    /// Reads, changes and writes back the `T` behind argument `i`; `false` if it is not writable.
+    /// Reads, changes and writes back the `T` behind argument `i`, and returns `true`.
+    ///
+    /// # Panics
+    ///
+    /// As [`write`](Pending::write).
+    #[track_caller]
     pub fn update<T: Plain>(&mut self, i: usize, f: impl FnOnce(&mut T)) -> bool {
-        match self.read::<T>(i) {
-            Some(mut v) if self.buf(i, core::mem::size_of::<T>(), true).is_some() => {
-                f(&mut v);
-                self.write(i, v)
-            }
-            _ => false,
-        }
+        let p = self.writable(i, core::mem::size_of::<T>());
+        // SAFETY: as in `write`; the described bytes are initialised (the caller passed a `Plain` value
+        // or array, which has no padding) and `T: Plain` accepts any bit pattern.
+        let mut v = unsafe { core::ptr::read_unaligned(p.cast::<T>()) };
+        f(&mut v);
+        self.write(i, v)
     }
 
-    /// The writable array of `T` behind argument `i` (as many whole elements as its size holds).
+    /// The writable array of `T` behind argument `i` (as many whole elements as its size holds); `None`
+    /// only if it is not aligned for `T`.
+    ///
+    /// # Panics
+    ///
+    /// If argument `i` is not a pointer that Xen may write (for instance an input-only one).
+    #[track_caller]
     pub fn slice_mut<T: Plain>(&mut self, i: usize) -> Option<&mut [T]> {
-        let a = self.args.get(i)?;
-        let (len, _) = a.buf?;
-        let p = self.buf(i, 0, true)?;
+        let p = self.writable(i, 0);
+        let len = self.args[i].buf.map_or(0, |(len, _)| len);
         let size = core::mem::size_of::<T>().max(1);
         if !(p as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return None;
@@ -198,23 +233,45 @@ impl Pending<'_> {
 }
 
 impl Pending<'_> {
-    fn handle(&self, i: usize, h: usize, write: bool) -> Option<(*mut u8, usize)> {
-        let (p, len, dir) = self.args.get(i)?.handles.get(h).copied().flatten()?;
-        (p != 0 && (!write || dir == Dir::InOut)).then_some((p as *mut u8, len))
+    fn handle(&self, i: usize, h: usize) -> Option<(*mut u8, usize)> {
+        let (p, len, _) = self.args.get(i)?.handles.get(h).copied().flatten()?;
+        (p != 0).then_some((p as *mut u8, len))
     }
 
     /// Element `k` of the array of `T` behind handle `h` (in the order described) of the structure that
     /// argument `i` points to, as it is now.
     pub fn read_handle_at<T: Plain>(&self, i: usize, h: usize, k: usize) -> Option<T> {
-        let (p, len) = self.handle(i, h, false)?;
+        let (p, len) = self.handle(i, h)?;
         // SAFETY: the wrapper described `len` readable bytes at `p`, valid during the call.
         element(unsafe { core::slice::from_raw_parts(p, len) }, k)
     }
 
     /// The writable array of `T` behind handle `h` of the structure that argument `i` points to (as many
-    /// whole elements as it holds); `None` if the handle was not described as written by Xen.
+    /// whole elements as it holds); `None` if the handle is null or not aligned for `T`.
+    ///
+    /// # Panics
+    ///
+    /// If argument `i` describes no handle `h` that Xen may write (none, or an input-only one).
+    #[track_caller]
     pub fn handle_mut<T: Plain>(&mut self, i: usize, h: usize) -> Option<&mut [T]> {
-        let (p, len) = self.handle(i, h, true)?;
+        let described = self
+            .args
+            .get(i)
+            .and_then(|a| a.handles.get(h).copied().flatten());
+        match described {
+            Some((_, _, Dir::InOut)) => {}
+            Some(_) => panic!(
+                "mock: hypercall {} writes through handle {h} of argument {i}, which is input-only: \
+                 Xen only reads it",
+                self.op
+            ),
+            None => panic!(
+                "mock: hypercall {} writes through handle {h} of argument {i}, which describes no such \
+                 handle",
+                self.op
+            ),
+        }
+        let (p, len) = self.handle(i, h)?;
         if !(p as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return None;
         }
@@ -268,9 +325,16 @@ pub fn fails(e: Error) {
     returns(-(e.errno() as isize));
 }
 
-/// Answers every call that finds the queue empty with `f` (initially every such call returns 0).
+/// Answers every call that finds the queue empty with `f`, until [`reset`]. Without a default, such a
+/// call panics.
 pub fn set_default(f: impl FnMut(&mut Pending<'_>) -> isize + 'static) {
     STATE.with(|s| s.borrow_mut().default = Some(Box::new(f)));
+}
+
+/// Answers every call that finds the queue empty with `0` (success, writing nothing), until [`reset`]:
+/// the explicit opt-in for tests that do not care what the calls return.
+pub fn answer_zero() {
+    set_default(|_| 0);
 }
 
 /// How many queued responses are still unused.
@@ -293,14 +357,14 @@ pub fn take_calls() -> Vec<Call> {
 /// # Safety
 ///
 /// Every argument described as a pointer (`Arg::buf`), and every array described behind a handle inside
-/// one (`Arg::handles`), points to that many bytes, valid for reads (and for writes where described as
-/// written) until this returns, and not otherwise accessed meanwhile.
+/// one (`Arg::handles`), points to that many initialised bytes, valid for reads (and for writes where
+/// described as written) until this returns, and not otherwise accessed meanwhile.
 pub(crate) unsafe fn dispatch(op: usize, args: &[Arg]) -> isize {
     let buffers = args
         .iter()
         .map(|a| match a.buf {
             Some((len, _)) if a.value != 0 => {
-                // SAFETY: this function's contract: `len` readable bytes at `a.value`.
+                // SAFETY: this function's contract: `len` readable, initialised bytes at `a.value`.
                 Some(unsafe { core::slice::from_raw_parts(a.value as *const u8, len) }.to_vec())
             }
             _ => None,
@@ -316,7 +380,8 @@ pub(crate) unsafe fn dispatch(op: usize, args: &[Arg]) -> isize {
                     if p == 0 {
                         return Vec::new();
                     }
-                    // SAFETY: this function's contract: `len` readable bytes behind each described handle.
+                    // SAFETY: this function's contract: `len` readable, initialised bytes behind each
+                    // described handle.
                     unsafe { core::slice::from_raw_parts(p as *const u8, len) }.to_vec()
                 })
                 .collect()
@@ -351,7 +416,11 @@ pub(crate) unsafe fn dispatch(op: usize, args: &[Arg]) -> isize {
                     });
                     ret
                 }
-                None => 0,
+                None => panic!(
+                    "mock: unscripted hypercall {op} (arguments {:x?}): queue an answer (mock::returns, \
+                     mock::fails, mock::respond) or set a default (mock::answer_zero, mock::set_default)",
+                    args.iter().map(|a| a.value).collect::<Vec<_>>()
+                ),
             }
         }
     };
@@ -405,18 +474,20 @@ type SmcccResponder = Box<dyn FnMut(&SmcccCall) -> [u64; 4]>;
 struct SmcccState {
     calls: Vec<SmcccCall>,
     queue: VecDeque<SmcccResponder>,
+    not_supported: bool,
 }
 
 std::thread_local! {
     static SMCCC: RefCell<SmcccState> = RefCell::new(SmcccState {
         calls: Vec::new(),
         queue: VecDeque::new(),
+        not_supported: false,
     });
 }
 
 /// Queues `f` to answer the next SMCCC call on this thread: it sees the call (identifier and arguments;
-/// `results` still zero) and returns `x0`–`x3`. With nothing queued a call returns `NOT_SUPPORTED`
-/// (`x0` = -1, as Xen answers an unknown function).
+/// `results` still zero) and returns `x0`–`x3`. With nothing queued a call panics, naming the function,
+/// unless [`smccc_answer_not_supported`] was called.
 pub fn smccc_respond(f: impl FnMut(&SmcccCall) -> [u64; 4] + 'static) {
     SMCCC.with(|s| s.borrow_mut().queue.push_back(Box::new(f)));
 }
@@ -425,6 +496,13 @@ pub fn smccc_respond(f: impl FnMut(&SmcccCall) -> [u64; 4] + 'static) {
 /// the low 32 bits, which is all a 32-bit call reads).
 pub fn smccc_returns(results: [u64; 4]) {
     smccc_respond(move |_| results);
+}
+
+/// Answers every SMCCC call that finds the queue empty with `NOT_SUPPORTED` (`x0` = -1, as Xen answers
+/// an unknown function), until [`smccc_reset`] or [`reset`]: the explicit opt-in for tests that probe
+/// functions without scripting each answer.
+pub fn smccc_answer_not_supported() {
+    SMCCC.with(|s| s.borrow_mut().not_supported = true);
 }
 
 /// The SMCCC calls recorded on this thread so far.
@@ -437,12 +515,14 @@ pub fn take_smccc_calls() -> Vec<SmcccCall> {
     SMCCC.with(|s| core::mem::take(&mut s.borrow_mut().calls))
 }
 
-/// Forgets this thread's recorded SMCCC calls and queued SMCCC answers ([`reset`] does too).
+/// Forgets this thread's recorded SMCCC calls, queued SMCCC answers and
+/// [`smccc_answer_not_supported`] ([`reset`] does too).
 pub fn smccc_reset() {
     SMCCC.with(|s| {
         let mut s = s.borrow_mut();
         s.calls.clear();
         s.queue.clear();
+        s.not_supported = false;
     });
 }
 
@@ -453,11 +533,18 @@ pub(crate) fn smccc_dispatch(fid: u32, args: &[u64]) -> [u64; 4] {
         args: args.to_vec(),
         results: [0; 4],
     };
-    let responder = SMCCC.with(|s| s.borrow_mut().queue.pop_front());
+    let (responder, not_supported) = SMCCC.with(|s| {
+        let mut s = s.borrow_mut();
+        (s.queue.pop_front(), s.not_supported)
+    });
     // The responder runs with the state released, so that it may itself make (recorded) calls.
     let results = match responder {
         Some(mut f) => f(&call),
-        None => [u64::MAX, 0, 0, 0],
+        None if not_supported => [u64::MAX, 0, 0, 0],
+        None => panic!(
+            "mock: unscripted SMCCC call {fid:#x} (arguments {args:x?}): queue an answer \
+             (mock::smccc_returns, mock::smccc_respond) or opt in with mock::smccc_answer_not_supported"
+        ),
     };
     call.results = results;
     SMCCC.with(|s| s.borrow_mut().calls.push(call));

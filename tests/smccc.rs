@@ -68,6 +68,7 @@ mod on_mock {
         // No hypervisor service: w0 = 0xffffffff.
         mock::smccc_returns([neg(1), 0, 0, 0]);
         assert!(!smccc::is_xen());
+        mock::smccc_returns([neg(1), 0, 0, 0]);
         assert_eq!(smccc::hypervisor::uid(), None);
         // A UID that differs in one register only.
         mock::smccc_returns([0xdc12_18a7, 0x6943_98c6, 0xd179_cf9a, 0x67e6_de8c]);
@@ -162,9 +163,28 @@ mod on_mock {
         );
         assert_eq!(format!("{:?}", psci::Error(-9)), "INVALID_ADDRESS");
         assert_eq!(smccc::Error(-3).name(), Some("INVALID_PARAMETER"));
-        // With nothing queued the mock answers as Xen does an unknown function.
+        // Opted in, the mock answers what finds the queue empty as Xen does an unknown function.
+        mock::smccc_answer_not_supported();
         assert_eq!(smccc::arch_features(1), Err(smccc::Error::NOT_SUPPORTED));
         assert_eq!(mock::take_smccc_calls()[1].results, [u64::MAX, 0, 0, 0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "mock: unscripted SMCCC call 0x80000000 (arguments [])")]
+    fn an_unscripted_smccc_call_fails_the_test() {
+        mock::reset();
+        // Nothing queued and no opt-in: the mock refuses to make up an answer.
+        let _ = smccc::version();
+    }
+
+    #[test]
+    #[should_panic(expected = "mock: unscripted SMCCC call 0x80000001")]
+    fn reset_forgets_the_not_supported_opt_in() {
+        mock::reset();
+        mock::smccc_answer_not_supported();
+        assert_eq!(smccc::arch_features(1), Err(smccc::Error::NOT_SUPPORTED));
+        mock::reset();
+        let _ = smccc::arch_features(1);
     }
 
     #[test]

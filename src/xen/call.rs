@@ -18,24 +18,136 @@
 
 use super::nr;
 
-/// Types that are plain old data in Xen's ABI: `#[repr(C)]`, every bit pattern valid, no padding that a
-/// reader could observe as uninitialised when built by this crate (every constructor zeroes the struct).
+/// Types that are plain old data in Xen's ABI: every bit pattern of the right size is a valid value, and
+/// no byte of a value is padding, so every byte of a value is initialised and may be copied as a `u8`.
+///
+/// The mock ([`crate::mock`]) copies the bytes behind every pointer argument and reads them back as `T`;
+/// on hardware Xen reads and writes them. Padding would make the first read uninitialised memory (undefined
+/// behaviour), and Xen may leave anything in it; hence Xen structures with holes in C declare them here as
+/// explicit fields (`_pad`).
+///
+/// Implement it with [`impl_plain!`](crate::impl_plain), which checks both conditions at compile time
+/// from the list of fields; by hand only for what the macro cannot describe (a generic structure).
 ///
 /// # Safety
 ///
-/// Implementors must be `#[repr(C)]` (or primitive integers/arrays of them) with no invalid bit patterns,
-/// so that any bytes of the right size and alignment are a valid value.
+/// Implementors must have no padding bytes (also none inside their fields, and none at the end) and no
+/// invalid bit patterns (no `bool`, `char`, enum, reference or `NonZero*` anywhere inside), so that any
+/// `size_of::<Self>()` initialised bytes are a valid value and every byte of a value is initialised.
 pub unsafe trait Plain: Copy + 'static {}
 
-macro_rules! plain {
+macro_rules! plain_ints {
     ($($t:ty),* $(,)?) => { $(
-        // SAFETY: integers and arrays of them have no invalid bit patterns.
+        // SAFETY: integers have neither padding nor invalid bit patterns.
         unsafe impl Plain for $t {}
     )* };
 }
-plain!(u8, u16, u32, u64, i8, i16, i32, i64, usize, isize);
-// SAFETY: arrays of plain data are plain data.
+plain_ints!(u8, u16, u32, u64, i8, i16, i32, i64, usize, isize);
+// SAFETY: an array has no padding between or after its elements (its size is exactly N times theirs), and
+// plain elements have none inside and accept any bits.
 unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
+
+/// Implements [`Plain`](crate::xen::raw::Plain) for structures, checked at compile time: each one is
+/// named with every field and its type, `Name { field: Type, … }` (`Name { 0: Type }` for a tuple
+/// structure), and the build fails unless
+///
+/// - every field is listed, each with its exact type (an exhaustive pattern and a type equality);
+/// - each field's type is itself `Plain`;
+/// - the field sizes add up to the structure's size: no padding.
+///
+/// Attributes before a name (such as `#[cfg(..)]`) apply to its implementation. Generic structures
+/// are not accepted: implement `Plain` for them by hand, under its `# Safety` contract.
+///
+/// ```
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// use xen_hypercall::xen::DomId;
+///
+/// /// `struct evtchn_reset`.
+/// #[repr(C)]
+/// #[derive(Clone, Copy)]
+/// pub struct EvtchnReset {
+///     pub dom: DomId,
+/// }
+///
+/// /// `struct xen_foo`: a 16-bit field, its padding made explicit, a 32-bit one.
+/// #[repr(C)]
+/// #[derive(Clone, Copy)]
+/// pub struct Foo {
+///     pub a: u16,
+///     pub _pad: u16,
+///     pub b: u32,
+/// }
+///
+/// xen_hypercall::impl_plain! {
+///     EvtchnReset { dom: DomId };
+///     Foo { a: u16, _pad: u16, b: u32 };
+/// }
+/// # }
+/// ```
+///
+/// Padding is refused (here two bytes after `a`):
+///
+/// ```compile_fail
+/// #[repr(C)]
+/// #[derive(Clone, Copy)]
+/// pub struct Holey {
+///     pub a: u16,
+///     pub b: u32,
+/// }
+/// xen_hypercall::impl_plain! { Holey { a: u16, b: u32 } }
+/// ```
+///
+/// and so is a field left out:
+///
+/// ```compile_fail
+/// #[repr(C)]
+/// #[derive(Clone, Copy)]
+/// pub struct Two {
+///     pub a: u32,
+///     pub b: u32,
+/// }
+/// xen_hypercall::impl_plain! { Two { a: u64 } }
+/// ```
+#[macro_export]
+macro_rules! impl_plain {
+    ($($(#[$attr:meta])* $name:ident { $($field:tt : $ty:ty),* $(,)? });+ $(;)?) => { $(
+        $(#[$attr])*
+        const _: () = {
+            use $crate::xen::raw::__plain as check;
+            // Never called: it compiles only if every field is listed, each with its exact type.
+            #[allow(dead_code)]
+            fn fields(v: &$name) {
+                let $name { $($field: _),* } = v;
+                $( check::is::<_, $ty>(&v.$field); )*
+            }
+            $( check::plain::<$ty>(); )*
+            assert!(
+                ::core::mem::size_of::<$name>() == 0 $(+ ::core::mem::size_of::<$ty>())*,
+                concat!(
+                    "`", stringify!($name), "` has padding: declare every hole as an explicit field"
+                )
+            );
+        };
+        $(#[$attr])*
+        // SAFETY: checked above: every field is listed with its type, each is `Plain` (no padding, any
+        // bits valid), and their sizes add up to the structure's, so it has no padding either.
+        unsafe impl $crate::xen::raw::Plain for $name {}
+    )+ };
+}
+
+/// The checks of [`impl_plain!`](crate::impl_plain) (not a public API).
+#[doc(hidden)]
+pub mod plain_check {
+    /// Implemented only for `T` itself: a type equality no coercion can satisfy.
+    pub trait Is<T: ?Sized> {}
+    impl<T: ?Sized> Is<T> for T {}
+
+    /// Compiles only if the referent's type is `B`.
+    pub fn is<A: Is<B> + ?Sized, B: ?Sized>(_: &A) {}
+
+    /// Compiles only if `T` is `Plain`.
+    pub const fn plain<T: super::Plain>() {}
+}
 
 /// Which way the data behind a pointer argument flows.
 #[cfg_attr(not(feature = "mock"), allow(dead_code))]
@@ -113,7 +225,8 @@ impl Arg {
     }
 
     /// Describes the `len` elements of `T` at `p`, behind a guest handle inside the structure this
-    /// argument points to, which Xen reads and may write (see [`Arg::handle_in`]).
+    /// argument points to, which Xen reads and may write (see [`Arg::handle_in`]). They must be
+    /// initialised when the call is made (see the `# Safety` of [`call1`]).
     #[inline(always)]
     #[must_use]
     pub fn handle_inout<T: Plain>(self, p: *mut T, len: usize) -> Arg {
@@ -126,7 +239,8 @@ impl Arg {
         }
     }
 
-    /// A pointer to a `T` that Xen reads and may write.
+    /// A pointer to a `T` that Xen reads and may write, initialised when the call is made (see the
+    /// `# Safety` of [`call1`]).
     #[inline(always)]
     pub fn inout<T: Plain>(p: *mut T) -> Arg {
         #[cfg(feature = "mock")]
@@ -168,7 +282,8 @@ impl Arg {
         self.value
     }
 
-    /// A buffer of `len` elements of `T` that Xen reads and may write.
+    /// A buffer of `len` elements of `T` that Xen reads and may write, initialised when the call is made
+    /// (see the `# Safety` of [`call1`]).
     #[inline(always)]
     pub fn slice_inout<T: Plain>(p: *mut T, len: usize) -> Arg {
         #[cfg(feature = "mock")]
@@ -194,7 +309,9 @@ macro_rules! calls {
         ///
         /// The contract of the raw stubs (`crate::hypercall1` …): every pointer argument refers to memory
         /// valid and laid out as Xen expects for this operation, for as long as Xen uses it, and each
-        /// [`Arg`] describes truthfully the size of what it points to.
+        /// [`Arg`] describes truthfully the size of what it points to. What an `Arg` describes (behind a
+        /// pointer or a handle) is initialised, output buffers included (zero them first): the mock
+        /// copies every described byte.
         #[inline(always)]
         pub unsafe fn $name<const NR: usize>($($a: Arg),*) -> isize {
             const {

@@ -28,6 +28,7 @@ pub const MAX_WRITE: usize = 4096;
 /// bytes taken: a short count makes the rest be written by further calls.
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
 /// xen_hypercall::xen::console::write(b"hello\n")?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())

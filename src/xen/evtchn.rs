@@ -151,22 +151,16 @@ pub struct BindVcpu {
     pub vcpu: u32,
 }
 
-// SAFETY: transparent wrappers of u32 and repr(C) structs of integers.
-unsafe impl Plain for Port {}
-// SAFETY: as above.
-unsafe impl Plain for BindIpi {}
-// SAFETY: as above.
-unsafe impl Plain for BindVcpu {}
-// SAFETY: as above.
-unsafe impl Plain for AllocUnbound {}
-// SAFETY: as above.
-unsafe impl Plain for BindInterdomain {}
-// SAFETY: as above.
-unsafe impl Plain for BindVirq {}
-// SAFETY: as above.
-unsafe impl Plain for PortArg {}
-// SAFETY: as above.
-unsafe impl Plain for EvtchnStatus {}
+crate::impl_plain! {
+    Port { 0: u32 };
+    BindIpi { vcpu: u32, port: Port };
+    BindVcpu { port: Port, vcpu: u32 };
+    AllocUnbound { dom: DomId, remote_dom: DomId, port: Port };
+    BindInterdomain { remote_dom: DomId, _pad: u16, remote_port: Port, local_port: Port };
+    BindVirq { virq: u32, vcpu: u32, port: Port };
+    PortArg { port: Port };
+    EvtchnStatus { dom: DomId, _pad: u16, port: Port, status: u32, vcpu: u32, u: [u32; 2] };
+}
 
 /// `EVTCHNSTAT_closed`.
 pub const EVTCHNSTAT_CLOSED: u32 = 0;
@@ -253,6 +247,7 @@ fn op<T: Plain>(cmd: usize, arg: &mut T) -> Result<()> {
 /// An unprivileged caller must pass [`DomId::SELF`] as `dom`; `remote` may be `SELF` for a loopback.
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, evtchn};
 /// let port = evtchn::alloc_unbound(DomId::SELF, DomId::DOM0)?;
@@ -273,6 +268,7 @@ pub fn alloc_unbound(dom: DomId, remote: DomId) -> Result<Port> {
 /// Connects a new local port to the unbound `remote_port` of `remote` (`EVTCHNOP_bind_interdomain`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, evtchn};
 /// let local = evtchn::bind_interdomain(DomId::DOM0, evtchn::Port(5))?;
@@ -294,6 +290,7 @@ pub fn bind_interdomain(remote: DomId, remote_port: Port) -> Result<Port> {
 /// Binds virtual IRQ `virq` on vCPU `vcpu` to a new port (`EVTCHNOP_bind_virq`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::evtchn::{self, Virq};
 /// let timer = evtchn::bind_virq(Virq::TIMER, 0)?;
@@ -315,6 +312,7 @@ pub fn bind_virq(virq: Virq, vcpu: u32) -> Result<Port> {
 /// (`EVTCHNOP_bind_ipi`): [`send`] on it notifies that vCPU.
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let ipi = xen_hypercall::xen::evtchn::bind_ipi(0)?;
 /// # let _ = ipi; }
@@ -334,6 +332,7 @@ pub fn bind_ipi(vcpu: u32) -> Result<Port> {
 /// unbound, interdomain and global virq ports; per-vCPU virqs and IPIs keep their vCPU (`EINVAL`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
 /// xen_hypercall::xen::evtchn::bind_vcpu(xen_hypercall::xen::evtchn::Port(5), 1)?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
@@ -347,6 +346,7 @@ pub fn bind_vcpu(port: Port, vcpu: u32) -> Result<()> {
 /// on a closed port it fails with [`Error::EINVAL`](super::Error::EINVAL).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
 /// xen_hypercall::xen::evtchn::send(xen_hypercall::xen::evtchn::Port(1))?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
@@ -359,6 +359,7 @@ pub fn send(port: Port) -> Result<()> {
 /// Closes `port` (`EVTCHNOP_close`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
 /// xen_hypercall::xen::evtchn::close(xen_hypercall::xen::evtchn::Port(1))?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
@@ -371,6 +372,7 @@ pub fn close(port: Port) -> Result<()> {
 /// Unmasks `port`, redelivering an event that arrived while it was masked (`EVTCHNOP_unmask`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
 /// xen_hypercall::xen::evtchn::unmask(xen_hypercall::xen::evtchn::Port(1))?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
@@ -383,6 +385,7 @@ pub fn unmask(port: Port) -> Result<()> {
 /// The status of the caller's own `port` (`EVTCHNOP_status` for [`DomId::SELF`]).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::evtchn;
 /// let status = evtchn::status(evtchn::Port(1))?;
@@ -397,6 +400,7 @@ pub fn status(port: Port) -> Result<Status> {
 /// The status of `port` of domain `dom` (`EVTCHNOP_status`; another domain needs privilege).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, evtchn};
 /// let status = evtchn::status_of(DomId::SELF, evtchn::Port(1))?;

@@ -669,6 +669,7 @@ pub struct QuerySize {
 /// The current and maximum frame counts of `dom`'s grant table (`GNTTABOP_query_size`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, grant_table};
 /// let size = grant_table::query_size(DomId::SELF)?;
@@ -693,6 +694,7 @@ pub fn query_size(dom: DomId) -> Result<QuerySize> {
 /// [`memory::map_grant_frame`](super::memory::map_grant_frame) instead of using these numbers.
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, grant_table};
 /// let mut frames = [0u64; 1];
@@ -726,6 +728,7 @@ pub fn setup_table(dom: DomId, frames: &mut [u64]) -> Result<()> {
 /// force. Xen on ARM has version 1 only: any other version is refused with `EINVAL` without a hypercall.
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{Error, grant_table::{self, GrantError}};
 /// let v = grant_table::set_version(1)?;
@@ -746,6 +749,7 @@ pub fn set_version(version: u32) -> Result<u32> {
 /// The grant table version of `dom` (`GNTTABOP_get_version`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, grant_table};
 /// let v = grant_table::get_version(DomId::SELF)?;

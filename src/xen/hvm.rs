@@ -6,7 +6,7 @@
 //! them to a PV guest ([`Error::EINVAL`]).
 
 use super::call::{Arg, call2};
-use super::{DomId, Error, Plain, Result, nr};
+use super::{DomId, Error, Result, nr};
 
 /// `HVMOP_set_param`.
 pub const HVMOP_SET_PARAM: usize = 0;
@@ -45,8 +45,9 @@ pub struct HvmParam {
     pub value: u64,
 }
 
-// SAFETY: a repr(C) struct of integers.
-unsafe impl Plain for HvmParam {}
+crate::impl_plain! {
+    HvmParam { domid: DomId, pad: u16, index: u32, value: u64 };
+}
 
 /// The value of `HVM_PARAM_CALLBACK_IRQ`, decoded as ARM defines it: the type in bits 63:56
 /// (`HVM_PARAM_CALLBACK_TYPE_*`). Not in x86-64 builds, where type 2 means a vector ([`vector_of`]).
@@ -106,6 +107,7 @@ fn param_op(op: usize, p: &mut HvmParam) -> Result<()> {
 /// Parameter `param` of domain `dom` (`HVMOP_get_param`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, hvm};
 /// let store_pfn = hvm::get_param(DomId::SELF, hvm::Param::STORE_PFN)?;
@@ -144,6 +146,7 @@ impl Param {
 /// then map and write; set those with [`set_param_unchecked`].
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, Error, hvm};
 /// # xen_hypercall::mock::returns(0);
@@ -247,6 +250,7 @@ pub const fn vector_of(raw: u64) -> Option<u8> {
 /// # #[cfg(feature = "mock")] {
 /// use xen_hypercall::{mock, xen::{Error, hvm, nr}};
 /// mock::reset();
+/// mock::returns(0);
 /// hvm::set_callback_vector(0xf3)?;
 /// let c = &mock::take_calls()[0];
 /// assert_eq!((c.op, c.args[0]), (nr::HVM_OP, hvm::HVMOP_SET_PARAM));

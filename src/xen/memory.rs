@@ -1,7 +1,7 @@
 //! `memory_op`: the guest's physical address space (`HYPERVISOR_memory_op`, declared arity 2).
 
 use super::call::{Arg, call2};
-use super::{DomId, Error, Plain, Result, nr};
+use super::{DomId, Error, Result, nr};
 
 /// `XENMEM_increase_reservation`.
 pub const XENMEM_INCREASE_RESERVATION: usize = 0;
@@ -113,14 +113,27 @@ pub struct AddToPhysmapBatch {
     pub errs: u64,
 }
 
-// SAFETY: repr(C) structs of integers, every padding byte an explicit field.
-unsafe impl Plain for AddToPhysmap {}
-// SAFETY: as above.
-unsafe impl Plain for MemoryReservation {}
-// SAFETY: as above.
-unsafe impl Plain for RemoveFromPhysmap {}
-// SAFETY: as above.
-unsafe impl Plain for AddToPhysmapBatch {}
+crate::impl_plain! {
+    AddToPhysmap { domid: DomId, size: u16, space: u32, idx: u64, gpfn: u64 };
+    MemoryReservation {
+        extent_start: u64,
+        nr_extents: u64,
+        extent_order: u32,
+        mem_flags: u32,
+        domid: DomId,
+        _pad: [u16; 3],
+    };
+    RemoveFromPhysmap { domid: DomId, _pad: [u16; 3], gpfn: u64 };
+    AddToPhysmapBatch {
+        domid: DomId,
+        space: u16,
+        size: u16,
+        foreign_domid: DomId,
+        idxs: u64,
+        gpfns: u64,
+        errs: u64,
+    };
+}
 
 /// Maps frame `idx` of `space` at guest frame `gpfn` of domain `dom` (`XENMEM_add_to_physmap`).
 ///
@@ -298,6 +311,7 @@ pub unsafe fn populate_physmap(dom: DomId, gpfns: &mut [u64], order: u32) -> Res
 /// Xen writes nothing into `extents`; a guest that wants the memory mapped uses [`populate_physmap`].
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory};
 /// let done = memory::increase_reservation(DomId::SELF, &mut [0; 2], 0)?;
@@ -319,6 +333,7 @@ pub fn increase_reservation(dom: DomId, extents: &mut [u64], order: u32) -> Resu
 /// No live Rust object may be in that frame (reading it afterwards faults).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory};
 /// // SAFETY: frame 0x40200 holds a foreign page the program no longer uses.
@@ -354,6 +369,7 @@ pub unsafe fn remove_from_physmap(dom: DomId, gpfn: u64) -> Result<()> {
 /// As for [`add_to_physmap`], for every frame of `gpfns`.
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory::{self, Space}};
 /// let mut errs = [0; 1];
@@ -428,6 +444,7 @@ fn domid_op(cmd: usize, dom: DomId) -> Result<u64> {
 /// How many pages domain `dom` currently has (`XENMEM_current_reservation`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory};
 /// let pages = memory::current_reservation(DomId::SELF)?;
@@ -442,6 +459,7 @@ pub fn current_reservation(dom: DomId) -> Result<u64> {
 /// The most pages domain `dom` may have (`XENMEM_maximum_reservation`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory};
 /// let pages = memory::maximum_reservation(DomId::SELF)?;
@@ -456,6 +474,7 @@ pub fn maximum_reservation(dom: DomId) -> Result<u64> {
 /// The highest guest frame number in use by domain `dom` (`XENMEM_maximum_gpfn`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, memory};
 /// let top = memory::maximum_gpfn(DomId::SELF)?;

@@ -1,6 +1,7 @@
 //! The typed, safe Xen API: one module per hypercall family, built on the raw stubs.
 //!
 //! ```
+//! # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 //! # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 //! use xen_hypercall::xen::{console, sched, version};
 //! let v = version::version()?;
@@ -180,8 +181,9 @@ impl DomId {
     pub const DOM0: DomId = DomId(0);
 }
 
-// SAFETY: a transparent wrapper of u16.
-unsafe impl Plain for DomId {}
+crate::impl_plain! {
+    DomId { 0: u16 };
+}
 
 /// Converts a hypercall result that carries no value: 0 (or any non-negative value) is success.
 #[inline(always)]

@@ -5,6 +5,7 @@
 //! Pushing into a full batch is an error ([`Full`]), never a panic.
 //!
 //! ```
+//! # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 //! # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 //! use xen_hypercall::xen::multicall::{Batch, Call};
 //! let mut batch: Batch<'_, 4> = Batch::new();

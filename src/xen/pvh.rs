@@ -22,8 +22,6 @@
 
 use core::ffi::CStr;
 
-use super::Plain;
-
 /// `XEN_HVM_START_MAGIC_VALUE`: "xEn3" with the top bit of the "E" set.
 pub const XEN_HVM_START_MAGIC_VALUE: u32 = 0x336e_c578;
 
@@ -99,12 +97,22 @@ pub struct HvmMemmapTableEntry {
     pub reserved: u32,
 }
 
-// SAFETY: repr(C) structs of integers, every padding byte an explicit field.
-unsafe impl Plain for HvmStartInfo {}
-// SAFETY: as above.
-unsafe impl Plain for HvmModlistEntry {}
-// SAFETY: as above.
-unsafe impl Plain for HvmMemmapTableEntry {}
+crate::impl_plain! {
+    HvmStartInfo {
+        magic: u32,
+        version: u32,
+        flags: u32,
+        nr_modules: u32,
+        modlist_paddr: u64,
+        cmdline_paddr: u64,
+        rsdp_paddr: u64,
+        memmap_paddr: u64,
+        memmap_entries: u32,
+        reserved: u32,
+    };
+    HvmModlistEntry { paddr: u64, size: u64, cmdline_paddr: u64, reserved: u64 };
+    HvmMemmapTableEntry { addr: u64, size: u64, r#type: u32, reserved: u32 };
+}
 
 /// What [`HvmStartInfo::read`] found instead of [`XEN_HVM_START_MAGIC_VALUE`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //!
 //! The typed API is built from three public pieces, usable from other crates the same way:
 //!
-//! - [`Plain`]: marks a `#[repr(C)]` structure as Xen ABI data (any bit pattern valid);
+//! - [`Plain`]: marks a `#[repr(C)]` structure as Xen ABI data (any bit pattern valid, no padding),
+//!   implemented with [`impl_plain!`](crate::impl_plain), which checks both at compile time;
 //! - [`Arg`]: describes one argument: a value ([`Arg::val`]), or a pointer with the size and direction of
 //!   what it points to ([`Arg::input`], [`Arg::inout`], [`Arg::slice_in`], [`Arg::slice_inout`],
 //!   [`Arg::bytes_in`]), and the arrays behind the guest handles inside a structure ([`Arg::handle_in`],
@@ -24,7 +25,7 @@
 //!
 //! ```
 //! # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
-//! use xen_hypercall::xen::raw::{Arg, Plain, call2};
+//! use xen_hypercall::xen::raw::{Arg, call2};
 //! use xen_hypercall::xen::{DomId, Error, Result, nr};
 //!
 //! /// `struct evtchn_reset`.
@@ -33,8 +34,7 @@
 //! pub struct EvtchnReset {
 //!     pub dom: DomId,
 //! }
-//! // SAFETY: a repr(C) struct of one integer.
-//! unsafe impl Plain for EvtchnReset {}
+//! xen_hypercall::impl_plain! { EvtchnReset { dom: DomId } }
 //!
 //! const EVTCHNOP_RESET: usize = 10;
 //!
@@ -50,6 +50,7 @@
 //! # #[cfg(feature = "mock")] {
 //! use xen_hypercall::mock;
 //! mock::reset();
+//! mock::returns(0);
 //! reset(DomId::SELF)?;
 //! let c = &mock::take_calls()[0];
 //! assert_eq!((c.op, c.args[0], c.arity()), (nr::EVENT_CHANNEL_OP, EVTCHNOP_RESET, 2));
@@ -67,4 +68,6 @@
 //! let _ = unsafe { call3::<{ nr::MEMORY_OP }>(Arg::val(0), Arg::val(0), Arg::val(0)) };
 //! ```
 
+#[doc(hidden)]
+pub use super::call::plain_check as __plain;
 pub use super::call::{Arg, MAX_HANDLES, Plain, call1, call2, call3, call5};

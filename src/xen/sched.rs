@@ -2,7 +2,7 @@
 
 use super::call::{Arg, call2};
 use super::evtchn::Port;
-use super::{DomId, Error, Plain, Result, nr, unit};
+use super::{DomId, Error, Result, nr, unit};
 
 /// `SCHEDOP_yield`.
 pub const SCHEDOP_YIELD: usize = 0;
@@ -81,18 +81,17 @@ pub struct SchedWatchdog {
     pub timeout: u32,
 }
 
-// SAFETY: repr(C) structs of integers.
-unsafe impl Plain for SchedShutdown {}
-// SAFETY: as above.
-unsafe impl Plain for SchedPoll {}
-// SAFETY: as above.
-unsafe impl Plain for SchedRemoteShutdown {}
-// SAFETY: as above.
-unsafe impl Plain for SchedWatchdog {}
+crate::impl_plain! {
+    SchedShutdown { reason: u32 };
+    SchedPoll { ports: u64, nr_ports: u32, _pad: u32, timeout: u64 };
+    SchedRemoteShutdown { domain_id: DomId, _pad: u16, reason: u32 };
+    SchedWatchdog { id: u32, timeout: u32 };
+}
 
 /// Gives up the physical CPU to another vCPU that is ready to run (`SCHEDOP_yield`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
 /// xen_hypercall::xen::sched::yield_now()?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
@@ -106,6 +105,7 @@ pub fn yield_now() -> Result<()> {
 /// Blocks the vCPU until an event is pending for it (`SCHEDOP_block`); returns at once if one already is.
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
 /// xen_hypercall::xen::sched::block()?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
@@ -131,6 +131,7 @@ pub fn block() -> Result<()> {
 /// - Xen refuses more than 128 ports with [`Error::EINVAL`].
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
 /// xen_hypercall::xen::sched::poll(&[xen_hypercall::xen::evtchn::Port(3)], 0)?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
@@ -179,6 +180,7 @@ pub fn shutdown(reason: ShutdownReason) -> Result<()> {
 /// crash), without shutting down now (`SCHEDOP_shutdown_code`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
 /// xen_hypercall::xen::sched::shutdown_code(xen_hypercall::xen::sched::ShutdownReason::Crash)?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
@@ -192,6 +194,7 @@ pub fn shutdown_code(reason: ShutdownReason) -> Result<()> {
 /// a domain the XSM policy allows), else [`Error::EPERM`].
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::{DomId, sched::{self, ShutdownReason}};
 /// sched::remote_shutdown(DomId(1), ShutdownReason::Poweroff)?;
@@ -220,6 +223,7 @@ pub fn remote_shutdown(dom: DomId, reason: ShutdownReason) -> Result<()> {
 /// [`Error::ENOSPC`].
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::sched;
 /// let id = sched::watchdog(0, 30)?; // create, 30 s

@@ -7,7 +7,7 @@
 //! so this module offers no wrapper for them.
 
 use super::call::{Arg, call3};
-use super::{Error, Plain, Result, nr};
+use super::{Error, Result, nr};
 
 // x86-64's `vcpu_info` and `shared_info` (arch parts, 32 legacy slots) in an x86-64 guest.
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
@@ -126,33 +126,61 @@ impl RunstateInfo {
     /// barrier, reads `state_entry_time` again: the copy is consistent if both reads are equal and the
     /// flag is clear. Without the assist Xen never sets the flag and a copy may mix two updates.
     ///
+    /// Every read is an atomic load, as Rust requires of memory another agent writes concurrently: the
+    /// first read of `state_entry_time` an acquire load, the copy relaxed loads of each field, then an
+    /// acquire fence and a relaxed load of `state_entry_time` (a sequence lock's reader). A 64-bit field
+    /// is read whole on every target, A32 and T32 included (`ldrexd` there), so Xen's single 64-bit
+    /// store of `state_entry_time` is never seen torn.
+    ///
     /// # Safety
     ///
     /// `area` must be valid for reads of a `RunstateInfo` and 8-aligned (the area registered with
-    /// [`register_runstate_memory_area`], or one standing in for it), written only by Xen meanwhile.
+    /// [`register_runstate_memory_area`], or one standing in for it), written only by Xen (or, in Rust,
+    /// only with atomic stores) meanwhile. As memory others write, it must be reached through a pointer
+    /// that allows writes (the `*mut` registered with Xen, or `&raw mut`, not `&raw const` of a place or
+    /// a pointer derived from a shared reference): the atomic loads read through shared mutable access.
     ///
     /// ```
     /// use xen_hypercall::xen::vcpu::{RunstateInfo, XEN_RUNSTATE_UPDATE};
     /// let mut area = RunstateInfo { state: 2, _pad: 0, state_entry_time: 500, time: [1, 2, 3, 4] };
-    /// // SAFETY: `area` is a valid RunstateInfo nobody else writes.
-    /// assert_eq!(unsafe { RunstateInfo::try_read_consistent(&raw const area) }, Some(area));
+    /// // SAFETY: `area` is a valid RunstateInfo nobody else writes, reached through `&raw mut`.
+    /// assert_eq!(unsafe { RunstateInfo::try_read_consistent(&raw mut area) }, Some(area));
     /// area.state_entry_time |= XEN_RUNSTATE_UPDATE; // Xen is in the middle of an update
     /// // SAFETY: as above.
-    /// assert_eq!(unsafe { RunstateInfo::try_read_consistent(&raw const area) }, None);
+    /// assert_eq!(unsafe { RunstateInfo::try_read_consistent(&raw mut area) }, None);
     /// ```
     #[inline]
     pub unsafe fn try_read_consistent(area: *const RunstateInfo) -> Option<RunstateInfo> {
-        use core::sync::atomic::{Ordering, fence};
-        // SAFETY: the contract: valid and aligned for reads; volatile because Xen writes it concurrently.
-        let entry = unsafe { (&raw const (*area).state_entry_time).read_volatile() };
-        fence(Ordering::Acquire);
-        // SAFETY: as above.
-        let copy = unsafe { area.read_volatile() };
-        fence(Ordering::Acquire);
-        // SAFETY: as above.
-        let again = unsafe { (&raw const (*area).state_entry_time).read_volatile() };
-        (entry == again && entry & XEN_RUNSTATE_UPDATE == 0 && copy.state_entry_time == entry)
-            .then_some(copy)
+        use core::sync::atomic::Ordering::{Acquire, Relaxed};
+        use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, fence};
+        let area = area.cast_mut();
+        // SAFETY: the contract: `area` is valid for reads and 8-aligned, so each field is valid and
+        // aligned for the atomic type of its size (4 for the 32-bit ones, 8 for the 64-bit ones, whose
+        // offsets are multiples of 8), and every other access meanwhile is Xen's or atomic. Nothing is
+        // written through these pointers.
+        let (entry, state, pad, time) = unsafe {
+            (
+                AtomicU64::from_ptr(&raw mut (*area).state_entry_time),
+                AtomicI32::from_ptr(&raw mut (*area).state),
+                AtomicU32::from_ptr(&raw mut (*area)._pad),
+                (&raw mut (*area).time).cast::<u64>(),
+            )
+        };
+        // SAFETY: as above, for element `k` (< 4) of `time`.
+        let time_at = |k: usize| unsafe { AtomicU64::from_ptr(time.add(k)) };
+        let first = entry.load(Acquire);
+        if first & XEN_RUNSTATE_UPDATE != 0 {
+            return None;
+        }
+        let copy = RunstateInfo {
+            state: state.load(Relaxed),
+            _pad: pad.load(Relaxed),
+            state_entry_time: entry.load(Relaxed),
+            time: [0, 1, 2, 3].map(|k| time_at(k).load(Relaxed)),
+        };
+        fence(Acquire);
+        let again = entry.load(Relaxed);
+        (first == again && copy.state_entry_time == first).then_some(copy)
     }
 
     /// A consistent copy of the area at `area`: [`try_read_consistent`](RunstateInfo::try_read_consistent)
@@ -209,20 +237,39 @@ impl Default for SharedInfo {
     }
 }
 
-// SAFETY: repr(C) structs of integers and arrays of them, every padding byte an explicit field.
-unsafe impl Plain for VcpuTimeInfo {}
-// SAFETY: as above.
-#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
-unsafe impl Plain for VcpuInfo {}
-// SAFETY: as above.
-#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
-unsafe impl Plain for SharedInfo {}
-// SAFETY: as above.
-unsafe impl Plain for RunstateInfo {}
-// SAFETY: as above.
-unsafe impl Plain for RegisterVcpuInfo {}
-// SAFETY: as above.
-unsafe impl Plain for RegisterRunstateMemoryArea {}
+crate::impl_plain! {
+    VcpuTimeInfo {
+        version: u32,
+        pad0: u32,
+        tsc_timestamp: u64,
+        system_time: u64,
+        tsc_to_system_mul: u32,
+        tsc_shift: i8,
+        flags: u8,
+        pad1: [u8; 2],
+    };
+    #[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
+    VcpuInfo {
+        evtchn_upcall_pending: u8,
+        pad0: u8,
+        _pad: [u8; 6],
+        evtchn_pending_sel: u64,
+        time: VcpuTimeInfo,
+    };
+    #[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
+    SharedInfo {
+        vcpu_info: [VcpuInfo; XEN_LEGACY_MAX_VCPUS],
+        evtchn_pending: [u64; 64],
+        evtchn_mask: [u64; 64],
+        wc_version: u32,
+        wc_sec: u32,
+        wc_nsec: u32,
+        wc_sec_hi: u32,
+    };
+    RunstateInfo { state: i32, _pad: u32, state_entry_time: u64, time: [u64; 4] };
+    RegisterVcpuInfo { mfn: u64, offset: u32, rsvd: u32 };
+    RegisterRunstateMemoryArea { addr: u64 };
+}
 
 /// Asks Xen to keep vCPU `vcpu`'s [`VcpuInfo`] at byte `offset` of guest frame `gfn` from now on, instead
 /// of in the shared info page (`VCPUOP_register_vcpu_info`). A vCPU can register only once: a second call
@@ -300,7 +347,8 @@ pub unsafe fn register_vcpu_info_at(vcpu: u32, info: *mut VcpuInfo) -> Result<()
 /// # Safety
 ///
 /// Xen writes `*area` on every context switch of the vCPU until another area is registered: `area` must
-/// be 8-aligned, valid for writes of 48 bytes for that long, not otherwise accessed except with volatile
+/// be 8-aligned, hold an initialised `RunstateInfo` when called, be valid for writes of 48 bytes for that
+/// long, not otherwise accessed except with volatile
 /// reads, and its guest *virtual* address must translate in the vCPU's current page tables whenever Xen
 /// writes (with the MMU off, the virtual and physical addresses coincide).
 ///

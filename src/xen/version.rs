@@ -149,14 +149,19 @@ pub struct FeatureInfo {
 /// `xen_domain_handle_t`: the domain's 16-byte handle (its UUID).
 pub type DomainHandle = [u8; 16];
 
-// SAFETY: byte arrays and repr(C) structs of integers and byte arrays.
+// SAFETY: a transparent wrapper of a byte array: no padding, any bits valid. (Generic, so not checked by
+// `impl_plain!`.)
 unsafe impl<const N: usize> Plain for FixedStr<N> {}
-// SAFETY: as above.
-unsafe impl Plain for CompileInfo {}
-// SAFETY: as above.
-unsafe impl Plain for PlatformParameters {}
-// SAFETY: as above.
-unsafe impl Plain for FeatureInfo {}
+crate::impl_plain! {
+    CompileInfo {
+        compiler: FixedStr<64>,
+        compile_by: FixedStr<16>,
+        compile_domain: FixedStr<32>,
+        compile_date: FixedStr<32>,
+    };
+    PlatformParameters { virt_start: u64 };
+    FeatureInfo { submap_idx: u32, submap: u32 };
+}
 
 /// `xen_version(cmd, NULL)`: the commands that take no structure.
 #[inline(always)]
@@ -177,6 +182,7 @@ fn fill<T: Plain>(cmd: usize, out: &mut T) -> Result<()> {
 /// The hypervisor's version (`XENVER_version`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let v = xen_hypercall::xen::version::version()?;
 /// # let _ = (v.major, v.minor); }
@@ -190,6 +196,7 @@ pub fn version() -> Result<Version> {
 /// The version's suffix, such as `".7"` (`XENVER_extraversion`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let extra = xen_hypercall::xen::version::extraversion()?;
 /// # let _ = extra; }
@@ -205,6 +212,7 @@ pub fn extraversion() -> Result<ExtraVersion> {
 /// Who built the hypervisor, when and with what (`XENVER_compile_info`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let info = xen_hypercall::xen::version::compile_info()?;
 /// # let _ = info; }
@@ -221,6 +229,7 @@ pub fn compile_info() -> Result<CompileInfo> {
 /// (`XENVER_capabilities`; 1 KiB).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let caps = xen_hypercall::xen::version::capabilities()?;
 /// # let _ = caps; }
@@ -236,6 +245,7 @@ pub fn capabilities() -> Result<Capabilities> {
 /// The source revision the hypervisor was built from (`XENVER_changeset`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let rev = xen_hypercall::xen::version::changeset()?;
 /// # let _ = rev; }
@@ -251,6 +261,7 @@ pub fn changeset() -> Result<Changeset> {
 /// The platform parameters (`XENVER_platform_parameters`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let p = xen_hypercall::xen::version::platform_parameters()?;
 /// # let _ = p.virt_start; }
@@ -266,6 +277,7 @@ pub fn platform_parameters() -> Result<PlatformParameters> {
 /// Feature submap `submap_idx` (`XENVER_get_features`): bit `n` is feature `32 * submap_idx + n`.
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let features = xen_hypercall::xen::version::get_features(0)?;
 /// # let _ = features; }
@@ -284,6 +296,7 @@ pub fn get_features(submap_idx: u32) -> Result<u32> {
 /// The hypervisor's page size in bytes (`XENVER_pagesize`; 4096 on ARM).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let page = xen_hypercall::xen::version::pagesize()?;
 /// # let _ = page; }
@@ -297,6 +310,7 @@ pub fn pagesize() -> Result<usize> {
 /// The calling domain's handle, its UUID (`XENVER_guest_handle`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// let uuid = xen_hypercall::xen::version::guest_handle()?;
 /// # let _ = uuid; }

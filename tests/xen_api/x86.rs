@@ -12,6 +12,7 @@ use xen_hypercall::xen::{DomId, Error, hvm, x86};
 #[test]
 fn set_callback_vector_is_hvm_op_set_param_callback_irq_with_type_2() {
     mock::reset();
+    mock::returns(0);
     hvm::set_callback_vector(0xf3).unwrap();
     let calls = mock::take_calls();
     assert_eq!(calls.len(), 1);

@@ -1,6 +1,6 @@
 //! `cargo xtask <task>`: see `cargo xtask help`.
 
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 
 use anyhow::Result;
 use xtask::{el2, fixtures, setup, util, xen, xensrc};
@@ -9,12 +9,13 @@ const HELP: &str = "\
 usage: cargo xtask <task>
 
   demo      boot the example unikernels on Xen under QEMU and show what they did, then the code-size table
-  test      every test: fmt and clippy, host tests, cross builds, disassembly checks, the EL2 harness,
-            the real-Xen runs
+  test      every test: fmt and clippy, host tests (also under Miri), cross builds, disassembly checks,
+            the EL2 harness, the real-Xen runs
   audit <ELF>… [--json] [--diff OLD NEW] [--max-… N]
             `cargo xen audit` (cargo-xen/): every hypercall site of ARM ELF files: per function sites,
             hypercall names, bytes, set-up bytes, stack frame; stubs apart
   fixtures  build the call-site fixtures and check every stub's machine code
+  miri      the host tests of the mock, SMCCC and the runstate protocol under Miri (pinned nightly)
   package   package the published crates and build their tests from the .crate files
   el2       run the EL2 harness matrix
   xen       boot the example unikernels on Xen (release and debug builds) and check them
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Some("fixtures") => setup::toolchain().and_then(|()| fixtures::run()),
+        Some("miri") => miri(),
         Some("package") => xtask::package::run(),
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
@@ -120,6 +122,10 @@ fn test() -> Result<()> {
             },
         },
         Step {
+            name: "Miri",
+            run: miri,
+        },
+        Step {
             name: "Xen's tables",
             run: xen_tables,
         },
@@ -197,6 +203,87 @@ fn xen_tables() -> Result<()> {
         "--ignored",
         "--nocapture",
     ]))
+}
+
+/// The nightly toolchain whose Miri runs the host tests (pinned: a new nightly can change what Miri
+/// reports).
+const MIRI_TOOLCHAIN: &str = "nightly-2026-10-30";
+
+/// The host tests that run code of the crate (the mock and the typed API on it, SMCCC and PSCI, the
+/// runstate protocol with a second thread) under Miri, which checks for undefined behaviour: reads of
+/// uninitialised bytes, data races, accesses the borrow rules forbid. The tests that start processes
+/// (trybuild, the layout probe's clang) and the doc examples are left to the host tests.
+fn miri() -> Result<()> {
+    let installed = |c: &str| {
+        util::output(
+            Command::new("rustup")
+                .args(["component", "list", "--installed", "--toolchain"])
+                .arg(MIRI_TOOLCHAIN),
+        )
+        .is_ok_and(|list| list.lines().any(|l| l.trim().starts_with(c)))
+    };
+    if !installed("miri") || !installed("rust-src") {
+        util::run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            MIRI_TOOLCHAIN,
+            "--profile",
+            "minimal",
+            "--component",
+            "miri,rust-src",
+        ]))?;
+    }
+    let miri = |features: &[&str], model: &[&str], filter: &[&str]| {
+        let mut c = Command::new("rustup");
+        c.current_dir(util::root())
+            .args([
+                "run",
+                MIRI_TOOLCHAIN,
+                "cargo",
+                "miri",
+                "test",
+                "-p",
+                "xen-hypercall",
+            ])
+            .args(features)
+            .args([
+                "--lib",
+                "--test",
+                "xen_api",
+                "--test",
+                "smccc",
+                "--test",
+                "smccc_xen",
+                "--",
+            ])
+            .args(filter)
+            // `cargo xtask` runs under the pinned stable toolchain: let rustup pick the nightly.
+            .env_remove("CARGO")
+            .env_remove("RUSTC")
+            .env_remove("RUSTDOC")
+            .env_remove("RUSTUP_TOOLCHAIN")
+            // The typed API passes addresses as register values (`usize`), as the hardware does: the
+            // mock turns them back into pointers, which needs permissive provenance.
+            .env(
+                "MIRIFLAGS",
+                ["-Zmiri-permissive-provenance"]
+                    .iter()
+                    .chain(model)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        util::run(&mut c)
+    };
+    miri(&[], &[], &[])?;
+    // The PVH start-info tests take addresses inside a `Box` that then moves: Stacked Borrows invalidates
+    // them (a test fixture's problem, not the library's), Tree Borrows does not.
+    miri(&["--features", "mock"], &[], &["--skip", "x86::a_"])?;
+    miri(
+        &["--features", "mock"],
+        &["-Zmiri-tree-borrows"],
+        &["x86::a_"],
+    )
 }
 
 fn clippy_host() -> Result<()> {
