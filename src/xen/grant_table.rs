@@ -626,28 +626,19 @@ impl GrantEntryV1 {
     }
 }
 
-// SAFETY: transparent wrappers and repr(C) structs of integers.
-unsafe impl Plain for GrantRef {}
-// SAFETY: as above.
-unsafe impl Plain for GnttabQuerySize {}
-// SAFETY: as above.
-unsafe impl Plain for GnttabSetupTable {}
-// SAFETY: as above.
-unsafe impl Plain for GnttabSetVersion {}
-// SAFETY: as above.
-unsafe impl Plain for GnttabGetVersion {}
-// SAFETY: as above.
-unsafe impl Plain for GrantEntryV1 {}
-// SAFETY: as above.
-unsafe impl Plain for GrantHandle {}
-// SAFETY: as above.
-unsafe impl Plain for GnttabMapGrantRef {}
-// SAFETY: as above.
-unsafe impl Plain for GnttabUnmapGrantRef {}
-// SAFETY: as above.
-unsafe impl Plain for GnttabCopyPtr {}
-// SAFETY: as above.
-unsafe impl Plain for GnttabCopy {}
+crate::impl_plain! {
+    GrantRef { 0: u32 };
+    GnttabQuerySize { dom: DomId, _pad0: u16, nr_frames: u32, max_nr_frames: u32, status: i16, _pad1: u16 };
+    GnttabSetupTable { dom: DomId, _pad0: u16, nr_frames: u32, status: i16, _pad1: [u16; 3], frame_list: u64 };
+    GnttabSetVersion { version: u32 };
+    GnttabGetVersion { dom: DomId, pad: u16, version: u32 };
+    GrantEntryV1 { flags: u16, domid: DomId, frame: u32 };
+    GrantHandle { 0: u32 };
+    GnttabMapGrantRef { host_addr: u64, flags: u32, r#ref: GrantRef, dom: DomId, status: i16, handle: GrantHandle, dev_bus_addr: u64 };
+    GnttabUnmapGrantRef { host_addr: u64, dev_bus_addr: u64, handle: GrantHandle, status: i16, _pad: u16 };
+    GnttabCopyPtr { u: u64, domid: DomId, offset: u16, _pad: u32 };
+    GnttabCopy { source: GnttabCopyPtr, dest: GnttabCopyPtr, len: u16, flags: u16, status: i16, _pad: u16 };
+}
 
 /// `grant_table_op(cmd, &mut op, 1)`.
 #[inline(always)]

@@ -18,7 +18,6 @@
 //! assert_eq!(core::mem::offset_of!(SharedInfo, wc_version), 32 * 64 + 2 * 512);
 //! ```
 
-use super::Plain;
 use super::vcpu::VcpuTimeInfo;
 
 /// `XEN_LEGACY_MAX_VCPUS` on x86: the `vcpu_info` slots inside [`SharedInfo`].
@@ -111,14 +110,12 @@ impl Default for SharedInfo {
     }
 }
 
-// SAFETY: repr(C) structs of integers and arrays of them, every padding byte an explicit field.
-unsafe impl Plain for ArchVcpuInfo {}
-// SAFETY: as above.
-unsafe impl Plain for VcpuInfo {}
-// SAFETY: as above.
-unsafe impl Plain for ArchSharedInfo {}
-// SAFETY: as above.
-unsafe impl Plain for SharedInfo {}
+crate::impl_plain! {
+    ArchVcpuInfo { cr2: u64, pad: u64 };
+    VcpuInfo { evtchn_upcall_pending: u8, evtchn_upcall_mask: u8, _pad: [u8; 6], evtchn_pending_sel: u64, arch: ArchVcpuInfo, time: VcpuTimeInfo };
+    ArchSharedInfo { max_pfn: u64, pfn_to_mfn_frame_list_list: u64, nmi_reason: u64, p2m_cr3: u64, p2m_vaddr: u64, p2m_generation: u64 };
+    SharedInfo { vcpu_info: [VcpuInfo; XEN_LEGACY_MAX_VCPUS], evtchn_pending: [u64; 64], evtchn_mask: [u64; 64], wc_version: u32, wc_sec: u32, wc_nsec: u32, wc_sec_hi: u32, arch: ArchSharedInfo };
+}
 
 /// `struct start_info` on x86-64 (1168 bytes): the page a 64-bit PV guest finds at `rsi` on entry
 /// (`public/xen.h`). Unlike [`pvh::HvmStartInfo`](super::pvh::HvmStartInfo) its addresses are machine
@@ -164,8 +161,9 @@ pub struct StartInfo {
     pub nr_p2m_frames: u64,
 }
 
-// SAFETY: a repr(C) struct of integers and arrays of them, every padding byte an explicit field.
-unsafe impl Plain for StartInfo {}
+crate::impl_plain! {
+    StartInfo { magic: [u8; 32], nr_pages: u64, shared_info: u64, flags: u32, _pad0: u32, store_mfn: u64, store_evtchn: u32, _pad1: u32, console: [u64; 2], pt_base: u64, nr_pt_frames: u64, mfn_list: u64, mod_start: u64, mod_len: u64, cmd_line: [u8; 1024], first_p2m_pfn: u64, nr_p2m_frames: u64 };
+}
 
 /// The magic a 64-bit PV guest's [`StartInfo`] begins with.
 pub const START_INFO_MAGIC: &[u8] = b"xen-3.0-x86_64";
