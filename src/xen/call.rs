@@ -21,7 +21,7 @@ use super::nr;
 /// Types that are plain old data in Xen's ABI: every bit pattern of the right size is a valid value, and
 /// no byte of a value is padding, so every byte of a value is initialised and may be copied as a `u8`.
 ///
-/// The mock ([`crate::mock`]) copies the bytes behind every pointer argument and reads them back as `T`;
+/// The mock (module `mock`, feature `mock`) copies the bytes behind every pointer argument and reads them back as `T`;
 /// on hardware Xen reads and writes them. Padding would make the first read uninitialised memory (undefined
 /// behaviour), and Xen may leave anything in it; hence Xen structures with holes in C declare them here as
 /// explicit fields (`_pad`).
@@ -210,7 +210,7 @@ impl Arg {
     }
 
     /// Describes the array `s` behind a guest handle inside the structure this argument points to, which
-    /// Xen only reads. The mock records it with the structure ([`Call::handle_bytes`](crate::mock::Call));
+    /// Xen only reads. The mock records it with the structure (`mock::Call::handle_bytes`);
     /// in order, up to [`MAX_HANDLES`] per argument. Without the mock this is nothing.
     #[inline(always)]
     #[must_use]
