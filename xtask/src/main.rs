@@ -101,6 +101,10 @@ fn test() -> Result<()> {
             run: clippy_cross,
         },
         Step {
+            name: "rustdoc",
+            run: rustdoc,
+        },
+        Step {
             name: "packaged crates",
             run: xtask::package::run,
         },
@@ -184,6 +188,19 @@ fn test() -> Result<()> {
     } else {
         anyhow::bail!("failed: {}", failed.join(", "))
     }
+}
+
+/// The crate's documentation for every docs.rs target (`[package.metadata.docs.rs]`), warnings denied:
+/// a broken intra-doc link in one target's build fails.
+fn rustdoc() -> Result<()> {
+    for target in ["aarch64-unknown-none", "armv7a-none-eabi", "x86_64-unknown-none"] {
+        util::run(
+            util::cargo()
+                .env("RUSTDOCFLAGS", "-D warnings")
+                .args(["doc", "-p", "xen-hypercall", "--no-deps", "--target", target]),
+        )?;
+    }
+    Ok(())
 }
 
 /// `xen::nr` against Xen's own `hypercall-defs.c` and `public/xen.h`, from Debian's source package.
