@@ -71,8 +71,12 @@ pub fn fetch_package(arch: &str, package: &str, binary: &str, dir: &Path) -> Res
     );
     std::fs::create_dir_all(lists.join("partial"))?;
     std::fs::create_dir_all(dir.join("cache/archives/partial"))?;
-    cmd::run(Command::new("apt-get").args(&opts).args(["-q", "update"]))?;
-    cmd::run(
+    cmd::run_logged(
+        &format!("apt-get update ({arch})"),
+        Command::new("apt-get").args(&opts).args(["-q", "update"]),
+    )?;
+    cmd::run_logged(
+        &format!("downloaded {package} ({arch})"),
         Command::new("apt-get")
             .current_dir(dir)
             .args(&opts)
@@ -86,7 +90,8 @@ pub fn fetch_package(arch: &str, package: &str, binary: &str, dir: &Path) -> Res
                 .is_some_and(|n| n.starts_with(package))
         })
         .context("apt-get download produced no .deb")?;
-    cmd::run(
+    cmd::run_logged(
+        &format!("unpacked {package}"),
         Command::new("dpkg")
             .arg("-x")
             .arg(&deb)

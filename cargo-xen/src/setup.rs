@@ -8,7 +8,7 @@ use std::sync::Once;
 
 use anyhow::{Result, bail};
 
-use crate::cmd::{output, run};
+use crate::cmd::{output, run_logged};
 
 /// A Debian package and the file whose presence shows it is installed.
 pub struct Package {
@@ -98,15 +98,36 @@ pub fn debian(packages: &[Package]) -> Result<()> {
     let is_root = output(Command::new("id").arg("-u"))
         .map(|s| s.trim() == "0")
         .unwrap_or(false);
-    let cmd = format!("apt-get update && apt-get install -y {}", missing.join(" "));
+    let cmd = format!(
+        "apt-get update && apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
     if !is_root {
         bail!("missing Debian packages {missing:?}; install them as root with:\n  {cmd}");
     }
     apt_update()?;
-    run(Command::new("apt-get")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["-oAPT::Sandbox::User=root", "install", "-y", "-q"])
-        .args(&missing))?;
+    // Simulate first: an install that would remove a package the machine has is left to a person.
+    let plan = output(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(APT_INSTALL)
+            .arg("-s")
+            .args(&missing),
+    )?;
+    let removed = removals(&plan);
+    if !removed.is_empty() {
+        bail!(
+            "installing {missing:?} would remove {removed:?}; nothing was changed. If that is what you want, \
+             run as root:\n  {cmd}"
+        );
+    }
+    run_logged(
+        &format!("installed Debian packages {}", missing.join(" ")),
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(APT_INSTALL)
+            .args(&missing),
+    )?;
     for p in packages {
         if !Path::new(p.provides).exists() {
             bail!(
@@ -119,12 +140,50 @@ pub fn debian(packages: &[Package]) -> Result<()> {
     Ok(())
 }
 
+/// `apt-get install`'s options: no recommended packages (they pulled GUI and media packages in with QEMU).
+const APT_INSTALL: &[&str] = &[
+    "-oAPT::Sandbox::User=root",
+    "install",
+    "-y",
+    "-q",
+    "--no-install-recommends",
+];
+
+/// The packages an `apt-get -s install` plan removes (its `Remv NAME …` lines).
+pub fn removals(plan: &str) -> Vec<String> {
+    plan.lines()
+        .filter_map(|l| l.strip_prefix("Remv "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
 /// `apt-get update`, once per process.
 pub fn apt_update() -> Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
-        result = run(Command::new("apt-get").args(["-oAPT::Sandbox::User=root", "update", "-q"]))
+        result = run_logged(
+            "apt-get update",
+            Command::new("apt-get").args(["-oAPT::Sandbox::User=root", "update", "-q"]),
+        )
     });
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::removals;
+
+    #[test]
+    fn a_plan_that_removes_a_package_is_seen() {
+        // The shape of `apt-get -s install qemu-system-arm` on a machine whose qemu-utils it replaces.
+        let plan = "NOTE: This is only a simulation!\n\
+                    Remv qemu-utils [1:10.0.2+ds-2+deb13u1~bpo12+1]\n\
+                    Inst qemu-system-arm (1:7.2+dfsg-7+deb12u16 Debian:12.13/stable [amd64])\n\
+                    Conf qemu-system-arm (1:7.2+dfsg-7+deb12u16 Debian:12.13/stable [amd64])\n";
+        assert_eq!(removals(plan), ["qemu-utils"]);
+        let clean = "Inst dtc (1.6.1-4+b1 Debian:12.13/stable [amd64])\nConf dtc (1.6.1-4+b1)\n";
+        assert!(removals(clean).is_empty());
+    }
 }

@@ -187,7 +187,10 @@ pub fn source(d: &Path) -> Result<PathBuf> {
     );
     write_apt_config(&d)?;
     let opts = apt_options(&d);
-    util::run(Command::new("apt-get").args(&opts).args(["-q", "update"]))?;
+    util::run_logged(
+        "apt-get update (source packages)",
+        Command::new("apt-get").args(&opts).args(["-q", "update"]),
+    )?;
     let showsrc = util::output(
         Command::new("apt-cache")
             .args(&opts)
@@ -202,14 +205,15 @@ pub fn source(d: &Path) -> Result<PathBuf> {
     for v in &versions {
         let _ = std::fs::remove_dir_all(&dl);
         std::fs::create_dir_all(&dl)?;
-        eprintln!("xen-src: trying xen={v}");
-        let ok = Command::new("apt-get")
-            .current_dir(&dl)
-            .args(&opts)
-            .args(["-q", "source", "--download-only"])
-            .arg(format!("xen={v}"))
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = util::run_logged(
+            &format!("downloaded the source of xen={v}"),
+            Command::new("apt-get")
+                .current_dir(&dl)
+                .args(&opts)
+                .args(["-q", "source", "--download-only"])
+                .arg(format!("xen={v}")),
+        )
+        .is_ok();
         if ok {
             got = Some(v.clone());
             break;
@@ -235,7 +239,8 @@ pub fn unpack(dl: &Path, tree: &Path, no_dsc: &'static str) -> Result<()> {
         .find(|p| p.extension().is_some_and(|e| e == "dsc"))
         .context(no_dsc)?;
     let _ = std::fs::remove_dir_all(tree);
-    util::run(
+    util::run_logged(
+        "unpacked Xen's source",
         Command::new("dpkg-source")
             .current_dir(dl)
             .arg("-x")
@@ -282,7 +287,8 @@ pub fn debug_xen(d: &Path) -> Result<PathBuf> {
 /// `XEN_TARGET_ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-`) and copies `xen/xen` to `image`.
 pub fn build_debug(tree: &Path, arch_args: &[&str], image: &Path) -> Result<()> {
     let make = |args: &[&str]| -> Result<()> {
-        util::run(
+        util::run_logged(
+            &format!("make {}", args.join(" ")),
             Command::new("make")
                 .arg("-C")
                 .arg(tree.join("xen"))

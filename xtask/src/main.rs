@@ -32,6 +32,8 @@ Every task installs what it is missing (toolchain targets; Debian packages when 
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // apt-get's and make's output goes to one log; the console gets one line per stage.
+    cargo_xen::cmd::log_to(util::root().join("target/setup.log"));
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(),
@@ -193,12 +195,19 @@ fn test() -> Result<()> {
 /// The crate's documentation for every docs.rs target (`[package.metadata.docs.rs]`), warnings denied:
 /// a broken intra-doc link in one target's build fails.
 fn rustdoc() -> Result<()> {
-    for target in ["aarch64-unknown-none", "armv7a-none-eabi", "x86_64-unknown-none"] {
-        util::run(
-            util::cargo()
-                .env("RUSTDOCFLAGS", "-D warnings")
-                .args(["doc", "-p", "xen-hypercall", "--no-deps", "--target", target]),
-        )?;
+    for target in [
+        "aarch64-unknown-none",
+        "armv7a-none-eabi",
+        "x86_64-unknown-none",
+    ] {
+        util::run(util::cargo().env("RUSTDOCFLAGS", "-D warnings").args([
+            "doc",
+            "-p",
+            "xen-hypercall",
+            "--no-deps",
+            "--target",
+            target,
+        ]))?;
     }
     Ok(())
 }
