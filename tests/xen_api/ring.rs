@@ -681,10 +681,8 @@ fn byte_rings_fill_wrap_and_mask() {
     assert_eq!(cons_idx(c, out_prod).load(Ordering::Relaxed), 2048 - 100);
     // Byte 0 went to offset (2^32 - 100) & 2047 = 1948.
     // SAFETY: the leaked page; a volatile read.
-    assert_eq!(
-        unsafe { ptr::read_volatile(&raw const (*c).out[1948]) },
-        data[0]
-    );
+    let first = unsafe { ptr::read_volatile(&raw const (*c).out[1948]) };
+    assert_eq!(first, data[0]);
     let mut got = vec![0; 1000];
     assert_eq!(daemon.read(&mut got), Ok(1000));
     assert_eq!(got, data[..1000]);
@@ -822,7 +820,7 @@ fn a_console_whose_daemon_never_consumes_waits_instead_of_overwriting() {
     });
     let data = [b'z'; 3000];
     assert_eq!(con.write(&data), Err(Error::ETIMEDOUT));
-    drop(con);
+
     assert_eq!(waits, 3);
     assert_eq!(
         cons_idx(c, out_prod).load(Ordering::Relaxed),
@@ -860,7 +858,7 @@ fn console_open_finds_the_ring_of_an_xl_domu() {
         if call.op() == nr::HVM_OP && call.arg(0) == hvm::HVMOP_GET_PARAM {
             call.update(1, |p: &mut HvmParam| {
                 p.value = match p.index {
-                    17 => 0x3900_1,
+                    17 => 0x3_9001,
                     18 => 11,
                     _ => 0,
                 }
@@ -868,7 +866,7 @@ fn console_open_finds_the_ring_of_an_xl_domu() {
         }
         0
     });
-    assert_eq!(console::ring_location(), Ok(Some((0x3900_1, Port(11)))));
+    assert_eq!(console::ring_location(), Ok(Some((0x3_9001, Port(11)))));
     let mut asked = None;
     let mut con = Console::open(
         |pfn| {
@@ -881,8 +879,8 @@ fn console_open_finds_the_ring_of_an_xl_domu() {
     .unwrap();
     assert!(matches!(con, Console::Ring(_)));
     con.write(b"up\n").unwrap();
-    drop(con);
-    assert_eq!(asked, Some(0x3900_1));
+
+    assert_eq!(asked, Some(0x3_9001));
     // SAFETY: the leaked page; volatile reads.
     let out = unsafe { ptr::read_volatile(&raw const (*c).out) };
     assert_eq!(&out[..3], b"up\n");
