@@ -946,3 +946,54 @@ fn threads_stream_through_the_console_ring() {
     writer.join().unwrap();
     let _ = ev_daemon;
 }
+
+/// The console waiting with `Events::wait` on a `SharedInfo` in memory: each `SCHEDOP_poll` is where the
+/// daemon (the mock's responder) consumes 1000 bytes and raises the console's port, as xenconsoled does.
+#[test]
+fn a_full_console_waits_with_events_wait_and_resumes_on_the_daemon_s_event() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use xen_hypercall::xen::evtchn::Events;
+    use xen_hypercall::xen::sched;
+    use xen_hypercall::xen::vcpu::SharedInfo;
+
+    mock::reset();
+    let info: *mut SharedInfo = Box::into_raw(Box::default());
+    // SAFETY: the leaked page stands for the shared info page; the mock's responder writes it between
+    // calls, on this thread, as Xen would.
+    let events = unsafe { Events::new(info) };
+    let c = cons_page();
+    let (guest, mut daemon) = console_ends(c);
+    let received = Rc::new(RefCell::new(Vec::new()));
+    let seen = received.clone();
+    mock::set_default(move |call| {
+        if call.op() == nr::SCHED_OP && call.arg(0) == sched::SCHEDOP_POLL {
+            let mut buf = [0; 1000];
+            let n = daemon.read(&mut buf).unwrap();
+            seen.borrow_mut().extend_from_slice(&buf[..n]);
+            // SAFETY: as above.
+            unsafe { (*info).evtchn_pending[0] |= 1 << 5 };
+        }
+        0
+    });
+    let port = Port(5);
+    let mut con = PvConsole::new(guest, port, || events.wait(port, 0).map(drop));
+    let data: Vec<u8> = (0..5000u32).map(|i| (i % 249) as u8).collect();
+    con.write(&data).unwrap();
+    let calls = mock::take_calls();
+    let polls = calls
+        .iter()
+        .filter(|c| c.op == nr::SCHED_OP && c.args[0] == sched::SCHEDOP_POLL)
+        .count();
+    // 2048 fit, then 1000 freed per poll: 3048, 4048, 5048 >= 5000.
+    assert_eq!(polls, 3);
+    assert!(!events.is_pending(port), "each event taken by the wait");
+    // The rest is still in the ring, in order after what the daemon took.
+    let (_, mut daemon) = console_ends(c);
+    let mut rest = [0; 2048];
+    let n = daemon.read(&mut rest).unwrap();
+    let mut all = received.borrow().clone();
+    all.extend_from_slice(&rest[..n]);
+    assert_eq!(all, data);
+    mock::reset();
+}
