@@ -144,6 +144,12 @@ impl<'a> SharedArea<'a> {
     /// sharing: no Rust reference to them may exist, and the program accesses them only through rings
     /// (atomic and volatile accesses) while the other domain may write anything into them at any time.
     /// (With the MMU off on ARM, a frame `pfn` is at `pfn * 4096`.)
+    ///
+    /// ```compile_fail,E0133
+    /// # use xen_hypercall::xen::{Page, ring::SharedArea};
+    /// static mut PAGE: Page = Page::new();
+    /// let area = SharedArea::new(&raw mut PAGE, 1); // needs `unsafe`: the contract above
+    /// ```
     pub unsafe fn new(base: *mut Page, pages: usize) -> Result<SharedArea<'a>> {
         let base = NonNull::new(base).ok_or(Error::EINVAL)?;
         let fits = pages
@@ -161,6 +167,34 @@ impl<'a> SharedArea<'a> {
 
     /// The page granted by `grant`, for as long as the grant is borrowed (it cannot be ended meanwhile).
     /// `EINVAL` for a grant of a frame rather than a page.
+    ///
+    /// ```
+    /// use xen_hypercall::xen::grant_table::GrantTable;
+    /// use xen_hypercall::xen::ring::{FrontRing, SharedArea};
+    /// use xen_hypercall::xen::{DomId, Page};
+    /// fn serve(table: &mut GrantTable<4>, page: &'static mut Page) -> Option<&'static mut Page> {
+    ///     let grant = table.grant(DomId(0), page, false).ok()?;
+    ///     let ring = FrontRing::<u64, u64>::init(SharedArea::granted(&grant).ok()?).ok()?;
+    ///     // ... publish grant.gref(), exchange, disconnect ...
+    ///     drop(ring);
+    ///     table.end_access(grant).ok()? // the page back (`None`: a frame's grant)
+    /// }
+    /// ```
+    ///
+    /// Ending the access while a ring uses the page does not compile:
+    ///
+    /// ```compile_fail,E0505
+    /// # use xen_hypercall::xen::grant_table::GrantTable;
+    /// # use xen_hypercall::xen::ring::{FrontRing, SharedArea};
+    /// # use xen_hypercall::xen::{DomId, Page};
+    /// fn serve(table: &mut GrantTable<4>, page: &'static mut Page) -> Option<&'static mut Page> {
+    ///     let grant = table.grant(DomId(0), page, false).ok()?;
+    ///     let ring = FrontRing::<u64, u64>::init(SharedArea::granted(&grant).ok()?).ok()?;
+    ///     let page = table.end_access(grant).ok()?;
+    ///     drop(ring);
+    ///     page
+    /// }
+    /// ```
     pub fn granted(grant: &'a Grant) -> Result<SharedArea<'a>> {
         let page = grant.page().ok_or(Error::EINVAL)?;
         // SAFETY: a granted page was given up by `&'static mut` and stays so until `end_access`, which

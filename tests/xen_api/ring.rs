@@ -997,3 +997,69 @@ fn a_full_console_waits_with_events_wait_and_resumes_on_the_daemon_s_event() {
     assert_eq!(all, data);
     mock::reset();
 }
+
+/// The safe constructors: a granted page (the front end's) and a mapped grant (the back end's), for as
+/// long as they are borrowed; a read-only mapping is refused.
+#[test]
+fn rings_over_a_grant_and_a_mapping() {
+    use xen_hypercall::xen::DomId;
+    use xen_hypercall::xen::grant_table::{
+        GnttabMapGrantRef, GrantEntryV1, GrantHandle, GrantRef, GrantTable, MapArea,
+    };
+
+    mock::reset();
+    #[repr(C, align(4096))]
+    struct Frame([GrantEntryV1; 512]);
+    let frame: *mut GrantEntryV1 = Box::leak(Box::new(Frame([GrantEntryV1::default(); 512])))
+        .0
+        .as_mut_ptr();
+    // SAFETY: the leaked frame stands for the grant table's; the host's memory is taken as
+    // identity-mapped, frames truncated to 32 bits as a v1 entry holds them.
+    let mut table = unsafe {
+        GrantTable::<4>::new(frame, 1).with_gfn_of(|p| (p as usize as u64 >> 12) & 0xffff_ffff)
+    };
+    let page: &'static mut Page = Box::leak(Box::new(Page::new()));
+    // Garbage in the page before it is a ring.
+    page.0.fill(0xee);
+    let grant = table.grant(DomId(0), page, false).unwrap();
+    let at = grant.page().unwrap();
+    {
+        let mut front =
+            FrontRing::<BlkReq, BlkRsp>::init(SharedArea::granted(&grant).unwrap()).unwrap();
+        front.next_request(req(3)).unwrap();
+        assert!(front.push_requests_and_check_notify());
+    }
+    // The granted page holds the ring: req_prod 1, req_event 1, the request in slot 0.
+    assert_eq!(shared(at, req_prod).load(Ordering::Relaxed), 1);
+    assert_eq!(shared(at, req_event).load(Ordering::Relaxed), 1);
+    // SAFETY: the granted page; a volatile read of slot 0.
+    let slot0 = unsafe { ptr::read_volatile(at.cast::<u8>().add(64).cast::<BlkReq>()) };
+    assert_eq!(slot0, req(3));
+
+    let window: *mut Page = Box::leak(Box::new([Page::new(), Page::new()])).as_mut_ptr();
+    // SAFETY: the leaked window is given up to the area; the mock maps nothing.
+    let mut area = unsafe { MapArea::<2>::new(0x8000_0000, window) };
+    for handle in [7, 8] {
+        mock::respond(move |c| {
+            assert!(c.update(1, |o: &mut [GnttabMapGrantRef; 1]| {
+                o[0].status = 0;
+                o[0].handle = GrantHandle(handle);
+            }));
+            0
+        });
+    }
+    let rw = area.map(DomId(1), GrantRef(8), false).unwrap();
+    let ro = area.map(DomId(1), GrantRef(9), true).unwrap();
+    assert_eq!(SharedArea::mapped(&ro).err(), Some(Error::EROFS));
+    // Stand in for the peer's front end in the mapped page, then serve it.
+    let p = rw.as_ptr();
+    shared(p, req_prod).store(1, Ordering::Relaxed);
+    // SAFETY: the mapped page (the window's); a volatile write of slot 0.
+    unsafe { ptr::write_volatile(p.cast::<u8>().add(64).cast::<BlkReq>(), req(4)) };
+    let mut back = BackRing::<BlkReq, BlkRsp>::attach(SharedArea::mapped(&rw).unwrap(), 0).unwrap();
+    assert_eq!(back.take_request(), Ok(Some(req(4))));
+    back.next_response(rsp(4)).unwrap();
+    back.push_responses();
+    assert_eq!(shared(p, rsp_prod).load(Ordering::Relaxed), 1);
+    mock::reset();
+}
