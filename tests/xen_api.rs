@@ -13,6 +13,10 @@ mod api;
 mod interdomain;
 
 #[cfg(feature = "mock")]
+#[path = "xen_api/ring.rs"]
+mod ring;
+
+#[cfg(feature = "mock")]
 #[path = "xen_api/x86.rs"]
 mod x86;
 

@@ -5,9 +5,26 @@
 //! 4.17), and to every domain only in a Xen built with `CONFIG_VERBOSE_DEBUG`; any other domain needs
 //! privilege and gets `EPERM`. Xen's `guest_loglvl` option does not grant anything: it only filters which
 //! guest lines are printed. A domU's lines appear prefixed with its domain id, `(d1) …`.
+//!
+//! A domain built by `xl` has no right to `console_io`: its console is a ring page shared with the
+//! console daemon (`xencons_interface`) and an event channel, both named by HVM parameters. [`PvConsole`]
+//! drives such a ring; [`Console`] is the one way to get "the console" whichever the domain has:
+//! [`Console::open`] reads `HVM_PARAM_CONSOLE_PFN` and gives the ring when there is one, the hypervisor's
+//! console otherwise (dom0, and dom0less domUs, whose parameter is 0).
+//!
+//! Waiting is the caller's, as a closure: when the ring is full, the console notifies the daemon and
+//! calls it, then tries again. It must wait until the daemon's event on the console's port comes, and
+//! must not miss one sent before it was called: [`Events::wait`](super::evtchn::Events::wait) latches the
+//! pending bit, so `|| events.wait(port, 0).map(drop)` does; a closure that returns an error ends the
+//! write with it (a timeout, say).
+
+use core::fmt;
 
 use super::call::{Arg, call3};
-use super::{Result, nr, unit};
+use super::evtchn::{self, Port};
+use super::hvm::{self, Param};
+use super::ring::{ByteRing, End, SharedArea};
+use super::{DomId, Error, Result, nr, unit};
 
 /// `CONSOLEIO_write`.
 pub const CONSOLEIO_WRITE: usize = 0;
@@ -115,4 +132,156 @@ pub fn read(buf: &mut [u8]) -> Result<usize> {
     let n = super::Error::check(ret)?;
     // Never report more than the buffer holds, whatever came back.
     Ok(n.min(len))
+}
+
+/// A PV console: the guest's end of a `xencons_interface` ring and its event channel.
+///
+/// ```
+/// # #[cfg(feature = "mock")] {
+/// use xen_hypercall::xen::Page;
+/// use xen_hypercall::xen::console::PvConsole;
+/// use xen_hypercall::xen::evtchn::Port;
+/// use xen_hypercall::xen::ring::{ByteRing, End, SharedArea};
+/// let page: *mut Page = Box::into_raw(Box::new(Page::new()));
+/// // SAFETY: the leaked page is accessed only through the ring.
+/// let area = unsafe { SharedArea::new(page, 1)? };
+/// let mut waits = 0;
+/// let mut con = PvConsole::new(ByteRing::console(area, End::Front), Port(3), || {
+///     waits += 1; // in a guest: events.wait(port, 0).map(drop)
+///     Ok(())
+/// });
+/// con.write(b"hello\n")?; // fits: written, the daemon notified, no wait
+/// # drop(con); assert_eq!(waits, 0); }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub struct PvConsole<'a, W> {
+    ring: ByteRing<'a>,
+    port: Port,
+    wait: W,
+}
+
+impl<'a, W: FnMut() -> Result<()>> PvConsole<'a, W> {
+    /// The console over `ring` (the [`End::Front`] of [`ByteRing::console`]), notifying `port`, waiting
+    /// with `wait` for room (see the [module documentation](self)).
+    pub fn new(ring: ByteRing<'a>, port: Port, wait: W) -> PvConsole<'a, W> {
+        PvConsole { ring, port, wait }
+    }
+
+    /// The event channel.
+    #[inline]
+    pub fn port(&self) -> Port {
+        self.port
+    }
+
+    /// Writes all of `bytes`, notifying the daemon after each part written; while the ring is full,
+    /// notifies and waits. `EIO` if the ring's indices are impossible; the errors of `send` and `wait`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = self.ring.write(rest)?;
+            evtchn::send(self.port)?;
+            if n == 0 {
+                (self.wait)()?;
+            }
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    /// Reads the input waiting (up to `buf.len()` bytes) without waiting; returns how many bytes were
+    /// read, and notifies the daemon of the room made if any. `EIO` if the ring's indices are impossible.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let n = self.ring.read(buf)?;
+        if n > 0 {
+            evtchn::send(self.port)?;
+        }
+        Ok(n)
+    }
+}
+
+impl<W: FnMut() -> Result<()>> fmt::Write for PvConsole<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write(s.as_bytes()).map_err(|_| fmt::Error)
+    }
+}
+
+/// Where the domain's PV console ring is, if it has one: its frame and event channel
+/// (`HVM_PARAM_CONSOLE_PFN`, `HVM_PARAM_CONSOLE_EVTCHN`). `None` when the frame parameter is 0 (dom0,
+/// dom0less domUs) or cannot be read (an x86 PV guest, whose ring is in its `start_info`).
+pub fn ring_location() -> Result<Option<(u64, Port)>> {
+    let pfn = match hvm::get_param(DomId::SELF, Param::CONSOLE_PFN) {
+        Ok(0) | Err(_) => return Ok(None),
+        Ok(pfn) => pfn,
+    };
+    let port = hvm::get_param(DomId::SELF, Param::CONSOLE_EVTCHN)?;
+    let port = u32::try_from(port).map_err(|_| Error::EINVAL)?;
+    Ok(Some((pfn, Port(port))))
+}
+
+/// The domain's console, whichever it has: the hypervisor's (`console_io`) or a PV console ring.
+///
+/// ```
+/// # #[cfg(feature = "mock")] {
+/// use core::fmt::Write as _;
+/// use xen_hypercall::xen::console::Console;
+/// use xen_hypercall::xen::{Page, ring::SharedArea};
+/// // On the mock HVM_PARAM_CONSOLE_PFN reads 0, as in dom0: the hypervisor's console, the closures
+/// // are not called.
+/// let mut con = Console::open(
+///     // SAFETY: with the MMU off (ARM), frame `pfn` is at `pfn * 4096`; the console page is the
+///     // toolstack's, never referenced by the program.
+///     |pfn| unsafe { SharedArea::new((pfn * 4096) as usize as *mut Page, 1) },
+///     || Ok(()), // in a guest: events.wait(port, 0).map(drop)
+/// )?;
+/// assert!(matches!(con, Console::Hypervisor));
+/// writeln!(con, "hello, {}", 42).unwrap();
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub enum Console<'a, W = fn() -> Result<()>> {
+    /// Xen's console (`console_io`): dom0, dom0less domUs.
+    Hypervisor,
+    /// A PV console ring (an `xl` domU).
+    Ring(PvConsole<'a, W>),
+}
+
+impl<'a, W: FnMut() -> Result<()>> Console<'a, W> {
+    /// The domain's console: if [`ring_location`] finds a ring, a [`PvConsole`] over the area `map`
+    /// gives for its frame (the program maps it: with the MMU off on ARM it is at `pfn * 4096`, see
+    /// [`SharedArea::new`]), waiting with `wait`; otherwise the hypervisor's. `map` and `wait` are not
+    /// called for the hypervisor's console.
+    pub fn open(
+        map: impl FnOnce(u64) -> Result<SharedArea<'a>>,
+        wait: W,
+    ) -> Result<Console<'a, W>> {
+        Ok(match ring_location()? {
+            None => Console::Hypervisor,
+            Some((pfn, port)) => {
+                let ring = ByteRing::console(map(pfn)?, End::Front);
+                Console::Ring(PvConsole::new(ring, port, wait))
+            }
+        })
+    }
+
+    /// Writes all of `bytes` ([`write()`] or [`PvConsole::write`]).
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Console::Hypervisor => write(bytes),
+            Console::Ring(c) => c.write(bytes),
+        }
+    }
+
+    /// Reads the input waiting ([`read()`], which only dom0 may, or [`PvConsole::read`]).
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        match self {
+            Console::Hypervisor => read(buf),
+            Console::Ring(c) => c.read(buf),
+        }
+    }
+}
+
+impl<W: FnMut() -> Result<()>> fmt::Write for Console<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write(s.as_bytes()).map_err(|_| fmt::Error)
+    }
 }

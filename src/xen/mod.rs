@@ -108,6 +108,7 @@ pub mod nr;
 ))]
 pub mod pvh;
 pub mod raw;
+pub mod ring;
 pub mod sched;
 pub mod vcpu;
 pub mod version;

@@ -1103,3 +1103,259 @@ fn every_abi_structure_is_compared() {
         assert!(compared.iter().any(|c| c == alias));
     }
 }
+
+// ---------------------------------------------------------------- io/ring.h, io/console.h, io/xs_wire.h
+
+use xen_hypercall::xen::ring::{
+    self, Slot, SringHeader, XenconsInterface, XenstoreDomainInterface,
+};
+
+/// The ring protocol headers, after `HEADERS` (they need `grant_ref_t`), and a ring of 24-byte requests
+/// and 8-byte responses (whose entry count, 168 rounded down to 128, is no other ring's).
+const IO_PRELUDE: &str = "#include \"/usr/include/xen/io/ring.h\"\n\
+    #include \"/usr/include/xen/io/console.h\"\n\
+    #include \"/usr/include/xen/io/xs_wire.h\"\n\
+    #include \"/usr/include/xen/io/blkif.h\"\n\
+    #include \"/usr/include/xen/io/netif.h\"\n\
+    struct probe_req24 { uint32_t w[6]; };\n\
+    struct probe_rsp8 { uint64_t x; };\n\
+    DEFINE_RING_TYPES(probe24, struct probe_req24, struct probe_rsp8);\n";
+
+/// `blkif_request`'s size and alignment (the ring only needs those).
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct BlkReq([u8; 112]);
+/// `blkif_response`'s.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct BlkRsp([u8; 16]);
+/// `netif_tx_request`'s, `netif_tx_response`'s, `netif_rx_request`'s, `netif_rx_response`'s.
+#[repr(C, align(4))]
+#[derive(Clone, Copy)]
+struct TxReq([u8; 12]);
+#[repr(C, align(2))]
+#[derive(Clone, Copy)]
+struct TxRsp([u8; 4]);
+#[repr(C, align(4))]
+#[derive(Clone, Copy)]
+struct RxReq([u8; 8]);
+#[repr(C, align(2))]
+#[derive(Clone, Copy)]
+struct RxRsp([u8; 8]);
+
+/// `struct blkif_sring`, as the ring sees it: the header, then the slots.
+#[repr(C)]
+struct BlkSring {
+    h: SringHeader,
+    ring: [Slot<BlkReq, BlkRsp>; 1],
+}
+#[repr(C)]
+struct TxSring {
+    h: SringHeader,
+    ring: [Slot<TxReq, TxRsp>; 1],
+}
+
+fn io_layouts() -> Vec<Layout> {
+    vec![
+        layout!(BlkSring => "struct blkif_sring" {
+            h.req_prod => "req_prod", h.req_event => "req_event", h.rsp_prod => "rsp_prod",
+            h.rsp_event => "rsp_event", h.pvt => "pvt", h.pad => "__pad", ring => "ring",
+        }),
+        layout!(TxSring => "struct netif_tx_sring" {
+            h.req_prod => "req_prod", h.rsp_event => "rsp_event", h.pvt => "pvt",
+            h.pad => "__pad", ring => "ring",
+        }),
+        layout!(Slot<BlkReq, BlkRsp> => "union blkif_sring_entry" {}),
+        layout!(Slot<RxReq, RxRsp> => "union netif_rx_sring_entry" {}),
+        layout!(XenconsInterface => "struct xencons_interface" {
+            r#in => "in", out => "out", in_cons => "in_cons", in_prod => "in_prod",
+            out_cons => "out_cons", out_prod => "out_prod",
+        }),
+        layout!(XenstoreDomainInterface => "struct xenstore_domain_interface" {
+            req => "req", rsp => "rsp", req_cons => "req_cons", req_prod => "req_prod",
+            rsp_cons => "rsp_cons", rsp_prod => "rsp_prod", server_features => "server_features",
+            connection => "connection", error => "error",
+        }),
+    ]
+}
+
+/// The entries of a ring of `Req`/`Rsp` slots in `pages` pages, as `FrontRing` computes them.
+fn entries<Req: Copy, Rsp: Copy>(pages: usize) -> u64 {
+    ring::ring_size(pages * ring::PAGE_SIZE, size_of::<Slot<Req, Rsp>>()).into()
+}
+
+fn io_constants() -> Vec<(&'static str, u64)> {
+    vec![
+        (
+            "offsetof(struct blkif_sring, ring)",
+            ring::HEADER_SIZE as u64,
+        ),
+        (
+            "__CONST_RING_SIZE(blkif, 4096)",
+            entries::<BlkReq, BlkRsp>(1),
+        ),
+        (
+            "__RING_SIZE((struct blkif_sring *)0, 4096)",
+            entries::<BlkReq, BlkRsp>(1),
+        ),
+        // ring-page-order 1 to 4 (blkback's maximum).
+        (
+            "__CONST_RING_SIZE(blkif, 4096 << 1)",
+            entries::<BlkReq, BlkRsp>(2),
+        ),
+        (
+            "__CONST_RING_SIZE(blkif, 4096 << 2)",
+            entries::<BlkReq, BlkRsp>(4),
+        ),
+        (
+            "__CONST_RING_SIZE(blkif, 4096 << 3)",
+            entries::<BlkReq, BlkRsp>(8),
+        ),
+        (
+            "__CONST_RING_SIZE(blkif, 4096 << 4)",
+            entries::<BlkReq, BlkRsp>(16),
+        ),
+        (
+            "__CONST_RING_SIZE(netif_tx, 4096)",
+            entries::<TxReq, TxRsp>(1),
+        ),
+        (
+            "__CONST_RING_SIZE(netif_rx, 4096)",
+            entries::<RxReq, RxRsp>(1),
+        ),
+        (
+            "__CONST_RING_SIZE(probe24, 4096)",
+            entries::<[u32; 6], u64>(1),
+        ),
+        (
+            "__CONST_RING_SIZE(probe24, 3 * 4096)",
+            entries::<[u32; 6], u64>(3),
+        ),
+        ("sizeof(struct blkif_request)", size_of::<BlkReq>() as u64),
+        (
+            "_Alignof(struct blkif_request)",
+            align_of::<BlkReq>() as u64,
+        ),
+        ("sizeof(struct blkif_response)", size_of::<BlkRsp>() as u64),
+        ("sizeof(struct netif_tx_request)", size_of::<TxReq>() as u64),
+        (
+            "sizeof(struct netif_tx_response)",
+            size_of::<TxRsp>() as u64,
+        ),
+        ("sizeof(struct netif_rx_request)", size_of::<RxReq>() as u64),
+        (
+            "sizeof(struct netif_rx_response)",
+            size_of::<RxRsp>() as u64,
+        ),
+        ("XENSTORE_RING_SIZE", ring::XENSTORE_RING_SIZE as u64),
+        ("XEN_PAGE_SHIFT", ring::PAGE_SIZE.trailing_zeros().into()),
+        // The masks the byte rings apply: the size minus one.
+        (
+            "MASK_XENSTORE_IDX(0xffffffffu)",
+            ring::XENSTORE_RING_SIZE as u64 - 1,
+        ),
+        (
+            "MASK_XENCONS_IDX(0xffffffffu, ((struct xencons_interface *)0)->out)",
+            size_of::<[u8; 2048]>() as u64 - 1,
+        ),
+        (
+            "MASK_XENCONS_IDX(0xffffffffu, ((struct xencons_interface *)0)->in)",
+            size_of::<[u8; 1024]>() as u64 - 1,
+        ),
+    ]
+}
+
+/// As `compare`, with the ring protocol headers included.
+fn io_compare(target: &str, layouts: &[Layout], constants: &[(&'static str, u64)]) -> Vec<String> {
+    let (prelude, checks) = checks(layouts, constants);
+    let exprs: Vec<String> = checks.iter().map(|c| c.c_expr.clone()).collect();
+    let values = probe(target, &format!("{IO_PRELUDE}{prelude}"), &exprs);
+    checks
+        .iter()
+        .zip(values)
+        .filter(|(c, v)| c.rust != *v)
+        .map(|(c, v)| format!("{target}: {}: C {v}, Rust {}", c.what, c.rust))
+        .collect()
+}
+
+#[test]
+fn ring_console_and_xenstore_layouts_match_xens_io_headers() {
+    require_tools();
+    let (layouts, constants) = (io_layouts(), io_constants());
+    let mut mismatches = Vec::new();
+    for t in TARGETS.iter().chain([&X86_64]) {
+        mismatches.extend(io_compare(t, &layouts, &constants));
+    }
+    assert!(
+        mismatches.is_empty(),
+        "ring layouts or sizes differ from Xen's io headers:\n{}",
+        mismatches.join("\n")
+    );
+    // The hand-computed values the comparison confirmed (blkif 36 -> 32, netif 336 -> 256 and
+    // 504 -> 256, 24-byte slots 168 -> 128 and 510 -> 256, blkif order 2 145 -> 128).
+    let c: Vec<u64> = constants.iter().map(|c| c.1).collect();
+    assert_eq!(
+        &c[..11],
+        [64, 32, 32, 64, 128, 256, 512, 256, 256, 128, 256]
+    );
+    let (_, checks) = checks(&layouts, &constants);
+    assert!(
+        checks.len() > 60 + nr::ALL.len(),
+        "only {} checks",
+        checks.len()
+    );
+}
+
+/// A header with 36 bytes of padding (slots at 56), a ring size not rounded down, console directions
+/// swapped: the comparison must notice each.
+#[repr(C)]
+struct BrokenSring {
+    req_prod: u32,
+    req_event: u32,
+    rsp_prod: u32,
+    rsp_event: u32,
+    pvt: [u8; 4],
+    pad: [u8; 36],
+    ring: [BlkReq; 1],
+}
+
+#[repr(C)]
+struct SwappedConsole {
+    out: [u8; 2048],
+    r#in: [u8; 1024],
+    in_cons: u32,
+    in_prod: u32,
+    out_cons: u32,
+    out_prod: u32,
+}
+
+#[test]
+fn a_wrong_ring_layout_or_size_is_caught() {
+    require_tools();
+    let broken = vec![
+        layout!(BrokenSring => "struct blkif_sring" { pad => "__pad", ring => "ring" }),
+        layout!(SwappedConsole => "struct xencons_interface" { r#in => "in", out => "out" }),
+    ];
+    // (4096 - 64) / 112 without the rounding.
+    let unrounded = [
+        ("__CONST_RING_SIZE(blkif, 4096)", 36),
+        ("XENSTORE_RING_SIZE", 2048),
+    ];
+    for t in TARGETS.iter().chain([&X86_64]) {
+        let m = io_compare(t, &broken, &unrounded);
+        for what in [
+            "BrokenSring vs struct blkif_sring: size",
+            "size of __pad",
+            "offset of ring",
+            "SwappedConsole vs struct xencons_interface: offset of in",
+            "offset of out",
+            "constant __CONST_RING_SIZE(blkif, 4096)",
+            "constant XENSTORE_RING_SIZE",
+        ] {
+            assert!(
+                m.iter().any(|s| s.contains(what)),
+                "{t}: {what} not caught: {m:?}"
+            );
+        }
+    }
+}
