@@ -772,6 +772,8 @@ fn sends() -> Vec<Port> {
 #[test]
 fn a_full_console_notifies_waits_and_resumes_when_the_daemon_consumes() {
     mock::reset();
+    // Every notification (EVTCHNOP_send) and console_io call succeeds.
+    mock::answer_zero();
     let c = cons_page();
     let (guest, mut daemon) = console_ends(c);
     let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
@@ -807,6 +809,8 @@ fn a_full_console_notifies_waits_and_resumes_when_the_daemon_consumes() {
 #[test]
 fn a_console_whose_daemon_never_consumes_waits_instead_of_overwriting() {
     mock::reset();
+    // Every notification (EVTCHNOP_send) and console_io call succeeds.
+    mock::answer_zero();
     let c = cons_page();
     let (guest, _) = console_ends(c);
     let mut waits = 0;
@@ -833,6 +837,8 @@ fn a_console_whose_daemon_never_consumes_waits_instead_of_overwriting() {
 #[test]
 fn console_input_is_read_and_the_daemon_told() {
     mock::reset();
+    // Every notification (EVTCHNOP_send) and console_io call succeeds.
+    mock::answer_zero();
     let c = cons_page();
     let (guest, mut daemon) = console_ends(c);
     let mut con = PvConsole::new(guest, Port(6), || Ok(()));
@@ -891,6 +897,8 @@ fn console_open_finds_the_ring_of_an_xl_domu() {
 #[test]
 fn console_open_without_a_ring_is_the_hypervisor_s() {
     mock::reset();
+    // Every notification (EVTCHNOP_send) and console_io call succeeds.
+    mock::answer_zero();
     // HVM_PARAM_CONSOLE_PFN reads 0 (dom0, dom0less): console_io, the closures untouched.
     let mut con = Console::open(|_| panic!("no ring to map"), || panic!("no wait")).unwrap();
     assert!(matches!(con, Console::Hypervisor));
