@@ -302,7 +302,9 @@ fn write_apt_config(d: &Path) -> Result<()> {
     }
     let (stanzas, list) = debian_sources(&deb822, &one_line);
     if stanzas.is_empty() && list.is_empty() {
-        bail!("the system's apt sources name no Debian archive (deb.debian.org or another debian.org host)");
+        bail!(
+            "the system's apt sources name no Debian archive (deb.debian.org or another debian.org host)"
+        );
     }
     std::fs::create_dir_all(d.join("sources.list.d"))?;
     std::fs::create_dir_all(d.join("lists/partial"))?;
@@ -375,8 +377,9 @@ pub fn fetch() -> Result<Dom0> {
             .args(&opts)
             .args(["depends", "linux-image-arm64"]),
     )?;
-    let image = kernel_package(&depends)
-        .with_context(|| format!("`apt-cache depends linux-image-arm64` named no image:\n{depends}"))?;
+    let image = kernel_package(&depends).with_context(|| {
+        format!("`apt-cache depends linux-image-arm64` named no image:\n{depends}")
+    })?;
     let release = image
         .strip_prefix("linux-image-")
         .unwrap_or(&image)
@@ -440,9 +443,7 @@ fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
     tar.arg("-x").arg("-C").arg(into);
     tar.arg(format!("./boot/vmlinuz-{release}"));
     for m in MODULES {
-        tar.arg(format!(
-            "./lib/modules/{release}/kernel/drivers/xen/{m}.ko"
-        ));
+        tar.arg(format!("./lib/modules/{release}/kernel/drivers/xen/{m}.ko"));
     }
     let status = tar
         .stdin(dpkg.stdout.take().context("no pipe")?)
@@ -570,7 +571,10 @@ fn add_tree(cpio: &mut Cpio, root: &Path) -> Result<Vec<String>> {
                 .to_str()
                 .context("non-UTF-8 path")?
                 .to_string();
-            if LEFT_OUT.iter().any(|l| rel == *l || rel.starts_with(&format!("{l}/"))) {
+            if LEFT_OUT
+                .iter()
+                .any(|l| rel == *l || rel.starts_with(&format!("{l}/")))
+            {
                 continue;
             }
             let meta = std::fs::symlink_metadata(&p)?;
@@ -653,7 +657,11 @@ pub fn check_libraries(root: &Path) -> Result<Vec<String>> {
             if !seen.insert(lib.clone()) {
                 continue;
             }
-            match LIB_DIRS.iter().map(|d| root.join(d).join(&lib)).find(|p| resolve(p).is_some()) {
+            match LIB_DIRS
+                .iter()
+                .map(|d| root.join(d).join(&lib))
+                .find(|p| resolve(p).is_some())
+            {
                 Some(p) => todo.push((lib, p)),
                 None => missing.push(format!("{lib} (needed by {name})")),
             }
@@ -687,6 +695,8 @@ export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
 M='{m}'
 ok() {{ echo "$M ok $*"; }}
 fail() {{ echo "$M FAIL $*"; }}
+# show FILE: a command's output, under the line that reports it.
+show() {{ sed "s/^/$M   | /" "$1"; }}
 finish() {{ echo "$M done"; sync; poweroff -f; sleep 10; echo "$M FAIL poweroff"; }}
 # wait_for SECONDS COMMAND…: runs COMMAND every 0.1 s until it succeeds, at most SECONDS.
 wait_for() {{ n=$(($1 * 10)); shift; while ! "$@" >/dev/null 2>&1; do n=$((n - 1)); [ $n -le 0 ] && return 1; sleep 0.1; done; }}
@@ -697,6 +707,7 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /run /tmp /var/log/xen/console /var/lib/xen /var/lib/xenstored
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
+mkdir -p /run/xen
 ln -s /run /var/run
 echo "$M dom0 up: $(uname -r), $(cut -d' ' -f1 /proc/uptime) s"
 K=/lib/modules/$(uname -r)/kernel/drivers/xen
@@ -710,7 +721,7 @@ mkdir -p /run/xenstored
 XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid || {{ fail "xenstored did not start"; finish; }}
 wait_for 15 xenstore-read -s / || {{ fail "xenstored: no answer in 15 s"; finish; }}
 ok xenstored
-timeout 15 xen-init-dom0 > /tmp/init-dom0.log 2>&1 || {{ fail "xen-init-dom0: $(cat /tmp/init-dom0.log)"; finish; }}
+timeout 15 xen-init-dom0 > /tmp/init-dom0.log 2>&1 || {{ fail "xen-init-dom0"; show /tmp/init-dom0.log; finish; }}
 ok xen-init-dom0
 xenconsoled --log=guest --log-dir=/var/log/xen/console || {{ fail "xenconsoled did not start"; finish; }}
 ok xenconsoled
@@ -738,7 +749,8 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
         let _ = write!(
             s,
             r#"else
-  fail "create {n}: $(cat /tmp/{n}.create)"
+  fail "create {n}"
+  show /tmp/{n}.create
 fi
 "#
         );
@@ -747,10 +759,13 @@ fi
         let n = d.name;
         let _ = writeln!(
             s,
-            "timeout 15 xl unpause {n} > /tmp/{n}.unpause 2>&1 && ok \"unpause {n}\" || fail \"unpause {n}: $(cat /tmp/{n}.unpause)\""
+            "timeout 15 xl unpause {n} > /tmp/{n}.unpause 2>&1 && ok \"unpause {n}\" || {{ fail \"unpause {n}\"; show /tmp/{n}.unpause; }}"
         );
     }
-    let _ = writeln!(s, "echo \"$M domUs running: $(cut -d' ' -f1 /proc/uptime) s\"");
+    let _ = writeln!(
+        s,
+        "echo \"$M domUs running: $(cut -d' ' -f1 /proc/uptime) s\""
+    );
     for d in &scenario.domus {
         let n = d.name;
         let _ = write!(
@@ -815,7 +830,16 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
     check_libraries(&dom0.root)?;
     let images = build_domus(scenario)?;
     let mut cpio = Cpio::default();
-    for d in ["dev", "proc", "sys", "run", "tmp", "var/log/xen/console", "etc/xen"] {
+    for d in [
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "tmp",
+        "sbin",
+        "var/log/xen/console",
+        "etc/xen",
+    ] {
         cpio.dir(d);
     }
     add_tree(&mut cpio, &dom0.root)?;
@@ -827,7 +851,11 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
     }
     cpio.file("init", 0o755, init_script(scenario).as_bytes());
     for d in &scenario.domus {
-        cpio.file(&format!("etc/xen/{}.cfg", d.name), 0o644, d.config_file().as_bytes());
+        cpio.file(
+            &format!("etc/xen/{}.cfg", d.name),
+            0o644,
+            d.config_file().as_bytes(),
+        );
         cpio.file(&format!("domu/{}.bin", d.name), 0o644, &images[d.name]);
     }
     let archive = cpio.finish();
