@@ -112,6 +112,18 @@ pub enum Value {
     Guest(&'static str),
 }
 
+/// How a domU must end: the shutdown reason `xl`'s monitor logs (`Domain N has shut down, reason code C`),
+/// Xen's `SHUTDOWN_*` codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// `SCHEDOP_shutdown(poweroff)`, code 0.
+    Poweroff = 0,
+    /// `SCHEDOP_shutdown(reboot)`, code 1.
+    Reboot = 1,
+    /// `SCHEDOP_shutdown(crash)`, code 3.
+    Crash = 3,
+}
+
 /// One domU of a scenario.
 #[derive(Clone, Debug)]
 pub struct DomU {
@@ -127,6 +139,8 @@ pub struct DomU {
     /// xenstore values read by dom0 while the domU is paused, after `xl create -p`: a path under the
     /// domain's home (`/local/domain/<domid>/`), and the value it must have.
     pub xenstore: Vec<(&'static str, Value)>,
+    /// How it must end.
+    pub shutdown: Shutdown,
 }
 
 impl DomU {
@@ -181,13 +195,54 @@ impl Scenario {
                     ("store/ring-ref", Value::Guest("STORE_PFN")),
                     ("store/port", Value::Guest("STORE_EVTCHN")),
                 ],
+                shutdown: Shutdown::Poweroff,
             }],
+        }
+    }
+
+    /// Two console domUs created one after the other and run together: domids 1 and 2, each with its own
+    /// console ring and xenconsoled log, and a configuration line overriding a base one (`memory`).
+    pub fn two() -> Scenario {
+        let domu = |name: &'static str, domid: &'static str, memory: &'static str| DomU {
+            name,
+            bin: "xl-domu",
+            config: vec![memory],
+            console: vec![
+                "xl-domu: hello from a domU started by xl",
+                "xl-domu: ok store page given",
+                "xl-domu: done",
+            ],
+            xenstore: vec![
+                ("name", Value::Is(name)),
+                ("domid", Value::Is(domid)),
+                (
+                    "memory/static-max",
+                    Value::Is(if memory.ends_with("32") {
+                        "32768"
+                    } else {
+                        "16384"
+                    }),
+                ),
+                ("console/ring-ref", Value::Guest("CONSOLE_PFN")),
+                ("console/port", Value::Guest("CONSOLE_EVTCHN")),
+                ("store/ring-ref", Value::Guest("STORE_PFN")),
+                ("store/port", Value::Guest("STORE_EVTCHN")),
+            ],
+            shutdown: Shutdown::Poweroff,
+        };
+        Scenario {
+            name: "two",
+            title: "two xl domUs at once, each with its own console ring and log",
+            domus: vec![
+                domu("one", "1", "memory = 16"),
+                domu("two", "2", "memory = 32"),
+            ],
         }
     }
 
     /// Every scenario.
     pub fn all() -> Vec<Scenario> {
-        vec![Scenario::console()]
+        vec![Scenario::console(), Scenario::two()]
     }
 }
 
@@ -967,6 +1022,15 @@ pub fn console_lines<'a>(output: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The lines of `xl`'s log of domU `name` (its monitor's: the shutdown reason, the action taken).
+pub fn xl_log_lines<'a>(output: &'a str, name: &str) -> Vec<&'a str> {
+    let tag = format!("xl-log {name}| ");
+    harness_lines(output)
+        .into_iter()
+        .filter_map(|l| l.strip_prefix(tag.as_str()))
+        .collect()
+}
+
 /// The xenstore value dom0 read for `path` of domU `name`.
 pub fn xenstore_value<'a>(output: &'a str, name: &str, path: &str) -> Option<&'a str> {
     let tag = format!("xenstore {name} {path} = ");
@@ -1051,6 +1115,19 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
             if !console.iter().any(|l| l.starts_with(want)) {
                 problems.push(format!("{n}: no console line `{want}…`"));
             }
+        }
+        let reason = format!("has shut down, reason code {} ", d.shutdown as u8);
+        let xl_log = xl_log_lines(output, n);
+        if !xl_log.iter().any(|l| l.contains(&reason)) {
+            problems.push(format!(
+                "{n}: xl's log does not say it shut down with reason {:?} (code {}): {}",
+                d.shutdown,
+                d.shutdown as u8,
+                xl_log
+                    .iter()
+                    .find(|l| l.contains("has shut down"))
+                    .unwrap_or(&"no shutdown line")
+            ));
         }
         for l in console.iter().filter(|l| l.contains("FAIL")) {
             problems.push(format!("{n}: console: {l}"));
