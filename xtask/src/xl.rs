@@ -168,6 +168,9 @@ pub struct Scenario {
     pub title: &'static str,
     /// The domUs, created in this order (domids 1, 2, …), unpaused together.
     pub domus: Vec<DomU>,
+    /// A negative control: the problems [`judge`] must find (each the start of one problem line), and no
+    /// other. Empty for a scenario that must pass.
+    pub control: Vec<&'static str>,
 }
 
 impl Scenario {
@@ -197,6 +200,7 @@ impl Scenario {
                 ],
                 shutdown: Shutdown::Poweroff,
             }],
+            control: vec![],
         }
     }
 
@@ -237,12 +241,38 @@ impl Scenario {
                 domu("one", "1", "memory = 16"),
                 domu("two", "2", "memory = 32"),
             ],
+            control: vec![],
+        }
+    }
+
+    /// The negative control: the console domU judged against wrong expectations (the ports swapped, a line
+    /// it never prints, a crash where it powers off): the judge must report exactly these on a real run.
+    pub fn control() -> Scenario {
+        let mut s = Scenario::console();
+        let d = &mut s.domus[0];
+        d.console.push("xl-domu: a line never printed");
+        d.xenstore = vec![
+            ("console/port", Value::Guest("STORE_EVTCHN")),
+            ("store/port", Value::Guest("CONSOLE_EVTCHN")),
+            ("name", Value::Is("cons")),
+        ];
+        d.shutdown = Shutdown::Crash;
+        Scenario {
+            name: "control",
+            title: "negative control: wrong expectations of the console domU are each reported",
+            control: vec![
+                "cons: no console line `xl-domu: a line never printed…`",
+                "cons: xenstore console/port = 2, the domU's STORE_EVTCHN = 0x1 (1)",
+                "cons: xenstore store/port = 1, the domU's CONSOLE_EVTCHN = 0x2 (2)",
+                "cons: xl's log does not say it shut down with reason Crash (code 3)",
+            ],
+            ..s
         }
     }
 
     /// Every scenario.
     pub fn all() -> Vec<Scenario> {
-        vec![Scenario::console(), Scenario::two()]
+        vec![Scenario::console(), Scenario::two(), Scenario::control()]
     }
 }
 
@@ -1163,6 +1193,26 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
     problems
 }
 
+/// What is wrong with a run whose [`judge`]ment is `problems`: the problems themselves for a scenario that
+/// must pass; for a negative control, each expected problem that is missing and each problem not expected.
+pub fn verdict(scenario: &Scenario, problems: Vec<String>) -> Vec<String> {
+    if scenario.control.is_empty() {
+        return problems;
+    }
+    let mut wrong = Vec::new();
+    for want in &scenario.control {
+        if !problems.iter().any(|p| p.starts_with(want)) {
+            wrong.push(format!("control: the judge did not report `{want}…`"));
+        }
+    }
+    for p in &problems {
+        if !scenario.control.iter().any(|w| p.starts_with(w)) {
+            wrong.push(p.clone());
+        }
+    }
+    wrong
+}
+
 /// One scenario's result.
 pub struct Run {
     pub scenario: Scenario,
@@ -1187,7 +1237,10 @@ pub fn run(scenario: &Scenario, dom0: &Dom0, xens: &[(XenBuild, PathBuf)]) -> Re
         let boot = xen::run_qemu(&mut cmd, TIMEOUT, finished)?;
         let log = dir().join(format!("{}-{}.log", scenario.name, build.name()));
         std::fs::write(&log, &boot.output).with_context(|| format!("writing {}", log.display()))?;
-        let problems = judge(scenario, &boot.output, boot.timed_out, *build);
+        let problems = verdict(
+            scenario,
+            judge(scenario, &boot.output, boot.timed_out, *build),
+        );
         runs.push(Run {
             scenario: scenario.clone(),
             xen: *build,
@@ -1253,9 +1306,16 @@ pub fn report(runs: &[Run]) -> usize {
             r.boot.elapsed.as_secs_f64(),
             stages(&r.boot.output)
         );
-        for d in &r.scenario.domus {
-            for l in console_lines(&r.boot.output, d.name) {
-                println!("      {} | {l}", d.name);
+        if r.xen == XenBuild::Release && r.scenario.control.is_empty() || !good {
+            for d in &r.scenario.domus {
+                for l in console_lines(&r.boot.output, d.name) {
+                    println!("      {} | {l}", d.name);
+                }
+            }
+        }
+        if good && !r.scenario.control.is_empty() {
+            for p in judge(&r.scenario, &r.boot.output, r.boot.timed_out, r.xen) {
+                println!("      caught: {p}");
             }
         }
         if !good {
