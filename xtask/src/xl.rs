@@ -785,7 +785,8 @@ show() {{ sed "s/^/$M   | /" "$1"; }}
 finish() {{ echo "$M done"; sync; poweroff -f; sleep 10; echo "$M FAIL poweroff"; }}
 # wait_for SECONDS COMMAND…: runs COMMAND every 0.1 s until it succeeds, at most SECONDS.
 wait_for() {{ n=$(($1 * 10)); shift; while ! "$@" >/dev/null 2>&1; do n=$((n - 1)); [ $n -le 0 ] && return 1; sleep 0.1; done; }}
-gone() {{ ! xl domid "$1"; }}
+# gone NAME: `xl domid` says there is no such domain (exit status 1; a time-out is 143).
+gone() {{ timeout 5 xl domid "$1"; [ $? -eq 1 ]; }}
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -804,7 +805,7 @@ mount -t xenfs xenfs /proc/xen || {{ fail "mount xenfs"; finish; }}
 ok xenfs
 mkdir -p /run/xenstored
 XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid || {{ fail "xenstored did not start"; finish; }}
-wait_for 15 xenstore-read -s / || {{ fail "xenstored: no answer in 15 s"; finish; }}
+wait_for 15 timeout 2 xenstore-read -s / || {{ fail "xenstored: no answer in 15 s"; finish; }}
 ok xenstored
 timeout 15 xen-init-dom0 > /tmp/init-dom0.log 2>&1 || {{ fail "xen-init-dom0"; show /tmp/init-dom0.log; finish; }}
 ok xen-init-dom0
@@ -820,8 +821,9 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
         let _ = write!(
             s,
             r#"if timeout 30 xl create -p /etc/xen/{n}.cfg > /tmp/{n}.create 2>&1; then
-  D=$(xl domid {n})
+  D=$(timeout 10 xl domid {n})
   ok "create {n}: domid $D"
+  echo "$M begin xenstore {n}"
 "#
         );
         for (path, _) in &d.xenstore {
@@ -833,7 +835,8 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
         }
         let _ = write!(
             s,
-            r#"else
+            r#"  echo "$M end xenstore {n}"
+else
   fail "create {n}"
   show /tmp/{n}.create
 fi
@@ -858,7 +861,7 @@ fi
             r#"if wait_for {secs} gone {n}; then
   ok "ended {n}: $(cut -d' ' -f1 /proc/uptime) s"
 else
-  fail "ended {n}: still there after {secs} s: $(xl list {n} 2>&1 | tail -1)"
+  fail "ended {n}: still there after {secs} s: $(timeout 10 xl list {n} 2>&1 | tail -1)"
   timeout 15 xl destroy {n}
 fi
 "#,
