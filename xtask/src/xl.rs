@@ -415,7 +415,7 @@ pub struct Dom0 {
 }
 
 /// Downloads and unpacks the packages under `target/xl/` unless they are there (`fetched` records the
-/// kernel's release once everything is unpacked).
+/// kernel's release and the package list once everything is unpacked).
 pub fn fetch() -> Result<Dom0> {
     let d = dir();
     let debs = d.join("debs");
@@ -435,10 +435,15 @@ pub fn fetch() -> Result<Dom0> {
             download_bytes: bytes,
         })
     };
-    if let Ok(release) = std::fs::read_to_string(&stamp) {
+    // The stamp names the kernel's release and the packages: a changed list is fetched again.
+    let wanted_list = PACKAGES.join(" ");
+    if let Ok(text) = std::fs::read_to_string(&stamp)
+        && let Some((release, packages)) = text.split_once('\n')
+        && packages.trim() == wanted_list
+    {
         return done(release.trim().to_string());
     }
-    setup::debian(&[setup::DPKG_DEV])?;
+    setup::debian(&[APT, DPKG, TAR])?;
     let apt = d.join("apt");
     let opts = apt_options(&apt);
     if !cargo_xen::cmd::is_root() {
@@ -497,7 +502,7 @@ pub fn fetch() -> Result<Dom0> {
             util::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
         }
     }
-    std::fs::write(&stamp, &release)?;
+    std::fs::write(&stamp, format!("{release}\n{wanted_list}\n"))?;
     let dom0 = done(release)?;
     eprintln!(
         "xl: {} MB of packages fetched and unpacked in {:.1} s",
@@ -506,6 +511,22 @@ pub fn fetch() -> Result<Dom0> {
     );
     Ok(dom0)
 }
+
+/// apt (`apt-get download` into a private state).
+pub const APT: setup::Package = setup::Package {
+    name: "apt",
+    provides: "/usr/bin/apt-get",
+};
+/// dpkg (`dpkg -x`, `dpkg-deb --fsys-tarfile`).
+pub const DPKG: setup::Package = setup::Package {
+    name: "dpkg",
+    provides: "/usr/bin/dpkg-deb",
+};
+/// tar, to take only the kernel and its Xen modules out of the kernel package.
+pub const TAR: setup::Package = setup::Package {
+    name: "tar",
+    provides: "/usr/bin/tar",
+};
 
 /// The kernel image package `apt-cache depends linux-image-arm64` names.
 pub fn kernel_package(depends: &str) -> Option<String> {
