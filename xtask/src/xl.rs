@@ -31,10 +31,10 @@ use crate::{setup, util, xensrc};
 pub const MARK: &str = "xl-harness: ";
 
 /// How long one boot may take before it counts as hung (one takes 3–7 s here; dom0 itself gives up on a
-/// domU after [`DOMU_SECONDS`], one domU after the other).
+/// domU after its [`DomU::seconds`], one domU after the other).
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
-/// How long dom0 waits for a domU to end after `xl unpause`, in seconds.
+/// How long dom0 waits for a domU to end after `xl unpause`, in seconds, unless its declaration says.
 pub const DOMU_SECONDS: u32 = 30;
 
 /// The Debian packages besides the kernel: the toolstack, the 19 libraries its programs need (by
@@ -142,6 +142,8 @@ pub struct DomU {
     pub xenstore: Vec<(&'static str, Value)>,
     /// How it must end.
     pub shutdown: Shutdown,
+    /// How long dom0 waits for it to be gone after `xl unpause` (then it is destroyed, and the run fails).
+    pub seconds: u32,
 }
 
 impl DomU {
@@ -200,6 +202,7 @@ impl Scenario {
                     ("store/port", Value::Guest("STORE_EVTCHN")),
                 ],
                 shutdown: Shutdown::Poweroff,
+                seconds: DOMU_SECONDS,
             }],
             control: vec![],
         }
@@ -234,6 +237,7 @@ impl Scenario {
                 ("store/port", Value::Guest("STORE_EVTCHN")),
             ],
             shutdown: Shutdown::Poweroff,
+            seconds: DOMU_SECONDS,
         };
         Scenario {
             name: "two",
@@ -247,9 +251,17 @@ impl Scenario {
     }
 
     /// The negative control: the console domU judged against wrong expectations (the ports swapped, a line
-    /// it never prints, a crash where it powers off): the judge must report exactly these on a real run.
+    /// it never prints, a crash where it powers off), and a second one kept after its poweroff
+    /// (`on_poweroff="preserve"`) that dom0 gives up waiting for after 3 s: the judge must report exactly
+    /// these on a real run.
     pub fn control() -> Scenario {
         let mut s = Scenario::console();
+        let mut kept = s.domus[0].clone();
+        kept.name = "kept";
+        kept.config = vec!["on_poweroff = \"preserve\""];
+        kept.xenstore = vec![("name", Value::Is("kept")), ("domid", Value::Is("2"))];
+        kept.seconds = 3;
+        s.domus.push(kept);
         let d = &mut s.domus[0];
         d.console.push("xl-domu: a line never printed");
         d.xenstore = vec![
@@ -260,12 +272,14 @@ impl Scenario {
         d.shutdown = Shutdown::Crash;
         Scenario {
             name: "control",
-            title: "negative control: wrong expectations of the console domU are each reported",
+            title: "negative control: wrong expectations and a domU that stays are each reported",
             control: vec![
                 "cons: no console line `xl-domu: a line never printed…`",
                 "cons: xenstore console/port = 2, the domU's STORE_EVTCHN = 0x1 (1)",
                 "cons: xenstore store/port = 1, the domU's CONSOLE_EVTCHN = 0x2 (2)",
                 "cons: xl's log does not say it shut down with reason Crash (code 3)",
+                "dom0: FAIL ended kept: still there after 3 s",
+                "kept: no `ok ended kept` line",
             ],
             ..s
         }
@@ -790,7 +804,7 @@ fn quote(s: &str) -> String {
 
 /// The `/init` script of dom0 for `scenario`: mounts, modules, xenfs, xenstored, `xen-init-dom0`,
 /// xenconsoled; each domU created paused, its xenstore values read, all unpaused, each waited for (at most
-/// [`DOMU_SECONDS`]), then their console logs and `xl`'s logs printed; dom0 powers off. Every wait is
+/// its [`DomU::seconds`]), then their console logs and `xl`'s logs printed; dom0 powers off. Every wait is
 /// bounded; each step prints `ok STEP` or `FAIL STEP: …` after [`MARK`].
 pub fn init_script(scenario: &Scenario) -> String {
     let m = MARK.trim_end();
@@ -887,7 +901,7 @@ else
   timeout 15 xl destroy {n}
 fi
 "#,
-            secs = DOMU_SECONDS
+            secs = d.seconds
         );
     }
     for d in &scenario.domus {
