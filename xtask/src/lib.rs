@@ -11,6 +11,8 @@
 //! - [`domains`]: several domains on real Xen (dom0less): a frontend and its backend talking.
 //! - [`tool`]: the `cargo-xen` tool installed and used as a unikernel author would, and the template.
 //! - [`xensrc`]: Xen's source from Debian: the debug hypervisor, and Xen's hypercall tables.
+//! - [`xl`](mod@xl): Xen's real toolstack (a Linux dom0 with `xenstored`, `xenconsoled`, `xl`) starting the
+//!   project's domUs.
 
 pub mod bench;
 pub mod bench_x86;
@@ -26,5 +28,6 @@ pub mod util;
 pub mod x86;
 pub mod xen;
 pub mod xensrc;
+pub mod xl;
 
 pub use cargo_xen::{audit, elf, flow};

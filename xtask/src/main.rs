@@ -22,6 +22,9 @@ usage: cargo xtask <task>
   domains [CONFIG…]
             several domains on Xen (dom0less): a frontend domU and its backend (dom0 or a domU), the
             negative control, SILO and xsm=dummy
+  xl [SCENARIO…]
+            Xen's real toolstack: a Debian Linux dom0 runs xenstored, xenconsoled and `xl create` of the
+            project's domUs (release and debug Xen); checks their consoles and xenstore values
   x86       boot the x86-64 guest on Xen (PV and PVH dom0, inline and hypercall page, release and debug)
   smp       a dom0 with two vCPUs on Xen: PSCI, Xen detection, a second vCPU started with cpu_on
   cargo-xen install the cargo-xen tool and check it: audits, bad inputs, the template built from a copy,
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xen::test()),
         Some("domains") => xtask::domains::test(&args[1..]),
+        Some("xl") => xtask::xl::test(&args[1..]),
         Some("x86") => setup::toolchain().and_then(|()| xtask::x86::test()),
         Some("smp") => xtask::smp::test(),
         Some("cargo-xen") => xtask::tool::test(),

@@ -1,0 +1,1416 @@
+//! Xen's real toolstack: a Debian arm64 Linux dom0 running Debian's `xenstored`, `xenconsoled` and `xl`
+//! from an initramfs, on Debian's Xen 4.17 (release) and the debug Xen built from Debian's source, under
+//! QEMU; `xl create` starts the project's domUs and the console says what happened.
+//!
+//! - [`fetch`]: Debian bookworm's arm64 packages (the dom0 kernel, the toolstack, its libraries, busybox),
+//!   downloaded with a private apt state under `target/xl/` (the system's Debian sources, an arm64
+//!   architecture, no installed-package state; the system's apt configuration is never touched), and
+//!   unpacked there once.
+//! - [`initramfs`]: a gzip'd `newc` cpio written here, with an `/init` ([`init_script`]) that brings up the
+//!   toolstack, creates each domU paused, reads its xenstore values, unpauses it, waits (bounded) for it to
+//!   end, prints its console log (xenconsoled's log file) and `xl`'s log between marker lines, and powers
+//!   dom0 off. Every line of the harness starts with [`MARK`].
+//! - [`Scenario`]: the declaration of a run: its domUs, each a guest binary of `guests/`, extra `xl`
+//!   configuration lines, the console lines it must print and the xenstore values the toolstack must have
+//!   given it. One boot per scenario and Xen build; [`judge`] turns the console into one problem line per
+//!   missing check, a time-out, a Xen panic or a dom0 panic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::xen::{self, Boot, XenBuild};
+use crate::{setup, util, xensrc};
+
+/// What every line the harness prints from dom0 starts with.
+pub const MARK: &str = "xl-harness: ";
+
+/// How long one boot may take before it counts as hung (one takes 3–7 s here; dom0 itself gives up on a
+/// domU after its [`DomU::seconds`], one domU after the other).
+pub const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long dom0 waits for a domU to end after `xl unpause`, in seconds, unless its declaration says.
+pub const DOMU_SECONDS: u32 = 30;
+
+/// The Debian packages besides the kernel: the toolstack, the 19 libraries its programs need (by
+/// `DT_NEEDED`), `libgcc-s1` (glibc loads it at run time for `pthread_cancel`), and busybox as `/init`'s
+/// shell and tools.
+pub const PACKAGES: [&str; 21] = [
+    "xen-utils-4.17",
+    "xen-utils-common",
+    "xenstore-utils",
+    "libxenmisc4.17",
+    "libxenstore4",
+    "libxentoolcore1",
+    "libxencall1",
+    "libxenevtchn1",
+    "libxenforeignmemory1",
+    "libxengnttab1",
+    "libxentoollog1",
+    "libxendevicemodel1",
+    "libxenhypfs1",
+    "libyajl2",
+    "libfdt1",
+    "libuuid1",
+    "zlib1g",
+    "libc6",
+    "libgcc-s1",
+    "busybox-static",
+    // Resolved to `linux-image-6.1.0-<N>-arm64` by apt.
+    "linux-image-arm64",
+];
+
+/// The kernel modules `/init` loads, in order (xenfs needs xen-privcmd), under `kernel/drivers/xen/`.
+pub const MODULES: [&str; 5] = [
+    "xen-evtchn",
+    "xen-privcmd",
+    "xenfs/xenfs",
+    "xen-gntdev",
+    "xen-gntalloc",
+];
+
+/// The toolstack's programs `/init` runs (every one is checked to find its libraries in the initramfs).
+pub const PROGRAMS: [&str; 5] = [
+    "usr/lib/xen-4.17/bin/xl",
+    "usr/lib/xen-4.17/bin/xenstored",
+    "usr/lib/xen-4.17/bin/xenconsoled",
+    "usr/lib/xen-4.17/bin/xen-init-dom0",
+    "usr/bin/xenstore",
+];
+
+/// Parts of the unpacked packages left out of the initramfs: documentation, Python, character-set
+/// converters, init scripts.
+const LEFT_OUT: [&str; 5] = [
+    "usr/share",
+    "usr/lib/xen-4.17/lib/python",
+    "usr/lib/aarch64-linux-gnu/gconv",
+    "etc/init.d",
+    "usr/lib/xen-4.17/lib/aarch64-linux-gnu/xenfsimage",
+];
+
+/// Where everything lives: the private apt state, the packages, their unpacked trees, the initramfs
+/// images and the console logs.
+pub fn dir() -> PathBuf {
+    util::target_dir().join("xl")
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------------
+
+/// A xenstore value the toolstack must have written for a domU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// Exactly this text.
+    Is(&'static str),
+    /// The number the domU printed on its console as `NAME = NUMBER` (decimal, or hexadecimal with `0x`):
+    /// what the domU was given (an HVM parameter) must be what the toolstack recorded.
+    Guest(&'static str),
+}
+
+/// How a domU must end: the shutdown reason `xl`'s monitor logs (`Domain N has shut down, reason code C`),
+/// Xen's `SHUTDOWN_*` codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// `SCHEDOP_shutdown(poweroff)`, code 0.
+    Poweroff = 0,
+    /// `SCHEDOP_shutdown(reboot)`, code 1.
+    Reboot = 1,
+    /// `SCHEDOP_shutdown(crash)`, code 3.
+    Crash = 3,
+}
+
+/// One domU of a scenario.
+#[derive(Clone, Debug)]
+pub struct DomU {
+    /// Its `xl` name (also the name of its config and of xenconsoled's log, `guest-NAME.log`).
+    pub name: &'static str,
+    /// The guest binary of `guests/` (built for AArch64, as a flat arm64 `Image`).
+    pub bin: &'static str,
+    /// `xl` configuration lines added to the base ones (`name`, `kernel`, `memory=16`, `vcpus=1`,
+    /// `on_poweroff="destroy"`, `on_crash="destroy"`); a later line overrides an earlier one.
+    pub config: Vec<&'static str>,
+    /// Lines the domU must print on its console (each the start of a line of xenconsoled's log).
+    pub console: Vec<&'static str>,
+    /// xenstore values read by dom0 while the domU is paused, after `xl create -p`: a path under the
+    /// domain's home (`/local/domain/<domid>/`), and the value it must have.
+    pub xenstore: Vec<(&'static str, Value)>,
+    /// How it must end.
+    pub shutdown: Shutdown,
+    /// How long dom0 waits for it to be gone after `xl unpause` (then it is destroyed, and the run fails).
+    pub seconds: u32,
+}
+
+impl DomU {
+    /// The `xl` configuration file.
+    pub fn config_file(&self) -> String {
+        let mut s = format!(
+            "name = \"{n}\"\nkernel = \"/domu/{n}.bin\"\nmemory = 16\nvcpus = 1\non_poweroff = \"destroy\"\n\
+             on_crash = \"destroy\"\n",
+            n = self.name
+        );
+        for l in &self.config {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// A run: domUs started by `xl` in one boot, and what each must show.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// A short name (`cargo xtask xl NAME`).
+    pub name: &'static str,
+    /// What it shows, for people.
+    pub title: &'static str,
+    /// The domUs, created in this order (domids 1, 2, …), unpaused together.
+    pub domus: Vec<DomU>,
+    /// A negative control: the problems [`judge`] must find (each the start of one problem line), and no
+    /// other. Empty for a scenario that must pass.
+    pub control: Vec<&'static str>,
+}
+
+impl Scenario {
+    /// The console domU (`guests/src/bin/xl_domu.rs`): finds its PV console ring and xenstore page from its
+    /// HVM parameters, writes its lines into the ring, powers off. Its parameters must be what `xl` wrote
+    /// in xenstore.
+    pub fn console() -> Scenario {
+        Scenario {
+            name: "console",
+            title: "an xl domU writes its PV console ring; its HVM parameters match xenstore",
+            domus: vec![DomU {
+                name: "cons",
+                bin: "xl-domu",
+                config: vec![],
+                console: vec![
+                    "xl-domu: hello from a domU started by xl",
+                    "xl-domu: ok store page given",
+                    "xl-domu: done",
+                ],
+                xenstore: vec![
+                    ("name", Value::Is("cons")),
+                    ("domid", Value::Is("1")),
+                    ("console/ring-ref", Value::Guest("CONSOLE_PFN")),
+                    ("console/port", Value::Guest("CONSOLE_EVTCHN")),
+                    ("store/ring-ref", Value::Guest("STORE_PFN")),
+                    ("store/port", Value::Guest("STORE_EVTCHN")),
+                ],
+                shutdown: Shutdown::Poweroff,
+                seconds: DOMU_SECONDS,
+            }],
+            control: vec![],
+        }
+    }
+
+    /// Two console domUs created one after the other and run together: domids 1 and 2, each with its own
+    /// console ring and xenconsoled log, and a configuration line overriding a base one (`memory`).
+    pub fn two() -> Scenario {
+        let domu = |name: &'static str, domid: &'static str, memory: &'static str| DomU {
+            name,
+            bin: "xl-domu",
+            config: vec![memory],
+            console: vec![
+                "xl-domu: hello from a domU started by xl",
+                "xl-domu: ok store page given",
+                "xl-domu: done",
+            ],
+            xenstore: vec![
+                ("name", Value::Is(name)),
+                ("domid", Value::Is(domid)),
+                (
+                    "memory/static-max",
+                    Value::Is(if memory.ends_with("32") {
+                        "32768"
+                    } else {
+                        "16384"
+                    }),
+                ),
+                ("console/ring-ref", Value::Guest("CONSOLE_PFN")),
+                ("console/port", Value::Guest("CONSOLE_EVTCHN")),
+                ("store/ring-ref", Value::Guest("STORE_PFN")),
+                ("store/port", Value::Guest("STORE_EVTCHN")),
+            ],
+            shutdown: Shutdown::Poweroff,
+            seconds: DOMU_SECONDS,
+        };
+        Scenario {
+            name: "two",
+            title: "two xl domUs at once, each with its own console ring and log",
+            domus: vec![
+                domu("one", "1", "memory = 16"),
+                domu("two", "2", "memory = 32"),
+            ],
+            control: vec![],
+        }
+    }
+
+    /// The negative control: the console domU judged against wrong expectations (the ports swapped, a line
+    /// it never prints, a crash where it powers off), and a second one kept after its poweroff
+    /// (`on_poweroff="preserve"`) that dom0 gives up waiting for after 3 s: the judge must report exactly
+    /// these on a real run.
+    pub fn control() -> Scenario {
+        let mut s = Scenario::console();
+        let mut kept = s.domus[0].clone();
+        kept.name = "kept";
+        kept.config = vec!["on_poweroff = \"preserve\""];
+        kept.xenstore = vec![("name", Value::Is("kept")), ("domid", Value::Is("2"))];
+        kept.seconds = 3;
+        s.domus.push(kept);
+        let d = &mut s.domus[0];
+        d.console.push("xl-domu: a line never printed");
+        d.xenstore = vec![
+            ("console/port", Value::Guest("STORE_EVTCHN")),
+            ("store/port", Value::Guest("CONSOLE_EVTCHN")),
+            ("name", Value::Is("cons")),
+        ];
+        d.shutdown = Shutdown::Crash;
+        Scenario {
+            name: "control",
+            title: "negative control: wrong expectations and a domU that stays are each reported",
+            control: vec![
+                "cons: no console line `xl-domu: a line never printed…`",
+                "cons: xenstore console/port = 2, the domU's STORE_EVTCHN = 0x1 (1)",
+                "cons: xenstore store/port = 1, the domU's CONSOLE_EVTCHN = 0x2 (2)",
+                "cons: xl's log does not say it shut down with reason Crash (code 3)",
+                "dom0: FAIL ended kept: still there after 3 s",
+                "kept: no `ok ended kept` line",
+            ],
+            ..s
+        }
+    }
+
+    /// Every scenario.
+    pub fn all() -> Vec<Scenario> {
+        vec![Scenario::console(), Scenario::two(), Scenario::control()]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Packages
+// ---------------------------------------------------------------------------------------------------
+
+/// The system's Debian archive entries as a private apt source list: deb822 stanzas (`*.sources`) of
+/// `Types: deb` and one-line `deb …` entries whose URI is on `debian.org` (other repositories, e.g. a
+/// vendor's, are not Debian's archive and need not be reachable). Returns (deb822 text, one-line text).
+pub fn debian_sources(deb822: &[String], one_line: &[String]) -> (String, String) {
+    let debian = |uri: &str| {
+        uri.split_whitespace().any(|u| {
+            let host = u
+                .split("://")
+                .nth(1)
+                .unwrap_or("")
+                .split('/')
+                .next()
+                .unwrap_or("");
+            host == "debian.org" || host.ends_with(".debian.org")
+        })
+    };
+    let mut out = String::new();
+    for text in deb822 {
+        for stanza in text.split("\n\n") {
+            let lines: Vec<&str> = stanza
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+                .collect();
+            let field = |name: &str| {
+                lines.iter().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+                })
+            };
+            let is_deb = field("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+            let enabled = field("Enabled").is_none_or(|e| !e.eq_ignore_ascii_case("no"));
+            if !is_deb || !enabled || !field("URIs").is_some_and(debian) {
+                continue;
+            }
+            for l in &lines {
+                match l.split_once(':') {
+                    Some((k, _)) if k.trim().eq_ignore_ascii_case("Types") => {
+                        out.push_str("Types: deb\n")
+                    }
+                    // The private state is arm64 only: an `Architectures` restriction would hide it.
+                    Some((k, _)) if k.trim().eq_ignore_ascii_case("Architectures") => {}
+                    _ => {
+                        out.push_str(l);
+                        out.push('\n');
+                    }
+                }
+            }
+            out.push('\n');
+        }
+    }
+    let mut list = String::new();
+    for text in one_line {
+        for l in text.lines().map(str::trim) {
+            if let Some(rest) = l.strip_prefix("deb ")
+                && debian(rest)
+                && !rest.trim_start().starts_with('[')
+            {
+                list.push_str(l);
+                list.push('\n');
+            }
+        }
+    }
+    (out, list)
+}
+
+/// The `-o` options of the private arm64 apt state under `d`.
+fn apt_options(d: &Path) -> Vec<String> {
+    vec![
+        "-oAPT::Architecture=arm64".into(),
+        "-oAPT::Architectures=arm64".into(),
+        format!("-oDir::State::Lists={}", d.join("lists").display()),
+        // No installed packages: apt must not reason about the host's amd64 ones.
+        "-oDir::State::Status=/dev/null".into(),
+        format!("-oDir::Cache={}", d.join("cache").display()),
+        format!(
+            "-oDir::Etc::SourceParts={}",
+            d.join("sources.list.d").display()
+        ),
+        format!(
+            "-oDir::Etc::SourceList={}",
+            d.join("sources.list").display()
+        ),
+        "-oAPT::Sandbox::User=root".into(),
+    ]
+}
+
+/// Writes the private apt configuration from the system's sources.
+fn write_apt_config(d: &Path) -> Result<()> {
+    let mut deb822 = Vec::new();
+    let mut one_line = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            let text = || std::fs::read_to_string(&p).with_context(|| format!("{}", p.display()));
+            match p.extension().and_then(|e| e.to_str()) {
+                Some("sources") => deb822.push(text()?),
+                Some("list") => one_line.push(text()?),
+                _ => {}
+            }
+        }
+    }
+    if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
+        one_line.push(t);
+    }
+    let (stanzas, list) = debian_sources(&deb822, &one_line);
+    if stanzas.is_empty() && list.is_empty() {
+        bail!(
+            "the system's apt sources name no Debian archive (deb.debian.org or another debian.org host)"
+        );
+    }
+    std::fs::create_dir_all(d.join("sources.list.d"))?;
+    std::fs::create_dir_all(d.join("lists/partial"))?;
+    std::fs::create_dir_all(d.join("cache/archives/partial"))?;
+    std::fs::write(d.join("sources.list.d/debian.sources"), stanzas)?;
+    std::fs::write(d.join("sources.list"), list)?;
+    Ok(())
+}
+
+/// What [`fetch`] provides.
+#[derive(Clone, Debug)]
+pub struct Dom0 {
+    /// The kernel's `Image` (uncompressed arm64).
+    pub kernel: PathBuf,
+    /// The kernel's release (`6.1.0-<N>-arm64`): the modules' directory name.
+    pub release: String,
+    /// The unpacked kernel package (its `boot/` and the modules [`MODULES`] only).
+    pub kernel_tree: PathBuf,
+    /// The unpacked toolstack, libraries and busybox.
+    pub root: PathBuf,
+    /// Bytes of the downloaded packages.
+    pub download_bytes: u64,
+}
+
+/// Downloads and unpacks the packages under `target/xl/` unless they are there (`fetched` records the
+/// kernel's release and the package list once everything is unpacked).
+pub fn fetch() -> Result<Dom0> {
+    let d = dir();
+    let debs = d.join("debs");
+    let root = d.join("root");
+    let kernel_tree = d.join("kernel");
+    let stamp = d.join("fetched");
+    let done = |release: String| -> Result<Dom0> {
+        let mut bytes = 0;
+        for e in std::fs::read_dir(&debs)? {
+            bytes += e?.metadata()?.len();
+        }
+        Ok(Dom0 {
+            kernel: kernel_tree.join(format!("boot/vmlinuz-{release}")),
+            release,
+            kernel_tree: kernel_tree.clone(),
+            root: root.clone(),
+            download_bytes: bytes,
+        })
+    };
+    // The stamp names the kernel's release and the packages: a changed list is fetched again.
+    let wanted_list = PACKAGES.join(" ");
+    if let Ok(text) = std::fs::read_to_string(&stamp)
+        && let Some((release, packages)) = text.split_once('\n')
+        && packages.trim() == wanted_list
+    {
+        return done(release.trim().to_string());
+    }
+    setup::debian(&[APT, DPKG, TAR])?;
+    let apt = d.join("apt");
+    let opts = apt_options(&apt);
+    if !cargo_xen::cmd::is_root() {
+        bail!(
+            "Debian's arm64 packages for the dom0 are missing; as root, run `cargo xtask xl` (it runs apt-get {} \
+             update and download into {})",
+            opts.join(" "),
+            debs.display()
+        );
+    }
+    let start = Instant::now();
+    eprintln!(
+        "xl: fetching Debian's arm64 dom0 packages into {} (once)",
+        d.display()
+    );
+    write_apt_config(&apt)?;
+    util::run(Command::new("apt-get").args(&opts).args(["-q", "update"]))?;
+    // The kernel: the metapackage names the current ABI's image.
+    let depends = util::output(
+        Command::new("apt-cache")
+            .args(&opts)
+            .args(["depends", "linux-image-arm64"]),
+    )?;
+    let image = kernel_package(&depends).with_context(|| {
+        format!("`apt-cache depends linux-image-arm64` named no image:\n{depends}")
+    })?;
+    let release = image
+        .strip_prefix("linux-image-")
+        .unwrap_or(&image)
+        .to_string();
+    let _ = std::fs::remove_dir_all(&debs);
+    std::fs::create_dir_all(&debs)?;
+    let wanted: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| *p != "linux-image-arm64")
+        .chain([image.as_str()])
+        .collect();
+    util::run(
+        Command::new("apt-get")
+            .current_dir(&debs)
+            .args(&opts)
+            .args(["-q", "download"])
+            .args(&wanted),
+    )?;
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&kernel_tree);
+    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(&kernel_tree)?;
+    for e in std::fs::read_dir(&debs)? {
+        let deb = e?.path();
+        let name = deb.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("linux-image-") {
+            extract_kernel(&deb, &kernel_tree, &release)?;
+        } else {
+            util::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
+        }
+    }
+    std::fs::write(&stamp, format!("{release}\n{wanted_list}\n"))?;
+    let dom0 = done(release)?;
+    eprintln!(
+        "xl: {} MB of packages fetched and unpacked in {:.1} s",
+        dom0.download_bytes / 1_000_000,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(dom0)
+}
+
+/// apt (`apt-get download` into a private state).
+pub const APT: setup::Package = setup::Package {
+    name: "apt",
+    provides: "/usr/bin/apt-get",
+};
+/// dpkg (`dpkg -x`, `dpkg-deb --fsys-tarfile`).
+pub const DPKG: setup::Package = setup::Package {
+    name: "dpkg",
+    provides: "/usr/bin/dpkg-deb",
+};
+/// tar, to take only the kernel and its Xen modules out of the kernel package.
+pub const TAR: setup::Package = setup::Package {
+    name: "tar",
+    provides: "/usr/bin/tar",
+};
+
+/// The kernel image package `apt-cache depends linux-image-arm64` names.
+pub fn kernel_package(depends: &str) -> Option<String> {
+    depends.lines().find_map(|l| {
+        let p = l.trim().strip_prefix("Depends: ")?.trim();
+        (p.starts_with("linux-image-") && p.ends_with("-arm64")).then(|| p.to_string())
+    })
+}
+
+/// Unpacks only the kernel's `Image` and the modules [`MODULES`] from the kernel package (350 MB unpacked
+/// in full): `dpkg-deb --fsys-tarfile` into `tar`.
+fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
+    let mut dpkg = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start dpkg-deb")?;
+    let mut tar = Command::new("tar");
+    tar.arg("-x").arg("-C").arg(into);
+    tar.arg(format!("./boot/vmlinuz-{release}"));
+    for m in MODULES {
+        tar.arg(format!("./lib/modules/{release}/kernel/drivers/xen/{m}.ko"));
+    }
+    let status = tar
+        .stdin(dpkg.stdout.take().context("no pipe")?)
+        .status()
+        .context("cannot start tar")?;
+    let dpkg_status = dpkg.wait()?;
+    if !status.success() || !dpkg_status.success() {
+        bail!(
+            "unpacking the kernel and its Xen modules from {} failed",
+            deb.display()
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The initramfs
+// ---------------------------------------------------------------------------------------------------
+
+/// A `newc` cpio archive, written in memory.
+#[derive(Default)]
+pub struct Cpio {
+    data: Vec<u8>,
+    ino: u32,
+    dirs: BTreeSet<String>,
+}
+
+/// File types for the `mode` field.
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+
+impl Cpio {
+    fn entry(&mut self, name: &str, mode: u32, body: &[u8]) {
+        self.ino += 1;
+        let _ = write!(
+            ByteWriter(&mut self.data),
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            self.ino,
+            mode,
+            0,
+            0,
+            if mode & S_IFDIR == S_IFDIR { 2 } else { 1 },
+            0,
+            body.len(),
+            0,
+            0,
+            0,
+            0,
+            name.len() + 1,
+            0
+        );
+        self.data.extend_from_slice(name.as_bytes());
+        self.data.push(0);
+        self.pad();
+        self.data.extend_from_slice(body);
+        self.pad();
+    }
+
+    fn pad(&mut self) {
+        while !self.data.len().is_multiple_of(4) {
+            self.data.push(0);
+        }
+    }
+
+    /// A directory, and its parents (once each).
+    pub fn dir(&mut self, path: &str) {
+        let path = path.trim_matches('/');
+        if path.is_empty() || self.dirs.contains(path) {
+            return;
+        }
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            self.dir(parent);
+        }
+        self.dirs.insert(path.to_string());
+        self.entry(path, S_IFDIR | 0o755, &[]);
+    }
+
+    fn parent(&mut self, path: &str) {
+        if let Some((parent, _)) = path.trim_matches('/').rsplit_once('/') {
+            self.dir(parent);
+        }
+    }
+
+    /// A regular file with permission bits `perm`.
+    pub fn file(&mut self, path: &str, perm: u32, body: &[u8]) {
+        self.parent(path);
+        self.entry(path.trim_matches('/'), S_IFREG | (perm & 0o7777), body);
+    }
+
+    /// A symbolic link to `target`.
+    pub fn symlink(&mut self, path: &str, target: &str) {
+        self.parent(path);
+        self.entry(path.trim_matches('/'), S_IFLNK | 0o777, target.as_bytes());
+    }
+
+    /// The archive, with its trailer.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.entry("TRAILER!!!", 0, &[]);
+        self.data
+    }
+}
+
+/// `write!` into a byte vector (the cpio headers are ASCII).
+struct ByteWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for ByteWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Adds the tree under `root` to `cpio` (files with their permissions, symbolic links as they are),
+/// leaving out [`LEFT_OUT`]; returns the archive paths of regular files.
+fn add_tree(cpio: &mut Cpio, root: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    let mut entries = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("{}", d.display()))? {
+            let p = e?.path();
+            let rel = p
+                .strip_prefix(root)?
+                .to_str()
+                .context("non-UTF-8 path")?
+                .to_string();
+            if LEFT_OUT
+                .iter()
+                .any(|l| rel == *l || rel.starts_with(&format!("{l}/")))
+            {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&p)?;
+            if meta.is_dir() {
+                stack.push(p);
+            } else {
+                entries.push((rel, p, meta));
+            }
+        }
+    }
+    // Sorted: the archive is the same from one build to the next.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (rel, p, meta) in entries {
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&p)?;
+            cpio.symlink(&rel, target.to_str().context("non-UTF-8 link")?);
+        } else if meta.is_file() {
+            use std::os::unix::fs::PermissionsExt;
+            cpio.file(&rel, meta.permissions().mode(), &std::fs::read(&p)?);
+            files.push(rel);
+        }
+    }
+    Ok(files)
+}
+
+/// The shared libraries an ELF file names (`DT_NEEDED`).
+pub fn needed(elf: &[u8]) -> Result<Vec<String>> {
+    use object::elf::{DT_NEEDED, FileHeader64};
+    use object::read::elf::{Dyn, FileHeader};
+    let header = FileHeader64::<object::Endianness>::parse(elf)?;
+    let endian = header.endian()?;
+    let sections = header.sections(endian, elf)?;
+    let Some((dynamic, link)) = sections.dynamic(endian, elf)? else {
+        return Ok(Vec::new());
+    };
+    let strings = sections.strings(endian, elf, link)?;
+    let mut out = Vec::new();
+    for d in dynamic {
+        if d.tag32(endian) == Some(DT_NEEDED) {
+            let name = d.string(endian, strings)?;
+            out.push(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// The directories the dynamic loader searches (Debian's multiarch ones).
+const LIB_DIRS: [&str; 2] = ["lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu"];
+
+/// Checks that every library [`PROGRAMS`] need, and the libraries those need, is in the unpacked tree
+/// `root` (following symbolic links inside it); returns the libraries found.
+pub fn check_libraries(root: &Path) -> Result<Vec<String>> {
+    let resolve = |p: &Path| -> Option<PathBuf> {
+        // A link's target, relative to its directory or absolute inside the tree.
+        let mut p = p.to_path_buf();
+        for _ in 0..8 {
+            let meta = std::fs::symlink_metadata(&p).ok()?;
+            if !meta.file_type().is_symlink() {
+                return meta.is_file().then_some(p);
+            }
+            let t = std::fs::read_link(&p).ok()?;
+            p = if t.is_absolute() {
+                root.join(t.strip_prefix("/").ok()?)
+            } else {
+                p.parent()?.join(t)
+            };
+        }
+        None
+    };
+    let mut seen = BTreeSet::new();
+    let mut missing = Vec::new();
+    let mut todo: Vec<(String, PathBuf)> = PROGRAMS
+        .iter()
+        .map(|p| (p.to_string(), root.join(p)))
+        .collect();
+    while let Some((name, path)) = todo.pop() {
+        let file = resolve(&path).with_context(|| format!("{name} is not in the initramfs"))?;
+        let data = std::fs::read(&file)?;
+        for lib in needed(&data).with_context(|| format!("reading {name}"))? {
+            if !seen.insert(lib.clone()) {
+                continue;
+            }
+            match LIB_DIRS
+                .iter()
+                .map(|d| root.join(d).join(&lib))
+                .find(|p| resolve(p).is_some())
+            {
+                Some(p) => todo.push((lib, p)),
+                None => missing.push(format!("{lib} (needed by {name})")),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "libraries missing from the initramfs: {}",
+            missing.join(", ")
+        );
+    }
+    Ok(seen.into_iter().collect())
+}
+
+/// Single-quotes `s` for the shell.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The `/init` script of dom0 for `scenario`: mounts, modules, xenfs, xenstored, `xen-init-dom0`,
+/// xenconsoled; each domU created paused, its xenstore values read, all unpaused, each waited for (at most
+/// its [`DomU::seconds`]), then their console logs and `xl`'s logs printed; dom0 powers off. Every wait is
+/// bounded; each step prints `ok STEP` or `FAIL STEP: …` after [`MARK`].
+pub fn init_script(scenario: &Scenario) -> String {
+    let m = MARK.trim_end();
+    let mut s = format!(
+        r#"#!/bin/busybox sh
+# dom0's /init for the scenario `{name}` (written by `cargo xtask xl`).
+/bin/busybox --install -s
+export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+M='{m}'
+ok() {{ echo "$M ok $*"; }}
+fail() {{ echo "$M FAIL $*"; }}
+# show FILE: a command's output, under the line that reports it.
+show() {{ sed "s/^/$M   | /" "$1"; }}
+finish() {{ echo "$M done"; sync; poweroff -f; sleep 10; echo "$M FAIL poweroff"; }}
+# wait_for SECONDS COMMAND…: runs COMMAND every 0.1 s until it succeeds, at most SECONDS.
+wait_for() {{ n=$(($1 * 10)); shift; while ! "$@" >/dev/null 2>&1; do n=$((n - 1)); [ $n -le 0 ] && return 1; sleep 0.1; done; }}
+# gone NAME: `xl domid` says there is no such domain (exit status 1; a time-out is 143).
+gone() {{ timeout 5 xl domid "$1"; [ $? -eq 1 ]; }}
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /run /tmp /var/log/xen/console /var/lib/xen /var/lib/xenstored
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mkdir -p /run/xen
+ln -s /run /var/run
+echo "$M dom0 up: $(uname -r), $(cut -d' ' -f1 /proc/uptime) s"
+K=/lib/modules/$(uname -r)/kernel/drivers/xen
+for mod in {modules}; do
+  insmod $K/$mod.ko || {{ fail "insmod $mod"; finish; }}
+done
+ok modules
+mount -t xenfs xenfs /proc/xen || {{ fail "mount xenfs"; finish; }}
+ok xenfs
+mkdir -p /run/xenstored
+XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid || {{ fail "xenstored did not start"; finish; }}
+wait_for 15 timeout 2 xenstore-read -s / || {{ fail "xenstored: no answer in 15 s"; finish; }}
+ok xenstored
+timeout 15 xen-init-dom0 > /tmp/init-dom0.log 2>&1 || {{ fail "xen-init-dom0"; show /tmp/init-dom0.log; finish; }}
+ok xen-init-dom0
+xenconsoled --log=guest --log-dir=/var/log/xen/console || {{ fail "xenconsoled did not start"; finish; }}
+ok xenconsoled
+echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
+"#,
+        name = scenario.name,
+        modules = MODULES.join(" "),
+    );
+    for d in &scenario.domus {
+        let n = d.name;
+        let _ = write!(
+            s,
+            r#"if timeout 30 xl create -p /etc/xen/{n}.cfg > /tmp/{n}.create 2>&1; then
+  D=$(timeout 10 xl domid {n})
+  ok "create {n}: domid $D"
+  echo "$M begin xenstore {n}"
+"#
+        );
+        for (path, _) in &d.xenstore {
+            let p = quote(path);
+            let _ = writeln!(
+                s,
+                "  v=$(timeout 10 xenstore-read \"/local/domain/$D/\"{p} 2>&1) && echo \"$M xenstore {n} \"{p}\" = $v\" || fail \"xenstore-read {n} \"{p}\": $v\""
+            );
+        }
+        let _ = write!(
+            s,
+            r#"  echo "$M end xenstore {n}"
+else
+  fail "create {n}"
+  show /tmp/{n}.create
+fi
+"#
+        );
+    }
+    for d in &scenario.domus {
+        let n = d.name;
+        let _ = writeln!(
+            s,
+            "timeout 15 xl unpause {n} > /tmp/{n}.unpause 2>&1 && ok \"unpause {n}\" || {{ fail \"unpause {n}\"; show /tmp/{n}.unpause; }}"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "echo \"$M domUs running: $(cut -d' ' -f1 /proc/uptime) s\""
+    );
+    for d in &scenario.domus {
+        let n = d.name;
+        let _ = write!(
+            s,
+            r#"if wait_for {secs} gone {n}; then
+  ok "ended {n}: $(cut -d' ' -f1 /proc/uptime) s"
+else
+  fail "ended {n}: still there after {secs} s: $(timeout 10 xl list {n} 2>&1 | tail -1)"
+  timeout 15 xl destroy {n}
+fi
+"#,
+            secs = d.seconds
+        );
+    }
+    for d in &scenario.domus {
+        let n = d.name;
+        let _ = write!(
+            s,
+            r#"echo "$M begin console {n}"
+sed "s/^/$M console {n}| /" /var/log/xen/console/guest-{n}.log || fail "no console log for {n}"
+echo "$M end console {n}"
+echo "$M begin xl-log {n}"
+sed "s/^/$M xl-log {n}| /" /var/log/xen/xl-{n}.log
+echo "$M end xl-log {n}"
+"#
+        );
+    }
+    s.push_str("finish\n");
+    s
+}
+
+/// The images of a scenario's domUs: each guest binary built for AArch64 (position-independent, as an
+/// arm64 `Image` it relocates itself wherever `xl` loads it), as a flat image.
+pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>>> {
+    let g = xen::Guest {
+        isa: crate::elf::Isa::A64,
+        outline: false,
+        underdeclared: false,
+    };
+    let dir = util::target_dir().join("guests");
+    util::cross_build(
+        &dir,
+        "xen-hypercall-guests",
+        g.target(),
+        "s",
+        g.rustflags(),
+        &[],
+    )?;
+    let mut images = BTreeMap::new();
+    for d in &scenario.domus {
+        let elf = dir.join(g.target()).join("release").join(d.bin);
+        let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+        images.insert(d.name, xen::flat_image(&data)?);
+    }
+    Ok(images)
+}
+
+/// Writes the scenario's gzip'd initramfs (the unpacked packages, the modules, `/init`, each domU's image
+/// and config); returns its path.
+pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
+    setup::debian(&[GZIP])?;
+    check_libraries(&dom0.root)?;
+    let images = build_domus(scenario)?;
+    let mut cpio = Cpio::default();
+    for d in [
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "tmp",
+        "sbin",
+        "var/log/xen/console",
+        "etc/xen",
+    ] {
+        cpio.dir(d);
+    }
+    add_tree(&mut cpio, &dom0.root)?;
+    for m in MODULES {
+        let rel = format!("lib/modules/{}/kernel/drivers/xen/{m}.ko", dom0.release);
+        let data = std::fs::read(dom0.kernel_tree.join(&rel))
+            .with_context(|| format!("the kernel module {rel}"))?;
+        cpio.file(&rel, 0o644, &data);
+    }
+    cpio.file("init", 0o755, init_script(scenario).as_bytes());
+    for d in &scenario.domus {
+        cpio.file(
+            &format!("etc/xen/{}.cfg", d.name),
+            0o644,
+            d.config_file().as_bytes(),
+        );
+        cpio.file(&format!("domu/{}.bin", d.name), 0o644, &images[d.name]);
+    }
+    let archive = cpio.finish();
+    let out = dir().join(format!("initramfs-{}.cpio.gz", scenario.name));
+    let mut gz = Command::new("gzip")
+        .args(["-n", "-6", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&out)?)
+        .spawn()
+        .context("cannot start gzip")?;
+    gz.stdin
+        .take()
+        .context("no pipe")?
+        .write_all(&archive)
+        .context("writing to gzip")?;
+    if !gz.wait()?.success() {
+        bail!("gzip failed");
+    }
+    Ok(out)
+}
+
+/// gzip, for the initramfs.
+pub const GZIP: setup::Package = setup::Package {
+    name: "gzip",
+    provides: "/usr/bin/gzip",
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Booting and judging
+// ---------------------------------------------------------------------------------------------------
+
+/// QEMU's memory: dom0 gets [`DOM0_MEMORY`] of it, the domUs and Xen the rest.
+pub const MACHINE_MEMORY: &str = "512M";
+/// dom0's memory (`dom0_mem`; on ARM a plain size, and the 1:1 allocation wants a power-of-two-friendly one).
+pub const DOM0_MEMORY: &str = "192M";
+/// Where the dom0 kernel is loaded: after the device tree QEMU puts at RAM + 128 MiB.
+pub const KERNEL_ADDR: u64 = 0x4820_0000;
+
+/// Where the initrd goes: right after the kernel, on a 2 MiB boundary.
+pub fn initrd_addr(kernel_size: u64) -> u64 {
+    (KERNEL_ADDR + kernel_size).div_ceil(0x20_0000) * 0x20_0000
+}
+
+/// The QEMU command that boots `xen` with the dom0 `kernel` and `initrd`.
+pub fn command(xen: &Path, kernel: &Path, initrd: &Path) -> Result<Command> {
+    let size = std::fs::metadata(kernel)
+        .with_context(|| format!("{}", kernel.display()))?
+        .len();
+    let mut c = Command::new("qemu-system-aarch64");
+    c.args(["-machine", cargo_xen::qemu::MACHINE])
+        .args(["-cpu", "cortex-a57", "-smp", "1", "-m", MACHINE_MEMORY])
+        .args(["-nographic", "-no-reboot", "-nic", "none"])
+        .arg("-kernel")
+        .arg(xen)
+        .arg("-append")
+        .arg(format!(
+            "dom0_mem={DOM0_MEMORY} dom0_max_vcpus=1 console=dtuart dtuart=/pl011@9000000 loglvl=all \
+             guest_loglvl=all noreboot"
+        ))
+        .arg("-device")
+        .arg(format!(
+            "guest-loader,addr=0x{KERNEL_ADDR:x},kernel={},bootargs=console=hvc0 earlycon=xenboot \
+             rdinit=/init quiet panic=-1 cma=0",
+            kernel.display()
+        ))
+        .arg("-device")
+        .arg(format!(
+            "guest-loader,addr=0x{:x},initrd={}",
+            initrd_addr(size),
+            initrd.display()
+        ));
+    Ok(c)
+}
+
+/// A line that shows Xen or dom0 died.
+pub fn crash_line(output: &str) -> Option<&str> {
+    output.lines().find(|l| {
+        l.contains("Panic on CPU")
+            || l.contains("Xen BUG")
+            || l.contains("Assertion '")
+            || l.contains("FATAL TRAP")
+            || l.contains("Kernel panic")
+            || l.contains("Internal error: Oops")
+            || l.contains("Unable to handle kernel")
+            || l.contains("Hardware Dom0 crashed")
+    })
+}
+
+/// Whether the run is over: dom0 halted the machine, or something died.
+fn finished(output: &str) -> bool {
+    output.contains("Hardware Dom0 halted") || crash_line(output).is_some()
+}
+
+/// The harness's lines (what follows [`MARK`]; anything Xen printed before it on the same line is
+/// dropped).
+pub fn harness_lines(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter_map(|l| l.find(MARK).map(|at| &l[at + MARK.len()..]))
+        .collect()
+}
+
+/// The lines of domU `name`'s console log, as dom0 printed them.
+pub fn console_lines<'a>(output: &'a str, name: &str) -> Vec<&'a str> {
+    let tag = format!("console {name}| ");
+    harness_lines(output)
+        .into_iter()
+        .filter_map(|l| l.strip_prefix(tag.as_str()))
+        .collect()
+}
+
+/// The lines of `xl`'s log of domU `name` (its monitor's: the shutdown reason, the action taken).
+pub fn xl_log_lines<'a>(output: &'a str, name: &str) -> Vec<&'a str> {
+    let tag = format!("xl-log {name}| ");
+    harness_lines(output)
+        .into_iter()
+        .filter_map(|l| l.strip_prefix(tag.as_str()))
+        .collect()
+}
+
+/// The xenstore value dom0 read for `path` of domU `name`.
+pub fn xenstore_value<'a>(output: &'a str, name: &str, path: &str) -> Option<&'a str> {
+    let tag = format!("xenstore {name} {path} = ");
+    harness_lines(output)
+        .into_iter()
+        .find_map(|l| l.strip_prefix(tag.as_str()))
+}
+
+/// A number as the guest prints it (`0x…` hexadecimal, or decimal).
+fn number(s: &str) -> Option<u64> {
+    let s = s.trim();
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// The number domU `name` printed as `KEY = NUMBER`.
+pub fn guest_value(output: &str, name: &str, key: &str) -> Option<u64> {
+    let tag = format!("{key} = ");
+    console_lines(output, name).into_iter().find_map(|l| {
+        let at = l.find(&tag)?;
+        // The key must be a whole word.
+        let before = l[..at].chars().last();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return None;
+        }
+        number(&l[at + tag.len()..])
+    })
+}
+
+/// The dom0 steps every scenario must report as `ok`.
+pub const STEPS: [&str; 5] = [
+    "modules",
+    "xenfs",
+    "xenstored",
+    "xen-init-dom0",
+    "xenconsoled",
+];
+
+/// Judges a scenario's boot on the `build` Xen: one problem per missing or wrong thing.
+pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild) -> Vec<String> {
+    let mut problems = Vec::new();
+    if timed_out {
+        problems.push(format!(
+            "timed out after {} s before dom0 powered off",
+            TIMEOUT.as_secs()
+        ));
+    }
+    if let Some(l) = crash_line(output) {
+        problems.push(format!("crash: {}", l.trim()));
+    }
+    let flag = build.banner_flag();
+    if !output
+        .lines()
+        .any(|l| l.contains("Xen version") && l.contains(flag))
+    {
+        problems.push(format!("Xen's banner does not say {flag}"));
+    }
+    let lines = harness_lines(output);
+    let has = |prefix: &str| lines.iter().any(|l| l.starts_with(prefix));
+    if lines.is_empty() {
+        problems.push("dom0's /init printed nothing".into());
+    }
+    for step in STEPS {
+        if !has(&format!("ok {step}")) {
+            problems.push(format!("dom0: no `ok {step}` line"));
+        }
+    }
+    for l in lines.iter().filter(|l| l.starts_with("FAIL")) {
+        problems.push(format!("dom0: {l}"));
+    }
+    for d in &scenario.domus {
+        let n = d.name;
+        for step in ["create", "unpause", "ended"] {
+            if !has(&format!("ok {step} {n}")) {
+                problems.push(format!("{n}: no `ok {step} {n}` line"));
+            }
+        }
+        let console = console_lines(output, n);
+        for want in &d.console {
+            if !console.iter().any(|l| l.starts_with(want)) {
+                problems.push(format!("{n}: no console line `{want}…`"));
+            }
+        }
+        let reason = format!("has shut down, reason code {} ", d.shutdown as u8);
+        let xl_log = xl_log_lines(output, n);
+        if !xl_log.iter().any(|l| l.contains(&reason)) {
+            problems.push(format!(
+                "{n}: xl's log does not say it shut down with reason {:?} (code {}): {}",
+                d.shutdown,
+                d.shutdown as u8,
+                xl_log
+                    .iter()
+                    .find(|l| l.contains("has shut down"))
+                    .unwrap_or(&"no shutdown line")
+            ));
+        }
+        for l in console.iter().filter(|l| l.contains("FAIL")) {
+            problems.push(format!("{n}: console: {l}"));
+        }
+        for (path, want) in &d.xenstore {
+            let Some(got) = xenstore_value(output, n, path) else {
+                problems.push(format!("{n}: xenstore {path}: not read"));
+                continue;
+            };
+            match want {
+                Value::Is(v) if got != *v => {
+                    problems.push(format!("{n}: xenstore {path} = {got}, expected {v}"))
+                }
+                Value::Guest(key) => match (guest_value(output, n, key), number(got)) {
+                    (Some(g), Some(x)) if g == x => {}
+                    (Some(g), _) => problems.push(format!(
+                        "{n}: xenstore {path} = {got}, the domU's {key} = {g:#x} ({g})"
+                    )),
+                    (None, _) => {
+                        problems.push(format!("{n}: no `{key} = …` on the domU's console"))
+                    }
+                },
+                Value::Is(_) => {}
+            }
+        }
+    }
+    if !has("done") {
+        problems.push("dom0: no `done` line".into());
+    }
+    if !output.contains("Hardware Dom0 halted") {
+        problems.push("Xen did not report dom0 halted (dom0's poweroff)".into());
+    }
+    problems
+}
+
+/// What is wrong with a run whose [`judge`]ment is `problems`: the problems themselves for a scenario that
+/// must pass; for a negative control, each expected problem that is missing and each problem not expected.
+pub fn verdict(scenario: &Scenario, problems: Vec<String>) -> Vec<String> {
+    if scenario.control.is_empty() {
+        return problems;
+    }
+    let mut wrong = Vec::new();
+    for want in &scenario.control {
+        if !problems.iter().any(|p| p.starts_with(want)) {
+            wrong.push(format!("control: the judge did not report `{want}…`"));
+        }
+    }
+    for p in &problems {
+        if !scenario.control.iter().any(|w| p.starts_with(w)) {
+            wrong.push(p.clone());
+        }
+    }
+    wrong
+}
+
+/// One scenario's result.
+pub struct Run {
+    pub scenario: Scenario,
+    pub xen: XenBuild,
+    pub boot: Boot,
+    pub problems: Vec<String>,
+    /// Seconds building the initramfs (and the domU images).
+    pub build_seconds: f64,
+    /// Bytes of the gzip'd initramfs.
+    pub initramfs_bytes: u64,
+}
+
+/// Builds the initramfs of `scenario` and boots it on each of `xens`.
+pub fn run(scenario: &Scenario, dom0: &Dom0, xens: &[(XenBuild, PathBuf)]) -> Result<Vec<Run>> {
+    let start = Instant::now();
+    let initrd = initramfs(scenario, dom0)?;
+    let build_seconds = start.elapsed().as_secs_f64();
+    let initramfs_bytes = std::fs::metadata(&initrd)?.len();
+    let mut runs = Vec::new();
+    for (build, xen) in xens {
+        let mut cmd = command(xen, &dom0.kernel, &initrd)?;
+        let boot = xen::run_qemu(&mut cmd, TIMEOUT, finished)?;
+        let log = dir().join(format!("{}-{}.log", scenario.name, build.name()));
+        std::fs::write(&log, &boot.output).with_context(|| format!("writing {}", log.display()))?;
+        let problems = verdict(
+            scenario,
+            judge(scenario, &boot.output, boot.timed_out, *build),
+        );
+        runs.push(Run {
+            scenario: scenario.clone(),
+            xen: *build,
+            boot,
+            problems,
+            build_seconds,
+            initramfs_bytes,
+        });
+    }
+    Ok(runs)
+}
+
+/// The hypervisors: Debian's release build, and the debug build from Debian's source.
+pub fn hypervisors() -> Result<Vec<(XenBuild, PathBuf)>> {
+    Ok(vec![
+        (XenBuild::Release, xen::fetch_xen()?),
+        (XenBuild::Debug, xensrc::debug_xen()?),
+    ])
+}
+
+/// Runs `scenarios` on release and debug Xen.
+pub fn run_all(scenarios: &[Scenario]) -> Result<Vec<Run>> {
+    setup::toolchain()?;
+    setup::debian(&[setup::QEMU])?;
+    let dom0 = fetch()?;
+    let xens = hypervisors()?;
+    let mut runs = Vec::new();
+    for s in scenarios {
+        runs.extend(run(s, &dom0, &xens)?);
+    }
+    Ok(runs)
+}
+
+/// The timestamps dom0 printed (seconds since its kernel started), for the report.
+fn stages(output: &str) -> String {
+    let mut v = Vec::new();
+    for l in harness_lines(output) {
+        for (prefix, name) in [
+            ("dom0 up: ", "/init"),
+            ("toolstack up: ", "toolstack"),
+            ("domUs running: ", "domUs"),
+        ] {
+            if let Some(rest) = l.strip_prefix(prefix) {
+                let t = rest.rsplit(", ").next().unwrap_or(rest);
+                v.push(format!("{name} {}", t.trim_end_matches(" s")));
+            }
+        }
+    }
+    v.join(", ")
+}
+
+/// A line per run (and its problems and last lines when it failed); returns how many failed.
+pub fn report(runs: &[Run]) -> usize {
+    let mut failed = 0;
+    for r in runs {
+        let good = r.problems.is_empty();
+        println!(
+            "{:<5} xen {:<7} {:<10} {} ({:.1} s; dom0 clock: {})",
+            if good { "ok" } else { "FAIL" },
+            r.xen.name(),
+            r.scenario.name,
+            r.scenario.title,
+            r.boot.elapsed.as_secs_f64(),
+            stages(&r.boot.output)
+        );
+        if r.xen == XenBuild::Release && r.scenario.control.is_empty() || !good {
+            for d in &r.scenario.domus {
+                for l in console_lines(&r.boot.output, d.name) {
+                    println!("      {} | {l}", d.name);
+                }
+            }
+        }
+        if good && !r.scenario.control.is_empty() {
+            for p in judge(&r.scenario, &r.boot.output, r.boot.timed_out, r.xen) {
+                println!("      caught: {p}");
+            }
+        }
+        if !good {
+            failed += 1;
+            for p in &r.problems {
+                println!("      problem: {p}");
+            }
+            println!("      last output:\n{}", xen::tail(&r.boot.output, 25));
+        }
+    }
+    failed
+}
+
+/// `cargo xtask xl [SCENARIO…]`: the scenarios named (every one when none is) on release and debug Xen,
+/// with the figures (downloads, initramfs, time per boot).
+pub fn test(names: &[String]) -> Result<()> {
+    let all = Scenario::all();
+    let scenarios: Vec<Scenario> = if names.is_empty() {
+        all
+    } else {
+        let mut v = Vec::new();
+        for n in names {
+            match all.iter().find(|s| s.name == n.as_str()) {
+                Some(s) => v.push(s.clone()),
+                None => bail!(
+                    "unknown scenario `{n}`; known: {}",
+                    all.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        v
+    };
+    let start = Instant::now();
+    let runs = run_all(&scenarios)?;
+    let failed = report(&runs);
+    let dom0 = fetch()?;
+    let qemu: f64 = runs.iter().map(|r| r.boot.elapsed.as_secs_f64()).sum();
+    println!(
+        "xl: packages {:.1} MB (cached in {}), initramfs {:.1} MB gzip'd (built in {:.1} s), QEMU {qemu:.1} s for {} \
+         boot(s), {:.1} s in all",
+        dom0.download_bytes as f64 / 1e6,
+        dir().display(),
+        runs.first().map_or(0.0, |r| r.initramfs_bytes as f64 / 1e6),
+        runs.first().map_or(0.0, |r| r.build_seconds),
+        runs.len(),
+        start.elapsed().as_secs_f64()
+    );
+    println!(
+        "real toolstack runs: {} passed, {failed} failed",
+        runs.len() - failed
+    );
+    if failed > 0 {
+        bail!("{failed} real-toolstack run(s) failed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

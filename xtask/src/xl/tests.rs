@@ -1,0 +1,396 @@
+use super::*;
+
+/// A console as the console scenario's release run printed it (Xen's and Linux's lines shortened).
+fn good() -> String {
+    let mut s = String::from(
+        "(XEN) Xen version 4.17.7 (Debian 4.17.7+13-g2445b30a44-0+deb12u1) (pkg-xen-devel@lists.alioth.debian.org) \
+         (aarch64-linux-gnu-gcc (Debian 12.2.0-14+deb12u1) 12.2.0) debug=n Tue Nov  4 16:52:00 UTC 2025\n\
+         [    0.000000] Booting Linux on physical CPU 0x0000000000 [0x411fd070]\n",
+    );
+    for l in [
+        "dom0 up: 6.1.0-57-arm64, 1.11 s",
+        "ok modules",
+        "ok xenfs",
+        "ok xenstored",
+        "ok xen-init-dom0",
+        "ok xenconsoled",
+        "toolstack up: 1.54 s",
+        "ok create cons: domid 1",
+        "xenstore cons name = cons",
+        "xenstore cons domid = 1",
+        "xenstore cons console/ring-ref = 233472",
+        "xenstore cons console/port = 2",
+        "xenstore cons store/ring-ref = 233473",
+        "xenstore cons store/port = 1",
+        "ok unpause cons",
+        "domUs running: 2.63 s",
+        "ok ended cons: 2.87 s",
+        "begin console cons",
+        "console cons| xl-domu: hello from a domU started by xl",
+        "console cons| xl-domu: CONSOLE_PFN = 0x39000",
+        "console cons| xl-domu: CONSOLE_EVTCHN = 2",
+        "console cons| xl-domu: STORE_PFN = 0x39001",
+        "console cons| xl-domu: STORE_EVTCHN = 1",
+        "console cons| xl-domu: ok store page given: nonzero frame",
+        "console cons| xl-domu: done",
+        "end console cons",
+        "begin xl-log cons",
+        "xl-log cons| Waiting for domain cons (domid 1) to die [pid 120]",
+        "xl-log cons| Domain 1 has shut down, reason code 0 0x0",
+        "xl-log cons| Action for shutdown reason code 0 is destroy",
+        "xl-log cons| Domain 1 needs to be cleaned up: destroying the domain",
+        "xl-log cons| Done. Exiting now",
+        "end xl-log cons",
+        "done",
+    ] {
+        s.push_str(MARK);
+        s.push_str(l);
+        s.push('\n');
+    }
+    s.push_str("[   13.228445] reboot: Power down\n(XEN) Hardware Dom0 halted: halting machine\n");
+    s
+}
+
+fn problems(output: &str) -> Vec<String> {
+    judge(&Scenario::console(), output, false, XenBuild::Release)
+}
+
+#[test]
+fn a_complete_run_passes() {
+    assert_eq!(problems(&good()), Vec::<String>::new());
+    assert_eq!(
+        console_lines(&good(), "cons")[1],
+        "xl-domu: CONSOLE_PFN = 0x39000"
+    );
+    assert_eq!(guest_value(&good(), "cons", "CONSOLE_PFN"), Some(0x39000));
+    assert_eq!(guest_value(&good(), "cons", "PFN"), None);
+    assert_eq!(
+        xenstore_value(&good(), "cons", "store/ring-ref"),
+        Some("233473")
+    );
+    // Xen's text in front of a harness line does not hide it.
+    let interleaved = good().replace(
+        "xl-harness: ok xenfs",
+        "(XEN) d0v0 something xl-harness: ok xenfs",
+    );
+    assert_eq!(problems(&interleaved), Vec::<String>::new());
+}
+
+#[test]
+fn each_defect_is_one_problem() {
+    let one = |from: &str, to: &str| {
+        let out = good().replace(from, to);
+        assert_ne!(out, good(), "{from} is not in the output");
+        let p = problems(&out);
+        assert_eq!(p.len(), 1, "{from} -> {to}: {p:?}");
+        p[0].clone()
+    };
+    assert_eq!(
+        one("xl-harness: console cons| xl-domu: done\n", ""),
+        "cons: no console line `xl-domu: done…`"
+    );
+    // What the domU was given and what the toolstack recorded must agree.
+    assert_eq!(
+        one("console/ring-ref = 233472", "console/ring-ref = 233473"),
+        "cons: xenstore console/ring-ref = 233473, the domU's CONSOLE_PFN = 0x39000 (233472)"
+    );
+    assert_eq!(
+        one("STORE_EVTCHN = 1", "STORE_EVTCHN = x"),
+        "cons: no `STORE_EVTCHN = …` on the domU's console"
+    );
+    assert_eq!(
+        one("xenstore cons name = cons", "xenstore cons name = other"),
+        "cons: xenstore name = other, expected cons"
+    );
+    assert_eq!(
+        one("xl-harness: xenstore cons domid = 1\n", ""),
+        "cons: xenstore domid: not read"
+    );
+    // A failed check: its line is missing, and the FAIL line is reported.
+    assert_eq!(
+        problems(&good().replace("ok store page given", "FAIL store page given")),
+        [
+            "cons: no console line `xl-domu: ok store page given…`",
+            "cons: console: xl-domu: FAIL store page given: nonzero frame"
+        ]
+    );
+    assert_eq!(
+        one("reason code 0 0x0", "reason code 3 0x0"),
+        "cons: xl's log does not say it shut down with reason Poweroff (code 0): Domain 1 has shut down, \
+         reason code 3 0x0"
+    );
+    assert_eq!(
+        one("xl-harness: ok xenstored\n", ""),
+        "dom0: no `ok xenstored` line"
+    );
+    // A domU still there: the step failed, and its `ok` line is missing.
+    assert_eq!(
+        problems(&good().replace(
+            "ok ended cons: 2.87 s",
+            "FAIL ended cons: still there after 30 s"
+        )),
+        [
+            "dom0: FAIL ended cons: still there after 30 s",
+            "cons: no `ok ended cons` line"
+        ]
+    );
+    assert_eq!(
+        one("(XEN) Hardware Dom0 halted: halting machine\n", ""),
+        "Xen did not report dom0 halted (dom0's poweroff)"
+    );
+    assert_eq!(
+        one("debug=n", "debug=y"),
+        "Xen's banner does not say debug=n"
+    );
+}
+
+#[test]
+fn hangs_and_panics_fail() {
+    // A hang: only the start of the boot, and the time-out.
+    let start: String = good().lines().take(4).map(|l| format!("{l}\n")).collect();
+    let p = judge(&Scenario::console(), &start, true, XenBuild::Release);
+    assert!(p[0].starts_with("timed out after 90 s"), "{p:?}");
+    assert!(p.iter().any(|p| p == "dom0: no `done` line"), "{p:?}");
+    assert!(
+        p.iter().any(|p| p == "cons: no `ok create cons` line"),
+        "{p:?}"
+    );
+    // dom0's panic, and Xen's.
+    for crash in [
+        "[    2.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100",
+        "(XEN) Panic on CPU 0:",
+        "(XEN) Assertion 'x' failed at common/page_alloc.c:1",
+    ] {
+        let out = format!("{start}{crash}\n");
+        assert!(finished(&out));
+        let p = judge(&Scenario::console(), &out, false, XenBuild::Release);
+        assert_eq!(p[0], format!("crash: {crash}"));
+    }
+    assert!(!finished(&start));
+    assert!(finished(&good()));
+}
+
+/// The control's console: the console domU's run, and a second domU `kept` that dom0 gave up waiting for.
+fn control_output() -> String {
+    let is_cons = |l: &str| {
+        [" cons ", " cons:", " cons|"].iter().any(|w| l.contains(w)) || l.ends_with(" cons")
+    };
+    let kept: String = good()
+        .lines()
+        .filter(|l| l.starts_with(MARK) && is_cons(l))
+        .map(|l| {
+            format!("{l}\n")
+                .replace(" cons ", " kept ")
+                .replace(" cons:", " kept:")
+                .replace(" cons|", " kept|")
+                .replace(" cons\n", " kept\n")
+                .replace("domid = 1", "domid = 2")
+                .replace(
+                    "ok ended kept: 2.87 s",
+                    "FAIL ended kept: still there after 3 s: kept 2 16 1 --ps-- 0.4",
+                )
+        })
+        .collect();
+    assert!(kept.contains("FAIL ended kept"));
+    assert!(kept.contains("xl-harness: console kept| xl-domu: done\n"));
+    assert!(kept.contains("xl-harness: xenstore kept name = kept\n"));
+    good().replace("xl-harness: done\n", &format!("{kept}xl-harness: done\n"))
+}
+
+#[test]
+fn a_control_passes_only_with_exactly_its_problems() {
+    let s = Scenario::control();
+    let found = judge(&s, &control_output(), false, XenBuild::Release);
+    assert_eq!(found.len(), s.control.len(), "{found:?}");
+    assert_eq!(verdict(&s, found), Vec::<String>::new());
+    // A problem it does not expect fails it, and so does an expected one that is missing.
+    let crash = format!("{}(XEN) Panic on CPU 0:\n", control_output());
+    let v = verdict(&s, judge(&s, &crash, false, XenBuild::Release));
+    assert_eq!(v, ["crash: (XEN) Panic on CPU 0:"]);
+    let v = verdict(
+        &s,
+        judge(
+            &s,
+            &control_output().replace("STORE_EVTCHN = 1", "STORE_EVTCHN = 2"),
+            false,
+            XenBuild::Release,
+        ),
+    );
+    assert_eq!(
+        v,
+        [
+            "control: the judge did not report `cons: xenstore console/port = 2, the domU's STORE_EVTCHN = 0x1 (1)…`"
+        ]
+    );
+    // A scenario that must pass keeps its problems.
+    assert_eq!(verdict(&Scenario::console(), vec!["x".into()]), ["x"]);
+}
+
+#[test]
+fn the_init_script_bounds_every_wait_and_names_each_domu() {
+    let two = Scenario::two();
+    let init = init_script(&two);
+    assert!(init.starts_with("#!/bin/busybox sh\n"));
+    // The toolstack's commands that can block run under `timeout`, loops under `wait_for`.
+    for l in init.lines().map(str::trim) {
+        for cmd in [
+            "xl create",
+            "xl unpause",
+            "xl destroy",
+            "xl domid",
+            "xl list",
+            "xenstore-read -s",
+            "xen-init-dom0 ",
+            "xenstore-read \"",
+        ] {
+            if l.contains(cmd) && !l.starts_with("fail") && !l.starts_with('#') {
+                assert!(l.contains("timeout "), "unbounded: {l}");
+            }
+        }
+        assert!(
+            !l.starts_with("while") && !l.starts_with("until"),
+            "a loop outside wait_for: {l}"
+        );
+    }
+    let create_one = init.find("xl create -p /etc/xen/one.cfg").unwrap();
+    let create_two = init.find("xl create -p /etc/xen/two.cfg").unwrap();
+    let unpause_one = init.find("xl unpause one").unwrap();
+    assert!(create_one < create_two && create_two < unpause_one);
+    assert!(init.contains("wait_for 30 gone two"));
+    assert!(init.contains("\"/local/domain/$D/\"'memory/static-max'"));
+    assert!(init.contains("/var/log/xen/console/guest-two.log"));
+    assert!(init.trim_end().ends_with("finish"));
+    for m in MODULES {
+        assert!(init.contains(m));
+    }
+    assert_eq!(quote("it's"), r"'it'\''s'");
+}
+
+#[test]
+fn a_domu_config_has_the_base_lines_then_its_own() {
+    let d = &Scenario::two().domus[1];
+    let c = d.config_file();
+    assert!(c.starts_with("name = \"two\"\nkernel = \"/domu/two.bin\"\nmemory = 16\n"));
+    assert!(c.ends_with("on_crash = \"destroy\"\nmemory = 32\n"));
+}
+
+/// Reads a `newc` archive back: (name, mode, body) per entry, the trailer excluded.
+fn read_cpio(mut data: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        assert_eq!(&data[..6], b"070701", "entry at {offset}");
+        let field = |i: usize| {
+            u32::from_str_radix(
+                std::str::from_utf8(&data[6 + 8 * i..14 + 8 * i]).unwrap(),
+                16,
+            )
+            .unwrap()
+        };
+        let (mode, size, namesize) = (field(1), field(6) as usize, field(11) as usize);
+        let name = std::str::from_utf8(&data[110..110 + namesize - 1])
+            .unwrap()
+            .to_string();
+        assert_eq!(data[110 + namesize - 1], 0);
+        let body_at = (110 + namesize).div_ceil(4) * 4;
+        let body = data[body_at..body_at + size].to_vec();
+        let next = (body_at + size).div_ceil(4) * 4;
+        offset += next;
+        data = &data[next..];
+        if name == "TRAILER!!!" {
+            assert!(data.is_empty());
+            return out;
+        }
+        out.push((name, mode, body));
+    }
+}
+
+#[test]
+fn the_cpio_archive_reads_back_with_parents_first() {
+    let mut c = Cpio::default();
+    c.file("usr/lib/xen-4.17/bin/xl", 0o755, b"ELF");
+    c.symlink("usr/sbin/xl", "../lib/xen-4.17/bin/xl");
+    c.dir("usr/lib");
+    c.file("/init", 0o100755, b"#!/bin/busybox sh\n");
+    let entries = read_cpio(&c.finish());
+    let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "usr",
+            "usr/lib",
+            "usr/lib/xen-4.17",
+            "usr/lib/xen-4.17/bin",
+            "usr/lib/xen-4.17/bin/xl",
+            "usr/sbin",
+            "usr/sbin/xl",
+            "init"
+        ]
+    );
+    assert_eq!(entries[0].1, 0o040755);
+    assert_eq!(
+        (entries[4].1, entries[4].2.as_slice()),
+        (0o100755, &b"ELF"[..])
+    );
+    assert_eq!(
+        (entries[6].1, entries[6].2.as_slice()),
+        (0o120777, &b"../lib/xen-4.17/bin/xl"[..])
+    );
+    assert_eq!(entries[7].1, 0o100755);
+}
+
+#[test]
+fn only_debian_archive_entries_are_kept() {
+    let deb822 = "Types: deb\n# a comment\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n\
+                  Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n\
+                  Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\nComponents: main\n\
+                  Architectures: amd64\n\n\
+                  Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n\n\
+                  Types: deb\nURIs: http://security.debian.org/debian-security\nSuites: bookworm-security\n\
+                  Components: main\nArchitectures: amd64\n";
+    let one_line = "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n\
+                    deb http://deb.debian.org/debian bookworm main\n# deb http://deb.debian.org/debian sid main\n\
+                    deb [arch=amd64] http://deb.debian.org/debian bookworm contrib\n";
+    let (stanzas, list) = debian_sources(&[deb822.to_string()], &[one_line.to_string()]);
+    assert_eq!(
+        stanzas,
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\
+         Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n\
+         Types: deb\nURIs: http://security.debian.org/debian-security\nSuites: bookworm-security\n\
+         Components: main\n\n"
+    );
+    assert_eq!(list, "deb http://deb.debian.org/debian bookworm main\n");
+}
+
+#[test]
+fn the_kernel_is_the_one_the_metapackage_names() {
+    let depends = "linux-image-arm64\n  Depends: linux-image-6.1.0-57-arm64\n";
+    assert_eq!(
+        kernel_package(depends).as_deref(),
+        Some("linux-image-6.1.0-57-arm64")
+    );
+    assert_eq!(
+        kernel_package("linux-image-arm64\n  Depends: <none>\n"),
+        None
+    );
+    assert_eq!(
+        kernel_package("linux-image-arm64\n  Depends: linux-base\n"),
+        None
+    );
+}
+
+#[test]
+fn the_initrd_follows_the_kernel_on_a_2_mib_boundary() {
+    assert_eq!(initrd_addr(32_956_352), 0x4a20_0000);
+    assert_eq!(initrd_addr(0x20_0000), 0x4840_0000);
+    assert_eq!(initrd_addr(0x20_0001), 0x4860_0000);
+}
+
+#[test]
+fn needed_libraries_are_read_from_the_dynamic_section() {
+    // A host program: dynamically linked against the C library.
+    let ls = std::fs::read("/bin/ls").expect("/bin/ls");
+    let libs = needed(&ls).unwrap();
+    assert!(libs.iter().any(|l| l == "libc.so.6"), "{libs:?}");
+    assert!(needed(b"not an ELF file").is_err());
+}
