@@ -688,7 +688,7 @@ pub fn set_version(version: u32) -> Result<u32> {
         return Err(GrantError::Xen(Error::EINVAL));
     }
     let mut s = GnttabSetVersion { version };
-    Error::check(op1(GNTTABOP_SET_VERSION, &mut s))?;
+    Error::check_status(op1(GNTTABOP_SET_VERSION, &mut s))?;
     Ok(s.version)
 }
 
@@ -708,7 +708,7 @@ pub fn get_version(dom: DomId) -> Result<u32> {
         pad: 0,
         version: 0,
     };
-    Error::check(op1(GNTTABOP_GET_VERSION, &mut g))?;
+    Error::check_status(op1(GNTTABOP_GET_VERSION, &mut g))?;
     Ok(g.version)
 }
 

@@ -100,7 +100,7 @@ impl CallbackVia {
 #[inline(always)]
 fn param_op(op: usize, p: &mut HvmParam) -> Result<()> {
     // SAFETY: Xen reads and (for get) writes the `xen_hvm_param`, mutably borrowed for the call.
-    Error::check(unsafe { call2::<{ nr::HVM_OP }>(Arg::val(op), Arg::inout(p)) }).map(|_| ())
+    Error::check_status(unsafe { call2::<{ nr::HVM_OP }>(Arg::val(op), Arg::inout(p)) })
 }
 
 /// Parameter `param` of domain `dom` (`HVMOP_get_param`).

@@ -255,7 +255,7 @@ impl<'a, const N: usize> Batch<'a, N> {
                     Arg::val(len),
                 )
             };
-            Error::check(ret)?;
+            Error::check_status(ret)?;
         }
         Ok(Results {
             results: self.entries.iter().map(|e| e.result).collect(),

@@ -868,7 +868,10 @@ fn every_errno_maps_back_through_a_wrapper() {
     assert_eq!(Error::from_errno(200).to_string(), "unknown Xen error 200");
     assert_eq!(format!("{:?}", Error::from_errno(200)), "Error(200)");
     assert_eq!(format!("{:?}", Error::EINVAL), "Error::EINVAL");
-    assert_eq!(Error::check(isize::MIN), Err(Error::from_errno(i32::MAX)));
+    assert_eq!(
+        Error::check_status(isize::MIN),
+        Err(Error::from_errno(i32::MAX))
+    );
     // Equal codes are equal errors however they were made, and match the named constants.
     assert_eq!(Error::from_errno(22), Error::EINVAL);
     assert!(matches!(Error::check(-22), Err(Error::EINVAL)));
@@ -876,6 +879,66 @@ fn every_errno_maps_back_through_a_wrapper() {
     assert_eq!(std::mem::size_of::<Error>(), 4);
     assert_eq!(Error::EWOULDBLOCK, Error::EAGAIN);
     assert_eq!(Error::EDEADLOCK.errno(), 35);
+}
+
+/// What a 32-bit guest's `isize` holds when Xen returns the `long` `v` in a 32-bit register, sign-extended
+/// into the host's 64-bit `isize`: the same low 32 bits and the same sign. The checks compare with
+/// `-MAX_ERRNO` in the register's own width, so they decide the same on the host as on 32-bit ARM, and the
+/// low 32 bits of the success value are the 32-bit guest's `usize`.
+fn reg32(v: u32) -> isize {
+    v as i32 as isize
+}
+
+#[test]
+fn counts_and_numbers_with_the_top_bit_set_are_not_errors() {
+    // 2^31 pages (8 TiB of 4 KiB pages), 2^32 - 4096 and 2^32 - 1 - 4095: no errno, successes.
+    for v in [0x8000_0000u32, 0xFFFF_F000, 0xFFFF_F000 - 1] {
+        for f in [
+            memory::current_reservation as fn(DomId) -> xen::Result<u64>,
+            memory::maximum_reservation,
+            memory::maximum_gpfn,
+        ] {
+            fresh();
+            mock::returns(reg32(v));
+            let r = f(DomId::SELF);
+            assert_eq!(r.map(|n| n as u32), Ok(v), "{v:#x}");
+        }
+    }
+    // A version whose major has bit 15 set.
+    fresh();
+    mock::returns(reg32(0x8001_0002));
+    assert_eq!(
+        version::version().map(|v| (v.major, v.minor)),
+        Ok((0x8001, 2))
+    );
+    // -4095..=-1 are errnos.
+    for (v, e) in [
+        (-1i32, Error::EPERM),
+        (-38, Error::ENOSYS),
+        (-4095, Error::from_errno(4095)),
+    ] {
+        fresh();
+        mock::returns(reg32(v as u32));
+        assert_eq!(memory::current_reservation(DomId::SELF), Err(e));
+        assert_eq!(Error::check(reg32(v as u32)), Err(e));
+    }
+    assert!(Error::check(reg32(-4096i32 as u32)).is_ok());
+    assert_eq!(Error::MAX_ERRNO, 4095);
+    // A call whose only success is 0 fails on any negative value, errno-sized or not.
+    fresh();
+    mock::returns(reg32(0x8000_0000));
+    assert_eq!(
+        evtchn::send(evtchn::Port(1)),
+        Err(Error::from_errno(i32::MAX))
+    );
+    assert_eq!(
+        memory::frame_result(i32::MIN),
+        Err(Error::from_errno(i32::MAX))
+    );
+    assert_eq!(
+        Error::check_status(reg32(-5000i32 as u32)),
+        Err(Error::from_errno(5000))
+    );
 }
 
 // ---------------------------------------------------------------- every wrapper's arity
