@@ -241,6 +241,32 @@ impl From<Error> for GrantError {
     }
 }
 
+impl From<GrantError> for Error {
+    /// A grant-table failure reported as an errno, for callers whose functions return
+    /// [`xen::Result`](super::Result) (`?` on a grant-table call): [`GrantError::Xen`] is its errno as it
+    /// came; [`GrantError::Status`] becomes the status's [`nearest_errno`](GrantStatus::nearest_errno)
+    /// (`GNTST_bad_domain` → `ESRCH`, `GNTST_permission_denied` → `EPERM`, …, `EINVAL` for statuses
+    /// without a closer one). The status itself is lost: match on the [`GrantError`] to keep it.
+    ///
+    /// ```
+    /// use xen_hypercall::xen::{self, Error, grant_table::{GrantError, GrantStatus}};
+    /// assert_eq!(Error::from(GrantError::Xen(Error::EFAULT)), Error::EFAULT);
+    /// assert_eq!(Error::from(GrantError::Status(GrantStatus::BAD_DOMAIN)), Error::ESRCH);
+    /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+    /// fn frames() -> xen::Result<u32> {
+    ///     Ok(xen::grant_table::query_size(xen::DomId::SELF)?.nr_frames)
+    /// }
+    /// # let _ = frames; }
+    /// ```
+    #[inline]
+    fn from(e: GrantError) -> Error {
+        match e {
+            GrantError::Xen(e) => e,
+            GrantError::Status(s) => s.nearest_errno(),
+        }
+    }
+}
+
 impl fmt::Display for GrantError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

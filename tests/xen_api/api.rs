@@ -847,6 +847,40 @@ fn multicall_empty_submit_makes_no_call_and_failure_is_reported() {
     // The batch is gone: a second submit does not compile (tests/ui/multicall_submit_twice.rs).
 }
 
+#[test]
+fn grant_errors_convert_to_xen_errors_for_question_mark() {
+    // The README's typed-API snippet: `?` on a grant-table call in a function returning `xen::Result`.
+    fn frames() -> xen::Result<u32> {
+        let gt = gt::query_size(DomId::SELF)?;
+        Ok(gt.nr_frames)
+    }
+    fresh();
+    mock::respond(|c| {
+        c.update(1, |q: &mut gt::GnttabQuerySize| {
+            q.nr_frames = 3;
+            q.max_nr_frames = 64;
+        });
+        0
+    });
+    assert_eq!(frames(), Ok(3));
+    // The hypercall's own failure keeps its errno.
+    fresh();
+    mock::fails(Error::EFAULT);
+    assert_eq!(frames(), Err(Error::EFAULT));
+    // A status becomes its nearest errno.
+    fresh();
+    mock::respond(|c| {
+        c.update(1, |q: &mut gt::GnttabQuerySize| {
+            q.status = gt::GrantStatus::BAD_DOMAIN.code()
+        });
+        0
+    });
+    assert_eq!(frames(), Err(Error::ESRCH));
+    for &s in gt::GrantStatus::ALL {
+        assert_eq!(Error::from(gt::GrantError::Status(s)), s.nearest_errno());
+    }
+}
+
 // ---------------------------------------------------------------- errors
 
 #[test]
