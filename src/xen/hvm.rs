@@ -48,6 +48,19 @@ pub struct HvmParam {
 // SAFETY: a repr(C) struct of integers.
 unsafe impl Plain for HvmParam {}
 
+impl HvmParam {
+    /// The argument for parameter `param` of domain `dom`, its value zero (as for a get).
+    #[inline(always)]
+    pub const fn new(dom: DomId, param: Param) -> HvmParam {
+        HvmParam {
+            domid: dom,
+            pad: 0,
+            index: param.0,
+            value: 0,
+        }
+    }
+}
+
 /// The value of `HVM_PARAM_CALLBACK_IRQ`, decoded as ARM defines it: the type in bits 63:56
 /// (`HVM_PARAM_CALLBACK_TYPE_*`). Not in x86-64 builds, where type 2 means a vector ([`vector_of`]).
 #[cfg(any(not(all(target_arch = "x86_64", target_os = "none")), doc))]

@@ -3,7 +3,9 @@
 //! errors mapped back. Run with `--features mock` (as `cargo xtask test` does).
 
 use xen_hypercall::mock::{self, Call};
-use xen_hypercall::xen::multicall::{Batch, Call as McCall, Full, MulticallEntry};
+use xen_hypercall::xen::multicall::{
+    Batch, Call as McCall, CallError, Full, MulticallEntry, NOT_REACHED,
+};
 use xen_hypercall::xen::{
     self, DomId, Error, console, evtchn, grant_table as gt, hvm, memory, nr, sched, vcpu, version,
 };
@@ -766,10 +768,14 @@ fn multicall_version_pagesize_unknown() {
     // SAFETY: hypercall 99 does not exist; it takes no pointer.
     let unknown = unsafe { McCall::raw(99, [0; 6]) };
     assert_eq!(batch.push(unknown), Ok(2));
-    let done = batch.submit().unwrap();
+    let done = batch.submit();
+    assert_eq!(done.status(), Ok(()));
     let results: Vec<_> = done.iter().collect();
-    assert_eq!(results, [Ok(0x40011), Ok(4096), Err(Error::ENOSYS)]);
-    assert_eq!(done.get(2), Some(Err(Error::ENOSYS)));
+    assert_eq!(
+        results,
+        [Ok(0x40011), Ok(4096), Err(CallError::Failed(Error::ENOSYS))]
+    );
+    assert_eq!(done.get(2), Some(Err(CallError::Failed(Error::ENOSYS))));
     assert_eq!(done.get(3), None);
     assert_eq!(done.raw()[0], 0x40011);
     assert_eq!(done.len(), 3);
@@ -802,22 +808,16 @@ fn multicall_overflow_is_an_error() {
 #[test]
 fn multicall_typed_calls_carry_their_structures() {
     fresh();
-    let mut send = evtchn::PortArg {
-        port: evtchn::Port(5),
-    };
-    let mut param = hvm::HvmParam {
-        domid: DomId::SELF,
-        index: 1,
-        ..Default::default()
-    };
-    let mut status = evtchn::EvtchnStatus::default();
+    let send = evtchn::PortArg::new(evtchn::Port(5));
+    let mut param = hvm::HvmParam::new(DomId::SELF, hvm::Param(1));
+    let mut status = evtchn::EvtchnStatus::new(DomId::SELF, evtchn::Port(7));
     let send_addr = &raw const send as u64;
     let param_addr = &raw const param as u64;
     let status_addr = &raw const status as u64;
     let text = b"batched\n";
     {
         let mut batch: Batch<'_, 8> = Batch::default();
-        batch.push(McCall::evtchn_send(&mut send)).unwrap();
+        batch.push(McCall::evtchn_send(&send)).unwrap();
         batch.push(McCall::hvm_get_param(&mut param)).unwrap();
         batch.push(McCall::evtchn_status(&mut status)).unwrap();
         batch.push(McCall::console_write(text)).unwrap();
@@ -829,8 +829,67 @@ fn multicall_typed_calls_carry_their_structures() {
             (e[3].op, e[3].args[0], e[3].args[1], e[3].args[2]),
             (18, 0, 8, text.as_ptr() as u64)
         );
-        batch.submit().unwrap();
+        assert_eq!(batch.submit().status(), Ok(()));
     }
+    let c = only_call();
+    assert_eq!(c.args[1], 4);
+    // The structures the constructors made, as Xen reads them.
+    assert_eq!(send.port, evtchn::Port(5));
+    assert_eq!((param.domid, param.index, param.value), (DomId::SELF, 1, 0));
+    assert_eq!((status.dom, status.port), (DomId::SELF, evtchn::Port(7)));
+}
+
+#[test]
+fn multicall_failed_part_way_keeps_the_results_of_the_calls_that_ran() {
+    fresh();
+    // As Xen's do_multicall: entries run in order, each result written back (a failing call does not
+    // stop the batch); then reading entry 2 faults and the multicall returns -EFAULT.
+    mock::respond(|call| {
+        let entries = call.slice_mut::<MulticallEntry>(0).unwrap();
+        for e in entries.iter_mut() {
+            assert_eq!(
+                e.result, NOT_REACHED,
+                "every result is preset before the call"
+            );
+        }
+        entries[0].result = 0x40011;
+        entries[1].result = -22i64 as u64;
+        -(Error::EFAULT.errno() as isize)
+    });
+    let mut batch: Batch<'_, 4> = Batch::new();
+    batch.push(McCall::xen_version()).unwrap();
+    batch.push(McCall::pagesize()).unwrap();
+    batch.push(McCall::sched_yield()).unwrap();
+    batch.push(McCall::pagesize()).unwrap();
+    let done = batch.submit();
+    assert_eq!(done.status(), Err(Error::EFAULT));
+    let results: Vec<_> = done.iter().collect();
+    assert_eq!(
+        results,
+        [
+            Ok(0x40011),
+            Err(CallError::Failed(Error::EINVAL)),
+            Err(CallError::NotReached(Error::EFAULT)),
+            Err(CallError::NotReached(Error::EFAULT)),
+        ]
+    );
+    assert_eq!(done.raw()[2], NOT_REACHED);
+    assert_eq!(done.len(), 4);
+    // Either failure is an errno for `?` in a function returning xen::Result.
+    assert_eq!(Error::from(CallError::Failed(Error::EINVAL)), Error::EINVAL);
+    assert_eq!(
+        Error::from(CallError::NotReached(Error::EFAULT)),
+        Error::EFAULT
+    );
+    // Counts with the top bit set are values, as for a single hypercall.
+    assert_eq!(
+        xen::multicall::check_result(0xFFFF_FFFF_8000_0000),
+        Ok(0xFFFF_FFFF_8000_0000)
+    );
+    assert_eq!(
+        xen::multicall::check_result(-4095i64 as u64),
+        Err(Error::from_errno(4095))
+    );
     assert_eq!(only_call().args[1], 4);
 }
 
@@ -838,12 +897,15 @@ fn multicall_typed_calls_carry_their_structures() {
 fn multicall_empty_submit_makes_no_call_and_failure_is_reported() {
     fresh();
     let batch: Batch<'_, 1> = Batch::new();
-    assert!(batch.submit().unwrap().is_empty());
+    let done = batch.submit();
+    assert!(done.is_empty() && done.status().is_ok());
     assert!(mock::take_calls().is_empty());
     let mut batch: Batch<'_, 1> = Batch::new();
     batch.push(McCall::xen_version()).unwrap();
     mock::fails(Error::EFAULT);
-    assert_eq!(batch.submit(), Err(Error::EFAULT));
+    let done = batch.submit();
+    assert_eq!(done.status(), Err(Error::EFAULT));
+    assert_eq!(done.get(0), Some(Err(CallError::NotReached(Error::EFAULT))));
     // The batch is gone: a second submit does not compile (tests/ui/multicall_submit_twice.rs).
 }
 
