@@ -147,10 +147,11 @@ impl Error {
     /// ```
     #[inline(always)]
     pub const fn check(ret: isize) -> Result<usize> {
-        if (ret as usize) < (-(Error::MAX_ERRNO as isize)) as usize {
-            Ok(ret as usize)
-        } else {
+        // `ret > -(MAX_ERRNO + 1)` unsigned: -4096 is an immediate of ARM's `cmn`, -4095 is not.
+        if (ret as usize) > (-(Error::MAX_ERRNO as isize) - 1) as usize {
             Err(Error((ret as i32).wrapping_neg()))
+        } else {
+            Ok(ret as usize)
         }
     }
 
