@@ -119,7 +119,9 @@ pair!(
     |_s| version::version().map_or(0, |v| v.minor as usize),
     |_s| {
         // SAFETY: xen_version(XENVER_version, NULL) reads no memory.
-        unsafe { hypercall2(nr::XEN_VERSION, version::XENVER_VERSION, 0) as usize }
+        let r = unsafe { hypercall2(nr::XEN_VERSION, version::XENVER_VERSION, 0) };
+        // The same value as the typed call's: the minor version, the low 16 bits.
+        r as u16 as usize
     }
 );
 
