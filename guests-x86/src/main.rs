@@ -22,7 +22,7 @@ mod pairs;
 use core::fmt::Write;
 
 use xen_hypercall::xen::evtchn::{self, State};
-use xen_hypercall::xen::multicall::{Batch, Call};
+use xen_hypercall::xen::multicall::{Batch, Call, CallError};
 use xen_hypercall::xen::pvh::HvmStartInfo;
 use xen_hypercall::xen::sched::{self, ShutdownReason};
 use xen_hypercall::xen::{self, DomId, console, grant_table, hvm, version};
@@ -261,12 +261,15 @@ fn multicall(c: &mut Checks) {
     if !pushed {
         return c.check(name, false, format_args!("batch full"));
     }
-    match batch.submit() {
-        Ok(r) => {
+    let r = batch.submit();
+    match r.status() {
+        Ok(()) => {
             let (v, p, u) = (r.get(0), r.get(1), r.get(2));
             c.check(
                 name,
-                v == Some(Ok(0x40011)) && p == Some(Ok(4096)) && u == Some(Err(xen::Error::ENOSYS)),
+                v == Some(Ok(0x40011))
+                    && p == Some(Ok(4096))
+                    && u == Some(Err(CallError::Failed(xen::Error::ENOSYS))),
                 format_args!("{v:x?} {p:?} {u:?}"),
             )
         }

@@ -21,7 +21,7 @@ mod pairs;
 use common::{Checks, Line};
 
 use xen_hypercall::xen::evtchn::{self, State};
-use xen_hypercall::xen::multicall::{Batch, Call};
+use xen_hypercall::xen::multicall::{Batch, Call, CallError};
 use xen_hypercall::xen::sched::{self, ShutdownReason};
 use xen_hypercall::xen::{self, DomId, console, grant_table, hvm, vcpu, version};
 
@@ -222,17 +222,17 @@ fn multicall(c: &mut Checks) {
     if !pushed {
         return c.fail("multicall", Line::new().s("batch full"));
     }
-    let results = match batch.submit() {
-        Ok(r) => r,
-        Err(e) => return c.fail("multicall", Line::new().err(e)),
-    };
+    let results = batch.submit();
+    if let Err(e) = results.status() {
+        return c.fail("multicall", Line::new().err(e));
+    }
     let (v, p, u) = (results.get(0), results.get(1), results.get(2));
     let good = matches!(v, Some(Ok(x)) if x >> 16 >= 4)
         && p == Some(Ok(4096))
-        && u == Some(Err(xen::Error::ENOSYS));
-    let show = |l: Line, r: Option<xen::Result<u64>>| match r {
+        && u == Some(Err(CallError::Failed(xen::Error::ENOSYS)));
+    let show = |l: Line, r: Option<Result<u64, CallError>>| match r {
         Some(Ok(x)) => l.hex(x),
-        Some(Err(e)) => l.s("-").dec(e.errno() as u64),
+        Some(Err(e)) => l.s("-").dec(xen::Error::from(e).errno() as u64),
         None => l.s("none"),
     };
     let line = show(Line::new().s("[version "), v);

@@ -57,12 +57,45 @@ pub fn write(bytes: &[u8]) -> Result<()> {
         return write_chunks(bytes);
     }
     // Xen 4.17 answers a completed write with 0 (a preempted one is continued by Xen itself); any other
-    // answer (an error, or a count from versions that report one) is handled out of line.
+    // answer (an error, or a count from versions that report one) is handled on the rare path.
     let ret = write_chunk(bytes);
     if ret == 0 {
         return Ok(());
     }
+    // AArch64: inline, as a call on the rare path would make every caller keep its live values in
+    // callee-saved registers, saved and restored in pairs on the common path. A32/T32 (one `push` for
+    // all of them) and x86-64: out of line, the smaller code.
+    #[cfg(target_arch = "aarch64")]
+    return finish(bytes, ret);
+    #[cfg(not(target_arch = "aarch64"))]
     write_rest(bytes, ret)
+}
+
+/// After a first chunk whose answer was `ret`: the error, or the rest of a short write.
+#[cfg(not(target_arch = "aarch64"))]
+#[cold]
+#[inline(never)]
+fn write_rest(chunk: &[u8], ret: isize) -> Result<()> {
+    finish(chunk, ret)
+}
+
+/// After `bytes` (at most [`MAX_WRITE`]) were written with the answer `ret`: the error, or the rest of
+/// a short write, in further calls.
+#[inline(always)]
+fn finish(bytes: &[u8], mut ret: isize) -> Result<()> {
+    let mut rest = bytes;
+    loop {
+        unit(ret)?;
+        let taken = match usize::try_from(ret) {
+            Ok(n) if n > 0 && n < rest.len() => n,
+            _ => rest.len(),
+        };
+        rest = rest.get(taken..).unwrap_or_default();
+        if rest.is_empty() {
+            return Ok(());
+        }
+        ret = write_chunk(rest);
+    }
 }
 
 /// One `CONSOLEIO_write` of `chunk` (at most [`MAX_WRITE`] bytes): Xen's raw answer.
@@ -76,18 +109,6 @@ fn write_chunk(chunk: &[u8]) -> isize {
             Arg::bytes_in(chunk),
         )
     }
-}
-
-/// After a first chunk whose answer was `ret`: the error, or the rest of a short write.
-#[cold]
-#[inline(never)]
-fn write_rest(chunk: &[u8], ret: isize) -> Result<()> {
-    unit(ret)?;
-    let taken = match usize::try_from(ret) {
-        Ok(n) if n > 0 && n < chunk.len() => n,
-        _ => chunk.len(),
-    };
-    write_chunks(&chunk[taken..])
 }
 
 /// Writes `bytes` in as many calls of at most [`MAX_WRITE`] bytes as needed.

@@ -123,17 +123,52 @@ impl Error {
         self.0
     }
 
-    /// Interprets a raw hypercall result: non-negative is success (the value), negative is `-errno`.
+    /// The largest errno a hypercall result can carry (Linux's `MAX_ERRNO`): [`Error::check`] reads only
+    /// `-MAX_ERRNO..=-1` as failures. Xen's `errno.h` codes are all far below it.
+    pub const MAX_ERRNO: i32 = 4095;
+
+    /// Interprets a raw hypercall result whose success value is a count or a number (frames, pages,
+    /// bytes, a version): only `-MAX_ERRNO..=-1` is `-errno` ([`Error::MAX_ERRNO`], Linux's
+    /// `IS_ERR_VALUE`); every other value is success, read as unsigned.
+    ///
+    /// Xen returns these values as a `long`, one register wide: on 32-bit ARM a count of 2^31 or more
+    /// arrives with the top bit set, a negative `isize`, and is still a count. The test is one unsigned
+    /// compare. For a call whose only success is 0 (a status), a negative value of any size is a failure:
+    /// use [`Error::check_status`].
     ///
     /// ```
     /// use xen_hypercall::xen::Error;
     /// assert_eq!(Error::check(4096), Ok(4096));
     /// assert_eq!(Error::check(-38), Err(Error::ENOSYS));
+    /// assert_eq!(Error::check(-4095), Err(Error::from_errno(4095)));
+    /// // Not an errno: a count with the top bit set, as a 32-bit register holds 2^31 or 2^32 - 4096.
+    /// assert_eq!(Error::check(isize::MIN), Ok(isize::MIN as usize));
+    /// assert_eq!(Error::check(-4096), Ok(-4096isize as usize));
     /// ```
     #[inline(always)]
     pub const fn check(ret: isize) -> Result<usize> {
-        if ret >= 0 {
+        // `ret > -(MAX_ERRNO + 1)` unsigned: -4096 is an immediate of ARM's `cmn`, -4095 is not.
+        if (ret as usize) > (-(Error::MAX_ERRNO as isize) - 1) as usize {
+            Err(Error((ret as i32).wrapping_neg()))
+        } else {
             Ok(ret as usize)
+        }
+    }
+
+    /// Interprets a raw hypercall result whose only success is 0 or another non-negative status: any
+    /// negative value is a failure (`-errno`; a value below `-i32::MAX` is kept saturated, as
+    /// `Error(i32::MAX)`).
+    ///
+    /// ```
+    /// use xen_hypercall::xen::Error;
+    /// assert_eq!(Error::check_status(0), Ok(()));
+    /// assert_eq!(Error::check_status(-22), Err(Error::EINVAL));
+    /// assert_eq!(Error::check_status(-5000), Err(Error::from_errno(5000)));
+    /// ```
+    #[inline(always)]
+    pub const fn check_status(ret: isize) -> Result<()> {
+        if ret >= 0 {
+            Ok(())
         } else {
             Err(Error::from_ret(ret))
         }

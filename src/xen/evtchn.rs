@@ -211,7 +211,28 @@ pub struct Status {
     pub vcpu: u32,
 }
 
+impl PortArg {
+    /// The argument for `port`.
+    #[inline(always)]
+    pub const fn new(port: Port) -> PortArg {
+        PortArg { port }
+    }
+}
+
 impl EvtchnStatus {
+    /// The query for port `port` of domain `dom`, its OUT fields zero.
+    #[inline(always)]
+    pub const fn new(dom: DomId, port: Port) -> EvtchnStatus {
+        EvtchnStatus {
+            dom,
+            _pad: 0,
+            port,
+            status: 0,
+            vcpu: 0,
+            u: [0; 2],
+        }
+    }
+
     /// Decodes the OUT fields.
     #[inline]
     pub fn decode(&self) -> Status {

@@ -241,6 +241,32 @@ impl From<Error> for GrantError {
     }
 }
 
+impl From<GrantError> for Error {
+    /// A grant-table failure reported as an errno, for callers whose functions return
+    /// [`xen::Result`](super::Result) (`?` on a grant-table call): [`GrantError::Xen`] is its errno as it
+    /// came; [`GrantError::Status`] becomes the status's [`nearest_errno`](GrantStatus::nearest_errno)
+    /// (`GNTST_bad_domain` → `ESRCH`, `GNTST_permission_denied` → `EPERM`, …, `EINVAL` for statuses
+    /// without a closer one). The status itself is lost: match on the [`GrantError`] to keep it.
+    ///
+    /// ```
+    /// use xen_hypercall::xen::{self, Error, grant_table::{GrantError, GrantStatus}};
+    /// assert_eq!(Error::from(GrantError::Xen(Error::EFAULT)), Error::EFAULT);
+    /// assert_eq!(Error::from(GrantError::Status(GrantStatus::BAD_DOMAIN)), Error::ESRCH);
+    /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+    /// fn frames() -> xen::Result<u32> {
+    ///     Ok(xen::grant_table::query_size(xen::DomId::SELF)?.nr_frames)
+    /// }
+    /// # let _ = frames; }
+    /// ```
+    #[inline]
+    fn from(e: GrantError) -> Error {
+        match e {
+            GrantError::Xen(e) => e,
+            GrantError::Status(s) => s.nearest_errno(),
+        }
+    }
+}
+
 impl fmt::Display for GrantError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -733,7 +759,7 @@ pub fn set_version(version: u32) -> Result<u32> {
         return Err(GrantError::Xen(Error::EINVAL));
     }
     let mut s = GnttabSetVersion { version };
-    Error::check(op1(GNTTABOP_SET_VERSION, &mut s))?;
+    Error::check_status(op1(GNTTABOP_SET_VERSION, &mut s))?;
     Ok(s.version)
 }
 
@@ -754,7 +780,7 @@ pub fn get_version(dom: DomId) -> Result<u32> {
         pad: 0,
         version: 0,
     };
-    Error::check(op1(GNTTABOP_GET_VERSION, &mut g))?;
+    Error::check_status(op1(GNTTABOP_GET_VERSION, &mut g))?;
     Ok(g.version)
 }
 

@@ -49,6 +49,19 @@ crate::impl_plain! {
     HvmParam { domid: DomId, pad: u16, index: u32, value: u64 };
 }
 
+impl HvmParam {
+    /// The argument for parameter `param` of domain `dom`, its value zero (as for a get).
+    #[inline(always)]
+    pub const fn new(dom: DomId, param: Param) -> HvmParam {
+        HvmParam {
+            domid: dom,
+            pad: 0,
+            index: param.0,
+            value: 0,
+        }
+    }
+}
+
 /// The value of `HVM_PARAM_CALLBACK_IRQ`, decoded as ARM defines it: the type in bits 63:56
 /// (`HVM_PARAM_CALLBACK_TYPE_*`). Not in x86-64 builds, where type 2 means a vector ([`vector_of`]).
 #[cfg(any(not(all(target_arch = "x86_64", target_os = "none")), doc))]
@@ -101,7 +114,7 @@ impl CallbackVia {
 #[inline(always)]
 fn param_op(op: usize, p: &mut HvmParam) -> Result<()> {
     // SAFETY: Xen reads and (for get) writes the `xen_hvm_param`, mutably borrowed for the call.
-    Error::check(unsafe { call2::<{ nr::HVM_OP }>(Arg::val(op), Arg::inout(p)) }).map(|_| ())
+    Error::check_status(unsafe { call2::<{ nr::HVM_OP }>(Arg::val(op), Arg::inout(p)) })
 }
 
 /// Parameter `param` of domain `dom` (`HVMOP_get_param`).

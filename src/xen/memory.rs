@@ -168,10 +168,9 @@ pub unsafe fn add_to_physmap(dom: DomId, space: Space, idx: u64, gpfn: u64) -> R
     };
     // SAFETY: Xen reads `a`, borrowed for the call; what the mapping does to `gpfn` is the caller's
     // contract.
-    Error::check(unsafe {
+    Error::check_status(unsafe {
         call2::<{ nr::MEMORY_OP }>(Arg::val(XENMEM_ADD_TO_PHYSMAP), Arg::input(&a))
     })
-    .map(|_| ())
 }
 
 /// Maps the shared info page at guest frame `gpfn` (`XENMAPSPACE_shared_info`).
@@ -349,10 +348,9 @@ pub unsafe fn remove_from_physmap(dom: DomId, gpfn: u64) -> Result<()> {
         gpfn,
     };
     // SAFETY: Xen reads `r`, borrowed for the call; the hole is the caller's contract.
-    Error::check(unsafe {
+    Error::check_status(unsafe {
         call2::<{ nr::MEMORY_OP }>(Arg::val(XENMEM_REMOVE_FROM_PHYSMAP), Arg::input(&r))
     })
-    .map(|_| ())
 }
 
 /// Maps `idxs[i]` of `space` at guest frame `gpfns[i]` of domain `dom`, for every `i`, in one call
@@ -409,7 +407,7 @@ pub unsafe fn add_to_physmap_batch(
     };
     // SAFETY: Xen reads `b` and the arrays behind its handles and writes `errs` (exclusively borrowed),
     // all for the call only; the mappings are the caller's contract.
-    Error::check(unsafe {
+    Error::check_status(unsafe {
         call2::<{ nr::MEMORY_OP }>(
             Arg::val(XENMEM_ADD_TO_PHYSMAP_BATCH),
             Arg::input(&b)
@@ -418,7 +416,6 @@ pub unsafe fn add_to_physmap_batch(
                 .handle_inout(errs.as_mut_ptr(), n),
         )
     })
-    .map(|_| ())
 }
 
 /// One frame's result of [`add_to_physmap_batch`]: 0 is success, `-errno` a failure.
@@ -430,7 +427,7 @@ pub unsafe fn add_to_physmap_batch(
 /// ```
 #[inline]
 pub fn frame_result(err: i32) -> Result<()> {
-    Error::check(err as isize).map(|_| ())
+    Error::check_status(err as isize)
 }
 
 #[inline(always)]

@@ -186,10 +186,11 @@ crate::impl_plain! {
     DomId { 0: u16 };
 }
 
-/// Converts a hypercall result that carries no value: 0 (or any non-negative value) is success.
+/// Converts a hypercall result that carries no value: 0 (or any non-negative value) is success, any
+/// negative value a failure ([`Error::check_status`]).
 #[inline(always)]
 pub(crate) fn unit(ret: isize) -> Result<()> {
-    Error::check(ret).map(|_| ())
+    Error::check_status(ret)
 }
 
 /// The sizes and alignments of Xen's headers (for ARM; for x86-64 where they differ), checked on every

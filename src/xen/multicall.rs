@@ -7,15 +7,31 @@
 //! ```
 //! # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 //! # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+//! use xen_hypercall::xen::{DomId, evtchn::{EvtchnStatus, Port}, hvm::{HvmParam, Param}};
 //! use xen_hypercall::xen::multicall::{Batch, Call};
+//! // What Xen writes lives outside the batch, borrowed by it until the batch is submitted.
+//! let mut status = EvtchnStatus::new(DomId::SELF, Port(1));
+//! let mut store = HvmParam::new(DomId::SELF, Param::STORE_PFN);
 //! let mut batch: Batch<'_, 4> = Batch::new();
 //! batch.push(Call::xen_version())?;
-//! batch.push(Call::pagesize())?;
-//! let results = batch.submit()?;
+//! batch.push(Call::evtchn_status(&mut status))?;
+//! batch.push(Call::hvm_get_param(&mut store))?;
+//! let results = batch.submit();
+//! results.status()?; // the multicall itself; each call's own failure is in its result
 //! let version = results.get(0);
+//! if results.get(1) == Some(Ok(0)) {
+//!     let _port_state = status.decode();
+//! }
+//! let _store_pfn = results.get(2).and_then(|r| r.ok()).map(|_| store.value);
 //! # let _ = version; }
 //! # Ok::<(), xen_hypercall::xen::Error>(())
 //! ```
+//!
+//! Xen runs the entries in order and writes each one's `result`; a call that fails does not stop the
+//! batch (its `result` is its `-errno`). Only the multicall itself failing stops it (`-EFAULT` when an
+//! entry cannot be read or its result written back, `-EINVAL` for a multicall inside a multicall): the
+//! entries before that point ran, the rest did not. Every entry's `result` is preset to [`NOT_REACHED`],
+//! so [`Results`] tells the calls that ran from those Xen never reached ([`CallError::NotReached`]).
 //!
 //! After a multicall only each entry's `result` may be trusted: a debug Xen overwrites the rest of the
 //! entry. Each argument is a 64-bit slot; from a 32-bit guest its upper half must be zero or Xen crashes
@@ -46,15 +62,25 @@ pub struct MulticallEntry {
 // SAFETY: a repr(C) struct of integers.
 unsafe impl Plain for MulticallEntry {}
 
-/// Interprets a multicall entry's 64-bit result: non-negative is the value, negative is `-errno`.
+/// The `result` every entry holds until Xen writes it: `1 << 63`, a value no call returns (a 64-bit Xen's
+/// results are far smaller counts or `-errno`; a 32-bit Xen's are sign-extended 32-bit values, whose upper
+/// half is all zeros or all ones).
+pub const NOT_REACHED: u64 = 1 << 63;
+
+/// Interprets a multicall entry's 64-bit result as [`Error::check`] does a hypercall's: only
+/// `-MAX_ERRNO..=-1` is `-errno`, every other value is the call's value.
+///
+/// ```
+/// use xen_hypercall::xen::{Error, multicall::check_result};
+/// assert_eq!(check_result(4096), Ok(4096));
+/// assert_eq!(check_result(-38i64 as u64), Err(Error::ENOSYS));
+/// assert_eq!(check_result(0x8000_0000), Ok(0x8000_0000));
+/// ```
 pub const fn check_result(result: u64) -> Result<u64> {
-    let r = result as i64;
-    if r >= 0 {
-        Ok(r as u64)
-    } else if r < -(i32::MAX as i64) {
-        Err(Error::from_errno(i32::MAX))
+    if result < (-(Error::MAX_ERRNO as i64)) as u64 {
+        Ok(result)
     } else {
-        Err(Error::from_errno((-r) as i32))
+        Err(Error::from_errno((result as i32).wrapping_neg()))
     }
 }
 
@@ -75,7 +101,7 @@ impl<'a> Call<'a> {
         Call {
             entry: MulticallEntry {
                 op: slot(op),
-                result: 0,
+                result: NOT_REACHED,
                 args: [slot(args[0]), slot(args[1]), 0, 0, 0, 0],
             },
             _borrow: PhantomData,
@@ -93,7 +119,7 @@ impl<'a> Call<'a> {
         Call {
             entry: MulticallEntry {
                 op: slot(op),
-                result: 0,
+                result: NOT_REACHED,
                 args,
             },
             _borrow: PhantomData,
@@ -120,7 +146,7 @@ impl<'a> Call<'a> {
         Call {
             entry: MulticallEntry {
                 op: slot(nr::CONSOLE_IO),
-                result: 0,
+                result: NOT_REACHED,
                 args: [
                     slot(console::CONSOLEIO_WRITE),
                     slot(text.len()),
@@ -134,16 +160,18 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// `event_channel_op(EVTCHNOP_send, port)`.
-    pub fn evtchn_send(port: &'a mut PortArg) -> Call<'a> {
+    /// `event_channel_op(EVTCHNOP_send, port)`: Xen reads the port when it runs the call, so it is
+    /// borrowed until the batch is submitted (make it with [`PortArg::new`]).
+    pub fn evtchn_send(port: &'a PortArg) -> Call<'a> {
         Call::new(
             nr::EVENT_CHANNEL_OP,
-            [evtchn::EVTCHNOP_SEND, port as *mut PortArg as usize],
+            [evtchn::EVTCHNOP_SEND, port as *const PortArg as usize],
         )
     }
 
-    /// `event_channel_op(EVTCHNOP_status, status)`: Xen fills `status` (decode it with
-    /// [`EvtchnStatus::decode`] after the batch).
+    /// `event_channel_op(EVTCHNOP_status, status)`: make `status` with [`EvtchnStatus::new`]; Xen fills
+    /// it when it runs the call (decode it with [`EvtchnStatus::decode`] after the batch, if the call's
+    /// result is `Ok`).
     pub fn evtchn_status(status: &'a mut EvtchnStatus) -> Call<'a> {
         Call::new(
             nr::EVENT_CHANNEL_OP,
@@ -154,7 +182,8 @@ impl<'a> Call<'a> {
         )
     }
 
-    /// `hvm_op(HVMOP_get_param, param)`: Xen fills `param.value`.
+    /// `hvm_op(HVMOP_get_param, param)`: make `param` with [`HvmParam::new`]; Xen fills `param.value`
+    /// when it runs the call (read it after the batch, if the call's result is `Ok`).
     pub fn hvm_get_param(param: &'a mut HvmParam) -> Call<'a> {
         Call::new(
             nr::HVM_OP,
@@ -239,13 +268,15 @@ impl<'a, const N: usize> Batch<'a, N> {
     }
 
     /// Issues every call in one `multicall` hypercall (none if the batch is empty) and returns each call's
-    /// result. The `Err` is the multicall hypercall's own failure (the batch was not run); a call of the
-    /// batch that failed is an `Err` in its [`Results::get`].
+    /// result, whatever happened: [`Results::status`] is the multicall hypercall's own result, and each
+    /// call's is in [`Results::get`] (its value, its `-errno`, or [`CallError::NotReached`] for a call Xen
+    /// never ran because the multicall stopped before it).
     ///
     /// Afterwards only each entry's `result` is meaningful: a debug Xen overwrites `op` and the arguments
     /// with `0xaa` bytes, which is why the batch is consumed and only the results are kept.
-    pub fn submit(mut self) -> Result<Results<N>> {
+    pub fn submit(mut self) -> Results<N> {
         let len = self.entries.len();
+        let mut status = Ok(());
         if len > 0 {
             // SAFETY: the entries are `len` contiguous 64-byte `multicall_entry`s, mutably borrowed for
             // the call; each call's own pointer arguments borrow for `'a`, which outlives `self` (the
@@ -256,38 +287,78 @@ impl<'a, const N: usize> Batch<'a, N> {
                     Arg::val(len),
                 )
             };
-            Error::check(ret)?;
+            status = Error::check_status(ret);
         }
-        Ok(Results {
+        Results {
+            status,
             results: self.entries.iter().map(|e| e.result).collect(),
-        })
+        }
     }
 }
 
-/// The results of a submitted [`Batch`], in the order the calls were pushed.
+/// Why a call of a submitted [`Batch`] has no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallError {
+    /// Xen ran the call and it failed: its `-errno`.
+    Failed(Error),
+    /// Xen did not run the call (or could not write its result back): the multicall hypercall stopped
+    /// before it with this error ([`Results::status`]).
+    NotReached(Error),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Failed(e) => e.fmt(f),
+            CallError::NotReached(e) => write!(f, "not run: the multicall stopped with {e}"),
+        }
+    }
+}
+
+impl core::error::Error for CallError {}
+
+impl From<CallError> for Error {
+    /// The call's own errno, or for a call Xen did not reach the multicall's error that stopped it.
+    fn from(e: CallError) -> Error {
+        match e {
+            CallError::Failed(e) | CallError::NotReached(e) => e,
+        }
+    }
+}
+
+/// The results of a submitted [`Batch`], in the order the calls were pushed, and the multicall
+/// hypercall's own result.
+#[must_use = "the results say which calls failed or did not run"]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Results<const N: usize> {
+    status: Result<()>,
     results: ArrayVec<u64, N>,
 }
 
 impl<const N: usize> Results<N> {
-    /// The result of call `index` (`None` if there is no such call): its value, or its `-errno` as an
-    /// [`Error`].
-    pub fn get(&self, index: usize) -> Option<Result<u64>> {
-        self.results.get(index).map(|&r| check_result(r))
+    /// The multicall hypercall's own result: `Ok` when Xen ran every call (each may still have failed),
+    /// `Err` when it stopped part-way, the calls from that point on [`CallError::NotReached`].
+    pub fn status(&self) -> Result<()> {
+        self.status
     }
 
-    /// Every call's result, in order.
-    pub fn iter(&self) -> impl Iterator<Item = Result<u64>> + '_ {
-        self.results.iter().map(|&r| check_result(r))
+    /// The result of call `index` (`None` if there is no such call): its value, its `-errno`
+    /// ([`CallError::Failed`]), or [`CallError::NotReached`] if Xen never ran it.
+    pub fn get(&self, index: usize) -> Option<core::result::Result<u64, CallError>> {
+        self.results.get(index).map(|&r| self.interpret(r))
     }
 
-    /// The raw 64-bit `result` fields, in order.
+    /// Every call's result, in order (as [`Results::get`]).
+    pub fn iter(&self) -> impl Iterator<Item = core::result::Result<u64, CallError>> + '_ {
+        self.results.iter().map(|&r| self.interpret(r))
+    }
+
+    /// The raw 64-bit `result` fields, in order ([`NOT_REACHED`] for a call Xen did not reach).
     pub fn raw(&self) -> &[u64] {
         &self.results
     }
 
-    /// How many calls ran.
+    /// How many calls the batch held.
     pub fn len(&self) -> usize {
         self.results.len()
     }
@@ -295,5 +366,13 @@ impl<const N: usize> Results<N> {
     /// Whether the batch was empty.
     pub fn is_empty(&self) -> bool {
         self.results.is_empty()
+    }
+
+    fn interpret(&self, raw: u64) -> core::result::Result<u64, CallError> {
+        match self.status {
+            // A result still at the preset value after a failed multicall was never written.
+            Err(e) if raw == NOT_REACHED => Err(CallError::NotReached(e)),
+            _ => check_result(raw).map_err(CallError::Failed),
+        }
     }
 }

@@ -45,7 +45,7 @@
 //!     let ret = unsafe {
 //!         call2::<{ nr::EVENT_CHANNEL_OP }>(Arg::val(EVTCHNOP_RESET), Arg::input(&r))
 //!     };
-//!     Error::check(ret).map(|_| ())
+//!     Error::check_status(ret)
 //! }
 //! # #[cfg(feature = "mock")] {
 //! use xen_hypercall::mock;

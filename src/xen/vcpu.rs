@@ -297,14 +297,13 @@ pub unsafe fn register_vcpu_info(vcpu: u32, gfn: u64, offset: u32) -> Result<()>
         rsvd: 0,
     };
     // SAFETY: Xen reads `r`, borrowed for the call; what it does with the frame is the caller's contract.
-    Error::check(unsafe {
+    Error::check_status(unsafe {
         call3::<{ nr::VCPU_OP }>(
             Arg::val(VCPUOP_REGISTER_VCPU_INFO),
             Arg::val(vcpu as usize),
             Arg::input(&r),
         )
     })
-    .map(|_| ())
 }
 
 /// [`register_vcpu_info`] for a `VcpuInfo` at `info`, taking its address as the guest physical address:
@@ -368,12 +367,11 @@ pub unsafe fn register_runstate_memory_area(vcpu: u32, area: *mut RunstateInfo) 
         addr: area as usize as u64,
     };
     // SAFETY: Xen reads `r`, borrowed for the call; what it does with `area` is the caller's contract.
-    Error::check(unsafe {
+    Error::check_status(unsafe {
         call3::<{ nr::VCPU_OP }>(
             Arg::val(VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA),
             Arg::val(vcpu as usize),
             Arg::input(&r).handle_inout(area, 1),
         )
     })
-    .map(|_| ())
 }

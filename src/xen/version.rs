@@ -175,8 +175,7 @@ fn scalar(cmd: usize) -> Result<usize> {
 fn fill<T: Plain>(cmd: usize, out: &mut T) -> Result<()> {
     // SAFETY: `T` is the structure Xen writes for `cmd` (each caller pairs them); mutably borrowed for the
     // call, not kept by Xen.
-    Error::check(unsafe { call2::<{ nr::XEN_VERSION }>(Arg::val(cmd), Arg::inout(out)) })
-        .map(|_| ())
+    Error::check_status(unsafe { call2::<{ nr::XEN_VERSION }>(Arg::val(cmd), Arg::inout(out)) })
 }
 
 /// The hypervisor's version (`XENVER_version`).

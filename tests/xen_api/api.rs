@@ -3,7 +3,9 @@
 //! errors mapped back. Run with `--features mock` (as `cargo xtask test` does).
 
 use xen_hypercall::mock::{self, Call};
-use xen_hypercall::xen::multicall::{Batch, Call as McCall, Full, MulticallEntry};
+use xen_hypercall::xen::multicall::{
+    Batch, Call as McCall, CallError, Full, MulticallEntry, NOT_REACHED,
+};
 use xen_hypercall::xen::{
     self, DomId, Error, console, evtchn, grant_table as gt, hvm, memory, nr, sched, vcpu, version,
 };
@@ -831,10 +833,14 @@ fn multicall_version_pagesize_unknown() {
     // SAFETY: hypercall 99 does not exist; it takes no pointer.
     let unknown = unsafe { McCall::raw(99, [0; 6]) };
     assert_eq!(batch.push(unknown), Ok(2));
-    let done = batch.submit().unwrap();
+    let done = batch.submit();
+    assert_eq!(done.status(), Ok(()));
     let results: Vec<_> = done.iter().collect();
-    assert_eq!(results, [Ok(0x40011), Ok(4096), Err(Error::ENOSYS)]);
-    assert_eq!(done.get(2), Some(Err(Error::ENOSYS)));
+    assert_eq!(
+        results,
+        [Ok(0x40011), Ok(4096), Err(CallError::Failed(Error::ENOSYS))]
+    );
+    assert_eq!(done.get(2), Some(Err(CallError::Failed(Error::ENOSYS))));
     assert_eq!(done.get(3), None);
     assert_eq!(done.raw()[0], 0x40011);
     assert_eq!(done.len(), 3);
@@ -867,15 +873,9 @@ fn multicall_overflow_is_an_error() {
 #[test]
 fn multicall_typed_calls_carry_their_structures() {
     fresh();
-    let mut send = evtchn::PortArg {
-        port: evtchn::Port(5),
-    };
-    let mut param = hvm::HvmParam {
-        domid: DomId::SELF,
-        index: 1,
-        ..Default::default()
-    };
-    let mut status = evtchn::EvtchnStatus::default();
+    let send = evtchn::PortArg::new(evtchn::Port(5));
+    let mut param = hvm::HvmParam::new(DomId::SELF, hvm::Param(1));
+    let mut status = evtchn::EvtchnStatus::new(DomId::SELF, evtchn::Port(7));
     let send_addr = &raw const send as u64;
     let param_addr = &raw const param as u64;
     let status_addr = &raw const status as u64;
@@ -883,7 +883,7 @@ fn multicall_typed_calls_carry_their_structures() {
     mock::returns(0); // the multicall itself
     {
         let mut batch: Batch<'_, 8> = Batch::default();
-        batch.push(McCall::evtchn_send(&mut send)).unwrap();
+        batch.push(McCall::evtchn_send(&send)).unwrap();
         batch.push(McCall::hvm_get_param(&mut param)).unwrap();
         batch.push(McCall::evtchn_status(&mut status)).unwrap();
         batch.push(McCall::console_write(text)).unwrap();
@@ -895,8 +895,67 @@ fn multicall_typed_calls_carry_their_structures() {
             (e[3].op, e[3].args[0], e[3].args[1], e[3].args[2]),
             (18, 0, 8, text.as_ptr() as u64)
         );
-        batch.submit().unwrap();
+        assert_eq!(batch.submit().status(), Ok(()));
     }
+    let c = only_call();
+    assert_eq!(c.args[1], 4);
+    // The structures the constructors made, as Xen reads them.
+    assert_eq!(send.port, evtchn::Port(5));
+    assert_eq!((param.domid, param.index, param.value), (DomId::SELF, 1, 0));
+    assert_eq!((status.dom, status.port), (DomId::SELF, evtchn::Port(7)));
+}
+
+#[test]
+fn multicall_failed_part_way_keeps_the_results_of_the_calls_that_ran() {
+    fresh();
+    // As Xen's do_multicall: entries run in order, each result written back (a failing call does not
+    // stop the batch); then reading entry 2 faults and the multicall returns -EFAULT.
+    mock::respond(|call| {
+        let entries = call.slice_mut::<MulticallEntry>(0).unwrap();
+        for e in entries.iter_mut() {
+            assert_eq!(
+                e.result, NOT_REACHED,
+                "every result is preset before the call"
+            );
+        }
+        entries[0].result = 0x40011;
+        entries[1].result = -22i64 as u64;
+        -(Error::EFAULT.errno() as isize)
+    });
+    let mut batch: Batch<'_, 4> = Batch::new();
+    batch.push(McCall::xen_version()).unwrap();
+    batch.push(McCall::pagesize()).unwrap();
+    batch.push(McCall::sched_yield()).unwrap();
+    batch.push(McCall::pagesize()).unwrap();
+    let done = batch.submit();
+    assert_eq!(done.status(), Err(Error::EFAULT));
+    let results: Vec<_> = done.iter().collect();
+    assert_eq!(
+        results,
+        [
+            Ok(0x40011),
+            Err(CallError::Failed(Error::EINVAL)),
+            Err(CallError::NotReached(Error::EFAULT)),
+            Err(CallError::NotReached(Error::EFAULT)),
+        ]
+    );
+    assert_eq!(done.raw()[2], NOT_REACHED);
+    assert_eq!(done.len(), 4);
+    // Either failure is an errno for `?` in a function returning xen::Result.
+    assert_eq!(Error::from(CallError::Failed(Error::EINVAL)), Error::EINVAL);
+    assert_eq!(
+        Error::from(CallError::NotReached(Error::EFAULT)),
+        Error::EFAULT
+    );
+    // Counts with the top bit set are values, as for a single hypercall.
+    assert_eq!(
+        xen::multicall::check_result(0xFFFF_FFFF_8000_0000),
+        Ok(0xFFFF_FFFF_8000_0000)
+    );
+    assert_eq!(
+        xen::multicall::check_result(-4095i64 as u64),
+        Err(Error::from_errno(4095))
+    );
     assert_eq!(only_call().args[1], 4);
 }
 
@@ -904,13 +963,50 @@ fn multicall_typed_calls_carry_their_structures() {
 fn multicall_empty_submit_makes_no_call_and_failure_is_reported() {
     fresh();
     let batch: Batch<'_, 1> = Batch::new();
-    assert!(batch.submit().unwrap().is_empty());
+    let done = batch.submit();
+    assert!(done.is_empty() && done.status().is_ok());
     assert!(mock::take_calls().is_empty());
     let mut batch: Batch<'_, 1> = Batch::new();
     batch.push(McCall::xen_version()).unwrap();
     mock::fails(Error::EFAULT);
-    assert_eq!(batch.submit(), Err(Error::EFAULT));
+    let done = batch.submit();
+    assert_eq!(done.status(), Err(Error::EFAULT));
+    assert_eq!(done.get(0), Some(Err(CallError::NotReached(Error::EFAULT))));
     // The batch is gone: a second submit does not compile (tests/ui/multicall_submit_twice.rs).
+}
+
+#[test]
+fn grant_errors_convert_to_xen_errors_for_question_mark() {
+    // The README's typed-API snippet: `?` on a grant-table call in a function returning `xen::Result`.
+    fn frames() -> xen::Result<u32> {
+        let gt = gt::query_size(DomId::SELF)?;
+        Ok(gt.nr_frames)
+    }
+    fresh();
+    mock::respond(|c| {
+        c.update(1, |q: &mut gt::GnttabQuerySize| {
+            q.nr_frames = 3;
+            q.max_nr_frames = 64;
+        });
+        0
+    });
+    assert_eq!(frames(), Ok(3));
+    // The hypercall's own failure keeps its errno.
+    fresh();
+    mock::fails(Error::EFAULT);
+    assert_eq!(frames(), Err(Error::EFAULT));
+    // A status becomes its nearest errno.
+    fresh();
+    mock::respond(|c| {
+        c.update(1, |q: &mut gt::GnttabQuerySize| {
+            q.status = gt::GrantStatus::BAD_DOMAIN.code()
+        });
+        0
+    });
+    assert_eq!(frames(), Err(Error::ESRCH));
+    for &s in gt::GrantStatus::ALL {
+        assert_eq!(Error::from(gt::GrantError::Status(s)), s.nearest_errno());
+    }
 }
 
 // ---------------------------------------------------------------- errors
@@ -934,7 +1030,10 @@ fn every_errno_maps_back_through_a_wrapper() {
     assert_eq!(Error::from_errno(200).to_string(), "unknown Xen error 200");
     assert_eq!(format!("{:?}", Error::from_errno(200)), "Error(200)");
     assert_eq!(format!("{:?}", Error::EINVAL), "Error::EINVAL");
-    assert_eq!(Error::check(isize::MIN), Err(Error::from_errno(i32::MAX)));
+    assert_eq!(
+        Error::check_status(isize::MIN),
+        Err(Error::from_errno(i32::MAX))
+    );
     // Equal codes are equal errors however they were made, and match the named constants.
     assert_eq!(Error::from_errno(22), Error::EINVAL);
     assert!(matches!(Error::check(-22), Err(Error::EINVAL)));
@@ -942,6 +1041,66 @@ fn every_errno_maps_back_through_a_wrapper() {
     assert_eq!(std::mem::size_of::<Error>(), 4);
     assert_eq!(Error::EWOULDBLOCK, Error::EAGAIN);
     assert_eq!(Error::EDEADLOCK.errno(), 35);
+}
+
+/// What a 32-bit guest's `isize` holds when Xen returns the `long` `v` in a 32-bit register, sign-extended
+/// into the host's 64-bit `isize`: the same low 32 bits and the same sign. The checks compare with
+/// `-MAX_ERRNO` in the register's own width, so they decide the same on the host as on 32-bit ARM, and the
+/// low 32 bits of the success value are the 32-bit guest's `usize`.
+fn reg32(v: u32) -> isize {
+    v as i32 as isize
+}
+
+#[test]
+fn counts_and_numbers_with_the_top_bit_set_are_not_errors() {
+    // 2^31 pages (8 TiB of 4 KiB pages), 2^32 - 4096 and 2^32 - 1 - 4095: no errno, successes.
+    for v in [0x8000_0000u32, 0xFFFF_F000, 0xFFFF_F000 - 1] {
+        for f in [
+            memory::current_reservation as fn(DomId) -> xen::Result<u64>,
+            memory::maximum_reservation,
+            memory::maximum_gpfn,
+        ] {
+            fresh();
+            mock::returns(reg32(v));
+            let r = f(DomId::SELF);
+            assert_eq!(r.map(|n| n as u32), Ok(v), "{v:#x}");
+        }
+    }
+    // A version whose major has bit 15 set.
+    fresh();
+    mock::returns(reg32(0x8001_0002));
+    assert_eq!(
+        version::version().map(|v| (v.major, v.minor)),
+        Ok((0x8001, 2))
+    );
+    // -4095..=-1 are errnos.
+    for (v, e) in [
+        (-1i32, Error::EPERM),
+        (-38, Error::ENOSYS),
+        (-4095, Error::from_errno(4095)),
+    ] {
+        fresh();
+        mock::returns(reg32(v as u32));
+        assert_eq!(memory::current_reservation(DomId::SELF), Err(e));
+        assert_eq!(Error::check(reg32(v as u32)), Err(e));
+    }
+    assert!(Error::check(reg32(-4096i32 as u32)).is_ok());
+    assert_eq!(Error::MAX_ERRNO, 4095);
+    // A call whose only success is 0 fails on any negative value, errno-sized or not.
+    fresh();
+    mock::returns(reg32(0x8000_0000));
+    assert_eq!(
+        evtchn::send(evtchn::Port(1)),
+        Err(Error::from_errno(i32::MAX))
+    );
+    assert_eq!(
+        memory::frame_result(i32::MIN),
+        Err(Error::from_errno(i32::MAX))
+    );
+    assert_eq!(
+        Error::check_status(reg32(-5000i32 as u32)),
+        Err(Error::from_errno(5000))
+    );
 }
 
 // ---------------------------------------------------------------- every wrapper's arity

@@ -75,6 +75,19 @@ pub const TYPED_SLACK: u64 = 3;
 /// at the join of the cold path (`console::write(…).is_ok()`), where ARM uses `csel …, xzr` / `cset`.
 pub const TYPED_SLACK_X86: u64 = 4;
 
+/// The values the typed work loop (`work_typed`) checks: the results of console_io, xen_version,
+/// alloc_unbound, send, grant_table_op and its status, hvm_op, vcpu_op and close.
+pub const WORK_CHECKED: u64 = 9;
+/// How many more instructions than its raw equivalent (`raw_work`: the same hypercalls, structures and
+/// values, nothing checked) the typed work loop may execute per checked value.
+pub const WORK_SLACK_PER_CHECK: u64 = 2;
+
+/// The most instructions the typed work loop may execute: `raw_work`'s plus [`WORK_SLACK_PER_CHECK`] per
+/// checked value.
+pub fn work_bound(raw: u64) -> u64 {
+    raw + WORK_CHECKED * WORK_SLACK_PER_CHECK
+}
+
 /// The typed-API slack of an instruction set (a row key of [`Results`]).
 pub fn typed_slack(isa: &str) -> u64 {
     if isa.starts_with("x86") {
@@ -572,6 +585,19 @@ fn typed_problem(isa: &str, row: &TypedRow) -> Option<String> {
     }
 }
 
+/// What is wrong with the typed work loop of an instruction set, if anything.
+fn work_problem(r: &Results, isa: &str) -> Option<String> {
+    match (r.insns(isa, "work_typed"), r.insns(isa, "raw_work")) {
+        (Some(t), Some(w)) if t > work_bound(w) => Some(format!(
+            "the typed work loop executes {t} instructions, raw_work {w} + {WORK_CHECKED} checked values \
+             × {WORK_SLACK_PER_CHECK} = {} allowed",
+            work_bound(w)
+        )),
+        (Some(_), Some(_)) => None,
+        _ => Some("the typed work loop or raw_work not measured".into()),
+    }
+}
+
 fn typed_table(r: &Results) -> String {
     let mut o = String::new();
     let _ = writeln!(
@@ -581,7 +607,10 @@ fn typed_table(r: &Results) -> String {
          raw inline stub and the same argument structure. Per side: function bytes / call-site bytes / \
          executed instructions on the success path. The bench fails unless the typed call's `hvc` is in the \
          calling function and it executes at most raw + {TYPED_SLACK} instructions (x86-64: \
-         {TYPED_SLACK_X86}, see `TYPED_SLACK_X86`).\n"
+         {TYPED_SLACK_X86}, see `TYPED_SLACK_X86`). The work loop: `work_typed` against `raw_work`, the \
+         same nine hypercalls with the same structures and nothing checked; the bench fails unless it \
+         executes at most raw + {WORK_SLACK_PER_CHECK} instructions per checked value \
+         ({WORK_CHECKED}).\n"
     );
     let _ = writeln!(o, "| isa | call | typed | raw | verdict |");
     let _ = writeln!(o, "|---|---|---|---|---|");
@@ -604,23 +633,47 @@ fn typed_table(r: &Results) -> String {
                 typed_problem(isa, &row).map_or("ok".into(), |p| format!("**FAIL**: {p}"))
             );
         }
+        if r.sizes.contains_key(&(isa, "s")) {
+            let s = &r.sizes[&(isa, "s")];
+            let cell = |f: &str| {
+                let z = s.get(f).cloned().unwrap_or_default();
+                format!(
+                    "{} / {} / {}",
+                    z.function,
+                    z.call_site,
+                    r.insns(isa, f).map_or("–".into(), |i| i.to_string())
+                )
+            };
+            let _ = writeln!(
+                o,
+                "| {isa} | work loop (`work_typed` / `raw_work`) | {} | {} | {} |",
+                cell("work_typed"),
+                cell("raw_work"),
+                work_problem(r, isa).map_or("ok".into(), |p| format!("**FAIL**: {p}"))
+            );
+        }
     }
     o
 }
 
 /// The typed-API control: fails when a typed call is not inlined into its caller or its success path
-/// executes more than the raw stub's plus [`TYPED_SLACK`] instructions, on any instruction set.
+/// executes more than the raw stub's plus [`TYPED_SLACK`] instructions, or when the typed work loop
+/// executes more than [`work_bound`] of its raw equivalent's, on any instruction set.
 pub fn check_typed(r: &Results) -> Result<()> {
     let mut bad = Vec::new();
     for isa in typed_isas() {
         let rows = typed_rows(r, isa);
         if rows.is_empty() {
             bad.push(format!("{isa}: not measured"));
+            continue;
         }
         for row in rows {
             if let Some(p) = typed_problem(isa, &row) {
                 bad.push(format!("{isa} {}: {p}", row.call));
             }
+        }
+        if let Some(p) = work_problem(r, isa) {
+            bad.push(format!("{isa}: {p}"));
         }
     }
     if !bad.is_empty() {
@@ -924,6 +977,8 @@ mod tests {
     fn typed_results(typed_hvc: bool, typed: u64, raw: u64) -> Results {
         let mut r = Results::default();
         for isa in typed_isas() {
+            r.icount.insert((isa, "work_typed".into()), 100 + 18);
+            r.icount.insert((isa, "raw_work".into()), 100);
             let mut s = IsaSizes::new();
             for (w, _) in TYPED {
                 s.insert(
@@ -951,6 +1006,29 @@ mod tests {
     #[test]
     fn the_typed_control_passes_within_the_slack() {
         check_typed(&typed_results(true, 15, 12)).unwrap();
+    }
+
+    #[test]
+    fn the_typed_control_catches_a_slow_work_loop() {
+        let mut r = typed_results(true, 15, 12);
+        assert_eq!(work_bound(100), 118);
+        // One instruction over raw_work + 2 per checked value, on one instruction set.
+        r.icount.insert(("t32", "work_typed".into()), 119);
+        let e = check_typed(&r).unwrap_err().to_string();
+        assert!(
+            e.contains("t32: the typed work loop executes 119 instructions, raw_work 100 + 9 checked values × 2 = 118 allowed"),
+            "{e}"
+        );
+        assert!(!e.contains("a64") && !e.contains("x86"), "{e}");
+        // Not measured is a failure, not a pass.
+        r.icount.insert(("t32", "work_typed".into()), 118);
+        check_typed(&r).unwrap();
+        r.icount.remove(&("x86-pv", "raw_work".to_string()));
+        let e = check_typed(&r).unwrap_err().to_string();
+        assert!(
+            e.contains("x86-pv: the typed work loop or raw_work not measured"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub const UNIKRAFT: &[(&str, Site)] = {
 #[cfg(not(peer_unikraft))]
 pub const UNIKRAFT: &[(&str, Site)] = &[];
 
-/// The typed calls and their raw equivalents.
+/// The typed calls and their raw equivalents, and the raw equivalent of the typed work loop.
 pub const TYPED: &[(&str, Site)] = {
     use crate::typed::*;
     list![
@@ -122,6 +122,7 @@ pub const TYPED: &[(&str, Site)] = {
         raw_vcpu,
         typed_memory,
         raw_memory,
+        raw_work,
     ]
 };
 

@@ -119,7 +119,9 @@ pair!(
     |_s| version::version().map_or(0, |v| v.minor as usize),
     |_s| {
         // SAFETY: xen_version(XENVER_version, NULL) reads no memory.
-        unsafe { hypercall2(nr::XEN_VERSION, version::XENVER_VERSION, 0) as usize }
+        let r = unsafe { hypercall2(nr::XEN_VERSION, version::XENVER_VERSION, 0) };
+        // The same value as the typed call's: the minor version, the low 16 bits.
+        r as u16 as usize
     }
 );
 
@@ -204,3 +206,100 @@ pair!(
         }
     }
 );
+
+/// The work loop of [`work_typed`](crate::peers::work_typed) with the raw inline stubs: the same nine
+/// hypercalls with the same argument structures (built as the typed wrappers build them) and the same
+/// values taken from their results, none of them checked. The typed loop's control compares with this
+/// loop, not with `work_inline`, which passes a made-up value where Xen reads a structure and reads
+/// nothing back.
+///
+/// # Safety
+///
+/// Issues real hypercalls with made-up arguments: only under the bench image's trap handler.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "C" fn raw_work(s: &mut State) -> usize {
+    const WORK: &[u8] = b"work.\n";
+    let [a, b, c, d, e, f, g, h] = s.v;
+    // SAFETY: under the bench image's trap handler, which returns at once: each structure is borrowed
+    // for its call, Xen (were it there) would read `WORK` and read or write the structures only.
+    let sum = unsafe {
+        let written = hypercall3(
+            nr::CONSOLE_IO,
+            console::CONSOLEIO_WRITE,
+            WORK.len(),
+            WORK.as_ptr() as usize,
+        ) as usize;
+        let version = hypercall2(nr::XEN_VERSION, version::XENVER_VERSION, 0) as usize & 0xffff;
+        let mut alloc = evtchn::AllocUnbound {
+            dom: DomId::SELF,
+            remote_dom: DomId(c as u16),
+            port: Port(0),
+        };
+        hypercall2(
+            nr::EVENT_CHANNEL_OP,
+            evtchn::EVTCHNOP_ALLOC_UNBOUND,
+            &raw mut alloc as usize,
+        );
+        let port = alloc.port.0 as usize;
+        let mut send = evtchn::PortArg {
+            port: Port((d ^ port) as u32),
+        };
+        let sent = hypercall2(
+            nr::EVENT_CHANNEL_OP,
+            evtchn::EVTCHNOP_SEND,
+            &raw mut send as usize,
+        ) as usize;
+        let mut q = grant_table::GnttabQuerySize {
+            dom: DomId(e as u16),
+            ..Default::default()
+        };
+        hypercall3(
+            nr::GRANT_TABLE_OP,
+            grant_table::GNTTABOP_QUERY_SIZE,
+            &raw mut q as usize,
+            1,
+        );
+        let frames = q.nr_frames as usize;
+        let mut p = hvm::HvmParam {
+            domid: DomId::SELF,
+            pad: 0,
+            index: f as u32,
+            value: 0,
+        };
+        hypercall2(nr::HVM_OP, hvm::HVMOP_GET_PARAM, &raw mut p as usize);
+        let irq = p.value as usize;
+        let r = vcpu::RegisterVcpuInfo {
+            mfn: g as u64,
+            offset: 0,
+            rsvd: 0,
+        };
+        let vcpu = hypercall3(
+            nr::VCPU_OP,
+            vcpu::VCPUOP_REGISTER_VCPU_INFO,
+            0,
+            &raw const r as usize,
+        ) as usize;
+        let mut close = evtchn::PortArg {
+            port: Port((h ^ sent) as u32),
+        };
+        let closed = hypercall2(
+            nr::EVENT_CHANNEL_OP,
+            evtchn::EVTCHNOP_CLOSE,
+            &raw mut close as usize,
+        ) as usize;
+        hypercall2(nr::SCHED_OP, sched::SCHEDOP_YIELD, 0);
+        written ^ version ^ port ^ frames ^ irq ^ vcpu ^ closed
+    };
+    s.v = [
+        a ^ sum,
+        b,
+        c.wrapping_add(sum),
+        d,
+        e ^ sum,
+        f,
+        g.wrapping_add(sum),
+        h,
+    ];
+    sum.wrapping_add(a ^ b ^ c ^ d ^ e ^ f ^ g ^ h)
+}
