@@ -159,6 +159,7 @@ pub fn read(buf: &mut [u8]) -> Result<usize> {
 ///
 /// ```
 /// # #[cfg(feature = "mock")] {
+/// # xen_hypercall::mock::answer_zero(); // every notification succeeds
 /// use xen_hypercall::xen::Page;
 /// use xen_hypercall::xen::console::PvConsole;
 /// use xen_hypercall::xen::evtchn::Port;
@@ -209,6 +210,17 @@ impl<'a, W: FnMut() -> Result<()>> PvConsole<'a, W> {
         Ok(())
     }
 
+    /// Waits until the daemon has read everything written (before a shutdown, say): notifies it, then
+    /// waits with `wait` while the ring holds output. `EIO` if the ring's indices are impossible; the
+    /// errors of `send` and `wait` (a `wait` bounded in time ends a flush the daemon never serves).
+    pub fn flush(&mut self) -> Result<()> {
+        while !self.ring.is_drained()? {
+            evtchn::send(self.port)?;
+            (self.wait)()?;
+        }
+        Ok(())
+    }
+
     /// Reads the input waiting (up to `buf.len()` bytes) without waiting; returns how many bytes were
     /// read, and notifies the daemon of the room made if any. `EIO` if the ring's indices are impossible.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
@@ -243,6 +255,7 @@ pub fn ring_location() -> Result<Option<(u64, Port)>> {
 ///
 /// ```
 /// # #[cfg(feature = "mock")] {
+/// # xen_hypercall::mock::answer_zero(); // the parameters read 0, console_io succeeds
 /// use core::fmt::Write as _;
 /// use xen_hypercall::xen::console::Console;
 /// use xen_hypercall::xen::{Page, ring::SharedArea};
@@ -289,6 +302,15 @@ impl<'a, W: FnMut() -> Result<()>> Console<'a, W> {
         match self {
             Console::Hypervisor => write(bytes),
             Console::Ring(c) => c.write(bytes),
+        }
+    }
+
+    /// Waits until everything written has been read ([`PvConsole::flush`]; nothing to wait for with the
+    /// hypervisor's console, which writes synchronously).
+    pub fn flush(&mut self) -> Result<()> {
+        match self {
+            Console::Hypervisor => Ok(()),
+            Console::Ring(c) => c.flush(),
         }
     }
 

@@ -827,7 +827,7 @@ fn batch<T: BatchOp>(cmd: usize, ops: &mut [T]) -> Result<()> {
             Arg::val(count as usize),
         )
     };
-    Error::check(ret)?;
+    Error::check_status(ret)?;
     match ops
         .iter()
         .find_map(|op| GrantStatus::from_raw(op.raw_status()))

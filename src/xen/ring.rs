@@ -750,6 +750,13 @@ impl<'a> ByteRing<'a> {
         Ok(d.size - self.used(d, prod, cons)?)
     }
 
+    /// Whether everything written has been read by the other end (the direction written is empty).
+    /// `EIO` for impossible indices.
+    #[inline]
+    pub fn is_drained(&self) -> Result<bool> {
+        Ok(self.writable()? == self.tx.size)
+    }
+
     /// How many bytes [`read`](Self::read) would return now (with a buffer large enough). `EIO` for
     /// impossible indices.
     #[inline]

@@ -1076,3 +1076,47 @@ fn rings_over_a_grant_and_a_mapping() {
     assert_eq!(shared(p, rsp_prod).load(Ordering::Relaxed), 1);
     mock::reset();
 }
+
+#[test]
+fn flush_waits_until_the_daemon_has_read_everything() {
+    mock::reset();
+    // Every notification (EVTCHNOP_send) succeeds.
+    mock::answer_zero();
+    let c = cons_page();
+    let (guest, mut daemon) = console_ends(c);
+    let daemon = std::cell::RefCell::new(&mut daemon);
+    let waits = std::cell::Cell::new(0);
+    let mut con = PvConsole::new(guest, Port(4), || {
+        // The daemon reads 100 bytes per event.
+        waits.set(waits.get() + 1);
+        let mut buf = [0; 100];
+        daemon.borrow_mut().read(&mut buf).map(drop)
+    });
+    con.write(&[7; 250]).unwrap();
+    assert_eq!(waits.get(), 0); // it fitted
+    con.flush().unwrap();
+    assert_eq!(waits.get(), 3); // 100 + 100 + 50 read
+    con.flush().unwrap(); // nothing left: no wait
+    assert_eq!(waits.get(), 3);
+}
+
+#[test]
+fn flush_with_a_daemon_that_never_reads_ends_with_the_wait_s_error() {
+    mock::reset();
+    mock::answer_zero();
+    let c = cons_page();
+    let (guest, _daemon) = console_ends(c);
+    let mut waits = 0;
+    let mut con = PvConsole::new(guest, Port(4), || {
+        waits += 1;
+        if waits < 3 {
+            Ok(())
+        } else {
+            Err(Error::ETIMEDOUT)
+        }
+    });
+    con.write(b"unread").unwrap();
+    assert_eq!(con.flush(), Err(Error::ETIMEDOUT));
+    drop(con);
+    assert_eq!(waits, 3);
+}

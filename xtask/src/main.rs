@@ -156,6 +156,10 @@ fn test() -> Result<()> {
             run: xen::test,
         },
         Step {
+            name: "real toolstack (Linux dom0, xl)",
+            run: || xtask::xl::test(&[]),
+        },
+        Step {
             name: "real Xen (x86-64)",
             run: xtask::x86::test,
         },
