@@ -496,10 +496,7 @@ pub fn report(runs: &[Run]) -> usize {
         }
         if !good {
             failed += 1;
-            for p in &r.problems {
-                println!("      problem: {p}");
-            }
-            println!("      last output:\n{}", xen::tail(&r.boot.output, 20));
+            xen::print_failure(&r.problems, &r.boot.output, 20);
         }
     }
     failed
@@ -508,22 +505,7 @@ pub fn report(runs: &[Run]) -> usize {
 /// `cargo xtask domains [CONFIG…]`: the configurations named (every one when none is) on release and debug
 /// Xen.
 pub fn test(names: &[String]) -> Result<()> {
-    let all = Config::all();
-    let configs: Vec<Config> = if names.is_empty() {
-        all
-    } else {
-        let mut v = Vec::new();
-        for n in names {
-            match all.iter().find(|c| c.name == n.as_str()) {
-                Some(c) => v.push(c.clone()),
-                None => bail!(
-                    "unknown configuration `{n}`; known: {}",
-                    all.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
-                ),
-            }
-        }
-        v
-    };
+    let configs = xen::select_named(Config::all(), names, |c| c.name, "configuration")?;
     let runs = run_all(&configs, true)?;
     let failed = report(&runs);
     println!(

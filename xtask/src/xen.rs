@@ -610,6 +610,37 @@ fn verdict_line(r: &Run) -> String {
     )
 }
 
+/// The items of `all` named in `names` (every one when none is), in the order named; `what` names the kind
+/// in the error for an unknown name (`configuration`, `scenario`).
+pub(crate) fn select_named<T: Clone>(
+    all: Vec<T>,
+    names: &[String],
+    name: impl Fn(&T) -> &str,
+    what: &str,
+) -> Result<Vec<T>> {
+    if names.is_empty() {
+        return Ok(all);
+    }
+    names
+        .iter()
+        .map(|n| match all.iter().find(|t| name(t) == n.as_str()) {
+            Some(t) => Ok(t.clone()),
+            None => bail!(
+                "unknown {what} `{n}`; known: {}",
+                all.iter().map(&name).collect::<Vec<_>>().join(", ")
+            ),
+        })
+        .collect()
+}
+
+/// Prints a failed run's problems, one per line, and the last `lines` lines of its console.
+pub(crate) fn print_failure(problems: &[String], output: &str, lines: usize) {
+    for p in problems {
+        println!("      problem: {p}");
+    }
+    println!("      last output:\n{}", tail(output, lines));
+}
+
 /// The last `n` lines of a console, for a failed run's report.
 pub(crate) fn tail(output: &str, n: usize) -> String {
     let lines: Vec<&str> = output.lines().collect();

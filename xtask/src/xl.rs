@@ -1359,10 +1359,7 @@ pub fn report(runs: &[Run]) -> usize {
         }
         if !good {
             failed += 1;
-            for p in &r.problems {
-                println!("      problem: {p}");
-            }
-            println!("      last output:\n{}", xen::tail(&r.boot.output, 25));
+            xen::print_failure(&r.problems, &r.boot.output, 25);
         }
     }
     failed
@@ -1371,22 +1368,7 @@ pub fn report(runs: &[Run]) -> usize {
 /// `cargo xtask xl [SCENARIO…]`: the scenarios named (every one when none is) on release and debug Xen,
 /// with the figures (downloads, initramfs, time per boot).
 pub fn test(names: &[String]) -> Result<()> {
-    let all = Scenario::all();
-    let scenarios: Vec<Scenario> = if names.is_empty() {
-        all
-    } else {
-        let mut v = Vec::new();
-        for n in names {
-            match all.iter().find(|s| s.name == n.as_str()) {
-                Some(s) => v.push(s.clone()),
-                None => bail!(
-                    "unknown scenario `{n}`; known: {}",
-                    all.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
-                ),
-            }
-        }
-        v
-    };
+    let scenarios = xen::select_named(Scenario::all(), names, |c| c.name, "scenario")?;
     let start = Instant::now();
     let runs = run_all(&scenarios)?;
     let failed = report(&runs);
