@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::elf::Isa;
 use crate::xen::{self, Boot, XenBuild};
 use crate::{setup, util, xensrc};
 
@@ -33,6 +34,12 @@ pub const MARK: &str = "xl-harness: ";
 /// How long one boot may take before it counts as hung (one takes 3–7 s here; dom0 itself gives up on a
 /// domU after its [`DomU::seconds`], one domU after the other).
 pub const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// What `XENMEM_maximum_reservation` answers a domU of `memory = 16`: 16 MiB and libxl's 1 MiB slack, in
+/// 4 KiB pages. (A `maxmem` above `memory` cannot be created on ARM by Debian's libxl 4.17: it populates
+/// `maxmem` while Xen's limit is `memory` + 1 MiB, `Over-allocation`; at 8 TiB its P2M pool alone, 32
+/// GiB, is refused first. So the count stays far from 2^31 here.)
+pub const MAX_PAGES_LINE: &str = "xl-domu: MAX_PAGES = 4352";
 
 /// How long dom0 waits for a domU to end after `xl unpause`, in seconds, unless its declaration says.
 pub const DOMU_SECONDS: u32 = 30;
@@ -130,8 +137,11 @@ pub enum Shutdown {
 pub struct DomU {
     /// Its `xl` name (also the name of its config and of xenconsoled's log, `guest-NAME.log`).
     pub name: &'static str,
-    /// The guest binary of `guests/` (built for AArch64, as a flat arm64 `Image`).
+    /// The guest binary of `guests/`.
     pub bin: &'static str,
+    /// Its instruction set: AArch64 (a flat arm64 `Image`, position-independent) or 32-bit ARM (a zImage
+    /// linked at 0x40008000, where libxl loads a zImage: a 32-bit domain).
+    pub isa: Isa,
     /// `xl` configuration lines added to the base ones (`name`, `kernel`, `memory=16`, `vcpus=1`,
     /// `on_poweroff="destroy"`, `on_crash="destroy"`); a later line overrides an earlier one.
     pub config: Vec<&'static str>,
@@ -187,15 +197,18 @@ impl Scenario {
             domus: vec![DomU {
                 name: "cons",
                 bin: "xl-domu",
+                isa: Isa::A64,
                 config: vec![],
                 console: vec![
                     "xl-domu: hello from a domU started by xl",
                     "xl-domu: ok store page given",
+                    MAX_PAGES_LINE,
                     "xl-domu: done",
                 ],
                 xenstore: vec![
                     ("name", Value::Is("cons")),
                     ("domid", Value::Is("1")),
+                    ("memory/static-max", Value::Is("16384")),
                     ("console/ring-ref", Value::Guest("CONSOLE_PFN")),
                     ("console/port", Value::Guest("CONSOLE_EVTCHN")),
                     ("store/ring-ref", Value::Guest("STORE_PFN")),
@@ -214,6 +227,7 @@ impl Scenario {
         let domu = |name: &'static str, domid: &'static str, memory: &'static str| DomU {
             name,
             bin: "xl-domu",
+            isa: Isa::A64,
             config: vec![memory],
             console: vec![
                 "xl-domu: hello from a domU started by xl",
@@ -285,9 +299,30 @@ impl Scenario {
         }
     }
 
+    /// The console domU built for 32-bit ARM (A32): a zImage libxl loads 0x8000 into the domU's RAM,
+    /// making a 32-bit domain. Its parameters must be what `xl` wrote in xenstore, its page limit what
+    /// `memory` gives.
+    pub fn a32() -> Scenario {
+        let mut s = Scenario::console();
+        let d = &mut s.domus[0];
+        d.name = "cons32";
+        d.isa = Isa::A32;
+        d.xenstore[0] = ("name", Value::Is("cons32"));
+        Scenario {
+            name: "a32",
+            title: "a 32-bit (A32) xl domU: console ring, parameters, page limit",
+            ..s
+        }
+    }
+
     /// Every scenario.
     pub fn all() -> Vec<Scenario> {
-        vec![Scenario::console(), Scenario::two(), Scenario::control()]
+        vec![
+            Scenario::console(),
+            Scenario::two(),
+            Scenario::control(),
+            Scenario::a32(),
+        ]
     }
 }
 
@@ -921,30 +956,44 @@ echo "$M end xl-log {n}"
     s
 }
 
-/// The images of a scenario's domUs: each guest binary built for AArch64 (position-independent, as an
-/// arm64 `Image` it relocates itself wherever `xl` loads it), as a flat image.
+/// The images of a scenario's domUs, as flat images: each guest binary built for AArch64
+/// (position-independent, as an arm64 `Image` it relocates itself wherever `xl` loads it) or for A32 (a
+/// zImage linked where libxl loads it, see `guests/build.rs`).
 pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>>> {
-    let g = xen::Guest {
-        isa: crate::elf::Isa::A64,
-        outline: false,
-        underdeclared: false,
-    };
     let dir = util::target_dir().join("guests");
-    util::cross_build(
-        &dir,
-        "xen-hypercall-guests",
-        g.target(),
-        "s",
-        g.rustflags(),
-        &[],
-    )?;
+    let mut isas: Vec<Isa> = Vec::new();
+    for d in &scenario.domus {
+        if !isas.contains(&d.isa) {
+            isas.push(d.isa);
+        }
+    }
+    for &isa in &isas {
+        let g = guest(isa);
+        util::cross_build(
+            &dir,
+            "xen-hypercall-guests",
+            g.target(),
+            "s",
+            g.rustflags(),
+            &[],
+        )?;
+    }
     let mut images = BTreeMap::new();
     for d in &scenario.domus {
-        let elf = dir.join(g.target()).join("release").join(d.bin);
+        let elf = dir.join(guest(d.isa).target()).join("release").join(d.bin);
         let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
         images.insert(d.name, xen::flat_image(&data)?);
     }
     Ok(images)
+}
+
+/// The guest build of `isa` (inline stubs, no control).
+fn guest(isa: Isa) -> xen::Guest {
+    xen::Guest {
+        isa,
+        outline: false,
+        underdeclared: false,
+    }
 }
 
 /// Writes the scenario's gzip'd initramfs (the unpacked packages, the modules, `/init`, each domU's image

@@ -5,7 +5,8 @@
 //!
 //! Lines (the harness reads them in xenconsoled's log of this domain): a greeting, the four parameters
 //! as `NAME = VALUE` (`CONSOLE_PFN`, `CONSOLE_EVTCHN`, `STORE_PFN`, `STORE_EVTCHN`, checked by the
-//! harness against what the toolstack wrote in xenstore), `ok …`/`FAIL …` checks, and `done`. Before
+//! harness against what the toolstack wrote in xenstore), `MAX_PAGES = N` (`XENMEM_maximum_reservation`:
+//! the page limit the toolstack set), `ok …`/`FAIL …` checks, and `done`. Before
 //! powering off it waits (bounded) until xenconsoled has consumed the ring, so that nothing written is
 //! lost when the toolstack destroys the domain.
 //!
@@ -24,6 +25,7 @@ mod entry;
 use common::{Deadline, Line, pause};
 use xen_hypercall::xen::console::Console;
 use xen_hypercall::xen::hvm::{self, Param};
+use xen_hypercall::xen::memory;
 use xen_hypercall::xen::ring::SharedArea;
 use xen_hypercall::xen::sched::{self, ShutdownReason};
 use xen_hypercall::xen::{DomId, Error, Page};
@@ -90,10 +92,16 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
             .s("store page given: ")
             .s(if good { "nonzero frame" } else { "none" }),
     );
+    // The page limit the toolstack set (`memory` and libxl's 1 MiB slack).
+    let max = memory::maximum_reservation(DomId::SELF);
+    line(&mut con, value("MAX_PAGES", max));
+    if let Err(e) = max {
+        line(&mut con, Line::new().s("FAIL max pages: ").err(e));
+    }
     line(&mut con, Line::new().s("done"));
     // Everything read by xenconsoled before the domain goes.
     let drained = con.flush().is_ok();
-    end(if good && drained {
+    end(if good && max.is_ok() && drained {
         ShutdownReason::Poweroff
     } else {
         ShutdownReason::Crash

@@ -18,6 +18,7 @@ fn good() -> String {
         "ok create cons: domid 1",
         "xenstore cons name = cons",
         "xenstore cons domid = 1",
+        "xenstore cons memory/static-max = 16384",
         "xenstore cons console/ring-ref = 233472",
         "xenstore cons console/port = 2",
         "xenstore cons store/ring-ref = 233473",
@@ -32,6 +33,7 @@ fn good() -> String {
         "console cons| xl-domu: STORE_PFN = 0x39001",
         "console cons| xl-domu: STORE_EVTCHN = 1",
         "console cons| xl-domu: ok store page given: nonzero frame",
+        "console cons| xl-domu: MAX_PAGES = 4352",
         "console cons| xl-domu: done",
         "end console cons",
         "begin xl-log cons",
@@ -93,6 +95,15 @@ fn each_defect_is_one_problem() {
     assert_eq!(
         one("console/ring-ref = 233472", "console/ring-ref = 233473"),
         "cons: xenstore console/ring-ref = 233473, the domU's CONSOLE_PFN = 0x39000 (233472)"
+    );
+    // The page limit: `memory` (16 MiB) and libxl's 1 MiB, as the domU reads it and as xenstore says.
+    assert_eq!(
+        one("MAX_PAGES = 4352", "MAX_PAGES = 4096"),
+        "cons: no console line `xl-domu: MAX_PAGES = 4352…`"
+    );
+    assert_eq!(
+        one("static-max = 16384", "static-max = 32768"),
+        "cons: xenstore memory/static-max = 32768, expected 16384"
     );
     assert_eq!(
         one("STORE_EVTCHN = 1", "STORE_EVTCHN = x"),
@@ -195,6 +206,29 @@ fn control_output() -> String {
     assert!(kept.contains("xl-harness: console kept| xl-domu: done\n"));
     assert!(kept.contains("xl-harness: xenstore kept name = kept\n"));
     good().replace("xl-harness: done\n", &format!("{kept}xl-harness: done\n"))
+}
+
+#[test]
+fn the_a32_scenario_is_the_console_one_built_for_a32() {
+    let (c, a) = (Scenario::console(), Scenario::a32());
+    assert_eq!((c.domus.len(), a.domus.len()), (1, 1));
+    let (c, a) = (&c.domus[0], &a.domus[0]);
+    assert_eq!((c.isa, a.isa), (Isa::A64, Isa::A32));
+    assert_eq!(a.name, "cons32");
+    assert_eq!(a.console, c.console);
+    assert!(a.xenstore.contains(&("name", Value::Is("cons32"))));
+    assert_eq!(a.xenstore[1..], c.xenstore[1..]);
+    // Judged on a console renamed to it, it passes.
+    let out = good()
+        .replace(" cons ", " cons32 ")
+        .replace(" cons|", " cons32|")
+        .replace(" cons:", " cons32:")
+        .replace(" cons\n", " cons32\n")
+        .replace("name = cons\n", "name = cons32\n");
+    assert_eq!(
+        judge(&Scenario::a32(), &out, false, XenBuild::Release),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
