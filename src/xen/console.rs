@@ -68,14 +68,16 @@ pub fn write(bytes: &[u8]) -> Result<()> {
     #[cfg(target_arch = "aarch64")]
     return finish(bytes, ret);
     #[cfg(not(target_arch = "aarch64"))]
-    write_rest(bytes, ret)
+    write_rest(ret, bytes)
 }
 
-/// After a first chunk whose answer was `ret`: the error, or the rest of a short write.
+/// After a first chunk whose answer was `ret`: the error, or the rest of a short write. The answer comes
+/// first, in the register that holds it already (on 32-bit ARM the result register is the first argument
+/// register), so the common path moves nothing for the rare one.
 #[cfg(not(target_arch = "aarch64"))]
 #[cold]
 #[inline(never)]
-fn write_rest(chunk: &[u8], ret: isize) -> Result<()> {
+fn write_rest(ret: isize, chunk: &[u8]) -> Result<()> {
     finish(chunk, ret)
 }
 

@@ -187,9 +187,19 @@ fn fill<T: Plain>(cmd: usize, out: &mut T) -> Result<()> {
 /// # let _ = (v.major, v.minor); }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
+///
+/// The result, `major << 16 | minor`, is non-negative for every Xen (whose major is below `0x8000`), so
+/// any negative result is a failure (`-errno`, as [`Error::check_status`] decides): one sign test, where
+/// [`Error::check`]'s `-4095..=-1` range costs a compare and a select on 32-bit guests.
 #[inline]
 pub fn version() -> Result<Version> {
-    scalar(XENVER_VERSION).map(|raw| Version::from_raw(raw as u32))
+    // SAFETY: with a NULL argument Xen reads and writes no guest memory.
+    let ret = unsafe { call2::<{ nr::XEN_VERSION }>(Arg::val(XENVER_VERSION), Arg::val(0)) };
+    if ret >= 0 {
+        Ok(Version::from_raw(ret as u32))
+    } else {
+        Err(Error::from_ret(ret))
+    }
 }
 
 /// The version's suffix, such as `".7"` (`XENVER_extraversion`).
