@@ -452,7 +452,8 @@ fn garbage_indices_never_panic_nor_escape_the_ring() {
     let mut back = BackRing::<BlkReq, BlkRsp>::attach(b, 0).unwrap();
     let mut s = 0x9e37_79b9_7f4a_7c15;
     let (mut refused, mut taken) = (0, 0);
-    for _ in 0..if cfg!(miri) { 200 } else { 20_000 } {
+    let rounds = if cfg!(miri) { 200 } else { 20_000 };
+    for _ in 0..rounds {
         let _ = front.next_request(req(1));
         front.push_requests();
         // The "peer" scribbles over every shared index.
@@ -488,7 +489,7 @@ fn garbage_indices_never_panic_nor_escape_the_ring() {
     }
     // Both outcomes happened: the loop did not pass by refusing everything (or nothing).
     assert!(
-        refused > 1000 && taken > 1000,
+        refused > rounds / 20 && taken > rounds / 20,
         "refused {refused}, taken {taken}"
     );
 }
