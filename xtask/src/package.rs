@@ -1,4 +1,5 @@
-//! The published crates build their own tests: `cargo package` of each, then `cargo test --no-run` in
+//! The published crates build their own tests: `cargo package` of each and `cargo publish --dry-run` of all
+//! three, then `cargo test --no-run` in
 //! each unpacked `.crate`, with the workspace's other published crates (the generator) taken from their
 //! unpacked packages instead of the registry.
 //!
@@ -27,6 +28,14 @@ pub fn run() -> Result<()> {
         package.args(["-p", name]);
     }
     util::run(&mut package)?;
+    // What crates.io would take: `cargo publish --dry-run` of the three together (each one's dependency on
+    // the generator resolved from the others); the build was checked by the step below.
+    let mut publish = util::cargo();
+    publish.args(["publish", "--dry-run", "--allow-dirty", "--no-verify"]);
+    for (name, _) in PUBLISHED {
+        publish.args(["-p", name]);
+    }
+    util::run(&mut publish)?;
     // Outside the workspace, so that cargo treats each as the stand-alone package a user downloads; one
     // directory per checkout (named after its target directory), so that two checkouts never share it.
     let tag: String = dir
