@@ -406,10 +406,13 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
         }
     }
 
-    /// Sends a request made of `parts` (the first is a path: no NUL in it) and waits for its reply;
+    /// Sends a request made of `parts` (with two parts or more, the first is a path: `EINVAL` for a NUL in it) and waits for its reply;
     /// returns the reply's payload length (the payload is in `self.body`).
     fn request(&mut self, tx: TxId, ty: u32, parts: &[&[u8]]) -> Result<usize> {
-        check_str(parts.first().copied().unwrap_or_default())?;
+        // A path comes first, followed by its NUL; the single-part requests are fixed strings.
+        if let [path, _, ..] = parts {
+            check_str(path)?;
+        }
         let len = parts.iter().map(|p| p.len()).sum::<usize>();
         if len > XENSTORE_PAYLOAD_MAX {
             return Err(Error::E2BIG);
