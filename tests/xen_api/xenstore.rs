@@ -10,8 +10,8 @@ use xen_hypercall::mock;
 use xen_hypercall::xen::evtchn::Port;
 use xen_hypercall::xen::ring::{ByteRing, End, SharedArea, XENSTORE_RING_SIZE};
 use xen_hypercall::xen::xenstore::{
-    TxId, WatchEvent, XENSTORE_PAYLOAD_MAX, XS_DIRECTORY, XS_ERROR, XS_READ, XS_TRANSACTION_END,
-    XS_TRANSACTION_START, XS_WATCH_EVENT, XS_WRITE, Xenstore, XsdSockmsg,
+    self, TxId, WatchEvent, XENSTORE_PAYLOAD_MAX, XS_DIRECTORY, XS_ERROR, XS_READ,
+    XS_TRANSACTION_END, XS_TRANSACTION_START, XS_WATCH_EVENT, XS_WRITE, Xenstore, XsdSockmsg,
 };
 use xen_hypercall::xen::{Error, Page, nr};
 
@@ -385,4 +385,71 @@ fn a_wait_that_fails_ends_the_request() {
     });
     let mut buf = [0u8; 4];
     assert_eq!(xs.read(b"a", &mut buf), Err(Error::ETIMEDOUT));
+}
+
+#[test]
+fn perms_watch_mkdir_and_rm_send_xs_wire_payloads() {
+    let (mut xs, d) = setup(|m| match m.h.r#type {
+        xenstore::XS_GET_PERMS => reply(m, xenstore::XS_GET_PERMS, b"n0\0r5\0"),
+        ty => reply(m, ty, b"OK\0"),
+    });
+    let mut buf = [0u8; 16];
+    assert_eq!(xs.get_perms(b"device/vif/0", &mut buf), Ok(6));
+    assert_eq!(&buf[..6], b"n0\0r5\0");
+    xs.set_perms(b"data", b"n0\0b3\0").unwrap();
+    xs.watch(b"backend", b"be").unwrap();
+    xs.unwatch(b"backend", b"be").unwrap();
+    xs.mkdir(b"data/d").unwrap();
+    xs.rm(b"data/d").unwrap();
+    assert_eq!(xs.watch(b"backend", b"b\0e"), Err(Error::EINVAL));
+    let seen: Vec<(u32, Vec<u8>)> = d
+        .borrow()
+        .seen
+        .iter()
+        .map(|m| (m.h.r#type, m.payload.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (xenstore::XS_GET_PERMS, b"device/vif/0\0".to_vec()),
+            (xenstore::XS_SET_PERMS, b"data\0n0\0b3\0".to_vec()),
+            (xenstore::XS_WATCH, b"backend\0be\0".to_vec()),
+            (xenstore::XS_UNWATCH, b"backend\0be\0".to_vec()),
+            (xenstore::XS_MKDIR, b"data/d\0".to_vec()),
+            (xenstore::XS_RM, b"data/d\0".to_vec()),
+        ]
+    );
+    // Distinct ids, all of them.
+    let mut ids: Vec<u32> = d.borrow().seen.iter().map(|m| m.h.req_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 6);
+}
+
+#[test]
+fn a_reply_longer_than_the_ring_is_read_in_pieces() {
+    let value: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let v2 = value.clone();
+    let (mut xs, d) = setup(move |m| reply(m, XS_READ, &v2));
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(xs.read(b"big", &mut buf), Ok(3000));
+    assert_eq!(&buf[..3000], &value[..]);
+    // The daemon needed several turns: the ring holds 1024 bytes.
+    assert!(d.borrow().waits >= 3);
+    assert!(d.borrow().out.is_empty());
+}
+
+#[test]
+fn a_watch_event_too_big_for_the_buffer_stays_queued() {
+    let (mut xs, _d) = setup(|m| {
+        let mut v = raw(XS_WATCH_EVENT, 0, 0, 11, b"some/path\0t");
+        v.extend(reply(m, XS_WRITE, b"OK\0"));
+        v
+    });
+    xs.write(b"k", b"v").unwrap();
+    let mut small = [0u8; 4];
+    assert_eq!(xs.next_watch_event(&mut small), Err(Error::ERANGE));
+    let mut ev = [0u8; 32];
+    let e = xs.next_watch_event(&mut ev).unwrap().unwrap();
+    assert_eq!((e.path, e.token), (&b"some/path"[..], &b"t"[..]));
 }
