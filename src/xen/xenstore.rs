@@ -208,6 +208,8 @@ pub struct Xenstore<'a, W> {
     body_got: usize,
     events: ArrayVec<Queued, WATCH_QUEUE>,
     overflow: bool,
+    /// A request was left half-written (an error of `send` or `wait` while the ring was full).
+    broken: bool,
 }
 
 impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
@@ -225,6 +227,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
             body_got: 0,
             events: ArrayVec::new(),
             overflow: false,
+            broken: false,
         }
     }
 
@@ -432,9 +435,16 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
         {
             dst.copy_from_slice(&v.to_ne_bytes());
         }
-        self.send_all(&hdr)?;
-        for p in parts {
-            self.send_all(p)?;
+        if self.broken {
+            return Err(Error::EIO);
+        }
+        let sent = self
+            .send_all(&hdr)
+            .and_then(|()| parts.iter().try_for_each(|p| self.send_all(p)));
+        if let Err(e) = sent {
+            // Part of the message may be in the ring: the daemon would read what follows as its rest.
+            self.broken = true;
+            return Err(e);
         }
         evtchn::send(self.port)?;
         loop {

@@ -453,3 +453,19 @@ fn a_watch_event_too_big_for_the_buffer_stays_queued() {
     let e = xs.next_watch_event(&mut ev).unwrap().unwrap();
     assert_eq!((e.path, e.token), (&b"some/path"[..], &b"t"[..]));
 }
+
+#[test]
+fn a_request_left_half_written_breaks_the_client_for_good() {
+    mock::reset();
+    mock::answer_zero();
+    let p: *mut Page = Box::into_raw(Box::new(Page::new()));
+    // SAFETY: the page is leaked and accessed only through the ring.
+    let a = unsafe { SharedArea::new(p, 1).unwrap() };
+    let mut xs = Xenstore::new(ByteRing::xenstore(a, End::Front), Port(1), || {
+        Err(Error::ETIMEDOUT)
+    });
+    // 2000 bytes do not fit in the 1024-byte ring and nobody reads them: the wait fails mid-request.
+    assert_eq!(xs.write(b"p", &[b'x'; 2000]), Err(Error::ETIMEDOUT));
+    let mut buf = [0u8; 4];
+    assert_eq!(xs.read(b"a", &mut buf), Err(Error::EIO));
+}
