@@ -17,6 +17,10 @@ mod interdomain;
 mod ring;
 
 #[cfg(feature = "mock")]
+#[path = "xen_api/xenstore.rs"]
+mod xenstore;
+
+#[cfg(feature = "mock")]
 #[path = "xen_api/x86.rs"]
 mod x86;
 

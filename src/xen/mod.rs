@@ -118,6 +118,7 @@ pub mod vm_assist;
     doc
 ))]
 pub mod x86;
+pub mod xenstore;
 
 pub use call::Plain;
 pub use error::{Error, Result};

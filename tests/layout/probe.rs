@@ -1109,6 +1109,7 @@ fn every_abi_structure_is_compared() {
 use xen_hypercall::xen::ring::{
     self, Slot, SringHeader, XenconsInterface, XenstoreDomainInterface,
 };
+use xen_hypercall::xen::xenstore::{self, XsdSockmsg};
 
 /// The ring protocol headers, after `HEADERS` (they need `grant_ref_t`), and a ring of 24-byte requests
 /// and 8-byte responses (whose entry count, 168 rounded down to 128, is no other ring's).
@@ -1175,6 +1176,9 @@ fn io_layouts() -> Vec<Layout> {
             req => "req", rsp => "rsp", req_cons => "req_cons", req_prod => "req_prod",
             rsp_cons => "rsp_cons", rsp_prod => "rsp_prod", server_features => "server_features",
             connection => "connection", error => "error",
+        }),
+        layout!(XsdSockmsg => "struct xsd_sockmsg" {
+            r#type => "type", req_id => "req_id", tx_id => "tx_id", len => "len",
         }),
     ]
 }
@@ -1262,6 +1266,38 @@ fn io_constants() -> Vec<(&'static str, u64)> {
             "MASK_XENCONS_IDX(0xffffffffu, ((struct xencons_interface *)0)->in)",
             size_of::<[u8; 1024]>() as u64 - 1,
         ),
+        (
+            "XENSTORE_PAYLOAD_MAX",
+            xenstore::XENSTORE_PAYLOAD_MAX as u64,
+        ),
+        ("XS_CONTROL", xenstore::XS_CONTROL.into()),
+        ("XS_DIRECTORY", xenstore::XS_DIRECTORY.into()),
+        ("XS_READ", xenstore::XS_READ.into()),
+        ("XS_GET_PERMS", xenstore::XS_GET_PERMS.into()),
+        ("XS_WATCH", xenstore::XS_WATCH.into()),
+        ("XS_UNWATCH", xenstore::XS_UNWATCH.into()),
+        (
+            "XS_TRANSACTION_START",
+            xenstore::XS_TRANSACTION_START.into(),
+        ),
+        ("XS_TRANSACTION_END", xenstore::XS_TRANSACTION_END.into()),
+        ("XS_INTRODUCE", xenstore::XS_INTRODUCE.into()),
+        ("XS_RELEASE", xenstore::XS_RELEASE.into()),
+        ("XS_GET_DOMAIN_PATH", xenstore::XS_GET_DOMAIN_PATH.into()),
+        ("XS_WRITE", xenstore::XS_WRITE.into()),
+        ("XS_MKDIR", xenstore::XS_MKDIR.into()),
+        ("XS_RM", xenstore::XS_RM.into()),
+        ("XS_SET_PERMS", xenstore::XS_SET_PERMS.into()),
+        ("XS_WATCH_EVENT", xenstore::XS_WATCH_EVENT.into()),
+        ("XS_ERROR", xenstore::XS_ERROR.into()),
+        (
+            "XS_IS_DOMAIN_INTRODUCED",
+            xenstore::XS_IS_DOMAIN_INTRODUCED.into(),
+        ),
+        ("XS_RESUME", xenstore::XS_RESUME.into()),
+        ("XS_SET_TARGET", xenstore::XS_SET_TARGET.into()),
+        ("XS_RESET_WATCHES", xenstore::XS_RESET_WATCHES.into()),
+        ("XS_DIRECTORY_PART", xenstore::XS_DIRECTORY_PART.into()),
     ]
 }
 
