@@ -49,8 +49,9 @@ pub struct XsdSockmsg {
     pub len: u32,
 }
 
-// SAFETY: four `u32`s, no padding.
-unsafe impl super::Plain for XsdSockmsg {}
+crate::impl_plain! {
+    XsdSockmsg { r#type: u32, req_id: u32, tx_id: u32, len: u32 };
+}
 
 const HEADER: usize = core::mem::size_of::<XsdSockmsg>();
 

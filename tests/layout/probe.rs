@@ -1056,6 +1056,7 @@ fn every_abi_structure_is_compared() {
         .iter()
         .chain(&arm_layouts())
         .chain(&x86_layouts())
+        .chain(&io_layouts())
         .map(|l| l.rust.rsplit("::").next().unwrap().trim().to_string())
         .collect();
     let mut declared = Vec::new();
