@@ -85,8 +85,9 @@ pub fn deb_src_entries(deb822: &[String], one_line: &[String]) -> (String, Strin
     (out, list)
 }
 
-/// The `-o` options of the private apt configuration.
-fn apt_options(d: &Path) -> Vec<String> {
+/// The `-o` options of a private apt configuration under `d` (lists, cache and sources of its own, so that
+/// the system's apt configuration is never touched).
+pub fn apt_options(d: &Path) -> Vec<String> {
     vec![
         format!("-oDir::State::Lists={}", d.join("lists").display()),
         format!("-oDir::Cache={}", d.join("cache").display()),
@@ -126,10 +127,16 @@ fn write_apt_config(d: &Path) -> Result<()> {
             "no `deb` entry in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list to make deb-src entries from"
         );
     }
+    write_apt_state(d, "xen-src.sources", &stanzas, &list)
+}
+
+/// Lays out the private apt state of [`apt_options`] under `d`: its directories, the deb822 `stanzas` as
+/// `sources.list.d/NAME` and the one-line entries `list` as `sources.list`.
+pub fn write_apt_state(d: &Path, name: &str, stanzas: &str, list: &str) -> Result<()> {
     std::fs::create_dir_all(d.join("sources.list.d"))?;
     std::fs::create_dir_all(d.join("lists/partial"))?;
     std::fs::create_dir_all(d.join("cache/archives/partial"))?;
-    std::fs::write(d.join("sources.list.d/xen-src.sources"), stanzas)?;
+    std::fs::write(d.join("sources.list.d").join(name), stanzas)?;
     std::fs::write(d.join("sources.list"), list)?;
     Ok(())
 }

@@ -395,25 +395,16 @@ pub fn debian_sources(deb822: &[String], one_line: &[String]) -> (String, String
     (out, list)
 }
 
-/// The `-o` options of the private arm64 apt state under `d`.
+/// The `-o` options of the private arm64 apt state under `d`: `cargo-xen`'s private configuration, for
+/// arm64 and with no package installed (apt must not reason about the host's amd64 ones).
 fn apt_options(d: &Path) -> Vec<String> {
-    vec![
-        "-oAPT::Architecture=arm64".into(),
-        "-oAPT::Architectures=arm64".into(),
-        format!("-oDir::State::Lists={}", d.join("lists").display()),
-        // No installed packages: apt must not reason about the host's amd64 ones.
-        "-oDir::State::Status=/dev/null".into(),
-        format!("-oDir::Cache={}", d.join("cache").display()),
-        format!(
-            "-oDir::Etc::SourceParts={}",
-            d.join("sources.list.d").display()
-        ),
-        format!(
-            "-oDir::Etc::SourceList={}",
-            d.join("sources.list").display()
-        ),
-        "-oAPT::Sandbox::User=root".into(),
-    ]
+    let mut o = vec![
+        "-oAPT::Architecture=arm64".to_string(),
+        "-oAPT::Architectures=arm64".to_string(),
+        "-oDir::State::Status=/dev/null".to_string(),
+    ];
+    o.extend(cargo_xen::xensrc::apt_options(d));
+    o
 }
 
 /// Writes the private apt configuration from the system's sources.
@@ -441,12 +432,7 @@ fn write_apt_config(d: &Path) -> Result<()> {
             "the system's apt sources name no Debian archive (deb.debian.org or another debian.org host)"
         );
     }
-    std::fs::create_dir_all(d.join("sources.list.d"))?;
-    std::fs::create_dir_all(d.join("lists/partial"))?;
-    std::fs::create_dir_all(d.join("cache/archives/partial"))?;
-    std::fs::write(d.join("sources.list.d/debian.sources"), stanzas)?;
-    std::fs::write(d.join("sources.list"), list)?;
-    Ok(())
+    cargo_xen::xensrc::write_apt_state(d, "debian.sources", &stanzas, &list)
 }
 
 /// What [`fetch`] provides.
