@@ -62,6 +62,37 @@ pub mod mock;
 #[cfg(all(doctest, feature = "mock"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeExamples;
+/// The Rust examples of `docs/`, one item per file, compiled and run as doctests like the README's
+/// (`tests/docs.rs` fails when a file of `docs/` is missing here).
+#[cfg(all(doctest, feature = "mock"))]
+pub mod doc_examples {
+    #[doc = include_str!("../docs/architecture.md")]
+    pub struct Architecture;
+    #[doc = include_str!("../docs/benchmarks.md")]
+    pub struct Benchmarks;
+    #[doc = include_str!("../docs/cargo-xen.md")]
+    pub struct CargoXen;
+    #[doc = include_str!("../docs/demo.md")]
+    pub struct Demo;
+    #[doc = include_str!("../docs/mock.md")]
+    pub struct Mock;
+    #[doc = include_str!("../docs/safety.md")]
+    pub struct Safety;
+    #[doc = include_str!("../docs/smccc-psci.md")]
+    pub struct SmcccPsci;
+    #[doc = include_str!("../docs/stubs.md")]
+    pub struct Stubs;
+    #[doc = include_str!("../docs/testing.md")]
+    pub struct Testing;
+    #[doc = include_str!("../docs/typed-api.md")]
+    pub struct TypedApi;
+    #[doc = include_str!("../docs/unikernel.md")]
+    pub struct Unikernel;
+    #[doc = include_str!("../docs/x86-64.md")]
+    pub struct X86_64;
+    #[doc = include_str!("../docs/xl.md")]
+    pub struct Xl;
+}
 pub mod outline;
 #[cfg(any(
     all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none"),
