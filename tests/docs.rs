@@ -76,14 +76,14 @@ fn anchors(text: &str) -> BTreeSet<String> {
     seen
 }
 
-/// The text without inline code spans (a `[x](y)` inside backticks is not a link).
-fn without_code_spans(line: &str) -> String {
+/// The line without inline code spans (a `[x](y)` inside backticks is not a link); `code` says whether a
+/// span is open, carried from line to line (a span may continue on the next line of its paragraph).
+fn without_code_spans(line: &str, code: &mut bool) -> String {
     let mut out = String::new();
-    let mut code = false;
     for c in line.chars() {
         if c == '`' {
-            code = !code;
-        } else if !code {
+            *code = !*code;
+        } else if !*code {
             out.push(c);
         }
     }
@@ -93,8 +93,12 @@ fn without_code_spans(line: &str) -> String {
 /// The targets of the inline links `[text](target)` of a Markdown text, with their line numbers.
 fn links(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
+    let mut code = false;
     for (n, line) in lines_outside_fences(text) {
-        let line = without_code_spans(line);
+        if line.trim().is_empty() {
+            code = false; // a paragraph ends every span
+        }
+        let line = without_code_spans(line, &mut code);
         let mut rest = line.as_str();
         while let Some(i) = rest.find("](") {
             let after = &rest[i + 2..];
@@ -228,7 +232,8 @@ fn every_docs_file_is_compiled_by_the_doc_tests() {
 fn a_missing_file_and_a_missing_anchor_are_reported() {
     let file = root().join("README.md");
     let text = "# Title\n\n## A `code` heading: here\n\nSee [a](docs/no-such-file.md), [b](#no-such-heading),\n\
-                [c](#a-code-heading-here), [d](#title), [e](https://example.org/x), `[f](not-a-link.md)`.\n\
+                [c](#a-code-heading-here), [d](#title), [e](https://example.org/x), `[f](not-a-link.md)`, `a\n\
+                span [h](over-two-lines.md)`.\n\
                 ```text\n[g](inside-a-block.md)\n```\n";
     let problems = dead_links(&file, text);
     assert_eq!(problems.len(), 2, "{problems:#?}");
