@@ -118,6 +118,7 @@ pub mod vm_assist;
     doc
 ))]
 pub mod x86;
+pub mod xenbus;
 pub mod xenstore;
 
 pub use call::Plain;
