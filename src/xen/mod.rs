@@ -101,6 +101,7 @@ pub mod memory;
 ))]
 pub mod mmu;
 pub mod multicall;
+pub mod netif;
 pub mod nr;
 #[cfg(any(
     not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),
@@ -242,6 +243,11 @@ const _: () = {
         vcpu::RegisterVcpuInfo: 16, 8;
         vcpu::RegisterRunstateMemoryArea: 8, 8;
         multicall::MulticallEntry: 64, 8;
+        netif::NetifTxRequest: 12, 4;
+        netif::NetifTxResponse: 4, 2;
+        netif::NetifRxRequest: 8, 4;
+        netif::NetifRxResponse: 8, 2;
+        netif::NetifExtraInfo: 8, 2;
     }
     // ARM's `vcpu_info` and `shared_info` (empty arch parts, one legacy vCPU slot); on the host the
     // typed API is ARM's.
