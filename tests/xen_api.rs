@@ -13,6 +13,10 @@ mod api;
 mod interdomain;
 
 #[cfg(feature = "mock")]
+#[path = "xen_api/netfront.rs"]
+mod netfront;
+
+#[cfg(feature = "mock")]
 #[path = "xen_api/ring.rs"]
 mod ring;
 

@@ -101,6 +101,7 @@ pub mod memory;
 ))]
 pub mod mmu;
 pub mod multicall;
+pub mod netfront;
 pub mod netif;
 pub mod nr;
 #[cfg(any(
