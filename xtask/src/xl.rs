@@ -47,7 +47,7 @@ pub const DOMU_SECONDS: u32 = 30;
 /// The Debian packages besides the kernel: the toolstack, the 19 libraries its programs need (by
 /// `DT_NEEDED`), `libgcc-s1` (glibc loads it at run time for `pthread_cancel`), and busybox as `/init`'s
 /// shell and tools.
-pub const PACKAGES: [&str; 21] = [
+pub const PACKAGES: [&str; 22] = [
     "xen-utils-4.17",
     "xen-utils-common",
     "xenstore-utils",
@@ -68,6 +68,8 @@ pub const PACKAGES: [&str; 21] = [
     "libc6",
     "libgcc-s1",
     "busybox-static",
+    // For `/dev/udp` in the network checks ([`UDP_CHECK`]): busybox's `nc` has no UDP.
+    "bash-static",
     // Resolved to `linux-image-6.1.0-<N>-arm64` by apt.
     "linux-image-arm64",
 ];
@@ -85,6 +87,66 @@ pub const MODULES: [&str; 5] = [
 /// the RAM disk driver (`brd`, loaded with `rd_nr` and `rd_size` from the declarations) and the block
 /// backend (`xen-blkback`), under `kernel/drivers/`.
 pub const DISK_MODULES: [&str; 2] = ["block/brd", "block/xen-blkback/xen-blkback"];
+
+/// The modules `/init` loads after [`MODULES`] when a domU of the scenario has a vif ([`Scenario::network`]),
+/// in order, under `kernel/`: the bridge and what it needs, and the network backend (`xen-netback`).
+pub const NET_MODULES: [&str; 4] = [
+    "net/llc/llc",
+    "net/802/stp",
+    "net/bridge/bridge",
+    "drivers/net/xen-netback/xen-netback",
+];
+
+/// dom0's bridge for the domUs' vifs (`vif = ['bridge=xenbr0,…']`), and its link-local address.
+pub const BRIDGE: &str = "xenbr0";
+/// dom0's address on [`BRIDGE`].
+pub const DOM0_IP: &str = "169.254.1.1";
+
+/// The hotplug script libxl runs for a vif (`script=vif-br` in its vif line), a busybox-sh replacement of
+/// Xen's bash `vif-bridge`: on `online` the backend's interface (`$vif`) joins the bridge its backend
+/// directory names and comes up, and `hotplug-status = connected` tells libxl; on `offline` it leaves.
+pub const VIF_SCRIPT: &str = r#"#!/bin/sh
+# libxl's hotplug script for a vif on a bridge (`script=vif-br`): vif-br online|offline, with XENBUS_PATH and vif set.
+case "$1" in
+online|add)
+  br=$(xenstore-read "$XENBUS_PATH/bridge") || exit 1
+  if ! brctl addif "$br" "$vif" || ! ip link set "$vif" up; then
+    xenstore-write "$XENBUS_PATH/hotplug-error" "cannot add $vif to $br"
+    exit 1
+  fi
+  xenstore-write "$XENBUS_PATH/hotplug-status" connected ;;
+*)
+  br=$(xenstore-read "$XENBUS_PATH/bridge" 2>/dev/null) && brctl delif "$br" "$vif" 2>/dev/null
+  exit 0 ;;
+esac
+"#;
+
+/// Where [`VIF_SCRIPT`] is in dom0 (under `/etc/xen/scripts/`).
+pub const VIF_SCRIPT_NAME: &str = "vif-br";
+
+/// dom0's UDP check (`/bin/udp-check HOST SIZE…`, bash for `/dev/udp`): for each size, a datagram of that
+/// many bytes to the domU's port 7 must come back unchanged, and `send SIZE` to its port 5001 must be
+/// answered with SIZE bytes of the pattern `'a' + (i * 7 + SIZE + 3) % 26` at byte `i`. Every payload is
+/// made (awk) and compared (cmp) here, one line per check; it fails on any difference. `SHIFT=N` in its
+/// environment expects the domU's pattern shifted by N: the negative control, which must fail.
+pub const UDP_CHECK: &str = r#"#!/bin/bash-static
+# udp-check HOST SIZE...: UDP with the domU at HOST, every payload made and compared here.
+pat() { awk -v n="$1" -v k="$2" 'BEGIN { for (i = 0; i < n; i++) printf "%c", 97 + (i * 7 + n + k) % 26 }'; }
+h=$1; shift
+exec 3<>"/dev/udp/$h/7" 4<>"/dev/udp/$h/5001" || exit 1
+bad=0
+for n in "$@"; do
+  pat "$n" 0 > /tmp/u.want
+  dd if=/tmp/u.want bs=4096 2>/dev/null >&3
+  timeout 5 dd bs=4096 count=1 <&3 > /tmp/u.got 2>/dev/null
+  if cmp -s /tmp/u.want /tmp/u.got; then echo "echo $n: ok"; else echo "echo $n: WRONG, $(wc -c < /tmp/u.got) bytes back"; bad=1; fi
+  printf 'send %d' "$n" >&4
+  timeout 5 dd bs=4096 count=1 <&4 > /tmp/u.got 2>/dev/null
+  pat "$n" $((3 + ${SHIFT:-0})) > /tmp/u.want
+  if cmp -s /tmp/u.want /tmp/u.got; then echo "from domU $n: ok"; else echo "from domU $n: WRONG, $(wc -c < /tmp/u.got) bytes"; bad=1; fi
+done
+exit $bad
+"#;
 
 /// The size of every RAM disk (`brd` makes them all one size), in MiB: `rd_size` is this in KiB. brd
 /// allocates its pages as they are written, so the size costs dom0 nothing up front.
@@ -224,6 +286,9 @@ pub enum Step {
     /// Among the children of `dir` listed by `xenstore-ls -p`, `name` must have the permissions `perms`
     /// (as it prints them: `n1,r0`).
     Perms(&'static str, &'static str, &'static str),
+    /// Runs the shell command (with `$D` the domU's domid), bounded by the domU's [`DomU::seconds`]: `ok
+    /// NAME: run LABEL` when it exits 0; its output is shown under the line.
+    Run(&'static str, &'static str),
 }
 
 impl Step {
@@ -233,6 +298,7 @@ impl Step {
             Step::Await(k, v) => Some(format!("await {k} = {v}")),
             Step::Expect(k, v) => Some(format!("{k} = {v}")),
             Step::Perms(dir, name, p) => Some(format!("perms {dir}/{name} = ({p})")),
+            Step::Run(label, _) => Some(format!("run {label}")),
             Step::Write(..) => None,
         }
     }
@@ -264,6 +330,11 @@ impl Step {
                 "  if is_key {p} {v}; then ok {l}; else fail {l}\", got $(timeout 5 xenstore-read {p} 2>&1)\"; fi\n",
                 p = path(k),
                 v = quote(v),
+                l = quote(&format!("{name}: {label}")),
+            ),
+            Step::Run(_, cmd) => format!(
+                "  if D=$D timeout {seconds} sh -c {c} > /tmp/{name}.run 2>&1; then ok {l}; else fail {l}\": exit $?\"; fi\n  show /tmp/{name}.run\n",
+                c = quote(cmd),
                 l = quote(&format!("{name}: {label}")),
             ),
             Step::Perms(dir, child, perms) => format!(
@@ -316,7 +387,21 @@ pub const VBD_BACKEND: &str = "/local/domain/0/backend/vbd/$D/51712/state";
 /// What the hotplug script wrote for the domU's `xvda` (`connected`).
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
 
+/// The state of netback for the domU's first vif (`XenbusState`: 2 InitWait, 4 Connected).
+pub const VIF_BACKEND: &str = "/local/domain/0/backend/vif/$D/0/state";
+
+/// What the hotplug script wrote for the domU's first vif (`connected`).
+pub const VIF_HOTPLUG: &str = "/local/domain/0/backend/vif/$D/0/hotplug-status";
+
 impl Scenario {
+    /// Whether a domU has a vif (a `vif` line in its configuration): dom0 then loads [`NET_MODULES`] and
+    /// makes the bridge [`BRIDGE`] with the address [`DOM0_IP`].
+    pub fn network(&self) -> bool {
+        self.domus
+            .iter()
+            .any(|d| d.config.iter().any(|l| l.trim_start().starts_with("vif")))
+    }
+
     /// How many RAM disks dom0 needs (`brd`'s `rd_nr`): one past the highest declared.
     pub fn ram_disks(&self) -> u32 {
         self.domus
@@ -471,6 +556,73 @@ impl Scenario {
         }
     }
 
+    /// The network domU (`guests/src/bin/xl_net.rs`): the library's network frontend on netback, its vif
+    /// on dom0's bridge. One boot: dom0 pings it (20 echoes, then 5 of 1472 bytes, every reply required),
+    /// exchanges UDP datagrams of many sizes with it both ways (every payload made and compared by dom0,
+    /// [`UDP_CHECK`]), then detaches its vif with `xl network-detach`: the domU must report the backend
+    /// gone, close handing every page back, and power off. The domU refuses a frame larger than the MTU.
+    pub fn net() -> Scenario {
+        Scenario {
+            name: "net",
+            title: "network frontend on netback: ARP, ping, UDP of many sizes both ways, detach",
+            domus: vec![DomU {
+                name: "net",
+                bin: "xl-net",
+                isa: Isa::A64,
+                config: vec!["vif = ['bridge=xenbr0,mac=00:16:3e:00:00:02,script=vif-br']"],
+                console: vec![
+                    "xl-net: ok connected: 00:16:3e:00:00:02, mtu 1500",
+                    "xl-net: ok too large refused: frame of 1515 bytes is larger than 1514",
+                    "xl-net: ok checksums",
+                    "xl-net: ok answered",
+                    "xl-net: ok backend gone",
+                    "xl-net: ok frames across a page end",
+                    "xl-net: ok no transmit errors",
+                    "xl-net: ok send after detach: backend gone",
+                    "xl-net: ok closed: backend closed 1",
+                    "xl-net: done",
+                ],
+                xenstore: vec![
+                    ("device/vif/0/state", Value::Is("1")),
+                    ("device/vif/0/mac", Value::Is("00:16:3e:00:00:02")),
+                    (VIF_BACKEND, Value::Is("2")),
+                    (VIF_HOTPLUG, Value::Is("connected")),
+                ],
+                shutdown: Shutdown::Poweroff,
+                seconds: 80,
+                disks: vec![],
+                dom0: vec![
+                    Step::Await("data/net-ready", "1"),
+                    Step::Expect(VIF_BACKEND, "4"),
+                    Step::Run(
+                        "ping: 20 echoes, all answered",
+                        "ping -c 20 -A -W 5 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 20 packets received' /tmp/ping",
+                    ),
+                    Step::Run(
+                        "ping: 5 echoes of 1472 bytes, all answered",
+                        "ping -c 5 -A -W 5 -s 1472 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 5 packets received' /tmp/ping",
+                    ),
+                    Step::Run(
+                        "udp: 16 sizes both ways, every payload checked",
+                        "udp-check 169.254.1.2 1 2 17 18 64 100 333 500 999 1000 1024 1200 1400 1471 1472 1472",
+                    ),
+                    // Negative controls: a pattern the domU does not send, and an address nobody has, must
+                    // each fail the check that passed above.
+                    Step::Run(
+                        "udp: a payload other than expected is caught",
+                        "! SHIFT=1 udp-check 169.254.1.2 100",
+                    ),
+                    Step::Run(
+                        "ping: an address nobody has is not all answered",
+                        "! ping -c 2 -W 2 169.254.1.9",
+                    ),
+                    Step::Run("network-detach", "xl network-detach $D 0"),
+                ],
+            }],
+            control: vec![],
+        }
+    }
+
     /// Every scenario.
     pub fn all() -> Vec<Scenario> {
         vec![
@@ -478,6 +630,7 @@ impl Scenario {
             Scenario::two(),
             Scenario::control(),
             Scenario::a32(),
+            Scenario::net(),
         ]
     }
 }
@@ -639,6 +792,10 @@ pub fn fetch() -> Result<Dom0> {
             !kernel_tree
                 .join(format!("lib/modules/{release}/kernel/drivers/{m}.ko"))
                 .is_file()
+        }) || NET_MODULES.iter().any(|m| {
+            !kernel_tree
+                .join(format!("lib/modules/{release}/kernel/{m}.ko"))
+                .is_file()
         });
         let deb = std::fs::read_dir(&debs)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -764,6 +921,9 @@ fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
     tar.arg(format!("./boot/vmlinuz-{release}"));
     for m in MODULES.iter().chain(&DISK_MODULES) {
         tar.arg(format!("./lib/modules/{release}/kernel/drivers/{m}.ko"));
+    }
+    for m in NET_MODULES {
+        tar.arg(format!("./lib/modules/{release}/kernel/{m}.ko"));
     }
     let status = tar
         .stdin(dpkg.stdout.take().context("no pipe")?)
@@ -1038,7 +1198,7 @@ for mod in {modules}; do
   insmod $K/$mod.ko || {{ fail "insmod $mod"; finish; }}
 done
 ok modules
-{disk_modules}mount -t xenfs xenfs /proc/xen || {{ fail "mount xenfs"; finish; }}
+{disk_modules}{network}mount -t xenfs xenfs /proc/xen || {{ fail "mount xenfs"; finish; }}
 ok xenfs
 mkdir -p /run/xenstored
 XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid || {{ fail "xenstored did not start"; finish; }}
@@ -1052,6 +1212,17 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
 "#,
         name = scenario.name,
         modules = MODULES.join(" "),
+        network = if scenario.network() {
+            format!(
+                "for mod in {mods}; do insmod /lib/modules/$(uname -r)/kernel/$mod.ko || {{ fail \"insmod $mod\"; finish; }}; done\n\
+                 brctl addbr {BRIDGE} && echo 0 > /sys/class/net/{BRIDGE}/bridge/forward_delay && \
+                 ip addr add {DOM0_IP}/16 dev {BRIDGE} && ip link set {BRIDGE} up && ok \"network: bridge {BRIDGE} at {DOM0_IP}\" \
+                 || {{ fail \"network\"; finish; }}\n",
+                mods = NET_MODULES.join(" "),
+            )
+        } else {
+            String::new()
+        },
         disk_modules = match scenario.ram_disks() {
             0 => String::new(),
             n => format!(
@@ -1215,6 +1386,20 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
         let data = std::fs::read(dom0.kernel_tree.join(&rel))
             .with_context(|| format!("the kernel module {rel}"))?;
         cpio.file(&rel, 0o644, &data);
+    }
+    if scenario.network() {
+        for m in NET_MODULES {
+            let rel = format!("lib/modules/{}/kernel/{m}.ko", dom0.release);
+            let data = std::fs::read(dom0.kernel_tree.join(&rel))
+                .with_context(|| format!("the kernel module {rel}"))?;
+            cpio.file(&rel, 0o644, &data);
+        }
+        cpio.file(
+            &format!("etc/xen/scripts/{VIF_SCRIPT_NAME}"),
+            0o755,
+            VIF_SCRIPT.as_bytes(),
+        );
+        cpio.file("bin/udp-check", 0o755, UDP_CHECK.as_bytes());
     }
     cpio.file("init", 0o755, init_script(scenario).as_bytes());
     cpio.file(
@@ -1422,6 +1607,9 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
     }
     if scenario.ram_disks() > 0 && !has("ok disk modules") {
         problems.push("dom0: no `ok disk modules` line".into());
+    }
+    if scenario.network() && !has("ok network") {
+        problems.push("dom0: no `ok network` line".into());
     }
     for d in &scenario.domus {
         let n = d.name;
