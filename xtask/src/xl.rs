@@ -97,6 +97,9 @@ pub const NET_MODULES: [&str; 4] = [
     "drivers/net/xen-netback/xen-netback",
 ];
 
+/// Modules for a Linux domU's own initramfs ([`netbench`]), under `kernel/`: Linux's network frontend.
+pub const DOMU_MODULES: [&str; 1] = ["drivers/net/xen-netfront"];
+
 /// dom0's bridge for the domUs' vifs (`vif = ['bridge=xenbr0,…']`), and its link-local address.
 pub const BRIDGE: &str = "xenbr0";
 /// dom0's address on [`BRIDGE`].
@@ -792,7 +795,7 @@ pub fn fetch() -> Result<Dom0> {
             !kernel_tree
                 .join(format!("lib/modules/{release}/kernel/drivers/{m}.ko"))
                 .is_file()
-        }) || NET_MODULES.iter().any(|m| {
+        }) || NET_MODULES.iter().chain(&DOMU_MODULES).any(|m| {
             !kernel_tree
                 .join(format!("lib/modules/{release}/kernel/{m}.ko"))
                 .is_file()
@@ -922,7 +925,7 @@ fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
     for m in MODULES.iter().chain(&DISK_MODULES) {
         tar.arg(format!("./lib/modules/{release}/kernel/drivers/{m}.ko"));
     }
-    for m in NET_MODULES {
+    for m in NET_MODULES.iter().chain(&DOMU_MODULES) {
         tar.arg(format!("./lib/modules/{release}/kernel/{m}.ko"));
     }
     let status = tar
@@ -1326,7 +1329,7 @@ echo "$M end xl-log {n}"
 pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>>> {
     let dir = util::target_dir().join("guests");
     let mut isas: Vec<Isa> = Vec::new();
-    for d in &scenario.domus {
+    for d in scenario.domus.iter().filter(|d| d.bin != netbench::LINUX) {
         if !isas.contains(&d.isa) {
             isas.push(d.isa);
         }
@@ -1343,7 +1346,7 @@ pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>
         )?;
     }
     let mut images = BTreeMap::new();
-    for d in &scenario.domus {
+    for d in scenario.domus.iter().filter(|d| d.bin != netbench::LINUX) {
         let elf = dir.join(guest(d.isa).target()).join("release").join(d.bin);
         let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
         images.insert(d.name, xen::flat_image(&data)?);
@@ -1413,6 +1416,18 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
             0o644,
             d.config_file().as_bytes(),
         );
+        if d.bin == netbench::LINUX {
+            // A Linux domU: dom0's own kernel, and an initramfs of its own.
+            let image = std::fs::read(&dom0.kernel)
+                .with_context(|| format!("{}", dom0.kernel.display()))?;
+            cpio.file(&format!("domu/{}.bin", d.name), 0o644, &image);
+            cpio.file(
+                &format!("domu/{}.initrd", d.name),
+                0o644,
+                &netbench::linux_initramfs(dom0)?,
+            );
+            continue;
+        }
         cpio.file(&format!("domu/{}.bin", d.name), 0o644, &images[d.name]);
     }
     let archive = cpio.finish();
@@ -1717,7 +1732,12 @@ pub fn run(scenario: &Scenario, dom0: &Dom0, xens: &[(XenBuild, PathBuf)]) -> Re
     let mut runs = Vec::new();
     for (build, xen) in xens {
         let mut cmd = command(xen, &dom0.kernel, &initrd)?;
-        let boot = xen::run_qemu(&mut cmd, TIMEOUT, finished)?;
+        let timeout = if scenario.domus.iter().any(|d| d.bin == netbench::LINUX) {
+            netbench::TIMEOUT
+        } else {
+            TIMEOUT
+        };
+        let boot = xen::run_qemu(&mut cmd, timeout, finished)?;
         let log = dir().join(format!("{}-{}.log", scenario.name, build.name()));
         std::fs::write(&log, &boot.output).with_context(|| format!("writing {}", log.display()))?;
         let problems = verdict(
@@ -1837,6 +1857,8 @@ pub fn test(names: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+pub mod netbench;
 
 #[cfg(test)]
 mod tests;

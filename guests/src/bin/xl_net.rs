@@ -370,6 +370,8 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     let ports = [tx_port, rx_port, xs_port];
     let mut gone = false;
     let mut why = Line::new();
+    let mut polls = 0u64;
+    let sent0 = net.stats().notifications;
     'serve: while !deadline.passed() {
         // The backend's state changed: has it gone?
         let mut changed = xs.watch_overflow();
@@ -451,6 +453,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
                 Ok(true) => continue,
                 Ok(false) => {
                     let _ = sched::poll(&ports, xen_time_after(POLL_MS));
+                    polls += 1;
                     for p in ports {
                         events.clear_pending(p);
                     }
@@ -475,6 +478,17 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             .s(" UDP send; ")
             .dec(c.other)
             .s(" other frames ignored"),
+    );
+    let notes = net.stats().notifications - sent0;
+    out.say(
+        Line::new()
+            .s("data path: hypercalls ")
+            .dec(polls + notes)
+            .s(" (sched_poll ")
+            .dec(polls)
+            .s(", evtchn send ")
+            .dec(notes)
+            .s(")"),
     );
     out.check(
         "checksums",

@@ -1,0 +1,282 @@
+//! The network benchmark (`cargo bench --bench net`): this crate's network frontend (the `xl-net` domU)
+//! against Linux's `xen-netfront` (a Linux domU from dom0's own kernel), both on netback over dom0's
+//! bridge, in the same boot, one after the other.
+//!
+//! dom0 measures with busybox `ping -A` (the next request as soon as the reply came): round trips per
+//! second for 64-byte and 1500-byte Ethernet frames (`-s 22` and `-s 1458`), the MiB/s both ways that
+//! makes, and the event channel interrupts dom0 took from each vif per round trip (`/proc/interrupts`,
+//! the frontend's notifications). Each domU reports its own side: ours its notifications and hypercalls
+//! (`sched_poll`, `EVTCHNOP_send`), Linux its interrupts from `/proc/interrupts`. The figures are TCG's
+//! under load: compare within one boot only. Nothing here passes or fails on a figure.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result, bail};
+
+use super::{
+    Cpio, DOMU_MODULES, Dom0, DomU, Scenario, Shutdown, Step, VIF_BACKEND, Value, harness_lines,
+};
+use crate::elf::Isa;
+
+/// The `bin` of a [`DomU`] that is a Linux domU (dom0's kernel and [`linux_initramfs`]).
+pub const LINUX: &str = "linux";
+
+/// Frames measured: (Ethernet frame bytes, ping's `-s`), and round trips per measurement.
+pub const FRAMES: [(u32, u32); 2] = [(64, 22), (1500, 1458)];
+/// Round trips per measurement.
+pub const COUNT: u32 = 300;
+
+/// How long the benchmark's boot may take (a Linux domU boots in 5–50 s under TCG, with the host's load).
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(200);
+
+/// The Linux domU's `/init`: its network frontend up at 169.254.1.3, then idle until `xl shutdown` (busybox
+/// `poweroff`, run by the kernel as `/sbin/poweroff`, signals init with SIGUSR2) or 300 s; before powering
+/// off it prints its vif's interrupts.
+const LINUX_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /sbin && ln -s /bin/busybox /sbin/poweroff
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+insmod /xen-netfront.ko
+n=0
+while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+if ip addr add 169.254.1.3/16 dev eth0 && ip link set eth0 up; then echo "linux-domu: ok eth0 up"; else echo "linux-domu: FAIL eth0"; fi
+bye() { echo "linux-domu: irqs $(grep -E 'eth0|vif' /proc/interrupts | awk '{ s += $2 } END { print s + 0 }')"; echo "linux-domu: done"; poweroff -f; }
+trap bye USR2 TERM
+sleep 300 &
+wait $!
+bye
+"#;
+
+/// The Linux domU's initramfs (an uncompressed `newc` cpio): busybox, its `/init`, `xen-netfront.ko`.
+pub fn linux_initramfs(dom0: &Dom0) -> Result<Vec<u8>> {
+    let mut cpio = Cpio::default();
+    for d in ["bin", "dev", "proc", "sys", "tmp"] {
+        cpio.dir(d);
+    }
+    let busybox = std::fs::read(dom0.root.join("bin/busybox")).context("dom0's busybox")?;
+    cpio.file("bin/busybox", 0o755, &busybox);
+    cpio.file("init", 0o755, LINUX_INIT.as_bytes());
+    let rel = format!("lib/modules/{}/kernel/{}.ko", dom0.release, DOMU_MODULES[0]);
+    let module = std::fs::read(dom0.kernel_tree.join(&rel)).with_context(|| rel.clone())?;
+    cpio.file("xen-netfront.ko", 0o644, &module);
+    Ok(cpio.finish())
+}
+
+/// dom0's measurement of one guest: `bench NAME FRAME COUNT RECEIVED CENTISECONDS IRQS`.
+fn measure(name: &str, ip: &str, vif: &str) -> String {
+    let mut s = format!(
+        "irqs() {{ grep {vif} /proc/interrupts | awk '{{ s += $2 }} END {{ print s + 0 }}'; }}; \
+         cs() {{ cut -d' ' -f1 /proc/uptime | tr -d .; }}; ping -c 3 -W 2 {ip} > /dev/null; "
+    );
+    for (frame, size) in FRAMES {
+        let _ = write!(
+            s,
+            "i0=$(irqs); t0=$(cs); ping -A -q -c {COUNT} -W 5 -s {size} {ip} > /tmp/b; t1=$(cs); i1=$(irqs); \
+             r=$(grep -o '[0-9]* packets received' /tmp/b | cut -d' ' -f1); \
+             echo \"bench {name} {frame} {COUNT} ${{r:-0}} $((t1 - t0)) $((i1 - i0))\"; "
+        );
+    }
+    s.push_str("true");
+    s
+}
+
+/// The benchmark's boot: the Linux domU `lnx` (domid 1) and ours `netb` (domid 2), each with a vif on
+/// the bridge; dom0 waits for both, measures Linux's, then ours, checks one UDP exchange with ours, shuts
+/// Linux's down and detaches ours.
+pub fn scenario() -> Scenario {
+    let ours = DomU {
+        name: "netb",
+        bin: "xl-net",
+        isa: Isa::A64,
+        config: vec!["vif = ['bridge=xenbr0,mac=00:16:3e:00:00:02,script=vif-br']"],
+        console: vec![
+            "xl-net: ok connected",
+            "xl-net: ok backend gone",
+            "xl-net: ok closed: backend closed 1",
+            "xl-net: done",
+        ],
+        xenstore: vec![(VIF_BACKEND, Value::Is("2"))],
+        shutdown: Shutdown::Poweroff,
+        seconds: 150,
+        disks: vec![],
+        dom0: vec![
+            Step::Await("data/net-ready", "1"),
+            Step::Run(
+                "the Linux domU answers",
+                "n=0; until ping -c 1 -W 1 169.254.1.3 > /dev/null; do n=$((n + 1)); [ $n -gt 100 ] && exit 1; done; echo \"after $n tries\"",
+            ),
+            Step::Run(
+                "measure Linux's netfront",
+                // `measure` fills this in: see `bench_steps`.
+                "",
+            ),
+            Step::Run("measure ours", ""),
+            Step::Run(
+                "udp: one exchange each way",
+                "udp-check 169.254.1.2 64 1472",
+            ),
+            Step::Run("xl shutdown lnx", "timeout 30 xl shutdown -w lnx"),
+            Step::Run("network-detach", "xl network-detach $D 0"),
+        ],
+    };
+    let linux = DomU {
+        name: "lnx",
+        bin: LINUX,
+        isa: Isa::A64,
+        config: vec![
+            "memory = 128",
+            "ramdisk = \"/domu/lnx.initrd\"",
+            "extra = \"console=hvc0 rdinit=/init quiet\"",
+            "vif = ['bridge=xenbr0,mac=00:16:3e:00:00:03,script=vif-br']",
+        ],
+        console: vec![
+            "linux-domu: ok eth0 up",
+            "linux-domu: irqs",
+            "linux-domu: done",
+        ],
+        xenstore: vec![],
+        shutdown: Shutdown::Poweroff,
+        seconds: 150,
+        disks: vec![],
+        dom0: vec![],
+    };
+    let mut s = Scenario {
+        name: "netbench",
+        title: "network benchmark: ours against Linux's netfront, ping -A with 64 and 1500-byte frames",
+        domus: vec![linux, ours],
+        control: vec![],
+    };
+    // The measurement commands are built at run time (they name the vifs).
+    let steps = &mut s.domus[1].dom0;
+    steps[2] = Step::Run(
+        "measure Linux's netfront",
+        Box::leak(measure("linux", "169.254.1.3", "vif1.0").into_boxed_str()),
+    );
+    steps[3] = Step::Run(
+        "measure ours",
+        Box::leak(measure("ours", "169.254.1.2", "vif2.0").into_boxed_str()),
+    );
+    s
+}
+
+/// One measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub guest: String,
+    pub frame: u32,
+    pub count: u32,
+    pub received: u32,
+    pub seconds: f64,
+    pub dom0_irqs: u64,
+}
+
+impl Row {
+    /// Round trips per second.
+    pub fn rate(&self) -> f64 {
+        f64::from(self.received) / self.seconds.max(0.01)
+    }
+    /// MiB/s of frames, both directions together.
+    pub fn mib_s(&self) -> f64 {
+        self.rate() * 2.0 * f64::from(self.frame) / (1024.0 * 1024.0)
+    }
+}
+
+/// The `bench …` lines of dom0's output.
+pub fn rows(output: &str) -> Vec<Row> {
+    harness_lines(output)
+        .iter()
+        .filter_map(|l| {
+            let l = l.trim_start_matches("  | ");
+            let f: Vec<&str> = l.strip_prefix("bench ")?.split_whitespace().collect();
+            if f.len() != 6 {
+                return None;
+            }
+            Some(Row {
+                guest: f[0].to_string(),
+                frame: f[1].parse().ok()?,
+                count: f[2].parse().ok()?,
+                received: f[3].parse().ok()?,
+                seconds: f[4].parse::<f64>().ok()? / 100.0,
+                dom0_irqs: f[5].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// A domU's console value `PREFIX N` (the first number after the prefix).
+fn console_number(output: &str, name: &str, prefix: &str) -> Option<u64> {
+    super::console_lines(output, name).iter().find_map(|l| {
+        let rest = l.split_once(prefix)?.1.trim_start();
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+/// Boots the benchmark on release Xen and prints its table (markdown).
+pub fn run() -> Result<String> {
+    crate::setup::toolchain()?;
+    crate::setup::debian(&[crate::setup::QEMU])?;
+    let dom0 = super::fetch()?;
+    let xen = crate::xen::fetch_xen()?;
+    let s = scenario();
+    let runs = super::run(&s, &dom0, &[(crate::xen::XenBuild::Release, xen)])?;
+    let r = &runs[0];
+    let out = &r.boot.output;
+    let rows = rows(out);
+    if !r.problems.is_empty() || rows.len() != 2 * FRAMES.len() {
+        bail!(
+            "the benchmark boot failed ({} rows):\n{}",
+            rows.len(),
+            r.problems.join("\n")
+        );
+    }
+    let mut t = String::from(
+        "### Network: ours against Linux's netfront (busybox ping -A from dom0, release Xen, TCG)\n\n\
+         | guest | frame | round trips | round trips/s | MiB/s (both ways) | dom0 vif IRQs per round trip |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for row in &rows {
+        let _ = writeln!(
+            t,
+            "| {} | {} B | {}/{} | {:.0} | {:.2} | {:.2} |",
+            row.guest,
+            row.frame,
+            row.received,
+            row.count,
+            row.rate(),
+            row.mib_s(),
+            row.dom0_irqs as f64 / f64::from(row.received.max(1)),
+        );
+    }
+    let ours: u64 = rows
+        .iter()
+        .filter(|r| r.guest == "ours")
+        .map(|r| u64::from(r.received))
+        .sum();
+    let linux: u64 = rows
+        .iter()
+        .filter(|r| r.guest == "linux")
+        .map(|r| u64::from(r.received))
+        .sum();
+    let per = |v: Option<u64>, n: u64| {
+        v.map_or("?".to_string(), |v| {
+            format!("{v} ({:.2} per round trip)", v as f64 / n.max(1) as f64)
+        })
+    };
+    let _ = write!(
+        t,
+        "\nWhole run, all traffic included (so slightly more than the measured round trips): ours sent {} \
+         notifications and made {} hypercalls on its data path ({} sched_poll) for {ours} measured round \
+         trips; Linux's domU took {} interrupts on its vif for {linux}.\n",
+        per(console_number(out, "netb", "notifications "), ours),
+        per(console_number(out, "netb", "hypercalls "), ours),
+        console_number(out, "netb", "sched_poll ").map_or("?".to_string(), |v| v.to_string()),
+        per(console_number(out, "lnx", "irqs "), linux),
+    );
+    Ok(t)
+}
