@@ -994,7 +994,7 @@ fn a_full_console_waits_with_events_wait_and_resumes_on_the_daemon_s_event() {
         0
     });
     let port = Port(5);
-    let mut con = PvConsole::new(guest, port, || events.wait(port, 0).map(drop));
+    let mut con = PvConsole::new(guest, port, || events.wait_forever(port));
     let data: Vec<u8> = (0..5000u32).map(|i| (i % 249) as u8).collect();
     con.write(&data).unwrap();
     let calls = mock::take_calls();
