@@ -265,8 +265,10 @@ impl TimeInfoView<'_> {
 /// attempt, between the two reads of `version` (as Linux's `pvclock_clocksource_read` reads the TSC),
 /// and the read is retried while Xen is updating the record or has updated it meanwhile.
 ///
-/// On x86-64 the counter is the TSC; [`Clock`] does this for a guest. A counter behind `tsc_timestamp`
-/// gives a delta of 0 (the record is newer than the counter reading), never a wrapped one.
+/// On x86-64 the counter is the TSC; [`Clock`] does this for a guest. The delta `counter −
+/// tsc_timestamp` is taken modulo 2⁶⁴, as Linux's `pvclock` does: an HVM or PVH guest's TSC starts near 0
+/// when the domain is built, and Xen stamps the record in the guest's TSC, so the stamp can be "negative"
+/// (seen on Xen 4.17 for a PVH dom0: `tsc_timestamp` 2⁶⁴ − 86252648, the TSC 276670913).
 ///
 /// # Safety
 ///
@@ -293,7 +295,7 @@ pub unsafe fn system_time(info: *const VcpuTimeInfo, mut counter: impl FnMut() -
         let mul = v.mul.load(Relaxed);
         let shift = v.shift.load(Relaxed);
         let now = counter();
-        base.wrapping_add(scale_delta(now.saturating_sub(stamp), mul, shift))
+        base.wrapping_add(scale_delta(now.wrapping_sub(stamp), mul, shift))
     })
 }
 
@@ -672,6 +674,8 @@ impl Clock {
 pub const VCPUOP_SET_SINGLESHOT_TIMER: usize = 8;
 /// `VCPUOP_stop_singleshot_timer` (x86-64; refused on ARM with `EINVAL`).
 pub const VCPUOP_STOP_SINGLESHOT_TIMER: usize = 9;
+/// `VCPUOP_stop_periodic_timer` (x86-64; refused on ARM with `EINVAL`).
+pub const VCPUOP_STOP_PERIODIC_TIMER: usize = 7;
 /// `VCPU_SSHOTTMR_future`: asks for `ETIME` when the time has already passed. Xen 4.17 ignores it and
 /// raises the timer event at once (`xen/common/domain.c`).
 pub const VCPU_SSHOTTMR_FUTURE: u32 = 1;
@@ -746,6 +750,29 @@ pub fn stop_singleshot_timer(vcpu: u32) -> Result<()> {
     unit(unsafe {
         call3::<{ nr::VCPU_OP }>(
             Arg::val(VCPUOP_STOP_SINGLESHOT_TIMER),
+            Arg::val(vcpu as usize),
+            Arg::val(0),
+        )
+    })
+}
+
+/// Stops the periodic timer of `vcpu` (`VCPUOP_stop_periodic_timer`): Xen gives every x86-64 PV vCPU one
+/// that raises [`Virq::TIMER`](super::evtchn::Virq::TIMER) every 10 ms (`xen/arch/x86/pv/domain.c`),
+/// which a guest waiting for its one-shot timer on that VIRQ would take for it. Refused on ARM with
+/// `EINVAL`.
+///
+/// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
+/// xen_hypercall::xen::time::stop_periodic_timer(0)?;
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub fn stop_periodic_timer(vcpu: u32) -> Result<()> {
+    // SAFETY: VCPUOP_stop_periodic_timer takes no argument structure (NULL).
+    unit(unsafe {
+        call3::<{ nr::VCPU_OP }>(
+            Arg::val(VCPUOP_STOP_PERIODIC_TIMER),
             Arg::val(vcpu as usize),
             Arg::val(0),
         )
