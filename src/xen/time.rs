@@ -49,7 +49,7 @@
 //! Xen ARM reads no RTC of its own: until a dom0 sets the time, `wc` counts from 1970 (and the domain's
 //! clock offset rounds to whole seconds, so the ARM wall clock is good to about a second).
 //!
-//! **One-shot timers** ([`set_singleshot_timer`], [`set_timer_op`] on x86-64): an absolute Xen system
+//! **One-shot timers** ([`set_singleshot_timer`], and `set_timer_op` in x86-64 builds): an absolute Xen system
 //! time after which Xen raises `VIRQ_TIMER` on the vCPU. Xen on ARM has neither: its `do_vcpu_op`
 //! (`xen/arch/arm/domain.c`) accepts only `VCPUOP_register_vcpu_info` and
 //! `VCPUOP_register_runstate_memory_area` (the rest is `EINVAL`), and `set_timer_op` has no ARM entry in
@@ -485,7 +485,7 @@ impl Clock {
     /// The clock of the domain whose shared info page is at `shared`, read through vCPU 0's slot of
     /// that page on x86-64 (see [`with_vcpu_info`](Clock::with_vcpu_info)).
     ///
-    /// On ARM it reads the frequency `CNTFRQ`: [`Error::ENODEV`] if it is 0 (firmware that did not set
+    /// On ARM it reads the frequency `CNTFRQ`: [`Error::ENODEV`](super::Error::ENODEV) if it is 0 (firmware that did not set
     /// it).
     ///
     /// # Safety
