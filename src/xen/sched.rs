@@ -122,7 +122,7 @@ pub fn block() -> Result<()> {
 /// Blocks until one of `ports` has an event pending or `clock` reaches `deadline` (`SCHEDOP_poll`);
 /// [`Error::ETIMEDOUT`] if the clock had reached it when Xen returned.
 ///
-/// - Xen's timeout is [`Clock::system_time_at`]`(deadline)`: exact on x86-64, never later than the
+/// - Xen's timeout is [`Clock::timeout_at`]`(deadline)`: exact on x86-64, never later than the
 ///   deadline on ARM (see [`time`](super::time)), so the call may return early, before the deadline and
 ///   with no port pending. It returns `Ok(())` then, as after an event or a spurious wake-up: the caller
 ///   looks at the pending bits ([`Events::clear_pending`](super::evtchn::Events::clear_pending)) and
@@ -154,7 +154,7 @@ pub fn block() -> Result<()> {
 /// ```
 #[inline]
 pub fn poll_until(ports: &[Port], clock: &Clock, deadline: Instant) -> Result<()> {
-    poll_until_system_time(ports, clock.system_time_at(deadline).max(1))?;
+    poll_until_system_time(ports, clock.timeout_at(deadline))?;
     clock.calibrate();
     if clock.now() >= deadline {
         return Err(Error::ETIMEDOUT);

@@ -59,8 +59,8 @@
 //! host with a load average of 11 on 2 cores, whose stalls the guest sees), a 20 ms one-shot
 //! timer 23–49 ms, by the guest's clock.
 //!
-//! **One-shot timers** ([`set_singleshot_timer`], and `set_timer_op` in x86-64 builds): an absolute Xen system
-//! time after which Xen raises `VIRQ_TIMER` on the vCPU. Xen on ARM has neither: its `do_vcpu_op`
+//! **One-shot timers** ([`set_singleshot_timer`], and `set_timer_op` in x86-64 builds): an absolute Xen
+//! system time after which Xen raises `VIRQ_TIMER` on the vCPU. Xen on ARM has neither: its `do_vcpu_op`
 //! (`xen/arch/arm/domain.c`) accepts only `VCPUOP_register_vcpu_info` and
 //! `VCPUOP_register_runstate_memory_area` (the rest is `EINVAL`), and `set_timer_op` has no ARM entry in
 //! `xen/include/hypercall-defs.c` (`ENOSYS`). An ARM guest's one-shot timer is its generic timer
@@ -576,6 +576,14 @@ impl Clock {
         at.0.saturating_add(self.offset.load(Relaxed))
     }
 
+    /// [`system_time_at`](Clock::system_time_at) as a timeout for Xen: between 1 (0 would mean "none")
+    /// and `i64::MAX`, since Xen's timers take a signed `s_time_t`, to which a later time would be
+    /// negative, in the past, and fire at once.
+    #[inline]
+    pub fn timeout_at(&self, at: Instant) -> u64 {
+        self.system_time_at(at).clamp(1, i64::MAX as u64)
+    }
+
     /// The lower bound of Xen system time − [`now`](Clock::now) in use (0 on x86-64, and on ARM before
     /// any calibration).
     #[inline]
@@ -652,7 +660,7 @@ impl Clock {
                     return Ok(false);
                 }
                 let wake = now + step.min(end - now);
-                super::sched::poll_until_system_time(&[], self.system_time_at(wake).max(1))?;
+                super::sched::poll_until_system_time(&[], self.timeout_at(wake))?;
                 self.calibrate();
                 if entry.load(Acquire) != before {
                     return Ok(true);
@@ -738,11 +746,11 @@ pub fn set_singleshot_timer(vcpu: u32, system_time: u64) -> Result<()> {
 }
 
 /// Arms the calling vCPU's (`vcpu`) one-shot timer for `deadline` on `clock`: [`set_singleshot_timer`]
-/// at [`Clock::system_time_at`]`(deadline)`, which is never later than the deadline (on ARM, where Xen
+/// at [`Clock::timeout_at`]`(deadline)`, which is never later than the deadline (on ARM, where Xen
 /// refuses the call anyway, it may be earlier).
 #[inline]
 pub fn set_timer(clock: &Clock, vcpu: u32, deadline: Instant) -> Result<()> {
-    set_singleshot_timer(vcpu, clock.system_time_at(deadline).max(1))
+    set_singleshot_timer(vcpu, clock.timeout_at(deadline))
 }
 
 /// Disarms the one-shot timer of the calling vCPU `vcpu` (`VCPUOP_stop_singleshot_timer`); refused on
