@@ -654,7 +654,8 @@ impl Events {
     /// use core::time::Duration;
     /// use xen_hypercall::xen::{Error, evtchn::{Events, Port}, time::Clock, vcpu::SharedInfo};
     /// # let shared: *mut SharedInfo = Box::leak(Box::new(SharedInfo::default()));
-    /// # xen_hypercall::mock::set_default(|_| { xen_hypercall::mock::advance_counter(625_000); 0 }); // 10 ms a poll
+    /// # // 10 ms a poll:
+    /// # xen_hypercall::mock::set_default(|_| { xen_hypercall::mock::advance_counter(625_000); 0 });
     /// // SAFETY: `shared` is the shared info page (here a stand-in), valid for the whole run, and
     /// // accessed through `events` and `clock` only.
     /// let (events, clock) = unsafe { (Events::new(shared), Clock::new(shared)?) };

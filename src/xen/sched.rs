@@ -165,8 +165,8 @@ pub fn poll_until(ports: &[Port], clock: &Clock, deadline: Instant) -> Result<()
 /// [`poll_until`] `timeout` from now on `clock`.
 ///
 /// ```
-/// # #[cfg(feature = "mock")] xen_hypercall::mock::set_default(|_| { xen_hypercall::mock::advance_counter(62_500_000); 0 });
 /// # #[cfg(feature = "mock")] {
+/// # xen_hypercall::mock::set_default(|_| { xen_hypercall::mock::advance_counter(62_500_000); 0 });
 /// use core::time::Duration;
 /// use xen_hypercall::xen::{Error, evtchn::Port, sched, time::Clock, vcpu::SharedInfo};
 /// # let shared: *mut SharedInfo = Box::leak(Box::new(SharedInfo::default()));

@@ -420,7 +420,13 @@ fn counter() -> u64 {
         // SAFETY: `rdtsc` has no side effect; the `lfence` keeps it from being done ahead of the loads
         // before it (Linux's `rdtsc_ordered`).
         unsafe {
-            core::arch::asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+            core::arch::asm!(
+                "lfence",
+                "rdtsc",
+                out("eax") lo,
+                out("edx") hi,
+                options(nomem, nostack, preserves_flags)
+            )
         };
         (u64::from(hi) << 32) | u64::from(lo)
     }
@@ -495,8 +501,8 @@ impl Clock {
     /// The clock of the domain whose shared info page is at `shared`, read through vCPU 0's slot of
     /// that page on x86-64 (see [`with_vcpu_info`](Clock::with_vcpu_info)).
     ///
-    /// On ARM it reads the frequency `CNTFRQ`: [`Error::ENODEV`](super::Error::ENODEV) if it is 0 (firmware that did not set
-    /// it).
+    /// On ARM it reads the frequency `CNTFRQ`: [`Error::ENODEV`](super::Error::ENODEV) if it is 0
+    /// (firmware that did not set it).
     ///
     /// # Safety
     ///
