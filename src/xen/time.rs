@@ -481,7 +481,8 @@ const CALIBRATION_MARGIN_NS: u64 = 1_000;
 /// any vCPU may read it). Its methods are safe and take `&self`: keep it in a `static` or pass it by
 /// reference to the waits of [`sched`](super::sched) and [`Events`](super::evtchn::Events).
 pub struct Clock {
-    shared: NonNull<SharedInfo>,
+    /// The shared info page, for the wall clock (none for [`Clock::generic_timer`]).
+    shared: Option<NonNull<SharedInfo>>,
     #[cfg(all(target_arch = "x86_64", target_os = "none"))]
     info: NonNull<VcpuTimeInfo>,
     #[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
@@ -526,12 +527,40 @@ impl Clock {
         #[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
         let _ = vcpu;
         Ok(Clock {
-            // SAFETY: the contract asks for a valid pointer; a null one would be invalid.
-            shared: unsafe { NonNull::new_unchecked(shared) },
+            shared: NonNull::new(shared),
             #[cfg(all(target_arch = "x86_64", target_os = "none"))]
             // SAFETY: as above; `time` lies inside `*vcpu`.
             info: unsafe { NonNull::new_unchecked(&raw mut (*vcpu).time) },
             #[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
+            freq: match counter_frequency() {
+                0 => return Err(Error::ENODEV),
+                f => f,
+            },
+            runstate: None,
+            offset: AtomicU64::new(0),
+        })
+    }
+
+    /// The generic timer alone (ARM): no `unsafe`, no shared info page, so no wall clock
+    /// ([`wallclock`](Clock::wallclock) is `None`); [`Error::ENODEV`](super::Error::ENODEV) if `CNTFRQ`
+    /// is 0.
+    ///
+    /// ```
+    /// # #[cfg(feature = "mock")] xen_hypercall::mock::set_counter(62_500_000, 62_500);
+    /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+    /// use xen_hypercall::xen::time::Clock;
+    /// let clock = Clock::generic_timer()?;
+    /// let t = clock.now(); // the time since the domain's creation
+    /// assert!(clock.wallclock().is_none());
+    /// # #[cfg(feature = "mock")] assert_eq!(t.as_nanos(), 1_000_000);
+    /// # }
+    /// # Ok::<(), xen_hypercall::xen::Error>(())
+    /// ```
+    #[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
+    #[inline]
+    pub fn generic_timer() -> Result<Clock> {
+        Ok(Clock {
+            shared: None,
             freq: match counter_frequency() {
                 0 => return Err(Error::ENODEV),
                 f => f,
@@ -676,21 +705,21 @@ impl Clock {
         }
     }
 
-    /// The wall clock of the shared info page ([`read_wallclock`]).
+    /// The wall clock of the shared info page ([`read_wallclock`]); `None` for a clock made without it
+    /// ([`generic_timer`](Clock::generic_timer)).
     #[inline]
-    pub fn wallclock_base(&self) -> Wallclock {
+    pub fn wallclock_base(&self) -> Option<Wallclock> {
         // SAFETY: `shared` is the shared info page the constructor's contract keeps valid.
-        unsafe { read_wallclock(self.shared.as_ptr()) }
+        self.shared.map(|p| unsafe { read_wallclock(p.as_ptr()) })
     }
 
     /// The time since the Unix epoch: the wall clock of the shared info page plus [`now`](Clock::now)
     /// (what Linux's `xen_read_wallclock` does on both architectures). See the
-    /// [module documentation](self) for what Xen puts there on ARM.
+    /// [module documentation](self) for what Xen puts there on ARM. `None` without a shared info page.
     #[inline]
-    pub fn wallclock(&self) -> Duration {
-        self.wallclock_base()
-            .since_epoch()
-            .saturating_add(self.now().since_origin())
+    pub fn wallclock(&self) -> Option<Duration> {
+        let base = self.wallclock_base()?;
+        Some(base.since_epoch().saturating_add(self.now().since_origin()))
     }
 }
 

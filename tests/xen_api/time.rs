@@ -199,12 +199,18 @@ fn wallclock_reads_all_four_fields_and_adds_the_clock() {
     let clock = unsafe { Clock::new(shared) }.unwrap();
     assert_eq!(
         clock.wallclock(),
-        Duration::new(1_700_000_000 + 3, 750_000_000)
+        Some(Duration::new(1_700_000_000 + 3, 750_000_000))
     );
     // Beyond 2106: the high word.
     // SAFETY: as above.
     unsafe { (*shared).wc_sec_hi = 1 };
-    assert_eq!(clock.wallclock_base().sec, (1 << 32) + 1_700_000_000);
+    assert_eq!(
+        clock.wallclock_base().unwrap().sec,
+        (1 << 32) + 1_700_000_000
+    );
+    // The generic timer alone has the same clock and no wall clock.
+    let alone = Clock::generic_timer().unwrap();
+    assert_eq!((alone.now(), alone.wallclock()), (clock.now(), None));
 }
 
 #[test]
