@@ -169,11 +169,21 @@ pub fn dom0_command(xen: &Path, image: &Path) -> Command {
 
 /// [`dom0_command`] with Xen's command line `bootargs`.
 pub fn dom0_command_with(xen: &Path, image: &Path, bootargs: &str) -> Command {
+    dom0_command_full(xen, image, bootargs, DOM0_CMDLINE)
+}
+
+/// dom0's command line by default (Xen hands it to dom0 as its device tree's `/chosen/bootargs`).
+pub const DOM0_CMDLINE: &str = "console=hvc0";
+
+/// [`dom0_command_with`] with dom0's command line `cmdline` (a QEMU `guest-loader` option: its commas are
+/// doubled here).
+pub fn dom0_command_full(xen: &Path, image: &Path, bootargs: &str, cmdline: &str) -> Command {
     let mut cmd = qemu_base(DOM0_MEMORY);
     cmd.args(["-machine", MACHINE]).arg("-kernel").arg(xen);
     cmd.args(["-append", bootargs]).arg("-device").arg(format!(
-        "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
-        image.display()
+        "guest-loader,addr=0x49000000,kernel={},bootargs={}",
+        image.display(),
+        cmdline.replace(',', ",,")
     ));
     cmd
 }

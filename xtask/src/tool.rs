@@ -766,14 +766,25 @@ fn template_build(dir: &Path, extra: &[&str]) -> Result<Out> {
             .env_remove("RUSTFLAGS")
             .args(["build", "--release"])
             .args(extra)
-            .args([
-                "--config",
-                &format!(
-                    "patch.crates-io.xen-hypercall.path={:?}",
-                    util::root().display().to_string()
-                ),
-            ]),
+            .args(patch_args()),
     )
+}
+
+/// `--config` arguments that take `xen-hypercall` and `xen-test` from this checkout instead of crates.io.
+fn patch_args() -> [String; 4] {
+    let root = util::root();
+    [
+        "--config".into(),
+        format!(
+            "patch.crates-io.xen-hypercall.path={:?}",
+            root.display().to_string()
+        ),
+        "--config".into(),
+        format!(
+            "patch.crates-io.xen-test.path={:?}",
+            root.join("xen-test").display().to_string()
+        ),
+    ]
 }
 
 fn run_image(bin: &Path, args: &[&str], image: &Path) -> Result<Out> {
