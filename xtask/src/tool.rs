@@ -920,6 +920,202 @@ fn template(bin: &Path, guest: &Path, c: &mut Checks) -> Result<()> {
     Ok(())
 }
 
+/// A directory of this checkout's own under the system's temporary directory (outside the repository, so
+/// that cargo sees no workspace or configuration of it; named after the target directory, so that two
+/// checkouts never share it).
+fn outside_dir(name: &str) -> PathBuf {
+    let tag: String = util::target_dir()
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    std::env::temp_dir().join(format!("{name}{tag}"))
+}
+
+/// `PATH` with the directory of the installed `cargo-xen` first, so that `cargo xen …` (and cargo's runner
+/// `cargo xen run`) find it.
+fn path_with(bin: &Path) -> Result<std::ffi::OsString> {
+    Ok(std::env::join_paths(
+        std::iter::once(bin.parent().context("no bin dir")?.to_path_buf()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ),
+    )?)
+}
+
+/// The test added to a new project's `tests/on_xen.rs`: the deliberately broken case.
+const BROKEN_TEST: &str = "    #[test]
+    fn broken_on_purpose() {
+        assert_eq!(1 + 1, 3, \"the deliberately broken case\");
+    }
+
+    #[test]
+    #[ignore]
+    fn spins() {
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+";
+
+/// `cargo xen new` as a user runs it, outside the repository with this checkout's crates by path: bad
+/// names and an existing directory refused (one line, exit 2); then in the project `cargo run --release`
+/// (the greeting, exit 0) and `cargo test` with the template's passing tests plus a failing one (exit
+/// non-zero, every name and verdict, the panic message), a filter reaching the guest (only the matching
+/// test runs, exit 0), and a hanging test named at the runner's time-out.
+fn new_project(bin: &Path, c: &mut Checks) -> Result<()> {
+    let dir = outside_dir("xen-unikernel-new");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let project = dir.join("hello");
+    let new = |args: &[&str]| {
+        exec(
+            Command::new(bin)
+                .current_dir(&dir)
+                .arg("new")
+                .args(args)
+                .args(["--path".as_ref(), util::root().as_os_str()]),
+        )
+    };
+    let r = new(&["hello"])?;
+    c.check(
+        r.code == 0 && project.join("tests/on_xen.rs").is_file(),
+        format!(
+            "cargo xen new hello --path CHECKOUT (exit {}: {})",
+            r.code,
+            r.stderr.trim()
+        ),
+    );
+    for (args, what, says) in [
+        (&["hello"][..], "an existing directory", "already exists"),
+        (
+            &["9lives"][..],
+            "a name starting with a digit",
+            "starts with an ASCII letter",
+        ),
+        (&["fn"][..], "a keyword", "keyword"),
+        (
+            &["x", "--arch", "mips"][..],
+            "an unknown --arch",
+            "--arch aarch64|arm|thumb",
+        ),
+    ] {
+        let r = new(args)?;
+        c.check(
+            r.code == 2
+                && r.stderr.lines().count() == 1
+                && r.stderr.contains(says)
+                && !r.stderr.contains("panicked"),
+            format!(
+                "cargo xen new: {what} is one line, exit 2 (exit {}: {})",
+                r.code,
+                r.stderr.trim()
+            ),
+        );
+    }
+    let tests = project.join("tests/on_xen.rs");
+    let text = std::fs::read_to_string(&tests)?;
+    let at = text
+        .rfind('}')
+        .context("tests/on_xen.rs has no closing brace")?;
+    let with_broken = format!("{}\n{BROKEN_TEST}{}", &text[..at], &text[at..]);
+    std::fs::write(&tests, with_broken)?;
+    let path = path_with(bin)?;
+    let target = util::target_dir().join("template/new-hello");
+    let cargo = |args: &[&str], runner: Option<&str>| {
+        let mut cmd = util::cargo();
+        cmd.current_dir(&project)
+            .env("PATH", &path)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_XEN_CACHE", util::target_dir())
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .args(args);
+        if let Some(r) = runner {
+            cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUNNER", r);
+        }
+        exec(&mut cmd)
+    };
+    let start = std::time::Instant::now();
+    let r = cargo(&["run", "--release"], None)?;
+    c.check(
+        r.code == 0
+            && r.stdout.contains("Hello from a unikernel on Xen")
+            && r.stderr.contains("dom0 powered off"),
+        format!(
+            "cargo run --release in the new project boots it on Xen: the greeting, exit 0 ({} s, exit {})",
+            start.elapsed().as_secs(),
+            r.code
+        ),
+    );
+    let start = std::time::Instant::now();
+    let r = cargo(&["test"], None)?;
+    // Xen's serial console ends lines with CR LF.
+    let out = r.stdout.replace("\r\n", "\n");
+    let line = |name: &str, verdict: &str| out.contains(&format!("test {name} ... {verdict}\n"));
+    c.check(
+        r.code != 0
+            && out.contains("test console_writes ... hello from a test\nok\n")
+            && line("xen_is_version_4", "ok")
+            && line("broken_on_purpose", "FAILED")
+            && line("spins", "ignored")
+            && out.contains("test broken_on_purpose panicked at tests/on_xen.rs:")
+            && out.contains("the deliberately broken case\n  left: 2\n right: 3\n")
+            && r.stderr.contains("FAILED: test result: FAILED. 2 passed; 1 failed; 1 ignored; 0 filtered out"),
+        format!(
+            "cargo test: two tests pass on Xen, the deliberately broken one fails with its panic message, exit \
+             non-zero ({} s, exit {})",
+            start.elapsed().as_secs(),
+            r.code
+        ),
+    );
+    let r = cargo(&["test", "version"], None)?;
+    let out = r.stdout.replace("\r\n", "\n");
+    let line = |name: &str, verdict: &str| out.contains(&format!("test {name} ... {verdict}\n"));
+    c.check(
+        r.code == 0
+            && line("xen_is_version_4", "ok")
+            && !out.contains("broken_on_purpose")
+            && out.contains("test result: ok. 1 passed; 0 failed; 0 ignored; 3 filtered out"),
+        format!(
+            "cargo test version: the filter reaches the guest, only the matching test runs (exit {})",
+            r.code
+        ),
+    );
+    let start = std::time::Instant::now();
+    let r = cargo(
+        &["test", "spins", "--", "--ignored"],
+        Some("cargo xen run --timeout 8 --runner"),
+    )?;
+    c.check(
+        r.code != 0 && r.stderr.contains("timed out after 8 s") && r.stderr.contains("while test `spins` was running"),
+        format!(
+            "cargo test spins -- --ignored: a hanging test is named at the runner's time-out ({} s, exit {}: {})",
+            start.elapsed().as_secs(),
+            r.code,
+            r.stderr.lines().rev().find(|l| l.contains("cargo-xen")).unwrap_or("")
+        ),
+    );
+    Ok(())
+}
+
+/// Only the `cargo xen new` checks of the step (`cargo xtask cargo-xen new`).
+pub fn test_new() -> Result<()> {
+    setup::toolchain()?;
+    setup::debian(&[setup::QEMU])?;
+    let bin = install()?;
+    let mut c = Checks::default();
+    new_project(&bin, &mut c)?;
+    eprintln!(
+        "cargo xen new: {} passed, {} failed",
+        c.passed,
+        c.failed.len()
+    );
+    if !c.failed.is_empty() {
+        bail!("cargo xen new: {} check(s) failed", c.failed.len());
+    }
+    Ok(())
+}
+
 /// The step: everything above.
 pub fn test() -> Result<()> {
     setup::toolchain()?;
@@ -934,6 +1130,7 @@ pub fn test() -> Result<()> {
     audit_x86(&bin, &mut c)?;
     host_check(&mut c)?;
     template(&bin, &inline, &mut c)?;
+    new_project(&bin, &mut c)?;
     eprintln!("cargo-xen: {} passed, {} failed", c.passed, c.failed.len());
     if !c.failed.is_empty() {
         bail!("cargo-xen: {} check(s) failed", c.failed.len());
