@@ -1081,6 +1081,34 @@ fn new_project(bin: &Path, c: &mut Checks) -> Result<()> {
             r.code
         ),
     );
+    // As cargo's runner, bad images keep their one-line errors.
+    for (image, what, says) in [
+        (
+            project.join("Cargo.toml"),
+            "a file that is not an ELF",
+            "neither an ELF file",
+        ),
+        (
+            bin.to_path_buf(),
+            "an ELF of another architecture",
+            "Xen on arm64 boots",
+        ),
+    ] {
+        let r = exec(
+            Command::new(bin)
+                .args(["run", "--runner"])
+                .arg(&image)
+                .arg("some_test"),
+        )?;
+        c.check(
+            r.code == 2 && r.stderr.lines().count() == 1 && r.stderr.contains(says),
+            format!(
+                "cargo xen run --runner: {what} is one line, exit 2 (exit {}: {})",
+                r.code,
+                r.stderr.trim()
+            ),
+        );
+    }
     let start = std::time::Instant::now();
     let r = cargo(
         &["test", "spins", "--", "--ignored"],
@@ -1093,6 +1121,34 @@ fn new_project(bin: &Path, c: &mut Checks) -> Result<()> {
             start.elapsed().as_secs(),
             r.code,
             r.stderr.lines().rev().find(|l| l.contains("cargo-xen")).unwrap_or("")
+        ),
+    );
+    // 32-bit ARM with Thumb-2 code: the template's tests pass there too.
+    let r = new(&["hello-t32", "--arch", "thumb"])?;
+    let t32 = dir.join("hello-t32");
+    let test = exec(
+        util::cargo()
+            .current_dir(&t32)
+            .env("PATH", &path)
+            .env(
+                "CARGO_TARGET_DIR",
+                util::target_dir().join("template/new-hello-t32"),
+            )
+            .env("CARGO_XEN_CACHE", util::target_dir())
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .arg("test"),
+    )?;
+    c.check(
+        r.code == 0
+            && test.code == 0
+            && test.stderr.contains("armv7a-none-eabi/debug/deps/on_xen-")
+            && test
+                .stdout
+                .contains("test result: ok. 2 passed; 0 failed; 0 ignored; 0 filtered out"),
+        format!(
+            "cargo xen new --arch thumb, then cargo test: the tests pass on 32-bit ARM (exit {}, {})",
+            r.code, test.code
         ),
     );
     Ok(())
