@@ -131,6 +131,8 @@ fn test() -> Result<()> {
                     "--features",
                     "mock",
                 ]))?;
+                // The test harness's device tree and argument parsing, on the mock.
+                util::run(util::cargo().args(["test", "-p", "xen-test", "--features", "mock"]))?;
                 // The default members (the bare-metal crates only build for ARM).
                 util::run(util::cargo().args(["test"]))
             },
@@ -329,11 +331,13 @@ fn miri() -> Result<()> {
 fn clippy_host() -> Result<()> {
     // The default members: the bare-metal crates (fixtures, bench sites, images) only build for ARM.
     util::run(util::cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
-    // The mock backend's code and tests.
+    // The mock backend's code and tests (and the test harness's on it).
     util::run(util::cargo().args([
         "clippy",
         "-p",
         "xen-hypercall",
+        "-p",
+        "xen-test",
         "--all-targets",
         "--features",
         "mock",
@@ -384,6 +388,7 @@ fn clippy_cross() -> Result<()> {
                 "xen-hypercall-el2-harness",
                 "xen-hypercall-guests",
                 "xen-hypercall-bench-xen-cost",
+                "xen-test",
             ] {
                 cmd.args(["-p", p]);
             }

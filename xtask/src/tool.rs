@@ -15,7 +15,11 @@
 //! - a host `cargo check` of code using the typed API says what to build with;
 //! - the template copied outside the repository builds with plain `cargo build --release` (AArch64, and
 //!   `--target armv7a-none-eabi`), and `cargo xen run` boots it (exit 0 on poweroff), a copy that crashes
-//!   and one that hangs (exit 1, with Xen's line or the time-out), and the example guest.
+//!   and one that hangs (exit 1, with Xen's line or the time-out), and the example guest;
+//! - `cargo xen new` outside the repository (this checkout's crates by path): bad names refused, then
+//!   `cargo run --release` boots the project (cargo's runner is `cargo xen run --runner`) and `cargo test`
+//!   runs its tests on Xen with a deliberately broken one added (exit non-zero, every verdict, the panic
+//!   message), a filter, a hanging test named at the time-out, and the tests on 32-bit ARM (Thumb-2).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
