@@ -5,8 +5,8 @@
 //! the module:
 //!
 //! - a `static` table of the tests (`xen_test::Test`), in source order;
-//! - `guest_main(device_tree: usize) -> !`, the function the unikernel's entry code calls, which runs the
-//!   table (`xen_test::__private::start`);
+//! - `unsafe extern "C" fn guest_main(device_tree: usize) -> !`, the function the unikernel's entry code
+//!   calls with the device tree's address, which runs the table (`xen_test::__private::start`);
 //! - the `#[panic_handler]`, which reports a panic as the current test's failure and goes on with the next
 //!   test (`xen_test::__private::panicked`).
 //!
@@ -202,9 +202,13 @@ fn expand(args: TokenStream2, mut module: ItemMod) -> syn::Result<TokenStream2> 
         },
         syn::parse_quote! {
             /// The unikernel's main function, called by its entry code: runs the tests.
+            ///
+            /// # Safety
+            ///
+            /// `device_tree` is the address of the device tree Xen handed the guest, as
+            /// `xen_test::__private::start` requires: only the entry code calls this.
             #[unsafe(no_mangle)]
-            pub extern "C" fn guest_main(device_tree: usize) -> ! {
-                // The entry code passes the device tree address Xen gave the guest.
+            pub unsafe extern "C" fn guest_main(device_tree: usize) -> ! {
                 unsafe { ::xen_test::__private::start(device_tree, &#table) }
             }
         },
@@ -217,4 +221,58 @@ fn expand(args: TokenStream2, mut module: ItemMod) -> syn::Result<TokenStream2> 
     ];
     items.extend(generated);
     Ok(quote!(#module))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(module: &str) -> Result<String, String> {
+        let m: ItemMod = syn::parse_str(module).map_err(|e| e.to_string())?;
+        expand(TokenStream2::new(), m)
+            .map(|t| t.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn collects_and_strips_the_test_attributes() {
+        let out = expand_str(
+            "mod t { #[test] fn a() {} #[test] #[should_panic(expected = \"boom\")] fn b() {} \
+             #[test] #[ignore = \"slow\"] fn c() {} fn helper() {} }",
+        )
+        .unwrap();
+        assert!(out.contains("[:: xen_test :: Test ; 3usize]"), "{out}");
+        assert!(
+            !out.contains("# [test]")
+                && !out.contains("should_panic (")
+                && !out.contains("# [ignore")
+        );
+        assert!(
+            out.contains("name : \"b\"")
+                && out.contains("Some (\"boom\")")
+                && out.contains("Some (\"slow\")")
+        );
+        assert!(out.contains("fn helper"));
+        assert!(
+            out.contains("unsafe extern \"C\" fn guest_main") && out.contains("# [panic_handler]")
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_a_test() {
+        for (module, says) in [
+            ("mod t { #[test] fn a(x: u32) {} }", "takes no arguments"),
+            ("mod t { #[test] fn a() -> u32 { 0 } }", "returns `()`"),
+            ("mod t { #[test] async fn a() {} }", "not `async`"),
+            ("mod t { #[test] fn a<T>() {} }", "no generics"),
+            (
+                "mod t { #[should_panic] fn a() {} }",
+                "only a `#[test]` function",
+            ),
+            ("mod t;", "inline module"),
+        ] {
+            let e = expand_str(module).unwrap_err();
+            assert!(e.contains(says), "{module}: {e}");
+        }
+    }
 }
