@@ -209,6 +209,22 @@ pub fn new_main(args: &[String]) -> Result<bool> {
 
 /// `cargo xen run`; `Ok(false)` unless dom0 powered off.
 pub fn run_main(args: &[String]) -> Result<bool> {
+    let opts = run_options(args)?;
+    match run::run(&opts)? {
+        Outcome::Poweroff => {
+            eprintln!("cargo-xen: dom0 powered off");
+            Ok(true)
+        }
+        Outcome::Failed(why) => {
+            eprintln!("cargo-xen: FAILED: {why}");
+            Ok(false)
+        }
+    }
+}
+
+/// The options of `cargo xen run`: with `--runner`, the first argument after the options is the image and
+/// every later one (options included) a guest argument; otherwise the guest arguments follow `--`.
+pub fn run_options(args: &[String]) -> Result<run::Options> {
     let mut opts = run::Options {
         images: Vec::new(),
         arch: None,
@@ -251,14 +267,41 @@ pub fn run_main(args: &[String]) -> Result<bool> {
             s => opts.images.push(PathBuf::from(s)),
         }
     }
-    match run::run(&opts)? {
-        Outcome::Poweroff => {
-            eprintln!("cargo-xen: dom0 powered off");
-            Ok(true)
-        }
-        Outcome::Failed(why) => {
-            eprintln!("cargo-xen: FAILED: {why}");
-            Ok(false)
-        }
+    Ok(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_runner_passes_everything_after_the_image() {
+        let o = run_options(&strings(&[
+            "--timeout",
+            "9",
+            "--runner",
+            "ELF",
+            "name",
+            "--exact",
+            "--timeout",
+            "3",
+        ]))
+        .unwrap();
+        assert_eq!(o.images, [PathBuf::from("ELF")]);
+        assert_eq!(
+            o.guest_args,
+            strings(&["name", "--exact", "--timeout", "3"])
+        );
+        assert_eq!(o.timeout, Duration::from_secs(9));
+        // Without --runner, options after the image are cargo-xen's, and guest arguments follow `--`.
+        let o = run_options(&strings(&["ELF", "--timeout", "5", "--", "a", "--b"])).unwrap();
+        assert_eq!(o.images, [PathBuf::from("ELF")]);
+        assert_eq!(o.timeout, Duration::from_secs(5));
+        assert_eq!(o.guest_args, strings(&["a", "--b"]));
+        assert!(run_options(&strings(&["ELF", "--exact"])).is_err());
     }
 }

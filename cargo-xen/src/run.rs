@@ -108,7 +108,11 @@ fn ending(output: &str) -> Option<Outcome> {
             || (l.contains("Domain ") && l.contains(") crashed on cpu#"))
             || l.contains("reported crashed by domain");
         if bad {
-            let l = l.trim_start_matches("(XEN) ").trim();
+            // Xen's line may follow the guest's unfinished one (`test NAME ... (XEN) …`).
+            let l = l
+                .find("(XEN) ")
+                .map_or(l, |i| &l[i + "(XEN) ".len()..])
+                .trim();
             // Xen puts the reason of a panic on the next line.
             let next = output
                 .lines()
@@ -243,7 +247,7 @@ pub fn explain(output: &str, outcome: Outcome) -> Outcome {
         return Outcome::Failed(format!("{} ({why})", err.trim()));
     }
     match running_test(output) {
-        Some(name) => Outcome::Failed(format!("{why}, while test `{name}` was running")),
+        Some(name) => Outcome::Failed(format!("while test `{name}` was running: {why}")),
         None => Outcome::Failed(why),
     }
 }
@@ -406,8 +410,12 @@ mod tests {
             Outcome::Failed(w) => w,
             Outcome::Poweroff => String::new(),
         };
-        let w = why(explain(&format!("{hung}{crash}"), judge(crash, false, T)));
-        assert!(w.contains("while test `spins` was running"), "{w}");
+        let out = format!("{hung}{crash}");
+        let w = why(explain(&out, judge(&out, false, T)));
+        assert_eq!(
+            w,
+            "while test `spins` was running: Hardware Dom0 crashed: 'noreboot' set - not rebooting."
+        );
         let summary = "test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 filtered out\n";
         let w = why(explain(
             &format!("{failed}{summary}{crash}"),
@@ -416,7 +424,7 @@ mod tests {
         assert_eq!(w, summary.trim());
         let w = why(explain(hung, judge(hung, true, T)));
         assert!(
-            w.starts_with("timed out after 60 s") && w.ends_with("while test `spins` was running"),
+            w.starts_with("while test `spins` was running: timed out after 60 s"),
             "{w}"
         );
     }

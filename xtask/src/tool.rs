@@ -953,11 +953,23 @@ const BROKEN_TEST: &str = "    #[test]
     }
 
     #[test]
+    #[should_panic(expected = \"as expected\")]
+    fn panics_as_expected() {
+        panic!(\"as expected\");
+    }
+
+    #[test]
     #[ignore]
     fn spins() {
         loop {
             core::hint::spin_loop();
         }
+    }
+
+    #[test]
+    #[ignore]
+    fn crashes() {
+        let _ = xen_hypercall::xen::sched::shutdown(xen_hypercall::xen::sched::ShutdownReason::Crash);
     }
 ";
 
@@ -1061,13 +1073,14 @@ fn new_project(bin: &Path, c: &mut Checks) -> Result<()> {
             && out.contains("test console_writes ... hello from a test\nok\n")
             && line("xen_is_version_4", "ok")
             && line("broken_on_purpose", "FAILED")
+            && line("panics_as_expected", "ok")
             && line("spins", "ignored")
             && out.contains("test broken_on_purpose panicked at tests/on_xen.rs:")
             && out.contains("the deliberately broken case\n  left: 2\n right: 3\n")
-            && r.stderr.contains("FAILED: test result: FAILED. 2 passed; 1 failed; 1 ignored; 0 filtered out"),
+            && r.stderr.contains("FAILED: test result: FAILED. 3 passed; 1 failed; 2 ignored; 0 filtered out"),
         format!(
-            "cargo test: two tests pass on Xen, the deliberately broken one fails with its panic message, exit \
-             non-zero ({} s, exit {})",
+            "cargo test: three tests pass on Xen (one #[should_panic]), the deliberately broken one fails with its \
+             panic message, exit non-zero ({} s, exit {})",
             start.elapsed().as_secs(),
             r.code
         ),
@@ -1079,7 +1092,7 @@ fn new_project(bin: &Path, c: &mut Checks) -> Result<()> {
         r.code == 0
             && line("xen_is_version_4", "ok")
             && !out.contains("broken_on_purpose")
-            && out.contains("test result: ok. 1 passed; 0 failed; 0 ignored; 3 filtered out"),
+            && out.contains("test result: ok. 1 passed; 0 failed; 0 ignored; 5 filtered out"),
         format!(
             "cargo test version: the filter reaches the guest, only the matching test runs (exit {})",
             r.code
@@ -1123,6 +1136,17 @@ fn new_project(bin: &Path, c: &mut Checks) -> Result<()> {
         format!(
             "cargo test spins -- --ignored: a hanging test is named at the runner's time-out ({} s, exit {}: {})",
             start.elapsed().as_secs(),
+            r.code,
+            r.stderr.lines().rev().find(|l| l.contains("cargo-xen")).unwrap_or("")
+        ),
+    );
+    let r = cargo(&["test", "crashes", "--", "--ignored"], None)?;
+    c.check(
+        r.code != 0
+            && r.stderr.contains("Hardware Dom0 crashed")
+            && r.stderr.contains("while test `crashes` was running"),
+        format!(
+            "cargo test crashes -- --ignored: a test that crashes the domain is named (exit {}: {})",
             r.code,
             r.stderr.lines().rev().find(|l| l.contains("cargo-xen")).unwrap_or("")
         ),
