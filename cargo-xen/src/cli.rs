@@ -27,13 +27,14 @@ usage: cargo xen <command> …
           --max-stub-bytes N       bytes of the stubs
           --max-hypercall-bytes N  set-up bytes plus stub bytes
   run <IMAGE|ELF>… [--arch a64|a32] [--dom0less] [--debug-xen] [--timeout S] [--xen-args ARGS] [-- ARGS…]
-  run [OPTIONS…] --runner <ELF> [ARGS…]
+  run [OPTIONS…] [--xen-log] --runner <ELF> [ARGS…]
         boot on Xen 4.17 for arm64 under QEMU (Debian's build, fetched once; --debug-xen: a debug build
         from Debian's source). One image boots as dom0; with --dom0less the others boot as domUs.
         --xen-args adds to Xen's command line (e.g. xsm=dummy). ARGS go to dom0's command line after
         `console=hvc0 --` (its device tree's /chosen/bootargs; printable ASCII words). --runner: as cargo's
         runner (`runner = \"cargo xen run --runner\"`): the first argument after the options is the image,
-        every later one an ARG, so that `cargo run -- ARGS` and `cargo test FILTER` reach the guest. Exit
+        every later one an ARG, so that `cargo run -- ARGS` and `cargo test FILTER` reach the guest; only
+        the guest's console lines are shown, not Xen's `(XEN) …` ones (--xen-log: all of them). Exit
         status 0 only when Xen reports dom0's poweroff; 1 on a crash, reboot, Xen panic, unloadable image
         or time-out (default 60 s), naming the test that was running (the xen-test crate's console lines)
         or the failed tests' summary. Xen and the converted images are kept in $CARGO_XEN_CACHE (default
@@ -217,6 +218,12 @@ pub fn run_main(args: &[String]) -> Result<bool> {
         }
         Outcome::Failed(why) => {
             eprintln!("cargo-xen: FAILED: {why}");
+            // A failed test run says all in its summary; anything else may be in Xen's lines.
+            if opts.hide_xen && !why.starts_with("test result:") {
+                eprintln!(
+                    "cargo-xen: Xen's own console lines were not shown (--xen-log shows them)"
+                );
+            }
             Ok(false)
         }
     }
@@ -233,9 +240,11 @@ pub fn run_options(args: &[String]) -> Result<run::Options> {
         timeout: Duration::from_secs(60),
         xen_args: String::new(),
         stream: true,
+        hide_xen: false,
         guest_args: Vec::new(),
     };
     let mut runner = false;
+    let mut xen_log = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         // As cargo's runner, everything after the image is the program's.
@@ -245,6 +254,7 @@ pub fn run_options(args: &[String]) -> Result<run::Options> {
         }
         match a.as_str() {
             "--runner" => runner = true,
+            "--xen-log" => xen_log = true,
             "--" => {
                 opts.guest_args.extend(it.by_ref().cloned());
             }
@@ -267,6 +277,7 @@ pub fn run_options(args: &[String]) -> Result<run::Options> {
             s => opts.images.push(PathBuf::from(s)),
         }
     }
+    opts.hide_xen = runner && !xen_log;
     Ok(opts)
 }
 
@@ -297,11 +308,15 @@ mod tests {
             strings(&["name", "--exact", "--timeout", "3"])
         );
         assert_eq!(o.timeout, Duration::from_secs(9));
+        assert!(o.hide_xen);
+        let o = run_options(&strings(&["--xen-log", "--runner", "ELF"])).unwrap();
+        assert!(!o.hide_xen && o.guest_args.is_empty());
         // Without --runner, options after the image are cargo-xen's, and guest arguments follow `--`.
         let o = run_options(&strings(&["ELF", "--timeout", "5", "--", "a", "--b"])).unwrap();
         assert_eq!(o.images, [PathBuf::from("ELF")]);
         assert_eq!(o.timeout, Duration::from_secs(5));
         assert_eq!(o.guest_args, strings(&["a", "--b"]));
+        assert!(!o.hide_xen);
         assert!(run_options(&strings(&["ELF", "--exact"])).is_err());
     }
 }

@@ -153,6 +153,11 @@ pub fn boot_dom0_with(
     timeout: Duration,
     stream: bool,
 ) -> Result<Boot> {
+    let stream = if stream {
+        qemu::Stream::All
+    } else {
+        qemu::Stream::Off
+    };
     boot_dom0_full(xen, image, xen_args, qemu::DOM0_CMDLINE, timeout, stream)
 }
 
@@ -163,11 +168,11 @@ pub fn boot_dom0_full(
     xen_args: &str,
     cmdline: &str,
     timeout: Duration,
-    stream: bool,
+    stream: qemu::Stream,
 ) -> Result<Boot> {
     let bootargs = format!("{} {xen_args}", qemu::XEN_BOOTARGS);
     let mut cmd = qemu::dom0_command_full(xen, image, bootargs.trim(), cmdline);
-    qemu::run_qemu_streaming(&mut cmd, timeout, |out| ending(out).is_some(), stream)
+    qemu::run_qemu_stream(&mut cmd, timeout, |out| ending(out).is_some(), stream)
 }
 
 /// The longest guest command line: Xen keeps at most 1024 bytes of a boot module's command line
@@ -269,6 +274,8 @@ pub struct Options {
     pub xen_args: String,
     /// Stream the console to stdout.
     pub stream: bool,
+    /// Stream only the guest's lines, not Xen's (`(XEN) …`); the verdict still reads them all.
+    pub hide_xen: bool,
     /// The program arguments, passed on dom0's command line (see [`guest_cmdline`]); not with `dom0less`.
     pub guest_args: Vec<String>,
 }
@@ -329,6 +336,11 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     } else {
         qemu::fetch_xen(&cache.join("xen"))?
     };
+    let stream = match (opts.stream, opts.hide_xen) {
+        (false, _) => qemu::Stream::Off,
+        (true, false) => qemu::Stream::All,
+        (true, true) => qemu::Stream::Guest,
+    };
     let boot = if opts.dom0less {
         let modules: Vec<Module> = flats
             .iter()
@@ -343,11 +355,11 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             Some(&modules[0]),
             &modules[1..],
         )?;
-        qemu::run_qemu_streaming(
+        qemu::run_qemu_stream(
             &mut qemu::dom0less_command(&xen, &dtb, &modules),
             opts.timeout,
             |out| ending(out).is_some(),
-            opts.stream,
+            stream,
         )?
     } else {
         boot_dom0_full(
@@ -356,7 +368,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             &opts.xen_args,
             &cmdline,
             opts.timeout,
-            opts.stream,
+            stream,
         )?
     };
     Ok(explain(
