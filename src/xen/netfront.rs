@@ -48,7 +48,6 @@
 
 use arrayvec::ArrayVec;
 use core::fmt;
-use core::ptr;
 
 use super::evtchn::{self, Port};
 use super::grant_table::{Grant, GrantRef, GrantTable};
@@ -665,10 +664,7 @@ impl NetFront {
             let part = (PAGE_SIZE - off).min(frame.len() - done);
             let p = ((pos / page) % self.tx_pages.len() as u64) as usize;
             let g = &self.tx_pages[p];
-            let Some(base) = g.page() else {
-                return Err(NetError::BadPages);
-            };
-            copy_to_page(base, off, &frame[done..done + part]);
+            g.write(off, &frame[done..done + part])?;
             let last = done + part == frame.len();
             let idx = ring.req_prod_pvt();
             let id = (idx % TX_RING_SIZE) as u16;
@@ -852,10 +848,7 @@ impl NetFront {
                 if off + n > PAGE_SIZE || at + n > buf.len() {
                     return Err(self.broken());
                 }
-                let Some(base) = self.rx_pages[usize::from(p)].page() else {
-                    return Err(NetError::BadPages);
-                };
-                copy_from_page(base, off, &mut buf[at..at + n]);
+                self.rx_pages[usize::from(p)].read(off, &mut buf[at..at + n])?;
                 at += n;
             }
             self.refill(false)?;
@@ -1017,28 +1010,4 @@ pub fn parse_mac(text: &[u8]) -> Option<[u8; 6]> {
         *m = hex(t[0])? << 4 | hex(t[1])?;
     }
     Some(mac)
-}
-
-/// Copies `src` into the shared page at `page` from byte `off` (volatile).
-fn copy_to_page(page: *mut Page, off: usize, src: &[u8]) {
-    debug_assert!(off + src.len() <= PAGE_SIZE);
-    let base = page.cast::<u8>();
-    for (i, &b) in src.iter().enumerate().take(PAGE_SIZE.saturating_sub(off)) {
-        // SAFETY: `off + i < PAGE_SIZE` (bounded by `take`), so the byte is inside the shared page, which
-        // is accessed only volatilely (memory given up to sharing).
-        unsafe { ptr::write_volatile(base.add(off + i), b) };
-    }
-}
-
-/// Copies from the shared page at `page` from byte `off` into `dst` (volatile).
-fn copy_from_page(page: *mut Page, off: usize, dst: &mut [u8]) {
-    let base = page.cast::<u8>();
-    for (i, b) in dst
-        .iter_mut()
-        .enumerate()
-        .take(PAGE_SIZE.saturating_sub(off))
-    {
-        // SAFETY: as in `copy_to_page`.
-        *b = unsafe { ptr::read_volatile(base.add(off + i)) };
-    }
 }

@@ -637,3 +637,31 @@ fn pages_that_do_not_fit_are_refused() {
     ));
     let _ = XEN_NETIF_EXTRA_FLAG_MORE;
 }
+
+#[test]
+fn a_granted_page_is_read_and_written_within_its_bounds_only() {
+    count_notifications();
+    let all: &'static mut [Page] = Box::leak((0..2).map(|_| Page::new()).collect());
+    BASE.with(|b| b.set(all.as_ptr() as usize));
+    let (frame, rest) = all.split_at_mut(1);
+    // SAFETY: as in `rig`.
+    let mut table =
+        unsafe { GrantTable::<16>::new(frame.as_mut_ptr().cast(), 1).with_gfn_of(gfn_of) };
+    let g = table.grant(DomId(0), &mut rest[0], true).unwrap();
+    g.write(4090, b"abcdef").unwrap();
+    let mut back = [0u8; 6];
+    g.read(4090, &mut back).unwrap();
+    assert_eq!(&back, b"abcdef");
+    // What the grantee sees: the same bytes in the frame the entry names.
+    let frame = table.entries().get(g.gref()).unwrap().frame;
+    // SAFETY: inside the leaked page.
+    let seen: Vec<u8> = (0..6)
+        .map(|i| unsafe { page_of(frame).add(4090 + i).read_volatile() })
+        .collect();
+    assert_eq!(seen, b"abcdef");
+    assert_eq!(g.write(4091, b"abcdef"), Err(Error::EINVAL));
+    assert_eq!(g.read(usize::MAX, &mut back), Err(Error::EINVAL));
+    // SAFETY: a frame number nobody maps: nothing reads or writes it.
+    let f = unsafe { table.grant_frame(DomId(0), 0x1234, true) }.unwrap();
+    assert_eq!(f.read(0, &mut back), Err(Error::EINVAL));
+}
