@@ -119,7 +119,7 @@ pub fn scenario() -> Scenario {
                 "udp-check 169.254.1.2 64 1472",
             ),
             Step::Run("xl shutdown lnx", "timeout 30 xl shutdown -w lnx"),
-            Step::Run("network-detach", "xl network-detach $D 0"),
+            Step::Run("network-detach: the vif is gone", super::DETACH),
         ],
     };
     let linux = DomU {
