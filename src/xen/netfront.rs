@@ -54,7 +54,8 @@ use super::grant_table::{Grant, GrantRef, GrantTable};
 use super::netif::{
     NETIF_RSP_OKAY, NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA,
     NETTXF_MORE_DATA, NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest,
-    NetifTxResponse, RX_RING_SIZE, TX_RING_SIZE, XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_NR_SLOTS_MIN,
+    NetifTxResponse, RX_RING_SIZE, TX_RING_SIZE, XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_MAX_TX_SIZE,
+    XEN_NETIF_NR_SLOTS_MIN,
 };
 use super::ring::{FrontRing, PAGE_SIZE, RingIdx, SharedArea};
 use super::xenbus::{self, Frontend, XenbusState};
@@ -81,7 +82,8 @@ pub const MIN_FIRST_SLOT: usize = 128;
 pub enum NetError {
     /// A hypercall or xenstore request failed.
     Xen(Error),
-    /// The frame is longer than the MTU and its Ethernet header (`max`), or than a request can say.
+    /// The frame is longer than the MTU and its Ethernet header (`max`), than a request can say, or than
+    /// the transmit pool holds.
     TooLarge {
         /// The frame's length.
         len: usize,
@@ -620,7 +622,9 @@ impl NetFront {
     /// frame is not queued), `BackendGone`.
     pub fn queue(&mut self, frame: &[u8]) -> Result<()> {
         self.live()?;
-        let max = self.max_frame().min(super::netif::XEN_NETIF_MAX_TX_SIZE);
+        // The pool must hold the frame wherever it starts (up to MIN_FIRST_SLOT - 1 bytes are skipped).
+        let pool = (self.tx_pages.len() * PAGE_SIZE).saturating_sub(MIN_FIRST_SLOT);
+        let max = self.max_frame().min(XEN_NETIF_MAX_TX_SIZE).min(pool);
         if frame.len() > max {
             return Err(NetError::TooLarge {
                 len: frame.len(),
@@ -643,8 +647,14 @@ impl NetFront {
         };
         let end = start + len;
         let first = (start % page) as usize;
+        // At most 17 for a frame of at most 0xFFFF bytes: within what every backend takes.
+        const {
+            assert!(
+                (PAGE_SIZE - 1 + XEN_NETIF_MAX_TX_SIZE).div_ceil(PAGE_SIZE)
+                    <= XEN_NETIF_NR_SLOTS_MIN
+            )
+        };
         let slots = (first + frame.len()).div_ceil(PAGE_SIZE) as u32;
-        debug_assert!(slots as usize <= XEN_NETIF_NR_SLOTS_MIN);
         let fits = |net: &NetFront| {
             end - net.tx_tail <= cap && net.tx.as_ref().is_some_and(|r| r.free_requests() >= slots)
         };

@@ -77,6 +77,10 @@ struct Rig {
 }
 
 fn rig(tx_pages: usize, rx_pages: usize, options: Options) -> Rig {
+    rig_mtu(tx_pages, rx_pages, options, 1500)
+}
+
+fn rig_mtu(tx_pages: usize, rx_pages: usize, options: Options, mtu: u16) -> Rig {
     count_notifications();
     let all: &'static mut [Page] =
         Box::leak((0..3 + tx_pages + rx_pages).map(|_| Page::new()).collect());
@@ -91,7 +95,7 @@ fn rig(tx_pages: usize, rx_pages: usize, options: Options) -> Rig {
     let (tx, rx) = rest.split_at_mut(tx_pages);
     let info = Info {
         mac: [0, 0x16, 0x3e, 0, 0, 1],
-        mtu: 1500,
+        mtu,
         tx_port: Port(TX_PORT),
         rx_port: Port(RX_PORT),
         split: true,
@@ -664,4 +668,29 @@ fn a_granted_page_is_read_and_written_within_its_bounds_only() {
     // SAFETY: a frame number nobody maps: nothing reads or writes it.
     let f = unsafe { table.grant_frame(DomId(0), 0x1234, true) }.unwrap();
     assert_eq!(f.read(0, &mut back), Err(Error::EINVAL));
+}
+
+#[test]
+fn a_frame_larger_than_the_pool_is_too_large_not_full_for_ever() {
+    // MTU 9000, one 4 KiB page: the pool holds 4096 - 128 bytes wherever a frame starts.
+    let mut r = rig_mtu(1, 8, Options::default(), 9000);
+    assert_eq!(r.net.max_frame(), 9014);
+    assert_eq!(
+        r.net.send(&frame(3969, 0)),
+        Err(NetError::TooLarge {
+            len: 3969,
+            max: 3968
+        })
+    );
+    r.net.send(&frame(3968, 1)).unwrap();
+    let got = r.take_frames(NETIF_RSP_OKAY);
+    assert_eq!(got, vec![(frame(3968, 1), 1)]);
+    // Exactly MIN_FIRST_SLOT bytes are left before the pool's end: the next frame starts there and
+    // wraps to the page's start. While it is unanswered only 3096 bytes are free: a 3968-byte frame
+    // waits (Full), and goes once it is answered.
+    r.net.send(&frame(1000, 2)).unwrap();
+    assert_eq!(r.net.send(&frame(3968, 4)), Err(NetError::Full));
+    assert_eq!(r.take_frames(NETIF_RSP_OKAY), vec![(frame(1000, 2), 2)]);
+    r.net.send(&frame(3968, 4)).unwrap();
+    assert_eq!(r.take_frames(NETIF_RSP_OKAY)[0].0, frame(3968, 4));
 }
