@@ -280,3 +280,56 @@ pub fn run() -> Result<String> {
     );
     Ok(t)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{MARK, init_script};
+    use super::*;
+
+    #[test]
+    fn bench_lines_are_read_and_other_lines_ignored() {
+        let out = format!(
+            "{MARK}ok netb: run measure ours\n{MARK}  | bench ours 64 300 299 68 300\n\
+             {MARK}  | bench ours 1500 300 300 x 300\n{MARK}  | bench linux 1500 300 300 202 301\n\
+             bench ours 64 1 1 1 1\n"
+        );
+        let r = rows(&out);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(
+            (
+                r[0].guest.as_str(),
+                r[0].frame,
+                r[0].received,
+                r[0].dom0_irqs
+            ),
+            ("ours", 64, 299, 300)
+        );
+        assert!((r[0].seconds - 0.68).abs() < 1e-9);
+        assert!((r[0].rate() - 299.0 / 0.68).abs() < 1e-6);
+        assert_eq!((r[1].guest.as_str(), r[1].frame), ("linux", 1500));
+    }
+
+    #[test]
+    fn a_vif_brings_the_bridge_and_netback_and_only_then() {
+        let net = Scenario::net();
+        assert!(net.network() && scenario().network());
+        assert!(!Scenario::console().network());
+        let s = init_script(&net);
+        for want in [
+            "brctl addbr xenbr0",
+            "ip addr add 169.254.1.1/16 dev xenbr0",
+            "net/bridge/bridge",
+            "drivers/net/xen-netback/xen-netback",
+            "udp-check 169.254.1.2",
+            "xl network-detach $D 0",
+        ] {
+            assert!(s.contains(want), "{want} missing");
+        }
+        assert!(!init_script(&Scenario::console()).contains("brctl"));
+        // The Linux domU is no guest build, and the measurements name both vifs.
+        let b = scenario();
+        assert_eq!(b.domus[0].bin, LINUX);
+        let steps = init_script(&b);
+        assert!(steps.contains("grep vif1.0 /proc/interrupts") && steps.contains("grep vif2.0"));
+    }
+}
