@@ -4,11 +4,20 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
 static LOG: OnceLock<PathBuf> = OnceLock::new();
+
+/// Whether [`run`] echoes its command line (on unless [`set_echo`] turned it off).
+static ECHO: AtomicBool = AtomicBool::new(true);
+
+/// Turns the echo of [`run`]'s command lines on or off (a tool whose console shows results, not steps).
+pub fn set_echo(on: bool) {
+    ECHO.store(on, Ordering::Relaxed);
+}
 
 /// Sends the output of the set-up commands ([`run_logged`]: apt-get, make) to `path` from now on (the first
 /// call wins). Without it they go to `cargo-xen-setup.log` in the system's temporary directory.
@@ -57,7 +66,7 @@ pub fn run_logged(what: &str, cmd: &mut Command) -> Result<()> {
 }
 
 /// The last `n` lines written to `path` after byte `from`.
-fn tail(path: &Path, from: u64, n: usize) -> String {
+pub fn tail(path: &Path, from: u64, n: usize) -> String {
     let mut text = String::new();
     if let Ok(mut f) = std::fs::File::open(path) {
         let _ = f.seek(SeekFrom::Start(from));
@@ -67,9 +76,11 @@ fn tail(path: &Path, from: u64, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Runs `cmd`, echoing it, and fails unless it exits 0.
+/// Runs `cmd`, echoing it (see [`set_echo`]), and fails unless it exits 0.
 pub fn run(cmd: &mut Command) -> Result<()> {
-    eprintln!("$ {}", show(cmd));
+    if ECHO.load(Ordering::Relaxed) {
+        eprintln!("$ {}", show(cmd));
+    }
     let status = cmd
         .status()
         .with_context(|| format!("cannot start {}", show(cmd)))?;

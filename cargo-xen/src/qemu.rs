@@ -154,10 +154,17 @@ pub const DOM0_MEMORY: &str = "1G";
 /// `bootscrub=on` (scrubbing all free RAM at boot) stays short under emulation.
 pub const DOM0LESS_MEMORY: &str = "256M";
 
-fn qemu_base(memory: &str) -> Command {
+fn qemu_base(memory: &str, cpus: u32) -> Command {
     let mut c = Command::new("qemu-system-aarch64");
-    c.args(["-cpu", "cortex-a57", "-smp", "1", "-m", memory])
-        .args(["-nographic", "-no-reboot"]);
+    c.args([
+        "-cpu",
+        "cortex-a57",
+        "-smp",
+        &cpus.to_string(),
+        "-m",
+        memory,
+    ])
+    .args(["-nographic", "-no-reboot"]);
     c
 }
 
@@ -169,7 +176,13 @@ pub fn dom0_command(xen: &Path, image: &Path) -> Command {
 
 /// [`dom0_command`] with Xen's command line `bootargs`.
 pub fn dom0_command_with(xen: &Path, image: &Path, bootargs: &str) -> Command {
-    let mut cmd = qemu_base(DOM0_MEMORY);
+    dom0_command_cpus(xen, image, bootargs, 1)
+}
+
+/// [`dom0_command_with`] on a machine of `cpus` CPUs (Xen gives dom0 more than one vCPU only with
+/// `dom0_max_vcpus` in `bootargs`).
+pub fn dom0_command_cpus(xen: &Path, image: &Path, bootargs: &str, cpus: u32) -> Command {
+    let mut cmd = qemu_base(DOM0_MEMORY, cpus);
     cmd.args(["-machine", MACHINE]).arg("-kernel").arg(xen);
     cmd.args(["-append", bootargs]).arg("-device").arg(format!(
         "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
@@ -266,7 +279,7 @@ pub fn base_dts(dir: &Path) -> Result<String> {
     let dtb = dir.join(format!("virt-{DOM0LESS_MEMORY}.dtb"));
     if !dtb.is_file() {
         cmd::run(
-            qemu_base(DOM0LESS_MEMORY)
+            qemu_base(DOM0LESS_MEMORY, 1)
                 .arg("-machine")
                 .arg(format!("{MACHINE},dumpdtb={}", dtb.display())),
         )?;
@@ -378,7 +391,7 @@ pub fn dom0less_dtb(
 
 /// The QEMU command that boots `xen` with the device tree `dtb` and loads each module at its address.
 pub fn dom0less_command(xen: &Path, dtb: &Path, modules: &[Module]) -> Command {
-    let mut cmd = qemu_base(DOM0LESS_MEMORY);
+    let mut cmd = qemu_base(DOM0LESS_MEMORY, 1);
     cmd.arg("-machine").arg(MACHINE).arg("-kernel").arg(xen);
     cmd.arg("-dtb").arg(dtb);
     for m in modules {

@@ -897,6 +897,12 @@ pub fn xen_cost_json(costs: &[XenCost]) -> String {
 mod tests {
     use super::*;
 
+    /// The report's typed rows end with the instruction sets this module measures.
+    #[test]
+    fn the_report_names_these_isas() {
+        assert!(crate::bench::TYPED_ISAS.ends_with(&ISAS));
+    }
+
     /// An image from raw code at 0x1000 with the page at 0x2000 (code and page in one `.text`).
     fn image(mode: Mode, code: &[u8], syms: &[(&str, u64, u64)]) -> Image {
         let mut bytes = vec![0xccu8; 0x2000];

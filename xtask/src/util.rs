@@ -1,7 +1,9 @@
 //! Small helpers shared by the tasks: locating the workspace, running commands.
 
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 
@@ -29,6 +31,17 @@ pub fn cargo() -> Command {
 
 pub use cargo_xen::cmd::{output, run, show};
 
+/// Whether builds are quiet ([`quiet_builds`]).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// From now on, [`cross_build`] and [`run`] print nothing when they succeed: a build's output goes to the
+/// set-up log (`target/setup.log`), and a failed build's error ends with the log's tail. For a task whose
+/// console is what it shows (`cargo xtask demo`).
+pub fn quiet_builds() {
+    QUIET.store(true, Ordering::Relaxed);
+    cargo_xen::cmd::set_echo(false);
+}
+
 /// Builds `package` in release mode for `target` at `opt` (an opt-level), with `extra` rustflags (e.g.
 /// `-Ctarget-feature=+thumb-mode`) and cargo `features`, in the target directory `dir`. The flags reach only
 /// the target's crates (not build scripts or proc-macros), so one directory serves several configurations
@@ -42,6 +55,9 @@ pub fn cross_build(
     features: &[&str],
 ) -> Result<()> {
     let mut cmd = cross_build_command(dir, package, target, opt, extra, features);
+    if QUIET.load(Ordering::Relaxed) {
+        return logged(&mut cmd);
+    }
     eprintln!("$ {}", show(&cmd));
     let out = cmd
         .stdin(Stdio::null())
@@ -55,6 +71,38 @@ pub fn cross_build(
     );
     if !out.status.success() {
         bail!("`{}` failed ({})", show(&cmd), out.status);
+    }
+    Ok(())
+}
+
+/// Runs `cmd` with its output appended to the set-up log; on failure, the error holds the command line and
+/// the log's last lines (without the T32 builds' `thumb-mode` warning).
+fn logged(cmd: &mut Command) -> Result<()> {
+    let path = cargo_xen::cmd::log_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the set-up log {}", path.display()))?;
+    let start = log.seek(SeekFrom::End(0))?;
+    writeln!(log, "$ {}", show(cmd))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {}", show(cmd)))?;
+    log.write_all(&out.stdout)?;
+    log.write_all(without_thumb_mode_warning(&String::from_utf8_lossy(&out.stderr)).as_bytes())?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed ({}); the end of its output ({}):\n{}",
+            show(cmd),
+            out.status,
+            path.display(),
+            cargo_xen::cmd::tail(path, start, 30)
+        );
     }
     Ok(())
 }

@@ -31,7 +31,8 @@ use iced_x86::{
 };
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use crate::xen::{Boot, XenBuild, missing_checks, run_qemu, tail};
+use crate::scenario::{Boot, XenBuild, missing_checks, tail};
+use crate::xen::run_qemu;
 use crate::{setup, util, xensrc};
 
 /// Debian's Xen hypervisor package for amd64 and its (gzipped) image.
