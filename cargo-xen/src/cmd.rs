@@ -34,6 +34,15 @@ pub fn log_path() -> &'static Path {
 /// line on stderr when it is done: `what` and the time it took. On failure the error holds the command line
 /// and the log's last lines.
 pub fn run_logged(what: &str, cmd: &mut Command) -> Result<()> {
+    let start = Instant::now();
+    run_quiet(cmd)?;
+    eprintln!("  {what} ({:.1} s)", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// [`run_logged`] without the line on stderr: a command whose success is not worth a line (a build of a
+/// tool whose console shows results).
+pub fn run_quiet(cmd: &mut Command) -> Result<()> {
     let path = log_path();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -46,7 +55,6 @@ pub fn run_logged(what: &str, cmd: &mut Command) -> Result<()> {
     let start_len = log.seek(SeekFrom::End(0))?;
     use std::io::Write;
     writeln!(log, "$ {}", show(cmd))?;
-    let start = Instant::now();
     let status = cmd
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -61,12 +69,11 @@ pub fn run_logged(what: &str, cmd: &mut Command) -> Result<()> {
             tail(path, start_len, 30)
         );
     }
-    eprintln!("  {what} ({:.1} s)", start.elapsed().as_secs_f64());
     Ok(())
 }
 
 /// The last `n` lines written to `path` after byte `from`.
-pub fn tail(path: &Path, from: u64, n: usize) -> String {
+fn tail(path: &Path, from: u64, n: usize) -> String {
     let mut text = String::new();
     if let Ok(mut f) = std::fs::File::open(path) {
         let _ = f.seek(SeekFrom::Start(from));

@@ -1,6 +1,5 @@
 //! Small helpers shared by the tasks: locating the workspace, running commands.
 
-use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,7 +55,7 @@ pub fn cross_build(
 ) -> Result<()> {
     let mut cmd = cross_build_command(dir, package, target, opt, extra, features);
     if QUIET.load(Ordering::Relaxed) {
-        return logged(&mut cmd);
+        return cargo_xen::cmd::run_quiet(&mut cmd);
     }
     eprintln!("$ {}", show(&cmd));
     let out = cmd
@@ -71,38 +70,6 @@ pub fn cross_build(
     );
     if !out.status.success() {
         bail!("`{}` failed ({})", show(&cmd), out.status);
-    }
-    Ok(())
-}
-
-/// Runs `cmd` with its output appended to the set-up log; on failure, the error holds the command line and
-/// the log's last lines (without the T32 builds' `thumb-mode` warning).
-fn logged(cmd: &mut Command) -> Result<()> {
-    let path = cargo_xen::cmd::log_path();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open the set-up log {}", path.display()))?;
-    let start = log.seek(SeekFrom::End(0))?;
-    writeln!(log, "$ {}", show(cmd))?;
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot start {}", show(cmd)))?;
-    log.write_all(&out.stdout)?;
-    log.write_all(without_thumb_mode_warning(&String::from_utf8_lossy(&out.stderr)).as_bytes())?;
-    if !out.status.success() {
-        bail!(
-            "`{}` failed ({}); the end of its output ({}):\n{}",
-            show(cmd),
-            out.status,
-            path.display(),
-            cargo_xen::cmd::tail(path, start, 30)
-        );
     }
     Ok(())
 }
