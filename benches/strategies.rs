@@ -15,20 +15,22 @@ use std::process::ExitCode;
 use xtask::xen::{self, Guest};
 
 fn report() -> anyhow::Result<()> {
-    let mut results = xtask::bench::run()?;
+    let mut results = xtask::bench_arm::run()?;
     let counts = xtask::insns::measure()?;
     results.add_counts(
         xtask::insns::OPT,
-        counts.into_iter().map(|c| (c.isa, c.site, c.instructions)),
+        counts
+            .into_iter()
+            .map(|c| (c.isa.name(), c.site, c.instructions)),
     );
     // x86-64: PV (`syscall`) and HVM/PVH (`vmmcall`) images, inline against the hypercall page.
     xtask::bench_x86::measure(&mut results)?;
-    println!("{}", xtask::bench::markdown(&results));
+    println!("{}", xtask::bench_arm::markdown(&results));
     println!("{}", xtask::bench_x86::markdown(&results));
 
     // Real Xen: what one hypercall costs, guest and hypervisor together.
-    let costs = xtask::bench::xen_cost()?;
-    println!("{}", xtask::bench::xen_cost_markdown(&costs, &results));
+    let costs = xtask::bench_arm::xen_cost()?;
+    println!("{}", xtask::bench_arm::xen_cost_markdown(&costs, &results));
     let costs_x86 = xtask::bench_x86::xen_cost()?;
     println!("{}", xtask::bench_x86::xen_cost_markdown(&costs_x86));
 
@@ -49,7 +51,7 @@ fn report() -> anyhow::Result<()> {
         &path,
         xtask::bench::json(
             &results,
-            &costs,
+            &xtask::bench_arm::xen_cost_json(&costs),
             &xtask::bench_x86::xen_cost_json(&costs_x86),
         ),
     )?;

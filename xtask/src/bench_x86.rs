@@ -27,7 +27,7 @@ use iced_x86::{
 };
 
 use crate::audit::demangle;
-use crate::bench::{CostLines, IsaSizes, Results, Size, WORK_ARITIES, limit, work_limit};
+use crate::bench::{CostLines, IsaSizes, Results, Size, WORK_ARITIES, limit, ratio, work_limit};
 use crate::{setup, util};
 
 /// The guest type an image is built for.
@@ -637,10 +637,6 @@ pub fn check_page_path(r: &Results) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn ratio(n: u64, limit: u64) -> String {
-    format!("{:.2}×", n as f64 / limit as f64)
 }
 
 /// The x86-64 tables.

@@ -4,7 +4,8 @@
 //! - [`elf`], [`flow`], [`audit`]: the ELF reader and decoder, the dataflow, the code-size audit: the
 //!   `cargo-xen` tool's library, re-exported.
 //! - [`fixtures`]: builds the call-site fixtures and checks every stub's machine code.
-//! - [`bench`](mod@bench): the strategy benchmark ([`bench_x86`]: its x86-64 rows).
+//! - [`bench`](mod@bench): the strategy benchmark's architecture-neutral core; [`bench_arm`] and
+//!   [`bench_x86`] measure its ARM and x86-64 rows.
 //! - [`el2`]: the EL2 harness runner (every stub executed under a hypervisor of our own, in QEMU).
 //! - [`package`]: the published crates build their own tests from their `.crate` files.
 //! - [`scenario`]: what the real-Xen scenarios share: Xen builds, the machine a scenario declares and
@@ -18,6 +19,7 @@
 //!   project's domUs.
 
 pub mod bench;
+pub mod bench_arm;
 pub mod bench_x86;
 pub mod domains;
 pub mod el2;
