@@ -29,6 +29,10 @@ pub const MACHINE: &str = "virt,virtualization=on,gic-version=3";
 pub const XEN_BOOTARGS: &str =
     "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all noreboot";
 
+/// Xen's command line for an x86-64 run: the first serial port, every log level, dom0's memory, `noreboot`.
+pub const XEN_X86_BOOTARGS: &str =
+    "console=com1 com1=115200 loglvl=all guest_loglvl=all dom0_mem=64M noreboot";
+
 /// Where each dom0less kernel is loaded (RAM starts at 0x40000000; Xen sits near its start, QEMU puts the
 /// device tree at 0x48000000; 16 MiB per slot).
 pub const SLOTS: [u64; 4] = [0x4900_0000, 0x4a00_0000, 0x4b00_0000, 0x4c00_0000];
@@ -188,6 +192,18 @@ pub fn dom0_command_cpus(xen: &Path, image: &Path, bootargs: &str, cpus: u32) ->
         "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
         image.display()
     ));
+    cmd
+}
+
+/// The QEMU command that boots `xen`, an x86-64 hypervisor (multiboot), with `dom0`, an ELF kernel, as its
+/// first module, and Xen's command line `bootargs` (for a PVH dom0: `dom0=pvh`).
+pub fn x86_dom0_command(xen: &Path, dom0: &Path, bootargs: &str) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", "tcg", "-cpu", "max", "-m", DOM0_MEMORY])
+        .args(["-nographic", "-no-reboot", "-kernel"])
+        .arg(xen)
+        .args(["-append", bootargs, "-initrd"])
+        .arg(dom0);
     cmd
 }
 

@@ -21,6 +21,7 @@ use crate::bench::{
     crossover, limit, ratio, typed_table, work_limit,
 };
 use crate::elf::{self, Function, Isa, Op, Reg};
+use crate::scenario::{Layout, Machine};
 use crate::{flow, setup, util};
 
 /// The arity of an out-of-line stub, from its (demangled) name: this crate's per-arity
@@ -433,9 +434,15 @@ pub fn parse_xen_cost(isa: Isa, console: &str) -> Result<XenCost> {
 /// Boots `image` as dom0 on `xen` under QEMU with `-icount shift=0`; returns the console, or fails on a
 /// time-out.
 fn boot_icount(xen: &std::path::Path, image: &std::path::Path) -> Result<String> {
-    let mut cmd = crate::xen::dom0_command(xen, image);
-    cmd.args(["-icount", "shift=0"]);
-    let boot = crate::xen::run_qemu(&mut cmd, std::time::Duration::from_secs(60), |_| false)?;
+    let boot = Machine {
+        layout: Layout::Dom0(image.to_path_buf()),
+        xen_args: "",
+        cpus: 1,
+        timeout: std::time::Duration::from_secs(60),
+        done: &|_| false,
+        qemu_args: &["-icount", "shift=0"],
+    }
+    .boot(xen)?;
     if boot.timed_out {
         bail!("{} timed out on Xen:\n{}", image.display(), boot.output);
     }

@@ -28,6 +28,7 @@ use iced_x86::{
 
 use crate::audit::demangle;
 use crate::bench::{CostLines, IsaSizes, Results, Size, WORK_ARITIES, limit, ratio, work_limit};
+use crate::scenario::Machine;
 use crate::{setup, util};
 
 /// The guest type an image is built for.
@@ -822,11 +823,13 @@ pub fn xen_cost() -> Result<Vec<XenCost>> {
             Mode::Pv => crate::x86::Mode::Pv,
             Mode::Hvm => crate::x86::Mode::Pvh,
         };
-        let mut cmd = crate::x86::command(&xen, &image, xmode);
-        cmd.args(["-icount", "shift=0"]);
-        let boot = crate::xen::run_qemu(&mut cmd, Duration::from_secs(90), |o| {
-            o.contains("xen-cost done") || o.contains("xen-cost panic")
-        })?;
+        let boot = Machine {
+            timeout: Duration::from_secs(90),
+            done: &|o: &str| o.contains("xen-cost done") || o.contains("xen-cost panic"),
+            qemu_args: &["-icount", "shift=0"],
+            ..crate::x86::machine(&image, xmode)
+        }
+        .boot(&xen)?;
         if boot.timed_out {
             bail!("{} timed out on Xen:\n{}", image.display(), boot.output);
         }

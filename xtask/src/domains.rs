@@ -435,6 +435,7 @@ pub fn run(cfg: &Config, build_kind: XenBuild, xen: &Path) -> Result<Run> {
         cpus: 1,
         timeout: TIMEOUT,
         done: &done,
+        qemu_args: &[],
     };
     let boot = machine.boot(xen)?;
     let log = dir.join(format!("{}-{}.log", cfg.name, build_kind.name()));

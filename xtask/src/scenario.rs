@@ -3,10 +3,12 @@
 //! run is over) booted by one runner on `cargo-xen`'s QEMU lines, and the pieces of judging a console
 //! (`ok <check>:` lines, Xen's banner, a failure's tail).
 //!
-//! A scenario module ([`crate::xen`], [`crate::domains`], [`crate::smp`]) declares its [`Machine`]s and
-//! judges their consoles; it does not build QEMU or Xen command lines of its own.
+//! A scenario module ([`crate::domains`], [`crate::smp`], [`crate::x86`], the benches' real-Xen runs)
+//! declares its [`Machine`]s and judges their consoles; it does not build QEMU or Xen command lines of its
+//! own. ([`crate::xen`]'s guests boot as `cargo xen run` does, through `cargo_xen::run`.)
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -46,6 +48,8 @@ impl XenBuild {
 pub enum Layout {
     /// One image, booted as dom0 (Xen's `guest-loader`).
     Dom0(PathBuf),
+    /// x86-64: an ELF booted as dom0 (Xen's first multiboot module) by an x86-64 Xen.
+    X86Dom0(PathBuf),
     /// dom0less: the domains are described under `/chosen` in the device tree (written as `dir/name.dts`,
     /// compiled to `.dtb`), dom0 (if any) in the first load slot, the domUs in the next ones, in domid
     /// order.
@@ -73,30 +77,41 @@ pub struct Machine<'a> {
     pub timeout: Duration,
     /// Whether the console so far shows the run is over (QEMU is ended 0.5 s later).
     pub done: &'a dyn Fn(&str) -> bool,
+    /// More QEMU options (`-icount` for the benches).
+    pub qemu_args: &'a [&'a str],
 }
 
 impl Machine<'_> {
     /// Xen's command line.
     pub fn bootargs(&self) -> String {
-        format!("{} {}", qemu::XEN_BOOTARGS, self.xen_args)
-            .trim()
-            .to_string()
+        let base = match self.layout {
+            Layout::X86Dom0(_) => qemu::XEN_X86_BOOTARGS,
+            _ => qemu::XEN_BOOTARGS,
+        };
+        format!("{base} {}", self.xen_args).trim().to_string()
     }
 
-    /// Boots `xen` (an arm64 hypervisor) with this machine's images.
+    /// Boots `xen` (a hypervisor of the layout's architecture) with this machine's images.
     pub fn boot(&self, xen: &Path) -> Result<Boot> {
+        let mut cmd = self.command(xen)?;
+        qemu::run_qemu(&mut cmd, self.timeout, self.done)
+    }
+
+    /// The QEMU command of [`Machine::boot`] (the dom0less device tree written).
+    pub fn command(&self, xen: &Path) -> Result<Command> {
         let bootargs = self.bootargs();
+        if self.cpus != 1 && !matches!(self.layout, Layout::Dom0(_)) {
+            bail!("only an ARM dom0 machine has more than one CPU");
+        }
         let mut cmd = match &self.layout {
             Layout::Dom0(image) => qemu::dom0_command_cpus(xen, image, &bootargs, self.cpus),
+            Layout::X86Dom0(image) => qemu::x86_dom0_command(xen, image, &bootargs),
             Layout::Dom0less {
                 dom0,
                 domus,
                 dir,
                 name,
             } => {
-                if self.cpus != 1 {
-                    bail!("a dom0less machine has one CPU");
-                }
                 let dom0 = dom0.as_ref().map(|p| Module::at_slot(0, p)).transpose()?;
                 let domus = domus
                     .iter()
@@ -108,7 +123,8 @@ impl Machine<'_> {
                 qemu::dom0less_command(xen, &dtb, &modules)
             }
         };
-        qemu::run_qemu(&mut cmd, self.timeout, self.done)
+        cmd.args(self.qemu_args);
+        Ok(cmd)
     }
 }
 

@@ -80,6 +80,7 @@ pub fn machine(image: &Path) -> Machine<'static> {
         cpus: 2,
         timeout: TIMEOUT,
         done: &|o: &str| o.contains("Hardware Dom0 halted") || o.contains("Hardware Dom0 crashed"),
+        qemu_args: &[],
     }
 }
 
@@ -221,6 +222,33 @@ pub fn demo(runs: &[Run]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_machine_has_two_cpus_and_xen_gives_dom0_two_vcpus() {
+        let cmd = machine(Path::new("smp.bin"))
+            .command(Path::new("xen"))
+            .unwrap();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let after = |opt: &str| {
+            let i = args.iter().position(|a| a == opt).unwrap();
+            args[i + 1].as_str()
+        };
+        assert_eq!(cmd.get_program(), "qemu-system-aarch64");
+        assert_eq!(after("-smp"), "2");
+        assert_eq!(after("-machine"), "virt,virtualization=on,gic-version=3");
+        assert_eq!(
+            after("-append"),
+            "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all noreboot \
+             dom0_max_vcpus=2"
+        );
+        assert_eq!(
+            after("-device"),
+            "guest-loader,addr=0x49000000,kernel=smp.bin,bootargs=console=hvc0"
+        );
+    }
 
     fn output(checks: &[&str], tail: &str) -> String {
         let mut s = String::from("(XEN) Xen version 4.17.7 (Debian) debug=n\n");
