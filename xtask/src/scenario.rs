@@ -69,7 +69,7 @@ pub enum Layout {
 pub struct Machine<'a> {
     /// The images and how Xen gets them.
     pub layout: Layout,
-    /// Added to Xen's command line ([`qemu::XEN_BOOTARGS`]).
+    /// Added to Xen's command line ([`qemu::XEN_BOOTARGS`], [`qemu::XEN_X86_BOOTARGS`] for x86-64).
     pub xen_args: &'a str,
     /// The machine's CPUs (dom0's vCPUs need `dom0_max_vcpus` in `xen_args` too).
     pub cpus: u32,
