@@ -110,7 +110,7 @@ fn constant(v: Option<Val>) -> Option<u64> {
     }
 }
 
-/// [`analyze`], with the arity of each inline site given by `arity_of(function, number)` (`None`: five,
+/// [`super::analyze`], with the arity of each inline site given by `arity_of(function, number)` (`None`: five,
 /// the most Xen reads).
 pub fn analyze_with(
     data: &[u8],
