@@ -104,7 +104,9 @@ impl Machine<'_> {
             bail!("only an ARM dom0 machine has more than one CPU");
         }
         let mut cmd = match &self.layout {
-            Layout::Dom0(image) => qemu::dom0_command_cpus(xen, image, &bootargs, self.cpus),
+            Layout::Dom0(image) => {
+                qemu::dom0_command_cpus(xen, image, &bootargs, qemu::DOM0_CMDLINE, self.cpus)
+            }
             Layout::X86Dom0(image) => qemu::x86_dom0_command(xen, image, &bootargs),
             Layout::Dom0less {
                 dom0,
