@@ -246,11 +246,6 @@ const _: () = {
         vcpu::RegisterRunstateMemoryArea: 8, 8;
         time::VcpuSetSingleshotTimer: 16, 8;
         multicall::MulticallEntry: 64, 8;
-        netif::NetifTxRequest: 12, 4;
-        netif::NetifTxResponse: 4, 2;
-        netif::NetifRxRequest: 8, 4;
-        netif::NetifRxResponse: 8, 2;
-        netif::NetifExtraInfo: 8, 2;
     }
     // ARM's `vcpu_info` and `shared_info` (empty arch parts, one legacy vCPU slot); on the host the
     // typed API is ARM's.

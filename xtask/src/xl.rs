@@ -100,6 +100,48 @@ pub const NET_MODULES: [&str; 4] = [
 /// Modules for a Linux domU's own initramfs ([`netbench`]), under `kernel/`: Linux's network frontend.
 pub const DOMU_MODULES: [&str; 1] = ["drivers/net/xen-netfront"];
 
+/// The `bin` of a [`DomU`] that is a Linux domU (dom0's kernel and [`linux_initramfs`]; see [`netbench`]).
+pub const LINUX: &str = "linux";
+
+/// How long a boot with a Linux domU ([`netbench`]) may take (a Linux domU boots in 5–50 s under TCG, with the host's load).
+pub const LINUX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(200);
+
+/// The Linux domU's `/init`: its network frontend up at 169.254.1.3, then idle until `xl shutdown` (busybox
+/// `poweroff`, run by the kernel as `/sbin/poweroff`, signals init with SIGUSR2) or 300 s; before powering
+/// off it prints its vif's interrupts.
+const LINUX_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /sbin && ln -s /bin/busybox /sbin/poweroff
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+insmod /xen-netfront.ko
+n=0
+while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+if ip addr add 169.254.1.3/16 dev eth0 && ip link set eth0 up; then echo "linux-domu: ok eth0 up"; else echo "linux-domu: FAIL eth0"; fi
+bye() { echo "linux-domu: irqs $(grep -E 'eth0|vif' /proc/interrupts | awk '{ s += $2 } END { print s + 0 }')"; echo "linux-domu: done"; poweroff -f; }
+trap bye USR2 TERM
+sleep 300 &
+wait $!
+bye
+"#;
+
+/// The Linux domU's initramfs (an uncompressed `newc` cpio): busybox, its `/init`, `xen-netfront.ko`.
+pub fn linux_initramfs(dom0: &Dom0) -> Result<Vec<u8>> {
+    let mut cpio = Cpio::default();
+    for d in ["bin", "dev", "proc", "sys", "tmp"] {
+        cpio.dir(d);
+    }
+    let busybox = std::fs::read(dom0.root.join("bin/busybox")).context("dom0's busybox")?;
+    cpio.file("bin/busybox", 0o755, &busybox);
+    cpio.file("init", 0o755, LINUX_INIT.as_bytes());
+    let rel = format!("lib/modules/{}/kernel/{}.ko", dom0.release, DOMU_MODULES[0]);
+    let module = std::fs::read(dom0.kernel_tree.join(&rel)).with_context(|| rel.clone())?;
+    cpio.file("xen-netfront.ko", 0o644, &module);
+    Ok(cpio.finish())
+}
+
 /// dom0's bridge for the domUs' vifs (`vif = ['bridge=xenbr0,…']`), and its link-local address.
 pub const BRIDGE: &str = "xenbr0";
 /// dom0's address on [`BRIDGE`].
@@ -1343,7 +1385,7 @@ echo "$M end xl-log {n}"
 pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>>> {
     let dir = util::target_dir().join("guests");
     let mut isas: Vec<Isa> = Vec::new();
-    for d in scenario.domus.iter().filter(|d| d.bin != netbench::LINUX) {
+    for d in scenario.domus.iter().filter(|d| d.bin != LINUX) {
         if !isas.contains(&d.isa) {
             isas.push(d.isa);
         }
@@ -1360,7 +1402,7 @@ pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>
         )?;
     }
     let mut images = BTreeMap::new();
-    for d in scenario.domus.iter().filter(|d| d.bin != netbench::LINUX) {
+    for d in scenario.domus.iter().filter(|d| d.bin != LINUX) {
         let elf = dir.join(guest(d.isa).target()).join("release").join(d.bin);
         let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
         images.insert(d.name, xen::flat_image(&data)?);
@@ -1430,7 +1472,7 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
             0o644,
             d.config_file().as_bytes(),
         );
-        if d.bin == netbench::LINUX {
+        if d.bin == LINUX {
             // A Linux domU: dom0's own kernel, and an initramfs of its own.
             let image = std::fs::read(&dom0.kernel)
                 .with_context(|| format!("{}", dom0.kernel.display()))?;
@@ -1438,7 +1480,7 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
             cpio.file(
                 &format!("domu/{}.initrd", d.name),
                 0o644,
-                &netbench::linux_initramfs(dom0)?,
+                &linux_initramfs(dom0)?,
             );
             continue;
         }
@@ -1746,8 +1788,8 @@ pub fn run(scenario: &Scenario, dom0: &Dom0, xens: &[(XenBuild, PathBuf)]) -> Re
     let mut runs = Vec::new();
     for (build, xen) in xens {
         let mut cmd = command(xen, &dom0.kernel, &initrd)?;
-        let timeout = if scenario.domus.iter().any(|d| d.bin == netbench::LINUX) {
-            netbench::TIMEOUT
+        let timeout = if scenario.domus.iter().any(|d| d.bin == LINUX) {
+            LINUX_TIMEOUT
         } else {
             TIMEOUT
         };

@@ -11,59 +11,15 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
-use super::{
-    Cpio, DOMU_MODULES, Dom0, DomU, Scenario, Shutdown, Step, VIF_BACKEND, Value, harness_lines,
-};
+use super::{DomU, LINUX, Scenario, Shutdown, Step, VIF_BACKEND, Value, harness_lines};
 use crate::elf::Isa;
-
-/// The `bin` of a [`DomU`] that is a Linux domU (dom0's kernel and [`linux_initramfs`]).
-pub const LINUX: &str = "linux";
 
 /// Frames measured: (Ethernet frame bytes, ping's `-s`), and round trips per measurement.
 pub const FRAMES: [(u32, u32); 2] = [(64, 22), (1500, 1458)];
 /// Round trips per measurement.
 pub const COUNT: u32 = 300;
-
-/// How long the benchmark's boot may take (a Linux domU boots in 5–50 s under TCG, with the host's load).
-pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(200);
-
-/// The Linux domU's `/init`: its network frontend up at 169.254.1.3, then idle until `xl shutdown` (busybox
-/// `poweroff`, run by the kernel as `/sbin/poweroff`, signals init with SIGUSR2) or 300 s; before powering
-/// off it prints its vif's interrupts.
-const LINUX_INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mkdir -p /sbin && ln -s /bin/busybox /sbin/poweroff
-export PATH=/bin:/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-insmod /xen-netfront.ko
-n=0
-while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
-if ip addr add 169.254.1.3/16 dev eth0 && ip link set eth0 up; then echo "linux-domu: ok eth0 up"; else echo "linux-domu: FAIL eth0"; fi
-bye() { echo "linux-domu: irqs $(grep -E 'eth0|vif' /proc/interrupts | awk '{ s += $2 } END { print s + 0 }')"; echo "linux-domu: done"; poweroff -f; }
-trap bye USR2 TERM
-sleep 300 &
-wait $!
-bye
-"#;
-
-/// The Linux domU's initramfs (an uncompressed `newc` cpio): busybox, its `/init`, `xen-netfront.ko`.
-pub fn linux_initramfs(dom0: &Dom0) -> Result<Vec<u8>> {
-    let mut cpio = Cpio::default();
-    for d in ["bin", "dev", "proc", "sys", "tmp"] {
-        cpio.dir(d);
-    }
-    let busybox = std::fs::read(dom0.root.join("bin/busybox")).context("dom0's busybox")?;
-    cpio.file("bin/busybox", 0o755, &busybox);
-    cpio.file("init", 0o755, LINUX_INIT.as_bytes());
-    let rel = format!("lib/modules/{}/kernel/{}.ko", dom0.release, DOMU_MODULES[0]);
-    let module = std::fs::read(dom0.kernel_tree.join(&rel)).with_context(|| rel.clone())?;
-    cpio.file("xen-netfront.ko", 0o644, &module);
-    Ok(cpio.finish())
-}
 
 /// dom0's measurement of one guest: `bench NAME FRAME COUNT RECEIVED CENTISECONDS IRQS`.
 fn measure(name: &str, ip: &str, vif: &str) -> String {
