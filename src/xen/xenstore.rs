@@ -746,10 +746,17 @@ pub struct Transaction<'x, 'a, W> {
     tx: TxId,
 }
 
-impl<W: FnMut() -> Result<()>> Transaction<'_, '_, W> {
+impl<'a, W: FnMut() -> Result<()>> Transaction<'_, 'a, W> {
     /// Its id.
     pub fn id(&self) -> TxId {
         self.tx
+    }
+
+    /// The client, for requests made outside the transaction while it is open (they are not part of
+    /// it, and are not undone if it is refused): telling another domain something mid-transaction,
+    /// waiting for a watch event.
+    pub fn outside(&mut self) -> &mut Xenstore<'a, W> {
+        self.xs
     }
 
     /// [`Xenstore::read`] in the transaction.

@@ -90,6 +90,9 @@ pub const DISK_MODULES: [&str; 2] = ["block/brd", "block/xen-blkback/xen-blkback
 /// allocates its pages as they are written, so the size costs dom0 nothing up front.
 pub const RAM_DISK_MIB: u32 = 4;
 
+/// [`RAM_DISK_MIB`] in 512-byte sectors, as blkback's `sectors` must say.
+pub const RAM_DISK_SECTORS: &str = "8192";
+
 /// The hotplug script libxl runs for a [`Disk`] (`script=` in its disk line), a busybox-sh replacement of
 /// Xen's bash `block` script (which needs bash, flock and `/dev/fd`): on `add` it writes what blkback
 /// waits for in the backend directory `$XENBUS_PATH` (`physical-device` as hexadecimal `major:minor`,
@@ -224,7 +227,14 @@ pub enum Step {
     /// Among the children of `dir` listed by `xenstore-ls -p`, `name` must have the permissions `perms`
     /// (as it prints them: `n1,r0`).
     Perms(&'static str, &'static str, &'static str),
+    /// Makes `count` children under `dir` (`<dir>/<FILL_NAME><i>`, value `x`) in one `xenstore-write`:
+    /// a directory as big as dom0 wants, beyond a domU's node-size quota.
+    Fill(&'static str, u32),
 }
+
+/// The names [`Step::Fill`] gives, before their number (39 bytes): a hundred of them are more than one
+/// 4096-byte reply.
+pub const FILL_NAME: &str = "a-child-with-a-name-forty-bytes-long-00";
 
 impl Step {
     /// The text of its `ok` line after `NAME: `; `None` for a step that checks nothing.
@@ -234,6 +244,7 @@ impl Step {
             Step::Expect(k, v) => Some(format!("{k} = {v}")),
             Step::Perms(dir, name, p) => Some(format!("perms {dir}/{name} = ({p})")),
             Step::Write(..) => None,
+            Step::Fill(dir, n) => Some(format!("fill {dir} with {n}")),
         }
     }
 
@@ -266,6 +277,18 @@ impl Step {
                 v = quote(v),
                 l = quote(&format!("{name}: {label}")),
             ),
+            Step::Fill(dir, n) => {
+                let base = path(dir);
+                let base = base.trim_end_matches('"');
+                let pairs: Vec<String> = (0..*n)
+                    .map(|i| format!("{base}/{FILL_NAME}{i}\" x"))
+                    .collect();
+                format!(
+                    "  if timeout 20 xenstore-write {}; then ok {l}; else fail {l}; fi\n",
+                    pairs.join(" "),
+                    l = quote(&format!("{name}: {label}")),
+                )
+            }
             Step::Perms(dir, child, perms) => format!(
                 "  timeout 10 xenstore-ls -p {p} > /tmp/{name}.ls 2>&1\n  if grep -q {pat} /tmp/{name}.ls; then ok {l}; else fail {l}; show /tmp/{name}.ls; fi\n",
                 p = path(dir),
@@ -312,6 +335,12 @@ pub struct Scenario {
 
 /// The state of blkback for the domU's `xvda` (`XenbusState`: 2 InitWait, 4 Connected, 6 Closed).
 pub const VBD_BACKEND: &str = "/local/domain/0/backend/vbd/$D/51712/state";
+
+/// The size blkback gives the domU's `xvda`, in sectors.
+pub const VBD_SECTORS: &str = "/local/domain/0/backend/vbd/$D/51712/sectors";
+
+/// The sector size blkback gives the domU's `xvda`.
+pub const VBD_SECTOR_SIZE: &str = "/local/domain/0/backend/vbd/$D/51712/sector-size";
 
 /// What the hotplug script wrote for the domU's `xvda` (`connected`).
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
@@ -471,6 +500,109 @@ impl Scenario {
         }
     }
 
+    /// xenstore against the real `xenstored` and a xenbus handshake with the real blkback
+    /// (`guests/src/bin/xl_xenbus.rs`), with dom0 checking and prompting it meanwhile: values written,
+    /// permissions set, a watch fired, a transaction made to conflict, a directory over one reply, the
+    /// disk's size while connected, and the backend Closed after the teardown.
+    pub fn xenbus() -> Scenario {
+        Scenario {
+            name: "xenbus",
+            title: "xenstore against xenstored, and a xenbus handshake with blkback over a RAM disk",
+            domus: vec![DomU {
+                name: "xb",
+                bin: "xl-xenbus",
+                isa: Isa::A64,
+                config: vec![],
+                console: vec![
+                    "xl-xenbus: hello",
+                    "xl-xenbus: ok shared info mapped",
+                    "xl-xenbus: name = xb",
+                    "xl-xenbus: ok write data/greeting, data/number, data/perm",
+                    "xl-xenbus: ok set_perms data/perm n1,r0 read back",
+                    "xl-xenbus: ok directory data lists greeting, number, perm",
+                    "xl-xenbus: ok read data/missing is ENOENT",
+                    "xl-xenbus: ok write dom0's /local/domain/0/data/probe is EACCES",
+                    "xl-xenbus: ok write /tool/probe is EACCES",
+                    "xl-xenbus: ok watch data/go",
+                    "xl-xenbus: ok watch event during a request",
+                    "xl-xenbus: ok transaction commits data/number2 = 12346",
+                    "xl-xenbus: ok transaction conflict: EAGAIN, run again: Ok, attempts 2",
+                    "xl-xenbus: ok directory data/big (over 4096 bytes) is E2BIG",
+                    "xl-xenbus: ok directory_part data/big: 120 names",
+                    "xl-xenbus: vbd 51712: backend /local/domain/0/backend/vbd/1/51712 in d0",
+                    "xl-xenbus: ok backend InitWait",
+                    "xl-xenbus: ok blkif ring of 32 slots",
+                    "xl-xenbus: ok ring-ref, event-channel, protocol written; Initialised",
+                    "xl-xenbus: ok backend Connected",
+                    "xl-xenbus: sectors = 8192",
+                    "xl-xenbus: sector-size = 512",
+                    "xl-xenbus: info = 0",
+                    "xl-xenbus: ok Connected",
+                    "xl-xenbus: ok dom0 checked the connected backend",
+                    "xl-xenbus: ok closed: Closing, Closed; the backend Closed",
+                    "xl-xenbus: ok the ring page's grant ended",
+                    "xl-xenbus: ok dom0 checked the closed backend",
+                    "xl-xenbus: done",
+                ],
+                xenstore: vec![
+                    ("name", Value::Is("xb")),
+                    ("domid", Value::Guest("DOMID")),
+                    ("device/vbd/51712/state", Value::Is("1")),
+                    (VBD_BACKEND, Value::Is("2")),
+                ],
+                shutdown: Shutdown::Poweroff,
+                seconds: DOMU_SECONDS,
+                disks: vec![Disk {
+                    vdev: "xvda",
+                    ram: 0,
+                }],
+                dom0: vec![
+                    Step::Fill("data/big", 120),
+                    Step::Write("data/big-ready", "1"),
+                    Step::Await("data/ready", "1"),
+                    Step::Expect("data/greeting", "hello from xl-xenbus"),
+                    Step::Expect("data/number", "12345"),
+                    Step::Perms("data", "perm", "n1,r0"),
+                    Step::Await("data/watching", "1"),
+                    Step::Write("data/go", "1"),
+                    Step::Await("data/tx-signal", "1"),
+                    Step::Write("data/conflict", "dom0"),
+                    Step::Await("data/conflict", "domU 2"),
+                    Step::Await("data/vbd", "connected"),
+                    Step::Expect(VBD_BACKEND, "4"),
+                    Step::Expect(VBD_SECTORS, RAM_DISK_SECTORS),
+                    Step::Expect(VBD_SECTOR_SIZE, "512"),
+                    Step::Expect("device/vbd/51712/state", "4"),
+                    Step::Write("data/vbd-checked", "1"),
+                    Step::Await("data/vbd", "closed"),
+                    Step::Expect(VBD_BACKEND, "6"),
+                    Step::Expect("device/vbd/51712/state", "6"),
+                    Step::Write("data/vbd-checked", "2"),
+                ],
+            }],
+            control: vec![],
+        }
+    }
+
+    /// [`xenbus`](Scenario::xenbus) with the domU built for 32-bit ARM (A32).
+    pub fn xenbus32() -> Scenario {
+        let mut s = Scenario::xenbus();
+        let d = &mut s.domus[0];
+        d.name = "xb32";
+        d.isa = Isa::A32;
+        d.xenstore[0] = ("name", Value::Is("xb32"));
+        for l in &mut d.console {
+            if *l == "xl-xenbus: name = xb" {
+                *l = "xl-xenbus: name = xb32";
+            }
+        }
+        Scenario {
+            name: "xenbus32",
+            title: "the xenbus scenario's domU built for 32-bit ARM (A32)",
+            ..s
+        }
+    }
+
     /// Every scenario.
     pub fn all() -> Vec<Scenario> {
         vec![
@@ -478,6 +610,8 @@ impl Scenario {
             Scenario::two(),
             Scenario::control(),
             Scenario::a32(),
+            Scenario::xenbus(),
+            Scenario::xenbus32(),
         ]
     }
 }

@@ -318,6 +318,40 @@ fn a_domu_config_has_the_base_lines_then_its_own() {
 }
 
 #[test]
+fn the_xenbus_scenarios_expect_the_ram_disks_size() {
+    assert_eq!(
+        RAM_DISK_SECTORS.parse::<u64>().unwrap(),
+        u64::from(RAM_DISK_MIB) * 1024 * 1024 / 512
+    );
+    for s in [Scenario::xenbus(), Scenario::xenbus32()] {
+        let d = &s.domus[0];
+        assert!(
+            d.dom0
+                .contains(&Step::Expect(VBD_SECTORS, RAM_DISK_SECTORS))
+        );
+        assert!(d.console.contains(&"xl-xenbus: sectors = 8192"));
+        assert_eq!(s.ram_disks(), 1);
+        // The domU's console expectations and dom0's steps agree on the size of the big directory.
+        assert!(d.dom0.contains(&Step::Fill("data/big", 120)));
+        assert!(
+            d.console
+                .contains(&"xl-xenbus: ok directory_part data/big: 120 names")
+        );
+    }
+    let init = init_script(&Scenario::xenbus());
+    let fill = init.lines().find(|l| l.contains("fill data/big")).unwrap();
+    assert_eq!(fill.matches(FILL_NAME).count(), 120);
+    assert!(
+        fill.contains("\"/local/domain/$D/data/big/a-child-with-a-name-forty-bytes-long-00119\" x")
+    );
+    assert!(
+        fill.trim_start()
+            .starts_with("if timeout 20 xenstore-write")
+    );
+    assert_eq!(Scenario::xenbus32().domus[0].isa, Isa::A32);
+}
+
+#[test]
 fn disks_load_their_modules_and_steps_are_required() {
     let two = Scenario::two();
     assert_eq!(two.ram_disks(), 1);
