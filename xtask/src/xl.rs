@@ -336,6 +336,10 @@ pub struct Scenario {
 /// The state of blkback for the domU's `xvda` (`XenbusState`: 2 InitWait, 4 Connected, 6 Closed).
 pub const VBD_BACKEND: &str = "/local/domain/0/backend/vbd/$D/51712/state";
 
+/// Where a 32-bit domU's image must be linked: libxl loads a zImage whose header names a load address
+/// there (0x8000 into the domU's RAM, `GUEST_RAM0_BASE`).
+pub const A32_DOMU_ENTRY: u64 = 0x4000_8000;
+
 /// The size blkback gives the domU's `xvda`, in sectors.
 pub const VBD_SECTORS: &str = "/local/domain/0/backend/vbd/$D/51712/sectors";
 
@@ -1178,6 +1182,7 @@ mkdir -p /run/xenstored
 XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid || {{ fail "xenstored did not start"; finish; }}
 wait_for 15 timeout 2 xenstore-read -s / || {{ fail "xenstored: no answer in 15 s"; finish; }}
 ok xenstored
+echo "$M xenstored is $(readlink /proc/$(cat /run/xenstored.pid)/exe)"
 timeout 15 xen-init-dom0 > /tmp/init-dom0.log 2>&1 || {{ fail "xen-init-dom0"; show /tmp/init-dom0.log; finish; }}
 ok xen-init-dom0
 xenconsoled --log=guest --log-dir=/var/log/xen/console || {{ fail "xenconsoled did not start"; finish; }}
@@ -1309,6 +1314,19 @@ pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>
     for d in &scenario.domus {
         let elf = dir.join(guest(d.isa).target()).join("release").join(d.bin);
         let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+        if d.isa == Isa::A32 {
+            use object::Object as _;
+            let entry = object::File::parse(&*data)
+                .with_context(|| format!("reading {}", elf.display()))?
+                .entry();
+            if entry != A32_DOMU_ENTRY {
+                bail!(
+                    "{} is linked at {entry:#x}, not {A32_DOMU_ENTRY:#x} where libxl loads a domU's zImage: \
+                     give it the domU load base in guests/build.rs",
+                    elf.display()
+                );
+            }
+        }
         images.insert(d.name, xen::flat_image(&data)?);
     }
     Ok(images)
