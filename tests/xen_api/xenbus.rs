@@ -820,3 +820,50 @@ fn a_directory_changed_between_parts_is_read_again() {
     assert_eq!(offsets.iter().filter(|o| o.starts_with(b"0\0")).count(), 2);
     let _ = (XS_RM, XS_GET_PERMS, XS_UNWATCH);
 }
+
+#[test]
+fn the_client_opens_the_ring_its_hvm_parameters_name() {
+    use xen_hypercall::xen::hvm::HvmParam;
+    use xen_hypercall::xen::xenstore;
+    mock::reset();
+    // HVM_PARAM_STORE_PFN, then HVM_PARAM_STORE_EVTCHN, as the toolstack set them (libxl's ARM magic
+    // pages: the xenstore ring at GFN 0x39001 on port 1).
+    for (index, value) in [(1u32, 0x39001u64), (2, 1)] {
+        mock::respond(move |call| {
+            let mut asked = None;
+            assert!(call.update(1, |p: &mut HvmParam| {
+                asked = Some((p.domid, p.index));
+                p.value = value;
+            }));
+            assert_eq!(asked, Some((DomId::SELF, index)));
+            0
+        });
+    }
+    let page: *mut Page = Box::into_raw(Box::new(Page::new()));
+    let mut frame = None;
+    let xs = Xenstore::open(
+        |pfn| {
+            frame = Some(pfn);
+            // SAFETY: the leaked page stands for the frame; accessed only through the ring.
+            unsafe { SharedArea::new(page, 1) }
+        },
+        || Ok(()),
+    )
+    .unwrap();
+    assert_eq!(frame, Some(0x39001));
+    assert_eq!(xs.port(), Port(1));
+    assert_eq!(mock::pending_responses(), 0);
+    // No ring (the frame parameter 0): ENODEV, and the area is not asked for.
+    mock::reset();
+    mock::answer_zero();
+    assert_eq!(xenstore::ring_location(), Err(Error::ENODEV));
+    let r = Xenstore::open(
+        |_| -> Result<SharedArea<'static>, Error> { panic!("mapped") },
+        || Ok(()),
+    );
+    assert!(matches!(r, Err(Error::ENODEV)));
+    // A parameter Xen refuses: its error.
+    mock::reset();
+    mock::fails(Error::EINVAL);
+    assert_eq!(xenstore::ring_location(), Err(Error::EINVAL));
+}

@@ -86,6 +86,49 @@ pub const MODULES: [&str; 5] = [
 /// backend (`xen-blkback`), under `kernel/drivers/`.
 pub const DISK_MODULES: [&str; 2] = ["block/brd", "block/xen-blkback/xen-blkback"];
 
+/// The modules `/init` loads after [`MODULES`] (and [`DISK_MODULES`]) when a domU of the scenario declares
+/// [`Vif`]s, in order, under `kernel/` (not `kernel/drivers/`): the bridge and its dependencies, and the
+/// network backend (`xen-netback`).
+pub const NET_MODULES: [&str; 4] = [
+    "net/llc/llc",
+    "net/802/stp",
+    "net/bridge/bridge",
+    "drivers/net/xen-netback/xen-netback",
+];
+
+/// The bridge dom0 makes for [`Vif`]s (no device of the machine is on it: nothing leaves dom0).
+pub const BRIDGE: &str = "xenbr0";
+
+/// The hotplug script libxl runs for a [`Vif`] (`script=` in its vif line), a busybox-sh replacement of
+/// Xen's bash `vif-bridge`: on `add`/`online` it brings the backend's interface (`$vif`) up on the bridge
+/// its backend directory names and writes `hotplug-status = connected`; on `remove`/`offline` it takes it
+/// off the bridge.
+pub const VIF_SCRIPT: &str = r#"#!/bin/sh
+# libxl's hotplug script for a vif (`script=vif-bridge-sh`): vif-bridge-sh ACTION, with XENBUS_PATH and vif set.
+bridge=$(xenstore-read "$XENBUS_PATH/bridge") || exit 1
+case "$1" in
+add|online)
+  ip link set "$vif" up || exit 1
+  brctl addif "$bridge" "$vif" || exit 1
+  xenstore-write "$XENBUS_PATH/hotplug-status" connected
+  ;;
+*) brctl delif "$bridge" "$vif" 2>/dev/null; exit 0 ;;
+esac
+"#;
+
+/// Where [`VIF_SCRIPT`] is in dom0, under `/etc/xen/scripts/`.
+pub const VIF_SCRIPT_NAME: &str = "vif-bridge-sh";
+
+/// Every module the harness may load, as paths under `kernel/` of the kernel's module tree.
+pub fn all_modules() -> Vec<String> {
+    MODULES
+        .iter()
+        .chain(&DISK_MODULES)
+        .map(|m| format!("drivers/{m}"))
+        .chain(NET_MODULES.iter().map(|m| m.to_string()))
+        .collect()
+}
+
 /// The size of every RAM disk (`brd` makes them all one size), in MiB: `rd_size` is this in KiB. brd
 /// allocates its pages as they are written, so the size costs dom0 nothing up front.
 pub const RAM_DISK_MIB: u32 = 4;
@@ -187,6 +230,8 @@ pub struct DomU {
     pub seconds: u32,
     /// Its virtual disks, each backed by a RAM disk of dom0 through blkback.
     pub disks: Vec<Disk>,
+    /// Its virtual network interfaces, each on dom0's [`BRIDGE`] through netback.
+    pub vifs: Vec<Vif>,
     /// What dom0 does while it runs, in order, from its unpause (see [`Step`]).
     pub dom0: Vec<Step>,
 }
@@ -207,6 +252,24 @@ impl Disk {
         format!(
             "'format=raw,vdev={},access=rw,script={BLOCK_SCRIPT_NAME},target=/dev/ram{}'",
             self.vdev, self.ram
+        )
+    }
+}
+
+/// A virtual network interface of a domU (`device/vif/<n>`, in declaration order), on dom0's [`BRIDGE`]
+/// through netback, attached by [`VIF_SCRIPT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vif {
+    /// Its MAC address (`00:16:3e:…`, Xen's prefix).
+    pub mac: &'static str,
+}
+
+impl Vif {
+    /// Its entry in the `vif` list of the `xl` configuration.
+    pub fn spec(&self) -> String {
+        format!(
+            "'mac={},bridge={BRIDGE},script={VIF_SCRIPT_NAME}'",
+            self.mac
         )
     }
 }
@@ -311,6 +374,10 @@ impl DomU {
             let specs: Vec<String> = self.disks.iter().map(Disk::spec).collect();
             let _ = writeln!(s, "disk = [{}]", specs.join(", "));
         }
+        if !self.vifs.is_empty() {
+            let specs: Vec<String> = self.vifs.iter().map(Vif::spec).collect();
+            let _ = writeln!(s, "vif = [{}]", specs.join(", "));
+        }
         for l in &self.config {
             s.push_str(l);
             s.push('\n');
@@ -346,6 +413,12 @@ pub const VBD_SECTORS: &str = "/local/domain/0/backend/vbd/$D/51712/sectors";
 /// The sector size blkback gives the domU's `xvda`.
 pub const VBD_SECTOR_SIZE: &str = "/local/domain/0/backend/vbd/$D/51712/sector-size";
 
+/// The state of netback for the domU's first vif.
+pub const VIF_BACKEND: &str = "/local/domain/0/backend/vif/$D/0/state";
+
+/// What the hotplug script wrote for the domU's first vif (`connected`).
+pub const VIF_HOTPLUG: &str = "/local/domain/0/backend/vif/$D/0/hotplug-status";
+
 /// What the hotplug script wrote for the domU's `xvda` (`connected`).
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
 
@@ -358,6 +431,11 @@ impl Scenario {
             .map(|d| d.ram + 1)
             .max()
             .unwrap_or(0)
+    }
+
+    /// Whether a domU declares a [`Vif`]: dom0 then loads [`NET_MODULES`] and makes [`BRIDGE`].
+    pub fn has_vifs(&self) -> bool {
+        self.domus.iter().any(|d| !d.vifs.is_empty())
     }
 
     /// The console domU (`guests/src/bin/xl_domu.rs`): finds its PV console ring and xenstore page from its
@@ -390,6 +468,7 @@ impl Scenario {
                 shutdown: Shutdown::Poweroff,
                 seconds: DOMU_SECONDS,
                 disks: vec![],
+                vifs: vec![],
                 dom0: vec![],
             }],
             control: vec![],
@@ -428,16 +507,24 @@ impl Scenario {
             shutdown: Shutdown::Poweroff,
             seconds: DOMU_SECONDS,
             disks: vec![],
+            vifs: vec![],
             dom0: vec![],
         };
-        // The second has a disk: blkback waits for its frontend (InitWait) once the hotplug script ran,
-        // before the domU runs.
+        // The second has a disk and a vif: blkback and netback wait for their frontends (InitWait) once
+        // the hotplug scripts ran, before the domU runs.
         let mut two = domu("two", "2", "memory = 32");
         two.disks = vec![Disk {
             vdev: "xvda",
             ram: 0,
         }];
+        two.vifs = vec![Vif {
+            mac: "00:16:3e:00:00:02",
+        }];
         two.xenstore.extend([
+            ("device/vif/0/state", Value::Is("1")),
+            ("device/vif/0/mac", Value::Is("00:16:3e:00:00:02")),
+            (VIF_BACKEND, Value::Is("2")),
+            (VIF_HOTPLUG, Value::Is("connected")),
             ("device/vbd/51712/state", Value::Is("1")),
             ("device/vbd/51712/backend-id", Value::Is("0")),
             (VBD_BACKEND, Value::Is("2")),
@@ -445,7 +532,7 @@ impl Scenario {
         ]);
         Scenario {
             name: "two",
-            title: "two xl domUs at once, each with its own console ring and log; one has a disk",
+            title: "two xl domUs at once, each with its own console ring and log; one has a disk and a vif",
             domus: vec![domu("one", "1", "memory = 16"), two],
             control: vec![],
         }
@@ -560,6 +647,7 @@ impl Scenario {
                     vdev: "xvda",
                     ram: 0,
                 }],
+                vifs: vec![],
                 dom0: vec![
                     Step::Fill("data/big", 120),
                     Step::Write("data/big-ready", "1"),
@@ -773,9 +861,9 @@ pub fn fetch() -> Result<Dom0> {
     {
         let release = release.trim().to_string();
         // A module added to the lists since: unpacked again from the kernel package kept in `debs`.
-        let missing = MODULES.iter().chain(&DISK_MODULES).any(|m| {
+        let missing = all_modules().iter().any(|m| {
             !kernel_tree
-                .join(format!("lib/modules/{release}/kernel/drivers/{m}.ko"))
+                .join(format!("lib/modules/{release}/kernel/{m}.ko"))
                 .is_file()
         });
         let deb = std::fs::read_dir(&debs)?
@@ -900,8 +988,8 @@ fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
     let mut tar = Command::new("tar");
     tar.arg("-x").arg("-C").arg(into);
     tar.arg(format!("./boot/vmlinuz-{release}"));
-    for m in MODULES.iter().chain(&DISK_MODULES) {
-        tar.arg(format!("./lib/modules/{release}/kernel/drivers/{m}.ko"));
+    for m in all_modules() {
+        tar.arg(format!("./lib/modules/{release}/kernel/{m}.ko"));
     }
     let status = tar
         .stdin(dpkg.stdout.take().context("no pipe")?)
@@ -1176,7 +1264,7 @@ for mod in {modules}; do
   insmod $K/$mod.ko || {{ fail "insmod $mod"; finish; }}
 done
 ok modules
-{disk_modules}mount -t xenfs xenfs /proc/xen || {{ fail "mount xenfs"; finish; }}
+{disk_modules}{net_modules}mount -t xenfs xenfs /proc/xen || {{ fail "mount xenfs"; finish; }}
 ok xenfs
 mkdir -p /run/xenstored
 XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid || {{ fail "xenstored did not start"; finish; }}
@@ -1200,6 +1288,19 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
                 blkback = DISK_MODULES[1],
                 kib = RAM_DISK_MIB * 1024,
             ),
+        },
+        net_modules = if scenario.has_vifs() {
+            let insmods: Vec<String> = NET_MODULES
+                .iter()
+                .map(|m| format!("insmod $KN/{m}.ko"))
+                .collect();
+            format!(
+                "KN=/lib/modules/$(uname -r)/kernel\n{} && brctl addbr {BRIDGE} && echo 0 > /sys/class/net/{BRIDGE}/bridge/forward_delay \
+                 && ip link set {BRIDGE} up && ok \"net modules: bridge {BRIDGE}\" || {{ fail \"net modules\"; finish; }}\n",
+                insmods.join(" && ")
+            )
+        } else {
+            String::new()
         },
     );
     for d in &scenario.domus {
@@ -1362,8 +1463,14 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
     }
     add_tree(&mut cpio, &dom0.root)?;
     let disks = scenario.ram_disks() > 0;
-    for m in MODULES.iter().chain(DISK_MODULES.iter().filter(|_| disks)) {
-        let rel = format!("lib/modules/{}/kernel/drivers/{m}.ko", dom0.release);
+    let vifs = scenario.has_vifs();
+    let wanted = MODULES
+        .iter()
+        .chain(DISK_MODULES.iter().filter(|_| disks))
+        .map(|m| format!("drivers/{m}"))
+        .chain(NET_MODULES.iter().filter(|_| vifs).map(|m| m.to_string()));
+    for m in wanted {
+        let rel = format!("lib/modules/{}/kernel/{m}.ko", dom0.release);
         let data = std::fs::read(dom0.kernel_tree.join(&rel))
             .with_context(|| format!("the kernel module {rel}"))?;
         cpio.file(&rel, 0o644, &data);
@@ -1373,6 +1480,11 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
         &format!("etc/xen/scripts/{BLOCK_SCRIPT_NAME}"),
         0o755,
         BLOCK_SCRIPT.as_bytes(),
+    );
+    cpio.file(
+        &format!("etc/xen/scripts/{VIF_SCRIPT_NAME}"),
+        0o755,
+        VIF_SCRIPT.as_bytes(),
     );
     for d in &scenario.domus {
         cpio.file(
@@ -1574,6 +1686,9 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
     }
     if scenario.ram_disks() > 0 && !has("ok disk modules") {
         problems.push("dom0: no `ok disk modules` line".into());
+    }
+    if scenario.has_vifs() && !has("ok net modules") {
+        problems.push("dom0: no `ok net modules` line".into());
     }
     for d in &scenario.domus {
         let n = d.name;

@@ -312,7 +312,7 @@ fn a_domu_config_has_the_base_lines_then_its_own() {
     assert!(c.starts_with("name = \"two\"\nkernel = \"/domu/two.bin\"\nmemory = 16\n"));
     assert!(c.ends_with(
         "on_crash = \"destroy\"\ndisk = ['format=raw,vdev=xvda,access=rw,script=block-ram,target=/dev/ram0']\n\
-         memory = 32\n"
+         vif = ['mac=00:16:3e:00:00:02,bridge=xenbr0,script=vif-bridge-sh']\nmemory = 32\n"
     ));
     assert!(!Scenario::two().domus[0].config_file().contains("disk"));
 }
@@ -361,6 +361,17 @@ fn disks_load_their_modules_and_steps_are_required() {
         "insmod $K/block/brd.ko rd_nr=1 rd_size=4096 && insmod $K/block/xen-blkback/xen-blkback.ko"
     ));
     assert!(!init_script(&Scenario::console()).contains("brd"));
+    assert!(init.contains(
+        "insmod $KN/net/llc/llc.ko && insmod $KN/net/802/stp.ko && insmod $KN/net/bridge/bridge.ko && \
+         insmod $KN/drivers/net/xen-netback/xen-netback.ko && brctl addbr xenbr0"
+    ));
+    assert!(!init_script(&Scenario::console()).contains("xenbr0"));
+    assert!(Scenario::two().has_vifs() && !Scenario::xenbus().has_vifs());
+    assert!(VIF_SCRIPT.contains("brctl addif \"$bridge\" \"$vif\""));
+    assert!(VIF_SCRIPT.contains("\"$XENBUS_PATH/hotplug-status\" connected"));
+    assert_eq!(all_modules().len(), 11);
+    assert!(all_modules().contains(&"drivers/block/brd".to_string()));
+    assert!(all_modules().contains(&"net/bridge/bridge".to_string()));
     assert!(init.contains("xenstore-read \"/local/domain/0/backend/vbd/$D/51712/state\""));
     // The script libxl runs writes what blkback waits for, and nothing on `remove`.
     assert!(BLOCK_SCRIPT.contains("\"$XENBUS_PATH/physical-device\" \"$mm\""));
