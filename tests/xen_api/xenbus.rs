@@ -867,3 +867,34 @@ fn the_client_opens_the_ring_its_hvm_parameters_name() {
     mock::fails(Error::EINVAL);
     assert_eq!(xenstore::ring_location(), Err(Error::EINVAL));
 }
+
+#[test]
+fn requests_outside_an_open_transaction_carry_no_transaction_id() {
+    let mut s = setup(&[(b"data/conflict", b"init")], quiet());
+    let mut attempts = 0;
+    s.d.borrow_mut().conflicts = 1;
+    s.xs.transaction(|tx| {
+        attempts += 1;
+        let mut v = [0u8; 16];
+        tx.read(b"data/conflict", &mut v)?;
+        tx.outside().write(b"data/signal", b"1")?;
+        xenbus::printf(tx, b"data/conflict", format_args!("domU {attempts}"))
+    })
+    .unwrap();
+    assert_eq!(attempts, 2);
+    let d = s.d.borrow();
+    let writes: Vec<(u32, &[u8])> = d
+        .seen
+        .iter()
+        .filter(|m| m.0 == XS_WRITE)
+        .map(|m| (m.1, &m.2[..]))
+        .collect();
+    // Each attempt: the signal outside (tx 0, applied at once), the value inside (its tx).
+    assert_eq!(writes.len(), 4);
+    assert_eq!(writes[0], (0, &b"data/signal\x001"[..]));
+    assert_ne!(writes[1].0, 0);
+    assert_eq!(writes[1].1, b"data/conflict\x00domU 1");
+    assert_eq!(writes[3].1, b"data/conflict\x00domU 2");
+    assert_eq!(d.tree[&abs(b"data/conflict")], b"domU 2");
+    assert_eq!(d.tree[&abs(b"data/signal")], b"1");
+}

@@ -1309,7 +1309,7 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
             s,
             r#"if timeout 30 xl create -p /etc/xen/{n}.cfg > /tmp/{n}.create 2>&1; then
   D=$(timeout 10 xl domid {n})
-  ok "create {n}: domid $D"
+  ok "create {n}: domid $D, $(cut -d' ' -f1 /proc/uptime) s"
   echo "$M begin xenstore {n}"
 "#
         );
