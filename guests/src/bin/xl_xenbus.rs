@@ -15,8 +15,8 @@
 //!    switches to Initialised, waits for Connected, reads the disk's size and features, then closes
 //!    (Closing, Closed) and checks the backend went Closed and let go of the ring page.
 //!
-//! Every wait is on the xenstore event channel (`SCHEDOP_poll` through `Events::wait`), ended by a
-//! deadline on the generic timer checked before each.
+//! Every wait is on an event channel, the xenstore's or the console's (`SCHEDOP_poll` through
+//! `Events::wait`), ended by a deadline on the generic timer checked before each.
 
 #![no_std]
 #![no_main]
@@ -29,8 +29,8 @@ mod entry;
 
 use core::cell::RefCell;
 
-use common::{Deadline, Line, pause};
-use xen_hypercall::xen::console::Console;
+use common::{Deadline, Line};
+use xen_hypercall::xen::console::{self, Console};
 use xen_hypercall::xen::evtchn;
 use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
 use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
@@ -92,6 +92,14 @@ fn res<T>(r: &Result<T, Error>) -> Line {
 #[unsafe(no_mangle)]
 pub extern "C" fn guest_main(_dtb: usize) -> ! {
     let con_limit = RefCell::new(Deadline::in_ms(CONSOLE_MS));
+    // SAFETY: SHARED is a page of this image used for nothing else; from now on it is the shared info
+    // page, which only `events` touches.
+    let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
+    // The console waits for xenconsoled's event on its port, until the line's deadline.
+    let con_port = match (mapped, console::ring_location()) {
+        (Ok(()), Ok(Some((_, port)))) => port,
+        _ => end(ShutdownReason::Crash),
+    };
     let con = Console::open(
         // SAFETY: the MMU is off: frame `pfn` is at `pfn * 4096`. The console page is the toolstack's,
         // referenced by nothing in this program but the console.
@@ -100,8 +108,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
             if con_limit.borrow().passed() {
                 return Err(Error::ETIMEDOUT);
             }
-            pause();
-            Ok(())
+            events.wait(con_port, 0).map(drop)
         },
     );
     let mut out = match con {
@@ -113,10 +120,6 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         _ => end(ShutdownReason::Crash),
     };
     out.line(Line::new().s("hello: xenstore and xenbus from an xl domU"));
-
-    // SAFETY: SHARED is a page of this image used for nothing else; from now on it is the shared info
-    // page, which only `events` touches.
-    let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
     out.check("shared info mapped", mapped.is_ok(), res(&mapped));
 
     // The xenstore client waits on its event channel until the step's deadline.
