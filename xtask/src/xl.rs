@@ -11,9 +11,12 @@
 //!   end, prints its console log (xenconsoled's log file) and `xl`'s log between marker lines, and powers
 //!   dom0 off. Every line of the harness starts with [`MARK`].
 //! - [`Scenario`]: the declaration of a run: its domUs, each a guest binary of `guests/`, extra `xl`
-//!   configuration lines, the console lines it must print and the xenstore values the toolstack must have
-//!   given it. One boot per scenario and Xen build; [`judge`] turns the console into one problem line per
-//!   missing check, a time-out, a Xen panic or a dom0 panic.
+//!   configuration lines, its [`Disk`]s (dom0 RAM disks through blkback) and [`Vif`]s (on dom0's bridge
+//!   through netback), whose modules and hotplug scripts dom0 then loads and installs, the [`Step`]s dom0
+//!   takes while it runs (awaiting, writing and checking xenstore keys), the console lines it must print
+//!   and the xenstore values the toolstack must have given it. One boot per scenario and Xen build;
+//!   [`judge`] turns the console into one problem line per missing check, a time-out, a Xen panic or a
+//!   dom0 panic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
