@@ -612,7 +612,7 @@ impl Scenario {
                     "xl-xenbus: ok shared info mapped",
                     "xl-xenbus: name = xb",
                     "xl-xenbus: ok write data/greeting, data/number, data/perm",
-                    "xl-xenbus: ok set_perms data/perm n1,r0 read back",
+                    "xl-xenbus: ok set_perms data/perm n<domid>,r0 read back",
                     "xl-xenbus: ok directory data lists greeting, number, perm",
                     "xl-xenbus: ok read data/missing is ENOENT",
                     "xl-xenbus: ok write dom0's /local/domain/0/data/probe is EACCES",

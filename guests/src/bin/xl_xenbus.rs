@@ -203,7 +203,8 @@ fn store_checks<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error>
         Ok(n) => out.line(Line::new().s("name = ").bytes(&buf[..n])),
         Err(e) => out.check("read name", false, Line::new().err(e)),
     }
-    match xenbus::read_u64(xs, b"domid") {
+    let domid = xenbus::read_u64(xs, b"domid");
+    match domid {
         Ok(d) => out.line(Line::new().s("DOMID = ").dec(d)),
         Err(e) => out.check("read domid", false, Line::new().err(e)),
     }
@@ -212,9 +213,12 @@ fn store_checks<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error>
     let w1 = xs.write(b"data/greeting", b"hello from xl-xenbus");
     let w2 = xenbus::printf(xs, b"data/number", format_args!("{}", 12345));
     let w3 = xs.write(b"data/perm", b"mine");
-    let w4 = xs.set_perms(b"data/perm", b"n1\0r0\0");
+    // Owner: this domain (which only dom0 may change), no access for others; dom0 may read.
+    let perms = xenbus::path(format_args!("n{}\0r0\0", domid.unwrap_or(0)));
+    let perms = perms.as_ref().map_or(&b""[..], |p| p.as_bytes());
+    let w4 = xs.set_perms(b"data/perm", perms);
     let n = xs.get_perms(b"data/perm", &mut buf);
-    let perms_back = matches!(n, Ok(n) if &buf[..n] == b"n1\0r0\0");
+    let perms_back = matches!(n, Ok(n) if &buf[..n] == perms);
     let good = w1.is_ok() && w2.is_ok() && w3.is_ok() && w4.is_ok();
     out.check(
         "write data/greeting, data/number, data/perm",
@@ -226,7 +230,7 @@ fn store_checks<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error>
             .bytes(res(&w3).text()),
     );
     out.check(
-        "set_perms data/perm n1,r0 read back",
+        "set_perms data/perm n<domid>,r0 read back",
         w4.is_ok() && perms_back,
         res(&n),
     );
