@@ -537,3 +537,45 @@ fn needed_libraries_are_read_from_the_dynamic_section() {
     assert!(libs.iter().any(|l| l == "libc.so.6"), "{libs:?}");
     assert!(needed(b"not an ELF file").is_err());
 }
+
+/// The harness's lines of a real release run of the xenbus scenario (with Xen's banner and its last line).
+const XENBUS_RUN: &str = include_str!("xenbus-release.txt");
+
+#[test]
+fn a_real_xenbus_run_passes_and_each_missing_piece_fails_it() {
+    let s = Scenario::xenbus();
+    let judge_it = |out: &str| judge(&s, out, false, XenBuild::Release);
+    assert_eq!(judge_it(XENBUS_RUN), Vec::<String>::new());
+    // dom0's step that checks the permissions never ran.
+    let out = XENBUS_RUN.replace("xl-harness: ok xb: perms data/perm = (n1,r0)\n", "");
+    assert_eq!(
+        judge_it(&out),
+        ["xb: dom0 step `perms data/perm = (n1,r0)` did not run"]
+    );
+    // blkback reporting another size.
+    let out = XENBUS_RUN
+        .replace(
+            "ok xb: /local/domain/0/backend/vbd/$D/51712/sectors = 8192",
+            "FAIL xb: /local/domain/0/backend/vbd/$D/51712/sectors = 8192, got 4096",
+        )
+        .replace("xl-xenbus: sectors = 8192", "xl-xenbus: sectors = 4096");
+    assert_eq!(
+        judge_it(&out),
+        [
+            "dom0: FAIL xb: /local/domain/0/backend/vbd/$D/51712/sectors = 8192, got 4096",
+            "xb: no console line `xl-xenbus: sectors = 8192…`",
+        ]
+    );
+    // The transaction committed on its first attempt (no conflict provoked): a console failure.
+    let out = XENBUS_RUN.replace(
+        "ok transaction conflict: EAGAIN, run again: Ok, attempts 2",
+        "FAIL transaction conflict: EAGAIN, run again: Ok, attempts 1",
+    );
+    let p = judge_it(&out);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[0].starts_with("xb: no console line `xl-xenbus: ok transaction conflict"));
+    assert!(p[1].starts_with("xb: console: xl-xenbus: FAIL transaction conflict"));
+    // No disk modules: reported.
+    let out = XENBUS_RUN.replace("xl-harness: ok disk modules", "xl-harness: disk modules");
+    assert_eq!(judge_it(&out), ["dom0: no `ok disk modules` line"]);
+}
