@@ -16,7 +16,8 @@
 //!    (Closing, Closed) and checks the backend went Closed and let go of the ring page.
 //!
 //! Every wait is on an event channel, the xenstore's or the console's (`SCHEDOP_poll` through
-//! `Events::wait`), ended by a deadline on the generic timer checked before each.
+//! `Events::wait_until`), bounded by a deadline on the library's clock (`time::Clock`): one per step
+//! for xenstore, one per line for the console.
 
 #![no_std]
 #![no_main]
@@ -28,14 +29,17 @@ mod common;
 mod entry;
 
 use core::cell::RefCell;
+use core::time::Duration;
 
-use common::{Deadline, Line};
+use common::Line;
 use xen_hypercall::xen::console::{self, Console};
 use xen_hypercall::xen::evtchn;
+use xen_hypercall::xen::evtchn::Events;
 use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
 use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
 use xen_hypercall::xen::ring::{FrontRing, SharedArea};
 use xen_hypercall::xen::sched::{self, ShutdownReason};
+use xen_hypercall::xen::time::{Clock, Instant};
 use xen_hypercall::xen::xenbus::{self, Frontend, XenbusState};
 use xen_hypercall::xen::xenstore::{self, Xenstore};
 use xen_hypercall::xen::{DomId, Error, Page};
@@ -56,13 +60,14 @@ const CONSOLE_MS: u64 = 3_000;
 /// The console, the deadline of its waits (re-armed for each line), and the count of failed checks.
 struct Out<'a, W> {
     con: Console<'a, W>,
-    limit: &'a RefCell<Deadline>,
+    clock: &'a Clock,
+    limit: &'a RefCell<Instant>,
     failed: u32,
 }
 
 impl<W: FnMut() -> Result<(), Error>> Out<'_, W> {
     fn line(&mut self, l: Line) {
-        *self.limit.borrow_mut() = Deadline::in_ms(CONSOLE_MS);
+        *self.limit.borrow_mut() = self.clock.now() + Duration::from_millis(CONSOLE_MS);
         let _ = self
             .con
             .write(Line::new().s(TAG).bytes(l.text()).s("\n").text());
@@ -91,10 +96,16 @@ fn res<T>(r: &Result<T, Error>) -> Line {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn guest_main(_dtb: usize) -> ! {
-    let con_limit = RefCell::new(Deadline::in_ms(CONSOLE_MS));
+    let shared = (&raw mut SHARED).cast();
     // SAFETY: SHARED is a page of this image used for nothing else; from now on it is the shared info
-    // page, which only `events` touches.
-    let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
+    // page, which only `events` and `clock` touch.
+    let mapped = unsafe { xen_hypercall::xen::memory::map_shared_info(common::gfn_of(shared)) };
+    // SAFETY: as above.
+    let (events, clock) = unsafe { (Events::new(shared), Clock::new(shared)) };
+    let Ok(clock) = clock else {
+        end(ShutdownReason::Crash)
+    };
+    let con_limit = RefCell::new(clock.now() + Duration::from_millis(CONSOLE_MS));
     // The console waits for xenconsoled's event on its port, until the line's deadline.
     let con_port = match (mapped, console::ring_location()) {
         (Ok(()), Ok(Some((_, port)))) => port,
@@ -104,16 +115,12 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         // SAFETY: the MMU is off: frame `pfn` is at `pfn * 4096`. The console page is the toolstack's,
         // referenced by nothing in this program but the console.
         |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
-        || {
-            if con_limit.borrow().passed() {
-                return Err(Error::ETIMEDOUT);
-            }
-            events.wait(con_port, 0).map(drop)
-        },
+        || events.wait_until(con_port, &clock, *con_limit.borrow()),
     );
     let mut out = match con {
         Ok(c @ Console::Ring(_)) => Out {
             con: c,
+            clock: &clock,
             limit: &con_limit,
             failed: 0,
         },
@@ -123,7 +130,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     out.check("shared info mapped", mapped.is_ok(), res(&mapped));
 
     // The xenstore client waits on its event channel until the step's deadline.
-    let deadline = RefCell::new(Deadline::in_ms(STEP_MS));
+    let deadline = RefCell::new(clock.now() + Duration::from_millis(STEP_MS));
     let port = match xenstore::ring_location() {
         Ok((_, port)) => port,
         Err(e) => {
@@ -131,12 +138,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
             finish(out)
         }
     };
-    let wait = || {
-        if deadline.borrow().passed() {
-            return Err(Error::ETIMEDOUT);
-        }
-        events.wait(port, 0).map(drop)
-    };
+    let wait = || events.wait_until(port, &clock, *deadline.borrow());
     let xs = Xenstore::open(
         // SAFETY: the MMU is off: frame `pfn` is at `pfn * 4096`. The xenstore page is the
         // toolstack's, referenced by nothing in this program but the client.
@@ -150,7 +152,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
             finish(out)
         }
     };
-    let step = || *deadline.borrow_mut() = Deadline::in_ms(STEP_MS);
+    let step = || *deadline.borrow_mut() = clock.now() + Duration::from_millis(STEP_MS);
 
     store_checks(&mut out, &mut xs, &step);
     step();
@@ -565,7 +567,7 @@ fn vbd_handshake<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error
 
 fn finish<W: FnMut() -> Result<(), Error>>(mut out: Out<'_, W>) -> ! {
     out.line(Line::new().s("done"));
-    *out.limit.borrow_mut() = Deadline::in_ms(CONSOLE_MS);
+    *out.limit.borrow_mut() = out.clock.now() + Duration::from_millis(CONSOLE_MS);
     let drained = out.con.flush().is_ok();
     end(if out.failed == 0 && drained {
         ShutdownReason::Poweroff
