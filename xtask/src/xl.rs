@@ -629,6 +629,7 @@ impl Scenario {
                     "xl-xenbus: ok transaction conflict: EAGAIN, run again: Ok, attempts 2",
                     "xl-xenbus: ok directory data/big (over 4096 bytes) is E2BIG",
                     "xl-xenbus: ok directory_part data/big: 120 names",
+                    "xl-xenbus: ok an unanswered wait ends with ETIMEDOUT at its deadline",
                     "xl-xenbus: vbd 51712: backend /local/domain/0/backend/vbd/1/51712 in d0",
                     "xl-xenbus: ok backend InitWait",
                     "xl-xenbus: ok blkif ring of 32 slots",

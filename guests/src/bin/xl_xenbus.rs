@@ -9,7 +9,8 @@
 //!    missing key (`ENOENT`); writes to dom0's keys (`EACCES`); permissions set on a node of its own
 //!    (dom0 checks them with `xenstore-ls -p`); a watch on `data/go` whose event (dom0's write) arrives
 //!    while other requests are in flight; a transaction that commits, and one that dom0 makes conflict
-//!    (`EAGAIN`, run again); a directory dom0 filled beyond one reply, read with `XS_DIRECTORY_PART`.
+//!    (`EAGAIN`, run again); a directory dom0 filled beyond one reply, read with `XS_DIRECTORY_PART`;
+//!    a wait for a watch event that never comes, ended by its deadline.
 //! 2. xenbus: finds `device/vbd/<id>`, reads its backend, waits for InitWait, grants a ring page and
 //!    allocates an event channel for the backend, writes `ring-ref`, `event-channel` and `protocol`,
 //!    switches to Initialised, waits for Connected, reads the disk's size and features, then closes
@@ -48,6 +49,8 @@ use xen_hypercall::xen::{DomId, Error, Page};
 const TAG: &str = "xl-xenbus: ";
 /// How long each step may wait for xenstored, dom0 or the backend.
 const STEP_MS: u64 = 10_000;
+/// How long the wait nobody answers lasts.
+const QUIET_MS: u64 = 200;
 /// How many children dom0 makes under `data/big` (the scenario's declaration says the same).
 const BIG_CHILDREN: usize = 120;
 
@@ -155,6 +158,23 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     let step = || *deadline.borrow_mut() = clock.now() + Duration::from_millis(STEP_MS);
 
     store_checks(&mut out, &mut xs, &step);
+
+    // A wait nobody answers (no watch is set): it ends with ETIMEDOUT at its deadline, not before, and
+    // not much after.
+    let mut ev = [0u8; 128];
+    while let Ok(Some(_)) = xs.next_watch_event(&mut ev) {}
+    let t0 = clock.now();
+    *deadline.borrow_mut() = t0 + Duration::from_millis(QUIET_MS);
+    let r = xs.wait_watch_event(&mut ev).map(drop);
+    let waited = clock.now() - t0;
+    out.check(
+        "an unanswered wait ends with ETIMEDOUT at its deadline",
+        r == Err(Error::ETIMEDOUT)
+            && waited >= Duration::from_millis(QUIET_MS)
+            && waited < Duration::from_millis(QUIET_MS * 10),
+        res(&r).s(" after ").dec(waited.as_millis() as u64).s(" ms"),
+    );
+
     step();
     vbd_handshake(&mut out, &mut xs, &step);
     finish(out)
