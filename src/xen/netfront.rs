@@ -910,8 +910,8 @@ impl NetFront {
         }
     }
 
-    /// Tears down: with xenbus, state `Closing`, the backend's `Closing`/`Closed` awaited, `Closed`, the
-    /// backend's `Closed` awaited (each bounded by the client's `wait`); then ends every grant (a few
+    /// Tears down: with xenbus, [`Frontend::close`] (state `Closing`, the backend's `Closing`/`Closed`
+    /// awaited, `Closed`, the backend's `Closed` awaited, each bounded by the client's `wait`); then ends every grant (a few
     /// tries, through `pause`, while the backend still maps a page), closes the event channel(s), and
     /// hands back the pages whose grant ended.
     pub fn close<W: FnMut() -> core::result::Result<(), Error>, const N: usize>(
@@ -923,15 +923,19 @@ impl NetFront {
         self.gone = true;
         let mut backend_closed = false;
         if let (Some(fe), Some(xs)) = (self.frontend.take(), xs) {
-            if fe.switch_state(xs, XenbusState::CLOSING).is_ok() {
-                let _ = fe.wait_for_backend(xs, &[XenbusState::CLOSING, XenbusState::CLOSED]);
-            }
-            let _ = fe.switch_state(xs, XenbusState::CLOSED);
-            backend_closed = match fe.wait_for_backend(xs, &[XenbusState::CLOSED]) {
-                Ok(_) => true,
-                // The toolstack removed the backend's directory: the device is gone.
-                Err(Error::ENOENT) => true,
-                Err(_) => false,
+            backend_closed = match fe.close(xs) {
+                Ok(()) => true,
+                Err(e) => {
+                    // Closed all the same when the backend did not follow (the key still there).
+                    if e != Error::ENOENT {
+                        let _ = fe.switch_state(xs, XenbusState::CLOSED);
+                    }
+                    // The toolstack removed the backend's directory: the device is gone.
+                    matches!(
+                        fe.backend_state(xs),
+                        Ok(XenbusState::CLOSED) | Err(Error::ENOENT)
+                    )
+                }
             };
             let _ = fe.unwatch_backend(xs, WATCH_TOKEN);
         }

@@ -226,16 +226,6 @@ crate::impl_plain! {
     NetifExtraInfo { r#type: u8, flags: u8, u: [u16; 3] };
 }
 
-// The sizes and alignments of `io/netif.h` (the host test `tests/layout.rs` compares every field).
-const _: () = {
-    use core::mem::align_of;
-    assert!(size_of::<NetifTxRequest>() == 12 && align_of::<NetifTxRequest>() == 4);
-    assert!(size_of::<NetifTxResponse>() == 4 && align_of::<NetifTxResponse>() == 2);
-    assert!(size_of::<NetifRxRequest>() == 8 && align_of::<NetifRxRequest>() == 4);
-    assert!(size_of::<NetifRxResponse>() == 8 && align_of::<NetifRxResponse>() == 2);
-    assert!(size_of::<NetifExtraInfo>() == 8 && align_of::<NetifExtraInfo>() == 2);
-};
-
 /// `__CONST_RING_SIZE(netif_tx, XEN_PAGE_SIZE)`: 256.
 pub const TX_RING_SIZE: u32 = ring::ring_size(
     ring::PAGE_SIZE,

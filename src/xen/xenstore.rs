@@ -271,7 +271,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
     ///     // SAFETY: with the MMU off (ARM), frame `pfn` is at `pfn * 4096`; the xenstore page is the
     ///     // toolstack's, never referenced by the program.
     ///     |pfn| unsafe { SharedArea::new((pfn * 4096) as usize as *mut Page, 1) },
-    ///     || Ok(()), // in a guest: events.wait(port, timeout).map(drop)
+    ///     || Ok(()), // in a guest: events.waiter(port, &clock, timeout)
     /// );
     /// assert!(matches!(xs, Err(Error::ENODEV))); // on the mock, no ring
     /// # }
@@ -747,10 +747,17 @@ pub struct Transaction<'x, 'a, W> {
     tx: TxId,
 }
 
-impl<W: FnMut() -> Result<()>> Transaction<'_, '_, W> {
+impl<'a, W: FnMut() -> Result<()>> Transaction<'_, 'a, W> {
     /// Its id.
     pub fn id(&self) -> TxId {
         self.tx
+    }
+
+    /// The client, for requests made outside the transaction while it is open (they are not part of
+    /// it, and are not undone if it is refused): telling another domain something mid-transaction,
+    /// waiting for a watch event.
+    pub fn outside(&mut self) -> &mut Xenstore<'a, W> {
+        self.xs
     }
 
     /// [`Xenstore::read`] in the transaction.

@@ -932,3 +932,81 @@ fn the_network_frontend_connects_to_a_netback_like_backend_and_closes() {
     assert_eq!((back.rings.len(), back.tx.len(), back.rx.len()), (2, 2, 4));
     assert_eq!(s.d.borrow().tree[&vf("state")], b"6");
 }
+
+#[test]
+fn the_client_opens_the_ring_its_hvm_parameters_name() {
+    use xen_hypercall::xen::hvm::HvmParam;
+    use xen_hypercall::xen::xenstore;
+    mock::reset();
+    // HVM_PARAM_STORE_PFN, then HVM_PARAM_STORE_EVTCHN, as the toolstack set them (libxl's ARM magic
+    // pages: the xenstore ring at GFN 0x39001 on port 1).
+    for (index, value) in [(1u32, 0x39001u64), (2, 1)] {
+        mock::respond(move |call| {
+            let mut asked = None;
+            assert!(call.update(1, |p: &mut HvmParam| {
+                asked = Some((p.domid, p.index));
+                p.value = value;
+            }));
+            assert_eq!(asked, Some((DomId::SELF, index)));
+            0
+        });
+    }
+    let page: *mut Page = Box::into_raw(Box::new(Page::new()));
+    let mut frame = None;
+    let xs = Xenstore::open(
+        |pfn| {
+            frame = Some(pfn);
+            // SAFETY: the leaked page stands for the frame; accessed only through the ring.
+            unsafe { SharedArea::new(page, 1) }
+        },
+        || Ok(()),
+    )
+    .unwrap();
+    assert_eq!(frame, Some(0x39001));
+    assert_eq!(xs.port(), Port(1));
+    assert_eq!(mock::pending_responses(), 0);
+    // No ring (the frame parameter 0): ENODEV, and the area is not asked for.
+    mock::reset();
+    mock::answer_zero();
+    assert_eq!(xenstore::ring_location(), Err(Error::ENODEV));
+    let r = Xenstore::open(
+        |_| -> Result<SharedArea<'static>, Error> { panic!("mapped") },
+        || Ok(()),
+    );
+    assert!(matches!(r, Err(Error::ENODEV)));
+    // A parameter Xen refuses: its error.
+    mock::reset();
+    mock::fails(Error::EINVAL);
+    assert_eq!(xenstore::ring_location(), Err(Error::EINVAL));
+}
+
+#[test]
+fn requests_outside_an_open_transaction_carry_no_transaction_id() {
+    let mut s = setup(&[(b"data/conflict", b"init")], quiet());
+    let mut attempts = 0;
+    s.d.borrow_mut().conflicts = 1;
+    s.xs.transaction(|tx| {
+        attempts += 1;
+        let mut v = [0u8; 16];
+        tx.read(b"data/conflict", &mut v)?;
+        tx.outside().write(b"data/signal", b"1")?;
+        xenbus::printf(tx, b"data/conflict", format_args!("domU {attempts}"))
+    })
+    .unwrap();
+    assert_eq!(attempts, 2);
+    let d = s.d.borrow();
+    let writes: Vec<(u32, &[u8])> = d
+        .seen
+        .iter()
+        .filter(|m| m.0 == XS_WRITE)
+        .map(|m| (m.1, &m.2[..]))
+        .collect();
+    // Each attempt: the signal outside (tx 0, applied at once), the value inside (its tx).
+    assert_eq!(writes.len(), 4);
+    assert_eq!(writes[0], (0, &b"data/signal\x001"[..]));
+    assert_ne!(writes[1].0, 0);
+    assert_eq!(writes[1].1, b"data/conflict\x00domU 1");
+    assert_eq!(writes[3].1, b"data/conflict\x00domU 2");
+    assert_eq!(d.tree[&abs(b"data/conflict")], b"domU 2");
+    assert_eq!(d.tree[&abs(b"data/signal")], b"1");
+}

@@ -28,13 +28,12 @@ use common::{Deadline, Line, pause};
 use xen_hypercall::xen::console::Console;
 use xen_hypercall::xen::evtchn::{Events, Port};
 use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
-use xen_hypercall::xen::hvm::{self, Param};
 use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
 use xen_hypercall::xen::netfront::{NetError, NetFront, Options, Pages};
-use xen_hypercall::xen::ring::{ByteRing, End, SharedArea};
+use xen_hypercall::xen::ring::SharedArea;
 use xen_hypercall::xen::sched::{self, ShutdownReason};
 use xen_hypercall::xen::xenstore::Xenstore;
-use xen_hypercall::xen::{DomId, Error, Page};
+use xen_hypercall::xen::{Error, Page};
 
 const TAG: &str = "xl-net: ";
 /// This domain's address (link-local).
@@ -167,26 +166,26 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
 }
 
 fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
-    let (Ok(store_pfn), Ok(store_port)) = (
-        hvm::get_param(DomId::SELF, Param::STORE_PFN),
-        hvm::get_param(DomId::SELF, Param::STORE_EVTCHN),
-    ) else {
-        out.check("xenstore", false, Line::new().s("no store page"));
-        return false;
-    };
-    // SAFETY: the store page is the toolstack's, referenced by nothing else in this program.
-    let Ok(area) = (unsafe { SharedArea::new((store_pfn << 12) as usize as *mut Page, 1) }) else {
-        return false;
-    };
     let run_deadline = Deadline::in_ms(RUN_MS);
-    let xs_port = Port(store_port as u32);
-    let mut xs = Xenstore::new(ByteRing::xenstore(area, End::Front), xs_port, move || {
-        if run_deadline.passed() {
-            return Err(Error::ETIMEDOUT);
+    let xs = Xenstore::open(
+        // SAFETY: the MMU is off: frame `pfn` is at `pfn * 4096`. The xenstore page is the toolstack's,
+        // referenced by nothing in this program but the client.
+        |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
+        move || {
+            if run_deadline.passed() {
+                return Err(Error::ETIMEDOUT);
+            }
+            pause();
+            Ok(())
+        },
+    );
+    let mut xs = match xs {
+        Ok(xs) => xs,
+        Err(e) => {
+            out.check("Xenstore::open", false, Line::new().err(e));
+            return false;
         }
-        pause();
-        Ok(())
-    });
+    };
     // SAFETY: SHARED is a page of this image used for nothing else: it becomes the shared info page,
     // touched only through `events`.
     let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
@@ -264,6 +263,7 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
         },
     );
     let _ = xs.write(b"data/net-ready", b"1");
+    let xs_port = xs.port();
     let served = serve(out, &mut net, &mut xs, &events, xs_port);
     let s = *net.stats();
     out.say(

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Result, bail};
 
-use super::{DomU, LINUX, Scenario, Shutdown, Step, VIF_BACKEND, Value, harness_lines};
+use super::{DomU, LINUX, Scenario, Shutdown, Step, VIF_BACKEND, Value, Vif, harness_lines};
 use crate::elf::Isa;
 
 /// Frames measured: (Ethernet frame bytes, ping's `-s`), and round trips per measurement.
@@ -47,7 +47,7 @@ pub fn scenario() -> Scenario {
         name: "netb",
         bin: "xl-net",
         isa: Isa::A64,
-        config: vec!["vif = ['bridge=xenbr0,mac=00:16:3e:00:00:02,script=vif-br']"],
+        config: vec![],
         console: vec![
             "xl-net: ok connected",
             "xl-net: ok backend gone",
@@ -58,6 +58,9 @@ pub fn scenario() -> Scenario {
         shutdown: Shutdown::Poweroff,
         seconds: 150,
         disks: vec![],
+        vifs: vec![Vif {
+            mac: "00:16:3e:00:00:02",
+        }],
         dom0: vec![
             Step::Await("data/net-ready", "1"),
             Step::Run(
@@ -86,7 +89,6 @@ pub fn scenario() -> Scenario {
             "memory = 128",
             "ramdisk = \"/domu/lnx.initrd\"",
             "extra = \"console=hvc0 rdinit=/init quiet\"",
-            "vif = ['bridge=xenbr0,mac=00:16:3e:00:00:03,script=vif-br']",
         ],
         console: vec![
             "linux-domu: ok eth0 up",
@@ -97,6 +99,9 @@ pub fn scenario() -> Scenario {
         shutdown: Shutdown::Poweroff,
         seconds: 150,
         disks: vec![],
+        vifs: vec![Vif {
+            mac: "00:16:3e:00:00:03",
+        }],
         dom0: vec![],
     };
     let mut s = Scenario {
@@ -268,8 +273,8 @@ mod tests {
     #[test]
     fn a_vif_brings_the_bridge_and_netback_and_only_then() {
         let net = Scenario::net();
-        assert!(net.network() && scenario().network());
-        assert!(!Scenario::console().network());
+        assert!(net.has_vifs() && scenario().has_vifs());
+        assert!(!Scenario::console().has_vifs());
         let s = init_script(&net);
         for want in [
             "brctl addbr xenbr0",
@@ -282,6 +287,17 @@ mod tests {
             assert!(s.contains(want), "{want} missing");
         }
         assert!(!init_script(&Scenario::console()).contains("brctl"));
+        // One vif mechanism: the declared vif's line, with the harness's hotplug script.
+        assert!(
+            net.domus[0]
+                .config_file()
+                .contains("vif = ['mac=00:16:3e:00:00:02,bridge=xenbr0,script=vif-bridge-sh']\n")
+        );
+        assert!(
+            scenario().domus[0]
+                .config_file()
+                .contains("mac=00:16:3e:00:00:03,")
+        );
         // The Linux domU is no guest build, and the measurements name both vifs.
         let b = scenario();
         assert_eq!(b.domus[0].bin, LINUX);
