@@ -911,9 +911,9 @@ impl NetFront {
     }
 
     /// Tears down: with xenbus, [`Frontend::close`] (state `Closing`, the backend's `Closing`/`Closed`
-    /// awaited, `Closed`, the backend's `Closed` awaited, each bounded by the client's `wait`); then ends every grant (a few
-    /// tries, through `pause`, while the backend still maps a page), closes the event channel(s), and
-    /// hands back the pages whose grant ended.
+    /// awaited, `Closed`, the backend's `Closed` awaited, each bounded by the client's `wait`); then ends
+    /// every grant (a few tries, through `pause`, while the backend still maps a page), closes the event
+    /// channel(s), and hands back the pages whose grant ended.
     pub fn close<W: FnMut() -> core::result::Result<(), Error>, const N: usize>(
         mut self,
         xs: Option<&mut Xenstore<'_, W>>,

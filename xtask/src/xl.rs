@@ -12,11 +12,11 @@
 //!   dom0 off. Every line of the harness starts with [`MARK`].
 //! - [`Scenario`]: the declaration of a run: its domUs, each a guest binary of `guests/`, extra `xl`
 //!   configuration lines, its [`Disk`]s (dom0 RAM disks through blkback) and [`Vif`]s (on dom0's bridge
-//!   through netback), whose modules and hotplug scripts dom0 then loads and installs, the [`Step`]s dom0
-//!   takes while it runs (awaiting, writing and checking xenstore keys), the console lines it must print
-//!   and the xenstore values the toolstack must have given it. One boot per scenario and Xen build;
-//!   [`judge`] turns the console into one problem line per missing check, a time-out, a Xen panic or a
-//!   dom0 panic.
+//!   through netback, dom0 at [`DOM0_IP`] on it), whose modules and hotplug scripts dom0 then loads and
+//!   installs, the [`Step`]s dom0 takes while it runs (awaiting, writing and checking xenstore keys,
+//!   running shell commands), the console lines it must print and the xenstore values the toolstack must
+//!   have given it. One boot per scenario and Xen build; [`judge`] turns the console into one problem
+//!   line per missing check, a time-out, a Xen panic or a dom0 panic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -48,8 +48,8 @@ pub const MAX_PAGES_LINE: &str = "xl-domu: MAX_PAGES = 4352";
 pub const DOMU_SECONDS: u32 = 30;
 
 /// The Debian packages besides the kernel: the toolstack, the 19 libraries its programs need (by
-/// `DT_NEEDED`), `libgcc-s1` (glibc loads it at run time for `pthread_cancel`), and busybox as `/init`'s
-/// shell and tools.
+/// `DT_NEEDED`), `libgcc-s1` (glibc loads it at run time for `pthread_cancel`), busybox as `/init`'s
+/// shell and tools, and a static bash for [`UDP_CHECK`].
 pub const PACKAGES: [&str; 22] = [
     "xen-utils-4.17",
     "xen-utils-common",
@@ -157,7 +157,8 @@ pub const DOMU_MODULES: [&str; 1] = ["drivers/net/xen-netfront"];
 /// The `bin` of a [`DomU`] that is a Linux domU (dom0's kernel and [`linux_initramfs`]; see [`netbench`]).
 pub const LINUX: &str = "linux";
 
-/// How long a boot with a Linux domU ([`netbench`]) may take (a Linux domU boots in 5–50 s under TCG, with the host's load).
+/// How long a boot with a Linux domU ([`netbench`]) may take (a Linux domU boots in 5–50 s under TCG,
+/// with the host's load).
 pub const LINUX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(200);
 
 /// The Linux domU's `/init`: its network frontend up at 169.254.1.3, then idle until `xl shutdown` (busybox

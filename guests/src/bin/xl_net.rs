@@ -24,12 +24,14 @@ mod common;
 #[path = "../entry.rs"]
 mod entry;
 
+use core::mem::MaybeUninit;
+
 use common::{Deadline, Line, pause};
 use xen_hypercall::xen::console::Console;
 use xen_hypercall::xen::evtchn::{Events, Port};
 use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
 use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
-use xen_hypercall::xen::netfront::{NetError, NetFront, Options, Pages};
+use xen_hypercall::xen::netfront::{NetError, NetFront, Options, Pages, Returned};
 use xen_hypercall::xen::ring::SharedArea;
 use xen_hypercall::xen::sched::{self, ShutdownReason};
 use xen_hypercall::xen::xenstore::Xenstore;
@@ -48,6 +50,10 @@ static mut TX_RING: Page = Page::new();
 static mut RX_RING: Page = Page::new();
 static mut TX: [Page; 8] = [const { Page::new() }; 8];
 static mut RX: [Page; 64] = [const { Page::new() }; 64];
+/// The frontend (about 13 KiB), built in place by [`connect`]: a static, not a local of `run`, because
+/// `run`'s frame with a copy of it, on top of what `NetFront::connect` needs, would pass the template's
+/// 64 KiB stack into the pages below it (the rings, granted to the backend).
+static mut NET: MaybeUninit<Result<NetFront, NetError>> = MaybeUninit::uninit();
 
 /// The physical counter, which Xen's system time follows.
 #[cfg(target_arch = "aarch64")]
@@ -167,7 +173,8 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
 
 fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     let run_deadline = Deadline::in_ms(RUN_MS);
-    let xs = Xenstore::open(
+    // The client and the table stay in their `Result`s (each a copy fewer on the stack: see `NET`).
+    let mut xs = Xenstore::open(
         // SAFETY: the MMU is off: frame `pfn` is at `pfn * 4096`. The xenstore page is the toolstack's,
         // referenced by nothing in this program but the client.
         |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
@@ -179,10 +186,10 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
             Ok(())
         },
     );
-    let mut xs = match xs {
+    let xs = match &mut xs {
         Ok(xs) => xs,
         Err(e) => {
-            out.check("Xenstore::open", false, Line::new().err(e));
+            out.check("Xenstore::open", false, Line::new().err(*e));
             return false;
         }
     };
@@ -191,14 +198,14 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
     // SAFETY: GUEST_GNTTAB_BASE is the hole Xen reserves for the grant table; nothing else is there, and
     // the MMU is off, so the frame's address is where the entries are.
-    let table = unsafe {
+    let mut table = unsafe {
         GrantTable::<512>::map(
             GUEST_GNTTAB_BASE >> 12,
             1,
             GUEST_GNTTAB_BASE as usize as *mut GrantEntryV1,
         )
     };
-    let (Ok(()), Ok(mut table)) = (mapped, table) else {
+    let (Ok(()), Ok(table)) = (mapped, &mut table) else {
         out.check("grant table and shared info", false, Line::new());
         return false;
     };
@@ -213,13 +220,50 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
         }
     };
     let t0 = cntpct();
-    let mut net = match NetFront::connect(&mut xs, &mut table, "0", pages, Options::default()) {
+    let slot = &raw mut NET;
+    // SAFETY: the only reference ever made to NET.
+    let slot = unsafe { &mut *slot };
+    let res = connect(slot, xs, table, pages);
+    let net = match &mut *res {
         Ok(n) => n,
         Err(e) => {
-            out.check("connected", false, net_err(Line::new(), e));
+            out.check("connected", false, net_err(Line::new(), *e));
             return false;
         }
     };
+    let gone = exercise(out, net, xs, &events, t0);
+    let Some(back) = close(res, xs, table) else {
+        return false;
+    };
+    out.check(
+        "closed",
+        back.backend_closed && back.leaked == 0,
+        Line::new()
+            .s("backend closed ")
+            .dec(back.backend_closed.into())
+            .s(", pages back: ")
+            .dec(back.rings.len() as u64)
+            .s(" ring, ")
+            .dec(back.tx.len() as u64)
+            .s(" tx, ")
+            .dec(back.rx.len() as u64)
+            .s(" rx, leaked ")
+            .dec(back.leaked as u64),
+    );
+    gone
+}
+
+/// Everything between connecting and closing: the first checks, `data/net-ready`, serving dom0 until
+/// the backend is gone, the statistics' checks (out of line: its frame is not on the stack while
+/// `connect` runs). Whether the backend went away.
+#[inline(never)]
+fn exercise<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
+    out: &mut Out<'_, W>,
+    net: &mut NetFront,
+    xs: &mut Xenstore<'_, X>,
+    events: &Events,
+    t0: u64,
+) -> bool {
     let i = *net.info();
     let mut mac = Line::new();
     for (k, b) in i.mac.iter().enumerate() {
@@ -264,7 +308,7 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     );
     let _ = xs.write(b"data/net-ready", b"1");
     let xs_port = xs.port();
-    let served = serve(out, &mut net, &mut xs, &events, xs_port);
+    let served = serve(out, net, xs, events, xs_port);
     let s = *net.stats();
     out.say(
         Line::new()
@@ -318,30 +362,38 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
             },
         );
     }
-    let back = net.close(Some(&mut xs), &mut table, || {
-        pause();
-        true
-    });
-    out.check(
-        "closed",
-        back.backend_closed && back.leaked == 0,
-        Line::new()
-            .s("backend closed ")
-            .dec(back.backend_closed.into())
-            .s(", pages back: ")
-            .dec(back.rings.len() as u64)
-            .s(" ring, ")
-            .dec(back.tx.len() as u64)
-            .s(" tx, ")
-            .dec(back.rx.len() as u64)
-            .s(" rx, leaked ")
-            .dec(back.leaked as u64),
-    );
     served.gone
 }
 
 struct Served {
     gone: bool,
+}
+
+/// `NetFront::connect` on `device/vif/0`, its result written into `slot` (out of line, so that it is
+/// built there rather than in a frame of the caller).
+#[inline(never)]
+fn connect<'s, X: FnMut() -> Result<(), Error>, const N: usize>(
+    slot: &'s mut MaybeUninit<Result<NetFront, NetError>>,
+    xs: &mut Xenstore<'_, X>,
+    table: &mut GrantTable<N>,
+    pages: Pages,
+) -> &'s mut Result<NetFront, NetError> {
+    slot.write(NetFront::connect(xs, table, "0", pages, Options::default()))
+}
+
+/// `NetFront::close` of the frontend in `res` (left `Err(BackendGone)`), pausing between tries (out of
+/// line, so that the frontend moved out is in this frame only).
+#[inline(never)]
+fn close<X: FnMut() -> Result<(), Error>, const N: usize>(
+    res: &mut Result<NetFront, NetError>,
+    xs: &mut Xenstore<'_, X>,
+    table: &mut GrantTable<N>,
+) -> Option<Returned> {
+    let net = core::mem::replace(res, Err(NetError::BackendGone)).ok()?;
+    Some(net.close(Some(xs), table, || {
+        pause();
+        true
+    }))
 }
 
 /// What was answered.
@@ -355,6 +407,7 @@ struct Counts {
     other: u64,
 }
 
+#[inline(never)]
 fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     out: &mut Out<'_, W>,
     net: &mut NetFront,
