@@ -3,8 +3,8 @@
 //! Build: `cargo build --release` (AArch64; `--target armv7a-none-eabi` for 32-bit ARM).
 //! Run: `cargo xen run target/aarch64-unknown-none/release/my-unikernel`.
 //!
-//! Things to know: the MMU is off, so every pointer handed to Xen is a guest-physical address (statics and
-//! the stack are fine as they are); a domU's console output reaches Xen's console only with Xen's
+//! Things to know: the MMU maps every address to itself (`src/mmu.rs`), so every pointer handed to Xen
+//! is a guest-physical address (statics and the stack are fine as they are); a domU's console output reaches Xen's console only with Xen's
 //! `guest_loglvl=all` (`cargo xen run` sets it); dom0 may call everything, a domU is refused what needs
 //! privilege (`EPERM`).
 
@@ -12,6 +12,7 @@
 #![no_main]
 
 mod entry;
+mod mmu;
 
 use xen_hypercall::xen::{console, sched, version};
 

@@ -19,6 +19,9 @@
 mod common;
 #[path = "../entry.rs"]
 mod entry;
+#[path = "../mmu.rs"]
+#[allow(dead_code)]
+mod mmu;
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -47,7 +50,7 @@ static mut VCPU1_INFO: InfoSlot = InfoSlot(unsafe { core::mem::zeroed() });
 
 static mut SHARED: Page = Page::new();
 
-/// What vCPU 1 reports (written by vCPU 1, read by vCPU 0; the MMU is off, memory is not cached).
+/// What vCPU 1 reports (written by vCPU 1, read by vCPU 0; Normal cacheable inner-shareable memory, coherent between vCPUs).
 static STARTED: AtomicU32 = AtomicU32::new(0);
 static CONTEXT: AtomicUsize = AtomicUsize::new(0);
 static MPIDR: AtomicUsize = AtomicUsize::new(0);
@@ -60,7 +63,8 @@ static GO: AtomicU32 = AtomicU32::new(0);
 /// `CPU_OFF`'s error, should it return.
 static OFF_FAILED: AtomicU32 = AtomicU32::new(0);
 
-// vCPU 1's entry: EL1, MMU off, x0 = the context id (its stack top).
+// vCPU 1's entry: EL1, MMU off, x0 = the context id (its stack top). It turns its MMU on with the tables
+// vCPU 0 built (`mmu_on` keeps x0) before any memory access.
 #[cfg(target_arch = "aarch64")]
 core::arch::global_asm!(
     ".text",
@@ -69,13 +73,15 @@ core::arch::global_asm!(
     "    mov     x1, #(3 << 20)", // CPACR_EL1.FPEN: rustc uses SIMD registers
     "    msr     cpacr_el1, x1",
     "    isb",
+    "    bl      mmu_on",
     "    mov     sp, x0",
     "    bl      secondary_main",
     "1:  wfi",
     "    b       1b",
 );
 
-// vCPU 1's entry: SVC mode, A32 state (bit 0 of the entry point is clear), MMU off, r0 = the context id.
+// vCPU 1's entry: SVC mode, A32 state (bit 0 of the entry point is clear), MMU off, r0 = the context id;
+// MMU on first, as on AArch64.
 #[cfg(target_arch = "arm")]
 core::arch::global_asm!(
     ".text",
@@ -83,6 +89,7 @@ core::arch::global_asm!(
     ".global smp_secondary_entry",
     ".type smp_secondary_entry, %function",
     "smp_secondary_entry:",
+    "    bl      mmu_on",
     "    mov     sp, r0",
     "    bl      secondary_main",
     "1:  wfi",
@@ -130,7 +137,7 @@ extern "C" fn secondary_main(context: usize) -> ! {
     MPIDR.store(mpidr(), Ordering::Relaxed);
     STARTED.store(1, Ordering::Release);
     // SAFETY: VCPU1_INFO is a static of this image used for nothing else; Xen writes it from now on. The MMU
-    // is off, so its address is its guest physical address.
+    // maps it to itself, so its address is its guest physical address.
     let r = unsafe { vcpu::register_vcpu_info_at(1, &raw mut VCPU1_INFO.0) };
     REGISTERED.store(
         match r {
