@@ -56,7 +56,7 @@ fn stubs() -> &'static str {
 
 /// The guest: called by the entry code with the device tree's address.
 #[unsafe(no_mangle)]
-pub extern "C" fn guest_main(_dtb: usize) -> ! {
+pub extern "C" fn guest_main(dtb: usize) -> ! {
     Line::new()
         .s(if arch().starts_with('A') {
             "Hello from an "
@@ -139,15 +139,20 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
 
     multicall(&mut c);
 
-    // How the MMU maps a page shared with Xen (VCPU_INFO), the stack, and QEMU virt's GIC distributor and
-    // PL011 (dom0 sees the host's devices at the host's addresses); judged by the harness.
+    // How the MMU maps a page shared with Xen (VCPU_INFO), the stack, the grant-table region the device
+    // tree gives (where Xen put it for dom0), and QEMU virt's GIC distributor and PL011 (dom0 sees the
+    // host's devices at the host's addresses); judged by the harness.
     let stack = 0u64;
+    let grant_table = mmu::grant_table_region(dtb).map(|a| ("GNTTAB", a as usize));
     for (name, address) in [
         ("STATIC", &raw const VCPU_INFO as usize),
         ("STACK", &raw const stack as usize),
         ("GIC", 0x0800_0000),
         ("UART", 0x0900_0000),
-    ] {
+    ]
+    .into_iter()
+    .chain(grant_table)
+    {
         mmu::par_line(name, address).print("");
     }
 

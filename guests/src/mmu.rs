@@ -46,3 +46,16 @@ pub fn par_line(name: &str, address: usize) -> crate::common::Line {
         .s(" = ")
         .hex(translate(address))
 }
+
+/// The start of the grant-table region the device tree's `/hypervisor` node gives (its first `reg`
+/// entry), read the way the identity map reads it.
+#[allow(dead_code)] // the dom0 example's
+pub fn grant_table_region(device_tree: usize) -> Option<u64> {
+    let mut region = None;
+    device_tree_regions(device_tree, &mut |base, _, hypervisor, first| {
+        if hypervisor && first {
+            region = Some(base);
+        }
+    });
+    region
+}

@@ -91,7 +91,13 @@ extern "C" fn mmu_build(device_tree: usize) {
     for i in 0..512 {
         let base = (i as u64) << 30;
         // SAFETY: index 0 is the level-1 table, in bounds.
-        unsafe { (*map.tables)[0].0[i] = if base < LIMIT { base | DEVICE | BLOCK } else { 0 } };
+        unsafe {
+            (*map.tables)[0].0[i] = if base < LIMIT {
+                base | DEVICE | BLOCK
+            } else {
+                0
+            }
+        };
     }
     let mut guest_layout = true;
     let found = device_tree_regions(device_tree, &mut |base, size, hypervisor, first| {
@@ -101,7 +107,10 @@ extern "C" fn mmu_build(device_tree: usize) {
         map.range(base, size, if hypervisor { SHARED } else { NORMAL });
     });
     if !found {
-        for (base, size) in layout::GUEST_RAM_BANK_BASES.iter().zip(layout::GUEST_RAM_BANK_SIZES) {
+        for (base, size) in layout::GUEST_RAM_BANK_BASES
+            .iter()
+            .zip(layout::GUEST_RAM_BANK_SIZES)
+        {
             map.range(*base, size, NORMAL);
         }
     }
@@ -242,18 +251,25 @@ fn device_tree_regions(dtb: usize, found: &mut impl FnMut(u64, u64, bool, bool))
                 } else if depth == 1 && len == 4 && is(name, b"#size-cells", false) {
                     size_cells = word(value) as usize;
                 } else if depth == 2 && (memory || hypervisor) && is(name, b"reg", false) {
-                    let cells = |at: usize, n: usize| (0..n).fold(0u64, |v, i| v << 32 | word(at + 4 * i) as u64);
+                    let cells = |at: usize, n: usize| {
+                        (0..n).fold(0u64, |v, i| v << 32 | word(at + 4 * i) as u64)
+                    };
                     let step = 4 * (address_cells + size_cells);
                     if !(1..=2).contains(&address_cells) || !(1..=2).contains(&size_cells) {
                         return false;
                     }
                     for (k, e) in (value..value + len - len % step).step_by(step).enumerate() {
                         let base = cells(e, address_cells);
-                        found(base, cells(e + 4 * address_cells, size_cells), hypervisor, k == 0);
+                        found(
+                            base,
+                            cells(e + 4 * address_cells, size_cells),
+                            hypervisor,
+                            k == 0,
+                        );
                     }
                 }
             }
-            4 => {}        // FDT_NOP
+            4 => {}           // FDT_NOP
             9 => return true, // FDT_END
             _ => return false,
         }
@@ -265,14 +281,16 @@ fn device_tree_regions(dtb: usize, found: &mut impl FnMut(u64, u64, bool, bool))
 // `mmu_on` (every vCPU): program the translation registers, invalidate the TLB, enable the MMU and the
 // caches. Both preserve x0, use no stack, and return with the identity map on.
 //
-// Ordering (Arm ARM DDI 0487, D8.14 "TLB maintenance" and D7.5 "Cache maintenance"; B2.3 for the
-// barriers): everything written with the MMU off went to memory uncached, but the caches may still hold
-// older copies of those lines (Xen loaded the image through its own cached mapping and cleaned it): they
-// are invalidated to the Point of Coherency by address before the caches are turned on, and a `dsb`
-// completes that. A TLB invalidation completes only at the next `dsb`, and a change to a system register
-// or to the TLB is seen by the instructions that follow only after a context synchronization event
-// (`isb`): registers, then `isb`, then TLB and instruction-cache invalidation, `dsb`, `isb`, then SCTLR,
-// then `isb`.
+// The order is the Arm ARM's (DDI 0487; DDI 0406C for 32-bit ARM):
+// - "Ordering and completion of data and instruction cache instructions": what was written with the MMU
+//   off went to memory uncached, but the caches may still hold older copies of those lines (Xen loaded
+//   the image through its own cached mapping and cleaned it). They are invalidated by address to the
+//   Point of Coherency before the caches are turned on, and a `dsb` completes that.
+// - "Synchronization requirements for AArch64 System registers": a write to MAIR, TCR or TTBR0 is seen
+//   by later instructions only after a context synchronization event: `isb`.
+// - "Ordering and completion of TLB maintenance instructions": a TLB invalidation is complete only after
+//   a `dsb`, and seen by the instruction stream after an `isb`. Then SCTLR (M, C, I), then `isb`: the
+//   identity map makes the instruction after the write the same whether or not it is translated.
 #[cfg(target_arch = "aarch64")]
 core::arch::global_asm!(
     ".text",

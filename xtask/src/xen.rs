@@ -239,14 +239,22 @@ pub(crate) fn missing_checks<'c>(
 }
 
 /// How the example dom0's MMU must map what it reports as `PAR_<NAME>` (`guests/src/main.rs`): a page
-/// shared with Xen (its `vcpu_info`, a static) and its stack Normal Write-Back Inner Shareable, QEMU
-/// virt's GIC distributor and PL011 (the host's, 1:1 in dom0) Device.
-pub const PAR_CHECKS: [(&str, par::Expect, Option<u64>); 4] = [
-    ("STATIC", par::Expect::Shared, None),
-    ("STACK", par::Expect::Shared, None),
-    ("GIC", par::Expect::Device, Some(0x0800_0000)),
-    ("UART", par::Expect::Device, Some(0x0900_0000)),
-];
+/// shared with Xen (its `vcpu_info`, a static), its stack, and the grant-table region (from dom0's device
+/// tree; it must start where Xen's log says it put it: `Grant table range: 0x…-0x…`) Normal Write-Back
+/// Inner Shareable, QEMU virt's GIC distributor and PL011 (the host's, 1:1 in dom0) Device.
+pub fn par_checks(output: &str) -> Vec<(&'static str, par::Expect, Option<u64>)> {
+    let grant_table = output.lines().find_map(|l| {
+        let range = l.split("Grant table range: 0x").nth(1)?;
+        u64::from_str_radix(range.split('-').next()?, 16).ok()
+    });
+    vec![
+        ("STATIC", par::Expect::Shared, None),
+        ("STACK", par::Expect::Shared, None),
+        ("GNTTAB", par::Expect::Shared, grant_table),
+        ("GIC", par::Expect::Device, Some(0x0800_0000)),
+        ("UART", par::Expect::Device, Some(0x0900_0000)),
+    ]
+}
 
 /// Judges a boot's output.
 pub fn judge(output: &str, timed_out: bool) -> Verdict {
@@ -265,7 +273,7 @@ pub fn judge(output: &str, timed_out: bool) -> Verdict {
     if !lines.iter().any(|l| l.starts_with("summary: all ")) {
         problems.push("no `summary: all …` line".into());
     }
-    problems.extend(par::problems(&lines, &PAR_CHECKS));
+    problems.extend(par::problems(&lines, &par_checks(output)));
     if !output.contains("Hardware Dom0 halted") {
         problems.push("Xen did not report dom0 halted".into());
     }
@@ -879,14 +887,16 @@ mod tests {
 
     fn good_output() -> String {
         let mut s = String::from(
-            "(XEN) Xen version 4.17.7 (Debian)\n(XEN) *** Serial input to DOM0\nHello\n",
+            "(XEN) Xen version 4.17.7 (Debian)\n(XEN) Grant table range: 0x00000040200000-0x00000040240000\n\
+             (XEN) *** Serial input to DOM0\nHello\n",
         );
         for c in CHECKS {
             let _ = writeln!(s, "ok {c}: fine");
         }
         s.push_str(
             "PAR_STATIC = 0xff00000078017b80\nPAR_STACK = 0xff00000078015b80\n\
-             PAR_GIC = 0x400000008000a00\nPAR_UART = 0x400000009000a00\n",
+             PAR_GIC = 0x400000008000a00\nPAR_UART = 0x400000009000a00\n\
+             PAR_GNTTAB = 0xff00000040200b80\n",
         );
         s.push_str(
             "summary: all 12/12 checks passed\n(XEN) Hardware Dom0 halted: halting machine\n",
@@ -897,19 +907,27 @@ mod tests {
     #[test]
     fn the_mmu_attributes_are_judged() {
         assert!(judge(&good_output(), false).problems.is_empty());
-        // The stack uncached, the UART Normal, a probe missing.
+        // The stack uncached, the UART Normal, a probe missing, the grant table elsewhere than Xen put it.
         let out = good_output()
             .replace("PAR_STACK = 0xff", "PAR_STACK = 0x44")
             .replace(
                 "PAR_UART = 0x400000009000a00",
                 "PAR_UART = 0xff00000009000b80",
             )
-            .replace("PAR_GIC = 0x400000008000a00\n", "");
+            .replace("PAR_GIC = 0x400000008000a00\n", "")
+            .replace(
+                "PAR_GNTTAB = 0xff00000040200b80",
+                "PAR_GNTTAB = 0xff00000038000b80",
+            );
         let v = judge(&out, false);
-        assert_eq!(v.problems.len(), 3, "{:?}", v.problems);
+        assert_eq!(v.problems.len(), 4, "{:?}", v.problems);
         assert!(v.problems[0].starts_with("PAR_STACK: Normal outer NC / inner NC"));
-        assert!(v.problems[1].starts_with("PAR_GIC: no `PAR_GIC"));
-        assert!(v.problems[2].starts_with("PAR_UART: Normal outer WB"));
+        assert!(
+            v.problems[1]
+                .starts_with("PAR_GNTTAB: mapped to 0x38000000, not to itself (0x40200000")
+        );
+        assert!(v.problems[2].starts_with("PAR_GIC: no `PAR_GIC"));
+        assert!(v.problems[3].starts_with("PAR_UART: Normal outer WB"));
     }
 
     #[test]
