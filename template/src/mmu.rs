@@ -40,8 +40,8 @@
 
 use xen_hypercall::xen::layout;
 
-// Descriptor bits (Arm ARM D8.3, VMSAv8-64 translation table format; the same bits in the VMSAv7 LPAE
-// long-descriptor format).
+// Descriptor bits (Arm ARM DDI 0487, "VMSAv8-64 translation table format descriptors"; the same bits in
+// the long-descriptor format of 32-bit ARM with LPAE, DDI 0406C).
 const BLOCK: u64 = 0b01; // a 1 GiB (level 1) or 2 MiB (level 2) block
 const TABLE: u64 = 0b11; // at levels 1 and 2: the next table; at level 3: a 4 KiB page
 const AF: u64 = 1 << 10; // Access Flag: set, or the first access faults
@@ -69,9 +69,10 @@ const LIMIT: u64 = 1 << 39;
 const LIMIT: u64 = 1 << 32;
 
 // Tables: the level-1 table and a pool for the level-2 and level-3 tables that regions not aligned to
-// 1 GiB need. A guest in Xen's layout uses 2 (the 1 GiB holding the grant and magic regions, the one
-// holding its RAM), dom0 about 3. When the pool runs out, a partly covered block is mapped whole as
-// Normal (a larger Normal region rather than a guest that cannot run).
+// 1 GiB need. An xl or dom0less domU uses 2 (the GiB holding the grant and magic regions, the one
+// holding its RAM), dom0 under QEMU 2 (the GiB of its RAM; 4 KiB pages for its grant-table region).
+// When the pool runs out, a partly covered block is mapped whole as Normal (a larger Normal region
+// rather than a guest that cannot run).
 const POOL: usize = 6;
 
 #[repr(C, align(4096))]
@@ -153,10 +154,11 @@ impl Map {
             // SAFETY: `t` < `used` <= POOL and `i` < 512: in bounds; only this builder writes the tables.
             let entry = unsafe { &mut (*self.tables)[t].0[i] };
             let whole = at == block && end >= next;
-            if whole || (level < 3 && *entry & 0b11 == BLOCK && self.used == POOL) {
+            let table = level < 3 && *entry & 0b11 == TABLE;
+            if whole || (!table && self.used == POOL) {
                 *entry = block | attributes | if level == 3 { TABLE } else { BLOCK };
             } else {
-                let child = if *entry & 0b11 == TABLE {
+                let child = if table {
                     self.index_of(*entry & ADDRESS)
                 } else {
                     self.split(entry, level)
@@ -173,7 +175,7 @@ impl Map {
         self.used += 1;
         let size = 1u64 << (39 - 9 * (level + 1));
         let kind = if level + 1 == 3 { TABLE } else { BLOCK };
-        // SAFETY: `n` < POOL (checked by the caller); a table nothing references yet.
+        // SAFETY: `n` < POOL (the caller checked `used`); a table nothing references yet.
         let table = unsafe { &mut (*self.tables)[n] };
         for (i, e) in table.0.iter_mut().enumerate() {
             *e = ((*entry & ADDRESS) + i as u64 * size) | (*entry & ATTRIBUTES) | kind;
@@ -279,7 +281,8 @@ fn device_tree_regions(dtb: usize, found: &mut impl FnMut(u64, u64, bool, bool))
 
 // `mmu_on_boot` (boot vCPU): invalidate the image's data cache lines, then `mmu_on`.
 // `mmu_on` (every vCPU): program the translation registers, invalidate the TLB, enable the MMU and the
-// caches. Both preserve x0, use no stack, and return with the identity map on.
+// caches. Both preserve x0 (r0), use no stack, and return with the identity map on. A secondary vCPU
+// must not invalidate: its lines may be the only copy of what the boot vCPU wrote since.
 //
 // The order is the Arm ARM's (DDI 0487; DDI 0406C for 32-bit ARM):
 // - "Ordering and completion of data and instruction cache instructions": what was written with the MMU
