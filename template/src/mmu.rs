@@ -51,7 +51,7 @@ const ATTR_DEVICE: u64 = 0 << 2; // AttrIndx 0: MAIR attribute 0
 const ATTR_NORMAL: u64 = 1 << 2; // AttrIndx 1: MAIR attribute 1
 // MAIR attribute 0 = 0x04: Device-nGnRE; attribute 1 = 0xff: Normal, Inner and Outer Write-Back
 // Non-transient, Read- and Write-Allocate. `mmu_on` writes this into MAIR_EL1 / MAIR0.
-const MAIR: u64 = 0xff04;
+pub const MAIR: u64 = 0xff04;
 
 const DEVICE: u64 = AF | ATTR_DEVICE | NEVER_EXECUTE;
 const NORMAL: u64 = AF | INNER_SHAREABLE | ATTR_NORMAL;
@@ -62,8 +62,9 @@ const SHARED: u64 = NORMAL;
 const ATTRIBUTES: u64 = 0xfff0_0000_0000_0ffc;
 const ADDRESS: u64 = 0x0000_ffff_ffff_f000;
 
-// The translated address space: 512 GiB on AArch64, 4 GiB on 32-bit ARM.
-#[cfg(target_arch = "aarch64")]
+// The translated address space: 512 GiB on AArch64 (and on a host, where the builder is tested), 4 GiB
+// on 32-bit ARM.
+#[cfg(not(target_arch = "arm"))]
 const LIMIT: u64 = 1 << 39;
 #[cfg(target_arch = "arm")]
 const LIMIT: u64 = 1 << 32;
@@ -81,9 +82,10 @@ struct Table([u64; 512]);
 // The tables live in .bss, inside the image; Xen's walks read them through `TTBR0`.
 static mut TABLES: [Table; POOL] = [const { Table([0; 512]) }; POOL];
 
-// Builds the identity map: called once by the entry code, on the boot vCPU, with the MMU off.
+// Builds the identity map: called once by the entry code, on the boot vCPU, with the MMU off. Returns
+// the level-1 table's address (what `mmu_on` writes into TTBR0).
 #[unsafe(no_mangle)]
-extern "C" fn mmu_build(device_tree: usize) {
+pub extern "C" fn mmu_build(device_tree: usize) -> usize {
     // The tables are written only here, once, before the MMU uses them.
     let mut map = Map {
         tables: &raw mut TABLES,
@@ -125,6 +127,7 @@ extern "C" fn mmu_build(device_tree: usize) {
     }
     let (start, end) = (&raw const _head as u64, &raw const __image_end as u64);
     map.range(start, end - start, NORMAL);
+    map.tables as usize
 }
 
 struct Map {
