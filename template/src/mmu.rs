@@ -263,14 +263,11 @@ fn device_tree_regions(dtb: usize, found: &mut impl FnMut(u64, u64, bool, bool))
                     if !(1..=2).contains(&address_cells) || !(1..=2).contains(&size_cells) {
                         return false;
                     }
-                    for (k, e) in (value..value + len - len % step).step_by(step).enumerate() {
-                        let base = cells(e, address_cells);
-                        found(
-                            base,
-                            cells(e + 4 * address_cells, size_cells),
-                            hypervisor,
-                            k == 0,
-                        );
+                    let mut e = value;
+                    while e + step <= value + len {
+                        let size = cells(e + 4 * address_cells, size_cells);
+                        found(cells(e, address_cells), size, hypervisor, e == value);
+                        e += step;
                     }
                 }
             }
