@@ -37,6 +37,8 @@
 //!
 //! #[path = "../src/entry.rs"]
 //! mod entry;
+//! #[path = "../src/mmu.rs"]
+//! mod mmu;
 //!
 //! #[xen_test::tests]
 //! mod tests {
