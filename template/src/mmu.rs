@@ -245,12 +245,13 @@ fn device_tree_regions(dtb: usize, found: &mut impl FnMut(u64, u64, bool, bool))
                 if at + 8 > end {
                     return false;
                 }
-                let (len, name) = (word(at) as usize, strings + word(at + 4) as usize);
+                let (len, name) = (word(at) as usize, word(at + 4) as usize);
                 let value = at + 8;
-                at = (value + len + 3) & !3;
-                if at > end {
+                if len > end - value || name >= end - strings {
                     return false;
                 }
+                let name = strings + name;
+                at = (value + len + 3) & !3;
                 if depth == 1 && len == 4 && is(name, b"#address-cells", false) {
                     address_cells = word(value) as usize;
                 } else if depth == 1 && len == 4 && is(name, b"#size-cells", false) {
