@@ -20,7 +20,6 @@ mod common;
 #[path = "../entry.rs"]
 mod entry;
 #[path = "../mmu.rs"]
-#[allow(dead_code)]
 mod mmu;
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -54,6 +53,8 @@ static mut SHARED: Page = Page::new();
 static STARTED: AtomicU32 = AtomicU32::new(0);
 static CONTEXT: AtomicUsize = AtomicUsize::new(0);
 static MPIDR: AtomicUsize = AtomicUsize::new(0);
+/// How vCPU 1's MMU maps its stack (`mmu::translate`, the 64-bit PAR in two halves), set before STARTED.
+static PAR1: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
 /// `register_vcpu_info`'s result on vCPU 1: 1 + errno (1: success), 0 before.
 static REGISTERED: AtomicU32 = AtomicU32::new(0);
 /// The IPI port vCPU 1 bound to vCPU 0 (0 before; bind failure: `u32::MAX`).
@@ -135,6 +136,10 @@ fn mpidr() -> usize {
 extern "C" fn secondary_main(context: usize) -> ! {
     CONTEXT.store(context, Ordering::Relaxed);
     MPIDR.store(mpidr(), Ordering::Relaxed);
+    let on_stack = 0u32;
+    let par = mmu::translate(&raw const on_stack as usize);
+    PAR1[0].store(par as u32, Ordering::Relaxed);
+    PAR1[1].store((par >> 32) as u32, Ordering::Relaxed);
     STARTED.store(1, Ordering::Release);
     // SAFETY: VCPU1_INFO is a static of this image used for nothing else; Xen writes it from now on. The MMU
     // maps it to itself, so its address is its guest physical address.
@@ -304,6 +309,13 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
             .s(", MPIDR ")
             .hex(id as u64),
     );
+    // How each vCPU's MMU maps its stack (judged by the harness: Normal Write-Back Inner Shareable, so
+    // vCPU 1 turned its MMU on with vCPU 0's tables).
+    let on_stack = 0u32;
+    mmu::par_line("STACK", &raw const on_stack as usize).print(ROLE);
+    let par1 = u64::from(PAR1[0].load(Ordering::Relaxed))
+        | (u64::from(PAR1[1].load(Ordering::Relaxed)) << 32);
+    Line::new().s("PAR_VCPU1_STACK = ").hex(par1).print(ROLE);
     let running = psci::affinity_info(SECOND, 0);
     c.check(
         "psci::affinity_info(1) after CPU_ON",
