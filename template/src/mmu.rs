@@ -289,7 +289,9 @@ fn device_tree_regions(dtb: usize, found: &mut impl FnMut(u64, u64, bool, bool))
 // - "Ordering and completion of data and instruction cache instructions": what was written with the MMU
 //   off went to memory uncached, but the caches may still hold older copies of those lines (Xen loaded
 //   the image through its own cached mapping and cleaned it). They are invalidated by address to the
-//   Point of Coherency before the caches are turned on, and a `dsb` completes that.
+//   Point of Coherency before the caches are turned on, and a `dsb` completes that. (With stage 2 on,
+//   an invalidate at EL1 may be performed as clean and invalidate: the lines are clean, so either way
+//   memory keeps what was written.)
 // - "Synchronization requirements for AArch64 System registers": a write to MAIR, TCR or TTBR0 is seen
 //   by later instructions only after a context synchronization event: `isb`.
 // - "Ordering and completion of TLB maintenance instructions": a TLB invalidation is complete only after
