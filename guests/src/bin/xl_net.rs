@@ -23,6 +23,9 @@
 mod common;
 #[path = "../entry.rs"]
 mod entry;
+#[path = "../mmu.rs"]
+#[allow(dead_code)]
+mod mmu;
 
 use core::mem::MaybeUninit;
 
@@ -145,8 +148,8 @@ fn net_err(l: Line, e: NetError) -> Line {
 pub extern "C" fn guest_main(_dtb: usize) -> ! {
     let con_deadline = Deadline::in_ms(RUN_MS + 10_000);
     let con = Console::open(
-        // SAFETY: the MMU is off: frame `pfn` is at `pfn * 4096`. The console page is the toolstack's,
-        // referenced by nothing in this program but the console.
+        // SAFETY: identity-mapped (`mmu.rs`): frame `pfn` is at `pfn * 4096`. The console page is the
+        // toolstack's, referenced by nothing in this program but the console.
         |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
         move || {
             if con_deadline.passed() {
@@ -175,8 +178,8 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     let run_deadline = Deadline::in_ms(RUN_MS);
     // The client and the table stay in their `Result`s (each a copy fewer on the stack: see `NET`).
     let mut xs = Xenstore::open(
-        // SAFETY: the MMU is off: frame `pfn` is at `pfn * 4096`. The xenstore page is the toolstack's,
-        // referenced by nothing in this program but the client.
+        // SAFETY: identity-mapped (`mmu.rs`): frame `pfn` is at `pfn * 4096`. The xenstore page is the
+        // toolstack's, referenced by nothing in this program but the client.
         |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
         move || {
             if run_deadline.passed() {
@@ -197,7 +200,7 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     // touched only through `events`.
     let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
     // SAFETY: GUEST_GNTTAB_BASE is the hole Xen reserves for the grant table; nothing else is there, and
-    // the MMU is off, so the frame's address is where the entries are.
+    // the MMU maps it to itself (`mmu.rs`), so the frame's address is where the entries are.
     let mut table = unsafe {
         GrantTable::<512>::map(
             GUEST_GNTTAB_BASE >> 12,
