@@ -176,6 +176,7 @@ pub fn read(buf: &mut [u8]) -> Result<usize> {
 ///     Ok(())
 /// });
 /// con.write(b"hello\n")?; // fits: written, the daemon notified, no wait
+/// assert_eq!(con.notifications(), 1);
 /// # drop(con); assert_eq!(waits, 0); }
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
@@ -183,13 +184,20 @@ pub struct PvConsole<'a, W> {
     ring: ByteRing<'a>,
     port: Port,
     wait: W,
+    /// Notifications sent to the daemon so far.
+    notified: u64,
 }
 
 impl<'a, W: FnMut() -> Result<()>> PvConsole<'a, W> {
     /// The console over `ring` (the [`End::Front`] of [`ByteRing::console`]), notifying `port`, waiting
     /// with `wait` for room (see the [module documentation](self)).
     pub fn new(ring: ByteRing<'a>, port: Port, wait: W) -> PvConsole<'a, W> {
-        PvConsole { ring, port, wait }
+        PvConsole {
+            ring,
+            port,
+            wait,
+            notified: 0,
+        }
     }
 
     /// The event channel.
@@ -198,13 +206,26 @@ impl<'a, W: FnMut() -> Result<()>> PvConsole<'a, W> {
         self.port
     }
 
+    /// How many notifications (`EVTCHNOP_send` on [`port`](Self::port)) the console has sent since it
+    /// was made: the bytes written per notification measure its cost.
+    #[inline]
+    pub fn notifications(&self) -> u64 {
+        self.notified
+    }
+
+    /// Notifies the daemon, counted in [`notifications`](Self::notifications).
+    fn notify(&mut self) -> Result<()> {
+        self.notified += 1;
+        evtchn::send(self.port)
+    }
+
     /// Writes all of `bytes`, notifying the daemon after each part written; while the ring is full,
     /// notifies and waits. `EIO` if the ring's indices are impossible; the errors of `send` and `wait`.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let mut rest = bytes;
         while !rest.is_empty() {
             let n = self.ring.write(rest)?;
-            evtchn::send(self.port)?;
+            self.notify()?;
             if n == 0 {
                 (self.wait)()?;
             }
@@ -218,7 +239,7 @@ impl<'a, W: FnMut() -> Result<()>> PvConsole<'a, W> {
     /// errors of `send` and `wait` (a `wait` bounded in time ends a flush the daemon never serves).
     pub fn flush(&mut self) -> Result<()> {
         while !self.ring.is_drained()? {
-            evtchn::send(self.port)?;
+            self.notify()?;
             (self.wait)()?;
         }
         Ok(())
@@ -229,7 +250,7 @@ impl<'a, W: FnMut() -> Result<()>> PvConsole<'a, W> {
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         let n = self.ring.read(buf)?;
         if n > 0 {
-            evtchn::send(self.port)?;
+            self.notify()?;
         }
         Ok(n)
     }
@@ -298,6 +319,15 @@ impl<'a, W: FnMut() -> Result<()>> Console<'a, W> {
                 Console::Ring(PvConsole::new(ring, port, wait))
             }
         })
+    }
+
+    /// The notifications a ring console has sent ([`PvConsole::notifications`]); 0 for the
+    /// hypervisor's, which has none.
+    pub fn notifications(&self) -> u64 {
+        match self {
+            Console::Hypervisor => 0,
+            Console::Ring(c) => c.notifications(),
+        }
     }
 
     /// Writes all of `bytes` ([`write()`] or [`PvConsole::write`]).

@@ -804,6 +804,24 @@ impl<'a> ByteRing<'a> {
         Ok(n)
     }
 
+    /// [`read`](Self::read), and whether the producer may be waiting for the room made, so must be
+    /// notified: the direction was full at some time between the read of the indices and the new
+    /// consumer index becoming visible (`prod - old cons >= size`, `prod` read again after a full barrier
+    /// that follows the index's store: Linux's `xb_read`). A producer that found room after that sees the
+    /// new index and needs no notification.
+    pub fn read_and_check_notify(&mut self, buf: &mut [u8]) -> Result<(usize, bool)> {
+        let d = self.rx;
+        let cons = self.area.index(d.cons).load(Ordering::Relaxed);
+        let n = self.read(buf)?;
+        if n == 0 {
+            return Ok((0, false));
+        }
+        // mb() between the consumer's store and the producer's index read again.
+        core::sync::atomic::fence(Ordering::SeqCst);
+        let prod = self.area.index(d.prod).load(Ordering::Acquire);
+        Ok((n, prod.wrapping_sub(cons) >= d.size))
+    }
+
     /// Reads up to `buf.len()` waiting bytes and frees them; returns how many were read (0 when none
     /// waits). `EIO`, nothing read, for impossible indices.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {

@@ -21,7 +21,9 @@
 //!   ([`Xenstore::next_watch_event`]).
 //!
 //! Waiting is the caller's, as with the [PV console](super::console): after writing, the client notifies
-//! the daemon with [`evtchn::send`] and calls `wait` while the reply is incomplete (or the ring full). It
+//! the daemon with [`evtchn::send`] and calls `wait` while the reply is incomplete (or the ring full).
+//! After reading it notifies again only when the reply ring was full, the daemon then possibly waiting
+//! for room (Linux's `xb_read`): a request whose reply fits costs one notification. It
 //! must wait for the daemon's event on the port and must not miss one sent before it was called
 //! ([`Events::wait`](super::evtchn::Events::wait) latches it; [`Events::waiter`](super::evtchn::Events::waiter)
 //! makes such a closure, each call bounded by a `Duration`, `ETIMEDOUT` past it). A daemon answering garbage (a payload over
@@ -236,6 +238,8 @@ pub struct Xenstore<'a, W> {
     broken: bool,
     /// The length of the last event [`next_watch_event`](Self::next_watch_event) copied out.
     last_event_len: usize,
+    /// Notifications sent to the daemon so far.
+    notified: u64,
 }
 
 impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
@@ -255,6 +259,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
             overflow: false,
             broken: false,
             last_event_len: 0,
+            notified: 0,
         }
     }
 
@@ -289,6 +294,19 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
     #[inline]
     pub fn port(&self) -> Port {
         self.port
+    }
+
+    /// How many notifications (`EVTCHNOP_send` on [`port`](Self::port)) the client has sent since it
+    /// was made: with the caller's count of its `wait` calls, what a request costs.
+    #[inline]
+    pub fn notifications(&self) -> u64 {
+        self.notified
+    }
+
+    /// Notifies the daemon, counted in [`notifications`](Self::notifications).
+    fn notify(&mut self) -> Result<()> {
+        self.notified += 1;
+        evtchn::send(self.port)
     }
 
     /// Calls the client's `wait` once (for an event on the port): what a caller waiting for something
@@ -574,7 +592,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
             self.broken = true;
             return Err(e);
         }
-        evtchn::send(self.port)?;
+        self.notify()?;
         loop {
             let Some(r) = self.poll()? else {
                 (self.wait)()?;
@@ -604,7 +622,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
         while !rest.is_empty() {
             let n = self.ring.write(rest)?;
             if n == 0 {
-                evtchn::send(self.port)?;
+                self.notify()?;
                 (self.wait)()?;
             }
             rest = &rest[n..];
@@ -616,20 +634,32 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
     /// is complete (its payload in `self.body`). `EIO` for a payload over the maximum (the stream is
     /// then out of step: the rest of the ring is dropped).
     fn poll(&mut self) -> Result<Option<XsdSockmsg>> {
-        let mut read = 0;
-        let result = self.receive(&mut read);
-        if read > 0 {
-            // Room was made: the daemon may be waiting for it.
-            evtchn::send(self.port)?;
+        let mut full = false;
+        let result = self.receive(&mut full);
+        if full {
+            // Room was made in a full ring: the daemon may be waiting for it (otherwise it is not,
+            // and a notification would only wake it for nothing).
+            self.notify()?;
         }
         result
     }
 
-    /// [`poll`](Self::poll) without the notification; counts the bytes read in `read`.
-    fn receive(&mut self, read: &mut usize) -> Result<Option<XsdSockmsg>> {
+    /// Reads into `buf` ([`ByteRing::read_and_check_notify`]), noting in `full` that the daemon may wait
+    /// for the room made.
+    fn take(&mut self, part: Part, full: &mut bool) -> Result<usize> {
+        let (ring, buf) = match part {
+            Part::Header => (&mut self.ring, &mut self.hdr[self.hdr_got..]),
+            Part::Body(len) => (&mut self.ring, &mut self.body[self.body_got..len]),
+        };
+        let (n, f) = ring.read_and_check_notify(buf)?;
+        *full |= f;
+        Ok(n)
+    }
+
+    /// [`poll`](Self::poll) without the notification; notes in `full` that the daemon may wait for room.
+    fn receive(&mut self, full: &mut bool) -> Result<Option<XsdSockmsg>> {
         if self.hdr_got < HEADER {
-            let n = self.ring.read(&mut self.hdr[self.hdr_got..])?;
-            *read += n;
+            let n = self.take(Part::Header, full)?;
             self.hdr_got += n;
             if self.hdr_got < HEADER {
                 return Ok(None);
@@ -656,16 +686,15 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
             self.body_got = 0;
             let mut sink = [0u8; 64];
             loop {
-                let n = self.ring.read(&mut sink)?;
+                let (n, f) = self.ring.read_and_check_notify(&mut sink)?;
+                *full |= f;
                 if n == 0 {
                     break;
                 }
-                *read += n;
             }
             return Err(Error::EIO);
         }
-        let n = self.ring.read(&mut self.body[self.body_got..len])?;
-        *read += n;
+        let n = self.take(Part::Body(len), full)?;
         self.body_got += n;
         if self.body_got < len {
             return Ok(None);
@@ -739,6 +768,15 @@ impl<W: FnMut() -> Result<()>> Store for Transaction<'_, '_, W> {
     fn directory<'b>(&mut self, path: &[u8], buf: &'b mut [u8]) -> Result<Entries<'b>> {
         self.xs.directory_in(self.tx, path, buf)
     }
+}
+
+/// Which part of a message [`Xenstore::take`] reads.
+#[derive(Clone, Copy)]
+enum Part {
+    /// The header's missing bytes.
+    Header,
+    /// The body's missing bytes, up to the payload's length.
+    Body(usize),
 }
 
 /// A transaction in progress, inside [`Xenstore::transaction`]: the requests it may make.

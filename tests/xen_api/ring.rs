@@ -1166,3 +1166,34 @@ fn a_console_waiting_with_events_waiter_times_out_by_the_clock() {
         .count();
     assert_eq!(polls, 5);
 }
+
+#[test]
+fn a_reader_is_told_to_notify_only_when_the_writer_filled_the_ring() {
+    let c = cons_page();
+    let (mut guest, mut daemon) = console_ends(c);
+    let mut buf = [0; 4096];
+    // Nothing waits: nothing read, no notification.
+    assert_eq!(daemon.read_and_check_notify(&mut buf), Ok((0, false)));
+    // Part of the ring used: the writer is not waiting for room.
+    assert_eq!(guest.write(&[1; 100]), Ok(100));
+    assert_eq!(daemon.read_and_check_notify(&mut buf), Ok((100, false)));
+    // The ring full (2048 of the guest's output): the writer may wait for the room made.
+    assert_eq!(guest.write(&[2; 3000]), Ok(2048));
+    assert_eq!(daemon.read_and_check_notify(&mut buf[..10]), Ok((10, true)));
+    // Read again before the writer wrote more: it was told already, no longer full.
+    assert_eq!(
+        daemon.read_and_check_notify(&mut buf[..10]),
+        Ok((10, false))
+    );
+    // The writer fills the ring again while the reader reads: `prod - old cons` reaches the size.
+    assert_eq!(guest.write(&[3; 20]), Ok(20));
+    assert_eq!(daemon.read_and_check_notify(&mut buf), Ok((2048, true)));
+    // Impossible indices: refused, as by `read`.
+    cons_idx(c, out_prod).store(
+        cons_idx(c, out_cons)
+            .load(Ordering::Relaxed)
+            .wrapping_add(4000),
+        Ordering::Relaxed,
+    );
+    assert_eq!(daemon.read_and_check_notify(&mut buf), Err(Error::EIO));
+}

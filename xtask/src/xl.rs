@@ -287,6 +287,9 @@ pub enum Shutdown {
     Reboot = 1,
     /// `SCHEDOP_shutdown(crash)`, code 3.
     Crash = 3,
+    /// No shutdown: the domU runs until dom0's `xl destroy` (a [`Step`] of its own); `xl`'s monitor
+    /// logs `Domain N has been destroyed.` and no shutdown reason ([`destroy_problems`]).
+    Destroyed = 255,
 }
 
 /// One domU of a scenario.
@@ -411,7 +414,7 @@ impl Step {
         let label = self.label().unwrap_or_default();
         match self {
             Step::Await(k, v) => format!(
-                "  if wait_for {seconds} is_key {p} {v}; then ok {l}; else fail {l}\": $(timeout 5 xenstore-read {p} 2>&1)\"; fi\n",
+                "  if wait_for {seconds} is_key {p} {v}; then ok {l}\": $(cut -d' ' -f1 /proc/uptime) s\"; else fail {l}\": $(timeout 5 xenstore-read {p} 2>&1)\"; fi\n",
                 p = path(k),
                 v = quote(v),
                 l = quote(&format!("{name}: {label}")),
@@ -491,6 +494,39 @@ pub struct Scenario {
     /// A negative control: the problems [`judge`] must find (each the start of one problem line), and no
     /// other. Empty for a scenario that must pass.
     pub control: Vec<&'static str>,
+}
+
+/// The word on the console domU's command line that makes it wait to be destroyed (`xl_domu.rs`).
+pub const WAIT_WORD: &str = "xl-domu-wait";
+
+/// The `xl` configuration line that gives [`WAIT_WORD`] (libxl puts `extra` in the device tree's
+/// `/chosen/bootargs`).
+pub const WAIT_EXTRA: &str = "extra = \"xl-domu-wait\"";
+
+/// dom0's end of the waiting domU: once xenconsoled has given it a tty, `xl console` on it (which needs
+/// `/var/lock`, and a stdin that blocks, or it exits at once)
+/// until it is gone; once its log says it waits, `xl destroy`; then what `xl console` printed must hold
+/// its waiting lines and be shown (its first lines too when the console's pty kept them).
+pub const DESTROY: &str = "mkdir -p /var/lock; rm -f /tmp/xlcons.rc; n=0; \
+     until xenstore-read /local/domain/$D/console/tty > /dev/null 2>&1; do \
+     n=$((n + 1)); [ $n -gt 100 ] && exit 1; sleep 0.1; done; sleep 60 | (timeout 20 xl console $D > /tmp/xlcons 2>&1; \
+     echo \"xl console: exit $?\" > /tmp/xlcons.rc) & n=0; \
+     until grep -q 'waiting for xl destroy 2' /var/log/xen/console/guest-wait.log; do \
+     n=$((n + 1)); [ $n -gt 200 ] && exit 1; sleep 0.1; done; \
+     timeout 15 xl destroy $D; echo \"xl destroy: exit $?\"; n=0; \
+     until [ -f /tmp/xlcons.rc ]; do n=$((n + 1)); [ $n -gt 100 ] && exit 1; sleep 0.1; done; cat /tmp/xlcons.rc; \
+     grep -c '^xl-domu: ' /tmp/xlcons | sed 's/^/xl console lines: /'; head -2 /tmp/xlcons; tail -1 /tmp/xlcons; \
+     grep -q '^xl-domu: waiting for xl destroy' /tmp/xlcons";
+
+/// The console domU built for T32 (Thumb-2, `-Ctarget-feature=+thumb-mode`; its zImage entry stays A32,
+/// `template/src/entry.rs`), run with the A32 one: domid 2.
+pub fn t32_domu() -> DomU {
+    let mut d = Scenario::console().domus.remove(0);
+    d.name = "cons-t32";
+    d.isa = Isa::T32;
+    d.xenstore[0] = ("name", Value::Is("cons-t32"));
+    d.xenstore[1] = ("domid", Value::Is("2"));
+    d
 }
 
 /// The state of blkback for the domU's `xvda` (`XenbusState`: 2 InitWait, 4 Connected, 6 Closed).
@@ -637,10 +673,36 @@ impl Scenario {
         ]);
         Scenario {
             name: "two",
-            title: "two xl domUs at once, each with its own console ring and log; one has a disk and a vif",
-            domus: vec![domu("one", "1", "memory = 16"), two],
+            title: "two xl domUs at once, each with its own console ring and log; one has a disk and a vif; \
+                    a third, waiting, ended by xl destroy and watched with xl console",
+            domus: vec![
+                domu("one", "1", "memory = 16"),
+                two,
+                Scenario::waiting_domu(),
+            ],
             control: vec![],
         }
+    }
+
+    /// The console domU run with [`WAIT_WORD`] on its command line: it prints its lines, then
+    /// `waiting for xl destroy N` until dom0, watching it with `xl console`, ends it with `xl destroy`
+    /// ([`DESTROY`]); `xl`'s log must say it was destroyed, not shut down.
+    pub fn waiting_domu() -> DomU {
+        let mut d = Scenario::console().domus.remove(0);
+        d.name = "wait";
+        d.config = vec![WAIT_EXTRA];
+        d.console = vec![
+            "xl-domu: hello from a domU started by xl",
+            "xl-domu: burst waits = ",
+            "xl-domu: waiting for xl destroy 0",
+        ];
+        d.xenstore = vec![("name", Value::Is("wait")), ("domid", Value::Is("3"))];
+        d.shutdown = Shutdown::Destroyed;
+        d.dom0 = vec![Step::Run(
+            "xl console shows its lines; xl destroy ends it",
+            DESTROY,
+        )];
+        d
     }
 
     /// The negative control: the console domU judged against wrong expectations (the ports swapped, a line
@@ -694,9 +756,10 @@ impl Scenario {
         d.name = "cons32";
         d.isa = Isa::A32;
         d.xenstore[0] = ("name", Value::Is("cons32"));
+        s.domus.push(t32_domu());
         Scenario {
             name: "a32",
-            title: "a 32-bit (A32) xl domU: console ring, parameters, page limit",
+            title: "32-bit xl domUs, A32 and T32 (Thumb-2): console ring, parameters, page limit",
             ..s
         }
     }
@@ -1492,7 +1555,8 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
         let n = d.name;
         let _ = write!(
             s,
-            r#"if timeout 30 xl create -p /etc/xen/{n}.cfg > /tmp/{n}.create 2>&1; then
+            r#"echo "$M creating {n}: $(cut -d' ' -f1 /proc/uptime) s"
+if timeout 30 xl create -p /etc/xen/{n}.cfg > /tmp/{n}.create 2>&1; then
   D=$(timeout 10 xl domid {n})
   ok "create {n}: domid $D, $(cut -d' ' -f1 /proc/uptime) s"
   echo "$M begin xenstore {n}"
@@ -1598,7 +1662,7 @@ pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>
     for &isa in &isas {
         let g = guest(isa);
         util::cross_build(
-            &dir,
+            &isa_dir(&dir, isa),
             "xen-hypercall-guests",
             g.target(),
             "s",
@@ -1608,9 +1672,12 @@ pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>
     }
     let mut images = BTreeMap::new();
     for d in scenario.domus.iter().filter(|d| d.bin != LINUX) {
-        let elf = dir.join(guest(d.isa).target()).join("release").join(d.bin);
+        let elf = isa_dir(&dir, d.isa)
+            .join(guest(d.isa).target())
+            .join("release")
+            .join(d.bin);
         let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
-        if d.isa == Isa::A32 {
+        if d.isa != Isa::A64 {
             use object::Object as _;
             let entry = object::File::parse(&*data)
                 .with_context(|| format!("reading {}", elf.display()))?
@@ -1626,6 +1693,19 @@ pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>
         images.insert(d.name, xen::flat_image(&data)?);
     }
     Ok(images)
+}
+
+/// Where the domUs of `isa` are built: T32 (the same Rust target as A32, other code-generation flags) in
+/// its own directory, so that an A32 and a T32 build do not overwrite each other.
+fn isa_dir(dir: &Path, isa: Isa) -> PathBuf {
+    match isa {
+        Isa::T32 => {
+            let mut name = dir.as_os_str().to_owned();
+            name.push("-t32");
+            PathBuf::from(name)
+        }
+        _ => dir.to_path_buf(),
+    }
 }
 
 /// The guest build of `isa` (inline stubs, no control).
@@ -1918,7 +1998,13 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
         }
         let reason = format!("has shut down, reason code {} ", d.shutdown as u8);
         let xl_log = xl_log_lines(output, n);
-        if !xl_log.iter().any(|l| l.contains(&reason)) {
+        if d.shutdown == Shutdown::Destroyed {
+            problems.extend(
+                destroy_problems(&xl_log)
+                    .into_iter()
+                    .map(|p| format!("{n}: {p}")),
+            );
+        } else if !xl_log.iter().any(|l| l.contains(&reason)) {
             problems.push(format!(
                 "{n}: xl's log does not say it shut down with reason {:?} (code {}): {}",
                 d.shutdown,
@@ -1934,6 +2020,9 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
         }
         if d.bin == "xl-domu" {
             for p in par::problems(&console, &xl_domu_par(output, n)) {
+                problems.push(format!("{n}: {p}"));
+            }
+            for p in burst_problems(&console) {
                 problems.push(format!("{n}: {p}"));
             }
         }
@@ -1964,6 +2053,73 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
     }
     if !output.contains("Hardware Dom0 halted") {
         problems.push("Xen did not report dom0 halted (dom0's poweroff)".into());
+    }
+    problems
+}
+
+/// How many lines the console domU's burst has (`BURST_LINES` of `xl_domu.rs`), and the letters of each.
+pub const BURST_LINES: usize = 64;
+/// The letters after a burst line's number.
+pub const BURST_WIDTH: usize = 64;
+
+/// The console domU's burst line `i` as xenconsoled must log it: `xl-domu: burst III ` and the letter
+/// `a + (7i + 3j) mod 26` at each place `j` (the pattern `xl_domu.rs` documents).
+pub fn burst_line(i: usize) -> String {
+    let letters: String = (0..BURST_WIDTH)
+        .map(|j| char::from(b'a' + ((i * 7 + j * 3) % 26) as u8))
+        .collect();
+    format!("xl-domu: burst {i:03} {letters}")
+}
+
+/// What is wrong with the console domU's burst in xenconsoled's log of it: every line, exactly, in order,
+/// once (more bytes than the ring holds: a lost, repeated or damaged byte is a problem), and its count of
+/// waits for room.
+pub fn burst_problems(console: &[&str]) -> Vec<String> {
+    let got: Vec<&str> = console
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("xl-domu: burst "))
+        .filter(|l| !l.starts_with("xl-domu: burst waits"))
+        .collect();
+    let mut problems = Vec::new();
+    if got.len() != BURST_LINES {
+        problems.push(format!(
+            "burst: {} lines, expected {BURST_LINES}",
+            got.len()
+        ));
+    }
+    let bytes: usize = got.iter().map(|l| l.len() + 1).sum();
+    if let Some((i, l)) = (0..BURST_LINES)
+        .zip(&got)
+        .find(|(i, l)| **l != burst_line(*i))
+    {
+        problems.push(format!(
+            "burst: line {i} is `{l}`, expected `{}`",
+            burst_line(i)
+        ));
+    } else if got.len() == BURST_LINES && bytes <= 2048 {
+        problems.push(format!(
+            "burst: {bytes} bytes, not more than the ring's 2048"
+        ));
+    }
+    if !console
+        .iter()
+        .any(|l| l.starts_with("xl-domu: burst waits = "))
+    {
+        problems.push("burst: no `burst waits = N` line".into());
+    }
+    problems
+}
+
+/// What is wrong with the end of a domU that dom0 destroys while it runs, by `xl`'s log of it: the
+/// monitor must log the destruction, and no shutdown (the domU did not end itself).
+pub fn destroy_problems(xl_log: &[&str]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !xl_log.iter().any(|l| l.contains("has been destroyed")) {
+        problems.push("xl's log does not say it was destroyed".to_string());
+    }
+    if let Some(l) = xl_log.iter().find(|l| l.contains("has shut down")) {
+        problems.push(format!("xl's log says it shut down itself: {l}"));
     }
     problems
 }
@@ -2088,6 +2244,59 @@ fn stages(output: &str) -> String {
     v.join(", ")
 }
 
+/// A number of dom0's clock in a harness line `PREFIX… T s` (the last `, ` or `: ` part).
+fn dom0_seconds(lines: &[&str], prefix: &str) -> Option<f64> {
+    let l = lines.iter().find(|l| l.starts_with(prefix))?;
+    let t = l.rsplit([',', ':']).next()?.trim().strip_suffix(" s")?;
+    t.parse().ok()
+}
+
+/// The figures a run's own log gives, one line each: for a xenbus domU, the time from `xl create` to
+/// its `Connected` (dom0's clock; dom0 polls every 0.1 s) and a xenstore read's cost (the domU's counts:
+/// notifications and waits per request); for a console domU, the bytes its burst wrote per notification.
+pub fn figures(scenario: &Scenario, output: &str) -> Vec<String> {
+    let lines = harness_lines(output);
+    let mut v = Vec::new();
+    for d in &scenario.domus {
+        let n = d.name;
+        let created = dom0_seconds(&lines, &format!("creating {n}: "));
+        let connected = dom0_seconds(&lines, &format!("ok {n}: await data/vbd = connected: "));
+        if let (Some(a), Some(b)) = (created, connected) {
+            v.push(format!(
+                "{n}: xl create to Connected: {:.2} s (dom0's clock, 0.1 s polls)",
+                b - a
+            ));
+        }
+        for l in console_lines(output, n) {
+            let nums: Vec<f64> = l
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            if let (Some(rest), [reads, notes, waits, us]) =
+                (l.strip_prefix("xl-xenbus: xs cost: "), nums.as_slice())
+                && *reads > 0.0
+            {
+                v.push(format!(
+                    "{n}: xenstore read: {:.2} notifications, {:.2} waits, {:.0} us per request ({rest})",
+                    notes / reads,
+                    waits / reads,
+                    us / reads
+                ));
+            }
+            if let (Some(rest), [waits, notes, bytes]) =
+                (l.strip_prefix("xl-domu: burst waits = "), nums.as_slice())
+                && *notes > 0.0
+            {
+                v.push(format!(
+                    "{n}: console burst: {:.1} bytes per notification, {waits} waits for room ({rest})",
+                    bytes / notes
+                ));
+            }
+        }
+    }
+    v
+}
+
 /// A line per run (and its problems and last lines when it failed); returns how many failed.
 pub fn report(runs: &[Run]) -> usize {
     let mut failed = 0;
@@ -2102,6 +2311,9 @@ pub fn report(runs: &[Run]) -> usize {
             r.boot.elapsed.as_secs_f64(),
             stages(&r.boot.output)
         );
+        for f in figures(&r.scenario, &r.boot.output) {
+            println!("      figure: {f}");
+        }
         if r.xen == XenBuild::Release && r.scenario.control.is_empty() || !good {
             for d in &r.scenario.domus {
                 for l in console_lines(&r.boot.output, d.name) {

@@ -32,7 +32,7 @@ mod entry;
 #[allow(dead_code)]
 mod mmu;
 
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::time::Duration;
 
 use common::Line;
@@ -144,7 +144,12 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
             finish(out)
         }
     };
-    let wait = || events.wait_until(port, &clock, *deadline.borrow());
+    // Each wait counted: with the client's notifications, what a request costs (`read_cost`).
+    let waits = Cell::new(0u64);
+    let wait = || {
+        waits.set(waits.get() + 1);
+        events.wait_until(port, &clock, *deadline.borrow())
+    };
     let xs = Xenstore::open(
         // SAFETY: identity-mapped (`mmu.rs`): frame `pfn` is at `pfn * 4096`. The xenstore page is
         // the toolstack's, referenced by nothing in this program but the client.
@@ -161,6 +166,8 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     let step = || *deadline.borrow_mut() = clock.now() + Duration::from_millis(STEP_MS);
 
     store_checks(&mut out, &mut xs, &step);
+    step();
+    read_cost(&mut out, &mut xs, &waits);
 
     // A wait nobody answers (no watch is set): it ends with ETIMEDOUT at its deadline, not before, and
     // not much after.
@@ -216,6 +223,46 @@ fn await_key<W: FnMut() -> Result<(), Error>>(
     };
     let _ = xs.unwatch(key, b"await");
     r
+}
+
+/// How many `XS_READ`s [`read_cost`] makes.
+const COST_READS: u64 = 64;
+
+/// A xenstore round trip's cost, counted here: [`COST_READS`] reads of `name`, and the notifications the
+/// client sent and the waits it made (each at most one `SCHEDOP_poll`, blocking until xenstored's event;
+/// none when the event is already pending) for them, printed as `xs cost: …` for the harness's figures.
+fn read_cost<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error>>(
+    out: &mut Out<'_, W>,
+    xs: &mut Xenstore<'_, V>,
+    waits: &Cell<u64>,
+) {
+    let (n0, w0) = (xs.notifications(), waits.get());
+    let t0 = out.clock.now();
+    let mut buf = [0u8; 64];
+    let mut good = 0;
+    for _ in 0..COST_READS {
+        if xs.read(b"name", &mut buf).is_ok() {
+            good += 1;
+        }
+    }
+    let us = (out.clock.now() - t0).as_micros() as u64;
+    out.check(
+        "xenstore reads for the cost",
+        good == COST_READS,
+        Line::new().dec(good).s(" of ").dec(COST_READS),
+    );
+    out.line(
+        Line::new()
+            .s("xs cost: ")
+            .dec(COST_READS)
+            .s(" reads, ")
+            .dec(xs.notifications() - n0)
+            .s(" notifications, ")
+            .dec(waits.get() - w0)
+            .s(" waits, ")
+            .dec(us)
+            .s(" us"),
+    );
 }
 
 fn store_checks<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error>>(

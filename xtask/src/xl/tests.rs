@@ -66,8 +66,17 @@ fn good() -> String {
         s.push('\n');
     }
     s.push_str("[   13.228445] reboot: Power down\n(XEN) Hardware Dom0 halted: halting machine\n");
-    s
+    // The burst, as xenconsoled logged it in a real run, before `done`.
+    let burst: String = BURST_RUN
+        .lines()
+        .map(|l| format!("{MARK}console cons| {l}\n"))
+        .collect();
+    let done = format!("{MARK}console cons| xl-domu: done\n");
+    s.replacen(&done, &(burst + &done), 1)
 }
+
+/// The console domU's burst lines from xenconsoled's log of a real run (release Xen, A32 domU).
+const BURST_RUN: &str = include_str!("burst-release.txt");
 
 fn problems(output: &str) -> Vec<String> {
     judge(&Scenario::console(), output, false, XenBuild::Release)
@@ -273,7 +282,8 @@ fn the_mmu_attributes_the_domu_reports_are_judged() {
 #[test]
 fn the_a32_scenario_is_the_console_one_built_for_a32() {
     let (c, a) = (Scenario::console(), Scenario::a32());
-    assert_eq!((c.domus.len(), a.domus.len()), (1, 1));
+    // The A32 domU, then the T32 one (`the_t32_domu_is_built_apart_from_the_a32_one`).
+    assert_eq!((c.domus.len(), a.domus.len()), (1, 2));
     let (c, a) = (&c.domus[0], &a.domus[0]);
     assert_eq!((c.isa, a.isa), (Isa::A64, Isa::A32));
     assert_eq!(a.name, "cons32");
@@ -287,8 +297,10 @@ fn the_a32_scenario_is_the_console_one_built_for_a32() {
         .replace(" cons:", " cons32:")
         .replace(" cons\n", " cons32\n")
         .replace("name = cons\n", "name = cons32\n");
+    let mut a32 = Scenario::a32();
+    a32.domus.truncate(1);
     assert_eq!(
-        judge(&Scenario::a32(), &out, false, XenBuild::Release),
+        judge(&a32, &out, false, XenBuild::Release),
         Vec::<String>::new()
     );
 }
@@ -636,4 +648,103 @@ fn a_real_xenbus_run_passes_and_each_missing_piece_fails_it() {
     // No disk modules: reported.
     let out = XENBUS_RUN.replace("xl-harness: ok disk modules", "xl-harness: disk modules");
     assert_eq!(judge_it(&out), ["dom0: no `ok disk modules` line"]);
+}
+
+#[test]
+fn a_real_burst_passes_and_a_lost_repeated_or_damaged_byte_fails_it() {
+    let real: Vec<&str> = BURST_RUN.lines().collect();
+    assert_eq!(real.len(), 65);
+    assert_eq!(burst_problems(&real), Vec::<String>::new());
+    // One byte damaged.
+    let damaged = real[17].replacen("burst 017 p", "burst 017 q", 1);
+    assert_ne!(damaged, real[17]);
+    let mut v = real.clone();
+    v[17] = &damaged;
+    let p = burst_problems(&v);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("burst: line 17 is `xl-domu: burst 017 q"),
+        "{p:?}"
+    );
+    // A line lost (the ring overwritten): the count and the next line are wrong.
+    let mut v = real.clone();
+    v.remove(40);
+    let p = burst_problems(&v);
+    assert_eq!(p[0], "burst: 63 lines, expected 64");
+    assert!(
+        p[1].starts_with("burst: line 40 is `xl-domu: burst 041 "),
+        "{p:?}"
+    );
+    // A line repeated.
+    let mut v = real.clone();
+    v.insert(5, real[4]);
+    assert_eq!(burst_problems(&v)[0], "burst: 65 lines, expected 64");
+    // No count of waits.
+    let p = burst_problems(&real[..64]);
+    assert_eq!(p, ["burst: no `burst waits = N` line"]);
+    // The console scenario's judge reports it.
+    let out = good().replace("xl-domu: burst 003 ", "xl-domu: burst 003 x");
+    let p = problems(&out);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("cons: burst: line 3 is "), "{p:?}");
+}
+
+#[test]
+fn a_destroyed_domain_is_told_from_one_that_shut_down() {
+    // xl's log of the waiting domU in a real run of `two`.
+    let real = [
+        "Waiting for domain wait (domid 3) to die [pid 232]",
+        "Domain 3 has been destroyed.",
+    ];
+    assert_eq!(destroy_problems(&real), Vec::<String>::new());
+    let powered_off = [
+        "Waiting for domain wait (domid 3) to die [pid 232]",
+        "Domain 3 has shut down, reason code 0 0x0",
+        "Action for shutdown reason code 0 is destroy",
+        "Domain 3 needs to be cleaned up: destroying the domain",
+        "Done. Exiting now",
+    ];
+    assert_eq!(
+        destroy_problems(&powered_off),
+        [
+            "xl's log does not say it was destroyed",
+            "xl's log says it shut down itself: Domain 3 has shut down, reason code 0 0x0"
+        ]
+    );
+    assert_eq!(
+        destroy_problems(&real[..1]),
+        ["xl's log does not say it was destroyed"]
+    );
+    let d = Scenario::two().domus.remove(2);
+    assert_eq!(d.shutdown, Shutdown::Destroyed);
+    assert!(d.config_file().contains("extra = \"xl-domu-wait\""));
+}
+
+#[test]
+fn figures_come_from_the_runs_log() {
+    let out = format!(
+        "{MARK}creating xb: 2.50 s\n{MARK}ok xb: await data/vbd = connected: 4.75 s\n\
+         {MARK}console xb| xl-xenbus: xs cost: 64 reads, 128 notifications, 64 waits, 32000 us\n\
+         {MARK}console cons| xl-domu: burst waits = 2, notifications 68, bytes 5376\n"
+    );
+    let mut s = Scenario::xenbus();
+    s.domus.push(Scenario::console().domus.remove(0));
+    assert_eq!(
+        figures(&s, &out),
+        [
+            "xb: xl create to Connected: 2.25 s (dom0's clock, 0.1 s polls)",
+            "xb: xenstore read: 2.00 notifications, 1.00 waits, 500 us per request (64 reads, 128 notifications, 64 waits, 32000 us)",
+            "cons: console burst: 79.1 bytes per notification, 2 waits for room (2, notifications 68, bytes 5376)",
+        ]
+    );
+}
+
+#[test]
+fn the_t32_domu_is_built_apart_from_the_a32_one() {
+    let s = Scenario::a32();
+    let isas: Vec<Isa> = s.domus.iter().map(|d| d.isa).collect();
+    assert_eq!(isas, [Isa::A32, Isa::T32]);
+    let dir = Path::new("/t/guests");
+    assert_eq!(isa_dir(dir, Isa::T32), Path::new("/t/guests-t32"));
+    assert_eq!(isa_dir(dir, Isa::A32), dir);
 }
