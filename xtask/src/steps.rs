@@ -1,11 +1,11 @@
 //! The composite steps on real Xen for ARM, above the scenarios they run: `cargo xtask xen` (the example
-//! guests, the multi-domain runs, the two-vCPU runs) and `cargo xtask demo` (the same, shown, then the
-//! x86-64 guests and the code-size tables). Each scenario module runs and reports its own runs; this module
-//! only puts them in order.
+//! guests, the multi-domain runs, the two-vCPU runs) and `cargo xtask demo` (the same, shown, with one
+//! `xl` run from a Linux dom0, then the x86-64 guests and the code-size tables). Each scenario module runs
+//! and reports its own runs; this module only puts them in order.
 
 use anyhow::{Result, bail};
 
-use crate::{domains, setup, smp, tool, util, x86, xen};
+use crate::{domains, setup, smp, tool, util, x86, xen, xl};
 
 /// `cargo xtask xen`: boots every guest on release and debug Xen, then the multi-domain and two-vCPU
 /// scenarios, and fails unless all pass.
@@ -49,6 +49,9 @@ pub fn demo() -> Result<()> {
     println!();
     domains::demo()?;
     println!();
+    // A Linux dom0 and Xen's toolstack: one xl run.
+    let xl_good = xl::demo()?;
+    println!();
     let smp = smp::run_all()?;
     let smp_failed = smp::demo(&smp);
     println!();
@@ -59,6 +62,9 @@ pub fn demo() -> Result<()> {
     }
     if smp_failed > 0 {
         bail!("{smp_failed} two-vCPU run(s) on Xen failed");
+    }
+    if !xl_good {
+        bail!("the xl run failed");
     }
     println!();
     x86::demo()?;
