@@ -506,7 +506,8 @@ pub const WAIT_EXTRA: &str = "extra = \"xl-domu-wait\"";
 /// dom0's end of the waiting domU: once xenconsoled has given it a tty, `xl console` on it (which needs
 /// `/var/lock`, and a stdin that blocks, or it exits at once)
 /// until it is gone; once `xl console` shows it waiting (at most 20 s), `xl destroy`; then what `xl console`
-/// printed must hold its waiting lines and be shown (its first lines too when the console's pty kept them).
+/// printed must hold its first line (xenconsoled keeps what the domU wrote before a client came) and its
+/// waiting lines, and is shown.
 pub const DESTROY: &str = "mkdir -p /var/lock; rm -f /tmp/xlcons.rc; n=0; \
      until xenstore-read /local/domain/$D/console/tty > /dev/null 2>&1; do \
      n=$((n + 1)); [ $n -gt 100 ] && exit 1; sleep 0.1; done; sleep 60 | (timeout 20 xl console $D > /tmp/xlcons 2>&1; \
@@ -516,6 +517,7 @@ pub const DESTROY: &str = "mkdir -p /var/lock; rm -f /tmp/xlcons.rc; n=0; \
      timeout 15 xl destroy $D; echo \"xl destroy: exit $?\"; n=0; \
      until [ -f /tmp/xlcons.rc ]; do n=$((n + 1)); [ $n -gt 100 ] && exit 1; sleep 0.1; done; cat /tmp/xlcons.rc; \
      grep -c '^xl-domu: ' /tmp/xlcons | sed 's/^/xl console lines: /'; head -2 /tmp/xlcons; tail -1 /tmp/xlcons; \
+     grep -q '^xl-domu: hello from a domU started by xl' /tmp/xlcons && \
      grep -q '^xl-domu: waiting for xl destroy' /tmp/xlcons";
 
 /// The console domU built for T32 (Thumb-2, `-Ctarget-feature=+thumb-mode`; its zImage entry stays A32,
