@@ -88,6 +88,7 @@
 pub(crate) mod call;
 mod error;
 
+pub mod blkif;
 pub mod console;
 pub mod evtchn;
 pub mod grant_table;
@@ -241,6 +242,11 @@ const _: () = {
         vcpu::RegisterVcpuInfo: 16, 8;
         vcpu::RegisterRunstateMemoryArea: 8, 8;
         multicall::MulticallEntry: 64, 8;
+        blkif::BlkifRequestSegment: 8, 4;
+        blkif::BlkifRequest: 112, 8;
+        blkif::BlkifRequestDiscard: 32, 8;
+        blkif::BlkifRequestIndirect: 64, 8;
+        blkif::BlkifResponse: 16, 8;
     }
     // ARM's `vcpu_info` and `shared_info` (empty arch parts, one legacy vCPU slot); on the host the
     // typed API is ARM's.
