@@ -88,6 +88,7 @@
 pub(crate) mod call;
 mod error;
 
+pub mod blkfront;
 pub mod blkif;
 pub mod console;
 pub mod evtchn;
