@@ -72,14 +72,41 @@ pub const PACKAGES: [&str; 21] = [
     "linux-image-arm64",
 ];
 
-/// The kernel modules `/init` loads, in order (xenfs needs xen-privcmd), under `kernel/drivers/xen/`.
+/// The kernel modules `/init` loads, in order (xenfs needs xen-privcmd), under `kernel/drivers/`.
 pub const MODULES: [&str; 5] = [
-    "xen-evtchn",
-    "xen-privcmd",
-    "xenfs/xenfs",
-    "xen-gntdev",
-    "xen-gntalloc",
+    "xen/xen-evtchn",
+    "xen/xen-privcmd",
+    "xen/xenfs/xenfs",
+    "xen/xen-gntdev",
+    "xen/xen-gntalloc",
 ];
+
+/// The modules `/init` loads after [`MODULES`] when a domU of the scenario declares [`Disk`]s, in order:
+/// the RAM disk driver (`brd`, loaded with `rd_nr` and `rd_size` from the declarations) and the block
+/// backend (`xen-blkback`), under `kernel/drivers/`.
+pub const DISK_MODULES: [&str; 2] = ["block/brd", "block/xen-blkback/xen-blkback"];
+
+/// The size of every RAM disk (`brd` makes them all one size), in MiB: `rd_size` is this in KiB. brd
+/// allocates its pages as they are written, so the size costs dom0 nothing up front.
+pub const RAM_DISK_MIB: u32 = 4;
+
+/// The hotplug script libxl runs for a [`Disk`] (`script=` in its disk line), a busybox-sh replacement of
+/// Xen's bash `block` script (which needs bash, flock and `/dev/fd`): on `add` it writes what blkback
+/// waits for in the backend directory `$XENBUS_PATH` (`physical-device` as hexadecimal `major:minor`,
+/// `physical-device-path`) and `hotplug-status = connected`, which libxl waits for; on `remove` there is
+/// nothing to undo.
+pub const BLOCK_SCRIPT: &str = r#"#!/bin/sh
+# libxl's hotplug script for a RAM disk (`script=block-ram`): block ACTION, with XENBUS_PATH set.
+[ "$1" = add ] || exit 0
+dev=$(xenstore-read "$XENBUS_PATH/params") || exit 1
+[ -b "$dev" ] || { xenstore-write "$XENBUS_PATH/hotplug-error" "$dev is no block device"; exit 1; }
+mm=$(stat -L -c %t:%T "$dev") || exit 1
+xenstore-write "$XENBUS_PATH/physical-device" "$mm" "$XENBUS_PATH/physical-device-path" "$dev"
+xenstore-write "$XENBUS_PATH/hotplug-status" connected
+"#;
+
+/// Where [`BLOCK_SCRIPT`] is in dom0 (libxl takes `script=` relative to `/etc/xen/scripts/`).
+pub const BLOCK_SCRIPT_NAME: &str = "block-ram";
 
 /// The toolstack's programs `/init` runs (every one is checked to find its libraries in the initramfs).
 pub const PROGRAMS: [&str; 5] = [
@@ -148,12 +175,105 @@ pub struct DomU {
     /// Lines the domU must print on its console (each the start of a line of xenconsoled's log).
     pub console: Vec<&'static str>,
     /// xenstore values read by dom0 while the domU is paused, after `xl create -p`: a path under the
-    /// domain's home (`/local/domain/<domid>/`), and the value it must have.
+    /// domain's home (`/local/domain/<domid>/`), or absolute when it starts with `/` (where `$D` is the
+    /// domU's domid), and the value it must have.
     pub xenstore: Vec<(&'static str, Value)>,
     /// How it must end.
     pub shutdown: Shutdown,
     /// How long dom0 waits for it to be gone after `xl unpause` (then it is destroyed, and the run fails).
     pub seconds: u32,
+    /// Its virtual disks, each backed by a RAM disk of dom0 through blkback.
+    pub disks: Vec<Disk>,
+    /// What dom0 does while it runs, in order, from its unpause (see [`Step`]).
+    pub dom0: Vec<Step>,
+}
+
+/// A virtual disk of a domU: dom0's RAM disk `/dev/ram<ram>` ([`RAM_DISK_MIB`] MiB) exported as `vdev`
+/// (`xvda`: the frontend's `device/vbd/51712`) by blkback, read-write, attached by [`BLOCK_SCRIPT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Disk {
+    /// The virtual device name (`xvda`).
+    pub vdev: &'static str,
+    /// The RAM disk's number.
+    pub ram: u32,
+}
+
+impl Disk {
+    /// Its entry in the `disk` list of the `xl` configuration (the script's `target=` must come last).
+    pub fn spec(&self) -> String {
+        format!(
+            "'format=raw,vdev={},access=rw,script={BLOCK_SCRIPT_NAME},target=/dev/ram{}'",
+            self.vdev, self.ram
+        )
+    }
+}
+
+/// Something dom0 does while a domU runs (after its unpause, in the background, one step after the
+/// other). A key is a path under the domU's home (`/local/domain/<domid>/`), or absolute when it starts
+/// with `/` (where `$D` is the domU's domid). The checking steps print `ok NAME: …` or `FAIL NAME: …`, and
+/// [`judge`] requires their `ok` line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Waits until `key` reads `value`, polling every 0.1 s, at most the domU's [`DomU::seconds`]: the
+    /// domU's signal that it is ready for the next step.
+    Await(&'static str, &'static str),
+    /// Writes `value` at `key`.
+    Write(&'static str, &'static str),
+    /// `key` must read `value` now.
+    Expect(&'static str, &'static str),
+    /// Among the children of `dir` listed by `xenstore-ls -p`, `name` must have the permissions `perms`
+    /// (as it prints them: `n1,r0`).
+    Perms(&'static str, &'static str, &'static str),
+}
+
+impl Step {
+    /// The text of its `ok` line after `NAME: `; `None` for a step that checks nothing.
+    pub fn label(&self) -> Option<String> {
+        match self {
+            Step::Await(k, v) => Some(format!("await {k} = {v}")),
+            Step::Expect(k, v) => Some(format!("{k} = {v}")),
+            Step::Perms(dir, name, p) => Some(format!("perms {dir}/{name} = ({p})")),
+            Step::Write(..) => None,
+        }
+    }
+
+    /// Its shell lines for domU `name` (with `$D` its domid), bounded by `seconds`.
+    fn script(&self, name: &str, seconds: u32) -> String {
+        let path = |k: &str| {
+            if k.starts_with('/') {
+                format!("\"{k}\"")
+            } else {
+                format!("\"/local/domain/$D/{k}\"")
+            }
+        };
+        let label = self.label().unwrap_or_default();
+        match self {
+            Step::Await(k, v) => format!(
+                "  if wait_for {seconds} is_key {p} {v}; then ok {l}; else fail {l}\": $(timeout 5 xenstore-read {p} 2>&1)\"; fi\n",
+                p = path(k),
+                v = quote(v),
+                l = quote(&format!("{name}: {label}")),
+            ),
+            Step::Write(k, v) => format!(
+                "  timeout 10 xenstore-write {p} {v} || fail {l}\n",
+                p = path(k),
+                v = quote(v),
+                l = quote(&format!("{name}: write {k}")),
+            ),
+            Step::Expect(k, v) => format!(
+                "  if is_key {p} {v}; then ok {l}; else fail {l}\", got $(timeout 5 xenstore-read {p} 2>&1)\"; fi\n",
+                p = path(k),
+                v = quote(v),
+                l = quote(&format!("{name}: {label}")),
+            ),
+            Step::Perms(dir, child, perms) => format!(
+                "  timeout 10 xenstore-ls -p {p} > /tmp/{name}.ls 2>&1\n  if grep -q {pat} /tmp/{name}.ls; then ok {l}; else fail {l}; show /tmp/{name}.ls; fi\n",
+                p = path(dir),
+                pat = quote(&format!("^{child} = .*({perms})$")),
+                l = quote(&format!("{name}: {label}")),
+            ),
+        }
+    }
 }
 
 impl DomU {
@@ -164,6 +284,10 @@ impl DomU {
              on_crash = \"destroy\"\n",
             n = self.name
         );
+        if !self.disks.is_empty() {
+            let specs: Vec<String> = self.disks.iter().map(Disk::spec).collect();
+            let _ = writeln!(s, "disk = [{}]", specs.join(", "));
+        }
         for l in &self.config {
             s.push_str(l);
             s.push('\n');
@@ -186,7 +310,23 @@ pub struct Scenario {
     pub control: Vec<&'static str>,
 }
 
+/// The state of blkback for the domU's `xvda` (`XenbusState`: 2 InitWait, 4 Connected, 6 Closed).
+pub const VBD_BACKEND: &str = "/local/domain/0/backend/vbd/$D/51712/state";
+
+/// What the hotplug script wrote for the domU's `xvda` (`connected`).
+pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
+
 impl Scenario {
+    /// How many RAM disks dom0 needs (`brd`'s `rd_nr`): one past the highest declared.
+    pub fn ram_disks(&self) -> u32 {
+        self.domus
+            .iter()
+            .flat_map(|d| &d.disks)
+            .map(|d| d.ram + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The console domU (`guests/src/bin/xl_domu.rs`): finds its PV console ring and xenstore page from its
     /// HVM parameters, writes its lines into the ring, powers off. Its parameters must be what `xl` wrote
     /// in xenstore.
@@ -216,6 +356,8 @@ impl Scenario {
                 ],
                 shutdown: Shutdown::Poweroff,
                 seconds: DOMU_SECONDS,
+                disks: vec![],
+                dom0: vec![],
             }],
             control: vec![],
         }
@@ -252,14 +394,26 @@ impl Scenario {
             ],
             shutdown: Shutdown::Poweroff,
             seconds: DOMU_SECONDS,
+            disks: vec![],
+            dom0: vec![],
         };
+        // The second has a disk: blkback waits for its frontend (InitWait) once the hotplug script ran,
+        // before the domU runs.
+        let mut two = domu("two", "2", "memory = 32");
+        two.disks = vec![Disk {
+            vdev: "xvda",
+            ram: 0,
+        }];
+        two.xenstore.extend([
+            ("device/vbd/51712/state", Value::Is("1")),
+            ("device/vbd/51712/backend-id", Value::Is("0")),
+            (VBD_BACKEND, Value::Is("2")),
+            (VBD_HOTPLUG, Value::Is("connected")),
+        ]);
         Scenario {
             name: "two",
-            title: "two xl domUs at once, each with its own console ring and log",
-            domus: vec![
-                domu("one", "1", "memory = 16"),
-                domu("two", "2", "memory = 32"),
-            ],
+            title: "two xl domUs at once, each with its own console ring and log; one has a disk",
+            domus: vec![domu("one", "1", "memory = 16"), two],
             control: vec![],
         }
     }
@@ -284,6 +438,7 @@ impl Scenario {
             ("name", Value::Is("cons")),
         ];
         d.shutdown = Shutdown::Crash;
+        d.dom0 = vec![Step::Expect("/local/domain/0/domid", "7")];
         Scenario {
             name: "control",
             title: "negative control: wrong expectations and a domU that stays are each reported",
@@ -292,6 +447,7 @@ impl Scenario {
                 "cons: xenstore console/port = 2, the domU's STORE_EVTCHN = 0x1 (1)",
                 "cons: xenstore store/port = 1, the domU's CONSOLE_EVTCHN = 0x2 (2)",
                 "cons: xl's log does not say it shut down with reason Crash (code 3)",
+                "dom0: FAIL cons: /local/domain/0/domid = 7, got 0",
                 "dom0: FAIL ended kept: still there after 3 s",
                 "kept: no `ok ended kept` line",
             ],
@@ -477,7 +633,29 @@ pub fn fetch() -> Result<Dom0> {
         && let Some((release, packages)) = text.split_once('\n')
         && packages.trim() == wanted_list
     {
-        return done(release.trim().to_string());
+        let release = release.trim().to_string();
+        // A module added to the lists since: unpacked again from the kernel package kept in `debs`.
+        let missing = MODULES.iter().chain(&DISK_MODULES).any(|m| {
+            !kernel_tree
+                .join(format!("lib/modules/{release}/kernel/drivers/{m}.ko"))
+                .is_file()
+        });
+        let deb = std::fs::read_dir(&debs)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("linux-image-{release}_")))
+            });
+        match (missing, deb) {
+            (false, _) => return done(release),
+            (true, Some(deb)) => {
+                setup::debian(&[DPKG, TAR])?;
+                extract_kernel(&deb, &kernel_tree, &release)?;
+                return done(release);
+            }
+            (true, None) => {} // fetched again
+        }
     }
     setup::debian(&[APT, DPKG, TAR])?;
     let apt = d.join("apt");
@@ -584,8 +762,8 @@ fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
     let mut tar = Command::new("tar");
     tar.arg("-x").arg("-C").arg(into);
     tar.arg(format!("./boot/vmlinuz-{release}"));
-    for m in MODULES {
-        tar.arg(format!("./lib/modules/{release}/kernel/drivers/xen/{m}.ko"));
+    for m in MODULES.iter().chain(&DISK_MODULES) {
+        tar.arg(format!("./lib/modules/{release}/kernel/drivers/{m}.ko"));
     }
     let status = tar
         .stdin(dpkg.stdout.take().context("no pipe")?)
@@ -844,6 +1022,8 @@ finish() {{ echo "$M done"; sync; poweroff -f; sleep 10; echo "$M FAIL poweroff"
 wait_for() {{ n=$(($1 * 10)); shift; while ! "$@" >/dev/null 2>&1; do n=$((n - 1)); [ $n -le 0 ] && return 1; sleep 0.1; done; }}
 # gone NAME: `xl domid` says there is no such domain (exit status 1; a time-out is 143).
 gone() {{ timeout 5 xl domid "$1"; [ $? -eq 1 ]; }}
+# is_key PATH VALUE: xenstore's PATH reads VALUE.
+is_key() {{ [ "$(timeout 5 xenstore-read "$1" 2>/dev/null)" = "$2" ]; }}
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -853,12 +1033,12 @@ mount -t tmpfs tmpfs /run
 mkdir -p /run/xen
 ln -s /run /var/run
 echo "$M dom0 up: $(uname -r), $(cut -d' ' -f1 /proc/uptime) s"
-K=/lib/modules/$(uname -r)/kernel/drivers/xen
+K=/lib/modules/$(uname -r)/kernel/drivers
 for mod in {modules}; do
   insmod $K/$mod.ko || {{ fail "insmod $mod"; finish; }}
 done
 ok modules
-mount -t xenfs xenfs /proc/xen || {{ fail "mount xenfs"; finish; }}
+{disk_modules}mount -t xenfs xenfs /proc/xen || {{ fail "mount xenfs"; finish; }}
 ok xenfs
 mkdir -p /run/xenstored
 XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid || {{ fail "xenstored did not start"; finish; }}
@@ -872,6 +1052,16 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
 "#,
         name = scenario.name,
         modules = MODULES.join(" "),
+        disk_modules = match scenario.ram_disks() {
+            0 => String::new(),
+            n => format!(
+                "insmod $K/{brd}.ko rd_nr={n} rd_size={kib} && insmod $K/{blkback}.ko && ok \"disk modules: {n} RAM disk(s)\" \
+                 || {{ fail \"disk modules\"; finish; }}\n",
+                brd = DISK_MODULES[0],
+                blkback = DISK_MODULES[1],
+                kib = RAM_DISK_MIB * 1024,
+            ),
+        },
     );
     for d in &scenario.domus {
         let n = d.name;
@@ -887,7 +1077,12 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
             let p = quote(path);
             let _ = writeln!(
                 s,
-                "  v=$(timeout 10 xenstore-read \"/local/domain/$D/\"{p} 2>&1) && echo \"$M xenstore {n} \"{p}\" = $v\" || fail \"xenstore-read {n} \"{p}\": $v\""
+                "  v=$(timeout 10 xenstore-read {full} 2>&1) && echo \"$M xenstore {n} \"{p}\" = $v\" || fail \"xenstore-read {n} \"{p}\": $v\"",
+                full = if path.starts_with('/') {
+                    format!("\"{path}\"")
+                } else {
+                    format!("\"/local/domain/$D/\"{p}")
+                }
             );
         }
         let _ = write!(
@@ -911,6 +1106,17 @@ fi
         s,
         "echo \"$M domUs running: $(cut -d' ' -f1 /proc/uptime) s\""
     );
+    // What dom0 does while the domUs run: one background job per domU with steps, waited for at the end
+    // (every step is bounded).
+    s.push_str("JOBS=\n");
+    for d in scenario.domus.iter().filter(|d| !d.dom0.is_empty()) {
+        let n = d.name;
+        let _ = writeln!(s, "(\n  D=$(timeout 10 xl domid {n})");
+        for step in &d.dom0 {
+            s.push_str(&step.script(n, d.seconds));
+        }
+        s.push_str(") &\nJOBS=\"$JOBS $!\"\n");
+    }
     for d in &scenario.domus {
         let n = d.name;
         let _ = write!(
@@ -925,6 +1131,7 @@ fi
             secs = d.seconds
         );
     }
+    s.push_str("for j in $JOBS; do wait $j; done\n");
     for d in &scenario.domus {
         let n = d.name;
         let _ = write!(
@@ -1002,13 +1209,19 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
         cpio.dir(d);
     }
     add_tree(&mut cpio, &dom0.root)?;
-    for m in MODULES {
-        let rel = format!("lib/modules/{}/kernel/drivers/xen/{m}.ko", dom0.release);
+    let disks = scenario.ram_disks() > 0;
+    for m in MODULES.iter().chain(DISK_MODULES.iter().filter(|_| disks)) {
+        let rel = format!("lib/modules/{}/kernel/drivers/{m}.ko", dom0.release);
         let data = std::fs::read(dom0.kernel_tree.join(&rel))
             .with_context(|| format!("the kernel module {rel}"))?;
         cpio.file(&rel, 0o644, &data);
     }
     cpio.file("init", 0o755, init_script(scenario).as_bytes());
+    cpio.file(
+        &format!("etc/xen/scripts/{BLOCK_SCRIPT_NAME}"),
+        0o755,
+        BLOCK_SCRIPT.as_bytes(),
+    );
     for d in &scenario.domus {
         cpio.file(
             &format!("etc/xen/{}.cfg", d.name),
@@ -1207,8 +1420,16 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
     for l in lines.iter().filter(|l| l.starts_with("FAIL")) {
         problems.push(format!("dom0: {l}"));
     }
+    if scenario.ram_disks() > 0 && !has("ok disk modules") {
+        problems.push("dom0: no `ok disk modules` line".into());
+    }
     for d in &scenario.domus {
         let n = d.name;
+        for label in d.dom0.iter().filter_map(Step::label) {
+            if !has(&format!("ok {n}: {label}")) && !has(&format!("FAIL {n}: {label}")) {
+                problems.push(format!("{n}: dom0 step `{label}` did not run"));
+            }
+        }
         for step in ["create", "unpause", "ended"] {
             if !has(&format!("ok {step} {n}")) {
                 problems.push(format!("{n}: no `ok {step} {n}` line"));

@@ -205,7 +205,12 @@ fn control_output() -> String {
     assert!(kept.contains("FAIL ended kept"));
     assert!(kept.contains("xl-harness: console kept| xl-domu: done\n"));
     assert!(kept.contains("xl-harness: xenstore kept name = kept\n"));
-    good().replace("xl-harness: done\n", &format!("{kept}xl-harness: done\n"))
+    good().replace(
+        "xl-harness: done\n",
+        &format!(
+            "{kept}xl-harness: FAIL cons: /local/domain/0/domid = 7, got 0\nxl-harness: done\n"
+        ),
+    )
 }
 
 #[test]
@@ -305,7 +310,66 @@ fn a_domu_config_has_the_base_lines_then_its_own() {
     let d = &Scenario::two().domus[1];
     let c = d.config_file();
     assert!(c.starts_with("name = \"two\"\nkernel = \"/domu/two.bin\"\nmemory = 16\n"));
-    assert!(c.ends_with("on_crash = \"destroy\"\nmemory = 32\n"));
+    assert!(c.ends_with(
+        "on_crash = \"destroy\"\ndisk = ['format=raw,vdev=xvda,access=rw,script=block-ram,target=/dev/ram0']\n\
+         memory = 32\n"
+    ));
+    assert!(!Scenario::two().domus[0].config_file().contains("disk"));
+}
+
+#[test]
+fn disks_load_their_modules_and_steps_are_required() {
+    let two = Scenario::two();
+    assert_eq!(two.ram_disks(), 1);
+    assert_eq!(Scenario::console().ram_disks(), 0);
+    let init = init_script(&two);
+    assert!(init.contains(
+        "insmod $K/block/brd.ko rd_nr=1 rd_size=4096 && insmod $K/block/xen-blkback/xen-blkback.ko"
+    ));
+    assert!(!init_script(&Scenario::console()).contains("brd"));
+    assert!(init.contains("xenstore-read \"/local/domain/0/backend/vbd/$D/51712/state\""));
+    // The script libxl runs writes what blkback waits for, and nothing on `remove`.
+    assert!(BLOCK_SCRIPT.contains("\"$XENBUS_PATH/physical-device\" \"$mm\""));
+    assert!(BLOCK_SCRIPT.contains("[ \"$1\" = add ] || exit 0"));
+    // Steps run in a background job, each bounded, waited for before the logs are printed.
+    let mut s = Scenario::console();
+    s.domus[0].dom0 = vec![
+        Step::Await("data/ready", "1"),
+        Step::Write("data/go", "1"),
+        Step::Expect("/local/domain/0/backend/vbd/$D/51712/sectors", "8192"),
+        Step::Perms("data", "perm", "n1,r0"),
+    ];
+    let init = init_script(&s);
+    assert!(init.contains("if wait_for 30 is_key \"/local/domain/$D/data/ready\" '1'; then ok 'cons: await data/ready = 1'"));
+    assert!(init.contains("timeout 10 xenstore-write \"/local/domain/$D/data/go\" '1'"));
+    assert!(
+        init.contains("if is_key \"/local/domain/0/backend/vbd/$D/51712/sectors\" '8192'; then")
+    );
+    assert!(init.contains("grep -q '^perm = .*(n1,r0)$'"));
+    let job = init.find(") &\nJOBS=").unwrap();
+    let waited = init.find("for j in $JOBS; do wait $j; done").unwrap();
+    assert!(init.find("xl unpause cons").unwrap() < job && job < waited);
+    assert!(waited < init.find("begin console cons").unwrap());
+    // A step whose line is missing is a problem; its ok line (or its FAIL line) ends it.
+    let p = judge(&s, &good(), false, XenBuild::Release);
+    assert_eq!(
+        p,
+        [
+            "cons: dom0 step `await data/ready = 1` did not run",
+            "cons: dom0 step `/local/domain/0/backend/vbd/$D/51712/sectors = 8192` did not run",
+            "cons: dom0 step `perms data/perm = (n1,r0)` did not run",
+        ]
+    );
+    let out = good().replace(
+        "xl-harness: done\n",
+        "xl-harness: ok cons: await data/ready = 1\n\
+         xl-harness: ok cons: /local/domain/0/backend/vbd/$D/51712/sectors = 8192\n\
+         xl-harness: FAIL cons: perms data/perm = (n1,r0)\nxl-harness: done\n",
+    );
+    assert_eq!(
+        judge(&s, &out, false, XenBuild::Release),
+        ["dom0: FAIL cons: perms data/perm = (n1,r0)"]
+    );
 }
 
 /// Reads a `newc` archive back: (name, mode, body) per entry, the trailer excluded.
