@@ -108,6 +108,21 @@ xenstore-write "$XENBUS_PATH/hotplug-status" connected
 /// Where [`BLOCK_SCRIPT`] is in dom0 (libxl takes `script=` relative to `/etc/xen/scripts/`).
 pub const BLOCK_SCRIPT_NAME: &str = "block-ram";
 
+/// `blk-pattern SECTORS [START COUNT]…` in dom0: the disk image of the block scenario, on its standard
+/// output, built by dom0 itself (the reference the frontend's writes are checked against): 512-byte sector
+/// `s` holds the 8-digit decimal of `s` 64 times, or of `s + 10000000` inside a `START COUNT` region
+/// (what the domU writes there).
+pub const BLK_PATTERN: &str = r#"#!/bin/sh
+n=$1; shift
+exec awk -v n="$n" -v r="$*" 'BEGIN { k = split(r, a, " ");
+  for (i = 0; i < n; i++) { v = i; for (j = 1; j < k; j += 2) if (i >= a[j] + 0 && i < a[j] + a[j + 1]) v = i + 10000000;
+    s = sprintf("%08d", v); s = s s; s = s s; s = s s; s = s s; s = s s; s = s s; printf "%s", s } }'
+"#;
+
+/// The regions (start sector, sectors) the block domU writes: odd offsets and lengths, requests across
+/// the 11-segment limit, the first and the last sector.
+pub const BLK_REGIONS: &str = "1 1 3 97 200 89 511 300 4000 177 8191 1";
+
 /// The toolstack's programs `/init` runs (every one is checked to find its libraries in the initramfs).
 pub const PROGRAMS: [&str; 5] = [
     "usr/lib/xen-4.17/bin/xl",
@@ -224,6 +239,9 @@ pub enum Step {
     /// Among the children of `dir` listed by `xenstore-ls -p`, `name` must have the permissions `perms`
     /// (as it prints them: `n1,r0`).
     Perms(&'static str, &'static str, &'static str),
+    /// Runs the shell command `cmd` (in `/init`'s shell, with `$D` the domU's domid): `ok NAME: label`
+    /// when it succeeds, `FAIL NAME: label` otherwise; its output is printed under the line either way.
+    Shell(&'static str, &'static str),
 }
 
 impl Step {
@@ -233,6 +251,7 @@ impl Step {
             Step::Await(k, v) => Some(format!("await {k} = {v}")),
             Step::Expect(k, v) => Some(format!("{k} = {v}")),
             Step::Perms(dir, name, p) => Some(format!("perms {dir}/{name} = ({p})")),
+            Step::Shell(label, _) => Some(label.to_string()),
             Step::Write(..) => None,
         }
     }
@@ -270,6 +289,10 @@ impl Step {
                 "  timeout 10 xenstore-ls -p {p} > /tmp/{name}.ls 2>&1\n  if grep -q {pat} /tmp/{name}.ls; then ok {l}; else fail {l}; show /tmp/{name}.ls; fi\n",
                 p = path(dir),
                 pat = quote(&format!("^{child} = .*({perms})$")),
+                l = quote(&format!("{name}: {label}")),
+            ),
+            Step::Shell(_, cmd) => format!(
+                "  if {{ {cmd}\n  }} > /tmp/{name}.sh 2>&1; then ok {l}; else fail {l}; fi; show /tmp/{name}.sh\n",
                 l = quote(&format!("{name}: {label}")),
             ),
         }
@@ -317,6 +340,16 @@ pub const VBD_BACKEND: &str = "/local/domain/0/backend/vbd/$D/51712/state";
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
 
 impl Scenario {
+    /// How long one boot may take: [`TIMEOUT`], or 4 minutes for a scenario with disks (its domUs move
+    /// megabytes through blkback under TCG).
+    pub fn boot_timeout(&self) -> Duration {
+        if self.ram_disks() > 0 {
+            Duration::from_secs(240)
+        } else {
+            TIMEOUT
+        }
+    }
+
     /// How many RAM disks dom0 needs (`brd`'s `rd_nr`): one past the highest declared.
     pub fn ram_disks(&self) -> u32 {
         self.domus
@@ -478,7 +511,105 @@ impl Scenario {
             Scenario::two(),
             Scenario::control(),
             Scenario::a32(),
+            Scenario::blk(),
         ]
+    }
+
+    /// The block frontend (`guests/src/bin/xl_blk.rs`, `xen::blkfront`) against Linux's blkback, three
+    /// domUs on three RAM disks filled by dom0: `blk` (multi-page ring, indirect and persistent grants as
+    /// offered) and `blk1` (one ring page, direct requests, no `feature-persistent`) read everything and
+    /// check it, write [`BLK_REGIONS`], flush, read past the end, close; dom0 then compares each disk
+    /// with the image it builds itself (`cmp`, `md5sum`). `blkdet` reads until dom0's `xl block-detach`
+    /// takes its disk away: a clear error, no hang, and every page handed back or accounted for.
+    pub fn blk() -> Scenario {
+        // dom0 builds both images once (the disks' first content, and what they must hold after the
+        // domUs' writes) and fills both disks; `blk1`'s steps wait for that.
+        const FILL: &str = "blk-pattern 8192 > /tmp/p && dd if=/tmp/p of=/dev/ram0 bs=65536 && \
+            dd if=/tmp/p of=/dev/ram1 bs=65536 && sync && echo 3 > /proc/sys/vm/drop_caches && \
+            blk-pattern 8192 1 1 3 97 200 89 511 300 4000 177 8191 1 > /tmp/e && md5sum /tmp/p /tmp/e && \
+            touch /tmp/filled";
+        let checked = |name: &'static str, ram: u32| {
+            let (fill, check): (Step, &'static str) = match ram {
+                0 => (
+                    Step::Shell("filled the disks", FILL),
+                    "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram0 && cmp /tmp/e /dev/ram0",
+                ),
+                _ => (
+                    Step::Shell("waited for the fill", "wait_for 120 test -f /tmp/filled"),
+                    "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram1 && cmp /tmp/e /dev/ram1",
+                ),
+            };
+            DomU {
+                name,
+                bin: "xl-blk",
+                isa: Isa::A64,
+                config: vec![],
+                console: vec![
+                    "xl-blk: ok connected",
+                    "xl-blk: ok read the whole disk",
+                    "xl-blk: ok wrote the regions",
+                    "xl-blk: ok flush",
+                    "xl-blk: ok read back",
+                    "xl-blk: ok past the end",
+                    "xl-blk: ok closed",
+                    "xl-blk: done",
+                ],
+                xenstore: vec![
+                    ("device/vbd/51712/state", Value::Is("1")),
+                    (VBD_BACKEND, Value::Is("2")),
+                ],
+                shutdown: Shutdown::Poweroff,
+                seconds: 120,
+                disks: vec![Disk { vdev: "xvda", ram }],
+                dom0: vec![
+                    fill,
+                    Step::Write("data/disk-ready", "1"),
+                    Step::Await("data/blk-done", "1"),
+                    Step::Expect(VBD_BACKEND, "6"),
+                    Step::Write("data/blk-ack", "1"),
+                    Step::Shell("the disk is dom0's expected image", check),
+                ],
+            }
+        };
+        let mut blk = checked("blk", 0);
+        blk.dom0.insert(
+            0,
+            Step::Shell(
+                "blkback parameters",
+                "grep . /sys/module/xen_blkback/parameters/*",
+            ),
+        );
+        let det = DomU {
+            name: "blkdet",
+            bin: "xl-blk",
+            isa: Isa::A64,
+            config: vec![],
+            console: vec![
+                "xl-blk: ok connected",
+                "xl-blk: ok detached",
+                "xl-blk: ok closed",
+                "xl-blk: done",
+            ],
+            xenstore: vec![(VBD_BACKEND, Value::Is("2"))],
+            shutdown: Shutdown::Poweroff,
+            seconds: 120,
+            disks: vec![Disk {
+                vdev: "xvda",
+                ram: 2,
+            }],
+            dom0: vec![
+                Step::Write("data/disk-ready", "1"),
+                Step::Await("data/blk-reading", "1"),
+                Step::Shell("xl block-detach", "timeout 40 xl block-detach blkdet xvda"),
+                Step::Write("data/blk-ack", "1"),
+            ],
+        };
+        Scenario {
+            name: "blk",
+            title: "the block frontend on blkback: every byte checked by dom0, errors, block-detach",
+            domus: vec![blk, checked("blk1", 1), det],
+            control: vec![],
+        }
     }
 }
 
@@ -1222,6 +1353,7 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
         0o755,
         BLOCK_SCRIPT.as_bytes(),
     );
+    cpio.file("usr/bin/blk-pattern", 0o755, BLK_PATTERN.as_bytes());
     for d in &scenario.domus {
         cpio.file(
             &format!("etc/xen/{}.cfg", d.name),
@@ -1529,7 +1661,7 @@ pub fn run(scenario: &Scenario, dom0: &Dom0, xens: &[(XenBuild, PathBuf)]) -> Re
     let mut runs = Vec::new();
     for (build, xen) in xens {
         let mut cmd = command(xen, &dom0.kernel, &initrd)?;
-        let boot = xen::run_qemu(&mut cmd, TIMEOUT, finished)?;
+        let boot = xen::run_qemu(&mut cmd, scenario.boot_timeout(), finished)?;
         let log = dir().join(format!("{}-{}.log", scenario.name, build.name()));
         std::fs::write(&log, &boot.output).with_context(|| format!("writing {}", log.display()))?;
         let problems = verdict(
