@@ -515,9 +515,10 @@ impl Scenario {
         ]
     }
 
-    /// The block frontend (`guests/src/bin/xl_blk.rs`, `xen::blkfront`) against Linux's blkback, three
-    /// domUs on three RAM disks filled by dom0: `blk` (multi-page ring, indirect and persistent grants as
-    /// offered) and `blk1` (one ring page, direct requests, no `feature-persistent`) read everything and
+    /// The block frontend (`guests/src/bin/xl_blk.rs`, `xen::blkfront`) against Linux's blkback, four
+    /// domUs on four RAM disks filled by dom0: `blk` (multi-page ring, indirect and persistent grants as
+    /// offered), `blk32` (the same, a 32-bit A32 domain) and `blk1` (one ring page, direct requests, no
+    /// `feature-persistent`) read everything and
     /// check it, write [`BLK_REGIONS`], flush, read past the end, close; dom0 then compares each disk
     /// with the image it builds itself (`cmp`, `md5sum`). `blkdet` reads until dom0's `xl block-detach`
     /// takes its disk away: a clear error, no hang, and every page handed back or accounted for.
@@ -525,7 +526,8 @@ impl Scenario {
         // dom0 builds both images once (the disks' first content, and what they must hold after the
         // domUs' writes) and fills both disks; `blk1`'s steps wait for that.
         const FILL: &str = "blk-pattern 8192 > /tmp/p && dd if=/tmp/p of=/dev/ram0 bs=65536 && \
-            dd if=/tmp/p of=/dev/ram1 bs=65536 && sync && echo 3 > /proc/sys/vm/drop_caches && \
+            dd if=/tmp/p of=/dev/ram1 bs=65536 && dd if=/tmp/p of=/dev/ram3 bs=65536 && sync && \
+            echo 3 > /proc/sys/vm/drop_caches && \
             blk-pattern 8192 1 1 3 97 200 89 511 300 4000 177 8191 1 > /tmp/e && md5sum /tmp/p /tmp/e && \
             touch /tmp/filled";
         let checked = |name: &'static str, ram: u32| {
@@ -534,9 +536,13 @@ impl Scenario {
                     Step::Shell("filled the disks", FILL),
                     "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram0 && cmp /tmp/e /dev/ram0",
                 ),
-                _ => (
+                1 => (
                     Step::Shell("waited for the fill", "wait_for 120 test -f /tmp/filled"),
                     "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram1 && cmp /tmp/e /dev/ram1",
+                ),
+                _ => (
+                    Step::Shell("waited for the fill", "wait_for 120 test -f /tmp/filled"),
+                    "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram3 && cmp /tmp/e /dev/ram3",
                 ),
             };
             DomU {
@@ -579,6 +585,9 @@ impl Scenario {
                 "grep . /sys/module/xen_blkback/parameters/*",
             ),
         );
+        // The same run as `blk` from a 32-bit (A32) domain.
+        let mut blk32 = checked("blk32", 3);
+        blk32.isa = Isa::A32;
         let det = DomU {
             name: "blkdet",
             bin: "xl-blk",
@@ -607,7 +616,7 @@ impl Scenario {
         Scenario {
             name: "blk",
             title: "the block frontend on blkback: every byte checked by dom0, errors, block-detach",
-            domus: vec![blk, checked("blk1", 1), det],
+            domus: vec![blk, checked("blk1", 1), det, blk32],
             control: vec![],
         }
     }
