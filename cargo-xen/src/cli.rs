@@ -1,4 +1,4 @@
-//! The command line: `cargo xen audit …` and `cargo xen run …` (also `cargo-xen …`).
+//! The command line: `cargo xen audit …`, `cargo xen run …` and `cargo xen new …` (also `cargo-xen …`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::audit::{self, Limits};
+use crate::new::{self, NewArch, NewOptions};
 use crate::run::{self, Arch, Outcome};
 
 /// The help text.
@@ -25,19 +26,31 @@ usage: cargo xen <command> …
           --max-sites N            hypercall sites
           --max-stub-bytes N       bytes of the stubs
           --max-hypercall-bytes N  set-up bytes plus stub bytes
-  run <IMAGE|ELF>… [--arch a64|a32] [--dom0less] [--debug-xen] [--timeout S] [--xen-args ARGS]
+  run <IMAGE|ELF>… [--arch a64|a32] [--dom0less] [--debug-xen] [--timeout S] [--xen-args ARGS] [-- ARGS…]
+  run [OPTIONS…] [--xen-log] --runner <ELF> [ARGS…]
         boot on Xen 4.17 for arm64 under QEMU (Debian's build, fetched once; --debug-xen: a debug build
         from Debian's source). One image boots as dom0; with --dom0less the others boot as domUs.
-        --xen-args adds to Xen's command line (e.g. xsm=dummy). Exit
+        --xen-args adds to Xen's command line (e.g. xsm=dummy). ARGS go to dom0's command line after
+        `console=hvc0 --` (its device tree's /chosen/bootargs; printable ASCII words). --runner: as cargo's
+        runner (`runner = \"cargo xen run --runner\"`): the first argument after the options is the image,
+        every later one an ARG, so that `cargo run -- ARGS` and `cargo test FILTER` reach the guest; only
+        the guest's console lines are shown, not Xen's `(XEN) …` ones (--xen-log: all of them). Exit
         status 0 only when Xen reports dom0's poweroff; 1 on a crash, reboot, Xen panic, unloadable image
-        or time-out (default 60 s). Xen and the converted images are kept in $CARGO_XEN_CACHE (default
-        ~/.cache/cargo-xen).";
+        or time-out (default 60 s), naming the test that was running (the xen-test crate's console lines)
+        or the failed tests' summary. Xen and the converted images are kept in $CARGO_XEN_CACHE (default
+        ~/.cache/cargo-xen).
+  new <PATH> [--arch aarch64|arm|thumb] [--path CHECKOUT]
+        a unikernel project in the new directory PATH, named after its last component, from the template
+        built into cargo-xen: `cd PATH && cargo run --release` boots it on Xen, `cargo test` runs its
+        tests/on_xen.rs there. It depends on xen-hypercall and xen-test by version, or with --path on a
+        checkout of the xen-hypercall repository. Exit status 2 for an existing PATH or a bad name.";
 
 /// The entry point: `args` without the program name (and without cargo's `xen`). Returns the exit code.
 pub fn main(args: &[String]) -> u8 {
     let result = match args.first().map(String::as_str) {
         Some("audit") => audit_main(&args[1..]),
         Some("run") => run_main(&args[1..]),
+        Some("new") => new_main(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");
             Ok(true)
@@ -159,8 +172,66 @@ pub fn audit_main(args: &[String]) -> Result<bool> {
     Ok(violations.is_empty())
 }
 
+/// `cargo xen new`.
+pub fn new_main(args: &[String]) -> Result<bool> {
+    let mut dir = None;
+    let mut arch = NewArch::Aarch64;
+    let mut path = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--arch" => {
+                let v = it.next().context("--arch needs aarch64, arm or thumb")?;
+                arch = NewArch::parse(v)
+                    .with_context(|| format!("--arch aarch64|arm|thumb, not `{v}`"))?;
+            }
+            "--path" => {
+                path = Some(PathBuf::from(
+                    it.next().context("--path needs a directory")?,
+                ))
+            }
+            s if s.starts_with('-') => bail!("unknown option {s}; see `cargo xen help`"),
+            s if dir.is_none() => dir = Some(PathBuf::from(s)),
+            s => bail!("`cargo xen new` takes one PATH, not also `{s}`"),
+        }
+    }
+    let dir =
+        dir.context("usage: cargo xen new <PATH> [--arch aarch64|arm|thumb] [--path CHECKOUT]")?;
+    let opts = NewOptions { dir, arch, path };
+    let name = new::create(&opts)?;
+    println!(
+        "cargo-xen: created unikernel `{name}` ({}) in {}\n  cd {} && cargo run --release   # boots it on Xen under QEMU\n  cargo test                     # runs tests/on_xen.rs on Xen",
+        opts.arch.target(),
+        opts.dir.display(),
+        opts.dir.display()
+    );
+    Ok(true)
+}
+
 /// `cargo xen run`; `Ok(false)` unless dom0 powered off.
 pub fn run_main(args: &[String]) -> Result<bool> {
+    let opts = run_options(args)?;
+    match run::run(&opts)? {
+        Outcome::Poweroff => {
+            eprintln!("cargo-xen: dom0 powered off");
+            Ok(true)
+        }
+        Outcome::Failed(why) => {
+            eprintln!("cargo-xen: FAILED: {why}");
+            // A failed test run says all in its summary; anything else may be in Xen's lines.
+            if opts.hide_xen && !why.starts_with("test result:") {
+                eprintln!(
+                    "cargo-xen: Xen's own console lines were not shown (--xen-log shows them)"
+                );
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// The options of `cargo xen run`: with `--runner`, the first argument after the options is the image and
+/// every later one (options included) a guest argument; otherwise the guest arguments follow `--`.
+pub fn run_options(args: &[String]) -> Result<run::Options> {
     let mut opts = run::Options {
         images: Vec::new(),
         arch: None,
@@ -169,10 +240,24 @@ pub fn run_main(args: &[String]) -> Result<bool> {
         timeout: Duration::from_secs(60),
         xen_args: String::new(),
         stream: true,
+        hide_xen: false,
+        guest_args: Vec::new(),
     };
+    let mut runner = false;
+    let mut xen_log = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
+        // As cargo's runner, everything after the image is the program's.
+        if runner && !opts.images.is_empty() {
+            opts.guest_args.push(a.clone());
+            continue;
+        }
         match a.as_str() {
+            "--runner" => runner = true,
+            "--xen-log" => xen_log = true,
+            "--" => {
+                opts.guest_args.extend(it.by_ref().cloned());
+            }
             "--arch" => {
                 opts.arch = Some(match it.next().map(String::as_str) {
                     Some("a64" | "aarch64") => Arch::A64,
@@ -192,14 +277,46 @@ pub fn run_main(args: &[String]) -> Result<bool> {
             s => opts.images.push(PathBuf::from(s)),
         }
     }
-    match run::run(&opts)? {
-        Outcome::Poweroff => {
-            eprintln!("cargo-xen: dom0 powered off");
-            Ok(true)
-        }
-        Outcome::Failed(why) => {
-            eprintln!("cargo-xen: FAILED: {why}");
-            Ok(false)
-        }
+    opts.hide_xen = runner && !xen_log;
+    Ok(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_runner_passes_everything_after_the_image() {
+        let o = run_options(&strings(&[
+            "--timeout",
+            "9",
+            "--runner",
+            "ELF",
+            "name",
+            "--exact",
+            "--timeout",
+            "3",
+        ]))
+        .unwrap();
+        assert_eq!(o.images, [PathBuf::from("ELF")]);
+        assert_eq!(
+            o.guest_args,
+            strings(&["name", "--exact", "--timeout", "3"])
+        );
+        assert_eq!(o.timeout, Duration::from_secs(9));
+        assert!(o.hide_xen);
+        let o = run_options(&strings(&["--xen-log", "--runner", "ELF"])).unwrap();
+        assert!(!o.hide_xen && o.guest_args.is_empty());
+        // Without --runner, options after the image are cargo-xen's, and guest arguments follow `--`.
+        let o = run_options(&strings(&["ELF", "--timeout", "5", "--", "a", "--b"])).unwrap();
+        assert_eq!(o.images, [PathBuf::from("ELF")]);
+        assert_eq!(o.timeout, Duration::from_secs(5));
+        assert_eq!(o.guest_args, strings(&["a", "--b"]));
+        assert!(!o.hide_xen);
+        assert!(run_options(&strings(&["ELF", "--exact"])).is_err());
     }
 }

@@ -11,6 +11,8 @@
 //! - [`run`]: `cargo xen run`, booting images on Xen under QEMU and judging how dom0 ended; [`qemu`]: the
 //!   runner, Debian's Xen, flat images, the dom0less device tree; [`xensrc`]: a debug Xen built from
 //!   Debian's source.
+//! - [`new`]: `cargo xen new`, a unikernel project from the template built into the tool, whose cargo
+//!   runner is `cargo xen run --runner` (`cargo run` and `cargo test` boot it on Xen).
 //! - [`setup`], [`cmd`]: the Debian packages the runs need, and running commands.
 //! - [`cli`]: the command line.
 
@@ -20,6 +22,7 @@ pub mod cmd;
 pub mod elf;
 pub mod flow;
 pub mod names;
+pub mod new;
 pub mod qemu;
 pub mod run;
 pub mod setup;

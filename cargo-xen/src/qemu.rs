@@ -169,11 +169,21 @@ pub fn dom0_command(xen: &Path, image: &Path) -> Command {
 
 /// [`dom0_command`] with Xen's command line `bootargs`.
 pub fn dom0_command_with(xen: &Path, image: &Path, bootargs: &str) -> Command {
+    dom0_command_full(xen, image, bootargs, DOM0_CMDLINE)
+}
+
+/// dom0's command line by default (Xen hands it to dom0 as its device tree's `/chosen/bootargs`).
+pub const DOM0_CMDLINE: &str = "console=hvc0";
+
+/// [`dom0_command_with`] with dom0's command line `cmdline` (a QEMU `guest-loader` option: its commas are
+/// doubled here).
+pub fn dom0_command_full(xen: &Path, image: &Path, bootargs: &str, cmdline: &str) -> Command {
     let mut cmd = qemu_base(DOM0_MEMORY);
     cmd.args(["-machine", MACHINE]).arg("-kernel").arg(xen);
     cmd.args(["-append", bootargs]).arg("-device").arg(format!(
-        "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
-        image.display()
+        "guest-loader,addr=0x49000000,kernel={},bootargs={}",
+        image.display(),
+        cmdline.replace(',', ",,")
     ));
     cmd
 }
@@ -185,12 +195,80 @@ pub fn run_qemu(cmd: &mut Command, timeout: Duration, done: impl Fn(&str) -> boo
     run_qemu_streaming(cmd, timeout, done, false)
 }
 
+/// What of the console is copied to this process's stdout as it arrives (carriage returns dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Nothing.
+    Off,
+    /// Everything.
+    All,
+    /// The lines that do not start with Xen's `(XEN) ` prefix: dom0's own output (a domU's lines, `(d1) …`,
+    /// included).
+    Guest,
+}
+
+/// The line filter of [`Stream::Guest`]: fed the console as it arrives, returns what to show. A line is
+/// shown as soon as its first bytes cannot be Xen's prefix, so that an unfinished line (a test's name
+/// before its verdict) shows at once.
+#[derive(Debug, Default)]
+pub struct GuestLines {
+    /// The first bytes of the current line while they may still be `(XEN)`.
+    head: Vec<u8>,
+    /// The current line is decided: `Some(true)` shown, `Some(false)` hidden.
+    show: Option<bool>,
+}
+
+impl GuestLines {
+    const PREFIX: &[u8] = b"(XEN)";
+
+    /// The part of `bytes` to show.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &b in bytes.iter().filter(|&&b| b != b'\r') {
+            match self.show {
+                Some(show) => {
+                    if show {
+                        out.push(b);
+                    }
+                    if b == b'\n' {
+                        self.show = None;
+                    }
+                }
+                None => {
+                    self.head.push(b);
+                    if b == b'\n' {
+                        out.append(&mut self.head);
+                    } else if self.head == Self::PREFIX {
+                        self.head.clear();
+                        self.show = Some(false);
+                    } else if !Self::PREFIX.starts_with(&self.head) {
+                        out.append(&mut self.head);
+                        self.show = Some(true);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// [`run_qemu`], also copying the console to this process's stdout as it arrives when `stream` is set.
 pub fn run_qemu_streaming(
     cmd: &mut Command,
     timeout: Duration,
     done: impl Fn(&str) -> bool,
     stream: bool,
+) -> Result<Boot> {
+    let stream = if stream { Stream::All } else { Stream::Off };
+    run_qemu_stream(cmd, timeout, done, stream)
+}
+
+/// [`run_qemu`], also copying what `stream` says of the console to this process's stdout as it arrives.
+pub fn run_qemu_stream(
+    cmd: &mut Command,
+    timeout: Duration,
+    done: impl Fn(&str) -> bool,
+    stream: Stream,
 ) -> Result<Boot> {
     use std::sync::{Arc, Mutex};
     let start = Instant::now();
@@ -205,13 +283,19 @@ pub fn run_qemu_streaming(
     let sink = Arc::clone(&seen);
     let reader = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
+        let mut guest = GuestLines::default();
         while let Ok(n) = stdout.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            if stream {
+            let shown = match stream {
+                Stream::Off => Vec::new(),
+                Stream::All => buf[..n].iter().copied().filter(|&b| b != b'\r').collect(),
+                Stream::Guest => guest.feed(&buf[..n]),
+            };
+            if !shown.is_empty() {
                 let mut out = std::io::stdout().lock();
-                let _ = out.write_all(&buf[..n]);
+                let _ = out.write_all(&shown);
                 let _ = out.flush();
             }
             if let Ok(mut s) = sink.lock() {
@@ -247,7 +331,7 @@ pub fn run_qemu_streaming(
     if let Some(mut e) = child.stderr.take() {
         let mut err = String::new();
         let _ = e.read_to_string(&mut err);
-        if stream {
+        if stream != Stream::Off {
             eprint!("{err}");
         }
         output.push_str(&err);
@@ -393,6 +477,21 @@ pub fn dom0less_command(xen: &Path, dtb: &Path, modules: &[Module]) -> Command {
 
 #[cfg(test)]
 mod tests {
+    use super::GuestLines;
+
+    #[test]
+    fn guest_lines_hide_xen_and_show_an_unfinished_line_at_once() {
+        let mut g = GuestLines::default();
+        assert_eq!(g.feed(b"(XEN) Xen version 4.17\r\n(XE"), b"");
+        assert_eq!(g.feed(b"N) more\r\nhello\r\n(X"), b"hello\n");
+        assert_eq!(g.feed(b"ok\n\ntest a ... "), b"(Xok\n\ntest a ... ");
+        assert_eq!(
+            g.feed(b"(XEN) Hardware Dom0 crashed\n"),
+            b"(XEN) Hardware Dom0 crashed\n"
+        );
+        assert_eq!(g.feed(b"(d1) domU line\n"), b"(d1) domU line\n");
+    }
+
     use super::*;
 
     #[test]

@@ -108,7 +108,11 @@ fn ending(output: &str) -> Option<Outcome> {
             || (l.contains("Domain ") && l.contains(") crashed on cpu#"))
             || l.contains("reported crashed by domain");
         if bad {
-            let l = l.trim_start_matches("(XEN) ").trim();
+            // Xen's line may follow the guest's unfinished one (`test NAME ... (XEN) …`).
+            let l = l
+                .find("(XEN) ")
+                .map_or(l, |i| &l[i + "(XEN) ".len()..])
+                .trim();
             // Xen puts the reason of a panic on the next line.
             let next = output
                 .lines()
@@ -149,9 +153,108 @@ pub fn boot_dom0_with(
     timeout: Duration,
     stream: bool,
 ) -> Result<Boot> {
+    let stream = if stream {
+        qemu::Stream::All
+    } else {
+        qemu::Stream::Off
+    };
+    boot_dom0_full(xen, image, xen_args, qemu::DOM0_CMDLINE, timeout, stream)
+}
+
+/// [`boot_dom0_with`] with dom0's command line `cmdline` (see [`guest_cmdline`]).
+pub fn boot_dom0_full(
+    xen: &Path,
+    image: &Path,
+    xen_args: &str,
+    cmdline: &str,
+    timeout: Duration,
+    stream: qemu::Stream,
+) -> Result<Boot> {
     let bootargs = format!("{} {xen_args}", qemu::XEN_BOOTARGS);
-    let mut cmd = qemu::dom0_command_with(xen, image, bootargs.trim());
-    qemu::run_qemu_streaming(&mut cmd, timeout, |out| ending(out).is_some(), stream)
+    let mut cmd = qemu::dom0_command_full(xen, image, bootargs.trim(), cmdline);
+    qemu::run_qemu_stream(&mut cmd, timeout, |out| ending(out).is_some(), stream)
+}
+
+/// The longest guest command line: Xen keeps at most 1024 bytes of a boot module's command line
+/// (`BOOTMOD_MAX_CMDLINE`), the terminating NUL included.
+pub const MAX_CMDLINE: usize = 1023;
+
+/// dom0's command line with the program arguments `args` (what cargo gives its runner after the image):
+/// `console=hvc0`, then `--` and the arguments, separated by spaces, as Linux passes arguments after `--`
+/// to init. An argument that is empty or has a character other than printable ASCII without space cannot
+/// be passed and is refused, as is a command line longer than [`MAX_CMDLINE`].
+pub fn guest_cmdline(args: &[String]) -> Result<String> {
+    let mut line = qemu::DOM0_CMDLINE.to_string();
+    if args.is_empty() {
+        return Ok(line);
+    }
+    line.push_str(" --");
+    for a in args {
+        if a.is_empty() || !a.bytes().all(|b| b.is_ascii_graphic()) {
+            bail!(
+                "the guest argument {a:?} cannot be passed on Xen's command line (printable ASCII without \
+                 spaces only)"
+            );
+        }
+        line.push(' ');
+        line.push_str(a);
+    }
+    if line.len() > MAX_CMDLINE {
+        bail!(
+            "the guest arguments make a command line of {} bytes; Xen keeps at most {MAX_CMDLINE}",
+            line.len()
+        );
+    }
+    Ok(line)
+}
+
+/// The test whose `test NAME ... ` line (the protocol of the `xen-test` crate) came last in `output` without
+/// its verdict (`ok`, `FAILED`, `ignored`) after it: the test that was running when the run ended.
+pub fn running_test(output: &str) -> Option<&str> {
+    let mut last = None;
+    for (at, _) in output.match_indices("test ") {
+        let after = &output[at + "test ".len()..];
+        let name_len = after.find(char::is_whitespace).unwrap_or(after.len());
+        let (name, rest) = after.split_at(name_len);
+        if let Some(rest) = rest.strip_prefix(" ... ")
+            && !name.is_empty()
+        {
+            last = Some((name, rest));
+        }
+    }
+    let (name, rest) = last?;
+    // The verdict comes after the test's own output, possibly on a later line.
+    let finished = rest.lines().any(|l| {
+        let l = l.trim();
+        l.ends_with("ok") || l.ends_with("FAILED") || l.starts_with("ignored")
+    });
+    (!finished).then_some(name)
+}
+
+/// A failure made clearer by what the guest reported: the `test result: FAILED…` summary of a test run
+/// (`xen-test`), an error line it printed, or the test that was running when the guest hung or crashed.
+pub fn explain(output: &str, outcome: Outcome) -> Outcome {
+    let Outcome::Failed(why) = outcome else {
+        return outcome;
+    };
+    if let Some(summary) = output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("test result: FAILED"))
+    {
+        return Outcome::Failed(summary.trim().to_string());
+    }
+    if let Some(err) = output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("xen-test: error:"))
+    {
+        return Outcome::Failed(format!("{} ({why})", err.trim()));
+    }
+    match running_test(output) {
+        Some(name) => Outcome::Failed(format!("while test `{name}` was running: {why}")),
+        None => Outcome::Failed(why),
+    }
 }
 
 /// Options of `cargo xen run`.
@@ -171,6 +274,10 @@ pub struct Options {
     pub xen_args: String,
     /// Stream the console to stdout.
     pub stream: bool,
+    /// Stream only the guest's lines, not Xen's (`(XEN) …`); the verdict still reads them all.
+    pub hide_xen: bool,
+    /// The program arguments, passed on dom0's command line (see [`guest_cmdline`]); not with `dom0less`.
+    pub guest_args: Vec<String>,
 }
 
 /// Where Xen, its source and the converted images are kept: `$CARGO_XEN_CACHE`, else
@@ -194,6 +301,10 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     if opts.images.len() > 1 && !opts.dom0less {
         bail!("several images need --dom0less (the first is dom0, the others domUs)");
     }
+    if opts.dom0less && !opts.guest_args.is_empty() {
+        bail!("guest arguments are passed to dom0 alone: not with --dom0less");
+    }
+    let cmdline = guest_cmdline(&opts.guest_args)?;
     let cache = cache_dir()?;
     let work = cache.join("run");
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
@@ -225,6 +336,11 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     } else {
         qemu::fetch_xen(&cache.join("xen"))?
     };
+    let stream = match (opts.stream, opts.hide_xen) {
+        (false, _) => qemu::Stream::Off,
+        (true, false) => qemu::Stream::All,
+        (true, true) => qemu::Stream::Guest,
+    };
     let boot = if opts.dom0less {
         let modules: Vec<Module> = flats
             .iter()
@@ -239,16 +355,26 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             Some(&modules[0]),
             &modules[1..],
         )?;
-        qemu::run_qemu_streaming(
+        qemu::run_qemu_stream(
             &mut qemu::dom0less_command(&xen, &dtb, &modules),
             opts.timeout,
             |out| ending(out).is_some(),
-            opts.stream,
+            stream,
         )?
     } else {
-        boot_dom0_with(&xen, &flats[0], &opts.xen_args, opts.timeout, opts.stream)?
+        boot_dom0_full(
+            &xen,
+            &flats[0],
+            &opts.xen_args,
+            &cmdline,
+            opts.timeout,
+            stream,
+        )?
     };
-    Ok(judge(&boot.output, boot.timed_out, opts.timeout))
+    Ok(explain(
+        &boot.output,
+        judge(&boot.output, boot.timed_out, opts.timeout),
+    ))
 }
 
 #[cfg(test)]
@@ -278,6 +404,55 @@ mod tests {
         assert!(
             matches!(judge("hello\n", false, T), Outcome::Failed(l) if l.contains("QEMU ended"))
         );
+    }
+
+    #[test]
+    fn the_running_test_is_named() {
+        let hung = "\nrunning 2 tests\ntest greets ... ok\ntest spins ... ";
+        assert_eq!(running_test(hung), Some("spins"));
+        let chatty = "test greets ... hello\nworld\n";
+        assert_eq!(running_test(chatty), Some("greets"));
+        let done = "test greets ... hello\nok\ntest other ... ignored, slow\n";
+        assert_eq!(running_test(done), None);
+        let failed = "test fails ... FAILED\ntest fails panicked at t.rs:1:2:\nboom\n";
+        assert_eq!(running_test(failed), None);
+        assert_eq!(running_test("no tests here\n"), None);
+        let crash = "(XEN) Hardware Dom0 crashed: 'noreboot' set - not rebooting.\n";
+        let why = |o: Outcome| match o {
+            Outcome::Failed(w) => w,
+            Outcome::Poweroff => String::new(),
+        };
+        let out = format!("{hung}{crash}");
+        let w = why(explain(&out, judge(&out, false, T)));
+        assert_eq!(
+            w,
+            "while test `spins` was running: Hardware Dom0 crashed: 'noreboot' set - not rebooting."
+        );
+        let summary = "test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 filtered out\n";
+        let w = why(explain(
+            &format!("{failed}{summary}{crash}"),
+            judge(crash, false, T),
+        ));
+        assert_eq!(w, summary.trim());
+        let w = why(explain(hung, judge(hung, true, T)));
+        assert!(
+            w.starts_with("while test `spins` was running: timed out after 60 s"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn guest_arguments_go_after_a_separator() {
+        let a = |v: &[&str]| guest_cmdline(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(a(&[]).unwrap(), "console=hvc0");
+        assert_eq!(
+            a(&["greets", "--exact"]).unwrap(),
+            "console=hvc0 -- greets --exact"
+        );
+        assert!(a(&["two words"]).is_err());
+        assert!(a(&[""]).is_err());
+        assert!(a(&["caf\u{e9}"]).is_err());
+        assert!(a(&[&"x".repeat(MAX_CMDLINE)]).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A minimal Xen unikernel: it greets through Xen's console, asks Xen its version, and powers off.
 //!
-//! Build: `cargo build --release` (AArch64; `--target armv7a-none-eabi` for 32-bit ARM).
-//! Run: `cargo xen run target/aarch64-unknown-none/release/my-unikernel`.
+//! Run: `cargo run --release` builds it (AArch64; `--target armv7a-none-eabi` for 32-bit ARM) and boots it as
+//! dom0 on Xen under QEMU (cargo's runner is `cargo xen run`, see `.cargo/config.toml`); the exit status is
+//! 0 when it powers off. Test: `cargo test` runs `tests/on_xen.rs` on Xen the same way.
 //!
 //! Things to know: the MMU is off, so every pointer handed to Xen is a guest-physical address (statics and
 //! the stack are fine as they are); a domU's console output reaches Xen's console only with Xen's

@@ -977,7 +977,7 @@ fn multicall_empty_submit_makes_no_call_and_failure_is_reported() {
 
 #[test]
 fn grant_errors_convert_to_xen_errors_for_question_mark() {
-    // The README's typed-API snippet: `?` on a grant-table call in a function returning `xen::Result`.
+    // The typed-API tour of docs/typed-api.md: `?` on a grant-table call in a function returning `xen::Result`.
     fn frames() -> xen::Result<u32> {
         let gt = gt::query_size(DomId::SELF)?;
         Ok(gt.nr_frames)

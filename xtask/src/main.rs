@@ -28,7 +28,8 @@ usage: cargo xtask <task>
   x86       boot the x86-64 guest on Xen (PV and PVH dom0, inline and hypercall page, release and debug)
   smp       a dom0 with two vCPUs on Xen: PSCI, Xen detection, a second vCPU started with cpu_on
   cargo-xen install the cargo-xen tool and check it: audits, bad inputs, the template built from a copy,
-            `cargo xen run` on guests that power off, crash and hang
+            `cargo xen run` on guests that power off, crash and hang, `cargo xen new` then `cargo run` and
+            `cargo test` in the new project (`cargo xtask cargo-xen new`: only those)
   xen-src   fetch Debian's Xen source and build the debug hypervisor (done by `xen` when missing)
 
 Every task installs what it is missing (toolchain targets; Debian packages when run as root).";
@@ -55,6 +56,9 @@ fn main() -> ExitCode {
         Some("xl") => xtask::xl::test(&args[1..]),
         Some("x86") => setup::toolchain().and_then(|()| xtask::x86::test()),
         Some("smp") => xtask::smp::test(),
+        Some("cargo-xen") if args.get(1).map(String::as_str) == Some("new") => {
+            xtask::tool::test_new()
+        }
         Some("cargo-xen") => xtask::tool::test(),
         Some("xen-src") => xensrc::debug_xen().map(|p| println!("{}", p.display())),
         Some("help" | "--help" | "-h") | None => {
@@ -127,6 +131,8 @@ fn test() -> Result<()> {
                     "--features",
                     "mock",
                 ]))?;
+                // The test harness's device tree and argument parsing, on the mock.
+                util::run(util::cargo().args(["test", "-p", "xen-test", "--features", "mock"]))?;
                 // The default members (the bare-metal crates only build for ARM).
                 util::run(util::cargo().args(["test"]))
             },
@@ -325,11 +331,13 @@ fn miri() -> Result<()> {
 fn clippy_host() -> Result<()> {
     // The default members: the bare-metal crates (fixtures, bench sites, images) only build for ARM.
     util::run(util::cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
-    // The mock backend's code and tests.
+    // The mock backend's code and tests (and the test harness's on it).
     util::run(util::cargo().args([
         "clippy",
         "-p",
         "xen-hypercall",
+        "-p",
+        "xen-test",
         "--all-targets",
         "--features",
         "mock",
@@ -380,6 +388,7 @@ fn clippy_cross() -> Result<()> {
                 "xen-hypercall-el2-harness",
                 "xen-hypercall-guests",
                 "xen-hypercall-bench-xen-cost",
+                "xen-test",
             ] {
                 cmd.args(["-p", p]);
             }

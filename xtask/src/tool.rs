@@ -15,7 +15,11 @@
 //! - a host `cargo check` of code using the typed API says what to build with;
 //! - the template copied outside the repository builds with plain `cargo build --release` (AArch64, and
 //!   `--target armv7a-none-eabi`), and `cargo xen run` boots it (exit 0 on poweroff), a copy that crashes
-//!   and one that hangs (exit 1, with Xen's line or the time-out), and the example guest.
+//!   and one that hangs (exit 1, with Xen's line or the time-out), and the example guest;
+//! - `cargo xen new` outside the repository (this checkout's crates by path): bad names refused, then
+//!   `cargo run --release` boots the project (cargo's runner is `cargo xen run --runner`) and `cargo test`
+//!   runs its tests on Xen with a deliberately broken one added (exit non-zero, every verdict, the panic
+//!   message), a filter, a hanging test named at the time-out, and the tests on 32-bit ARM (Thumb-2).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -766,14 +770,25 @@ fn template_build(dir: &Path, extra: &[&str]) -> Result<Out> {
             .env_remove("RUSTFLAGS")
             .args(["build", "--release"])
             .args(extra)
-            .args([
-                "--config",
-                &format!(
-                    "patch.crates-io.xen-hypercall.path={:?}",
-                    util::root().display().to_string()
-                ),
-            ]),
+            .args(patch_args()),
     )
+}
+
+/// `--config` arguments that take `xen-hypercall` and `xen-test` from this checkout instead of crates.io.
+fn patch_args() -> [String; 4] {
+    let root = util::root();
+    [
+        "--config".into(),
+        format!(
+            "patch.crates-io.xen-hypercall.path={:?}",
+            root.display().to_string()
+        ),
+        "--config".into(),
+        format!(
+            "patch.crates-io.xen-test.path={:?}",
+            root.join("xen-test").display().to_string()
+        ),
+    ]
 }
 
 fn run_image(bin: &Path, args: &[&str], image: &Path) -> Result<Out> {
@@ -909,6 +924,284 @@ fn template(bin: &Path, guest: &Path, c: &mut Checks) -> Result<()> {
     Ok(())
 }
 
+/// A directory of this checkout's own under the system's temporary directory (outside the repository, so
+/// that cargo sees no workspace or configuration of it; named after the target directory, so that two
+/// checkouts never share it).
+fn outside_dir(name: &str) -> PathBuf {
+    let tag: String = util::target_dir()
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    std::env::temp_dir().join(format!("{name}{tag}"))
+}
+
+/// `PATH` with the directory of the installed `cargo-xen` first, so that `cargo xen …` (and cargo's runner
+/// `cargo xen run`) find it.
+fn path_with(bin: &Path) -> Result<std::ffi::OsString> {
+    Ok(std::env::join_paths(
+        std::iter::once(bin.parent().context("no bin dir")?.to_path_buf()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ),
+    )?)
+}
+
+/// The test added to a new project's `tests/on_xen.rs`: the deliberately broken case.
+const BROKEN_TEST: &str = "    #[test]
+    fn broken_on_purpose() {
+        assert_eq!(1 + 1, 3, \"the deliberately broken case\");
+    }
+
+    #[test]
+    #[should_panic(expected = \"as expected\")]
+    fn panics_as_expected() {
+        panic!(\"as expected\");
+    }
+
+    #[test]
+    #[ignore]
+    fn spins() {
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+
+    #[test]
+    #[ignore]
+    fn crashes() {
+        let _ = xen_hypercall::xen::sched::shutdown(xen_hypercall::xen::sched::ShutdownReason::Crash);
+    }
+";
+
+/// `cargo xen new` as a user runs it, outside the repository with this checkout's crates by path: bad
+/// names and an existing directory refused (one line, exit 2); then in the project `cargo run --release`
+/// (the greeting, exit 0) and `cargo test` with the template's passing tests plus a failing one (exit
+/// non-zero, every name and verdict, the panic message), a filter reaching the guest (only the matching
+/// test runs, exit 0), and a hanging test named at the runner's time-out.
+fn new_project(bin: &Path, c: &mut Checks) -> Result<()> {
+    let dir = outside_dir("xen-unikernel-new");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let project = dir.join("hello");
+    let new = |args: &[&str]| {
+        exec(
+            Command::new(bin)
+                .current_dir(&dir)
+                .arg("new")
+                .args(args)
+                .args(["--path".as_ref(), util::root().as_os_str()]),
+        )
+    };
+    let r = new(&["hello"])?;
+    c.check(
+        r.code == 0 && project.join("tests/on_xen.rs").is_file(),
+        format!(
+            "cargo xen new hello --path CHECKOUT (exit {}: {})",
+            r.code,
+            r.stderr.trim()
+        ),
+    );
+    for (args, what, says) in [
+        (&["hello"][..], "an existing directory", "already exists"),
+        (
+            &["9lives"][..],
+            "a name starting with a digit",
+            "starts with an ASCII letter",
+        ),
+        (&["fn"][..], "a keyword", "keyword"),
+        (
+            &["x", "--arch", "mips"][..],
+            "an unknown --arch",
+            "--arch aarch64|arm|thumb",
+        ),
+    ] {
+        let r = new(args)?;
+        c.check(
+            r.code == 2
+                && r.stderr.lines().count() == 1
+                && r.stderr.contains(says)
+                && !r.stderr.contains("panicked"),
+            format!(
+                "cargo xen new: {what} is one line, exit 2 (exit {}: {})",
+                r.code,
+                r.stderr.trim()
+            ),
+        );
+    }
+    let tests = project.join("tests/on_xen.rs");
+    let text = std::fs::read_to_string(&tests)?;
+    let at = text
+        .rfind('}')
+        .context("tests/on_xen.rs has no closing brace")?;
+    let with_broken = format!("{}\n{BROKEN_TEST}{}", &text[..at], &text[at..]);
+    std::fs::write(&tests, with_broken)?;
+    let path = path_with(bin)?;
+    let target = util::target_dir().join("template/new-hello");
+    let cargo = |args: &[&str], runner: Option<&str>| {
+        let mut cmd = util::cargo();
+        cmd.current_dir(&project)
+            .env("PATH", &path)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_XEN_CACHE", util::target_dir())
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .args(args);
+        if let Some(r) = runner {
+            cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUNNER", r);
+        }
+        exec(&mut cmd)
+    };
+    let start = std::time::Instant::now();
+    let r = cargo(&["run", "--release"], None)?;
+    c.check(
+        r.code == 0
+            && r.stdout.contains("Hello from a unikernel on Xen\nXen 4.17\n")
+            && !r.stdout.contains("(XEN)")
+            && r.stderr.contains("dom0 powered off"),
+        format!(
+            "cargo run --release in the new project boots it on Xen: the greeting, not Xen's own lines, exit 0 \
+             ({} s, exit {})",
+            start.elapsed().as_secs(),
+            r.code
+        ),
+    );
+    let start = std::time::Instant::now();
+    let r = cargo(&["test"], None)?;
+    // Xen's serial console ends lines with CR LF.
+    let out = r.stdout.replace("\r\n", "\n");
+    let line = |name: &str, verdict: &str| out.contains(&format!("test {name} ... {verdict}\n"));
+    c.check(
+        r.code != 0
+            && out.contains("test console_writes ... hello from a test\nok\n")
+            && line("xen_is_version_4", "ok")
+            && line("broken_on_purpose", "FAILED")
+            && line("panics_as_expected", "ok")
+            && line("spins", "ignored")
+            && out.contains("test broken_on_purpose panicked at tests/on_xen.rs:")
+            && out.contains("the deliberately broken case\n  left: 2\n right: 3\n")
+            && r.stderr.contains("FAILED: test result: FAILED. 3 passed; 1 failed; 2 ignored; 0 filtered out"),
+        format!(
+            "cargo test: three tests pass on Xen (one #[should_panic]), the deliberately broken one fails with its \
+             panic message, exit non-zero ({} s, exit {})",
+            start.elapsed().as_secs(),
+            r.code
+        ),
+    );
+    let r = cargo(&["test", "version"], None)?;
+    let out = r.stdout.replace("\r\n", "\n");
+    let line = |name: &str, verdict: &str| out.contains(&format!("test {name} ... {verdict}\n"));
+    c.check(
+        r.code == 0
+            && line("xen_is_version_4", "ok")
+            && !out.contains("broken_on_purpose")
+            && out.contains("test result: ok. 1 passed; 0 failed; 0 ignored; 5 filtered out"),
+        format!(
+            "cargo test version: the filter reaches the guest, only the matching test runs (exit {})",
+            r.code
+        ),
+    );
+    // As cargo's runner, bad images keep their one-line errors.
+    for (image, what, says) in [
+        (
+            project.join("Cargo.toml"),
+            "a file that is not an ELF",
+            "neither an ELF file",
+        ),
+        (
+            bin.to_path_buf(),
+            "an ELF of another architecture",
+            "Xen on arm64 boots",
+        ),
+    ] {
+        let r = exec(
+            Command::new(bin)
+                .args(["run", "--runner"])
+                .arg(&image)
+                .arg("some_test"),
+        )?;
+        c.check(
+            r.code == 2 && r.stderr.lines().count() == 1 && r.stderr.contains(says),
+            format!(
+                "cargo xen run --runner: {what} is one line, exit 2 (exit {}: {})",
+                r.code,
+                r.stderr.trim()
+            ),
+        );
+    }
+    let start = std::time::Instant::now();
+    let r = cargo(
+        &["test", "spins", "--", "--ignored"],
+        Some("cargo xen run --timeout 8 --runner"),
+    )?;
+    c.check(
+        r.code != 0 && r.stderr.contains("timed out after 8 s") && r.stderr.contains("while test `spins` was running"),
+        format!(
+            "cargo test spins -- --ignored: a hanging test is named at the runner's time-out ({} s, exit {}: {})",
+            start.elapsed().as_secs(),
+            r.code,
+            r.stderr.lines().find(|l| l.contains("cargo-xen: FAILED")).unwrap_or("")
+        ),
+    );
+    let r = cargo(&["test", "crashes", "--", "--ignored"], None)?;
+    c.check(
+        r.code != 0
+            && r.stderr.contains("Hardware Dom0 crashed")
+            && r.stderr.contains("while test `crashes` was running"),
+        format!(
+            "cargo test crashes -- --ignored: a test that crashes the domain is named (exit {}: {})",
+            r.code,
+            r.stderr.lines().find(|l| l.contains("cargo-xen: FAILED")).unwrap_or("")
+        ),
+    );
+    // 32-bit ARM with Thumb-2 code: the template's tests pass there too.
+    let r = new(&["hello-t32", "--arch", "thumb"])?;
+    let t32 = dir.join("hello-t32");
+    let test = exec(
+        util::cargo()
+            .current_dir(&t32)
+            .env("PATH", &path)
+            .env(
+                "CARGO_TARGET_DIR",
+                util::target_dir().join("template/new-hello-t32"),
+            )
+            .env("CARGO_XEN_CACHE", util::target_dir())
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .arg("test"),
+    )?;
+    c.check(
+        r.code == 0
+            && test.code == 0
+            && test.stderr.contains("armv7a-none-eabi/debug/deps/on_xen-")
+            && test
+                .stdout
+                .contains("test result: ok. 2 passed; 0 failed; 0 ignored; 0 filtered out"),
+        format!(
+            "cargo xen new --arch thumb, then cargo test: the tests pass on 32-bit ARM (exit {}, {})",
+            r.code, test.code
+        ),
+    );
+    Ok(())
+}
+
+/// Only the `cargo xen new` checks of the step (`cargo xtask cargo-xen new`).
+pub fn test_new() -> Result<()> {
+    setup::toolchain()?;
+    setup::debian(&[setup::QEMU])?;
+    let bin = install()?;
+    let mut c = Checks::default();
+    new_project(&bin, &mut c)?;
+    eprintln!(
+        "cargo xen new: {} passed, {} failed",
+        c.passed,
+        c.failed.len()
+    );
+    if !c.failed.is_empty() {
+        bail!("cargo xen new: {} check(s) failed", c.failed.len());
+    }
+    Ok(())
+}
+
 /// The step: everything above.
 pub fn test() -> Result<()> {
     setup::toolchain()?;
@@ -923,6 +1216,7 @@ pub fn test() -> Result<()> {
     audit_x86(&bin, &mut c)?;
     host_check(&mut c)?;
     template(&bin, &inline, &mut c)?;
+    new_project(&bin, &mut c)?;
     eprintln!("cargo-xen: {} passed, {} failed", c.passed, c.failed.len());
     if !c.failed.is_empty() {
         bail!("cargo-xen: {} check(s) failed", c.failed.len());

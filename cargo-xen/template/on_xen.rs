@@ -1,0 +1,1 @@
+../../template/tests/on_xen.rs
