@@ -512,7 +512,48 @@ impl Scenario {
             Scenario::control(),
             Scenario::a32(),
             Scenario::blk(),
+            Scenario::blkbench(),
         ]
+    }
+
+    /// The block benchmark's run (`cargo bench --bench blk`): the frontend's workloads
+    /// (`xl_blk.rs`'s `bench_run`) on a RAM disk, and blkback's interrupt count for the disk (the
+    /// notifications it received) read by dom0 before the frontend disconnects.
+    pub fn blkbench() -> Scenario {
+        Scenario {
+            name: "blkbench",
+            title: "block benchmark: the frontend's workloads and blkback's interrupts",
+            domus: vec![DomU {
+                name: "blkbench",
+                bin: "xl-blk",
+                isa: Isa::A64,
+                config: vec![],
+                console: vec![
+                    "xl-blk: ok connected",
+                    "xl-blk: bench seq-write-1m",
+                    "xl-blk: done",
+                ],
+                xenstore: vec![],
+                shutdown: Shutdown::Poweroff,
+                seconds: 120,
+                disks: vec![Disk {
+                    vdev: "xvda",
+                    ram: 0,
+                }],
+                dom0: vec![
+                    Step::Write("data/disk-ready", "1"),
+                    Step::Await("data/bench-done", "1"),
+                    Step::Shell(
+                        "blkback interrupts",
+                        "grep blkif /proc/interrupts; grep . /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/*",
+                    ),
+                    Step::Write("data/bench-ack", "1"),
+                    Step::Await("data/blk-done", "1"),
+                    Step::Write("data/blk-ack", "1"),
+                ],
+            }],
+            control: vec![],
+        }
     }
 
     /// The block frontend (`guests/src/bin/xl_blk.rs`, `xen::blkfront`) against Linux's blkback, four

@@ -250,6 +250,7 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     };
     let wait = |port: Port| events.wait(port, xen_time_after(EVENT_MS));
     let detach = name == b"blkdet";
+    let bench = name == b"blkbench";
     let options = if name == b"blk1" {
         Options {
             ring_page_order: 0,
@@ -330,7 +331,15 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     let buf = &raw mut BUF;
     // SAFETY: the only reference ever made to BUF.
     let buf: &mut [u8] = unsafe { &mut *buf };
-    if ready && detach {
+    if ready && bench {
+        bench_run(out, &mut fe, buf);
+        // dom0 reads blkback's interrupt count for this disk while it is still connected.
+        let _ = fe.bus_mut().write(b"data/bench-done", b"1");
+        let until = Deadline::in_ms(30_000);
+        while !matches!(fe.bus_mut().xs.read(b"data/bench-ack", &mut v), Ok(1)) && !until.passed() {
+            nap(100);
+        }
+    } else if ready && detach {
         detach_run(out, &mut fe, buf, sectors);
     } else if ready {
         data_run(out, &mut fe, buf, sectors);
@@ -533,6 +542,74 @@ where
         r.is_ok() && check_sectors(b, sectors - 2, true).is_none(),
         Line::new().dec(sectors - 2),
     );
+}
+
+/// The benchmark's workloads: 1024 synchronous 4 KiB transfers each, sequential and random (the same
+/// xorshift sequence of 4 KiB-aligned offsets in the first 4 MiB every time), and 1 MiB ones; one line
+/// per workload with its time and the frontend's counters for it.
+fn bench_run<B, W, W2>(out: &mut Out<'_, W>, fe: &mut BlkFront<B, W2>, buf: &mut [u8])
+where
+    W: FnMut() -> Result<(), Error>,
+    B: Xenbus,
+    W2: FnMut(Port) -> Result<bool, Error>,
+{
+    const OPS: u64 = 1024;
+    for (name, write, random, size) in [
+        ("seq-read-4k", false, false, 4096usize),
+        ("seq-write-4k", true, false, 4096),
+        ("rand-read-4k", false, true, 4096),
+        ("rand-write-4k", true, true, 4096),
+        ("seq-read-1m", false, false, 1 << 20),
+        ("seq-write-1m", true, false, 1 << 20),
+    ] {
+        let ops = if size == 4096 { OPS } else { 4 };
+        let per = (size / 512) as u64;
+        let before = *fe.stats();
+        let mut x: u32 = 0x2545_f491;
+        let t0 = cntpct();
+        let mut result = Ok(());
+        let mut k = 0;
+        while k < ops && result.is_ok() {
+            let sector = if random {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                u64::from(x % 1024) * per
+            } else {
+                k * per
+            };
+            // 1 MiB transfers go in 256 KiB pieces (the buffer's size).
+            let mut done = 0;
+            while done < size && result.is_ok() {
+                let n = (size - done).min(buf.len());
+                let s = sector + (done / 512) as u64;
+                let b = &mut buf[..n];
+                result = if write { fe.write(s, b) } else { fe.read(s, b) };
+                done += n;
+            }
+            k += 1;
+        }
+        let us = (cntpct() - t0) * 1_000_000 / cntfrq().max(1);
+        let after = *fe.stats();
+        let l = Line::new()
+            .s(name)
+            .s(": ")
+            .dec(ops * size as u64 / 1024)
+            .s(" KiB in ")
+            .dec(us)
+            .s(" us, requests ")
+            .dec(after.requests - before.requests)
+            .s(", notifications ")
+            .dec(after.notifications - before.notifications)
+            .s(", waits ")
+            .dec(after.waits - before.waits)
+            .s(", grants ")
+            .dec(after.grants - before.grants);
+        match result {
+            Ok(()) => out.say(Line::new().s("bench ").bytes(l.text())),
+            Err(e) => out.check("bench", false, blk_err(l.s(": "), e)),
+        }
+    }
 }
 
 fn detach_run<B, W, W2>(
