@@ -4,7 +4,8 @@
 //! - [`elf`], [`flow`], [`audit`]: the ELF reader and decoder, the dataflow, the code-size audit: the
 //!   `cargo-xen` tool's library, re-exported.
 //! - [`fixtures`]: builds the call-site fixtures and checks every stub's machine code.
-//! - [`bench`](mod@bench): the strategy benchmark ([`bench_x86`]: its x86-64 rows).
+//! - [`bench`](mod@bench): the strategy benchmark ([`bench_x86`]: its x86-64 rows); [`blkbench`]: the
+//!   block frontend against Linux's.
 //! - [`el2`]: the EL2 harness runner (every stub executed under a hypervisor of our own, in QEMU).
 //! - [`package`]: the published crates build their own tests from their `.crate` files.
 //! - [`xen`]: the example unikernels on the real Xen hypervisor (release and debug builds), in QEMU.
@@ -16,6 +17,7 @@
 
 pub mod bench;
 pub mod bench_x86;
+pub mod blkbench;
 pub mod domains;
 pub mod el2;
 pub mod fixtures;

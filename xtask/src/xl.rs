@@ -119,6 +119,88 @@ exec awk -v n="$n" -v r="$*" 'BEGIN { k = split(r, a, " ");
     s = sprintf("%08d", v); s = s s; s = s s; s = s s; s = s s; s = s s; s = s s; printf "%s", s } }'
 "#;
 
+/// The modules of the Linux domU the block benchmark compares with (its `xen-blkfront`), under
+/// `kernel/drivers/`.
+pub const LINUX_DOMU_MODULES: [&str; 1] = ["block/xen-blkfront"];
+
+/// Where dom0 keeps the Linux domU's kernel (dom0's own `Image`) and initramfs; a domU whose
+/// configuration names [`LINUX_KERNEL`] makes [`initramfs`] add both.
+pub const LINUX_KERNEL: &str = "/domu/linux.Image";
+/// The Linux domU's initramfs in dom0.
+pub const LINUX_INITRD: &str = "/domu/linux-initrd.gz";
+
+/// The Linux domU's `/init` (busybox): loads `xen-blkfront`, waits for `/dev/xvda`, then for dom0's `GO`
+/// at the start of its last sector (read with `O_DIRECT`), runs the benchmark's workloads with `dd`
+/// (`iflag=direct`/`oflag=direct`, the same amounts as the library's frontend), each timed with
+/// `/proc/uptime` and with the count of its `blkif` interrupt (the backend's notifications), prints
+/// `linux-blk: done`, stays connected 15 s (dom0 reads blkback's counters) and powers off.
+pub const LINUX_DOMU_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+insmod /xen-blkfront.ko
+n=0; while [ ! -b /dev/xvda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+echo "linux-blk: xvda $(cat /sys/block/xvda/size) sectors; $(dmesg | grep -m1 'blkfront: xvda')"
+n=0; while [ $n -lt 300 ]; do
+  [ "$(dd if=/dev/xvda bs=512 skip=8191 count=1 iflag=direct 2>/dev/null | head -c 2)" = GO ] && break
+  sleep 1; n=$((n + 1))
+done
+irq() { grep blkif /proc/interrupts | awk '{ s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; print s }'; }
+run() { name=$1; shift; a=$(irq); t0=$(cut -d' ' -f1 /proc/uptime); "$@" > /dev/null 2>&1; r=$?
+  t1=$(cut -d' ' -f1 /proc/uptime); b=$(irq); echo "linux-blk: bench $name: $t0 $t1 irq $((b - a)) rc $r"; }
+rand() { x=625341585; k=0; while [ $k -lt 1024 ]; do
+  x=$(( (x ^ (x << 13)) & 0xffffffff )); x=$(( x ^ (x >> 17) )); x=$(( (x ^ (x << 5)) & 0xffffffff ))
+  dd "$@" bs=4096 count=1 $(echo $1 | grep -q of= && echo seek || echo skip)=$((x % 1024)) 2>/dev/null || return 1
+  k=$((k + 1)); done; }
+run seq-read-4k dd if=/dev/xvda of=/dev/null bs=4096 count=1024 iflag=direct
+run seq-write-4k dd if=/dev/zero of=/dev/xvda bs=4096 count=1024 oflag=direct
+run rand-read-4k rand if=/dev/xvda of=/dev/null iflag=direct
+run rand-write-4k rand of=/dev/xvda if=/dev/zero oflag=direct
+run seq-read-1m dd if=/dev/xvda of=/dev/null bs=1048576 count=4 iflag=direct
+run seq-write-1m dd if=/dev/zero of=/dev/xvda bs=1048576 count=4 oflag=direct
+run rand-loop-only rand if=/dev/zero of=/dev/null
+grep blkif /proc/interrupts | sed 's/^/linux-blk: interrupts /'
+echo "linux-blk: done"
+sleep 15
+poweroff -f
+"#;
+
+/// The Linux domU's initramfs: busybox (from the unpacked packages), `xen-blkfront.ko`, and
+/// [`LINUX_DOMU_INIT`], gzip'd.
+pub fn linux_domu_initrd(dom0: &Dom0) -> Result<Vec<u8>> {
+    let mut cpio = Cpio::default();
+    for d in ["dev", "proc", "sys", "bin", "tmp"] {
+        cpio.dir(d);
+    }
+    let busybox = std::fs::read(dom0.root.join("bin/busybox")).context("busybox")?;
+    cpio.file("bin/busybox", 0o755, &busybox);
+    let rel = format!(
+        "lib/modules/{}/kernel/drivers/{}.ko",
+        dom0.release, LINUX_DOMU_MODULES[0]
+    );
+    let ko = std::fs::read(dom0.kernel_tree.join(&rel)).with_context(|| rel.clone())?;
+    cpio.file("xen-blkfront.ko", 0o644, &ko);
+    cpio.file("init", 0o755, LINUX_DOMU_INIT.as_bytes());
+    let archive = cpio.finish();
+    let mut gz = Command::new("gzip")
+        .args(["-n", "-6", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start gzip")?;
+    let mut stdin = gz.stdin.take().context("no pipe")?;
+    let writer = std::thread::spawn(move || stdin.write_all(&archive));
+    let out = gz.wait_with_output()?;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("gzip writer panicked"))??;
+    if !out.status.success() {
+        bail!("gzip failed");
+    }
+    Ok(out.stdout)
+}
+
 /// The regions (start sector, sectors) the block domU writes: odd offsets and lengths, requests across
 /// the 11-segment limit, the first and the last sector.
 pub const BLK_REGIONS: &str = "1 1 3 97 200 89 511 300 4000 177 8191 1";
@@ -341,9 +423,15 @@ pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-stat
 
 impl Scenario {
     /// How long one boot may take: [`TIMEOUT`], or 4 minutes for a scenario with disks (its domUs move
-    /// megabytes through blkback under TCG).
+    /// megabytes through blkback under TCG), 7 with a Linux domU.
     pub fn boot_timeout(&self) -> Duration {
-        if self.ram_disks() > 0 {
+        let linux = self
+            .domus
+            .iter()
+            .any(|d| d.config.iter().any(|l| l.contains(LINUX_KERNEL)));
+        if linux {
+            Duration::from_secs(420)
+        } else if self.ram_disks() > 0 {
             Duration::from_secs(240)
         } else {
             TIMEOUT
@@ -512,46 +600,84 @@ impl Scenario {
             Scenario::control(),
             Scenario::a32(),
             Scenario::blk(),
-            Scenario::blkbench(),
         ]
     }
 
-    /// The block benchmark's run (`cargo bench --bench blk`): the frontend's workloads
+    /// The block benchmark's run (`cargo bench --bench blk`, not among [`Scenario::all`]): the frontend's
+    /// workloads
     /// (`xl_blk.rs`'s `bench_run`) on a RAM disk, and blkback's interrupt count for the disk (the
-    /// notifications it received) read by dom0 before the frontend disconnects.
+    /// notifications it received) read by dom0 before the frontend disconnects; then the same workloads
+    /// with `dd` in a Linux domU (dom0's own kernel, `xen-blkfront`) on a second RAM disk of the same size,
+    /// started by dom0 once the first is done.
     pub fn blkbench() -> Scenario {
         Scenario {
             name: "blkbench",
             title: "block benchmark: the frontend's workloads and blkback's interrupts",
-            domus: vec![DomU {
-                name: "blkbench",
-                bin: "xl-blk",
-                isa: Isa::A64,
-                config: vec![],
-                console: vec![
-                    "xl-blk: ok connected",
-                    "xl-blk: bench seq-write-1m",
-                    "xl-blk: done",
-                ],
-                xenstore: vec![],
-                shutdown: Shutdown::Poweroff,
-                seconds: 120,
-                disks: vec![Disk {
-                    vdev: "xvda",
-                    ram: 0,
-                }],
-                dom0: vec![
-                    Step::Write("data/disk-ready", "1"),
-                    Step::Await("data/bench-done", "1"),
-                    Step::Shell(
-                        "blkback interrupts",
-                        "grep blkif /proc/interrupts; grep . /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/*",
-                    ),
-                    Step::Write("data/bench-ack", "1"),
-                    Step::Await("data/blk-done", "1"),
-                    Step::Write("data/blk-ack", "1"),
-                ],
-            }],
+            domus: vec![
+                DomU {
+                    name: "blkbench",
+                    bin: "xl-blk",
+                    isa: Isa::A64,
+                    config: vec![],
+                    console: vec![
+                        "xl-blk: ok connected",
+                        "xl-blk: bench seq-write-1m",
+                        "xl-blk: done",
+                    ],
+                    xenstore: vec![],
+                    shutdown: Shutdown::Poweroff,
+                    seconds: 120,
+                    disks: vec![Disk {
+                        vdev: "xvda",
+                        ram: 0,
+                    }],
+                    dom0: vec![
+                        // The Linux domU boots first, so that it is idle while this one runs.
+                        Step::Shell(
+                            "the Linux domU is up",
+                            "wait_for 150 grep -q 'linux-blk: xvda' /var/log/xen/console/guest-linux.log",
+                        ),
+                        Step::Write("data/disk-ready", "1"),
+                        Step::Await("data/bench-done", "1"),
+                        Step::Shell(
+                            "blkback interrupts",
+                            "grep blkif /proc/interrupts; grep . /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/*",
+                        ),
+                        Step::Write("data/bench-ack", "1"),
+                        Step::Await("data/blk-done", "1"),
+                        Step::Write("data/blk-ack", "1"),
+                        // Then Linux's turn.
+                        Step::Shell(
+                            "GO for the Linux domU",
+                            "sleep 2; grep blkif /proc/interrupts; printf GO | dd of=/dev/ram1 bs=512 seek=8191 conv=notrunc && sync",
+                        ),
+                    ],
+                },
+                DomU {
+                    name: "linux",
+                    bin: "xl-domu",
+                    isa: Isa::A64,
+                    config: vec![
+                        "kernel = \"/domu/linux.Image\"",
+                        "ramdisk = \"/domu/linux-initrd.gz\"",
+                        "extra = \"console=hvc0 rdinit=/init quiet\"",
+                        "memory = 128",
+                    ],
+                    console: vec!["linux-blk: bench seq-write-1m", "linux-blk: done"],
+                    xenstore: vec![],
+                    shutdown: Shutdown::Poweroff,
+                    seconds: 300,
+                    disks: vec![Disk {
+                        vdev: "xvda",
+                        ram: 1,
+                    }],
+                    dom0: vec![Step::Shell(
+                        "blkback interrupts for Linux",
+                        "wait_for 290 grep -q 'linux-blk: done' /var/log/xen/console/guest-linux.log; \
+                     grep blkif /proc/interrupts; grep . /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/*",
+                    )],
+                },
+            ],
             control: vec![],
         }
     }
@@ -816,11 +942,15 @@ pub fn fetch() -> Result<Dom0> {
     {
         let release = release.trim().to_string();
         // A module added to the lists since: unpacked again from the kernel package kept in `debs`.
-        let missing = MODULES.iter().chain(&DISK_MODULES).any(|m| {
-            !kernel_tree
-                .join(format!("lib/modules/{release}/kernel/drivers/{m}.ko"))
-                .is_file()
-        });
+        let missing = MODULES
+            .iter()
+            .chain(&DISK_MODULES)
+            .chain(&LINUX_DOMU_MODULES)
+            .any(|m| {
+                !kernel_tree
+                    .join(format!("lib/modules/{release}/kernel/drivers/{m}.ko"))
+                    .is_file()
+            });
         let deb = std::fs::read_dir(&debs)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| {
@@ -943,7 +1073,11 @@ fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
     let mut tar = Command::new("tar");
     tar.arg("-x").arg("-C").arg(into);
     tar.arg(format!("./boot/vmlinuz-{release}"));
-    for m in MODULES.iter().chain(&DISK_MODULES) {
+    for m in MODULES
+        .iter()
+        .chain(&DISK_MODULES)
+        .chain(&LINUX_DOMU_MODULES)
+    {
         tar.arg(format!("./lib/modules/{release}/kernel/drivers/{m}.ko"));
     }
     let status = tar
@@ -1404,6 +1538,15 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
         BLOCK_SCRIPT.as_bytes(),
     );
     cpio.file("usr/bin/blk-pattern", 0o755, BLK_PATTERN.as_bytes());
+    if scenario
+        .domus
+        .iter()
+        .any(|d| d.config.iter().any(|l| l.contains(LINUX_KERNEL)))
+    {
+        let image = std::fs::read(&dom0.kernel).context("the Linux domU's kernel")?;
+        cpio.file(LINUX_KERNEL, 0o644, &image);
+        cpio.file(LINUX_INITRD, 0o644, &linux_domu_initrd(dom0)?);
+    }
     for d in &scenario.domus {
         cpio.file(
             &format!("etc/xen/{}.cfg", d.name),
