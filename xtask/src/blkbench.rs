@@ -134,8 +134,9 @@ pub fn parse(output: &str) -> Figures {
 /// The table (and the totals) of one boot.
 pub fn markdown(f: &Figures) -> String {
     let mut s = String::from(
-        "| workload | KiB | ours ms | Linux ms | Linux / ours time | ours requests | ours notifications per MiB | \
-         Linux blkif interrupts per MiB | ours grant operations per request |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| workload | KiB | ours ms | Linux ms | Linux / ours time | ours requests | ours notifications (to the \
+         backend) per MiB | Linux blkif interrupts (from the backend) per MiB | ours grant operations per request \
+         |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &f.rows {
         let mib = r.kib as f64 / 1024.0;
