@@ -308,6 +308,41 @@ pub fn reset() {
         s.default = None;
     });
     smccc_reset();
+    COUNTER.with(|c| c.set((DEFAULT_COUNTER_FREQUENCY, 0)));
+}
+
+/// The counter frequency of a fresh thread (and after [`reset`]): QEMU's generic timer, 62.5 MHz.
+pub const DEFAULT_COUNTER_FREQUENCY: u64 = 62_500_000;
+
+std::thread_local! {
+    /// The clock counter the typed API reads (`xen::time`): (frequency in Hz, ticks).
+    static COUNTER: core::cell::Cell<(u64, u64)> =
+        const { core::cell::Cell::new((DEFAULT_COUNTER_FREQUENCY, 0)) };
+}
+
+/// Sets this thread's clock counter, which stands for the generic timer (`CNTFRQ`, `CNTVCT`) under
+/// `xen::time::Clock`: `freq` Hz, now at `ticks`. It moves only when a test moves it
+/// ([`advance_counter`], or [`set_counter`] from a responder, as time passing during a hypercall).
+pub fn set_counter(freq: u64, ticks: u64) {
+    COUNTER.with(|c| c.set((freq, ticks)));
+}
+
+/// Moves this thread's clock counter `ticks` ticks forward.
+pub fn advance_counter(ticks: u64) {
+    COUNTER.with(|c| {
+        let (f, t) = c.get();
+        c.set((f, t.wrapping_add(ticks)));
+    });
+}
+
+/// This thread's clock counter ([`set_counter`]).
+pub fn counter() -> u64 {
+    COUNTER.with(|c| c.get().1)
+}
+
+/// This thread's clock counter frequency ([`set_counter`]).
+pub fn counter_frequency() -> u64 {
+    COUNTER.with(|c| c.get().0)
 }
 
 /// Queues `f` to answer the next call on this thread that no earlier queued response answers.

@@ -25,6 +25,10 @@ mod ring;
 mod xenstore;
 
 #[cfg(feature = "mock")]
+#[path = "xen_api/time.rs"]
+mod time;
+
+#[cfg(feature = "mock")]
 #[path = "xen_api/x86.rs"]
 mod x86;
 

@@ -41,6 +41,27 @@ static EVENTS: Events = unsafe { Events::new((&raw mut SHARED_INFO).cast()) };
 static REGISTERED: Events =
     unsafe { Events::with_vcpu_info((&raw mut SHARED_INFO).cast(), &raw mut VCPU_INFO.0) };
 
+/// Whether vCPU 0's `vcpu_info` (and so its `vcpu_time_info`) moved to [`VCPU_INFO`].
+static MOVED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The `vcpu_info` Xen keeps vCPU 0's time in: the registered one once moved, else the shared info
+/// page's slot.
+pub fn vcpu_info() -> *mut VcpuInfo {
+    if MOVED.load(Ordering::Acquire) {
+        // SAFETY: only the address is taken.
+        unsafe { &raw mut VCPU_INFO.0 }
+    } else {
+        // SAFETY: only the address of the slot inside the static is taken.
+        unsafe { &raw mut (*(&raw mut SHARED_INFO).cast::<vcpu::SharedInfo>()).vcpu_info[0] }
+    }
+}
+
+/// Whether the shared info page was mapped.
+pub fn shared_info_mapped() -> bool {
+    MAPPED.load(Ordering::Acquire)
+}
+static MAPPED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// What the interrupt handler saw: how often it ran, how many ports it took, the last one.
 static UPCALLS: AtomicU32 = AtomicU32::new(0);
 static TAKEN: AtomicU32 = AtomicU32::new(0);
@@ -249,6 +270,7 @@ pub fn run(c: &mut Checks, pvh: bool, start_info: u64) {
     if !map_shared_info(c, pvh, start_info) {
         return;
     }
+    MAPPED.store(true, Ordering::Release);
     polled(c);
     if pvh {
         upcalls(c);
@@ -321,6 +343,7 @@ fn upcalls(c: &mut Checks) {
     if let Err(e) = unsafe { vcpu::register_vcpu_info_at(0, &raw mut (*slot).0) } {
         return failed(c, name, e);
     }
+    MOVED.store(true, Ordering::Release);
     // Xen copies the old slot, then flags every word of the selector and the upcall so that nothing is
     // lost (`map_vcpu_info`): seen in the new slot, not in the zeroed static.
     // SAFETY: the registered slot, read atomically.

@@ -18,6 +18,7 @@
 mod entry;
 mod events;
 mod pairs;
+mod timing;
 
 use core::fmt::Write;
 
@@ -183,6 +184,8 @@ extern "C" fn guest_main(pvh: u64, start_info: u64) -> ! {
     callback_vector(&mut c, pvh);
 
     events::run(&mut c, pvh, start_info);
+
+    timing::run(&mut c);
 
     pairs::run(&mut c);
 

@@ -15,8 +15,9 @@
 //! Waiting is the caller's, as a closure: when the ring is full, the console notifies the daemon and
 //! calls it, then tries again. It must wait until the daemon's event on the console's port comes, and
 //! must not miss one sent before it was called: [`Events::wait`](super::evtchn::Events::wait) latches the
-//! pending bit, so `|| events.wait(port, 0).map(drop)` does; a closure that returns an error ends the
-//! write with it (a timeout, say).
+//! pending bit, so `|| events.wait_forever(port)` does, and
+//! [`events.waiter(port, &clock, timeout)`](super::evtchn::Events::waiter) too, bounding each wait in time
+//! (`ETIMEDOUT`); a closure that returns an error ends the write with it.
 
 use core::fmt;
 
@@ -171,7 +172,7 @@ pub fn read(buf: &mut [u8]) -> Result<usize> {
 /// let area = unsafe { SharedArea::new(page, 1)? };
 /// let mut waits = 0;
 /// let mut con = PvConsole::new(ByteRing::console(area, End::Front), Port(3), || {
-///     waits += 1; // in a guest: events.wait(port, 0).map(drop)
+///     waits += 1; // in a guest: events.wait(port, &clock, Duration::from_millis(50))
 ///     Ok(())
 /// });
 /// con.write(b"hello\n")?; // fits: written, the daemon notified, no wait
@@ -267,7 +268,7 @@ pub fn ring_location() -> Result<Option<(u64, Port)>> {
 ///     // SAFETY: with the MMU off (ARM), frame `pfn` is at `pfn * 4096`; the console page is the
 ///     // toolstack's, never referenced by the program.
 ///     |pfn| unsafe { SharedArea::new((pfn * 4096) as usize as *mut Page, 1) },
-///     || Ok(()), // in a guest: events.wait(port, 0).map(drop)
+///     || Ok(()), // in a guest: events.waiter(port, &clock, Duration::from_millis(50))
 /// )?;
 /// assert!(matches!(con, Console::Hypervisor));
 /// writeln!(con, "hello, {}", 42).unwrap();

@@ -3,8 +3,10 @@
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::time::Duration;
 
 use super::call::{Arg, call2};
+use super::time::{Clock, Instant};
 use super::vcpu::{SharedInfo, VcpuInfo};
 use super::{DomId, Error, Plain, Result, nr, sched, unit};
 
@@ -463,7 +465,9 @@ pub const NR_PORTS_2L: u32 = 64 * 64;
 ///   iterator): it clears `evtchn_upcall_pending`, exchanges the selector with 0, and test-and-clears
 ///   the pending bit of every port that is pending and not masked in the selected words, yielding each
 ///   port whose bit it cleared; masked ports stay pending;
-/// - to wait for one port, [`wait`](Events::wait) test-and-clears its bit around [`sched::poll`];
+/// - to wait for one port, [`wait`](Events::wait) (at most a [`Duration`] on a [`Clock`]),
+///   [`wait_until`](Events::wait_until) (until an [`Instant`]) or [`wait_forever`](Events::wait_forever)
+///   test-and-clear its bit around [`sched::poll_until`];
 /// - [`mask`](Events::mask) sets the mask bit; [`unmask`](Events::unmask) asks Xen
 ///   (`EVTCHNOP_unmask`), because only Xen re-raises an event that arrived while the port was masked:
 ///   clearing the bit locally would lose it.
@@ -641,13 +645,74 @@ impl Events {
         }
     }
 
-    /// Waits for an event on `port` with [`sched::poll`] and takes it (test-and-clear): `Ok(true)` once it
-    /// is taken, `Ok(false)` if `poll` returned without it (the absolute system time `timeout` was reached,
-    /// or Xen woke the vCPU for other events). With `timeout` 0 it waits until the event comes. The
-    /// selector and upcall flag are left alone: a later [`take_pending`](Events::take_pending) finds the
-    /// port already taken.
+    /// Waits at most `timeout` on `clock` for an event on `port` and takes it (test-and-clear):
+    /// `Ok(())` once it is taken, [`Error::ETIMEDOUT`] if the timeout passed first. See
+    /// [`wait_until`](Events::wait_until).
+    ///
+    /// ```
+    /// # #[cfg(feature = "mock")] {
+    /// use core::time::Duration;
+    /// use xen_hypercall::xen::{Error, evtchn::{Events, Port}, time::Clock, vcpu::SharedInfo};
+    /// # let shared: *mut SharedInfo = Box::leak(Box::new(SharedInfo::default()));
+    /// # // 10 ms a poll:
+    /// # xen_hypercall::mock::set_default(|_| { xen_hypercall::mock::advance_counter(625_000); 0 });
+    /// // SAFETY: `shared` is the shared info page (here a stand-in), valid for the whole run, and
+    /// // accessed through `events` and `clock` only.
+    /// let (events, clock) = unsafe { (Events::new(shared), Clock::new(shared)?) };
+    /// let t0 = clock.now();
+    /// assert_eq!(events.wait(Port(3), &clock, Duration::from_millis(50)), Err(Error::ETIMEDOUT));
+    /// assert!(clock.now() - t0 >= Duration::from_millis(50));
+    /// # }
+    /// # Ok::<(), xen_hypercall::xen::Error>(())
+    /// ```
     #[inline]
-    pub fn wait(&self, port: Port, timeout: u64) -> Result<bool> {
+    pub fn wait(&self, port: Port, clock: &Clock, timeout: Duration) -> Result<()> {
+        self.wait_until(port, clock, clock.now() + timeout)
+    }
+
+    /// Waits for an event on `port` until `clock` reaches `deadline`, with [`sched::poll_until`], and
+    /// takes it (test-and-clear): `Ok(())` once it is taken, [`Error::ETIMEDOUT`] once the clock says
+    /// the deadline passed with no event. A wake-up before the deadline with no event (Xen woke the
+    /// vCPU for other events, or, on ARM, the estimate of Xen system time was early) polls again: the
+    /// wait is never shorter than asked. The selector and upcall flag are left alone: a later
+    /// [`take_pending`](Events::take_pending) finds the port already taken. [`Error::EINVAL`] for a port
+    /// beyond [`NR_PORTS_2L`].
+    #[inline]
+    pub fn wait_until(&self, port: Port, clock: &Clock, deadline: Instant) -> Result<()> {
+        if Self::locate(port).is_none() {
+            return Err(Error::EINVAL);
+        }
+        loop {
+            if self.clear_pending(port) {
+                return Ok(());
+            }
+            match sched::poll_until(&[port], clock, deadline) {
+                Ok(()) => {}
+                Err(Error::ETIMEDOUT) if self.clear_pending(port) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits for an event on `port` with no timeout ([`sched::poll_forever`]) and takes it.
+    /// [`Error::EINVAL`] for a port beyond [`NR_PORTS_2L`].
+    #[inline]
+    pub fn wait_forever(&self, port: Port) -> Result<()> {
+        if Self::locate(port).is_none() {
+            return Err(Error::EINVAL);
+        }
+        while !self.clear_pending(port) {
+            sched::poll_forever(&[port])?;
+        }
+        Ok(())
+    }
+
+    /// The raw form: waits with [`sched::poll_until_system_time`] and takes the event: `Ok(true)` once it
+    /// is taken, `Ok(false)` if `poll` returned without it (the absolute Xen system time `system_time`
+    /// was reached, or Xen woke the vCPU for other events). With `system_time` 0 it waits until the
+    /// event comes. [`Error::EINVAL`] for a port beyond [`NR_PORTS_2L`].
+    #[inline]
+    pub fn wait_until_system_time(&self, port: Port, system_time: u64) -> Result<bool> {
         if Self::locate(port).is_none() {
             return Err(Error::EINVAL);
         }
@@ -655,14 +720,42 @@ impl Events {
             if self.clear_pending(port) {
                 return Ok(true);
             }
-            sched::poll(&[port], timeout)?;
+            sched::poll_until_system_time(&[port], system_time)?;
             if self.clear_pending(port) {
                 return Ok(true);
             }
-            if timeout != 0 {
+            if system_time != 0 {
                 return Ok(false);
             }
         }
+    }
+
+    /// A waiting closure for [`PvConsole`](super::console::PvConsole), [`Console`](super::console::Console)
+    /// and [`Xenstore`](super::xenstore::Xenstore): each call waits at most `timeout` on `clock` for
+    /// the daemon's event on `port` ([`wait`](Events::wait)); [`Error::ETIMEDOUT`] ends the operation
+    /// that waited.
+    ///
+    /// ```
+    /// # #[cfg(feature = "mock")] {
+    /// use core::time::Duration;
+    /// use xen_hypercall::xen::{Error, evtchn::{Events, Port}, time::Clock, vcpu::SharedInfo};
+    /// # let shared: *mut SharedInfo = Box::leak(Box::new(SharedInfo::default()));
+    /// # xen_hypercall::mock::set_default(|_| { xen_hypercall::mock::advance_counter(625_000); 0 });
+    /// // SAFETY: as for `Events::new` and `Clock::new`.
+    /// let (events, clock) = unsafe { (Events::new(shared), Clock::new(shared)?) };
+    /// let mut wait = events.waiter(Port(3), &clock, Duration::from_millis(50));
+    /// assert_eq!(wait(), Err(Error::ETIMEDOUT)); // nobody answers here
+    /// # }
+    /// # Ok::<(), xen_hypercall::xen::Error>(())
+    /// ```
+    #[inline]
+    pub fn waiter<'a>(
+        &'a self,
+        port: Port,
+        clock: &'a Clock,
+        timeout: Duration,
+    ) -> impl FnMut() -> Result<()> + 'a {
+        move || self.wait(port, clock, timeout)
     }
 }
 

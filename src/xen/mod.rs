@@ -72,7 +72,7 @@
 //! let port = evtchn::alloc_unbound(DomId::SELF, backend)?;
 //! // ... publish `grant.gref()` and `port` to the backend (xenstore, or a fixed convention) ...
 //! evtchn::send(port)?;
-//! while !events.wait(port, 0)? {} // sched::poll until the port's pending bit is set, then clear it
+//! events.wait_forever(port)?; // sched::poll until the port's pending bit is set, then clear it
 //! let ring = grants.end_access(grant)?; // refused (EBUSY, grant handed back) while the backend maps it
 //! # let _ = ring;
 //! # }
@@ -112,6 +112,7 @@ pub mod pvh;
 pub mod raw;
 pub mod ring;
 pub mod sched;
+pub mod time;
 pub mod vcpu;
 pub mod version;
 pub mod vm_assist;
@@ -242,6 +243,7 @@ const _: () = {
         vcpu::RunstateInfo: 48, 8;
         vcpu::RegisterVcpuInfo: 16, 8;
         vcpu::RegisterRunstateMemoryArea: 8, 8;
+        time::VcpuSetSingleshotTimer: 16, 8;
         multicall::MulticallEntry: 64, 8;
         blkif::BlkifRequestSegment: 8, 4;
         blkif::BlkifRequest: 112, 8;

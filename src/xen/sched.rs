@@ -1,7 +1,10 @@
 //! `sched_op`: yielding, blocking, polling and shutting down (`HYPERVISOR_sched_op`, declared arity 2).
 
+use core::time::Duration;
+
 use super::call::{Arg, call2};
 use super::evtchn::Port;
+use super::time::{Clock, Instant};
 use super::{DomId, Error, Result, nr, unit};
 
 /// `SCHEDOP_yield`.
@@ -116,10 +119,88 @@ pub fn block() -> Result<()> {
     unit(unsafe { call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_BLOCK), Arg::val(0)) })
 }
 
-/// Blocks until one of `ports` has an event pending or system time reaches `timeout` (`SCHEDOP_poll`).
+/// Blocks until one of `ports` has an event pending or `clock` reaches `deadline` (`SCHEDOP_poll`);
+/// [`Error::ETIMEDOUT`] if the clock had reached it when Xen returned.
 ///
-/// - `timeout` is an **absolute** Xen system time in nanoseconds (the clock of
-///   [`VcpuTimeInfo::system_time`](super::vcpu::VcpuTimeInfo::system_time)), not a duration; 0 means no
+/// - Xen's timeout is [`Clock::timeout_at`]`(deadline)`: exact on x86-64, never later than the
+///   deadline on ARM (see [`time`](super::time)), so the call may return early, before the deadline and
+///   with no port pending. It returns `Ok(())` then, as after an event or a spurious wake-up: the caller
+///   looks at the pending bits ([`Events::clear_pending`](super::evtchn::Events::clear_pending)) and
+///   polls again until the deadline, as [`Events::wait_until`](super::evtchn::Events::wait_until) does.
+///   After the call the clock is [calibrated](Clock::calibrate) (the vCPU was just scheduled in).
+/// - `ETIMEDOUT` says the deadline passed, not that no port fired: a port may have become pending in
+///   the meantime.
+/// - It returns at once if one of the ports is already pending (masked or not), and also when the vCPU
+///   has an upcall to take with interrupts unmasked; it does not clear anything.
+/// - Xen refuses more than 128 ports with [`Error::EINVAL`].
+///
+/// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
+/// # #[cfg(feature = "mock")] {
+/// use core::time::Duration;
+/// use xen_hypercall::xen::{Error, evtchn::Port, sched, time::Clock, vcpu::SharedInfo};
+/// # let shared: *mut SharedInfo = Box::leak(Box::new(SharedInfo::default()));
+/// # xen_hypercall::mock::set_default(|_| { xen_hypercall::mock::advance_counter(62_500_000); 0 });
+/// // SAFETY: `shared` is the shared info page (here a stand-in), valid for the whole run.
+/// let clock = unsafe { Clock::new(shared) }?;
+/// let deadline = clock.now() + Duration::from_millis(50);
+/// match sched::poll_until(&[Port(3)], &clock, deadline) {
+///     Ok(()) => { /* an event, or an early wake-up: look at port 3's pending bit */ }
+///     Err(Error::ETIMEDOUT) => { /* 50 ms have passed */ }
+///     Err(e) => return Err(e),
+/// }
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub fn poll_until(ports: &[Port], clock: &Clock, deadline: Instant) -> Result<()> {
+    poll_until_system_time(ports, clock.timeout_at(deadline))?;
+    clock.calibrate();
+    if clock.now() >= deadline {
+        return Err(Error::ETIMEDOUT);
+    }
+    Ok(())
+}
+
+/// [`poll_until`] `timeout` from now on `clock`.
+///
+/// ```
+/// # #[cfg(feature = "mock")] {
+/// # xen_hypercall::mock::set_default(|_| { xen_hypercall::mock::advance_counter(62_500_000); 0 });
+/// use core::time::Duration;
+/// use xen_hypercall::xen::{Error, evtchn::Port, sched, time::Clock, vcpu::SharedInfo};
+/// # let shared: *mut SharedInfo = Box::leak(Box::new(SharedInfo::default()));
+/// // SAFETY: `shared` is the shared info page (here a stand-in), valid for the whole run.
+/// let clock = unsafe { Clock::new(shared) }?;
+/// // A second passes during the call here.
+/// assert_eq!(sched::poll(&[Port(3)], &clock, Duration::from_millis(50)), Err(Error::ETIMEDOUT));
+/// # }
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub fn poll(ports: &[Port], clock: &Clock, timeout: Duration) -> Result<()> {
+    poll_until(ports, clock, clock.now() + timeout)
+}
+
+/// Blocks until one of `ports` has an event pending, with no timeout (`SCHEDOP_poll` with timeout 0):
+/// it returns `Ok(())` after an event or a spurious wake-up, like [`poll_until`].
+///
+/// ```
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
+/// xen_hypercall::xen::sched::poll_forever(&[xen_hypercall::xen::evtchn::Port(3)])?;
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+#[inline]
+pub fn poll_forever(ports: &[Port]) -> Result<()> {
+    poll_until_system_time(ports, 0)
+}
+
+/// `SCHEDOP_poll` with Xen's raw timeout: blocks until one of `ports` has an event pending or Xen system
+/// time reaches `system_time`.
+///
+/// - `system_time` is an **absolute** Xen system time in nanoseconds (Xen's `NOW()`; see
+///   [`time`](super::time) for how a guest relates its clock to it), not a duration; 0 means no
 ///   timeout. A time already past returns at once.
 /// - The call does not say which port fired, nor whether the timeout did: it returns `Ok(())` either
 ///   way. The caller learns it from the pending bits in the shared info page, with
@@ -133,17 +214,17 @@ pub fn block() -> Result<()> {
 /// ```
 /// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
-/// xen_hypercall::xen::sched::poll(&[xen_hypercall::xen::evtchn::Port(3)], 0)?;
+/// xen_hypercall::xen::sched::poll_until_system_time(&[xen_hypercall::xen::evtchn::Port(3)], 0)?;
 /// # Ok::<(), xen_hypercall::xen::Error>(())
 /// ```
 #[inline]
-pub fn poll(ports: &[Port], timeout: u64) -> Result<()> {
+pub fn poll_until_system_time(ports: &[Port], system_time: u64) -> Result<()> {
     let nr_ports = u32::try_from(ports.len()).map_err(|_| Error::EINVAL)?;
     let p = SchedPoll {
         ports: ports.as_ptr() as usize as u64,
         nr_ports,
         _pad: 0,
-        timeout,
+        timeout: system_time,
     };
     // SAFETY: Xen reads `p` and the `nr_ports` ports behind `p.ports` (`Port` is a transparent u32, the
     // layout of `evtchn_port_t`); both stay borrowed during the call.

@@ -23,7 +23,8 @@
 //! Waiting is the caller's, as with the [PV console](super::console): after writing, the client notifies
 //! the daemon with [`evtchn::send`] and calls `wait` while the reply is incomplete (or the ring full). It
 //! must wait for the daemon's event on the port and must not miss one sent before it was called
-//! ([`Events::wait`](super::evtchn::Events::wait) latches it). A daemon answering garbage (a payload over
+//! ([`Events::wait`](super::evtchn::Events::wait) latches it; [`Events::waiter`](super::evtchn::Events::waiter)
+//! makes such a closure, each call bounded by a `Duration`, `ETIMEDOUT` past it). A daemon answering garbage (a payload over
 //! the maximum, a reply of the wrong type, an id that is no number) is [`Error::EIO`]; nothing panics.
 
 use arrayvec::ArrayVec;
@@ -188,7 +189,7 @@ pub fn error_from_name(payload: &[u8]) -> Error {
 /// let page: *mut Page = Box::into_raw(Box::new(Page::new()));
 /// // SAFETY: the leaked page is accessed only through the ring.
 /// let area = unsafe { SharedArea::new(page, 1)? };
-/// // In a guest: events.wait(port, 0).map(drop); here no daemon answers, so waiting fails.
+/// // In a guest: events.waiter(port, &clock, Duration::from_millis(50)); here no daemon answers, so waiting fails.
 /// let mut xs = Xenstore::new(ByteRing::xenstore(area, End::Front), Port(1), || {
 ///     Err(xen_hypercall::xen::Error::ETIMEDOUT)
 /// });

@@ -23,7 +23,7 @@ use std::process::Command;
 
 use xen_hypercall::xen::{
     self, DomId, evtchn, grant_table as gt, hvm, layout as guest, memory, multicall, nr, pvh,
-    sched, vcpu, version, vm_assist, x86,
+    sched, time, vcpu, version, vm_assist, x86,
 };
 
 /// One value the C side computes and the Rust side knows.
@@ -141,6 +141,9 @@ fn layouts() -> Vec<Layout> {
         }),
         layout!(vcpu::RegisterRunstateMemoryArea => "struct vcpu_register_runstate_memory_area" {
             addr => "addr",
+        }),
+        layout!(time::VcpuSetSingleshotTimer => "struct vcpu_set_singleshot_timer" {
+            timeout_abs_ns => "timeout_abs_ns", flags => "flags",
         }),
         layout!(multicall::MulticallEntry => "struct multicall_entry" {
             op => "op", result => "result", args => "args",
@@ -537,6 +540,18 @@ fn constants() -> Vec<(&'static str, u64)> {
         (
             "VCPUOP_register_vcpu_info",
             vcpu::VCPUOP_REGISTER_VCPU_INFO as u64,
+        ),
+        (
+            "VCPUOP_set_singleshot_timer",
+            time::VCPUOP_SET_SINGLESHOT_TIMER as u64,
+        ),
+        (
+            "VCPUOP_stop_singleshot_timer",
+            time::VCPUOP_STOP_SINGLESHOT_TIMER as u64,
+        ),
+        (
+            "VCPU_SSHOTTMR_future",
+            u64::from(time::VCPU_SSHOTTMR_FUTURE),
         ),
         ("GNTTABOP_map_grant_ref", gt::GNTTABOP_MAP_GRANT_REF as u64),
         (

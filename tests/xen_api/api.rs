@@ -193,7 +193,7 @@ fn sched_poll_describes_the_ports() {
     fresh();
     mock::answer_zero();
     let ports = [evtchn::Port(3), evtchn::Port(9)];
-    sched::poll(&ports, 1_000_000).unwrap();
+    sched::poll_until_system_time(&ports, 1_000_000).unwrap();
     let c = only_call();
     assert_eq!((c.op, c.args[0]), (nr::SCHED_OP, sched::SCHEDOP_POLL));
     let p: sched::SchedPoll = c.read(1).unwrap();
@@ -620,7 +620,7 @@ fn a_handle_xen_only_reads_cannot_be_written() {
         call.handle_mut::<u32>(1, 0);
         0
     });
-    let _ = sched::poll(&[evtchn::Port(4), evtchn::Port(5)], 0);
+    let _ = sched::poll_until_system_time(&[evtchn::Port(4), evtchn::Port(5)], 0);
 }
 
 #[test]
@@ -1115,7 +1115,7 @@ fn every_wrapper_uses_the_declared_arity() {
     let _ = console::read(&mut [0u8; 4]);
     let _ = sched::yield_now();
     let _ = sched::block();
-    let _ = sched::poll(&[evtchn::Port(1)], 0);
+    let _ = sched::poll_forever(&[evtchn::Port(1)]);
     let _ = sched::shutdown(sched::ShutdownReason::Poweroff);
     let _ = sched::shutdown_code(sched::ShutdownReason::Reboot);
     let _ = evtchn::alloc_unbound(DomId::SELF, DomId(0));

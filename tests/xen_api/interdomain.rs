@@ -1028,7 +1028,7 @@ fn wait_polls_the_port_and_takes_the_event() {
     let events = unsafe { Events::new(info) };
     // Already pending: taken without a hypercall.
     xen_raises(info, 40);
-    assert_eq!(events.wait(Port(40), 0), Ok(true));
+    assert_eq!(events.wait_until_system_time(Port(40), 0), Ok(true));
     assert!(mock::take_calls().is_empty());
     // Raised while the vCPU polls.
     let addr = info as usize;
@@ -1036,7 +1036,7 @@ fn wait_polls_the_port_and_takes_the_event() {
         xen_raises(addr as *mut SharedInfo, 41);
         0
     });
-    assert_eq!(events.wait(Port(41), 0), Ok(true));
+    assert_eq!(events.wait_until_system_time(Port(41), 0), Ok(true));
     assert!(!events.is_pending(Port(41)));
     let c = only_call();
     assert_eq!((c.op, c.args[0]), (nr::SCHED_OP, sched::SCHEDOP_POLL));
@@ -1044,13 +1044,22 @@ fn wait_polls_the_port_and_takes_the_event() {
     assert_eq!((poll.nr_ports, poll.timeout), (1, 0));
     // Timeout reached without the event.
     mock::returns(0);
-    assert_eq!(events.wait(Port(42), 123_456_789), Ok(false));
+    assert_eq!(
+        events.wait_until_system_time(Port(42), 123_456_789),
+        Ok(false)
+    );
     let c = only_call();
     assert_eq!(c.read::<sched::SchedPoll>(1).unwrap().timeout, 123_456_789);
     // Xen refuses: the error comes back.
     mock::fails(Error::EINVAL);
-    assert_eq!(events.wait(Port(42), 0), Err(Error::EINVAL));
-    assert_eq!(events.wait(Port(5000), 0), Err(Error::EINVAL));
+    assert_eq!(
+        events.wait_until_system_time(Port(42), 0),
+        Err(Error::EINVAL)
+    );
+    assert_eq!(
+        events.wait_until_system_time(Port(5000), 0),
+        Err(Error::EINVAL)
+    );
 }
 
 #[test]

@@ -994,7 +994,7 @@ fn a_full_console_waits_with_events_wait_and_resumes_on_the_daemon_s_event() {
         0
     });
     let port = Port(5);
-    let mut con = PvConsole::new(guest, port, || events.wait(port, 0).map(drop));
+    let mut con = PvConsole::new(guest, port, || events.wait_forever(port));
     let data: Vec<u8> = (0..5000u32).map(|i| (i % 249) as u8).collect();
     con.write(&data).unwrap();
     let calls = mock::take_calls();
@@ -1122,4 +1122,47 @@ fn flush_with_a_daemon_that_never_reads_ends_with_the_wait_s_error() {
     con.write(b"unread").unwrap();
     assert_eq!(con.flush(), Err(Error::ETIMEDOUT));
     assert_eq!(waits.get(), 3);
+}
+
+/// `Events::waiter` bounds each wait of the console in time: a daemon that never reads ends a flush with
+/// `ETIMEDOUT` once the clock says the timeout passed, not before (each poll here takes 10 ms).
+#[test]
+fn a_console_waiting_with_events_waiter_times_out_by_the_clock() {
+    use xen_hypercall::xen::evtchn::Events;
+    use xen_hypercall::xen::sched;
+    use xen_hypercall::xen::time::Clock;
+    use xen_hypercall::xen::vcpu::SharedInfo;
+
+    mock::reset();
+    let info: *mut SharedInfo = Box::into_raw(Box::default());
+    // 62.5 MHz: 625000 ticks are 10 ms.
+    mock::set_default(|call| {
+        assert_eq!(
+            (call.op(), call.arg(0)),
+            (nr::SCHED_OP, sched::SCHEDOP_POLL)
+        );
+        mock::advance_counter(625_000);
+        0
+    });
+    // SAFETY: the leaked page stands for the shared info page, accessed through `events` and `clock`.
+    let (events, clock) = unsafe { (Events::new(info), Clock::new(info).unwrap()) };
+    let c = cons_page();
+    let (guest, _daemon) = console_ends(c);
+    let mut con = PvConsole::new(
+        guest,
+        Port(4),
+        events.waiter(Port(4), &clock, Duration::from_millis(50)),
+    );
+    mock::returns(0); // the notification of the write (EVTCHNOP_send)
+    con.write(b"unread").unwrap();
+    let t0 = clock.now();
+    mock::returns(0); // the flush's notification
+    assert_eq!(con.flush(), Err(Error::ETIMEDOUT));
+    let waited = clock.now() - t0;
+    assert_eq!(waited, Duration::from_millis(50));
+    let polls = mock::take_calls()
+        .iter()
+        .filter(|c| c.op == nr::SCHED_OP && c.args[0] == sched::SCHEDOP_POLL)
+        .count();
+    assert_eq!(polls, 5);
 }

@@ -13,9 +13,11 @@ use anyhow::{Context, Result, bail};
 use crate::util;
 
 /// The published members, in dependency order: `(package name, version)`.
-pub const PUBLISHED: [(&str, &str); 3] = [
+pub const PUBLISHED: [(&str, &str); 5] = [
     ("xen-hypercall-macros", "0.1.0"),
     ("xen-hypercall", "0.1.0"),
+    ("xen-test-macros", "0.1.0"),
+    ("xen-test", "0.1.0"),
     ("cargo-xen", "0.1.0"),
 ];
 

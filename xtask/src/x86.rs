@@ -41,7 +41,7 @@ const XEN_BINARY: &str = "boot/xen-4.17-amd64.gz";
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The checks every x86 guest must report as `ok` (through the typed API unless marked raw).
-pub const CHECKS: [&str; 18] = [
+pub const CHECKS: [&str; 22] = [
     "version",
     "evtchn::alloc_unbound",
     "evtchn::send",
@@ -53,6 +53,10 @@ pub const CHECKS: [&str; 18] = [
     "start info",
     "hvm::set_callback_vector",
     "evtchn::Events on the shared info page",
+    "time::Clock",
+    "sched::poll 20 ms",
+    "one-shot timer 20 ms",
+    "wallclock",
     "pair1 sysctl (raw)",
     "pair2 xen_version extraversion (raw)",
     "pair2 version::extraversion (typed)",

@@ -21,6 +21,8 @@
 mod common;
 #[path = "../entry.rs"]
 mod entry;
+#[path = "../timing.rs"]
+mod timing;
 
 use common::{Deadline, Line, pause};
 use xen_hypercall::xen::console::Console;
@@ -98,10 +100,12 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     if let Err(e) = max {
         line(&mut con, Line::new().s("FAIL max pages: ").err(e));
     }
+    // Time: a 20 ms poll time-out by the guest's own clock, the wall clock, the one-shot timer.
+    let timed = timing::run(&mut |l| line(&mut con, l));
     line(&mut con, Line::new().s("done"));
     // Everything read by xenconsoled before the domain goes.
     let drained = con.flush().is_ok();
-    end(if good && max.is_ok() && drained {
+    end(if good && max.is_ok() && drained && timed {
         ShutdownReason::Poweroff
     } else {
         ShutdownReason::Crash
