@@ -221,7 +221,7 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     // Sleeps up to `ms`, or until xenstored's next event (a reply, a watch): no busy loop that would take
     // the one CPU from dom0.
     let nap = |ms: u64| {
-        let _ = events.wait(store_port, xen_time_after(ms));
+        let _ = events.wait_until_system_time(store_port, xen_time_after(ms));
     };
     // SAFETY: the store page is the toolstack's, referenced by nothing else in this program.
     let Ok(area) = (unsafe { SharedArea::new((store_pfn << 12) as usize as *mut Page, 1) }) else {
@@ -248,7 +248,7 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
         nap(20);
         Ok(())
     };
-    let wait = |port: Port| events.wait(port, xen_time_after(EVENT_MS));
+    let wait = |port: Port| events.wait_until_system_time(port, xen_time_after(EVENT_MS));
     let detach = name == b"blkdet";
     let bench = name == b"blkbench";
     let options = if name == b"blk1" {
