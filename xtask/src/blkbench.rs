@@ -2,7 +2,8 @@
 //! `xen-blkfront`, in one boot, on the same dom0, blkback and RAM-disk size ([`xl::Scenario::blkbench`]).
 //!
 //! Each side runs the same workloads, one after the other: 1024 synchronous 4 KiB transfers, sequential
-//! and random (the same xorshift offsets), read and write, and 4 × 1 MiB sequential. Ours times them with
+//! and random (the same xorshift offsets), read and write, and 4 × 1 MiB sequential; each workload runs
+//! three times (Linux's random ones once) and the fastest run is kept, with its counters. Ours times them with
 //! the generic timer and counts its requests and notifications (`xen::blkfront::Stats`); Linux runs `dd`
 //! with `iflag=direct`/`oflag=direct` (one process per random transfer, which its figure includes: the
 //! `rand-loop-only` row is that loop against `/dev/zero`), timed by `/proc/uptime` (10 ms), and counts its
@@ -92,8 +93,16 @@ pub fn parse(output: &str) -> Figures {
                 continue;
             };
             let i = row(&mut rows, name);
+            let us = number_after(rest, "KiB in ");
+            // The fastest round, with its counters.
+            if rows[i]
+                .ours_us
+                .is_some_and(|best| us.is_none_or(|us| us >= best))
+            {
+                continue;
+            }
             rows[i].kib = number_after(rest, "").unwrap_or(0);
-            rows[i].ours_us = number_after(rest, "KiB in ");
+            rows[i].ours_us = us;
             rows[i].ours_requests = number_after(rest, "requests ").unwrap_or(0);
             rows[i].ours_notifications = number_after(rest, "notifications ").unwrap_or(0);
             rows[i].ours_grants = number_after(rest, "grants ").unwrap_or(0);
@@ -109,9 +118,17 @@ pub fn parse(output: &str) -> Figures {
             let w: Vec<&str> = rest.split_whitespace().collect();
             if let [t0, t1, "irq", irq, ..] = w[..] {
                 let i = row(&mut rows, name);
-                rows[i].linux_ms = uptime_ms(t1)
+                let ms = uptime_ms(t1)
                     .zip(uptime_ms(t0))
                     .map(|(b, a)| b.saturating_sub(a));
+                // The fastest round, with its counters.
+                if rows[i]
+                    .linux_ms
+                    .is_some_and(|best| ms.is_none_or(|ms| ms >= best))
+                {
+                    continue;
+                }
+                rows[i].linux_ms = ms;
                 rows[i].linux_irqs = irq.parse().unwrap_or(0);
             }
         } else if let Some(at) = l.find("blkfront: xvda: ") {
@@ -231,9 +248,11 @@ xl-harness: ok linux: blkback interrupts for Linux
 xl-harness:   |  23:       3995  xen-dyn-lateeoi     Edge    -event     blkif-backend
 xl-harness: console blkbench| xl-blk: bench seq-read-4k: 4096 KiB in 1217150 us, requests 1024, notifications 1019, waits 1024, grants 0
 xl-harness: console blkbench| xl-blk: bench seq-read-1m: 4096 KiB in 15817 us, requests 16, notifications 15, waits 16, grants 0
+xl-harness: console blkbench| xl-blk: bench seq-read-4k: 4096 KiB in 3449000 us, requests 1024, notifications 999, waits 1024, grants 0
 xl-harness: console blkbench| xl-blk: stats requests 4128 (indirect 32), segments 6144, batches 4128, notifications 3710, waits 4126
 xl-harness: console linux| linux-blk: xvda 8192 sectors; [    5.222572] blkfront: xvda: barrier or flush: disabled; persistent grants: enabled
 xl-harness: console linux| linux-blk: bench seq-read-4k: 31.44 33.90 irq 1024 rc 0
+xl-harness: console linux| linux-blk: bench seq-read-4k: 40.00 45.88 irq 1030 rc 0
 xl-harness: console linux| linux-blk: bench rand-loop-only: 154.96 200.00 irq 0 rc 0
 ";
 

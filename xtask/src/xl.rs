@@ -131,7 +131,8 @@ pub const LINUX_INITRD: &str = "/domu/linux-initrd.gz";
 
 /// The Linux domU's `/init` (busybox): loads `xen-blkfront`, waits for `/dev/xvda`, then for dom0's `GO`
 /// at the start of its last sector (read with `O_DIRECT`), runs the benchmark's workloads with `dd`
-/// (`iflag=direct`/`oflag=direct`, the same amounts as the library's frontend), each timed with
+/// (`iflag=direct`/`oflag=direct`, the same amounts as the library's frontend; the sequential ones three
+/// times, the random ones, a `dd` process per transfer, once), each timed with
 /// `/proc/uptime` and with the count of its `blkif` interrupt (the backend's notifications), prints
 /// `linux-blk: done`, stays connected 15 s (dom0 reads blkback's counters) and powers off.
 pub const LINUX_DOMU_INIT: &str = r#"#!/bin/busybox sh
@@ -153,12 +154,14 @@ rand() { x=625341585; k=0; while [ $k -lt 1024 ]; do
   x=$(( (x ^ (x << 13)) & 0xffffffff )); x=$(( x ^ (x >> 17) )); x=$(( (x ^ (x << 5)) & 0xffffffff ))
   dd "$@" bs=4096 count=1 $(echo $1 | grep -q of= && echo seek || echo skip)=$((x % 1024)) 2>/dev/null || return 1
   k=$((k + 1)); done; }
-run seq-read-4k dd if=/dev/xvda of=/dev/null bs=4096 count=1024 iflag=direct
-run seq-write-4k dd if=/dev/zero of=/dev/xvda bs=4096 count=1024 oflag=direct
+for round in 1 2 3; do
+  run seq-read-4k dd if=/dev/xvda of=/dev/null bs=4096 count=1024 iflag=direct
+  run seq-write-4k dd if=/dev/zero of=/dev/xvda bs=4096 count=1024 oflag=direct
+  run seq-read-1m dd if=/dev/xvda of=/dev/null bs=1048576 count=4 iflag=direct
+  run seq-write-1m dd if=/dev/zero of=/dev/xvda bs=1048576 count=4 oflag=direct
+done
 run rand-read-4k rand if=/dev/xvda of=/dev/null iflag=direct
 run rand-write-4k rand of=/dev/xvda if=/dev/zero oflag=direct
-run seq-read-1m dd if=/dev/xvda of=/dev/null bs=1048576 count=4 iflag=direct
-run seq-write-1m dd if=/dev/zero of=/dev/xvda bs=1048576 count=4 oflag=direct
 run rand-loop-only rand if=/dev/zero of=/dev/null
 grep blkif /proc/interrupts | sed 's/^/linux-blk: interrupts /'
 echo "linux-blk: done"
