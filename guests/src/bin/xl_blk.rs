@@ -3,19 +3,23 @@
 //!
 //! What it does depends on its name (xenstore's `name`):
 //!
-//! - `blk` (the frontend's defaults: a multi-page ring, indirect requests and persistent grants as the
-//!   backend offers) and `blk1` (one ring page, direct requests only, no `feature-persistent`): once dom0
-//!   writes `data/disk-ready`, read the whole disk and check every sector (sector `s` holds the 8-digit
-//!   decimal of `s` 64 times), write the regions of `REGIONS` (sector `s` then holds `s + 10000000`),
-//!   flush, read the regions back, read the whole disk again and check it, read past the end (a clear
-//!   error), close, write `data/blk-done` and wait for dom0's `data/blk-ack` (dom0 compares the disk with
-//!   its own image meanwhile).
+//! - `blk` and `blk32` (the frontend's defaults: a multi-page ring, indirect requests and persistent
+//!   grants as the backend offers) and `blk1` (one ring page, direct requests only, no
+//!   `feature-persistent`): once dom0 writes `data/disk-ready`, read the whole disk and check every
+//!   sector (sector `s` holds the 8-digit decimal of `s` 64 times), write the regions of `REGIONS`
+//!   (sector `s` then holds `s + 10000000`), flush, read the regions back, read the whole disk again
+//!   and check it, read past the end (a clear error), close, write `data/blk-done` and wait for dom0's
+//!   `data/blk-ack` (dom0 compares the disk with its own image meanwhile).
+//! - `blkbench` (`cargo bench --bench blk`): timed workloads, synchronous 4 KiB sequential and random
+//!   transfers and 1 MiB ones, three rounds, each with the frontend's counters; `data/bench-done` lets
+//!   dom0 read blkback's interrupt count for the disk before the frontend disconnects.
 //! - `blkdet`: reads the disk again and again after writing `data/blk-reading`, until dom0's
 //!   `xl block-detach` takes the disk away: the frontend must say the backend is gone, without a hang,
 //!   and close handing back every page whose grant ended.
 //!
-//! Lines: `xl-blk: ok …`/`FAIL …` checks, figures (`stats …`, `time …`), and `done`. The console, the
-//! xenstore client, the grant table, the shared info page and the event channel are the library's.
+//! Lines: `xl-blk: ok …`/`FAIL …` checks, figures (`features …`, `stats …`, `bench …`), and `done`.
+//! The console, the xenstore client, the grant table, the shared info page and the event channel are
+//! the library's.
 
 #![no_std]
 #![no_main]
