@@ -15,25 +15,24 @@ use std::process::ExitCode;
 use xtask::xen::{self, Guest};
 
 fn report() -> anyhow::Result<()> {
-    let mut results = xtask::bench::run()?;
+    let mut results = xtask::bench_arm::run()?;
     let counts = xtask::insns::measure()?;
     results.add_counts(
         xtask::insns::OPT,
-        counts.into_iter().map(|c| (c.isa, c.site, c.instructions)),
+        counts
+            .into_iter()
+            .map(|c| (c.isa.name(), c.site, c.instructions)),
     );
     // x86-64: PV (`syscall`) and HVM/PVH (`vmmcall`) images, inline against the hypercall page.
     xtask::bench_x86::measure(&mut results)?;
-    println!("{}", xtask::bench::markdown(&results));
+    println!("{}", xtask::bench_arm::markdown(&results));
     println!("{}", xtask::bench_x86::markdown(&results));
 
     // Real Xen: what one hypercall costs, guest and hypervisor together.
-    let costs = xtask::bench::xen_cost()?;
-    println!("{}", xtask::bench::xen_cost_markdown(&costs, &results));
-    results.xen_cost_x86 = xtask::bench_x86::xen_cost()?;
-    println!(
-        "{}",
-        xtask::bench_x86::xen_cost_markdown(&results.xen_cost_x86)
-    );
+    let costs = xtask::bench_arm::xen_cost()?;
+    println!("{}", xtask::bench_arm::xen_cost_markdown(&costs, &results));
+    let costs_x86 = xtask::bench_x86::xen_cost()?;
+    println!("{}", xtask::bench_x86::xen_cost_markdown(&costs_x86));
 
     // The example guest: the same numbers `cargo xtask audit` gives for each build.
     let mut guests = Vec::new();
@@ -48,7 +47,14 @@ fn report() -> anyhow::Result<()> {
     let dir = xtask::util::target_dir().join("bench");
     let path = dir.join("strategies.json");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(&path, xtask::bench::json(&results, &costs))?;
+    std::fs::write(
+        &path,
+        xtask::bench::json(
+            &results,
+            &xtask::bench_arm::xen_cost_json(&costs),
+            &xtask::bench_x86::xen_cost_json(&costs_x86),
+        ),
+    )?;
     println!("\nJSON: {}", path.display());
     // Last, so that every table is printed even when a control fails.
     let page_path = xtask::bench_x86::check_page_path(&results);

@@ -50,7 +50,7 @@ fn main() {
         println!("cargo::rustc-cfg=thumb");
     }
     // Without clang (a lint run before `xtask` installed it) the crate builds without the peers; the bench
-    // then refuses to run (`xtask::bench::sizes` names the missing functions).
+    // then refuses to run (`xtask::bench_arm::sizes` names the missing functions).
     if Command::new("clang").arg("--version").output().is_err() {
         println!(
             "cargo::warning=clang not found: the C peers are not built (`apt-get install clang`)"

@@ -4,11 +4,20 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
 static LOG: OnceLock<PathBuf> = OnceLock::new();
+
+/// Whether [`run`] echoes its command line (on unless [`set_echo`] turned it off).
+static ECHO: AtomicBool = AtomicBool::new(true);
+
+/// Turns the echo of [`run`]'s command lines on or off (a tool whose console shows results, not steps).
+pub fn set_echo(on: bool) {
+    ECHO.store(on, Ordering::Relaxed);
+}
 
 /// Sends the output of the set-up commands ([`run_logged`]: apt-get, make) to `path` from now on (the first
 /// call wins). Without it they go to `cargo-xen-setup.log` in the system's temporary directory.
@@ -25,6 +34,15 @@ pub fn log_path() -> &'static Path {
 /// line on stderr when it is done: `what` and the time it took. On failure the error holds the command line
 /// and the log's last lines.
 pub fn run_logged(what: &str, cmd: &mut Command) -> Result<()> {
+    let start = Instant::now();
+    run_quiet(cmd)?;
+    eprintln!("  {what} ({:.1} s)", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// [`run_logged`] without the line on stderr: a command whose success is not worth a line (a build of a
+/// tool whose console shows results).
+pub fn run_quiet(cmd: &mut Command) -> Result<()> {
     let path = log_path();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -37,7 +55,6 @@ pub fn run_logged(what: &str, cmd: &mut Command) -> Result<()> {
     let start_len = log.seek(SeekFrom::End(0))?;
     use std::io::Write;
     writeln!(log, "$ {}", show(cmd))?;
-    let start = Instant::now();
     let status = cmd
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -52,7 +69,6 @@ pub fn run_logged(what: &str, cmd: &mut Command) -> Result<()> {
             tail(path, start_len, 30)
         );
     }
-    eprintln!("  {what} ({:.1} s)", start.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -67,9 +83,11 @@ fn tail(path: &Path, from: u64, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Runs `cmd`, echoing it, and fails unless it exits 0.
+/// Runs `cmd`, echoing it (see [`set_echo`]), and fails unless it exits 0.
 pub fn run(cmd: &mut Command) -> Result<()> {
-    eprintln!("$ {}", show(cmd));
+    if ECHO.load(Ordering::Relaxed) {
+        eprintln!("$ {}", show(cmd));
+    }
     let status = cmd
         .status()
         .with_context(|| format!("cannot start {}", show(cmd)))?;

@@ -29,6 +29,10 @@ pub const MACHINE: &str = "virt,virtualization=on,gic-version=3";
 pub const XEN_BOOTARGS: &str =
     "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all noreboot";
 
+/// Xen's command line for an x86-64 run: the first serial port, every log level, dom0's memory, `noreboot`.
+pub const XEN_X86_BOOTARGS: &str =
+    "console=com1 com1=115200 loglvl=all guest_loglvl=all dom0_mem=64M noreboot";
+
 /// Where each dom0less kernel is loaded (RAM starts at 0x40000000; Xen sits near its start, QEMU puts the
 /// device tree at 0x48000000; 16 MiB per slot).
 pub const SLOTS: [u64; 4] = [0x4900_0000, 0x4a00_0000, 0x4b00_0000, 0x4c00_0000];
@@ -154,10 +158,17 @@ pub const DOM0_MEMORY: &str = "1G";
 /// `bootscrub=on` (scrubbing all free RAM at boot) stays short under emulation.
 pub const DOM0LESS_MEMORY: &str = "256M";
 
-fn qemu_base(memory: &str) -> Command {
+fn qemu_base(memory: &str, cpus: u32) -> Command {
     let mut c = Command::new("qemu-system-aarch64");
-    c.args(["-cpu", "cortex-a57", "-smp", "1", "-m", memory])
-        .args(["-nographic", "-no-reboot"]);
+    c.args([
+        "-cpu",
+        "cortex-a57",
+        "-smp",
+        &cpus.to_string(),
+        "-m",
+        memory,
+    ])
+    .args(["-nographic", "-no-reboot"]);
     c
 }
 
@@ -178,13 +189,37 @@ pub const DOM0_CMDLINE: &str = "console=hvc0";
 /// [`dom0_command_with`] with dom0's command line `cmdline` (a QEMU `guest-loader` option: its commas are
 /// doubled here).
 pub fn dom0_command_full(xen: &Path, image: &Path, bootargs: &str, cmdline: &str) -> Command {
-    let mut cmd = qemu_base(DOM0_MEMORY);
+    dom0_command_cpus(xen, image, bootargs, cmdline, 1)
+}
+
+/// [`dom0_command_full`] on a machine of `cpus` CPUs (Xen gives dom0 more than one vCPU only with
+/// `dom0_max_vcpus` in `bootargs`).
+pub fn dom0_command_cpus(
+    xen: &Path,
+    image: &Path,
+    bootargs: &str,
+    cmdline: &str,
+    cpus: u32,
+) -> Command {
+    let mut cmd = qemu_base(DOM0_MEMORY, cpus);
     cmd.args(["-machine", MACHINE]).arg("-kernel").arg(xen);
     cmd.args(["-append", bootargs]).arg("-device").arg(format!(
         "guest-loader,addr=0x49000000,kernel={},bootargs={}",
         image.display(),
         cmdline.replace(',', ",,")
     ));
+    cmd
+}
+
+/// The QEMU command that boots `xen`, an x86-64 hypervisor (multiboot), with `dom0`, an ELF kernel, as its
+/// first module, and Xen's command line `bootargs` (for a PVH dom0: `dom0=pvh`).
+pub fn x86_dom0_command(xen: &Path, dom0: &Path, bootargs: &str) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", "tcg", "-cpu", "max", "-m", DOM0_MEMORY])
+        .args(["-nographic", "-no-reboot", "-kernel"])
+        .arg(xen)
+        .args(["-append", bootargs, "-initrd"])
+        .arg(dom0);
     cmd
 }
 
@@ -350,7 +385,7 @@ pub fn base_dts(dir: &Path) -> Result<String> {
     let dtb = dir.join(format!("virt-{DOM0LESS_MEMORY}.dtb"));
     if !dtb.is_file() {
         cmd::run(
-            qemu_base(DOM0LESS_MEMORY)
+            qemu_base(DOM0LESS_MEMORY, 1)
                 .arg("-machine")
                 .arg(format!("{MACHINE},dumpdtb={}", dtb.display())),
         )?;
@@ -462,7 +497,7 @@ pub fn dom0less_dtb(
 
 /// The QEMU command that boots `xen` with the device tree `dtb` and loads each module at its address.
 pub fn dom0less_command(xen: &Path, dtb: &Path, modules: &[Module]) -> Command {
-    let mut cmd = qemu_base(DOM0LESS_MEMORY);
+    let mut cmd = qemu_base(DOM0LESS_MEMORY, 1);
     cmd.arg("-machine").arg(MACHINE).arg("-kernel").arg(xen);
     cmd.arg("-dtb").arg(dtb);
     for m in modules {

@@ -48,34 +48,15 @@ pub const PAGE_SYMBOLS: [&str; 2] = ["xen_hypercall_page", "hypercall_page"];
 /// `XEN_ELFNOTE_HYPERCALL_PAGE` (`public/elfnote.h`).
 const NOTE_HYPERCALL_PAGE: u32 = 2;
 
-/// An x86-64 trap into Xen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trap {
-    /// `syscall`: a 64-bit PV guest.
-    Syscall,
-    /// `vmcall`: an HVM/PVH guest on Intel.
-    Vmcall,
-    /// `vmmcall`: an HVM/PVH guest on AMD.
-    Vmmcall,
-}
+pub use crate::audit::Trap;
 
-impl Trap {
-    /// The mnemonic.
-    pub fn name(self) -> &'static str {
-        match self {
-            Trap::Syscall => "syscall",
-            Trap::Vmcall => "vmcall",
-            Trap::Vmmcall => "vmmcall",
-        }
-    }
-
-    fn of(m: Mnemonic) -> Option<Trap> {
-        match m {
-            Mnemonic::Syscall => Some(Trap::Syscall),
-            Mnemonic::Vmcall => Some(Trap::Vmcall),
-            Mnemonic::Vmmcall => Some(Trap::Vmmcall),
-            _ => None,
-        }
+/// The trap an instruction is, if it is one.
+fn trap_of(m: Mnemonic) -> Option<Trap> {
+    match m {
+        Mnemonic::Syscall => Some(Trap::Syscall),
+        Mnemonic::Vmcall => Some(Trap::Vmcall),
+        Mnemonic::Vmmcall => Some(Trap::Vmmcall),
+        _ => None,
     }
 }
 
@@ -469,7 +450,7 @@ fn walk(f: &Func, info: &mut InstructionInfoFactory) -> Walk {
         if matches!(
             i.flow_control(),
             FlowControl::Call | FlowControl::IndirectCall
-        ) || Trap::of(i.mnemonic()).is_some()
+        ) || trap_of(i.mnemonic()).is_some()
         {
             slots.clear();
         }
@@ -606,7 +587,7 @@ fn writes(i: &Instruction, info: &mut InstructionInfoFactory) -> Vec<u8> {
 /// register; a trap, `rax` (the result) and the argument registers of Xen's declared arity, which Xen's
 /// debug build poisons (`rcx` and `r11`, which `syscall` itself overwrites, the decoder lists).
 fn clobbers(i: &Instruction, st: &State) -> Vec<u8> {
-    if let Some(t) = Trap::of(i.mnemonic()) {
+    if let Some(t) = trap_of(i.mnemonic()) {
         let n = arity(constant(st[RAX as usize]), Some(t)).min(5);
         return std::iter::once(RAX)
             .chain(XEN_ARGS[..n].iter().copied())
@@ -672,7 +653,7 @@ enum Entry {
 }
 
 fn entry_at(f: &Func, i: &Instruction, st: &State) -> Option<Entry> {
-    if let Some(t) = Trap::of(i.mnemonic()) {
+    if let Some(t) = trap_of(i.mnemonic()) {
         return Some(Entry::Trap(t));
     }
     if !matches!(

@@ -21,7 +21,7 @@ pub enum Arch {
 
 impl Arch {
     /// `Ok(())` if `name` can be bound in `asm!` on this architecture, else why not.
-    fn check_register(self, name: &str) -> Result<(), String> {
+    pub(crate) fn check_register(self, name: &str) -> Result<(), String> {
         match self {
             Arch::Arm => match name {
                 "r0" | "r1" | "r2" | "r3" | "r4" | "r5" | "r8" | "r10" | "r12" | "r14" => Ok(()),
@@ -37,7 +37,16 @@ impl Arch {
                     "unknown register `{name}` for `arch: arm`; expected one of r0-r5, r8, r10, r12, r14"
                 )),
             },
-            Arch::X86_64 => crate::x86::check_register(name),
+            Arch::X86_64 => match name {
+                "rax" | "rcx" | "rdx" | "rsi" | "rdi" | "r8" | "r9" | "r10" | "r11" | "r12"
+                | "r13" | "r14" | "r15" => Ok(()),
+                "rbx" => Err("`rbx` is used internally by LLVM and cannot be bound".into()),
+                "rbp" => Err("`rbp` is the frame pointer and cannot be bound".into()),
+                "rsp" => Err("`rsp` cannot carry a hypercall operand".into()),
+                _ => Err(format!(
+                    "unknown register `{name}` for `arch: x86_64`; expected rax, rcx, rdx, rsi, rdi or r8-r15"
+                )),
+            },
             Arch::Aarch64 => {
                 let num = name.strip_prefix('x').and_then(|n| n.parse::<u32>().ok());
                 match num {

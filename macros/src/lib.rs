@@ -31,6 +31,7 @@
 use proc_macro::TokenStream;
 
 mod abi;
+mod arm;
 mod emit;
 mod outline;
 mod x86;
@@ -49,7 +50,8 @@ pub fn hypercall_abi(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn hypercall_outline(input: TokenStream) -> TokenStream {
     match syn::parse::<abi::Abi>(input) {
-        Ok(abi) => outline::outline_stubs(&abi).into(),
+        Ok(abi) if abi.arch == abi::Arch::X86_64 => x86::outline_stubs(&abi).into(),
+        Ok(abi) => arm::outline_stubs(&abi).into(),
         Err(e) => e.to_compile_error().into(),
     }
 }
@@ -61,7 +63,9 @@ pub fn hypercall_outline(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn hypercall_per_call(input: TokenStream) -> TokenStream {
     match syn::parse::<abi::Abi>(input) {
-        Ok(abi) => outline::per_call_stubs(&abi).into(),
+        // x86-64 calls the hypercall page's entry from the call site (no stub of ours in between).
+        Ok(abi) if abi.arch == abi::Arch::X86_64 => x86::page_call_stubs(&abi).into(),
+        Ok(abi) => arm::per_call_stubs(&abi).into(),
         Err(e) => e.to_compile_error().into(),
     }
 }

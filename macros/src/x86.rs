@@ -21,21 +21,7 @@ use quote::{format_ident, quote};
 
 use crate::abi::Abi;
 use crate::emit::clobbered;
-use crate::outline::{Number, max_number, place_args};
-
-/// `Ok(())` if `name` can be bound in `asm!` on x86-64, else why not.
-pub fn check_register(name: &str) -> Result<(), String> {
-    match name {
-        "rax" | "rcx" | "rdx" | "rsi" | "rdi" | "r8" | "r9" | "r10" | "r11" | "r12" | "r13"
-        | "r14" | "r15" => Ok(()),
-        "rbx" => Err("`rbx` is used internally by LLVM and cannot be bound".into()),
-        "rbp" => Err("`rbp` is the frame pointer and cannot be bound".into()),
-        "rsp" => Err("`rsp` cannot carry a hypercall operand".into()),
-        _ => Err(format!(
-            "unknown register `{name}` for `arch: x86_64`; expected rax, rcx, rdx, rsi, rdi or r8-r15"
-        )),
-    }
-}
+use crate::outline::{self, Number, max_number, place_args};
 
 /// System V's integer argument registers, in order; the seventh argument is at `[rsp + 8]` on entry.
 const SYSV_ARGS: [&str; 6] = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
@@ -215,10 +201,20 @@ fn page_call_stub(abi: &Abi, n: usize, lines: &[String]) -> TokenStream {
     }
 }
 
+/// The per-arity stub of arity `n`: it enters the page at entry `op`.
+pub fn outline_lines(abi: &Abi, n: usize) -> Result<Vec<String>, String> {
+    page_lines(abi, n, Number::FirstArg)
+}
+
+/// One naked per-arity stub per arity.
+pub fn outline_stubs(abi: &Abi) -> TokenStream {
+    outline::outline_stubs(abi, outline_lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outline::{outline_lines, per_call_lines};
+    use crate::abi::Arch;
     use quote::quote;
 
     fn xen_pv() -> Abi {
@@ -285,12 +281,12 @@ mod tests {
         let abi = xen_pv();
         for n in 0..=6 {
             assert_eq!(
-                per_call_lines(&abi, n).unwrap(),
+                page_lines(&abi, n, Number::Immediate).unwrap(),
                 ["call xen_hypercall_page + {nr} * 32"],
                 "arity {n}"
             );
         }
-        let tokens = crate::outline::per_call_stubs(&abi).to_string();
+        let tokens = page_call_stubs(&abi).to_string();
         // Inline `asm!` at the call site, not a naked stub that jumps to the entry.
         assert!(!tokens.contains("naked"), "{tokens}");
         assert!(!tokens.contains("jmp"), "{tokens}");
@@ -345,13 +341,24 @@ mod tests {
 
     #[test]
     fn registers_llvm_reserves_are_refused() {
-        assert!(check_register("rbx").unwrap_err().contains("LLVM"));
-        assert!(check_register("rbp").unwrap_err().contains("frame pointer"));
         assert!(
-            check_register("eax")
+            Arch::X86_64
+                .check_register("rbx")
+                .unwrap_err()
+                .contains("LLVM")
+        );
+        assert!(
+            Arch::X86_64
+                .check_register("rbp")
+                .unwrap_err()
+                .contains("frame pointer")
+        );
+        assert!(
+            Arch::X86_64
+                .check_register("eax")
                 .unwrap_err()
                 .contains("unknown register")
         );
-        assert!(check_register("r10").is_ok());
+        assert!(Arch::X86_64.check_register("r10").is_ok());
     }
 }

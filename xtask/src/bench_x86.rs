@@ -27,7 +27,8 @@ use iced_x86::{
 };
 
 use crate::audit::demangle;
-use crate::bench::{CostLines, IsaSizes, Results, Size, WORK_ARITIES, limit, work_limit};
+use crate::bench::{CostLines, IsaSizes, Results, Size, WORK_ARITIES, limit, ratio, work_limit};
+use crate::scenario::Machine;
 use crate::{setup, util};
 
 /// The guest type an image is built for.
@@ -639,10 +640,6 @@ pub fn check_page_path(r: &Results) -> Result<()> {
     Ok(())
 }
 
-fn ratio(n: u64, limit: u64) -> String {
-    format!("{:.2}×", n as f64 / limit as f64)
-}
-
 /// The x86-64 tables.
 pub fn markdown(r: &Results) -> String {
     let mut o = String::new();
@@ -826,11 +823,13 @@ pub fn xen_cost() -> Result<Vec<XenCost>> {
             Mode::Pv => crate::x86::Mode::Pv,
             Mode::Hvm => crate::x86::Mode::Pvh,
         };
-        let mut cmd = crate::x86::command(&xen, &image, xmode);
-        cmd.args(["-icount", "shift=0"]);
-        let boot = crate::xen::run_qemu(&mut cmd, Duration::from_secs(90), |o| {
-            o.contains("xen-cost done") || o.contains("xen-cost panic")
-        })?;
+        let boot = Machine {
+            timeout: Duration::from_secs(90),
+            done: &|o: &str| o.contains("xen-cost done") || o.contains("xen-cost panic"),
+            qemu_args: &["-icount", "shift=0"],
+            ..crate::x86::machine(&image, xmode)
+        }
+        .boot(&xen)?;
         if boot.timed_out {
             bail!("{} timed out on Xen:\n{}", image.display(), boot.output);
         }
@@ -896,6 +895,12 @@ pub fn xen_cost_json(costs: &[XenCost]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The report's typed rows end with the instruction sets this module measures.
+    #[test]
+    fn the_report_names_these_isas() {
+        assert!(crate::bench::TYPED_ISAS.ends_with(&ISAS));
+    }
 
     /// An image from raw code at 0x1000 with the page at 0x2000 (code and page in one `.text`).
     fn image(mode: Mode, code: &[u8], syms: &[(&str, u64, u64)]) -> Image {

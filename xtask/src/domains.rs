@@ -17,16 +17,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::elf::Isa;
-use crate::xen::{self, Boot, Guest, XenBuild};
+use crate::scenario::{self, Boot, Layout, Machine, XenBuild};
+use crate::xen::{self, Guest};
 use crate::{setup, util};
 
 /// How long one boot may take before it counts as hung.
 const TIMEOUT: Duration = Duration::from_secs(40);
-
-/// Where each kernel is loaded (RAM starts at 0x40000000; Xen sits near its start, QEMU puts the device
-/// tree at 0x48000000; each image is far
-/// smaller than the 16 MiB between two slots).
-const SLOTS: [u64; 3] = [0x4900_0000, 0x4a00_0000, 0x4b00_0000];
 
 /// The frontend's checks (`front: ok <check>:`), in the order it prints them.
 pub const FRONT_CHECKS: [&str; 12] = [
@@ -285,15 +281,6 @@ pub fn crash_line(output: &str) -> Option<&str> {
     })
 }
 
-/// Boots `xen` with the configuration's device tree and kernels; ends QEMU once every role in `reporting`
-/// has printed its summary (after a short grace so that Xen can report dom0's end), or at the time-out.
-pub fn boot(xen: &Path, dtb: &Path, modules: &[Module], reporting: &[Role]) -> Result<Boot> {
-    let mut cmd = cargo_xen::qemu::dom0less_command(xen, dtb, modules);
-    xen::run_qemu(&mut cmd, TIMEOUT, |out| {
-        all_reported(out, reporting) || crash_line(out).is_some()
-    })
-}
-
 /// A role's lines, without what precedes its tag (Xen's `(dN) ` for a domU).
 pub fn role_lines(output: &str, role: Role) -> Vec<&str> {
     let tag = format!("{}: ", role.tag());
@@ -367,7 +354,7 @@ pub fn judge(cfg: &Config, output: &str, timed_out: bool, build: XenBuild) -> Ve
         Expect::AllOk => {
             for &r in roles {
                 let lines = role_lines(output, r);
-                let missing = xen::missing_checks(&lines, r.checks());
+                let missing = scenario::missing_checks(&lines, r.checks());
                 if !missing.is_empty() {
                     problems.push(format!(
                         "{}: no `ok` line for {}",
@@ -411,38 +398,46 @@ pub struct Run {
     pub problems: Vec<String>,
 }
 
-/// Builds and boots `cfg` on `xen`.
+/// Xen's command line beyond the runner's: Xen scrubs a page a domain gives back only with
+/// `scrub-domheap` (or when the domain dies): without it the frontend's repopulated page can be the very
+/// page it gave back, contents and all. `bootscrub=on` scrubs free memory at boot instead of in the
+/// background and, on a debug Xen, turns on `scrub_debug`: every page allocated is then scrubbed to (or
+/// checked to hold) SCRUB_PATTERN. `xsm=dummy` lifts SILO (Xen then prints a warning and counts down three
+/// seconds, `common/warning.c`, before starting the domains: most of that configuration's boot time).
+fn xen_args(cfg: &Config) -> &'static str {
+    if cfg.xsm_dummy {
+        "scrub-domheap bootscrub=on xsm=dummy"
+    } else {
+        "scrub-domheap bootscrub=on"
+    }
+}
+
+/// Builds and boots `cfg` on `xen`: the backend is dom0 or the second domU; QEMU is ended once every role
+/// in `reporting` has printed its summary (after a short grace so that Xen can report dom0's end), or at
+/// the time-out.
 pub fn run(cfg: &Config, build_kind: XenBuild, xen: &Path) -> Result<Run> {
     let (front, back) = build(cfg)?;
     let dir = util::target_dir().join("domains");
-    let module = |slot: usize, path: &Path| -> Result<Module> {
-        Ok(Module {
-            addr: SLOTS[slot],
-            size: std::fs::metadata(path)?.len(),
-            path: path.to_path_buf(),
-        })
-    };
-    let mut bootargs = String::from(
-        "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all noreboot",
-    );
-    // Xen scrubs a page a domain gives back only with `scrub-domheap` (or when the domain dies): without it
-    // the frontend's repopulated page can be the very page it gave back, contents and all. `bootscrub=on`
-    // scrubs free memory at boot instead of in the background and, on a debug Xen, turns on `scrub_debug`:
-    // every page allocated is then scrubbed to (or checked to hold) SCRUB_PATTERN.
-    bootargs.push_str(" scrub-domheap bootscrub=on");
-    if cfg.xsm_dummy {
-        // Without SILO, Xen prints a warning and counts down three seconds (`common/warning.c`) before
-        // starting the domains: that is most of this configuration's boot time.
-        bootargs.push_str(" xsm=dummy");
-    }
     let (dom0, domus) = if cfg.dom0_backend {
-        (Some(module(0, &back)?), vec![module(1, &front)?])
+        (Some(back), vec![front])
     } else {
-        (None, vec![module(1, &front)?, module(2, &back)?])
+        (None, vec![front, back])
     };
-    let dtb = cargo_xen::qemu::dom0less_dtb(&dir, cfg.name, &bootargs, dom0.as_ref(), &domus)?;
-    let modules: Vec<Module> = dom0.into_iter().chain(domus).collect();
-    let boot = boot(xen, &dtb, &modules, &cfg.reporting)?;
+    let done = |out: &str| all_reported(out, &cfg.reporting) || crash_line(out).is_some();
+    let machine = Machine {
+        layout: Layout::Dom0less {
+            dom0,
+            domus,
+            dir: dir.clone(),
+            name: cfg.name.to_string(),
+        },
+        xen_args: xen_args(cfg),
+        cpus: 1,
+        timeout: TIMEOUT,
+        done: &done,
+        qemu_args: &[],
+    };
+    let boot = machine.boot(xen)?;
     let log = dir.join(format!("{}-{}.log", cfg.name, build_kind.name()));
     std::fs::write(&log, &boot.output).with_context(|| format!("writing {}", log.display()))?;
     let problems = judge(cfg, &boot.output, boot.timed_out, build_kind);
@@ -496,7 +491,7 @@ pub fn report(runs: &[Run]) -> usize {
         }
         if !good {
             failed += 1;
-            xen::print_failure(&r.problems, &r.boot.output, 20);
+            scenario::print_failure(&r.problems, &r.boot.output, 20);
         }
     }
     failed
@@ -505,7 +500,7 @@ pub fn report(runs: &[Run]) -> usize {
 /// `cargo xtask domains [CONFIG…]`: the configurations named (every one when none is) on release and debug
 /// Xen.
 pub fn test(names: &[String]) -> Result<()> {
-    let configs = xen::select_named(Config::all(), names, |c| c.name, "configuration")?;
+    let configs = scenario::select_named(Config::all(), names, |c| c.name, "configuration")?;
     let runs = run_all(&configs, true)?;
     let failed = report(&runs);
     println!(

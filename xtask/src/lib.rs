@@ -4,18 +4,22 @@
 //! - [`elf`], [`flow`], [`audit`]: the ELF reader and decoder, the dataflow, the code-size audit: the
 //!   `cargo-xen` tool's library, re-exported.
 //! - [`fixtures`]: builds the call-site fixtures and checks every stub's machine code.
-//! - [`bench`](mod@bench): the strategy benchmark ([`bench_x86`]: its x86-64 rows); [`blkbench`]: the
-//!   block frontend against Linux's.
+//! - [`bench`](mod@bench): the strategy benchmark's architecture-neutral core; [`bench_arm`] and
+//!   [`bench_x86`] measure its ARM and x86-64 rows; [`blkbench`]: the block frontend against Linux's.
 //! - [`el2`]: the EL2 harness runner (every stub executed under a hypervisor of our own, in QEMU).
 //! - [`package`]: the published crates build their own tests from their `.crate` files.
+//! - [`scenario`]: what the real-Xen scenarios share: Xen builds, the machine a scenario declares and
+//!   its one runner (on `cargo-xen`'s QEMU lines), the pieces of a judge.
 //! - [`xen`]: the example unikernels on the real Xen hypervisor (release and debug builds), in QEMU.
 //! - [`domains`]: several domains on real Xen (dom0less): a frontend and its backend talking.
+//! - [`steps`]: `cargo xtask xen` and `cargo xtask demo`, which put the ARM scenarios in order.
 //! - [`tool`]: the `cargo-xen` tool installed and used as a unikernel author would, and the template.
 //! - [`xensrc`]: Xen's source from Debian: the debug hypervisor, and Xen's hypercall tables.
 //! - [`xl`](mod@xl): Xen's real toolstack (a Linux dom0 with `xenstored`, `xenconsoled`, `xl`) starting the
 //!   project's domUs.
 
 pub mod bench;
+pub mod bench_arm;
 pub mod bench_x86;
 pub mod blkbench;
 pub mod domains;
@@ -23,8 +27,10 @@ pub mod el2;
 pub mod fixtures;
 pub mod insns;
 pub mod package;
+pub mod scenario;
 pub mod setup;
 pub mod smp;
+pub mod steps;
 pub mod tool;
 pub mod util;
 pub mod x86;

@@ -3,7 +3,7 @@
 use std::process::{Command, ExitCode};
 
 use anyhow::Result;
-use xtask::{el2, fixtures, setup, util, xen, xensrc};
+use xtask::{el2, fixtures, setup, util, xensrc};
 
 const HELP: &str = "\
 usage: cargo xtask <task>
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     // apt-get's and make's output goes to one log; the console gets one line per stage.
     cargo_xen::cmd::log_to(util::root().join("target/setup.log"));
     let result = match args.first().map(String::as_str) {
-        Some("demo") => demo(),
+        Some("demo") => xtask::steps::demo(),
         Some("test") => test(),
         // The same as `cargo xen audit` (the `cargo-xen` member).
         Some("audit") => match cargo_xen::cli::audit_main(&args[1..]) {
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         Some("miri") => miri(),
         Some("package") => xtask::package::run(),
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
-        Some("xen") => setup::toolchain().and_then(|()| xen::test()),
+        Some("xen") => setup::toolchain().and_then(|()| xtask::steps::xen()),
         Some("domains") => xtask::domains::test(&args[1..]),
         Some("xl") => xtask::xl::test(&args[1..]),
         Some("x86") => setup::toolchain().and_then(|()| xtask::x86::test()),
@@ -77,16 +77,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn demo() -> Result<()> {
-    setup::toolchain()?;
-    xen::demo()?;
-    println!();
-    xtask::x86::demo()?;
-    println!();
-    print!("{}", xtask::tool::x86_code_size()?);
-    Ok(())
 }
 
 /// One step of `cargo xtask test`.
@@ -159,7 +149,7 @@ fn test() -> Result<()> {
         },
         Step {
             name: "real Xen",
-            run: xen::test,
+            run: xtask::steps::xen,
         },
         Step {
             name: "real toolstack (Linux dom0, xl)",

@@ -8,13 +8,13 @@
 //! passed) and Xen's banner names the expected build; a time-out is a failure.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use crate::el2::Isa;
-use crate::xen::{self, Boot, XenBuild};
+use crate::scenario::{self, Boot, Layout, Machine, XenBuild};
+use crate::xen;
 use crate::{setup, util, xensrc};
 
 /// How long one boot may take.
@@ -72,37 +72,23 @@ pub fn build(isa: Isa) -> Result<PathBuf> {
     Ok(image)
 }
 
-/// The QEMU command: two CPUs, and Xen gives dom0 two vCPUs.
-pub fn command(xen: &Path, image: &Path) -> Command {
-    let mut cmd = Command::new("qemu-system-aarch64");
-    cmd.args([
-        "-machine",
-        "virt,virtualization=on,gic-version=3",
-        "-cpu",
-        "cortex-a57",
-        "-smp",
-        "2",
-    ])
-    .args(["-m", "1G", "-nographic", "-no-reboot", "-kernel"])
-    .arg(xen)
-    .args([
-        "-append",
-        "dom0_mem=64M dom0_max_vcpus=2 console=dtuart dtuart=/pl011@9000000 loglvl=all \
-         guest_loglvl=all noreboot",
-    ])
-    .arg("-device")
-    .arg(format!(
-        "guest-loader,addr=0x49000000,kernel={},bootargs=console=hvc0",
-        image.display()
-    ));
-    cmd
+/// The machine: two CPUs, and Xen gives dom0 two vCPUs; the run is over when Xen reports dom0's end.
+pub fn machine(image: &Path) -> Machine<'static> {
+    Machine {
+        layout: Layout::Dom0(image.to_path_buf()),
+        xen_args: "dom0_max_vcpus=2",
+        cpus: 2,
+        timeout: TIMEOUT,
+        done: &|o: &str| o.contains("Hardware Dom0 halted") || o.contains("Hardware Dom0 crashed"),
+        qemu_args: &[],
+    }
 }
 
 /// Judges one run's console; returns the problems (none: passed) and the number of `ok` checks.
 pub fn judge(output: &str, timed_out: bool, xen: XenBuild) -> (usize, Vec<String>) {
     let lines: Vec<&str> = output.lines().collect();
     let mut problems = Vec::new();
-    let missing = xen::missing_checks(&lines, CHECKS);
+    let missing = scenario::missing_checks(&lines, CHECKS);
     if !missing.is_empty() {
         problems.push(format!("no `ok` line for {}", missing.join(", ")));
     }
@@ -115,7 +101,7 @@ pub fn judge(output: &str, timed_out: bool, xen: XenBuild) -> (usize, Vec<String
     if !output.contains("Hardware Dom0 halted") {
         problems.push("Xen did not report dom0 halted (SYSTEM_OFF)".into());
     }
-    if !xen::banner(output).is_some_and(|b| b.contains(xen.banner_flag())) {
+    if !scenario::banner(output).is_some_and(|b| b.contains(xen.banner_flag())) {
         problems.push(format!("Xen's banner does not say {}", xen.banner_flag()));
     }
     if timed_out {
@@ -148,9 +134,7 @@ pub fn run_all() -> Result<Vec<Run>> {
     for isa in ISAS {
         let image = build(isa)?;
         for (build, path) in [(XenBuild::Release, &release), (XenBuild::Debug, &debug)] {
-            let boot = xen::run_qemu(&mut command(path, &image), TIMEOUT, |o| {
-                o.contains("Hardware Dom0 halted") || o.contains("Hardware Dom0 crashed")
-            })?;
+            let boot = machine(&image).boot(path)?;
             let (passed, problems) = judge(&boot.output, boot.timed_out, build);
             runs.push(Run {
                 isa,
@@ -188,7 +172,7 @@ pub fn report(runs: &[Run]) -> usize {
             for p in &r.problems {
                 println!("      {p}");
             }
-            println!("      last output:\n{}", xen::tail(&r.boot.output, 15));
+            println!("      last output:\n{}", scenario::tail(&r.boot.output, 15));
         }
     }
     failed
@@ -238,6 +222,33 @@ pub fn demo(runs: &[Run]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_machine_has_two_cpus_and_xen_gives_dom0_two_vcpus() {
+        let cmd = machine(Path::new("smp.bin"))
+            .command(Path::new("xen"))
+            .unwrap();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let after = |opt: &str| {
+            let i = args.iter().position(|a| a == opt).unwrap();
+            args[i + 1].as_str()
+        };
+        assert_eq!(cmd.get_program(), "qemu-system-aarch64");
+        assert_eq!(after("-smp"), "2");
+        assert_eq!(after("-machine"), "virt,virtualization=on,gic-version=3");
+        assert_eq!(
+            after("-append"),
+            "dom0_mem=64M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all noreboot \
+             dom0_max_vcpus=2"
+        );
+        assert_eq!(
+            after("-device"),
+            "guest-loader,addr=0x49000000,kernel=smp.bin,bootargs=console=hvc0"
+        );
+    }
 
     fn output(checks: &[&str], tail: &str) -> String {
         let mut s = String::from("(XEN) Xen version 4.17.7 (Debian) debug=n\n");

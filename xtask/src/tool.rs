@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::elf::Isa;
 use crate::x86::{self, Build, PAIR_FUNCTIONS, Stubs, TYPED_PAIR_FUNCTIONS};
-use crate::{bench, setup, util, xen};
+use crate::{bench_arm, setup, util, xen};
 
 /// The work loop of the bench's sites (`benches/sites/src/lib.rs`, `benches/sites/c/callers.c`): its
 /// hypercalls and first arguments, as written there, named as Xen's headers name them.
@@ -200,7 +200,7 @@ fn audit_sites(bin: &Path, c: &mut Checks) -> Result<()> {
         (Isa::A32, "armv7a-none-eabi", ""),
         (Isa::T32, "armv7a-none-eabi", "-Ctarget-feature=+thumb-mode"),
     ] {
-        let (sites, lib) = bench::build(target, flags, "s", isa)?;
+        let (sites, lib) = bench_arm::build(target, flags, "s", isa)?;
         // The sites alone (this crate's per-arity stubs are then known by name), and with the library.
         let json = audit_json(bin, &[&sites])?;
         c.check(

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 
@@ -29,6 +30,17 @@ pub fn cargo() -> Command {
 
 pub use cargo_xen::cmd::{output, run, show};
 
+/// Whether builds are quiet ([`quiet_builds`]).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// From now on, [`cross_build`] and [`run`] print nothing when they succeed: a build's output goes to the
+/// set-up log (`target/setup.log`), and a failed build's error ends with the log's tail. For a task whose
+/// console is what it shows (`cargo xtask demo`).
+pub fn quiet_builds() {
+    QUIET.store(true, Ordering::Relaxed);
+    cargo_xen::cmd::set_echo(false);
+}
+
 /// Builds `package` in release mode for `target` at `opt` (an opt-level), with `extra` rustflags (e.g.
 /// `-Ctarget-feature=+thumb-mode`) and cargo `features`, in the target directory `dir`. The flags reach only
 /// the target's crates (not build scripts or proc-macros), so one directory serves several configurations
@@ -42,6 +54,9 @@ pub fn cross_build(
     features: &[&str],
 ) -> Result<()> {
     let mut cmd = cross_build_command(dir, package, target, opt, extra, features);
+    if QUIET.load(Ordering::Relaxed) {
+        return cargo_xen::cmd::run_quiet(&mut cmd);
+    }
     eprintln!("$ {}", show(&cmd));
     let out = cmd
         .stdin(Stdio::null())

@@ -31,7 +31,7 @@ use iced_x86::{
 };
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use crate::xen::{Boot, XenBuild, missing_checks, run_qemu, tail};
+use crate::scenario::{Boot, Layout, Machine, XenBuild, missing_checks, tail};
 use crate::{setup, util, xensrc};
 
 /// Debian's Xen hypervisor package for amd64 and its (gzipped) image.
@@ -303,31 +303,28 @@ pub fn build(b: Build) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The QEMU command booting `guest` as dom0 of `mode` on `xen`.
-pub fn command(xen: &std::path::Path, guest: &std::path::Path, mode: Mode) -> Command {
-    let mut append =
-        String::from("console=com1 com1=115200 loglvl=all guest_loglvl=all dom0_mem=64M noreboot");
-    if mode == Mode::Pvh {
-        append.push_str(" dom0=pvh dom0-iommu=none");
+/// The machine booting `guest` as dom0 of `mode` (an x86-64 Xen): a PVH dom0 has no IOMMU to set up. The
+/// run is over when Xen reports dom0's end.
+pub fn machine(guest: &std::path::Path, mode: Mode) -> Machine<'static> {
+    Machine {
+        layout: Layout::X86Dom0(guest.to_path_buf()),
+        xen_args: match mode {
+            Mode::Pvh => "dom0=pvh dom0-iommu=none",
+            Mode::Pv => "",
+        },
+        cpus: 1,
+        timeout: TIMEOUT,
+        done: &|o: &str| {
+            [
+                "Hardware Dom0 halted",
+                "Hardware Dom0 crashed",
+                "Hardware Dom0 shutdown",
+            ]
+            .iter()
+            .any(|m| o.contains(m))
+        },
+        qemu_args: &[],
     }
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-accel",
-        "tcg",
-        "-cpu",
-        "max",
-        "-m",
-        "1G",
-        "-nographic",
-        "-no-reboot",
-    ])
-    .arg("-kernel")
-    .arg(xen)
-    .arg("-append")
-    .arg(append)
-    .arg("-initrd")
-    .arg(guest);
-    cmd
 }
 
 /// Judges a run's console against what it must show.
@@ -717,15 +714,7 @@ pub fn run_all() -> Result<Vec<Run>> {
             XenBuild::Release => &release,
             XenBuild::Debug => &debug,
         };
-        let boot = run_qemu(&mut command(path, elf, mode), TIMEOUT, |o| {
-            [
-                "Hardware Dom0 halted",
-                "Hardware Dom0 crashed",
-                "Hardware Dom0 shutdown",
-            ]
-            .iter()
-            .any(|m| o.contains(m))
-        })?;
+        let boot = machine(elf, mode).boot(path)?;
         let mut problems = judge(&boot.output, boot.timed_out, xen, mode, expect);
         problems.extend(static_problems.iter().cloned());
         out.push(Run {
@@ -899,6 +888,51 @@ pub fn demo() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(cmd: &std::process::Command) -> Vec<String> {
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_machines_boot_xen_with_the_guest_as_its_module() {
+        let xen = std::path::Path::new("xen.gz");
+        let guest = std::path::Path::new("dom0.elf");
+        let pvh = machine(guest, Mode::Pvh).command(xen).unwrap();
+        assert_eq!(pvh.get_program(), "qemu-system-x86_64");
+        assert_eq!(
+            args(&pvh),
+            [
+                "-accel",
+                "tcg",
+                "-cpu",
+                "max",
+                "-m",
+                "1G",
+                "-nographic",
+                "-no-reboot",
+                "-kernel",
+                "xen.gz",
+                "-append",
+                "console=com1 com1=115200 loglvl=all guest_loglvl=all dom0_mem=64M noreboot dom0=pvh \
+                 dom0-iommu=none",
+                "-initrd",
+                "dom0.elf"
+            ]
+        );
+        let pv = args(&machine(guest, Mode::Pv).command(xen).unwrap());
+        assert_eq!(
+            pv[11],
+            "console=com1 com1=115200 loglvl=all guest_loglvl=all dom0_mem=64M noreboot"
+        );
+        // More than one CPU is an ARM dom0's only.
+        let two = Machine {
+            cpus: 2,
+            ..machine(guest, Mode::Pv)
+        };
+        assert!(two.command(xen).is_err());
+    }
 
     /// A note named "Xen" of type `ty` with descriptor `desc`, padded as the assembler lays it out.
     fn note(ty: u32, desc: &[u8]) -> Vec<u8> {

@@ -16,9 +16,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 pub use cargo_xen::qemu::{Boot, dom0_command, fetch_package, flat_image, run_qemu};
+// The runner's vocabulary, where the scenarios have always found it.
+pub use crate::scenario::{XenBuild, banner, missing_checks, print_failure, select_named, tail};
 
 use crate::audit;
 use crate::elf::Isa;
@@ -65,33 +67,6 @@ pub const PAIR_FUNCTIONS: [(&str, usize); 5] = [
 
 /// The negative control's pair function and the argument register (by index) it declares preserved.
 pub const CONTROL_FUNCTION: (&str, usize) = ("pair3_underdeclared", 2);
-
-/// Which hypervisor build a guest boots on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum XenBuild {
-    /// Debian's binary package (`debug=n`).
-    Release,
-    /// Built from Debian's source with `CONFIG_DEBUG=y` (`debug=y`): poisons clobbered registers.
-    Debug,
-}
-
-impl XenBuild {
-    /// `release` or `debug`.
-    pub fn name(self) -> &'static str {
-        match self {
-            XenBuild::Release => "release",
-            XenBuild::Debug => "debug",
-        }
-    }
-
-    /// What Xen's banner must say.
-    pub fn banner_flag(self) -> &'static str {
-        match self {
-            XenBuild::Release => "debug=n",
-            XenBuild::Debug => "debug=y",
-        }
-    }
-}
 
 /// One guest build.
 #[derive(Clone, Copy, Debug)]
@@ -224,17 +199,6 @@ pub struct Verdict {
     pub passed: usize,
     /// Problems found; empty when the run passed.
     pub problems: Vec<String>,
-}
-
-/// The checks of `checks` that have no `ok <check>:` line among a console's `lines`.
-pub(crate) fn missing_checks<'c>(
-    lines: &[&str],
-    checks: impl IntoIterator<Item = &'c str>,
-) -> Vec<&'c str> {
-    checks
-        .into_iter()
-        .filter(|c| !lines.iter().any(|l| l.starts_with(&format!("ok {c}:"))))
-        .collect()
 }
 
 /// Judges a boot's output.
@@ -503,15 +467,8 @@ pub fn guest_lines(output: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Xen's banner line.
-pub fn banner(output: &str) -> Option<&str> {
-    output
-        .lines()
-        .find(|l| l.contains("Xen version "))
-        .map(|l| l.trim_start_matches("(XEN) ").trim())
-}
-
-struct Run {
+/// One guest's boot on one Xen build.
+pub struct Run {
     guest: Guest,
     xen: XenBuild,
     elf: PathBuf,
@@ -521,7 +478,8 @@ struct Run {
     pairs: String,
 }
 
-fn run_all() -> Result<Vec<Run>> {
+/// Builds every guest (and the negative control), reads its ELF, and boots it on release and debug Xen.
+pub fn run_all() -> Result<Vec<Run>> {
     setup::toolchain()?;
     setup::debian(&[setup::QEMU])?;
     let release = fetch_xen()?;
@@ -610,43 +568,6 @@ fn verdict_line(r: &Run) -> String {
     )
 }
 
-/// The items of `all` named in `names` (every one when none is), in the order named; `what` names the kind
-/// in the error for an unknown name (`configuration`, `scenario`).
-pub(crate) fn select_named<T: Clone>(
-    all: Vec<T>,
-    names: &[String],
-    name: impl Fn(&T) -> &str,
-    what: &str,
-) -> Result<Vec<T>> {
-    if names.is_empty() {
-        return Ok(all);
-    }
-    names
-        .iter()
-        .map(|n| match all.iter().find(|t| name(t) == n.as_str()) {
-            Some(t) => Ok(t.clone()),
-            None => bail!(
-                "unknown {what} `{n}`; known: {}",
-                all.iter().map(&name).collect::<Vec<_>>().join(", ")
-            ),
-        })
-        .collect()
-}
-
-/// Prints a failed run's problems, one per line, and the last `lines` lines of its console.
-pub(crate) fn print_failure(problems: &[String], output: &str, lines: usize) {
-    for p in problems {
-        println!("      problem: {p}");
-    }
-    println!("      last output:\n{}", tail(output, lines));
-}
-
-/// The last `n` lines of a console, for a failed run's report.
-pub(crate) fn tail(output: &str, n: usize) -> String {
-    let lines: Vec<&str> = output.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// The guest's line for `check`, if it printed one.
 fn check_line<'a>(output: &'a str, check: &str) -> Option<&'a str> {
     output.lines().find(|l| {
@@ -654,11 +575,11 @@ fn check_line<'a>(output: &'a str, check: &str) -> Option<&'a str> {
     })
 }
 
-/// `cargo xtask xen`: boots every guest on release and debug Xen and fails unless all pass.
-pub fn test() -> Result<()> {
-    let runs = run_all()?;
+/// Prints a line per guest run (the negative control's line, a failure's last output), what the
+/// disassembly shows of the pairs, and the total; returns how many runs failed.
+pub fn report(runs: &[Run]) -> usize {
     let mut failed = 0;
-    for r in &runs {
+    for r in runs {
         println!(
             "{:<5} xen {:<7} {}: {}",
             if r.verdict.problems.is_empty() {
@@ -691,36 +612,12 @@ pub fn test() -> Result<()> {
         runs.len() - failed,
         failed
     );
-    // Several domains talking: a frontend domU and its backend (dom0less), and their controls.
-    let domains = crate::domains::run_all(&crate::domains::Config::all(), true)?;
-    let domains_failed = crate::domains::report(&domains);
-    println!(
-        "multi-domain runs: {} passed, {domains_failed} failed",
-        domains.len() - domains_failed
-    );
-    // A dom0 with two vCPUs: PSCI, Xen detection, a second vCPU.
-    let smp = crate::smp::run_all()?;
-    let smp_failed = crate::smp::report(&smp);
-    println!(
-        "two-vCPU runs: {} passed, {smp_failed} failed",
-        smp.len() - smp_failed
-    );
-    if smp_failed > 0 {
-        bail!("{smp_failed} two-vCPU run(s) on Xen failed");
-    }
-    if failed > 0 {
-        bail!("{failed} guest run(s) on Xen failed");
-    }
-    if domains_failed > 0 {
-        bail!("{domains_failed} multi-domain run(s) on Xen failed");
-    }
-    Ok(())
+    failed
 }
 
-/// `cargo xtask demo`: boots every guest on Xen, shows what each printed on the release build, a summary of
-/// the debug build's runs and the negative control, then the code-size table.
-pub fn demo() -> Result<()> {
-    let runs = run_all()?;
+/// `cargo xtask demo`'s part: what each guest printed on the release build, a summary of the debug build's
+/// runs and the negative control.
+pub fn demo(runs: &[Run]) {
     println!(
         "The example unikernel (guests/src/main.rs) runs as dom0 on Xen 4.17 (Debian's arm64 build), under"
     );
@@ -778,34 +675,24 @@ pub fn demo() -> Result<()> {
             println!("          [guest] {l}");
         }
     }
-    println!();
-    crate::domains::demo()?;
-    println!();
-    let smp = crate::smp::run_all()?;
-    let smp_failed = crate::smp::demo(&smp);
-    println!();
-    println!(
-        "{}",
-        size_table(
-            &runs
-                .iter()
-                .filter(main)
-                .filter(|r| r.xen == XenBuild::Release)
-                .map(|r| (r.guest, r.elf.clone()))
-                .collect::<Vec<_>>()
-        )?
-    );
-    let failed = runs
-        .iter()
+}
+
+/// The code-size table of the guests that `demo` showed (release Xen, not the control).
+pub fn demo_sizes(runs: &[Run]) -> Result<String> {
+    size_table(
+        &runs
+            .iter()
+            .filter(|r| !r.guest.underdeclared && r.xen == XenBuild::Release)
+            .map(|r| (r.guest, r.elf.clone()))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// How many guest runs failed.
+pub fn failures(runs: &[Run]) -> usize {
+    runs.iter()
         .filter(|r| !r.verdict.problems.is_empty())
-        .count();
-    if failed > 0 {
-        bail!("{failed} guest run(s) on Xen failed");
-    }
-    if smp_failed > 0 {
-        bail!("{smp_failed} two-vCPU run(s) on Xen failed");
-    }
-    Ok(())
+        .count()
 }
 
 /// The code-size table of the guests: inline vs out-of-line stubs, per instruction set, from the audit.
@@ -848,7 +735,7 @@ pub fn size_table(guests: &[(Guest, PathBuf)]) -> Result<String> {
 }
 
 /// Bytes of the executable sections of an ELF file (the code-size tables' "code bytes").
-pub(crate) fn elf_text_bytes(data: &[u8]) -> Result<u64> {
+pub fn elf_text_bytes(data: &[u8]) -> Result<u64> {
     use object::{Object, ObjectSection, SectionFlags};
     let file = object::File::parse(data)?;
     Ok(file

@@ -1,7 +1,7 @@
 //! The cost of a hypercall on real Xen: a dom0 that reads the generic timer's virtual count (`CNTVCT`)
 //! around loops of hypercalls and prints the tick counts. Run under QEMU with `-icount shift=0`, where
 //! one instruction takes 1 ns of virtual time and the counter runs at 62.5 MHz: one tick is 16
-//! instructions, guest and Xen together (`xtask::bench::xen_cost` boots it and reads the figures).
+//! instructions, guest and Xen together (`xtask::bench_arm::xen_cost` boots it and reads the figures).
 //!
 //! Measured, after a warm-up (QEMU translates the code on first execution):
 //! - `calls`: 1,024 × `xen_version(XENVER_version, NULL)` with the raw inline stub, and the same loop
