@@ -59,11 +59,11 @@ const EVENT_MS: u64 = 500;
 /// How long the whole run may take.
 const RUN_MS: u64 = 120_000;
 /// The chunk read at a time.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 1024 * 1024;
 
 static mut SHARED: Page = Page::new();
 static mut RING: [Page; 16] = [const { Page::new() }; 16];
-static mut DATA: [Page; 128] = [const { Page::new() }; 128];
+static mut DATA: [Page; 256] = [const { Page::new() }; 256];
 static mut INDIRECT: [Page; 8] = [const { Page::new() }; 8];
 static mut BUF: [u8; CHUNK] = [0; CHUNK];
 
@@ -584,7 +584,7 @@ where
             } else {
                 k * per
             };
-            // 1 MiB transfers go in 256 KiB pieces (the buffer's size).
+            // Transfers larger than the buffer go in pieces of its size.
             let mut done = 0;
             while done < size && result.is_ok() {
                 let n = (size - done).min(buf.len());
