@@ -43,7 +43,7 @@ use std::collections::VecDeque;
 use std::vec::Vec;
 
 use crate::xen::Error;
-use crate::xen::call::{Arg, Dir, Plain};
+use crate::xen::arg::{Arg, Dir, Plain};
 
 /// One recorded hypercall.
 #[derive(Clone, Debug, PartialEq, Eq)]

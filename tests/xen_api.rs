@@ -25,6 +25,10 @@ mod ring;
 mod xenstore;
 
 #[cfg(feature = "mock")]
+#[path = "xen_api/xenbus.rs"]
+mod xenbus;
+
+#[cfg(feature = "mock")]
 #[path = "xen_api/time.rs"]
 mod time;
 

@@ -19,7 +19,7 @@ macro_rules! xen_abi {
             ///   conventions with six argument registers, and passes a sixth that Xen ignores.
             arch: aarch64;
             trap: "hvc";
-            tag: $crate::arch::XEN_HYPERCALL_TAG;
+            tag: $crate::arch::common::XEN_HYPERCALL_TAG;
             number: x16;
             args: [x0, x1, x2, x3, x4, x5];
             ret: x0;

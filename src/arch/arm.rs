@@ -24,7 +24,7 @@ macro_rules! xen_abi {
             arch: arm;
             preamble: ".arch_extension virt";
             trap: "hvc";
-            tag: $crate::arch::XEN_HYPERCALL_TAG;
+            tag: $crate::arch::common::XEN_HYPERCALL_TAG;
             number: r12;
             args: [r0, r1, r2, r3, r4, r5];
             ret: r0;

@@ -38,7 +38,7 @@ macro_rules! smccc_abi {
             ///   wherever EL2's vectors send it.
             arch: aarch64;
             trap: "hvc";
-            tag: $crate::arch::SMCCC_HVC_TAG;
+            tag: $crate::arch::common::SMCCC_HVC_TAG;
             number: x0;
             args: [x1, x2, x3, x4, x5, x6];
             results: [x0, x1, x2, x3];

@@ -33,7 +33,7 @@ macro_rules! smccc_abi {
             arch: arm;
             preamble: ".arch_extension virt";
             trap: "hvc";
-            tag: $crate::arch::SMCCC_HVC_TAG;
+            tag: $crate::arch::common::SMCCC_HVC_TAG;
             number: r0;
             args: [r1, r2, r3, r4, r5];
             results: [r0, r1, r2, r3];

@@ -42,4 +42,4 @@ macro_rules! unsupported_stubs {
     };
 }
 
-super::with_arities!(unsupported_stubs);
+super::common::with_arities!(unsupported_stubs);

@@ -29,10 +29,7 @@ pub const EVTCHNOP_BIND_VCPU: usize = 8;
 /// `EVTCHNOP_unmask`.
 pub const EVTCHNOP_UNMASK: usize = 9;
 
-/// An event channel port (`evtchn_port_t`).
-#[repr(transparent)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Port(pub u32);
+pub use super::Port;
 
 /// A virtual IRQ (`VIRQ_*` of `xen.h`), for [`bind_virq`].
 #[repr(transparent)]
@@ -154,7 +151,6 @@ pub struct BindVcpu {
 }
 
 crate::impl_plain! {
-    Port { 0: u32 };
     BindIpi { vcpu: u32, port: Port };
     BindVcpu { port: Port, vcpu: u32 };
     AllocUnbound { dom: DomId, remote_dom: DomId, port: Port };
@@ -439,13 +435,6 @@ pub fn status_of(dom: DomId, port: Port) -> Result<Status> {
     };
     op(EVTCHNOP_STATUS, &mut s)?;
     Ok(s.decode())
-}
-
-impl From<Port> for u32 {
-    #[inline(always)]
-    fn from(p: Port) -> u32 {
-        p.0
-    }
 }
 
 /// `EVTCHN_2L_NR_CHANNELS` on ARM: the ports of the 2-level ABI (64 words of 64 bits).

@@ -3,9 +3,8 @@
 use core::time::Duration;
 
 use super::call::{Arg, call2};
-use super::evtchn::Port;
 use super::time::{Clock, Instant};
-use super::{DomId, Error, Result, nr, unit};
+use super::{DomId, Error, Port, Result, nr, unit};
 
 /// `SCHEDOP_yield`.
 pub const SCHEDOP_YIELD: usize = 0;

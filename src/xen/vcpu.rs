@@ -7,6 +7,7 @@
 //! so this module offers no wrapper for them.
 
 use super::call::{Arg, call3};
+pub use super::vcpu_time::VcpuTimeInfo;
 use super::{Error, Result, nr};
 
 // x86-64's `vcpu_info` and `shared_info` (arch parts, 32 legacy slots) in an x86-64 guest.
@@ -19,28 +20,6 @@ pub const VCPUOP_IS_UP: usize = 3;
 pub const VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA: usize = 5;
 /// `VCPUOP_register_vcpu_info`.
 pub const VCPUOP_REGISTER_VCPU_INFO: usize = 10;
-
-/// `struct vcpu_time_info` (32 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VcpuTimeInfo {
-    /// Odd while Xen updates the record.
-    pub version: u32,
-    /// Padding.
-    pub pad0: u32,
-    /// The counter value at the last update.
-    pub tsc_timestamp: u64,
-    /// System time (ns) at the last update.
-    pub system_time: u64,
-    /// Counter-to-ns multiplier (32.32 fixed point).
-    pub tsc_to_system_mul: u32,
-    /// Counter shift before the multiplication.
-    pub tsc_shift: i8,
-    /// `XEN_PVCLOCK_*` flags.
-    pub flags: u8,
-    /// Padding.
-    pub pad1: [u8; 2],
-}
 
 /// `struct vcpu_info` on ARM (48 bytes; `struct arch_vcpu_info` is empty on ARM). An x86-64 build has
 /// x86's instead ([`x86::VcpuInfo`](super::x86::VcpuInfo), 64 bytes).
@@ -238,16 +217,6 @@ impl Default for SharedInfo {
 }
 
 crate::impl_plain! {
-    VcpuTimeInfo {
-        version: u32,
-        pad0: u32,
-        tsc_timestamp: u64,
-        system_time: u64,
-        tsc_to_system_mul: u32,
-        tsc_shift: i8,
-        flags: u8,
-        pad1: [u8; 2],
-    };
     #[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
     VcpuInfo {
         evtchn_upcall_pending: u8,

@@ -18,7 +18,7 @@
 //! assert_eq!(core::mem::offset_of!(SharedInfo, wc_version), 32 * 64 + 2 * 512);
 //! ```
 
-use super::vcpu::VcpuTimeInfo;
+use super::vcpu_time::VcpuTimeInfo;
 
 /// `XEN_LEGACY_MAX_VCPUS` on x86: the `vcpu_info` slots inside [`SharedInfo`].
 pub const XEN_LEGACY_MAX_VCPUS: usize = 32;

@@ -30,11 +30,9 @@
 use arrayvec::ArrayVec;
 
 use super::evtchn::{self, Port};
-use super::ring::ByteRing;
-use super::{Error, Result};
-
-#[cfg(doc)]
-use super::ring::{End, SharedArea};
+use super::hvm::{self, Param};
+use super::ring::{ByteRing, End, SharedArea};
+use super::{DomId, Error, Result};
 
 /// `struct xsd_sockmsg`: the header of every xenstore message.
 #[repr(C)]
@@ -113,6 +111,23 @@ pub const WATCH_EVENT_MAX: usize = 256;
 /// How many times [`Xenstore::transaction`] runs its closure before giving up with `EAGAIN`.
 pub const TRANSACTION_RETRIES: usize = 8;
 
+/// How many times [`Xenstore::directory_part`] starts over when the directory changes under it.
+pub const DIRECTORY_PART_RETRIES: usize = 8;
+
+/// Where the domain's xenstore ring is: its frame and event channel (`HVM_PARAM_STORE_PFN`,
+/// `HVM_PARAM_STORE_EVTCHN`). `ENODEV` when the frame parameter is 0 (a domain given no xenstore, such
+/// as a dom0less domU without it, or dom0 which runs the daemon); the error of the hypercall when the
+/// parameter cannot be read (an x86 PV guest, whose ring is in its `start_info`).
+pub fn ring_location() -> Result<(u64, Port)> {
+    let pfn = match hvm::get_param(DomId::SELF, Param::STORE_PFN)? {
+        0 => return Err(Error::ENODEV),
+        pfn => pfn,
+    };
+    let port = hvm::get_param(DomId::SELF, Param::STORE_EVTCHN)?;
+    let port = u32::try_from(port).map_err(|_| Error::EINVAL)?;
+    Ok((pfn, Port(port)))
+}
+
 /// A transaction's id (`tx_id`); [`TxId::NONE`] outside any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TxId(pub u32);
@@ -135,6 +150,13 @@ pub struct WatchEvent<'b> {
 #[derive(Clone, Debug)]
 pub struct Entries<'b> {
     rest: &'b [u8],
+}
+
+impl Entries<'_> {
+    /// No names.
+    pub(crate) fn empty() -> Self {
+        Entries { rest: &[] }
+    }
 }
 
 impl<'b> Iterator for Entries<'b> {
@@ -212,6 +234,8 @@ pub struct Xenstore<'a, W> {
     overflow: bool,
     /// A request was left half-written (an error of `send` or `wait` while the ring was full).
     broken: bool,
+    /// The length of the last event [`next_watch_event`](Self::next_watch_event) copied out.
+    last_event_len: usize,
 }
 
 impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
@@ -230,13 +254,69 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
             events: ArrayVec::new(),
             overflow: false,
             broken: false,
+            last_event_len: 0,
         }
+    }
+
+    /// The domain's xenstore: [`ring_location`] names its frame and event channel, `map` gives the area
+    /// of that frame (the program maps it: with the MMU off on ARM it is at `pfn * 4096`, see
+    /// [`SharedArea::new`]), and the client waits with `wait` (see the [module documentation](self)).
+    /// `ENODEV` when the domain has no xenstore ring.
+    ///
+    /// ```
+    /// # #[cfg(feature = "mock")] {
+    /// # xen_hypercall::mock::answer_zero(); // HVM_PARAM_STORE_PFN reads 0
+    /// use xen_hypercall::xen::{Error, Page, ring::SharedArea, xenstore::Xenstore};
+    /// let xs = Xenstore::open(
+    ///     // SAFETY: with the MMU off (ARM), frame `pfn` is at `pfn * 4096`; the xenstore page is the
+    ///     // toolstack's, never referenced by the program.
+    ///     |pfn| unsafe { SharedArea::new((pfn * 4096) as usize as *mut Page, 1) },
+    ///     || Ok(()), // in a guest: events.waiter(port, &clock, timeout)
+    /// );
+    /// assert!(matches!(xs, Err(Error::ENODEV))); // on the mock, no ring
+    /// # }
+    /// ```
+    pub fn open(
+        map: impl FnOnce(u64) -> Result<SharedArea<'a>>,
+        wait: W,
+    ) -> Result<Xenstore<'a, W>> {
+        let (pfn, port) = ring_location()?;
+        let ring = ByteRing::xenstore(map(pfn)?, End::Front);
+        Ok(Xenstore::new(ring, port, wait))
     }
 
     /// The event channel.
     #[inline]
     pub fn port(&self) -> Port {
         self.port
+    }
+
+    /// Calls the client's `wait` once (for an event on the port): what a caller waiting for something
+    /// the daemon will send, a watch event say, does between two looks.
+    pub fn wait(&mut self) -> Result<()> {
+        (self.wait)()
+    }
+
+    /// The next watch event, waiting for it (with the client's `wait`, whose error, a time-out say, ends
+    /// the wait) when none is queued nor in the ring. See [`next_watch_event`](Self::next_watch_event).
+    pub fn wait_watch_event<'b>(&mut self, buf: &'b mut [u8]) -> Result<WatchEvent<'b>> {
+        loop {
+            match self.next_watch_event(&mut *buf) {
+                // The borrow checker cannot see that the loop ends here: take the event again.
+                Ok(Some(_)) => break,
+                Ok(None) => (self.wait)()?,
+                Err(e) => return Err(e),
+            }
+        }
+        // The event is in `buf`; read it back in place.
+        let n = self.last_event_len;
+        split_event(&buf[..n])
+    }
+
+    /// How many watch events are queued (taken from the ring while requests were in flight), without
+    /// looking at the ring.
+    pub fn queued_watch_events(&self) -> usize {
+        self.events.len()
     }
 
     /// Reads the value at `path` into `buf`; returns its length. `ERANGE` if it does not fit (the value
@@ -263,6 +343,51 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
     /// The names under `path`, read into `buf` (`ERANGE` if they do not fit).
     pub fn directory<'b>(&mut self, path: &[u8], buf: &'b mut [u8]) -> Result<Entries<'b>> {
         self.directory_in(TxId::NONE, path, buf)
+    }
+
+    /// The names under `path` with `XS_DIRECTORY_PART` (daemons of Xen 4.9 and later), for directories
+    /// whose list does not fit one reply (which [`directory`](Self::directory) refuses with `E2BIG`):
+    /// each request `path\0offset\0` answers the directory's generation (decimal, NUL-terminated) and
+    /// the names from byte `offset` of the list, the last part ending with an empty name. When the
+    /// generation changes between parts, it starts over ([`DIRECTORY_PART_RETRIES`] times at most, then
+    /// `EAGAIN`). `ERANGE` if the names do not fit `buf`; `EIO` for a reply without its generation.
+    pub fn directory_part<'b>(&mut self, path: &[u8], buf: &'b mut [u8]) -> Result<Entries<'b>> {
+        'again: for _ in 0..DIRECTORY_PART_RETRIES {
+            let mut generation: Option<u64> = None;
+            let mut off = 0usize;
+            loop {
+                let mut digits = [0u8; 20];
+                let offset = decimal(off as u64, &mut digits);
+                let n =
+                    self.request(TxId::NONE, XS_DIRECTORY_PART, &[path, b"\0", offset, b"\0"])?;
+                let reply = &self.body[..n];
+                let at = reply.iter().position(|&b| b == 0).ok_or(Error::EIO)?;
+                let gen_now = parse_decimal(&reply[..at]).ok_or(Error::EIO)?;
+                if generation.is_some_and(|g| g != gen_now) {
+                    continue 'again;
+                }
+                generation = Some(gen_now);
+                let names = &reply[at + 1..];
+                // The list's end: an empty name (a NUL where a name would start).
+                let (part, last) = match names.windows(2).position(|w| w == [0, 0]) {
+                    _ if names.first() == Some(&0) || names.is_empty() => (&names[..0], true),
+                    Some(end) => (&names[..end + 1], true),
+                    None => (names, false),
+                };
+                let dst = buf.get_mut(off..off + part.len()).ok_or(Error::ERANGE)?;
+                dst.copy_from_slice(part);
+                off += part.len();
+                if last {
+                    // Without the last name's NUL, as `directory` gives them.
+                    let end = off.saturating_sub(1);
+                    return Ok(Entries { rest: &buf[..end] });
+                }
+                if part.is_empty() {
+                    return Err(Error::EIO); // no progress: the daemon would loop
+                }
+            }
+        }
+        Err(Error::EAGAIN)
     }
 
     /// The permissions of `path` into `buf`, raw: NUL-terminated entries such as `n0\0r1\0` (owner
@@ -358,6 +483,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
         let dst = buf.get_mut(..n).ok_or(Error::ERANGE)?;
         dst.copy_from_slice(&q.bytes[..n]);
         self.events.remove(0);
+        self.last_event_len = n;
         split_event(&buf[..n]).map(Some)
     }
 
@@ -564,16 +690,74 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
     }
 }
 
+/// The requests that work both outside and inside a transaction: what code built on the client (such as
+/// [`xenbus`](super::xenbus)) takes to run either way.
+pub trait Store {
+    /// [`Xenstore::read`].
+    fn read(&mut self, path: &[u8], buf: &mut [u8]) -> Result<usize>;
+    /// [`Xenstore::write`].
+    fn write(&mut self, path: &[u8], value: &[u8]) -> Result<()>;
+    /// [`Xenstore::mkdir`].
+    fn mkdir(&mut self, path: &[u8]) -> Result<()>;
+    /// [`Xenstore::rm`].
+    fn rm(&mut self, path: &[u8]) -> Result<()>;
+    /// [`Xenstore::directory`].
+    fn directory<'b>(&mut self, path: &[u8], buf: &'b mut [u8]) -> Result<Entries<'b>>;
+}
+
+impl<W: FnMut() -> Result<()>> Store for Xenstore<'_, W> {
+    fn read(&mut self, path: &[u8], buf: &mut [u8]) -> Result<usize> {
+        self.read_in(TxId::NONE, path, buf)
+    }
+    fn write(&mut self, path: &[u8], value: &[u8]) -> Result<()> {
+        self.write_in(TxId::NONE, path, value)
+    }
+    fn mkdir(&mut self, path: &[u8]) -> Result<()> {
+        self.mkdir_in(TxId::NONE, path)
+    }
+    fn rm(&mut self, path: &[u8]) -> Result<()> {
+        self.rm_in(TxId::NONE, path)
+    }
+    fn directory<'b>(&mut self, path: &[u8], buf: &'b mut [u8]) -> Result<Entries<'b>> {
+        self.directory_in(TxId::NONE, path, buf)
+    }
+}
+
+impl<W: FnMut() -> Result<()>> Store for Transaction<'_, '_, W> {
+    fn read(&mut self, path: &[u8], buf: &mut [u8]) -> Result<usize> {
+        self.xs.read_in(self.tx, path, buf)
+    }
+    fn write(&mut self, path: &[u8], value: &[u8]) -> Result<()> {
+        self.xs.write_in(self.tx, path, value)
+    }
+    fn mkdir(&mut self, path: &[u8]) -> Result<()> {
+        self.xs.mkdir_in(self.tx, path)
+    }
+    fn rm(&mut self, path: &[u8]) -> Result<()> {
+        self.xs.rm_in(self.tx, path)
+    }
+    fn directory<'b>(&mut self, path: &[u8], buf: &'b mut [u8]) -> Result<Entries<'b>> {
+        self.xs.directory_in(self.tx, path, buf)
+    }
+}
+
 /// A transaction in progress, inside [`Xenstore::transaction`]: the requests it may make.
 pub struct Transaction<'x, 'a, W> {
     xs: &'x mut Xenstore<'a, W>,
     tx: TxId,
 }
 
-impl<W: FnMut() -> Result<()>> Transaction<'_, '_, W> {
+impl<'a, W: FnMut() -> Result<()>> Transaction<'_, 'a, W> {
     /// Its id.
     pub fn id(&self) -> TxId {
         self.tx
+    }
+
+    /// The client, for requests made outside the transaction while it is open (they are not part of
+    /// it, and are not undone if it is refused): telling another domain something mid-transaction,
+    /// waiting for a watch event.
+    pub fn outside(&mut self) -> &mut Xenstore<'a, W> {
+        self.xs
     }
 
     /// [`Xenstore::read`] in the transaction.
@@ -600,6 +784,32 @@ impl<W: FnMut() -> Result<()>> Transaction<'_, '_, W> {
     pub fn directory<'b>(&mut self, path: &[u8], buf: &'b mut [u8]) -> Result<Entries<'b>> {
         self.xs.directory_in(self.tx, path, buf)
     }
+}
+
+/// `v` in decimal, in `digits`.
+fn decimal(mut v: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &digits[i..];
+        }
+    }
+}
+
+/// A decimal number (ASCII digits only, no sign, at most `u64::MAX`).
+pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |v, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// `EINVAL` for a string with a NUL in it (a path or token).

@@ -11,9 +11,12 @@
 //!   end, prints its console log (xenconsoled's log file) and `xl`'s log between marker lines, and powers
 //!   dom0 off. Every line of the harness starts with [`MARK`].
 //! - [`Scenario`]: the declaration of a run: its domUs, each a guest binary of `guests/`, extra `xl`
-//!   configuration lines, the console lines it must print and the xenstore values the toolstack must have
-//!   given it. One boot per scenario and Xen build; [`judge`] turns the console into one problem line per
-//!   missing check, a time-out, a Xen panic or a dom0 panic.
+//!   configuration lines, its [`Disk`]s (dom0 RAM disks through blkback) and [`Vif`]s (on dom0's bridge
+//!   through netback), whose modules and hotplug scripts dom0 then loads and installs, the [`Step`]s dom0
+//!   takes while it runs (awaiting, writing and checking xenstore keys), the console lines it must print
+//!   and the xenstore values the toolstack must have given it. One boot per scenario and Xen build;
+//!   [`judge`] turns the console into one problem line per missing check, a time-out, a Xen panic or a
+//!   dom0 panic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -86,9 +89,55 @@ pub const MODULES: [&str; 5] = [
 /// backend (`xen-blkback`), under `kernel/drivers/`.
 pub const DISK_MODULES: [&str; 2] = ["block/brd", "block/xen-blkback/xen-blkback"];
 
+/// The modules `/init` loads after [`MODULES`] (and [`DISK_MODULES`]) when a domU of the scenario declares
+/// [`Vif`]s, in order, under `kernel/` (not `kernel/drivers/`): the bridge and its dependencies, and the
+/// network backend (`xen-netback`).
+pub const NET_MODULES: [&str; 4] = [
+    "net/llc/llc",
+    "net/802/stp",
+    "net/bridge/bridge",
+    "drivers/net/xen-netback/xen-netback",
+];
+
+/// The bridge dom0 makes for [`Vif`]s (no device of the machine is on it: nothing leaves dom0).
+pub const BRIDGE: &str = "xenbr0";
+
+/// The hotplug script libxl runs for a [`Vif`] (`script=` in its vif line), a busybox-sh replacement of
+/// Xen's bash `vif-bridge`: on `add`/`online` it brings the backend's interface (`$vif`) up on the bridge
+/// its backend directory names and writes `hotplug-status = connected`; on `remove`/`offline` it takes it
+/// off the bridge.
+pub const VIF_SCRIPT: &str = r#"#!/bin/sh
+# libxl's hotplug script for a vif (`script=vif-bridge-sh`): vif-bridge-sh ACTION, with XENBUS_PATH and vif set.
+bridge=$(xenstore-read "$XENBUS_PATH/bridge") || exit 1
+case "$1" in
+add|online)
+  ip link set "$vif" up || exit 1
+  brctl addif "$bridge" "$vif" || exit 1
+  xenstore-write "$XENBUS_PATH/hotplug-status" connected
+  ;;
+*) brctl delif "$bridge" "$vif" 2>/dev/null; exit 0 ;;
+esac
+"#;
+
+/// Where [`VIF_SCRIPT`] is in dom0, under `/etc/xen/scripts/`.
+pub const VIF_SCRIPT_NAME: &str = "vif-bridge-sh";
+
+/// Every module the harness may load, as paths under `kernel/` of the kernel's module tree.
+pub fn all_modules() -> Vec<String> {
+    MODULES
+        .iter()
+        .chain(&DISK_MODULES)
+        .map(|m| format!("drivers/{m}"))
+        .chain(NET_MODULES.iter().map(|m| m.to_string()))
+        .collect()
+}
+
 /// The size of every RAM disk (`brd` makes them all one size), in MiB: `rd_size` is this in KiB. brd
 /// allocates its pages as they are written, so the size costs dom0 nothing up front.
 pub const RAM_DISK_MIB: u32 = 4;
+
+/// [`RAM_DISK_MIB`] in 512-byte sectors, as blkback's `sectors` must say.
+pub const RAM_DISK_SECTORS: &str = "8192";
 
 /// The hotplug script libxl runs for a [`Disk`] (`script=` in its disk line), a busybox-sh replacement of
 /// Xen's bash `block` script (which needs bash, flock and `/dev/fd`): on `add` it writes what blkback
@@ -284,6 +333,8 @@ pub struct DomU {
     pub seconds: u32,
     /// Its virtual disks, each backed by a RAM disk of dom0 through blkback.
     pub disks: Vec<Disk>,
+    /// Its virtual network interfaces, each on dom0's [`BRIDGE`] through netback.
+    pub vifs: Vec<Vif>,
     /// What dom0 does while it runs, in order, from its unpause (see [`Step`]).
     pub dom0: Vec<Step>,
 }
@@ -308,6 +359,24 @@ impl Disk {
     }
 }
 
+/// A virtual network interface of a domU (`device/vif/<n>`, in declaration order), on dom0's [`BRIDGE`]
+/// through netback, attached by [`VIF_SCRIPT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vif {
+    /// Its MAC address (`00:16:3e:…`, Xen's prefix).
+    pub mac: &'static str,
+}
+
+impl Vif {
+    /// Its entry in the `vif` list of the `xl` configuration.
+    pub fn spec(&self) -> String {
+        format!(
+            "'mac={},bridge={BRIDGE},script={VIF_SCRIPT_NAME}'",
+            self.mac
+        )
+    }
+}
+
 /// Something dom0 does while a domU runs (after its unpause, in the background, one step after the
 /// other). A key is a path under the domU's home (`/local/domain/<domid>/`), or absolute when it starts
 /// with `/` (where `$D` is the domU's domid). The checking steps print `ok NAME: …` or `FAIL NAME: …`, and
@@ -327,7 +396,14 @@ pub enum Step {
     /// Runs the shell command `cmd` (in `/init`'s shell, with `$D` the domU's domid): `ok NAME: label`
     /// when it succeeds, `FAIL NAME: label` otherwise; its output is printed under the line either way.
     Shell(&'static str, &'static str),
+    /// Makes `count` children under `dir` (`<dir>/<FILL_NAME><i>`, value `x`) in one `xenstore-write`:
+    /// a directory as big as dom0 wants, beyond a domU's node-size quota.
+    Fill(&'static str, u32),
 }
+
+/// The names [`Step::Fill`] gives, before their number (39 bytes): a hundred of them are more than one
+/// 4096-byte reply.
+pub const FILL_NAME: &str = "a-child-with-a-name-forty-bytes-long-00";
 
 impl Step {
     /// The text of its `ok` line after `NAME: `; `None` for a step that checks nothing.
@@ -338,6 +414,7 @@ impl Step {
             Step::Perms(dir, name, p) => Some(format!("perms {dir}/{name} = ({p})")),
             Step::Shell(label, _) => Some(label.to_string()),
             Step::Write(..) => None,
+            Step::Fill(dir, n) => Some(format!("fill {dir} with {n}")),
         }
     }
 
@@ -370,6 +447,18 @@ impl Step {
                 v = quote(v),
                 l = quote(&format!("{name}: {label}")),
             ),
+            Step::Fill(dir, n) => {
+                let base = path(dir);
+                let base = base.trim_end_matches('"');
+                let pairs: Vec<String> = (0..*n)
+                    .map(|i| format!("{base}/{FILL_NAME}{i}\" x"))
+                    .collect();
+                format!(
+                    "  if timeout 20 xenstore-write {}; then ok {l}; else fail {l}; fi\n",
+                    pairs.join(" "),
+                    l = quote(&format!("{name}: {label}")),
+                )
+            }
             Step::Perms(dir, child, perms) => format!(
                 "  timeout 10 xenstore-ls -p {p} > /tmp/{name}.ls 2>&1\n  if grep -q {pat} /tmp/{name}.ls; then ok {l}; else fail {l}; show /tmp/{name}.ls; fi\n",
                 p = path(dir),
@@ -396,6 +485,10 @@ impl DomU {
             let specs: Vec<String> = self.disks.iter().map(Disk::spec).collect();
             let _ = writeln!(s, "disk = [{}]", specs.join(", "));
         }
+        if !self.vifs.is_empty() {
+            let specs: Vec<String> = self.vifs.iter().map(Vif::spec).collect();
+            let _ = writeln!(s, "vif = [{}]", specs.join(", "));
+        }
         for l in &self.config {
             s.push_str(l);
             s.push('\n');
@@ -420,6 +513,22 @@ pub struct Scenario {
 
 /// The state of blkback for the domU's `xvda` (`XenbusState`: 2 InitWait, 4 Connected, 6 Closed).
 pub const VBD_BACKEND: &str = "/local/domain/0/backend/vbd/$D/51712/state";
+
+/// Where a 32-bit domU's image must be linked: libxl loads a zImage whose header names a load address
+/// there (0x8000 into the domU's RAM, `GUEST_RAM0_BASE`).
+pub const A32_DOMU_ENTRY: u64 = 0x4000_8000;
+
+/// The size blkback gives the domU's `xvda`, in sectors.
+pub const VBD_SECTORS: &str = "/local/domain/0/backend/vbd/$D/51712/sectors";
+
+/// The sector size blkback gives the domU's `xvda`.
+pub const VBD_SECTOR_SIZE: &str = "/local/domain/0/backend/vbd/$D/51712/sector-size";
+
+/// The state of netback for the domU's first vif.
+pub const VIF_BACKEND: &str = "/local/domain/0/backend/vif/$D/0/state";
+
+/// What the hotplug script wrote for the domU's first vif (`connected`).
+pub const VIF_HOTPLUG: &str = "/local/domain/0/backend/vif/$D/0/hotplug-status";
 
 /// What the hotplug script wrote for the domU's `xvda` (`connected`).
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
@@ -449,6 +558,11 @@ impl Scenario {
             .map(|d| d.ram + 1)
             .max()
             .unwrap_or(0)
+    }
+
+    /// Whether a domU declares a [`Vif`]: dom0 then loads [`NET_MODULES`] and makes [`BRIDGE`].
+    pub fn has_vifs(&self) -> bool {
+        self.domus.iter().any(|d| !d.vifs.is_empty())
     }
 
     /// The console domU (`guests/src/bin/xl_domu.rs`): finds its PV console ring and xenstore page from its
@@ -487,6 +601,7 @@ impl Scenario {
                 shutdown: Shutdown::Poweroff,
                 seconds: DOMU_SECONDS,
                 disks: vec![],
+                vifs: vec![],
                 dom0: vec![],
             }],
             control: vec![],
@@ -525,16 +640,24 @@ impl Scenario {
             shutdown: Shutdown::Poweroff,
             seconds: DOMU_SECONDS,
             disks: vec![],
+            vifs: vec![],
             dom0: vec![],
         };
-        // The second has a disk: blkback waits for its frontend (InitWait) once the hotplug script ran,
-        // before the domU runs.
+        // The second has a disk and a vif: blkback and netback wait for their frontends (InitWait) once
+        // the hotplug scripts ran, before the domU runs.
         let mut two = domu("two", "2", "memory = 32");
         two.disks = vec![Disk {
             vdev: "xvda",
             ram: 0,
         }];
+        two.vifs = vec![Vif {
+            mac: "00:16:3e:00:00:02",
+        }];
         two.xenstore.extend([
+            ("device/vif/0/state", Value::Is("1")),
+            ("device/vif/0/mac", Value::Is("00:16:3e:00:00:02")),
+            (VIF_BACKEND, Value::Is("2")),
+            (VIF_HOTPLUG, Value::Is("connected")),
             ("device/vbd/51712/state", Value::Is("1")),
             ("device/vbd/51712/backend-id", Value::Is("0")),
             (VBD_BACKEND, Value::Is("2")),
@@ -542,7 +665,7 @@ impl Scenario {
         ]);
         Scenario {
             name: "two",
-            title: "two xl domUs at once, each with its own console ring and log; one has a disk",
+            title: "two xl domUs at once, each with its own console ring and log; one has a disk and a vif",
             domus: vec![domu("one", "1", "memory = 16"), two],
             control: vec![],
         }
@@ -601,6 +724,111 @@ impl Scenario {
         }
     }
 
+    /// xenstore against the real `xenstored` and a xenbus handshake with the real blkback
+    /// (`guests/src/bin/xl_xenbus.rs`), with dom0 checking and prompting it meanwhile: values written,
+    /// permissions set, a watch fired, a transaction made to conflict, a directory over one reply, the
+    /// disk's size while connected, and the backend Closed after the teardown.
+    pub fn xenbus() -> Scenario {
+        Scenario {
+            name: "xenbus",
+            title: "xenstore against xenstored, and a xenbus handshake with blkback over a RAM disk",
+            domus: vec![DomU {
+                name: "xb",
+                bin: "xl-xenbus",
+                isa: Isa::A64,
+                config: vec![],
+                console: vec![
+                    "xl-xenbus: hello",
+                    "xl-xenbus: ok shared info mapped",
+                    "xl-xenbus: name = xb",
+                    "xl-xenbus: ok write data/greeting, data/number, data/perm",
+                    "xl-xenbus: ok set_perms data/perm n<domid>,r0 read back",
+                    "xl-xenbus: ok directory data lists greeting, number, perm",
+                    "xl-xenbus: ok read data/missing is ENOENT",
+                    "xl-xenbus: ok write dom0's /local/domain/0/data/probe is EACCES",
+                    "xl-xenbus: ok write /tool/probe is EACCES",
+                    "xl-xenbus: ok watch data/go",
+                    "xl-xenbus: ok watch event during a request",
+                    "xl-xenbus: ok transaction commits data/number2 = 12346",
+                    "xl-xenbus: ok transaction conflict: EAGAIN, run again: Ok, attempts 2",
+                    "xl-xenbus: ok directory data/big (over 4096 bytes) is E2BIG",
+                    "xl-xenbus: ok directory_part data/big: 120 names",
+                    "xl-xenbus: ok an unanswered wait ends with ETIMEDOUT at its deadline",
+                    "xl-xenbus: vbd 51712: backend /local/domain/0/backend/vbd/1/51712 in d0",
+                    "xl-xenbus: ok backend InitWait",
+                    "xl-xenbus: ok blkif ring of 32 slots",
+                    "xl-xenbus: ok ring-ref, event-channel, protocol written; Initialised",
+                    "xl-xenbus: ok backend Connected",
+                    "xl-xenbus: sectors = 8192",
+                    "xl-xenbus: sector-size = 512",
+                    "xl-xenbus: info = 0",
+                    "xl-xenbus: ok Connected",
+                    "xl-xenbus: ok dom0 checked the connected backend",
+                    "xl-xenbus: ok closed: Closing, Closed; the backend Closed",
+                    "xl-xenbus: ok the ring page's grant ended",
+                    "xl-xenbus: ok dom0 checked the closed backend",
+                    "xl-xenbus: done",
+                ],
+                xenstore: vec![
+                    ("name", Value::Is("xb")),
+                    ("domid", Value::Guest("DOMID")),
+                    ("device/vbd/51712/state", Value::Is("1")),
+                    (VBD_BACKEND, Value::Is("2")),
+                ],
+                shutdown: Shutdown::Poweroff,
+                seconds: DOMU_SECONDS,
+                disks: vec![Disk {
+                    vdev: "xvda",
+                    ram: 0,
+                }],
+                vifs: vec![],
+                dom0: vec![
+                    Step::Fill("data/big", 120),
+                    Step::Write("data/big-ready", "1"),
+                    Step::Await("data/ready", "1"),
+                    Step::Expect("data/greeting", "hello from xl-xenbus"),
+                    Step::Expect("data/number", "12345"),
+                    Step::Perms("data", "perm", "n1,r0"),
+                    Step::Await("data/watching", "1"),
+                    Step::Write("data/go", "1"),
+                    Step::Await("data/tx-signal", "1"),
+                    Step::Write("data/conflict", "dom0"),
+                    Step::Await("data/conflict", "domU 2"),
+                    Step::Await("data/vbd", "connected"),
+                    Step::Expect(VBD_BACKEND, "4"),
+                    Step::Expect(VBD_SECTORS, RAM_DISK_SECTORS),
+                    Step::Expect(VBD_SECTOR_SIZE, "512"),
+                    Step::Expect("device/vbd/51712/state", "4"),
+                    Step::Write("data/vbd-checked", "1"),
+                    Step::Await("data/vbd", "closed"),
+                    Step::Expect(VBD_BACKEND, "6"),
+                    Step::Expect("device/vbd/51712/state", "6"),
+                    Step::Write("data/vbd-checked", "2"),
+                ],
+            }],
+            control: vec![],
+        }
+    }
+
+    /// [`xenbus`](Scenario::xenbus) with the domU built for 32-bit ARM (A32).
+    pub fn xenbus32() -> Scenario {
+        let mut s = Scenario::xenbus();
+        let d = &mut s.domus[0];
+        d.name = "xb32";
+        d.isa = Isa::A32;
+        d.xenstore[0] = ("name", Value::Is("xb32"));
+        for l in &mut d.console {
+            if *l == "xl-xenbus: name = xb" {
+                *l = "xl-xenbus: name = xb32";
+            }
+        }
+        Scenario {
+            name: "xenbus32",
+            title: "the xenbus scenario's domU built for 32-bit ARM (A32)",
+            ..s
+        }
+    }
+
     /// Every scenario.
     pub fn all() -> Vec<Scenario> {
         vec![
@@ -608,6 +836,8 @@ impl Scenario {
             Scenario::two(),
             Scenario::control(),
             Scenario::a32(),
+            Scenario::xenbus(),
+            Scenario::xenbus32(),
             Scenario::blk(),
         ]
     }
@@ -640,6 +870,7 @@ impl Scenario {
                         vdev: "xvda",
                         ram: 0,
                     }],
+                    vifs: vec![],
                     dom0: vec![
                         // The Linux domU boots first, so that it is idle while this one runs.
                         Step::Shell(
@@ -680,6 +911,7 @@ impl Scenario {
                         vdev: "xvda",
                         ram: 1,
                     }],
+                    vifs: vec![],
                     dom0: vec![Step::Shell(
                         "blkback interrupts for Linux",
                         "wait_for 290 grep -q 'linux-blk: done' /var/log/xen/console/guest-linux.log; \
@@ -743,6 +975,7 @@ impl Scenario {
                 shutdown: Shutdown::Poweroff,
                 seconds: 120,
                 disks: vec![Disk { vdev: "xvda", ram }],
+                vifs: vec![],
                 dom0: vec![
                     fill,
                     Step::Write("data/disk-ready", "1"),
@@ -782,6 +1015,7 @@ impl Scenario {
                 vdev: "xvda",
                 ram: 2,
             }],
+            vifs: vec![],
             dom0: vec![
                 Step::Write("data/disk-ready", "1"),
                 Step::Await("data/blk-reading", "1"),
@@ -951,13 +1185,12 @@ pub fn fetch() -> Result<Dom0> {
     {
         let release = release.trim().to_string();
         // A module added to the lists since: unpacked again from the kernel package kept in `debs`.
-        let missing = MODULES
-            .iter()
-            .chain(&DISK_MODULES)
-            .chain(&LINUX_DOMU_MODULES)
+        let missing = all_modules()
+            .into_iter()
+            .chain(LINUX_DOMU_MODULES.iter().map(|m| format!("drivers/{m}")))
             .any(|m| {
                 !kernel_tree
-                    .join(format!("lib/modules/{release}/kernel/drivers/{m}.ko"))
+                    .join(format!("lib/modules/{release}/kernel/{m}.ko"))
                     .is_file()
             });
         let deb = std::fs::read_dir(&debs)?
@@ -1082,12 +1315,11 @@ fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
     let mut tar = Command::new("tar");
     tar.arg("-x").arg("-C").arg(into);
     tar.arg(format!("./boot/vmlinuz-{release}"));
-    for m in MODULES
-        .iter()
-        .chain(&DISK_MODULES)
-        .chain(&LINUX_DOMU_MODULES)
+    for m in all_modules()
+        .into_iter()
+        .chain(LINUX_DOMU_MODULES.iter().map(|m| format!("drivers/{m}")))
     {
-        tar.arg(format!("./lib/modules/{release}/kernel/drivers/{m}.ko"));
+        tar.arg(format!("./lib/modules/{release}/kernel/{m}.ko"));
     }
     let status = tar
         .stdin(dpkg.stdout.take().context("no pipe")?)
@@ -1362,12 +1594,13 @@ for mod in {modules}; do
   insmod $K/$mod.ko || {{ fail "insmod $mod"; finish; }}
 done
 ok modules
-{disk_modules}mount -t xenfs xenfs /proc/xen || {{ fail "mount xenfs"; finish; }}
+{disk_modules}{net_modules}mount -t xenfs xenfs /proc/xen || {{ fail "mount xenfs"; finish; }}
 ok xenfs
 mkdir -p /run/xenstored
 XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid || {{ fail "xenstored did not start"; finish; }}
 wait_for 15 timeout 2 xenstore-read -s / || {{ fail "xenstored: no answer in 15 s"; finish; }}
 ok xenstored
+echo "$M xenstored is $(readlink /proc/$(cat /run/xenstored.pid)/exe)"
 timeout 15 xen-init-dom0 > /tmp/init-dom0.log 2>&1 || {{ fail "xen-init-dom0"; show /tmp/init-dom0.log; finish; }}
 ok xen-init-dom0
 xenconsoled --log=guest --log-dir=/var/log/xen/console || {{ fail "xenconsoled did not start"; finish; }}
@@ -1386,6 +1619,19 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
                 kib = RAM_DISK_MIB * 1024,
             ),
         },
+        net_modules = if scenario.has_vifs() {
+            let insmods: Vec<String> = NET_MODULES
+                .iter()
+                .map(|m| format!("insmod $KN/{m}.ko"))
+                .collect();
+            format!(
+                "KN=/lib/modules/$(uname -r)/kernel\n{} && brctl addbr {BRIDGE} && echo 0 > /sys/class/net/{BRIDGE}/bridge/forward_delay \
+                 && ip link set {BRIDGE} up && ok \"net modules: bridge {BRIDGE}\" || {{ fail \"net modules\"; finish; }}\n",
+                insmods.join(" && ")
+            )
+        } else {
+            String::new()
+        },
     );
     for d in &scenario.domus {
         let n = d.name;
@@ -1393,7 +1639,7 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
             s,
             r#"if timeout 30 xl create -p /etc/xen/{n}.cfg > /tmp/{n}.create 2>&1; then
   D=$(timeout 10 xl domid {n})
-  ok "create {n}: domid $D"
+  ok "create {n}: domid $D, $(cut -d' ' -f1 /proc/uptime) s"
   echo "$M begin xenstore {n}"
 "#
         );
@@ -1499,6 +1745,19 @@ pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>
     for d in &scenario.domus {
         let elf = dir.join(guest(d.isa).target()).join("release").join(d.bin);
         let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+        if d.isa == Isa::A32 {
+            use object::Object as _;
+            let entry = object::File::parse(&*data)
+                .with_context(|| format!("reading {}", elf.display()))?
+                .entry();
+            if entry != A32_DOMU_ENTRY {
+                bail!(
+                    "{} is linked at {entry:#x}, not {A32_DOMU_ENTRY:#x} where libxl loads a domU's zImage: \
+                     give it the domU load base in guests/build.rs",
+                    elf.display()
+                );
+            }
+        }
         images.insert(d.name, xen::flat_image(&data)?);
     }
     Ok(images)
@@ -1534,8 +1793,14 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
     }
     add_tree(&mut cpio, &dom0.root)?;
     let disks = scenario.ram_disks() > 0;
-    for m in MODULES.iter().chain(DISK_MODULES.iter().filter(|_| disks)) {
-        let rel = format!("lib/modules/{}/kernel/drivers/{m}.ko", dom0.release);
+    let vifs = scenario.has_vifs();
+    let wanted = MODULES
+        .iter()
+        .chain(DISK_MODULES.iter().filter(|_| disks))
+        .map(|m| format!("drivers/{m}"))
+        .chain(NET_MODULES.iter().filter(|_| vifs).map(|m| m.to_string()));
+    for m in wanted {
+        let rel = format!("lib/modules/{}/kernel/{m}.ko", dom0.release);
         let data = std::fs::read(dom0.kernel_tree.join(&rel))
             .with_context(|| format!("the kernel module {rel}"))?;
         cpio.file(&rel, 0o644, &data);
@@ -1545,6 +1810,11 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
         &format!("etc/xen/scripts/{BLOCK_SCRIPT_NAME}"),
         0o755,
         BLOCK_SCRIPT.as_bytes(),
+    );
+    cpio.file(
+        &format!("etc/xen/scripts/{VIF_SCRIPT_NAME}"),
+        0o755,
+        VIF_SCRIPT.as_bytes(),
     );
     cpio.file("usr/bin/blk-pattern", 0o755, BLK_PATTERN.as_bytes());
     if scenario
@@ -1756,6 +2026,9 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
     }
     if scenario.ram_disks() > 0 && !has("ok disk modules") {
         problems.push("dom0: no `ok disk modules` line".into());
+    }
+    if scenario.has_vifs() && !has("ok net modules") {
+        problems.push("dom0: no `ok net modules` line".into());
     }
     for d in &scenario.domus {
         let n = d.name;

@@ -34,6 +34,16 @@ fn good() -> String {
         "console cons| xl-domu: STORE_EVTCHN = 1",
         "console cons| xl-domu: ok store page given: nonzero frame",
         "console cons| xl-domu: MAX_PAGES = 4352",
+        "console cons| xl-domu: ok runstate: registered",
+        "console cons| xl-domu: CLOCK = 1174345616 ns at 62500000 Hz",
+        "console cons| xl-domu: ok offset: Xen system time - clock >= 2464897992 ns, from the runstate",
+        "console cons| xl-domu: ok poll 20 ms: 20.1 ms by the guest's clock, 2 polls, bound before: 2464897992 ns",
+        "console cons| xl-domu: ok synchronize: rescheduled in 4.5 ms, bound 2466286920 ns (+1388928)",
+        "console cons| xl-domu: ok poll 20 ms synchronized: 24.4 ms by the guest's clock, 1 polls",
+        "console cons| xl-domu: ok Events::wait 20 ms: 20.2 ms then ETIMEDOUT",
+        "console cons| xl-domu: WALLCLOCK = 1796533461 s (wc 1796533460 s 24758560 ns + clock)",
+        "console cons| xl-domu: ok wallclock: after 2024: 1796533461",
+        "console cons| xl-domu: ok singleshot timer: refused: error 22",
         "console cons| xl-domu: done",
         "end console cons",
         "begin xl-log cons",
@@ -312,9 +322,43 @@ fn a_domu_config_has_the_base_lines_then_its_own() {
     assert!(c.starts_with("name = \"two\"\nkernel = \"/domu/two.bin\"\nmemory = 16\n"));
     assert!(c.ends_with(
         "on_crash = \"destroy\"\ndisk = ['format=raw,vdev=xvda,access=rw,script=block-ram,target=/dev/ram0']\n\
-         memory = 32\n"
+         vif = ['mac=00:16:3e:00:00:02,bridge=xenbr0,script=vif-bridge-sh']\nmemory = 32\n"
     ));
     assert!(!Scenario::two().domus[0].config_file().contains("disk"));
+}
+
+#[test]
+fn the_xenbus_scenarios_expect_the_ram_disks_size() {
+    assert_eq!(
+        RAM_DISK_SECTORS.parse::<u64>().unwrap(),
+        u64::from(RAM_DISK_MIB) * 1024 * 1024 / 512
+    );
+    for s in [Scenario::xenbus(), Scenario::xenbus32()] {
+        let d = &s.domus[0];
+        assert!(
+            d.dom0
+                .contains(&Step::Expect(VBD_SECTORS, RAM_DISK_SECTORS))
+        );
+        assert!(d.console.contains(&"xl-xenbus: sectors = 8192"));
+        assert_eq!(s.ram_disks(), 1);
+        // The domU's console expectations and dom0's steps agree on the size of the big directory.
+        assert!(d.dom0.contains(&Step::Fill("data/big", 120)));
+        assert!(
+            d.console
+                .contains(&"xl-xenbus: ok directory_part data/big: 120 names")
+        );
+    }
+    let init = init_script(&Scenario::xenbus());
+    let fill = init.lines().find(|l| l.contains("fill data/big")).unwrap();
+    assert_eq!(fill.matches(FILL_NAME).count(), 120);
+    assert!(
+        fill.contains("\"/local/domain/$D/data/big/a-child-with-a-name-forty-bytes-long-00119\" x")
+    );
+    assert!(
+        fill.trim_start()
+            .starts_with("if timeout 20 xenstore-write")
+    );
+    assert_eq!(Scenario::xenbus32().domus[0].isa, Isa::A32);
 }
 
 #[test]
@@ -327,6 +371,17 @@ fn disks_load_their_modules_and_steps_are_required() {
         "insmod $K/block/brd.ko rd_nr=1 rd_size=4096 && insmod $K/block/xen-blkback/xen-blkback.ko"
     ));
     assert!(!init_script(&Scenario::console()).contains("brd"));
+    assert!(init.contains(
+        "insmod $KN/net/llc/llc.ko && insmod $KN/net/802/stp.ko && insmod $KN/net/bridge/bridge.ko && \
+         insmod $KN/drivers/net/xen-netback/xen-netback.ko && brctl addbr xenbr0"
+    ));
+    assert!(!init_script(&Scenario::console()).contains("xenbr0"));
+    assert!(Scenario::two().has_vifs() && !Scenario::xenbus().has_vifs());
+    assert!(VIF_SCRIPT.contains("brctl addif \"$bridge\" \"$vif\""));
+    assert!(VIF_SCRIPT.contains("\"$XENBUS_PATH/hotplug-status\" connected"));
+    assert_eq!(all_modules().len(), 11);
+    assert!(all_modules().contains(&"drivers/block/brd".to_string()));
+    assert!(all_modules().contains(&"net/bridge/bridge".to_string()));
     assert!(init.contains("xenstore-read \"/local/domain/0/backend/vbd/$D/51712/state\""));
     // The script libxl runs writes what blkback waits for, and nothing on `remove`.
     assert!(BLOCK_SCRIPT.contains("\"$XENBUS_PATH/physical-device\" \"$mm\""));
@@ -540,4 +595,46 @@ fn shell_steps_report_their_command_and_the_blk_scenario_declares_its_checks() {
             .contains("kernel = \"/domu/linux.Image\"")
     );
     assert!(LINUX_DOMU_INIT.contains("iflag=direct") && LINUX_DOMU_INIT.contains("oflag=direct"));
+}
+
+/// The harness's lines of a real release run of the xenbus scenario (with Xen's banner and its last line).
+const XENBUS_RUN: &str = include_str!("xenbus-release.txt");
+
+#[test]
+fn a_real_xenbus_run_passes_and_each_missing_piece_fails_it() {
+    let s = Scenario::xenbus();
+    let judge_it = |out: &str| judge(&s, out, false, XenBuild::Release);
+    assert_eq!(judge_it(XENBUS_RUN), Vec::<String>::new());
+    // dom0's step that checks the permissions never ran.
+    let out = XENBUS_RUN.replace("xl-harness: ok xb: perms data/perm = (n1,r0)\n", "");
+    assert_eq!(
+        judge_it(&out),
+        ["xb: dom0 step `perms data/perm = (n1,r0)` did not run"]
+    );
+    // blkback reporting another size.
+    let out = XENBUS_RUN
+        .replace(
+            "ok xb: /local/domain/0/backend/vbd/$D/51712/sectors = 8192",
+            "FAIL xb: /local/domain/0/backend/vbd/$D/51712/sectors = 8192, got 4096",
+        )
+        .replace("xl-xenbus: sectors = 8192", "xl-xenbus: sectors = 4096");
+    assert_eq!(
+        judge_it(&out),
+        [
+            "dom0: FAIL xb: /local/domain/0/backend/vbd/$D/51712/sectors = 8192, got 4096",
+            "xb: no console line `xl-xenbus: sectors = 8192…`",
+        ]
+    );
+    // The transaction committed on its first attempt (no conflict provoked): a console failure.
+    let out = XENBUS_RUN.replace(
+        "ok transaction conflict: EAGAIN, run again: Ok, attempts 2",
+        "FAIL transaction conflict: EAGAIN, run again: Ok, attempts 1",
+    );
+    let p = judge_it(&out);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[0].starts_with("xb: no console line `xl-xenbus: ok transaction conflict"));
+    assert!(p[1].starts_with("xb: console: xl-xenbus: FAIL transaction conflict"));
+    // No disk modules: reported.
+    let out = XENBUS_RUN.replace("xl-harness: ok disk modules", "xl-harness: disk modules");
+    assert_eq!(judge_it(&out), ["dom0: no `ok disk modules` line"]);
 }

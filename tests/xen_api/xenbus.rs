@@ -1,0 +1,900 @@
+//! xenbus on the host: a fake xenstored keeping a tree of nodes, watches and transactions on the back end
+//! of the xenstore ring, driven inside the client's `wait` closure, and a scripted backend that reacts to
+//! what the frontend writes (as blkback does) or to the passing of turns. The expected values are the
+//! protocol's (`io/xenbus.h`, `io/xs_wire.h`), written out here.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use xen_hypercall::mock;
+use xen_hypercall::xen::evtchn::Port;
+use xen_hypercall::xen::ring::{ByteRing, End, SharedArea};
+use xen_hypercall::xen::xenbus::{self, Frontend, XenbusState};
+use xen_hypercall::xen::xenstore::{
+    XENSTORE_PAYLOAD_MAX, XS_DIRECTORY, XS_DIRECTORY_PART, XS_ERROR, XS_GET_PERMS, XS_READ, XS_RM,
+    XS_TRANSACTION_END, XS_TRANSACTION_START, XS_UNWATCH, XS_WATCH, XS_WATCH_EVENT, XS_WRITE,
+    Xenstore,
+};
+use xen_hypercall::xen::{DomId, Error, Page};
+
+const HOME: &[u8] = b"/local/domain/1/";
+const BACKEND: &[u8] = b"/local/domain/0/backend/vbd/1/51712";
+
+/// A write the backend makes in reaction: (absolute path, value).
+type Writes = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What the scripted backend sees: a write of the client's (absolute path, value), or a turn passing.
+enum Seen<'a> {
+    Write(&'a [u8], &'a [u8]),
+    Turn(usize),
+}
+
+/// A transaction's writes (`None`: removed), applied at its commit.
+type TxWrites = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+type React = Box<dyn FnMut(&BTreeMap<Vec<u8>, Vec<u8>>, Seen<'_>) -> Writes>;
+
+struct Daemon {
+    ring: ByteRing<'static>,
+    inbuf: Vec<u8>,
+    /// Watch events fired by the change being made.
+    out: Vec<u8>,
+    /// The bytes waiting to go into the ring (replies and events, in order).
+    sending: Vec<u8>,
+    tree: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Bumped on every change (the generation `XS_DIRECTORY_PART` answers).
+    generation: u64,
+    watches: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Open transactions: their writes (`None`: removed), applied at commit.
+    txs: BTreeMap<u32, TxWrites>,
+    next_tx: u32,
+    /// Commits to refuse with `EAGAIN`.
+    conflicts: usize,
+    /// (type, tx_id, payload) of every request.
+    seen: Vec<(u32, u32, Vec<u8>)>,
+    events_sent: usize,
+    turns: usize,
+    react: React,
+}
+
+fn msg(ty: u32, req_id: u32, tx_id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for w in [ty, req_id, tx_id, payload.len() as u32] {
+        v.extend_from_slice(&w.to_ne_bytes());
+    }
+    v.extend_from_slice(payload);
+    v
+}
+
+fn abs(path: &[u8]) -> Vec<u8> {
+    if path.starts_with(b"/") {
+        path.to_vec()
+    } else {
+        [HOME, path].concat()
+    }
+}
+
+fn under(path: &[u8], dir: &[u8]) -> bool {
+    path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
+}
+
+impl Daemon {
+    /// The direct children's names of `dir`, each NUL-terminated.
+    fn children(&self, dir: &[u8]) -> Vec<u8> {
+        let mut names: Vec<&[u8]> = Vec::new();
+        for k in self.tree.keys() {
+            if k.len() > dir.len() + 1 && under(k, dir) {
+                let rest = &k[dir.len() + 1..];
+                let name = rest.split(|&b| b == b'/').next().unwrap();
+                if names.last() != Some(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        names.dedup();
+        let mut out = Vec::new();
+        for n in names {
+            out.extend_from_slice(n);
+            out.push(0);
+        }
+        out
+    }
+
+    fn set(&mut self, path: Vec<u8>, value: Option<Vec<u8>>) {
+        match value {
+            Some(v) => {
+                // Parents exist as empty nodes, as xenstored makes them.
+                let mut at = 0;
+                while let Some(i) = path[at + 1..].iter().position(|&b| b == b'/') {
+                    let parent = path[..at + 1 + i].to_vec();
+                    self.tree.entry(parent).or_default();
+                    at += 1 + i;
+                }
+                self.tree.insert(path.clone(), v);
+            }
+            None => self.tree.retain(|k, _| !under(k, &path)),
+        }
+        self.generation += 1;
+        for (w, token) in self.watches.clone() {
+            if under(&path, &w) {
+                let payload = [&path[..], b"\0", &token, b"\0"].concat();
+                self.out.extend(msg(XS_WATCH_EVENT, 0, 0, &payload));
+                self.events_sent += 1;
+            }
+        }
+    }
+
+    fn apply(&mut self, writes: Writes) {
+        for (p, v) in writes {
+            self.set(p, Some(v));
+        }
+    }
+
+    fn read(&self, tx: u32, path: &[u8]) -> Option<Vec<u8>> {
+        if let Some(w) = self.txs.get(&tx)
+            && let Some((_, v)) = w.iter().rev().find(|(p, _)| p == path)
+        {
+            return v.clone();
+        }
+        self.tree.get(path).cloned()
+    }
+
+    fn answer(&mut self, ty: u32, id: u32, tx: u32, payload: &[u8]) -> Vec<u8> {
+        let err = |name: &str| msg(XS_ERROR, id, tx, format!("{name}\0").as_bytes());
+        let ok = msg(ty, id, tx, b"OK\0");
+        let strings: Vec<&[u8]> = payload.split(|&b| b == 0).collect();
+        let path = abs(strings[0]);
+        match ty {
+            XS_READ => match self.read(tx, &path) {
+                Some(v) => msg(ty, id, tx, &v),
+                None => err("ENOENT"),
+            },
+            XS_WRITE => {
+                let value = payload[strings[0].len() + 1..].to_vec();
+                if tx != 0 {
+                    self.txs.get_mut(&tx).unwrap().push((path, Some(value)));
+                } else {
+                    self.set(path.clone(), Some(value.clone()));
+                    let w = (self.react)(&self.tree, Seen::Write(&path, &value));
+                    self.apply(w);
+                }
+                ok
+            }
+            XS_RM => {
+                self.set(path, None);
+                ok
+            }
+            XS_DIRECTORY => {
+                if !self.tree.contains_key(&path) {
+                    return err("ENOENT");
+                }
+                let c = self.children(&path);
+                if c.len() > XENSTORE_PAYLOAD_MAX {
+                    return err("E2BIG");
+                }
+                msg(ty, id, tx, &c)
+            }
+            XS_DIRECTORY_PART => {
+                // As C xenstored 4.17's send_directory_part: the generation, then as many whole names
+                // from byte `off` as fit, the last part ending with an empty name.
+                if !self.tree.contains_key(&path) {
+                    return err("ENOENT");
+                }
+                let off: usize = std::str::from_utf8(strings[1]).unwrap().parse().unwrap();
+                let c = self.children(&path);
+                let mut out = format!("{}\0", self.generation).into_bytes();
+                if off >= c.len() {
+                    out.push(0);
+                    return msg(ty, id, tx, &out);
+                }
+                let maxlen = XENSTORE_PAYLOAD_MAX - out.len() - 1;
+                let mut len = 0;
+                for name in c[off..].split_inclusive(|&b| b == 0) {
+                    if len + name.len() > maxlen {
+                        break;
+                    }
+                    len += name.len();
+                }
+                out.extend_from_slice(&c[off..off + len]);
+                if off + len == c.len() {
+                    out.push(0);
+                }
+                msg(ty, id, tx, &out)
+            }
+            XS_WATCH => {
+                let token = strings[1].to_vec();
+                self.watches.push((path.clone(), token.clone()));
+                let mut r = ok;
+                // Fired once at once, after the reply.
+                r.extend(msg(
+                    XS_WATCH_EVENT,
+                    0,
+                    0,
+                    &[&path[..], b"\0", &token, b"\0"].concat(),
+                ));
+                self.events_sent += 1;
+                r
+            }
+            XS_UNWATCH => {
+                self.watches
+                    .retain(|(p, t)| !(p == &path && t == strings[1]));
+                ok
+            }
+            XS_TRANSACTION_START => {
+                self.next_tx += 1;
+                self.txs.insert(self.next_tx, Vec::new());
+                msg(ty, id, 0, format!("{}\0", self.next_tx).as_bytes())
+            }
+            XS_TRANSACTION_END => {
+                let writes = self.txs.remove(&tx).unwrap_or_default();
+                if strings[0] == b"T" {
+                    if self.conflicts > 0 {
+                        self.conflicts -= 1;
+                        return err("EAGAIN");
+                    }
+                    for (p, v) in writes {
+                        self.set(p.clone(), v.clone());
+                        if let Some(v) = v {
+                            let w = (self.react)(&self.tree, Seen::Write(&p, &v));
+                            self.apply(w);
+                        }
+                    }
+                }
+                ok
+            }
+            XS_GET_PERMS => msg(ty, id, tx, b"n1\0"),
+            _ => err("ENOSYS"),
+        }
+    }
+
+    fn turn(&mut self) {
+        self.turns += 1;
+        let w = (self.react)(&self.tree, Seen::Turn(self.turns));
+        self.apply(w);
+        let fired = std::mem::take(&mut self.out);
+        self.sending.extend(fired);
+        let mut buf = [0u8; 512];
+        loop {
+            let n = self.ring.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            self.inbuf.extend_from_slice(&buf[..n]);
+        }
+        while self.inbuf.len() >= 16 {
+            let w = |i: usize| u32::from_ne_bytes(self.inbuf[i..i + 4].try_into().unwrap());
+            let (ty, id, tx, len) = (w(0), w(4), w(8), w(12) as usize);
+            if self.inbuf.len() < 16 + len {
+                break;
+            }
+            let payload = self.inbuf[16..16 + len].to_vec();
+            self.inbuf.drain(..16 + len);
+            self.seen.push((ty, tx, payload.clone()));
+            // The reply first, then the watch events its change fired (xenstored answers first).
+            let r = self.answer(ty, id, tx, &payload);
+            self.sending.extend(r);
+            let fired = std::mem::take(&mut self.out);
+            self.sending.extend(fired);
+        }
+        let n = self.ring.write(&self.sending).unwrap();
+        self.sending.drain(..n);
+    }
+}
+
+type Client = Xenstore<'static, Box<dyn FnMut() -> Result<(), Error>>>;
+
+/// How many waits a client may make before its `wait` says `ETIMEDOUT`: the bound of every wait here.
+const WAIT_LIMIT: usize = 200;
+
+struct Setup {
+    xs: Client,
+    d: Rc<RefCell<Daemon>>,
+}
+
+fn setup(tree: &[(&[u8], &[u8])], react: React) -> Setup {
+    mock::reset();
+    mock::answer_zero();
+    let p: *mut Page = Box::into_raw(Box::new(Page::new()));
+    // SAFETY: the page is leaked, never referenced, accessed only through the two byte rings.
+    let (a, b) = unsafe {
+        (
+            SharedArea::new(p, 1).unwrap(),
+            SharedArea::new(p, 1).unwrap(),
+        )
+    };
+    let mut d = Daemon {
+        ring: ByteRing::xenstore(b, End::Back),
+        inbuf: Vec::new(),
+        out: Vec::new(),
+        sending: Vec::new(),
+        tree: BTreeMap::new(),
+        generation: 1,
+        watches: Vec::new(),
+        txs: BTreeMap::new(),
+        next_tx: 0,
+        conflicts: 0,
+        seen: Vec::new(),
+        events_sent: 0,
+        turns: 0,
+        react,
+    };
+    for (k, v) in tree {
+        d.set(abs(k), Some(v.to_vec()));
+    }
+    d.out.clear();
+    d.events_sent = 0;
+    let d = Rc::new(RefCell::new(d));
+    let d2 = d.clone();
+    let mut waits = 0;
+    let wait: Box<dyn FnMut() -> Result<(), Error>> = Box::new(move || {
+        waits += 1;
+        if waits > WAIT_LIMIT {
+            return Err(Error::ETIMEDOUT);
+        }
+        d2.borrow_mut().turn();
+        Ok(())
+    });
+    let xs = Xenstore::new(ByteRing::xenstore(a, End::Front), Port(1), wait);
+    Setup { xs, d }
+}
+
+fn quiet() -> React {
+    Box::new(|_, _| Vec::new())
+}
+
+/// The frontend's and backend's directories as libxl makes them for `xvda` of domain 1.
+fn vbd_tree() -> Vec<(&'static [u8], &'static [u8])> {
+    vec![
+        (b"device/vbd/51712/state", b"1"),
+        (b"device/vbd/51712/backend", BACKEND),
+        (b"device/vbd/51712/backend-id", b"0"),
+        (b"device/vbd/51712/virtual-device", b"51712"),
+        (b"/local/domain/0/backend/vbd/1/51712/state", b"1"),
+        (b"/local/domain/0/backend/vbd/1/51712/frontend-id", b"1"),
+    ]
+}
+
+fn bk(key: &str) -> Vec<u8> {
+    [BACKEND, b"/", key.as_bytes()].concat()
+}
+
+fn fe(key: &str) -> Vec<u8> {
+    [HOME, b"device/vbd/51712/", key.as_bytes()].concat()
+}
+
+/// A backend that behaves as blkback: InitWait from turn `init_wait`; on the frontend's Initialised,
+/// its sizes and Connected (if the ring details are there); on Closing, Closing; on Closed, Closed.
+fn blkback(init_wait: usize) -> React {
+    Box::new(move |tree, seen| match seen {
+        Seen::Turn(t) if t == init_wait => vec![(bk("state"), b"2".to_vec())],
+        Seen::Write(p, v) if p == fe("state") => match v {
+            b"3" if tree.contains_key(&fe("ring-ref"))
+                && tree.contains_key(&fe("event-channel")) =>
+            {
+                vec![
+                    (bk("sectors"), b"8192".to_vec()),
+                    (bk("sector-size"), b"512".to_vec()),
+                    (bk("info"), b"0".to_vec()),
+                    (bk("feature-flush-cache"), b"1".to_vec()),
+                    (bk("feature-discard"), b"0".to_vec()),
+                    (bk("state"), b"4".to_vec()),
+                ]
+            }
+            b"5" => vec![(bk("state"), b"5".to_vec())],
+            b"6" => vec![(bk("state"), b"6".to_vec())],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    })
+}
+
+#[test]
+fn states_are_named_as_in_xenbus_h_and_unknown_values_kept() {
+    let names = [
+        "Unknown",
+        "Initialising",
+        "InitWait",
+        "Initialised",
+        "Connected",
+        "Closing",
+        "Closed",
+        "Reconfiguring",
+        "Reconfigured",
+    ];
+    for (v, n) in names.iter().enumerate() {
+        assert_eq!(XenbusState(v as u32).name(), Some(*n));
+        assert_eq!(XenbusState(v as u32).to_string(), *n);
+    }
+    assert_eq!(XenbusState::INIT_WAIT, XenbusState(2));
+    assert_eq!(XenbusState::CONNECTED, XenbusState(4));
+    assert_eq!(XenbusState::CLOSED, XenbusState(6));
+    assert_eq!(XenbusState(9).name(), None);
+    assert_eq!(XenbusState(9).to_string(), "state 9");
+    assert!(XenbusState::CLOSING.is_closing() && XenbusState::CLOSED.is_closing());
+    assert!(!XenbusState::CONNECTED.is_closing());
+    // An unknown value read from xenstore is kept as it is.
+    let mut s = setup(&[(b"st", b"42")], quiet());
+    assert_eq!(xenbus::read_state(&mut s.xs, b"st"), Ok(XenbusState(42)));
+}
+
+#[test]
+fn paths_and_printf_are_bounded_without_allocating() {
+    let p = xenbus::path(format_args!("device/{}/{}", "vbd", 51712)).unwrap();
+    assert_eq!(p.as_str(), "device/vbd/51712");
+    let long = "x".repeat(xenbus::PATH_LEN + 1);
+    assert_eq!(
+        xenbus::path(format_args!("{long}")),
+        Err(Error::ENAMETOOLONG)
+    );
+    let mut s = setup(&[], quiet());
+    xenbus::printf(&mut s.xs, b"data/ring-ref", format_args!("{}", 8u32)).unwrap();
+    xenbus::printf(
+        &mut s.xs,
+        b"data/proto",
+        format_args!("{}-{}", "arm", "abi"),
+    )
+    .unwrap();
+    let big = "v".repeat(xenbus::VALUE_LEN + 1);
+    assert_eq!(
+        xenbus::printf(&mut s.xs, b"data/big", format_args!("{big}")),
+        Err(Error::ERANGE)
+    );
+    let d = s.d.borrow();
+    assert_eq!(d.tree[&abs(b"data/ring-ref")], b"8");
+    assert_eq!(d.tree[&abs(b"data/proto")], b"arm-abi");
+    assert!(!d.tree.contains_key(&abs(b"data/big")));
+    // Nothing was sent for the value that did not fit.
+    assert_eq!(d.seen.len(), 2);
+}
+
+#[test]
+fn numbers_and_flags_are_read_typed() {
+    let mut s = setup(
+        &[
+            (b"n", b"8192"),
+            (b"max", b"18446744073709551615"),
+            (b"over", b"18446744073709551616"),
+            (b"neg", b"-1"),
+            (b"hex", b"0x10"),
+            (b"empty", b""),
+            (b"long", b"1234567890123456789012345"),
+            (b"f0", b"0"),
+            (b"f1", b"1"),
+            (b"f2", b"2"),
+            (b"fyes", b"yes"),
+        ],
+        quiet(),
+    );
+    let xs = &mut s.xs;
+    assert_eq!(xenbus::read_u64(xs, b"n"), Ok(8192));
+    assert_eq!(xenbus::read_u64(xs, b"max"), Ok(u64::MAX));
+    assert_eq!(xenbus::read_u64(xs, b"over"), Err(Error::ERANGE));
+    assert_eq!(xenbus::read_u64(xs, b"neg"), Err(Error::EINVAL));
+    assert_eq!(xenbus::read_u64(xs, b"hex"), Err(Error::EINVAL));
+    assert_eq!(xenbus::read_u64(xs, b"empty"), Err(Error::EINVAL));
+    assert_eq!(xenbus::read_u64(xs, b"long"), Err(Error::ERANGE));
+    assert_eq!(xenbus::read_u64(xs, b"missing"), Err(Error::ENOENT));
+    assert_eq!(xenbus::read_u64_or(xs, b"missing", 7), Ok(7));
+    assert_eq!(xenbus::read_u64_or(xs, b"n", 7), Ok(8192));
+    assert_eq!(xenbus::read_u64_or(xs, b"neg", 7), Err(Error::EINVAL));
+    assert_eq!(xenbus::read_flag(xs, b"f0"), Ok(false));
+    assert_eq!(xenbus::read_flag(xs, b"f1"), Ok(true));
+    assert_eq!(xenbus::read_flag(xs, b"f2"), Err(Error::EINVAL));
+    assert_eq!(xenbus::read_flag(xs, b"fyes"), Err(Error::EINVAL));
+    assert_eq!(xenbus::read_flag(xs, b"empty"), Err(Error::EINVAL));
+    assert_eq!(xenbus::read_flag(xs, b"missing"), Err(Error::ENOENT));
+    assert_eq!(xenbus::read_flag_or(xs, b"missing", true), Ok(true));
+    assert_eq!(xenbus::read_flag_or(xs, b"f0", true), Ok(false));
+    assert_eq!(xenbus::read_state(xs, b"over"), Err(Error::ERANGE));
+    assert_eq!(
+        xenbus::read_state(xs, b"max"),
+        Err(Error::EINVAL),
+        "a state above u32::MAX"
+    );
+}
+
+#[test]
+fn devices_of_a_type_are_listed_and_none_is_an_empty_list() {
+    let mut tree = vbd_tree();
+    tree.push((b"device/vbd/51728/state", b"1"));
+    tree.push((b"device/vif/0/state", b"1"));
+    let mut s = setup(&tree, quiet());
+    let mut buf = [0u8; 64];
+    let ids: Vec<&[u8]> = xenbus::devices(&mut s.xs, "vbd", &mut buf)
+        .unwrap()
+        .collect();
+    assert_eq!(ids, [&b"51712"[..], b"51728"]);
+    let ids: Vec<&[u8]> = xenbus::devices(&mut s.xs, "vscsi", &mut buf)
+        .unwrap()
+        .collect();
+    assert!(ids.is_empty());
+    // The request was a directory of device/<type>, relative to the home.
+    let d = s.d.borrow();
+    assert_eq!(d.seen[0], (XS_DIRECTORY, 0, b"device/vbd\0".to_vec()));
+}
+
+#[test]
+fn a_frontend_reads_its_backend_and_backend_id() {
+    let mut s = setup(&vbd_tree(), quiet());
+    let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
+    assert_eq!(f.node(), "device/vbd/51712");
+    assert_eq!(f.backend(), "/local/domain/0/backend/vbd/1/51712");
+    assert_eq!(f.backend_id(), DomId(0));
+    assert_eq!(
+        f.key("ring-ref").unwrap().as_str(),
+        "device/vbd/51712/ring-ref"
+    );
+    assert_eq!(
+        f.backend_key("sectors").unwrap().as_str(),
+        "/local/domain/0/backend/vbd/1/51712/sectors"
+    );
+    assert_eq!(f.state(&mut s.xs), Ok(XenbusState::INITIALISING));
+    assert_eq!(f.backend_state(&mut s.xs), Ok(XenbusState::INITIALISING));
+    assert_eq!(Frontend::new(&mut s.xs, "vbd", "99"), Err(Error::ENOENT));
+    // A backend-id that is no domid, and an empty backend path, are refused.
+    let mut s = setup(
+        &[
+            (b"device/vbd/1/backend", BACKEND),
+            (b"device/vbd/1/backend-id", b"32752"),
+            (b"device/vbd/2/backend", b""),
+            (b"device/vbd/2/backend-id", b"0"),
+        ],
+        quiet(),
+    );
+    assert_eq!(Frontend::new(&mut s.xs, "vbd", "1"), Err(Error::EINVAL));
+    assert_eq!(Frontend::new(&mut s.xs, "vbd", "2"), Err(Error::EINVAL));
+}
+
+#[test]
+fn a_state_switch_is_a_transaction_that_writes_only_a_change() {
+    let mut s = setup(&vbd_tree(), quiet());
+    let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
+    let before = s.d.borrow().seen.len();
+    f.switch_state(&mut s.xs, XenbusState::INITIALISED).unwrap();
+    {
+        let d = s.d.borrow();
+        let seen = &d.seen[before..];
+        let types: Vec<u32> = seen.iter().map(|m| m.0).collect();
+        assert_eq!(
+            types,
+            [XS_TRANSACTION_START, XS_READ, XS_WRITE, XS_TRANSACTION_END]
+        );
+        let tx = seen[1].1;
+        assert_ne!(tx, 0);
+        assert_eq!(seen[1], (XS_READ, tx, b"device/vbd/51712/state\0".to_vec()));
+        assert_eq!(
+            seen[2],
+            (XS_WRITE, tx, b"device/vbd/51712/state\x003".to_vec())
+        );
+        assert_eq!(seen[3], (XS_TRANSACTION_END, tx, b"T\0".to_vec()));
+        assert_eq!(d.tree[&fe("state")], b"3");
+    }
+    // The same state again: read, nothing written.
+    let before = s.d.borrow().seen.len();
+    f.switch_state(&mut s.xs, XenbusState::INITIALISED).unwrap();
+    let types: Vec<u32> = s.d.borrow().seen[before..].iter().map(|m| m.0).collect();
+    assert_eq!(types, [XS_TRANSACTION_START, XS_READ, XS_TRANSACTION_END]);
+    // The node gone (the toolstack removing the device): ENOENT, nothing made again, the transaction
+    // aborted.
+    s.xs.rm(b"device/vbd/51712").unwrap();
+    let before = s.d.borrow().seen.len();
+    assert_eq!(
+        f.switch_state(&mut s.xs, XenbusState::CLOSED),
+        Err(Error::ENOENT)
+    );
+    let d = s.d.borrow();
+    let seen = &d.seen[before..];
+    assert!(seen.iter().all(|m| m.0 != XS_WRITE));
+    assert_eq!(seen.last().unwrap().2, b"F\0");
+    assert!(!d.tree.contains_key(&fe("state")));
+}
+
+#[test]
+fn a_conflicting_state_switch_is_run_again() {
+    let mut s = setup(&vbd_tree(), quiet());
+    let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
+    s.d.borrow_mut().conflicts = 2;
+    f.switch_state(&mut s.xs, XenbusState::CONNECTED).unwrap();
+    let d = s.d.borrow();
+    let starts = d
+        .seen
+        .iter()
+        .filter(|m| m.0 == XS_TRANSACTION_START)
+        .count();
+    assert_eq!(starts, 3);
+    assert_eq!(d.tree[&fe("state")], b"4");
+}
+
+#[test]
+fn the_handshake_with_a_blkback_like_backend_connects_and_closes() {
+    let mut s = setup(&vbd_tree(), blkback(5));
+    let xs = &mut s.xs;
+    let mut buf = [0u8; 64];
+    let id = xenbus::devices(xs, "vbd", &mut buf)
+        .unwrap()
+        .next()
+        .unwrap();
+    let id = std::str::from_utf8(id).unwrap().to_string();
+    let f = Frontend::new(xs, "vbd", &id).unwrap();
+    f.watch_backend(xs, b"be").unwrap();
+    // The backend is Initialising until turn 5: the frontend waits, on watch events.
+    assert_eq!(
+        f.wait_for_backend(xs, &[XenbusState::INIT_WAIT]),
+        Ok(XenbusState::INIT_WAIT)
+    );
+    assert!(s.d.borrow().turns >= 5);
+    // The details, in one transaction with the state switch's own.
+    xs.transaction(|tx| {
+        xenbus::printf(tx, f.key("ring-ref")?.as_bytes(), format_args!("{}", 8))?;
+        xenbus::printf(
+            tx,
+            f.key("event-channel")?.as_bytes(),
+            format_args!("{}", 5),
+        )?;
+        xenbus::printf(tx, f.key("protocol")?.as_bytes(), format_args!("arm-abi"))
+    })
+    .unwrap();
+    f.switch_state(xs, XenbusState::INITIALISED).unwrap();
+    assert_eq!(
+        f.wait_for_backend(xs, &[XenbusState::CONNECTED]),
+        Ok(XenbusState::CONNECTED)
+    );
+    let mut r = |k: &str| xenbus::read_u64(xs, f.backend_key(k).unwrap().as_bytes());
+    assert_eq!(
+        (r("sectors"), r("sector-size"), r("info")),
+        (Ok(8192), Ok(512), Ok(0))
+    );
+    let flag = |xs: &mut Client, k: &str| {
+        xenbus::read_flag_or(xs, f.backend_key(k).unwrap().as_bytes(), false)
+    };
+    assert_eq!(flag(xs, "feature-flush-cache"), Ok(true));
+    assert_eq!(flag(xs, "feature-discard"), Ok(false));
+    assert_eq!(flag(xs, "feature-persistent"), Ok(false));
+    f.switch_state(xs, XenbusState::CONNECTED).unwrap();
+    f.close(xs).unwrap();
+    assert_eq!(f.state(xs), Ok(XenbusState::CLOSED));
+    assert_eq!(f.backend_state(xs), Ok(XenbusState::CLOSED));
+    f.unwatch_backend(xs, b"be").unwrap();
+    let d = s.d.borrow();
+    assert!(d.watches.is_empty());
+    // Every backend change was seen through a watch event: the first at once, then InitWait, Connected
+    // (after the other details), Closing, Closed.
+    assert!(d.events_sent >= 5, "{}", d.events_sent);
+    assert_eq!(d.tree[&fe("ring-ref")], b"8");
+    assert_eq!(d.tree[&fe("event-channel")], b"5");
+}
+
+#[test]
+fn a_backend_that_closes_unexpectedly_is_enotconn() {
+    let react: React = Box::new(|_, seen| match seen {
+        Seen::Turn(3) => vec![(bk("state"), b"6".to_vec())],
+        _ => Vec::new(),
+    });
+    let mut s = setup(&vbd_tree(), react);
+    let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
+    f.watch_backend(&mut s.xs, b"be").unwrap();
+    assert_eq!(
+        f.wait_for_backend(&mut s.xs, &[XenbusState::INIT_WAIT]),
+        Err(Error::ENOTCONN)
+    );
+    // Waiting for Closed itself is fine.
+    assert_eq!(
+        f.wait_for_backend(&mut s.xs, &[XenbusState::CLOSED]),
+        Ok(XenbusState::CLOSED)
+    );
+    // Closing while connected: the same.
+    let react: React = Box::new(|_, seen| match seen {
+        Seen::Turn(2) => vec![(bk("state"), b"5".to_vec())],
+        _ => Vec::new(),
+    });
+    let mut s = setup(&vbd_tree(), react);
+    let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
+    f.watch_backend(&mut s.xs, b"be").unwrap();
+    assert_eq!(
+        f.wait_for_backend(&mut s.xs, &[XenbusState::CONNECTED]),
+        Err(Error::ENOTCONN)
+    );
+}
+
+#[test]
+fn a_backend_that_never_answers_ends_the_wait_with_the_closures_timeout() {
+    let mut s = setup(&vbd_tree(), quiet());
+    let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
+    f.watch_backend(&mut s.xs, b"be").unwrap();
+    assert_eq!(
+        f.wait_for_backend(&mut s.xs, &[XenbusState::INIT_WAIT]),
+        Err(Error::ETIMEDOUT)
+    );
+    // It waited on the event channel (each wait a daemon turn), not by re-reading in a loop: the state
+    // was read once per watch event (the one at registration) and once at the start.
+    let d = s.d.borrow();
+    let reads = d
+        .seen
+        .iter()
+        .filter(|m| m.0 == XS_READ && m.2.ends_with(b"51712/state\0"))
+        .count();
+    assert_eq!(reads, 2);
+    assert_eq!(d.events_sent, 1);
+    // Negative control: a backend that answers at the last turn before the limit is seen.
+    drop(d);
+    let react: React = Box::new(|_, seen| match seen {
+        Seen::Turn(t) if t == WAIT_LIMIT - 5 => vec![(bk("state"), b"2".to_vec())],
+        _ => Vec::new(),
+    });
+    let mut s = setup(&vbd_tree(), react);
+    let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
+    f.watch_backend(&mut s.xs, b"be").unwrap();
+    assert_eq!(
+        f.wait_for_backend(&mut s.xs, &[XenbusState::INIT_WAIT]),
+        Ok(XenbusState::INIT_WAIT)
+    );
+}
+
+#[test]
+fn a_wait_for_a_watch_event_is_bounded_by_the_closure() {
+    let mut s = setup(&[(b"data/go", b"0")], quiet());
+    let mut ev = [0u8; 64];
+    assert_eq!(s.xs.wait_watch_event(&mut ev), Err(Error::ETIMEDOUT));
+    let mut s = setup(&[(b"data/go", b"0")], quiet());
+    s.xs.watch(b"data/go", b"go").unwrap();
+    let e = s.xs.wait_watch_event(&mut ev).unwrap();
+    assert_eq!(
+        (e.path, e.token),
+        (&b"/local/domain/1/data/go"[..], &b"go"[..])
+    );
+}
+
+#[test]
+fn a_directory_bigger_than_one_reply_is_read_in_parts() {
+    // 600 children of 9 bytes each ("entry-NNN\0" is 10): 6000 bytes of names, over one payload.
+    let names: Vec<String> = (0..600).map(|i| format!("entry-{i:03}")).collect();
+    let tree: Vec<(Vec<u8>, Vec<u8>)> = names
+        .iter()
+        .map(|n| (format!("big/{n}").into_bytes(), b"x".to_vec()))
+        .collect();
+    let refs: Vec<(&[u8], &[u8])> = tree.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    let mut s = setup(&refs, quiet());
+    let mut buf = vec![0u8; 8192];
+    assert_eq!(s.xs.directory(b"big", &mut buf).err(), Some(Error::E2BIG));
+    let got: Vec<String> =
+        s.xs.directory_part(b"big", &mut buf)
+            .unwrap()
+            .map(|n| String::from_utf8(n.to_vec()).unwrap())
+            .collect();
+    assert_eq!(got, names);
+    let parts =
+        s.d.borrow()
+            .seen
+            .iter()
+            .filter(|m| m.0 == XS_DIRECTORY_PART)
+            .count();
+    assert_eq!(parts, 2);
+    // Too small a buffer: ERANGE.
+    assert_eq!(
+        s.xs.directory_part(b"big", &mut buf[..4000]).err(),
+        Some(Error::ERANGE)
+    );
+    // A small and an empty directory, in one part each.
+    let mut s = setup(&[(b"d/a", b"1"), (b"d/b", b"2"), (b"e", b"")], quiet());
+    let got: Vec<&[u8]> = s.xs.directory_part(b"d", &mut buf).unwrap().collect();
+    assert_eq!(got, [&b"a"[..], b"b"]);
+    assert_eq!(s.xs.directory_part(b"e", &mut buf).unwrap().count(), 0);
+    assert_eq!(
+        s.xs.directory_part(b"nope", &mut buf).err(),
+        Some(Error::ENOENT)
+    );
+}
+
+#[test]
+fn a_directory_changed_between_parts_is_read_again() {
+    let names: Vec<String> = (0..600).map(|i| format!("entry-{i:03}")).collect();
+    let tree: Vec<(Vec<u8>, Vec<u8>)> = names
+        .iter()
+        .map(|n| (format!("big/{n}").into_bytes(), b"x".to_vec()))
+        .collect();
+    let refs: Vec<(&[u8], &[u8])> = tree.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    // A new child appears between the first part and the second (turn 2: the first part's request is
+    // answered at turn 1).
+    let react: React = Box::new(|_, seen| match seen {
+        Seen::Turn(2) => vec![(abs(b"big/entry-999"), b"x".to_vec())],
+        _ => Vec::new(),
+    });
+    let mut s = setup(&refs, react);
+    let mut buf = vec![0u8; 8192];
+    let got: Vec<String> =
+        s.xs.directory_part(b"big", &mut buf)
+            .unwrap()
+            .map(|n| String::from_utf8(n.to_vec()).unwrap())
+            .collect();
+    assert_eq!(got.len(), 601);
+    assert_eq!(got.last().unwrap(), "entry-999");
+    let d = s.d.borrow();
+    let offsets: Vec<&[u8]> = d
+        .seen
+        .iter()
+        .filter(|m| m.0 == XS_DIRECTORY_PART)
+        .map(|m| &m.2[4..])
+        .collect();
+    // Started over at offset 0 after the generation changed.
+    assert_eq!(offsets.iter().filter(|o| o.starts_with(b"0\0")).count(), 2);
+    let _ = (XS_RM, XS_GET_PERMS, XS_UNWATCH);
+}
+
+#[test]
+fn the_client_opens_the_ring_its_hvm_parameters_name() {
+    use xen_hypercall::xen::hvm::HvmParam;
+    use xen_hypercall::xen::xenstore;
+    mock::reset();
+    // HVM_PARAM_STORE_PFN, then HVM_PARAM_STORE_EVTCHN, as the toolstack set them (libxl's ARM magic
+    // pages: the xenstore ring at GFN 0x39001 on port 1).
+    for (index, value) in [(1u32, 0x39001u64), (2, 1)] {
+        mock::respond(move |call| {
+            let mut asked = None;
+            assert!(call.update(1, |p: &mut HvmParam| {
+                asked = Some((p.domid, p.index));
+                p.value = value;
+            }));
+            assert_eq!(asked, Some((DomId::SELF, index)));
+            0
+        });
+    }
+    let page: *mut Page = Box::into_raw(Box::new(Page::new()));
+    let mut frame = None;
+    let xs = Xenstore::open(
+        |pfn| {
+            frame = Some(pfn);
+            // SAFETY: the leaked page stands for the frame; accessed only through the ring.
+            unsafe { SharedArea::new(page, 1) }
+        },
+        || Ok(()),
+    )
+    .unwrap();
+    assert_eq!(frame, Some(0x39001));
+    assert_eq!(xs.port(), Port(1));
+    assert_eq!(mock::pending_responses(), 0);
+    // No ring (the frame parameter 0): ENODEV, and the area is not asked for.
+    mock::reset();
+    mock::answer_zero();
+    assert_eq!(xenstore::ring_location(), Err(Error::ENODEV));
+    let r = Xenstore::open(
+        |_| -> Result<SharedArea<'static>, Error> { panic!("mapped") },
+        || Ok(()),
+    );
+    assert!(matches!(r, Err(Error::ENODEV)));
+    // A parameter Xen refuses: its error.
+    mock::reset();
+    mock::fails(Error::EINVAL);
+    assert_eq!(xenstore::ring_location(), Err(Error::EINVAL));
+}
+
+#[test]
+fn requests_outside_an_open_transaction_carry_no_transaction_id() {
+    let mut s = setup(&[(b"data/conflict", b"init")], quiet());
+    let mut attempts = 0;
+    s.d.borrow_mut().conflicts = 1;
+    s.xs.transaction(|tx| {
+        attempts += 1;
+        let mut v = [0u8; 16];
+        tx.read(b"data/conflict", &mut v)?;
+        tx.outside().write(b"data/signal", b"1")?;
+        xenbus::printf(tx, b"data/conflict", format_args!("domU {attempts}"))
+    })
+    .unwrap();
+    assert_eq!(attempts, 2);
+    let d = s.d.borrow();
+    let writes: Vec<(u32, &[u8])> = d
+        .seen
+        .iter()
+        .filter(|m| m.0 == XS_WRITE)
+        .map(|m| (m.1, &m.2[..]))
+        .collect();
+    // Each attempt: the signal outside (tx 0, applied at once), the value inside (its tx).
+    assert_eq!(writes.len(), 4);
+    assert_eq!(writes[0], (0, &b"data/signal\x001"[..]));
+    assert_ne!(writes[1].0, 0);
+    assert_eq!(writes[1].1, b"data/conflict\x00domU 1");
+    assert_eq!(writes[3].1, b"data/conflict\x00domU 2");
+    assert_eq!(d.tree[&abs(b"data/conflict")], b"domU 2");
+    assert_eq!(d.tree[&abs(b"data/signal")], b"1");
+}
