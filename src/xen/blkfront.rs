@@ -31,12 +31,13 @@
 //!   nothing answered, or when the backend's state has become `Closing`/`Closed` (xenbus, watched), the
 //!   frontend gives up: [`BlkError::BackendGone`], and the pages of the requests still in flight are
 //!   never used again.
-//! - **xenbus.** The handshake goes through [`Xenbus`], a small interface (read, write, watch, changed,
-//!   pause); [`XenstoreBus`] implements it over the library's xenstore client. Frontend:
-//!   `ring-ref` (or `ring-page-order` and `ring-ref0..`), `event-channel`, `protocol`, `feature-persistent`,
-//!   state `Initialised`; backend: `max-ring-page-order` at `InitWait`, then at `Connected` `sectors`,
-//!   `sector-size`, `info`, `feature-flush-cache`, `feature-barrier`, `feature-persistent`,
-//!   `feature-max-indirect-segments`; frontend state `Connected`.
+//! - **xenbus.** The handshake goes through [`Xenbus`], a small interface (read, write, switch state,
+//!   watch, changed, pause) that a host test can fake; [`XenstoreBus`] implements it over the library's
+//!   xenstore client, switching states as [`xenbus::Frontend::switch_state`] does. States are
+//!   [`XenbusState`]s. Frontend: `ring-ref` (or `ring-page-order` and `ring-ref0..`), `event-channel`,
+//!   `protocol`, `feature-persistent`, state `Initialised`; backend: `max-ring-page-order` at `InitWait`,
+//!   then at `Connected` `sectors`, `sector-size`, `info`, `feature-flush-cache`, `feature-barrier`,
+//!   `feature-persistent`, `feature-max-indirect-segments`; frontend state `Connected`.
 //!
 //! Sector numbers and lengths are in 512-byte units (the protocol's, without
 //! `feature-large-sector-size`); a transfer must also be aligned to the backend's `sector-size`.
@@ -53,6 +54,7 @@ use super::blkif::{
 use super::evtchn::{self, Port};
 use super::grant_table::{Grant, GrantRef, GrantTable};
 use super::ring::{FrontRing, PAGE_SIZE, SharedArea};
+use super::xenbus::{self, XenbusState};
 use super::xenstore::Xenstore;
 use super::{DomId, Error, Page, Result};
 
@@ -70,52 +72,6 @@ pub const MAX_INDIRECT_PAGES: usize = MAX_INFLIGHT;
 /// The most ring pages (`ring-page-order` 4).
 pub const MAX_RING_PAGES: usize = 1 << MAX_RING_PAGE_ORDER;
 
-/// The xenbus states (`XenbusState`, `io/xenbus.h`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum State {
-    /// `XenbusStateUnknown` (also: no `state` node).
-    Unknown = 0,
-    /// `XenbusStateInitialising`.
-    Initialising = 1,
-    /// `XenbusStateInitWait`: the backend has written its transport parameters.
-    InitWait = 2,
-    /// `XenbusStateInitialised`: the frontend has written its ring and event channel.
-    Initialised = 3,
-    /// `XenbusStateConnected`.
-    Connected = 4,
-    /// `XenbusStateClosing`.
-    Closing = 5,
-    /// `XenbusStateClosed`.
-    Closed = 6,
-    /// `XenbusStateReconfiguring`.
-    Reconfiguring = 7,
-    /// `XenbusStateReconfigured`.
-    Reconfigured = 8,
-}
-
-impl State {
-    /// The state of a `state` node's value (`Unknown` for anything else).
-    pub fn parse(v: &[u8]) -> State {
-        match parse_u64(v) {
-            Some(1) => State::Initialising,
-            Some(2) => State::InitWait,
-            Some(3) => State::Initialised,
-            Some(4) => State::Connected,
-            Some(5) => State::Closing,
-            Some(6) => State::Closed,
-            Some(7) => State::Reconfiguring,
-            Some(8) => State::Reconfigured,
-            _ => State::Unknown,
-        }
-    }
-
-    /// The value written to a `state` node.
-    pub fn digit(self) -> &'static [u8] {
-        &b"012345678"[self as usize..self as usize + 1]
-    }
-}
-
 /// What the handshake needs of xenbus: xenstore reads and writes of absolute or domain-relative paths,
 /// a watch on the backend's state, and a way to wait.
 pub trait Xenbus {
@@ -123,6 +79,12 @@ pub trait Xenbus {
     fn read(&mut self, path: &[u8], buf: &mut [u8]) -> Result<usize>;
     /// Writes `value` at `path`.
     fn write(&mut self, path: &[u8], value: &[u8]) -> Result<()>;
+    /// Switches the `state` key at `path` to `state` (by default a plain write of its decimal value;
+    /// [`XenstoreBus`] does it as [`xenbus::Frontend::switch_state`] does, in a transaction that writes
+    /// only a different state and never re-creates a removed key).
+    fn switch_state(&mut self, path: &[u8], state: XenbusState) -> Result<()> {
+        self.write(path, &decimal(state.0.into()))
+    }
     /// Watches `path`: [`changed`](Xenbus::changed) says when it may have changed.
     fn watch(&mut self, path: &[u8]) -> Result<()>;
     /// Whether a watched path may have changed since the last call. Cheap (called between batches).
@@ -147,6 +109,14 @@ impl<W: FnMut() -> Result<()>, P: FnMut() -> Result<()>> Xenbus for XenstoreBus<
     }
     fn write(&mut self, path: &[u8], value: &[u8]) -> Result<()> {
         self.xs.write(path, value)
+    }
+    fn switch_state(&mut self, path: &[u8], state: XenbusState) -> Result<()> {
+        self.xs.transaction(|tx| {
+            if xenbus::read_state(tx, path)? == state {
+                return Ok(());
+            }
+            xenbus::printf(tx, path, format_args!("{}", state.0))
+        })
     }
     fn watch(&mut self, path: &[u8]) -> Result<()> {
         self.xs.watch(path, b"blkfront")
@@ -560,8 +530,8 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
     ) -> core::result::Result<(), BlkError> {
         let backend = self.info.backend;
         // The backend's transport parameters are there from InitWait on.
-        let s = self.wait_backend(|s| s >= State::InitWait)?;
-        if s >= State::Closing {
+        let s = self.wait_backend(|s| s >= XenbusState::INIT_WAIT)?;
+        if s.is_closing() {
             return Err(BlkError::BackendGone);
         }
         let max_order = self.backend_u64(b"/max-ring-page-order")?.unwrap_or(0);
@@ -622,10 +592,10 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
         self.front_write(b"/protocol", PROTOCOL)?;
         let persistent: &[u8] = if self.options.persistent { b"1" } else { b"0" };
         self.front_write(b"/feature-persistent", persistent)?;
-        self.front_write(b"/state", State::Initialised.digit())?;
+        self.switch(XenbusState::INITIALISED)?;
 
-        let s = self.wait_backend(|s| s >= State::Connected)?;
-        if s != State::Connected {
+        let s = self.wait_backend(|s| s >= XenbusState::CONNECTED)?;
+        if s != XenbusState::CONNECTED {
             return Err(BlkError::BackendGone);
         }
         let sectors = self.backend_u64(b"/sectors")?.ok_or(BlkError::Protocol)?;
@@ -657,7 +627,7 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
             }
         }
         self.info.segments_per_request = segs.min(self.data.len() as u32);
-        self.front_write(b"/state", State::Connected.digit())?;
+        self.switch(XenbusState::CONNECTED)?;
         let state = path(&[&self.backend, b"/state"])?;
         self.bus.watch(&state)?;
         Ok(())
@@ -666,7 +636,7 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
     /// Ends what `connect` did after a failure: state `Closed`, grants ended (pages not handed back;
     /// those still mapped leak), the port closed.
     fn abort<const N: usize>(mut self, table: &mut GrantTable<N>) {
-        let _ = self.front_write(b"/state", State::Closed.digit());
+        let _ = self.switch(XenbusState::CLOSED);
         self.ring = None;
         for g in self
             .ring_grants
@@ -686,6 +656,12 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
         self.bus.write(&p, value)
     }
 
+    /// Switches the frontend's own state.
+    fn switch(&mut self, state: XenbusState) -> Result<()> {
+        let p = path(&[&self.front, b"/state"])?;
+        self.bus.switch_state(&p, state)
+    }
+
     /// A number node of the backend's; `None` when absent.
     fn backend_u64(&mut self, node: &[u8]) -> core::result::Result<Option<u64>, BlkError> {
         let p = path(&[&self.backend, node])?;
@@ -698,21 +674,23 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
     }
 
     /// The backend's state (`Unknown` when its node is gone).
-    pub fn backend_state(&mut self) -> Result<State> {
+    pub fn backend_state(&mut self) -> Result<XenbusState> {
         let p = path(&[&self.backend, b"/state"])?;
         let mut buf = [0u8; 16];
         match self.bus.read(&p, &mut buf) {
-            Ok(n) => Ok(State::parse(&buf[..n])),
-            Err(Error::ENOENT) => Ok(State::Unknown),
+            Ok(n) => Ok(parse_u64(&buf[..n])
+                .and_then(|v| u32::try_from(v).ok())
+                .map_or(XenbusState::UNKNOWN, XenbusState)),
+            Err(Error::ENOENT) => Ok(XenbusState::UNKNOWN),
             Err(e) => Err(e),
         }
     }
 
     /// Waits (through `bus.pause`) until `done(backend state)`, or the backend closes; returns the state.
-    fn wait_backend(&mut self, done: impl Fn(State) -> bool) -> Result<State> {
+    fn wait_backend(&mut self, done: impl Fn(XenbusState) -> bool) -> Result<XenbusState> {
         loop {
             let s = self.backend_state()?;
-            if done(s) || s >= State::Closing {
+            if done(s) || s.is_closing() {
                 return Ok(s);
             }
             self.bus.pause()?;
@@ -789,7 +767,7 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
         if self.gone {
             return Err(BlkError::BackendGone);
         }
-        if self.bus.changed()? && self.backend_state()? != State::Connected {
+        if self.bus.changed()? && self.backend_state()? != XenbusState::CONNECTED {
             self.gone = true;
         }
         if self.gone {
@@ -838,7 +816,10 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
                 break;
             }
             self.collect(&mut buf, &mut first)?;
-            if first.is_none() && self.bus.changed()? && self.backend_state()? != State::Connected {
+            if first.is_none()
+                && self.bus.changed()?
+                && self.backend_state()? != XenbusState::CONNECTED
+            {
                 // Nothing new is sent; what is in flight is still collected.
                 self.gone = true;
                 first = Some(BlkError::BackendGone);
@@ -1047,7 +1028,7 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
                 Ok(false) => {
                     idle += 1;
                     // Silent: is it still there?
-                    if self.backend_state()? >= State::Closing {
+                    if self.backend_state()?.is_closing() {
                         self.gone = true;
                         // What it has answered is collected; then it gets `patience` more waits.
                     }
@@ -1123,12 +1104,12 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
     /// closes the event channel, and hands back the pages whose grant ended.
     pub fn close<const N: usize>(mut self, table: &mut GrantTable<N>) -> Returned {
         self.abandon();
-        let _ = self.front_write(b"/state", State::Closing.digit());
+        let _ = self.switch(XenbusState::CLOSING);
         let backend_closed = matches!(
-            self.wait_backend(|s| s >= State::Closing || s == State::Unknown),
-            Ok(s) if s >= State::Closing || s == State::Unknown
+            self.wait_backend(|s| s.is_closing() || s == XenbusState::UNKNOWN),
+            Ok(s) if s.is_closing() || s == XenbusState::UNKNOWN
         );
-        let _ = self.front_write(b"/state", State::Closed.digit());
+        let _ = self.switch(XenbusState::CLOSED);
         // The ring first: its pages are handed back below.
         self.ring = None;
         let mut out = Returned {
