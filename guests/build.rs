@@ -31,6 +31,22 @@ fn main() {
             println!("cargo::rustc-link-arg-bin=backend={domu}");
         }
     }
+    // The negative control `wrong-attributes`: the template's identity map with the shared regions
+    // mapped Device (`src/mmu.rs`). The one line must be there, or the control would test nothing.
+    let mmu = format!("{dir}/../template/src/mmu.rs");
+    if std::env::var_os("CARGO_FEATURE_WRONG_ATTRIBUTES").is_some() {
+        let text = std::fs::read_to_string(&mmu).expect("template/src/mmu.rs");
+        let line = "const SHARED: u64 = NORMAL;";
+        assert_eq!(
+            text.matches(line).count(),
+            1,
+            "{mmu} must have `{line}` once"
+        );
+        let wrong = text.replace(line, "const SHARED: u64 = DEVICE;");
+        let out = std::env::var("OUT_DIR").unwrap();
+        std::fs::write(format!("{out}/mmu-wrong-attributes.rs"), wrong).unwrap();
+    }
+    println!("cargo::rerun-if-changed={mmu}");
     println!("cargo::rerun-if-changed={script}");
     println!("cargo::rerun-if-changed=build.rs");
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 /// The template's files: where each goes in a new project, and its text.
-pub const FILES: [(&str, &str); 9] = [
+pub const FILES: [(&str, &str); 10] = [
     ("Cargo.toml", include_str!("../template/Cargo.toml.in")),
     (
         ".cargo/config.toml",
@@ -28,6 +28,7 @@ pub const FILES: [(&str, &str); 9] = [
     ("link-a32.ld", include_str!("../template/link-a32.ld")),
     ("src/main.rs", include_str!("../template/main.rs")),
     ("src/entry.rs", include_str!("../template/entry.rs")),
+    ("src/mmu.rs", include_str!("../template/mmu.rs")),
     ("tests/on_xen.rs", include_str!("../template/on_xen.rs")),
 ];
 

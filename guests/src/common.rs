@@ -168,10 +168,11 @@ impl Checks {
     }
 }
 
-/// A page of the guest's own (the MMU is off: its address is its guest frame's).
+/// A page of the guest's own (the identity map: its address is its guest frame's).
 pub use xen_hypercall::xen::Page;
 
-/// The guest frame number of a page of the guest's (the MMU is off: addresses are guest physical).
+/// The guest frame number of a page of the guest's (the MMU maps addresses to themselves: they are guest
+/// physical).
 pub fn gfn_of<T>(p: *const T) -> u64 {
     (p as usize as u64) >> 12
 }

@@ -16,6 +16,7 @@
 #[allow(dead_code)]
 mod common;
 mod entry;
+mod mmu;
 mod pairs;
 
 use common::{Checks, Line};
@@ -28,7 +29,7 @@ use xen_hypercall::xen::{self, DomId, console, grant_table, hvm, vcpu, version};
 /// A hypercall number Xen does not have (numbers beyond its table return `-ENOSYS`).
 const UNKNOWN_HYPERCALL: usize = 63;
 
-/// A page of the guest's own for `register_vcpu_info` (the MMU is off: its address is its guest frame).
+/// A page of the guest's own for `register_vcpu_info` (identity-mapped: its address is its guest frame).
 #[repr(C, align(4096))]
 struct Page(vcpu::VcpuInfo);
 // SAFETY: `VcpuInfo` is plain integers, for which all-zero bytes are a valid value.
@@ -55,7 +56,7 @@ fn stubs() -> &'static str {
 
 /// The guest: called by the entry code with the device tree's address.
 #[unsafe(no_mangle)]
-pub extern "C" fn guest_main(_dtb: usize) -> ! {
+pub extern "C" fn guest_main(dtb: usize) -> ! {
     Line::new()
         .s(if arch().starts_with('A') {
             "Hello from an "
@@ -120,7 +121,8 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     }
 
     // SAFETY: VCPU_INFO is a page-aligned static of this image that nothing else uses; Xen keeps writing
-    // it from now on, which is what it is for. The MMU is off, so its address is its guest frame.
+    // it from now on, which is what it is for. The MMU maps it to itself, so its address is its guest
+    // frame.
     let first = unsafe { vcpu::register_vcpu_info_at(0, &raw mut VCPU_INFO.0) };
     c.check(
         "vcpu::register_vcpu_info",
@@ -136,6 +138,23 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     );
 
     multicall(&mut c);
+
+    // How the MMU maps a page shared with Xen (VCPU_INFO), the stack, the grant-table region the device
+    // tree gives (where Xen put it for dom0), and QEMU virt's GIC distributor and PL011 (dom0 sees the
+    // host's devices at the host's addresses); judged by the harness.
+    let stack = 0u64;
+    let grant_table = mmu::grant_table_region(dtb).map(|a| ("GNTTAB", a as usize));
+    for (name, address) in [
+        ("STATIC", &raw const VCPU_INFO as usize),
+        ("STACK", &raw const stack as usize),
+        ("GIC", 0x0800_0000),
+        ("UART", 0x0900_0000),
+    ]
+    .into_iter()
+    .chain(grant_table)
+    {
+        mmu::par_line(name, address).print("");
+    }
 
     // The same call twice, arity 1 to 5: only exact clobbers pass on a debug Xen.
     pairs::run(&mut c);

@@ -265,7 +265,7 @@ pub fn ring_location() -> Result<Option<(u64, Port)>> {
 /// // On the mock HVM_PARAM_CONSOLE_PFN reads 0, as in dom0: the hypervisor's console, the closures
 /// // are not called.
 /// let mut con = Console::open(
-///     // SAFETY: with the MMU off (ARM), frame `pfn` is at `pfn * 4096`; the console page is the
+///     // SAFETY: identity-mapped (or the MMU off, ARM), frame `pfn` is at `pfn * 4096`; the console page is the
 ///     // toolstack's, never referenced by the program.
 ///     |pfn| unsafe { SharedArea::new((pfn * 4096) as usize as *mut Page, 1) },
 ///     || Ok(()), // in a guest: events.waiter(port, &clock, Duration::from_millis(50))
@@ -284,7 +284,7 @@ pub enum Console<'a, W = fn() -> Result<()>> {
 
 impl<'a, W: FnMut() -> Result<()>> Console<'a, W> {
     /// The domain's console: if [`ring_location`] finds a ring, a [`PvConsole`] over the area `map`
-    /// gives for its frame (the program maps it: with the MMU off on ARM it is at `pfn * 4096`, see
+    /// gives for its frame (the program maps it: identity-mapped, or with the MMU off on ARM, it is at `pfn * 4096`, see
     /// [`SharedArea::new`]), waiting with `wait`; otherwise the hypervisor's. `map` and `wait` are not
     /// called for the hypervisor's console.
     pub fn open(

@@ -29,7 +29,8 @@
 //! - No allocation and no panics; the structures keep their natural alignment, so the API works from a
 //!   bare-metal guest with the MMU off (where unaligned accesses fault).
 //! - Memory shared with Xen must be Normal Write-Back Inner-Shareable for defined behaviour (MMU and
-//!   caches on): with the MMU off Xen still reads and writes it through its own cacheable mapping.
+//!   caches on), as the template's identity map makes RAM: with the MMU off the guest's accesses are
+//!   Device while Xen and the other domain use cacheable mappings.
 //!
 //! Talking to other domains: [`grant_table`] grants pages ([`grant_table::GrantTable`]) and maps, unmaps
 //! and copies other domains' grants in batches; [`evtchn`] connects ports and delivers their events

@@ -143,7 +143,7 @@ impl<'a> SharedArea<'a> {
     /// For `'a`, the `pages * 4096` bytes at `base` must be valid for reads and writes, and given up to
     /// sharing: no Rust reference to them may exist, and the program accesses them only through rings
     /// (atomic and volatile accesses) while the other domain may write anything into them at any time.
-    /// (With the MMU off on ARM, a frame `pfn` is at `pfn * 4096`.)
+    /// (Identity-mapped, or with the MMU off on ARM, a frame `pfn` is at `pfn * 4096`.)
     ///
     /// ```compile_fail,E0133
     /// # use xen_hypercall::xen::{Page, ring::SharedArea};

@@ -481,7 +481,7 @@ const CALIBRATION_MARGIN_NS: u64 = 1_000;
 /// any vCPU may read it). Its methods are safe and take `&self`: keep it in a `static` or pass it by
 /// reference to the waits of [`sched`](super::sched) and [`Events`](super::evtchn::Events).
 pub struct Clock {
-    /// The shared info page, for the wall clock (none for [`Clock::generic_timer`]).
+    /// The shared info page, for the wall clock (none for `Clock::generic_timer`, ARM only).
     shared: Option<NonNull<SharedInfo>>,
     #[cfg(all(target_arch = "x86_64", target_os = "none"))]
     info: NonNull<VcpuTimeInfo>,
@@ -706,7 +706,7 @@ impl Clock {
     }
 
     /// The wall clock of the shared info page ([`read_wallclock`]); `None` for a clock made without it
-    /// ([`generic_timer`](Clock::generic_timer)).
+    /// (`generic_timer`, ARM only).
     #[inline]
     pub fn wallclock_base(&self) -> Option<Wallclock> {
         // SAFETY: `shared` is the shared info page the constructor's contract keeps valid.

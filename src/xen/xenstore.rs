@@ -259,7 +259,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
     }
 
     /// The domain's xenstore: [`ring_location`] names its frame and event channel, `map` gives the area
-    /// of that frame (the program maps it: with the MMU off on ARM it is at `pfn * 4096`, see
+    /// of that frame (the program maps it: identity-mapped, or with the MMU off on ARM, it is at `pfn * 4096`, see
     /// [`SharedArea::new`]), and the client waits with `wait` (see the [module documentation](self)).
     /// `ENODEV` when the domain has no xenstore ring.
     ///
@@ -268,7 +268,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
     /// # xen_hypercall::mock::answer_zero(); // HVM_PARAM_STORE_PFN reads 0
     /// use xen_hypercall::xen::{Error, Page, ring::SharedArea, xenstore::Xenstore};
     /// let xs = Xenstore::open(
-    ///     // SAFETY: with the MMU off (ARM), frame `pfn` is at `pfn * 4096`; the xenstore page is the
+    ///     // SAFETY: identity-mapped (or the MMU off, ARM), frame `pfn` is at `pfn * 4096`; the xenstore page is the
     ///     // toolstack's, never referenced by the program.
     ///     |pfn| unsafe { SharedArea::new((pfn * 4096) as usize as *mut Page, 1) },
     ///     || Ok(()), // in a guest: events.waiter(port, &clock, timeout)

@@ -4,7 +4,8 @@
 // position-independent executable (`-C relocation-model=pie`, `link-a64.ld`) and the entry code applies its
 // own relative relocations before any Rust code runs. The linker script puts bss and the stack inside the
 // file, so the header's size is the whole footprint. The entry code enables FP/SIMD (rustc uses the SIMD
-// registers), sets the stack and calls `guest_main(device_tree)`, which must not return.
+// registers), sets the stack, builds the identity map and turns the MMU and caches on (`mmu.rs`: memory
+// shared with Xen must be Normal cacheable) and calls `guest_main(device_tree)`, which must not return.
 //
 // Plain `//` comments: the example guests of the xen-hypercall repository include this file (`include!`).
 
@@ -45,6 +46,9 @@ core::arch::global_asm!(
     "    add     x1, x1, :lo12:__stack_top",
     "    mov     sp, x1",
     "    mov     x0, x19",
+    "    bl      mmu_build",   // the identity map, built with the MMU off (mmu.rs)
+    "    bl      mmu_on_boot", // MMU and caches on
+    "    mov     x0, x19",
     "    bl      guest_main",
     "3:  wfi",
     "    b       3b",
@@ -73,7 +77,11 @@ core::arch::global_asm!(
     "    .word   0x04030201",  // 0x30: little endian
     "_start:",
     "    ldr     sp, =__stack_top",
-    "    mov     r0, r2", // the device tree
+    "    mov     r4, r2", // the device tree
+    "    mov     r0, r2",
+    "    bl      mmu_build",   // the identity map, built with the MMU off (mmu.rs)
+    "    bl      mmu_on_boot", // MMU and caches on
+    "    mov     r0, r4",
     "    bl      guest_main",
     "1:  wfi",
     "    b       1b",

@@ -4,15 +4,16 @@
 //! dom0 on Xen under QEMU (cargo's runner is `cargo xen run`, see `.cargo/config.toml`); the exit status is
 //! 0 when it powers off. Test: `cargo test` runs `tests/on_xen.rs` on Xen the same way.
 //!
-//! Things to know: the MMU is off, so every pointer handed to Xen is a guest-physical address (statics and
-//! the stack are fine as they are); a domU's console output reaches Xen's console only with Xen's
-//! `guest_loglvl=all` (`cargo xen run` sets it); dom0 may call everything, a domU is refused what needs
-//! privilege (`EPERM`).
+//! Things to know: the MMU maps every address to itself (`src/mmu.rs`), so every pointer handed to Xen
+//! is a guest-physical address (statics and the stack are fine as they are); a domU's console output
+//! reaches Xen's console only with Xen's `guest_loglvl=all` (`cargo xen run` sets it); dom0 may call
+//! everything, a domU is refused what needs privilege (`EPERM`).
 
 #![no_std]
 #![no_main]
 
 mod entry;
+mod mmu;
 
 use xen_hypercall::xen::{console, sched, version};
 

@@ -10,9 +10,12 @@
 #![no_std]
 #![no_main]
 
-// The same entry code as the unikernel: the image header, relocation, stack, then `guest_main`.
+// The same entry code as the unikernel: the image header, relocation, stack, the MMU on, then
+// `guest_main`.
 #[path = "../src/entry.rs"]
 mod entry;
+#[path = "../src/mmu.rs"]
+mod mmu;
 
 #[xen_test::tests]
 mod tests {

@@ -37,6 +37,8 @@
 //!
 //! #[path = "../src/entry.rs"]
 //! mod entry;
+//! #[path = "../src/mmu.rs"]
+//! mod mmu;
 //!
 //! #[xen_test::tests]
 //! mod tests {
@@ -56,8 +58,8 @@
 //! ```
 //!
 //! Every access to shared state is a plain load or store (no read-modify-write atomics): the tests run on
-//! one vCPU, and with the MMU off data accesses are Device memory, where exclusive accesses are not
-//! guaranteed to work.
+//! one vCPU, and they work whether or not the program has turned its MMU on (with it off, data accesses
+//! are Device memory, where exclusive accesses are not guaranteed to work).
 
 #![no_std]
 

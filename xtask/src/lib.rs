@@ -15,6 +15,8 @@
 //! - [`steps`]: `cargo xtask xen` and `cargo xtask demo`, which put the ARM scenarios in order.
 //! - [`tool`]: the `cargo-xen` tool installed and used as a unikernel author would, and the template.
 //! - [`xensrc`]: Xen's source from Debian: the debug hypervisor, and Xen's hypercall tables.
+//! - [`par`]: the MMU attribute checks (a guest's `PAR` after an address translation, decoded by the
+//!   Arm ARM's encodings).
 //! - [`xl`](mod@xl): Xen's real toolstack (a Linux dom0 with `xenstored`, `xenconsoled`, `xl`) starting the
 //!   project's domUs.
 
@@ -27,6 +29,7 @@ pub mod el2;
 pub mod fixtures;
 pub mod insns;
 pub mod package;
+pub mod par;
 pub mod scenario;
 pub mod setup;
 pub mod smp;

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use crate::el2::Isa;
 use crate::scenario::{self, Boot, Layout, Machine, XenBuild};
 use crate::xen;
-use crate::{setup, util, xensrc};
+use crate::{par, setup, util, xensrc};
 
 /// How long one boot may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,6 +98,14 @@ pub fn judge(output: &str, timed_out: bool, xen: XenBuild) -> (usize, Vec<String
     if !lines.iter().any(|l| l.starts_with("summary: all ")) {
         problems.push("no `summary: all …` line".into());
     }
+    // Both vCPUs' stacks Normal Write-Back Inner Shareable: vCPU 1 turned its MMU on too.
+    problems.extend(par::problems(
+        &lines,
+        &[
+            ("STACK", par::Expect::Shared, None),
+            ("VCPU1_STACK", par::Expect::Shared, None),
+        ],
+    ));
     if !output.contains("Hardware Dom0 halted") {
         problems.push("Xen did not report dom0 halted (SYSTEM_OFF)".into());
     }
@@ -262,7 +270,8 @@ mod tests {
     fn a_full_run_passes_and_each_missing_piece_fails() {
         let good = output(
             &CHECKS,
-            "summary: all 15/15 checks passed\n(XEN) Hardware Dom0 halted: halting machine\n",
+            "PAR_STACK = 0xff00000078015b80\nPAR_VCPU1_STACK = 0xff0000007801bb80\n\
+             summary: all 15/15 checks passed\n(XEN) Hardware Dom0 halted: halting machine\n",
         );
         assert_eq!(judge(&good, false, XenBuild::Release), (15, vec![]));
         // Wrong build, time-out, a FAIL line, no halt, a missing check: each is caught.
@@ -277,11 +286,20 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         let crashed = good.replace("Hardware Dom0 halted", "Hardware Dom0 crashed");
         assert_eq!(judge(&crashed, false, XenBuild::Release).1.len(), 1);
+        // A check, the summary, the halt and both MMU lines missing.
         assert_eq!(
             judge(&output(&CHECKS[1..], ""), false, XenBuild::Release)
                 .1
                 .len(),
-            3
+            5
         );
+        // vCPU 1 with its MMU off: a translation fault.
+        let off = good.replace(
+            "PAR_VCPU1_STACK = 0xff0000007801bb80",
+            "PAR_VCPU1_STACK = 0x809",
+        );
+        let problems = judge(&off, false, XenBuild::Release).1;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("PAR_VCPU1_STACK: translation fault"));
     }
 }

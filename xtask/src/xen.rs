@@ -2,15 +2,16 @@
 //! Debian's source ([`xensrc`]), builds the example dom0 (`guests/`) for AArch64, A32 and Thumb-2 with the
 //! inline and the out-of-line stubs, boots each on both hypervisors under QEMU, and judges what it printed.
 //!
-//! A run passes only if every expected `ok <check>` line is there, no `FAIL` line is, the guest's summary
-//! says all checks passed, Xen reports dom0 halted, and Xen's banner says `debug=n` or `debug=y` as
-//! expected. The debug build poisons the registers a hypercall may clobber, so the guest's pairs of
-//! identical calls (`guests/src/pairs.rs`) fail there if a stub declares too little; the ELF is read to
-//! show the compiler really keeps the pairs' arguments in registers across the first call. A negative
-//! control guest with a deliberately under-declared stub must pass on release Xen and be caught on debug
-//! Xen. A guest that stops talking (for example one whose
-//! `hvc` has the wrong tag: Xen injects an undefined-instruction exception, and the guest has no vectors)
-//! is killed at a time-out and reported as a failure with the last lines it printed.
+//! A run passes only if every expected `ok <check>` line is there, no `FAIL` line is, the guest's summary says
+//! all checks passed, Xen reports dom0 halted, and Xen's banner says `debug=n` or `debug=y` as expected, and
+//! the MMU's own translations the guest prints (`PAR_…`, [`par`]) show its RAM and the pages it shares with
+//! Xen Normal Write-Back Inner Shareable and its devices Device. The debug build poisons the registers a
+//! hypercall may clobber, so the guest's pairs of identical calls (`guests/src/pairs.rs`) fail there if a stub
+//! declares too little; the ELF is read to show the compiler really keeps the pairs' arguments in registers
+//! across the first call. A negative control guest with a deliberately under-declared stub must pass on
+//! release Xen and be caught on debug Xen. A guest that stops talking (for example one whose `hvc` has the
+//! wrong tag: Xen injects an undefined-instruction exception, and the guest has no vectors) is killed at a
+//! time-out and reported as a failure with the last lines it printed.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ pub use crate::scenario::{XenBuild, banner, missing_checks, print_failure, selec
 use crate::audit;
 use crate::elf::Isa;
 use crate::elf::{self, Function, Op, Reg};
-use crate::{setup, util, xensrc};
+use crate::{par, setup, util, xensrc};
 
 /// How long one boot may take before it counts as hung.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -201,6 +202,24 @@ pub struct Verdict {
     pub problems: Vec<String>,
 }
 
+/// How the example dom0's MMU must map what it reports as `PAR_<NAME>` (`guests/src/main.rs`): a page
+/// shared with Xen (its `vcpu_info`, a static), its stack, and the grant-table region (from dom0's device
+/// tree; it must start where Xen's log says it put it: `Grant table range: 0x…-0x…`) Normal Write-Back
+/// Inner Shareable, QEMU virt's GIC distributor and PL011 (the host's, 1:1 in dom0) Device.
+pub fn par_checks(output: &str) -> Vec<(&'static str, par::Expect, Option<u64>)> {
+    let grant_table = output.lines().find_map(|l| {
+        let range = l.split("Grant table range: 0x").nth(1)?;
+        u64::from_str_radix(range.split('-').next()?, 16).ok()
+    });
+    vec![
+        ("STATIC", par::Expect::Shared, None),
+        ("STACK", par::Expect::Shared, None),
+        ("GNTTAB", par::Expect::Shared, grant_table),
+        ("GIC", par::Expect::Device, Some(0x0800_0000)),
+        ("UART", par::Expect::Device, Some(0x0900_0000)),
+    ]
+}
+
 /// Judges a boot's output.
 pub fn judge(output: &str, timed_out: bool) -> Verdict {
     let lines: Vec<&str> = output.lines().collect();
@@ -218,6 +237,7 @@ pub fn judge(output: &str, timed_out: bool) -> Verdict {
     if !lines.iter().any(|l| l.starts_with("summary: all ")) {
         problems.push("no `summary: all …` line".into());
     }
+    problems.extend(par::problems(&lines, &par_checks(output)));
     if !output.contains("Hardware Dom0 halted") {
         problems.push("Xen did not report dom0 halted".into());
     }
@@ -754,15 +774,47 @@ mod tests {
 
     fn good_output() -> String {
         let mut s = String::from(
-            "(XEN) Xen version 4.17.7 (Debian)\n(XEN) *** Serial input to DOM0\nHello\n",
+            "(XEN) Xen version 4.17.7 (Debian)\n(XEN) Grant table range: 0x00000040200000-0x00000040240000\n\
+             (XEN) *** Serial input to DOM0\nHello\n",
         );
         for c in CHECKS {
             let _ = writeln!(s, "ok {c}: fine");
         }
         s.push_str(
+            "PAR_STATIC = 0xff00000078017b80\nPAR_STACK = 0xff00000078015b80\n\
+             PAR_GIC = 0x400000008000a00\nPAR_UART = 0x400000009000a00\n\
+             PAR_GNTTAB = 0xff00000040200b80\n",
+        );
+        s.push_str(
             "summary: all 12/12 checks passed\n(XEN) Hardware Dom0 halted: halting machine\n",
         );
         s
+    }
+
+    #[test]
+    fn the_mmu_attributes_are_judged() {
+        assert!(judge(&good_output(), false).problems.is_empty());
+        // The stack uncached, the UART Normal, a probe missing, the grant table elsewhere than Xen put it.
+        let out = good_output()
+            .replace("PAR_STACK = 0xff", "PAR_STACK = 0x44")
+            .replace(
+                "PAR_UART = 0x400000009000a00",
+                "PAR_UART = 0xff00000009000b80",
+            )
+            .replace("PAR_GIC = 0x400000008000a00\n", "")
+            .replace(
+                "PAR_GNTTAB = 0xff00000040200b80",
+                "PAR_GNTTAB = 0xff00000038000b80",
+            );
+        let v = judge(&out, false);
+        assert_eq!(v.problems.len(), 4, "{:?}", v.problems);
+        assert!(v.problems[0].starts_with("PAR_STACK: Normal outer NC / inner NC"));
+        assert!(
+            v.problems[1]
+                .starts_with("PAR_GNTTAB: mapped to 0x38000000, not to itself (0x40200000")
+        );
+        assert!(v.problems[2].starts_with("PAR_GIC: no `PAR_GIC"));
+        assert!(v.problems[3].starts_with("PAR_UART: Normal outer WB"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::elf::Isa;
 use crate::xen::{self, Boot, XenBuild};
-use crate::{setup, util, xensrc};
+use crate::{par, setup, util, xensrc};
 
 /// What every line the harness prints from dom0 starts with.
 pub const MARK: &str = "xl-harness: ";
@@ -673,8 +673,8 @@ impl Scenario {
 
     /// The negative control: the console domU judged against wrong expectations (the ports swapped, a line
     /// it never prints, a crash where it powers off), and a second one kept after its poweroff
-    /// (`on_poweroff="preserve"`) that dom0 gives up waiting for after 3 s: the judge must report exactly
-    /// these on a real run.
+    /// (`on_poweroff="preserve"`) that dom0 gives up waiting for after 3 s, both built with their rings
+    /// mapped Device (`wrong-attributes`): the judge must report exactly these on a real run.
     pub fn control() -> Scenario {
         let mut s = Scenario::console();
         let mut kept = s.domus[0].clone();
@@ -703,6 +703,11 @@ impl Scenario {
                 "dom0: FAIL cons: /local/domain/0/domid = 7, got 0",
                 "dom0: FAIL ended kept: still there after 3 s",
                 "kept: no `ok ended kept` line",
+                // The `wrong-attributes` build: the rings mapped Device.
+                "cons: PAR_RING: Device-nGnRE, expected Normal Write-Back Inner Shareable",
+                "cons: PAR_STORE: Device-nGnRE, expected Normal Write-Back Inner Shareable",
+                "kept: PAR_RING: Device-nGnRE, expected Normal Write-Back Inner Shareable",
+                "kept: PAR_STORE: Device-nGnRE, expected Normal Write-Back Inner Shareable",
             ],
             ..s
         }
@@ -1722,8 +1727,18 @@ echo "$M end xl-log {n}"
 /// The images of a scenario's domUs, as flat images: each guest binary built for AArch64
 /// (position-independent, as an arm64 `Image` it relocates itself wherever `xl` loads it) or for A32 (a
 /// zImage linked where libxl loads it, see `guests/build.rs`).
+///
+/// A negative control's domUs are the `wrong-attributes` build (the regions Xen shares pages through
+/// mapped Device): the MMU attribute checks must report their rings.
 pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>>> {
-    let dir = util::target_dir().join("guests");
+    let (dir, features): (_, &[&str]) = if scenario.control.is_empty() {
+        (util::target_dir().join("guests"), &[])
+    } else {
+        (
+            util::target_dir().join("guests-wrong-attributes"),
+            &["wrong-attributes"],
+        )
+    };
     let mut isas: Vec<Isa> = Vec::new();
     for d in &scenario.domus {
         if !isas.contains(&d.isa) {
@@ -1738,7 +1753,7 @@ pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>
             g.target(),
             "s",
             g.rustflags(),
-            &[],
+            features,
         )?;
     }
     let mut images = BTreeMap::new();
@@ -2064,6 +2079,11 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
         for l in console.iter().filter(|l| l.contains("FAIL")) {
             problems.push(format!("{n}: console: {l}"));
         }
+        if d.bin == "xl-domu" {
+            for p in par::problems(&console, &xl_domu_par(output, n)) {
+                problems.push(format!("{n}: {p}"));
+            }
+        }
         for (path, want) in &d.xenstore {
             let Some(got) = xenstore_value(output, n, path) else {
                 problems.push(format!("{n}: xenstore {path}: not read"));
@@ -2093,6 +2113,22 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
         problems.push("Xen did not report dom0 halted (dom0's poweroff)".into());
     }
     problems
+}
+
+/// How the MMU of the console domU (`xl_domu.rs`) must map what it reports as `PAR_<NAME>`: its console
+/// and xenstore rings (shared with dom0; identity-mapped, at the frames it printed), a static and its
+/// stack Normal Write-Back Inner Shareable; the GIC distributor and the PL011 of Xen's guest layout
+/// Device.
+fn xl_domu_par(output: &str, name: &str) -> Vec<(&'static str, par::Expect, Option<u64>)> {
+    let frame = |key| guest_value(output, name, key).map(|pfn| pfn << 12);
+    vec![
+        ("RING", par::Expect::Shared, frame("CONSOLE_PFN")),
+        ("STORE", par::Expect::Shared, frame("STORE_PFN")),
+        ("STATIC", par::Expect::Shared, None),
+        ("STACK", par::Expect::Shared, None),
+        ("GIC", par::Expect::Device, Some(0x0300_1000)),
+        ("UART", par::Expect::Device, Some(0x2200_0000)),
+    ]
 }
 
 /// What is wrong with a run whose [`judge`]ment is `problems`: the problems themselves for a scenario that

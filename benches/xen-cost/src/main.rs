@@ -16,6 +16,9 @@
 
 #[path = "../../../guests/src/entry.rs"]
 mod entry;
+// The identity map the entry code turns on (MMU and caches on, as in every guest).
+#[path = "../../../template/src/mmu.rs"]
+mod mmu;
 
 use core::hint::black_box;
 

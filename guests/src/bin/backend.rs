@@ -22,6 +22,9 @@
 mod common;
 #[path = "../entry.rs"]
 mod entry;
+#[path = "../mmu.rs"]
+#[allow(dead_code)]
+mod mmu;
 
 use common::{Checks, Deadline, Line, Page, gfn_of, pattern, wait_event};
 use xen_hypercall::xen::evtchn::{self, Port};

@@ -20,6 +20,9 @@
 mod common;
 #[path = "../entry.rs"]
 mod entry;
+#[path = "../mmu.rs"]
+#[allow(dead_code)]
+mod mmu;
 
 use common::{Checks, Line, Page, gfn_of, pattern, wait_event};
 use xen_hypercall::xen::evtchn;
@@ -66,7 +69,8 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     reservation(&mut c);
 
     // SAFETY: GUEST_GNTTAB_BASE is the guest-layout hole Xen reserves for the grant table; nothing else is
-    // there, and the MMU is off, so the frame's address is where the entries are.
+    // there, and the MMU maps it to itself (Normal, `mmu.rs`), so the frame's address is where the entries
+    // are.
     let table = unsafe {
         GrantTable::<16>::map(
             GUEST_GNTTAB_BASE >> 12,

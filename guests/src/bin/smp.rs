@@ -19,6 +19,8 @@
 mod common;
 #[path = "../entry.rs"]
 mod entry;
+#[path = "../mmu.rs"]
+mod mmu;
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -47,10 +49,12 @@ static mut VCPU1_INFO: InfoSlot = InfoSlot(unsafe { core::mem::zeroed() });
 
 static mut SHARED: Page = Page::new();
 
-/// What vCPU 1 reports (written by vCPU 1, read by vCPU 0; the MMU is off, memory is not cached).
+/// What vCPU 1 reports (written by vCPU 1, read by vCPU 0; Normal cacheable inner-shareable memory, coherent between vCPUs).
 static STARTED: AtomicU32 = AtomicU32::new(0);
 static CONTEXT: AtomicUsize = AtomicUsize::new(0);
 static MPIDR: AtomicUsize = AtomicUsize::new(0);
+/// How vCPU 1's MMU maps its stack (`mmu::translate`, the 64-bit PAR in two halves), set before STARTED.
+static PAR1: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
 /// `register_vcpu_info`'s result on vCPU 1: 1 + errno (1: success), 0 before.
 static REGISTERED: AtomicU32 = AtomicU32::new(0);
 /// The IPI port vCPU 1 bound to vCPU 0 (0 before; bind failure: `u32::MAX`).
@@ -60,7 +64,8 @@ static GO: AtomicU32 = AtomicU32::new(0);
 /// `CPU_OFF`'s error, should it return.
 static OFF_FAILED: AtomicU32 = AtomicU32::new(0);
 
-// vCPU 1's entry: EL1, MMU off, x0 = the context id (its stack top).
+// vCPU 1's entry: EL1, MMU off, x0 = the context id (its stack top). It turns its MMU on with the tables
+// vCPU 0 built (`mmu_on` keeps x0) before any memory access.
 #[cfg(target_arch = "aarch64")]
 core::arch::global_asm!(
     ".text",
@@ -69,13 +74,15 @@ core::arch::global_asm!(
     "    mov     x1, #(3 << 20)", // CPACR_EL1.FPEN: rustc uses SIMD registers
     "    msr     cpacr_el1, x1",
     "    isb",
+    "    bl      mmu_on",
     "    mov     sp, x0",
     "    bl      secondary_main",
     "1:  wfi",
     "    b       1b",
 );
 
-// vCPU 1's entry: SVC mode, A32 state (bit 0 of the entry point is clear), MMU off, r0 = the context id.
+// vCPU 1's entry: SVC mode, A32 state (bit 0 of the entry point is clear), MMU off, r0 = the context id;
+// MMU on first, as on AArch64.
 #[cfg(target_arch = "arm")]
 core::arch::global_asm!(
     ".text",
@@ -83,6 +90,7 @@ core::arch::global_asm!(
     ".global smp_secondary_entry",
     ".type smp_secondary_entry, %function",
     "smp_secondary_entry:",
+    "    bl      mmu_on",
     "    mov     sp, r0",
     "    bl      secondary_main",
     "1:  wfi",
@@ -128,9 +136,13 @@ fn mpidr() -> usize {
 extern "C" fn secondary_main(context: usize) -> ! {
     CONTEXT.store(context, Ordering::Relaxed);
     MPIDR.store(mpidr(), Ordering::Relaxed);
+    let on_stack = 0u32;
+    let par = mmu::translate(&raw const on_stack as usize);
+    PAR1[0].store(par as u32, Ordering::Relaxed);
+    PAR1[1].store((par >> 32) as u32, Ordering::Relaxed);
     STARTED.store(1, Ordering::Release);
     // SAFETY: VCPU1_INFO is a static of this image used for nothing else; Xen writes it from now on. The MMU
-    // is off, so its address is its guest physical address.
+    // maps it to itself, so its address is its guest physical address.
     let r = unsafe { vcpu::register_vcpu_info_at(1, &raw mut VCPU1_INFO.0) };
     REGISTERED.store(
         match r {
@@ -297,6 +309,13 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
             .s(", MPIDR ")
             .hex(id as u64),
     );
+    // How each vCPU's MMU maps its stack (judged by the harness: Normal Write-Back Inner Shareable, so
+    // vCPU 1 turned its MMU on with vCPU 0's tables).
+    let on_stack = 0u32;
+    mmu::par_line("STACK", &raw const on_stack as usize).print(ROLE);
+    let par1 = u64::from(PAR1[0].load(Ordering::Relaxed))
+        | (u64::from(PAR1[1].load(Ordering::Relaxed)) << 32);
+    Line::new().s("PAR_VCPU1_STACK = ").hex(par1).print(ROLE);
     let running = psci::affinity_info(SECOND, 0);
     c.check(
         "psci::affinity_info(1) after CPU_ON",

@@ -21,12 +21,15 @@
 mod common;
 #[path = "../entry.rs"]
 mod entry;
+#[path = "../mmu.rs"]
+mod mmu;
 #[path = "../timing.rs"]
 mod timing;
 
 use common::{Deadline, Line, pause};
 use xen_hypercall::xen::console::Console;
 use xen_hypercall::xen::hvm::{self, Param};
+use xen_hypercall::xen::layout::{GUEST_GICV3_GICD_BASE, GUEST_PL011_BASE};
 use xen_hypercall::xen::memory;
 use xen_hypercall::xen::ring::SharedArea;
 use xen_hypercall::xen::sched::{self, ShutdownReason};
@@ -34,6 +37,8 @@ use xen_hypercall::xen::{DomId, Error, Page};
 
 /// What every console line starts with.
 const TAG: &str = "xl-domu: ";
+/// A static whose mapping the domU reports.
+static MARK: u64 = 0;
 /// How long the console waits for xenconsoled to make room or read everything.
 const WAIT_MS: u64 = 3_000;
 
@@ -67,7 +72,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         Ok(())
     };
     let con = Console::open(
-        // SAFETY: the MMU is off: frame `pfn` is at `pfn * 4096`. The console page is the toolstack's,
+        // SAFETY: the identity map (`mmu.rs`): frame `pfn` is at `pfn * 4096`, mapped Normal. The console page is the toolstack's,
         // referenced by nothing in this program but the console.
         |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
         wait,
@@ -99,6 +104,19 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     line(&mut con, value("MAX_PAGES", max));
     if let Err(e) = max {
         line(&mut con, Line::new().s("FAIL max pages: ").err(e));
+    }
+    // How the MMU maps the rings, a static, the stack and two devices of Xen's guest layout (judged by
+    // the harness: shared memory Normal Write-Back inner-shareable, devices Device).
+    let stack = 0u64;
+    for (name, address) in [
+        ("RING", param(Param::CONSOLE_PFN).unwrap_or(0) << 12),
+        ("STORE", store_pfn.unwrap_or(0) << 12),
+        ("STATIC", &raw const MARK as u64),
+        ("STACK", &raw const stack as u64),
+        ("GIC", GUEST_GICV3_GICD_BASE),
+        ("UART", GUEST_PL011_BASE),
+    ] {
+        line(&mut con, mmu::par_line(name, address as usize));
     }
     // Time: a 20 ms poll time-out by the guest's own clock, the wall clock, the one-shot timer.
     let timed = timing::run(&mut |l| line(&mut con, l));

@@ -28,6 +28,9 @@
 mod common;
 #[path = "../entry.rs"]
 mod entry;
+#[path = "../mmu.rs"]
+#[allow(dead_code)]
+mod mmu;
 
 use core::cell::RefCell;
 use core::time::Duration;
@@ -115,8 +118,8 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         _ => end(ShutdownReason::Crash),
     };
     let con = Console::open(
-        // SAFETY: the MMU is off: frame `pfn` is at `pfn * 4096`. The console page is the toolstack's,
-        // referenced by nothing in this program but the console.
+        // SAFETY: identity-mapped (`mmu.rs`): frame `pfn` is at `pfn * 4096`. The console page is the
+        // toolstack's, referenced by nothing in this program but the console.
         |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
         || events.wait_until(con_port, &clock, *con_limit.borrow()),
     );
@@ -143,8 +146,8 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     };
     let wait = || events.wait_until(port, &clock, *deadline.borrow());
     let xs = Xenstore::open(
-        // SAFETY: the MMU is off: frame `pfn` is at `pfn * 4096`. The xenstore page is the
-        // toolstack's, referenced by nothing in this program but the client.
+        // SAFETY: identity-mapped (`mmu.rs`): frame `pfn` is at `pfn * 4096`. The xenstore page is
+        // the toolstack's, referenced by nothing in this program but the client.
         |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
         wait,
     );
@@ -427,7 +430,7 @@ fn vbd_handshake<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error
 
     // The ring page, granted to the backend, and an event channel for it.
     // SAFETY: GUEST_GNTTAB_BASE is the guest-layout hole Xen reserves for the grant table; nothing else
-    // is there, and the MMU is off, so the frame's address is where the entries are.
+    // is there, and the MMU maps it to itself (`mmu.rs`), so the frame's address is where the entries are.
     let table = unsafe {
         GrantTable::<4>::map(
             GUEST_GNTTAB_BASE >> 12,

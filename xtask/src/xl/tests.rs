@@ -44,6 +44,12 @@ fn good() -> String {
         "console cons| xl-domu: WALLCLOCK = 1796533461 s (wc 1796533460 s 24758560 ns + clock)",
         "console cons| xl-domu: ok wallclock: after 2024: 1796533461",
         "console cons| xl-domu: ok singleshot timer: refused: error 22",
+        "console cons| xl-domu: PAR_RING = 0xff00000039000b80",
+        "console cons| xl-domu: PAR_STORE = 0xff00000039001b80",
+        "console cons| xl-domu: PAR_STATIC = 0xff00000040002b80",
+        "console cons| xl-domu: PAR_STACK = 0xff00000040014b80",
+        "console cons| xl-domu: PAR_GIC = 0x400000003001a00",
+        "console cons| xl-domu: PAR_UART = 0x400000022000a00",
         "console cons| xl-domu: done",
         "end console cons",
         "begin xl-log cons",
@@ -215,12 +221,53 @@ fn control_output() -> String {
     assert!(kept.contains("FAIL ended kept"));
     assert!(kept.contains("xl-harness: console kept| xl-domu: done\n"));
     assert!(kept.contains("xl-harness: xenstore kept name = kept\n"));
-    good().replace(
-        "xl-harness: done\n",
-        &format!(
-            "{kept}xl-harness: FAIL cons: /local/domain/0/domid = 7, got 0\nxl-harness: done\n"
-        ),
-    )
+    // The `wrong-attributes` build: both rings mapped Device-nGnRE.
+    good()
+        .replace(
+            "xl-harness: done\n",
+            &format!(
+                "{kept}xl-harness: FAIL cons: /local/domain/0/domid = 7, got 0\nxl-harness: done\n"
+            ),
+        )
+        .replace(
+            "PAR_RING = 0xff00000039000b80",
+            "PAR_RING = 0x400000039000a00",
+        )
+        .replace(
+            "PAR_STORE = 0xff00000039001b80",
+            "PAR_STORE = 0x400000039001a00",
+        )
+}
+
+#[test]
+fn the_mmu_attributes_the_domu_reports_are_judged() {
+    // The ring uncached, the GIC Normal, the stack not reported, the store page not at its frame.
+    let out = good()
+        .replace("PAR_RING = 0xff", "PAR_RING = 0x44")
+        .replace(
+            "PAR_GIC = 0x400000003001a00",
+            "PAR_GIC = 0xff00000003001b80",
+        )
+        .replace(
+            "xl-harness: console cons| xl-domu: PAR_STACK = 0xff00000040014b80\n",
+            "",
+        )
+        .replace(
+            "PAR_STORE = 0xff00000039001b80",
+            "PAR_STORE = 0xff00000039002b80",
+        );
+    let p = problems(&out);
+    assert_eq!(p.len(), 4, "{p:?}");
+    assert!(
+        p[0].starts_with("cons: PAR_RING: Normal outer NC / inner NC"),
+        "{p:?}"
+    );
+    assert!(
+        p[1].starts_with("cons: PAR_STORE: mapped to 0x39002000, not to itself (0x39001000"),
+        "{p:?}"
+    );
+    assert!(p[2].starts_with("cons: PAR_STACK: no `PAR_STACK"), "{p:?}");
+    assert!(p[3].starts_with("cons: PAR_GIC: Normal outer WB"), "{p:?}");
 }
 
 #[test]
