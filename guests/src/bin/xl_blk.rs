@@ -29,6 +29,9 @@
 mod common;
 #[path = "../entry.rs"]
 mod entry;
+#[path = "../mmu.rs"]
+#[allow(dead_code)]
+mod mmu;
 
 use core::cell::Cell;
 
@@ -175,8 +178,8 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         Ok(())
     };
     let con = Console::open(
-        // SAFETY: the MMU is off: frame `pfn` is at `pfn * 4096`. The console page is the toolstack's,
-        // referenced by nothing in this program but the console.
+        // SAFETY: identity-mapped (`mmu.rs`, Normal memory): frame `pfn` is at `pfn * 4096`. The console
+        // page is the toolstack's, referenced by nothing in this program but the console.
         |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
         slow_wait,
     );
@@ -201,7 +204,7 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     // touched only through `events`.
     let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
     // SAFETY: GUEST_GNTTAB_BASE is the hole Xen reserves for the grant table; nothing else is there, and
-    // the MMU is off, so the frame's address is where the entries are.
+    // the MMU maps it to itself (`mmu.rs`), so the frame's address is where the entries are.
     let table = unsafe {
         GrantTable::<512>::map(
             GUEST_GNTTAB_BASE >> 12,
@@ -213,7 +216,7 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
         out.check("grant table and shared info", false, Line::new());
         return false;
     };
-    // xenstore, through its page and event channel (the MMU is off: the frame's address is the page's).
+    // xenstore, through its page and event channel (identity-mapped: the frame's address is the page's).
     let (Ok(store_pfn), Ok(store_port)) = (
         hvm::get_param(DomId::SELF, Param::STORE_PFN),
         hvm::get_param(DomId::SELF, Param::STORE_EVTCHN),
@@ -227,7 +230,8 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     let nap = |ms: u64| {
         let _ = events.wait_until_system_time(store_port, xen_time_after(ms));
     };
-    // SAFETY: the store page is the toolstack's, referenced by nothing else in this program.
+    // SAFETY: the store page is the toolstack's, identity-mapped (`mmu.rs`), referenced by nothing else in
+    // this program.
     let Ok(area) = (unsafe { SharedArea::new((store_pfn << 12) as usize as *mut Page, 1) }) else {
         return false;
     };
