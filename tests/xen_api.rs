@@ -17,6 +17,10 @@ mod blkfront;
 mod interdomain;
 
 #[cfg(feature = "mock")]
+#[path = "xen_api/netfront.rs"]
+mod netfront;
+
+#[cfg(feature = "mock")]
 #[path = "xen_api/ring.rs"]
 mod ring;
 

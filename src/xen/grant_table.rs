@@ -1238,6 +1238,44 @@ pub struct Grant {
 unsafe impl Send for Grant {}
 
 impl Grant {
+    /// Copies `buf.len()` bytes from offset `offset` of the granted page into `buf` (volatile reads: the
+    /// grantee may be writing). [`Error::EINVAL`] beyond the page, or for a frame granted with
+    /// [`GrantTable::grant_frame`] (no page). What a frontend reads from the pages it shares, as
+    /// [`Mapping::read`] is for a backend.
+    #[inline]
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> super::Result<()> {
+        let p = self.range(offset, buf.len())?;
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: inside the granted page (checked), given up to this grant for as long as it lives,
+            // accessed only volatilely.
+            *b = unsafe { p.add(i).read_volatile() };
+        }
+        Ok(())
+    }
+
+    /// Copies `data` to offset `offset` of the granted page (volatile writes). [`Error::EINVAL`] beyond
+    /// the page, or for a frame granted with [`GrantTable::grant_frame`].
+    #[inline]
+    pub fn write(&self, offset: usize, data: &[u8]) -> super::Result<()> {
+        let p = self.range(offset, data.len())?;
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: as in `read`; the page is the caller's own memory, given up to sharing.
+            unsafe { p.add(i).write_volatile(b) };
+        }
+        Ok(())
+    }
+
+    fn range(&self, offset: usize, len: usize) -> super::Result<*mut u8> {
+        let page = self.page().ok_or(Error::EINVAL)?;
+        match offset.checked_add(len) {
+            Some(end) if end <= 4096 => {
+                // SAFETY: `offset <= 4096`: inside the page or one past it.
+                Ok(unsafe { page.cast::<u8>().add(offset) })
+            }
+            _ => Err(Error::EINVAL),
+        }
+    }
+
     /// The reference to give the grantee (through xenstore or a ring).
     #[inline(always)]
     pub const fn gref(&self) -> GrantRef {

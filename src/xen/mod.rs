@@ -105,6 +105,8 @@ pub mod memory;
 ))]
 pub mod mmu;
 pub mod multicall;
+pub mod netfront;
+pub mod netif;
 pub mod nr;
 #[cfg(any(
     not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")),

@@ -466,6 +466,18 @@ impl<'a, Req: Plain, Rsp: Plain> FrontRing<'a, Req, Rsp> {
         Ok(Some(rsp))
     }
 
+    /// The `n`-th response waiting (0: the next one [`take_response`](Self::take_response) takes), copied
+    /// out of the ring without taking it; `None` if fewer than `n + 1` are waiting. For a protocol whose
+    /// unit spans several responses (a network frame): look at all of them before taking any. `EIO` as
+    /// for [`unconsumed_responses`](Self::unconsumed_responses).
+    #[inline]
+    pub fn peek_response(&self, n: u32) -> Result<Option<Rsp>> {
+        if n >= self.unconsumed_responses()? {
+            return Ok(None);
+        }
+        Ok(Some(self.ring.read_rsp(self.rsp_cons.wrapping_add(n))))
+    }
+
     /// Whether responses are waiting; if none, asks the back end to notify on the next one and looks
     /// again (`RING_FINAL_CHECK_FOR_RESPONSES`): `false` means it is safe to sleep until the event.
     #[inline]

@@ -2,7 +2,7 @@
 //! typed API's modules, which nothing uses.
 
 use super::{
-    DomId, blkif, evtchn, grant_table, hvm, memory, multicall, sched, time, vcpu, version,
+    DomId, blkif, evtchn, grant_table, hvm, memory, multicall, netif, sched, time, vcpu, version,
 };
 #[cfg(not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")))]
 use super::{pvh, x86};
@@ -60,6 +60,11 @@ const _: () = {
         blkif::BlkifRequestDiscard: 32, 8;
         blkif::BlkifRequestIndirect: 64, 8;
         blkif::BlkifResponse: 16, 8;
+        netif::NetifTxRequest: 12, 4;
+        netif::NetifTxResponse: 4, 2;
+        netif::NetifRxRequest: 8, 4;
+        netif::NetifRxResponse: 8, 2;
+        netif::NetifExtraInfo: 8, 2;
     }
     // ARM's `vcpu_info` and `shared_info` (empty arch parts, one legacy vCPU slot); on the host the
     // typed API is ARM's.

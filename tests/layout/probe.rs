@@ -1072,6 +1072,7 @@ fn every_abi_structure_is_compared() {
         .chain(&arm_layouts())
         .chain(&x86_layouts())
         .chain(&io_layouts())
+        .chain(&netif_layouts())
         .map(|l| l.rust.rsplit("::").next().unwrap().trim().to_string())
         .collect();
     let mut declared = Vec::new();
@@ -1536,6 +1537,195 @@ fn a_wrong_ring_layout_or_size_is_caught() {
             "offset of out",
             "constant __CONST_RING_SIZE(blkif, 4096)",
             "constant XENSTORE_RING_SIZE",
+        ] {
+            assert!(
+                m.iter().any(|s| s.contains(what)),
+                "{t}: {what} not caught: {m:?}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------- io/netif.h
+
+use xen_hypercall::xen::netif;
+
+/// `io/netif.h`'s structures (the ring slots of both rings with the real types included).
+fn netif_layouts() -> Vec<Layout> {
+    vec![
+        layout!(netif::NetifTxRequest => "struct netif_tx_request" {
+            gref => "gref", offset => "offset", flags => "flags", id => "id", size => "size",
+        }),
+        layout!(netif::NetifTxResponse => "struct netif_tx_response" {
+            id => "id", status => "status",
+        }),
+        layout!(netif::NetifRxRequest => "struct netif_rx_request" {
+            id => "id", _pad => "pad", gref => "gref",
+        }),
+        layout!(netif::NetifRxResponse => "struct netif_rx_response" {
+            id => "id", offset => "offset", flags => "flags", status => "status",
+        }),
+        layout!(netif::NetifExtraInfo => "struct netif_extra_info" {
+            r#type => "type", flags => "flags", u => "u",
+        }),
+        layout!(Slot<netif::NetifTxRequest, netif::NetifTxResponse> => "union netif_tx_sring_entry" {}),
+        layout!(Slot<netif::NetifRxRequest, netif::NetifRxResponse> => "union netif_rx_sring_entry" {}),
+    ]
+}
+
+/// `io/netif.h`'s constants, the offsets of the extra-info union's members the accessors read, and the
+/// ring sizes with the real types.
+fn netif_constants() -> Vec<(&'static str, u64)> {
+    let neg = |v: i16| v as i64 as u64;
+    vec![
+        (
+            "XEN_NETIF_NR_SLOTS_MIN",
+            netif::XEN_NETIF_NR_SLOTS_MIN as u64,
+        ),
+        ("XEN_NETIF_MAX_TX_SIZE", netif::XEN_NETIF_MAX_TX_SIZE as u64),
+        ("NETTXF_csum_blank", netif::NETTXF_CSUM_BLANK.into()),
+        ("NETTXF_data_validated", netif::NETTXF_DATA_VALIDATED.into()),
+        ("NETTXF_more_data", netif::NETTXF_MORE_DATA.into()),
+        ("NETTXF_extra_info", netif::NETTXF_EXTRA_INFO.into()),
+        ("NETRXF_data_validated", netif::NETRXF_DATA_VALIDATED.into()),
+        ("NETRXF_csum_blank", netif::NETRXF_CSUM_BLANK.into()),
+        ("NETRXF_more_data", netif::NETRXF_MORE_DATA.into()),
+        ("NETRXF_extra_info", netif::NETRXF_EXTRA_INFO.into()),
+        ("NETRXF_gso_prefix", netif::NETRXF_GSO_PREFIX.into()),
+        (
+            "XEN_NETIF_EXTRA_TYPE_NONE",
+            netif::XEN_NETIF_EXTRA_TYPE_NONE.into(),
+        ),
+        (
+            "XEN_NETIF_EXTRA_TYPE_GSO",
+            netif::XEN_NETIF_EXTRA_TYPE_GSO.into(),
+        ),
+        (
+            "XEN_NETIF_EXTRA_TYPE_MCAST_ADD",
+            netif::XEN_NETIF_EXTRA_TYPE_MCAST_ADD.into(),
+        ),
+        (
+            "XEN_NETIF_EXTRA_TYPE_MCAST_DEL",
+            netif::XEN_NETIF_EXTRA_TYPE_MCAST_DEL.into(),
+        ),
+        (
+            "XEN_NETIF_EXTRA_TYPE_HASH",
+            netif::XEN_NETIF_EXTRA_TYPE_HASH.into(),
+        ),
+        (
+            "XEN_NETIF_EXTRA_TYPE_MAX",
+            netif::XEN_NETIF_EXTRA_TYPE_MAX.into(),
+        ),
+        (
+            "XEN_NETIF_EXTRA_FLAG_MORE",
+            netif::XEN_NETIF_EXTRA_FLAG_MORE.into(),
+        ),
+        (
+            "XEN_NETIF_GSO_TYPE_NONE",
+            netif::XEN_NETIF_GSO_TYPE_NONE.into(),
+        ),
+        (
+            "XEN_NETIF_GSO_TYPE_TCPV4",
+            netif::XEN_NETIF_GSO_TYPE_TCPV4.into(),
+        ),
+        (
+            "XEN_NETIF_GSO_TYPE_TCPV6",
+            netif::XEN_NETIF_GSO_TYPE_TCPV6.into(),
+        ),
+        ("NETIF_RSP_DROPPED", neg(netif::NETIF_RSP_DROPPED)),
+        ("NETIF_RSP_ERROR", neg(netif::NETIF_RSP_ERROR)),
+        ("NETIF_RSP_OKAY", neg(netif::NETIF_RSP_OKAY)),
+        ("NETIF_RSP_NULL", neg(netif::NETIF_RSP_NULL)),
+        // The union members `NetifExtraInfo`'s accessors read: gso.size in u[0], gso.type in the low
+        // byte of u[1], gso.features in u[2], mcast.addr over all three.
+        ("offsetof(struct netif_extra_info, u.gso.size)", 2),
+        ("offsetof(struct netif_extra_info, u.gso.type)", 4),
+        ("offsetof(struct netif_extra_info, u.gso.features)", 6),
+        ("offsetof(struct netif_extra_info, u.mcast.addr)", 2),
+        ("sizeof(((struct netif_extra_info *)0)->u)", 6),
+        (
+            "__CONST_RING_SIZE(netif_tx, 1 << XEN_PAGE_SHIFT)",
+            netif::TX_RING_SIZE.into(),
+        ),
+        (
+            "__CONST_RING_SIZE(netif_rx, 1 << XEN_PAGE_SHIFT)",
+            netif::RX_RING_SIZE.into(),
+        ),
+    ]
+}
+
+#[test]
+fn netif_layouts_and_constants_match_io_netif_h() {
+    require_tools();
+    let constants = netif_constants();
+    let mut mismatches = Vec::new();
+    for t in TARGETS.iter().chain([&X86_64]) {
+        mismatches.extend(io_compare(t, &netif_layouts(), &constants));
+    }
+    assert!(
+        mismatches.is_empty(),
+        "netif layouts or constants differ from io/netif.h:\n{}",
+        mismatches.join("\n")
+    );
+    // The values the comparison confirmed, written out: 336 and 504 slots fit, both rounded to 256.
+    assert_eq!((netif::TX_RING_SIZE, netif::RX_RING_SIZE), (256, 256));
+    // The accessors read the union as C lays it out: a GSO extra written byte by byte as C would.
+    let bytes: [u8; 8] = [1, 0, 0xaa, 0x05, 1, 0, 0x34, 0x12];
+    let e = netif::NetifExtraInfo {
+        r#type: bytes[0],
+        flags: bytes[1],
+        u: [
+            u16::from_le_bytes([bytes[2], bytes[3]]),
+            u16::from_le_bytes([bytes[4], bytes[5]]),
+            u16::from_le_bytes([bytes[6], bytes[7]]),
+        ],
+    };
+    assert_eq!(
+        (e.gso_size(), e.gso_type(), e.gso_features()),
+        (0x05aa, netif::XEN_NETIF_GSO_TYPE_TCPV4, 0x1234)
+    );
+}
+
+/// A transmit request with `size` and `id` swapped, a receive response whose status is 32-bit: the
+/// comparison must notice both, and wrong flag values.
+#[repr(C)]
+struct SwappedTxRequest {
+    gref: u32,
+    offset: u16,
+    flags: u16,
+    size: u16,
+    id: u16,
+}
+
+#[repr(C)]
+struct WideStatusRxResponse {
+    id: u16,
+    offset: u16,
+    flags: u16,
+    status: i32,
+}
+
+#[test]
+fn a_wrong_netif_layout_is_caught() {
+    require_tools();
+    let broken = vec![
+        layout!(SwappedTxRequest => "struct netif_tx_request" { id => "id", size => "size" }),
+        layout!(WideStatusRxResponse => "struct netif_rx_response" { status => "status" }),
+    ];
+    // The receive flags numbered as the transmit ones (csum_blank and data_validated swapped).
+    let wrong = [
+        ("NETRXF_csum_blank", 1),
+        ("__CONST_RING_SIZE(netif_tx, 1 << XEN_PAGE_SHIFT)", 336),
+    ];
+    for t in TARGETS.iter().chain([&X86_64]) {
+        let m = io_compare(t, &broken, &wrong);
+        for what in [
+            "SwappedTxRequest vs struct netif_tx_request: offset of id",
+            "offset of size",
+            "WideStatusRxResponse vs struct netif_rx_response: size",
+            "size of status",
+            "constant NETRXF_csum_blank",
+            "constant __CONST_RING_SIZE(netif_tx, 1 << XEN_PAGE_SHIFT)",
         ] {
             assert!(
                 m.iter().any(|s| s.contains(what)),

@@ -821,6 +821,118 @@ fn a_directory_changed_between_parts_is_read_again() {
     let _ = (XS_RM, XS_GET_PERMS, XS_UNWATCH);
 }
 
+/// The network frontend's handshake (`netfront::NetFront::connect`) with a netback-like backend: the
+/// keys netback reads, split event channels when offered, `Connected` both ways, and a close that ends
+/// in `Closed` with every page back.
+#[test]
+fn the_network_frontend_connects_to_a_netback_like_backend_and_closes() {
+    use std::cell::Cell;
+    use xen_hypercall::xen::evtchn::{self, AllocUnbound};
+    use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
+    use xen_hypercall::xen::netfront::{NetFront, Options, Pages};
+    use xen_hypercall::xen::nr;
+
+    const VIF: &[u8] = b"/local/domain/0/backend/vif/1/0";
+    let vb = |k: &str| [VIF, b"/", k.as_bytes()].concat();
+    let vf = |k: &str| [HOME, b"device/vif/0/", k.as_bytes()].concat();
+    let tree: Vec<(&[u8], &[u8])> = vec![
+        (b"device/vif/0/state", b"1"),
+        (b"device/vif/0/backend", VIF),
+        (b"device/vif/0/backend-id", b"0"),
+        (b"device/vif/0/mac", b"00:16:3e:00:00:02"),
+        (b"device/vif/0/mtu", b"1500"),
+        (b"/local/domain/0/backend/vif/1/0/state", b"1"),
+        (
+            b"/local/domain/0/backend/vif/1/0/feature-split-event-channels",
+            b"1",
+        ),
+    ];
+    // netback: InitWait at turn 3; on the frontend's Connected, Connected if every key it needs is there.
+    let react: React = Box::new(move |tree, seen| match seen {
+        Seen::Turn(3) => vec![(vb("state"), b"2".to_vec())],
+        Seen::Write(p, v) if p == vf("state") => match v {
+            b"4" if [
+                "tx-ring-ref",
+                "rx-ring-ref",
+                "event-channel-tx",
+                "event-channel-rx",
+            ]
+            .iter()
+            .all(|k| tree.contains_key(&vf(k)))
+                && [
+                    "request-rx-copy",
+                    "feature-rx-notify",
+                    "feature-no-csum-offload",
+                ]
+                .iter()
+                .all(|k| tree.get(&vf(k)).map(Vec::as_slice) == Some(b"1")) =>
+            {
+                vec![(vb("state"), b"4".to_vec())]
+            }
+            b"5" => vec![(vb("state"), b"5".to_vec())],
+            b"6" => vec![(vb("state"), b"6".to_vec())],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    });
+    let mut s = setup(&tree, react);
+    // Event channels: ports 20, 21, … as Xen would allocate them.
+    let next = Rc::new(Cell::new(20u32));
+    let n2 = next.clone();
+    mock::set_default(move |c| {
+        if c.op() == nr::EVENT_CHANNEL_OP && c.arg(0) == evtchn::EVTCHNOP_ALLOC_UNBOUND {
+            let p = n2.get();
+            n2.set(p + 1);
+            c.update(1, |a: &mut AllocUnbound| a.port = Port(p));
+        }
+        0
+    });
+    std::thread_local! { static BASE: Cell<usize> = const { Cell::new(0) }; }
+    fn gfn_of(p: *const Page) -> u64 {
+        ((p as usize - BASE.with(Cell::get)) / 4096 + 1) as u64
+    }
+    let all: &'static mut [Page] = Box::leak((0..1 + 2 + 2 + 4).map(|_| Page::new()).collect());
+    BASE.with(|b| b.set(all.as_ptr() as usize));
+    let (frame, rest) = all.split_at_mut(1);
+    // SAFETY: the frame is leaked and used as the table's entries only; pages' frames from `gfn_of`.
+    let mut table = unsafe {
+        GrantTable::<64>::new(frame.as_mut_ptr().cast::<GrantEntryV1>(), 1).with_gfn_of(gfn_of)
+    };
+    let (rings, rest) = rest.split_at_mut(2);
+    let (a, b) = rings.split_at_mut(1);
+    let (tx, rx) = rest.split_at_mut(2);
+    let pages = Pages {
+        tx_ring: &mut a[0],
+        rx_ring: &mut b[0],
+        tx,
+        rx,
+    };
+    let net = NetFront::connect(&mut s.xs, &mut table, "0", pages, Options::default()).unwrap();
+    let i = *net.info();
+    assert_eq!(i.mac, [0x00, 0x16, 0x3e, 0x00, 0x00, 0x02]);
+    assert_eq!(
+        (i.mtu, i.split, i.tx_port, i.rx_port),
+        (1500, true, Port(20), Port(21))
+    );
+    {
+        let d = s.d.borrow();
+        assert_eq!(d.tree[&vf("state")], b"4");
+        assert_eq!(d.tree[&vb("state")], b"4");
+        assert_eq!(d.tree[&vf("event-channel-tx")], b"20");
+        assert_eq!(d.tree[&vf("event-channel-rx")], b"21");
+        assert!(!d.tree.contains_key(&vf("event-channel")));
+        let r = |k: &str| String::from_utf8(d.tree[&vf(k)].clone()).unwrap();
+        assert_eq!(r("tx-ring-ref"), net.tx_ring_ref().0.to_string());
+        assert_eq!(r("rx-ring-ref"), net.rx_ring_ref().0.to_string());
+        assert_ne!(r("tx-ring-ref"), r("rx-ring-ref"));
+    }
+    let back = net.close(Some(&mut s.xs), &mut table, || true);
+    assert!(back.backend_closed);
+    assert_eq!(back.leaked, 0);
+    assert_eq!((back.rings.len(), back.tx.len(), back.rx.len()), (2, 2, 4));
+    assert_eq!(s.d.borrow().tree[&vf("state")], b"6");
+}
+
 #[test]
 fn the_client_opens_the_ring_its_hvm_parameters_name() {
     use xen_hypercall::xen::hvm::HvmParam;

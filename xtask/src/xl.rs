@@ -12,11 +12,11 @@
 //!   dom0 off. Every line of the harness starts with [`MARK`].
 //! - [`Scenario`]: the declaration of a run: its domUs, each a guest binary of `guests/`, extra `xl`
 //!   configuration lines, its [`Disk`]s (dom0 RAM disks through blkback) and [`Vif`]s (on dom0's bridge
-//!   through netback), whose modules and hotplug scripts dom0 then loads and installs, the [`Step`]s dom0
-//!   takes while it runs (awaiting, writing and checking xenstore keys), the console lines it must print
-//!   and the xenstore values the toolstack must have given it. One boot per scenario and Xen build;
-//!   [`judge`] turns the console into one problem line per missing check, a time-out, a Xen panic or a
-//!   dom0 panic.
+//!   through netback, dom0 at [`DOM0_IP`] on it), whose modules and hotplug scripts dom0 then loads and
+//!   installs, the [`Step`]s dom0 takes while it runs (awaiting, writing and checking xenstore keys,
+//!   running shell commands), the console lines it must print and the xenstore values the toolstack must
+//!   have given it. One boot per scenario and Xen build; [`judge`] turns the console into one problem
+//!   line per missing check, a time-out, a Xen panic or a dom0 panic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -48,9 +48,9 @@ pub const MAX_PAGES_LINE: &str = "xl-domu: MAX_PAGES = 4352";
 pub const DOMU_SECONDS: u32 = 30;
 
 /// The Debian packages besides the kernel: the toolstack, the 19 libraries its programs need (by
-/// `DT_NEEDED`), `libgcc-s1` (glibc loads it at run time for `pthread_cancel`), and busybox as `/init`'s
-/// shell and tools.
-pub const PACKAGES: [&str; 21] = [
+/// `DT_NEEDED`), `libgcc-s1` (glibc loads it at run time for `pthread_cancel`), busybox as `/init`'s
+/// shell and tools, and a static bash for [`UDP_CHECK`].
+pub const PACKAGES: [&str; 22] = [
     "xen-utils-4.17",
     "xen-utils-common",
     "xenstore-utils",
@@ -71,6 +71,8 @@ pub const PACKAGES: [&str; 21] = [
     "libc6",
     "libgcc-s1",
     "busybox-static",
+    // For `/dev/udp` in the network checks ([`UDP_CHECK`]): busybox's `nc` has no UDP.
+    "bash-static",
     // Resolved to `linux-image-6.1.0-<N>-arm64` by apt.
     "linux-image-arm64",
 ];
@@ -102,6 +104,9 @@ pub const NET_MODULES: [&str; 4] = [
 /// The bridge dom0 makes for [`Vif`]s (no device of the machine is on it: nothing leaves dom0).
 pub const BRIDGE: &str = "xenbr0";
 
+/// dom0's link-local address on [`BRIDGE`] (a /16: the domUs' frontends take others of 169.254/16).
+pub const DOM0_IP: &str = "169.254.1.1";
+
 /// The hotplug script libxl runs for a [`Vif`] (`script=` in its vif line), a busybox-sh replacement of
 /// Xen's bash `vif-bridge`: on `add`/`online` it brings the backend's interface (`$vif`) up on the bridge
 /// its backend directory names and writes `hotplug-status = connected`; on `remove`/`offline` it takes it
@@ -122,13 +127,89 @@ esac
 /// Where [`VIF_SCRIPT`] is in dom0, under `/etc/xen/scripts/`.
 pub const VIF_SCRIPT_NAME: &str = "vif-bridge-sh";
 
-/// Every module the harness may load, as paths under `kernel/` of the kernel's module tree.
+/// dom0's UDP check (`/bin/udp-check HOST SIZE…`, bash for `/dev/udp`): for each size, a datagram of that
+/// many bytes to the domU's port 7 must come back unchanged, and `send SIZE` to its port 5001 must be
+/// answered with SIZE bytes of the pattern `'a' + (i * 7 + SIZE + 3) % 26` at byte `i`. Every payload is
+/// made (awk) and compared (cmp) here, one line per check; it fails on any difference. `SHIFT=N` in its
+/// environment expects the domU's pattern shifted by N: the negative control, which must fail.
+pub const UDP_CHECK: &str = r#"#!/bin/bash-static
+# udp-check HOST SIZE...: UDP with the domU at HOST, every payload made and compared here.
+pat() { awk -v n="$1" -v k="$2" 'BEGIN { for (i = 0; i < n; i++) printf "%c", 97 + (i * 7 + n + k) % 26 }'; }
+h=$1; shift
+exec 3<>"/dev/udp/$h/7" 4<>"/dev/udp/$h/5001" || exit 1
+bad=0
+for n in "$@"; do
+  pat "$n" 0 > /tmp/u.want
+  dd if=/tmp/u.want bs=4096 2>/dev/null >&3
+  timeout 5 dd bs=4096 count=1 <&3 > /tmp/u.got 2>/dev/null
+  if cmp -s /tmp/u.want /tmp/u.got; then echo "echo $n: ok"; else echo "echo $n: WRONG, $(wc -c < /tmp/u.got) bytes back"; bad=1; fi
+  printf 'send %d' "$n" >&4
+  timeout 5 dd bs=4096 count=1 <&4 > /tmp/u.got 2>/dev/null
+  pat "$n" $((3 + ${SHIFT:-0})) > /tmp/u.want
+  if cmp -s /tmp/u.want /tmp/u.got; then echo "from domU $n: ok"; else echo "from domU $n: WRONG, $(wc -c < /tmp/u.got) bytes"; bad=1; fi
+done
+exit $bad
+"#;
+
+/// Modules for a Linux domU's own initramfs ([`netbench`]), under `kernel/`: Linux's network frontend.
+pub const DOMU_MODULES: [&str; 1] = ["drivers/net/xen-netfront"];
+
+/// The `bin` of a [`DomU`] that is a Linux domU (dom0's kernel and [`linux_initramfs`]; see [`netbench`]).
+pub const LINUX: &str = "linux";
+
+/// How long a boot with a Linux domU ([`netbench`]) may take (a Linux domU boots in 5–50 s under TCG,
+/// with the host's load).
+pub const LINUX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(200);
+
+/// The Linux domU's `/init`: its network frontend up at 169.254.1.3, then idle until `xl shutdown` (busybox
+/// `poweroff`, run by the kernel as `/sbin/poweroff`, signals init with SIGUSR2) or 300 s; before powering
+/// off it prints its vif's interrupts.
+const LINUX_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /sbin && ln -s /bin/busybox /sbin/poweroff
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+insmod /xen-netfront.ko
+n=0
+while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+if ip addr add 169.254.1.3/16 dev eth0 && ip link set eth0 up; then echo "linux-domu: ok eth0 up"; else echo "linux-domu: FAIL eth0"; fi
+bye() { echo "linux-domu: irqs $(grep -E 'eth0|vif' /proc/interrupts | awk '{ s += $2 } END { print s + 0 }')"; echo "linux-domu: done"; poweroff -f; }
+trap bye USR2 TERM
+sleep 300 &
+wait $!
+bye
+"#;
+
+/// The Linux domU's initramfs (an uncompressed `newc` cpio): busybox, its `/init`, `xen-netfront.ko`.
+pub fn linux_initramfs(dom0: &Dom0) -> Result<Vec<u8>> {
+    let mut cpio = Cpio::default();
+    for d in ["bin", "dev", "proc", "sys", "tmp"] {
+        cpio.dir(d);
+    }
+    let busybox = std::fs::read(dom0.root.join("bin/busybox")).context("dom0's busybox")?;
+    cpio.file("bin/busybox", 0o755, &busybox);
+    cpio.file("init", 0o755, LINUX_INIT.as_bytes());
+    let rel = format!("lib/modules/{}/kernel/{}.ko", dom0.release, DOMU_MODULES[0]);
+    let module = std::fs::read(dom0.kernel_tree.join(&rel)).with_context(|| rel.clone())?;
+    cpio.file("xen-netfront.ko", 0o644, &module);
+    Ok(cpio.finish())
+}
+
+/// Every module the harness may load, dom0's and a Linux domU's ([`DOMU_MODULES`]), as paths under
+/// `kernel/` of the kernel's module tree.
 pub fn all_modules() -> Vec<String> {
     MODULES
         .iter()
         .chain(&DISK_MODULES)
         .map(|m| format!("drivers/{m}"))
-        .chain(NET_MODULES.iter().map(|m| m.to_string()))
+        .chain(
+            NET_MODULES
+                .iter()
+                .chain(&DOMU_MODULES)
+                .map(|m| m.to_string()),
+        )
         .collect()
 }
 
@@ -399,6 +480,9 @@ pub enum Step {
     /// Makes `count` children under `dir` (`<dir>/<FILL_NAME><i>`, value `x`) in one `xenstore-write`:
     /// a directory as big as dom0 wants, beyond a domU's node-size quota.
     Fill(&'static str, u32),
+    /// Runs the shell command (with `$D` the domU's domid), bounded by the domU's [`DomU::seconds`]: `ok
+    /// NAME: run LABEL` when it exits 0; its output is shown under the line.
+    Run(&'static str, &'static str),
 }
 
 /// The names [`Step::Fill`] gives, before their number (39 bytes): a hundred of them are more than one
@@ -415,6 +499,7 @@ impl Step {
             Step::Shell(label, _) => Some(label.to_string()),
             Step::Write(..) => None,
             Step::Fill(dir, n) => Some(format!("fill {dir} with {n}")),
+            Step::Run(label, _) => Some(format!("run {label}")),
         }
     }
 
@@ -459,6 +544,11 @@ impl Step {
                     l = quote(&format!("{name}: {label}")),
                 )
             }
+            Step::Run(_, cmd) => format!(
+                "  if D=$D timeout {seconds} sh -c {c} > /tmp/{name}.run 2>&1; then ok {l}; else fail {l}\": exit $?\"; fi\n  show /tmp/{name}.run\n",
+                c = quote(cmd),
+                l = quote(&format!("{name}: {label}")),
+            ),
             Step::Perms(dir, child, perms) => format!(
                 "  timeout 10 xenstore-ls -p {p} > /tmp/{name}.ls 2>&1\n  if grep -q {pat} /tmp/{name}.ls; then ok {l}; else fail {l}; show /tmp/{name}.ls; fi\n",
                 p = path(dir),
@@ -529,6 +619,12 @@ pub const VIF_BACKEND: &str = "/local/domain/0/backend/vif/$D/0/state";
 
 /// What the hotplug script wrote for the domU's first vif (`connected`).
 pub const VIF_HOTPLUG: &str = "/local/domain/0/backend/vif/$D/0/hotplug-status";
+
+/// dom0's `xl network-detach` of the domU's first vif, judged by its outcome: the backend's directory and
+/// the interface `vif$D.0` are gone within 5 s (xl's own status is shown).
+pub const DETACH: &str = "timeout 30 xl network-detach $D 0; echo \"xl network-detach: exit $?\"; n=0; \
+     while xenstore-read /local/domain/0/backend/vif/$D/0/state > /dev/null 2>&1 || ip link show vif$D.0 > /dev/null 2>&1; do \
+     n=$((n + 1)); [ $n -gt 50 ] && exit 1; sleep 0.1; done";
 
 /// What the hotplug script wrote for the domU's `xvda` (`connected`).
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
@@ -834,6 +930,78 @@ impl Scenario {
         }
     }
 
+    /// The network domU (`guests/src/bin/xl_net.rs`): the library's network frontend on netback, its vif
+    /// on dom0's bridge. One boot: dom0 pings it (20 echoes, then 5 of 1472 bytes, every reply required),
+    /// exchanges UDP datagrams of many sizes with it both ways (every payload made and compared by dom0,
+    /// [`UDP_CHECK`]), then detaches its vif with `xl network-detach`: the domU must report the backend
+    /// gone, close handing every page back, and power off. The domU refuses a frame larger than the MTU.
+    pub fn net() -> Scenario {
+        Scenario {
+            name: "net",
+            title: "network frontend on netback: ARP, ping, UDP of many sizes both ways, detach",
+            domus: vec![DomU {
+                name: "net",
+                bin: "xl-net",
+                isa: Isa::A64,
+                config: vec![],
+                console: vec![
+                    "xl-net: ok connected: 00:16:3e:00:00:02, mtu 1500",
+                    "xl-net: ok too large refused: frame of 1515 bytes is larger than 1514",
+                    "xl-net: ok checksums",
+                    "xl-net: ok answered",
+                    "xl-net: ok backend gone",
+                    "xl-net: ok frames across a page end",
+                    "xl-net: ok no transmit errors",
+                    "xl-net: ok send after detach: backend gone",
+                    "xl-net: ok closed: backend closed 1",
+                    "xl-net: done",
+                ],
+                xenstore: vec![
+                    ("device/vif/0/state", Value::Is("1")),
+                    ("device/vif/0/mac", Value::Is("00:16:3e:00:00:02")),
+                    (VIF_BACKEND, Value::Is("2")),
+                    (VIF_HOTPLUG, Value::Is("connected")),
+                ],
+                shutdown: Shutdown::Poweroff,
+                seconds: 80,
+                disks: vec![],
+                vifs: vec![Vif {
+                    mac: "00:16:3e:00:00:02",
+                }],
+                dom0: vec![
+                    Step::Await("data/net-ready", "1"),
+                    Step::Expect(VIF_BACKEND, "4"),
+                    Step::Run(
+                        "ping: 20 echoes, all answered",
+                        "ping -c 20 -A -W 5 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 20 packets received' /tmp/ping",
+                    ),
+                    Step::Run(
+                        "ping: 5 echoes of 1472 bytes, all answered",
+                        "ping -c 5 -A -W 5 -s 1472 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 5 packets received' /tmp/ping",
+                    ),
+                    Step::Run(
+                        "udp: 16 sizes both ways, every payload checked",
+                        "udp-check 169.254.1.2 1 2 17 18 64 100 333 500 999 1000 1024 1200 1400 1471 1472 1472",
+                    ),
+                    // Negative controls: a pattern the domU does not send, and an address nobody has, must
+                    // each fail the check that passed above.
+                    Step::Run(
+                        "udp: a payload other than expected is caught",
+                        "! SHIFT=1 udp-check 169.254.1.2 100",
+                    ),
+                    Step::Run(
+                        "ping: an address nobody has is not all answered",
+                        "! ping -c 2 -W 2 169.254.1.9",
+                    ),
+                    // libxl may report a failure of its own hotplug step when netback has removed the
+                    // backend's directory first; what counts is that the vif is gone, and the domU's lines.
+                    Step::Run("network-detach: the vif is gone", DETACH),
+                ],
+            }],
+            control: vec![],
+        }
+    }
+
     /// Every scenario.
     pub fn all() -> Vec<Scenario> {
         vec![
@@ -843,6 +1011,7 @@ impl Scenario {
             Scenario::a32(),
             Scenario::xenbus(),
             Scenario::xenbus32(),
+            Scenario::net(),
             Scenario::blk(),
         ]
     }
@@ -1632,7 +1801,8 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
                 .collect();
             format!(
                 "KN=/lib/modules/$(uname -r)/kernel\n{} && brctl addbr {BRIDGE} && echo 0 > /sys/class/net/{BRIDGE}/bridge/forward_delay \
-                 && ip link set {BRIDGE} up && ok \"net modules: bridge {BRIDGE}\" || {{ fail \"net modules\"; finish; }}\n",
+                 && ip addr add {DOM0_IP}/16 dev {BRIDGE} && ip link set {BRIDGE} up && ok \"net modules: bridge {BRIDGE} at {DOM0_IP}\" \
+                 || {{ fail \"net modules\"; finish; }}\n",
                 insmods.join(" && ")
             )
         } else {
@@ -1741,7 +1911,7 @@ pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>
         )
     };
     let mut isas: Vec<Isa> = Vec::new();
-    for d in &scenario.domus {
+    for d in scenario.domus.iter().filter(|d| d.bin != LINUX) {
         if !isas.contains(&d.isa) {
             isas.push(d.isa);
         }
@@ -1758,7 +1928,7 @@ pub fn build_domus(scenario: &Scenario) -> Result<BTreeMap<&'static str, Vec<u8>
         )?;
     }
     let mut images = BTreeMap::new();
-    for d in &scenario.domus {
+    for d in scenario.domus.iter().filter(|d| d.bin != LINUX) {
         let elf = dir.join(guest(d.isa).target()).join("release").join(d.bin);
         let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
         if d.isa == Isa::A32 {
@@ -1842,12 +2012,25 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
         cpio.file(LINUX_KERNEL, 0o644, &image);
         cpio.file(LINUX_INITRD, 0o644, &linux_domu_initrd(dom0)?);
     }
+    cpio.file("bin/udp-check", 0o755, UDP_CHECK.as_bytes());
     for d in &scenario.domus {
         cpio.file(
             &format!("etc/xen/{}.cfg", d.name),
             0o644,
             d.config_file().as_bytes(),
         );
+        if d.bin == LINUX {
+            // A Linux domU: dom0's own kernel, and an initramfs of its own.
+            let image = std::fs::read(&dom0.kernel)
+                .with_context(|| format!("{}", dom0.kernel.display()))?;
+            cpio.file(&format!("domu/{}.bin", d.name), 0o644, &image);
+            cpio.file(
+                &format!("domu/{}.initrd", d.name),
+                0o644,
+                &linux_initramfs(dom0)?,
+            );
+            continue;
+        }
         cpio.file(&format!("domu/{}.bin", d.name), 0o644, &images[d.name]);
     }
     let archive = cpio.finish();
@@ -2173,7 +2356,12 @@ pub fn run(scenario: &Scenario, dom0: &Dom0, xens: &[(XenBuild, PathBuf)]) -> Re
     let mut runs = Vec::new();
     for (build, xen) in xens {
         let mut cmd = command(xen, &dom0.kernel, &initrd)?;
-        let boot = xen::run_qemu(&mut cmd, scenario.boot_timeout(), finished)?;
+        let timeout = if scenario.domus.iter().any(|d| d.bin == LINUX) {
+            LINUX_TIMEOUT.max(scenario.boot_timeout())
+        } else {
+            scenario.boot_timeout()
+        };
+        let boot = xen::run_qemu(&mut cmd, timeout, finished)?;
         let log = dir().join(format!("{}-{}.log", scenario.name, build.name()));
         std::fs::write(&log, &boot.output).with_context(|| format!("writing {}", log.display()))?;
         let problems = verdict(
@@ -2293,6 +2481,8 @@ pub fn test(names: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+pub mod netbench;
 
 #[cfg(test)]
 mod tests;

@@ -426,7 +426,8 @@ fn disks_load_their_modules_and_steps_are_required() {
     assert!(Scenario::two().has_vifs() && !Scenario::xenbus().has_vifs());
     assert!(VIF_SCRIPT.contains("brctl addif \"$bridge\" \"$vif\""));
     assert!(VIF_SCRIPT.contains("\"$XENBUS_PATH/hotplug-status\" connected"));
-    assert_eq!(all_modules().len(), 11);
+    assert_eq!(all_modules().len(), 12);
+    assert!(all_modules().contains(&"drivers/net/xen-netfront".to_string()));
     assert!(all_modules().contains(&"drivers/block/brd".to_string()));
     assert!(all_modules().contains(&"net/bridge/bridge".to_string()));
     assert!(init.contains("xenstore-read \"/local/domain/0/backend/vbd/$D/51712/state\""));
