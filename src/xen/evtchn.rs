@@ -1,5 +1,10 @@
 //! `event_channel_op`: event channels (`HYPERVISOR_event_channel_op`, declared arity 2), and their
 //! delivery through the 2-level ABI ([`Events`]).
+//!
+//! Xen delivers each port's events to one vCPU (a new port to vCPU 0; [`bind_ipi`] and [`bind_virq`] to
+//! the vCPU named; [`bind_vcpu`] moves a port), but the pending and mask bits are the domain's: with more
+//! than one vCPU, bind through a [`PortVcpus`] table and drain each vCPU with its own [`Events`] made
+//! [`with_ports`](Events::with_ports), which takes only the ports bound to that vCPU.
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
