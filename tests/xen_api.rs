@@ -9,6 +9,10 @@
 mod api;
 
 #[cfg(feature = "mock")]
+#[path = "xen_api/blkfront.rs"]
+mod blkfront;
+
+#[cfg(feature = "mock")]
 #[path = "xen_api/interdomain.rs"]
 mod interdomain;
 

@@ -231,6 +231,7 @@ fn frequency() -> u64 {
 }
 
 /// A point in time `ms` milliseconds from now, by the generic timer.
+#[derive(Clone, Copy)]
 pub struct Deadline(u64);
 
 impl Deadline {

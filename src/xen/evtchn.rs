@@ -1,5 +1,10 @@
 //! `event_channel_op`: event channels (`HYPERVISOR_event_channel_op`, declared arity 2), and their
 //! delivery through the 2-level ABI ([`Events`]).
+//!
+//! Xen delivers each port's events to one vCPU (a new port to vCPU 0; [`bind_ipi`] and [`bind_virq`] to
+//! the vCPU named; [`bind_vcpu`] moves a port), but the pending and mask bits are the domain's: with more
+//! than one vCPU, bind through a [`PortVcpus`] table and drain each vCPU with its own [`Events`] made
+//! [`with_ports`](Events::with_ports), which takes only the ports bound to that vCPU.
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -286,6 +291,14 @@ pub fn alloc_unbound(dom: DomId, remote: DomId) -> Result<Port> {
 
 /// Connects a new local port to the unbound `remote_port` of `remote` (`EVTCHNOP_bind_interdomain`).
 ///
+/// The new local port starts **pending**: Xen sets its pending bit (and, unless it is masked, raises the
+/// upcall on vCPU 0, where a new port is delivered) as it binds it, because notifications sent to the
+/// remote unbound port before the bind would otherwise be lost (`evtchn_bind_interdomain` in
+/// `xen/common/event_channel.c` calls `evtchn_port_set_pending` on the local port, "conservatively
+/// always"). Expect one event on it at once, with nothing yet to read: a ring protocol checks its
+/// indexes after each event anyway; code waiting for the first real notification takes this one first
+/// ([`Events::clear_pending`]).
+///
 /// ```
 /// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
 /// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
@@ -440,6 +453,183 @@ pub fn status_of(dom: DomId, port: Port) -> Result<Status> {
 /// `EVTCHN_2L_NR_CHANNELS` on ARM: the ports of the 2-level ABI (64 words of 64 bits).
 pub const NR_PORTS_2L: u32 = 64 * 64;
 
+/// The words of a 2-level bitmap.
+const WORDS_2L: usize = (NR_PORTS_2L / 64) as usize;
+
+/// The ports delivered to one vCPU: a bitmap over the [`NR_PORTS_2L`] ports of the 2-level ABI, in atomic
+/// words (512 bytes). A vCPU's [`Events`] made [`with_ports`](Events::with_ports) drains only the ports
+/// set here. One of the rows of [`PortVcpus`], which keeps them.
+pub struct VcpuPorts {
+    words: [AtomicU64; WORDS_2L],
+}
+
+impl VcpuPorts {
+    const fn filled(word: u64) -> VcpuPorts {
+        VcpuPorts {
+            words: [const { AtomicU64::new(0) }; WORDS_2L],
+        }
+        .with_all(word)
+    }
+
+    const fn with_all(self, word: u64) -> VcpuPorts {
+        let mut words = self.words;
+        let mut w = 0;
+        while w < WORDS_2L {
+            words[w] = AtomicU64::new(word);
+            w += 1;
+        }
+        VcpuPorts { words }
+    }
+
+    /// Whether `port` is delivered to this vCPU; `false` beyond [`NR_PORTS_2L`].
+    #[inline]
+    pub fn contains(&self, port: Port) -> bool {
+        Events::locate(port).is_some_and(|(w, b)| self.words[w].load(Ordering::Acquire) & b != 0)
+    }
+
+    /// The ports of word `w` (ports `64 * w ..`) delivered to this vCPU.
+    #[inline(always)]
+    fn word(&self, w: usize) -> u64 {
+        self.words[w].load(Ordering::Acquire)
+    }
+}
+
+/// Which vCPU each port is delivered to, for a domain of up to `N` vCPUs: what Linux keeps as
+/// `cpu_evtchn_mask` (`drivers/xen/events/events_2l.c`), one [`VcpuPorts`] bitmap per vCPU, no
+/// allocation, atomics only (a `static` shared by every vCPU and interrupt handler).
+///
+/// Xen raises a port's events on one vCPU, its `notify_vcpu_id`: a new port (`alloc_unbound`,
+/// `bind_interdomain`) is on vCPU 0, a [`bind_ipi`] or [`bind_virq`] port on the vCPU named, and
+/// [`bind_vcpu`] moves a port. But the pending bits are the domain's, and a vCPU's selector can name a
+/// word holding other vCPUs' ports (Xen sets every selector bit when a `vcpu_info` is registered, "so
+/// nothing gets lost"): a drain that took every pending port of the selected words would take events
+/// meant for another vCPU, which then waits for ever. So each vCPU drains with
+/// [`Events::with_ports`]`(table.vcpu(n))`, which takes only the ports bound to it, and the binding
+/// operations go through this table, which does the hypercall and records the vCPU:
+/// [`bind_ipi`](PortVcpus::bind_ipi), [`bind_virq`](PortVcpus::bind_virq),
+/// [`bind_vcpu`](PortVcpus::bind_vcpu), [`close`](PortVcpus::close) (a closed port's number is reused
+/// by the next new port, which Xen puts on vCPU 0), or [`note`](PortVcpus::note) for a binding made
+/// otherwise. Every port starts on vCPU 0, as in Xen.
+///
+/// ```
+/// use xen_hypercall::xen::evtchn::{Events, Port, PortVcpus};
+/// use xen_hypercall::xen::vcpu::SharedInfo;
+///
+/// static PORTS: PortVcpus<2> = PortVcpus::new();
+/// # #[cfg(feature = "mock")] xen_hypercall::mock::respond(|c| {
+/// #     c.update(1, |b: &mut xen_hypercall::xen::evtchn::BindIpi| b.port = Port(9)); 0 });
+/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))] {
+/// let ipi = PORTS.bind_ipi(1)?; // an IPI to vCPU 1
+/// assert_eq!(PORTS.vcpu_of(ipi), Some(1));
+/// # }
+/// let mut page = SharedInfo::default();
+/// // SAFETY: `page` outlives `events` and is accessed through it only.
+/// let events = unsafe { Events::new(&raw mut page) }.with_ports(PORTS.vcpu(0).unwrap());
+/// # let _ = events;
+/// # Ok::<(), xen_hypercall::xen::Error>(())
+/// ```
+pub struct PortVcpus<const N: usize> {
+    vcpus: [VcpuPorts; N],
+}
+
+impl<const N: usize> Default for PortVcpus<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> PortVcpus<N> {
+    /// Every port on vCPU 0 (none anywhere for `N == 0`).
+    #[inline]
+    pub const fn new() -> Self {
+        let mut vcpus = [const { VcpuPorts::filled(0) }; N];
+        if N > 0 {
+            vcpus[0] = VcpuPorts::filled(!0);
+        }
+        PortVcpus { vcpus }
+    }
+
+    /// The ports delivered to `vcpu`, for its [`Events::with_ports`]; `None` for `vcpu >= N`.
+    #[inline]
+    pub const fn vcpu(&self, vcpu: u32) -> Option<&VcpuPorts> {
+        if (vcpu as usize) < N {
+            Some(&self.vcpus[vcpu as usize])
+        } else {
+            None
+        }
+    }
+
+    /// The vCPU `port` is delivered to; `None` beyond [`NR_PORTS_2L`].
+    #[inline]
+    pub fn vcpu_of(&self, port: Port) -> Option<u32> {
+        self.vcpus
+            .iter()
+            .position(|v| v.contains(port))
+            .map(|v| v as u32)
+    }
+
+    /// Records that `port` is delivered to `vcpu` (with no hypercall: for a binding made otherwise).
+    /// [`Error::EINVAL`] for `vcpu >= N` or a port beyond [`NR_PORTS_2L`].
+    ///
+    /// The port is added to `vcpu`'s set before it leaves the others, so a drain running meanwhile on
+    /// either vCPU may see it but never neither; the pending bit is test-and-cleared, so only one takes
+    /// an event.
+    #[inline]
+    pub fn note(&self, port: Port, vcpu: u32) -> Result<()> {
+        let (w, b) = Events::locate(port).ok_or(Error::EINVAL)?;
+        let target = self.vcpu(vcpu).ok_or(Error::EINVAL)?;
+        target.words[w].fetch_or(b, Ordering::AcqRel);
+        for (n, v) in self.vcpus.iter().enumerate() {
+            if n != vcpu as usize {
+                v.words[w].fetch_and(!b, Ordering::AcqRel);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`bind_ipi`]: a new port for inter-processor interrupts to `vcpu`, recorded as delivered there.
+    /// [`Error::EINVAL`] for `vcpu >= N`, before any hypercall.
+    #[inline]
+    pub fn bind_ipi(&self, vcpu: u32) -> Result<Port> {
+        self.vcpu(vcpu).ok_or(Error::EINVAL)?;
+        let port = bind_ipi(vcpu)?;
+        self.note(port, vcpu)?;
+        Ok(port)
+    }
+
+    /// [`bind_virq`]: `virq` on `vcpu` to a new port, recorded as delivered there. [`Error::EINVAL`] for
+    /// `vcpu >= N`, before any hypercall.
+    #[inline]
+    pub fn bind_virq(&self, virq: Virq, vcpu: u32) -> Result<Port> {
+        self.vcpu(vcpu).ok_or(Error::EINVAL)?;
+        let port = bind_virq(virq, vcpu)?;
+        self.note(port, vcpu)?;
+        Ok(port)
+    }
+
+    /// [`bind_vcpu`]: delivers `port` to `vcpu` from now on, and records it once Xen agreed.
+    /// [`Error::EINVAL`] for `vcpu >= N` or a port beyond [`NR_PORTS_2L`], before any hypercall; Xen's
+    /// error (the port stays where it was) otherwise.
+    #[inline]
+    pub fn bind_vcpu(&self, port: Port, vcpu: u32) -> Result<()> {
+        Events::locate(port).ok_or(Error::EINVAL)?;
+        self.vcpu(vcpu).ok_or(Error::EINVAL)?;
+        bind_vcpu(port, vcpu)?;
+        self.note(port, vcpu)
+    }
+
+    /// [`close`]: closes `port` and records it back on vCPU 0, where Xen puts the next port to get its
+    /// number.
+    #[inline]
+    pub fn close(&self, port: Port) -> Result<()> {
+        close(port)?;
+        if N > 0 && Events::locate(port).is_some() {
+            self.note(port, 0)?;
+        }
+        Ok(())
+    }
+}
+
 /// Event delivery for the 2-level ABI: the pending and mask bits of the shared info page and the
 /// pending selector of a `vcpu_info`, read and changed with atomic operations only (Xen writes them at
 /// any time, from other physical CPUs).
@@ -454,6 +644,10 @@ pub const NR_PORTS_2L: u32 = 64 * 64;
 ///   iterator): it clears `evtchn_upcall_pending`, exchanges the selector with 0, and test-and-clears
 ///   the pending bit of every port that is pending and not masked in the selected words, yielding each
 ///   port whose bit it cleared; masked ports stay pending;
+/// - with more than one vCPU, each vCPU has its own `Events` over its own `vcpu_info`, made
+///   [`with_ports`](Events::with_ports) from a [`PortVcpus`] table (Linux's `cpu_evtchn_mask`), so that
+///   its drain takes only the ports bound to it: the pending bits are the domain's, and a selector may
+///   name words holding other vCPUs' ports (Xen sets every bit of it when a `vcpu_info` is registered);
 /// - to wait for one port, [`wait`](Events::wait) (at most a [`Duration`] on a [`Clock`]),
 ///   [`wait_until`](Events::wait_until) (until an [`Instant`]) or [`wait_forever`](Events::wait_forever)
 ///   test-and-clear its bit around [`sched::poll_until`];
@@ -484,6 +678,8 @@ pub const NR_PORTS_2L: u32 = 64 * 64;
 pub struct Events {
     shared: NonNull<SharedInfo>,
     vcpu: NonNull<VcpuInfo>,
+    /// The ports delivered to this vCPU ([`Events::with_ports`]); `None`: every port.
+    ports: Option<&'static VcpuPorts>,
 }
 
 // SAFETY: `Events` only holds the addresses of memory shared with Xen, which it accesses with atomic
@@ -524,6 +720,21 @@ impl Events {
             shared: unsafe { NonNull::new_unchecked(shared) },
             // SAFETY: as above.
             vcpu: unsafe { NonNull::new_unchecked(vcpu) },
+            ports: None,
+        }
+    }
+
+    /// The same, draining only the ports delivered to this vCPU (`ports`, its row of a [`PortVcpus`]):
+    /// [`take_pending`](Events::take_pending) and [`for_each_pending`](Events::for_each_pending) leave
+    /// the others pending, for the vCPU they are bound to. What each vCPU of a domain with more than one
+    /// uses: without it, a drain takes every pending port of the words its selector names, other vCPUs'
+    /// too (see [`PortVcpus`]). The single-port operations ([`wait`](Events::wait),
+    /// [`clear_pending`](Events::clear_pending), …) are not filtered.
+    #[inline]
+    pub const fn with_ports(self, ports: &'static VcpuPorts) -> Events {
+        Events {
+            ports: Some(ports),
+            ..self
         }
     }
 
@@ -600,8 +811,9 @@ impl Events {
     }
 
     /// Takes the pending selector: clears `evtchn_upcall_pending`, exchanges `evtchn_pending_sel` with 0,
-    /// and returns an iterator over the ports of the selected words that are pending and not masked,
-    /// each one test-and-cleared as it is reached (a port whose bit another handler cleared first is
+    /// and returns an iterator over the ports of the selected words that are pending and not masked (and,
+    /// for an `Events` made [`with_ports`](Events::with_ports), delivered to this vCPU: the others stay
+    /// pending for theirs), each one test-and-cleared as it is reached (a port whose bit another handler cleared first is
     /// skipped). Masked ports stay pending, for Xen to re-raise on [`unmask`](Events::unmask).
     ///
     /// Xen may raise new events during the iteration: call again while
@@ -785,7 +997,8 @@ impl Iterator for PendingPorts<'_> {
             self.word = self.sel.trailing_zeros() as usize;
             self.sel &= self.sel - 1;
             self.bits = self.events.pending_word(self.word).load(Ordering::Acquire)
-                & !self.events.mask_word(self.word).load(Ordering::Acquire);
+                & !self.events.mask_word(self.word).load(Ordering::Acquire)
+                & self.events.ports.map_or(!0, |p| p.word(self.word));
         }
     }
 }

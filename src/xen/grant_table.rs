@@ -1440,14 +1440,22 @@ impl<const N: usize> GrantTable<N> {
         page: &'static mut Page,
         readonly: bool,
     ) -> core::result::Result<Grant, GrantRefused> {
-        let frame = (self.gfn_of)(page);
+        // From here on the page is reached through this pointer only, and its address is handed to
+        // another domain: exposed, as memory whose address leaves the program is.
+        let ptr = NonNull::from(page);
+        let frame = (self.gfn_of)(ptr.as_ptr().cast_const());
+        let _ = ptr.as_ptr().expose_provenance();
         match self.claim(dom, frame, readonly) {
             Ok(gref) => Ok(Grant {
                 gref,
                 table: self.entries.base,
-                page: Some(NonNull::from(page)),
+                page: Some(ptr),
             }),
-            Err(error) => Err(GrantRefused { error, page }),
+            Err(error) => Err(GrantRefused {
+                error,
+                // SAFETY: `ptr` is the `&'static mut` given above, not shared: nothing was granted.
+                page: unsafe { &mut *ptr.as_ptr() },
+            }),
         }
     }
 

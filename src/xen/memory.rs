@@ -282,8 +282,17 @@ pub unsafe fn decrease_reservation(dom: DomId, gpfns: &mut [u64], order: u32) ->
 
 /// Backs the guest frames `gpfns` (each the base of `2^order` pages) with new memory
 /// (`XENMEM_populate_physmap`) and returns how many extents Xen populated: fewer than `gpfns.len()` when
-/// the domain's allowance ran out. The new pages hold what Xen scrubbed them to (zeros on a release Xen),
-/// not the frames' former contents.
+/// the domain's allowance ran out. The new pages are not the frames' former contents, but they are not
+/// guaranteed to be zeroed either: clear them before relying on their contents.
+///
+/// What they hold (Xen's `xen/common/page_alloc.c`): Xen scrubs a page when it is allocated only if the
+/// page is flagged as needing it, and `free_domheap_pages` flags a freed page only when the freeing domain
+/// is dying, Xen was built with `CONFIG_SCRUB_DEBUG` (the default of a debug build), or `scrub-domheap`
+/// is on the Xen command line; boot memory is flagged unless `bootscrub=off` (and with the default
+/// `bootscrub=idle` it may be scrubbed in the background, or on allocation). So on a release Xen a page
+/// that a live domain freed (`decrease_reservation`, a balloon driver) comes back with that domain's data.
+/// A scrubbed page is zeros on a release Xen, and the byte `0xc2` on every byte on a debug Xen
+/// (`scrub_one_page`'s `SCRUB_PATTERN`, there so that nothing relies on zeroed pages).
 ///
 /// # Safety
 ///

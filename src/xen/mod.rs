@@ -90,6 +90,8 @@ pub(crate) mod arg;
 pub(crate) mod call;
 mod error;
 
+pub mod blkfront;
+pub mod blkif;
 pub mod console;
 pub mod evtchn;
 pub mod grant_table;

@@ -2,7 +2,7 @@
 //! typed API's modules, which nothing uses.
 
 use super::{
-    DomId, evtchn, grant_table, hvm, memory, multicall, netif, sched, time, vcpu, version,
+    DomId, blkif, evtchn, grant_table, hvm, memory, multicall, netif, sched, time, vcpu, version,
 };
 #[cfg(not(all(any(target_arch = "arm", target_arch = "aarch64"), target_os = "none")))]
 use super::{pvh, x86};
@@ -55,6 +55,11 @@ const _: () = {
         vcpu::RegisterRunstateMemoryArea: 8, 8;
         time::VcpuSetSingleshotTimer: 16, 8;
         multicall::MulticallEntry: 64, 8;
+        blkif::BlkifRequestSegment: 8, 4;
+        blkif::BlkifRequest: 112, 8;
+        blkif::BlkifRequestDiscard: 32, 8;
+        blkif::BlkifRequestIndirect: 64, 8;
+        blkif::BlkifResponse: 16, 8;
         netif::NetifTxRequest: 12, 4;
         netif::NetifTxResponse: 4, 2;
         netif::NetifRxRequest: 8, 4;

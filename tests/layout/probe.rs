@@ -1123,6 +1123,7 @@ fn every_abi_structure_is_compared() {
 
 // ---------------------------------------------------------------- io/ring.h, io/console.h, io/xs_wire.h
 
+use xen_hypercall::xen::blkif;
 use xen_hypercall::xen::ring::{
     self, Slot, SringHeader, XenconsInterface, XenstoreDomainInterface,
 };
@@ -1197,7 +1198,139 @@ fn io_layouts() -> Vec<Layout> {
         layout!(XsdSockmsg => "struct xsd_sockmsg" {
             r#type => "type", req_id => "req_id", tx_id => "tx_id", len => "len",
         }),
+        layout!(blkif::BlkifRequestSegment => "struct blkif_request_segment" {
+            gref => "gref", first_sect => "first_sect", last_sect => "last_sect",
+        }),
+        layout!(blkif::BlkifRequest => "struct blkif_request" {
+            operation => "operation", nr_segments => "nr_segments", handle => "handle", id => "id",
+            sector_number => "sector_number", seg => "seg",
+        }),
+        layout!(blkif::BlkifRequestDiscard => "struct blkif_request_discard" {
+            operation => "operation", flag => "flag", handle => "handle", id => "id",
+            sector_number => "sector_number", nr_sectors => "nr_sectors",
+        }),
+        layout!(blkif::BlkifRequestIndirect => "struct blkif_request_indirect" {
+            operation => "operation", indirect_op => "indirect_op", nr_segments => "nr_segments",
+            id => "id", sector_number => "sector_number", handle => "handle",
+            indirect_grefs => "indirect_grefs",
+        }),
+        layout!(blkif::BlkifResponse => "struct blkif_response" {
+            id => "id", operation => "operation", status => "status",
+        }),
+        layout!(Slot<blkif::BlkifRequest, blkif::BlkifResponse> => "union blkif_sring_entry" {}),
     ]
+}
+
+/// `io/blkif.h`'s constants, and the ring's entries for 1, 2, 4, 8 and 16 pages with the real request and
+/// response types (`blkif::ring_entries`).
+fn blkif_constants() -> Vec<(&'static str, u64)> {
+    let e = |order| blkif::ring_entries(order).into();
+    vec![
+        ("BLKIF_OP_READ", blkif::BLKIF_OP_READ.into()),
+        ("BLKIF_OP_WRITE", blkif::BLKIF_OP_WRITE.into()),
+        (
+            "BLKIF_OP_WRITE_BARRIER",
+            blkif::BLKIF_OP_WRITE_BARRIER.into(),
+        ),
+        (
+            "BLKIF_OP_FLUSH_DISKCACHE",
+            blkif::BLKIF_OP_FLUSH_DISKCACHE.into(),
+        ),
+        ("BLKIF_OP_RESERVED_1", blkif::BLKIF_OP_RESERVED_1.into()),
+        ("BLKIF_OP_DISCARD", blkif::BLKIF_OP_DISCARD.into()),
+        ("BLKIF_OP_INDIRECT", blkif::BLKIF_OP_INDIRECT.into()),
+        (
+            "BLKIF_MAX_SEGMENTS_PER_REQUEST",
+            blkif::BLKIF_MAX_SEGMENTS_PER_REQUEST as u64,
+        ),
+        (
+            "BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST",
+            blkif::BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST as u64,
+        ),
+        (
+            "(1 << XEN_PAGE_SHIFT) / sizeof(struct blkif_request_segment)",
+            blkif::SEGMENTS_PER_INDIRECT_PAGE as u64,
+        ),
+        ("BLKIF_DISCARD_SECURE", blkif::BLKIF_DISCARD_SECURE.into()),
+        (
+            "BLKIF_RSP_EOPNOTSUPP",
+            blkif::BLKIF_RSP_EOPNOTSUPP as i64 as u64,
+        ),
+        ("BLKIF_RSP_ERROR", blkif::BLKIF_RSP_ERROR as i64 as u64),
+        ("BLKIF_RSP_OKAY", blkif::BLKIF_RSP_OKAY as i64 as u64),
+        ("VDISK_CDROM", blkif::VDISK_CDROM.into()),
+        ("VDISK_REMOVABLE", blkif::VDISK_REMOVABLE.into()),
+        ("VDISK_READONLY", blkif::VDISK_READONLY.into()),
+        ("__CONST_RING_SIZE(blkif, 1 << XEN_PAGE_SHIFT)", e(0)),
+        ("__CONST_RING_SIZE(blkif, (1 << XEN_PAGE_SHIFT) << 1)", e(1)),
+        ("__CONST_RING_SIZE(blkif, (1 << XEN_PAGE_SHIFT) << 2)", e(2)),
+        ("__CONST_RING_SIZE(blkif, (1 << XEN_PAGE_SHIFT) << 3)", e(3)),
+        ("__CONST_RING_SIZE(blkif, (1 << XEN_PAGE_SHIFT) << 4)", e(4)),
+    ]
+}
+
+#[test]
+fn blkif_layouts_and_ring_sizes_match_io_blkif_h() {
+    require_tools();
+    let constants = blkif_constants();
+    let mut mismatches = Vec::new();
+    for t in TARGETS.iter().chain([&X86_64]) {
+        mismatches.extend(io_compare(t, &io_layouts(), &constants));
+    }
+    assert!(
+        mismatches.is_empty(),
+        "blkif layouts or constants differ from io/blkif.h:\n{}",
+        mismatches.join("\n")
+    );
+    // The values the comparison confirmed, written out: 36 slots fit in a page, rounded to 32, and so on.
+    let sizes: Vec<u32> = (0..=4).map(blkif::ring_entries).collect();
+    assert_eq!(sizes, [32, 64, 128, 256, 512]);
+    assert_eq!(blkif::ring_entries(5), 0);
+}
+
+/// An indirect request laid out as i386 packs it (`id` at 4, no 8-byte alignment) and a response whose
+/// status sits after a 16-bit operation: the comparison must notice both.
+#[repr(C, packed(4))]
+struct I386Indirect {
+    operation: u8,
+    indirect_op: u8,
+    nr_segments: u16,
+    id: u64,
+}
+
+#[repr(C)]
+struct WideOpResponse {
+    id: u64,
+    operation: u16,
+    status: i16,
+}
+
+#[test]
+fn a_wrong_blkif_layout_is_caught() {
+    require_tools();
+    let broken = vec![
+        layout!(I386Indirect => "struct blkif_request_indirect" { id => "id" }),
+        layout!(WideOpResponse => "struct blkif_response" { operation => "operation", status => "status" }),
+    ];
+    let wrong = [
+        ("__CONST_RING_SIZE(blkif, (1 << XEN_PAGE_SHIFT) << 1)", 72),
+        ("BLKIF_RSP_ERROR", 1),
+    ];
+    for t in TARGETS.iter().chain([&X86_64]) {
+        let m = io_compare(t, &broken, &wrong);
+        for what in [
+            "I386Indirect vs struct blkif_request_indirect: offset of id",
+            "I386Indirect vs struct blkif_request_indirect: align",
+            "WideOpResponse vs struct blkif_response: size of operation",
+            "constant __CONST_RING_SIZE(blkif, (1 << XEN_PAGE_SHIFT) << 1)",
+            "constant BLKIF_RSP_ERROR",
+        ] {
+            assert!(
+                m.iter().any(|s| s.contains(what)),
+                "{t}: {what} not caught: {m:?}"
+            );
+        }
+    }
 }
 
 /// The entries of a ring of `Req`/`Rsp` slots in `pages` pages, as `FrontRing` computes them.

@@ -4,7 +4,7 @@
 //! frames are always distinct values.
 
 use xen_hypercall::mock::{self, Call};
-use xen_hypercall::xen::evtchn::{self, Events, Port};
+use xen_hypercall::xen::evtchn::{self, Events, Port, PortVcpus};
 use xen_hypercall::xen::grant_table::{
     self as gt, CopyPtr, FreeRefs, GntMap, GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef,
     GrantEntryV1, GrantError, GrantHandle, GrantPtr, GrantRef, GrantStatus, GrantTable, MapArea,
@@ -13,7 +13,7 @@ use xen_hypercall::xen::grant_table::{
 use xen_hypercall::xen::memory::{
     self, AddToPhysmapBatch, MemoryReservation, RemoveFromPhysmap, Space,
 };
-use xen_hypercall::xen::vcpu::{RunstateInfo, SharedInfo, XEN_RUNSTATE_UPDATE};
+use xen_hypercall::xen::vcpu::{RunstateInfo, SharedInfo, VcpuInfo, XEN_RUNSTATE_UPDATE};
 use xen_hypercall::xen::{DomId, Error, Page, nr, sched, vm_assist};
 
 fn only_call() -> Call {
@@ -1245,4 +1245,160 @@ fn a_user_wrapper_is_recorded_like_the_built_in_ones() {
     let c = only_call();
     assert_eq!((c.op, c.args[0], c.args[2]), (nr::GRANT_TABLE_OP, 3, 1));
     assert_eq!(c.bytes(1).map(<[u8]>::len), Some(4));
+}
+
+// ---------------------------------------------------------------- per-vCPU delivery
+
+/// What Xen's `evtchn_2l_set_pending` does for `port` bound to vCPU `vcpu`, whose `vcpu_info` is `vi`.
+fn xen_raises_on(info: *mut SharedInfo, vi: *mut VcpuInfo, port: u32) {
+    let (w, b) = ((port / 64) as usize, port % 64);
+    // SAFETY: `info` and `vi` are the test's; the test thread is their only user.
+    unsafe {
+        let was = (*info).evtchn_pending[w] & (1 << b) != 0;
+        (*info).evtchn_pending[w] |= 1 << b;
+        if !was && (*info).evtchn_mask[w] & (1 << b) == 0 {
+            (*vi).evtchn_pending_sel |= 1 << w;
+            (*vi).evtchn_upcall_pending = 1;
+        }
+    }
+}
+
+/// What `register_vcpu_info` does to the new `vcpu_info` (`xen/common/domain.c`: every selector bit
+/// set, the upcall flagged, "to make sure nothing gets lost").
+fn xen_registers(vi: *mut VcpuInfo) {
+    // SAFETY: as above.
+    unsafe {
+        (*vi).evtchn_pending_sel = !0;
+        (*vi).evtchn_upcall_pending = 1;
+    }
+}
+
+/// Answers `EVTCHNOP_bind_ipi` with `port`, checking the vCPU asked for.
+fn ipi_answer(port: u32, vcpu: u32) {
+    mock::respond(move |c| {
+        assert_eq!(c.op(), nr::EVENT_CHANNEL_OP);
+        assert_eq!(c.arg(0), evtchn::EVTCHNOP_BIND_IPI);
+        assert!(c.update(1, |b: &mut evtchn::BindIpi| {
+            assert_eq!(b.vcpu, vcpu);
+            b.port = Port(port);
+        }));
+        0
+    });
+}
+
+fn leak<T>(t: T) -> &'static T {
+    Box::leak(Box::new(t))
+}
+
+/// Two vCPUs: vCPU 1 binds an IPI to itself (port 40) and vCPU 0 one to vCPU 0 (port 41, same word);
+/// both are raised, then vCPU 0 registers its `vcpu_info` (its whole selector set) and drains.
+/// Returns (what vCPU 0 took, what vCPU 1 took afterwards). `filter`: whether vCPU 0 drains with its
+/// ports (false: the negative control, a drain without the per-vCPU filter).
+fn two_vcpus(filter: bool) -> (Vec<u32>, Vec<u32>) {
+    mock::reset();
+    let table: &'static PortVcpus<2> = leak(PortVcpus::new());
+    let mut p = page();
+    let info: *mut SharedInfo = &raw mut *p;
+    let vi0: *mut VcpuInfo = Box::leak(Box::new(VcpuInfo::default()));
+    let vi1: *mut VcpuInfo = Box::leak(Box::new(VcpuInfo::default()));
+    ipi_answer(40, 1);
+    assert_eq!(table.bind_ipi(1), Ok(Port(40)));
+    ipi_answer(41, 0);
+    assert_eq!(table.bind_ipi(0), Ok(Port(41)));
+    assert_eq!(mock::take_calls().len(), 2);
+    // SAFETY: the page and both vcpu_infos outlive the `Events`; Xen's writes are simulated between calls.
+    let (e0, e1) = unsafe {
+        (
+            Events::with_vcpu_info(info, vi0),
+            Events::with_vcpu_info(info, vi1).with_ports(table.vcpu(1).unwrap()),
+        )
+    };
+    let e0 = if filter {
+        e0.with_ports(table.vcpu(0).unwrap())
+    } else {
+        e0
+    };
+    xen_raises_on(info, vi1, 40);
+    xen_raises_on(info, vi0, 41);
+    xen_registers(vi0);
+    let mut on0 = Vec::new();
+    e0.for_each_pending(|p| on0.push(p.0));
+    let mut on1 = Vec::new();
+    e1.for_each_pending(|p| on1.push(p.0));
+    drop(p);
+    (on0, on1)
+}
+
+#[test]
+fn a_port_bound_to_vcpu_1_is_not_taken_by_vcpu_0s_drain() {
+    let (on0, on1) = two_vcpus(true);
+    assert_eq!(on0, [41]);
+    assert_eq!(on1, [40]);
+}
+
+#[test]
+fn negative_control_without_the_filter_vcpu_0_steals_vcpu_1s_ipi() {
+    // The drain as it was before per-vCPU binding: vCPU 0 takes port 40 and vCPU 1 finds nothing, the
+    // failure the filter prevents (this test shows the check above can fail).
+    let (on0, on1) = two_vcpus(false);
+    assert_eq!(on0, [40, 41]);
+    assert!(on1.is_empty());
+}
+
+#[test]
+fn port_vcpus_start_on_vcpu_0_and_move_with_bind_vcpu_and_close() {
+    mock::reset();
+    let table: PortVcpus<3> = PortVcpus::new();
+    assert_eq!(table.vcpu_of(Port(0)), Some(0));
+    assert_eq!(table.vcpu_of(Port(4095)), Some(0));
+    assert_eq!(table.vcpu_of(Port(4096)), None);
+    assert!(table.vcpu(3).is_none());
+    // bind_vcpu: the hypercall, then the record.
+    mock::returns(0);
+    assert_eq!(table.bind_vcpu(Port(130), 2), Ok(()));
+    let c = only_call();
+    assert_eq!(
+        (c.op, c.args[0]),
+        (nr::EVENT_CHANNEL_OP, evtchn::EVTCHNOP_BIND_VCPU)
+    );
+    let b: evtchn::BindVcpu = c.read(1).unwrap();
+    assert_eq!((b.port, b.vcpu), (Port(130), 2));
+    assert_eq!(table.vcpu_of(Port(130)), Some(2));
+    assert!(table.vcpu(2).unwrap().contains(Port(130)));
+    assert!(!table.vcpu(0).unwrap().contains(Port(130)));
+    assert!(table.vcpu(0).unwrap().contains(Port(131)));
+    // Xen refuses (a per-vCPU virq or IPI): the record does not move.
+    mock::fails(Error::EINVAL);
+    assert_eq!(table.bind_vcpu(Port(130), 1), Err(Error::EINVAL));
+    mock::take_calls();
+    assert_eq!(table.vcpu_of(Port(130)), Some(2));
+    // Bad input: no hypercall.
+    assert_eq!(table.bind_vcpu(Port(130), 3), Err(Error::EINVAL));
+    assert_eq!(table.bind_vcpu(Port(4096), 1), Err(Error::EINVAL));
+    assert_eq!(table.bind_ipi(3), Err(Error::EINVAL));
+    assert_eq!(table.bind_virq(evtchn::Virq::TIMER, 7), Err(Error::EINVAL));
+    assert_eq!(table.note(Port(5000), 0), Err(Error::EINVAL));
+    assert!(mock::take_calls().is_empty());
+    // close: back on vCPU 0, where Xen puts the next port with this number.
+    mock::returns(0);
+    assert_eq!(table.close(Port(130)), Ok(()));
+    assert_eq!(only_call().args[0], evtchn::EVTCHNOP_CLOSE);
+    assert_eq!(table.vcpu_of(Port(130)), Some(0));
+    assert!(!table.vcpu(2).unwrap().contains(Port(130)));
+}
+
+#[test]
+fn bind_virq_records_the_vcpu_xen_was_asked_for() {
+    mock::reset();
+    let table: PortVcpus<2> = PortVcpus::new();
+    mock::respond(|c| {
+        assert_eq!(c.arg(0), evtchn::EVTCHNOP_BIND_VIRQ);
+        assert!(c.update(1, |b: &mut evtchn::BindVirq| {
+            assert_eq!((b.virq, b.vcpu), (0, 1));
+            b.port = Port(77);
+        }));
+        0
+    });
+    assert_eq!(table.bind_virq(evtchn::Virq::TIMER, 1), Ok(Port(77)));
+    assert_eq!(table.vcpu_of(Port(77)), Some(1));
 }

@@ -5,7 +5,7 @@
 //!   `cargo-xen` tool's library, re-exported.
 //! - [`fixtures`]: builds the call-site fixtures and checks every stub's machine code.
 //! - [`bench`](mod@bench): the strategy benchmark's architecture-neutral core; [`bench_arm`] and
-//!   [`bench_x86`] measure its ARM and x86-64 rows.
+//!   [`bench_x86`] measure its ARM and x86-64 rows; [`blkbench`]: the block frontend against Linux's.
 //! - [`el2`]: the EL2 harness runner (every stub executed under a hypervisor of our own, in QEMU).
 //! - [`package`]: the published crates build their own tests from their `.crate` files.
 //! - [`scenario`]: what the real-Xen scenarios share: Xen builds, the machine a scenario declares and
@@ -23,6 +23,7 @@
 pub mod bench;
 pub mod bench_arm;
 pub mod bench_x86;
+pub mod blkbench;
 pub mod domains;
 pub mod el2;
 pub mod fixtures;

@@ -21,7 +21,7 @@ use crate::{par, setup, util, xensrc};
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The guest's checks (`ok <check>:`), in its order.
-pub const CHECKS: [&str; 15] = [
+pub const CHECKS: [&str; 17] = [
     "smccc::is_xen",
     "smccc::version",
     "smccc::hypervisor call count, revision",
@@ -36,6 +36,8 @@ pub const CHECKS: [&str; 15] = [
     "psci::affinity_info(1) after CPU_ON",
     "vcpu::register_vcpu_info on vCPU 1",
     "evtchn::bind_ipi on vCPU 1, event received on vCPU 0",
+    "vCPU 0 drains after register_vcpu_info, vCPU 1's IPI stays pending",
+    "vCPU 1 takes its IPI with its own drain",
     "psci::affinity_info(1) after vCPU 1's CPU_OFF",
 ];
 
@@ -271,9 +273,9 @@ mod tests {
         let good = output(
             &CHECKS,
             "PAR_STACK = 0xff00000078015b80\nPAR_VCPU1_STACK = 0xff0000007801bb80\n\
-             summary: all 15/15 checks passed\n(XEN) Hardware Dom0 halted: halting machine\n",
+             summary: all 17/17 checks passed\n(XEN) Hardware Dom0 halted: halting machine\n",
         );
-        assert_eq!(judge(&good, false, XenBuild::Release), (15, vec![]));
+        assert_eq!(judge(&good, false, XenBuild::Release), (17, vec![]));
         // Wrong build, time-out, a FAIL line, no halt, a missing check: each is caught.
         assert_eq!(judge(&good, false, XenBuild::Debug).1.len(), 1);
         assert_eq!(judge(&good, true, XenBuild::Release).1.len(), 1);
@@ -282,7 +284,7 @@ mod tests {
             "FAIL psci::cpu_on(7), no such vCPU: 0",
         );
         let (passed, problems) = judge(&failed, false, XenBuild::Release);
-        assert_eq!(passed, 14);
+        assert_eq!(passed, 16);
         assert_eq!(problems.len(), 2, "{problems:?}");
         let crashed = good.replace("Hardware Dom0 halted", "Hardware Dom0 crashed");
         assert_eq!(judge(&crashed, false, XenBuild::Release).1.len(), 1);

@@ -372,7 +372,10 @@ fn bad_inputs(bin: &Path, guest: &Path, c: &mut Checks) -> Result<()> {
             .arg(guest)
             .arg(&stripped),
     )?;
-    let host = std::env::current_exe()?;
+    // A host ELF: this program, copied through `/proc/self/exe`, which stays readable even when a later
+    // build has replaced the file it was started from.
+    let host = dir.join("host-elf");
+    std::fs::copy("/proc/self/exe", &host).context("copying this program's ELF")?;
     for (what, path, want) in [
         ("not an ELF", text.as_path(), "not an ELF"),
         ("an empty file", &empty, "empty"),

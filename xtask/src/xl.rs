@@ -238,6 +238,106 @@ xenstore-write "$XENBUS_PATH/hotplug-status" connected
 /// Where [`BLOCK_SCRIPT`] is in dom0 (libxl takes `script=` relative to `/etc/xen/scripts/`).
 pub const BLOCK_SCRIPT_NAME: &str = "block-ram";
 
+/// `blk-pattern SECTORS [START COUNT]…` in dom0: the disk image of the block scenario, on its standard
+/// output, built by dom0 itself (the reference the frontend's writes are checked against): 512-byte sector
+/// `s` holds the 8-digit decimal of `s` 64 times, or of `s + 10000000` inside a `START COUNT` region
+/// (what the domU writes there).
+pub const BLK_PATTERN: &str = r#"#!/bin/sh
+n=$1; shift
+exec awk -v n="$n" -v r="$*" 'BEGIN { k = split(r, a, " ");
+  for (i = 0; i < n; i++) { v = i; for (j = 1; j < k; j += 2) if (i >= a[j] + 0 && i < a[j] + a[j + 1]) v = i + 10000000;
+    s = sprintf("%08d", v); s = s s; s = s s; s = s s; s = s s; s = s s; s = s s; printf "%s", s } }'
+"#;
+
+/// The modules of the Linux domU the block benchmark compares with (its `xen-blkfront`), under
+/// `kernel/drivers/`.
+pub const LINUX_DOMU_MODULES: [&str; 1] = ["block/xen-blkfront"];
+
+/// Where dom0 keeps the Linux domU's kernel (dom0's own `Image`) and initramfs; a domU whose
+/// configuration names [`LINUX_KERNEL`] makes [`initramfs`] add both.
+pub const LINUX_KERNEL: &str = "/domu/linux.Image";
+/// The Linux domU's initramfs in dom0.
+pub const LINUX_INITRD: &str = "/domu/linux-initrd.gz";
+
+/// The Linux domU's `/init` (busybox): loads `xen-blkfront`, waits for `/dev/xvda`, then for dom0's `GO`
+/// at the start of its last sector (read with `O_DIRECT`), runs the benchmark's workloads with `dd`
+/// (`iflag=direct`/`oflag=direct`, the same amounts as the library's frontend; the sequential ones three
+/// times, the random ones, a `dd` process per transfer, once), each timed with
+/// `/proc/uptime` and with the count of its `blkif` interrupt (the backend's notifications), prints
+/// `linux-blk: done`, stays connected 15 s (dom0 reads blkback's counters) and powers off.
+pub const LINUX_DOMU_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+insmod /xen-blkfront.ko
+n=0; while [ ! -b /dev/xvda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+echo "linux-blk: xvda $(cat /sys/block/xvda/size) sectors; $(dmesg | grep -m1 'blkfront: xvda')"
+n=0; while [ $n -lt 300 ]; do
+  [ "$(dd if=/dev/xvda bs=512 skip=8191 count=1 iflag=direct 2>/dev/null | head -c 2)" = GO ] && break
+  sleep 1; n=$((n + 1))
+done
+irq() { grep blkif /proc/interrupts | awk '{ s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; print s }'; }
+run() { name=$1; shift; a=$(irq); t0=$(cut -d' ' -f1 /proc/uptime); "$@" > /dev/null 2>&1; r=$?
+  t1=$(cut -d' ' -f1 /proc/uptime); b=$(irq); echo "linux-blk: bench $name: $t0 $t1 irq $((b - a)) rc $r"; }
+rand() { x=625341585; k=0; while [ $k -lt 1024 ]; do
+  x=$(( (x ^ (x << 13)) & 0xffffffff )); x=$(( x ^ (x >> 17) )); x=$(( (x ^ (x << 5)) & 0xffffffff ))
+  dd "$@" bs=4096 count=1 $(echo $1 | grep -q of= && echo seek || echo skip)=$((x % 1024)) 2>/dev/null || return 1
+  k=$((k + 1)); done; }
+for round in 1 2 3; do
+  run seq-read-4k dd if=/dev/xvda of=/dev/null bs=4096 count=1024 iflag=direct
+  run seq-write-4k dd if=/dev/zero of=/dev/xvda bs=4096 count=1024 oflag=direct
+  run seq-read-1m dd if=/dev/xvda of=/dev/null bs=1048576 count=4 iflag=direct
+  run seq-write-1m dd if=/dev/zero of=/dev/xvda bs=1048576 count=4 oflag=direct
+done
+run rand-read-4k rand if=/dev/xvda of=/dev/null iflag=direct
+run rand-write-4k rand of=/dev/xvda if=/dev/zero oflag=direct
+run rand-loop-only rand if=/dev/zero of=/dev/null
+grep blkif /proc/interrupts | sed 's/^/linux-blk: interrupts /'
+echo "linux-blk: done"
+sleep 15
+poweroff -f
+"#;
+
+/// The Linux domU's initramfs: busybox (from the unpacked packages), `xen-blkfront.ko`, and
+/// [`LINUX_DOMU_INIT`], gzip'd.
+pub fn linux_domu_initrd(dom0: &Dom0) -> Result<Vec<u8>> {
+    let mut cpio = Cpio::default();
+    for d in ["dev", "proc", "sys", "bin", "tmp"] {
+        cpio.dir(d);
+    }
+    let busybox = std::fs::read(dom0.root.join("bin/busybox")).context("busybox")?;
+    cpio.file("bin/busybox", 0o755, &busybox);
+    let rel = format!(
+        "lib/modules/{}/kernel/drivers/{}.ko",
+        dom0.release, LINUX_DOMU_MODULES[0]
+    );
+    let ko = std::fs::read(dom0.kernel_tree.join(&rel)).with_context(|| rel.clone())?;
+    cpio.file("xen-blkfront.ko", 0o644, &ko);
+    cpio.file("init", 0o755, LINUX_DOMU_INIT.as_bytes());
+    let archive = cpio.finish();
+    let mut gz = Command::new("gzip")
+        .args(["-n", "-6", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start gzip")?;
+    let mut stdin = gz.stdin.take().context("no pipe")?;
+    let writer = std::thread::spawn(move || stdin.write_all(&archive));
+    let out = gz.wait_with_output()?;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("gzip writer panicked"))??;
+    if !out.status.success() {
+        bail!("gzip failed");
+    }
+    Ok(out.stdout)
+}
+
+/// The regions (start sector, sectors) the block domU writes: odd offsets and lengths, requests across
+/// the 11-segment limit, the first and the last sector.
+pub const BLK_REGIONS: &str = "1 1 3 97 200 89 511 300 4000 177 8191 1";
+
 /// The toolstack's programs `/init` runs (every one is checked to find its libraries in the initramfs).
 pub const PROGRAMS: [&str; 5] = [
     "usr/lib/xen-4.17/bin/xl",
@@ -377,6 +477,9 @@ pub enum Step {
     /// Among the children of `dir` listed by `xenstore-ls -p`, `name` must have the permissions `perms`
     /// (as it prints them: `n1,r0`).
     Perms(&'static str, &'static str, &'static str),
+    /// Runs the shell command `cmd` (in `/init`'s shell, with `$D` the domU's domid): `ok NAME: label`
+    /// when it succeeds, `FAIL NAME: label` otherwise; its output is printed under the line either way.
+    Shell(&'static str, &'static str),
     /// Makes `count` children under `dir` (`<dir>/<FILL_NAME><i>`, value `x`) in one `xenstore-write`:
     /// a directory as big as dom0 wants, beyond a domU's node-size quota.
     Fill(&'static str, u32),
@@ -396,6 +499,7 @@ impl Step {
             Step::Await(k, v) => Some(format!("await {k} = {v}")),
             Step::Expect(k, v) => Some(format!("{k} = {v}")),
             Step::Perms(dir, name, p) => Some(format!("perms {dir}/{name} = ({p})")),
+            Step::Shell(label, _) => Some(label.to_string()),
             Step::Write(..) => None,
             Step::Fill(dir, n) => Some(format!("fill {dir} with {n}")),
             Step::Run(label, _) => Some(format!("run {label}")),
@@ -452,6 +556,10 @@ impl Step {
                 "  timeout 10 xenstore-ls -p {p} > /tmp/{name}.ls 2>&1\n  if grep -q {pat} /tmp/{name}.ls; then ok {l}; else fail {l}; show /tmp/{name}.ls; fi\n",
                 p = path(dir),
                 pat = quote(&format!("^{child} = .*({perms})$")),
+                l = quote(&format!("{name}: {label}")),
+            ),
+            Step::Shell(_, cmd) => format!(
+                "  if {{ {cmd}\n  }} > /tmp/{name}.sh 2>&1; then ok {l}; else fail {l}; fi; show /tmp/{name}.sh\n",
                 l = quote(&format!("{name}: {label}")),
             ),
         }
@@ -560,6 +668,22 @@ pub const DETACH: &str = "timeout 30 xl network-detach $D 0; echo \"xl network-d
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
 
 impl Scenario {
+    /// How long one boot may take: [`TIMEOUT`], or 4 minutes for a scenario with disks (its domUs move
+    /// megabytes through blkback under TCG), 7 with a Linux domU.
+    pub fn boot_timeout(&self) -> Duration {
+        let linux = self
+            .domus
+            .iter()
+            .any(|d| d.config.iter().any(|l| l.contains(LINUX_KERNEL)));
+        if linux {
+            Duration::from_secs(420)
+        } else if self.ram_disks() > 0 {
+            Duration::from_secs(240)
+        } else {
+            TIMEOUT
+        }
+    }
+
     /// How many RAM disks dom0 needs (`brd`'s `rd_nr`): one past the highest declared.
     pub fn ram_disks(&self) -> u32 {
         self.domus
@@ -953,7 +1077,198 @@ impl Scenario {
             Scenario::xenbus(),
             Scenario::xenbus32(),
             Scenario::net(),
+            Scenario::blk(),
         ]
+    }
+
+    /// The block benchmark's run (`cargo bench --bench blk`, not among [`Scenario::all`]): the frontend's
+    /// workloads
+    /// (`xl_blk.rs`'s `bench_run`) on a RAM disk, and blkback's interrupt count for the disk (the
+    /// notifications it received) read by dom0 before the frontend disconnects; then the same workloads
+    /// with `dd` in a Linux domU (dom0's own kernel, `xen-blkfront`) on a second RAM disk of the same size,
+    /// started by dom0 once the first is done.
+    pub fn blkbench() -> Scenario {
+        Scenario {
+            name: "blkbench",
+            title: "block benchmark: the frontend's workloads and blkback's interrupts",
+            domus: vec![
+                DomU {
+                    name: "blkbench",
+                    bin: "xl-blk",
+                    isa: Isa::A64,
+                    config: vec![],
+                    console: vec![
+                        "xl-blk: ok connected",
+                        "xl-blk: bench seq-write-1m",
+                        "xl-blk: done",
+                    ],
+                    xenstore: vec![],
+                    shutdown: Shutdown::Poweroff,
+                    seconds: 120,
+                    disks: vec![Disk {
+                        vdev: "xvda",
+                        ram: 0,
+                    }],
+                    vifs: vec![],
+                    dom0: vec![
+                        // The Linux domU boots first, so that it is idle while this one runs.
+                        Step::Shell(
+                            "the Linux domU is up",
+                            "wait_for 150 grep -q 'linux-blk: xvda' /var/log/xen/console/guest-linux.log",
+                        ),
+                        Step::Write("data/disk-ready", "1"),
+                        Step::Await("data/bench-done", "1"),
+                        Step::Shell(
+                            "blkback interrupts",
+                            "grep blkif /proc/interrupts; grep . /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/*",
+                        ),
+                        Step::Write("data/bench-ack", "1"),
+                        Step::Await("data/blk-done", "1"),
+                        Step::Write("data/blk-ack", "1"),
+                        // Then Linux's turn.
+                        Step::Shell(
+                            "GO for the Linux domU",
+                            "sleep 2; grep blkif /proc/interrupts; printf GO | dd of=/dev/ram1 bs=512 seek=8191 conv=notrunc && sync",
+                        ),
+                    ],
+                },
+                DomU {
+                    name: "linux",
+                    // Not run: the configuration's `kernel` is Linux's (an image is built all the same).
+                    bin: "xl-blk",
+                    isa: Isa::A64,
+                    config: vec![
+                        "kernel = \"/domu/linux.Image\"",
+                        "ramdisk = \"/domu/linux-initrd.gz\"",
+                        "extra = \"console=hvc0 rdinit=/init quiet\"",
+                        "memory = 128",
+                    ],
+                    console: vec!["linux-blk: bench seq-write-1m", "linux-blk: done"],
+                    xenstore: vec![],
+                    shutdown: Shutdown::Poweroff,
+                    seconds: 300,
+                    disks: vec![Disk {
+                        vdev: "xvda",
+                        ram: 1,
+                    }],
+                    vifs: vec![],
+                    dom0: vec![Step::Shell(
+                        "blkback interrupts for Linux",
+                        "wait_for 290 grep -q 'linux-blk: done' /var/log/xen/console/guest-linux.log; \
+                     grep blkif /proc/interrupts; grep . /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/*",
+                    )],
+                },
+            ],
+            control: vec![],
+        }
+    }
+
+    /// The block frontend (`guests/src/bin/xl_blk.rs`, `xen::blkfront`) against Linux's blkback, four
+    /// domUs on four RAM disks filled by dom0: `blk` (multi-page ring, indirect and persistent grants as
+    /// offered), `blk32` (the same, a 32-bit A32 domain) and `blk1` (one ring page, direct requests, no
+    /// `feature-persistent`) read everything and
+    /// check it, write [`BLK_REGIONS`], flush, read past the end, close; dom0 then compares each disk
+    /// with the image it builds itself (`cmp`, `md5sum`). `blkdet` reads until dom0's `xl block-detach`
+    /// takes its disk away: a clear error, no hang, and every page handed back or accounted for.
+    pub fn blk() -> Scenario {
+        // dom0 builds both images once (the disks' first content, and what they must hold after the
+        // domUs' writes) and fills both disks; `blk1`'s steps wait for that.
+        const FILL: &str = "blk-pattern 8192 > /tmp/p && dd if=/tmp/p of=/dev/ram0 bs=65536 && \
+            dd if=/tmp/p of=/dev/ram1 bs=65536 && dd if=/tmp/p of=/dev/ram3 bs=65536 && sync && \
+            echo 3 > /proc/sys/vm/drop_caches && \
+            blk-pattern 8192 1 1 3 97 200 89 511 300 4000 177 8191 1 > /tmp/e && md5sum /tmp/p /tmp/e && \
+            touch /tmp/filled";
+        let checked = |name: &'static str, ram: u32| {
+            let (fill, check): (Step, &'static str) = match ram {
+                0 => (
+                    Step::Shell("filled the disks", FILL),
+                    "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram0 && cmp /tmp/e /dev/ram0",
+                ),
+                1 => (
+                    Step::Shell("waited for the fill", "wait_for 120 test -f /tmp/filled"),
+                    "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram1 && cmp /tmp/e /dev/ram1",
+                ),
+                _ => (
+                    Step::Shell("waited for the fill", "wait_for 120 test -f /tmp/filled"),
+                    "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram3 && cmp /tmp/e /dev/ram3",
+                ),
+            };
+            DomU {
+                name,
+                bin: "xl-blk",
+                isa: Isa::A64,
+                config: vec![],
+                console: vec![
+                    "xl-blk: ok connected",
+                    "xl-blk: ok read the whole disk",
+                    "xl-blk: ok wrote the regions",
+                    "xl-blk: ok flush",
+                    "xl-blk: ok read back",
+                    "xl-blk: ok past the end",
+                    "xl-blk: ok closed",
+                    "xl-blk: done",
+                ],
+                xenstore: vec![
+                    ("device/vbd/51712/state", Value::Is("1")),
+                    (VBD_BACKEND, Value::Is("2")),
+                ],
+                shutdown: Shutdown::Poweroff,
+                seconds: 120,
+                disks: vec![Disk { vdev: "xvda", ram }],
+                vifs: vec![],
+                dom0: vec![
+                    fill,
+                    Step::Write("data/disk-ready", "1"),
+                    Step::Await("data/blk-done", "1"),
+                    Step::Expect(VBD_BACKEND, "6"),
+                    Step::Write("data/blk-ack", "1"),
+                    Step::Shell("the disk is dom0's expected image", check),
+                ],
+            }
+        };
+        let mut blk = checked("blk", 0);
+        blk.dom0.insert(
+            0,
+            Step::Shell(
+                "blkback parameters",
+                "grep . /sys/module/xen_blkback/parameters/*",
+            ),
+        );
+        // The same run as `blk` from a 32-bit (A32) domain.
+        let mut blk32 = checked("blk32", 3);
+        blk32.isa = Isa::A32;
+        let det = DomU {
+            name: "blkdet",
+            bin: "xl-blk",
+            isa: Isa::A64,
+            config: vec![],
+            console: vec![
+                "xl-blk: ok connected",
+                "xl-blk: ok detached",
+                "xl-blk: ok closed",
+                "xl-blk: done",
+            ],
+            xenstore: vec![(VBD_BACKEND, Value::Is("2"))],
+            shutdown: Shutdown::Poweroff,
+            seconds: 120,
+            disks: vec![Disk {
+                vdev: "xvda",
+                ram: 2,
+            }],
+            vifs: vec![],
+            dom0: vec![
+                Step::Write("data/disk-ready", "1"),
+                Step::Await("data/blk-reading", "1"),
+                Step::Shell("xl block-detach", "timeout 40 xl block-detach blkdet xvda"),
+                Step::Write("data/blk-ack", "1"),
+            ],
+        };
+        Scenario {
+            name: "blk",
+            title: "the block frontend on blkback: every byte checked by dom0, errors, block-detach",
+            domus: vec![blk, checked("blk1", 1), det, blk32],
+            control: vec![],
+        }
     }
 }
 
@@ -1110,11 +1425,14 @@ pub fn fetch() -> Result<Dom0> {
     {
         let release = release.trim().to_string();
         // A module added to the lists since: unpacked again from the kernel package kept in `debs`.
-        let missing = all_modules().iter().any(|m| {
-            !kernel_tree
-                .join(format!("lib/modules/{release}/kernel/{m}.ko"))
-                .is_file()
-        });
+        let missing = all_modules()
+            .into_iter()
+            .chain(LINUX_DOMU_MODULES.iter().map(|m| format!("drivers/{m}")))
+            .any(|m| {
+                !kernel_tree
+                    .join(format!("lib/modules/{release}/kernel/{m}.ko"))
+                    .is_file()
+            });
         let deb = std::fs::read_dir(&debs)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| {
@@ -1237,7 +1555,10 @@ fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
     let mut tar = Command::new("tar");
     tar.arg("-x").arg("-C").arg(into);
     tar.arg(format!("./boot/vmlinuz-{release}"));
-    for m in all_modules() {
+    for m in all_modules()
+        .into_iter()
+        .chain(LINUX_DOMU_MODULES.iter().map(|m| format!("drivers/{m}")))
+    {
         tar.arg(format!("./lib/modules/{release}/kernel/{m}.ko"));
     }
     let status = tar
@@ -1763,6 +2084,16 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
         0o755,
         VIF_SCRIPT.as_bytes(),
     );
+    cpio.file("usr/bin/blk-pattern", 0o755, BLK_PATTERN.as_bytes());
+    if scenario
+        .domus
+        .iter()
+        .any(|d| d.config.iter().any(|l| l.contains(LINUX_KERNEL)))
+    {
+        let image = std::fs::read(&dom0.kernel).context("the Linux domU's kernel")?;
+        cpio.file(LINUX_KERNEL, 0o644, &image);
+        cpio.file(LINUX_INITRD, 0o644, &linux_domu_initrd(dom0)?);
+    }
     cpio.file("bin/udp-check", 0o755, UDP_CHECK.as_bytes());
     for d in &scenario.domus {
         cpio.file(
@@ -2184,9 +2515,9 @@ pub fn run(scenario: &Scenario, dom0: &Dom0, xens: &[(XenBuild, PathBuf)]) -> Re
     for (build, xen) in xens {
         let mut cmd = command(xen, &dom0.kernel, &initrd)?;
         let timeout = if scenario.domus.iter().any(|d| d.bin == LINUX) {
-            LINUX_TIMEOUT
+            LINUX_TIMEOUT.max(scenario.boot_timeout())
         } else {
-            TIMEOUT
+            scenario.boot_timeout()
         };
         let boot = xen::run_qemu(&mut cmd, timeout, finished)?;
         let log = dir().join(format!("{}-{}.log", scenario.name, build.name()));

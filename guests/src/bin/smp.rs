@@ -7,8 +7,11 @@
 //! with `CPU_ON` (entry point computed PC-relatively, the context id is the top of vCPU 1's stack), and
 //! checks `CPU_ON` of a vCPU that does not exist fails with `INVALID_PARAMETERS`. vCPU 1 sets its stack
 //! pointer from the context id, registers its own `vcpu_info`, binds an IPI event channel to vCPU 0,
-//! publishes the port and sends on it; vCPU 0 receives the event through `evtchn::Events`, sees vCPU 1 on,
-//! lets it go, and sees it off after its `CPU_OFF`. vCPU 0 then prints its summary and ends the domain with
+//! publishes the port and sends on it; vCPU 0 receives the event through `evtchn::Events`, sees vCPU 1 on.
+//! Per-vCPU delivery (`evtchn::PortVcpus`): vCPU 1 also binds an IPI to itself, vCPU 0 sends on it, then
+//! registers its own `vcpu_info` (Xen sets its whole pending selector) and drains at once with its
+//! `Events::with_ports`: vCPU 1's IPI must stay pending, and vCPU 1, draining with its own, must take it.
+//! vCPU 0 then lets vCPU 1 go, and sees it off after its `CPU_OFF`. vCPU 0 then prints its summary and ends the domain with
 //! `psci::system_off` (Xen's "Hardware Dom0 halted" is the proof). Every check prints `ok …`/`FAIL …`.
 
 #![no_std]
@@ -25,7 +28,7 @@ mod mmu;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use common::{Checks, Deadline, Line, Page, pause, wait_event};
-use xen_hypercall::xen::evtchn::{self, Port};
+use xen_hypercall::xen::evtchn::{Events, Port, PortVcpus};
 use xen_hypercall::xen::sched::{self, ShutdownReason};
 use xen_hypercall::xen::vcpu::{self, VcpuInfo};
 use xen_hypercall::{psci, smccc};
@@ -46,6 +49,12 @@ static mut STACK1: Stack = Stack([0; 16384]);
 struct InfoSlot(VcpuInfo);
 // SAFETY: `VcpuInfo` is plain integers, for which all-zero bytes are a valid value.
 static mut VCPU1_INFO: InfoSlot = InfoSlot(unsafe { core::mem::zeroed() });
+/// vCPU 0's `vcpu_info`, registered by vCPU 0 once vCPU 1's IPI is pending.
+// SAFETY: as above.
+static mut VCPU0_INFO: InfoSlot = InfoSlot(unsafe { core::mem::zeroed() });
+
+/// Which vCPU each port is delivered to: both vCPUs bind through it and drain with their row.
+static PORTS: PortVcpus<2> = PortVcpus::new();
 
 static mut SHARED: Page = Page::new();
 
@@ -59,6 +68,12 @@ static PAR1: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
 static REGISTERED: AtomicU32 = AtomicU32::new(0);
 /// The IPI port vCPU 1 bound to vCPU 0 (0 before; bind failure: `u32::MAX`).
 static PORT: AtomicU32 = AtomicU32::new(0);
+/// The IPI port vCPU 1 bound to itself (0 before; bind failure: `u32::MAX`).
+static OWN_PORT: AtomicU32 = AtomicU32::new(0);
+/// Set by vCPU 0 once it drained after registering its `vcpu_info`: vCPU 1 may drain.
+static DRAINED: AtomicU32 = AtomicU32::new(0);
+/// vCPU 1's drain: 0 before, 1 it took its IPI, 2 it did not within the time.
+static OWN_TAKEN: AtomicU32 = AtomicU32::new(0);
 /// Set by vCPU 0: vCPU 1 may power itself off.
 static GO: AtomicU32 = AtomicU32::new(0);
 /// `CPU_OFF`'s error, should it return.
@@ -151,13 +166,33 @@ extern "C" fn secondary_main(context: usize) -> ! {
         },
         Ordering::Release,
     );
-    match evtchn::bind_ipi(0) {
+    // Bound before the IPI to vCPU 0 is published, so vCPU 0 finds both ports once it sees PORT.
+    let own = PORTS.bind_ipi(1);
+    OWN_PORT.store(own.map_or(u32::MAX, |p| p.0), Ordering::Release);
+    match PORTS.bind_ipi(0) {
         Ok(port) => {
             PORT.store(port.0, Ordering::Release);
-            let _ = evtchn::send(port);
+            let _ = xen_hypercall::xen::evtchn::send(port);
         }
         Err(_) => PORT.store(u32::MAX, Ordering::Release),
     }
+    // Drain for this vCPU once vCPU 0 has drained for itself: the IPI vCPU 0 sent must still be here.
+    let deadline = Deadline::in_ms(WAIT_MS);
+    while DRAINED.load(Ordering::Acquire) == 0 && !deadline.passed() {
+        pause();
+    }
+    let taken = match (own, PORTS.vcpu(1)) {
+        (Ok(own), Some(ports)) => {
+            // SAFETY: SHARED is the shared info page and VCPU1_INFO this vCPU's registered `vcpu_info`,
+            // both valid for the whole run and accessed only through `Events` (atomics).
+            let events =
+                unsafe { Events::with_vcpu_info((&raw mut SHARED).cast(), &raw mut VCPU1_INFO.0) }
+                    .with_ports(ports);
+            wait_event(&events, own, WAIT_MS)
+        }
+        _ => false,
+    };
+    OWN_TAKEN.store(if taken { 1 } else { 2 }, Ordering::Release);
     while GO.load(Ordering::Acquire) == 0 {
         pause();
     }
@@ -262,6 +297,10 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     // SAFETY: SHARED is a page of this image used for nothing else; from now on it is the shared info page,
     // accessed only through `events` (vCPU 0's vcpu_info is its slot 0).
     let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
+    let Some(ports0) = PORTS.vcpu(0) else {
+        common::halt()
+    };
+    let events = events.with_ports(ports0);
     c.check(
         "memory::map_shared_info",
         mapped.is_ok(),
@@ -346,6 +385,71 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
             .s("port ")
             .dec(port.into())
             .s(if fired { ": taken" } else { ": not received" }),
+    );
+
+    // vCPU 1's own IPI, raised by vCPU 0, then vCPU 0's drain right after `register_vcpu_info`, whose
+    // selector names every word.
+    let own = OWN_PORT.load(Ordering::Acquire);
+    let own_ok = own != 0 && own != u32::MAX;
+    let sent = own_ok && xen_hypercall::xen::evtchn::send(Port(own)).is_ok();
+    let pending_before = sent && events.is_pending(Port(own));
+    // SAFETY: VCPU0_INFO is a static of this image used for nothing else; Xen writes it from now on, and
+    // vCPU 0 stops using its slot of the shared info page (`events` is not used after this).
+    let r = unsafe { vcpu::register_vcpu_info_at(0, &raw mut VCPU0_INFO.0) };
+    // SAFETY: SHARED is the shared info page, VCPU0_INFO vCPU 0's `vcpu_info` once registered; both are
+    // accessed only through `Events` (atomics) for the rest of the run.
+    let events0 =
+        unsafe { Events::with_vcpu_info((&raw mut SHARED).cast(), &raw mut VCPU0_INFO.0) }
+            .with_ports(ports0);
+    let flagged = events0.upcall_pending();
+    let mut took_own = false;
+    let mut taken = 0u64;
+    events0.for_each_pending(|p| {
+        took_own |= p.0 == own;
+        taken += 1;
+    });
+    let still = events0.is_pending(Port(own));
+    DRAINED.store(1, Ordering::Release);
+    c.check(
+        "vCPU 0 drains after register_vcpu_info, vCPU 1's IPI stays pending",
+        r.is_ok() && pending_before && flagged && !took_own && still,
+        Line::new()
+            .s("port ")
+            .dec(own.into())
+            .s(if pending_before {
+                " pending"
+            } else {
+                " not pending"
+            })
+            .s(", register ")
+            .s(if r.is_ok() { "ok" } else { "failed" })
+            .s(if flagged {
+                ", upcall flagged"
+            } else {
+                ", no upcall"
+            })
+            .s(", vCPU 0 took ")
+            .dec(taken)
+            .s(if took_own {
+                " including it"
+            } else {
+                " other ports"
+            })
+            .s(if still { ", still pending" } else { ", gone" }),
+    );
+    let deadline = Deadline::in_ms(2 * WAIT_MS);
+    while OWN_TAKEN.load(Ordering::Acquire) == 0 && !deadline.passed() {
+        pause();
+    }
+    let own_taken = OWN_TAKEN.load(Ordering::Acquire);
+    c.check(
+        "vCPU 1 takes its IPI with its own drain",
+        own_taken == 1,
+        Line::new().s(match own_taken {
+            0 => "no answer",
+            1 => "taken on vCPU 1",
+            _ => "not received on vCPU 1",
+        }),
     );
 
     GO.store(1, Ordering::Release);

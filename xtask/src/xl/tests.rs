@@ -608,6 +608,55 @@ fn needed_libraries_are_read_from_the_dynamic_section() {
     assert!(needed(b"not an ELF file").is_err());
 }
 
+#[test]
+fn shell_steps_report_their_command_and_the_blk_scenario_declares_its_checks() {
+    let mut s = Scenario::console();
+    s.domus[0].dom0 = vec![Step::Shell("disk matches", "cmp /tmp/e /dev/ram0")];
+    let init = init_script(&s);
+    assert!(init.contains(
+        "  if { cmp /tmp/e /dev/ram0\n  } > /tmp/cons.sh 2>&1; then ok 'cons: disk matches'; else fail 'cons: disk matches'; fi; show /tmp/cons.sh\n"
+    ));
+    // Missing, then failed: each is one problem more than the console scenario has on the same output.
+    let base = judge(&Scenario::console(), &good(), false, XenBuild::Release);
+    let with = |extra: &str| {
+        let mut v = vec![extra.to_string()];
+        v.extend(base.iter().cloned());
+        v.sort();
+        v
+    };
+    let mut p = judge(&s, &good(), false, XenBuild::Release);
+    p.sort();
+    assert_eq!(p, with("cons: dom0 step `disk matches` did not run"));
+    let out = good().replace(
+        "xl-harness: done\n",
+        "xl-harness: FAIL cons: disk matches\nxl-harness:   | /tmp/e /dev/ram0 differ: char 513, line 1\nxl-harness: done\n",
+    );
+    let mut p = judge(&s, &out, false, XenBuild::Release);
+    p.sort();
+    assert_eq!(p, with("dom0: FAIL cons: disk matches"));
+    // The block scenario: four RAM disks, dom0's own image and comparison, the detach, a longer limit.
+    let blk = Scenario::blk();
+    assert_eq!(blk.ram_disks(), 4);
+    assert_eq!(blk.boot_timeout(), Duration::from_secs(240));
+    let init = init_script(&blk);
+    assert!(init.contains("blk-pattern 8192 1 1 3 97 200 89 511 300 4000 177 8191 1 > /tmp/e"));
+    assert!(init.contains("cmp /tmp/e /dev/ram0") && init.contains("cmp /tmp/e /dev/ram3"));
+    assert!(init.contains("timeout 40 xl block-detach blkdet xvda"));
+    assert_eq!(BLK_REGIONS, "1 1 3 97 200 89 511 300 4000 177 8191 1");
+    assert!(blk.domus.iter().any(|d| d.isa == Isa::A32));
+    // The benchmark is not among the scenarios `cargo xtask xl` runs; its Linux domU brings the files.
+    assert!(Scenario::all().iter().all(|s| s.name != "blkbench"));
+    let bench = Scenario::blkbench();
+    assert_eq!(bench.boot_timeout(), Duration::from_secs(420));
+    let linux = bench.domus.iter().find(|d| d.name == "linux").unwrap();
+    assert!(
+        linux
+            .config_file()
+            .contains("kernel = \"/domu/linux.Image\"")
+    );
+    assert!(LINUX_DOMU_INIT.contains("iflag=direct") && LINUX_DOMU_INIT.contains("oflag=direct"));
+}
+
 /// The harness's lines of a real release run of the xenbus scenario (with Xen's banner and its last line).
 const XENBUS_RUN: &str = include_str!("xenbus-release.txt");
 

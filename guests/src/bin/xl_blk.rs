@@ -1,0 +1,682 @@
+//! An `xl` domU with a disk (`cargo xtask xl blk`): the library's block frontend (`xen::blkfront`) on
+//! Linux's blkback, over a RAM disk dom0 filled with a pattern it computes itself.
+//!
+//! What it does depends on its name (xenstore's `name`):
+//!
+//! - `blk` and `blk32` (the frontend's defaults: a multi-page ring, indirect requests and persistent
+//!   grants as the backend offers) and `blk1` (one ring page, direct requests only, no
+//!   `feature-persistent`): once dom0 writes `data/disk-ready`, read the whole disk and check every
+//!   sector (sector `s` holds the 8-digit decimal of `s` 64 times), write the regions of `REGIONS`
+//!   (sector `s` then holds `s + 10000000`), flush, read the regions back, read the whole disk again
+//!   and check it, read past the end (a clear error), close, write `data/blk-done` and wait for dom0's
+//!   `data/blk-ack` (dom0 compares the disk with its own image meanwhile).
+//! - `blkbench` (`cargo bench --bench blk`): timed workloads, synchronous 4 KiB sequential and random
+//!   transfers and 1 MiB ones, three rounds, each with the frontend's counters; `data/bench-done` lets
+//!   dom0 read blkback's interrupt count for the disk before the frontend disconnects.
+//! - `blkdet`: reads the disk again and again after writing `data/blk-reading`, until dom0's
+//!   `xl block-detach` takes the disk away: the frontend must say the backend is gone, without a hang,
+//!   and close handing back every page whose grant ended.
+//!
+//! Lines: `xl-blk: ok …`/`FAIL …` checks, figures (`features …`, `stats …`, `bench …`), and `done`.
+//! The console, the xenstore client, the grant table, the shared info page and the event channel are
+//! the library's.
+
+#![no_std]
+#![no_main]
+
+#[path = "../common.rs"]
+#[allow(dead_code)]
+mod common;
+#[path = "../entry.rs"]
+mod entry;
+#[path = "../mmu.rs"]
+#[allow(dead_code)]
+mod mmu;
+
+use core::cell::Cell;
+
+use common::{Deadline, Line, pause};
+use xen_hypercall::xen::blkfront::{BlkError, BlkFront, Options, Pages, Xenbus, XenstoreBus};
+use xen_hypercall::xen::console::Console;
+use xen_hypercall::xen::evtchn::Port;
+use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
+use xen_hypercall::xen::hvm::{self, Param};
+use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
+use xen_hypercall::xen::ring::{ByteRing, End, SharedArea};
+use xen_hypercall::xen::sched::{self, ShutdownReason};
+use xen_hypercall::xen::xenstore::Xenstore;
+use xen_hypercall::xen::{DomId, Error, Page};
+
+const TAG: &str = "xl-blk: ";
+/// The regions written, (start, sectors): `BLK_REGIONS` of the harness.
+const REGIONS: [(u64, u64); 6] = [
+    (1, 1),
+    (3, 97),
+    (200, 89),
+    (511, 300),
+    (4000, 177),
+    (8191, 1),
+];
+/// How long one wait for the backend's event lasts at most, in ms.
+const EVENT_MS: u64 = 500;
+/// How long the whole run may take.
+const RUN_MS: u64 = 120_000;
+/// The chunk read at a time.
+const CHUNK: usize = 1024 * 1024;
+
+static mut SHARED: Page = Page::new();
+static mut RING: [Page; 16] = [const { Page::new() }; 16];
+static mut DATA: [Page; 256] = [const { Page::new() }; 256];
+static mut INDIRECT: [Page; 8] = [const { Page::new() }; 8];
+static mut BUF: [u8; CHUNK] = [0; CHUNK];
+
+/// The physical counter, which Xen's system time follows (`NOW()` = ticks since Xen's boot).
+#[cfg(target_arch = "aarch64")]
+fn cntpct() -> u64 {
+    let t: u64;
+    // SAFETY: Xen lets EL1 read the physical counter (CNTHCTL_EL2.EL1PCTEN); no side effect.
+    unsafe { core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) t, options(nomem, nostack)) };
+    t
+}
+
+#[cfg(target_arch = "aarch64")]
+fn cntfrq() -> u64 {
+    let f: u64;
+    // SAFETY: reading the frequency register has no side effect.
+    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f, options(nomem, nostack)) };
+    f
+}
+
+#[cfg(target_arch = "arm")]
+fn cntpct() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: as on AArch64 (CNTHCTL.PL1PCTEN); no side effect.
+    unsafe {
+        core::arch::asm!("isb", "mrrc p15, 0, {}, {}, c14", out(reg) lo, out(reg) hi, options(nomem, nostack))
+    };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+#[cfg(target_arch = "arm")]
+fn cntfrq() -> u64 {
+    let f: u32;
+    // SAFETY: reading the frequency register has no side effect.
+    unsafe { core::arch::asm!("mrc p15, 0, {}, c14, c0, 0", out(reg) f, options(nomem, nostack)) };
+    u64::from(f)
+}
+
+/// A Xen system time at least `ms` from now: the physical counter in ns is Xen's `NOW()` plus the count
+/// at Xen's boot, so a `sched_poll` until then lasts at least `ms` (and at most that plus Xen's boot time).
+fn xen_time_after(ms: u64) -> u64 {
+    let f = cntfrq().max(1);
+    let ticks = cntpct() + f / 1000 * ms;
+    (u128::from(ticks) * 1_000_000_000 / u128::from(f)) as u64
+}
+
+fn ms_since(t0: u64) -> u64 {
+    (cntpct() - t0) * 1000 / cntfrq().max(1)
+}
+
+/// The byte at `i` of sector `s` as dom0 wrote it (`written`: as this domU writes it).
+fn expected(s: u64, i: usize, written: bool) -> u8 {
+    let v = if written { s + 10_000_000 } else { s };
+    let digit = 7 - (i % 8);
+    b'0' + ((v / 10u64.pow(digit as u32)) % 10) as u8
+}
+
+fn in_region(s: u64) -> bool {
+    REGIONS.iter().any(|&(a, n)| s >= a && s < a + n)
+}
+
+struct Out<'a, W> {
+    con: Console<'a, W>,
+    failed: u32,
+}
+
+impl<W: FnMut() -> Result<(), Error>> Out<'_, W> {
+    fn say(&mut self, l: Line) {
+        let _ = self
+            .con
+            .write(Line::new().s(TAG).bytes(l.text()).s("\n").text());
+    }
+    fn check(&mut self, name: &str, good: bool, detail: Line) {
+        if !good {
+            self.failed += 1;
+        }
+        self.say(
+            Line::new()
+                .s(if good { "ok " } else { "FAIL " })
+                .s(name)
+                .s(": ")
+                .bytes(detail.text()),
+        );
+    }
+}
+
+fn blk_err(l: Line, e: BlkError) -> Line {
+    match e {
+        BlkError::Xen(e) => l.s("xen ").err(e),
+        BlkError::Io { sector } => l.s("I/O error at sector ").dec(sector),
+        BlkError::NotSupported => l.s("not supported"),
+        BlkError::OutOfRange => l.s("out of range"),
+        BlkError::Unaligned => l.s("unaligned"),
+        BlkError::ReadOnly => l.s("read-only"),
+        BlkError::BackendGone => l.s("backend gone"),
+        BlkError::Protocol => l.s("protocol error"),
+        BlkError::BadPages => l.s("bad pages"),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn guest_main(_dtb: usize) -> ! {
+    let run = Deadline::in_ms(RUN_MS);
+    let slow_wait = move || {
+        if run.passed() {
+            return Err(Error::ETIMEDOUT);
+        }
+        pause();
+        Ok(())
+    };
+    let con = Console::open(
+        // SAFETY: identity-mapped (`mmu.rs`, Normal memory): frame `pfn` is at `pfn * 4096`. The console
+        // page is the toolstack's, referenced by nothing in this program but the console.
+        |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
+        slow_wait,
+    );
+    let con = match con {
+        Ok(c @ Console::Ring(_)) => c,
+        _ => end(ShutdownReason::Crash),
+    };
+    let mut out = Out { con, failed: 0 };
+    let ok = run_all(&mut out);
+    out.say(Line::new().s("done"));
+    let _ = out.con.flush();
+    end(if ok && out.failed == 0 {
+        ShutdownReason::Poweroff
+    } else {
+        ShutdownReason::Crash
+    })
+}
+
+fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
+    // The shared info page first: every wait below sleeps in sched_poll on an event channel.
+    // SAFETY: SHARED is a page of this image used for nothing else: it becomes the shared info page,
+    // touched only through `events`.
+    let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
+    // SAFETY: GUEST_GNTTAB_BASE is the hole Xen reserves for the grant table; nothing else is there, and
+    // the MMU maps it to itself (`mmu.rs`), so the frame's address is where the entries are.
+    let table = unsafe {
+        GrantTable::<512>::map(
+            GUEST_GNTTAB_BASE >> 12,
+            1,
+            GUEST_GNTTAB_BASE as usize as *mut GrantEntryV1,
+        )
+    };
+    let (Ok(()), Ok(mut table)) = (mapped, table) else {
+        out.check("grant table and shared info", false, Line::new());
+        return false;
+    };
+    // xenstore, through its page and event channel (identity-mapped: the frame's address is the page's).
+    let (Ok(store_pfn), Ok(store_port)) = (
+        hvm::get_param(DomId::SELF, Param::STORE_PFN),
+        hvm::get_param(DomId::SELF, Param::STORE_EVTCHN),
+    ) else {
+        out.check("xenstore", false, Line::new().s("no store page"));
+        return false;
+    };
+    let store_port = Port(store_port as u32);
+    // Sleeps up to `ms`, or until xenstored's next event (a reply, a watch): no busy loop that would take
+    // the one CPU from dom0.
+    let nap = |ms: u64| {
+        let _ = events.wait_until_system_time(store_port, xen_time_after(ms));
+    };
+    // SAFETY: the store page is the toolstack's, identity-mapped (`mmu.rs`), referenced by nothing else in
+    // this program.
+    let Ok(area) = (unsafe { SharedArea::new((store_pfn << 12) as usize as *mut Page, 1) }) else {
+        return false;
+    };
+    let run = Deadline::in_ms(RUN_MS);
+    let mut xs = Xenstore::new(ByteRing::xenstore(area, End::Front), store_port, || {
+        if run.passed() {
+            return Err(Error::ETIMEDOUT);
+        }
+        nap(20);
+        Ok(())
+    });
+    let mut name = [0u8; 16];
+    let n = xs.read(b"name", &mut name).unwrap_or(0);
+    let name = &name[..n];
+
+    // Bounded waits: the xenbus phases by a deadline reset per phase, events by sched_poll.
+    let phase = Cell::new(Deadline::in_ms(20_000));
+    let pause_phase = || {
+        if phase.get().passed() {
+            return Err(Error::ETIMEDOUT);
+        }
+        nap(20);
+        Ok(())
+    };
+    let wait = |port: Port| events.wait_until_system_time(port, xen_time_after(EVENT_MS));
+    let detach = name == b"blkdet";
+    let bench = name == b"blkbench";
+    let options = if name == b"blk1" {
+        Options {
+            ring_page_order: 0,
+            persistent: false,
+            indirect_segments: 0,
+            ..Options::default()
+        }
+    } else {
+        Options::default()
+    };
+    let (ring, data, indirect) = (&raw mut RING, &raw mut DATA, &raw mut INDIRECT);
+    // SAFETY: the only references ever made to RING, DATA and INDIRECT: all are given to the frontend.
+    let pages = unsafe {
+        Pages {
+            ring: &mut *ring,
+            data: &mut *data,
+            indirect: &mut *indirect,
+        }
+    };
+    let bus = XenstoreBus {
+        xs: &mut xs,
+        pause: pause_phase,
+    };
+    let t0 = cntpct();
+    let fe = BlkFront::connect(bus, &mut table, 51712, pages, options, wait);
+    let mut fe = match fe {
+        Ok(fe) => fe,
+        Err(e) => {
+            out.check("connected", false, blk_err(Line::new(), e));
+            return false;
+        }
+    };
+    let i = *fe.info();
+    out.check(
+        "connected",
+        true,
+        Line::new()
+            .s("sectors ")
+            .dec(i.sectors)
+            .s(", sector-size ")
+            .dec(i.sector_size.into())
+            .s(", ring order ")
+            .dec(i.ring_page_order.into())
+            .s(" (backend max ")
+            .dec(i.max_ring_page_order.into())
+            .s("), ")
+            .dec(i.ring_entries.into())
+            .s(" slots, in ")
+            .dec(ms_since(t0))
+            .s(" ms"),
+    );
+    out.say(
+        Line::new()
+            .s("features: segments/request ")
+            .dec(i.segments_per_request.into())
+            .s(" (backend indirect ")
+            .dec(i.max_indirect_segments.into())
+            .s("), backend persistent ")
+            .dec(i.backend_persistent.into())
+            .s(", ours ")
+            .dec(options.persistent.into())
+            .s(", flush ")
+            .dec(i.flush.into()),
+    );
+    // The disk is dom0's to fill first.
+    phase.set(Deadline::in_ms(60_000));
+    let mut v = [0u8; 4];
+    let mut ready = true;
+    while !matches!(fe.bus_mut().xs.read(b"data/disk-ready", &mut v), Ok(1)) {
+        if phase.get().passed() {
+            out.check("disk ready", false, Line::new().s("dom0 never said"));
+            ready = false;
+            break;
+        }
+        nap(100);
+    }
+    let sectors = i.sectors_512();
+    let buf = &raw mut BUF;
+    // SAFETY: the only reference ever made to BUF.
+    let buf: &mut [u8] = unsafe { &mut *buf };
+    if ready && bench {
+        bench_run(out, &mut fe, buf);
+        // dom0 reads blkback's interrupt count for this disk while it is still connected.
+        let _ = fe.bus_mut().write(b"data/bench-done", b"1");
+        let until = Deadline::in_ms(30_000);
+        while !matches!(fe.bus_mut().xs.read(b"data/bench-ack", &mut v), Ok(1)) && !until.passed() {
+            nap(100);
+        }
+    } else if ready && detach {
+        detach_run(out, &mut fe, buf, sectors);
+    } else if ready {
+        data_run(out, &mut fe, buf, sectors);
+    }
+    let st = *fe.stats();
+    phase.set(Deadline::in_ms(10_000));
+    let back = fe.close(&mut table);
+    out.check(
+        "closed",
+        back.backend_closed,
+        Line::new()
+            .s("pages back: ring ")
+            .dec(back.ring.len() as u64)
+            .s(", data ")
+            .dec(back.data.len() as u64)
+            .s(", indirect ")
+            .dec(back.indirect.len() as u64)
+            .s(", grants left mapped ")
+            .dec(back.leaked as u64),
+    );
+    out.say(
+        Line::new()
+            .s("stats requests ")
+            .dec(st.requests)
+            .s(" (indirect ")
+            .dec(st.indirect_requests)
+            .s("), segments ")
+            .dec(st.segments)
+            .s(", batches ")
+            .dec(st.batches)
+            .s(", notifications ")
+            .dec(st.notifications)
+            .s(", waits ")
+            .dec(st.waits)
+            .s(", responses ")
+            .dec(st.responses)
+            .s(", KiB ")
+            .dec(st.bytes / 1024)
+            .s(", grants ")
+            .dec(st.grants),
+    );
+    // Tell dom0, and let it look before the domain goes.
+    let _ = xs.write(b"data/blk-done", b"1");
+    let until = Deadline::in_ms(30_000);
+    while !matches!(xs.read(b"data/blk-ack", &mut v), Ok(1)) && !until.passed() {
+        nap(100);
+    }
+    true
+}
+
+/// Checks `buf`, read from sector `first` on: each sector as dom0 wrote it, or as this domU wrote it
+/// when `written` and inside a region. Returns the first wrong sector.
+fn check_sectors(buf: &[u8], first: u64, written: bool) -> Option<u64> {
+    for (k, sector) in buf.chunks(512).enumerate() {
+        let s = first + k as u64;
+        let w = written && in_region(s);
+        if sector
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b != expected(s, i, w))
+        {
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// Reads the whole disk in chunks and checks it; returns (good, ms).
+fn read_all<B, W2>(
+    fe: &mut BlkFront<B, W2>,
+    buf: &mut [u8],
+    sectors: u64,
+    written: bool,
+) -> (Result<Option<u64>, BlkError>, u64)
+where
+    B: Xenbus,
+    W2: FnMut(Port) -> Result<bool, Error>,
+{
+    let t0 = cntpct();
+    let per = (buf.len() / 512) as u64;
+    let mut s = 0;
+    while s < sectors {
+        let n = per.min(sectors - s);
+        let b = &mut buf[..n as usize * 512];
+        if let Err(e) = fe.read(s, b) {
+            return (Err(e), ms_since(t0));
+        }
+        if let Some(bad) = check_sectors(b, s, written) {
+            return (Ok(Some(bad)), ms_since(t0));
+        }
+        s += n;
+    }
+    (Ok(None), ms_since(t0))
+}
+
+fn data_run<B, W, W2>(out: &mut Out<'_, W>, fe: &mut BlkFront<B, W2>, buf: &mut [u8], sectors: u64)
+where
+    W: FnMut() -> Result<(), Error>,
+    B: Xenbus,
+    W2: FnMut(Port) -> Result<bool, Error>,
+{
+    let report = |l: Line, r: &Result<Option<u64>, BlkError>, ms: u64| match r {
+        Ok(None) => l.dec(sectors).s(" sectors in ").dec(ms).s(" ms"),
+        Ok(Some(bad)) => l.s("sector ").dec(*bad).s(" differs"),
+        Err(e) => blk_err(l, *e),
+    };
+    let (r, ms) = read_all(fe, buf, sectors, false);
+    out.check(
+        "read the whole disk",
+        matches!(r, Ok(None)),
+        report(Line::new(), &r, ms),
+    );
+    // The regions, each written in one call (split by the frontend).
+    let t0 = cntpct();
+    let mut wrote = Ok(());
+    for &(a, n) in &REGIONS {
+        let b = &mut buf[..n as usize * 512];
+        for (k, sector) in b.chunks_mut(512).enumerate() {
+            for (i, x) in sector.iter_mut().enumerate() {
+                *x = expected(a + k as u64, i, true);
+            }
+        }
+        if let Err(e) = fe.write(a, b) {
+            wrote = Err((a, e));
+            break;
+        }
+    }
+    out.check(
+        "wrote the regions",
+        wrote.is_ok(),
+        match wrote {
+            Ok(()) => Line::new()
+                .dec(REGIONS.len() as u64)
+                .s(" regions in ")
+                .dec(ms_since(t0))
+                .s(" ms"),
+            Err((a, e)) => blk_err(Line::new().s("at ").dec(a).s(": "), e),
+        },
+    );
+    let f = fe.flush();
+    out.check(
+        "flush",
+        f.is_ok() || (f == Err(BlkError::NotSupported) && !fe.info().flush),
+        match f {
+            Ok(()) => Line::new().s("done"),
+            Err(e) => blk_err(Line::new(), e),
+        },
+    );
+    // The regions back, then everything.
+    let mut back = Ok(None);
+    for &(a, n) in &REGIONS {
+        let b = &mut buf[..n as usize * 512];
+        match fe.read(a, b) {
+            Err(e) => {
+                back = Err(e);
+                break;
+            }
+            Ok(()) => {
+                if let Some(bad) = check_sectors(b, a, true) {
+                    back = Ok(Some(bad));
+                    break;
+                }
+            }
+        }
+    }
+    let (all, ms) = read_all(fe, buf, sectors, true);
+    out.check(
+        "read back",
+        matches!(back, Ok(None)) && matches!(all, Ok(None)),
+        report(Line::new().s("regions and whole disk: "), &all, ms),
+    );
+    if let Ok(Some(bad)) | Err(BlkError::Io { sector: bad }) = back {
+        out.check(
+            "read back regions",
+            false,
+            Line::new().s("sector ").dec(bad),
+        );
+    }
+    // Past the end: refused, nothing sent.
+    let before = fe.stats().requests;
+    let b = &mut buf[..1024];
+    let r1 = fe.read(sectors - 1, b);
+    let r2 = fe.read(sectors, &mut b[..512]);
+    let r3 = fe.read(0, &mut b[..100]);
+    out.check(
+        "past the end",
+        r1 == Err(BlkError::OutOfRange)
+            && r2 == Err(BlkError::OutOfRange)
+            && r3 == Err(BlkError::Unaligned)
+            && fe.stats().requests == before,
+        blk_err(
+            blk_err(Line::new(), r1.err().unwrap_or(BlkError::BadPages)).s(", "),
+            r2.err().unwrap_or(BlkError::BadPages),
+        ),
+    );
+    // The last two sectors are still fine.
+    let r = fe.read(sectors - 2, b);
+    out.check(
+        "last sectors",
+        r.is_ok() && check_sectors(b, sectors - 2, true).is_none(),
+        Line::new().dec(sectors - 2),
+    );
+}
+
+/// The benchmark's workloads, three rounds: 1024 synchronous 4 KiB transfers each, sequential and random
+/// (the same xorshift sequence of 4 KiB-aligned offsets in the first 4 MiB every time), and 1 MiB ones;
+/// one line per workload and round with its time and the frontend's counters for it.
+fn bench_run<B, W, W2>(out: &mut Out<'_, W>, fe: &mut BlkFront<B, W2>, buf: &mut [u8])
+where
+    W: FnMut() -> Result<(), Error>,
+    B: Xenbus,
+    W2: FnMut(Port) -> Result<bool, Error>,
+{
+    const OPS: u64 = 1024;
+    const WORKLOADS: [(&str, bool, bool, usize); 6] = [
+        ("seq-read-4k", false, false, 4096),
+        ("seq-write-4k", true, false, 4096),
+        ("rand-read-4k", false, true, 4096),
+        ("rand-write-4k", true, true, 4096),
+        ("seq-read-1m", false, false, 1 << 20),
+        ("seq-write-1m", true, false, 1 << 20),
+    ];
+    // Three rounds: the host's load varies, the benchmark keeps each workload's fastest.
+    for &(name, write, random, size) in WORKLOADS.iter().cycle().take(3 * WORKLOADS.len()) {
+        let ops = if size == 4096 { OPS } else { 4 };
+        let per = (size / 512) as u64;
+        let before = *fe.stats();
+        let mut x: u32 = 0x2545_f491;
+        let t0 = cntpct();
+        let mut result = Ok(());
+        let mut k = 0;
+        while k < ops && result.is_ok() {
+            let sector = if random {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                u64::from(x % 1024) * per
+            } else {
+                k * per
+            };
+            // Transfers larger than the buffer go in pieces of its size.
+            let mut done = 0;
+            while done < size && result.is_ok() {
+                let n = (size - done).min(buf.len());
+                let s = sector + (done / 512) as u64;
+                let b = &mut buf[..n];
+                result = if write { fe.write(s, b) } else { fe.read(s, b) };
+                done += n;
+            }
+            k += 1;
+        }
+        let us = (cntpct() - t0) * 1_000_000 / cntfrq().max(1);
+        let after = *fe.stats();
+        let l = Line::new()
+            .s(name)
+            .s(": ")
+            .dec(ops * size as u64 / 1024)
+            .s(" KiB in ")
+            .dec(us)
+            .s(" us, requests ")
+            .dec(after.requests - before.requests)
+            .s(", notifications ")
+            .dec(after.notifications - before.notifications)
+            .s(", waits ")
+            .dec(after.waits - before.waits)
+            .s(", grants ")
+            .dec(after.grants - before.grants);
+        match result {
+            Ok(()) => out.say(Line::new().s("bench ").bytes(l.text())),
+            Err(e) => out.check("bench", false, blk_err(l.s(": "), e)),
+        }
+    }
+}
+
+fn detach_run<B, W, W2>(
+    out: &mut Out<'_, W>,
+    fe: &mut BlkFront<B, W2>,
+    buf: &mut [u8],
+    sectors: u64,
+) where
+    W: FnMut() -> Result<(), Error>,
+    B: Xenbus,
+    W2: FnMut(Port) -> Result<bool, Error>,
+{
+    let _ = fe.bus_mut().write(b"data/blk-reading", b"1");
+    let until = Deadline::in_ms(60_000);
+    let mut rounds = 0u64;
+    // The disk's content is not this run's concern (dom0 does not fill it): reads until an error.
+    let per = (buf.len() / 512) as u64;
+    let result = loop {
+        let mut s = 0;
+        let mut err = None;
+        while s < sectors && err.is_none() {
+            let n = per.min(sectors - s);
+            err = fe.read(s, &mut buf[..n as usize * 512]).err();
+            s += n;
+        }
+        match err {
+            None => rounds += 1,
+            Some(e) => break Ok::<BlkError, Line>(e),
+        }
+        if until.passed() {
+            break Err(Line::new().s("never detached"));
+        }
+    };
+    match result {
+        Ok(e) => out.check(
+            "detached",
+            e == BlkError::BackendGone && fe.is_gone(),
+            blk_err(Line::new().s("after ").dec(rounds).s(" whole reads: "), e),
+        ),
+        Err(l) => out.check("detached", false, l),
+    }
+    // Nothing more is sent.
+    let before = fe.stats().requests;
+    let again = fe.read(0, &mut buf[..512]);
+    out.check(
+        "gone stays gone",
+        again == Err(BlkError::BackendGone) && fe.stats().requests == before,
+        blk_err(Line::new(), again.err().unwrap_or(BlkError::BadPages)),
+    );
+}
+
+fn end(reason: ShutdownReason) -> ! {
+    let _ = sched::shutdown(reason);
+    common::halt()
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    end(ShutdownReason::Crash)
+}
