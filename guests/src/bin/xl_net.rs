@@ -27,14 +27,12 @@ mod entry;
 #[allow(dead_code)]
 mod mmu;
 
-use core::mem::MaybeUninit;
-
 use common::{Deadline, Line, pause};
 use xen_hypercall::xen::console::Console;
 use xen_hypercall::xen::evtchn::{Events, Port};
 use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
 use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
-use xen_hypercall::xen::netfront::{NetError, NetFront, Options, Pages, Returned};
+use xen_hypercall::xen::netfront::{NetError, NetFront, Options, Pages, Tables};
 use xen_hypercall::xen::ring::SharedArea;
 use xen_hypercall::xen::sched::{self, ShutdownReason};
 use xen_hypercall::xen::xenstore::Xenstore;
@@ -53,10 +51,8 @@ static mut TX_RING: Page = Page::new();
 static mut RX_RING: Page = Page::new();
 static mut TX: [Page; 8] = [const { Page::new() }; 8];
 static mut RX: [Page; 64] = [const { Page::new() }; 64];
-/// The frontend (about 13 KiB), built in place by [`connect`]: a static, not a local of `run`, because
-/// `run`'s frame with a copy of it, on top of what `NetFront::connect` needs, would pass the template's
-/// 64 KiB stack into the pages below it (the rings, granted to the backend).
-static mut NET: MaybeUninit<Result<NetFront, NetError>> = MaybeUninit::uninit();
+/// The frontend's bookkeeping (about 13 KiB), built here rather than on the stack.
+static mut TABLES: Tables = Tables::new();
 
 /// The physical counter, which Xen's system time follows.
 #[cfg(target_arch = "aarch64")]
@@ -176,7 +172,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
 
 fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     let run_deadline = Deadline::in_ms(RUN_MS);
-    // The client and the table stay in their `Result`s (each a copy fewer on the stack: see `NET`).
+    // The client and the table stay in their `Result`s (a copy fewer of each on the stack).
     let mut xs = Xenstore::open(
         // SAFETY: identity-mapped (`mmu.rs`): frame `pfn` is at `pfn * 4096`. The xenstore page is the
         // toolstack's, referenced by nothing in this program but the client.
@@ -213,6 +209,7 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
         return false;
     };
     let (tx_ring, rx_ring, tx, rx) = (&raw mut TX_RING, &raw mut RX_RING, &raw mut TX, &raw mut RX);
+    let tables = &raw mut TABLES;
     // SAFETY: the only references ever made to these statics: all are given to the frontend.
     let pages = unsafe {
         Pages {
@@ -220,24 +217,22 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
             rx_ring: &mut *rx_ring,
             tx: &mut *tx,
             rx: &mut *rx,
+            tables: &mut *tables,
         }
     };
     let t0 = cntpct();
-    let slot = &raw mut NET;
-    // SAFETY: the only reference ever made to NET.
-    let slot = unsafe { &mut *slot };
-    let res = connect(slot, xs, table, pages);
-    let net = match &mut *res {
+    let mut net = match NetFront::connect(xs, table, "0", pages, Options::default()) {
         Ok(n) => n,
         Err(e) => {
-            out.check("connected", false, net_err(Line::new(), *e));
+            out.check("connected", false, net_err(Line::new(), e));
             return false;
         }
     };
-    let gone = exercise(out, net, xs, &events, t0);
-    let Some(back) = close(res, xs, table) else {
-        return false;
-    };
+    let gone = exercise(out, &mut net, xs, &events, t0);
+    let back = net.close(Some(xs), table, || {
+        pause();
+        true
+    });
     out.check(
         "closed",
         back.backend_closed && back.leaked == 0,
@@ -257,9 +252,7 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
 }
 
 /// Everything between connecting and closing: the first checks, `data/net-ready`, serving dom0 until
-/// the backend is gone, the statistics' checks (out of line: its frame is not on the stack while
-/// `connect` runs). Whether the backend went away.
-#[inline(never)]
+/// the backend is gone, the statistics' checks. Whether the backend went away.
 fn exercise<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     out: &mut Out<'_, W>,
     net: &mut NetFront,
@@ -370,33 +363,6 @@ fn exercise<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
 
 struct Served {
     gone: bool,
-}
-
-/// `NetFront::connect` on `device/vif/0`, its result written into `slot` (out of line, so that it is
-/// built there rather than in a frame of the caller).
-#[inline(never)]
-fn connect<'s, X: FnMut() -> Result<(), Error>, const N: usize>(
-    slot: &'s mut MaybeUninit<Result<NetFront, NetError>>,
-    xs: &mut Xenstore<'_, X>,
-    table: &mut GrantTable<N>,
-    pages: Pages,
-) -> &'s mut Result<NetFront, NetError> {
-    slot.write(NetFront::connect(xs, table, "0", pages, Options::default()))
-}
-
-/// `NetFront::close` of the frontend in `res` (left `Err(BackendGone)`), pausing between tries (out of
-/// line, so that the frontend moved out is in this frame only).
-#[inline(never)]
-fn close<X: FnMut() -> Result<(), Error>, const N: usize>(
-    res: &mut Result<NetFront, NetError>,
-    xs: &mut Xenstore<'_, X>,
-    table: &mut GrantTable<N>,
-) -> Option<Returned> {
-    let net = core::mem::replace(res, Err(NetError::BackendGone)).ok()?;
-    Some(net.close(Some(xs), table, || {
-        pause();
-        true
-    }))
 }
 
 /// What was answered.
