@@ -17,6 +17,10 @@ fn main() {
         println!("cargo::rustc-link-arg-bins=-T{dir}/{script}");
         println!("cargo::rustc-link-arg-bins=--pie");
         println!("cargo::rustc-link-arg-bins=--no-dynamic-linker");
+        // `xl-net` links `smoltcp`, whose address checks format an `Ipv4Addr` in a panic message: code
+        // of the prebuilt (not position-independent) `core`, with absolute addresses in its read-only
+        // data. They become relative relocations there too, applied by the entry code like the others.
+        println!("cargo::rustc-link-arg-bin=xl-net=-znotext");
     } else if target.starts_with("arm") || target.starts_with("thumb") {
         println!("cargo::rustc-link-arg-bins=-T{dir}/{script}");
         // The frontend is always a dom0less domU, the backend one with `domu-backend`; `xl-domu`,

@@ -666,6 +666,50 @@ impl NetFront {
         prod.wrapping_sub(self.tx_oldest)
     }
 
+    /// Where a frame of `len` bytes would go in the transmit pool's byte ring: at the head, or at the
+    /// next page when fewer than MIN_FIRST_SLOT bytes (or the whole frame) fit before this page's end.
+    fn place(&self, len: usize) -> (u64, u64) {
+        let page = PAGE_SIZE as u64;
+        let len = len as u64;
+        let left = page - self.tx_head % page;
+        let start = if left < len.min(MIN_FIRST_SLOT as u64) {
+            self.tx_head + left
+        } else {
+            self.tx_head
+        };
+        (start, start + len)
+    }
+
+    /// Whether a frame of `len` bytes fits the pool and the ring now.
+    fn fits(&self, len: usize) -> bool {
+        let cap = (self.t.tx_pages.len() * PAGE_SIZE) as u64;
+        let (start, end) = self.place(len);
+        // At most 17 for a frame of at most 0xFFFF bytes: within what every backend takes.
+        const {
+            assert!(
+                (PAGE_SIZE - 1 + XEN_NETIF_MAX_TX_SIZE).div_ceil(PAGE_SIZE)
+                    <= XEN_NETIF_NR_SLOTS_MIN
+            )
+        };
+        let slots = ((start % PAGE_SIZE as u64) as usize + len).div_ceil(PAGE_SIZE) as u32;
+        end - self.tx_tail <= cap && self.tx.as_ref().is_some_and(|r| r.free_requests() >= slots)
+    }
+
+    /// Whether [`queue`](Self::queue) would take a frame of `len` bytes now (after reclaiming what the
+    /// backend answered), for a program that builds a frame only when it can go out (such as a TCP/IP
+    /// stack's transmit token). `false` also for a frame too large or too short; `BackendGone`.
+    pub fn has_room(&mut self, len: usize) -> Result<bool> {
+        self.live()?;
+        let pool = (self.t.tx_pages.len() * PAGE_SIZE).saturating_sub(MIN_FIRST_SLOT);
+        if len < ETH_HLEN || len > self.max_frame().min(XEN_NETIF_MAX_TX_SIZE).min(pool) {
+            return Ok(false);
+        }
+        if !self.fits(len) {
+            self.reclaim()?;
+        }
+        Ok(self.fits(len))
+    }
+
     /// Copies `frame` (a whole Ethernet frame, header included) into the transmit pool and queues its
     /// request(s), without publishing them ([`flush`](Self::flush)). `TooLarge`, `TooShort`, `Full` (the
     /// frame is not queued), `BackendGone`.
@@ -683,33 +727,12 @@ impl NetFront {
         if frame.len() < ETH_HLEN {
             return Err(NetError::TooShort);
         }
-        let cap = (self.t.tx_pages.len() * PAGE_SIZE) as u64;
         let len = frame.len() as u64;
-        // Where it starts: at the head, or at the next page when fewer than MIN_FIRST_SLOT bytes (or the
-        // whole frame) fit before this page's end.
         let page = PAGE_SIZE as u64;
-        let left = page - self.tx_head % page;
-        let start = if left < len.min(MIN_FIRST_SLOT as u64) {
-            self.tx_head + left
-        } else {
-            self.tx_head
-        };
-        let end = start + len;
-        let first = (start % page) as usize;
-        // At most 17 for a frame of at most 0xFFFF bytes: within what every backend takes.
-        const {
-            assert!(
-                (PAGE_SIZE - 1 + XEN_NETIF_MAX_TX_SIZE).div_ceil(PAGE_SIZE)
-                    <= XEN_NETIF_NR_SLOTS_MIN
-            )
-        };
-        let slots = (first + frame.len()).div_ceil(PAGE_SIZE) as u32;
-        let fits = |net: &NetFront| {
-            end - net.tx_tail <= cap && net.tx.as_ref().is_some_and(|r| r.free_requests() >= slots)
-        };
-        if !fits(self) {
+        let (start, end) = self.place(frame.len());
+        if !self.fits(frame.len()) {
             self.reclaim()?;
-            if !fits(self) {
+            if !self.fits(frame.len()) {
                 return Err(NetError::Full);
             }
         }

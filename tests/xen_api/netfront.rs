@@ -338,13 +338,20 @@ fn a_pool_full_of_unanswered_frames_is_full_until_the_backend_answers() {
     }
     assert_eq!(r.net.send(&frame(1000, 9)), Err(NetError::Full));
     assert_eq!(Error::from(NetError::Full), Error::EAGAIN);
+    // `has_room` says so beforehand, and that a frame still fitting the page's end (96 bytes) would go.
+    assert_eq!(r.net.has_room(1000), Ok(false));
+    assert_eq!(r.net.has_room(90), Ok(true));
+    assert_eq!(r.net.has_room(1515), Ok(false));
+    assert_eq!(r.net.has_room(ETH_HLEN - 1), Ok(false));
     assert_eq!(r.net.tx_in_flight(), 4);
     let got = r.take_frames(NETIF_RSP_OKAY);
     assert_eq!(got.len(), 4);
     for (k, (f, _)) in got.iter().enumerate() {
         assert_eq!(*f, frame(1000, k as u8));
     }
-    // Answered: reclaimed by the next send.
+    // Answered: room again (reclaimed by `has_room` itself), and the next send goes.
+    assert_eq!(r.net.has_room(1000), Ok(true));
+    assert_eq!(r.net.tx_in_flight(), 0);
     r.net.send(&frame(1000, 9)).unwrap();
     assert_eq!(r.take_frames(NETIF_RSP_OKAY)[0].0, frame(1000, 9));
 }

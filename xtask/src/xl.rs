@@ -664,6 +664,49 @@ pub const DETACH: &str = "timeout 30 xl network-detach $D 0; echo \"xl network-d
      while xenstore-read /local/domain/0/backend/vif/$D/0/state > /dev/null 2>&1 || ip link show vif$D.0 > /dev/null 2>&1; do \
      n=$((n + 1)); [ $n -gt 50 ] && exit 1; sleep 0.1; done";
 
+/// The TCP/IP stack's address in the network domU (`smoltcp`, beside its own responder at 169.254.1.2).
+pub const TCP_IP: &str = "169.254.1.4";
+
+/// Bytes of each TCP transfer of the net scenario, each way.
+pub const TCP_BYTES: u32 = 2 * 1024 * 1024;
+
+/// dom0's TCP transfer to the network domU (`tcp-to-domU BYTES`, busybox sh with bash's `/dev/tcp`):
+/// BYTES of `/dev/urandom` whose `md5sum` dom0 writes at the domU's `data/tcp-md5` first, sent to its port
+/// 5002; the domU must write `ok BYTES` at `data/tcp-rx` (its MD5 of what it received matched) within
+/// 30 s. `bench tcp-to BYTES CENTISECONDS` from sending to the domU's answer. `SHORT=N` sends only the
+/// first N bytes, the digest still the whole file's: the negative control, the domU must say `bad N`.
+pub const TCP_TO_DOMU: &str = r#"tcp_to_domU() {
+  cs() { cut -d' ' -f1 /proc/uptime | tr -d .; }
+  k=/local/domain/$D/data
+  head -c "$1" /dev/urandom > /tmp/t.bin && m=$(md5sum < /tmp/t.bin | cut -c1-32) || return 1
+  xenstore-write $k/tcp-md5 "$m" $k/tcp-rx waiting || return 1
+  want="ok $1"
+  if [ -n "$SHORT" ]; then head -c "$SHORT" /tmp/t.bin > /tmp/t2.bin && mv /tmp/t2.bin /tmp/t.bin; want="bad $SHORT"; fi
+  echo "md5 $m, $(wc -c < /tmp/t.bin) bytes sent"
+  t0=$(cs)
+  bash-static -c "cat /tmp/t.bin > /dev/tcp/$2/5002" || return 1
+  n=0
+  until [ "$(xenstore-read $k/tcp-rx)" = "$want" ]; do
+    n=$((n + 1)); [ $n -gt 300 ] && { echo "the domU says: $(xenstore-read $k/tcp-rx)"; return 1; }; sleep 0.1
+  done
+  echo "the domU says: $want"; echo "bench tcp-to $1 $(($(cs) - t0))"
+}"#;
+
+/// dom0's TCP transfer from the network domU (`tcp-from-domU BYTES`): dom0 writes BYTES at the domU's
+/// `data/tcp-send`, connects to its port 5003 and keeps what comes until the domU closes; it must be
+/// BYTES long and its `md5sum` the digest the domU wrote at `data/tcp-tx-md5` (of the stream it made).
+/// `bench tcp-from BYTES CENTISECONDS` from connecting to the end of the stream.
+pub const TCP_FROM_DOMU: &str = r#"tcp_from_domU() {
+  cs() { cut -d' ' -f1 /proc/uptime | tr -d .; }
+  k=/local/domain/$D/data
+  xenstore-write $k/tcp-send "$1" || return 1
+  t0=$(cs)
+  bash-static -c "cat < /dev/tcp/$2/5003 > /tmp/r.bin" || return 1
+  t=$(($(cs) - t0)); s=$(wc -c < /tmp/r.bin); m=$(md5sum < /tmp/r.bin | cut -c1-32); w=$(xenstore-read $k/tcp-tx-md5)
+  echo "$s bytes, md5 $m, the domU's $w"; echo "bench tcp-from $1 $t"
+  [ "$s" = "$1" ] && [ "$m" = "$w" ]
+}"#;
+
 /// What the hotplug script wrote for the domU's `xvda` (`connected`).
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
 
@@ -1011,9 +1054,12 @@ impl Scenario {
                 config: vec![],
                 console: vec![
                     "xl-net: ok connected: 00:16:3e:00:00:02, mtu 1500",
+                    "xl-net: ok md5: RFC 1321's test digests",
                     "xl-net: ok too large refused: frame of 1515 bytes is larger than 1514",
+                    "xl-net: ok tcp from dom0: 2097152 bytes, md5 ",
                     "xl-net: ok checksums",
                     "xl-net: ok answered",
+                    "xl-net: ok tcp: 2 transfers from dom0 (1 matching its md5), 1 to dom0",
                     "xl-net: ok backend gone",
                     "xl-net: ok frames across a page end",
                     "xl-net: ok no transmit errors",
@@ -1057,6 +1103,38 @@ impl Scenario {
                     Step::Run(
                         "ping: an address nobody has is not all answered",
                         "! ping -c 2 -W 2 169.254.1.9",
+                    ),
+                    // TCP with the domU's TCP/IP stack: 2 MiB each way, each checked by its MD5.
+                    Step::Run(
+                        "tcp: 2 MiB of urandom to the domU, its md5 of them is dom0's",
+                        Box::leak(
+                            format!(
+                                "{TCP_TO_DOMU}
+tcp_to_domU {TCP_BYTES} {TCP_IP}"
+                            )
+                            .into_boxed_str(),
+                        ),
+                    ),
+                    // The negative control: data that do not match the digest dom0 wrote must be called so.
+                    Step::Run(
+                        "tcp: 64 KiB that do not match dom0's md5 are caught by the domU",
+                        Box::leak(
+                            format!(
+                                "{TCP_TO_DOMU}
+SHORT=65536 tcp_to_domU {TCP_BYTES} {TCP_IP}"
+                            )
+                            .into_boxed_str(),
+                        ),
+                    ),
+                    Step::Run(
+                        "tcp: 2 MiB from the domU, dom0's md5 of them is the domU's",
+                        Box::leak(
+                            format!(
+                                "{TCP_FROM_DOMU}
+tcp_from_domU {TCP_BYTES} {TCP_IP}"
+                            )
+                            .into_boxed_str(),
+                        ),
                     ),
                     // libxl may report a failure of its own hotplug step when netback has removed the
                     // backend's directory first; what counts is that the vif is gone, and the domU's lines.
