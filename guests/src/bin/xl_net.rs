@@ -33,6 +33,9 @@ mod entry;
 mod mmu;
 #[path = "../netstack.rs"]
 mod netstack;
+#[path = "../xl.rs"]
+#[allow(dead_code)]
+mod xl;
 
 use netstack::{Dev, Md5};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
@@ -43,13 +46,11 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use common::{Deadline, Line, pause};
 use xen_hypercall::xen::console::Console;
 use xen_hypercall::xen::evtchn::{Events, Port};
-use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
-use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
 use xen_hypercall::xen::netfront::{NetError, NetFront, Options, Pages, Tables};
-use xen_hypercall::xen::ring::SharedArea;
 use xen_hypercall::xen::sched::{self, ShutdownReason};
 use xen_hypercall::xen::xenstore::Xenstore;
 use xen_hypercall::xen::{Error, Page};
+use xl::{Out, cntfrq, cntpct, ms_since, xen_time_after};
 
 const TAG: &str = "xl-net: ";
 /// This domain's address (link-local), answered by its own responder.
@@ -78,75 +79,6 @@ static mut SINK_TX: [u8; 512] = [0; 512];
 static mut SOURCE_RX: [u8; 512] = [0; 512];
 static mut SOURCE_TX: [u8; 32768] = [0; 32768];
 
-/// The physical counter, which Xen's system time follows.
-#[cfg(target_arch = "aarch64")]
-fn cntpct() -> u64 {
-    let t: u64;
-    // SAFETY: Xen lets EL1 read the physical counter (CNTHCTL_EL2.EL1PCTEN); no side effect.
-    unsafe { core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) t, options(nomem, nostack)) };
-    t
-}
-
-#[cfg(target_arch = "aarch64")]
-fn cntfrq() -> u64 {
-    let f: u64;
-    // SAFETY: reading the frequency register has no side effect.
-    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f, options(nomem, nostack)) };
-    f
-}
-
-#[cfg(target_arch = "arm")]
-fn cntpct() -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: as on AArch64 (CNTHCTL.PL1PCTEN); no side effect.
-    unsafe {
-        core::arch::asm!("isb", "mrrc p15, 0, {}, {}, c14", out(reg) lo, out(reg) hi, options(nomem, nostack))
-    };
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-#[cfg(target_arch = "arm")]
-fn cntfrq() -> u64 {
-    let f: u32;
-    // SAFETY: reading the frequency register has no side effect.
-    unsafe { core::arch::asm!("mrc p15, 0, {}, c14, c0, 0", out(reg) f, options(nomem, nostack)) };
-    u64::from(f)
-}
-
-/// A Xen system time at least `ms` from now, for `sched_poll`'s time-out: Xen's system time is the
-/// physical counter since Xen's boot in ns, so the counter's own value in ns is never earlier (a domU's
-/// virtual counter starts near 0 at its creation, far behind Xen's system time).
-fn xen_time_after(ms: u64) -> u64 {
-    let f = cntfrq().max(1);
-    let ticks = cntpct() + f / 1000 * ms;
-    (u128::from(ticks) * 1_000_000_000 / u128::from(f)) as u64
-}
-
-struct Out<'a, W> {
-    con: Console<'a, W>,
-    failed: u32,
-}
-
-impl<W: FnMut() -> Result<(), Error>> Out<'_, W> {
-    fn say(&mut self, l: Line) {
-        let _ = self
-            .con
-            .write(Line::new().s(TAG).bytes(l.text()).s("\n").text());
-    }
-    fn check(&mut self, name: &str, good: bool, detail: Line) {
-        if !good {
-            self.failed += 1;
-        }
-        self.say(
-            Line::new()
-                .s(if good { "ok " } else { "FAIL " })
-                .s(name)
-                .s(": ")
-                .bytes(detail.text()),
-        );
-    }
-}
-
 fn net_err(l: Line, e: NetError) -> Line {
     match e {
         NetError::Xen(e) => l.s("xen ").err(e),
@@ -168,9 +100,9 @@ fn net_err(l: Line, e: NetError) -> Line {
 pub extern "C" fn guest_main(_dtb: usize) -> ! {
     let con_deadline = Deadline::in_ms(RUN_MS + 10_000);
     let con = Console::open(
-        // SAFETY: identity-mapped (`mmu.rs`): frame `pfn` is at `pfn * 4096`. The console page is the
-        // toolstack's, referenced by nothing in this program but the console.
-        |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
+        // SAFETY: the console page is the toolstack's, referenced by nothing in this program but the
+        // console.
+        |pfn| unsafe { xl::magic_page(pfn) },
         move || {
             if con_deadline.passed() {
                 return Err(Error::ETIMEDOUT);
@@ -181,26 +113,21 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     );
     let con = match con {
         Ok(c @ Console::Ring(_)) => c,
-        _ => end(ShutdownReason::Crash),
+        _ => xl::end(ShutdownReason::Crash),
     };
-    let mut out = Out { con, failed: 0 };
+    let mut out = Out::new(con, TAG);
     let ok = run(&mut out);
-    out.say(Line::new().s("done"));
-    let _ = out.con.flush();
-    end(if ok && out.failed == 0 {
-        ShutdownReason::Poweroff
-    } else {
-        ShutdownReason::Crash
-    })
+    out.done();
+    xl::end_with(ok && out.failed == 0)
 }
 
 fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     let run_deadline = Deadline::in_ms(RUN_MS);
     // The client and the table stay in their `Result`s (a copy fewer of each on the stack).
     let mut xs = Xenstore::open(
-        // SAFETY: identity-mapped (`mmu.rs`): frame `pfn` is at `pfn * 4096`. The xenstore page is the
-        // toolstack's, referenced by nothing in this program but the client.
-        |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
+        // SAFETY: the xenstore page is the toolstack's, referenced by nothing in this program but the
+        // client.
+        |pfn| unsafe { xl::magic_page(pfn) },
         move || {
             if run_deadline.passed() {
                 return Err(Error::ETIMEDOUT);
@@ -217,17 +144,8 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
         }
     };
     // SAFETY: SHARED is a page of this image used for nothing else: it becomes the shared info page,
-    // touched only through `events`.
-    let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
-    // SAFETY: GUEST_GNTTAB_BASE is the hole Xen reserves for the grant table; nothing else is there, and
-    // the MMU maps it to itself (`mmu.rs`), so the frame's address is where the entries are.
-    let mut table = unsafe {
-        GrantTable::<512>::map(
-            GUEST_GNTTAB_BASE >> 12,
-            1,
-            GUEST_GNTTAB_BASE as usize as *mut GrantEntryV1,
-        )
-    };
+    // touched only through `events`; the only call.
+    let (mapped, events, mut table) = unsafe { xl::shared_info_and_grant_table(&raw mut SHARED) };
     let (Ok(()), Ok(table)) = (mapped, &mut table) else {
         out.check("grant table and shared info", false, Line::new());
         return false;
@@ -306,7 +224,7 @@ fn exercise<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             .s("/")
             .dec(i.rx_port.0.into())
             .s(", ")
-            .dec((cntpct() - t0) * 1000 / cntfrq().max(1))
+            .dec(ms_since(t0))
             .s(" ms"),
     );
     out.check(
@@ -968,14 +886,4 @@ fn parse_send(p: &[u8]) -> Option<usize> {
         .iter()
         .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
     (n <= 1472).then_some(n)
-}
-
-fn end(reason: ShutdownReason) -> ! {
-    let _ = sched::shutdown(reason);
-    common::halt()
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    end(ShutdownReason::Crash)
 }
