@@ -163,8 +163,13 @@ pub const LINUX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20
 
 /// The Linux domU's `/init`: its network frontend up at 169.254.1.3, then idle until `xl shutdown` (busybox
 /// `poweroff`, run by the kernel as `/sbin/poweroff`, signals init with SIGUSR2) or 300 s; before powering
-/// off it prints its vif's interrupts.
-const LINUX_INIT: &str = r#"#!/bin/busybox sh
+/// off it prints its vif's interrupts. Meanwhile, for the streaming benchmark ([`netbench`]): whatever
+/// comes to TCP port 5002 is discarded, a connection to port 5003 gets [`netbench::TCP_BYTES`] zero bytes,
+/// and a command to TCP port 5004, `udp N SIZE`, sends N datagrams of SIZE zero bytes to dom0's port 9
+/// (bash's `/dev/udp`, one `dd` write each). Each listener's standard input is a FIFO held open (busybox
+/// `nc` ends at the end of its input). It sends no ICMP error to a new peer (`icmp_ratelimit` of 28 h): a
+/// port unreachable would end dom0's flood (its `/dev/udp` socket is connected).
+pub(crate) const LINUX_INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mkdir -p /sbin && ln -s /bin/busybox /sbin/poweroff
 export PATH=/bin:/sbin
@@ -175,6 +180,12 @@ insmod /xen-netfront.ko
 n=0
 while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 if ip addr add 169.254.1.3/16 dev eth0 && ip link set eth0 up; then echo "linux-domu: ok eth0 up"; else echo "linux-domu: FAIL eth0"; fi
+echo 100000000 > /proc/sys/net/ipv4/icmp_ratelimit
+mkfifo /tmp/hold; exec 5<>/tmp/hold
+(while :; do nc -l -p 5002 <&5 > /dev/null 2>&1 || sleep 1; done) &
+(while :; do head -c 4194304 /dev/zero | nc -l -p 5003 > /dev/null 2>&1 || sleep 1; done) &
+(while :; do nc -l -p 5004 <&5 > /tmp/cmd 2>/dev/null || sleep 1; set -- $(cat /tmp/cmd)
+  [ "$1" = udp ] && bash-static -c "dd if=/dev/zero bs=$3 count=$2 > /dev/udp/169.254.1.1/9" 2>/dev/null; done) &
 bye() { echo "linux-domu: irqs $(grep -E 'eth0|vif' /proc/interrupts | awk '{ s += $2 } END { print s + 0 }')"; echo "linux-domu: done"; poweroff -f; }
 trap bye USR2 TERM
 sleep 300 &
@@ -190,6 +201,9 @@ pub fn linux_initramfs(dom0: &Dom0) -> Result<Vec<u8>> {
     }
     let busybox = std::fs::read(dom0.root.join("bin/busybox")).context("dom0's busybox")?;
     cpio.file("bin/busybox", 0o755, &busybox);
+    // For `/dev/udp` in the streaming benchmark's floods.
+    let bash = std::fs::read(dom0.root.join("bin/bash-static")).context("dom0's bash-static")?;
+    cpio.file("bin/bash-static", 0o755, &bash);
     cpio.file("init", 0o755, LINUX_INIT.as_bytes());
     let rel = format!("lib/modules/{}/kernel/{}.ko", dom0.release, DOMU_MODULES[0]);
     let module = std::fs::read(dom0.kernel_tree.join(&rel)).with_context(|| rel.clone())?;

@@ -37,6 +37,8 @@ mod netstack;
 #[allow(dead_code)]
 mod xl;
 
+use core::cell::RefCell;
+
 use netstack::{Dev, Md5};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
@@ -62,7 +64,7 @@ const SINK_PORT: u16 = 5002;
 /// The stack's port that sends a transfer to dom0.
 const SOURCE_PORT: u16 = 5003;
 /// How long the whole run may take, in ms.
-const RUN_MS: u64 = 80_000;
+const RUN_MS: u64 = 150_000;
 /// How long one sleep on the ports lasts at most, in ms.
 const POLL_MS: u64 = 50;
 
@@ -321,6 +323,16 @@ struct Counts {
     sent: u64,
     bad_sum: u64,
     other: u64,
+    /// UDP datagrams to port 9 (discard) and their payload bytes: what dom0's flood delivered.
+    discard: u64,
+    discard_bytes: u64,
+    /// The frontend's notifications and this domU's sleeps so far (for `count`).
+    notes: u64,
+    wakes: u64,
+    /// A flood asked for (`flood N SIZE`): the datagrams still to send, and the frame.
+    flood_left: u64,
+    flood_len: usize,
+    flood_frame: Option<[u8; 1514]>,
 }
 
 /// The TCP transfers' state (see [`transfers`]).
@@ -495,7 +507,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     xs_port: Port,
 ) -> Served {
     let deadline = Deadline::in_ms(RUN_MS - 10_000);
-    let mut c = Counts::default();
+    let c = RefCell::new(Counts::default());
     let mut reply = [0u8; 1514];
     let mut ev = [0u8; 256];
     let [tx_port, rx_port] = net.ports();
@@ -511,7 +523,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
         net,
         STACK_IP,
         |net: &mut NetFront, f: &[u8], blank: bool| {
-            let n = answer(f, blank, &mut reply, mac, &mut c);
+            let n = answer(f, blank, &mut reply, mac, &mut c.borrow_mut());
             // Room comes back as the backend answers earlier frames.
             let mut tries = 0;
             if n == 0 {
@@ -579,6 +591,11 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             }
         }
         let before = dev.net.stats().rx_frames;
+        {
+            let mut c = c.borrow_mut();
+            c.notes = dev.net.stats().notifications;
+            c.wakes = polls;
+        }
         iface.poll(now(), &mut dev, &mut sockets);
         transfers(out, xs, &mut sockets, handles, &mut st);
         iface.poll(now(), &mut dev, &mut sockets);
@@ -594,6 +611,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
                 break 'serve;
             }
         }
+        let flooding = flood(dev.net, &mut c.borrow_mut());
         if let Err(e) = dev.net.flush() {
             if e == NetError::BackendGone {
                 gone = true;
@@ -607,6 +625,9 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
         // dom0's backend needs under QEMU).
         if before == dev.net.stats().rx_frames {
             let room = dev.net.has_room(netstack::FRAME).unwrap_or(false);
+            if flooding && room {
+                continue;
+            }
             let ms = match iface.poll_delay(now(), &sockets) {
                 Some(d) if room => d.total_millis().min(POLL_MS),
                 _ => POLL_MS,
@@ -633,6 +654,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     let stack_frames = dev.rx_frames;
     let dropped = dev.tx_dropped;
     let net = dev.net;
+    let c = c.into_inner();
     out.say(
         Line::new()
             .s("answered ")
@@ -645,7 +667,9 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             .dec(c.sent)
             .s(" UDP send; ")
             .dec(c.other)
-            .s(" other frames ignored; ")
+            .s(" other frames ignored, ")
+            .dec(c.discard)
+            .s(" discarded; ")
             .dec(stack_frames)
             .s(" frames to the TCP/IP stack, ")
             .dec(dropped)
@@ -840,6 +864,56 @@ fn ipv4(f: &[u8], csum_blank: bool, out: &mut [u8], c: &mut Counts) -> usize {
                     c.echo += 1;
                     payload.len()
                 }
+                9 => {
+                    c.discard += 1;
+                    c.discard_bytes += payload.len() as u64;
+                    return 0;
+                }
+                5001 if payload == b"count" => {
+                    let l = Line::new()
+                        .s("count ")
+                        .dec(c.discard)
+                        .s(" ")
+                        .dec(c.discard_bytes)
+                        .s(" ")
+                        .dec(c.notes)
+                        .s(" ")
+                        .dec(c.wakes);
+                    let t = l.text();
+                    out[42..42 + t.len()].copy_from_slice(t);
+                    t.len()
+                }
+                5001 if payload.starts_with(b"flood ") => {
+                    // `flood N SIZE`: N datagrams of SIZE zero bytes to the sender's port 9.
+                    let mut w = payload[6..].split(|b| *b == b' ').map(parse_dec);
+                    let (Some(Some(n)), Some(Some(size))) = (w.next(), w.next()) else {
+                        c.other += 1;
+                        return 0;
+                    };
+                    if n == 0 || size > 1472 {
+                        c.other += 1;
+                        return 0;
+                    }
+                    let size = size as usize;
+                    out[42..42 + size].fill(0);
+                    hdr(out, 17, 8 + size);
+                    let o = &mut out[34..42 + size];
+                    put16(o, 0, 9);
+                    put16(o, 2, 9);
+                    put16(o, 4, (8 + size) as u16);
+                    put16(o, 6, 0);
+                    let s = match checksum(o, pseudo(&MY_IP, src, 17, 8 + size)) {
+                        0 => 0xffff,
+                        s => s,
+                    };
+                    put16(o, 6, s);
+                    let mut frame = [0u8; 1514];
+                    frame[..42 + size].copy_from_slice(&out[..42 + size]);
+                    c.flood_frame = Some(frame);
+                    c.flood_len = 42 + size;
+                    c.flood_left = n;
+                    return 0;
+                }
                 5001 => {
                     let Some(n) = parse_send(payload) else {
                         c.other += 1;
@@ -874,6 +948,30 @@ fn ipv4(f: &[u8], csum_blank: bool, out: &mut [u8], c: &mut Counts) -> usize {
             0
         }
     }
+}
+
+/// A decimal number of at most 9 digits.
+fn parse_dec(p: &[u8]) -> Option<u64> {
+    if p.is_empty() || p.len() > 9 || !p.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(p.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Queues what it can of a flood asked for (`flood N SIZE`), one copy of its frame at a time while
+/// the ring and pool have room. Whether datagrams are left to send.
+fn flood(net: &mut NetFront, c: &mut Counts) -> bool {
+    let Some(frame) = c.flood_frame.as_ref() else {
+        return false;
+    };
+    let f = &frame[..c.flood_len];
+    while c.flood_left > 0 && net.queue(f).is_ok() {
+        c.flood_left -= 1;
+    }
+    if c.flood_left == 0 {
+        c.flood_frame = None;
+    }
+    c.flood_left > 0
 }
 
 /// `send N` with `N` at most 1472 (what fits one frame).
