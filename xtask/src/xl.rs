@@ -1159,6 +1159,55 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
         }
     }
 
+    /// The network domU built for 32-bit ARM (A32), in a shorter run of its own: ping, UDP of a few sizes
+    /// both ways, 1 MiB of TCP each way (with the mismatch the domU must catch), the detach.
+    pub fn net32() -> Scenario {
+        let mut s = Scenario::net();
+        let d = &mut s.domus[0];
+        d.name = "net32";
+        d.isa = Isa::A32;
+        d.console.retain(|l| !l.starts_with("xl-net: ok tcp"));
+        d.console
+            .push("xl-net: ok tcp from dom0: 1048576 bytes, md5 ");
+        d.console
+            .push("xl-net: ok tcp: 2 transfers from dom0 (1 matching its md5), 1 to dom0");
+        d.dom0 = vec![
+            Step::Await("data/net-ready", "1"),
+            Step::Expect(VIF_BACKEND, "4"),
+            Step::Run(
+                "ping: 5 echoes of 1472 bytes, all answered",
+                "ping -c 5 -A -W 5 -s 1472 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 5 packets received' /tmp/ping",
+            ),
+            Step::Run(
+                "udp: 4 sizes both ways, every payload checked",
+                "udp-check 169.254.1.2 1 333 1400 1472",
+            ),
+            Step::Run(
+                "tcp: 1 MiB of urandom to the domU, its md5 of them is dom0's",
+                Box::leak(format!("{TCP_TO_DOMU}\ntcp_to_domU 1048576 {TCP_IP}").into_boxed_str()),
+            ),
+            Step::Run(
+                "tcp: 64 KiB that do not match dom0's md5 are caught by the domU",
+                Box::leak(
+                    format!("{TCP_TO_DOMU}\nSHORT=65536 tcp_to_domU 1048576 {TCP_IP}")
+                        .into_boxed_str(),
+                ),
+            ),
+            Step::Run(
+                "tcp: 1 MiB from the domU, dom0's md5 of them is the domU's",
+                Box::leak(
+                    format!("{TCP_FROM_DOMU}\ntcp_from_domU 1048576 {TCP_IP}").into_boxed_str(),
+                ),
+            ),
+            Step::Run("network-detach: the vif is gone", DETACH),
+        ];
+        Scenario {
+            name: "net32",
+            title: "the network domU built for 32-bit ARM (A32): ping, UDP, TCP each way, detach",
+            ..s
+        }
+    }
+
     /// Every scenario.
     pub fn all() -> Vec<Scenario> {
         vec![
@@ -1169,6 +1218,7 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
             Scenario::xenbus(),
             Scenario::xenbus32(),
             Scenario::net(),
+            Scenario::net32(),
             Scenario::blk(),
         ]
     }
