@@ -36,13 +36,16 @@ pub const TCP_BYTES: u32 = 4 * 1024 * 1024;
 fn stream_helpers(ip: &str, tcp_ip: &str, vif: &str) -> String {
     let mut s = format!("ip={ip}; tip={tcp_ip}; vif={vif}; ");
     s.push_str(
-        r#"irqs() { grep $vif /proc/interrupts | awk '{ s += $2 } END { print s + 0 }'; }; 
-cs() { cut -d' ' -f1 /proc/uptime | tr -d .; }; 
-st() { cat /sys/class/net/$vif/statistics/$1; }; 
-settle() { last=$(st $1); tl=$(cs); while :; do sleep 0.05; v=$(st $1); now=$(cs); 
-  if [ "$v" != "$last" ]; then last=$v; tl=$now; fi; [ "$v" -ge "$2" ] && break; 
-  [ $((now - tl)) -ge 60 ] && break; done; echo $((tl - t0)); }; 
-count() { bash-static -c "exec 3<>/dev/udp/$ip/5001; printf count >&3; timeout 3 dd bs=256 count=1 <&3 2>/dev/null" | awk '{ print $2, $4, $5 } END { if (NR == 0) print 0, 0, 0 }'; }; 
+        r#"irqs() { grep $vif /proc/interrupts | awk '{ s += $2 } END { print s + 0 }'; };
+cs() { cut -d' ' -f1 /proc/uptime | tr -d .; };
+st() { cat /sys/class/net/$vif/statistics/$1; };
+settle() { last=$(st $1); tl=$(cs); while :; do sleep 0.05; v=$(st $1); now=$(cs);
+  if [ "$v" != "$last" ]; then last=$v; tl=$now; fi; [ "$v" -ge "$2" ] && break;
+  [ $((now - tl)) -ge 60 ] && break; done; echo $((tl - t0)); };
+count() { bash-static -c "exec 3<>/dev/udp/$ip/5001; printf count >&3; timeout 3 dd bs=256 count=1 <&3 2>/dev/null" | awk '{ print $2, $4, $5 } END { if (NR == 0) print 0, 0, 0 }'; };
+lirqs() { tag=$(cs)x$RANDOM; bash-static -c "echo irqs $tag > /dev/tcp/$ip/5004" 2>/dev/null; n=0;
+  until v=$(grep "vif-irqs $tag " /var/log/xen/console/guest-lnx.log | tail -1 | awk '{ print $NF }') && [ -n "$v" ]; do
+    n=$((n + 1)); [ $n -gt 100 ] && { echo 0; return; }; sleep 0.05; done; echo $v; };
 "#,
     );
     s
@@ -54,7 +57,9 @@ count() { bash-static -c "exec 3<>/dev/udp/$ip/5001; printf count >&3; timeout 3
 /// domU's port 9 (one `dd` write each), counted by the vif as delivered (and by our domU itself); then N
 /// from the domU to dom0, counted by the vif as taken. Then a TCP stream of [`TCP_BYTES`] each way. Lines
 /// `bench-stream NAME DIR FRAME SENT DELIVERED BYTES CENTISECONDS DOM0_IRQS DOMU_COUNTED
-/// DOMU_NOTIFICATIONS DOMU_WAKES` (`-` where the domU does not say).
+/// DOMU_NOTIFICATIONS DOMU_WAKES` (`-` where the domU does not say). DOMU_NOTIFICATIONS: ours, the
+/// notifications it sent; Linux, the interrupts its vif took (the backend's notifications), asked
+/// before and after (`irqs TAG` on its port 5004, answered on its console).
 fn measure_stream(name: &str, ip: &str, tcp_ip: &str, vif: &str) -> String {
     let ours = name == "ours";
     let mut s = stream_helpers(ip, tcp_ip, vif);
@@ -67,7 +72,7 @@ fn measure_stream(name: &str, ip: &str, tcp_ip: &str, vif: &str) -> String {
             "set -- $(count); dc=$(($1 - c0)); dn=$(($2 - n0)); dw=$(($3 - w0)); ",
         )
     } else {
-        ("", "dc=-; dn=-; dw=-; ")
+        ("l0=$(lirqs); ", "dc=-; dn=$(($(lirqs) - l0)); dw=-; ")
     };
     for (frame, size, n) in FLOODS {
         let _ = writeln!(
@@ -343,8 +348,10 @@ pub fn stream_table(rows: &[StreamRow]) -> String {
          netback's vif (delivered into the frontend's receive ring / taken from its transmit ring); \
          `tcp-to`/`tcp-from`: one TCP stream, its frames counted as 1448-byte segments of payload (netback \
          counts a GSO packet of Linux's once). Notifications: dom0's vif interrupts are the frontend's \
-         notifications; ours also says its own (`EVTCHNOP_send`) and its sleeps (`sched_poll`).\n\n\
-         | guest | stream | frame | sent | vif counted | domU counted | frames/s | MiB/s | dom0 vif IRQs per frame | domU notifications per frame | domU sleeps per frame |\n\
+         notifications (to the backend); the domU column is, for ours, the notifications it sent (so about \
+         dom0's) and its sleeps (`sched_poll`, each ended by the backend's event or a time-out), for \
+         Linux's, the interrupts its vif took (the backend's notifications to it).\n\n\
+         | guest | stream | frame | sent | vif counted | domU counted | frames/s | MiB/s | dom0 vif IRQs per frame | domU notifications (ours: sent; Linux: taken) per frame | domU sleeps per frame |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let per = |v: Option<u64>, n: u64| {
