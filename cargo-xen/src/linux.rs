@@ -6,7 +6,7 @@
 //!   private apt state there: the system's Debian sources ([`debian_sources`]), an arm64 architecture, no
 //!   installed-package state; the system's apt configuration is never touched), and unpacked there once:
 //!   the toolstack's tree, and only the kernel's `Image` and the modules listed here from the kernel
-//!   package. About 90 MB of downloads; the commands' output goes to the set-up log ([`cmd::log_path`]).
+//!   package. About 65 MB of downloads; the commands' output goes to the set-up log ([`cmd::log_path`]).
 //! - [`Cpio`]: a `newc` cpio archive written in memory; [`base_cpio`] the dom0's tree in it (the unpacked
 //!   packages, whose programs are checked to find every library they need, [`check_libraries`], and the
 //!   modules asked for); [`gzip`] compresses it.
@@ -277,7 +277,7 @@ pub fn fetch(d: &Path) -> Result<Dom0> {
     }
     let start = Instant::now();
     eprint!(
-        "cargo-xen: fetching Debian's arm64 Linux dom0 and Xen toolstack (about 90 MB, once) into {} (log: {})...",
+        "cargo-xen: fetching Debian's arm64 Linux dom0 and Xen toolstack (about 65 MB, once) into {} (log: {})...",
         d.display(),
         cmd::log_path().display()
     );
