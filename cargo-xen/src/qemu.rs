@@ -579,14 +579,20 @@ mod tests {
     #[test]
     fn marked_lines_show_what_follows_the_mark_once_complete() {
         let mut m = MarkedLines::new("xl-run: console| ");
-        assert_eq!(m.feed(b"(XEN) Xen version\r\nxl-run: console| hel"), b"");
-        assert_eq!(m.feed(b"lo\r\n[  1.0] kernel\n"), b"hello\n");
-        // The mark after what Xen printed on the same line; a line without it is dropped.
-        assert_eq!(
-            m.feed(b"(XEN) d1v0 xl-run: console| test a ... ok\nxl-run: log| x\n"),
-            b"test a ... ok\n"
-        );
-        assert_eq!(m.feed(b"xl-run: console| \n"), b"\n");
+        // (what arrives, what is shown): a line shows once complete; the mark may follow what Xen printed
+        // on the same line; a line without it is dropped.
+        let steps: [(&[u8], &[u8]); 4] = [
+            (b"(XEN) Xen version\r\nxl-run: console| hel", b""),
+            (b"lo\r\n[  1.0] kernel\n", b"hello\n"),
+            (
+                b"(XEN) d1v0 xl-run: console| test a ... ok\nxl-run: log| x\n",
+                b"test a ... ok\n",
+            ),
+            (b"xl-run: console| \n", b"\n"),
+        ];
+        for (fed, shown) in steps {
+            assert_eq!(m.feed(fed), shown, "{}", String::from_utf8_lossy(fed));
+        }
     }
 
     #[test]
