@@ -230,7 +230,11 @@ pub fn run_main(args: &[String]) -> Result<bool> {
         let r = xl::run(&opts)?;
         return Ok(match r.outcome {
             Outcome::Poweroff => {
-                eprintln!("cargo-xen: the domU powered off");
+                eprintln!(
+                    "cargo-xen: the domU powered off ({:.1} s preparing, {:.1} s in QEMU)",
+                    r.prepare_seconds,
+                    r.boot.elapsed.as_secs_f64()
+                );
                 true
             }
             Outcome::Failed(why) => {
