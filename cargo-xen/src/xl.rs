@@ -315,7 +315,7 @@ pub fn judge(output: &str, timed_out: bool, timeout: Duration) -> Outcome {
     }
 }
 
-/// What [`run`] did: how it ended, the boot, and the domU's console text.
+/// What [`run()`] did: how it ended, the boot, where its console was written.
 pub struct XlRun {
     /// The verdict, made clearer by the domU's console ([`run::explain`]).
     pub outcome: Outcome,
