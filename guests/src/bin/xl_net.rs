@@ -7,8 +7,11 @@
 //! - ARP requests for its address (`169.254.1.2`, link-local) get a reply;
 //! - ICMP echo requests get an echo reply with the same identifier, sequence and data;
 //! - UDP to port 7 is echoed back unchanged; UDP to port 5001 saying `send N` is answered with `N` bytes
-//!   of a pattern dom0 computes on its own (`b'a' + (i * 7 + N + 3) % 26` for byte `i`).
-//!
+//!   of a pattern dom0 computes on its own (`b'a' + (i * 7 + N + 3) % 26` for byte `i`);
+//! - for the benchmark (`cargo bench --bench net`): UDP to port 9 is counted and dropped; `count` on port
+//!   5001 is answered with `count DATAGRAMS BYTES NOTIFICATIONS SLEEPS` (port 9's, the frontend's
+//!   notifications, this domU's `sched_poll`s so far); `flood N SIZE` makes it send N datagrams of SIZE
+//!   zero bytes to the asker's port 9, as fast as the transmit ring and pool take them;
 //! - a TCP/IP stack (`smoltcp` on the frontend, `netstack.rs`) at `169.254.1.4` on the same interface
 //!   takes what dom0 sends to its port 5002 and compares its MD5 with the one dom0's `md5sum` wrote at
 //!   `data/tcp-md5` (outcome at `data/tcp-rx`), and sends `data/tcp-send` bytes of a stream to whoever

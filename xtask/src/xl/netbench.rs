@@ -6,8 +6,13 @@
 //! second for 64-byte and 1500-byte Ethernet frames (`-s 22` and `-s 1458`), the MiB/s both ways that
 //! makes, and the event channel interrupts dom0 took from each vif per round trip (`/proc/interrupts`,
 //! the frontend's notifications). Each domU reports its own side: ours its notifications and hypercalls
-//! (`sched_poll`, `EVTCHNOP_send`), Linux its interrupts from `/proc/interrupts`. The figures are TCG's
-//! under load: compare within one boot only. Nothing here passes or fails on a figure.
+//! (`sched_poll`, `EVTCHNOP_send`), Linux its interrupts from `/proc/interrupts`.
+//!
+//! Then streams ([`measure_stream`]), in the same boot: UDP floods of [`FLOODS`] datagrams each way with
+//! 64-byte and 1500-byte frames, and a TCP stream of [`TCP_BYTES`] each way (ours with its `smoltcp`
+//! stack), counted by the vif on the receiving side of the frontend, with the notifications per frame on
+//! each side. The figures are TCG's under load: compare within one boot only, as ratios. Nothing here
+//! passes or fails on a figure.
 
 use std::fmt::Write as _;
 
