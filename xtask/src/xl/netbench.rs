@@ -8,7 +8,7 @@
 //! the frontend's notifications). Each domU reports its own side: ours its notifications and hypercalls
 //! (`sched_poll`, `EVTCHNOP_send`), Linux its interrupts from `/proc/interrupts`.
 //!
-//! Then streams ([`measure_stream`]), in the same boot: UDP floods of [`FLOODS`] datagrams each way with
+//! Then streams (`measure_stream`), in the same boot: UDP floods of [`FLOODS`] datagrams each way with
 //! 64-byte and 1500-byte frames, and a TCP stream of [`TCP_BYTES`] each way (ours with its `smoltcp`
 //! stack), counted by the vif on the receiving side of the frontend, with the notifications per frame on
 //! each side. The figures are TCG's under load: compare within one boot only, as ratios. Nothing here
