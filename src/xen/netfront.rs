@@ -23,7 +23,8 @@
 //!   requests with one `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY` (one notification per batch, only when the
 //!   backend asked); [`NetFront::send`] is both. A frame longer than the MTU and its Ethernet header is
 //!   [`NetError::TooLarge`]; no room in the ring or the pool after reclaiming is [`NetError::Full`]
-//!   (`EAGAIN`: try again after the backend answered).
+//!   (`EAGAIN`: try again after the backend answered). [`NetFront::has_room`] says beforehand whether a
+//!   frame would go, for a program that must build it only then (a TCP/IP stack's transmit token).
 //! - **Receive** (copy mode, `request-rx-copy`): every receive page is posted as a request; the backend
 //!   copies each frame into one or more of them. [`NetFront::receive`] looks at the responses of one whole
 //!   frame before taking any (`NETRXF_more_data` chains, `NETRXF_extra_info` slots skipped), copies it into
