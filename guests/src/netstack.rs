@@ -167,106 +167,23 @@ where
 
 // ------------------------------------------------------------------------------------------------ MD5
 
-/// MD5 (RFC 1321), streaming.
-pub struct Md5 {
-    s: [u32; 4],
-    block: [u8; 64],
-    fill: usize,
-    len: u64,
-}
-
-const K: [u32; 64] = {
-    // floor(abs(sin(i + 1)) * 2^32), RFC 1321's table T.
-    [
-        0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613,
-        0xfd469501, 0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193,
-        0xa679438e, 0x49b40821, 0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d,
-        0x02441453, 0xd8a1e681, 0xe7d3fbc8, 0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed,
-        0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a, 0xfffa3942, 0x8771f681, 0x6d9d6122,
-        0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70, 0x289b7ec6, 0xeaa127fa,
-        0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665, 0xf4292244,
-        0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-        0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb,
-        0xeb86d391,
-    ]
-};
-
-const R: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
+/// MD5 (RFC 1321), streaming: RustCrypto's `md-5`, with the digest printed as `md5sum` prints it.
+pub struct Md5(md5::Md5);
 
 impl Md5 {
     /// The empty digest's state.
-    pub const fn new() -> Md5 {
-        Md5 {
-            s: [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476],
-            block: [0; 64],
-            fill: 0,
-            len: 0,
-        }
-    }
-
-    fn compress(s: &mut [u32; 4], block: &[u8; 64]) {
-        let mut m = [0u32; 16];
-        for (i, w) in m.iter_mut().enumerate() {
-            *w = u32::from_le_bytes([
-                block[4 * i],
-                block[4 * i + 1],
-                block[4 * i + 2],
-                block[4 * i + 3],
-            ]);
-        }
-        let [mut a, mut b, mut c, mut d] = *s;
-        for i in 0..64 {
-            let (f, g) = match i / 16 {
-                0 => ((b & c) | (!b & d), i),
-                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
-                2 => (b ^ c ^ d, (3 * i + 5) % 16),
-                _ => (c ^ (b | !d), (7 * i) % 16),
-            };
-            let t = d;
-            d = c;
-            c = b;
-            b = b.wrapping_add(
-                a.wrapping_add(f)
-                    .wrapping_add(K[i])
-                    .wrapping_add(m[g])
-                    .rotate_left(R[(i / 16) * 4 + i % 4]),
-            );
-            a = t;
-        }
-        s[0] = s[0].wrapping_add(a);
-        s[1] = s[1].wrapping_add(b);
-        s[2] = s[2].wrapping_add(c);
-        s[3] = s[3].wrapping_add(d);
+    pub fn new() -> Md5 {
+        Md5(<md5::Md5 as md5::Digest>::new())
     }
 
     /// Adds `data`.
-    pub fn update(&mut self, mut data: &[u8]) {
-        self.len = self.len.wrapping_add(data.len() as u64);
-        while !data.is_empty() {
-            let n = (64 - self.fill).min(data.len());
-            self.block[self.fill..self.fill + n].copy_from_slice(&data[..n]);
-            self.fill += n;
-            data = &data[n..];
-            if self.fill == 64 {
-                Self::compress(&mut self.s, &self.block);
-                self.fill = 0;
-            }
-        }
+    pub fn update(&mut self, data: &[u8]) {
+        md5::Digest::update(&mut self.0, data);
     }
 
     /// The digest.
-    pub fn finish(mut self) -> [u8; 16] {
-        let bits = self.len.wrapping_mul(8);
-        self.update(&[0x80]);
-        while self.fill != 56 {
-            self.update(&[0]);
-        }
-        self.update(&bits.to_le_bytes());
-        let mut out = [0u8; 16];
-        for (i, w) in self.s.iter().enumerate() {
-            out[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
-        }
-        out
+    pub fn finish(self) -> [u8; 16] {
+        md5::Digest::finalize(self.0).into()
     }
 
     /// The digest as `md5sum` prints it (32 lowercase hexadecimal digits).
@@ -278,6 +195,12 @@ impl Md5 {
             out[2 * i + 1] = H[usize::from(b & 15)];
         }
         out
+    }
+}
+
+impl Default for Md5 {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -491,7 +491,7 @@ fn transfers<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             });
         }
         if t.bytes == total {
-            let md5 = core::mem::replace(&mut t.md5, Md5::new());
+            let md5 = core::mem::take(&mut t.md5);
             let _ = xs.write(b"data/tcp-tx-md5", &Md5::hex(md5.finish()));
             s.close();
             st.source_closed = true;
