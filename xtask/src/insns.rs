@@ -104,13 +104,17 @@ fn run_qemu(qemu: &str, image: &PathBuf) -> Result<String> {
     Ok(out)
 }
 
-/// Parses the image's `<site> <delta>` lines; fails unless it ends with `done`.
+/// Parses the image's `<site> <delta>` lines (its `errno` lines are [`crate::bench::errnos`]'); fails
+/// unless it ends with `done`.
 pub fn parse(out: &str) -> Result<BTreeMap<String, u64>> {
     let mut m = BTreeMap::new();
     let mut done = false;
     for line in out.lines() {
         if line.trim() == "done" {
             done = true;
+            continue;
+        }
+        if crate::bench::errno_line(line).is_some() {
             continue;
         }
         let (name, v) = line
@@ -243,28 +247,37 @@ pub fn counts(isa: Isa, deltas: &BTreeMap<String, u64>, funcs: &[Function]) -> R
     Ok(v)
 }
 
-/// Builds and runs the image for A64, A32 and T32; returns every site's count.
-pub fn measure() -> Result<Vec<Count>> {
+/// What the ARM images report: every site's count, and the errno of each fallible function
+/// (`(isa, function, errno)`, [`crate::bench::errnos`]).
+pub type Measured = (Vec<Count>, Vec<(&'static str, String, u64)>);
+
+/// Builds and runs the image for A64, A32 and T32; returns every site's count and the errnos reported.
+pub fn measure() -> Result<Measured> {
     setup::toolchain()?;
     setup::debian(&[setup::QEMU])?;
     let mut all = Vec::new();
+    let mut errnos = Vec::new();
     for (isa, target, flags, qemu) in configs() {
         let image = build(isa, target, flags)?;
         let out = run_qemu(qemu, &image)?;
         let deltas = parse(&out).with_context(|| format!("{} bench image", isa.name()))?;
+        for (f, e) in crate::bench::errnos(&out)? {
+            errnos.push((isa.name(), f, e));
+        }
         let funcs = elf::read_functions(&std::fs::read(&image)?)?;
         let c = counts(isa, &deltas, &funcs)?;
         require_coverage(&c)?;
         all.extend(c);
     }
-    Ok(all)
+    Ok((all, errnos))
 }
 
 /// The functions whose code has no branch by construction: every per-arity site and work loop but the
 /// typed API's (whose success path is what it measures). The control must have checked each, or it could
 /// pass without checking anything.
 fn must_be_checked(site: &str) -> bool {
-    (site.starts_with("site_") || site.starts_with("work_")) && site != "work_typed"
+    (site.starts_with("site_") || site.starts_with("work_"))
+        && !matches!(site, "work_typed" | "work_checked")
 }
 
 /// Fails unless the control checked every function [`must_be_checked`] names.
