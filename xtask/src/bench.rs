@@ -79,7 +79,14 @@ pub const WORK_CHECKED: u64 = 10;
 pub const WORK_SLACK_PER_CHECK: u64 = 2;
 
 /// The most instructions `work_checked` may execute, on every instruction set alike: `raw_work`'s plus
-/// [`WORK_SLACK_PER_CHECK`] for each of its [`WORK_CHECKED`] results.
+/// [`WORK_SLACK_PER_CHECK`] for each of its [`WORK_CHECKED`] results. Each check is one sign test and
+/// its branch (`tbnz`/`cbz` on A64, `cmn`+`ble` on A32 and T32, `test`+`js` on x86-64), the grant-table
+/// status an `ldrsh` and an `orr` more; measured: A64 +13, A32 +19, T32 +15, x86-64 PV +19, HVM +18.
+/// Two library choices keep it there: `version::version()` tests the sign before it builds its
+/// `Version` (its 8-byte `Result` was otherwise packed into one register and unpacked on the success
+/// path: 11 instructions on A64, 20 on x86-64), and on 32-bit ARM a failed call's error is built behind
+/// an empty `asm!` (`Error::from_failed`), so that LLVM does not speculate `alloc_unbound`'s saturating
+/// negation onto the success path (7 on A32, 5 on T32).
 pub fn checked_bound(raw: u64) -> u64 {
     raw + WORK_CHECKED * WORK_SLACK_PER_CHECK
 }
@@ -91,18 +98,20 @@ pub const WORK_TYPED_CHECKED: u64 = 9;
 
 /// How many more instructions than `raw_work` the loop that folds each error to 0 (`work_typed`: errors
 /// folded to 0 by the caller, LLVM's selects) may execute. It is held to [`WORK_SLACK_PER_CHECK`] per
-/// tested value on A64 (12 over `raw_work`, 18 allowed); on A32, T32 and x86-64 to the figure reached,
-/// so that a regression still fails the bench. There the wrappers' own code is what it is on A64 (one
+/// tested value on A64 (13 over `raw_work`, 18 allowed); on A32, T32 and x86-64 to the figure reached,
+/// so that a regression still fails the bench (on 32-bit ARM one more than first recorded: the count
+/// took off an `eret` for `console::write`'s second `hvc`, which is never executed,
+/// `insns::success_hvcs`). There the wrappers' own code is what it is on A64 (one
 /// hypercall, one sign test, the error path dead when the caller drops the error); what the loop loses
 /// is LLVM's lowering of the caller's selects (`map_or(0, …)`, `is_ok()`) and its register allocation:
 ///
-/// - A32 (+24): each select is folded into the loop's final `xor` as a conditional `eorpl`/`eorgt`, so
+/// - A32 (+25): each select is folded into the loop's final `xor` as a conditional `eorpl`/`eorgt`, so
 ///   what its condition needs stays live to the end: `query_size`'s result and status (then
 ///   `ldrd`/`ldr`, `orrs`, `eorpl` after the last `hvc`) and `get_param`'s result (`cmp r9, #0`,
 ///   `eorpl`). The eight state words and the `State` pointer are live across every `hvc`, which
 ///   clobbers r0–r3 and r12, and only r4–r10 and lr are left (r11 is the frame pointer): each value
-///   kept beyond `raw_work`'s is a `str` after its call and an `ldr` at the end, 8 of the 24.
-/// - T32 (+29): as A32, and every conditional instruction needs its `it` (`cmp r5, #-1; it gt;
+///   kept beyond `raw_work`'s is a `str` after its call and an `ldr` at the end, 8 of the 25.
+/// - T32 (+30): as A32, and every conditional instruction needs its `it` (`cmp r5, #-1; it gt;
 ///   eorgt r0, r0, #1` where `raw_work` has `eor r0, r0, r5`): 6 more.
 /// - x86-64 (PV +23, HVM +28): no conditional `xor`, so a flag is `xor r, r; test; setns` (3, for
 ///   `evtchn::send(…).is_ok()`), a select `test; cmovs` against a zero register; `get_param`'s
@@ -120,8 +129,8 @@ pub const WORK_TYPED_CHECKED: u64 = 9;
 /// volatile read of `get_param`'s value (no change).
 pub fn work_slack(isa: &str) -> u64 {
     match isa {
-        "a32" => 24,
-        "t32" => 29,
+        "a32" => 25,
+        "t32" => 30,
         "x86-pv" => 23,
         "x86-hvm" => 28,
         _ => WORK_TYPED_CHECKED * WORK_SLACK_PER_CHECK,
@@ -619,8 +628,8 @@ mod tests {
         // A64, the figures reached elsewhere.
         let bounds = [
             ("a64", 118),
-            ("a32", 124),
-            ("t32", 129),
+            ("a32", 125),
+            ("t32", 130),
             ("x86-pv", 123),
             ("x86-hvm", 128),
         ];
