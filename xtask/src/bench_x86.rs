@@ -705,7 +705,10 @@ pub fn markdown(r: &Results) -> String {
         let Some(s) = r.sizes.get(&(isa, crate::insns::OPT)) else {
             continue;
         };
-        for (key, title) in STRATEGIES.iter().chain([&crate::bench::TYPED_WORK]) {
+        for (key, title) in STRATEGIES
+            .iter()
+            .chain([&crate::bench::CHECKED_WORK, &crate::bench::TYPED_WORK])
+        {
             let f = format!("work_{key}");
             let Some(z) = s.get(&f) else {
                 continue;
