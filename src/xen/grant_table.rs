@@ -295,7 +295,7 @@ fn check(ret: isize, status: i16) -> Result<()> {
         return Ok(());
     }
     Err(if ret < 0 {
-        GrantError::Xen(Error::from_ret(ret))
+        GrantError::Xen(Error::from_failed(ret))
     } else {
         GrantError::Status(GrantStatus(status))
     })
