@@ -1341,12 +1341,12 @@ pub fn debian_sources(deb822: &[String], one_line: &[String]) -> (String, String
     (out, list)
 }
 
-/// The `-o` options of the private arm64 apt state under `d`: `cargo-xen`'s private configuration, for
-/// arm64 and with no package installed (apt must not reason about the host's amd64 ones).
-fn apt_options(d: &Path) -> Vec<String> {
+/// The `-o` options of the private apt state under `d`: `cargo-xen`'s private configuration, for `arch`
+/// only and with no package installed (apt must not reason about the host's own).
+fn apt_options(d: &Path, arch: Arch) -> Vec<String> {
     let mut o = vec![
-        "-oAPT::Architecture=arm64".to_string(),
-        "-oAPT::Architectures=arm64".to_string(),
+        format!("-oAPT::Architecture={}", arch.debian),
+        format!("-oAPT::Architectures={}", arch.debian),
         "-oDir::State::Status=/dev/null".to_string(),
     ];
     o.extend(cargo_xen::xensrc::apt_options(d));
@@ -1381,10 +1381,38 @@ fn write_apt_config(d: &Path) -> Result<()> {
     cargo_xen::xensrc::write_apt_state(d, "debian.sources", &stanzas, &list)
 }
 
+/// A Debian architecture a dom0 is made for: the packages' architecture and what differs with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arch {
+    /// Debian's name of it (`arm64`, `amd64`): the packages', and the kernel metapackage's suffix
+    /// (`linux-image-arm64`).
+    pub debian: &'static str,
+    /// Its multiarch directory (`aarch64-linux-gnu`): where the libraries are (`lib/…`, `usr/lib/…`).
+    pub triplet: &'static str,
+    /// Packages its toolstack needs beyond [`PACKAGES`].
+    pub extra: &'static [&'static str],
+}
+
+/// arm64: the dom0 of the ARM scenarios.
+pub const ARM64: Arch = Arch {
+    debian: "arm64",
+    triplet: "aarch64-linux-gnu",
+    extra: &[],
+};
+
+/// amd64: a 64-bit PV dom0 on x86-64 Xen. libxenguest is linked with liblzma and libzstd there.
+pub const AMD64: Arch = Arch {
+    debian: "amd64",
+    triplet: "x86_64-linux-gnu",
+    extra: &["liblzma5", "libzstd1"],
+};
+
 /// What [`fetch`] provides.
 #[derive(Clone, Debug)]
 pub struct Dom0 {
-    /// The kernel's `Image` (uncompressed arm64).
+    /// The packages' architecture.
+    pub arch: Arch,
+    /// The kernel: an uncompressed `Image` on arm64, a bzImage on amd64.
     pub kernel: PathBuf,
     /// The kernel's release (`6.1.0-<N>-arm64`): the modules' directory name.
     pub release: String,
@@ -1396,10 +1424,15 @@ pub struct Dom0 {
     pub download_bytes: u64,
 }
 
-/// Downloads and unpacks the packages under `target/xl/` unless they are there (`fetched` records the
-/// kernel's release and the package list once everything is unpacked).
+/// Downloads and unpacks the arm64 packages under `target/xl/` unless they are there ([`fetch_arch`]).
 pub fn fetch() -> Result<Dom0> {
-    let d = dir();
+    fetch_arch(&dir(), ARM64)
+}
+
+/// Downloads and unpacks the packages of `arch` under `d` unless they are there (`fetched` records the
+/// kernel's release and the package list once everything is unpacked).
+pub fn fetch_arch(d: &Path, arch: Arch) -> Result<Dom0> {
+    let meta = format!("linux-image-{}", arch.debian);
     let debs = d.join("debs");
     let root = d.join("root");
     let kernel_tree = d.join("kernel");
@@ -1410,6 +1443,7 @@ pub fn fetch() -> Result<Dom0> {
             bytes += e?.metadata()?.len();
         }
         Ok(Dom0 {
+            arch,
             kernel: kernel_tree.join(format!("boot/vmlinuz-{release}")),
             release,
             kernel_tree: kernel_tree.clone(),
@@ -1418,7 +1452,14 @@ pub fn fetch() -> Result<Dom0> {
         })
     };
     // The stamp names the kernel's release and the packages: a changed list is fetched again.
-    let wanted_list = PACKAGES.join(" ");
+    let wanted_list = PACKAGES
+        .iter()
+        .filter(|p| !p.starts_with("linux-image-"))
+        .chain(arch.extra)
+        .chain([&meta.as_str()])
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
     if let Ok(text) = std::fs::read_to_string(&stamp)
         && let Some((release, packages)) = text.split_once('\n')
         && packages.trim() == wanted_list
@@ -1452,18 +1493,20 @@ pub fn fetch() -> Result<Dom0> {
     }
     setup::debian(&[APT, DPKG, TAR])?;
     let apt = d.join("apt");
-    let opts = apt_options(&apt);
+    let opts = apt_options(&apt, arch);
     if !cargo_xen::cmd::is_root() {
         bail!(
-            "Debian's arm64 packages for the dom0 are missing; as root, run `cargo xtask xl` (it runs apt-get {} \
+            "Debian's {} packages for the dom0 are missing; as root, run `cargo xtask xl` (it runs apt-get {} \
              update and download into {})",
+            arch.debian,
             opts.join(" "),
             debs.display()
         );
     }
     let start = Instant::now();
     eprintln!(
-        "xl: fetching Debian's arm64 dom0 packages into {} (once)",
+        "xl: fetching Debian's {} dom0 packages into {} (once)",
+        arch.debian,
         d.display()
     );
     write_apt_config(&apt)?;
@@ -1472,11 +1515,10 @@ pub fn fetch() -> Result<Dom0> {
     let depends = util::output(
         Command::new("apt-cache")
             .args(&opts)
-            .args(["depends", "linux-image-arm64"]),
+            .args(["depends", &meta]),
     )?;
-    let image = kernel_package(&depends).with_context(|| {
-        format!("`apt-cache depends linux-image-arm64` named no image:\n{depends}")
-    })?;
+    let image = kernel_package(&depends, arch)
+        .with_context(|| format!("`apt-cache depends {meta}` named no image:\n{depends}"))?;
     let release = image
         .strip_prefix("linux-image-")
         .unwrap_or(&image)
@@ -1486,7 +1528,8 @@ pub fn fetch() -> Result<Dom0> {
     let wanted: Vec<&str> = PACKAGES
         .iter()
         .copied()
-        .filter(|p| *p != "linux-image-arm64")
+        .filter(|p| !p.starts_with("linux-image-"))
+        .chain(arch.extra.iter().copied())
         .chain([image.as_str()])
         .collect();
     util::run(
@@ -1535,11 +1578,12 @@ pub const TAR: setup::Package = setup::Package {
     provides: "/usr/bin/tar",
 };
 
-/// The kernel image package `apt-cache depends linux-image-arm64` names.
-pub fn kernel_package(depends: &str) -> Option<String> {
+/// The kernel image package `apt-cache depends linux-image-<arch>` names.
+pub fn kernel_package(depends: &str, arch: Arch) -> Option<String> {
+    let suffix = format!("-{}", arch.debian);
     depends.lines().find_map(|l| {
         let p = l.trim().strip_prefix("Depends: ")?.trim();
-        (p.starts_with("linux-image-") && p.ends_with("-arm64")).then(|| p.to_string())
+        (p.starts_with("linux-image-") && p.ends_with(&suffix)).then(|| p.to_string())
     })
 }
 
@@ -1675,7 +1719,7 @@ impl std::fmt::Write for ByteWriter<'_> {
 
 /// Adds the tree under `root` to `cpio` (files with their permissions, symbolic links as they are),
 /// leaving out [`LEFT_OUT`]; returns the archive paths of regular files.
-fn add_tree(cpio: &mut Cpio, root: &Path) -> Result<Vec<String>> {
+pub fn add_tree(cpio: &mut Cpio, root: &Path) -> Result<Vec<String>> {
     let mut files = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     let mut entries = Vec::new();
@@ -1737,12 +1781,14 @@ pub fn needed(elf: &[u8]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The directories the dynamic loader searches (Debian's multiarch ones).
-const LIB_DIRS: [&str; 2] = ["lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu"];
-
 /// Checks that every library [`PROGRAMS`] need, and the libraries those need, is in the unpacked tree
-/// `root` (following symbolic links inside it); returns the libraries found.
-pub fn check_libraries(root: &Path) -> Result<Vec<String>> {
+/// `root` of `arch` (in Debian's multiarch directories, `lib/<triplet>` and `usr/lib/<triplet>`, following
+/// symbolic links inside the tree); returns the libraries found.
+pub fn check_libraries(root: &Path, arch: Arch) -> Result<Vec<String>> {
+    let lib_dirs = [
+        format!("lib/{}", arch.triplet),
+        format!("usr/lib/{}", arch.triplet),
+    ];
     let resolve = |p: &Path| -> Option<PathBuf> {
         // A link's target, relative to its directory or absolute inside the tree.
         let mut p = p.to_path_buf();
@@ -1773,7 +1819,7 @@ pub fn check_libraries(root: &Path) -> Result<Vec<String>> {
             if !seen.insert(lib.clone()) {
                 continue;
             }
-            match LIB_DIRS
+            match lib_dirs
                 .iter()
                 .map(|d| root.join(d).join(&lib))
                 .find(|p| resolve(p).is_some())
@@ -2044,7 +2090,7 @@ fn guest(isa: Isa) -> xen::Guest {
 /// and config); returns its path.
 pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
     setup::debian(&[GZIP])?;
-    check_libraries(&dom0.root)?;
+    check_libraries(&dom0.root, dom0.arch)?;
     let images = build_domus(scenario)?;
     let mut cpio = Cpio::default();
     for d in [
@@ -2203,7 +2249,13 @@ pub fn crash_line(output: &str) -> Option<&str> {
 
 /// Whether the run is over: dom0 halted the machine, or something died.
 fn finished(output: &str) -> bool {
-    output.contains("Hardware Dom0 halted") || crash_line(output).is_some()
+    dom0_off(output) || crash_line(output).is_some()
+}
+
+/// Whether Xen reported dom0's poweroff: ARM's Xen halts the machine; x86's enters ACPI S5 (dom0's
+/// `poweroff -f` through ACPI), after which QEMU exits.
+pub fn dom0_off(output: &str) -> bool {
+    output.contains("Hardware Dom0 halted") || output.contains("(XEN) Entering ACPI S5 state")
 }
 
 /// The harness's lines (what follows [`MARK`]; anything Xen printed before it on the same line is
@@ -2384,7 +2436,7 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
     if !has("done") {
         problems.push("dom0: no `done` line".into());
     }
-    if !output.contains("Hardware Dom0 halted") {
+    if !dom0_off(output) {
         problems.push("Xen did not report dom0 halted (dom0's poweroff)".into());
     }
     problems

@@ -579,17 +579,28 @@ fn only_debian_archive_entries_are_kept() {
 fn the_kernel_is_the_one_the_metapackage_names() {
     let depends = "linux-image-arm64\n  Depends: linux-image-6.1.0-57-arm64\n";
     assert_eq!(
-        kernel_package(depends).as_deref(),
+        kernel_package(depends, ARM64).as_deref(),
         Some("linux-image-6.1.0-57-arm64")
     );
     assert_eq!(
-        kernel_package("linux-image-arm64\n  Depends: <none>\n"),
+        kernel_package("linux-image-arm64\n  Depends: <none>\n", ARM64),
         None
     );
     assert_eq!(
-        kernel_package("linux-image-arm64\n  Depends: linux-base\n"),
+        kernel_package("linux-image-arm64\n  Depends: linux-base\n", ARM64),
         None
     );
+    // amd64's metapackage (as `apt-cache depends linux-image-amd64` printed it), and an arm64 image is
+    // not amd64's.
+    assert_eq!(
+        kernel_package(
+            "linux-image-amd64\n  Depends: linux-image-6.1.0-57-amd64\n",
+            AMD64
+        )
+        .as_deref(),
+        Some("linux-image-6.1.0-57-amd64")
+    );
+    assert_eq!(kernel_package(depends, AMD64), None);
 }
 
 #[test]
