@@ -178,6 +178,8 @@ const CALLBACK_VECTOR: u8 = 0xf3;
 /// What the domU writes at `data/pvh` for dom0 to see.
 const GREETING: &[u8] = b"hello from a PVH domU";
 
+/// The frames the entry identity-maps (the first 4 GiB): a ring page beyond them is refused.
+const MAPPED_FRAMES: u64 = 1 << 20;
 /// The page the shared info page is mapped over: its address is its frame (identity-mapped).
 static mut SHARED: Page = Page::new();
 
@@ -274,7 +276,11 @@ extern "C" fn xl_pvh_main(start_info: u64) -> ! {
     let Ok(Some((con_pfn, con_port))) = console::ring_location() else {
         end(ShutdownReason::Crash)
     };
-    // SAFETY: the first 4 GiB are identity-mapped (the entry), so frame `con_pfn` is at `con_pfn * 4096`;
+    if con_pfn >= MAPPED_FRAMES {
+        end(ShutdownReason::Crash);
+    }
+    // SAFETY: the first 4 GiB are identity-mapped (the entry) and `con_pfn` is below them, so the frame is
+    // at `con_pfn * 4096`;
     // the console page is the toolstack's, referenced by nothing in this program but the console.
     let Ok(area) = (unsafe { SharedArea::new((con_pfn << 12) as usize as *mut Page, 1) }) else {
         end(ShutdownReason::Crash)
@@ -302,8 +308,13 @@ extern "C" fn xl_pvh_main(start_info: u64) -> ! {
         Err(e) => out.check("max pages", false, format_args!("{e:?}")),
     }
 
-    // SAFETY: Xen wrote the structure at `start_info` (the first 4 GiB are identity-mapped).
-    match unsafe { HvmStartInfo::read(start_info as usize as *const HvmStartInfo) } {
+    let info = if start_info.saturating_add(64) <= MAPPED_FRAMES << 12 {
+        // SAFETY: Xen wrote the structure at `start_info`, inside the identity-mapped first 4 GiB.
+        unsafe { HvmStartInfo::read(start_info as usize as *const HvmStartInfo) }
+    } else {
+        Err(xen_hypercall::xen::pvh::BadMagic(0))
+    };
+    match info {
         Ok(info) => out.check(
             "start info",
             !info.is_initial_domain() && !info.is_privileged(),
@@ -341,12 +352,20 @@ fn store<W: FnMut() -> Result<(), Error>>(
     deadline: Instant,
 ) {
     let port = match xen_hypercall::xen::xenstore::ring_location() {
-        Ok((_, port)) => port,
+        Ok((pfn, port)) if pfn < MAPPED_FRAMES => port,
+        Ok((pfn, _)) => {
+            return out.check(
+                "xenstore",
+                false,
+                format_args!("ring at frame {pfn:#x}, beyond the identity map"),
+            );
+        }
         Err(e) => return out.check("xenstore", false, format_args!("no ring: {e:?}")),
     };
     let xs = Xenstore::open(
-        // SAFETY: identity-mapped (the entry): frame `pfn` is at `pfn * 4096`; the xenstore page is the
-        // toolstack's, referenced by nothing in this program but this client.
+        // SAFETY: identity-mapped (the entry; the frame, read just above, is below 4 GiB): frame `pfn` is
+        // at `pfn * 4096`; the xenstore page is the toolstack's, referenced by nothing in this program but
+        // this client.
         |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
         || slice(events, port, clock, deadline),
     );
