@@ -7,6 +7,8 @@
 //!   installed-package state; the system's apt configuration is never touched), and unpacked there once:
 //!   the toolstack's tree, and only the kernel's `Image` and the modules listed here from the kernel
 //!   package. About 65 MB of downloads; the commands' output goes to the set-up log ([`cmd::log_path`]).
+//!   [`fetch_arch`] does the same for another [`Arch`]: [`AMD64`], a 64-bit PV dom0 on x86-64 Xen (about
+//!   79 MB, its kernel a bzImage), whose machine the caller builds.
 //! - [`Cpio`]: a `newc` cpio archive written in memory; [`base_cpio`] the dom0's tree in it (the unpacked
 //!   packages, whose programs are checked to find every library they need, [`check_libraries`], and the
 //!   modules asked for); [`gzip`] compresses it.
@@ -14,7 +16,7 @@
 //!   `xenconsoled`, every wait bounded, each step reported as `ok STEP` or `FAIL STEP: …` after a marker.
 //! - [`command`]: the QEMU command that boots Xen with that kernel and initramfs (dom0 [`DOM0_MEMORY`] of
 //!   [`MACHINE_MEMORY`], the kernel and initrd placed after the device tree); [`crash_line`] and
-//!   [`finished`] read its console.
+//!   [`finished`] read its console ([`dom0_off`]: ARM's and x86's Xen end a dom0 poweroff differently).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -155,12 +157,12 @@ pub fn debian_sources(deb822: &[String], one_line: &[String]) -> (String, String
     (out, list)
 }
 
-/// The `-o` options of the private arm64 apt state under `d`: `cargo-xen`'s private configuration, for
-/// arm64 and with no package installed (apt must not reason about the host's amd64 ones).
-fn apt_options(d: &Path) -> Vec<String> {
+/// The `-o` options of the private apt state under `d`: `cargo-xen`'s private configuration, for `arch`
+/// only and with no package installed (apt must not reason about the host's own).
+fn apt_options(d: &Path, arch: Arch) -> Vec<String> {
     let mut o = vec![
-        "-oAPT::Architecture=arm64".to_string(),
-        "-oAPT::Architectures=arm64".to_string(),
+        format!("-oAPT::Architecture={}", arch.debian),
+        format!("-oAPT::Architectures={}", arch.debian),
         "-oDir::State::Status=/dev/null".to_string(),
     ];
     o.extend(xensrc::apt_options(d));
@@ -195,10 +197,38 @@ fn write_apt_config(d: &Path) -> Result<()> {
     xensrc::write_apt_state(d, "debian.sources", &stanzas, &list)
 }
 
+/// A Debian architecture a dom0 is made for: the packages' architecture and what differs with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arch {
+    /// Debian's name of it (`arm64`, `amd64`): the packages', and the kernel metapackage's suffix
+    /// (`linux-image-arm64`).
+    pub debian: &'static str,
+    /// Its multiarch directory (`aarch64-linux-gnu`): where the libraries are (`lib/…`, `usr/lib/…`).
+    pub triplet: &'static str,
+    /// Packages its toolstack needs beyond [`PACKAGES`].
+    pub extra: &'static [&'static str],
+}
+
+/// arm64: the dom0 of [`fetch`].
+pub const ARM64: Arch = Arch {
+    debian: "arm64",
+    triplet: "aarch64-linux-gnu",
+    extra: &[],
+};
+
+/// amd64: a 64-bit PV dom0 on x86-64 Xen. libxenguest is linked with liblzma and libzstd there.
+pub const AMD64: Arch = Arch {
+    debian: "amd64",
+    triplet: "x86_64-linux-gnu",
+    extra: &["liblzma5", "libzstd1"],
+};
+
 /// What [`fetch`] provides.
 #[derive(Clone, Debug)]
 pub struct Dom0 {
-    /// The kernel's `Image` (uncompressed arm64).
+    /// The packages' architecture.
+    pub arch: Arch,
+    /// The kernel: an uncompressed `Image` on arm64, a bzImage on amd64.
     pub kernel: PathBuf,
     /// The kernel's release (`6.1.0-<N>-arm64`): the modules' directory name.
     pub release: String,
@@ -214,6 +244,12 @@ pub struct Dom0 {
 /// release and the package list once everything is unpacked). One progress line on stderr while it
 /// fetches; the commands' output goes to the set-up log ([`cmd::log_path`]).
 pub fn fetch(d: &Path) -> Result<Dom0> {
+    fetch_arch(d, ARM64)
+}
+
+/// [`fetch`] for the packages of `arch`.
+pub fn fetch_arch(d: &Path, arch: Arch) -> Result<Dom0> {
+    let meta = format!("linux-image-{}", arch.debian);
     let debs = d.join("debs");
     let root = d.join("root");
     let kernel_tree = d.join("kernel");
@@ -224,6 +260,7 @@ pub fn fetch(d: &Path) -> Result<Dom0> {
             bytes += e?.metadata()?.len();
         }
         Ok(Dom0 {
+            arch,
             kernel: kernel_tree.join(format!("boot/vmlinuz-{release}")),
             release,
             kernel_tree: kernel_tree.clone(),
@@ -232,7 +269,14 @@ pub fn fetch(d: &Path) -> Result<Dom0> {
         })
     };
     // The stamp names the kernel's release and the packages: a changed list is fetched again.
-    let wanted_list = PACKAGES.join(" ");
+    let wanted_list = PACKAGES
+        .iter()
+        .filter(|p| !p.starts_with("linux-image-"))
+        .chain(arch.extra)
+        .chain([&meta.as_str()])
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
     if let Ok(text) = std::fs::read_to_string(&stamp)
         && let Some((release, packages)) = text.split_once('\n')
         && packages.trim() == wanted_list
@@ -266,18 +310,20 @@ pub fn fetch(d: &Path) -> Result<Dom0> {
     }
     setup::debian(&[APT, DPKG, TAR])?;
     let apt = d.join("apt");
-    let opts = apt_options(&apt);
+    let opts = apt_options(&apt, arch);
     if !cmd::is_root() {
         bail!(
-            "Debian's arm64 packages for the Linux dom0 are missing from {}: run this again as root (it runs \
+            "Debian's {} packages for the Linux dom0 are missing from {}: run this again as root (it runs \
              apt-get {} update, then download)",
+            arch.debian,
             d.display(),
             opts.join(" ")
         );
     }
     let start = Instant::now();
     eprint!(
-        "cargo-xen: fetching Debian's arm64 Linux dom0 and Xen toolstack (about 65 MB, once) into {} (log: {})...",
+        "cargo-xen: fetching Debian's {} Linux dom0 and Xen toolstack (65-80 MB, once) into {} (log: {})...",
+        arch.debian,
         d.display(),
         cmd::log_path().display()
     );
@@ -288,11 +334,10 @@ pub fn fetch(d: &Path) -> Result<Dom0> {
     let depends = cmd::output(
         Command::new("apt-cache")
             .args(&opts)
-            .args(["depends", "linux-image-arm64"]),
+            .args(["depends", &meta]),
     )?;
-    let image = kernel_package(&depends).with_context(|| {
-        format!("`apt-cache depends linux-image-arm64` named no image:\n{depends}")
-    })?;
+    let image = kernel_package(&depends, arch)
+        .with_context(|| format!("`apt-cache depends {meta}` named no image:\n{depends}"))?;
     let release = image
         .strip_prefix("linux-image-")
         .unwrap_or(&image)
@@ -302,7 +347,8 @@ pub fn fetch(d: &Path) -> Result<Dom0> {
     let wanted: Vec<&str> = PACKAGES
         .iter()
         .copied()
-        .filter(|p| *p != "linux-image-arm64")
+        .filter(|p| !p.starts_with("linux-image-"))
+        .chain(arch.extra.iter().copied())
         .chain([image.as_str()])
         .collect();
     cmd::run_quiet(
@@ -351,11 +397,12 @@ pub const TAR: setup::Package = setup::Package {
     provides: "/usr/bin/tar",
 };
 
-/// The kernel image package `apt-cache depends linux-image-arm64` names.
-pub fn kernel_package(depends: &str) -> Option<String> {
+/// The kernel image package `apt-cache depends linux-image-<arch>` names.
+pub fn kernel_package(depends: &str, arch: Arch) -> Option<String> {
+    let suffix = format!("-{}", arch.debian);
     depends.lines().find_map(|l| {
         let p = l.trim().strip_prefix("Depends: ")?.trim();
-        (p.starts_with("linux-image-") && p.ends_with("-arm64")).then(|| p.to_string())
+        (p.starts_with("linux-image-") && p.ends_with(&suffix)).then(|| p.to_string())
     })
 }
 
@@ -553,12 +600,14 @@ pub fn needed(elf: &[u8]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The directories the dynamic loader searches (Debian's multiarch ones).
-const LIB_DIRS: [&str; 2] = ["lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu"];
-
 /// Checks that every library [`PROGRAMS`] need, and the libraries those need, is in the unpacked tree
-/// `root` (following symbolic links inside it); returns the libraries found.
-pub fn check_libraries(root: &Path) -> Result<Vec<String>> {
+/// `root` of `arch` (in Debian's multiarch directories, `lib/<triplet>` and `usr/lib/<triplet>`, following
+/// symbolic links inside the tree); returns the libraries found.
+pub fn check_libraries(root: &Path, arch: Arch) -> Result<Vec<String>> {
+    let lib_dirs = [
+        format!("lib/{}", arch.triplet),
+        format!("usr/lib/{}", arch.triplet),
+    ];
     let resolve = |p: &Path| -> Option<PathBuf> {
         // A link's target, relative to its directory or absolute inside the tree.
         let mut p = p.to_path_buf();
@@ -589,7 +638,7 @@ pub fn check_libraries(root: &Path) -> Result<Vec<String>> {
             if !seen.insert(lib.clone()) {
                 continue;
             }
-            match LIB_DIRS
+            match lib_dirs
                 .iter()
                 .map(|d| root.join(d).join(&lib))
                 .find(|p| resolve(p).is_some())
@@ -675,7 +724,7 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
 /// programs checked to find every library they need), and the kernel modules `modules` (paths under the
 /// release's `kernel/`, without `.ko`).
 pub fn base_cpio<'a>(dom0: &Dom0, modules: impl IntoIterator<Item = &'a str>) -> Result<Cpio> {
-    check_libraries(&dom0.root)?;
+    check_libraries(&dom0.root, dom0.arch)?;
     let mut cpio = Cpio::default();
     for d in [
         "dev",
@@ -795,7 +844,13 @@ pub fn crash_line(output: &str) -> Option<&str> {
 
 /// Whether the run is over: dom0 halted the machine, or something died.
 pub fn finished(output: &str) -> bool {
-    output.contains("Hardware Dom0 halted") || crash_line(output).is_some()
+    dom0_off(output) || crash_line(output).is_some()
+}
+
+/// Whether Xen reported dom0's poweroff: ARM's Xen halts the machine; x86's enters ACPI S5 (dom0's
+/// `poweroff -f` through ACPI), after which QEMU exits.
+pub fn dom0_off(output: &str) -> bool {
+    output.contains("Hardware Dom0 halted") || output.contains("(XEN) Entering ACPI S5 state")
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 //! - [`par`]: the MMU attribute checks (a guest's `PAR` after an address translation, decoded by the
 //!   Arm ARM's encodings).
 //! - [`xl`](mod@xl): Xen's real toolstack (a Linux dom0 with `xenstored`, `xenconsoled`, `xl`) starting the
-//!   project's domUs.
+//!   project's domUs; [`xl_x86`]: the same on x86-64 (a Linux PV dom0, a PVH domU).
 
 pub mod bench;
 pub mod bench_arm;
@@ -40,5 +40,6 @@ pub mod x86;
 pub mod xen;
 pub mod xensrc;
 pub mod xl;
+pub mod xl_x86;
 
 pub use cargo_xen::{audit, elf, flow};

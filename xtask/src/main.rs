@@ -24,7 +24,8 @@ usage: cargo xtask <task>
             negative control, SILO and xsm=dummy
   xl [SCENARIO…]
             Xen's real toolstack: a Debian Linux dom0 runs xenstored, xenconsoled and `xl create` of the
-            project's domUs (release and debug Xen); checks their consoles and xenstore values
+            project's domUs (release and debug Xen); checks their consoles and xenstore values; ARM,
+            then x86-64 (`pvh`: a Linux PV dom0 and a PVH domU)
   x86       boot the x86-64 guest on Xen (PV and PVH dom0, inline and hypercall page, release and debug)
   smp       a dom0 with two vCPUs on Xen: PSCI, Xen detection, a second vCPU started with cpu_on
   cargo-xen install the cargo-xen tool and check it: audits, bad inputs, the template built from a copy,
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
         Some("el2") => setup::toolchain().and_then(|()| el2::run()),
         Some("xen") => setup::toolchain().and_then(|()| xtask::steps::xen()),
         Some("domains") => xtask::domains::test(&args[1..]),
-        Some("xl") => xtask::xl::test(&args[1..]),
+        Some("xl") => xtask::steps::xl(&args[1..]),
         Some("x86") => setup::toolchain().and_then(|()| xtask::x86::test()),
         Some("smp") => xtask::smp::test(),
         Some("cargo-xen") if args.get(1).map(String::as_str) == Some("new") => {
@@ -153,7 +154,7 @@ fn test() -> Result<()> {
         },
         Step {
             name: "real toolstack (Linux dom0, xl)",
-            run: || xtask::xl::test(&[]),
+            run: || xtask::steps::xl(&[]),
         },
         Step {
             name: "real Xen (x86-64)",

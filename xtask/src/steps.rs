@@ -1,11 +1,36 @@
-//! The composite steps on real Xen for ARM, above the scenarios they run: `cargo xtask xen` (the example
-//! guests, the multi-domain runs, the two-vCPU runs) and `cargo xtask demo` (the same, shown, with one
-//! `xl` run from a Linux dom0, then the x86-64 guests and the code-size tables). Each scenario module runs
-//! and reports its own runs; this module only puts them in order.
+//! The composite steps on real Xen, above the scenarios they run: `cargo xtask xen` (the example guests,
+//! the multi-domain runs, the two-vCPU runs on ARM), `cargo xtask demo` (the same, shown, with one `xl`
+//! run from a Linux dom0, then the x86-64 guests and the code-size tables) and `cargo xtask xl` (the real
+//! toolstack's scenarios, ARM's then x86-64's). Each scenario module runs and reports its own runs; this
+//! module only puts them in order.
 
 use anyhow::{Result, bail};
 
-use crate::{domains, setup, smp, tool, util, x86, xen, xl};
+use crate::{domains, setup, smp, tool, util, x86, xen, xl, xl_x86};
+
+/// `cargo xtask xl [SCENARIO…]`: the real toolstack's scenarios named (every one when none is), the ARM
+/// ones ([`xl::test`]) then the x86-64 ones ([`xl_x86::test`]); fails unless all pass.
+pub fn xl(names: &[String]) -> Result<()> {
+    let all = xl::Scenario::all()
+        .into_iter()
+        .chain(xl_x86::scenarios())
+        .collect();
+    let chosen = xen::select_named(all, names, |s| s.name, "scenario")?;
+    let (x86, arm): (Vec<xl::Scenario>, Vec<xl::Scenario>) =
+        chosen.into_iter().partition(xl_x86::is_x86);
+    let arm_names: Vec<String> = arm.iter().map(|s| s.name.to_string()).collect();
+    let arm_result = if arm.is_empty() {
+        Ok(())
+    } else {
+        xl::test(&arm_names)
+    };
+    let x86_result = if x86.is_empty() {
+        Ok(())
+    } else {
+        xl_x86::test(&x86)
+    };
+    arm_result.and(x86_result)
+}
 
 /// `cargo xtask xen`: boots every guest on release and debug Xen, then the multi-domain and two-vCPU
 /// scenarios, and fails unless all pass.

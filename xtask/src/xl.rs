@@ -33,10 +33,11 @@ use crate::{par, setup, util, xensrc};
 // `cargo-xen` tool's, which boots users' domUs on it (`cargo xen run --xl`); the scenarios here use it as
 // is.
 pub use cargo_xen::linux::{
-    APT, Cpio, DISK_MODULES, DOM0_MEMORY, DOMU_MODULES, DPKG, Dom0, GZIP, KERNEL_ADDR,
-    LINUX_DOMU_MODULES, MACHINE_MEMORY, MODULES, NET_MODULES, PACKAGES, PROGRAMS, TAR, all_modules,
-    base_cpio, check_libraries, command, crash_line, debian_sources, finished, gzip, init_prelude,
-    initrd_addr, kernel_package, marked_lines, needed, quote,
+    AMD64, APT, ARM64, Arch, Cpio, DISK_MODULES, DOM0_MEMORY, DOMU_MODULES, DPKG, Dom0, GZIP,
+    KERNEL_ADDR, LINUX_DOMU_MODULES, MACHINE_MEMORY, MODULES, NET_MODULES, PACKAGES, PROGRAMS, TAR,
+    all_modules, base_cpio, check_libraries, command, crash_line, debian_sources, dom0_off,
+    fetch_arch, finished, gzip, init_prelude, initrd_addr, kernel_package, marked_lines, needed,
+    quote,
 };
 
 /// Downloads and unpacks the dom0's packages under [`dir`] unless they are there
@@ -1765,7 +1766,7 @@ pub fn judge(scenario: &Scenario, output: &str, timed_out: bool, build: XenBuild
     if !has("done") {
         problems.push("dom0: no `done` line".into());
     }
-    if !output.contains("Hardware Dom0 halted") {
+    if !dom0_off(output) {
         problems.push("Xen did not report dom0 halted (dom0's poweroff)".into());
     }
     problems

@@ -92,17 +92,28 @@ fn only_debian_archive_entries_are_kept() {
 fn the_kernel_is_the_one_the_metapackage_names() {
     let depends = "linux-image-arm64\n  Depends: linux-image-6.1.0-57-arm64\n";
     assert_eq!(
-        kernel_package(depends).as_deref(),
+        kernel_package(depends, ARM64).as_deref(),
         Some("linux-image-6.1.0-57-arm64")
     );
     assert_eq!(
-        kernel_package("linux-image-arm64\n  Depends: <none>\n"),
+        kernel_package("linux-image-arm64\n  Depends: <none>\n", ARM64),
         None
     );
     assert_eq!(
-        kernel_package("linux-image-arm64\n  Depends: linux-base\n"),
+        kernel_package("linux-image-arm64\n  Depends: linux-base\n", ARM64),
         None
     );
+    // amd64's metapackage (as `apt-cache depends linux-image-amd64` printed it), and an arm64 image is
+    // not amd64's.
+    assert_eq!(
+        kernel_package(
+            "linux-image-amd64\n  Depends: linux-image-6.1.0-57-amd64\n",
+            AMD64
+        )
+        .as_deref(),
+        Some("linux-image-6.1.0-57-amd64")
+    );
+    assert_eq!(kernel_package(depends, AMD64), None);
 }
 
 #[test]
@@ -119,4 +130,13 @@ fn needed_libraries_are_read_from_the_dynamic_section() {
     let libs = needed(&ls).unwrap();
     assert!(libs.iter().any(|l| l == "libc.so.6"), "{libs:?}");
     assert!(needed(b"not an ELF file").is_err());
+}
+
+#[test]
+fn x86_s_poweroff_ends_the_run() {
+    assert!(dom0_off(
+        "(XEN) Preparing system for ACPI S5 state.\n(XEN) Entering ACPI S5 state.\n"
+    ));
+    assert!(!dom0_off("(XEN) Preparing system for ACPI S5 state.\n"));
+    assert!(dom0_off("(XEN) Hardware Dom0 halted: halting machine\n"));
 }
