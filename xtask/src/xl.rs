@@ -49,8 +49,8 @@ pub const DOMU_SECONDS: u32 = 30;
 
 /// The Debian packages besides the kernel: the toolstack, the 19 libraries its programs need (by
 /// `DT_NEEDED`), `libgcc-s1` (glibc loads it at run time for `pthread_cancel`), busybox as `/init`'s
-/// shell and tools, and a static bash for [`UDP_CHECK`].
-pub const PACKAGES: [&str; 22] = [
+/// shell and tools, a static bash for [`UDP_CHECK`], and `dmsetup` with its libraries for [`FAILING_DISK`].
+pub const PACKAGES: [&str; 27] = [
     "xen-utils-4.17",
     "xen-utils-common",
     "xenstore-utils",
@@ -73,6 +73,12 @@ pub const PACKAGES: [&str; 22] = [
     "busybox-static",
     // For `/dev/udp` in the network checks ([`UDP_CHECK`]): busybox's `nc` has no UDP.
     "bash-static",
+    // For the block scenario's failing disk ([`FAILING_SETUP`]): `dmsetup` and the libraries it needs.
+    "dmsetup",
+    "libdevmapper1.02.1",
+    "libselinux1",
+    "libudev1",
+    "libpcre2-8-0",
     // Resolved to `linux-image-6.1.0-<N>-arm64` by apt.
     "linux-image-arm64",
 ];
@@ -88,8 +94,15 @@ pub const MODULES: [&str; 5] = [
 
 /// The modules `/init` loads after [`MODULES`] when a domU of the scenario declares [`Disk`]s, in order:
 /// the RAM disk driver (`brd`, loaded with `rd_nr` and `rd_size` from the declarations) and the block
-/// backend (`xen-blkback`), under `kernel/drivers/`.
-pub const DISK_MODULES: [&str; 2] = ["block/brd", "block/xen-blkback/xen-blkback"];
+/// backend (`xen-blkback`), under `kernel/drivers/`; then, only for [`FLUSH_DISK`] and [`FAILING_DISK`]
+/// ([`DISK_SETUP`]), the loop driver and device-mapper (`dm-mod`, which needs `dax`).
+pub const DISK_MODULES: [&str; 5] = [
+    "block/brd",
+    "block/xen-blkback/xen-blkback",
+    "block/loop",
+    "dax/dax",
+    "md/dm-mod",
+];
 
 /// The modules `/init` loads after [`MODULES`] (and [`DISK_MODULES`]) when a domU of the scenario declares
 /// [`Vif`]s, in order, under `kernel/` (not `kernel/drivers/`): the bridge and its dependencies, and the
@@ -249,6 +262,72 @@ exec awk -v n="$n" -v r="$*" 'BEGIN { k = split(r, a, " ");
     s = sprintf("%08d", v); s = s s; s = s s; s = s s; s = s s; s = s s; s = s s; printf "%s", s } }'
 "#;
 
+/// A disk with a write cache: the loop device `/dev/loop0` over a [`RAM_DISK_MIB`] MiB file in dom0's
+/// tmpfs, `/run/blkflush.img` (made by [`DISK_SETUP`]). Linux's loop driver gives a device over a file
+/// with `fsync` a volatile write cache (so blkback offers `feature-flush-cache`, and a flush reaches
+/// `fsync`) and one over a file with `fallocate` discard (blkback offers `feature-discard`; tmpfs punches
+/// holes that read as zeros); a RAM disk (`brd`) has neither.
+pub const FLUSH_DISK: &str = "/dev/loop0";
+
+/// A disk whose sectors [`FAILING_SECTORS`] fail in dom0: device-mapper's `/dev/mapper/blkerr` (made by
+/// [`DISK_SETUP`]), an `error` target there and `linear` over `/dev/loop1` (a [`RAM_DISK_MIB`] MiB file in
+/// dom0's tmpfs, `/run/blkerr.img`) at the same sectors elsewhere: blkback answers `BLKIF_RSP_ERROR` for a
+/// request that touches them, and the file shows what reached the disk.
+pub const FAILING_DISK: &str = "/dev/mapper/blkerr";
+
+/// The failing sectors of [`FAILING_DISK`] (first, count): away from [`BLK_REGIONS`].
+pub const FAILING_SECTORS: (u32, u32) = (2048, 64);
+
+/// dom0's commands (in `/init`, before the domUs are created) that make [`FLUSH_DISK`] and
+/// [`FAILING_DISK`], when a domU's configuration names one: the loop and device-mapper modules, the
+/// two files (sparse, 4 MiB), their loop devices, and the device-mapper table (`dmsetup` without udev makes its
+/// `/dev/mapper` node itself). A domU's dom0 steps fill the files before the domU starts its I/O.
+pub const DISK_SETUP: &str = "insmod $K/block/loop.ko && insmod $K/dax/dax.ko && insmod $K/md/dm-mod.ko \
+  && truncate -s 4M /run/blkflush.img && losetup /dev/loop0 /run/blkflush.img \
+  && truncate -s 4M /run/blkerr.img && losetup /dev/loop1 /run/blkerr.img \
+  && printf '0 2048 linear /dev/loop1 0\n2048 64 error\n2112 6080 linear /dev/loop1 2112\n' \
+  | DM_DISABLE_UDEV=1 dmsetup create blkerr --noudevsync && dmsetup table blkerr && test -b /dev/mapper/blkerr";
+
+/// The disk line of a domU on [`FLUSH_DISK`] (overrides the `disk` of its declared [`Disk`]s).
+pub const FLUSH_DISK_LINE: &str =
+    "disk = ['format=raw,vdev=xvda,access=rw,script=block-ram,target=/dev/loop0']";
+
+/// The disk line of a domU on [`FAILING_DISK`].
+pub const FAILING_DISK_LINE: &str =
+    "disk = ['format=raw,vdev=xvda,access=rw,script=block-ram,target=/dev/mapper/blkerr']";
+
+/// Once dom0 has filled the file under [`FAILING_DISK`] with the block scenario's image, it reads the disk
+/// around its failing sectors: the sector before and the one after them read, the
+/// first and the last of them fail (`O_DIRECT`: no page cache in between).
+pub const FAILING_CHECK: &str = "wait_for 120 test -f /tmp/filled \
+    && dd if=/dev/mapper/blkerr of=/dev/null bs=512 skip=2047 count=1 iflag=direct \
+    && dd if=/dev/mapper/blkerr of=/dev/null bs=512 skip=2112 count=1 iflag=direct \
+    && ! dd if=/dev/mapper/blkerr of=/dev/null bs=512 skip=2048 count=1 iflag=direct \
+    && ! dd if=/dev/mapper/blkerr of=/dev/null bs=512 skip=2111 count=1 iflag=direct";
+
+/// No flush reached blkback: its count of the flushes (`BLKIF_OP_FLUSH_DISKCACHE`) the domU's `xvda`
+/// sent, `statistics/f_req`, is 0.
+pub const FLUSHES_ZERO: &str = "f=$(cat /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/f_req); echo \"f_req $f\"; [ \"$f\" = 0 ]";
+
+/// Two flushes reached blkback (`statistics/f_req` is 2: the data run's and the counted one).
+pub const FLUSHES_TWO: &str = "f=$(cat /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/f_req); echo \"f_req $f\"; [ \"$f\" = 2 ]";
+
+/// One discard reached blkback (`statistics/ds_req` is 1).
+pub const DISCARDS_ONE: &str = "d=$(cat /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/ds_req); echo \"ds_req $d\"; [ \"$d\" = 1 ]";
+
+/// The file under [`FLUSH_DISK`] after `blkflush`: sectors 6000..6064 (the domU's discard) are zeros (no
+/// other byte is, in the image); with them put back as dom0's image has them, the file is that image.
+pub const DISCARDED_CHECK: &str = "sync; z=$(dd if=/run/blkflush.img bs=512 skip=6000 count=64 2>/dev/null | tr -d '\\000' | wc -c) \
+    && echo \"non-zero bytes in the discarded sectors: $z\" && [ \"$z\" = 0 ] \
+    && dd if=/tmp/e of=/run/blkflush.img bs=512 skip=6000 seek=6000 count=64 conv=notrunc 2>/dev/null \
+    && md5sum /run/blkflush.img && cmp /tmp/e /run/blkflush.img";
+
+/// What blkback offers the domU's `xvda`: `feature-discard`.
+pub const VBD_DISCARD: &str = "/local/domain/0/backend/vbd/$D/51712/feature-discard";
+
+/// What blkback offers the domU's `xvda`: `feature-flush-cache`.
+pub const VBD_FLUSH: &str = "/local/domain/0/backend/vbd/$D/51712/feature-flush-cache";
+
 /// The modules of the Linux domU the block benchmark compares with (its `xen-blkfront`), under
 /// `kernel/drivers/`.
 pub const LINUX_DOMU_MODULES: [&str; 1] = ["block/xen-blkfront"];
@@ -339,12 +418,13 @@ pub fn linux_domu_initrd(dom0: &Dom0) -> Result<Vec<u8>> {
 pub const BLK_REGIONS: &str = "1 1 3 97 200 89 511 300 4000 177 8191 1";
 
 /// The toolstack's programs `/init` runs (every one is checked to find its libraries in the initramfs).
-pub const PROGRAMS: [&str; 5] = [
+pub const PROGRAMS: [&str; 6] = [
     "usr/lib/xen-4.17/bin/xl",
     "usr/lib/xen-4.17/bin/xenstored",
     "usr/lib/xen-4.17/bin/xenconsoled",
     "usr/lib/xen-4.17/bin/xen-init-dom0",
     "usr/bin/xenstore",
+    "sbin/dmsetup",
 ];
 
 /// Parts of the unpacked packages left out of the initramfs: documentation, Python, character-set
@@ -1078,6 +1158,7 @@ impl Scenario {
             Scenario::xenbus32(),
             Scenario::net(),
             Scenario::blk(),
+            Scenario::blkdev(),
         ]
     }
 
@@ -1234,6 +1315,17 @@ impl Scenario {
                 "grep . /sys/module/xen_blkback/parameters/*",
             ),
         );
+        // A RAM disk has no write cache: blkback offered no flush, and none reached it (the negative
+        // control of `blkflush`'s count), read while the disk is connected (blkback's counters go with
+        // its rings when the frontend closes).
+        blk.dom0.splice(
+            3..3,
+            [
+                Step::Await("data/stats-ready", "1"),
+                Step::Shell("no flush reached blkback", FLUSHES_ZERO),
+                Step::Write("data/stats-read", "1"),
+            ],
+        );
         // The same run as `blk` from a 32-bit (A32) domain.
         let mut blk32 = checked("blk32", 3);
         blk32.isa = Isa::A32;
@@ -1267,6 +1359,93 @@ impl Scenario {
             name: "blk",
             title: "the block frontend on blkback: every byte checked by dom0, errors, block-detach",
             domus: vec![blk, checked("blk1", 1), det, blk32],
+            control: vec![],
+        }
+    }
+
+    /// The block frontend on disks that are not RAM disks, in a boot of their own (with the six disks
+    /// in one boot dom0's 192 MiB ran out: blkback sets aside about 45 KiB per ring slot): `blkflush`, the
+    /// run of `blk` on [`FLUSH_DISK`] (a loop device over a tmpfs file, with a write cache and discard),
+    /// whose flushes blkback must be offered and receive and whose discard must read back as zeros;
+    /// `blkerr` on [`FAILING_DISK`], whose failing sectors must give typed I/O errors while everything
+    /// around them reads and writes, as dom0 checks in the file beneath.
+    pub fn blkdev() -> Scenario {
+        // dom0 builds both images (as `blk` does) and fills both files; `blkerr`'s steps wait for that.
+        const FILL_FILES: &str = "blk-pattern 8192 > /tmp/p \
+            && dd if=/tmp/p of=/run/blkflush.img bs=65536 conv=notrunc \
+            && dd if=/tmp/p of=/run/blkerr.img bs=65536 conv=notrunc \
+            && blk-pattern 8192 1 1 3 97 200 89 511 300 4000 177 8191 1 > /tmp/e && md5sum /tmp/p /tmp/e \
+            && touch /tmp/filled";
+        // The same run as `blk` on a disk with a write cache: the flush is offered, sent and done, and a
+        // discard reads back as zeros. (Its declared RAM disk, unused, makes dom0 load the disk modules:
+        // the `disk` line overrides the target.)
+        let mut flush = Scenario::blk().domus.remove(0);
+        flush.name = "blkflush";
+        flush.config = vec![FLUSH_DISK_LINE];
+        flush.console.insert(4, "xl-blk: ok flush sent");
+        flush.console.insert(5, "xl-blk: ok discard");
+        flush
+            .console
+            .insert(6, "xl-blk: ok discarded sectors read as zeros");
+        flush.dom0 = vec![
+            Step::Shell("filled the files", FILL_FILES),
+            Step::Expect(VBD_FLUSH, "1"),
+            Step::Expect(VBD_DISCARD, "1"),
+            Step::Write("data/disk-ready", "1"),
+            Step::Await("data/stats-ready", "1"),
+            Step::Shell("two flushes reached blkback", FLUSHES_TWO),
+            Step::Shell("one discard reached blkback", DISCARDS_ONE),
+            Step::Write("data/stats-read", "1"),
+            Step::Await("data/blk-done", "1"),
+            Step::Expect(VBD_BACKEND, "6"),
+            Step::Write("data/blk-ack", "1"),
+            Step::Shell(
+                "the file is dom0's expected image, zeros where discarded",
+                DISCARDED_CHECK,
+            ),
+        ];
+        // A disk that fails in the middle: the error, and nothing lost or changed around it.
+        let failing = DomU {
+            name: "blkerr",
+            bin: "xl-blk",
+            isa: Isa::A64,
+            config: vec![FAILING_DISK_LINE],
+            console: vec![
+                "xl-blk: ok connected",
+                "xl-blk: ok read around the failing sectors",
+                "xl-blk: ok failing read",
+                "xl-blk: ok failing read across its start",
+                "xl-blk: ok failing write",
+                "xl-blk: ok wrote the regions",
+                "xl-blk: ok read back the regions",
+                "xl-blk: ok still connected",
+                "xl-blk: ok closed",
+                "xl-blk: done",
+            ],
+            xenstore: vec![
+                ("device/vbd/51712/state", Value::Is("1")),
+                (VBD_BACKEND, Value::Is("2")),
+            ],
+            shutdown: Shutdown::Poweroff,
+            seconds: 120,
+            disks: flush.disks.clone(),
+            vifs: vec![],
+            dom0: vec![
+                Step::Shell("the failing disk fails in dom0 just there", FAILING_CHECK),
+                Step::Write("data/disk-ready", "1"),
+                Step::Await("data/blk-done", "1"),
+                Step::Expect(VBD_BACKEND, "6"),
+                Step::Write("data/blk-ack", "1"),
+                Step::Shell(
+                    "the file is dom0's expected image (the failing write did not land)",
+                    "sync; md5sum /run/blkerr.img && cmp /tmp/e /run/blkerr.img",
+                ),
+            ],
+        };
+        Scenario {
+            name: "blkdev",
+            title: "the block frontend on a loop device (flush, discard) and on a disk with failing sectors",
+            domus: vec![flush, failing],
             control: vec![],
         }
     }
@@ -1874,6 +2053,17 @@ echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
             String::new()
         },
     );
+    if scenario.domus.iter().any(|d| {
+        d.config
+            .iter()
+            .any(|l| l.contains(FLUSH_DISK) || l.contains(FAILING_DISK))
+    }) {
+        let _ = writeln!(
+            s,
+            "if {{ {DISK_SETUP}\n}} > /tmp/disk-setup.log 2>&1; then ok \"disk set-up: {FLUSH_DISK}, {FAILING_DISK}\"; \
+             else fail \"disk set-up\"; fi; show /tmp/disk-setup.log"
+        );
+    }
     for d in &scenario.domus {
         let n = d.name;
         let _ = write!(
