@@ -18,7 +18,7 @@
 //!   sectors read as zeros (dom0 checks the file).
 //! - `blkerr`: a disk whose sectors 2048..2112 fail in dom0 (device-mapper `error`): reads and writes
 //!   touching them are typed I/O errors, everything around them still reads and writes.
-//! - `blkdet`: reads the disk again and again after writing `data/blk-reading`, until dom0's
+//! - `blkdet` (one ring page): reads the disk again and again after writing `data/blk-reading`, until dom0's
 //!   `xl block-detach` takes the disk away: the frontend must say the backend is gone, without a hang,
 //!   and close handing back every page whose grant ended.
 //!
@@ -269,6 +269,13 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
             ring_page_order: 0,
             persistent: false,
             indirect_segments: 0,
+            ..Options::default()
+        }
+    } else if name == b"blkdet" {
+        // One ring page: blkback sets aside about 45 KiB of dom0's memory per ring slot (32 a page), and
+        // the detach does not depend on the ring's size.
+        Options {
+            ring_page_order: 0,
             ..Options::default()
         }
     } else {
