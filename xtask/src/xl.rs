@@ -120,8 +120,14 @@ pub const LINUX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20
 
 /// The Linux domU's `/init`: its network frontend up at 169.254.1.3, then idle until `xl shutdown` (busybox
 /// `poweroff`, run by the kernel as `/sbin/poweroff`, signals init with SIGUSR2) or 300 s; before powering
-/// off it prints its vif's interrupts.
-const LINUX_INIT: &str = r#"#!/bin/busybox sh
+/// off it prints its vif's interrupts. Meanwhile, for the streaming benchmark ([`netbench`]): whatever
+/// comes to TCP port 5002 is discarded, a connection to port 5003 gets [`netbench::TCP_BYTES`] zero bytes,
+/// and a command to TCP port 5004, `udp N SIZE`, sends N datagrams of SIZE zero bytes to dom0's port 9
+/// (bash's `/dev/udp`, one `dd` write each); `irqs TAG` prints `linux-domu: vif-irqs TAG N` (its vif's
+/// interrupts so far: the backend's notifications) on its console. Each listener's standard input is a FIFO held open (busybox
+/// `nc` ends at the end of its input). It sends no ICMP error to a new peer (`icmp_ratelimit` of 28 h): a
+/// port unreachable would end dom0's flood (its `/dev/udp` socket is connected).
+pub(crate) const LINUX_INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mkdir -p /sbin && ln -s /bin/busybox /sbin/poweroff
 export PATH=/bin:/sbin
@@ -132,6 +138,13 @@ insmod /xen-netfront.ko
 n=0
 while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 if ip addr add 169.254.1.3/16 dev eth0 && ip link set eth0 up; then echo "linux-domu: ok eth0 up"; else echo "linux-domu: FAIL eth0"; fi
+echo 100000000 > /proc/sys/net/ipv4/icmp_ratelimit
+mkfifo /tmp/hold; exec 5<>/tmp/hold
+(while :; do nc -l -p 5002 <&5 > /dev/null 2>&1 || sleep 1; done) &
+(while :; do head -c 4194304 /dev/zero | nc -l -p 5003 > /dev/null 2>&1 || sleep 1; done) &
+(while :; do nc -l -p 5004 <&5 > /tmp/cmd 2>/dev/null || sleep 1; set -- $(cat /tmp/cmd)
+  [ "$1" = udp ] && bash-static -c "dd if=/dev/zero bs=$3 count=$2 > /dev/udp/169.254.1.1/9" 2>/dev/null
+  [ "$1" = irqs ] && echo "linux-domu: vif-irqs $2 $(grep -E 'eth0|vif' /proc/interrupts | awk '{ s += $2 } END { print s + 0 }')"; done) &
 bye() { echo "linux-domu: irqs $(grep -E 'eth0|vif' /proc/interrupts | awk '{ s += $2 } END { print s + 0 }')"; echo "linux-domu: done"; poweroff -f; }
 trap bye USR2 TERM
 sleep 300 &
@@ -147,6 +160,9 @@ pub fn linux_initramfs(dom0: &Dom0) -> Result<Vec<u8>> {
     }
     let busybox = std::fs::read(dom0.root.join("bin/busybox")).context("dom0's busybox")?;
     cpio.file("bin/busybox", 0o755, &busybox);
+    // For `/dev/udp` in the streaming benchmark's floods.
+    let bash = std::fs::read(dom0.root.join("bin/bash-static")).context("dom0's bash-static")?;
+    cpio.file("bin/bash-static", 0o755, &bash);
     cpio.file("init", 0o755, LINUX_INIT.as_bytes());
     let rel = format!("lib/modules/{}/kernel/{}.ko", dom0.release, DOMU_MODULES[0]);
     let module = std::fs::read(dom0.kernel_tree.join(&rel)).with_context(|| rel.clone())?;
@@ -632,6 +648,49 @@ pub const DETACH: &str = "timeout 30 xl network-detach $D 0; echo \"xl network-d
      while xenstore-read /local/domain/0/backend/vif/$D/0/state > /dev/null 2>&1 || ip link show vif$D.0 > /dev/null 2>&1; do \
      n=$((n + 1)); [ $n -gt 50 ] && exit 1; sleep 0.1; done";
 
+/// The TCP/IP stack's address in the network domU (`smoltcp`, beside its own responder at 169.254.1.2).
+pub const TCP_IP: &str = "169.254.1.4";
+
+/// Bytes of each TCP transfer of the net scenario, each way.
+pub const TCP_BYTES: u32 = 2 * 1024 * 1024;
+
+/// dom0's TCP transfer to the network domU (`tcp-to-domU BYTES`, busybox sh with bash's `/dev/tcp`):
+/// BYTES of `/dev/urandom` whose `md5sum` dom0 writes at the domU's `data/tcp-md5` first, sent to its port
+/// 5002; the domU must write `ok BYTES` at `data/tcp-rx` (its MD5 of what it received matched) within
+/// 30 s. `bench tcp-to BYTES CENTISECONDS` from sending to the domU's answer. `SHORT=N` sends only the
+/// first N bytes, the digest still the whole file's: the negative control, the domU must say `bad N`.
+pub const TCP_TO_DOMU: &str = r#"tcp_to_domU() {
+  cs() { cut -d' ' -f1 /proc/uptime | tr -d .; }
+  k=/local/domain/$D/data
+  head -c "$1" /dev/urandom > /tmp/t.bin && m=$(md5sum < /tmp/t.bin | cut -c1-32) || return 1
+  xenstore-write $k/tcp-md5 "$m" $k/tcp-rx waiting || return 1
+  want="ok $1"
+  if [ -n "$SHORT" ]; then head -c "$SHORT" /tmp/t.bin > /tmp/t2.bin && mv /tmp/t2.bin /tmp/t.bin; want="bad $SHORT"; fi
+  echo "md5 $m, $(wc -c < /tmp/t.bin) bytes sent"
+  t0=$(cs)
+  bash-static -c "cat /tmp/t.bin > /dev/tcp/$2/5002" || return 1
+  n=0
+  until [ "$(xenstore-read $k/tcp-rx)" = "$want" ]; do
+    n=$((n + 1)); [ $n -gt 300 ] && { echo "the domU says: $(xenstore-read $k/tcp-rx)"; return 1; }; sleep 0.1
+  done
+  echo "the domU says: $want"; echo "bench tcp-to $1 $(($(cs) - t0))"
+}"#;
+
+/// dom0's TCP transfer from the network domU (`tcp-from-domU BYTES`): dom0 writes BYTES at the domU's
+/// `data/tcp-send`, connects to its port 5003 and keeps what comes until the domU closes; it must be
+/// BYTES long and its `md5sum` the digest the domU wrote at `data/tcp-tx-md5` (of the stream it made).
+/// `bench tcp-from BYTES CENTISECONDS` from connecting to the end of the stream.
+pub const TCP_FROM_DOMU: &str = r#"tcp_from_domU() {
+  cs() { cut -d' ' -f1 /proc/uptime | tr -d .; }
+  k=/local/domain/$D/data
+  xenstore-write $k/tcp-send "$1" || return 1
+  t0=$(cs)
+  bash-static -c "cat < /dev/tcp/$2/5003 > /tmp/r.bin" || return 1
+  t=$(($(cs) - t0)); s=$(wc -c < /tmp/r.bin); m=$(md5sum < /tmp/r.bin | cut -c1-32); w=$(xenstore-read $k/tcp-tx-md5)
+  echo "$s bytes, md5 $m, the domU's $w"; echo "bench tcp-from $1 $t"
+  [ "$s" = "$1" ] && [ "$m" = "$w" ]
+}"#;
+
 /// What the hotplug script wrote for the domU's `xvda` (`connected`).
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
 
@@ -979,9 +1038,12 @@ impl Scenario {
                 config: vec![],
                 console: vec![
                     "xl-net: ok connected: 00:16:3e:00:00:02, mtu 1500",
+                    "xl-net: ok md5: RFC 1321's test digests",
                     "xl-net: ok too large refused: frame of 1515 bytes is larger than 1514",
+                    "xl-net: ok tcp from dom0: 2097152 bytes, md5 ",
                     "xl-net: ok checksums",
                     "xl-net: ok answered",
+                    "xl-net: ok tcp: 2 transfers from dom0 (1 matching its md5), 1 to dom0",
                     "xl-net: ok backend gone",
                     "xl-net: ok frames across a page end",
                     "xl-net: ok no transmit errors",
@@ -1026,12 +1088,93 @@ impl Scenario {
                         "ping: an address nobody has is not all answered",
                         "! ping -c 2 -W 2 169.254.1.9",
                     ),
+                    // TCP with the domU's TCP/IP stack: 2 MiB each way, each checked by its MD5.
+                    Step::Run(
+                        "tcp: 2 MiB of urandom to the domU, its md5 of them is dom0's",
+                        Box::leak(
+                            format!(
+                                "{TCP_TO_DOMU}
+tcp_to_domU {TCP_BYTES} {TCP_IP}"
+                            )
+                            .into_boxed_str(),
+                        ),
+                    ),
+                    // The negative control: data that do not match the digest dom0 wrote must be called so.
+                    Step::Run(
+                        "tcp: 64 KiB that do not match dom0's md5 are caught by the domU",
+                        Box::leak(
+                            format!(
+                                "{TCP_TO_DOMU}
+SHORT=65536 tcp_to_domU {TCP_BYTES} {TCP_IP}"
+                            )
+                            .into_boxed_str(),
+                        ),
+                    ),
+                    Step::Run(
+                        "tcp: 2 MiB from the domU, dom0's md5 of them is the domU's",
+                        Box::leak(
+                            format!(
+                                "{TCP_FROM_DOMU}
+tcp_from_domU {TCP_BYTES} {TCP_IP}"
+                            )
+                            .into_boxed_str(),
+                        ),
+                    ),
                     // libxl may report a failure of its own hotplug step when netback has removed the
                     // backend's directory first; what counts is that the vif is gone, and the domU's lines.
                     Step::Run("network-detach: the vif is gone", DETACH),
                 ],
             }],
             control: vec![],
+        }
+    }
+
+    /// The network domU built for 32-bit ARM (A32), in a shorter run of its own: ping, UDP of a few sizes
+    /// both ways, 1 MiB of TCP each way (with the mismatch the domU must catch), the detach.
+    pub fn net32() -> Scenario {
+        let mut s = Scenario::net();
+        let d = &mut s.domus[0];
+        d.name = "net32";
+        d.isa = Isa::A32;
+        d.console.retain(|l| !l.starts_with("xl-net: ok tcp"));
+        d.console
+            .push("xl-net: ok tcp from dom0: 1048576 bytes, md5 ");
+        d.console
+            .push("xl-net: ok tcp: 2 transfers from dom0 (1 matching its md5), 1 to dom0");
+        d.dom0 = vec![
+            Step::Await("data/net-ready", "1"),
+            Step::Expect(VIF_BACKEND, "4"),
+            Step::Run(
+                "ping: 5 echoes of 1472 bytes, all answered",
+                "ping -c 5 -A -W 5 -s 1472 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 5 packets received' /tmp/ping",
+            ),
+            Step::Run(
+                "udp: 4 sizes both ways, every payload checked",
+                "udp-check 169.254.1.2 1 333 1400 1472",
+            ),
+            Step::Run(
+                "tcp: 1 MiB of urandom to the domU, its md5 of them is dom0's",
+                Box::leak(format!("{TCP_TO_DOMU}\ntcp_to_domU 1048576 {TCP_IP}").into_boxed_str()),
+            ),
+            Step::Run(
+                "tcp: 64 KiB that do not match dom0's md5 are caught by the domU",
+                Box::leak(
+                    format!("{TCP_TO_DOMU}\nSHORT=65536 tcp_to_domU 1048576 {TCP_IP}")
+                        .into_boxed_str(),
+                ),
+            ),
+            Step::Run(
+                "tcp: 1 MiB from the domU, dom0's md5 of them is the domU's",
+                Box::leak(
+                    format!("{TCP_FROM_DOMU}\ntcp_from_domU 1048576 {TCP_IP}").into_boxed_str(),
+                ),
+            ),
+            Step::Run("network-detach: the vif is gone", DETACH),
+        ];
+        Scenario {
+            name: "net32",
+            title: "the network domU built for 32-bit ARM (A32): ping, UDP, TCP each way, detach",
+            ..s
         }
     }
 
@@ -1045,6 +1188,7 @@ impl Scenario {
             Scenario::xenbus(),
             Scenario::xenbus32(),
             Scenario::net(),
+            Scenario::net32(),
             Scenario::blk(),
             Scenario::blkdev(),
         ]

@@ -31,6 +31,9 @@ mod entry;
 #[path = "../mmu.rs"]
 #[allow(dead_code)]
 mod mmu;
+#[path = "../xl.rs"]
+#[allow(dead_code)]
+mod xl;
 
 use core::cell::{Cell, RefCell};
 use core::time::Duration;
@@ -42,11 +45,12 @@ use xen_hypercall::xen::evtchn::Events;
 use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
 use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
 use xen_hypercall::xen::ring::{FrontRing, SharedArea};
-use xen_hypercall::xen::sched::{self, ShutdownReason};
-use xen_hypercall::xen::time::{Clock, Instant};
+use xen_hypercall::xen::sched::ShutdownReason;
+use xen_hypercall::xen::time::Clock;
 use xen_hypercall::xen::xenbus::{self, Frontend, XenbusState};
 use xen_hypercall::xen::xenstore::{self, Xenstore};
 use xen_hypercall::xen::{DomId, Error, Page};
+use xl::Out;
 
 /// What every console line starts with.
 const TAG: &str = "xl-xenbus: ";
@@ -62,36 +66,6 @@ static mut RING: Page = Page::new();
 
 /// How long the console may wait for xenconsoled to make room or read everything, from each line.
 const CONSOLE_MS: u64 = 3_000;
-
-/// The console, the deadline of its waits (re-armed for each line), and the count of failed checks.
-struct Out<'a, W> {
-    con: Console<'a, W>,
-    clock: &'a Clock,
-    limit: &'a RefCell<Instant>,
-    failed: u32,
-}
-
-impl<W: FnMut() -> Result<(), Error>> Out<'_, W> {
-    fn line(&mut self, l: Line) {
-        *self.limit.borrow_mut() = self.clock.now() + Duration::from_millis(CONSOLE_MS);
-        let _ = self
-            .con
-            .write(Line::new().s(TAG).bytes(l.text()).s("\n").text());
-    }
-
-    fn check(&mut self, name: &str, good: bool, detail: Line) {
-        if !good {
-            self.failed += 1;
-        }
-        self.line(
-            Line::new()
-                .s(if good { "ok " } else { "FAIL " })
-                .s(name)
-                .s(": ")
-                .bytes(detail.text()),
-        );
-    }
-}
 
 fn res<T>(r: &Result<T, Error>) -> Line {
     match r {
@@ -109,30 +83,27 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     // SAFETY: as above.
     let (events, clock) = unsafe { (Events::new(shared), Clock::new(shared)) };
     let Ok(clock) = clock else {
-        end(ShutdownReason::Crash)
+        xl::end(ShutdownReason::Crash)
     };
     let con_limit = RefCell::new(clock.now() + Duration::from_millis(CONSOLE_MS));
     // The console waits for xenconsoled's event on its port, until the line's deadline.
     let con_port = match (mapped, console::ring_location()) {
         (Ok(()), Ok(Some((_, port)))) => port,
-        _ => end(ShutdownReason::Crash),
+        _ => xl::end(ShutdownReason::Crash),
     };
     let con = Console::open(
-        // SAFETY: identity-mapped (`mmu.rs`): frame `pfn` is at `pfn * 4096`. The console page is the
-        // toolstack's, referenced by nothing in this program but the console.
-        |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
+        // SAFETY: the console page is the toolstack's, referenced by nothing in this program but the
+        // console.
+        |pfn| unsafe { xl::magic_page(pfn) },
         || events.wait_until(con_port, &clock, *con_limit.borrow()),
     );
+    // Each line (and the final flush) may wait up to CONSOLE_MS from its start.
+    let rearm = || *con_limit.borrow_mut() = clock.now() + Duration::from_millis(CONSOLE_MS);
     let mut out = match con {
-        Ok(c @ Console::Ring(_)) => Out {
-            con: c,
-            clock: &clock,
-            limit: &con_limit,
-            failed: 0,
-        },
-        _ => end(ShutdownReason::Crash),
+        Ok(c @ Console::Ring(_)) => Out::with_before_line(c, TAG, &rearm),
+        _ => xl::end(ShutdownReason::Crash),
     };
-    out.line(Line::new().s("hello: xenstore and xenbus from an xl domU"));
+    out.say(Line::new().s("hello: xenstore and xenbus from an xl domU"));
     out.check("shared info mapped", mapped.is_ok(), res(&mapped));
 
     // The xenstore client waits on its event channel until the step's deadline.
@@ -141,7 +112,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         Ok((_, port)) => port,
         Err(e) => {
             out.check("xenstore ring", false, Line::new().err(e));
-            finish(out)
+            finish(&mut out)
         }
     };
     // Each wait counted: with the client's notifications, what a request costs (`read_cost`).
@@ -151,23 +122,23 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         events.wait_until(port, &clock, *deadline.borrow())
     };
     let xs = Xenstore::open(
-        // SAFETY: identity-mapped (`mmu.rs`): frame `pfn` is at `pfn * 4096`. The xenstore page is
-        // the toolstack's, referenced by nothing in this program but the client.
-        |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
+        // SAFETY: the xenstore page is the toolstack's, referenced by nothing in this program but the
+        // client.
+        |pfn| unsafe { xl::magic_page(pfn) },
         wait,
     );
     let mut xs = match xs {
         Ok(xs) => xs,
         Err(e) => {
             out.check("Xenstore::open", false, Line::new().err(e));
-            finish(out)
+            finish(&mut out)
         }
     };
     let step = || *deadline.borrow_mut() = clock.now() + Duration::from_millis(STEP_MS);
 
     store_checks(&mut out, &mut xs, &step);
     step();
-    read_cost(&mut out, &mut xs, &waits);
+    read_cost(&mut out, &mut xs, &clock, &waits);
 
     // A wait nobody answers (no watch is set): it ends with ETIMEDOUT at its deadline, not before, and
     // not much after.
@@ -187,7 +158,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
 
     step();
     vbd_handshake(&mut out, &mut xs, &step);
-    finish(out)
+    finish(&mut out)
 }
 
 /// Waits for a watch event with `token` (others are dropped).
@@ -234,10 +205,11 @@ const COST_READS: u64 = 64;
 fn read_cost<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error>>(
     out: &mut Out<'_, W>,
     xs: &mut Xenstore<'_, V>,
+    clock: &Clock,
     waits: &Cell<u64>,
 ) {
     let (n0, w0) = (xs.notifications(), waits.get());
-    let t0 = out.clock.now();
+    let t0 = clock.now();
     let mut buf = [0u8; 64];
     let mut good = 0;
     for _ in 0..COST_READS {
@@ -245,13 +217,13 @@ fn read_cost<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error>>(
             good += 1;
         }
     }
-    let us = (out.clock.now() - t0).as_micros() as u64;
+    let us = (clock.now() - t0).as_micros() as u64;
     out.check(
         "xenstore reads for the cost",
         good == COST_READS,
         Line::new().dec(good).s(" of ").dec(COST_READS),
     );
-    out.line(
+    out.say(
         Line::new()
             .s("xs cost: ")
             .dec(COST_READS)
@@ -272,12 +244,12 @@ fn store_checks<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error>
 ) {
     let mut buf = [0u8; 128];
     match xs.read(b"name", &mut buf) {
-        Ok(n) => out.line(Line::new().s("name = ").bytes(&buf[..n])),
+        Ok(n) => out.say(Line::new().s("name = ").bytes(&buf[..n])),
         Err(e) => out.check("read name", false, Line::new().err(e)),
     }
     let domid = xenbus::read_u64(xs, b"domid");
     match domid {
-        Ok(d) => out.line(Line::new().s("DOMID = ").dec(d)),
+        Ok(d) => out.say(Line::new().s("DOMID = ").dec(d)),
         Err(e) => out.check("read domid", false, Line::new().err(e)),
     }
 
@@ -458,7 +430,7 @@ fn vbd_handshake<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error
             return;
         }
     };
-    out.line(
+    out.say(
         Line::new()
             .s("vbd ")
             .s(id)
@@ -558,7 +530,7 @@ fn vbd_handshake<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error
         ("sector-size", sector_size),
         ("info", info),
     ] {
-        out.line(match v {
+        out.say(match v {
             Ok(v) => Line::new().s(k).s(" = ").dec(v),
             Err(e) => Line::new().s("FAIL ").s(k).s(": ").err(e),
         });
@@ -576,7 +548,7 @@ fn vbd_handshake<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error
             Ok(p) => xenbus::read_flag_or(xs, p.as_bytes(), false),
             Err(e) => Err(e),
         };
-        out.line(match v {
+        out.say(match v {
             Ok(v) => Line::new().s(k).s(" = ").dec(v.into()),
             Err(e) => Line::new().s("FAIL ").s(k).s(": ").err(e),
         });
@@ -585,7 +557,7 @@ fn vbd_handshake<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error
         Ok(p) => xenbus::read_u64_or(xs, p.as_bytes(), 0),
         Err(e) => Err(e),
     };
-    out.line(match indirect {
+    out.say(match indirect {
         Ok(v) => Line::new().s("feature-max-indirect-segments = ").dec(v),
         Err(e) => Line::new().s("FAIL feature-max-indirect-segments: ").err(e),
     });
@@ -635,23 +607,9 @@ fn vbd_handshake<W: FnMut() -> Result<(), Error>, V: FnMut() -> Result<(), Error
     out.check("dom0 checked the closed backend", told.is_ok(), res(&told));
 }
 
-fn finish<W: FnMut() -> Result<(), Error>>(mut out: Out<'_, W>) -> ! {
-    out.line(Line::new().s("done"));
-    *out.limit.borrow_mut() = out.clock.now() + Duration::from_millis(CONSOLE_MS);
-    let drained = out.con.flush().is_ok();
-    end(if out.failed == 0 && drained {
-        ShutdownReason::Poweroff
-    } else {
-        ShutdownReason::Crash
-    })
-}
-
-fn end(reason: ShutdownReason) -> ! {
-    let _ = sched::shutdown(reason);
-    common::halt()
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    end(ShutdownReason::Crash)
+/// Says `done`, waits (bounded) until xenconsoled has read everything, and stops: powered off when every
+/// check passed and the console drained.
+fn finish<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> ! {
+    let drained = out.done();
+    xl::end_with(out.failed == 0 && drained)
 }

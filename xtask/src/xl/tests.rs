@@ -687,3 +687,33 @@ fn the_t32_domu_is_built_apart_from_the_a32_one() {
     assert_eq!(isa_dir(dir, Isa::T32), Path::new("/t/guests-t32"));
     assert_eq!(isa_dir(dir, Isa::A32), dir);
 }
+
+#[test]
+fn the_net_scenarios_stream_tcp_both_ways_with_a_mismatch_the_domu_must_catch() {
+    for (s, bytes) in [(Scenario::net(), TCP_BYTES), (Scenario::net32(), 1 << 20)] {
+        let d = &s.domus[0];
+        let init = init_script(&s);
+        // Each way, with the domU's verdict and dom0's md5 compared; the negative control expects `bad`.
+        for want in [
+            format!("tcp_to_domU {bytes} {TCP_IP}"),
+            format!("SHORT=65536 tcp_to_domU {bytes} {TCP_IP}"),
+            format!("tcp_from_domU {bytes} {TCP_IP}"),
+            "want=\"bad $SHORT\"".to_string(),
+            "[ \"$m\" = \"$w\" ]".to_string(),
+        ] {
+            assert!(init.contains(&want), "{}: {want} missing", s.name);
+        }
+        let line = format!("xl-net: ok tcp from dom0: {bytes} bytes, md5 ");
+        assert!(d.console.iter().any(|l| *l == line), "{}: {line}", s.name);
+        assert!(
+            d.console
+                .contains(&"xl-net: ok tcp: 2 transfers from dom0 (1 matching its md5), 1 to dom0")
+        );
+        assert!(
+            d.console
+                .contains(&"xl-net: ok md5: RFC 1321's test digests")
+        );
+    }
+    assert_eq!(Scenario::net32().domus[0].isa, Isa::A32);
+    assert!(Scenario::all().iter().any(|s| s.name == "net32"));
+}
