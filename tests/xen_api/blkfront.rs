@@ -530,7 +530,7 @@ fn handshake_writes_the_frontend_nodes_and_reads_the_backend() {
     let i = fe.info();
     assert_eq!(
         (i.sectors, i.sector_size, i.ring_page_order, i.ring_entries),
-        (4096, 512, 0, 32)
+        (SECTORS, 512, 0, 32)
     );
     assert!(i.flush && i.backend_persistent && i.max_indirect_segments == 0);
     assert_eq!(i.segments_per_request, 8); // 11, but only 8 data pages
