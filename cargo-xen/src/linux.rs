@@ -31,8 +31,9 @@ use crate::{cmd, qemu, setup, xensrc};
 
 /// The Debian packages besides the kernel: the toolstack, the 19 libraries its programs need (by
 /// `DT_NEEDED`), `libgcc-s1` (glibc loads it at run time for `pthread_cancel`), busybox as `/init`'s
-/// shell and tools, and a static bash (for `/dev/udp` in the project's network checks).
-pub const PACKAGES: [&str; 22] = [
+/// shell and tools, a static bash (for `/dev/udp` in the project's network checks), and `dmsetup` with
+/// the libraries it needs (for device-mapper disks exported to domUs).
+pub const PACKAGES: [&str; 27] = [
     "xen-utils-4.17",
     "xen-utils-common",
     "xenstore-utils",
@@ -55,6 +56,12 @@ pub const PACKAGES: [&str; 22] = [
     "busybox-static",
     // For `/dev/udp` in the project's network checks: busybox's `nc` has no UDP.
     "bash-static",
+    // For device-mapper disks (a disk with failing sectors): `dmsetup` and the libraries it needs.
+    "dmsetup",
+    "libdevmapper1.02.1",
+    "libselinux1",
+    "libudev1",
+    "libpcre2-8-0",
     // Resolved to `linux-image-6.1.0-<N>-arm64` by apt.
     "linux-image-arm64",
 ];
@@ -70,8 +77,15 @@ pub const MODULES: [&str; 5] = [
 
 /// The modules a dom0 loads after [`MODULES`] for RAM disks exported to domUs, in order:
 /// the RAM disk driver (`brd`, loaded with `rd_nr` and `rd_size` from the declarations) and the block
-/// backend (`xen-blkback`), under `kernel/drivers/`.
-pub const DISK_MODULES: [&str; 2] = ["block/brd", "block/xen-blkback/xen-blkback"];
+/// backend (`xen-blkback`), under `kernel/drivers/`; then, for disks over files and device-mapper disks
+/// only, the loop driver and device-mapper (`dm-mod`, which needs `dax`).
+pub const DISK_MODULES: [&str; 5] = [
+    "block/brd",
+    "block/xen-blkback/xen-blkback",
+    "block/loop",
+    "dax/dax",
+    "md/dm-mod",
+];
 
 /// The modules a dom0 loads after [`MODULES`] (and [`DISK_MODULES`]) for domUs' network interfaces, in order, under `kernel/` (not `kernel/drivers/`): the bridge and its dependencies, and the
 /// network backend (`xen-netback`).
@@ -106,12 +120,13 @@ pub fn all_modules() -> Vec<String> {
 pub const LINUX_DOMU_MODULES: [&str; 1] = ["block/xen-blkfront"];
 
 /// The toolstack's programs `/init` runs (every one is checked to find its libraries in the initramfs).
-pub const PROGRAMS: [&str; 5] = [
+pub const PROGRAMS: [&str; 6] = [
     "usr/lib/xen-4.17/bin/xl",
     "usr/lib/xen-4.17/bin/xenstored",
     "usr/lib/xen-4.17/bin/xenconsoled",
     "usr/lib/xen-4.17/bin/xen-init-dom0",
     "usr/bin/xenstore",
+    "sbin/dmsetup",
 ];
 
 /// Parts of the unpacked packages left out of the initramfs: documentation, Python, character-set

@@ -37,19 +37,25 @@
 //!   [`XenbusState`]s. Frontend: `ring-ref` (or `ring-page-order` and `ring-ref0..`), `event-channel`,
 //!   `protocol`, `feature-persistent`, state `Initialised`; backend: `max-ring-page-order` at `InitWait`,
 //!   then at `Connected` `sectors`, `sector-size`, `info`, `feature-flush-cache`, `feature-barrier`,
-//!   `feature-persistent`, `feature-max-indirect-segments`; frontend state `Connected`.
+//!   `feature-persistent`, `feature-max-indirect-segments`, `feature-discard` (with
+//!   `discard-granularity`, `discard-alignment`, `discard-secure`); frontend state `Connected`.
+//! - **Flush and discard** are one request each, with no data pages: [`BlkFront::flush`]
+//!   (`BLKIF_OP_FLUSH_DISKCACHE`) and [`BlkFront::discard`] (`BLKIF_OP_DISCARD`, a sector range the
+//!   disk may forget: it reads back as zeros or as before, the backend's choice), refused with
+//!   [`BlkError::NotSupported`] and nothing sent when the backend does not offer them.
 //!
 //! Sector numbers and lengths are in 512-byte units (the protocol's, without
 //! `feature-large-sector-size`); a transfer must also be aligned to the backend's `sector-size`.
 
 use arrayvec::ArrayVec;
-use core::ptr;
+use core::ptr::{self, NonNull};
 
 use super::blkif::{
     AsRequest, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST,
-    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
-    BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkifRequest, BlkifRequestIndirect,
-    BlkifRequestSegment, BlkifResponse, MAX_RING_PAGE_ORDER, SECTOR_SIZE, VDISK_READONLY,
+    BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
+    BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkifRequest, BlkifRequestDiscard,
+    BlkifRequestIndirect, BlkifRequestSegment, BlkifResponse, MAX_RING_PAGE_ORDER, SECTOR_SIZE,
+    VDISK_READONLY,
 };
 use super::evtchn::{self, Port};
 use super::grant_table::{Grant, GrantRef, GrantTable};
@@ -188,6 +194,14 @@ pub struct Info {
     pub flush: bool,
     /// `feature-barrier`.
     pub barrier: bool,
+    /// `feature-discard`.
+    pub discard: bool,
+    /// `discard-granularity`, in bytes (0: not said).
+    pub discard_granularity: u32,
+    /// `discard-alignment`, in bytes (0: not said).
+    pub discard_alignment: u32,
+    /// `discard-secure`: the backend can erase securely (not used by this frontend).
+    pub discard_secure: bool,
     /// `feature-persistent` of the backend.
     pub backend_persistent: bool,
     /// `feature-max-indirect-segments` (0: not offered).
@@ -545,16 +559,23 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
             .min(MAX_RING_PAGE_ORDER);
         let (used, spare) = ring.split_at_mut(1 << order);
         self.ring_spare.extend(spare.iter_mut());
-        let base: *mut Page = used.as_mut_ptr();
-        for p in used.iter_mut() {
-            let g = table.grant(backend, p, false).map_err(Error::from)?;
+        // The ring's pages are given up as one area: from here on they are reached only through `base`
+        // and pointers derived from it (each grant's, and the ring's), never through `used` again, so
+        // that no reborrow of one page invalidates the ring's view of all of them.
+        let base = NonNull::from(used).cast::<Page>();
+        for i in 0..1usize << order {
+            // SAFETY: page `i` of the `&'static mut` slice `used`, in bounds (`used` has `1 << order`
+            // pages), given up: `used` is never used again, and the page is reached only through `base`
+            // (by this grant and the ring below, volatilely and atomically) until `close` or `abort`
+            // ends the grant, after dropping the ring; no other grant is made of it.
+            let g = unsafe { table.grant_raw(backend, base.add(i), false) }?;
             self.stats.grants += 1;
             self.ring_grants.push(g);
         }
-        // SAFETY: the `1 << order` pages at `base` are one `&'static mut` slice, given up to the grants
-        // held in `ring_grants` (no reference to them exists any more); they are ended only in `close`
-        // and `abort`, after this ring is dropped, and the ring never leaves `self`.
-        let area = unsafe { SharedArea::new(base, 1 << order) }?;
+        // SAFETY: the `1 << order` pages at `base` are the area given up to the grants held in
+        // `ring_grants` (no reference to them exists any more); they are ended only in `close` and
+        // `abort`, after this ring is dropped, and the ring never leaves `self`.
+        let area = unsafe { SharedArea::new(base.as_ptr(), 1 << order) }?;
         let ring = FrontRing::init(area)?;
         self.info.ring_page_order = order;
         self.info.ring_entries = ring.size();
@@ -610,6 +631,14 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
         self.info.info = u32::try_from(info).map_err(|_| BlkError::Protocol)?;
         self.info.flush = self.backend_u64(b"/feature-flush-cache")?.unwrap_or(0) == 1;
         self.info.barrier = self.backend_u64(b"/feature-barrier")?.unwrap_or(0) == 1;
+        self.info.discard = self.backend_u64(b"/feature-discard")?.unwrap_or(0) == 1;
+        if self.info.discard {
+            let g = self.backend_u64(b"/discard-granularity")?.unwrap_or(0);
+            let a = self.backend_u64(b"/discard-alignment")?.unwrap_or(0);
+            self.info.discard_granularity = u32::try_from(g).map_err(|_| BlkError::Protocol)?;
+            self.info.discard_alignment = u32::try_from(a).map_err(|_| BlkError::Protocol)?;
+            self.info.discard_secure = self.backend_u64(b"/discard-secure")?.unwrap_or(0) == 1;
+        }
         self.info.backend_persistent = self.backend_u64(b"/feature-persistent")?.unwrap_or(0) == 1;
         let indirect = self
             .backend_u64(b"/feature-max-indirect-segments")?
@@ -741,10 +770,59 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
         if !self.info.flush {
             return Err(BlkError::NotSupported);
         }
+        self.one_request(0, |id| {
+            BlkifRequest::new(BLKIF_OP_FLUSH_DISKCACHE, 0, id, 0)
+        })
+    }
+
+    /// Discards `sectors` 512-byte sectors from sector `sector` on (`BLKIF_OP_DISCARD`, one request): the
+    /// disk may forget them, and they read back as zeros or as before (Linux's blkback passes the range
+    /// to the device's discard; a loop device over a tmpfs file punches a hole, which reads as zeros).
+    /// [`BlkError::NotSupported`] without `feature-discard`, [`BlkError::ReadOnly`] on a read-only disk,
+    /// [`BlkError::OutOfRange`] past the end and [`BlkError::Unaligned`] for a range not aligned to the
+    /// backend's `sector-size`, each with nothing sent; no sectors: `Ok`, nothing sent.
+    /// `discard-granularity` is the backend's hint, not checked: a smaller or unaligned range may
+    /// leave some or all of its sectors as they were.
+    pub fn discard(&mut self, sector: u64, sectors: u64) -> core::result::Result<(), BlkError> {
+        if !self.info.discard {
+            return Err(BlkError::NotSupported);
+        }
+        if self.info.info & VDISK_READONLY != 0 {
+            return Err(BlkError::ReadOnly);
+        }
+        let per = u64::from(self.info.sector_size / SECTOR_SIZE as u32).max(1);
+        if !sector.is_multiple_of(per) || !sectors.is_multiple_of(per) {
+            return Err(BlkError::Unaligned);
+        }
+        match sector.checked_add(sectors) {
+            Some(end) if end <= self.info.sectors_512() => {}
+            _ => return Err(BlkError::OutOfRange),
+        }
+        if sectors == 0 {
+            return Ok(());
+        }
+        self.one_request(sector, |id| {
+            BlkifRequestDiscard {
+                operation: BLKIF_OP_DISCARD,
+                id,
+                sector_number: sector,
+                nr_sectors: sectors,
+                ..BlkifRequestDiscard::default()
+            }
+            .as_request()
+        })
+    }
+
+    /// Sends one request without data pages (`make(id)`, for `sector`) and waits for its answer.
+    fn one_request(
+        &mut self,
+        sector: u64,
+        make: impl FnOnce(u64) -> BlkifRequest,
+    ) -> core::result::Result<(), BlkError> {
         self.check_backend()?;
         let slot = self.free_slot().ok_or(BlkError::Protocol)?;
-        let req = BlkifRequest::new(BLKIF_OP_FLUSH_DISKCACHE, 0, self.id(slot), 0);
-        self.queue(slot, req, false, 0, ArrayVec::new(), None, 0, 0)?;
+        let req = make(self.id(slot));
+        self.queue(slot, req, false, sector, ArrayVec::new(), None, 0, 0)?;
         self.publish()?;
         let mut first = None;
         while self.in_flight > 0 {

@@ -1464,6 +1464,69 @@ impl<const N: usize> GrantTable<N> {
         }
     }
 
+    /// Gives the page at `page` up to domain `dom` (read-only if `readonly`), as [`GrantTable::grant`]
+    /// gives up a `&'static mut Page`, but through a raw pointer: for a page of a larger area given up as
+    /// a whole (a multi-page ring), which the program keeps reaching through pointers derived from the
+    /// same one as `page` (a `&'static mut` reborrowed per page would invalidate them).
+    /// [`GrantTable::end_access`] hands it back as a `&'static mut Page`. [`Error::ENOSPC`] when no
+    /// reference is free, [`Error::EINVAL`] for a page beyond a v1 entry's 32-bit frame; refused,
+    /// nothing was granted.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a page of the program's memory, valid for reads and writes for `'static`, and given up
+    /// to sharing with `dom` until `end_access` succeeds: for that long no Rust reference to it exists
+    /// or is used, the program accesses it only with volatile or atomic operations (`dom` may write
+    /// anything into it at any time; none of the grantee's writes make it invalid for the program), and
+    /// it is granted under no other reference. After a successful `end_access`, the `&'static mut Page`
+    /// it returns is the only way the program reaches the page.
+    ///
+    /// ```
+    /// use core::ptr::NonNull;
+    /// use xen_hypercall::xen::{DomId, Error, Page, grant_table::{GrantEntryV1, GrantTable}};
+    /// use xen_hypercall::xen::ring::{FrontRing, SharedArea};
+    ///
+    /// #[repr(C, align(4096))]
+    /// struct Frame([GrantEntryV1; 512]);
+    /// let mut frame = Frame([GrantEntryV1::default(); 512]); // stands in for the mapped frame
+    /// // SAFETY: `frame` outlives `table` and is accessed only through it; memory is identity-mapped.
+    /// let mut table = unsafe { GrantTable::<16>::new(frame.0.as_mut_ptr(), 1) };
+    /// # let mut table = unsafe { table.with_gfn_of(|p| (p as usize as u64 >> 12) & 0xffff_ffff) };
+    ///
+    /// // A two-page ring: given up as a whole, reached only through `base` from here on.
+    /// let area: &'static mut [Page; 2] = Box::leak(Box::new([Page::new(), Page::new()]));
+    /// let base: NonNull<Page> = NonNull::from(area).cast();
+    /// // SAFETY: each page is given up, reached through `base` only, volatilely, until `end_access`.
+    /// let grants = unsafe {
+    ///     [table.grant_raw(DomId(0), base, false)?, table.grant_raw(DomId(0), base.add(1), false)?]
+    /// };
+    /// // SAFETY: the two granted pages, ended below only after the ring is dropped.
+    /// let ring = FrontRing::<u64, u64>::init(unsafe { SharedArea::new(base.as_ptr(), 2) }?)?;
+    /// // ... publish the references, exchange, disconnect ...
+    /// drop(ring);
+    /// for g in grants {
+    ///     let page: &'static mut Page = table.end_access(g).map_err(|r| r.error)?.unwrap();
+    ///     # let _ = page;
+    /// }
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[inline]
+    pub unsafe fn grant_raw(
+        &mut self,
+        dom: DomId,
+        page: NonNull<Page>,
+        readonly: bool,
+    ) -> super::Result<Grant> {
+        let frame = (self.gfn_of)(page.as_ptr().cast_const());
+        let _ = page.as_ptr().expose_provenance();
+        let gref = self.claim(dom, frame, readonly)?;
+        Ok(Grant {
+            gref,
+            table: self.entries.base,
+            page: Some(page),
+        })
+    }
+
     /// Grants `dom` access to guest frame `frame` (read-only if `readonly`) under a free reference:
     /// [`Error::ENOSPC`] when none is free, [`Error::EINVAL`] for a frame beyond 32 bits.
     ///

@@ -207,6 +207,72 @@ exec awk -v n="$n" -v r="$*" 'BEGIN { k = split(r, a, " ");
     s = sprintf("%08d", v); s = s s; s = s s; s = s s; s = s s; s = s s; s = s s; printf "%s", s } }'
 "#;
 
+/// A disk with a write cache: the loop device `/dev/loop0` over a [`RAM_DISK_MIB`] MiB file in dom0's
+/// tmpfs, `/run/blkflush.img` (made by [`DISK_SETUP`]). Linux's loop driver gives a device over a file
+/// with `fsync` a volatile write cache (so blkback offers `feature-flush-cache`, and a flush reaches
+/// `fsync`) and one over a file with `fallocate` discard (blkback offers `feature-discard`; tmpfs punches
+/// holes that read as zeros); a RAM disk (`brd`) has neither.
+pub const FLUSH_DISK: &str = "/dev/loop0";
+
+/// A disk whose sectors [`FAILING_SECTORS`] fail in dom0: device-mapper's `/dev/mapper/blkerr` (made by
+/// [`DISK_SETUP`]), an `error` target there and `linear` over `/dev/loop1` (a [`RAM_DISK_MIB`] MiB file in
+/// dom0's tmpfs, `/run/blkerr.img`) at the same sectors elsewhere: blkback answers `BLKIF_RSP_ERROR` for a
+/// request that touches them, and the file shows what reached the disk.
+pub const FAILING_DISK: &str = "/dev/mapper/blkerr";
+
+/// The failing sectors of [`FAILING_DISK`] (first, count): away from [`BLK_REGIONS`].
+pub const FAILING_SECTORS: (u32, u32) = (2048, 64);
+
+/// dom0's commands (in `/init`, before the domUs are created) that make [`FLUSH_DISK`] and
+/// [`FAILING_DISK`], when a domU's configuration names one: the loop and device-mapper modules, the
+/// two files (sparse, 4 MiB), their loop devices, and the device-mapper table (`dmsetup` without udev makes its
+/// `/dev/mapper` node itself). A domU's dom0 steps fill the files before the domU starts its I/O.
+pub const DISK_SETUP: &str = "insmod $K/block/loop.ko && insmod $K/dax/dax.ko && insmod $K/md/dm-mod.ko \
+  && truncate -s 4M /run/blkflush.img && losetup /dev/loop0 /run/blkflush.img \
+  && truncate -s 4M /run/blkerr.img && losetup /dev/loop1 /run/blkerr.img \
+  && printf '0 2048 linear /dev/loop1 0\n2048 64 error\n2112 6080 linear /dev/loop1 2112\n' \
+  | DM_DISABLE_UDEV=1 dmsetup create blkerr --noudevsync && dmsetup table blkerr && test -b /dev/mapper/blkerr";
+
+/// The disk line of a domU on [`FLUSH_DISK`] (overrides the `disk` of its declared [`Disk`]s).
+pub const FLUSH_DISK_LINE: &str =
+    "disk = ['format=raw,vdev=xvda,access=rw,script=block-ram,target=/dev/loop0']";
+
+/// The disk line of a domU on [`FAILING_DISK`].
+pub const FAILING_DISK_LINE: &str =
+    "disk = ['format=raw,vdev=xvda,access=rw,script=block-ram,target=/dev/mapper/blkerr']";
+
+/// Once dom0 has filled the file under [`FAILING_DISK`] with the block scenario's image, it reads the disk
+/// around its failing sectors: the sector before and the one after them read, the
+/// first and the last of them fail (`O_DIRECT`: no page cache in between).
+pub const FAILING_CHECK: &str = "wait_for 120 test -f /tmp/filled \
+    && dd if=/dev/mapper/blkerr of=/dev/null bs=512 skip=2047 count=1 iflag=direct \
+    && dd if=/dev/mapper/blkerr of=/dev/null bs=512 skip=2112 count=1 iflag=direct \
+    && ! dd if=/dev/mapper/blkerr of=/dev/null bs=512 skip=2048 count=1 iflag=direct \
+    && ! dd if=/dev/mapper/blkerr of=/dev/null bs=512 skip=2111 count=1 iflag=direct";
+
+/// No flush reached blkback: its count of the flushes (`BLKIF_OP_FLUSH_DISKCACHE`) the domU's `xvda`
+/// sent, `statistics/f_req`, is 0.
+pub const FLUSHES_ZERO: &str = "f=$(cat /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/f_req); echo \"f_req $f\"; [ \"$f\" = 0 ]";
+
+/// Two flushes reached blkback (`statistics/f_req` is 2: the data run's and the counted one).
+pub const FLUSHES_TWO: &str = "f=$(cat /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/f_req); echo \"f_req $f\"; [ \"$f\" = 2 ]";
+
+/// One discard reached blkback (`statistics/ds_req` is 1).
+pub const DISCARDS_ONE: &str = "d=$(cat /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/ds_req); echo \"ds_req $d\"; [ \"$d\" = 1 ]";
+
+/// The file under [`FLUSH_DISK`] after `blkflush`: sectors 6000..6064 (the domU's discard) are zeros (no
+/// other byte is, in the image); with them put back as dom0's image has them, the file is that image.
+pub const DISCARDED_CHECK: &str = "sync; z=$(dd if=/run/blkflush.img bs=512 skip=6000 count=64 2>/dev/null | tr -d '\\000' | wc -c) \
+    && echo \"non-zero bytes in the discarded sectors: $z\" && [ \"$z\" = 0 ] \
+    && dd if=/tmp/e of=/run/blkflush.img bs=512 skip=6000 seek=6000 count=64 conv=notrunc 2>/dev/null \
+    && md5sum /run/blkflush.img && cmp /tmp/e /run/blkflush.img";
+
+/// What blkback offers the domU's `xvda`: `feature-discard`.
+pub const VBD_DISCARD: &str = "/local/domain/0/backend/vbd/$D/51712/feature-discard";
+
+/// What blkback offers the domU's `xvda`: `feature-flush-cache`.
+pub const VBD_FLUSH: &str = "/local/domain/0/backend/vbd/$D/51712/feature-flush-cache";
+
 /// Where dom0 keeps the Linux domU's kernel (dom0's own `Image`) and initramfs; a domU whose
 /// configuration names [`LINUX_KERNEL`] makes [`initramfs`] add both.
 pub const LINUX_KERNEL: &str = "/domu/linux.Image";
@@ -1125,6 +1191,7 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
             Scenario::net(),
             Scenario::net32(),
             Scenario::blk(),
+            Scenario::blkdev(),
         ]
     }
 
@@ -1215,7 +1282,8 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
     /// offered), `blk32` (the same, a 32-bit A32 domain) and `blk1` (one ring page, direct requests, no
     /// `feature-persistent`) read everything and
     /// check it, write [`BLK_REGIONS`], flush, read past the end, close; dom0 then compares each disk
-    /// with the image it builds itself (`cmp`, `md5sum`). `blkdet` reads until dom0's `xl block-detach`
+    /// with the image it builds itself (`cmp`, `md5sum`). `blkdet` (one ring page, which leaves dom0's memory
+    /// room: blkback sets aside about 45 KiB per ring slot) reads until dom0's `xl block-detach`
     /// takes its disk away: a clear error, no hang, and every page handed back or accounted for.
     pub fn blk() -> Scenario {
         // dom0 builds both images once (the disks' first content, and what they must hold after the
@@ -1267,7 +1335,7 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
                     fill,
                     Step::Write("data/disk-ready", "1"),
                     Step::Await("data/blk-done", "1"),
-                    Step::Expect(VBD_BACKEND, "6"),
+                    Step::Await(VBD_BACKEND, "6"),
                     Step::Write("data/blk-ack", "1"),
                     Step::Shell("the disk is dom0's expected image", check),
                 ],
@@ -1280,6 +1348,17 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
                 "blkback parameters",
                 "grep . /sys/module/xen_blkback/parameters/*",
             ),
+        );
+        // A RAM disk has no write cache: blkback offered no flush, and none reached it (the negative
+        // control of `blkflush`'s count), read while the disk is connected (blkback's counters go with
+        // its rings when the frontend closes).
+        blk.dom0.splice(
+            3..3,
+            [
+                Step::Await("data/stats-ready", "1"),
+                Step::Shell("no flush reached blkback", FLUSHES_ZERO),
+                Step::Write("data/stats-read", "1"),
+            ],
         );
         // The same run as `blk` from a 32-bit (A32) domain.
         let mut blk32 = checked("blk32", 3);
@@ -1314,6 +1393,93 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
             name: "blk",
             title: "the block frontend on blkback: every byte checked by dom0, errors, block-detach",
             domus: vec![blk, checked("blk1", 1), det, blk32],
+            control: vec![],
+        }
+    }
+
+    /// The block frontend on disks that are not RAM disks, in a boot of their own (with the six disks
+    /// in one boot dom0's 192 MiB ran out: blkback sets aside about 45 KiB per ring slot): `blkflush`, the
+    /// run of `blk` on [`FLUSH_DISK`] (a loop device over a tmpfs file, with a write cache and discard),
+    /// whose flushes blkback must be offered and receive and whose discard must read back as zeros;
+    /// `blkerr` on [`FAILING_DISK`], whose failing sectors must give typed I/O errors while everything
+    /// around them reads and writes, as dom0 checks in the file beneath.
+    pub fn blkdev() -> Scenario {
+        // dom0 builds both images (as `blk` does) and fills both files; `blkerr`'s steps wait for that.
+        const FILL_FILES: &str = "blk-pattern 8192 > /tmp/p \
+            && dd if=/tmp/p of=/run/blkflush.img bs=65536 conv=notrunc \
+            && dd if=/tmp/p of=/run/blkerr.img bs=65536 conv=notrunc \
+            && blk-pattern 8192 1 1 3 97 200 89 511 300 4000 177 8191 1 > /tmp/e && md5sum /tmp/p /tmp/e \
+            && touch /tmp/filled";
+        // The same run as `blk` on a disk with a write cache: the flush is offered, sent and done, and a
+        // discard reads back as zeros. (Its declared RAM disk, unused, makes dom0 load the disk modules:
+        // the `disk` line overrides the target.)
+        let mut flush = Scenario::blk().domus.remove(0);
+        flush.name = "blkflush";
+        flush.config = vec![FLUSH_DISK_LINE];
+        flush.console.insert(4, "xl-blk: ok flush sent");
+        flush.console.insert(5, "xl-blk: ok discard");
+        flush
+            .console
+            .insert(6, "xl-blk: ok discarded sectors read as zeros");
+        flush.dom0 = vec![
+            Step::Shell("filled the files", FILL_FILES),
+            Step::Expect(VBD_FLUSH, "1"),
+            Step::Expect(VBD_DISCARD, "1"),
+            Step::Write("data/disk-ready", "1"),
+            Step::Await("data/stats-ready", "1"),
+            Step::Shell("two flushes reached blkback", FLUSHES_TWO),
+            Step::Shell("one discard reached blkback", DISCARDS_ONE),
+            Step::Write("data/stats-read", "1"),
+            Step::Await("data/blk-done", "1"),
+            Step::Await(VBD_BACKEND, "6"),
+            Step::Write("data/blk-ack", "1"),
+            Step::Shell(
+                "the file is dom0's expected image, zeros where discarded",
+                DISCARDED_CHECK,
+            ),
+        ];
+        // A disk that fails in the middle: the error, and nothing lost or changed around it.
+        let failing = DomU {
+            name: "blkerr",
+            bin: "xl-blk",
+            isa: Isa::A64,
+            config: vec![FAILING_DISK_LINE],
+            console: vec![
+                "xl-blk: ok connected",
+                "xl-blk: ok read around the failing sectors",
+                "xl-blk: ok failing read",
+                "xl-blk: ok failing read across its start",
+                "xl-blk: ok failing write",
+                "xl-blk: ok wrote the regions",
+                "xl-blk: ok read back the regions",
+                "xl-blk: ok still connected",
+                "xl-blk: ok closed",
+                "xl-blk: done",
+            ],
+            xenstore: vec![
+                ("device/vbd/51712/state", Value::Is("1")),
+                (VBD_BACKEND, Value::Is("2")),
+            ],
+            shutdown: Shutdown::Poweroff,
+            seconds: 120,
+            disks: flush.disks.clone(),
+            vifs: vec![],
+            dom0: vec![
+                Step::Shell("the failing disk fails in dom0 just there", FAILING_CHECK),
+                Step::Write("data/disk-ready", "1"),
+                Step::Await("data/blk-done", "1"),
+                Step::Await(VBD_BACKEND, "6"),
+                Step::Write("data/blk-ack", "1"),
+                Step::Shell(
+                    "the file is dom0's expected image (the failing write did not land)",
+                    "sync; md5sum /run/blkerr.img && cmp /tmp/e /run/blkerr.img",
+                ),
+            ],
+        };
+        Scenario {
+            name: "blkdev",
+            title: "the block frontend on a loop device (flush, discard) and on a disk with failing sectors",
+            domus: vec![flush, failing],
             control: vec![],
         }
     }
@@ -1360,6 +1526,17 @@ pub fn init_script(scenario: &Scenario) -> String {
         MARK.trim_end(),
         &format!("{disk_modules}{net_modules}"),
     );
+    if scenario.domus.iter().any(|d| {
+        d.config
+            .iter()
+            .any(|l| l.contains(FLUSH_DISK) || l.contains(FAILING_DISK))
+    }) {
+        let _ = writeln!(
+            s,
+            "if {{ {DISK_SETUP}\n}} > /tmp/disk-setup.log 2>&1; then ok \"disk set-up: {FLUSH_DISK}, {FAILING_DISK}\"; \
+             else fail \"disk set-up\"; fi; show /tmp/disk-setup.log"
+        );
+    }
     for d in &scenario.domus {
         let n = d.name;
         let _ = write!(

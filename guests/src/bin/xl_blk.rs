@@ -13,7 +13,12 @@
 //! - `blkbench` (`cargo bench --bench blk`): timed workloads, synchronous 4 KiB sequential and random
 //!   transfers and 1 MiB ones, three rounds, each with the frontend's counters; `data/bench-done` lets
 //!   dom0 read blkback's interrupt count for the disk before the frontend disconnects.
-//! - `blkdet`: reads the disk again and again after writing `data/blk-reading`, until dom0's
+//! - `blkflush`: the same on a disk with a write cache (a loop device over a file in dom0):
+//!   the flush must be offered and answered, one request; then a discard, one request, after which the
+//!   sectors read as zeros (dom0 checks the file).
+//! - `blkerr`: a disk whose sectors 2048..2112 fail in dom0 (device-mapper `error`): reads and writes
+//!   touching them are typed I/O errors, everything around them still reads and writes.
+//! - `blkdet` (one ring page): reads the disk again and again after writing `data/blk-reading`, until dom0's
 //!   `xl block-detach` takes the disk away: the frontend must say the backend is gone, without a hang,
 //!   and close handing back every page whose grant ended.
 //!
@@ -176,6 +181,13 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
             indirect_segments: 0,
             ..Options::default()
         }
+    } else if name == b"blkdet" {
+        // One ring page: blkback sets aside about 45 KiB of dom0's memory per ring slot (32 a page), and
+        // the detach does not depend on the ring's size.
+        Options {
+            ring_page_order: 0,
+            ..Options::default()
+        }
     } else {
         Options::default()
     };
@@ -259,8 +271,25 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
         }
     } else if ready && detach {
         detach_run(out, &mut fe, buf, sectors);
+    } else if ready && name == b"blkerr" {
+        error_run(out, &mut fe, buf, sectors);
     } else if ready {
         data_run(out, &mut fe, buf, sectors);
+        if name == b"blkflush" {
+            flush_run(out, &mut fe);
+            discard_run(out, &mut fe, buf);
+        }
+        if name == b"blk" || name == b"blkflush" {
+            // dom0 reads blkback's counters (its flushes and discards) while the disk is connected:
+            // blkback drops them with the rings when the frontend closes.
+            let _ = fe.bus_mut().write(b"data/stats-ready", b"1");
+            let until = Deadline::in_ms(30_000);
+            while !matches!(fe.bus_mut().xs.read(b"data/stats-read", &mut v), Ok(1))
+                && !until.passed()
+            {
+                nap(100);
+            }
+        }
     }
     let st = *fe.stats();
     phase.set(Deadline::in_ms(10_000));
@@ -459,6 +488,189 @@ where
         "last sectors",
         r.is_ok() && check_sectors(b, sectors - 2, true).is_none(),
         Line::new().dec(sectors - 2),
+    );
+}
+
+/// The failing sectors of `blkerr`'s disk (dom0's device-mapper `error` target): `FAILING_SECTORS` of
+/// the harness.
+const FAILING: (u64, u64) = (2048, 64);
+
+/// `blkerr`: a disk whose sectors `FAILING` fail in dom0. Everything around them reads as dom0 wrote it;
+/// a read or write touching them is `BlkError::Io` naming the request's first sector; the regions are
+/// written (dom0 then compares the disk with its image: the failing write did not land) and read back;
+/// and the frontend stays connected through it all.
+fn error_run<B, W, W2>(out: &mut Out<'_, W>, fe: &mut BlkFront<B, W2>, buf: &mut [u8], sectors: u64)
+where
+    W: FnMut() -> Result<(), Error>,
+    B: Xenbus,
+    W2: FnMut(Port) -> Result<bool, Error>,
+{
+    let (bad, n) = FAILING;
+    // Everything but the failing sectors, in chunks that end at them or start after them.
+    let per = (buf.len() / 512) as u64;
+    let mut around = Ok(None);
+    for (from, to) in [(0, bad), (bad + n, sectors)] {
+        let mut s = from;
+        while s < to && matches!(around, Ok(None)) {
+            let k = per.min(to - s);
+            let b = &mut buf[..k as usize * 512];
+            around = fe.read(s, b).map(|()| check_sectors(b, s, false));
+            s += k;
+        }
+    }
+    out.check(
+        "read around the failing sectors",
+        matches!(around, Ok(None)),
+        match around {
+            Ok(None) => Line::new().dec(sectors - n).s(" sectors"),
+            Ok(Some(s)) => Line::new().s("sector ").dec(s).s(" differs"),
+            Err(e) => blk_err(Line::new(), e),
+        },
+    );
+    let b = &mut buf[..n as usize * 512];
+    let r = fe.read(bad, b);
+    out.check(
+        "failing read",
+        r == Err(BlkError::Io { sector: bad }),
+        blk_err(Line::new(), r.err().unwrap_or(BlkError::BadPages)),
+    );
+    // Across its start: one request from 8 sectors before.
+    let r = fe.read(bad - 8, &mut buf[..16 * 512]);
+    out.check(
+        "failing read across its start",
+        r == Err(BlkError::Io { sector: bad - 8 }),
+        blk_err(Line::new(), r.err().unwrap_or(BlkError::BadPages)),
+    );
+    // A write there fails too (and dom0 finds the sector as it was).
+    let b = &mut buf[..512];
+    b.fill(b'X');
+    let r = fe.write(bad + 2, b);
+    out.check(
+        "failing write",
+        r == Err(BlkError::Io { sector: bad + 2 }),
+        blk_err(Line::new(), r.err().unwrap_or(BlkError::BadPages)),
+    );
+    // The regions, as the data run writes them, then read back.
+    let mut wrote = Ok(());
+    let mut back = Ok(None);
+    for &(a, k) in &REGIONS {
+        let b = &mut buf[..k as usize * 512];
+        for (j, sector) in b.chunks_mut(512).enumerate() {
+            for (i, x) in sector.iter_mut().enumerate() {
+                *x = expected(a + j as u64, i, true);
+            }
+        }
+        if let Err(e) = fe.write(a, b) {
+            wrote = Err(e);
+            break;
+        }
+        b.fill(0);
+        back = fe.read(a, b).map(|()| check_sectors(b, a, true));
+        if !matches!(back, Ok(None)) {
+            break;
+        }
+    }
+    out.check(
+        "wrote the regions",
+        wrote.is_ok(),
+        match wrote {
+            Ok(()) => Line::new().dec(REGIONS.len() as u64).s(" regions"),
+            Err(e) => blk_err(Line::new(), e),
+        },
+    );
+    out.check(
+        "read back the regions",
+        matches!(back, Ok(None)),
+        match back {
+            Ok(None) => Line::new().s("as written"),
+            Ok(Some(s)) => Line::new().s("sector ").dec(s).s(" differs"),
+            Err(e) => blk_err(Line::new(), e),
+        },
+    );
+    let r = fe.read(bad - 1, &mut buf[..512]);
+    out.check(
+        "still connected",
+        !fe.is_gone() && r.is_ok() && check_sectors(&buf[..512], bad - 1, false).is_none(),
+        Line::new().s("sector ").dec(bad - 1).s(" reads"),
+    );
+}
+
+/// `blkflush` (a disk with a write cache), after the data run: the backend offers `feature-flush-cache`,
+/// and a flush is one request, answered `Ok` (dom0 counts the flushes blkback received).
+fn flush_run<B, W, W2>(out: &mut Out<'_, W>, fe: &mut BlkFront<B, W2>)
+where
+    W: FnMut() -> Result<(), Error>,
+    B: Xenbus,
+    W2: FnMut(Port) -> Result<bool, Error>,
+{
+    let before = *fe.stats();
+    let r = fe.flush();
+    let after = *fe.stats();
+    out.check(
+        "flush sent",
+        fe.info().flush
+            && r.is_ok()
+            && after.requests == before.requests + 1
+            && after.responses == before.responses + 1,
+        match r {
+            Ok(()) => Line::new()
+                .s("feature-flush-cache ")
+                .dec(fe.info().flush.into())
+                .s(", requests ")
+                .dec(after.requests - before.requests),
+            Err(e) => blk_err(Line::new(), e),
+        },
+    );
+}
+
+/// The sectors `blkflush` discards (4 KiB-aligned, away from `REGIONS`): dom0 finds zeros there.
+const DISCARDED: (u64, u64) = (6000, 64);
+
+/// `blkflush` (a loop device over a tmpfs file, which offers discard): one `BLKIF_OP_DISCARD` request,
+/// answered `Ok`; the sectors then read as zeros (a hole in the file), and their neighbours as before.
+fn discard_run<B, W, W2>(out: &mut Out<'_, W>, fe: &mut BlkFront<B, W2>, buf: &mut [u8])
+where
+    W: FnMut() -> Result<(), Error>,
+    B: Xenbus,
+    W2: FnMut(Port) -> Result<bool, Error>,
+{
+    let (from, n) = DISCARDED;
+    let i = *fe.info();
+    let before = *fe.stats();
+    let r = fe.discard(from, n);
+    let after = *fe.stats();
+    out.check(
+        "discard",
+        i.discard && r.is_ok() && after.requests == before.requests + 1,
+        match r {
+            Ok(()) => Line::new()
+                .s("feature-discard ")
+                .dec(i.discard.into())
+                .s(", granularity ")
+                .dec(i.discard_granularity.into())
+                .s(", requests ")
+                .dec(after.requests - before.requests),
+            Err(e) => blk_err(Line::new(), e),
+        },
+    );
+    // The discarded sectors and one 4 KiB block either side.
+    let b = &mut buf[..(n as usize + 16) * 512];
+    b.fill(0xaa);
+    let r = fe.read(from - 8, b);
+    let zeros = b[8 * 512..][..n as usize * 512].iter().all(|&x| x == 0);
+    let sides = check_sectors(&b[..8 * 512], from - 8, false).is_none()
+        && check_sectors(&b[(8 + n as usize) * 512..], from + n, false).is_none();
+    out.check(
+        "discarded sectors read as zeros",
+        r.is_ok() && zeros && sides,
+        match r {
+            Ok(()) => Line::new()
+                .s("zeros ")
+                .dec(zeros.into())
+                .s(", neighbours as before ")
+                .dec(sides.into()),
+            Err(e) => blk_err(Line::new(), e),
+        },
     );
 }
 

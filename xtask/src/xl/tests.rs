@@ -438,7 +438,18 @@ fn disks_load_their_modules_and_steps_are_required() {
     assert!(Scenario::two().has_vifs() && !Scenario::xenbus().has_vifs());
     assert!(VIF_SCRIPT.contains("brctl addif \"$bridge\" \"$vif\""));
     assert!(VIF_SCRIPT.contains("\"$XENBUS_PATH/hotplug-status\" connected"));
-    assert_eq!(all_modules().len(), 12);
+    assert_eq!(all_modules().len(), 15);
+    assert!(all_modules().contains(&"drivers/md/dm-mod".to_string()));
+    // The loop device and the failing disk are made before any domU is created, only where named.
+    let dev = init_script(&Scenario::blkdev());
+    let setup = dev.find("dmsetup create blkerr").unwrap();
+    assert!(setup < dev.find("xl create").unwrap());
+    assert!(dev.contains("losetup /dev/loop0 /run/blkflush.img"));
+    assert!(dev.contains("insmod $K/md/dm-mod.ko"));
+    assert!(!init_script(&Scenario::blk()).contains("dmsetup"));
+    assert!(!init.contains("losetup"));
+    let cfg = Scenario::blkdev().domus[0].config_file();
+    assert!(cfg.rfind("target=/dev/loop0").unwrap() > cfg.find("target=/dev/ram0").unwrap());
     assert!(all_modules().contains(&"drivers/net/xen-netfront".to_string()));
     assert!(all_modules().contains(&"drivers/block/brd".to_string()));
     assert!(all_modules().contains(&"net/bridge/bridge".to_string()));
