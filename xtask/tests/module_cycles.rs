@@ -551,17 +551,6 @@ const KNOWN: &[(&str, &[&str])] = &[
         &["benches/sites/src/lib.rs", "benches/sites/src/peers.rs"],
     ),
     (
-        "harness/src/main.rs",
-        &[
-            "harness/src/image/a32.rs",
-            "harness/src/image/a64.rs",
-            "harness/src/image/guest.rs",
-            "harness/src/image/guest/smccc.rs",
-            "harness/src/image/monitor.rs",
-            "harness/src/main.rs",
-        ],
-    ),
-    (
         "guests-x86/src/main.rs",
         &[
             "guests-x86/src/events.rs",
