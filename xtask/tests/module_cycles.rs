@@ -550,15 +550,6 @@ const KNOWN: &[(&str, &[&str])] = &[
         "benches/sites/src/lib.rs",
         &["benches/sites/src/lib.rs", "benches/sites/src/peers.rs"],
     ),
-    (
-        "guests-x86/src/main.rs",
-        &[
-            "guests-x86/src/events.rs",
-            "guests-x86/src/main.rs",
-            "guests-x86/src/pairs.rs",
-            "guests-x86/src/timing.rs",
-        ],
-    ),
 ];
 
 #[test]
