@@ -78,16 +78,45 @@ fn system_time_adds_the_scaled_delta_since_the_stamp() {
     assert_eq!(copy, unsafe { *info });
 }
 
-/// What Xen's `update_vcpu_system_time` does: version odd, new fields, version even.
-fn xen_updates(info: *mut VcpuTimeInfo, stamp: u64, system_time: u64) {
-    // SAFETY: the test's record, written with atomic stores while the reader holds atomic views of it.
-    let (version, tsc, sys) = unsafe {
+/// A leaked record at 1 ns a tick (`mul` 2^31, `shift` 1) with these fields, the others zero.
+fn one_ns_a_tick(version: u32, tsc_timestamp: u64, system_time: u64) -> *mut VcpuTimeInfo {
+    let info: *mut VcpuTimeInfo = leak();
+    // SAFETY: the test's record, leaked, not yet shared.
+    unsafe {
+        *info = VcpuTimeInfo {
+            version,
+            tsc_timestamp,
+            system_time,
+            tsc_to_system_mul: 1 << 31,
+            tsc_shift: 1,
+            ..VcpuTimeInfo::default()
+        };
+    }
+    info
+}
+
+/// Atomic views of the fields Xen rewrites: the version, the stamp and the system time.
+///
+/// # Safety
+///
+/// `info` is a leaked record, accessed only atomically while another thread or the reader may use it.
+unsafe fn xen_fields(
+    info: *mut VcpuTimeInfo,
+) -> (&'static AtomicU32, &'static AtomicU64, &'static AtomicU64) {
+    // SAFETY: the caller's contract: the record lives for the rest of the run; every access is atomic.
+    unsafe {
         (
             AtomicU32::from_ptr(&raw mut (*info).version),
             AtomicU64::from_ptr(&raw mut (*info).tsc_timestamp),
             AtomicU64::from_ptr(&raw mut (*info).system_time),
         )
-    };
+    }
+}
+
+/// What Xen's `update_vcpu_system_time` does: version odd, new fields, version even.
+fn xen_updates(info: *mut VcpuTimeInfo, stamp: u64, system_time: u64) {
+    // SAFETY: the test's record, written with atomic stores while the reader holds atomic views of it.
+    let (version, tsc, sys) = unsafe { xen_fields(info) };
     version.fetch_add(1, Ordering::Release);
     tsc.store(stamp, Ordering::Relaxed);
     sys.store(system_time, Ordering::Relaxed);
@@ -96,18 +125,7 @@ fn xen_updates(info: *mut VcpuTimeInfo, stamp: u64, system_time: u64) {
 
 #[test]
 fn a_read_torn_by_an_update_is_retried() {
-    let info: *mut VcpuTimeInfo = leak();
-    // SAFETY: the test's record.
-    unsafe {
-        *info = VcpuTimeInfo {
-            version: 2,
-            tsc_timestamp: 100,
-            system_time: 1_000,
-            tsc_to_system_mul: 1 << 31,
-            tsc_shift: 1, // 1 ns a tick
-            ..VcpuTimeInfo::default()
-        };
-    }
+    let info = one_ns_a_tick(2, 100, 1_000);
     let addr = info as usize;
     let mut reads = 0;
     // The counter is read inside each attempt: the first time, Xen rewrites the record meanwhile, so
@@ -131,18 +149,8 @@ fn a_read_torn_by_an_update_is_retried() {
 
 #[test]
 fn a_read_waits_while_the_version_is_odd() {
-    let info: *mut VcpuTimeInfo = leak();
-    // SAFETY: the test's record; the version is odd: Xen is in the middle of an update.
-    unsafe {
-        *info = VcpuTimeInfo {
-            version: 3,
-            tsc_timestamp: 10,
-            system_time: 1,
-            tsc_to_system_mul: 1 << 31,
-            tsc_shift: 1,
-            ..VcpuTimeInfo::default()
-        };
-    }
+    // The version is odd: Xen is in the middle of an update.
+    let info = one_ns_a_tick(3, 10, 1);
     let addr = info as usize;
     let finished = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -151,13 +159,7 @@ fn a_read_waits_while_the_version_is_odd() {
             std::thread::sleep(Duration::from_millis(20));
             let info = addr as *mut VcpuTimeInfo;
             // SAFETY: the record outlives both threads (leaked); every access is atomic.
-            let (tsc, sys, version) = unsafe {
-                (
-                    AtomicU64::from_ptr(&raw mut (*info).tsc_timestamp),
-                    AtomicU64::from_ptr(&raw mut (*info).system_time),
-                    AtomicU32::from_ptr(&raw mut (*info).version),
-                )
-            };
+            let (version, tsc, sys) = unsafe { xen_fields(info) };
             tsc.store(20, Ordering::Relaxed);
             sys.store(9_000, Ordering::Relaxed);
             finished.store(true, Ordering::Relaxed);
