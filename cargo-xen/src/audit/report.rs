@@ -2,6 +2,7 @@
 //! stubs), its table, JSON, `--diff` and `--max-…` limits. The instruction sets fill it in: ARM
 //! ([`super::arm`]) and x86-64 ([`crate::x86`]); neither is named here.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::elf::Isa;
@@ -196,6 +197,36 @@ pub(crate) fn stub_arity(demangled: &str) -> Option<usize> {
     let rest = demangled.strip_prefix("xen_hypercall::outline::hypercall")?;
     let n: usize = rest.parse().ok()?;
     (n <= 6).then_some(n)
+}
+
+/// A per-arity stub of this crate defined in another file (an object calling it), known by its symbol
+/// only: its demangled name and kind.
+pub(crate) fn external_stub(symbol: &str) -> Option<(String, StubKind)> {
+    let name = demangle(symbol);
+    let arity = stub_arity(&name)?;
+    Some((name, StubKind::Generic { arity }))
+}
+
+/// A file's functions, their indices by address (what a call reaches in an executable) and by symbol name
+/// (what a relocation names in an object or an archive member).
+pub(crate) struct FnIndex<'a> {
+    pub by_addr: HashMap<u64, usize>,
+    pub by_name: HashMap<&'a str, usize>,
+}
+
+impl<'a> FnIndex<'a> {
+    /// The index of the functions given as (address, symbol name), in order.
+    pub(crate) fn new(functions: impl Iterator<Item = (u64, &'a str)>) -> FnIndex<'a> {
+        let mut index = FnIndex {
+            by_addr: HashMap::new(),
+            by_name: HashMap::new(),
+        };
+        for (i, (addr, name)) in functions.enumerate() {
+            index.by_addr.insert(addr, i);
+            index.by_name.insert(name, i);
+        }
+        index
+    }
 }
 
 fn site_label(s: &Site) -> String {
