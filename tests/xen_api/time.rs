@@ -387,6 +387,17 @@ fn the_runstate_gives_a_lower_bound_of_the_offset() {
     assert!(clock.system_time_at(at) <= OFFSET + 200_000_000);
 }
 
+/// A 20 ms wait on port 3, which nothing signals: it ends with `ETIMEDOUT`. When it began and how long
+/// it took, by `clock`.
+fn unanswered_wait(events: &Events, clock: &Clock) -> (Instant, Duration) {
+    let t0 = clock.now();
+    assert_eq!(
+        events.wait(Port(3), clock, Duration::from_millis(20)),
+        Err(Error::ETIMEDOUT)
+    );
+    (t0, clock.now() - t0)
+}
+
 #[test]
 fn a_timed_wait_is_never_short_and_synchronising_makes_it_one_poll() {
     let (xen, shared, clock) = fake_xen(100_000_000, OFFSET, OFFSET + 30_000_000);
@@ -394,12 +405,7 @@ fn a_timed_wait_is_never_short_and_synchronising_makes_it_one_poll() {
     let events = unsafe { Events::new(shared) };
     // Before synchronising, the bound is 70 ms early: every Xen timeout of a 20 ms wait has passed
     // already, so Xen returns at once, and the wait polls until its own clock says 20 ms.
-    let t0 = clock.now();
-    assert_eq!(
-        events.wait(Port(3), &clock, Duration::from_millis(20)),
-        Err(Error::ETIMEDOUT)
-    );
-    let waited = clock.now() - t0;
+    let (t0, waited) = unanswered_wait(&events, &clock);
     assert!(
         waited >= Duration::from_millis(20),
         "short wait: {waited:?}"
@@ -422,12 +428,7 @@ fn a_timed_wait_is_never_short_and_synchronising_makes_it_one_poll() {
 
     // Now a 20 ms wait is one poll (or two), woken just after the deadline.
     xen.borrow_mut().polls.clear();
-    let t0 = clock.now();
-    assert_eq!(
-        events.wait(Port(3), &clock, Duration::from_millis(20)),
-        Err(Error::ETIMEDOUT)
-    );
-    let waited = clock.now() - t0;
+    let (_, waited) = unanswered_wait(&events, &clock);
     assert!(
         waited >= Duration::from_millis(20),
         "short wait: {waited:?}"
@@ -481,12 +482,7 @@ fn an_offset_bound_above_the_truth_is_caught_as_a_late_wake_up() {
     // SAFETY: the test's page.
     let events = unsafe { Events::new(shared) };
     clock.observe_system_time(OFFSET + 110_000_000); // 10 ms in the future of Xen's real clock
-    let t0 = clock.now();
-    assert_eq!(
-        events.wait(Port(3), &clock, Duration::from_millis(20)),
-        Err(Error::ETIMEDOUT)
-    );
-    let waited = clock.now() - t0;
+    let (t0, waited) = unanswered_wait(&events, &clock);
     assert!(
         waited > Duration::from_millis(20) + Duration::from_micros(40),
         "the late wake-up the other tests rule out: {waited:?}"

@@ -723,14 +723,23 @@ fn a_wait_for_a_watch_event_is_bounded_by_the_closure() {
     );
 }
 
-#[test]
-fn a_directory_bigger_than_one_reply_is_read_in_parts() {
-    // 600 children of 9 bytes each ("entry-NNN\0" is 10): 6000 bytes of names, over one payload.
+/// (key, value) pairs of a tree.
+type Nodes = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A directory `big` of 600 children of 9 bytes each ("entry-NNN\0" is 10): 6000 bytes of names, over
+/// one payload. The names, and the tree's (key, value) pairs.
+fn big_directory() -> (Vec<String>, Nodes) {
     let names: Vec<String> = (0..600).map(|i| format!("entry-{i:03}")).collect();
-    let tree: Vec<(Vec<u8>, Vec<u8>)> = names
+    let tree = names
         .iter()
         .map(|n| (format!("big/{n}").into_bytes(), b"x".to_vec()))
         .collect();
+    (names, tree)
+}
+
+#[test]
+fn a_directory_bigger_than_one_reply_is_read_in_parts() {
+    let (names, tree) = big_directory();
     let refs: Vec<(&[u8], &[u8])> = tree.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     let mut s = setup(&refs, quiet());
     let mut buf = vec![0u8; 8192];
@@ -766,11 +775,7 @@ fn a_directory_bigger_than_one_reply_is_read_in_parts() {
 
 #[test]
 fn a_directory_changed_between_parts_is_read_again() {
-    let names: Vec<String> = (0..600).map(|i| format!("entry-{i:03}")).collect();
-    let tree: Vec<(Vec<u8>, Vec<u8>)> = names
-        .iter()
-        .map(|n| (format!("big/{n}").into_bytes(), b"x".to_vec()))
-        .collect();
+    let (_, tree) = big_directory();
     let refs: Vec<(&[u8], &[u8])> = tree.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     // A new child appears between the first part and the second (turn 2: the first part's request is
     // answered at turn 1).
