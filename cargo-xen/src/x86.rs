@@ -37,7 +37,7 @@ use object::read::archive::ArchiveFile;
 use object::{Architecture, Object, ObjectSection, ObjectSymbol, SymbolKind};
 
 use crate::audit::{
-    Arch, FnIndex, FnReport, Report, Site, SiteKind, StubKind, demangle, external_stub, stub_arity,
+    Arch, FnIndex, Report, Site, SiteKind, StubKind, demangle, external_stub, stub_arity,
 };
 use crate::elf::{self, Isa};
 
@@ -843,22 +843,17 @@ pub fn analyze(data: &[u8]) -> Result<Report> {
             });
             prev = n + 1;
         }
-        if sites.is_empty() && stub.is_none() {
-            continue;
-        }
-        report.functions.push(FnReport {
-            name: names[fi].clone(),
-            isa: Isa::A64,
-            arch: Arch::X86_64,
-            bytes: f.size,
-            frame: w.frame,
+        report.add(
+            names[fi].clone(),
+            Isa::A64,
+            Arch::X86_64,
+            f.size,
+            w.frame,
             sites,
-            is_stub: stub.is_some(),
             stub,
-        });
+        );
     }
-    report.functions.sort_by_key(|f| f.is_stub);
-    Ok(report)
+    Ok(report.stubs_last())
 }
 
 #[cfg(test)]

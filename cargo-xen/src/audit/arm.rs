@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 
 use super::report::{
-    Arch, FnIndex, FnReport, Report, Site, SiteKind, StubKind, demangle, external_stub, stub_arity,
+    Arch, FnIndex, Report, Site, SiteKind, StubKind, demangle, external_stub, stub_arity,
 };
 use crate::elf::{self, Function, Isa, Op, Reg};
 use crate::flow::{self, Val};
@@ -218,22 +218,17 @@ pub fn analyze_with(
                 _ => {}
             }
         }
-        if sites.is_empty() && stub.is_none() {
-            continue;
-        }
-        report.functions.push(FnReport {
+        report.add(
             name,
-            isa: f.isa,
-            arch: Arch::Arm,
-            bytes: f.size,
-            frame: t.min_sp.unsigned_abs(),
+            f.isa,
+            Arch::Arm,
+            f.size,
+            t.min_sp.unsigned_abs(),
             sites,
-            is_stub: stub.is_some(),
             stub,
-        });
+        );
     }
-    report.functions.sort_by_key(|f| f.is_stub);
-    Ok(report)
+    Ok(report.stubs_last())
 }
 
 #[cfg(test)]

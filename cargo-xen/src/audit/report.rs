@@ -106,6 +106,43 @@ pub struct Report {
     pub functions: Vec<FnReport>,
 }
 
+impl Report {
+    /// Adds a function audited in address order, unless it has no site and is no stub; `is_stub`
+    /// follows `stub`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add(
+        &mut self,
+        name: String,
+        isa: Isa,
+        arch: Arch,
+        bytes: u64,
+        frame: u64,
+        sites: Vec<Site>,
+        stub: Option<StubKind>,
+    ) {
+        if sites.is_empty() && stub.is_none() {
+            return;
+        }
+        self.functions.push(FnReport {
+            name,
+            isa,
+            arch,
+            bytes,
+            frame,
+            sites,
+            is_stub: stub.is_some(),
+            stub,
+        });
+    }
+
+    /// The report once every function is added: the stubs after the functions with sites (a stable
+    /// sort: address order within each group).
+    pub(crate) fn stubs_last(mut self) -> Report {
+        self.functions.sort_by_key(|f| f.is_stub);
+        self
+    }
+}
+
 /// Totals over the functions with sites (the stubs apart).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
