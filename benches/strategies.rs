@@ -16,13 +16,16 @@ use xtask::xen::{self, Guest};
 
 fn report() -> anyhow::Result<()> {
     let mut results = xtask::bench_arm::run()?;
-    let counts = xtask::insns::measure()?;
+    let (counts, errnos) = xtask::insns::measure()?;
     results.add_counts(
         xtask::insns::OPT,
         counts
             .into_iter()
             .map(|c| (c.isa.name(), c.site, c.instructions)),
     );
+    for (isa, f, errno) in errnos {
+        results.errnos.insert((isa, f), errno);
+    }
     // x86-64: PV (`syscall`) and HVM/PVH (`vmmcall`) images, inline against the hypercall page.
     xtask::bench_x86::measure(&mut results)?;
     println!("{}", xtask::bench_arm::markdown(&results));

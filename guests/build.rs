@@ -17,16 +17,22 @@ fn main() {
         println!("cargo::rustc-link-arg-bins=-T{dir}/{script}");
         println!("cargo::rustc-link-arg-bins=--pie");
         println!("cargo::rustc-link-arg-bins=--no-dynamic-linker");
+        // `xl-net` links `smoltcp`, whose address checks format an `Ipv4Addr` in a panic message: code
+        // of the prebuilt (not position-independent) `core`, with absolute addresses in its read-only
+        // data. They become relative relocations there too, applied by the entry code like the others.
+        println!("cargo::rustc-link-arg-bin=xl-net=-znotext");
     } else if target.starts_with("arm") || target.starts_with("thumb") {
         println!("cargo::rustc-link-arg-bins=-T{dir}/{script}");
         // The frontend is always a dom0less domU, the backend one with `domu-backend`; `xl-domu`,
-        // `xl-xenbus` and `xl-blk` are ones `xl` creates (libxl loads a zImage 0x8000 into the domU's RAM):
-        // linked where a domU's RAM starts (GUEST_RAM0_BASE) instead of inside dom0's bank.
+        // `xl-xenbus`, `xl-blk` and `xl-net` are ones `xl` creates (libxl loads a zImage 0x8000 into
+        // the domU's RAM): linked where a domU's RAM starts (GUEST_RAM0_BASE) instead of inside dom0's
+        // bank.
         let domu = "--defsym=__load_base=0x40008000";
         println!("cargo::rustc-link-arg-bin=frontend={domu}");
         println!("cargo::rustc-link-arg-bin=xl-domu={domu}");
         println!("cargo::rustc-link-arg-bin=xl-xenbus={domu}");
         println!("cargo::rustc-link-arg-bin=xl-blk={domu}");
+        println!("cargo::rustc-link-arg-bin=xl-net={domu}");
         if std::env::var_os("CARGO_FEATURE_DOMU_BACKEND").is_some() {
             println!("cargo::rustc-link-arg-bin=backend={domu}");
         }

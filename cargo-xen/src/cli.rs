@@ -8,6 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::audit::{self, Limits};
 use crate::new::{self, NewArch, NewOptions};
 use crate::run::{self, Arch, Outcome};
+use crate::xl;
 
 /// The help text.
 pub const HELP: &str = "\
@@ -39,6 +40,20 @@ usage: cargo xen <command> …
         or time-out (default 60 s), naming the test that was running (the xen-test crate's console lines)
         or the failed tests' summary. Xen and the converted images are kept in $CARGO_XEN_CACHE (default
         ~/.cache/cargo-xen).
+  run --xl [--xl-config FILE] [--xl-arg 'KEY = VALUE']… [OPTIONS…] <IMAGE|ELF> [-- ARGS…]
+  run --xl [OPTIONS…] --runner <ELF> [ARGS…]
+        boot the image as an ordinary domU: Xen with a Linux dom0 (Debian's arm64 kernel, xl, xenstored,
+        xenconsoled; about 65 MB of Debian packages downloaded once into xl/ of CARGO_TARGET_DIR or of the
+        target directory the image is in, else ./target; apt-get's output goes to the set-up log) that
+        `xl create`s it. Its configuration: name, kernel, memory = 16, vcpus = 1, destroyed on poweroff,
+        reboot and crash, extra = \"console=hvc0 -- ARGS\" (its /chosen/bootargs), then FILE's lines, then
+        each --xl-arg, a later line overriding an earlier one (name and kernel are the run's). A 32-bit
+        image must be linked where its zImage header asks libxl to load it, inside the domU's RAM (from
+        0x40000000; the template: -C link-arg=--defsym=__load_base=0x40008000). Shows the domU's console
+        (xenconsoled's log of it) as it runs, not Xen's or dom0's lines (--xen-log: all of them). Exit
+        status 0 only when xl's log says the domU shut down with reason poweroff; 1 on a crash, reboot or
+        other reason, a failed xl create, a Xen or dom0 crash, or --timeout seconds of the domU running
+        (it is destroyed), naming which.
   new <PATH> [--arch aarch64|arm|thumb] [--path CHECKOUT]
         a unikernel project in the new directory PATH, named after its last component, from the template
         built into cargo-xen: `cd PATH && cargo run --release` boots it on Xen, `cargo test` runs its
@@ -211,6 +226,27 @@ pub fn new_main(args: &[String]) -> Result<bool> {
 /// `cargo xen run`; `Ok(false)` unless dom0 powered off.
 pub fn run_main(args: &[String]) -> Result<bool> {
     let opts = run_options(args)?;
+    if opts.xl.is_some() {
+        let r = xl::run(&opts)?;
+        return Ok(match r.outcome {
+            Outcome::Poweroff => {
+                eprintln!(
+                    "cargo-xen: the domU powered off ({:.1} s preparing, {:.1} s in QEMU)",
+                    r.prepare_seconds,
+                    r.boot.elapsed.as_secs_f64()
+                );
+                true
+            }
+            Outcome::Failed(why) => {
+                eprintln!("cargo-xen: FAILED: {why}");
+                eprintln!(
+                    "cargo-xen: the whole console (Xen, dom0, the domU) is in {}",
+                    r.log.display()
+                );
+                false
+            }
+        });
+    }
     match run::run(&opts)? {
         Outcome::Poweroff => {
             eprintln!("cargo-xen: dom0 powered off");
@@ -242,9 +278,13 @@ pub fn run_options(args: &[String]) -> Result<run::Options> {
         stream: true,
         hide_xen: false,
         guest_args: Vec::new(),
+        xl: None,
     };
     let mut runner = false;
     let mut xen_log = false;
+    let mut xl = false;
+    let mut xl_file = Vec::new();
+    let mut xl_args = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         // As cargo's runner, everything after the image is the program's.
@@ -266,6 +306,18 @@ pub fn run_options(args: &[String]) -> Result<run::Options> {
                 })
             }
             "--dom0less" => opts.dom0less = true,
+            "--xl" => xl = true,
+            "--xl-config" => {
+                let f = it.next().context("--xl-config needs a file")?;
+                let text =
+                    std::fs::read_to_string(f).map_err(|e| anyhow!("--xl-config {f}: {e}"))?;
+                xl_file.extend(text.lines().map(str::to_string));
+            }
+            "--xl-arg" => xl_args.push(
+                it.next()
+                    .context("--xl-arg needs a `KEY = VALUE` line")?
+                    .clone(),
+            ),
             "--debug-xen" => opts.debug_xen = true,
             "--timeout" => opts.timeout = Duration::from_secs(number(a, it.next())?),
             "--xen-args" => {
@@ -278,6 +330,14 @@ pub fn run_options(args: &[String]) -> Result<run::Options> {
         }
     }
     opts.hide_xen = runner && !xen_log;
+    if xl {
+        xl::check_config(&xl_file, &xl_args)?;
+        // The domU's console alone unless --xen-log, as a runner or not: dom0's boot is not the program's.
+        opts.hide_xen = !xen_log;
+        opts.xl = Some(xl_file.into_iter().chain(xl_args).collect());
+    } else if !xl_file.is_empty() || !xl_args.is_empty() {
+        bail!("--xl-config and --xl-arg need --xl");
+    }
     Ok(opts)
 }
 
@@ -318,5 +378,48 @@ mod tests {
         assert_eq!(o.guest_args, strings(&["a", "--b"]));
         assert!(!o.hide_xen);
         assert!(run_options(&strings(&["ELF", "--exact"])).is_err());
+    }
+
+    #[test]
+    fn xl_options_gather_the_configuration_lines() {
+        let cfg = std::env::temp_dir().join(format!("cargo-xen-cli-{}.cfg", std::process::id()));
+        std::fs::write(&cfg, "memory = 32\n# a comment\n").unwrap();
+        let cfg_arg = cfg.display().to_string();
+        let o = run_options(&strings(&[
+            "--xl",
+            "--xl-arg",
+            "vcpus = 1",
+            "--xl-config",
+            &cfg_arg,
+            "--runner",
+            "ELF",
+            "greets",
+        ]))
+        .unwrap();
+        // The file's lines first, then the --xl-arg ones, whatever their order on the command line.
+        assert_eq!(
+            o.xl.as_deref(),
+            Some(&strings(&["memory = 32", "# a comment", "vcpus = 1"])[..])
+        );
+        assert_eq!(o.guest_args, strings(&["greets"]));
+        assert!(o.hide_xen);
+        // Without --runner too, only the domU's console is shown unless --xen-log.
+        assert!(run_options(&strings(&["--xl", "ELF"])).unwrap().hide_xen);
+        assert!(
+            !run_options(&strings(&["--xl", "--xen-log", "ELF"]))
+                .unwrap()
+                .hide_xen
+        );
+        assert!(run_options(&strings(&["ELF"])).unwrap().xl.is_none());
+        for bad in [
+            &["--xl-arg", "memory = 32", "ELF"][..],
+            &["--xl", "--xl-arg", "memory", "ELF"][..],
+            &["--xl", "--xl-arg", "name = \"x\"", "ELF"][..],
+            &["--xl", "--xl-config", "/nonexistent/xl.cfg", "ELF"][..],
+            &["--xl", "--xl-config"][..],
+        ] {
+            assert!(run_options(&strings(bad)).is_err(), "{bad:?}");
+        }
+        let _ = std::fs::remove_file(&cfg);
     }
 }

@@ -11,6 +11,10 @@
 //! - [`run`]: `cargo xen run`, booting images on Xen under QEMU and judging how dom0 ended; [`qemu`]: the
 //!   runner, Debian's Xen, flat images, the dom0less device tree; [`xensrc`]: a debug Xen built from
 //!   Debian's source.
+//! - [`linux`]: a real Linux dom0 with Xen's toolstack (`xl`, `xenstored`, `xenconsoled`) from Debian's
+//!   arm64 packages: the packages, the initramfs, the QEMU command.
+//! - [`xl`]: `cargo xen run --xl`, an image booted as a domU that `xl` creates from that dom0, its
+//!   console shown as it runs and its verdict from `xl`'s log.
 //! - [`new`]: `cargo xen new`, a unikernel project from the template built into the tool, whose cargo
 //!   runner is `cargo xen run --runner` (`cargo run` and `cargo test` boot it on Xen).
 //! - [`setup`], [`cmd`]: the Debian packages the runs need, and running commands.
@@ -21,6 +25,7 @@ pub mod cli;
 pub mod cmd;
 pub mod elf;
 pub mod flow;
+pub mod linux;
 pub mod names;
 pub mod new;
 pub mod qemu;
@@ -28,3 +33,4 @@ pub mod run;
 pub mod setup;
 pub mod x86;
 pub mod xensrc;
+pub mod xl;

@@ -240,6 +240,45 @@ pub enum Stream {
     /// The lines that do not start with Xen's `(XEN) ` prefix: dom0's own output (a domU's lines, `(d1) …`,
     /// included).
     Guest,
+    /// Only the lines that hold this mark, each from just after it, once the line is complete (see
+    /// [`MarkedLines`]).
+    Marked(&'static str),
+}
+
+/// The line filter of [`Stream::Marked`]: fed the console as it arrives, returns the text after the mark
+/// of each completed line that holds it (carriage returns dropped), with its newline.
+#[derive(Debug)]
+pub struct MarkedLines {
+    mark: &'static str,
+    line: Vec<u8>,
+}
+
+impl MarkedLines {
+    /// A filter for `mark`.
+    pub fn new(mark: &'static str) -> MarkedLines {
+        MarkedLines {
+            mark,
+            line: Vec::new(),
+        }
+    }
+
+    /// The part of `bytes` to show.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &b in bytes.iter().filter(|&&b| b != b'\r') {
+            if b != b'\n' {
+                self.line.push(b);
+                continue;
+            }
+            let mark = self.mark.as_bytes();
+            if let Some(at) = self.line.windows(mark.len()).position(|w| w == mark) {
+                out.extend_from_slice(&self.line[at + mark.len()..]);
+                out.push(b'\n');
+            }
+            self.line.clear();
+        }
+        out
+    }
 }
 
 /// The line filter of [`Stream::Guest`]: fed the console as it arrives, returns what to show. A line is
@@ -319,6 +358,10 @@ pub fn run_qemu_stream(
     let reader = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         let mut guest = GuestLines::default();
+        let mut marked = match stream {
+            Stream::Marked(mark) => Some(MarkedLines::new(mark)),
+            _ => None,
+        };
         while let Ok(n) = stdout.read(&mut buf) {
             if n == 0 {
                 break;
@@ -327,6 +370,10 @@ pub fn run_qemu_stream(
                 Stream::Off => Vec::new(),
                 Stream::All => buf[..n].iter().copied().filter(|&b| b != b'\r').collect(),
                 Stream::Guest => guest.feed(&buf[..n]),
+                Stream::Marked(_) => marked
+                    .as_mut()
+                    .map(|m| m.feed(&buf[..n]))
+                    .unwrap_or_default(),
             };
             if !shown.is_empty() {
                 let mut out = std::io::stdout().lock();
@@ -528,6 +575,25 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn marked_lines_show_what_follows_the_mark_once_complete() {
+        let mut m = MarkedLines::new("xl-run: console| ");
+        // (what arrives, what is shown): a line shows once complete; the mark may follow what Xen printed
+        // on the same line; a line without it is dropped.
+        let steps: [(&[u8], &[u8]); 4] = [
+            (b"(XEN) Xen version\r\nxl-run: console| hel", b""),
+            (b"lo\r\n[  1.0] kernel\n", b"hello\n"),
+            (
+                b"(XEN) d1v0 xl-run: console| test a ... ok\nxl-run: log| x\n",
+                b"test a ... ok\n",
+            ),
+            (b"xl-run: console| \n", b"\n"),
+        ];
+        for (fed, shown) in steps {
+            assert_eq!(m.feed(fed), shown, "{}", String::from_utf8_lossy(fed));
+        }
+    }
 
     #[test]
     fn a_run_ends_at_its_time_out_or_soon_after_it_is_done() {

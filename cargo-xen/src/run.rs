@@ -278,6 +278,9 @@ pub struct Options {
     pub hide_xen: bool,
     /// The program arguments, passed on dom0's command line (see [`guest_cmdline`]); not with `dom0less`.
     pub guest_args: Vec<String>,
+    /// `--xl`: boot the image as a domU that `xl` creates from a Linux dom0 ([`crate::xl`]), with these
+    /// configuration lines added (`--xl-config`'s, then `--xl-arg`'s).
+    pub xl: Option<Vec<String>>,
 }
 
 /// Where Xen, its source and the converted images are kept: `$CARGO_XEN_CACHE`, else

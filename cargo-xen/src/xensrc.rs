@@ -7,6 +7,7 @@
 //! downloaded source package, its unpacked tree and the debug image. Each step is skipped when its result is
 //! already there.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -40,38 +41,7 @@ const TOOLS: [setup::Package; 7] = [
 /// become `Types: deb-src`; one-line `deb …` entries (`sources.list`) become `deb-src …`. Comments and
 /// disabled stanzas (`Enabled: no`) are dropped. Returns the deb822 text and the one-line list.
 pub fn deb_src_entries(deb822: &[String], one_line: &[String]) -> (String, String) {
-    let mut out = String::new();
-    for text in deb822 {
-        for stanza in text.split("\n\n") {
-            let lines: Vec<&str> = stanza
-                .lines()
-                .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
-                .collect();
-            let field = |name: &str| {
-                lines.iter().find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-                })
-            };
-            let is_deb = field("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
-            let enabled = field("Enabled").is_none_or(|e| !e.eq_ignore_ascii_case("no"));
-            if !is_deb || !enabled {
-                continue;
-            }
-            for l in &lines {
-                match l.split_once(':') {
-                    Some((k, _)) if k.trim().eq_ignore_ascii_case("Types") => {
-                        out.push_str("Types: deb-src\n")
-                    }
-                    _ => {
-                        out.push_str(l);
-                        out.push('\n');
-                    }
-                }
-            }
-            out.push('\n');
-        }
-    }
+    let out = deb822_stanzas(deb822, "deb-src", &[], |_| true);
     let mut list = String::new();
     for text in one_line {
         for l in text.lines().map(str::trim) {
@@ -83,6 +53,55 @@ pub fn deb_src_entries(deb822: &[String], one_line: &[String]) -> (String, Strin
         }
     }
     (out, list)
+}
+
+/// The enabled deb822 stanzas (`*.sources`) of `Types: deb` in `deb822` whose `URIs` field `keep` accepts,
+/// each rewritten with `Types: TYPES` and without the fields named in `drop`; comments, blank lines and
+/// disabled stanzas (`Enabled: no`) are left out. Each stanza ends with a blank line.
+pub fn deb822_stanzas(
+    deb822: &[String],
+    types: &str,
+    drop: &[&str],
+    keep: impl Fn(Option<&str>) -> bool,
+) -> String {
+    let mut out = String::new();
+    for text in deb822 {
+        for stanza in text.split("\n\n") {
+            let lines: Vec<&str> = stanza
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+                .collect();
+            let key = |l: &str| {
+                l.split_once(':')
+                    .map(|(k, _)| k.trim().to_ascii_lowercase())
+            };
+            let field = |name: &str| {
+                lines.iter().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+                })
+            };
+            let is_deb = field("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+            let enabled = field("Enabled").is_none_or(|e| !e.eq_ignore_ascii_case("no"));
+            if !is_deb || !enabled || !keep(field("URIs")) {
+                continue;
+            }
+            for l in &lines {
+                match key(l) {
+                    Some(k) if k == "types" => {
+                        let _ = writeln!(out, "Types: {types}");
+                    }
+                    Some(k) if drop.iter().any(|d| d.eq_ignore_ascii_case(&k)) => {}
+                    _ => {
+                        out.push_str(l);
+                        out.push('\n');
+                    }
+                }
+            }
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// The `-o` options of a private apt configuration under `d` (lists, cache and sources of its own, so that

@@ -174,6 +174,30 @@ impl Error {
         }
     }
 
+    /// [`Error::from_ret`] on a typed wrapper's error path.
+    ///
+    /// On 32-bit ARM the saturating negation is three instructions and a copy of the result (`rsb`,
+    /// `cmp`, `mvneq`), which LLVM would otherwise speculate before the sign test, onto the success
+    /// path, whenever the error shares a register with a success value (`Result<Port>` after
+    /// `alloc_unbound`'s `?`): an empty `asm!` on the result, which LLVM does not speculate, keeps the
+    /// negation behind the test. A caller that drops the error deletes it (`pure`, `nomem`). On AArch64
+    /// and x86-64 the negation is a `csneg` or a `neg`/`cmov` pair, and LLVM's select costs less than
+    /// the branch the barrier would force where a caller folds the error to a value (`map_or`).
+    #[inline(always)]
+    pub(crate) fn from_failed(ret: isize) -> Error {
+        #[cfg(target_arch = "arm")]
+        {
+            let mut ret = ret;
+            // SAFETY: an empty template that reads and writes only the register holding `ret`.
+            unsafe {
+                core::arch::asm!("/* {0} */", inout(reg) ret, options(pure, nomem, nostack, preserves_flags));
+            }
+            Error::from_ret(ret)
+        }
+        #[cfg(not(target_arch = "arm"))]
+        Error::from_ret(ret)
+    }
+
     /// The error of a negative hypercall result. A result below `-i32::MAX` is no Xen errno; it is kept
     /// saturated rather than wrapped.
     #[inline(always)]

@@ -6,7 +6,7 @@
 //! them to a PV guest ([`Error::EINVAL`]).
 
 use super::call::{Arg, call2};
-use super::{DomId, Error, Result, nr};
+use super::{DomId, Error, Result, nr, unit};
 
 /// `HVMOP_set_param`.
 pub const HVMOP_SET_PARAM: usize = 0;
@@ -114,7 +114,7 @@ impl CallbackVia {
 #[inline(always)]
 fn param_op(op: usize, p: &mut HvmParam) -> Result<()> {
     // SAFETY: Xen reads and (for get) writes the `xen_hvm_param`, mutably borrowed for the call.
-    Error::check_status(unsafe { call2::<{ nr::HVM_OP }>(Arg::val(op), Arg::inout(p)) })
+    unit(unsafe { call2::<{ nr::HVM_OP }>(Arg::val(op), Arg::inout(p)) })
 }
 
 /// Parameter `param` of domain `dom` (`HVMOP_get_param`).

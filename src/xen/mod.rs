@@ -214,5 +214,9 @@ crate::impl_plain! {
 /// negative value a failure ([`Error::check_status`]).
 #[inline(always)]
 pub(crate) fn unit(ret: isize) -> Result<()> {
-    Error::check_status(ret)
+    if ret >= 0 {
+        Ok(())
+    } else {
+        Err(Error::from_failed(ret))
+    }
 }

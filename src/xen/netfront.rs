@@ -9,7 +9,10 @@
 //!   (the transmit pool read-only), and stay granted until [`NetFront::close`], which ends each grant and
 //!   returns the pages whose access really ended ([`Returned`]); a page the backend still maps is never
 //!   handed back (its [`Grant`] is leaked instead). A caller's buffer is never shared with another domain:
-//!   frames are copied.
+//!   frames are copied. The frontend's bookkeeping (the grants, the requests in flight, about 13 KiB) is
+//!   in a [`Tables`] the program also gives (`&'static mut`, usually a `static` made by the `const`
+//!   [`Tables::new`]): it is built in place, never copied, and a [`NetFront`] itself is a few hundred
+//!   bytes, so connecting needs no deep stack.
 //! - **Transmit.** The transmit pool is one byte ring over its pages: each frame is copied where the
 //!   previous one ended, so small frames share a page, and a frame that crosses a page's end goes out as
 //!   several requests (`NETTXF_more_data`; the first request's `size` the whole frame's). A frame never
@@ -20,7 +23,8 @@
 //!   requests with one `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY` (one notification per batch, only when the
 //!   backend asked); [`NetFront::send`] is both. A frame longer than the MTU and its Ethernet header is
 //!   [`NetError::TooLarge`]; no room in the ring or the pool after reclaiming is [`NetError::Full`]
-//!   (`EAGAIN`: try again after the backend answered).
+//!   (`EAGAIN`: try again after the backend answered). [`NetFront::has_room`] says beforehand whether a
+//!   frame would go, for a program that must build it only then (a TCP/IP stack's transmit token).
 //! - **Receive** (copy mode, `request-rx-copy`): every receive page is posted as a request; the backend
 //!   copies each frame into one or more of them. [`NetFront::receive`] looks at the responses of one whole
 //!   frame before taking any (`NETRXF_more_data` chains, `NETRXF_extra_info` slots skipped), copies it into
@@ -170,6 +174,50 @@ pub struct Pages {
     pub tx: &'static mut [Page],
     /// The receive pool (1 to [`MAX_RX_PAGES`]).
     pub rx: &'static mut [Page],
+    /// The frontend's bookkeeping (cleared when the frontend is made).
+    pub tables: &'static mut Tables,
+}
+
+/// The frontend's bookkeeping, given by the program ([`Pages::tables`]) so that it is built where it
+/// stays (about 13 KiB): the grants of both pools, the transmit requests in flight, the receive pages
+/// posted. Nothing in it is shared with another domain.
+pub struct Tables {
+    tx_pages: ArrayVec<Grant, MAX_TX_PAGES>,
+    rx_pages: ArrayVec<Grant, MAX_RX_PAGES>,
+    /// Transmit requests by ring index (the request's `id`).
+    tx_slots: [TxSlot; TX_RING_SIZE as usize],
+    /// The receive page posted at each ring index ([`NO_PAGE`]: none).
+    rx_posted: [u16; RX_RING_SIZE as usize],
+    /// Receive pages not posted.
+    rx_free: ArrayVec<u16, MAX_RX_PAGES>,
+}
+
+impl Tables {
+    /// Empty tables, for a `static`: `static mut TABLES: Tables = Tables::new();`.
+    pub const fn new() -> Tables {
+        Tables {
+            tx_pages: ArrayVec::new_const(),
+            rx_pages: ArrayVec::new_const(),
+            tx_slots: [TxSlot::EMPTY; TX_RING_SIZE as usize],
+            rx_posted: [NO_PAGE; RX_RING_SIZE as usize],
+            rx_free: ArrayVec::new_const(),
+        }
+    }
+
+    /// Back to [`Tables::new`]'s state, in place. The grants still held are dropped (left in place).
+    fn clear(&mut self) {
+        self.tx_pages.clear();
+        self.rx_pages.clear();
+        self.tx_slots.fill(TxSlot::EMPTY);
+        self.rx_posted.fill(NO_PAGE);
+        self.rx_free.clear();
+    }
+}
+
+impl Default for Tables {
+    fn default() -> Tables {
+        Tables::new()
+    }
 }
 
 /// What the frontend asks for.
@@ -257,6 +305,8 @@ pub struct Returned {
     pub leaked: usize,
     /// The backend reached `Closed` (only through [`NetFront::close`] with xenbus).
     pub backend_closed: bool,
+    /// The frontend's bookkeeping, empty again (for another frontend).
+    pub tables: &'static mut Tables,
 }
 
 /// A transmit request in flight: where its part of the pool ends.
@@ -265,6 +315,14 @@ struct TxSlot {
     end: u64,
     in_flight: bool,
     done: bool,
+}
+
+impl TxSlot {
+    const EMPTY: TxSlot = TxSlot {
+        end: 0,
+        in_flight: false,
+        done: false,
+    };
 }
 
 const NO_PAGE: u16 = u16::MAX;
@@ -280,10 +338,8 @@ pub struct NetFront {
     rx: Option<FrontRing<'static, NetifRxRequest, NetifRxResponse>>,
     tx_ring_grant: Option<Grant>,
     rx_ring_grant: Option<Grant>,
-    tx_pages: ArrayVec<Grant, MAX_TX_PAGES>,
-    rx_pages: ArrayVec<Grant, MAX_RX_PAGES>,
-    /// Transmit requests by ring index (the request's `id`).
-    tx_slots: [TxSlot; TX_RING_SIZE as usize],
+    /// The pools' grants and the requests' bookkeeping (the program's, see [`Tables`]).
+    t: &'static mut Tables,
     /// The oldest transmit request not yet reclaimed.
     tx_oldest: RingIdx,
     /// The transmit pool's byte ring: the next byte written, the oldest byte still in flight.
@@ -291,10 +347,6 @@ pub struct NetFront {
     tx_tail: u64,
     /// Requests queued and not yet pushed.
     tx_queued: bool,
-    /// The receive page posted at each ring index ([`NO_PAGE`]: none).
-    rx_posted: [u16; RX_RING_SIZE as usize],
-    /// Receive pages not posted.
-    rx_free: ArrayVec<u16, MAX_RX_PAGES>,
     frontend: Option<Frontend>,
     gone: bool,
 }
@@ -428,7 +480,9 @@ impl NetFront {
             rx_ring,
             tx,
             rx,
+            tables,
         } = pages;
+        tables.clear();
         if tx.is_empty() || rx.is_empty() || tx.len() > MAX_TX_PAGES || rx.len() > MAX_RX_PAGES {
             return Err(NetError::BadPages);
         }
@@ -441,15 +495,11 @@ impl NetFront {
             rx: None,
             tx_ring_grant: None,
             rx_ring_grant: None,
-            tx_pages: ArrayVec::new(),
-            rx_pages: ArrayVec::new(),
-            tx_slots: [TxSlot::default(); TX_RING_SIZE as usize],
+            t: tables,
             tx_oldest: 0,
             tx_head: 0,
             tx_tail: 0,
             tx_queued: false,
-            rx_posted: [NO_PAGE; RX_RING_SIZE as usize],
-            rx_free: ArrayVec::new(),
             frontend: None,
             gone: false,
         };
@@ -469,14 +519,14 @@ impl NetFront {
         net.rx = Some(FrontRing::init(area)?);
         for p in tx.iter_mut() {
             let g = table.grant(dom, p, true).map_err(Error::from)?;
-            net.tx_pages.push(g);
+            net.t.tx_pages.push(g);
         }
         for p in rx.iter_mut() {
             let g = table.grant(dom, p, false).map_err(Error::from)?;
-            net.rx_free.push(net.rx_pages.len() as u16);
-            net.rx_pages.push(g);
+            net.t.rx_free.push(net.t.rx_pages.len() as u16);
+            net.t.rx_pages.push(g);
         }
-        net.rx_free.reverse();
+        net.t.rx_free.reverse();
         Ok(net)
     }
 
@@ -589,7 +639,7 @@ impl NetFront {
                 Err(_) => return Err(self.broken()),
             };
             let i = usize::from(rsp.id);
-            match self.tx_slots.get_mut(i) {
+            match self.t.tx_slots.get_mut(i) {
                 Some(s) if s.in_flight && !s.done => s.done = true,
                 _ => return Err(self.broken()),
             }
@@ -600,7 +650,7 @@ impl NetFront {
         }
         let prod = self.tx.as_ref().map_or(0, FrontRing::req_prod_pvt);
         while self.tx_oldest != prod {
-            let s = &mut self.tx_slots[(self.tx_oldest % TX_RING_SIZE) as usize];
+            let s = &mut self.t.tx_slots[(self.tx_oldest % TX_RING_SIZE) as usize];
             if !s.done {
                 break;
             }
@@ -617,13 +667,57 @@ impl NetFront {
         prod.wrapping_sub(self.tx_oldest)
     }
 
+    /// Where a frame of `len` bytes would go in the transmit pool's byte ring: at the head, or at the
+    /// next page when fewer than MIN_FIRST_SLOT bytes (or the whole frame) fit before this page's end.
+    fn place(&self, len: usize) -> (u64, u64) {
+        let page = PAGE_SIZE as u64;
+        let len = len as u64;
+        let left = page - self.tx_head % page;
+        let start = if left < len.min(MIN_FIRST_SLOT as u64) {
+            self.tx_head + left
+        } else {
+            self.tx_head
+        };
+        (start, start + len)
+    }
+
+    /// Whether a frame of `len` bytes fits the pool and the ring now.
+    fn fits(&self, len: usize) -> bool {
+        let cap = (self.t.tx_pages.len() * PAGE_SIZE) as u64;
+        let (start, end) = self.place(len);
+        // At most 17 for a frame of at most 0xFFFF bytes: within what every backend takes.
+        const {
+            assert!(
+                (PAGE_SIZE - 1 + XEN_NETIF_MAX_TX_SIZE).div_ceil(PAGE_SIZE)
+                    <= XEN_NETIF_NR_SLOTS_MIN
+            )
+        };
+        let slots = ((start % PAGE_SIZE as u64) as usize + len).div_ceil(PAGE_SIZE) as u32;
+        end - self.tx_tail <= cap && self.tx.as_ref().is_some_and(|r| r.free_requests() >= slots)
+    }
+
+    /// Whether [`queue`](Self::queue) would take a frame of `len` bytes now (after reclaiming what the
+    /// backend answered), for a program that builds a frame only when it can go out (such as a TCP/IP
+    /// stack's transmit token). `false` also for a frame too large or too short; `BackendGone`.
+    pub fn has_room(&mut self, len: usize) -> Result<bool> {
+        self.live()?;
+        let pool = (self.t.tx_pages.len() * PAGE_SIZE).saturating_sub(MIN_FIRST_SLOT);
+        if len < ETH_HLEN || len > self.max_frame().min(XEN_NETIF_MAX_TX_SIZE).min(pool) {
+            return Ok(false);
+        }
+        if !self.fits(len) {
+            self.reclaim()?;
+        }
+        Ok(self.fits(len))
+    }
+
     /// Copies `frame` (a whole Ethernet frame, header included) into the transmit pool and queues its
     /// request(s), without publishing them ([`flush`](Self::flush)). `TooLarge`, `TooShort`, `Full` (the
     /// frame is not queued), `BackendGone`.
     pub fn queue(&mut self, frame: &[u8]) -> Result<()> {
         self.live()?;
         // The pool must hold the frame wherever it starts (up to MIN_FIRST_SLOT - 1 bytes are skipped).
-        let pool = (self.tx_pages.len() * PAGE_SIZE).saturating_sub(MIN_FIRST_SLOT);
+        let pool = (self.t.tx_pages.len() * PAGE_SIZE).saturating_sub(MIN_FIRST_SLOT);
         let max = self.max_frame().min(XEN_NETIF_MAX_TX_SIZE).min(pool);
         if frame.len() > max {
             return Err(NetError::TooLarge {
@@ -634,33 +728,12 @@ impl NetFront {
         if frame.len() < ETH_HLEN {
             return Err(NetError::TooShort);
         }
-        let cap = (self.tx_pages.len() * PAGE_SIZE) as u64;
         let len = frame.len() as u64;
-        // Where it starts: at the head, or at the next page when fewer than MIN_FIRST_SLOT bytes (or the
-        // whole frame) fit before this page's end.
         let page = PAGE_SIZE as u64;
-        let left = page - self.tx_head % page;
-        let start = if left < len.min(MIN_FIRST_SLOT as u64) {
-            self.tx_head + left
-        } else {
-            self.tx_head
-        };
-        let end = start + len;
-        let first = (start % page) as usize;
-        // At most 17 for a frame of at most 0xFFFF bytes: within what every backend takes.
-        const {
-            assert!(
-                (PAGE_SIZE - 1 + XEN_NETIF_MAX_TX_SIZE).div_ceil(PAGE_SIZE)
-                    <= XEN_NETIF_NR_SLOTS_MIN
-            )
-        };
-        let slots = (first + frame.len()).div_ceil(PAGE_SIZE) as u32;
-        let fits = |net: &NetFront| {
-            end - net.tx_tail <= cap && net.tx.as_ref().is_some_and(|r| r.free_requests() >= slots)
-        };
-        if !fits(self) {
+        let (start, end) = self.place(frame.len());
+        if !self.fits(frame.len()) {
             self.reclaim()?;
-            if !fits(self) {
+            if !self.fits(frame.len()) {
                 return Err(NetError::Full);
             }
         }
@@ -672,8 +745,8 @@ impl NetFront {
         while done < frame.len() {
             let off = (pos % page) as usize;
             let part = (PAGE_SIZE - off).min(frame.len() - done);
-            let p = ((pos / page) % self.tx_pages.len() as u64) as usize;
-            let g = &self.tx_pages[p];
+            let p = ((pos / page) % self.t.tx_pages.len() as u64) as usize;
+            let g = &self.t.tx_pages[p];
             g.write(off, &frame[done..done + part])?;
             let last = done + part == frame.len();
             let idx = ring.req_prod_pvt();
@@ -694,7 +767,7 @@ impl NetFront {
                 // Checked above: cannot happen; count the backend as broken rather than panic.
                 return Err(self.broken());
             }
-            self.tx_slots[usize::from(id)] = TxSlot {
+            self.t.tx_slots[usize::from(id)] = TxSlot {
                 end: pos + part as u64,
                 in_flight: true,
                 done: false,
@@ -741,10 +814,12 @@ impl NetFront {
     /// asked. Returns how many were posted.
     pub fn refill(&mut self, force: bool) -> Result<usize> {
         self.live()?;
-        let free = self.rx_free.len();
-        let posted = self.rx_pages.len() - free;
+        let free = self.t.rx_free.len();
+        let posted = self.t.rx_pages.len() - free;
         if free == 0
-            || !(force || free >= self.options.rx_refill.max(1) || posted < self.rx_pages.len() / 4)
+            || !(force
+                || free >= self.options.rx_refill.max(1)
+                || posted < self.t.rx_pages.len() / 4)
         {
             return Ok(0);
         }
@@ -753,15 +828,15 @@ impl NetFront {
         };
         let mut n = 0;
         while !ring.is_full() {
-            let Some(p) = self.rx_free.pop() else { break };
+            let Some(p) = self.t.rx_free.pop() else { break };
             let idx = ring.req_prod_pvt();
             let id = (idx % RX_RING_SIZE) as u16;
-            let gref = self.rx_pages[usize::from(p)].gref();
+            let gref = self.t.rx_pages[usize::from(p)].gref();
             if ring.next_request(NetifRxRequest::new(id, gref)).is_err() {
-                self.rx_free.push(p);
+                self.t.rx_free.push(p);
                 break;
             }
-            self.rx_posted[usize::from(id)] = p;
+            self.t.rx_posted[usize::from(id)] = p;
             n += 1;
         }
         if n > 0 {
@@ -839,11 +914,11 @@ impl NetFront {
                     _ => return Err(self.broken()),
                 };
                 let slot = (idx % RX_RING_SIZE) as usize;
-                let p = core::mem::replace(&mut self.rx_posted[slot], NO_PAGE);
+                let p = core::mem::replace(&mut self.t.rx_posted[slot], NO_PAGE);
                 if p == NO_PAGE {
                     return Err(self.broken());
                 }
-                self.rx_free.push(p);
+                self.t.rx_free.push(p);
                 self.stats.rx_slots += 1;
                 if extra {
                     extra = NetifExtraInfo::from_rx_response(rsp).flags & XEN_NETIF_EXTRA_FLAG_MORE
@@ -858,7 +933,7 @@ impl NetFront {
                 if off + n > PAGE_SIZE || at + n > buf.len() {
                     return Err(self.broken());
                 }
-                self.rx_pages[usize::from(p)].read(off, &mut buf[at..at + n])?;
+                self.t.rx_pages[usize::from(p)].read(off, &mut buf[at..at + n])?;
                 at += n;
             }
             self.refill(false)?;
@@ -942,13 +1017,10 @@ impl NetFront {
         // The rings first: their pages are handed back below.
         self.tx = None;
         self.rx = None;
-        let mut out = Returned {
-            rings: ArrayVec::new(),
-            tx: ArrayVec::new(),
-            rx: ArrayVec::new(),
-            leaked: 0,
-            backend_closed,
-        };
+        let mut rings = ArrayVec::new();
+        let mut tx = ArrayVec::new();
+        let mut rx = ArrayVec::new();
+        let mut leaked = 0;
         let mut end = |g: Grant| -> Option<&'static mut Page> {
             let mut g = g;
             for _ in 0..8 {
@@ -975,24 +1047,32 @@ impl NetFront {
             .flatten()
         {
             match end(g) {
-                Some(p) => out.rings.push(p),
-                None => out.leaked += 1,
+                Some(p) => rings.push(p),
+                None => leaked += 1,
             }
         }
-        for g in core::mem::take(&mut self.tx_pages) {
+        for g in self.t.tx_pages.drain(..) {
             match end(g) {
-                Some(p) => out.tx.push(p),
-                None => out.leaked += 1,
+                Some(p) => tx.push(p),
+                None => leaked += 1,
             }
         }
-        for g in core::mem::take(&mut self.rx_pages) {
+        for g in self.t.rx_pages.drain(..) {
             match end(g) {
-                Some(p) => out.rx.push(p),
-                None => out.leaked += 1,
+                Some(p) => rx.push(p),
+                None => leaked += 1,
             }
         }
         self.close_ports();
-        out
+        self.t.clear();
+        Returned {
+            rings,
+            tx,
+            rx,
+            leaked,
+            backend_closed,
+            tables: self.t,
+        }
     }
 }
 

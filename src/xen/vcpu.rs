@@ -8,7 +8,7 @@
 
 use super::call::{Arg, call3};
 pub use super::vcpu_time::VcpuTimeInfo;
-use super::{Error, Result, nr};
+use super::{Error, Result, nr, unit};
 
 // x86-64's `vcpu_info` and `shared_info` (arch parts, 32 legacy slots) in an x86-64 guest.
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
@@ -266,7 +266,7 @@ pub unsafe fn register_vcpu_info(vcpu: u32, gfn: u64, offset: u32) -> Result<()>
         rsvd: 0,
     };
     // SAFETY: Xen reads `r`, borrowed for the call; what it does with the frame is the caller's contract.
-    Error::check_status(unsafe {
+    unit(unsafe {
         call3::<{ nr::VCPU_OP }>(
             Arg::val(VCPUOP_REGISTER_VCPU_INFO),
             Arg::val(vcpu as usize),

@@ -195,11 +195,8 @@ fn fill<T: Plain>(cmd: usize, out: &mut T) -> Result<()> {
 pub fn version() -> Result<Version> {
     // SAFETY: with a NULL argument Xen reads and writes no guest memory.
     let ret = unsafe { call2::<{ nr::XEN_VERSION }>(Arg::val(XENVER_VERSION), Arg::val(0)) };
-    if ret >= 0 {
-        Ok(Version::from_raw(ret as u32))
-    } else {
-        Err(Error::from_ret(ret))
-    }
+    super::unit(ret)?;
+    Ok(Version::from_raw(ret as u32))
 }
 
 /// The version's suffix, such as `".7"` (`XENVER_extraversion`).

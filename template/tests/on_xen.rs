@@ -19,11 +19,12 @@ mod mmu;
 
 #[xen_test::tests]
 mod tests {
-    use xen_hypercall::xen::{console, version};
+    use xen_hypercall::xen::version;
 
     #[test]
     fn console_writes() {
-        assert_eq!(console::write(b"hello from a test\n"), Ok(()));
+        // The domain's console: Xen's as dom0, the PV console ring as a domU `xl` created.
+        assert_eq!(xen_test::console().write(b"hello from a test\n"), Ok(()));
     }
 
     #[test]

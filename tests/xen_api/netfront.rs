@@ -15,7 +15,7 @@ use xen_hypercall::xen::grant_table::{
     GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GrantEntryV1, GrantTable,
 };
 use xen_hypercall::xen::netfront::{
-    ETH_HLEN, Info, MIN_FIRST_SLOT, NetError, NetFront, Options, Pages, parse_mac,
+    ETH_HLEN, Info, MIN_FIRST_SLOT, NetError, NetFront, Options, Pages, Tables, parse_mac,
 };
 use xen_hypercall::xen::netif::{
     NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO,
@@ -106,6 +106,7 @@ fn rig_mtu(tx_pages: usize, rx_pages: usize, options: Options, mtu: u16) -> Rig 
         rx_ring: &mut rx_ring[0],
         tx,
         rx,
+        tables: Box::leak(Box::new(Tables::new())),
     };
     let net = NetFront::new(&mut table, info, pages, options).unwrap();
     let entry = |r: u32| {
@@ -337,13 +338,20 @@ fn a_pool_full_of_unanswered_frames_is_full_until_the_backend_answers() {
     }
     assert_eq!(r.net.send(&frame(1000, 9)), Err(NetError::Full));
     assert_eq!(Error::from(NetError::Full), Error::EAGAIN);
+    // `has_room` says so beforehand, and that a frame still fitting the page's end (96 bytes) would go.
+    assert_eq!(r.net.has_room(1000), Ok(false));
+    assert_eq!(r.net.has_room(90), Ok(true));
+    assert_eq!(r.net.has_room(1515), Ok(false));
+    assert_eq!(r.net.has_room(ETH_HLEN - 1), Ok(false));
     assert_eq!(r.net.tx_in_flight(), 4);
     let got = r.take_frames(NETIF_RSP_OKAY);
     assert_eq!(got.len(), 4);
     for (k, (f, _)) in got.iter().enumerate() {
         assert_eq!(*f, frame(1000, k as u8));
     }
-    // Answered: reclaimed by the next send.
+    // Answered: room again (reclaimed by `has_room` itself), and the next send goes.
+    assert_eq!(r.net.has_room(1000), Ok(true));
+    assert_eq!(r.net.tx_in_flight(), 0);
     r.net.send(&frame(1000, 9)).unwrap();
     assert_eq!(r.take_frames(NETIF_RSP_OKAY)[0].0, frame(1000, 9));
 }
@@ -586,11 +594,39 @@ fn a_healthy_close_hands_every_page_back() {
     r.net.refill(true).unwrap();
     r.net.send(&frame(200, 0)).unwrap();
     r.take_frames(NETIF_RSP_OKAY);
+    let info = *r.net.info();
     let back = r
         .net
         .close::<fn() -> Result<(), Error>, 512>(None, &mut r.table, || true);
     assert_eq!(back.leaked, 0);
     assert_eq!((back.rings.len(), back.tx.len(), back.rx.len()), (2, 3, 5));
+    // What was handed back makes another frontend, the tables included: it posts its receive page
+    // and sends.
+    let mut back = back;
+    let (rx_ring, tx_ring) = (back.rings.pop().unwrap(), back.rings.pop().unwrap());
+    let pages = Pages {
+        tx_ring,
+        rx_ring,
+        tx: core::slice::from_mut(back.tx.pop().unwrap()),
+        rx: core::slice::from_mut(back.rx.pop().unwrap()),
+        tables: back.tables,
+    };
+    let mut again = NetFront::new(&mut r.table, info, pages, Options::default()).unwrap();
+    assert_eq!(again.refill(true), Ok(1));
+    assert_eq!(again.send(&frame(100, 0)), Ok(()));
+    assert_eq!(again.tx_in_flight(), 1);
+}
+
+#[test]
+fn a_frontend_is_small_its_tables_apart() {
+    // Connecting builds a `NetFront` on the stack and returns it: its bookkeeping (about 13 KiB) is
+    // in the program's `Tables`, built in place.
+    assert!(
+        size_of::<NetFront>() <= 1024,
+        "{} bytes",
+        size_of::<NetFront>()
+    );
+    assert!(size_of::<Tables>() >= 12 * 1024, "{}", size_of::<Tables>());
 }
 
 #[test]
@@ -634,6 +670,7 @@ fn pages_that_do_not_fit_are_refused() {
         rx_ring: &mut b[0],
         tx: c,
         rx: &mut [],
+        tables: Box::leak(Box::new(Tables::new())),
     };
     assert!(matches!(
         NetFront::new(&mut table, info, pages, Options::default()),

@@ -812,7 +812,7 @@ fn the_network_frontend_connects_to_a_netback_like_backend_and_closes() {
     use std::cell::Cell;
     use xen_hypercall::xen::evtchn::{self, AllocUnbound};
     use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
-    use xen_hypercall::xen::netfront::{NetFront, Options, Pages};
+    use xen_hypercall::xen::netfront::{NetFront, Options, Pages, Tables};
     use xen_hypercall::xen::nr;
 
     const VIF: &[u8] = b"/local/domain/0/backend/vif/1/0";
@@ -889,6 +889,7 @@ fn the_network_frontend_connects_to_a_netback_like_backend_and_closes() {
         rx_ring: &mut b[0],
         tx,
         rx,
+        tables: Box::leak(Box::new(Tables::new())),
     };
     let net = NetFront::connect(&mut s.xs, &mut table, "0", pages, Options::default()).unwrap();
     let i = *net.info();

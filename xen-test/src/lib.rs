@@ -15,7 +15,9 @@
 //!   `--include-ignored` runs them too; `--nocapture`, `--show-output`, `--quiet`, `--test-threads N` and
 //!   `--color WHEN` are accepted and change nothing (output is never captured; one vCPU runs the tests one
 //!   by one). Anything else fails the run.
-//! - **Console.** Everything goes to Xen's console (`console_io`, which dom0 may use): `running N tests`,
+//! - **Console.** Everything goes to the domain's console ([`console`]): Xen's (`console_io`) for dom0
+//!   and dom0less domUs, the PV console ring for a domU that `xl` created (`cargo xen run --xl`), flushed
+//!   before the shutdown: `running N tests`,
 //!   `test NAME ... ` before a test runs and `ok`, `FAILED` or `ignored` after it, a failing test's panic
 //!   (`test NAME panicked at FILE:LINE:COL:` and the message), the names of the failures, and the summary,
 //!   `test result: ok. P passed; F failed; I ignored; S filtered out` (or `FAILED.`).
@@ -66,7 +68,9 @@
 use core::fmt::{self, Write as _};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
-use xen_hypercall::xen::{console, sched};
+use xen_hypercall::xen::console::Console;
+use xen_hypercall::xen::ring::SharedArea;
+use xen_hypercall::xen::{Page, sched};
 
 pub use xen_test_macros::tests;
 
@@ -263,12 +267,46 @@ pub fn select(test: &Test, cmdline: &[u8]) -> Selection {
     }
 }
 
-/// Writes to Xen's console, dropping what Xen refuses (there is nowhere else to report it).
-struct Console;
+/// Whether [`__private::start`] ran: its contract makes the console ring's page reachable at its frame
+/// times 4096.
+static STARTED: AtomicBool = AtomicBool::new(false);
 
-impl fmt::Write for Console {
+/// What the console does while the console daemon has not read what it was given: gives the vCPU up.
+fn wait() -> xen_hypercall::xen::Result<()> {
+    sched::yield_now()
+}
+
+/// The domain's console, the one the tests report on ([`Console::open`]): Xen's own (`console_io`) for
+/// dom0 and dom0less domUs; the PV console ring for a domU that `xl` created (`cargo xen run --xl`),
+/// which Xen refuses `console_io`. Xen's own before the run started.
+pub fn console() -> Console<'static> {
+    if !STARTED.load(Relaxed) {
+        return Console::Hypervisor;
+    }
+    Console::open(
+        |pfn| {
+            let addr = pfn
+                .checked_mul(4096)
+                .and_then(|a| usize::try_from(a).ok())
+                .ok_or(xen_hypercall::xen::Error::EINVAL)?;
+            // SAFETY: `start` ran, whose contract makes the frames of Xen's guest layout (where the ring
+            // is) reachable at `pfn * 4096` (identity-mapped, or the MMU off), Normal shared memory; the
+            // page is the toolstack's, shared with the console daemon, and the program holds no reference
+            // to it: it is reached only through rings.
+            unsafe { SharedArea::new(addr as *mut Page, 1) }
+        },
+        wait as fn() -> xen_hypercall::xen::Result<()>,
+    )
+    .unwrap_or(Console::Hypervisor)
+}
+
+/// Writes to the domain's console ([`console`]), dropping what is refused (there is nowhere else to report
+/// it).
+struct Out;
+
+impl fmt::Write for Out {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let _ = console::write(s.as_bytes());
+        let _ = console().write(s.as_bytes());
         Ok(())
     }
 }
@@ -327,6 +365,8 @@ fn cmdline() -> &'static [u8] {
 }
 
 fn end(ok: bool) -> ! {
+    // A ring console: everything read by the daemon before the domain goes away.
+    let _ = console().flush();
     let reason = if ok {
         sched::ShutdownReason::Poweroff
     } else {
@@ -340,7 +380,7 @@ fn end(ok: bool) -> ! {
 
 /// Runs the tests from `first` on, then reports and ends the run.
 fn run_from(first: usize, tests: &'static [Test]) -> ! {
-    let mut out = Console;
+    let mut out = Out;
     for (i, t) in tests.iter().enumerate().skip(first) {
         match select(t, cmdline()) {
             Selection::FilteredOut => bump(&FILTERED),
@@ -397,10 +437,14 @@ pub mod __private {
     ///
     /// `device_tree` is 0 or the address of the flattened device tree Xen handed the guest at entry,
     /// readable at that address (the MMU off, or the tree identity-mapped), and neither written nor
-    /// reused for the rest of the program.
+    /// reused for the rest of the program. Every frame of Xen's guest layout for the domain, the console
+    /// ring's page (`HVM_PARAM_CONSOLE_PFN`) among them, is readable and writable at its frame number
+    /// times 4096 (the MMU off, or identity-mapped: the template's entry code does it), mapped Normal
+    /// shared memory, and the program holds no Rust reference to the console ring's page.
     pub unsafe fn start(device_tree: usize, tests: &'static [Test]) -> ! {
         STACK_BASE.store(stack_position(), Relaxed);
-        let mut out = Console;
+        STARTED.store(true, Relaxed);
+        let mut out = Out;
         let mut bootargs: &'static [u8] = &[];
         if device_tree != 0 && device_tree.is_multiple_of(8) {
             // SAFETY: by the contract, a device tree starts at `device_tree` (its 40-byte header at least)
@@ -444,7 +488,7 @@ pub mod __private {
         let used = STACK_BASE.load(Relaxed).wrapping_sub(stack_position());
         if used > STACK_BUDGET {
             let _ = writeln!(
-                Console,
+                Out,
                 "xen-test: error: {} bytes of stack in use after {} failing tests (each failing test's frames \
                  stay on the stack): the tests after `{}` did not run",
                 used,
@@ -476,7 +520,7 @@ static STACK_BASE: AtomicUsize = AtomicUsize::new(0);
 /// outside any test or while a panic is reported.
 #[inline(never)]
 fn report(info: &core::panic::PanicInfo<'_>, tests: &'static [Test]) -> usize {
-    let mut out = Console;
+    let mut out = Out;
     if IN_PANIC.load(Relaxed) {
         let _ = writeln!(
             out,

@@ -17,8 +17,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::audit::{demangle, setup_bytes, xen_arity};
 use crate::bench::{
-    ARITIES, CostLines, IsaSizes, OPT_LEVELS, Results, SHAPES, STRATEGIES, Size, TYPED_WORK,
-    crossover, limit, ratio, typed_table, work_limit,
+    ARITIES, CHECKED_WORK, CostLines, IsaSizes, OPT_LEVELS, Results, SHAPES, STRATEGIES, Size,
+    TYPED_WORK, crossover, limit, ratio, typed_table, work_limit,
 };
 use crate::elf::{self, Function, Isa, Op, Reg};
 use crate::scenario::{Layout, Machine};
@@ -284,7 +284,7 @@ pub fn markdown(r: &Results) -> String {
         o,
         "### Work loop: nine hypercalls of the example guest, results feeding later calls\n\n\
          `.text` = the function plus the stubs it calls (each once). Physical limit: {} instructions \
-         (9 number registers, 21 argument registers, 9 traps). The typed API's loop writes a fixed 6-byte \
+         (9 number registers, 21 argument registers, 9 traps). The typed API's loops write a fixed 6-byte \
          console message (the others pass a length and pointer).\n",
         work_limit()
     );
@@ -297,7 +297,7 @@ pub fn markdown(r: &Results) -> String {
         let (Some(s), s3) = (r.sizes.get(&(isa, "s")), r.sizes.get(&(isa, "3"))) else {
             continue;
         };
-        for (key, title) in STRATEGIES.iter().chain([&TYPED_WORK]) {
+        for (key, title) in STRATEGIES.iter().chain([&CHECKED_WORK, &TYPED_WORK]) {
             let f = format!("work_{key}");
             let Some(z) = s.get(&f) else {
                 continue;

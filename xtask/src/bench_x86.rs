@@ -330,7 +330,8 @@ pub struct Count {
     pub checked: bool,
 }
 
-/// Parses the image's console: `<site> <delta>` lines after the `insns-x86` line, up to `done`.
+/// Parses the image's console: `<site> <delta>` lines after the `insns-x86` line, up to `done` (its
+/// `errno` lines are [`crate::bench::errnos`]').
 pub fn parse(console: &str) -> Result<BTreeMap<String, u64>> {
     let mut lines = console.lines().map(str::trim);
     if !lines.any(|l| l == "insns-x86") {
@@ -340,6 +341,9 @@ pub fn parse(console: &str) -> Result<BTreeMap<String, u64>> {
     for line in lines {
         if line == "done" {
             return Ok(m);
+        }
+        if crate::bench::errno_line(line).is_some() {
+            continue;
         }
         let (name, v) = line
             .split_once(' ')
@@ -591,6 +595,9 @@ pub fn measure(r: &mut Results) -> Result<()> {
         let img = Image::read(&std::fs::read(&image)?, mode)?;
         let console = run(&image)?;
         let deltas = parse(&console).with_context(|| format!("{} bench image", mode.name()))?;
+        for (f, e) in crate::bench::errnos(&console)? {
+            r.errnos.insert((mode.name(), f), e);
+        }
         let c = counts(mode, &deltas, &img)?;
         require_coverage(mode, &c)?;
         let mut sizes = IsaSizes::new();
@@ -698,7 +705,10 @@ pub fn markdown(r: &Results) -> String {
         let Some(s) = r.sizes.get(&(isa, crate::insns::OPT)) else {
             continue;
         };
-        for (key, title) in STRATEGIES.iter().chain([&crate::bench::TYPED_WORK]) {
+        for (key, title) in STRATEGIES
+            .iter()
+            .chain([&crate::bench::CHECKED_WORK, &crate::bench::TYPED_WORK])
+        {
             let f = format!("work_{key}");
             let Some(z) = s.get(&f) else {
                 continue;

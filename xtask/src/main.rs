@@ -29,7 +29,7 @@ usage: cargo xtask <task>
   smp       a dom0 with two vCPUs on Xen: PSCI, Xen detection, a second vCPU started with cpu_on
   cargo-xen install the cargo-xen tool and check it: audits, bad inputs, the template built from a copy,
             `cargo xen run` on guests that power off, crash and hang, `cargo xen new` then `cargo run` and
-            `cargo test` in the new project (`cargo xtask cargo-xen new`: only those)
+            `cargo test` in the new project, also as an xl domU (`cargo xtask cargo-xen new`: only those)
   xen-src   fetch Debian's Xen source and build the debug hypervisor (done by `xen` when missing)
 
 Every task installs what it is missing (toolchain targets; Debian packages when run as root).";

@@ -19,7 +19,9 @@
 //! - `cargo xen new` outside the repository (this checkout's crates by path): bad names refused, then
 //!   `cargo run --release` boots the project (cargo's runner is `cargo xen run --runner`) and `cargo test`
 //!   runs its tests on Xen with a deliberately broken one added (exit non-zero, every verdict, the panic
-//!   message), a filter, a hanging test named at the time-out, and the tests on 32-bit ARM (Thumb-2).
+//!   message), a filter, a hanging test named at the time-out, and the tests on 32-bit ARM (Thumb-2);
+//!   with the runner `cargo xen run --xl --runner` the project boots as an `xl` domU of a Linux dom0
+//!   (`cargo run` greets, exit 0; `cargo test broken` panics in the domU: exit non-zero, the reason).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -1156,6 +1158,7 @@ fn new_project(bin: &Path, c: &mut Checks) -> Result<()> {
             r.stderr.lines().find(|l| l.contains("cargo-xen: FAILED")).unwrap_or("")
         ),
     );
+    xl_runner(&cargo, c)?;
     // 32-bit ARM with Thumb-2 code: the template's tests pass there too.
     let r = new(&["hello-t32", "--arch", "thumb"])?;
     let t32 = dir.join("hello-t32");
@@ -1182,6 +1185,62 @@ fn new_project(bin: &Path, c: &mut Checks) -> Result<()> {
         format!(
             "cargo xen new --arch thumb, then cargo test: the tests pass on 32-bit ARM (exit {}, {})",
             r.code, test.code
+        ),
+    );
+    Ok(())
+}
+
+/// `cargo ARGS…` in a project, with cargo's runner for AArch64 replaced when one is given.
+type ProjectCargo<'a> = dyn Fn(&[&str], Option<&str>) -> Result<Out> + 'a;
+
+/// The runner `cargo xen run --xl --runner` (the template's commented alternative) in the new project: the
+/// image as an ordinary domU that `xl` creates from a Linux dom0 (the packages downloaded into the project's
+/// target directory on first use). `cargo run --release` shows the greeting (the PV console ring, relayed
+/// from xenconsoled's log) and exits 0 on the domU's poweroff; `cargo test broken` (the filter reaches the
+/// domU through xl's `extra`: only the deliberately broken test runs) panics in the domU, which crashes:
+/// exit non-zero, the panic message and the failed summary printed. One boot each.
+fn xl_runner(cargo: &ProjectCargo<'_>, c: &mut Checks) -> Result<()> {
+    const XL: &str = "cargo xen run --xl --runner";
+    let start = std::time::Instant::now();
+    let r = cargo(&["run", "--release"], Some(XL))?;
+    c.check(
+        r.code == 0
+            && r.stdout.contains("Hello from a unikernel on Xen\nXen 4.17\n")
+            && !r.stdout.contains("(XEN)")
+            && !r.stdout.contains("xl-run:")
+            && r.stderr.contains("cargo-xen: the domU powered off"),
+        format!(
+            "cargo run --release with `{XL}`: the new project as an xl domU of a Linux dom0 greets on its PV \
+             console and powers off, exit 0 ({} s, exit {}{})",
+            start.elapsed().as_secs(),
+            r.code,
+            if r.code == 0 {
+                String::new()
+            } else {
+                format!(": {}", r.stderr.trim())
+            }
+        ),
+    );
+    let start = std::time::Instant::now();
+    let r = cargo(&["test", "broken"], Some(XL))?;
+    let out = r.stdout.replace("\r\n", "\n");
+    let summary = "test result: FAILED. 0 passed; 1 failed; 0 ignored; 5 filtered out";
+    c.check(
+        r.code != 0
+            && out.contains("test broken_on_purpose ... FAILED\n")
+            && out.contains("the deliberately broken case\n  left: 2\n right: 3\n")
+            && !out.contains("console_writes")
+            && r.stderr.contains(&format!("cargo-xen: FAILED: {summary}"))
+            && r.stderr.contains("the whole console (Xen, dom0, the domU) is in"),
+        format!(
+            "cargo test broken with `{XL}`: the filter reaches the domU, its test panics, the domU crashes: exit \
+             non-zero, the panic message and `{summary}` ({} s, exit {}: {})",
+            start.elapsed().as_secs(),
+            r.code,
+            r.stderr
+                .lines()
+                .find(|l| l.contains("cargo-xen: FAILED"))
+                .unwrap_or("")
         ),
     );
     Ok(())

@@ -2,11 +2,11 @@
 //! from an initramfs, on Debian's Xen 4.17 (release) and the debug Xen built from Debian's source, under
 //! QEMU; `xl create` starts the project's domUs and the console says what happened.
 //!
-//! - [`fetch`]: Debian bookworm's arm64 packages (the dom0 kernel, the toolstack, its libraries, busybox),
-//!   downloaded with a private apt state under `target/xl/` (the system's Debian sources, an arm64
-//!   architecture, no installed-package state; the system's apt configuration is never touched), and
-//!   unpacked there once.
-//! - [`initramfs`]: a gzip'd `newc` cpio written here, with an `/init` ([`init_script`]) that brings up the
+//! - The dom0 is `cargo-xen`'s ([`cargo_xen::linux`], re-exported here): [`fetch`] downloads Debian
+//!   bookworm's arm64 packages (the dom0 kernel, the toolstack, its libraries, busybox) with a private apt
+//!   state under `target/xl/` and unpacks them there once; [`base_cpio`] puts them in an initramfs,
+//!   [`init_prelude`] starts its `/init`, [`command`] boots it under QEMU.
+//! - [`initramfs`]: a scenario's gzip'd `newc` cpio, with an `/init` ([`init_script`]) that brings up the
 //!   toolstack, creates each domU paused, reads its xenstore values, unpauses it, waits (bounded) for it to
 //!   end, prints its console log (xenconsoled's log file) and `xl`'s log between marker lines, and powers
 //!   dom0 off. Every line of the harness starts with [`MARK`].
@@ -18,11 +18,9 @@
 //!   have given it. One boot per scenario and Xen build; [`judge`] turns the console into one problem
 //!   line per missing check, a time-out, a Xen panic or a dom0 panic.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -30,6 +28,22 @@ use anyhow::{Context, Result, bail};
 use crate::elf::Isa;
 use crate::xen::{self, Boot, XenBuild};
 use crate::{par, setup, util, xensrc};
+
+// The Linux dom0 itself (its packages, the initramfs, the QEMU command, reading its console) is the
+// `cargo-xen` tool's, which boots users' domUs on it (`cargo xen run --xl`); the scenarios here use it as
+// is.
+pub use cargo_xen::linux::{
+    APT, Cpio, DISK_MODULES, DOM0_MEMORY, DOMU_MODULES, DPKG, Dom0, GZIP, KERNEL_ADDR,
+    LINUX_DOMU_MODULES, MACHINE_MEMORY, MODULES, NET_MODULES, PACKAGES, PROGRAMS, TAR, all_modules,
+    base_cpio, check_libraries, command, crash_line, debian_sources, finished, gzip, init_prelude,
+    initrd_addr, kernel_package, marked_lines, needed, quote,
+};
+
+/// Downloads and unpacks the dom0's packages under [`dir`] unless they are there
+/// ([`cargo_xen::linux::fetch`]).
+pub fn fetch() -> Result<Dom0> {
+    cargo_xen::linux::fetch(&dir())
+}
 
 /// What every line the harness prints from dom0 starts with.
 pub const MARK: &str = "xl-harness: ";
@@ -46,60 +60,6 @@ pub const MAX_PAGES_LINE: &str = "xl-domu: MAX_PAGES = 4352";
 
 /// How long dom0 waits for a domU to end after `xl unpause`, in seconds, unless its declaration says.
 pub const DOMU_SECONDS: u32 = 30;
-
-/// The Debian packages besides the kernel: the toolstack, the 19 libraries its programs need (by
-/// `DT_NEEDED`), `libgcc-s1` (glibc loads it at run time for `pthread_cancel`), busybox as `/init`'s
-/// shell and tools, and a static bash for [`UDP_CHECK`].
-pub const PACKAGES: [&str; 22] = [
-    "xen-utils-4.17",
-    "xen-utils-common",
-    "xenstore-utils",
-    "libxenmisc4.17",
-    "libxenstore4",
-    "libxentoolcore1",
-    "libxencall1",
-    "libxenevtchn1",
-    "libxenforeignmemory1",
-    "libxengnttab1",
-    "libxentoollog1",
-    "libxendevicemodel1",
-    "libxenhypfs1",
-    "libyajl2",
-    "libfdt1",
-    "libuuid1",
-    "zlib1g",
-    "libc6",
-    "libgcc-s1",
-    "busybox-static",
-    // For `/dev/udp` in the network checks ([`UDP_CHECK`]): busybox's `nc` has no UDP.
-    "bash-static",
-    // Resolved to `linux-image-6.1.0-<N>-arm64` by apt.
-    "linux-image-arm64",
-];
-
-/// The kernel modules `/init` loads, in order (xenfs needs xen-privcmd), under `kernel/drivers/`.
-pub const MODULES: [&str; 5] = [
-    "xen/xen-evtchn",
-    "xen/xen-privcmd",
-    "xen/xenfs/xenfs",
-    "xen/xen-gntdev",
-    "xen/xen-gntalloc",
-];
-
-/// The modules `/init` loads after [`MODULES`] when a domU of the scenario declares [`Disk`]s, in order:
-/// the RAM disk driver (`brd`, loaded with `rd_nr` and `rd_size` from the declarations) and the block
-/// backend (`xen-blkback`), under `kernel/drivers/`.
-pub const DISK_MODULES: [&str; 2] = ["block/brd", "block/xen-blkback/xen-blkback"];
-
-/// The modules `/init` loads after [`MODULES`] (and [`DISK_MODULES`]) when a domU of the scenario declares
-/// [`Vif`]s, in order, under `kernel/` (not `kernel/drivers/`): the bridge and its dependencies, and the
-/// network backend (`xen-netback`).
-pub const NET_MODULES: [&str; 4] = [
-    "net/llc/llc",
-    "net/802/stp",
-    "net/bridge/bridge",
-    "drivers/net/xen-netback/xen-netback",
-];
 
 /// The bridge dom0 makes for [`Vif`]s (no device of the machine is on it: nothing leaves dom0).
 pub const BRIDGE: &str = "xenbr0";
@@ -151,9 +111,6 @@ done
 exit $bad
 "#;
 
-/// Modules for a Linux domU's own initramfs ([`netbench`]), under `kernel/`: Linux's network frontend.
-pub const DOMU_MODULES: [&str; 1] = ["drivers/net/xen-netfront"];
-
 /// The `bin` of a [`DomU`] that is a Linux domU (dom0's kernel and [`linux_initramfs`]; see [`netbench`]).
 pub const LINUX: &str = "linux";
 
@@ -163,8 +120,14 @@ pub const LINUX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20
 
 /// The Linux domU's `/init`: its network frontend up at 169.254.1.3, then idle until `xl shutdown` (busybox
 /// `poweroff`, run by the kernel as `/sbin/poweroff`, signals init with SIGUSR2) or 300 s; before powering
-/// off it prints its vif's interrupts.
-const LINUX_INIT: &str = r#"#!/bin/busybox sh
+/// off it prints its vif's interrupts. Meanwhile, for the streaming benchmark ([`netbench`]): whatever
+/// comes to TCP port 5002 is discarded, a connection to port 5003 gets [`netbench::TCP_BYTES`] zero bytes,
+/// and a command to TCP port 5004, `udp N SIZE`, sends N datagrams of SIZE zero bytes to dom0's port 9
+/// (bash's `/dev/udp`, one `dd` write each); `irqs TAG` prints `linux-domu: vif-irqs TAG N` (its vif's
+/// interrupts so far: the backend's notifications) on its console. Each listener's standard input is a FIFO held open (busybox
+/// `nc` ends at the end of its input). It sends no ICMP error to a new peer (`icmp_ratelimit` of 28 h): a
+/// port unreachable would end dom0's flood (its `/dev/udp` socket is connected).
+pub(crate) const LINUX_INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mkdir -p /sbin && ln -s /bin/busybox /sbin/poweroff
 export PATH=/bin:/sbin
@@ -175,6 +138,13 @@ insmod /xen-netfront.ko
 n=0
 while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 if ip addr add 169.254.1.3/16 dev eth0 && ip link set eth0 up; then echo "linux-domu: ok eth0 up"; else echo "linux-domu: FAIL eth0"; fi
+echo 100000000 > /proc/sys/net/ipv4/icmp_ratelimit
+mkfifo /tmp/hold; exec 5<>/tmp/hold
+(while :; do nc -l -p 5002 <&5 > /dev/null 2>&1 || sleep 1; done) &
+(while :; do head -c 4194304 /dev/zero | nc -l -p 5003 > /dev/null 2>&1 || sleep 1; done) &
+(while :; do nc -l -p 5004 <&5 > /tmp/cmd 2>/dev/null || sleep 1; set -- $(cat /tmp/cmd)
+  [ "$1" = udp ] && bash-static -c "dd if=/dev/zero bs=$3 count=$2 > /dev/udp/169.254.1.1/9" 2>/dev/null
+  [ "$1" = irqs ] && echo "linux-domu: vif-irqs $2 $(grep -E 'eth0|vif' /proc/interrupts | awk '{ s += $2 } END { print s + 0 }')"; done) &
 bye() { echo "linux-domu: irqs $(grep -E 'eth0|vif' /proc/interrupts | awk '{ s += $2 } END { print s + 0 }')"; echo "linux-domu: done"; poweroff -f; }
 trap bye USR2 TERM
 sleep 300 &
@@ -190,27 +160,14 @@ pub fn linux_initramfs(dom0: &Dom0) -> Result<Vec<u8>> {
     }
     let busybox = std::fs::read(dom0.root.join("bin/busybox")).context("dom0's busybox")?;
     cpio.file("bin/busybox", 0o755, &busybox);
+    // For `/dev/udp` in the streaming benchmark's floods.
+    let bash = std::fs::read(dom0.root.join("bin/bash-static")).context("dom0's bash-static")?;
+    cpio.file("bin/bash-static", 0o755, &bash);
     cpio.file("init", 0o755, LINUX_INIT.as_bytes());
     let rel = format!("lib/modules/{}/kernel/{}.ko", dom0.release, DOMU_MODULES[0]);
     let module = std::fs::read(dom0.kernel_tree.join(&rel)).with_context(|| rel.clone())?;
     cpio.file("xen-netfront.ko", 0o644, &module);
     Ok(cpio.finish())
-}
-
-/// Every module the harness may load, dom0's and a Linux domU's ([`DOMU_MODULES`]), as paths under
-/// `kernel/` of the kernel's module tree.
-pub fn all_modules() -> Vec<String> {
-    MODULES
-        .iter()
-        .chain(&DISK_MODULES)
-        .map(|m| format!("drivers/{m}"))
-        .chain(
-            NET_MODULES
-                .iter()
-                .chain(&DOMU_MODULES)
-                .map(|m| m.to_string()),
-        )
-        .collect()
 }
 
 /// The size of every RAM disk (`brd` makes them all one size), in MiB: `rd_size` is this in KiB. brd
@@ -248,10 +205,6 @@ exec awk -v n="$n" -v r="$*" 'BEGIN { k = split(r, a, " ");
   for (i = 0; i < n; i++) { v = i; for (j = 1; j < k; j += 2) if (i >= a[j] + 0 && i < a[j] + a[j + 1]) v = i + 10000000;
     s = sprintf("%08d", v); s = s s; s = s s; s = s s; s = s s; s = s s; s = s s; printf "%s", s } }'
 "#;
-
-/// The modules of the Linux domU the block benchmark compares with (its `xen-blkfront`), under
-/// `kernel/drivers/`.
-pub const LINUX_DOMU_MODULES: [&str; 1] = ["block/xen-blkfront"];
 
 /// Where dom0 keeps the Linux domU's kernel (dom0's own `Image`) and initramfs; a domU whose
 /// configuration names [`LINUX_KERNEL`] makes [`initramfs`] add both.
@@ -315,47 +268,12 @@ pub fn linux_domu_initrd(dom0: &Dom0) -> Result<Vec<u8>> {
     let ko = std::fs::read(dom0.kernel_tree.join(&rel)).with_context(|| rel.clone())?;
     cpio.file("xen-blkfront.ko", 0o644, &ko);
     cpio.file("init", 0o755, LINUX_DOMU_INIT.as_bytes());
-    let archive = cpio.finish();
-    let mut gz = Command::new("gzip")
-        .args(["-n", "-6", "-c"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start gzip")?;
-    let mut stdin = gz.stdin.take().context("no pipe")?;
-    let writer = std::thread::spawn(move || stdin.write_all(&archive));
-    let out = gz.wait_with_output()?;
-    writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("gzip writer panicked"))??;
-    if !out.status.success() {
-        bail!("gzip failed");
-    }
-    Ok(out.stdout)
+    gzip(&cpio.finish())
 }
 
 /// The regions (start sector, sectors) the block domU writes: odd offsets and lengths, requests across
 /// the 11-segment limit, the first and the last sector.
 pub const BLK_REGIONS: &str = "1 1 3 97 200 89 511 300 4000 177 8191 1";
-
-/// The toolstack's programs `/init` runs (every one is checked to find its libraries in the initramfs).
-pub const PROGRAMS: [&str; 5] = [
-    "usr/lib/xen-4.17/bin/xl",
-    "usr/lib/xen-4.17/bin/xenstored",
-    "usr/lib/xen-4.17/bin/xenconsoled",
-    "usr/lib/xen-4.17/bin/xen-init-dom0",
-    "usr/bin/xenstore",
-];
-
-/// Parts of the unpacked packages left out of the initramfs: documentation, Python, character-set
-/// converters, init scripts.
-const LEFT_OUT: [&str; 5] = [
-    "usr/share",
-    "usr/lib/xen-4.17/lib/python",
-    "usr/lib/aarch64-linux-gnu/gconv",
-    "etc/init.d",
-    "usr/lib/xen-4.17/lib/aarch64-linux-gnu/xenfsimage",
-];
 
 /// Where everything lives: the private apt state, the packages, their unpacked trees, the initramfs
 /// images and the console logs.
@@ -663,6 +581,49 @@ pub const VIF_HOTPLUG: &str = "/local/domain/0/backend/vif/$D/0/hotplug-status";
 pub const DETACH: &str = "timeout 30 xl network-detach $D 0; echo \"xl network-detach: exit $?\"; n=0; \
      while xenstore-read /local/domain/0/backend/vif/$D/0/state > /dev/null 2>&1 || ip link show vif$D.0 > /dev/null 2>&1; do \
      n=$((n + 1)); [ $n -gt 50 ] && exit 1; sleep 0.1; done";
+
+/// The TCP/IP stack's address in the network domU (`smoltcp`, beside its own responder at 169.254.1.2).
+pub const TCP_IP: &str = "169.254.1.4";
+
+/// Bytes of each TCP transfer of the net scenario, each way.
+pub const TCP_BYTES: u32 = 2 * 1024 * 1024;
+
+/// dom0's TCP transfer to the network domU (`tcp-to-domU BYTES`, busybox sh with bash's `/dev/tcp`):
+/// BYTES of `/dev/urandom` whose `md5sum` dom0 writes at the domU's `data/tcp-md5` first, sent to its port
+/// 5002; the domU must write `ok BYTES` at `data/tcp-rx` (its MD5 of what it received matched) within
+/// 30 s. `bench tcp-to BYTES CENTISECONDS` from sending to the domU's answer. `SHORT=N` sends only the
+/// first N bytes, the digest still the whole file's: the negative control, the domU must say `bad N`.
+pub const TCP_TO_DOMU: &str = r#"tcp_to_domU() {
+  cs() { cut -d' ' -f1 /proc/uptime | tr -d .; }
+  k=/local/domain/$D/data
+  head -c "$1" /dev/urandom > /tmp/t.bin && m=$(md5sum < /tmp/t.bin | cut -c1-32) || return 1
+  xenstore-write $k/tcp-md5 "$m" $k/tcp-rx waiting || return 1
+  want="ok $1"
+  if [ -n "$SHORT" ]; then head -c "$SHORT" /tmp/t.bin > /tmp/t2.bin && mv /tmp/t2.bin /tmp/t.bin; want="bad $SHORT"; fi
+  echo "md5 $m, $(wc -c < /tmp/t.bin) bytes sent"
+  t0=$(cs)
+  bash-static -c "cat /tmp/t.bin > /dev/tcp/$2/5002" || return 1
+  n=0
+  until [ "$(xenstore-read $k/tcp-rx)" = "$want" ]; do
+    n=$((n + 1)); [ $n -gt 300 ] && { echo "the domU says: $(xenstore-read $k/tcp-rx)"; return 1; }; sleep 0.1
+  done
+  echo "the domU says: $want"; echo "bench tcp-to $1 $(($(cs) - t0))"
+}"#;
+
+/// dom0's TCP transfer from the network domU (`tcp-from-domU BYTES`): dom0 writes BYTES at the domU's
+/// `data/tcp-send`, connects to its port 5003 and keeps what comes until the domU closes; it must be
+/// BYTES long and its `md5sum` the digest the domU wrote at `data/tcp-tx-md5` (of the stream it made).
+/// `bench tcp-from BYTES CENTISECONDS` from connecting to the end of the stream.
+pub const TCP_FROM_DOMU: &str = r#"tcp_from_domU() {
+  cs() { cut -d' ' -f1 /proc/uptime | tr -d .; }
+  k=/local/domain/$D/data
+  xenstore-write $k/tcp-send "$1" || return 1
+  t0=$(cs)
+  bash-static -c "cat < /dev/tcp/$2/5003 > /tmp/r.bin" || return 1
+  t=$(($(cs) - t0)); s=$(wc -c < /tmp/r.bin); m=$(md5sum < /tmp/r.bin | cut -c1-32); w=$(xenstore-read $k/tcp-tx-md5)
+  echo "$s bytes, md5 $m, the domU's $w"; echo "bench tcp-from $1 $t"
+  [ "$s" = "$1" ] && [ "$m" = "$w" ]
+}"#;
 
 /// What the hotplug script wrote for the domU's `xvda` (`connected`).
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
@@ -1011,9 +972,12 @@ impl Scenario {
                 config: vec![],
                 console: vec![
                     "xl-net: ok connected: 00:16:3e:00:00:02, mtu 1500",
+                    "xl-net: ok md5: RFC 1321's test digests",
                     "xl-net: ok too large refused: frame of 1515 bytes is larger than 1514",
+                    "xl-net: ok tcp from dom0: 2097152 bytes, md5 ",
                     "xl-net: ok checksums",
                     "xl-net: ok answered",
+                    "xl-net: ok tcp: 2 transfers from dom0 (1 matching its md5), 1 to dom0",
                     "xl-net: ok backend gone",
                     "xl-net: ok frames across a page end",
                     "xl-net: ok no transmit errors",
@@ -1058,12 +1022,93 @@ impl Scenario {
                         "ping: an address nobody has is not all answered",
                         "! ping -c 2 -W 2 169.254.1.9",
                     ),
+                    // TCP with the domU's TCP/IP stack: 2 MiB each way, each checked by its MD5.
+                    Step::Run(
+                        "tcp: 2 MiB of urandom to the domU, its md5 of them is dom0's",
+                        Box::leak(
+                            format!(
+                                "{TCP_TO_DOMU}
+tcp_to_domU {TCP_BYTES} {TCP_IP}"
+                            )
+                            .into_boxed_str(),
+                        ),
+                    ),
+                    // The negative control: data that do not match the digest dom0 wrote must be called so.
+                    Step::Run(
+                        "tcp: 64 KiB that do not match dom0's md5 are caught by the domU",
+                        Box::leak(
+                            format!(
+                                "{TCP_TO_DOMU}
+SHORT=65536 tcp_to_domU {TCP_BYTES} {TCP_IP}"
+                            )
+                            .into_boxed_str(),
+                        ),
+                    ),
+                    Step::Run(
+                        "tcp: 2 MiB from the domU, dom0's md5 of them is the domU's",
+                        Box::leak(
+                            format!(
+                                "{TCP_FROM_DOMU}
+tcp_from_domU {TCP_BYTES} {TCP_IP}"
+                            )
+                            .into_boxed_str(),
+                        ),
+                    ),
                     // libxl may report a failure of its own hotplug step when netback has removed the
                     // backend's directory first; what counts is that the vif is gone, and the domU's lines.
                     Step::Run("network-detach: the vif is gone", DETACH),
                 ],
             }],
             control: vec![],
+        }
+    }
+
+    /// The network domU built for 32-bit ARM (A32), in a shorter run of its own: ping, UDP of a few sizes
+    /// both ways, 1 MiB of TCP each way (with the mismatch the domU must catch), the detach.
+    pub fn net32() -> Scenario {
+        let mut s = Scenario::net();
+        let d = &mut s.domus[0];
+        d.name = "net32";
+        d.isa = Isa::A32;
+        d.console.retain(|l| !l.starts_with("xl-net: ok tcp"));
+        d.console
+            .push("xl-net: ok tcp from dom0: 1048576 bytes, md5 ");
+        d.console
+            .push("xl-net: ok tcp: 2 transfers from dom0 (1 matching its md5), 1 to dom0");
+        d.dom0 = vec![
+            Step::Await("data/net-ready", "1"),
+            Step::Expect(VIF_BACKEND, "4"),
+            Step::Run(
+                "ping: 5 echoes of 1472 bytes, all answered",
+                "ping -c 5 -A -W 5 -s 1472 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 5 packets received' /tmp/ping",
+            ),
+            Step::Run(
+                "udp: 4 sizes both ways, every payload checked",
+                "udp-check 169.254.1.2 1 333 1400 1472",
+            ),
+            Step::Run(
+                "tcp: 1 MiB of urandom to the domU, its md5 of them is dom0's",
+                Box::leak(format!("{TCP_TO_DOMU}\ntcp_to_domU 1048576 {TCP_IP}").into_boxed_str()),
+            ),
+            Step::Run(
+                "tcp: 64 KiB that do not match dom0's md5 are caught by the domU",
+                Box::leak(
+                    format!("{TCP_TO_DOMU}\nSHORT=65536 tcp_to_domU 1048576 {TCP_IP}")
+                        .into_boxed_str(),
+                ),
+            ),
+            Step::Run(
+                "tcp: 1 MiB from the domU, dom0's md5 of them is the domU's",
+                Box::leak(
+                    format!("{TCP_FROM_DOMU}\ntcp_from_domU 1048576 {TCP_IP}").into_boxed_str(),
+                ),
+            ),
+            Step::Run("network-detach: the vif is gone", DETACH),
+        ];
+        Scenario {
+            name: "net32",
+            title: "the network domU built for 32-bit ARM (A32): ping, UDP, TCP each way, detach",
+            ..s
         }
     }
 
@@ -1077,6 +1122,7 @@ impl Scenario {
             Scenario::xenbus(),
             Scenario::xenbus32(),
             Scenario::net(),
+            Scenario::net32(),
             Scenario::blk(),
         ]
     }
@@ -1273,606 +1319,45 @@ impl Scenario {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Packages
+// dom0's /init and the initramfs
 // ---------------------------------------------------------------------------------------------------
-
-/// The system's Debian archive entries as a private apt source list: deb822 stanzas (`*.sources`) of
-/// `Types: deb` and one-line `deb …` entries whose URI is on `debian.org` (other repositories, e.g. a
-/// vendor's, are not Debian's archive and need not be reachable). Returns (deb822 text, one-line text).
-pub fn debian_sources(deb822: &[String], one_line: &[String]) -> (String, String) {
-    let debian = |uri: &str| {
-        uri.split_whitespace().any(|u| {
-            let host = u
-                .split("://")
-                .nth(1)
-                .unwrap_or("")
-                .split('/')
-                .next()
-                .unwrap_or("");
-            host == "debian.org" || host.ends_with(".debian.org")
-        })
-    };
-    let mut out = String::new();
-    for text in deb822 {
-        for stanza in text.split("\n\n") {
-            let lines: Vec<&str> = stanza
-                .lines()
-                .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
-                .collect();
-            let field = |name: &str| {
-                lines.iter().find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-                })
-            };
-            let is_deb = field("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
-            let enabled = field("Enabled").is_none_or(|e| !e.eq_ignore_ascii_case("no"));
-            if !is_deb || !enabled || !field("URIs").is_some_and(debian) {
-                continue;
-            }
-            for l in &lines {
-                match l.split_once(':') {
-                    Some((k, _)) if k.trim().eq_ignore_ascii_case("Types") => {
-                        out.push_str("Types: deb\n")
-                    }
-                    // The private state is arm64 only: an `Architectures` restriction would hide it.
-                    Some((k, _)) if k.trim().eq_ignore_ascii_case("Architectures") => {}
-                    _ => {
-                        out.push_str(l);
-                        out.push('\n');
-                    }
-                }
-            }
-            out.push('\n');
-        }
-    }
-    let mut list = String::new();
-    for text in one_line {
-        for l in text.lines().map(str::trim) {
-            if let Some(rest) = l.strip_prefix("deb ")
-                && debian(rest)
-                && !rest.trim_start().starts_with('[')
-            {
-                list.push_str(l);
-                list.push('\n');
-            }
-        }
-    }
-    (out, list)
-}
-
-/// The `-o` options of the private arm64 apt state under `d`: `cargo-xen`'s private configuration, for
-/// arm64 and with no package installed (apt must not reason about the host's amd64 ones).
-fn apt_options(d: &Path) -> Vec<String> {
-    let mut o = vec![
-        "-oAPT::Architecture=arm64".to_string(),
-        "-oAPT::Architectures=arm64".to_string(),
-        "-oDir::State::Status=/dev/null".to_string(),
-    ];
-    o.extend(cargo_xen::xensrc::apt_options(d));
-    o
-}
-
-/// Writes the private apt configuration from the system's sources.
-fn write_apt_config(d: &Path) -> Result<()> {
-    let mut deb822 = Vec::new();
-    let mut one_line = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for p in paths {
-            let text = || std::fs::read_to_string(&p).with_context(|| format!("{}", p.display()));
-            match p.extension().and_then(|e| e.to_str()) {
-                Some("sources") => deb822.push(text()?),
-                Some("list") => one_line.push(text()?),
-                _ => {}
-            }
-        }
-    }
-    if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
-        one_line.push(t);
-    }
-    let (stanzas, list) = debian_sources(&deb822, &one_line);
-    if stanzas.is_empty() && list.is_empty() {
-        bail!(
-            "the system's apt sources name no Debian archive (deb.debian.org or another debian.org host)"
-        );
-    }
-    cargo_xen::xensrc::write_apt_state(d, "debian.sources", &stanzas, &list)
-}
-
-/// What [`fetch`] provides.
-#[derive(Clone, Debug)]
-pub struct Dom0 {
-    /// The kernel's `Image` (uncompressed arm64).
-    pub kernel: PathBuf,
-    /// The kernel's release (`6.1.0-<N>-arm64`): the modules' directory name.
-    pub release: String,
-    /// The unpacked kernel package (its `boot/` and the modules [`MODULES`] only).
-    pub kernel_tree: PathBuf,
-    /// The unpacked toolstack, libraries and busybox.
-    pub root: PathBuf,
-    /// Bytes of the downloaded packages.
-    pub download_bytes: u64,
-}
-
-/// Downloads and unpacks the packages under `target/xl/` unless they are there (`fetched` records the
-/// kernel's release and the package list once everything is unpacked).
-pub fn fetch() -> Result<Dom0> {
-    let d = dir();
-    let debs = d.join("debs");
-    let root = d.join("root");
-    let kernel_tree = d.join("kernel");
-    let stamp = d.join("fetched");
-    let done = |release: String| -> Result<Dom0> {
-        let mut bytes = 0;
-        for e in std::fs::read_dir(&debs)? {
-            bytes += e?.metadata()?.len();
-        }
-        Ok(Dom0 {
-            kernel: kernel_tree.join(format!("boot/vmlinuz-{release}")),
-            release,
-            kernel_tree: kernel_tree.clone(),
-            root: root.clone(),
-            download_bytes: bytes,
-        })
-    };
-    // The stamp names the kernel's release and the packages: a changed list is fetched again.
-    let wanted_list = PACKAGES.join(" ");
-    if let Ok(text) = std::fs::read_to_string(&stamp)
-        && let Some((release, packages)) = text.split_once('\n')
-        && packages.trim() == wanted_list
-    {
-        let release = release.trim().to_string();
-        // A module added to the lists since: unpacked again from the kernel package kept in `debs`.
-        let missing = all_modules()
-            .into_iter()
-            .chain(LINUX_DOMU_MODULES.iter().map(|m| format!("drivers/{m}")))
-            .any(|m| {
-                !kernel_tree
-                    .join(format!("lib/modules/{release}/kernel/{m}.ko"))
-                    .is_file()
-            });
-        let deb = std::fs::read_dir(&debs)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&format!("linux-image-{release}_")))
-            });
-        match (missing, deb) {
-            (false, _) => return done(release),
-            (true, Some(deb)) => {
-                setup::debian(&[DPKG, TAR])?;
-                extract_kernel(&deb, &kernel_tree, &release)?;
-                return done(release);
-            }
-            (true, None) => {} // fetched again
-        }
-    }
-    setup::debian(&[APT, DPKG, TAR])?;
-    let apt = d.join("apt");
-    let opts = apt_options(&apt);
-    if !cargo_xen::cmd::is_root() {
-        bail!(
-            "Debian's arm64 packages for the dom0 are missing; as root, run `cargo xtask xl` (it runs apt-get {} \
-             update and download into {})",
-            opts.join(" "),
-            debs.display()
-        );
-    }
-    let start = Instant::now();
-    eprintln!(
-        "xl: fetching Debian's arm64 dom0 packages into {} (once)",
-        d.display()
-    );
-    write_apt_config(&apt)?;
-    util::run(Command::new("apt-get").args(&opts).args(["-q", "update"]))?;
-    // The kernel: the metapackage names the current ABI's image.
-    let depends = util::output(
-        Command::new("apt-cache")
-            .args(&opts)
-            .args(["depends", "linux-image-arm64"]),
-    )?;
-    let image = kernel_package(&depends).with_context(|| {
-        format!("`apt-cache depends linux-image-arm64` named no image:\n{depends}")
-    })?;
-    let release = image
-        .strip_prefix("linux-image-")
-        .unwrap_or(&image)
-        .to_string();
-    let _ = std::fs::remove_dir_all(&debs);
-    std::fs::create_dir_all(&debs)?;
-    let wanted: Vec<&str> = PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| *p != "linux-image-arm64")
-        .chain([image.as_str()])
-        .collect();
-    util::run(
-        Command::new("apt-get")
-            .current_dir(&debs)
-            .args(&opts)
-            .args(["-q", "download"])
-            .args(&wanted),
-    )?;
-    let _ = std::fs::remove_dir_all(&root);
-    let _ = std::fs::remove_dir_all(&kernel_tree);
-    std::fs::create_dir_all(&root)?;
-    std::fs::create_dir_all(&kernel_tree)?;
-    for e in std::fs::read_dir(&debs)? {
-        let deb = e?.path();
-        let name = deb.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with("linux-image-") {
-            extract_kernel(&deb, &kernel_tree, &release)?;
-        } else {
-            util::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
-        }
-    }
-    std::fs::write(&stamp, format!("{release}\n{wanted_list}\n"))?;
-    let dom0 = done(release)?;
-    eprintln!(
-        "xl: {} MB of packages fetched and unpacked in {:.1} s",
-        dom0.download_bytes / 1_000_000,
-        start.elapsed().as_secs_f64()
-    );
-    Ok(dom0)
-}
-
-/// apt (`apt-get download` into a private state).
-pub const APT: setup::Package = setup::Package {
-    name: "apt",
-    provides: "/usr/bin/apt-get",
-};
-/// dpkg (`dpkg -x`, `dpkg-deb --fsys-tarfile`).
-pub const DPKG: setup::Package = setup::Package {
-    name: "dpkg",
-    provides: "/usr/bin/dpkg-deb",
-};
-/// tar, to take only the kernel and its Xen modules out of the kernel package.
-pub const TAR: setup::Package = setup::Package {
-    name: "tar",
-    provides: "/usr/bin/tar",
-};
-
-/// The kernel image package `apt-cache depends linux-image-arm64` names.
-pub fn kernel_package(depends: &str) -> Option<String> {
-    depends.lines().find_map(|l| {
-        let p = l.trim().strip_prefix("Depends: ")?.trim();
-        (p.starts_with("linux-image-") && p.ends_with("-arm64")).then(|| p.to_string())
-    })
-}
-
-/// Unpacks only the kernel's `Image` and the modules [`MODULES`] from the kernel package (350 MB unpacked
-/// in full): `dpkg-deb --fsys-tarfile` into `tar`.
-fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
-    let mut dpkg = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(deb)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start dpkg-deb")?;
-    let mut tar = Command::new("tar");
-    tar.arg("-x").arg("-C").arg(into);
-    tar.arg(format!("./boot/vmlinuz-{release}"));
-    for m in all_modules()
-        .into_iter()
-        .chain(LINUX_DOMU_MODULES.iter().map(|m| format!("drivers/{m}")))
-    {
-        tar.arg(format!("./lib/modules/{release}/kernel/{m}.ko"));
-    }
-    let status = tar
-        .stdin(dpkg.stdout.take().context("no pipe")?)
-        .status()
-        .context("cannot start tar")?;
-    let dpkg_status = dpkg.wait()?;
-    if !status.success() || !dpkg_status.success() {
-        bail!(
-            "unpacking the kernel and its Xen modules from {} failed",
-            deb.display()
-        );
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The initramfs
-// ---------------------------------------------------------------------------------------------------
-
-/// A `newc` cpio archive, written in memory.
-#[derive(Default)]
-pub struct Cpio {
-    data: Vec<u8>,
-    ino: u32,
-    dirs: BTreeSet<String>,
-}
-
-/// File types for the `mode` field.
-const S_IFDIR: u32 = 0o040000;
-const S_IFREG: u32 = 0o100000;
-const S_IFLNK: u32 = 0o120000;
-
-impl Cpio {
-    fn entry(&mut self, name: &str, mode: u32, body: &[u8]) {
-        self.ino += 1;
-        let _ = write!(
-            ByteWriter(&mut self.data),
-            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            self.ino,
-            mode,
-            0,
-            0,
-            if mode & S_IFDIR == S_IFDIR { 2 } else { 1 },
-            0,
-            body.len(),
-            0,
-            0,
-            0,
-            0,
-            name.len() + 1,
-            0
-        );
-        self.data.extend_from_slice(name.as_bytes());
-        self.data.push(0);
-        self.pad();
-        self.data.extend_from_slice(body);
-        self.pad();
-    }
-
-    fn pad(&mut self) {
-        while !self.data.len().is_multiple_of(4) {
-            self.data.push(0);
-        }
-    }
-
-    /// A directory, and its parents (once each).
-    pub fn dir(&mut self, path: &str) {
-        let path = path.trim_matches('/');
-        if path.is_empty() || self.dirs.contains(path) {
-            return;
-        }
-        if let Some((parent, _)) = path.rsplit_once('/') {
-            self.dir(parent);
-        }
-        self.dirs.insert(path.to_string());
-        self.entry(path, S_IFDIR | 0o755, &[]);
-    }
-
-    fn parent(&mut self, path: &str) {
-        if let Some((parent, _)) = path.trim_matches('/').rsplit_once('/') {
-            self.dir(parent);
-        }
-    }
-
-    /// A regular file with permission bits `perm`.
-    pub fn file(&mut self, path: &str, perm: u32, body: &[u8]) {
-        self.parent(path);
-        self.entry(path.trim_matches('/'), S_IFREG | (perm & 0o7777), body);
-    }
-
-    /// A symbolic link to `target`.
-    pub fn symlink(&mut self, path: &str, target: &str) {
-        self.parent(path);
-        self.entry(path.trim_matches('/'), S_IFLNK | 0o777, target.as_bytes());
-    }
-
-    /// The archive, with its trailer.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.entry("TRAILER!!!", 0, &[]);
-        self.data
-    }
-}
-
-/// `write!` into a byte vector (the cpio headers are ASCII).
-struct ByteWriter<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for ByteWriter<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
-}
-
-/// Adds the tree under `root` to `cpio` (files with their permissions, symbolic links as they are),
-/// leaving out [`LEFT_OUT`]; returns the archive paths of regular files.
-fn add_tree(cpio: &mut Cpio, root: &Path) -> Result<Vec<String>> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    let mut entries = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("{}", d.display()))? {
-            let p = e?.path();
-            let rel = p
-                .strip_prefix(root)?
-                .to_str()
-                .context("non-UTF-8 path")?
-                .to_string();
-            if LEFT_OUT
-                .iter()
-                .any(|l| rel == *l || rel.starts_with(&format!("{l}/")))
-            {
-                continue;
-            }
-            let meta = std::fs::symlink_metadata(&p)?;
-            if meta.is_dir() {
-                stack.push(p);
-            } else {
-                entries.push((rel, p, meta));
-            }
-        }
-    }
-    // Sorted: the archive is the same from one build to the next.
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (rel, p, meta) in entries {
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&p)?;
-            cpio.symlink(&rel, target.to_str().context("non-UTF-8 link")?);
-        } else if meta.is_file() {
-            use std::os::unix::fs::PermissionsExt;
-            cpio.file(&rel, meta.permissions().mode(), &std::fs::read(&p)?);
-            files.push(rel);
-        }
-    }
-    Ok(files)
-}
-
-/// The shared libraries an ELF file names (`DT_NEEDED`).
-pub fn needed(elf: &[u8]) -> Result<Vec<String>> {
-    use object::elf::{DT_NEEDED, FileHeader64};
-    use object::read::elf::{Dyn, FileHeader};
-    let header = FileHeader64::<object::Endianness>::parse(elf)?;
-    let endian = header.endian()?;
-    let sections = header.sections(endian, elf)?;
-    let Some((dynamic, link)) = sections.dynamic(endian, elf)? else {
-        return Ok(Vec::new());
-    };
-    let strings = sections.strings(endian, elf, link)?;
-    let mut out = Vec::new();
-    for d in dynamic {
-        if d.tag32(endian) == Some(DT_NEEDED) {
-            let name = d.string(endian, strings)?;
-            out.push(String::from_utf8_lossy(name).into_owned());
-        }
-    }
-    Ok(out)
-}
-
-/// The directories the dynamic loader searches (Debian's multiarch ones).
-const LIB_DIRS: [&str; 2] = ["lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu"];
-
-/// Checks that every library [`PROGRAMS`] need, and the libraries those need, is in the unpacked tree
-/// `root` (following symbolic links inside it); returns the libraries found.
-pub fn check_libraries(root: &Path) -> Result<Vec<String>> {
-    let resolve = |p: &Path| -> Option<PathBuf> {
-        // A link's target, relative to its directory or absolute inside the tree.
-        let mut p = p.to_path_buf();
-        for _ in 0..8 {
-            let meta = std::fs::symlink_metadata(&p).ok()?;
-            if !meta.file_type().is_symlink() {
-                return meta.is_file().then_some(p);
-            }
-            let t = std::fs::read_link(&p).ok()?;
-            p = if t.is_absolute() {
-                root.join(t.strip_prefix("/").ok()?)
-            } else {
-                p.parent()?.join(t)
-            };
-        }
-        None
-    };
-    let mut seen = BTreeSet::new();
-    let mut missing = Vec::new();
-    let mut todo: Vec<(String, PathBuf)> = PROGRAMS
-        .iter()
-        .map(|p| (p.to_string(), root.join(p)))
-        .collect();
-    while let Some((name, path)) = todo.pop() {
-        let file = resolve(&path).with_context(|| format!("{name} is not in the initramfs"))?;
-        let data = std::fs::read(&file)?;
-        for lib in needed(&data).with_context(|| format!("reading {name}"))? {
-            if !seen.insert(lib.clone()) {
-                continue;
-            }
-            match LIB_DIRS
-                .iter()
-                .map(|d| root.join(d).join(&lib))
-                .find(|p| resolve(p).is_some())
-            {
-                Some(p) => todo.push((lib, p)),
-                None => missing.push(format!("{lib} (needed by {name})")),
-            }
-        }
-    }
-    if !missing.is_empty() {
-        bail!(
-            "libraries missing from the initramfs: {}",
-            missing.join(", ")
-        );
-    }
-    Ok(seen.into_iter().collect())
-}
-
-/// Single-quotes `s` for the shell.
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
 
 /// The `/init` script of dom0 for `scenario`: mounts, modules, xenfs, xenstored, `xen-init-dom0`,
 /// xenconsoled; each domU created paused, its xenstore values read, all unpaused, each waited for (at most
 /// its [`DomU::seconds`]), then their console logs and `xl`'s logs printed; dom0 powers off. Every wait is
 /// bounded; each step prints `ok STEP` or `FAIL STEP: …` after [`MARK`].
 pub fn init_script(scenario: &Scenario) -> String {
-    let m = MARK.trim_end();
-    let mut s = format!(
-        r#"#!/bin/busybox sh
-# dom0's /init for the scenario `{name}` (written by `cargo xtask xl`).
-/bin/busybox --install -s
-export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
-M='{m}'
-ok() {{ echo "$M ok $*"; }}
-fail() {{ echo "$M FAIL $*"; }}
-# show FILE: a command's output, under the line that reports it.
-show() {{ sed "s/^/$M   | /" "$1"; }}
-finish() {{ echo "$M done"; sync; poweroff -f; sleep 10; echo "$M FAIL poweroff"; }}
-# wait_for SECONDS COMMAND…: runs COMMAND every 0.1 s until it succeeds, at most SECONDS.
-wait_for() {{ n=$(($1 * 10)); shift; while ! "$@" >/dev/null 2>&1; do n=$((n - 1)); [ $n -le 0 ] && return 1; sleep 0.1; done; }}
-# gone NAME: `xl domid` says there is no such domain (exit status 1; a time-out is 143).
-gone() {{ timeout 5 xl domid "$1"; [ $? -eq 1 ]; }}
-# is_key PATH VALUE: xenstore's PATH reads VALUE.
-is_key() {{ [ "$(timeout 5 xenstore-read "$1" 2>/dev/null)" = "$2" ]; }}
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mkdir -p /dev/pts /run /tmp /var/log/xen/console /var/lib/xen /var/lib/xenstored
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /run
-mkdir -p /run/xen
-ln -s /run /var/run
-echo "$M dom0 up: $(uname -r), $(cut -d' ' -f1 /proc/uptime) s"
-K=/lib/modules/$(uname -r)/kernel/drivers
-for mod in {modules}; do
-  insmod $K/$mod.ko || {{ fail "insmod $mod"; finish; }}
-done
-ok modules
-{disk_modules}{net_modules}mount -t xenfs xenfs /proc/xen || {{ fail "mount xenfs"; finish; }}
-ok xenfs
-mkdir -p /run/xenstored
-XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid || {{ fail "xenstored did not start"; finish; }}
-wait_for 15 timeout 2 xenstore-read -s / || {{ fail "xenstored: no answer in 15 s"; finish; }}
-ok xenstored
-echo "$M xenstored is $(readlink /proc/$(cat /run/xenstored.pid)/exe)"
-timeout 15 xen-init-dom0 > /tmp/init-dom0.log 2>&1 || {{ fail "xen-init-dom0"; show /tmp/init-dom0.log; finish; }}
-ok xen-init-dom0
-xenconsoled --log=guest --log-dir=/var/log/xen/console || {{ fail "xenconsoled did not start"; finish; }}
-ok xenconsoled
-echo "$M toolstack up: $(cut -d' ' -f1 /proc/uptime) s"
-"#,
-        name = scenario.name,
-        modules = MODULES.join(" "),
-        disk_modules = match scenario.ram_disks() {
-            0 => String::new(),
-            n => format!(
-                "insmod $K/{brd}.ko rd_nr={n} rd_size={kib} && insmod $K/{blkback}.ko && ok \"disk modules: {n} RAM disk(s)\" \
-                 || {{ fail \"disk modules\"; finish; }}\n",
-                brd = DISK_MODULES[0],
-                blkback = DISK_MODULES[1],
-                kib = RAM_DISK_MIB * 1024,
-            ),
-        },
-        net_modules = if scenario.has_vifs() {
-            let insmods: Vec<String> = NET_MODULES
-                .iter()
-                .map(|m| format!("insmod $KN/{m}.ko"))
-                .collect();
-            format!(
-                "KN=/lib/modules/$(uname -r)/kernel\n{} && brctl addbr {BRIDGE} && echo 0 > /sys/class/net/{BRIDGE}/bridge/forward_delay \
-                 && ip addr add {DOM0_IP}/16 dev {BRIDGE} && ip link set {BRIDGE} up && ok \"net modules: bridge {BRIDGE} at {DOM0_IP}\" \
-                 || {{ fail \"net modules\"; finish; }}\n",
-                insmods.join(" && ")
-            )
-        } else {
-            String::new()
-        },
+    let disk_modules = match scenario.ram_disks() {
+        0 => String::new(),
+        n => format!(
+            "insmod $K/{brd}.ko rd_nr={n} rd_size={kib} && insmod $K/{blkback}.ko && ok \"disk modules: {n} RAM disk(s)\" \
+             || {{ fail \"disk modules\"; finish; }}\n",
+            brd = DISK_MODULES[0],
+            blkback = DISK_MODULES[1],
+            kib = RAM_DISK_MIB * 1024,
+        ),
+    };
+    let net_modules = if scenario.has_vifs() {
+        let insmods: Vec<String> = NET_MODULES
+            .iter()
+            .map(|m| format!("insmod $KN/{m}.ko"))
+            .collect();
+        format!(
+            "KN=/lib/modules/$(uname -r)/kernel\n{} && brctl addbr {BRIDGE} && echo 0 > /sys/class/net/{BRIDGE}/bridge/forward_delay \
+             && ip addr add {DOM0_IP}/16 dev {BRIDGE} && ip link set {BRIDGE} up && ok \"net modules: bridge {BRIDGE} at {DOM0_IP}\" \
+             || {{ fail \"net modules\"; finish; }}\n",
+            insmods.join(" && ")
+        )
+    } else {
+        String::new()
+    };
+    let mut s = init_prelude(
+        &format!(
+            "dom0's /init for the scenario `{}` (written by `cargo xtask xl`).",
+            scenario.name
+        ),
+        MARK.trim_end(),
+        &format!("{disk_modules}{net_modules}"),
     );
     for d in &scenario.domus {
         let n = d.name;
@@ -2043,36 +1528,16 @@ fn guest(isa: Isa) -> xen::Guest {
 /// Writes the scenario's gzip'd initramfs (the unpacked packages, the modules, `/init`, each domU's image
 /// and config); returns its path.
 pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
-    setup::debian(&[GZIP])?;
-    check_libraries(&dom0.root)?;
     let images = build_domus(scenario)?;
-    let mut cpio = Cpio::default();
-    for d in [
-        "dev",
-        "proc",
-        "sys",
-        "run",
-        "tmp",
-        "sbin",
-        "var/log/xen/console",
-        "etc/xen",
-    ] {
-        cpio.dir(d);
-    }
-    add_tree(&mut cpio, &dom0.root)?;
     let disks = scenario.ram_disks() > 0;
     let vifs = scenario.has_vifs();
-    let wanted = MODULES
+    let wanted: Vec<String> = MODULES
         .iter()
         .chain(DISK_MODULES.iter().filter(|_| disks))
         .map(|m| format!("drivers/{m}"))
-        .chain(NET_MODULES.iter().filter(|_| vifs).map(|m| m.to_string()));
-    for m in wanted {
-        let rel = format!("lib/modules/{}/kernel/{m}.ko", dom0.release);
-        let data = std::fs::read(dom0.kernel_tree.join(&rel))
-            .with_context(|| format!("the kernel module {rel}"))?;
-        cpio.file(&rel, 0o644, &data);
-    }
+        .chain(NET_MODULES.iter().filter(|_| vifs).map(|m| m.to_string()))
+        .collect();
+    let mut cpio = base_cpio(dom0, wanted.iter().map(String::as_str))?;
     cpio.file("init", 0o755, init_script(scenario).as_bytes());
     cpio.file(
         &format!("etc/xen/scripts/{BLOCK_SCRIPT_NAME}"),
@@ -2115,104 +1580,20 @@ pub fn initramfs(scenario: &Scenario, dom0: &Dom0) -> Result<PathBuf> {
         }
         cpio.file(&format!("domu/{}.bin", d.name), 0o644, &images[d.name]);
     }
-    let archive = cpio.finish();
     let out = dir().join(format!("initramfs-{}.cpio.gz", scenario.name));
-    let mut gz = Command::new("gzip")
-        .args(["-n", "-6", "-c"])
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::create(&out)?)
-        .spawn()
-        .context("cannot start gzip")?;
-    gz.stdin
-        .take()
-        .context("no pipe")?
-        .write_all(&archive)
-        .context("writing to gzip")?;
-    if !gz.wait()?.success() {
-        bail!("gzip failed");
-    }
+    std::fs::write(&out, gzip(&cpio.finish())?)
+        .with_context(|| format!("writing {}", out.display()))?;
     Ok(out)
 }
-
-/// gzip, for the initramfs.
-pub const GZIP: setup::Package = setup::Package {
-    name: "gzip",
-    provides: "/usr/bin/gzip",
-};
 
 // ---------------------------------------------------------------------------------------------------
 // Booting and judging
 // ---------------------------------------------------------------------------------------------------
 
-/// QEMU's memory: dom0 gets [`DOM0_MEMORY`] of it, the domUs and Xen the rest.
-pub const MACHINE_MEMORY: &str = "512M";
-/// dom0's memory (`dom0_mem`; on ARM a plain size, and the 1:1 allocation wants a power-of-two-friendly one).
-pub const DOM0_MEMORY: &str = "192M";
-/// Where the dom0 kernel is loaded: after the device tree QEMU puts at RAM + 128 MiB.
-pub const KERNEL_ADDR: u64 = 0x4820_0000;
-
-/// Where the initrd goes: right after the kernel, on a 2 MiB boundary.
-pub fn initrd_addr(kernel_size: u64) -> u64 {
-    (KERNEL_ADDR + kernel_size).div_ceil(0x20_0000) * 0x20_0000
-}
-
-/// The QEMU command that boots `xen` with the dom0 `kernel` and `initrd`.
-pub fn command(xen: &Path, kernel: &Path, initrd: &Path) -> Result<Command> {
-    let size = std::fs::metadata(kernel)
-        .with_context(|| format!("{}", kernel.display()))?
-        .len();
-    let mut c = Command::new("qemu-system-aarch64");
-    c.args(["-machine", cargo_xen::qemu::MACHINE])
-        .args(["-cpu", "cortex-a57", "-smp", "1", "-m", MACHINE_MEMORY])
-        .args(["-nographic", "-no-reboot", "-nic", "none"])
-        .arg("-kernel")
-        .arg(xen)
-        .arg("-append")
-        .arg(format!(
-            "dom0_mem={DOM0_MEMORY} dom0_max_vcpus=1 console=dtuart dtuart=/pl011@9000000 loglvl=all \
-             guest_loglvl=all noreboot"
-        ))
-        .arg("-device")
-        .arg(format!(
-            "guest-loader,addr=0x{KERNEL_ADDR:x},kernel={},bootargs=console=hvc0 earlycon=xenboot \
-             rdinit=/init quiet panic=-1 cma=0",
-            kernel.display()
-        ))
-        .arg("-device")
-        .arg(format!(
-            "guest-loader,addr=0x{:x},initrd={}",
-            initrd_addr(size),
-            initrd.display()
-        ));
-    Ok(c)
-}
-
-/// A line that shows Xen or dom0 died.
-pub fn crash_line(output: &str) -> Option<&str> {
-    output.lines().find(|l| {
-        l.contains("Panic on CPU")
-            || l.contains("Xen BUG")
-            || l.contains("Assertion '")
-            || l.contains("FATAL TRAP")
-            || l.contains("Kernel panic")
-            || l.contains("Internal error: Oops")
-            || l.contains("Unable to handle kernel")
-            || l.contains("Hardware Dom0 crashed")
-    })
-}
-
-/// Whether the run is over: dom0 halted the machine, or something died.
-fn finished(output: &str) -> bool {
-    output.contains("Hardware Dom0 halted") || crash_line(output).is_some()
-}
-
 /// The harness's lines (what follows [`MARK`]; anything Xen printed before it on the same line is
 /// dropped).
 pub fn harness_lines(output: &str) -> Vec<&str> {
-    output
-        .lines()
-        .filter_map(|l| l.find(MARK).map(|at| &l[at + MARK.len()..]))
-        .collect()
+    marked_lines(output, MARK)
 }
 
 /// The lines of domU `name`'s console log, as dom0 printed them.

@@ -20,8 +20,8 @@
 //! Under QEMU with `-icount shift=0` the TSC advances once per executed instruction, and `rdtsc` ends its
 //! translation block (it is an I/O instruction under icount), so every reading is exact. For each site:
 //! two warm-up calls, then eight measured calls, of which a majority must agree. Output on COM1:
-//! `<site> <delta>` lines, `site_empty` first, then `done`; the exit code (isa-debug-exit) is 0 unless a
-//! measurement was not repeatable. A line `insns-x86` comes first (the firmware prints before it).
+//! `<site> <delta>` lines, `site_empty` first, then `errno work_checked <n>` (as `benches/insns`), then
+//! `done`; the exit code (isa-debug-exit) is 0 unless a measurement was not repeatable. A line `insns-x86` comes first (the firmware prints before it).
 
 #![no_std]
 #![no_main]
@@ -210,6 +210,12 @@ bench_idt:  .fill 4096, 1, 0
                 }
             }
         }
+        // The errno of any failed call of the `?` work loop (0: none), measured with the others above.
+        let mut buf = [0u8; 24];
+        let errno = sites::peers::WORK_CHECKED_ERRNO.load(core::sync::atomic::Ordering::Relaxed);
+        write(b"errno work_checked ");
+        write(number(u64::from(errno as u32), &mut buf));
+        write(b"\n");
         write(b"done\n");
         exit(bad)
     }

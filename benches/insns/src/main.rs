@@ -11,8 +11,9 @@
 //! once per `hvc` the site executes. The functions measured are listed in `benches/sites` (`measured`).
 //! The `hvc` itself counts, as one guest instruction.
 //!
-//! Output (semihosting): `<site> <delta>` lines, `site_empty` first, then `done`; the exit status is 0
-//! unless a measurement was not repeatable.
+//! Output (semihosting): `<site> <delta>` lines, `site_empty` first, then `errno work_checked <n>` (the
+//! errno of any call of the `?` work loop that failed, 0 when none did), then `done`; the exit status is
+//! 0 unless a measurement was not repeatable.
 
 #![no_std]
 #![no_main]
@@ -186,6 +187,12 @@ mod image {
                 }
             }
         }
+        // The errno of any failed call of the `?` work loop (0: none), measured with the others above.
+        let mut buf = [0u8; 24];
+        let errno = sites::peers::WORK_CHECKED_ERRNO.load(core::sync::atomic::Ordering::Relaxed);
+        write0(b"errno work_checked \0");
+        write0(number(errno as u32 as usize, &mut buf));
+        write0(b"\n\0");
         write0(b"done\n\0");
         exit(bad)
     }

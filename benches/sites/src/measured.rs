@@ -11,9 +11,9 @@ macro_rules! list {
     };
 }
 
-/// This crate's strategies (per-arity sites and work loops) and the typed work loop.
+/// This crate's strategies (per-arity sites and work loops) and the typed work loops.
 pub const STRATEGIES: &[(&str, Site)] = {
-    use crate::peers::work_typed;
+    use crate::peers::{work_checked, work_typed};
     use crate::*;
     list![
         site_inline_0,
@@ -44,6 +44,7 @@ pub const STRATEGIES: &[(&str, Site)] = {
         work_maxarity,
         work_outline,
         work_percall,
+        work_checked,
         work_typed,
     ]
 };

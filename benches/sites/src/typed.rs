@@ -42,6 +42,19 @@ pub const CALLS: [&str; 8] = [
 
 const HELLO: &[u8] = b"hello\n";
 
+/// The `struct gnttab_query_size` for `dom`, built as `grant_table::query_size` builds it: zeroed whole,
+/// then the domain.
+#[inline(always)]
+#[expect(
+    clippy::field_reassign_with_default,
+    reason = "as the typed wrapper, which avoids the literal's unaligned memset"
+)]
+fn query_size_arg(dom: DomId) -> grant_table::GnttabQuerySize {
+    let mut q = grant_table::GnttabQuerySize::default();
+    q.dom = dom;
+    q
+}
+
 macro_rules! pair {
     ($typed:ident, $raw:ident, |$s:ident| $t:expr, |$r:ident| $w:expr) => {
         #[doc = concat!(" The typed call of `", stringify!($typed), "`.")]
@@ -130,10 +143,7 @@ pair!(
     raw_grant_table,
     |_s| grant_table::query_size(DomId::SELF).map_or(0, |q| q.nr_frames as usize),
     |_s| {
-        let mut q = grant_table::GnttabQuerySize {
-            dom: DomId::SELF,
-            ..Default::default()
-        };
+        let mut q = query_size_arg(DomId::SELF);
         // SAFETY: grant_table_op(GNTTABOP_query_size, &q, 1): Xen writes `q`, borrowed for the call.
         let r = unsafe {
             hypercall3(
@@ -250,10 +260,7 @@ pub unsafe extern "C" fn raw_work(s: &mut State) -> usize {
             evtchn::EVTCHNOP_SEND,
             &raw mut send as usize,
         ) as usize;
-        let mut q = grant_table::GnttabQuerySize {
-            dom: DomId(e as u16),
-            ..Default::default()
-        };
+        let mut q = query_size_arg(DomId(e as u16));
         hypercall3(
             nr::GRANT_TABLE_OP,
             grant_table::GNTTABOP_QUERY_SIZE,

@@ -7,7 +7,15 @@
 //! - ARP requests for its address (`169.254.1.2`, link-local) get a reply;
 //! - ICMP echo requests get an echo reply with the same identifier, sequence and data;
 //! - UDP to port 7 is echoed back unchanged; UDP to port 5001 saying `send N` is answered with `N` bytes
-//!   of a pattern dom0 computes on its own (`b'a' + (i * 7 + N + 3) % 26` for byte `i`).
+//!   of a pattern dom0 computes on its own (`b'a' + (i * 7 + N + 3) % 26` for byte `i`);
+//! - for the benchmark (`cargo bench --bench net`): UDP to port 9 is counted and dropped; `count` on port
+//!   5001 is answered with `count DATAGRAMS BYTES NOTIFICATIONS SLEEPS` (port 9's, the frontend's
+//!   notifications, this domU's `sched_poll`s so far); `flood N SIZE` makes it send N datagrams of SIZE
+//!   zero bytes to the asker's port 9, as fast as the transmit ring and pool take them;
+//! - a TCP/IP stack (`smoltcp` on the frontend, `netstack.rs`) at `169.254.1.4` on the same interface
+//!   takes what dom0 sends to its port 5002 and compares its MD5 with the one dom0's `md5sum` wrote at
+//!   `data/tcp-md5` (outcome at `data/tcp-rx`), and sends `data/tcp-send` bytes of a stream to whoever
+//!   connects to its port 5003, writing their MD5 at `data/tcp-tx-md5` for dom0 to compare.
 //!
 //! Every IPv4 header checksum, and the UDP and ICMP checksums, of what it receives are verified (the
 //! frontend asks for complete checksums); what it sends carries complete checksums it computes. When the
@@ -26,27 +34,40 @@ mod entry;
 #[path = "../mmu.rs"]
 #[allow(dead_code)]
 mod mmu;
+#[path = "../netstack.rs"]
+mod netstack;
 #[path = "../xl.rs"]
 #[allow(dead_code)]
 mod xl;
 
-use core::mem::MaybeUninit;
+use core::cell::RefCell;
+
+use netstack::{Dev, Md5};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 
 use common::{Deadline, Line, pause};
 use xen_hypercall::xen::console::Console;
 use xen_hypercall::xen::evtchn::{Events, Port};
-use xen_hypercall::xen::grant_table::GrantTable;
-use xen_hypercall::xen::netfront::{NetError, NetFront, Options, Pages, Returned};
+use xen_hypercall::xen::netfront::{NetError, NetFront, Options, Pages, Tables};
 use xen_hypercall::xen::sched::{self, ShutdownReason};
 use xen_hypercall::xen::xenstore::Xenstore;
 use xen_hypercall::xen::{Error, Page};
-use xl::{Out, cntpct, ms_since, xen_time_after};
+use xl::{Out, cntfrq, cntpct, ms_since, xen_time_after};
 
 const TAG: &str = "xl-net: ";
-/// This domain's address (link-local).
+/// This domain's address (link-local), answered by its own responder.
 const MY_IP: [u8; 4] = [169, 254, 1, 2];
+/// The TCP/IP stack's address on the same interface.
+const STACK_IP: [u8; 4] = [169, 254, 1, 4];
+/// The stack's port that takes a transfer from dom0.
+const SINK_PORT: u16 = 5002;
+/// The stack's port that sends a transfer to dom0.
+const SOURCE_PORT: u16 = 5003;
 /// How long the whole run may take, in ms.
-const RUN_MS: u64 = 80_000;
+const RUN_MS: u64 = 150_000;
 /// How long one sleep on the ports lasts at most, in ms.
 const POLL_MS: u64 = 50;
 
@@ -55,10 +76,13 @@ static mut TX_RING: Page = Page::new();
 static mut RX_RING: Page = Page::new();
 static mut TX: [Page; 8] = [const { Page::new() }; 8];
 static mut RX: [Page; 64] = [const { Page::new() }; 64];
-/// The frontend (about 13 KiB), built in place by [`connect`]: a static, not a local of `run`, because
-/// `run`'s frame with a copy of it, on top of what `NetFront::connect` needs, would pass the template's
-/// 64 KiB stack into the pages below it (the rings, granted to the backend).
-static mut NET: MaybeUninit<Result<NetFront, NetError>> = MaybeUninit::uninit();
+/// The frontend's bookkeeping (about 13 KiB), built here rather than on the stack.
+static mut TABLES: Tables = Tables::new();
+/// The TCP sockets' buffers (the receiving one's is the window dom0 may fill: 32 KiB).
+static mut SINK_RX: [u8; 32768] = [0; 32768];
+static mut SINK_TX: [u8; 512] = [0; 512];
+static mut SOURCE_RX: [u8; 512] = [0; 512];
+static mut SOURCE_TX: [u8; 32768] = [0; 32768];
 
 fn net_err(l: Line, e: NetError) -> Line {
     match e {
@@ -104,7 +128,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
 
 fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     let run_deadline = Deadline::in_ms(RUN_MS);
-    // The client and the table stay in their `Result`s (each a copy fewer on the stack: see `NET`).
+    // The client and the table stay in their `Result`s (a copy fewer of each on the stack).
     let mut xs = Xenstore::open(
         // SAFETY: the xenstore page is the toolstack's, referenced by nothing in this program but the
         // client.
@@ -132,6 +156,7 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
         return false;
     };
     let (tx_ring, rx_ring, tx, rx) = (&raw mut TX_RING, &raw mut RX_RING, &raw mut TX, &raw mut RX);
+    let tables = &raw mut TABLES;
     // SAFETY: the only references ever made to these statics: all are given to the frontend.
     let pages = unsafe {
         Pages {
@@ -139,24 +164,22 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
             rx_ring: &mut *rx_ring,
             tx: &mut *tx,
             rx: &mut *rx,
+            tables: &mut *tables,
         }
     };
     let t0 = cntpct();
-    let slot = &raw mut NET;
-    // SAFETY: the only reference ever made to NET.
-    let slot = unsafe { &mut *slot };
-    let res = connect(slot, xs, table, pages);
-    let net = match &mut *res {
+    let mut net = match NetFront::connect(xs, table, "0", pages, Options::default()) {
         Ok(n) => n,
         Err(e) => {
-            out.check("connected", false, net_err(Line::new(), *e));
+            out.check("connected", false, net_err(Line::new(), e));
             return false;
         }
     };
-    let gone = exercise(out, net, xs, &events, t0);
-    let Some(back) = close(res, xs, table) else {
-        return false;
-    };
+    let gone = exercise(out, &mut net, xs, &events, t0);
+    let back = net.close(Some(xs), table, || {
+        pause();
+        true
+    });
     out.check(
         "closed",
         back.backend_closed && back.leaked == 0,
@@ -176,9 +199,7 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
 }
 
 /// Everything between connecting and closing: the first checks, `data/net-ready`, serving dom0 until
-/// the backend is gone, the statistics' checks (out of line: its frame is not on the stack while
-/// `connect` runs). Whether the backend went away.
-#[inline(never)]
+/// the backend is gone, the statistics' checks. Whether the backend went away.
 fn exercise<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     out: &mut Out<'_, W>,
     net: &mut NetFront,
@@ -210,6 +231,11 @@ fn exercise<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             .s(", ")
             .dec(ms_since(t0))
             .s(" ms"),
+    );
+    out.check(
+        "md5",
+        netstack::md5_self_test(),
+        Line::new().s("RFC 1321's test digests"),
     );
     // A frame larger than the MTU and its header: a clear error, nothing sent.
     let big = [0u8; 1515];
@@ -291,33 +317,6 @@ struct Served {
     gone: bool,
 }
 
-/// `NetFront::connect` on `device/vif/0`, its result written into `slot` (out of line, so that it is
-/// built there rather than in a frame of the caller).
-#[inline(never)]
-fn connect<'s, X: FnMut() -> Result<(), Error>, const N: usize>(
-    slot: &'s mut MaybeUninit<Result<NetFront, NetError>>,
-    xs: &mut Xenstore<'_, X>,
-    table: &mut GrantTable<N>,
-    pages: Pages,
-) -> &'s mut Result<NetFront, NetError> {
-    slot.write(NetFront::connect(xs, table, "0", pages, Options::default()))
-}
-
-/// `NetFront::close` of the frontend in `res` (left `Err(BackendGone)`), pausing between tries (out of
-/// line, so that the frontend moved out is in this frame only).
-#[inline(never)]
-fn close<X: FnMut() -> Result<(), Error>, const N: usize>(
-    res: &mut Result<NetFront, NetError>,
-    xs: &mut Xenstore<'_, X>,
-    table: &mut GrantTable<N>,
-) -> Option<Returned> {
-    let net = core::mem::replace(res, Err(NetError::BackendGone)).ok()?;
-    Some(net.close(Some(xs), table, || {
-        pause();
-        true
-    }))
-}
-
 /// What was answered.
 #[derive(Default)]
 struct Counts {
@@ -327,8 +326,181 @@ struct Counts {
     sent: u64,
     bad_sum: u64,
     other: u64,
+    /// UDP datagrams to port 9 (discard) and their payload bytes: what dom0's flood delivered.
+    discard: u64,
+    discard_bytes: u64,
+    /// The frontend's notifications and this domU's sleeps so far (for `count`).
+    notes: u64,
+    wakes: u64,
+    /// A flood asked for (`flood N SIZE`): the datagrams still to send, and the frame.
+    flood_left: u64,
+    flood_len: usize,
+    flood_frame: Option<[u8; 1514]>,
 }
 
+/// The TCP transfers' state (see [`transfers`]).
+#[derive(Default)]
+struct Tcp {
+    /// The current transfer from dom0: its digest so far, bytes, first and last byte's time.
+    sink: Option<Md5State>,
+    sink_done: bool,
+    /// Transfers from dom0 ended, and how many matched dom0's digest.
+    received: u64,
+    matched: u64,
+    /// The current transfer to dom0.
+    source: Option<Md5State>,
+    source_total: u64,
+    source_closed: bool,
+    sent: u64,
+}
+
+struct Md5State {
+    md5: Md5,
+    bytes: u64,
+    t0: u64,
+    t1: u64,
+}
+
+impl Md5State {
+    fn new() -> Md5State {
+        Md5State {
+            md5: Md5::new(),
+            bytes: 0,
+            t0: cntpct(),
+            t1: 0,
+        }
+    }
+}
+
+/// `bytes` in `ticks` of the counter, in KiB/s.
+fn kib_s(bytes: u64, ticks: u64) -> u64 {
+    (u128::from(bytes) * u128::from(cntfrq()) / (u128::from(ticks.max(1)) * 1024)) as u64
+}
+
+/// One step of the TCP transfers, after a poll of the stack:
+///
+/// - port [`SINK_PORT`]: dom0 sends bytes and closes; their MD5 is compared with the one dom0's
+///   `md5sum` wrote at `data/tcp-md5` beforehand, and the outcome written at `data/tcp-rx` (`ok N` or
+///   `bad N`); the first transfer is this domU's check `tcp from dom0`, later ones are dom0's to judge
+///   (its negative control sends data that does not match).
+/// - port [`SOURCE_PORT`]: on a connection, `data/tcp-send` bytes of the stream (`tcp::stream_fill`) go
+///   to dom0, their MD5 is written at `data/tcp-tx-md5` and the connection closed; dom0's `md5sum` of
+///   what it received must match it.
+fn transfers<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
+    out: &mut Out<'_, W>,
+    xs: &mut Xenstore<'_, X>,
+    sockets: &mut SocketSet<'_>,
+    (sink, source): (SocketHandle, SocketHandle),
+    st: &mut Tcp,
+) {
+    let s = sockets.get_mut::<tcp::Socket>(sink);
+    if !s.is_open() {
+        let _ = s.listen(SINK_PORT);
+        st.sink = None;
+        st.sink_done = false;
+    }
+    while s.can_recv() {
+        let t = st.sink.get_or_insert_with(Md5State::new);
+        let _ = s.recv(|b| {
+            t.md5.update(b);
+            t.bytes += b.len() as u64;
+            (b.len(), ())
+        });
+    }
+    if s.state() == tcp::State::CloseWait && !st.sink_done {
+        st.sink_done = true;
+        let t = st.sink.take().unwrap_or_else(Md5State::new);
+        let ticks = cntpct() - t.t0;
+        let got = Md5::hex(t.md5.finish());
+        let mut want = [0u8; 40];
+        let n = xs.read(b"data/tcp-md5", &mut want).unwrap_or(0);
+        let good = t.bytes > 0 && want[..n] == got;
+        st.received += 1;
+        st.matched += u64::from(good);
+        let verdict = Line::new()
+            .s(if good { "ok " } else { "bad " })
+            .dec(t.bytes);
+        let _ = xs.write(b"data/tcp-rx", verdict.text());
+        let detail = Line::new()
+            .dec(t.bytes)
+            .s(" bytes, md5 ")
+            .bytes(&got)
+            .s(if good { " = dom0's, " } else { " but dom0's " })
+            .bytes(if good { b"" } else { &want[..n] })
+            .s(if good { "" } else { ", " })
+            .dec(ticks * 1000 / cntfrq().max(1))
+            .s(" ms, ")
+            .dec(kib_s(t.bytes, ticks))
+            .s(" KiB/s");
+        if st.received == 1 {
+            out.check("tcp from dom0", good, detail);
+        } else {
+            out.say(Line::new().s("tcp from dom0 again: ").bytes(detail.text()));
+        }
+        s.close();
+    }
+    let s = sockets.get_mut::<tcp::Socket>(source);
+    if let Some(t) = st.source.as_mut()
+        && st.source_closed
+        && t.t1 == 0
+        && matches!(
+            s.state(),
+            tcp::State::FinWait2 | tcp::State::TimeWait | tcp::State::Closed
+        )
+    {
+        // Every byte and the FIN acknowledged.
+        t.t1 = cntpct();
+        st.sent += 1;
+        let ticks = t.t1 - t.t0;
+        out.say(
+            Line::new()
+                .s("tcp to dom0: ")
+                .dec(t.bytes)
+                .s(" bytes acknowledged, ")
+                .dec(ticks * 1000 / cntfrq().max(1))
+                .s(" ms, ")
+                .dec(kib_s(t.bytes, ticks))
+                .s(" KiB/s"),
+        );
+    }
+    if !s.is_open() {
+        let _ = s.listen(SOURCE_PORT);
+        st.source = None;
+        st.source_closed = false;
+    }
+    if s.state() == tcp::State::Established && st.source.is_none() && !st.source_closed {
+        let mut b = [0u8; 16];
+        let n = xs.read(b"data/tcp-send", &mut b).unwrap_or(0);
+        st.source_total = b[..n]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .fold(0u64, |v, c| v * 10 + u64::from(c - b'0'));
+        st.source = Some(Md5State::new());
+    }
+    if let Some(t) = st.source.as_mut()
+        && !st.source_closed
+    {
+        let total = st.source_total;
+        while t.bytes < total && s.can_send() {
+            let _ = s.send(|b| {
+                let n = (b.len() as u64).min(total - t.bytes) as usize;
+                netstack::stream_fill(t.bytes, &mut b[..n]);
+                t.md5.update(&b[..n]);
+                t.bytes += n as u64;
+                (n, ())
+            });
+        }
+        if t.bytes == total {
+            let md5 = core::mem::take(&mut t.md5);
+            let _ = xs.write(b"data/tcp-tx-md5", &Md5::hex(md5.finish()));
+            s.close();
+            st.source_closed = true;
+        }
+    }
+}
+
+/// Serves dom0 until the backend goes (or the run's time is up): the frames for [`STACK_IP`] go to the
+/// TCP/IP stack (`smoltcp`, on `tcp::Dev`), the others to this domU's own responder ([`answer`]).
 #[inline(never)]
 fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     out: &mut Out<'_, W>,
@@ -338,17 +510,69 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     xs_port: Port,
 ) -> Served {
     let deadline = Deadline::in_ms(RUN_MS - 10_000);
-    let mut c = Counts::default();
-    let mut buf = [0u8; 1514];
+    let c = RefCell::new(Counts::default());
     let mut reply = [0u8; 1514];
     let mut ev = [0u8; 256];
     let [tx_port, rx_port] = net.ports();
     let ports = [tx_port, rx_port, xs_port];
+    let mac = net.info().mac;
 
     let mut gone = false;
     let mut why = Line::new();
     let mut polls = 0u64;
+    let mut st = Tcp::default();
     let sent0 = net.stats().notifications;
+    let mut dev = Dev::new(
+        net,
+        STACK_IP,
+        |net: &mut NetFront, f: &[u8], blank: bool| {
+            let n = answer(f, blank, &mut reply, mac, &mut c.borrow_mut());
+            // Room comes back as the backend answers earlier frames.
+            let mut tries = 0;
+            if n == 0 {
+                return Ok(());
+            }
+            loop {
+                match net.queue(&reply[..n]) {
+                    Ok(()) => return Ok(()),
+                    Err(NetError::Full) if tries < 1000 => {
+                        let _ = net.flush();
+                        pause();
+                        tries += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        },
+    );
+    let now = || SmolInstant::from_millis((cntpct() * 1000 / cntfrq().max(1)) as i64);
+    let mut config = Config::new(EthernetAddress(mac).into());
+    config.random_seed = cntpct();
+    let mut iface = Interface::new(config, &mut dev, now());
+    iface.update_ip_addrs(|a| {
+        let _ = a.push(IpCidr::new(IpAddress::v4(169, 254, 1, 4), 16));
+    });
+    let mut storage: [SocketStorage; 2] = Default::default();
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let (sink_rx, sink_tx, source_rx, source_tx) = (
+        &raw mut SINK_RX,
+        &raw mut SINK_TX,
+        &raw mut SOURCE_RX,
+        &raw mut SOURCE_TX,
+    );
+    // SAFETY: the only references ever made to these statics (`serve` runs once).
+    let handles = unsafe {
+        (
+            sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new((&mut *sink_rx).as_mut_slice()),
+                tcp::SocketBuffer::new((&mut *sink_tx).as_mut_slice()),
+            )),
+            sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new((&mut *source_rx).as_mut_slice()),
+                tcp::SocketBuffer::new((&mut *source_tx).as_mut_slice()),
+            )),
+        )
+    };
     'serve: while !deadline.passed() {
         // The backend's state changed: has it gone?
         let mut changed = xs.watch_overflow();
@@ -356,7 +580,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             changed = true;
         }
         if changed {
-            match net.check_backend(xs) {
+            match dev.net.check_backend(xs) {
                 Ok(true) => {
                     gone = true;
                     why = Line::new().s("backend state Closing/Closed");
@@ -369,55 +593,29 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
                 }
             }
         }
-        let mut any = false;
-        loop {
-            match net.receive_frame(&mut buf) {
-                Ok(Some(f)) => {
-                    any = true;
-                    let n = answer(
-                        &buf[..f.len],
-                        f.csum_blank,
-                        &mut reply,
-                        net.info().mac,
-                        &mut c,
-                    );
-                    if n > 0 {
-                        // Room comes back as the backend answers earlier frames.
-                        let mut tries = 0;
-                        loop {
-                            match net.queue(&reply[..n]) {
-                                Ok(()) => break,
-                                Err(NetError::Full) if tries < 1000 => {
-                                    let _ = net.flush();
-                                    pause();
-                                    tries += 1;
-                                }
-                                Err(NetError::BackendGone) => {
-                                    gone = true;
-                                    why = Line::new().s("send: backend gone");
-                                    break 'serve;
-                                }
-                                Err(e) => {
-                                    out.check("send", false, net_err(Line::new(), e));
-                                    break 'serve;
-                                }
-                            }
-                        }
-                    }
-                }
-                Ok(None) => break,
-                Err(NetError::BackendGone) => {
-                    gone = true;
-                    why = Line::new().s("receive: backend gone");
-                    break 'serve;
-                }
-                Err(e) => {
-                    out.check("receive", false, net_err(Line::new(), e));
-                    break 'serve;
-                }
+        let before = dev.net.stats().rx_frames;
+        {
+            let mut c = c.borrow_mut();
+            c.notes = dev.net.stats().notifications;
+            c.wakes = polls;
+        }
+        iface.poll(now(), &mut dev, &mut sockets);
+        transfers(out, xs, &mut sockets, handles, &mut st);
+        iface.poll(now(), &mut dev, &mut sockets);
+        match dev.error.take() {
+            None => {}
+            Some(NetError::BackendGone) => {
+                gone = true;
+                why = Line::new().s("backend gone");
+                break 'serve;
+            }
+            Some(e) => {
+                out.check("receive or send", false, net_err(Line::new(), e));
+                break 'serve;
             }
         }
-        if let Err(e) = net.flush() {
+        let flooding = flood(dev.net, &mut c.borrow_mut());
+        if let Err(e) = dev.net.flush() {
             if e == NetError::BackendGone {
                 gone = true;
                 break;
@@ -425,11 +623,25 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             out.check("flush", false, net_err(Line::new(), e));
             break;
         }
-        if !any {
-            match net.prepare_wait() {
+        // Frames came: look again at once. Otherwise sleep until the stack's next timer, or until the
+        // backend answers when the transmit ring or pool is full (spinning would take the one CPU
+        // dom0's backend needs under QEMU).
+        if before == dev.net.stats().rx_frames {
+            let room = dev.net.has_room(netstack::FRAME).unwrap_or(false);
+            if flooding && room {
+                continue;
+            }
+            let ms = match iface.poll_delay(now(), &sockets) {
+                Some(d) if room => d.total_millis().min(POLL_MS),
+                _ => POLL_MS,
+            };
+            if ms == 0 {
+                continue;
+            }
+            match dev.net.prepare_wait() {
                 Ok(true) => continue,
                 Ok(false) => {
-                    let _ = sched::poll_until_system_time(&ports, xen_time_after(POLL_MS));
+                    let _ = sched::poll_until_system_time(&ports, xen_time_after(ms));
                     polls += 1;
                     for p in ports {
                         events.clear_pending(p);
@@ -442,6 +654,10 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             }
         }
     }
+    let stack_frames = dev.rx_frames;
+    let dropped = dev.tx_dropped;
+    let net = dev.net;
+    let c = c.into_inner();
     out.say(
         Line::new()
             .s("answered ")
@@ -454,7 +670,13 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             .dec(c.sent)
             .s(" UDP send; ")
             .dec(c.other)
-            .s(" other frames ignored"),
+            .s(" other frames ignored, ")
+            .dec(c.discard)
+            .s(" discarded; ")
+            .dec(stack_frames)
+            .s(" frames to the TCP/IP stack, ")
+            .dec(dropped)
+            .s(" of its frames dropped"),
     );
     let notes = net.stats().notifications - sent0;
     out.say(
@@ -476,6 +698,17 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
         "answered",
         c.arp > 0 && c.icmp > 0 && c.echo > 0 && c.sent > 0,
         Line::new().s("ARP, ICMP, UDP echo and UDP send each at least once"),
+    );
+    out.check(
+        "tcp",
+        st.received >= 1 && st.matched >= 1 && st.sent >= 1 && dropped == 0,
+        Line::new()
+            .dec(st.received)
+            .s(" transfers from dom0 (")
+            .dec(st.matched)
+            .s(" matching its md5), ")
+            .dec(st.sent)
+            .s(" to dom0"),
     );
     out.check(
         "backend gone",
@@ -634,6 +867,56 @@ fn ipv4(f: &[u8], csum_blank: bool, out: &mut [u8], c: &mut Counts) -> usize {
                     c.echo += 1;
                     payload.len()
                 }
+                9 => {
+                    c.discard += 1;
+                    c.discard_bytes += payload.len() as u64;
+                    return 0;
+                }
+                5001 if payload == b"count" => {
+                    let l = Line::new()
+                        .s("count ")
+                        .dec(c.discard)
+                        .s(" ")
+                        .dec(c.discard_bytes)
+                        .s(" ")
+                        .dec(c.notes)
+                        .s(" ")
+                        .dec(c.wakes);
+                    let t = l.text();
+                    out[42..42 + t.len()].copy_from_slice(t);
+                    t.len()
+                }
+                5001 if payload.starts_with(b"flood ") => {
+                    // `flood N SIZE`: N datagrams of SIZE zero bytes to the sender's port 9.
+                    let mut w = payload[6..].split(|b| *b == b' ').map(parse_dec);
+                    let (Some(Some(n)), Some(Some(size))) = (w.next(), w.next()) else {
+                        c.other += 1;
+                        return 0;
+                    };
+                    if n == 0 || size > 1472 {
+                        c.other += 1;
+                        return 0;
+                    }
+                    let size = size as usize;
+                    out[42..42 + size].fill(0);
+                    hdr(out, 17, 8 + size);
+                    let o = &mut out[34..42 + size];
+                    put16(o, 0, 9);
+                    put16(o, 2, 9);
+                    put16(o, 4, (8 + size) as u16);
+                    put16(o, 6, 0);
+                    let s = match checksum(o, pseudo(&MY_IP, src, 17, 8 + size)) {
+                        0 => 0xffff,
+                        s => s,
+                    };
+                    put16(o, 6, s);
+                    let mut frame = [0u8; 1514];
+                    frame[..42 + size].copy_from_slice(&out[..42 + size]);
+                    c.flood_frame = Some(frame);
+                    c.flood_len = 42 + size;
+                    c.flood_left = n;
+                    return 0;
+                }
                 5001 => {
                     let Some(n) = parse_send(payload) else {
                         c.other += 1;
@@ -668,6 +951,30 @@ fn ipv4(f: &[u8], csum_blank: bool, out: &mut [u8], c: &mut Counts) -> usize {
             0
         }
     }
+}
+
+/// A decimal number of at most 9 digits.
+fn parse_dec(p: &[u8]) -> Option<u64> {
+    if p.is_empty() || p.len() > 9 || !p.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(p.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Queues what it can of a flood asked for (`flood N SIZE`), one copy of its frame at a time while
+/// the ring and pool have room. Whether datagrams are left to send.
+fn flood(net: &mut NetFront, c: &mut Counts) -> bool {
+    let Some(frame) = c.flood_frame.as_ref() else {
+        return false;
+    };
+    let f = &frame[..c.flood_len];
+    while c.flood_left > 0 && net.queue(f).is_ok() {
+        c.flood_left -= 1;
+    }
+    if c.flood_left == 0 {
+        c.flood_frame = None;
+    }
+    c.flood_left > 0
 }
 
 /// `send N` with `N` at most 1472 (what fits one frame).

@@ -6,8 +6,13 @@
 //! second for 64-byte and 1500-byte Ethernet frames (`-s 22` and `-s 1458`), the MiB/s both ways that
 //! makes, and the event channel interrupts dom0 took from each vif per round trip (`/proc/interrupts`,
 //! the frontend's notifications). Each domU reports its own side: ours its notifications and hypercalls
-//! (`sched_poll`, `EVTCHNOP_send`), Linux its interrupts from `/proc/interrupts`. The figures are TCG's
-//! under load: compare within one boot only. Nothing here passes or fails on a figure.
+//! (`sched_poll`, `EVTCHNOP_send`), Linux its interrupts from `/proc/interrupts`.
+//!
+//! Then streams (`measure_stream`), in the same boot: UDP floods of [`FLOODS`] datagrams each way with
+//! 64-byte and 1500-byte frames, and a TCP stream of [`TCP_BYTES`] each way (ours with its `smoltcp`
+//! stack), counted by the vif on the receiving side of the frontend, with the notifications per frame on
+//! each side. The figures are TCG's under load: compare within one boot only, as ratios. Nothing here
+//! passes or fails on a figure.
 
 use std::fmt::Write as _;
 
@@ -20,6 +25,89 @@ use crate::elf::Isa;
 pub const FRAMES: [(u32, u32); 2] = [(64, 22), (1500, 1458)];
 /// Round trips per measurement.
 pub const COUNT: u32 = 300;
+
+/// Datagrams of each UDP flood, by frame size (Ethernet frame bytes, UDP payload bytes, datagrams).
+pub const FLOODS: [(u32, u32, u32); 2] = [(64, 22, 4000), (1500, 1458, 2000)];
+
+/// Bytes of each TCP stream (the Linux domU's port 5003 sends this many: see its `/init`).
+pub const TCP_BYTES: u32 = 4 * 1024 * 1024;
+
+/// dom0's shell helpers for the streaming measurements of one guest (floods and `count` at `ip`, TCP at
+/// `tcp_ip`, `$D` its domid): its vif's counters (netback's: `tx_*` is what netback delivered into the
+/// frontend's receive ring, `rx_*` what it took from its transmit ring), the vif's interrupts (the
+/// frontend's notifications), `settle COUNTER TARGET` (waits until the counter reaches TARGET or stays
+/// unchanged for 0.6 s, and prints the centiseconds from `$t0` to its last change), and `count` (ours
+/// only: the datagrams and bytes its port 9 took, its notifications and its sleeps so far).
+fn stream_helpers(ip: &str, tcp_ip: &str, vif: &str) -> String {
+    let mut s = format!("ip={ip}; tip={tcp_ip}; vif={vif}; ");
+    s.push_str(
+        r#"irqs() { grep $vif /proc/interrupts | awk '{ s += $2 } END { print s + 0 }'; };
+cs() { cut -d' ' -f1 /proc/uptime | tr -d .; };
+st() { cat /sys/class/net/$vif/statistics/$1; };
+settle() { last=$(st $1); tl=$(cs); while :; do sleep 0.05; v=$(st $1); now=$(cs);
+  if [ "$v" != "$last" ]; then last=$v; tl=$now; fi; [ "$v" -ge "$2" ] && break;
+  [ $((now - tl)) -ge 60 ] && break; done; echo $((tl - t0)); };
+count() { bash-static -c "exec 3<>/dev/udp/$ip/5001; printf count >&3; timeout 3 dd bs=256 count=1 <&3 2>/dev/null" | awk '{ print $2, $4, $5 } END { if (NR == 0) print 0, 0, 0 }'; };
+lirqs() { tag=$(cs)x$RANDOM; bash-static -c "echo irqs $tag > /dev/tcp/$ip/5004" 2>/dev/null; n=0;
+  until v=$(grep "vif-irqs $tag " /var/log/xen/console/guest-lnx.log | tail -1 | awk '{ print $NF }') && [ -n "$v" ]; do
+    n=$((n + 1)); [ $n -gt 100 ] && { echo 0; return; }; sleep 0.05; done; echo $v; };
+"#,
+    );
+    s
+}
+
+/// dom0's streaming measurement of one guest (`ours`: the `xl-net` domU, which answers `count` and
+/// `flood N SIZE` on UDP port 5001 at `ip`, its TCP/IP stack being at `tcp_ip`; `linux`: the Linux domU,
+/// which takes `udp N SIZE` on TCP port 5004). For each of [`FLOODS`]: N datagrams from dom0 to the
+/// domU's port 9 (one `dd` write each), counted by the vif as delivered (and by our domU itself); then N
+/// from the domU to dom0, counted by the vif as taken. Then a TCP stream of [`TCP_BYTES`] each way. Lines
+/// `bench-stream NAME DIR FRAME SENT DELIVERED BYTES CENTISECONDS DOM0_IRQS DOMU_COUNTED
+/// DOMU_NOTIFICATIONS DOMU_WAKES` (`-` where the domU does not say). DOMU_NOTIFICATIONS: ours, the
+/// notifications it sent; Linux, the interrupts its vif took (the backend's notifications), asked
+/// before and after (`irqs TAG` on its port 5004, answered on its console).
+fn measure_stream(name: &str, ip: &str, tcp_ip: &str, vif: &str) -> String {
+    let ours = name == "ours";
+    let mut s = stream_helpers(ip, tcp_ip, vif);
+    // dom0 sends no ICMP error to a new peer either: a port unreachable would end the domU's flood
+    // (the Linux domU's `/dev/udp` socket is connected; ours ignores them).
+    s.push_str("echo 100000000 > /proc/sys/net/ipv4/icmp_ratelimit\n");
+    let (before, after) = if ours {
+        (
+            "set -- $(count); c0=$1; n0=$2; w0=$3; ",
+            "set -- $(count); dc=$(($1 - c0)); dn=$(($2 - n0)); dw=$(($3 - w0)); ",
+        )
+    } else {
+        ("l0=$(lirqs); ", "dc=-; dn=$(($(lirqs) - l0)); dw=-; ")
+    };
+    for (frame, size, n) in FLOODS {
+        let _ = writeln!(
+            s,
+            r#"{before}p0=$(st tx_packets); i0=$(irqs); t0=$(cs); bash-static -c "dd if=/dev/zero bs={size} count={n} > /dev/udp/$ip/9" 2>/dev/null; el=$(settle tx_packets $((p0 + {n}))); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} to {frame} {n} $p $((p * {size})) $el $i $dc $dn $dw""#
+        );
+        let ask = if ours {
+            format!(r#"bash-static -c "printf 'flood {n} {size}' > /dev/udp/$ip/5001""#)
+        } else {
+            format!(r#"bash-static -c "echo udp {n} {size} > /dev/tcp/$ip/5004""#)
+        };
+        let _ = writeln!(
+            s,
+            r#"{before}p0=$(st rx_packets); i0=$(irqs); t0=$(cs); {ask}; el=$(settle rx_packets $((p0 + {n}))); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} from {frame} {n} $p $((p * {size})) $el $i $dc $dn $dw""#
+        );
+    }
+    // TCP: to the domU (ours checks the bytes against the md5sum written first), and from it (the end
+    // is when the bytes are all there: a busybox `nc` need not close).
+    let b = TCP_BYTES;
+    let _ = writeln!(
+        s,
+        r#"head -c {b} /dev/urandom > /tmp/t.bin; k=/local/domain/$D/data; xenstore-write $k/tcp-md5 $(md5sum < /tmp/t.bin | cut -c1-32) $k/tcp-send {b}
+{before}p0=$(st tx_packets); i0=$(irqs); t0=$(cs); bash-static -c "cat /tmp/t.bin > /dev/tcp/$tip/5002"; el=$(settle tx_packets 999999999); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-to 1514 - $p {b} $el $i $dc $dn $dw"
+{before}p0=$(st rx_packets); i0=$(irqs); rm -f /tmp/r.bin; t0=$(cs); bash-static -c "cat < /dev/tcp/$tip/5003 > /tmp/r.bin" & r=$!
+while [ $(($(cs) - t0)) -lt 3000 ] && [ "$(wc -c < /tmp/r.bin 2>/dev/null || echo 0)" -lt {b} ]; do sleep 0.05; done
+el=$(($(cs) - t0)); kill $r 2>/dev/null; got=$(wc -c < /tmp/r.bin); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-from 1514 - $p $got $el $i $dc $dn $dw""#
+    );
+    s.push_str("true");
+    s
+}
 
 /// dom0's measurement of one guest: `bench NAME FRAME COUNT RECEIVED CENTISECONDS IRQS`.
 fn measure(name: &str, ip: &str, vif: &str) -> String {
@@ -73,6 +161,8 @@ pub fn scenario() -> Scenario {
                 "",
             ),
             Step::Run("measure ours", ""),
+            Step::Run("stream ours", ""),
+            Step::Run("stream Linux's netfront", ""),
             Step::Run(
                 "udp: one exchange each way",
                 "udp-check 169.254.1.2 64 1472",
@@ -119,6 +209,15 @@ pub fn scenario() -> Scenario {
     steps[3] = Step::Run(
         "measure ours",
         Box::leak(measure("ours", "169.254.1.2", "vif2.0").into_boxed_str()),
+    );
+    // Ours: floods to and from its own responder, TCP with its stack (169.254.1.4).
+    steps[4] = Step::Run(
+        "stream ours",
+        Box::leak(measure_stream("ours", "169.254.1.2", "169.254.1.4", "vif2.0").into_boxed_str()),
+    );
+    steps[5] = Step::Run(
+        "stream Linux's netfront",
+        Box::leak(measure_stream("linux", "169.254.1.3", "169.254.1.3", "vif1.0").into_boxed_str()),
     );
     s
 }
@@ -167,6 +266,144 @@ pub fn rows(output: &str) -> Vec<Row> {
         .collect()
 }
 
+/// One streaming measurement (`bench-stream` line).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamRow {
+    pub guest: String,
+    /// `to` (dom0 to the domU) or `from`, UDP; `tcp-to` or `tcp-from`.
+    pub dir: String,
+    pub frame: u32,
+    /// Datagrams sent (UDP), `None` for TCP.
+    pub sent: Option<u64>,
+    /// Frames the vif counted (delivered to the frontend, or taken from it).
+    pub packets: u64,
+    /// Payload bytes delivered.
+    pub bytes: u64,
+    pub seconds: f64,
+    pub dom0_irqs: u64,
+    /// What our domU says: datagrams its port 9 took, its notifications, its sleeps.
+    pub domu_counted: Option<u64>,
+    pub domu_notifications: Option<u64>,
+    pub domu_wakes: Option<u64>,
+}
+
+impl StreamRow {
+    /// Frames the figures are per: the vif's count for UDP; for TCP the payload in 1448-byte segments
+    /// (netback counts a Linux frontend's GSO packet, up to 64 KiB, once).
+    pub fn frames(&self) -> u64 {
+        if self.dir.starts_with("tcp") {
+            self.bytes.div_ceil(1448)
+        } else {
+            self.packets
+        }
+    }
+    /// Frames per second.
+    pub fn pps(&self) -> f64 {
+        self.frames() as f64 / self.seconds.max(0.01)
+    }
+    /// MiB/s of payload.
+    pub fn mib_s(&self) -> f64 {
+        self.bytes as f64 / self.seconds.max(0.01) / (1024.0 * 1024.0)
+    }
+}
+
+/// The `bench-stream …` lines of dom0's output.
+pub fn stream_rows(output: &str) -> Vec<StreamRow> {
+    harness_lines(output)
+        .iter()
+        .filter_map(|l| {
+            let l = l.trim_start_matches("  | ");
+            let f: Vec<&str> = l
+                .strip_prefix("bench-stream ")?
+                .split_whitespace()
+                .collect();
+            if f.len() != 11 {
+                return None;
+            }
+            // `-` is "not said"; anything else must be a number.
+            let opt = |v: &str| -> Option<Option<u64>> {
+                if v == "-" {
+                    Some(None)
+                } else {
+                    v.parse().ok().map(Some)
+                }
+            };
+            Some(StreamRow {
+                guest: f[0].to_string(),
+                dir: f[1].to_string(),
+                frame: f[2].parse().ok()?,
+                sent: opt(f[3])?,
+                packets: f[4].parse().ok()?,
+                bytes: f[5].parse().ok()?,
+                seconds: f[6].parse::<f64>().ok()? / 100.0,
+                dom0_irqs: f[7].parse().ok()?,
+                domu_counted: opt(f[8])?,
+                domu_notifications: opt(f[9])?,
+                domu_wakes: opt(f[10])?,
+            })
+        })
+        .collect()
+}
+
+/// The streaming table (markdown).
+pub fn stream_table(rows: &[StreamRow]) -> String {
+    let mut t = String::from(
+        "### Network streams: UDP floods and TCP, ours against Linux's netfront (release Xen, TCG)\n\n\
+         `to`/`from`: UDP datagrams from dom0 to the domU's port 9 / from the domU to dom0's, counted by \
+         netback's vif (delivered into the frontend's receive ring / taken from its transmit ring); \
+         `tcp-to`/`tcp-from`: one TCP stream, its frames counted as 1448-byte segments of payload (netback \
+         counts a GSO packet of Linux's once). Notifications: dom0's vif interrupts are the frontend's \
+         notifications (to the backend); the domU column is, for ours, the notifications it sent (so about \
+         dom0's) and its sleeps (`sched_poll`, each ended by the backend's event or a time-out), for \
+         Linux's, the interrupts its vif took (the backend's notifications to it).\n\n\
+         | guest | stream | frame | sent | vif counted | domU counted | frames/s | MiB/s | dom0 vif IRQs per frame | domU notifications (ours: sent; Linux: taken) per frame | domU sleeps per frame |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let per = |v: Option<u64>, n: u64| {
+        v.map_or("-".to_string(), |v| {
+            format!("{:.3}", v as f64 / n.max(1) as f64)
+        })
+    };
+    for r in rows {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} B | {} | {} | {} | {:.0} | {:.2} | {:.3} | {} | {} |",
+            r.guest,
+            r.dir,
+            r.frame,
+            r.sent.map_or("-".to_string(), |v| v.to_string()),
+            r.packets,
+            if r.dir == "to" {
+                r.domu_counted.map_or("-".to_string(), |v| v.to_string())
+            } else {
+                "-".to_string()
+            },
+            r.pps(),
+            r.mib_s(),
+            r.dom0_irqs as f64 / r.frames().max(1) as f64,
+            per(r.domu_notifications, r.frames()),
+            per(r.domu_wakes, r.frames()),
+        );
+    }
+    // Ratios ours / Linux, stream by stream.
+    let mut ratios = Vec::new();
+    for r in rows.iter().filter(|r| r.guest == "ours") {
+        if let Some(l) = rows
+            .iter()
+            .find(|l| l.guest == "linux" && l.dir == r.dir && l.frame == r.frame)
+        {
+            ratios.push(format!(
+                "{} {} B {:.2}",
+                r.dir,
+                r.frame,
+                r.mib_s() / l.mib_s().max(1e-9)
+            ));
+        }
+    }
+    let _ = writeln!(t, "\nOurs / Linux, MiB/s: {}.", ratios.join("; "));
+    t
+}
+
 /// A domU's console value `PREFIX N` (the first number after the prefix).
 fn console_number(output: &str, name: &str, prefix: &str) -> Option<u64> {
     super::console_lines(output, name).iter().find_map(|l| {
@@ -189,10 +426,15 @@ pub fn run() -> Result<String> {
     let r = &runs[0];
     let out = &r.boot.output;
     let rows = rows(out);
-    if !r.problems.is_empty() || rows.len() != 2 * FRAMES.len() {
+    let streams = stream_rows(out);
+    if !r.problems.is_empty()
+        || rows.len() != 2 * FRAMES.len()
+        || streams.len() != 2 * (2 * FLOODS.len() + 2)
+    {
         bail!(
-            "the benchmark boot failed ({} rows):\n{}",
+            "the benchmark boot failed ({} rows, {} stream rows):\n{}",
             rows.len(),
+            streams.len(),
             r.problems.join("\n")
         );
     }
@@ -239,6 +481,8 @@ pub fn run() -> Result<String> {
         console_number(out, "netb", "sched_poll ").map_or("?".to_string(), |v| v.to_string()),
         per(console_number(out, "lnx", "irqs "), linux),
     );
+    t.push('\n');
+    t.push_str(&stream_table(&streams));
     Ok(t)
 }
 
@@ -268,6 +512,54 @@ mod tests {
         assert!((r[0].seconds - 0.68).abs() < 1e-9);
         assert!((r[0].rate() - 299.0 / 0.68).abs() < 1e-6);
         assert_eq!((r[1].guest.as_str(), r[1].frame), ("linux", 1500));
+    }
+
+    #[test]
+    fn stream_lines_are_read_and_malformed_ones_ignored() {
+        let out = format!(
+            "{MARK}  | bench-stream ours to 64 4000 3990 87780 150 12 3990 40 35\n\
+             {MARK}  | bench-stream linux tcp-from 1514 - 3000 4194304 400 20 - - -\n\
+             {MARK}  | bench-stream ours to 64 4000 3990 87780 150 12 3990 40\n\
+             {MARK}  | bench-stream ours to 64 x 3990 87780 150 12 3990 40 35\n"
+        );
+        let r = stream_rows(&out);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(
+            (r[0].sent, r[0].packets, r[0].domu_wakes),
+            (Some(4000), 3990, Some(35))
+        );
+        assert!((r[0].pps() - 3990.0 / 1.5).abs() < 1e-6);
+        assert_eq!(
+            (r[1].dir.as_str(), r[1].sent, r[1].domu_counted),
+            ("tcp-from", None, None)
+        );
+        assert!((r[1].mib_s() - 1.0).abs() < 1e-9);
+        let t = stream_table(&r);
+        assert!(
+            t.contains("| ours | to | 64 B | 4000 | 3990 | 3990 | 2660 |"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn the_streams_name_both_guests_and_the_linux_domu_serves_them() {
+        let steps = init_script(&scenario());
+        for want in [
+            "bench-stream ours to 64 4000",
+            "bench-stream linux from 1500 2000",
+            "flood 2000 1458",
+            "/dev/udp/$ip/5001",
+            "echo udp 4000 22 > /dev/tcp/$ip/5004",
+            "tip=169.254.1.4; vif=vif2.0",
+            "tip=169.254.1.3; vif=vif1.0",
+        ] {
+            assert!(steps.contains(want), "{want} missing");
+        }
+        // The Linux domU's source sends what dom0 waits for.
+        assert!(
+            super::super::LINUX_INIT
+                .contains(&format!("head -c {TCP_BYTES} /dev/zero | nc -l -p 5003"))
+        );
     }
 
     #[test]
