@@ -33,6 +33,10 @@ mod xenstore;
 mod xenbus;
 
 #[cfg(feature = "mock")]
+#[path = "xen_api/xs_daemon.rs"]
+mod xs_daemon;
+
+#[cfg(feature = "mock")]
 #[path = "xen_api/time.rs"]
 mod time;
 

@@ -36,7 +36,9 @@ use iced_x86::{
 use object::read::archive::ArchiveFile;
 use object::{Architecture, Object, ObjectSection, ObjectSymbol, SymbolKind};
 
-use crate::audit::{Arch, FnReport, Report, Site, SiteKind, StubKind, demangle, stub_arity};
+use crate::audit::{
+    Arch, FnIndex, Report, Site, SiteKind, StubKind, demangle, external_stub, stub_arity,
+};
 use crate::elf::{self, Isa};
 
 /// Bytes per entry of Xen's hypercall page.
@@ -755,16 +757,8 @@ pub fn analyze(data: &[u8]) -> Result<Report> {
     let kinds: Vec<Option<StubKind>> = (0..functions.len())
         .map(|n| classify(&functions[n], &names[n], &walks[n]))
         .collect();
-    let by_addr: HashMap<u64, usize> = functions
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.addr, i))
-        .collect();
-    let by_name: HashMap<&str, usize> = functions
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.name.as_str(), i))
-        .collect();
+    let FnIndex { by_addr, by_name } =
+        FnIndex::new(functions.iter().map(|f| (f.addr, f.name.as_str())));
     let mut report = Report::default();
     for (fi, f) in functions.iter().enumerate() {
         let stub = kinds[fi];
@@ -820,13 +814,10 @@ pub fn analyze(data: &[u8]) -> Result<Report> {
                     None => continue,
                 },
                 // A stub defined in another file is known by its name only.
-                Err(s) => {
-                    let name = demangle(&s);
-                    match stub_arity(&name) {
-                        Some(arity) => (name, StubKind::Generic { arity }),
-                        None => continue,
-                    }
-                }
+                Err(s) => match external_stub(&s) {
+                    Some(stub) => stub,
+                    None => continue,
+                },
             };
             let (kind, number, first_arg, inputs) = match kind {
                 StubKind::Generic { arity } => (
@@ -852,22 +843,17 @@ pub fn analyze(data: &[u8]) -> Result<Report> {
             });
             prev = n + 1;
         }
-        if sites.is_empty() && stub.is_none() {
-            continue;
-        }
-        report.functions.push(FnReport {
-            name: names[fi].clone(),
-            isa: Isa::A64,
-            arch: Arch::X86_64,
-            bytes: f.size,
-            frame: w.frame,
+        report.add(
+            names[fi].clone(),
+            Isa::A64,
+            Arch::X86_64,
+            f.size,
+            w.frame,
             sites,
-            is_stub: stub.is_some(),
             stub,
-        });
+        );
     }
-    report.functions.sort_by_key(|f| f.is_stub);
-    Ok(report)
+    Ok(report.stubs_last())
 }
 
 #[cfg(test)]

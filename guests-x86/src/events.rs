@@ -19,7 +19,11 @@ use xen_hypercall::xen::evtchn::{self, Events, Port};
 use xen_hypercall::xen::vcpu::{self, VcpuInfo};
 use xen_hypercall::xen::{DomId, memory};
 
-use crate::{CALLBACK_VECTOR, Checks, failed};
+use crate::checks::{Checks, failed};
+
+/// The vector this guest asks events on (Linux's `HYPERVISOR_CALLBACK_VECTOR`); a PVH guest takes them
+/// there (`events.rs`).
+pub const CALLBACK_VECTOR: u8 = 0xf3;
 
 /// The page the shared info page is mapped over (PVH: its address is its frame; PV: its virtual address
 /// is remapped). Accessed only through [`EVENTS`] and [`REGISTERED`] once mapped.

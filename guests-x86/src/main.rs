@@ -15,6 +15,7 @@
 #![no_std]
 #![no_main]
 
+mod checks;
 mod entry;
 mod events;
 mod pairs;
@@ -22,93 +23,22 @@ mod timing;
 
 use core::fmt::Write;
 
+use checks::{Checks, Line, failed};
+use events::CALLBACK_VECTOR;
+
 use xen_hypercall::xen::evtchn::{self, State};
 use xen_hypercall::xen::multicall::{Batch, Call, CallError};
 use xen_hypercall::xen::pvh::HvmStartInfo;
 use xen_hypercall::xen::sched::{self, ShutdownReason};
-use xen_hypercall::xen::{self, DomId, console, grant_table, hvm, version};
-
-/// Hypercall numbers (`public/xen.h`) of the raw pairs.
-pub mod nr {
-    pub const XEN_VERSION: usize = 17;
-    pub const CONSOLE_IO: usize = 18;
-    pub const GRANT_TABLE_OP: usize = 20;
-    pub const SYSCTL: usize = 35;
-    pub const HYPFS_OP: usize = 42;
-}
-
-const DOMID_SELF: u16 = 0x7ff0;
+use xen_hypercall::xen::{self, DomId, grant_table, hvm, version};
 
 /// A hypercall number Xen does not have.
 const UNKNOWN_HYPERCALL: usize = 63;
-
-/// The vector this guest asks events on (Linux's `HYPERVISOR_CALLBACK_VECTOR`); a PVH guest takes them
-/// there (`events.rs`).
-const CALLBACK_VECTOR: u8 = 0xf3;
-
-/// One console line, formatted into a fixed buffer.
-pub struct Line {
-    buf: [u8; 200],
-    len: usize,
-}
-
-impl Default for Line {
-    fn default() -> Line {
-        Line::new()
-    }
-}
-
-impl Line {
-    pub fn new() -> Line {
-        Line {
-            buf: [0; 200],
-            len: 0,
-        }
-    }
-
-    pub fn send(mut self) {
-        let _ = self.write_str("\n");
-        let _ = console::write(&self.buf[..self.len]);
-    }
-}
-
-impl Write for Line {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
-/// Counts and prints the checks: `ok <name>: <detail>` or `FAIL <name>: <detail>`.
-pub struct Checks {
-    pub passed: usize,
-    pub failed: usize,
-}
-
-impl Checks {
-    pub fn check(&mut self, name: &str, ok: bool, detail: core::fmt::Arguments) {
-        let mut l = Line::new();
-        let _ = write!(l, "{} {name}: {detail}", if ok { "ok" } else { "FAIL" });
-        l.send();
-        if ok {
-            self.passed += 1;
-        } else {
-            self.failed += 1;
-        }
-    }
-}
 
 fn shutdown(reason: ShutdownReason) -> ! {
     loop {
         let _ = sched::shutdown(reason);
     }
-}
-
-/// Fails the check `name` with Xen's error.
-fn failed(c: &mut Checks, name: &str, e: xen::Error) {
-    c.check(name, false, format_args!("error {e:?}"));
 }
 
 #[unsafe(no_mangle)]

@@ -15,11 +15,23 @@ use xen_hypercall::outline::{hypercall1, hypercall2, hypercall3, hypercall4, hyp
 #[cfg(not(feature = "outline"))]
 use xen_hypercall::{hypercall1, hypercall2, hypercall3, hypercall4, hypercall5};
 
-use crate::{Checks, DOMID_SELF, nr};
+use crate::checks::Checks;
 
 #[path = "../../guests/src/typed_pairs.rs"]
 mod typed;
 pub use typed::{pair2_typed_extraversion, pair3_typed_query_size};
+
+/// Hypercall numbers (`public/xen.h`) of the raw pairs.
+pub mod nr {
+    pub const XEN_VERSION: usize = 17;
+    #[cfg_attr(not(feature = "underdeclared"), allow(dead_code))] // the control's stub only
+    pub const CONSOLE_IO: usize = 18;
+    pub const GRANT_TABLE_OP: usize = 20;
+    pub const SYSCTL: usize = 35;
+    pub const HYPFS_OP: usize = 42;
+}
+
+const DOMID_SELF: u16 = 0x7ff0;
 
 /// `struct gnttab_query_size`.
 #[repr(C)]

@@ -8,7 +8,8 @@ use xen_hypercall::xen::evtchn::{self, Events, Virq};
 use xen_hypercall::xen::time::{self, Clock};
 use xen_hypercall::xen::{DomId, Error, sched};
 
-use crate::{Checks, events, failed};
+use crate::checks::{Checks, failed};
+use crate::events;
 
 /// The wait measured.
 const WAIT: Duration = Duration::from_millis(20);

@@ -1,4 +1,4 @@
-//! What the domUs that `xl create` starts in a Linux dom0 (`xl-blk`, `xl-net`, `xl-xenbus`) share: their
+//! What the domUs that `xl create` starts in a Linux dom0 (`xl-net`, `xl-xenbus`) share: their
 //! console lines, their set-up, their clock and their end.
 //!
 //! - Lines: every line is `TAG` + text + newline, written to the PV console ring in one write; a check is
@@ -73,11 +73,6 @@ pub fn xen_time_after(ms: u64) -> u64 {
 /// Milliseconds since the count `t0` of [`cntpct`].
 pub fn ms_since(t0: u64) -> u64 {
     (cntpct() - t0) * 1000 / cntfrq().max(1)
-}
-
-/// Microseconds since the count `t0` of [`cntpct`].
-pub fn us_since(t0: u64) -> u64 {
-    (cntpct() - t0) * 1_000_000 / cntfrq().max(1)
 }
 
 /// The toolstack's page at guest frame `pfn` (the console's or xenstore's), as a shared area.

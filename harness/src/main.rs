@@ -4,7 +4,8 @@
 //! - [`a64`]: the AArch64 image (EL2 monitor; it runs its own AArch64 guest, or the 32-bit image as an
 //!   AArch32 guest when that is loaded next to it).
 //! - [`a32`]: the 32-bit image (A32 or T32 guest; started in HYP mode it is its own monitor).
-//! - [`monitor`]: what the hypervisor does with a trap, shared by both monitors.
+//! - [`monitor`]: what the hypervisor does with a trap, shared by both monitors. [`exit`]: the end of a
+//!   run (semihosting).
 //! - [`guest`]: the tests. [`proto`]: what the two sides agree on. [`uart`]: console output.
 //!
 //! Built and run by `cargo xtask el2`; on other targets this is an empty program.
@@ -26,6 +27,7 @@ mod image {
     #[cfg(target_arch = "aarch64")]
     pub use a64 as arch;
 
+    pub mod exit;
     pub mod guest;
     pub mod monitor;
     pub mod uart;
@@ -34,7 +36,7 @@ mod image {
     fn panic(info: &core::panic::PanicInfo) -> ! {
         use core::fmt::Write;
         let _ = writeln!(uart::Uart, "PANIC {info}");
-        arch::semihost_exit(255)
+        exit::semihost_exit(255)
     }
 }
 

@@ -22,7 +22,7 @@
 use core::fmt;
 
 use super::call::{Arg, call3};
-use super::evtchn::{self, Port};
+use super::evtchn::{Notifier, Port};
 use super::hvm::{self, Param};
 use super::ring::{ByteRing, End, SharedArea};
 use super::{DomId, Error, Result, nr, unit};
@@ -182,10 +182,9 @@ pub fn read(buf: &mut [u8]) -> Result<usize> {
 /// ```
 pub struct PvConsole<'a, W> {
     ring: ByteRing<'a>,
-    port: Port,
+    /// The event channel to the daemon, with the notifications sent so far.
+    notifier: Notifier,
     wait: W,
-    /// Notifications sent to the daemon so far.
-    notified: u64,
 }
 
 impl<'a, W: FnMut() -> Result<()>> PvConsole<'a, W> {
@@ -194,29 +193,22 @@ impl<'a, W: FnMut() -> Result<()>> PvConsole<'a, W> {
     pub fn new(ring: ByteRing<'a>, port: Port, wait: W) -> PvConsole<'a, W> {
         PvConsole {
             ring,
-            port,
+            notifier: Notifier::new(port),
             wait,
-            notified: 0,
         }
     }
 
     /// The event channel.
     #[inline]
     pub fn port(&self) -> Port {
-        self.port
+        self.notifier.port()
     }
 
     /// How many notifications (`EVTCHNOP_send` on [`port`](Self::port)) the console has sent since it
     /// was made: the bytes written per notification measure its cost.
     #[inline]
     pub fn notifications(&self) -> u64 {
-        self.notified
-    }
-
-    /// Notifies the daemon, counted in [`notifications`](Self::notifications).
-    fn notify(&mut self) -> Result<()> {
-        self.notified += 1;
-        evtchn::send(self.port)
+        self.notifier.sent()
     }
 
     /// Writes all of `bytes`, notifying the daemon after each part written; while the ring is full,
@@ -225,7 +217,7 @@ impl<'a, W: FnMut() -> Result<()>> PvConsole<'a, W> {
         let mut rest = bytes;
         while !rest.is_empty() {
             let n = self.ring.write(rest)?;
-            self.notify()?;
+            self.notifier.notify()?;
             if n == 0 {
                 (self.wait)()?;
             }
@@ -239,7 +231,7 @@ impl<'a, W: FnMut() -> Result<()>> PvConsole<'a, W> {
     /// errors of `send` and `wait` (a `wait` bounded in time ends a flush the daemon never serves).
     pub fn flush(&mut self) -> Result<()> {
         while !self.ring.is_drained()? {
-            self.notify()?;
+            self.notifier.notify()?;
             (self.wait)()?;
         }
         Ok(())
@@ -250,7 +242,7 @@ impl<'a, W: FnMut() -> Result<()>> PvConsole<'a, W> {
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         let n = self.ring.read(buf)?;
         if n > 0 {
-            self.notify()?;
+            self.notifier.notify()?;
         }
         Ok(n)
     }

@@ -388,6 +388,42 @@ pub fn send(port: Port) -> Result<()> {
     op(EVTCHNOP_SEND, &mut PortArg { port })
 }
 
+/// An event channel this side notifies, and how many notifications (`EVTCHNOP_send`) it has sent: what
+/// the user of a shared ring (the console, the xenstore client) keeps to tell the other end, and to
+/// measure what its requests cost.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Notifier {
+    port: Port,
+    sent: u64,
+}
+
+impl Notifier {
+    /// Notifies `port`, none sent yet.
+    #[inline]
+    pub(crate) const fn new(port: Port) -> Notifier {
+        Notifier { port, sent: 0 }
+    }
+
+    /// The event channel.
+    #[inline]
+    pub(crate) const fn port(&self) -> Port {
+        self.port
+    }
+
+    /// How many notifications were sent.
+    #[inline]
+    pub(crate) const fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Notifies the other end ([`send`]), counted.
+    #[inline]
+    pub(crate) fn notify(&mut self) -> Result<()> {
+        self.sent += 1;
+        send(self.port)
+    }
+}
+
 /// Closes `port` (`EVTCHNOP_close`).
 ///
 /// ```

@@ -1250,11 +1250,9 @@ impl Grant {
     #[inline]
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> super::Result<()> {
         let p = self.range(offset, buf.len())?;
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: inside the granted page (checked), given up to this grant for as long as it lives,
-            // accessed only volatilely.
-            *b = unsafe { p.add(i).read_volatile() };
-        }
+        // SAFETY: inside the granted page (checked), given up to this grant for as long as it lives,
+        // accessed only volatilely.
+        unsafe { read_shared(p, buf) };
         Ok(())
     }
 
@@ -1263,22 +1261,14 @@ impl Grant {
     #[inline]
     pub fn write(&self, offset: usize, data: &[u8]) -> super::Result<()> {
         let p = self.range(offset, data.len())?;
-        for (i, &b) in data.iter().enumerate() {
-            // SAFETY: as in `read`; the page is the caller's own memory, given up to sharing.
-            unsafe { p.add(i).write_volatile(b) };
-        }
+        // SAFETY: as in `read`; the page is the caller's own memory, given up to sharing.
+        unsafe { write_shared(p, data) };
         Ok(())
     }
 
     fn range(&self, offset: usize, len: usize) -> super::Result<*mut u8> {
-        let page = self.page().ok_or(Error::EINVAL)?;
-        match offset.checked_add(len) {
-            Some(end) if end <= 4096 => {
-                // SAFETY: `offset <= 4096`: inside the page or one past it.
-                Ok(unsafe { page.cast::<u8>().add(offset) })
-            }
-            _ => Err(Error::EINVAL),
-        }
+        // SAFETY: the granted page, valid while the grant lives.
+        unsafe { page_range(self.page().ok_or(Error::EINVAL)?, offset, len) }
     }
 
     /// The reference to give the grantee (through xenstore or a ring).
@@ -1686,10 +1676,8 @@ impl Mapping {
     #[inline]
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> super::Result<()> {
         let p = self.range(offset, buf.len())?;
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: inside the mapped page (checked), which stays mapped while `self` lives.
-            *b = unsafe { p.add(i).read_volatile() };
-        }
+        // SAFETY: inside the mapped page (checked), which stays mapped while `self` lives.
+        unsafe { read_shared(p, buf) };
         Ok(())
     }
 
@@ -1701,21 +1689,57 @@ impl Mapping {
             return Err(Error::EPERM);
         }
         let p = self.range(offset, data.len())?;
-        for (i, &b) in data.iter().enumerate() {
-            // SAFETY: as in `read`; the mapping is writable.
-            unsafe { p.add(i).write_volatile(b) };
-        }
+        // SAFETY: as in `read`; the mapping is writable.
+        unsafe { write_shared(p, data) };
         Ok(())
     }
 
     fn range(&self, offset: usize, len: usize) -> super::Result<*mut u8> {
-        match offset.checked_add(len) {
-            Some(end) if end <= 4096 => {
-                // SAFETY: `offset <= 4096`: inside the page or one past it.
-                Ok(unsafe { self.as_ptr().cast::<u8>().add(offset) })
-            }
-            _ => Err(Error::EINVAL),
+        // SAFETY: the mapped page, mapped while `self` lives.
+        unsafe { page_range(self.as_ptr(), offset, len) }
+    }
+}
+
+/// Where `len` bytes at `offset` of `page` start; [`Error::EINVAL`] unless they lie inside the page.
+///
+/// # Safety
+///
+/// `page` points at a whole page (granted or mapped) for the call.
+#[inline(always)]
+unsafe fn page_range(page: *mut Page, offset: usize, len: usize) -> super::Result<*mut u8> {
+    match offset.checked_add(len) {
+        Some(end) if end <= 4096 => {
+            // SAFETY: `offset <= 4096`: inside the page or one past it.
+            Ok(unsafe { page.cast::<u8>().add(offset) })
         }
+        _ => Err(Error::EINVAL),
+    }
+}
+
+/// Copies `buf.len()` bytes from `p` into `buf`, with volatile reads (the other domain may be writing).
+///
+/// # Safety
+///
+/// `p..p + buf.len()` lies inside a page shared with another domain, readable for the call, and
+/// accessed by this program with volatile or atomic operations only.
+#[inline(always)]
+unsafe fn read_shared(p: *const u8, buf: &mut [u8]) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        // SAFETY: the caller's contract: inside the shared page.
+        *b = unsafe { p.add(i).read_volatile() };
+    }
+}
+
+/// Copies `data` to `p` with volatile writes (the other domain may be reading).
+///
+/// # Safety
+///
+/// As for [`read_shared`], and the page is writable.
+#[inline(always)]
+unsafe fn write_shared(p: *mut u8, data: &[u8]) {
+    for (i, &b) in data.iter().enumerate() {
+        // SAFETY: the caller's contract: inside the shared, writable page.
+        unsafe { p.add(i).write_volatile(b) };
     }
 }
 

@@ -6,14 +6,15 @@ use super::call::{Arg, call2};
 use super::time::{Clock, Instant};
 use super::{DomId, Error, Port, Result, nr, unit};
 
+mod poll;
+pub use poll::{SCHEDOP_POLL, SchedPoll, poll_until_system_time};
+
 /// `SCHEDOP_yield`.
 pub const SCHEDOP_YIELD: usize = 0;
 /// `SCHEDOP_block`.
 pub const SCHEDOP_BLOCK: usize = 1;
 /// `SCHEDOP_shutdown`.
 pub const SCHEDOP_SHUTDOWN: usize = 2;
-/// `SCHEDOP_poll`.
-pub const SCHEDOP_POLL: usize = 3;
 /// `SCHEDOP_remote_shutdown`.
 pub const SCHEDOP_REMOTE_SHUTDOWN: usize = 4;
 /// `SCHEDOP_shutdown_code`.
@@ -47,20 +48,6 @@ pub struct SchedShutdown {
     pub reason: u32,
 }
 
-/// `struct sched_poll`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SchedPoll {
-    /// Guest handle (a 64-bit slot) of the array of ports to poll.
-    pub ports: u64,
-    /// How many ports the array holds.
-    pub nr_ports: u32,
-    /// Padding to the 8-byte alignment of `timeout` (implicit in C).
-    pub _pad: u32,
-    /// Absolute system time (ns) at which to give up; 0 waits forever.
-    pub timeout: u64,
-}
-
 /// `struct sched_remote_shutdown`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,7 +72,6 @@ pub struct SchedWatchdog {
 
 crate::impl_plain! {
     SchedShutdown { reason: u32 };
-    SchedPoll { ports: u64, nr_ports: u32, _pad: u32, timeout: u64 };
     SchedRemoteShutdown { domain_id: DomId, _pad: u16, reason: u32 };
     SchedWatchdog { id: u32, timeout: u32 };
 }
@@ -193,43 +179,6 @@ pub fn poll(ports: &[Port], clock: &Clock, timeout: Duration) -> Result<()> {
 #[inline]
 pub fn poll_forever(ports: &[Port]) -> Result<()> {
     poll_until_system_time(ports, 0)
-}
-
-/// `SCHEDOP_poll` with Xen's raw timeout: blocks until one of `ports` has an event pending or Xen system
-/// time reaches `system_time`.
-///
-/// - `system_time` is an **absolute** Xen system time in nanoseconds (Xen's `NOW()`; see
-///   [`time`](super::time) for how a guest relates its clock to it), not a duration; 0 means no
-///   timeout. A time already past returns at once.
-/// - The call does not say which port fired, nor whether the timeout did: it returns `Ok(())` either
-///   way. The caller learns it from the pending bits in the shared info page, with
-///   [`Events::clear_pending`](super::evtchn::Events::clear_pending) for one port or
-///   [`Events::take_pending`](super::evtchn::Events::take_pending) for all; a port still not pending
-///   after the return means the timeout (or a spurious wake-up).
-/// - It returns at once if one of the ports is already pending (masked or not), and also when the vCPU
-///   has an upcall to take with interrupts unmasked; it does not clear anything.
-/// - Xen refuses more than 128 ports with [`Error::EINVAL`].
-///
-/// ```
-/// # #[cfg(feature = "mock")] xen_hypercall::mock::answer_zero();
-/// # #[cfg(any(target_arch = "arm", target_arch = "aarch64", feature = "mock"))]
-/// xen_hypercall::xen::sched::poll_until_system_time(&[xen_hypercall::xen::evtchn::Port(3)], 0)?;
-/// # Ok::<(), xen_hypercall::xen::Error>(())
-/// ```
-#[inline]
-pub fn poll_until_system_time(ports: &[Port], system_time: u64) -> Result<()> {
-    let nr_ports = u32::try_from(ports.len()).map_err(|_| Error::EINVAL)?;
-    let p = SchedPoll {
-        ports: ports.as_ptr() as usize as u64,
-        nr_ports,
-        _pad: 0,
-        timeout: system_time,
-    };
-    // SAFETY: Xen reads `p` and the `nr_ports` ports behind `p.ports` (`Port` is a transparent u32, the
-    // layout of `evtchn_port_t`); both stay borrowed during the call.
-    unit(unsafe {
-        call2::<{ nr::SCHED_OP }>(Arg::val(SCHEDOP_POLL), Arg::input(&p).handle_in(ports))
-    })
 }
 
 #[inline(always)]

@@ -21,9 +21,10 @@
 //!   ([`Xenstore::next_watch_event`]).
 //!
 //! Waiting is the caller's, as with the [PV console](super::console): after writing, the client notifies
-//! the daemon with [`evtchn::send`] and calls `wait` while the reply is incomplete (or the ring full).
-//! After reading it notifies again only when the reply ring was full, the daemon then possibly waiting
-//! for room (Linux's `xb_read`): a request whose reply fits costs one notification. It
+//! the daemon with [`evtchn::send`](super::evtchn::send) and calls `wait` while the reply is incomplete
+//! (or the ring full). After reading it notifies again only when the reply ring was full, the daemon
+//! then possibly waiting for room (Linux's `xb_read`): a request whose reply fits costs one
+//! notification. It
 //! must wait for the daemon's event on the port and must not miss one sent before it was called
 //! ([`Events::wait`](super::evtchn::Events::wait) latches it; [`Events::waiter`](super::evtchn::Events::waiter)
 //! makes such a closure, each call bounded by a `Duration`, `ETIMEDOUT` past it). A daemon answering garbage (a payload over
@@ -31,7 +32,7 @@
 
 use arrayvec::ArrayVec;
 
-use super::evtchn::{self, Port};
+use super::evtchn::{Notifier, Port};
 use super::hvm::{self, Param};
 use super::ring::{ByteRing, End, SharedArea};
 use super::{DomId, Error, Result};
@@ -224,7 +225,8 @@ pub fn error_from_name(payload: &[u8]) -> Error {
 /// ```
 pub struct Xenstore<'a, W> {
     ring: ByteRing<'a>,
-    port: Port,
+    /// The event channel to the daemon, with the notifications sent so far.
+    notifier: Notifier,
     wait: W,
     next_id: u32,
     /// The message being received: its header bytes, then its payload.
@@ -238,8 +240,6 @@ pub struct Xenstore<'a, W> {
     broken: bool,
     /// The length of the last event [`next_watch_event`](Self::next_watch_event) copied out.
     last_event_len: usize,
-    /// Notifications sent to the daemon so far.
-    notified: u64,
 }
 
 impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
@@ -248,7 +248,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
     pub fn new(ring: ByteRing<'a>, port: Port, wait: W) -> Xenstore<'a, W> {
         Xenstore {
             ring,
-            port,
+            notifier: Notifier::new(port),
             wait,
             next_id: 1,
             hdr: [0; HEADER],
@@ -259,7 +259,6 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
             overflow: false,
             broken: false,
             last_event_len: 0,
-            notified: 0,
         }
     }
 
@@ -293,20 +292,14 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
     /// The event channel.
     #[inline]
     pub fn port(&self) -> Port {
-        self.port
+        self.notifier.port()
     }
 
     /// How many notifications (`EVTCHNOP_send` on [`port`](Self::port)) the client has sent since it
     /// was made: with the caller's count of its `wait` calls, what a request costs.
     #[inline]
     pub fn notifications(&self) -> u64 {
-        self.notified
-    }
-
-    /// Notifies the daemon, counted in [`notifications`](Self::notifications).
-    fn notify(&mut self) -> Result<()> {
-        self.notified += 1;
-        evtchn::send(self.port)
+        self.notifier.sent()
     }
 
     /// Calls the client's `wait` once (for an event on the port): what a caller waiting for something
@@ -592,7 +585,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
             self.broken = true;
             return Err(e);
         }
-        self.notify()?;
+        self.notifier.notify()?;
         loop {
             let Some(r) = self.poll()? else {
                 (self.wait)()?;
@@ -622,7 +615,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
         while !rest.is_empty() {
             let n = self.ring.write(rest)?;
             if n == 0 {
-                self.notify()?;
+                self.notifier.notify()?;
                 (self.wait)()?;
             }
             rest = &rest[n..];
@@ -639,7 +632,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
         if full {
             // Room was made in a full ring: the daemon may be waiting for it (otherwise it is not,
             // and a notification would only wake it for nothing).
-            self.notify()?;
+            self.notifier.notify()?;
         }
         result
     }

@@ -1075,9 +1075,22 @@ fn every_abi_structure_is_compared() {
         .chain(&netif_layouts())
         .map(|l| l.rust.rsplit("::").next().unwrap().trim().to_string())
         .collect();
+    // The files of `src/xen/` and of its subdirectories (a module's children, `sched/poll.rs`).
+    let mut files = Vec::new();
+    let mut dirs = vec![dir];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
     let mut declared = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
         let mut in_macro = false;
         for line in text.lines() {
             // `crate::impl_plain! { Name { field: Type, … }; … }`: one structure per line that opens one.

@@ -78,16 +78,45 @@ fn system_time_adds_the_scaled_delta_since_the_stamp() {
     assert_eq!(copy, unsafe { *info });
 }
 
-/// What Xen's `update_vcpu_system_time` does: version odd, new fields, version even.
-fn xen_updates(info: *mut VcpuTimeInfo, stamp: u64, system_time: u64) {
-    // SAFETY: the test's record, written with atomic stores while the reader holds atomic views of it.
-    let (version, tsc, sys) = unsafe {
+/// A leaked record at 1 ns a tick (`mul` 2^31, `shift` 1) with these fields, the others zero.
+fn one_ns_a_tick(version: u32, tsc_timestamp: u64, system_time: u64) -> *mut VcpuTimeInfo {
+    let info: *mut VcpuTimeInfo = leak();
+    // SAFETY: the test's record, leaked, not yet shared.
+    unsafe {
+        *info = VcpuTimeInfo {
+            version,
+            tsc_timestamp,
+            system_time,
+            tsc_to_system_mul: 1 << 31,
+            tsc_shift: 1,
+            ..VcpuTimeInfo::default()
+        };
+    }
+    info
+}
+
+/// Atomic views of the fields Xen rewrites: the version, the stamp and the system time.
+///
+/// # Safety
+///
+/// `info` is a leaked record, accessed only atomically while another thread or the reader may use it.
+unsafe fn xen_fields(
+    info: *mut VcpuTimeInfo,
+) -> (&'static AtomicU32, &'static AtomicU64, &'static AtomicU64) {
+    // SAFETY: the caller's contract: the record lives for the rest of the run; every access is atomic.
+    unsafe {
         (
             AtomicU32::from_ptr(&raw mut (*info).version),
             AtomicU64::from_ptr(&raw mut (*info).tsc_timestamp),
             AtomicU64::from_ptr(&raw mut (*info).system_time),
         )
-    };
+    }
+}
+
+/// What Xen's `update_vcpu_system_time` does: version odd, new fields, version even.
+fn xen_updates(info: *mut VcpuTimeInfo, stamp: u64, system_time: u64) {
+    // SAFETY: the test's record, written with atomic stores while the reader holds atomic views of it.
+    let (version, tsc, sys) = unsafe { xen_fields(info) };
     version.fetch_add(1, Ordering::Release);
     tsc.store(stamp, Ordering::Relaxed);
     sys.store(system_time, Ordering::Relaxed);
@@ -96,18 +125,7 @@ fn xen_updates(info: *mut VcpuTimeInfo, stamp: u64, system_time: u64) {
 
 #[test]
 fn a_read_torn_by_an_update_is_retried() {
-    let info: *mut VcpuTimeInfo = leak();
-    // SAFETY: the test's record.
-    unsafe {
-        *info = VcpuTimeInfo {
-            version: 2,
-            tsc_timestamp: 100,
-            system_time: 1_000,
-            tsc_to_system_mul: 1 << 31,
-            tsc_shift: 1, // 1 ns a tick
-            ..VcpuTimeInfo::default()
-        };
-    }
+    let info = one_ns_a_tick(2, 100, 1_000);
     let addr = info as usize;
     let mut reads = 0;
     // The counter is read inside each attempt: the first time, Xen rewrites the record meanwhile, so
@@ -131,18 +149,8 @@ fn a_read_torn_by_an_update_is_retried() {
 
 #[test]
 fn a_read_waits_while_the_version_is_odd() {
-    let info: *mut VcpuTimeInfo = leak();
-    // SAFETY: the test's record; the version is odd: Xen is in the middle of an update.
-    unsafe {
-        *info = VcpuTimeInfo {
-            version: 3,
-            tsc_timestamp: 10,
-            system_time: 1,
-            tsc_to_system_mul: 1 << 31,
-            tsc_shift: 1,
-            ..VcpuTimeInfo::default()
-        };
-    }
+    // The version is odd: Xen is in the middle of an update.
+    let info = one_ns_a_tick(3, 10, 1);
     let addr = info as usize;
     let finished = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -151,13 +159,7 @@ fn a_read_waits_while_the_version_is_odd() {
             std::thread::sleep(Duration::from_millis(20));
             let info = addr as *mut VcpuTimeInfo;
             // SAFETY: the record outlives both threads (leaked); every access is atomic.
-            let (tsc, sys, version) = unsafe {
-                (
-                    AtomicU64::from_ptr(&raw mut (*info).tsc_timestamp),
-                    AtomicU64::from_ptr(&raw mut (*info).system_time),
-                    AtomicU32::from_ptr(&raw mut (*info).version),
-                )
-            };
+            let (version, tsc, sys) = unsafe { xen_fields(info) };
             tsc.store(20, Ordering::Relaxed);
             sys.store(9_000, Ordering::Relaxed);
             finished.store(true, Ordering::Relaxed);
@@ -385,6 +387,17 @@ fn the_runstate_gives_a_lower_bound_of_the_offset() {
     assert!(clock.system_time_at(at) <= OFFSET + 200_000_000);
 }
 
+/// A 20 ms wait on port 3, which nothing signals: it ends with `ETIMEDOUT`. When it began and how long
+/// it took, by `clock`.
+fn unanswered_wait(events: &Events, clock: &Clock) -> (Instant, Duration) {
+    let t0 = clock.now();
+    assert_eq!(
+        events.wait(Port(3), clock, Duration::from_millis(20)),
+        Err(Error::ETIMEDOUT)
+    );
+    (t0, clock.now() - t0)
+}
+
 #[test]
 fn a_timed_wait_is_never_short_and_synchronising_makes_it_one_poll() {
     let (xen, shared, clock) = fake_xen(100_000_000, OFFSET, OFFSET + 30_000_000);
@@ -392,12 +405,7 @@ fn a_timed_wait_is_never_short_and_synchronising_makes_it_one_poll() {
     let events = unsafe { Events::new(shared) };
     // Before synchronising, the bound is 70 ms early: every Xen timeout of a 20 ms wait has passed
     // already, so Xen returns at once, and the wait polls until its own clock says 20 ms.
-    let t0 = clock.now();
-    assert_eq!(
-        events.wait(Port(3), &clock, Duration::from_millis(20)),
-        Err(Error::ETIMEDOUT)
-    );
-    let waited = clock.now() - t0;
+    let (t0, waited) = unanswered_wait(&events, &clock);
     assert!(
         waited >= Duration::from_millis(20),
         "short wait: {waited:?}"
@@ -420,12 +428,7 @@ fn a_timed_wait_is_never_short_and_synchronising_makes_it_one_poll() {
 
     // Now a 20 ms wait is one poll (or two), woken just after the deadline.
     xen.borrow_mut().polls.clear();
-    let t0 = clock.now();
-    assert_eq!(
-        events.wait(Port(3), &clock, Duration::from_millis(20)),
-        Err(Error::ETIMEDOUT)
-    );
-    let waited = clock.now() - t0;
+    let (_, waited) = unanswered_wait(&events, &clock);
     assert!(
         waited >= Duration::from_millis(20),
         "short wait: {waited:?}"
@@ -479,12 +482,7 @@ fn an_offset_bound_above_the_truth_is_caught_as_a_late_wake_up() {
     // SAFETY: the test's page.
     let events = unsafe { Events::new(shared) };
     clock.observe_system_time(OFFSET + 110_000_000); // 10 ms in the future of Xen's real clock
-    let t0 = clock.now();
-    assert_eq!(
-        events.wait(Port(3), &clock, Duration::from_millis(20)),
-        Err(Error::ETIMEDOUT)
-    );
-    let waited = clock.now() - t0;
+    let (t0, waited) = unanswered_wait(&events, &clock);
     assert!(
         waited > Duration::from_millis(20) + Duration::from_micros(40),
         "the late wake-up the other tests rule out: {waited:?}"

@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use xen_hypercall::mock;
+
+use crate::xs_daemon;
 use xen_hypercall::xen::evtchn::Port;
-use xen_hypercall::xen::ring::{ByteRing, End, SharedArea};
+use xen_hypercall::xen::ring::{ByteRing, SharedArea};
 use xen_hypercall::xen::xenbus::{self, Frontend, XenbusState};
 use xen_hypercall::xen::xenstore::{
     XENSTORE_PAYLOAD_MAX, XS_DIRECTORY, XS_DIRECTORY_PART, XS_ERROR, XS_GET_PERMS, XS_READ, XS_RM,
@@ -254,22 +256,9 @@ impl Daemon {
         self.apply(w);
         let fired = std::mem::take(&mut self.out);
         self.sending.extend(fired);
-        let mut buf = [0u8; 512];
-        loop {
-            let n = self.ring.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            self.inbuf.extend_from_slice(&buf[..n]);
-        }
-        while self.inbuf.len() >= 16 {
-            let w = |i: usize| u32::from_ne_bytes(self.inbuf[i..i + 4].try_into().unwrap());
-            let (ty, id, tx, len) = (w(0), w(4), w(8), w(12) as usize);
-            if self.inbuf.len() < 16 + len {
-                break;
-            }
-            let payload = self.inbuf[16..16 + len].to_vec();
-            self.inbuf.drain(..16 + len);
+        xs_daemon::receive(&mut self.ring, &mut self.inbuf);
+        while let Some((h, payload)) = xs_daemon::next_message(&mut self.inbuf) {
+            let (ty, id, tx) = (h.r#type, h.req_id, h.tx_id);
             self.seen.push((ty, tx, payload.clone()));
             // The reply first, then the watch events its change fired (xenstored answers first).
             let r = self.answer(ty, id, tx, &payload);
@@ -295,16 +284,9 @@ struct Setup {
 fn setup(tree: &[(&[u8], &[u8])], react: React) -> Setup {
     mock::reset();
     mock::answer_zero();
-    let p: *mut Page = Box::into_raw(Box::new(Page::new()));
-    // SAFETY: the page is leaked, never referenced, accessed only through the two byte rings.
-    let (a, b) = unsafe {
-        (
-            SharedArea::new(p, 1).unwrap(),
-            SharedArea::new(p, 1).unwrap(),
-        )
-    };
+    let (front, back) = xs_daemon::ring_ends();
     let mut d = Daemon {
-        ring: ByteRing::xenstore(b, End::Back),
+        ring: back,
         inbuf: Vec::new(),
         out: Vec::new(),
         sending: Vec::new(),
@@ -335,7 +317,7 @@ fn setup(tree: &[(&[u8], &[u8])], react: React) -> Setup {
         d2.borrow_mut().turn();
         Ok(())
     });
-    let xs = Xenstore::new(ByteRing::xenstore(a, End::Front), Port(1), wait);
+    let xs = Xenstore::new(front, Port(1), wait);
     Setup { xs, d }
 }
 
@@ -665,15 +647,25 @@ fn the_handshake_with_a_blkback_like_backend_connects_and_closes() {
     assert_eq!(d.tree[&fe("event-channel")], b"5");
 }
 
-#[test]
-fn a_backend_that_closes_unexpectedly_is_enotconn() {
-    let react: React = Box::new(|_, seen| match seen {
-        Seen::Turn(3) => vec![(bk("state"), b"6".to_vec())],
-        _ => Vec::new(),
-    });
+/// The vbd frontend of [`vbd_tree`], watching its backend (token `be`), whose state becomes `state` at the
+/// daemon's turn `turn` (`None`: it never changes).
+fn watching(change: Option<(usize, &'static [u8])>) -> (Setup, Frontend) {
+    let react: React = match change {
+        Some((turn, state)) => Box::new(move |_, seen| match seen {
+            Seen::Turn(t) if t == turn => vec![(bk("state"), state.to_vec())],
+            _ => Vec::new(),
+        }),
+        None => quiet(),
+    };
     let mut s = setup(&vbd_tree(), react);
     let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
     f.watch_backend(&mut s.xs, b"be").unwrap();
+    (s, f)
+}
+
+#[test]
+fn a_backend_that_closes_unexpectedly_is_enotconn() {
+    let (mut s, f) = watching(Some((3, b"6")));
     assert_eq!(
         f.wait_for_backend(&mut s.xs, &[XenbusState::INIT_WAIT]),
         Err(Error::ENOTCONN)
@@ -684,13 +676,7 @@ fn a_backend_that_closes_unexpectedly_is_enotconn() {
         Ok(XenbusState::CLOSED)
     );
     // Closing while connected: the same.
-    let react: React = Box::new(|_, seen| match seen {
-        Seen::Turn(2) => vec![(bk("state"), b"5".to_vec())],
-        _ => Vec::new(),
-    });
-    let mut s = setup(&vbd_tree(), react);
-    let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
-    f.watch_backend(&mut s.xs, b"be").unwrap();
+    let (mut s, f) = watching(Some((2, b"5")));
     assert_eq!(
         f.wait_for_backend(&mut s.xs, &[XenbusState::CONNECTED]),
         Err(Error::ENOTCONN)
@@ -699,9 +685,7 @@ fn a_backend_that_closes_unexpectedly_is_enotconn() {
 
 #[test]
 fn a_backend_that_never_answers_ends_the_wait_with_the_closures_timeout() {
-    let mut s = setup(&vbd_tree(), quiet());
-    let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
-    f.watch_backend(&mut s.xs, b"be").unwrap();
+    let (mut s, f) = watching(None);
     assert_eq!(
         f.wait_for_backend(&mut s.xs, &[XenbusState::INIT_WAIT]),
         Err(Error::ETIMEDOUT)
@@ -718,13 +702,7 @@ fn a_backend_that_never_answers_ends_the_wait_with_the_closures_timeout() {
     assert_eq!(d.events_sent, 1);
     // Negative control: a backend that answers at the last turn before the limit is seen.
     drop(d);
-    let react: React = Box::new(|_, seen| match seen {
-        Seen::Turn(t) if t == WAIT_LIMIT - 5 => vec![(bk("state"), b"2".to_vec())],
-        _ => Vec::new(),
-    });
-    let mut s = setup(&vbd_tree(), react);
-    let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
-    f.watch_backend(&mut s.xs, b"be").unwrap();
+    let (mut s, f) = watching(Some((WAIT_LIMIT - 5, b"2")));
     assert_eq!(
         f.wait_for_backend(&mut s.xs, &[XenbusState::INIT_WAIT]),
         Ok(XenbusState::INIT_WAIT)
@@ -745,14 +723,23 @@ fn a_wait_for_a_watch_event_is_bounded_by_the_closure() {
     );
 }
 
-#[test]
-fn a_directory_bigger_than_one_reply_is_read_in_parts() {
-    // 600 children of 9 bytes each ("entry-NNN\0" is 10): 6000 bytes of names, over one payload.
+/// (key, value) pairs of a tree.
+type Nodes = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A directory `big` of 600 children of 9 bytes each ("entry-NNN\0" is 10): 6000 bytes of names, over
+/// one payload. The names, and the tree's (key, value) pairs.
+fn big_directory() -> (Vec<String>, Nodes) {
     let names: Vec<String> = (0..600).map(|i| format!("entry-{i:03}")).collect();
-    let tree: Vec<(Vec<u8>, Vec<u8>)> = names
+    let tree = names
         .iter()
         .map(|n| (format!("big/{n}").into_bytes(), b"x".to_vec()))
         .collect();
+    (names, tree)
+}
+
+#[test]
+fn a_directory_bigger_than_one_reply_is_read_in_parts() {
+    let (names, tree) = big_directory();
     let refs: Vec<(&[u8], &[u8])> = tree.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     let mut s = setup(&refs, quiet());
     let mut buf = vec![0u8; 8192];
@@ -788,11 +775,7 @@ fn a_directory_bigger_than_one_reply_is_read_in_parts() {
 
 #[test]
 fn a_directory_changed_between_parts_is_read_again() {
-    let names: Vec<String> = (0..600).map(|i| format!("entry-{i:03}")).collect();
-    let tree: Vec<(Vec<u8>, Vec<u8>)> = names
-        .iter()
-        .map(|n| (format!("big/{n}").into_bytes(), b"x".to_vec()))
-        .collect();
+    let (_, tree) = big_directory();
     let refs: Vec<(&[u8], &[u8])> = tree.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     // A new child appears between the first part and the second (turn 2: the first part's request is
     // answered at turn 1).

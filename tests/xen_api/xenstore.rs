@@ -7,6 +7,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use xen_hypercall::mock;
+
+use crate::xs_daemon;
 use xen_hypercall::xen::evtchn::Port;
 use xen_hypercall::xen::ring::{ByteRing, End, SharedArea, XENSTORE_RING_SIZE};
 use xen_hypercall::xen::xenstore::{
@@ -53,31 +55,9 @@ impl Daemon {
     fn turn(&mut self) {
         self.waits += 1;
         assert!(self.waits < 1000, "the client waits forever");
-        let mut buf = [0u8; 256];
-        loop {
-            let n = self.ring.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            self.inbuf.extend_from_slice(&buf[..n]);
-        }
-        while self.inbuf.len() >= 16 {
-            let w = |i: usize| u32::from_ne_bytes(self.inbuf[i..i + 4].try_into().unwrap());
-            let h = XsdSockmsg {
-                r#type: w(0),
-                req_id: w(4),
-                tx_id: w(8),
-                len: w(12),
-            };
-            let len = h.len as usize;
-            if self.inbuf.len() < 16 + len {
-                break;
-            }
-            let m = Msg {
-                h,
-                payload: self.inbuf[16..16 + len].to_vec(),
-            };
-            self.inbuf.drain(..16 + len);
+        xs_daemon::receive(&mut self.ring, &mut self.inbuf);
+        while let Some((h, payload)) = xs_daemon::next_message(&mut self.inbuf) {
+            let m = Msg { h, payload };
             let r = (self.handler)(&m);
             self.out.extend_from_slice(&r);
             self.seen.push(m);
@@ -94,16 +74,9 @@ type Client = Xenstore<'static, Box<dyn FnMut() -> Result<(), Error>>>;
 fn setup(handler: impl FnMut(&Msg) -> Vec<u8> + 'static) -> (Client, Rc<RefCell<Daemon>>) {
     mock::reset();
     mock::answer_zero();
-    let p: *mut Page = Box::into_raw(Box::new(Page::new()));
-    // SAFETY: the page is leaked, never referenced, accessed only through the two byte rings.
-    let (a, b) = unsafe {
-        (
-            SharedArea::new(p, 1).unwrap(),
-            SharedArea::new(p, 1).unwrap(),
-        )
-    };
+    let (front, back) = xs_daemon::ring_ends();
     let d = Rc::new(RefCell::new(Daemon {
-        ring: ByteRing::xenstore(b, End::Back),
+        ring: back,
         inbuf: Vec::new(),
         out: Vec::new(),
         seen: Vec::new(),
@@ -115,7 +88,7 @@ fn setup(handler: impl FnMut(&Msg) -> Vec<u8> + 'static) -> (Client, Rc<RefCell<
         d2.borrow_mut().turn();
         Ok(())
     });
-    let xs = Xenstore::new(ByteRing::xenstore(a, End::Front), Port(9), wait);
+    let xs = Xenstore::new(front, Port(9), wait);
     (xs, d)
 }
 

@@ -545,33 +545,10 @@ fn packages() -> Vec<PathBuf> {
 /// have none): each crate root with the files on its cycles. The test fails on a cycle through any file not
 /// listed (a new cycle), and when a listed file is on no cycle any more (the list shrinks with the code).
 const KNOWN: &[(&str, &[&str])] = &[
-    // The library: the timed polls of `sched` take `time`'s clock, and `time`'s `Clock::synchronize`
-    // sleeps with `sched`'s raw poll.
-    ("src/lib.rs", &["src/xen/sched.rs", "src/xen/time.rs"]),
     // The bare-metal programs: a root that calls its modules and defines what they share.
     (
         "benches/sites/src/lib.rs",
         &["benches/sites/src/lib.rs", "benches/sites/src/peers.rs"],
-    ),
-    (
-        "harness/src/main.rs",
-        &[
-            "harness/src/image/a32.rs",
-            "harness/src/image/a64.rs",
-            "harness/src/image/guest.rs",
-            "harness/src/image/guest/smccc.rs",
-            "harness/src/image/monitor.rs",
-            "harness/src/main.rs",
-        ],
-    ),
-    (
-        "guests-x86/src/main.rs",
-        &[
-            "guests-x86/src/events.rs",
-            "guests-x86/src/main.rs",
-            "guests-x86/src/pairs.rs",
-            "guests-x86/src/timing.rs",
-        ],
     ),
 ];
 

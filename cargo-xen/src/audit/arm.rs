@@ -2,11 +2,11 @@
 //! call to a stub a site, numbers and sub-operations recovered by a symbolic trace ([`crate::flow`]), the
 //! register set-up bytes of each site. It fills in the architecture-neutral [`super::report`].
 
-use std::collections::HashMap;
-
 use anyhow::{Result, bail};
 
-use super::report::{Arch, FnReport, Report, Site, SiteKind, StubKind, demangle, stub_arity};
+use super::report::{
+    Arch, FnIndex, Report, Site, SiteKind, StubKind, demangle, external_stub, stub_arity,
+};
 use crate::elf::{self, Function, Isa, Op, Reg};
 use crate::flow::{self, Val};
 
@@ -127,16 +127,8 @@ pub fn analyze_with(
         .map(|(f, n)| classify(f, n))
         .collect();
     // Stubs by address (executables) and by symbol name (relocatable objects, archives).
-    let by_addr: HashMap<u64, usize> = functions
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.addr, i))
-        .collect();
-    let by_name: HashMap<&str, usize> = functions
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.name.as_str(), i))
-        .collect();
+    let FnIndex { by_addr, by_name } =
+        FnIndex::new(functions.iter().map(|f| (f.addr, f.name.as_str())));
     let mut report = Report::default();
     for (fi, f) in functions.iter().enumerate() {
         let name = names[fi].clone();
@@ -185,9 +177,7 @@ pub fn analyze_with(
                     // is known by its name only.
                     let external = || {
                         let (_, n) = f.relocs.iter().find(|(at, _)| *at == insn.addr)?;
-                        let name = demangle(n);
-                        let arity = stub_arity(&name)?;
-                        Some((name, StubKind::Generic { arity }))
+                        external_stub(n)
                     };
                     let Some((callee, kind)) = callee
                         .and_then(|c| Some((names[c].clone(), kinds[c]?)))
@@ -228,22 +218,17 @@ pub fn analyze_with(
                 _ => {}
             }
         }
-        if sites.is_empty() && stub.is_none() {
-            continue;
-        }
-        report.functions.push(FnReport {
+        report.add(
             name,
-            isa: f.isa,
-            arch: Arch::Arm,
-            bytes: f.size,
-            frame: t.min_sp.unsigned_abs(),
+            f.isa,
+            Arch::Arm,
+            f.size,
+            t.min_sp.unsigned_abs(),
             sites,
-            is_stub: stub.is_some(),
             stub,
-        });
+        );
     }
-    report.functions.sort_by_key(|f| f.is_stub);
-    Ok(report)
+    Ok(report.stubs_last())
 }
 
 #[cfg(test)]

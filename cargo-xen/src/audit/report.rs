@@ -2,6 +2,7 @@
 //! stubs), its table, JSON, `--diff` and `--max-…` limits. The instruction sets fill it in: ARM
 //! ([`super::arm`]) and x86-64 ([`crate::x86`]); neither is named here.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::elf::Isa;
@@ -105,6 +106,43 @@ pub struct Report {
     pub functions: Vec<FnReport>,
 }
 
+impl Report {
+    /// Adds a function audited in address order, unless it has no site and is no stub; `is_stub`
+    /// follows `stub`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add(
+        &mut self,
+        name: String,
+        isa: Isa,
+        arch: Arch,
+        bytes: u64,
+        frame: u64,
+        sites: Vec<Site>,
+        stub: Option<StubKind>,
+    ) {
+        if sites.is_empty() && stub.is_none() {
+            return;
+        }
+        self.functions.push(FnReport {
+            name,
+            isa,
+            arch,
+            bytes,
+            frame,
+            sites,
+            is_stub: stub.is_some(),
+            stub,
+        });
+    }
+
+    /// The report once every function is added: the stubs after the functions with sites (a stable
+    /// sort: address order within each group).
+    pub(crate) fn stubs_last(mut self) -> Report {
+        self.functions.sort_by_key(|f| f.is_stub);
+        self
+    }
+}
+
 /// Totals over the functions with sites (the stubs apart).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -196,6 +234,36 @@ pub(crate) fn stub_arity(demangled: &str) -> Option<usize> {
     let rest = demangled.strip_prefix("xen_hypercall::outline::hypercall")?;
     let n: usize = rest.parse().ok()?;
     (n <= 6).then_some(n)
+}
+
+/// A per-arity stub of this crate defined in another file (an object calling it), known by its symbol
+/// only: its demangled name and kind.
+pub(crate) fn external_stub(symbol: &str) -> Option<(String, StubKind)> {
+    let name = demangle(symbol);
+    let arity = stub_arity(&name)?;
+    Some((name, StubKind::Generic { arity }))
+}
+
+/// A file's functions, their indices by address (what a call reaches in an executable) and by symbol name
+/// (what a relocation names in an object or an archive member).
+pub(crate) struct FnIndex<'a> {
+    pub by_addr: HashMap<u64, usize>,
+    pub by_name: HashMap<&'a str, usize>,
+}
+
+impl<'a> FnIndex<'a> {
+    /// The index of the functions given as (address, symbol name), in order.
+    pub(crate) fn new(functions: impl Iterator<Item = (u64, &'a str)>) -> FnIndex<'a> {
+        let mut index = FnIndex {
+            by_addr: HashMap::new(),
+            by_name: HashMap::new(),
+        };
+        for (i, (addr, name)) in functions.enumerate() {
+            index.by_addr.insert(addr, i);
+            index.by_name.insert(name, i);
+        }
+        index
+    }
 }
 
 fn site_label(s: &Site) -> String {

@@ -136,11 +136,6 @@ __guest_stack_top:
     service = const crate::proto::SERVICE_TAG,
 );
 
-unsafe extern "C" {
-    /// A32 semihosting call: `svc 0x123456` with r0 = operation, r1 = argument.
-    fn harness_semihost(op: usize, arg: usize) -> usize;
-}
-
 /// The registers saved by `hyp_trap`: r0..r12, LR (the User/System LR: HYP mode has no banked LR, the
 /// guest's SVC-mode SP and LR are banked and untouched), ELR_hyp, SPSR_hyp.
 #[repr(C)]
@@ -189,22 +184,6 @@ extern "C" fn harness_hyp_unexpected(vector: u32, hsr: u32, elr: u32) -> ! {
         u64::from(hsr) | u64::from(vector) << 32,
         u64::from(elr),
     )
-}
-
-/// Semihosting SYS_EXIT_EXTENDED with `code` as QEMU's exit status.
-pub fn semihost_exit(code: u32) -> ! {
-    let block = [0x20026u32, code];
-    // SAFETY: QEMU's semihosting (enabled by the runner) reads the two-word block and exits.
-    unsafe { harness_semihost(0x20, block.as_ptr() as usize) };
-    park()
-}
-
-/// Waits forever (only reached if semihosting is off: the runner's time-out then ends the run).
-pub fn park() -> ! {
-    loop {
-        // SAFETY: waiting for an interrupt has no other effect.
-        unsafe { asm!("wfi", options(nomem, nostack)) };
-    }
 }
 
 /// A service call to the monitor (see `proto::SERVICE_TAG`).

@@ -238,23 +238,6 @@ extern "C" fn harness_el2_unexpected(vector: u64, esr: u64, elr: u64) -> ! {
     monitor::unexpected(what, esr | vector << 32, elr)
 }
 
-/// Semihosting SYS_EXIT with `code` as QEMU's exit status.
-pub fn semihost_exit(code: u32) -> ! {
-    let block = [0x20026u64, u64::from(code)];
-    // SAFETY: QEMU's semihosting (enabled by the runner) reads the two-word block and exits.
-    unsafe {
-        asm!("hlt #0xf000", in("x0") 0x18usize, in("x1") &block, options(nostack, noreturn));
-    }
-}
-
-/// Waits forever (only reached if the monitor returns from the exit service).
-pub fn park() -> ! {
-    loop {
-        // SAFETY: waiting for an interrupt has no other effect.
-        unsafe { asm!("wfi", options(nomem, nostack)) };
-    }
-}
-
 /// A service call to the monitor (see `proto::SERVICE_TAG`).
 pub fn service(svc: usize, arg: usize) -> usize {
     let r: usize;

@@ -19,8 +19,8 @@
 
 use core::cell::UnsafeCell;
 
+use crate::image::uart::say;
 use crate::proto::{self, Msg, verdict};
-use crate::say;
 
 /// A trapped guest's registers, as the monitor's entry code saved them.
 pub trait Regs {
@@ -332,7 +332,7 @@ fn service(
         }
         proto::SVC_EXIT => {
             say!("MONITOR exit {arg} after {} calls", st.calls);
-            crate::arch::semihost_exit(arg.min(250) as u32)
+            crate::exit::semihost_exit(arg.min(250) as u32)
         }
         proto::SVC_FAULT => {
             let (ret, addr) = (regs.get(2) & mask, regs.get(3) & mask);
@@ -364,10 +364,10 @@ fn service(
                     return;
                 }
                 say!("DONE {failed}");
-                crate::arch::semihost_exit(failed.min(250) as u32)
+                crate::exit::semihost_exit(failed.min(250) as u32)
             }
             say!("MONITOR guest fault: exception {arg:#x} at {ret:#x}, address {addr:#x}");
-            crate::arch::semihost_exit(253)
+            crate::exit::semihost_exit(253)
         }
         proto::SVC_CRASH_DETECTS => {
             st.crash_detects = Some((arg, (regs.get(2) & mask) as usize, regs.get(3) & mask));
@@ -379,7 +379,7 @@ fn service(
         }
         other => {
             say!("MONITOR unknown service {other:#x}");
-            crate::arch::semihost_exit(252)
+            crate::exit::semihost_exit(252)
         }
     };
     regs.set(0, u64::from(result));
@@ -388,5 +388,5 @@ fn service(
 /// An exception the monitor does not expect: report it and stop with a failure status.
 pub fn unexpected(what: &str, syndrome: u64, elr: u64) -> ! {
     say!("MONITOR unexpected exception {what}: syndrome {syndrome:#x} at {elr:#x}");
-    crate::arch::semihost_exit(254)
+    crate::exit::semihost_exit(254)
 }

@@ -29,13 +29,13 @@ impl fmt::Write for Uart {
 }
 
 /// `println!` to the UART.
-#[macro_export]
 macro_rules! say {
     ($($t:tt)*) => {{
         use core::fmt::Write as _;
         let _ = writeln!($crate::image::uart::Uart, $($t)*);
     }};
 }
+pub(crate) use say;
 
 /// Writes without a newline.
 pub fn raw(args: fmt::Arguments) {

@@ -12,12 +12,13 @@
 //! that completes the call as SMCCC 1.0 allows (`x4`–`x17` poisoned; 32-bit: `r4`, `r5`, `r8`), which the
 //! description (SMCCC 1.1: preserved) does not cover: a live value must come back poisoned.
 //! The compiler often keeps a pointer in one of those registers, and the guest crashes on the poison:
-//! the monitor then reports the control as detected and resumes the guest at [`smccc_resume`].
+//! the monitor then reports the control as detected and resumes the guest where [`run`] is told to (`guest.rs`'s `smccc_resume`).
 
-use super::{
-    Failure, Live, MAILBOX, Msg, Outcome, answer, arch, control, id, prepare, report, verdict,
+use super::cell::{
+    Failure, Live, MAILBOX, Named, Outcome, answer, control, id, prepare, report, verdict,
 };
-use crate::proto;
+use crate::arch;
+use crate::proto::{self, Msg};
 
 macro_rules! inline32 {
     (0, $op:expr, $a:expr) => {
@@ -269,7 +270,7 @@ mod a64 {
     smccc_cell!(smccc64_outline6, 6, outline64, u64, true);
 
     /// The AArch64-only cells.
-    pub const CELLS: [super::super::Named; 16] = [
+    pub const CELLS: [Named; 16] = [
         ("smccc32-6", smccc32_6),
         ("smccc32-outline6", smccc32_outline6),
         ("smccc64-0", smccc64_0),
@@ -348,9 +349,10 @@ fn poisoned_in(f: &Failure, regs: core::ops::RangeInclusive<usize>) -> bool {
 }
 
 /// Runs the SMCCC cells (and, in an optimised build, the controls); returns how many failed.
-/// `failed_before` is the count so far, the exit status should a control crash the guest.
-pub fn run(optimised: bool, failed_before: usize) -> usize {
-    let cells: [super::Named; 13] = [
+/// `failed_before` is the count so far, the exit status should a control crash the guest; `resume` is
+/// where the guest goes on after such a crash.
+pub fn run(optimised: bool, failed_before: usize, resume: extern "C" fn(usize) -> !) -> usize {
+    let cells: [Named; 13] = [
         ("smccc32-0", smccc32_0),
         ("smccc32-1", smccc32_1),
         ("smccc32-2", smccc32_2),
@@ -375,12 +377,12 @@ pub fn run(optimised: bool, failed_before: usize) -> usize {
     }
     if optimised {
         // The control may corrupt a register the compiler keeps a pointer in and crash the guest: the
-        // monitor then reports it as detected and resumes the guest at `smccc_resume`.
+        // monitor then reports it as detected and resumes the guest at `resume`.
         arch::service3(
             proto::SVC_CRASH_DETECTS,
             failed_before + failed,
             1,
-            smccc_resume as *const () as usize,
+            resume as *const () as usize,
         );
         failed += usize::from(!control("control-smccc-v10", control_v10(), |f| {
             if usize::BITS == 64 {
@@ -392,10 +394,4 @@ pub fn run(optimised: bool, failed_before: usize) -> usize {
         arch::service(proto::SVC_CRASH_CLEAR, 0);
     }
     failed
-}
-
-/// Where the guest resumes after `control-smccc-v10` crashed it (the crash counted as its detection):
-/// the rest of the run, with the failures so far.
-extern "C" fn smccc_resume(failed: usize) -> ! {
-    super::finish(failed)
 }
