@@ -13,8 +13,10 @@ use crate::util::{self, output, run};
 
 pub use cargo_xen::setup::*;
 
-/// The cross targets every task builds for.
+/// The ARM targets every task builds for.
 pub const TARGETS: [&str; 2] = ["armv7a-none-eabi", "aarch64-unknown-none"];
+/// The x86-64 target (the x86 guests, the library's PV and PVH builds).
+pub const X86_64: &str = "x86_64-unknown-none";
 /// The toolchain components the tasks use.
 pub const COMPONENTS: [&str; 3] = ["clippy", "rustfmt", "llvm-tools"];
 
@@ -49,9 +51,14 @@ pub fn toolchain() -> Result<()> {
 /// An M-profile target, installed so that the test can show the library refuses it.
 pub const M_PROFILE: &str = "thumbv7m-none-eabi";
 
+/// Every target the tasks install: `rust-toolchain.toml`'s and the M-profile one.
+fn wanted_targets() -> Vec<&'static str> {
+    TARGETS.iter().copied().chain([X86_64, M_PROFILE]).collect()
+}
+
 fn toolchain_inner() -> Result<()> {
     let sysroot = sysroot()?;
-    let wanted: Vec<&str> = TARGETS.iter().copied().chain([M_PROFILE]).collect();
+    let wanted = wanted_targets();
     let missing = |sysroot: &str| -> Vec<&str> {
         wanted
             .iter()
@@ -99,4 +106,30 @@ fn toolchain_inner() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `rust-toolchain.toml` pins is what the fallback (`rustup target add`) installs: where the pinned
+    /// name is a link to `stable`, `rustup toolchain install` adds nothing, and a target missing from the
+    /// list would fail the first build for it on a fresh machine.
+    #[test]
+    fn installs_every_pinned_target() {
+        let toml = std::fs::read_to_string(util::root().join("rust-toolchain.toml")).unwrap();
+        let line = toml
+            .lines()
+            .find(|l| l.starts_with("targets"))
+            .expect("rust-toolchain.toml lists its targets");
+        let pinned: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+        assert!(pinned.len() >= 3, "{pinned:?}");
+        let wanted = wanted_targets();
+        for t in pinned {
+            assert!(
+                wanted.contains(&t),
+                "{t} is pinned but not installed by the tasks"
+            );
+        }
+    }
 }
