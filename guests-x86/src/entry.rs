@@ -1,13 +1,12 @@
-//! Xen's ELF notes and the two entry points of the one ELF.
+//! The dom0's entry points: one ELF boots as a PV and as a PVH dom0.
 //!
 //! - `pv_start` (note ENTRY, also the ELF entry): a 64-bit PV dom0 starts here in long mode with paging on,
-//!   on page tables Xen built that map the image where it is linked.
-//! - `pvh_start` (note PHYS32_ENTRY): a PVH dom0 starts here in 32-bit protected mode with paging off and
-//!   `ebx` = the physical address of `hvm_start_info`. It identity-maps the first GiB with 2 MiB pages,
-//!   enables PAE and long mode, and jumps to 64-bit code.
+//!   on page tables Xen built that map the image where it is linked. It sets up the stack and calls
+//!   `guest_main(0, rsi)`: the virtual address of `start_info`, as Xen entered it.
+//! - `pvh_start` (note PHYS32_ENTRY, `pvh.rs`, shared with the `xl` domU): a PVH dom0 starts there and
+//!   calls `guest_main(1, ebx)`: the physical address of `hvm_start_info`.
 //!
-//! Both set up the stack and call `guest_main(pvh, start_info)`: PV passes on `rsi` (the virtual address
-//! of `start_info`, as Xen entered it), PVH `ebx` (the physical address of `hvm_start_info`).
+//! Here are the notes only a PV guest needs (`pvh.rs` has the common ones).
 
 core::arch::global_asm!(
     r#"
@@ -26,15 +25,6 @@ core::arch::global_asm!(
     .popsection
     .endm
 
-    note_begin 6   /* GUEST_OS */
-    .asciz "xen-hypercall"
-    note_end
-    note_begin 7   /* GUEST_VERSION */
-    .asciz "0"
-    note_end
-    note_begin 5   /* XEN_VERSION */
-    .asciz "xen-3.0"
-    note_end
     note_begin 8   /* LOADER */
     .asciz "generic"
     note_end
@@ -53,9 +43,8 @@ core::arch::global_asm!(
     note_begin 17   /* SUPPORTED_FEATURES: XENFEAT_dom0 */
     .long (1 << 11)
     note_end
-    note_begin 18   /* PHYS32_ENTRY */
-    .long pvh_start
-    note_end
+    .purgem note_begin
+    .purgem note_end
 
     .pushsection .text.entry, "ax"
     .code64
@@ -66,72 +55,6 @@ pv_start:
     call guest_main
     ud2
 
-    .code32
-    .globl pvh_start
-pvh_start:
-    cli
-    mov $pvh_pd, %edi
-    xor %ecx, %ecx
-2:  mov %ecx, %eax
-    shl $21, %eax
-    or $0x83, %eax
-    mov %eax, (%edi, %ecx, 8)
-    movl $0, 4(%edi, %ecx, 8)
-    inc %ecx
-    cmp $512, %ecx
-    jb 2b
-    mov $pvh_pd + 3, %eax
-    mov %eax, pvh_pdpt
-    mov $pvh_pdpt + 3, %eax
-    mov %eax, pvh_pml4
-    mov $pvh_pml4, %eax
-    mov %eax, %cr3
-    mov %cr4, %eax
-    or $0x20, %eax
-    mov %eax, %cr4
-    mov $0xc0000080, %ecx
-    rdmsr
-    or $0x100, %eax
-    wrmsr
-    mov %cr0, %eax
-    or $0x80000001, %eax
-    mov %eax, %cr0
-    lgdt pvh_gdt_ptr
-    ljmp $0x08, $pvh_long
-
-    .code64
-pvh_long:
-    mov $0x10, %eax
-    mov %eax, %ds
-    mov %eax, %es
-    mov %eax, %ss
-    lea stack_top(%rip), %rsp
-    mov $1, %edi
-    mov %ebx, %esi
-    call guest_main
-    ud2
-
-    .balign 8
-pvh_gdt:
-    .quad 0
-    .quad 0x00af9a000000ffff
-    .quad 0x00cf92000000ffff
-pvh_gdt_ptr:
-    .word 23
-    .long pvh_gdt
-    .popsection
-
-    .pushsection .data.pagetables, "aw"
-    .balign 4096
-pvh_pml4: .fill 4096, 1, 0
-pvh_pdpt: .fill 4096, 1, 0
-pvh_pd:   .fill 4096, 1, 0
-    .popsection
-
-    .pushsection .bss.stack, "aw", @nobits
-    .balign 16
-    .space 65536
-stack_top:
     .popsection
 "#,
     options(att_syntax)

@@ -125,7 +125,7 @@ extern "C" fn xen_upcall_handler() {
 }
 
 /// Installs the IDT with an interrupt gate (type 0xE, present, DPL 0, code selector 0x08 of
-/// `entry.rs`'s GDT) for `vector`.
+/// `pvh.rs`'s GDT) for `vector`.
 fn install_idt(vector: u8) {
     let off = xen_upcall_entry as *const () as u64;
     let low = (off & 0xffff) | (0x08 << 16) | (0x8e00 << 32) | ((off >> 16) & 0xffff) << 48;

@@ -19,6 +19,7 @@ mod checks;
 mod entry;
 mod events;
 mod pairs;
+mod pvh;
 mod timing;
 
 use core::fmt::Write;
@@ -212,7 +213,14 @@ fn multicall(c: &mut Checks) {
 
 /// PVH: the `hvm_start_info` at `paddr` (`ebx` at entry), through the typed read.
 fn pvh_start_info(c: &mut Checks, paddr: u64) {
-    // SAFETY: Xen put the structure at `paddr`, inside the first GiB, which `entry.rs` identity-maps.
+    if paddr.saturating_add(size_of::<HvmStartInfo>() as u64) > pvh::MAPPED_FRAMES << 12 {
+        return c.check(
+            "start info",
+            false,
+            format_args!("hvm_start_info at {paddr:#x}, beyond the identity map"),
+        );
+    }
+    // SAFETY: Xen put the structure at `paddr`, inside the identity map of `pvh.rs` (checked above).
     match unsafe { HvmStartInfo::read(paddr as *const HvmStartInfo) } {
         Ok(info) => c.check(
             "start info",

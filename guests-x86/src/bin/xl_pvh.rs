@@ -2,11 +2,9 @@
 //! (`cargo xtask xl pvh`). It has no `console_io` (Xen refuses it to a domU), so everything it says goes
 //! through its PV console ring to `xenconsoled`, and the harness reads it in xenconsoled's log.
 //!
-//! The PVH boot protocol (`public/arch-x86/hvm/start_info.h`, `docs/misc/pvh.pandoc`): libxl loads the ELF
-//! where it is linked and enters the `PHYS32_ENTRY` note's address in 32-bit protected mode, paging off,
-//! `ebx` holding the physical address of the `hvm_start_info`. The entry identity-maps the first 4 GiB
-//! with 2 MiB pages (the toolstack's special pages, the console and xenstore rings among them, sit just
-//! below 4 GiB), turns on long mode and calls [`xl_pvh_main`].
+//! libxl loads the ELF where it is linked and enters it by the PVH boot protocol (`pvh.rs`, shared with
+//! the dom0: the first 4 GiB identity-mapped, where the toolstack's special pages, the console and
+//! xenstore rings among them, sit just below 4 GiB), which calls [`guest_main`].
 //!
 //! What it does, one console line each (`xl-pvh: …`, `ok NAME: …` or `FAIL NAME: …` for a check):
 //! - maps the shared info page (`XENMEM_add_to_physmap`) over a page of its own, for the clock
@@ -45,117 +43,10 @@ use xen_hypercall::xen::vcpu::SharedInfo;
 use xen_hypercall::xen::xenstore::Xenstore;
 use xen_hypercall::xen::{DomId, Error, Page, memory};
 
-core::arch::global_asm!(
-    r#"
-    .macro note_begin type
-    .pushsection .note.Xen, "a", @note
-    .balign 4
-    .long 4
-    .long 2f - 1f
-    .long \type
-    .asciz "Xen"
-    .balign 4
-1:
-    .endm
-    .macro note_end
-2:  .balign 4
-    .popsection
-    .endm
+use pvh::MAPPED_FRAMES;
 
-    note_begin 6   /* GUEST_OS */
-    .asciz "xen-hypercall"
-    note_end
-    note_begin 7   /* GUEST_VERSION */
-    .asciz "0"
-    note_end
-    note_begin 5   /* XEN_VERSION */
-    .asciz "xen-3.0"
-    note_end
-    note_begin 18   /* PHYS32_ENTRY */
-    .long xl_pvh_start
-    note_end
-
-    .pushsection .text.entry, "ax"
-    .code32
-    .globl xl_pvh_start
-xl_pvh_start:
-    cli
-    /* Four page directories, 2048 entries: entry i maps [i * 2 MiB, (i + 1) * 2 MiB) present, writable,
-       large (0x83). */
-    mov $xl_pvh_pd, %edi
-    xor %ecx, %ecx
-1:  mov %ecx, %eax
-    shl $21, %eax
-    or $0x83, %eax
-    mov %eax, (%edi, %ecx, 8)
-    movl $0, 4(%edi, %ecx, 8)
-    inc %ecx
-    cmp $2048, %ecx
-    jb 1b
-    /* The first four PDPT entries name the four directories. */
-    mov $xl_pvh_pdpt, %edi
-    xor %ecx, %ecx
-2:  mov %ecx, %eax
-    shl $12, %eax
-    add $xl_pvh_pd + 3, %eax
-    mov %eax, (%edi, %ecx, 8)
-    movl $0, 4(%edi, %ecx, 8)
-    inc %ecx
-    cmp $4, %ecx
-    jb 2b
-    mov $xl_pvh_pdpt + 3, %eax
-    mov %eax, xl_pvh_pml4
-    mov $xl_pvh_pml4, %eax
-    mov %eax, %cr3
-    mov %cr4, %eax
-    or $0x20, %eax          /* PAE */
-    mov %eax, %cr4
-    mov $0xc0000080, %ecx   /* EFER.LME */
-    rdmsr
-    or $0x100, %eax
-    wrmsr
-    mov %cr0, %eax
-    or $0x80000001, %eax    /* PG, PE */
-    mov %eax, %cr0
-    lgdt xl_pvh_gdt_ptr
-    ljmp $0x08, $xl_pvh_long
-
-    .code64
-xl_pvh_long:
-    mov $0x10, %eax
-    mov %eax, %ds
-    mov %eax, %es
-    mov %eax, %ss
-    lea xl_pvh_stack_top(%rip), %rsp
-    mov %ebx, %edi
-    call xl_pvh_main
-    ud2
-
-    .balign 8
-xl_pvh_gdt:
-    .quad 0
-    .quad 0x00af9a000000ffff
-    .quad 0x00cf92000000ffff
-xl_pvh_gdt_ptr:
-    .word 23
-    .long xl_pvh_gdt
-    .popsection
-
-    .pushsection .data.pagetables, "aw"
-    .balign 4096
-xl_pvh_pml4: .fill 4096, 1, 0
-xl_pvh_pdpt: .fill 4096, 1, 0
-xl_pvh_pd:   .fill 4 * 4096, 1, 0
-    .popsection
-
-    .pushsection .bss.stack, "aw", @nobits
-    .balign 16
-    .space 65536
-xl_pvh_stack_top:
-    .popsection
-"#,
-    options(att_syntax)
-);
+#[path = "../pvh.rs"]
+mod pvh;
 
 // The PV hypercall page: the `outline` build registers it (CPUID + MSR) before its first call.
 #[cfg(feature = "outline")]
@@ -178,8 +69,6 @@ const CALLBACK_VECTOR: u8 = 0xf3;
 /// What the domU writes at `data/pvh` for dom0 to see.
 const GREETING: &[u8] = b"hello from a PVH domU";
 
-/// The frames the entry identity-maps (the first 4 GiB): a ring page beyond them is refused.
-const MAPPED_FRAMES: u64 = 1 << 20;
 /// The page the shared info page is mapped over: its address is its frame (identity-mapped).
 static mut SHARED: Page = Page::new();
 
@@ -242,9 +131,9 @@ fn slice(events: &Events, port: Port, clock: &Clock, deadline: Instant) -> Resul
     }
 }
 
-/// `start_info`: the physical address of the `hvm_start_info` (`ebx` at entry).
+/// `start_info`: the physical address of the `hvm_start_info` (`ebx` at entry; `_pvh` is 1, `pvh.rs`).
 #[unsafe(no_mangle)]
-extern "C" fn xl_pvh_main(start_info: u64) -> ! {
+extern "C" fn guest_main(_pvh: u64, start_info: u64) -> ! {
     #[cfg(feature = "outline")]
     {
         // SAFETY: ring 0 of a PVH guest; paging is identity-mapped, so the page's address is its guest
