@@ -286,8 +286,10 @@ pub fn debug_xen() -> Result<PathBuf> {
     Ok(image)
 }
 
-/// Builds a guest; returns its ELF (copied out of cargo's output).
-pub fn build(b: Build) -> Result<PathBuf> {
+/// Builds the guests of `guests-x86/` (for `x86_64-unknown-none`, linked static) with `features`;
+/// returns cargo's target directory of that build (the binaries are under
+/// `x86_64-unknown-none/release/`).
+pub fn build_guests(features: &[&str]) -> Result<PathBuf> {
     let dir = util::target_dir().join("guests-x86");
     util::cross_build(
         &dir,
@@ -295,8 +297,14 @@ pub fn build(b: Build) -> Result<PathBuf> {
         "x86_64-unknown-none",
         "s",
         "-Crelocation-model=static",
-        &b.features(),
+        features,
     )?;
+    Ok(dir)
+}
+
+/// Builds a guest; returns its ELF (copied out of cargo's output).
+pub fn build(b: Build) -> Result<PathBuf> {
+    let dir = build_guests(&b.features())?;
     let built = dir.join("x86_64-unknown-none/release/dom0-x86");
     let out = dir.join(format!("dom0-x86-{}.elf", b.name()));
     std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;

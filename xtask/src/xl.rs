@@ -552,6 +552,25 @@ impl Step {
 }
 
 impl DomU {
+    /// The domU `name` of the guest binary `bin`, before what its scenario declares: AArch64, no
+    /// configuration line, console line, xenstore value, disk, vif or dom0 step; it must power off within
+    /// [`DOMU_SECONDS`]. A declaration gives the rest (`DomU { console: …, ..DomU::new(name, bin) }`).
+    pub fn new(name: &'static str, bin: &'static str) -> DomU {
+        DomU {
+            name,
+            bin,
+            isa: Isa::A64,
+            config: vec![],
+            console: vec![],
+            xenstore: vec![],
+            shutdown: Shutdown::Poweroff,
+            seconds: DOMU_SECONDS,
+            disks: vec![],
+            vifs: vec![],
+            dom0: vec![],
+        }
+    }
+
     /// The `xl` configuration file.
     pub fn config_file(&self) -> String {
         let mut s = format!(
@@ -627,6 +646,50 @@ pub fn t32_domu() -> DomU {
 /// The state of blkback for the domU's `xvda` (`XenbusState`: 2 InitWait, 4 Connected, 6 Closed).
 pub const VBD_BACKEND: &str = "/local/domain/0/backend/vbd/$D/51712/state";
 
+/// The xenstore values the toolstack writes for a domU, in this order: its `name` and `domid`, its
+/// `memory/static-max` (KiB), and its console and xenstore rings' pages and event channels, which must be
+/// the HVM parameters the domU was given (it prints them).
+pub fn toolstack_keys(
+    name: &'static str,
+    domid: Value,
+    static_max: &'static str,
+) -> Vec<(&'static str, Value)> {
+    vec![
+        ("name", Value::Is(name)),
+        ("domid", domid),
+        ("memory/static-max", Value::Is(static_max)),
+        ("console/ring-ref", Value::Guest("CONSOLE_PFN")),
+        ("console/port", Value::Guest("CONSOLE_EVTCHN")),
+        ("store/ring-ref", Value::Guest("STORE_PFN")),
+        ("store/port", Value::Guest("STORE_EVTCHN")),
+    ]
+}
+
+/// The states of the domU's `xvda` while it is paused after `xl create -p`: its frontend's Initialising
+/// (1), blkback's InitWait (2, the hotplug script ran).
+pub fn vbd_init_wait() -> [(&'static str, Value); 2] {
+    [
+        ("device/vbd/51712/state", Value::Is("1")),
+        (VBD_BACKEND, Value::Is("2")),
+    ]
+}
+
+/// dom0's steps for a block domU's run: `setup` (its disk made ready), `data/disk-ready` (the domU
+/// starts its I/O), `during` (while it runs), then the domU's `data/blk-done`, blkback Closed (6),
+/// `data/blk-ack` (the domU ends), and `check` (what the disk holds now).
+pub fn blk_steps(setup: &[Step], during: &[Step], check: Step) -> Vec<Step> {
+    let mut steps = setup.to_vec();
+    steps.push(Step::Write("data/disk-ready", "1"));
+    steps.extend_from_slice(during);
+    steps.extend([
+        Step::Await("data/blk-done", "1"),
+        Step::Await(VBD_BACKEND, "6"),
+        Step::Write("data/blk-ack", "1"),
+        check,
+    ]);
+    steps
+}
+
 /// Where a 32-bit domU's image must be linked: libxl loads a zImage whose header names a load address
 /// there (0x8000 into the domU's RAM, `GUEST_RAM0_BASE`).
 pub const A32_DOMU_ENTRY: u64 = 0x4000_8000;
@@ -692,6 +755,50 @@ pub const TCP_FROM_DOMU: &str = r#"tcp_from_domU() {
   [ "$s" = "$1" ] && [ "$m" = "$w" ]
 }"#;
 
+/// dom0's ping of the network domU with frames of the MTU (1472 bytes of ICMP payload), every reply
+/// required.
+pub const PING_1472: Step = Step::Run(
+    "ping: 5 echoes of 1472 bytes, all answered",
+    "ping -c 5 -A -W 5 -s 1472 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 5 packets received' /tmp/ping",
+);
+
+/// dom0's steps for the network domU: once it is ready and netback Connected (4), the `checks`; then
+/// `bytes` (whole MiB) of TCP each way, each checked by its MD5 ([`TCP_TO_DOMU`], [`TCP_FROM_DOMU`]),
+/// with the negative control between (data that do not match the digest dom0 wrote must be called so);
+/// last the detach ([`DETACH`]: libxl may report a failure of its own hotplug step when netback has
+/// removed the backend's directory first; what counts is that the vif is gone, and the domU's lines).
+pub fn net_steps(checks: &[Step], bytes: u32) -> Vec<Step> {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mib = bytes / (1024 * 1024);
+    let mut steps = vec![
+        Step::Await("data/net-ready", "1"),
+        Step::Expect(VIF_BACKEND, "4"),
+    ];
+    steps.extend_from_slice(checks);
+    steps.extend([
+        Step::Run(
+            leak(format!(
+                "tcp: {mib} MiB of urandom to the domU, its md5 of them is dom0's"
+            )),
+            leak(format!("{TCP_TO_DOMU}\ntcp_to_domU {bytes} {TCP_IP}")),
+        ),
+        Step::Run(
+            "tcp: 64 KiB that do not match dom0's md5 are caught by the domU",
+            leak(format!(
+                "{TCP_TO_DOMU}\nSHORT=65536 tcp_to_domU {bytes} {TCP_IP}"
+            )),
+        ),
+        Step::Run(
+            leak(format!(
+                "tcp: {mib} MiB from the domU, dom0's md5 of them is the domU's"
+            )),
+            leak(format!("{TCP_FROM_DOMU}\ntcp_from_domU {bytes} {TCP_IP}")),
+        ),
+        Step::Run("network-detach: the vif is gone", DETACH),
+    ]);
+    steps
+}
+
 /// What the hotplug script wrote for the domU's `xvda` (`connected`).
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
 
@@ -735,10 +842,6 @@ impl Scenario {
             name: "console",
             title: "an xl domU writes its PV console ring; its HVM parameters match xenstore",
             domus: vec![DomU {
-                name: "cons",
-                bin: "xl-domu",
-                isa: Isa::A64,
-                config: vec![],
                 console: vec![
                     "xl-domu: hello from a domU started by xl",
                     "xl-domu: ok store page given",
@@ -751,20 +854,8 @@ impl Scenario {
                     "xl-domu: ok singleshot timer",
                     "xl-domu: done",
                 ],
-                xenstore: vec![
-                    ("name", Value::Is("cons")),
-                    ("domid", Value::Is("1")),
-                    ("memory/static-max", Value::Is("16384")),
-                    ("console/ring-ref", Value::Guest("CONSOLE_PFN")),
-                    ("console/port", Value::Guest("CONSOLE_EVTCHN")),
-                    ("store/ring-ref", Value::Guest("STORE_PFN")),
-                    ("store/port", Value::Guest("STORE_EVTCHN")),
-                ],
-                shutdown: Shutdown::Poweroff,
-                seconds: DOMU_SECONDS,
-                disks: vec![],
-                vifs: vec![],
-                dom0: vec![],
+                xenstore: toolstack_keys("cons", Value::Is("1"), "16384"),
+                ..DomU::new("cons", "xl-domu")
             }],
             control: vec![],
         }
@@ -774,36 +865,22 @@ impl Scenario {
     /// console ring and xenconsoled log, and a configuration line overriding a base one (`memory`).
     pub fn two() -> Scenario {
         let domu = |name: &'static str, domid: &'static str, memory: &'static str| DomU {
-            name,
-            bin: "xl-domu",
-            isa: Isa::A64,
             config: vec![memory],
             console: vec![
                 "xl-domu: hello from a domU started by xl",
                 "xl-domu: ok store page given",
                 "xl-domu: done",
             ],
-            xenstore: vec![
-                ("name", Value::Is(name)),
-                ("domid", Value::Is(domid)),
-                (
-                    "memory/static-max",
-                    Value::Is(if memory.ends_with("32") {
-                        "32768"
-                    } else {
-                        "16384"
-                    }),
-                ),
-                ("console/ring-ref", Value::Guest("CONSOLE_PFN")),
-                ("console/port", Value::Guest("CONSOLE_EVTCHN")),
-                ("store/ring-ref", Value::Guest("STORE_PFN")),
-                ("store/port", Value::Guest("STORE_EVTCHN")),
-            ],
-            shutdown: Shutdown::Poweroff,
-            seconds: DOMU_SECONDS,
-            disks: vec![],
-            vifs: vec![],
-            dom0: vec![],
+            xenstore: toolstack_keys(
+                name,
+                Value::Is(domid),
+                if memory.ends_with("32") {
+                    "32768"
+                } else {
+                    "16384"
+                },
+            ),
+            ..DomU::new(name, "xl-domu")
         };
         // The second has a disk and a vif: blkback and netback wait for their frontends (InitWait) once
         // the hotplug scripts ran, before the domU runs.
@@ -927,10 +1004,6 @@ impl Scenario {
             name: "xenbus",
             title: "xenstore against xenstored, and a xenbus handshake with blkback over a RAM disk",
             domus: vec![DomU {
-                name: "xb",
-                bin: "xl-xenbus",
-                isa: Isa::A64,
-                config: vec![],
                 console: vec![
                     "xl-xenbus: hello",
                     "xl-xenbus: ok shared info mapped",
@@ -963,19 +1036,15 @@ impl Scenario {
                     "xl-xenbus: ok dom0 checked the closed backend",
                     "xl-xenbus: done",
                 ],
-                xenstore: vec![
-                    ("name", Value::Is("xb")),
-                    ("domid", Value::Guest("DOMID")),
-                    ("device/vbd/51712/state", Value::Is("1")),
-                    (VBD_BACKEND, Value::Is("2")),
-                ],
-                shutdown: Shutdown::Poweroff,
-                seconds: DOMU_SECONDS,
+                xenstore: [
+                    [("name", Value::Is("xb")), ("domid", Value::Guest("DOMID"))],
+                    vbd_init_wait(),
+                ]
+                .concat(),
                 disks: vec![Disk {
                     vdev: "xvda",
                     ram: 0,
                 }],
-                vifs: vec![],
                 dom0: vec![
                     Step::Fill("data/big", 120),
                     Step::Write("data/big-ready", "1"),
@@ -999,6 +1068,7 @@ impl Scenario {
                     Step::Expect("device/vbd/51712/state", "6"),
                     Step::Write("data/vbd-checked", "2"),
                 ],
+                ..DomU::new("xb", "xl-xenbus")
             }],
             control: vec![],
         }
@@ -1033,10 +1103,6 @@ impl Scenario {
             name: "net",
             title: "network frontend on netback: ARP, ping, UDP of many sizes both ways, detach",
             domus: vec![DomU {
-                name: "net",
-                bin: "xl-net",
-                isa: Isa::A64,
-                config: vec![],
                 console: vec![
                     "xl-net: ok connected: 00:16:3e:00:00:02, mtu 1500",
                     "xl-net: ok md5: RFC 1321's test digests",
@@ -1058,73 +1124,36 @@ impl Scenario {
                     (VIF_BACKEND, Value::Is("2")),
                     (VIF_HOTPLUG, Value::Is("connected")),
                 ],
-                shutdown: Shutdown::Poweroff,
                 seconds: 80,
-                disks: vec![],
                 vifs: vec![Vif {
                     mac: "00:16:3e:00:00:02",
                 }],
-                dom0: vec![
-                    Step::Await("data/net-ready", "1"),
-                    Step::Expect(VIF_BACKEND, "4"),
-                    Step::Run(
-                        "ping: 20 echoes, all answered",
-                        "ping -c 20 -A -W 5 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 20 packets received' /tmp/ping",
-                    ),
-                    Step::Run(
-                        "ping: 5 echoes of 1472 bytes, all answered",
-                        "ping -c 5 -A -W 5 -s 1472 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 5 packets received' /tmp/ping",
-                    ),
-                    Step::Run(
-                        "udp: 16 sizes both ways, every payload checked",
-                        "udp-check 169.254.1.2 1 2 17 18 64 100 333 500 999 1000 1024 1200 1400 1471 1472 1472",
-                    ),
-                    // Negative controls: a pattern the domU does not send, and an address nobody has, must
-                    // each fail the check that passed above.
-                    Step::Run(
-                        "udp: a payload other than expected is caught",
-                        "! SHIFT=1 udp-check 169.254.1.2 100",
-                    ),
-                    Step::Run(
-                        "ping: an address nobody has is not all answered",
-                        "! ping -c 2 -W 2 169.254.1.9",
-                    ),
-                    // TCP with the domU's TCP/IP stack: 2 MiB each way, each checked by its MD5.
-                    Step::Run(
-                        "tcp: 2 MiB of urandom to the domU, its md5 of them is dom0's",
-                        Box::leak(
-                            format!(
-                                "{TCP_TO_DOMU}
-tcp_to_domU {TCP_BYTES} {TCP_IP}"
-                            )
-                            .into_boxed_str(),
+                dom0: net_steps(
+                    &[
+                        Step::Run(
+                            "ping: 20 echoes, all answered",
+                            "ping -c 20 -A -W 5 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 20 packets received' /tmp/ping",
                         ),
-                    ),
-                    // The negative control: data that do not match the digest dom0 wrote must be called so.
-                    Step::Run(
-                        "tcp: 64 KiB that do not match dom0's md5 are caught by the domU",
-                        Box::leak(
-                            format!(
-                                "{TCP_TO_DOMU}
-SHORT=65536 tcp_to_domU {TCP_BYTES} {TCP_IP}"
-                            )
-                            .into_boxed_str(),
+                        PING_1472,
+                        Step::Run(
+                            "udp: 16 sizes both ways, every payload checked",
+                            "udp-check 169.254.1.2 1 2 17 18 64 100 333 500 999 1000 1024 1200 1400 1471 1472 1472",
                         ),
-                    ),
-                    Step::Run(
-                        "tcp: 2 MiB from the domU, dom0's md5 of them is the domU's",
-                        Box::leak(
-                            format!(
-                                "{TCP_FROM_DOMU}
-tcp_from_domU {TCP_BYTES} {TCP_IP}"
-                            )
-                            .into_boxed_str(),
+                        // Negative controls: a pattern the domU does not send, and an address nobody
+                        // has, must each fail the check that passed above.
+                        Step::Run(
+                            "udp: a payload other than expected is caught",
+                            "! SHIFT=1 udp-check 169.254.1.2 100",
                         ),
-                    ),
-                    // libxl may report a failure of its own hotplug step when netback has removed the
-                    // backend's directory first; what counts is that the vif is gone, and the domU's lines.
-                    Step::Run("network-detach: the vif is gone", DETACH),
-                ],
+                        Step::Run(
+                            "ping: an address nobody has is not all answered",
+                            "! ping -c 2 -W 2 169.254.1.9",
+                        ),
+                    ],
+                    // TCP with the domU's TCP/IP stack: 2 MiB each way.
+                    TCP_BYTES,
+                ),
+                ..DomU::new("net", "xl-net")
             }],
             control: vec![],
         }
@@ -1142,36 +1171,16 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
             .push("xl-net: ok tcp from dom0: 1048576 bytes, md5 ");
         d.console
             .push("xl-net: ok tcp: 2 transfers from dom0 (1 matching its md5), 1 to dom0");
-        d.dom0 = vec![
-            Step::Await("data/net-ready", "1"),
-            Step::Expect(VIF_BACKEND, "4"),
-            Step::Run(
-                "ping: 5 echoes of 1472 bytes, all answered",
-                "ping -c 5 -A -W 5 -s 1472 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 5 packets received' /tmp/ping",
-            ),
-            Step::Run(
-                "udp: 4 sizes both ways, every payload checked",
-                "udp-check 169.254.1.2 1 333 1400 1472",
-            ),
-            Step::Run(
-                "tcp: 1 MiB of urandom to the domU, its md5 of them is dom0's",
-                Box::leak(format!("{TCP_TO_DOMU}\ntcp_to_domU 1048576 {TCP_IP}").into_boxed_str()),
-            ),
-            Step::Run(
-                "tcp: 64 KiB that do not match dom0's md5 are caught by the domU",
-                Box::leak(
-                    format!("{TCP_TO_DOMU}\nSHORT=65536 tcp_to_domU 1048576 {TCP_IP}")
-                        .into_boxed_str(),
+        d.dom0 = net_steps(
+            &[
+                PING_1472,
+                Step::Run(
+                    "udp: 4 sizes both ways, every payload checked",
+                    "udp-check 169.254.1.2 1 333 1400 1472",
                 ),
-            ),
-            Step::Run(
-                "tcp: 1 MiB from the domU, dom0's md5 of them is the domU's",
-                Box::leak(
-                    format!("{TCP_FROM_DOMU}\ntcp_from_domU 1048576 {TCP_IP}").into_boxed_str(),
-                ),
-            ),
-            Step::Run("network-detach: the vif is gone", DETACH),
-        ];
+            ],
+            1024 * 1024,
+        );
         Scenario {
             name: "net32",
             title: "the network domU built for 32-bit ARM (A32): ping, UDP, TCP each way, detach",
@@ -1207,23 +1216,16 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
             title: "block benchmark: the frontend's workloads and blkback's interrupts",
             domus: vec![
                 DomU {
-                    name: "blkbench",
-                    bin: "xl-blk",
-                    isa: Isa::A64,
-                    config: vec![],
                     console: vec![
                         "xl-blk: ok connected",
                         "xl-blk: bench seq-write-1m",
                         "xl-blk: done",
                     ],
-                    xenstore: vec![],
-                    shutdown: Shutdown::Poweroff,
                     seconds: 120,
                     disks: vec![Disk {
                         vdev: "xvda",
                         ram: 0,
                     }],
-                    vifs: vec![],
                     dom0: vec![
                         // The Linux domU boots first, so that it is idle while this one runs.
                         Step::Shell(
@@ -1245,12 +1247,9 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
                             "sleep 2; grep blkif /proc/interrupts; printf GO | dd of=/dev/ram1 bs=512 seek=8191 conv=notrunc && sync",
                         ),
                     ],
+                    ..DomU::new("blkbench", "xl-blk")
                 },
                 DomU {
-                    name: "linux",
-                    // Not run: the configuration's `kernel` is Linux's (an image is built all the same).
-                    bin: "xl-blk",
-                    isa: Isa::A64,
                     config: vec![
                         "kernel = \"/domu/linux.Image\"",
                         "ramdisk = \"/domu/linux-initrd.gz\"",
@@ -1258,19 +1257,18 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
                         "memory = 128",
                     ],
                     console: vec!["linux-blk: bench seq-write-1m", "linux-blk: done"],
-                    xenstore: vec![],
-                    shutdown: Shutdown::Poweroff,
                     seconds: 300,
                     disks: vec![Disk {
                         vdev: "xvda",
                         ram: 1,
                     }],
-                    vifs: vec![],
                     dom0: vec![Step::Shell(
                         "blkback interrupts for Linux",
                         "wait_for 290 grep -q 'linux-blk: done' /var/log/xen/console/guest-linux.log; \
                      grep blkif /proc/interrupts; grep . /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/*",
                     )],
+                    // Not run: the configuration's `kernel` is Linux's (an image is built all the same).
+                    ..DomU::new("linux", "xl-blk")
                 },
             ],
             control: vec![],
@@ -1293,26 +1291,13 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
             echo 3 > /proc/sys/vm/drop_caches && \
             blk-pattern 8192 1 1 3 97 200 89 511 300 4000 177 8191 1 > /tmp/e && md5sum /tmp/p /tmp/e && \
             touch /tmp/filled";
-        let checked = |name: &'static str, ram: u32| {
-            let (fill, check): (Step, &'static str) = match ram {
-                0 => (
-                    Step::Shell("filled the disks", FILL),
-                    "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram0 && cmp /tmp/e /dev/ram0",
-                ),
-                1 => (
-                    Step::Shell("waited for the fill", "wait_for 120 test -f /tmp/filled"),
-                    "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram1 && cmp /tmp/e /dev/ram1",
-                ),
-                _ => (
-                    Step::Shell("waited for the fill", "wait_for 120 test -f /tmp/filled"),
-                    "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram3 && cmp /tmp/e /dev/ram3",
-                ),
-            };
+        // A domU that reads its disk `/dev/ram<ram>` and writes it, after dom0's `setup`; dom0 then
+        // compares the disk with the image it built.
+        let checked = |name: &'static str, ram: u32, setup: &[Step], during: &[Step]| {
+            let check = format!(
+                "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram{ram} && cmp /tmp/e /dev/ram{ram}"
+            );
             DomU {
-                name,
-                bin: "xl-blk",
-                isa: Isa::A64,
-                config: vec![],
                 console: vec![
                     "xl-blk: ok connected",
                     "xl-blk: ok read the whole disk",
@@ -1323,51 +1308,46 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
                     "xl-blk: ok closed",
                     "xl-blk: done",
                 ],
-                xenstore: vec![
-                    ("device/vbd/51712/state", Value::Is("1")),
-                    (VBD_BACKEND, Value::Is("2")),
-                ],
-                shutdown: Shutdown::Poweroff,
+                xenstore: vbd_init_wait().to_vec(),
                 seconds: 120,
                 disks: vec![Disk { vdev: "xvda", ram }],
-                vifs: vec![],
-                dom0: vec![
-                    fill,
-                    Step::Write("data/disk-ready", "1"),
-                    Step::Await("data/blk-done", "1"),
-                    Step::Await(VBD_BACKEND, "6"),
-                    Step::Write("data/blk-ack", "1"),
-                    Step::Shell("the disk is dom0's expected image", check),
-                ],
+                dom0: blk_steps(
+                    setup,
+                    during,
+                    Step::Shell(
+                        "the disk is dom0's expected image",
+                        Box::leak(check.into_boxed_str()),
+                    ),
+                ),
+                ..DomU::new(name, "xl-blk")
             }
         };
-        let mut blk = checked("blk", 0);
-        blk.dom0.insert(
+        let wait_fill = Step::Shell("waited for the fill", "wait_for 120 test -f /tmp/filled");
+        let blk = checked(
+            "blk",
             0,
-            Step::Shell(
-                "blkback parameters",
-                "grep . /sys/module/xen_blkback/parameters/*",
-            ),
-        );
-        // A RAM disk has no write cache: blkback offered no flush, and none reached it (the negative
-        // control of `blkflush`'s count), read while the disk is connected (blkback's counters go with
-        // its rings when the frontend closes).
-        blk.dom0.splice(
-            3..3,
-            [
+            &[
+                Step::Shell(
+                    "blkback parameters",
+                    "grep . /sys/module/xen_blkback/parameters/*",
+                ),
+                Step::Shell("filled the disks", FILL),
+            ],
+            // A RAM disk has no write cache: blkback offered no flush, and none reached it (the negative
+            // control of `blkflush`'s count), read while the disk is connected (blkback's counters go
+            // with its rings when the frontend closes).
+            &[
                 Step::Await("data/stats-ready", "1"),
                 Step::Shell("no flush reached blkback", FLUSHES_ZERO),
                 Step::Write("data/stats-read", "1"),
             ],
         );
         // The same run as `blk` from a 32-bit (A32) domain.
-        let mut blk32 = checked("blk32", 3);
-        blk32.isa = Isa::A32;
+        let blk32 = DomU {
+            isa: Isa::A32,
+            ..checked("blk32", 3, &[wait_fill], &[])
+        };
         let det = DomU {
-            name: "blkdet",
-            bin: "xl-blk",
-            isa: Isa::A64,
-            config: vec![],
             console: vec![
                 "xl-blk: ok connected",
                 "xl-blk: ok detached",
@@ -1375,24 +1355,23 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
                 "xl-blk: done",
             ],
             xenstore: vec![(VBD_BACKEND, Value::Is("2"))],
-            shutdown: Shutdown::Poweroff,
             seconds: 120,
             disks: vec![Disk {
                 vdev: "xvda",
                 ram: 2,
             }],
-            vifs: vec![],
             dom0: vec![
                 Step::Write("data/disk-ready", "1"),
                 Step::Await("data/blk-reading", "1"),
                 Step::Shell("xl block-detach", "timeout 40 xl block-detach blkdet xvda"),
                 Step::Write("data/blk-ack", "1"),
             ],
+            ..DomU::new("blkdet", "xl-blk")
         };
         Scenario {
             name: "blk",
             title: "the block frontend on blkback: every byte checked by dom0, errors, block-detach",
-            domus: vec![blk, checked("blk1", 1), det, blk32],
+            domus: vec![blk, checked("blk1", 1, &[wait_fill], &[]), det, blk32],
             control: vec![],
         }
     }
@@ -1421,28 +1400,25 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
         flush
             .console
             .insert(6, "xl-blk: ok discarded sectors read as zeros");
-        flush.dom0 = vec![
-            Step::Shell("filled the files", FILL_FILES),
-            Step::Expect(VBD_FLUSH, "1"),
-            Step::Expect(VBD_DISCARD, "1"),
-            Step::Write("data/disk-ready", "1"),
-            Step::Await("data/stats-ready", "1"),
-            Step::Shell("two flushes reached blkback", FLUSHES_TWO),
-            Step::Shell("one discard reached blkback", DISCARDS_ONE),
-            Step::Write("data/stats-read", "1"),
-            Step::Await("data/blk-done", "1"),
-            Step::Await(VBD_BACKEND, "6"),
-            Step::Write("data/blk-ack", "1"),
+        flush.dom0 = blk_steps(
+            &[
+                Step::Shell("filled the files", FILL_FILES),
+                Step::Expect(VBD_FLUSH, "1"),
+                Step::Expect(VBD_DISCARD, "1"),
+            ],
+            &[
+                Step::Await("data/stats-ready", "1"),
+                Step::Shell("two flushes reached blkback", FLUSHES_TWO),
+                Step::Shell("one discard reached blkback", DISCARDS_ONE),
+                Step::Write("data/stats-read", "1"),
+            ],
             Step::Shell(
                 "the file is dom0's expected image, zeros where discarded",
                 DISCARDED_CHECK,
             ),
-        ];
+        );
         // A disk that fails in the middle: the error, and nothing lost or changed around it.
         let failing = DomU {
-            name: "blkerr",
-            bin: "xl-blk",
-            isa: Isa::A64,
             config: vec![FAILING_DISK_LINE],
             console: vec![
                 "xl-blk: ok connected",
@@ -1456,25 +1432,21 @@ tcp_from_domU {TCP_BYTES} {TCP_IP}"
                 "xl-blk: ok closed",
                 "xl-blk: done",
             ],
-            xenstore: vec![
-                ("device/vbd/51712/state", Value::Is("1")),
-                (VBD_BACKEND, Value::Is("2")),
-            ],
-            shutdown: Shutdown::Poweroff,
+            xenstore: vbd_init_wait().to_vec(),
             seconds: 120,
             disks: flush.disks.clone(),
-            vifs: vec![],
-            dom0: vec![
-                Step::Shell("the failing disk fails in dom0 just there", FAILING_CHECK),
-                Step::Write("data/disk-ready", "1"),
-                Step::Await("data/blk-done", "1"),
-                Step::Await(VBD_BACKEND, "6"),
-                Step::Write("data/blk-ack", "1"),
+            dom0: blk_steps(
+                &[Step::Shell(
+                    "the failing disk fails in dom0 just there",
+                    FAILING_CHECK,
+                )],
+                &[],
                 Step::Shell(
                     "the file is dom0's expected image (the failing write did not land)",
                     "sync; md5sum /run/blkerr.img && cmp /tmp/e /run/blkerr.img",
                 ),
-            ],
+            ),
+            ..DomU::new("blkerr", "xl-blk")
         };
         Scenario {
             name: "blkdev",

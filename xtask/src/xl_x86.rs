@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::elf::Isa;
 use crate::xen::{self, XenBuild};
 use crate::xl::{self, Dom0, DomU, Run, Scenario, Shutdown, Step, Value};
 use crate::{setup, util, x86};
@@ -59,9 +58,6 @@ pub fn pvh() -> Scenario {
         name: "pvh",
         title: "an x86-64 PVH xl domU under a Linux PV dom0: console ring, xenstore, PV time",
         domus: vec![DomU {
-            name: "pvh",
-            bin: "xl-pvh",
-            isa: Isa::A64,
             config: vec!["type = \"pvh\""],
             console: vec![
                 "xl-pvh: hello from an x86-64 PVH domU started by xl",
@@ -79,23 +75,12 @@ pub fn pvh() -> Scenario {
                 "xl-pvh: ok wallclock",
                 "xl-pvh: done",
             ],
-            xenstore: vec![
-                ("name", Value::Is("pvh")),
-                ("domid", Value::Guest("DOMID")),
-                ("memory/static-max", Value::Is("16384")),
-                ("console/ring-ref", Value::Guest("CONSOLE_PFN")),
-                ("console/port", Value::Guest("CONSOLE_EVTCHN")),
-                ("store/ring-ref", Value::Guest("STORE_PFN")),
-                ("store/port", Value::Guest("STORE_EVTCHN")),
-            ],
-            shutdown: Shutdown::Poweroff,
-            seconds: xl::DOMU_SECONDS,
-            disks: vec![],
-            vifs: vec![],
+            xenstore: xl::toolstack_keys("pvh", Value::Guest("DOMID"), "16384"),
             dom0: vec![
                 Step::Await("data/pvh", "hello from a PVH domU"),
                 Step::Write("data/go", "1"),
             ],
+            ..DomU::new("pvh", "xl-pvh")
         }],
         control: vec![],
     }
@@ -135,15 +120,7 @@ pub fn fetch() -> Result<Dom0> {
 
 /// Builds the domU binaries (inline `vmmcall` stubs); returns the ELF of each scenario's domU by name.
 fn build_domus(scenario: &Scenario) -> Result<Vec<(&'static str, Vec<u8>)>> {
-    let dir = util::target_dir().join("guests-x86");
-    util::cross_build(
-        &dir,
-        "xen-hypercall-guests-x86",
-        "x86_64-unknown-none",
-        "s",
-        "-Crelocation-model=static",
-        &["amd"],
-    )?;
+    let dir = x86::build_guests(&["amd"])?;
     scenario
         .domus
         .iter()

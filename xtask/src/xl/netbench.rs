@@ -18,8 +18,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Result, bail};
 
-use super::{DomU, LINUX, Scenario, Shutdown, Step, VIF_BACKEND, Value, Vif, harness_lines};
-use crate::elf::Isa;
+use super::{DomU, LINUX, Scenario, Step, VIF_BACKEND, Value, Vif, harness_lines};
 
 /// Frames measured: (Ethernet frame bytes, ping's `-s`), and round trips per measurement.
 pub const FRAMES: [(u32, u32); 2] = [(64, 22), (1500, 1458)];
@@ -132,10 +131,6 @@ fn measure(name: &str, ip: &str, vif: &str) -> String {
 /// Linux's down and detaches ours.
 pub fn scenario() -> Scenario {
     let ours = DomU {
-        name: "netb",
-        bin: "xl-net",
-        isa: Isa::A64,
-        config: vec![],
         console: vec![
             "xl-net: ok connected",
             "xl-net: ok backend gone",
@@ -143,9 +138,7 @@ pub fn scenario() -> Scenario {
             "xl-net: done",
         ],
         xenstore: vec![(VIF_BACKEND, Value::Is("2"))],
-        shutdown: Shutdown::Poweroff,
         seconds: 150,
-        disks: vec![],
         vifs: vec![Vif {
             mac: "00:16:3e:00:00:02",
         }],
@@ -170,11 +163,9 @@ pub fn scenario() -> Scenario {
             Step::Run("xl shutdown lnx", "timeout 30 xl shutdown -w lnx"),
             Step::Run("network-detach: the vif is gone", super::DETACH),
         ],
+        ..DomU::new("netb", "xl-net")
     };
     let linux = DomU {
-        name: "lnx",
-        bin: LINUX,
-        isa: Isa::A64,
         config: vec![
             "memory = 128",
             "ramdisk = \"/domu/lnx.initrd\"",
@@ -185,14 +176,11 @@ pub fn scenario() -> Scenario {
             "linux-domu: irqs",
             "linux-domu: done",
         ],
-        xenstore: vec![],
-        shutdown: Shutdown::Poweroff,
         seconds: 150,
-        disks: vec![],
         vifs: vec![Vif {
             mac: "00:16:3e:00:00:03",
         }],
-        dom0: vec![],
+        ..DomU::new("lnx", LINUX)
     };
     let mut s = Scenario {
         name: "netbench",
