@@ -906,6 +906,13 @@ pub fn xen_cost_json(costs: &[XenCost]) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn errno_lines_are_not_counts() {
+        let d = parse(&format!("insns-x86\n{}", crate::bench::ERRNO_SAMPLE)).unwrap();
+        assert_eq!(d.len(), 2);
+        assert!(!d.contains_key("errno"));
+    }
+
     /// The report's typed rows end with the instruction sets this module measures.
     #[test]
     fn the_report_names_these_isas() {

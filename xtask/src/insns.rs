@@ -332,6 +332,13 @@ pub fn require_coverage(counts: &[Count]) -> Result<()> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn errno_lines_are_not_counts() {
+        let d = parse(crate::bench::ERRNO_SAMPLE).unwrap();
+        assert_eq!(d.len(), 2);
+        assert!(!d.contains_key("errno"));
+    }
+
     const NOP: u32 = 0xD503_201F;
     const HVC: u32 = 0xD401_D422; // hvc #0xea1
     const RET: u32 = 0xD65F_03C0;
