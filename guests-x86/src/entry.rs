@@ -9,22 +9,8 @@
 //! Here are the notes only a PV guest needs (`pvh.rs` has the common ones).
 
 core::arch::global_asm!(
-    r#"
-    .macro note_begin type
-    .pushsection .note.Xen, "a", @note
-    .balign 4
-    .long 4
-    .long 2f - 1f
-    .long \type
-    .asciz "Xen"
-    .balign 4
-1:
-    .endm
-    .macro note_end
-2:  .balign 4
-    .popsection
-    .endm
-
+    crate::pvh::xen_notes!(
+        r#"
     note_begin 8   /* LOADER */
     .asciz "generic"
     note_end
@@ -43,9 +29,9 @@ core::arch::global_asm!(
     note_begin 17   /* SUPPORTED_FEATURES: XENFEAT_dom0 */
     .long (1 << 11)
     note_end
-    .purgem note_begin
-    .purgem note_end
-
+"#
+    ),
+    r#"
     .pushsection .text.entry, "ax"
     .code64
     .globl pv_start

@@ -10,8 +10,12 @@
 //!
 //! The stack (`stack_top`, global) serves the dom0's PV entry as well (`entry.rs`).
 
-core::arch::global_asm!(
-    r#"
+/// Xen's ELF notes (`public/elfnote.h`): `notes` is assembly that writes each as `note_begin TYPE`, its
+/// data, `note_end`; the two macros are defined around it and forgotten after it.
+macro_rules! xen_notes {
+    ($notes:literal) => {
+        concat!(
+            r#"
     .macro note_begin type
     .pushsection .note.Xen, "a", @note
     .balign 4
@@ -26,7 +30,20 @@ core::arch::global_asm!(
 2:  .balign 4
     .popsection
     .endm
+"#,
+            $notes,
+            r#"
+    .purgem note_begin
+    .purgem note_end
+"#
+        )
+    };
+}
+pub(crate) use xen_notes;
 
+core::arch::global_asm!(
+    xen_notes!(
+        r#"
     note_begin 6   /* GUEST_OS */
     .asciz "xen-hypercall"
     note_end
@@ -39,9 +56,9 @@ core::arch::global_asm!(
     note_begin 18   /* PHYS32_ENTRY */
     .long pvh_start
     note_end
-    .purgem note_begin
-    .purgem note_end
-
+"#
+    ),
+    r#"
     .pushsection .text.entry, "ax"
     .code32
     .globl pvh_start
