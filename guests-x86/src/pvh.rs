@@ -39,6 +39,7 @@ macro_rules! xen_notes {
         )
     };
 }
+#[allow(unused_imports)] // used by the dom0's `entry.rs`, not by the xl domU
 pub(crate) use xen_notes;
 
 core::arch::global_asm!(
