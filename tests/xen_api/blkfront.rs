@@ -540,7 +540,7 @@ fn pattern(seed: u8, n: usize) -> Vec<u8> {
     for w in 0..n.div_ceil(8) {
         let block = ((w * 8) >> 11) as u8;
         out.extend_from_slice(
-            &(run[w % 256] ^ u64::from(block) * 0x0101_0101_0101_0101).to_le_bytes(),
+            &(run[w % 256] ^ (u64::from(block) * 0x0101_0101_0101_0101)).to_le_bytes(),
         );
     }
     out.truncate(n);
