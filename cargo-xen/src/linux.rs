@@ -397,20 +397,11 @@ pub fn fetch_arch(d: &Path, arch: Arch) -> Result<Dom0> {
 }
 
 /// apt (`apt-get download` into a private state).
-pub const APT: setup::Package = setup::Package {
-    name: "apt",
-    provides: "/usr/bin/apt-get",
-};
+pub const APT: setup::Package = setup::Package::new("apt", "/usr/bin/apt-get");
 /// dpkg (`dpkg -x`, `dpkg-deb --fsys-tarfile`).
-pub const DPKG: setup::Package = setup::Package {
-    name: "dpkg",
-    provides: "/usr/bin/dpkg-deb",
-};
+pub const DPKG: setup::Package = setup::Package::new("dpkg", "/usr/bin/dpkg-deb");
 /// tar, to take only the kernel and its Xen modules out of the kernel package.
-pub const TAR: setup::Package = setup::Package {
-    name: "tar",
-    provides: "/usr/bin/tar",
-};
+pub const TAR: setup::Package = setup::Package::new("tar", "/usr/bin/tar");
 
 /// The kernel image package `apt-cache depends linux-image-<arch>` names.
 pub fn kernel_package(depends: &str, arch: Arch) -> Option<String> {
@@ -795,10 +786,7 @@ pub fn marked_lines<'a>(output: &'a str, mark: &str) -> Vec<&'a str> {
 }
 
 /// gzip, for the initramfs.
-pub const GZIP: setup::Package = setup::Package {
-    name: "gzip",
-    provides: "/usr/bin/gzip",
-};
+pub const GZIP: setup::Package = setup::Package::new("gzip", "/usr/bin/gzip");
 
 /// QEMU's memory: dom0 gets [`DOM0_MEMORY`] of it, the domUs and Xen the rest.
 pub const MACHINE_MEMORY: &str = "512M";
@@ -817,7 +805,7 @@ pub fn command(xen: &Path, kernel: &Path, initrd: &Path) -> Result<Command> {
     let size = std::fs::metadata(kernel)
         .with_context(|| format!("{}", kernel.display()))?
         .len();
-    let mut c = Command::new("qemu-system-aarch64");
+    let mut c = crate::setup::qemu("qemu-system-aarch64");
     c.args(["-machine", qemu::MACHINE])
         .args(["-cpu", "cortex-a57", "-smp", "1", "-m", MACHINE_MEMORY])
         .args(["-nographic", "-no-reboot", "-nic", "none"])

@@ -159,7 +159,7 @@ pub const DOM0_MEMORY: &str = "1G";
 pub const DOM0LESS_MEMORY: &str = "256M";
 
 fn qemu_base(memory: &str, cpus: u32) -> Command {
-    let mut c = Command::new("qemu-system-aarch64");
+    let mut c = crate::setup::qemu("qemu-system-aarch64");
     c.args([
         "-cpu",
         "cortex-a57",
@@ -214,7 +214,7 @@ pub fn dom0_command_cpus(
 /// The QEMU command that boots `xen`, an x86-64 hypervisor (multiboot), with `dom0`, an ELF kernel, as its
 /// first module, and Xen's command line `bootargs` (for a PVH dom0: `dom0=pvh`).
 pub fn x86_dom0_command(xen: &Path, dom0: &Path, bootargs: &str) -> Command {
-    let mut cmd = Command::new("qemu-system-x86_64");
+    let mut cmd = crate::setup::qemu("qemu-system-x86_64");
     cmd.args(["-accel", "tcg", "-cpu", "max", "-m", DOM0_MEMORY])
         .args(["-nographic", "-no-reboot", "-kernel"])
         .arg(xen)

@@ -283,18 +283,7 @@ pub struct Options {
     pub xl: Option<Vec<String>>,
 }
 
-/// Where Xen, its source and the converted images are kept: `$CARGO_XEN_CACHE`, else
-/// `$XDG_CACHE_HOME/cargo-xen`, else `~/.cache/cargo-xen`.
-pub fn cache_dir() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os("CARGO_XEN_CACHE") {
-        return Ok(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(d).join("cargo-xen"));
-    }
-    let home = std::env::var_os("HOME").context("neither CARGO_XEN_CACHE nor HOME is set")?;
-    Ok(PathBuf::from(home).join(".cache/cargo-xen"))
-}
+pub use crate::setup::cache_dir;
 
 /// Runs `cargo xen run`: prepares the images, fetches (or builds) Xen, boots, and returns the outcome.
 pub fn run(opts: &Options) -> Result<Outcome> {

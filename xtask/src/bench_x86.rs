@@ -553,7 +553,7 @@ fn build(mode: Mode) -> Result<PathBuf> {
 }
 
 fn run(image: &std::path::Path) -> Result<String> {
-    let mut cmd = std::process::Command::new("qemu-system-x86_64");
+    let mut cmd = crate::setup::qemu("qemu-system-x86_64");
     cmd.args([
         "-accel",
         "tcg",

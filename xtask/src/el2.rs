@@ -842,7 +842,7 @@ fn qemu(mut cmd: Command) -> Result<RunOutput> {
 fn qemu_command(run: &RunKind, a64: &Path, a32: &Path) -> Command {
     let common = ["-m", "256M", "-nographic", "-semihosting", "-no-reboot"];
     if run.el2_a64 {
-        let mut c = Command::new("qemu-system-aarch64");
+        let mut c = crate::setup::qemu("qemu-system-aarch64");
         c.args(["-M", "virt,virtualization=on", "-cpu", "cortex-a57"])
             .args(common)
             .arg("-kernel")
@@ -854,7 +854,7 @@ fn qemu_command(run: &RunKind, a64: &Path, a32: &Path) -> Command {
         }
         c
     } else {
-        let mut c = Command::new("qemu-system-arm");
+        let mut c = crate::setup::qemu("qemu-system-arm");
         c.args(["-M", "virt,virtualization=on", "-cpu", "cortex-a15"])
             .args(common)
             .arg("-kernel")
@@ -867,7 +867,7 @@ fn qemu_command(run: &RunKind, a64: &Path, a32: &Path) -> Command {
 pub fn run() -> Result<()> {
     setup::debian(&[setup::QEMU])?;
     for bin in ["qemu-system-aarch64", "qemu-system-arm"] {
-        if Command::new(bin).arg("--version").output().is_err() {
+        if setup::qemu(bin).arg("--version").output().is_err() {
             bail!("{bin} is missing; install it with\n  apt-get install -y qemu-system-arm");
         }
     }

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -62,7 +62,7 @@ fn run_qemu(qemu: &str, image: &PathBuf) -> Result<String> {
     } else {
         "cortex-a15"
     };
-    let mut child = Command::new(qemu)
+    let mut child = setup::qemu(qemu)
         .args([
             "-M",
             "virt,virtualization=on",

@@ -39,6 +39,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // apt-get's and make's output goes to one log; the console gets one line per stage.
     cargo_xen::cmd::log_to(util::root().join("target/setup.log"));
+    // What cannot be installed without removing a package (QEMU, on some machines) is unpacked there.
+    setup::use_private_root(&util::target_dir());
     let result = match args.first().map(String::as_str) {
         Some("demo") => xtask::steps::demo(),
         Some("test") => test(),

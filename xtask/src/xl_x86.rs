@@ -175,7 +175,7 @@ pub fn command(xen: &Path, kernel: &Path, initrd: &Path) -> Result<std::process:
         }
         Ok(s.to_string())
     };
-    let mut c = std::process::Command::new("qemu-system-x86_64");
+    let mut c = crate::setup::qemu("qemu-system-x86_64");
     c.args([
         "-accel",
         "tcg",
@@ -299,7 +299,7 @@ mod tests {
             let i = args.iter().position(|a| a == flag).unwrap();
             args[i + 1].clone()
         };
-        assert_eq!(c.get_program(), "qemu-system-x86_64");
+        assert!(std::path::Path::new(c.get_program()).ends_with("qemu-system-x86_64"));
         assert_eq!(after("-kernel"), "/t/xen");
         assert_eq!(
             after("-initrd"),
