@@ -222,6 +222,19 @@ pub struct Arch {
     pub triplet: &'static str,
     /// Packages its toolstack needs beyond [`PACKAGES`].
     pub extra: &'static [&'static str],
+    /// Modules of [`all_modules`] that its kernel has built in (no `.ko` in the package).
+    pub builtin: &'static [&'static str],
+}
+
+impl Arch {
+    /// The `.ko` files to unpack: [`all_modules`] and the Linux domU's, less those built in.
+    pub fn module_files(&self) -> Vec<String> {
+        all_modules()
+            .into_iter()
+            .chain(LINUX_DOMU_MODULES.iter().map(|m| format!("drivers/{m}")))
+            .filter(|m| !self.builtin.contains(&m.as_str()))
+            .collect()
+    }
 }
 
 /// arm64: the dom0 of [`fetch`].
@@ -229,13 +242,16 @@ pub const ARM64: Arch = Arch {
     debian: "arm64",
     triplet: "aarch64-linux-gnu",
     extra: &[],
+    builtin: &[],
 };
 
-/// amd64: a 64-bit PV dom0 on x86-64 Xen. libxenguest is linked with liblzma and libzstd there.
+/// amd64: a 64-bit PV dom0 on x86-64 Xen. libxenguest is linked with liblzma and libzstd there; `dax`
+/// is built in (`CONFIG_DAX=y`).
 pub const AMD64: Arch = Arch {
     debian: "amd64",
     triplet: "x86_64-linux-gnu",
     extra: &["liblzma5", "libzstd1"],
+    builtin: &["drivers/dax/dax"],
 };
 
 /// What [`fetch`] provides.
@@ -298,14 +314,11 @@ pub fn fetch_arch(d: &Path, arch: Arch) -> Result<Dom0> {
     {
         let release = release.trim().to_string();
         // A module added to the lists since: unpacked again from the kernel package kept in `debs`.
-        let missing = all_modules()
-            .into_iter()
-            .chain(LINUX_DOMU_MODULES.iter().map(|m| format!("drivers/{m}")))
-            .any(|m| {
-                !kernel_tree
-                    .join(format!("lib/modules/{release}/kernel/{m}.ko"))
-                    .is_file()
-            });
+        let missing = arch.module_files().into_iter().any(|m| {
+            !kernel_tree
+                .join(format!("lib/modules/{release}/kernel/{m}.ko"))
+                .is_file()
+        });
         let deb = std::fs::read_dir(&debs)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| {
@@ -317,7 +330,7 @@ pub fn fetch_arch(d: &Path, arch: Arch) -> Result<Dom0> {
             (false, _) => return done(release),
             (true, Some(deb)) => {
                 setup::debian(&[DPKG, TAR])?;
-                extract_kernel(&deb, &kernel_tree, &release)?;
+                extract_kernel(&deb, &kernel_tree, &release, &arch)?;
                 return done(release);
             }
             (true, None) => {} // fetched again
@@ -381,7 +394,7 @@ pub fn fetch_arch(d: &Path, arch: Arch) -> Result<Dom0> {
         let deb = e?.path();
         let name = deb.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.starts_with("linux-image-") {
-            extract_kernel(&deb, &kernel_tree, &release)?;
+            extract_kernel(&deb, &kernel_tree, &release, &arch)?;
         } else {
             cmd::run_quiet(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
         }
@@ -414,7 +427,7 @@ pub fn kernel_package(depends: &str, arch: Arch) -> Option<String> {
 
 /// Unpacks only the kernel's `Image` and the modules [`MODULES`] from the kernel package (350 MB unpacked
 /// in full): `dpkg-deb --fsys-tarfile` into `tar`.
-fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
+fn extract_kernel(deb: &Path, into: &Path, release: &str, arch: &Arch) -> Result<()> {
     let mut dpkg = Command::new("dpkg-deb")
         .arg("--fsys-tarfile")
         .arg(deb)
@@ -424,10 +437,7 @@ fn extract_kernel(deb: &Path, into: &Path, release: &str) -> Result<()> {
     let mut tar = Command::new("tar");
     tar.arg("-x").arg("-C").arg(into);
     tar.arg(format!("./boot/vmlinuz-{release}"));
-    for m in all_modules()
-        .into_iter()
-        .chain(LINUX_DOMU_MODULES.iter().map(|m| format!("drivers/{m}")))
-    {
+    for m in arch.module_files() {
         tar.arg(format!("./lib/modules/{release}/kernel/{m}.ko"));
     }
     let status = tar
