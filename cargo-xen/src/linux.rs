@@ -844,10 +844,7 @@ pub fn command(xen: &Path, kernel: &Path, initrd: &Path) -> Result<Command> {
 /// A line that shows Xen or dom0 died.
 pub fn crash_line(output: &str) -> Option<&str> {
     output.lines().find(|l| {
-        l.contains("Panic on CPU")
-            || l.contains("Xen BUG")
-            || l.contains("Assertion '")
-            || l.contains("FATAL TRAP")
+        qemu::xen_died(l)
             || l.contains("Kernel panic")
             || l.contains("Internal error: Oops")
             || l.contains("Unable to handle kernel")

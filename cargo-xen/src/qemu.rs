@@ -172,6 +172,15 @@ fn qemu_base(memory: &str, cpus: u32) -> Command {
     c
 }
 
+/// Whether a console line shows that Xen itself died: a panic, a `BUG`, a failed assertion (debug Xen)
+/// or a fatal trap.
+pub fn xen_died(line: &str) -> bool {
+    line.contains("Panic on CPU")
+        || line.contains("Xen BUG")
+        || line.contains("Assertion '")
+        || line.contains("FATAL TRAP")
+}
+
 /// The QEMU command that boots `image` (an arm64 `Image` or an ARM `zImage`) as dom0 on `xen` (the caller
 /// may add options, e.g. `-icount`).
 pub fn dom0_command(xen: &Path, image: &Path) -> Command {

@@ -271,10 +271,7 @@ pub fn all_reported(output: &str, roles: &[Role]) -> bool {
 /// A sign that Xen crashed or a domain died badly.
 pub fn crash_line(output: &str) -> Option<&str> {
     output.lines().find(|l| {
-        l.contains("Panic on CPU")
-            || l.contains("Xen BUG")
-            || l.contains("Assertion '")
-            || l.contains("FATAL TRAP")
+        cargo_xen::qemu::xen_died(l)
             || l.contains("Unexpected Trap")
             || l.contains("Data Abort Trap")
             || l.contains("crashed")

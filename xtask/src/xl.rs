@@ -2251,25 +2251,31 @@ pub fn test(names: &[String]) -> Result<()> {
     let scenarios = xen::select_named(Scenario::all(), names, |c| c.name, "scenario")?;
     let start = Instant::now();
     let runs = run_all(&scenarios)?;
-    let failed = report(&runs);
-    let dom0 = fetch()?;
+    summary("", &runs, &fetch()?, &dir(), start)
+}
+
+/// Reports `runs` ([`report`]) with the figures (downloads, initramfs, time per boot) and the count line
+/// `real toolstack runs{on}: N passed, N failed` (`on`: "" on ARM, " on x86-64"); fails unless all passed.
+pub fn summary(on: &str, runs: &[Run], dom0: &Dom0, dir: &Path, start: Instant) -> Result<()> {
+    let failed = report(runs);
     let qemu: f64 = runs.iter().map(|r| r.boot.elapsed.as_secs_f64()).sum();
+    let tag = if on.is_empty() { "xl" } else { "xl x86-64" };
     println!(
-        "xl: packages {:.1} MB (cached in {}), initramfs {:.1} MB gzip'd (built in {:.1} s), QEMU {qemu:.1} s for {} \
-         boot(s), {:.1} s in all",
+        "{tag}: packages {:.1} MB (cached in {}), initramfs {:.1} MB gzip'd (built in {:.1} s), QEMU \
+         {qemu:.1} s for {} boot(s), {:.1} s in all",
         dom0.download_bytes as f64 / 1e6,
-        dir().display(),
+        dir.display(),
         runs.first().map_or(0.0, |r| r.initramfs_bytes as f64 / 1e6),
         runs.first().map_or(0.0, |r| r.build_seconds),
         runs.len(),
         start.elapsed().as_secs_f64()
     );
     println!(
-        "real toolstack runs: {} passed, {failed} failed",
+        "real toolstack runs{on}: {} passed, {failed} failed",
         runs.len() - failed
     );
     if failed > 0 {
-        bail!("{failed} real-toolstack run(s) failed");
+        bail!("{failed} real-toolstack run(s){on} failed");
     }
     Ok(())
 }

@@ -256,27 +256,7 @@ pub fn run_all(scenarios: &[Scenario]) -> Result<Vec<Run>> {
 pub fn test(scenarios: &[Scenario]) -> Result<()> {
     let start = Instant::now();
     let runs = run_all(scenarios)?;
-    let failed = xl::report(&runs);
-    let dom0 = fetch()?;
-    let qemu: f64 = runs.iter().map(|r| r.boot.elapsed.as_secs_f64()).sum();
-    println!(
-        "xl x86-64: packages {:.1} MB (cached in {}), initramfs {:.1} MB gzip'd (built in {:.1} s), QEMU \
-         {qemu:.1} s for {} boot(s), {:.1} s in all",
-        dom0.download_bytes as f64 / 1e6,
-        dir().display(),
-        runs.first().map_or(0.0, |r| r.initramfs_bytes as f64 / 1e6),
-        runs.first().map_or(0.0, |r| r.build_seconds),
-        runs.len(),
-        start.elapsed().as_secs_f64()
-    );
-    println!(
-        "real toolstack runs on x86-64: {} passed, {failed} failed",
-        runs.len() - failed
-    );
-    if failed > 0 {
-        bail!("{failed} real-toolstack run(s) on x86-64 failed");
-    }
-    Ok(())
+    xl::summary(" on x86-64", &runs, &fetch()?, &dir(), start)
 }
 
 #[cfg(test)]
