@@ -56,6 +56,13 @@ pub const QEMU_X86: Package = Package {
     unpack: true,
     ..Package::new("qemu-system-x86", "/usr/bin/qemu-system-x86_64")
 };
+/// QEMU's network cards' option ROMs (`efi-virtio.rom`: QEMU refuses to start the `virt` machine's
+/// default card without it), which Debian only recommends: installed (or unpacked) with [`QEMU`] and
+/// [`QEMU_X86`].
+pub const IPXE: Package = Package {
+    unpack: true,
+    ..Package::new("ipxe-qemu", "/usr/lib/ipxe/qemu/efi-virtio.rom")
+};
 /// The native C compiler, for building the x86-64 debug Xen from source.
 pub const GCC: Package = Package::new("gcc", "/usr/bin/gcc");
 /// The device-tree compiler, for the dom0less configurations (`/chosen` domU nodes).
@@ -159,6 +166,9 @@ fn library_path(root: &Path) -> String {
 
 /// Installs the packages whose files are missing (as root), or fails with the command to run.
 pub fn debian(packages: &[Package]) -> Result<()> {
+    // With QEMU, its network cards' ROMs.
+    let rom = packages.iter().any(|p| p.unpack).then_some(&IPXE);
+    let packages: Vec<&Package> = packages.iter().chain(rom).collect();
     // One caller at a time: tasks run steps on threads, and apt holds a lock.
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -195,7 +205,7 @@ pub fn debian(packages: &[Package]) -> Result<()> {
         .filter(|p| missing.contains(&p.name))
         .all(|p| p.unpack);
     if !removed.is_empty() && unpackable {
-        return unpack(&missing, &installs(&plan), &removed, packages);
+        return unpack(&missing, &installs(&plan), &removed, &packages);
     }
     if !removed.is_empty() {
         bail!(
@@ -237,7 +247,7 @@ fn unpack(
     missing: &[&str],
     new: &[String],
     removed: &[String],
-    packages: &[Package],
+    packages: &[&Package],
 ) -> Result<()> {
     let root = private_root();
     let debs = root.join("debs");

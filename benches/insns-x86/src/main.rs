@@ -2,7 +2,7 @@
 //! deterministically: the x86-64 counterpart of `benches/insns`.
 //!
 //! QEMU's `-kernel` enters the image at its PVH entry point (the `PHYS32_ENTRY` ELF note) in 32-bit mode:
-//! the example x86-64 guest's entry code (`guests-x86/src/entry.rs`) identity-maps the first GiB, enters
+//! the example x86-64 guest's entry code (`guests-x86/src/pvh.rs`) identity-maps the first 4 GiB, enters
 //! long mode and calls `guest_main`, which sets up the traps and enters `bench_main` in ring 0. The traps
 //! return at once with result 0 (success: the typed API's success path is what is measured), the trap's
 //! own cost being a fixed number of handler instructions that the runner (`xtask/src/bench_x86.rs`) takes
@@ -36,6 +36,9 @@ compile_error!("build the x86-64 bench image with feature `pv` or `amd`");
 #[cfg(target_arch = "x86_64")]
 #[path = "../../../guests-x86/src/entry.rs"]
 mod entry;
+#[path = "../../../guests-x86/src/pvh.rs"]
+#[allow(dead_code)]
+mod pvh;
 
 #[cfg(target_arch = "x86_64")]
 mod image {

@@ -18,6 +18,9 @@
 
 #[path = "../../../guests-x86/src/entry.rs"]
 mod entry;
+#[path = "../../../guests-x86/src/pvh.rs"]
+#[allow(dead_code)]
+mod pvh;
 
 use core::hint::black_box;
 
