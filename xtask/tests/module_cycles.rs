@@ -544,13 +544,7 @@ fn packages() -> Vec<PathBuf> {
 /// Cycles older than this test, in crates other than the tools' (`xtask`, `cargo-xen`, the macros, which
 /// have none): each crate root with the files on its cycles. The test fails on a cycle through any file not
 /// listed (a new cycle), and when a listed file is on no cycle any more (the list shrinks with the code).
-const KNOWN: &[(&str, &[&str])] = &[
-    // The bare-metal programs: a root that calls its modules and defines what they share.
-    (
-        "benches/sites/src/lib.rs",
-        &["benches/sites/src/lib.rs", "benches/sites/src/peers.rs"],
-    ),
-];
+const KNOWN: &[(&str, &[&str])] = &[];
 
 #[test]
 fn no_crate_of_the_workspace_has_a_module_cycle() {

@@ -24,12 +24,7 @@
 use seq_macro::seq;
 use xen_hypercall::outline;
 
-/// The values a site works on.
-#[repr(C)]
-pub struct State {
-    /// Inputs and outputs.
-    pub v: [usize; 8],
-}
+pub use state::State;
 
 /// The fixed-arity strategy: every argument register bound, all clobbered.
 pub mod maxarity {
@@ -162,4 +157,5 @@ sites!(xensys);
 
 pub mod measured;
 pub mod peers;
+pub mod state;
 pub mod typed;

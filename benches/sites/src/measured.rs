@@ -1,6 +1,6 @@
 //! Every function the bench image measures, with its name (`"<name> \0"`, as the image prints it).
 
-use crate::State;
+use crate::state::State;
 
 /// A measured function.
 pub type Site = unsafe extern "C" fn(&mut State) -> usize;

@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicI32, Ordering};
 use xen_hypercall::xen::evtchn::{self, Port};
 use xen_hypercall::xen::{self, DomId, console, grant_table, hvm, sched, vcpu, version};
 
-use crate::State;
+use crate::state::State;
 
 /// The `xen-sys` shape (rust-vmm): one inline stub for every arity.
 #[cfg(target_arch = "aarch64")]

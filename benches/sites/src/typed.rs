@@ -14,7 +14,7 @@ use xen_hypercall::xen::{
 };
 use xen_hypercall::{hypercall2, hypercall3};
 
-use crate::State;
+use crate::state::State;
 
 /// The wrappers, in table order.
 pub const WRAPPERS: [&str; 8] = [
