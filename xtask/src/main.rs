@@ -392,6 +392,17 @@ fn clippy_cross() -> Result<()> {
             util::run(cmd.args(["--", "-D", "warnings"]))?;
         }
     }
+    // The block benchmark's program for the Linux domU (a Linux/arm64 executable only).
+    util::run(util::cargo().args([
+        "clippy",
+        "-p",
+        "xen-hypercall-bench-linux-blkio",
+        "--target",
+        "aarch64-unknown-none",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     Ok(())
 }
 

@@ -250,6 +250,25 @@ pub const FAILING_CHECK: &str = "wait_for 120 test -f /tmp/filled \
     && ! dd if=/dev/mapper/blkerr of=/dev/null bs=512 skip=2048 count=1 iflag=direct \
     && ! dd if=/dev/mapper/blkerr of=/dev/null bs=512 skip=2111 count=1 iflag=direct";
 
+/// What Linux's blkback offers with its default parameters (`backend offers:` of `xl_blk.rs`): a ring of
+/// up to 16 pages, 256-segment indirect requests (a constant of Linux's, no parameter turns it off) and
+/// persistent grants.
+pub const BLKBACK_OFFERS_ALL: &str =
+    "xl-blk: backend offers: ring order 4, indirect 256, persistent 1";
+
+/// blkback's parameters with the features that have one turned off: a one-page ring and no persistent
+/// grants ([`Scenario::blkdev`]'s boot).
+pub const BLKBACK_FEATURES_OFF: &str = "max_ring_page_order=0 feature_persistent=0";
+
+/// What blkback offers when loaded with [`BLKBACK_FEATURES_OFF`].
+pub const BLKBACK_OFFERS_FEW: &str =
+    "xl-blk: backend offers: ring order 0, indirect 256, persistent 0";
+
+/// What the frontend's defaults use on a backend that offers everything: 16 ring pages, 64-segment
+/// indirect requests, persistent grants.
+pub const BLK_USING_ALL: &str =
+    "xl-blk: using: ring order 4 (512 slots), segments/request 64, persistent 1";
+
 /// No flush reached blkback: its count of the flushes (`BLKIF_OP_FLUSH_DISKCACHE`) the domU's `xvda`
 /// sent, `statistics/f_req`, is 0.
 pub const FLUSHES_ZERO: &str = "f=$(cat /sys/bus/xen-backend/devices/vbd-$D-51712/statistics/f_req); echo \"f_req $f\"; [ \"$f\" = 0 ]";
@@ -601,6 +620,9 @@ pub struct Scenario {
     pub name: &'static str,
     /// What it shows, for people.
     pub title: &'static str,
+    /// blkback's module parameters (`insmod` arguments, e.g. `feature_persistent=0`): empty for Linux's
+    /// defaults, which offer every feature.
+    pub blkback: &'static str,
     /// The domUs, created in this order (domids 1, 2, …), unpaused together.
     pub domus: Vec<DomU>,
     /// A negative control: the problems [`judge`] must find (each the start of one problem line), and no
@@ -841,6 +863,7 @@ impl Scenario {
         Scenario {
             name: "console",
             title: "an xl domU writes its PV console ring; its HVM parameters match xenstore",
+            blkback: "",
             domus: vec![DomU {
                 console: vec![
                     "xl-domu: hello from a domU started by xl",
@@ -906,6 +929,7 @@ impl Scenario {
             name: "two",
             title: "two xl domUs at once, each with its own console ring and log; one has a disk and a vif; \
                     a third, waiting, ended by xl destroy and watched with xl console",
+            blkback: "",
             domus: vec![
                 domu("one", "1", "memory = 16"),
                 two,
@@ -960,6 +984,7 @@ impl Scenario {
         Scenario {
             name: "control",
             title: "negative control: wrong expectations and a domU that stays are each reported",
+            blkback: "",
             control: vec![
                 "cons: no console line `xl-domu: a line never printed…`",
                 "cons: xenstore console/port = 2, the domU's STORE_EVTCHN = 0x1 (1)",
@@ -991,6 +1016,7 @@ impl Scenario {
         Scenario {
             name: "a32",
             title: "32-bit xl domUs, A32 and T32 (Thumb-2): console ring, parameters, page limit",
+            blkback: "",
             ..s
         }
     }
@@ -1003,6 +1029,7 @@ impl Scenario {
         Scenario {
             name: "xenbus",
             title: "xenstore against xenstored, and a xenbus handshake with blkback over a RAM disk",
+            blkback: "",
             domus: vec![DomU {
                 console: vec![
                     "xl-xenbus: hello",
@@ -1089,6 +1116,7 @@ impl Scenario {
         Scenario {
             name: "xenbus32",
             title: "the xenbus scenario's domU built for 32-bit ARM (A32)",
+            blkback: "",
             ..s
         }
     }
@@ -1102,6 +1130,7 @@ impl Scenario {
         Scenario {
             name: "net",
             title: "network frontend on netback: ARP, ping, UDP of many sizes both ways, detach",
+            blkback: "",
             domus: vec![DomU {
                 console: vec![
                     "xl-net: ok connected: 00:16:3e:00:00:02, mtu 1500",
@@ -1184,6 +1213,7 @@ impl Scenario {
         Scenario {
             name: "net32",
             title: "the network domU built for 32-bit ARM (A32): ping, UDP, TCP each way, detach",
+            blkback: "",
             ..s
         }
     }
@@ -1214,6 +1244,7 @@ impl Scenario {
         Scenario {
             name: "blkbench",
             title: "block benchmark: the frontend's workloads and blkback's interrupts",
+            blkback: "",
             domus: vec![
                 DomU {
                     console: vec![
@@ -1293,13 +1324,19 @@ impl Scenario {
             touch /tmp/filled";
         // A domU that reads its disk `/dev/ram<ram>` and writes it, after dom0's `setup`; dom0 then
         // compares the disk with the image it built.
-        let checked = |name: &'static str, ram: u32, setup: &[Step], during: &[Step]| {
+        let checked = |name: &'static str,
+                       ram: u32,
+                       using: &'static str,
+                       setup: &[Step],
+                       during: &[Step]| {
             let check = format!(
                 "sync; echo 3 > /proc/sys/vm/drop_caches; md5sum /dev/ram{ram} && cmp /tmp/e /dev/ram{ram}"
             );
             DomU {
                 console: vec![
                     "xl-blk: ok connected",
+                    BLKBACK_OFFERS_ALL,
+                    using,
                     "xl-blk: ok read the whole disk",
                     "xl-blk: ok wrote the regions",
                     "xl-blk: ok flush",
@@ -1326,6 +1363,7 @@ impl Scenario {
         let blk = checked(
             "blk",
             0,
+            BLK_USING_ALL,
             &[
                 Step::Shell(
                     "blkback parameters",
@@ -1345,7 +1383,7 @@ impl Scenario {
         // The same run as `blk` from a 32-bit (A32) domain.
         let blk32 = DomU {
             isa: Isa::A32,
-            ..checked("blk32", 3, &[wait_fill], &[])
+            ..checked("blk32", 3, BLK_USING_ALL, &[wait_fill], &[])
         };
         let det = DomU {
             console: vec![
@@ -1371,7 +1409,19 @@ impl Scenario {
         Scenario {
             name: "blk",
             title: "the block frontend on blkback: every byte checked by dom0, errors, block-detach",
-            domus: vec![blk, checked("blk1", 1, &[wait_fill], &[]), det, blk32],
+            blkback: "",
+            domus: vec![
+                blk,
+                checked(
+                    "blk1",
+                    1,
+                    "xl-blk: using: ring order 0 (32 slots), segments/request 11, persistent 0",
+                    &[wait_fill],
+                    &[],
+                ),
+                det,
+                blk32,
+            ],
             control: vec![],
         }
     }
@@ -1381,8 +1431,14 @@ impl Scenario {
     /// run of `blk` on [`FLUSH_DISK`] (a loop device over a tmpfs file, with a write cache and discard),
     /// whose flushes blkback must be offered and receive and whose discard must read back as zeros;
     /// `blkerr` on [`FAILING_DISK`], whose failing sectors must give typed I/O errors while everything
-    /// around them reads and writes, as dom0 checks in the file beneath.
+    /// around them reads and writes, as dom0 checks in the file beneath. blkback is loaded with
+    /// [`BLKBACK_FEATURES_OFF`]: both run the frontend's defaults on a one-page ring without persistent
+    /// grants, the backend's choice (`blk1` runs them as the frontend's).
     pub fn blkdev() -> Scenario {
+        // The frontend's defaults on a backend loaded with [`BLKBACK_FEATURES_OFF`]: one ring page, no
+        // persistent grants, indirect requests all the same.
+        const BLK_USING_FEW: &str =
+            "xl-blk: using: ring order 0 (32 slots), segments/request 64, persistent 0";
         // dom0 builds both images (as `blk` does) and fills both files; `blkerr`'s steps wait for that.
         const FILL_FILES: &str = "blk-pattern 8192 > /tmp/p \
             && dd if=/tmp/p of=/run/blkflush.img bs=65536 conv=notrunc \
@@ -1395,11 +1451,12 @@ impl Scenario {
         let mut flush = Scenario::blk().domus.remove(0);
         flush.name = "blkflush";
         flush.config = vec![FLUSH_DISK_LINE];
-        flush.console.insert(4, "xl-blk: ok flush sent");
-        flush.console.insert(5, "xl-blk: ok discard");
+        flush.console[1..3].copy_from_slice(&[BLKBACK_OFFERS_FEW, BLK_USING_FEW]);
+        flush.console.insert(6, "xl-blk: ok flush sent");
+        flush.console.insert(7, "xl-blk: ok discard");
         flush
             .console
-            .insert(6, "xl-blk: ok discarded sectors read as zeros");
+            .insert(8, "xl-blk: ok discarded sectors read as zeros");
         flush.dom0 = blk_steps(
             &[
                 Step::Shell("filled the files", FILL_FILES),
@@ -1422,6 +1479,8 @@ impl Scenario {
             config: vec![FAILING_DISK_LINE],
             console: vec![
                 "xl-blk: ok connected",
+                BLKBACK_OFFERS_FEW,
+                BLK_USING_FEW,
                 "xl-blk: ok read around the failing sectors",
                 "xl-blk: ok failing read",
                 "xl-blk: ok failing read across its start",
@@ -1450,7 +1509,9 @@ impl Scenario {
         };
         Scenario {
             name: "blkdev",
-            title: "the block frontend on a loop device (flush, discard) and on a disk with failing sectors",
+            title: "the block frontend on a loop device (flush, discard) and on a disk with failing sectors, \
+                    on a blkback that offers one ring page and no persistent grants",
+            blkback: BLKBACK_FEATURES_OFF,
             domus: vec![flush, failing],
             control: vec![],
         }
@@ -1469,10 +1530,11 @@ pub fn init_script(scenario: &Scenario) -> String {
     let disk_modules = match scenario.ram_disks() {
         0 => String::new(),
         n => format!(
-            "insmod $K/{brd}.ko rd_nr={n} rd_size={kib} && insmod $K/{blkback}.ko && ok \"disk modules: {n} RAM disk(s)\" \
+            "insmod $K/{brd}.ko rd_nr={n} rd_size={kib} && insmod $K/{blkback}.ko {params} && ok \"disk modules: {n} RAM disk(s)\" \
              || {{ fail \"disk modules\"; finish; }}\n",
             brd = DISK_MODULES[0],
             blkback = DISK_MODULES[1],
+            params = scenario.blkback,
             kib = RAM_DISK_MIB * 1024,
         ),
     };

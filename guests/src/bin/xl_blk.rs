@@ -322,18 +322,31 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
             .dec(ms_since(t0))
             .s(" ms"),
     );
+    // What the backend offers and what the two ends agreed on, for the judge: a backend loaded with
+    // features off (`blkdev`) or a frontend that asks for less (`blk1`) each show here.
     out.say(
         Line::new()
-            .s("features: segments/request ")
-            .dec(i.segments_per_request.into())
-            .s(" (backend indirect ")
+            .s("backend offers: ring order ")
+            .dec(i.max_ring_page_order.into())
+            .s(", indirect ")
             .dec(i.max_indirect_segments.into())
-            .s("), backend persistent ")
+            .s(", persistent ")
             .dec(i.backend_persistent.into())
-            .s(", ours ")
-            .dec(options.persistent.into())
             .s(", flush ")
-            .dec(i.flush.into()),
+            .dec(i.flush.into())
+            .s(", discard ")
+            .dec(i.discard.into()),
+    );
+    out.say(
+        Line::new()
+            .s("using: ring order ")
+            .dec(i.ring_page_order.into())
+            .s(" (")
+            .dec(i.ring_entries.into())
+            .s(" slots), segments/request ")
+            .dec(i.segments_per_request.into())
+            .s(", persistent ")
+            .dec((i.backend_persistent && options.persistent).into()),
     );
     // The disk is dom0's to fill first.
     phase.set(Deadline::in_ms(60_000));

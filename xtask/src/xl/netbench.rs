@@ -185,6 +185,7 @@ pub fn scenario() -> Scenario {
     let mut s = Scenario {
         name: "netbench",
         title: "network benchmark: ours against Linux's netfront, ping -A with 64 and 1500-byte frames",
+        blkback: "",
         domus: vec![linux, ours],
         control: vec![],
     };
