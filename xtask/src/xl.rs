@@ -50,7 +50,7 @@ pub fn fetch() -> Result<Dom0> {
 pub const MARK: &str = "xl-harness: ";
 
 /// How long one boot may take before it counts as hung (one takes 3–7 s here; dom0 itself gives up on a
-/// domU after its [`DomU::seconds`], one domU after the other).
+/// domU its [`DomU::seconds`] after unpausing them all).
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
 /// What `XENMEM_maximum_reservation` answers a domU of `memory = 16`: 16 MiB and libxl's 1 MiB slack, in
@@ -299,11 +299,11 @@ pub const LINUX_KERNEL: &str = "/domu/linux.Image";
 pub const LINUX_INITRD: &str = "/domu/linux-initrd.gz";
 
 /// The Linux domU's `/init` (busybox): loads `xen-blkfront`, waits for `/dev/xvda`, then for dom0's `GO`
-/// at the start of its last sector (read with `O_DIRECT`), runs the benchmark's workloads with `dd`
-/// (`iflag=direct`/`oflag=direct`, the same amounts as the library's frontend; the sequential ones three
-/// times, the random ones, a `dd` process per transfer, once), each timed with
-/// `/proc/uptime` and with the count of its `blkif` interrupt (the backend's notifications), prints
-/// `linux-blk: done`, stays connected 15 s (dom0 reads blkback's counters) and powers off.
+/// at the start of its last sector (read with `O_DIRECT`), runs the benchmark's workloads in the order and
+/// amounts of the library's frontend, three rounds, each one process of [`LINUX_BLKIO`] (`O_DIRECT`, one
+/// synchronous transfer after another, timed in nanoseconds) with the count of its `blkif` interrupt (the
+/// backend's notifications) around it, prints `linux-blk: done`, stays connected 15 s (dom0 reads
+/// blkback's counters) and powers off.
 pub const LINUX_DOMU_INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -317,29 +317,37 @@ n=0; while [ $n -lt 300 ]; do
   sleep 1; n=$((n + 1))
 done
 irq() { grep blkif /proc/interrupts | awk '{ s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; print s }'; }
-run() { name=$1; shift; a=$(irq); t0=$(cut -d' ' -f1 /proc/uptime); "$@" > /dev/null 2>&1; r=$?
-  t1=$(cut -d' ' -f1 /proc/uptime); b=$(irq); echo "linux-blk: bench $name: $t0 $t1 irq $((b - a)) rc $r"; }
-rand() { x=625341585; k=0; while [ $k -lt 1024 ]; do
-  x=$(( (x ^ (x << 13)) & 0xffffffff )); x=$(( x ^ (x >> 17) )); x=$(( (x ^ (x << 5)) & 0xffffffff ))
-  dd "$@" bs=4096 count=1 $(echo $1 | grep -q of= && echo seek || echo skip)=$((x % 1024)) 2>/dev/null || return 1
-  k=$((k + 1)); done; }
+run() { name=$1; shift; a=$(irq); o=$(/bin/linux-blkio /dev/xvda "$@" 2>&1); r=$?; b=$(irq)
+  [ $r = 0 ] && echo "linux-blk: bench $name: irq $((b - a)) $o" || echo "linux-blk: FAIL $name: rc $r $o"; }
 for round in 1 2 3; do
-  run seq-read-4k dd if=/dev/xvda of=/dev/null bs=4096 count=1024 iflag=direct
-  run seq-write-4k dd if=/dev/zero of=/dev/xvda bs=4096 count=1024 oflag=direct
-  run seq-read-1m dd if=/dev/xvda of=/dev/null bs=1048576 count=4 iflag=direct
-  run seq-write-1m dd if=/dev/zero of=/dev/xvda bs=1048576 count=4 oflag=direct
+  run seq-read-4k read seq 4096 1024
+  run seq-write-4k write seq 4096 1024
+  run rand-read-4k read rand 4096 1024
+  run rand-write-4k write rand 4096 1024
+  run seq-read-1m read seq 1048576 4
+  run seq-write-1m write seq 1048576 4
 done
-run rand-read-4k rand if=/dev/xvda of=/dev/null iflag=direct
-run rand-write-4k rand of=/dev/xvda if=/dev/zero oflag=direct
-run rand-loop-only rand if=/dev/zero of=/dev/null
 grep blkif /proc/interrupts | sed 's/^/linux-blk: interrupts /'
 echo "linux-blk: done"
 sleep 15
 poweroff -f
 "#;
 
-/// The Linux domU's initramfs: busybox (from the unpacked packages), `xen-blkfront.ko`, and
-/// [`LINUX_DOMU_INIT`], gzip'd.
+/// The block benchmark's program for the Linux domU (`benches/linux-blkio`: a static Linux/arm64 executable
+/// without libc).
+pub const LINUX_BLKIO: &str = "xen-hypercall-bench-linux-blkio";
+
+/// [`LINUX_BLKIO`] built for the Linux domU.
+fn linux_blkio() -> Result<Vec<u8>> {
+    let dir = util::target_dir().join("linux-blkio");
+    let target = "aarch64-unknown-none";
+    util::cross_build(&dir, LINUX_BLKIO, target, "3", "", &[])?;
+    let elf = dir.join(target).join("release/linux-blkio");
+    std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))
+}
+
+/// The Linux domU's initramfs: busybox (from the unpacked packages), `xen-blkfront.ko`, [`LINUX_BLKIO`]
+/// and [`LINUX_DOMU_INIT`], gzip'd.
 pub fn linux_domu_initrd(dom0: &Dom0) -> Result<Vec<u8>> {
     let mut cpio = Cpio::default();
     for d in ["dev", "proc", "sys", "bin", "tmp"] {
@@ -353,6 +361,7 @@ pub fn linux_domu_initrd(dom0: &Dom0) -> Result<Vec<u8>> {
     );
     let ko = std::fs::read(dom0.kernel_tree.join(&rel)).with_context(|| rel.clone())?;
     cpio.file("xen-blkfront.ko", 0o644, &ko);
+    cpio.file("bin/linux-blkio", 0o755, &linux_blkio()?);
     cpio.file("init", 0o755, LINUX_DOMU_INIT.as_bytes());
     gzip(&cpio.finish())
 }
@@ -522,7 +531,7 @@ impl Step {
         let label = self.label().unwrap_or_default();
         match self {
             Step::Await(k, v) => format!(
-                "  if wait_for {seconds} is_key {p} {v}; then ok {l}\": $(cut -d' ' -f1 /proc/uptime) s\"; else fail {l}\": $(timeout 5 xenstore-read {p} 2>&1)\"; fi\n",
+                "  if wait_for $(left {seconds}) is_key {p} {v}; then ok {l}\": $(cut -d' ' -f1 /proc/uptime) s\"; else fail {l}\": $(timeout 5 xenstore-read {p} 2>&1)\"; fi\n",
                 p = path(k),
                 v = quote(v),
                 l = quote(&format!("{name}: {label}")),
@@ -825,8 +834,9 @@ pub fn net_steps(checks: &[Step], bytes: u32) -> Vec<Step> {
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
 
 impl Scenario {
-    /// How long one boot may take: [`TIMEOUT`], or 4 minutes for a scenario with disks (its domUs move
-    /// megabytes through blkback under TCG), 7 with a Linux domU.
+    /// How long one boot may take: [`TIMEOUT`] (or a minute more than its longest domU's
+    /// [`DomU::seconds`]), 4 minutes for a scenario with disks (its domUs move megabytes through blkback
+    /// under TCG), 7 with a Linux domU.
     pub fn boot_timeout(&self) -> Duration {
         let linux = self
             .domus
@@ -837,7 +847,9 @@ impl Scenario {
         } else if self.ram_disks() > 0 {
             Duration::from_secs(240)
         } else {
-            TIMEOUT
+            // A minute past the longest domU's deadline: room for dom0 to print what a hung one wrote.
+            let longest = self.domus.iter().map(|d| d.seconds).max().unwrap_or(0);
+            TIMEOUT.max(Duration::from_secs(u64::from(longest) + 60))
         }
     }
 
@@ -1611,9 +1623,14 @@ fi
             "timeout 15 xl unpause {n} > /tmp/{n}.unpause 2>&1 && ok \"unpause {n}\" || {{ fail \"unpause {n}\"; show /tmp/{n}.unpause; }}"
         );
     }
+    // Every wait for a domU (its steps' awaits, its end) ends at one deadline, its `seconds` after the
+    // unpause: a hung domU leaves room for the console logs within the boot's time-out.
     let _ = writeln!(
         s,
-        "echo \"$M domUs running: $(cut -d' ' -f1 /proc/uptime) s\""
+        "echo \"$M domUs running: $(cut -d' ' -f1 /proc/uptime) s\"\n\
+         START=$(cut -d. -f1 /proc/uptime)\n\
+         # left SECONDS: what is left of SECONDS after the unpause (at least 1).\n\
+         left() {{ r=$((START + $1 - $(cut -d. -f1 /proc/uptime))); [ $r -gt 0 ] && echo $r || echo 1; }}"
     );
     // What dom0 does while the domUs run: one background job per domU with steps, waited for at the end
     // (every step is bounded).
@@ -1630,7 +1647,7 @@ fi
         let n = d.name;
         let _ = write!(
             s,
-            r#"if wait_for {secs} gone {n}; then
+            r#"if wait_for $(left {secs}) gone {n}; then
   ok "ended {n}: $(cut -d' ' -f1 /proc/uptime) s"
 else
   fail "ended {n}: still there after {secs} s: $(timeout 10 xl list {n} 2>&1 | tail -1)"

@@ -364,7 +364,32 @@ fn the_init_script_bounds_every_wait_and_names_each_domu() {
     let create_two = init.find("xl create -p /etc/xen/two.cfg").unwrap();
     let unpause_one = init.find("xl unpause one").unwrap();
     assert!(create_one < create_two && create_two < unpause_one);
-    assert!(init.contains("wait_for 30 gone two"));
+    assert!(init.contains("wait_for $(left 30) gone two"));
+    // Every wait for a domU ends at one deadline, its `seconds` after the unpause, and that deadline
+    // leaves a hung boot a minute to print the console logs before QEMU's time-out.
+    let benches = [Scenario::blkbench(), netbench::scenario()];
+    for s in Scenario::all().into_iter().chain(benches) {
+        let init = init_script(&s);
+        for l in init
+            .lines()
+            .filter(|l| l.contains("gone ") || l.contains("is_key"))
+        {
+            if l.contains("wait_for") {
+                assert!(
+                    l.contains("wait_for $(left "),
+                    "{}: no deadline: {l}",
+                    s.name
+                );
+            }
+        }
+        let longest = s.domus.iter().map(|d| d.seconds).max().unwrap_or(0);
+        assert!(
+            Duration::from_secs(u64::from(longest) + 60) <= s.boot_timeout(),
+            "{}: a domU may take {longest} s of a {:?} boot",
+            s.name,
+            s.boot_timeout()
+        );
+    }
     assert!(init.contains("\"/local/domain/$D/\"'memory/static-max'"));
     assert!(init.contains("/var/log/xen/console/guest-two.log"));
     assert!(init.trim_end().ends_with("finish"));
@@ -471,7 +496,7 @@ fn disks_load_their_modules_and_steps_are_required() {
         Step::Perms("data", "perm", "n1,r0"),
     ];
     let init = init_script(&s);
-    assert!(init.contains("if wait_for 30 is_key \"/local/domain/$D/data/ready\" '1'; then ok 'cons: await data/ready = 1'"));
+    assert!(init.contains("if wait_for $(left 30) is_key \"/local/domain/$D/data/ready\" '1'; then ok 'cons: await data/ready = 1'"));
     assert!(init.contains("timeout 10 xenstore-write \"/local/domain/$D/data/go\" '1'"));
     assert!(
         init.contains("if is_key \"/local/domain/0/backend/vbd/$D/51712/sectors\" '8192'; then")
@@ -549,7 +574,18 @@ fn shell_steps_report_their_command_and_the_blk_scenario_declares_its_checks() {
             .config_file()
             .contains("kernel = \"/domu/linux.Image\"")
     );
-    assert!(LINUX_DOMU_INIT.contains("iflag=direct") && LINUX_DOMU_INIT.contains("oflag=direct"));
+    // Linux runs the frontend's six workloads (`xl_blk.rs`'s `bench_run`), each one `linux-blkio` process.
+    for w in [
+        "run seq-read-4k read seq 4096 1024",
+        "run seq-write-4k write seq 4096 1024",
+        "run rand-read-4k read rand 4096 1024",
+        "run rand-write-4k write rand 4096 1024",
+        "run seq-read-1m read seq 1048576 4",
+        "run seq-write-1m write seq 1048576 4",
+    ] {
+        assert!(LINUX_DOMU_INIT.contains(w), "{w}");
+    }
+    assert!(LINUX_DOMU_INIT.contains("/bin/linux-blkio /dev/xvda"));
 }
 
 /// The harness's lines of a real release run of the xenbus scenario (with Xen's banner and its last line).
