@@ -1,4 +1,4 @@
-//! What the domUs that `xl create` starts in a Linux dom0 (`xl-net`, `xl-xenbus`) share: their
+//! What the domUs that `xl create` starts in a Linux dom0 (`xl-blk`, `xl-net`, `xl-xenbus`) share: their
 //! console lines, their set-up, their clock and their end.
 //!
 //! - Lines: every line is `TAG` + text + newline, written to the PV console ring in one write; a check is

@@ -1657,7 +1657,8 @@ fi
             secs = d.seconds
         );
     }
-    s.push_str("for j in $JOBS; do wait $j; done\n");
+    // The consoles are whole once the domUs are gone: printed before dom0's last steps, which a hung domU
+    // can keep busy until their own bounds.
     for d in &scenario.domus {
         let n = d.name;
         let _ = write!(
@@ -1665,7 +1666,15 @@ fi
             r#"echo "$M begin console {n}"
 sed "s/^/$M console {n}| /" /var/log/xen/console/guest-{n}.log || fail "no console log for {n}"
 echo "$M end console {n}"
-echo "$M begin xl-log {n}"
+"#
+        );
+    }
+    s.push_str("for j in $JOBS; do wait $j; done\n");
+    for d in &scenario.domus {
+        let n = d.name;
+        let _ = write!(
+            s,
+            r#"echo "$M begin xl-log {n}"
 sed "s/^/$M xl-log {n}| /" /var/log/xen/xl-{n}.log
 echo "$M end xl-log {n}"
 "#
@@ -2119,33 +2128,65 @@ pub struct Run {
 pub fn run(scenario: &Scenario, dom0: &Dom0, xens: &[(XenBuild, PathBuf)]) -> Result<Vec<Run>> {
     let start = Instant::now();
     let initrd = initramfs(scenario, dom0)?;
-    let build_seconds = start.elapsed().as_secs_f64();
-    let initramfs_bytes = std::fs::metadata(&initrd)?.len();
-    let mut runs = Vec::new();
-    for (build, xen) in xens {
-        let mut cmd = command(xen, &dom0.kernel, &initrd)?;
-        let timeout = if scenario.domus.iter().any(|d| d.bin == LINUX) {
-            LINUX_TIMEOUT.max(scenario.boot_timeout())
-        } else {
-            scenario.boot_timeout()
-        };
-        let boot = xen::run_qemu(&mut cmd, timeout, finished)?;
-        let log = dir().join(format!("{}-{}.log", scenario.name, build.name()));
-        std::fs::write(&log, &boot.output).with_context(|| format!("writing {}", log.display()))?;
-        let problems = verdict(
-            scenario,
-            judge(scenario, &boot.output, boot.timed_out, *build),
-        );
-        runs.push(Run {
-            scenario: scenario.clone(),
-            xen: *build,
-            boot,
-            problems,
-            build_seconds,
-            initramfs_bytes,
-        });
+    let timeout = if scenario.domus.iter().any(|d| d.bin == LINUX) {
+        LINUX_TIMEOUT.max(scenario.boot_timeout())
+    } else {
+        scenario.boot_timeout()
+    };
+    let boots = Boots {
+        scenario,
+        initrd: &initrd,
+        build_seconds: start.elapsed().as_secs_f64(),
+        logs: &dir(),
+        timeout,
+    };
+    boots.each(xens, |xen| command(xen, &dom0.kernel, &initrd), finished)
+}
+
+/// One scenario's built initramfs, to boot on each Xen (the ARM and the x86-64 runners share this).
+pub struct Boots<'a> {
+    pub scenario: &'a Scenario,
+    pub initrd: &'a Path,
+    /// Seconds building the initramfs (and the domU images).
+    pub build_seconds: f64,
+    /// Where each boot's log goes (`SCENARIO-BUILD.log`).
+    pub logs: &'a Path,
+    pub timeout: Duration,
+}
+
+impl Boots<'_> {
+    /// Boots it on each of `xens` (`command` makes QEMU's command line for a Xen; `finished` tells a console
+    /// that is done), writes each log and judges each run.
+    pub fn each(
+        &self,
+        xens: &[(XenBuild, PathBuf)],
+        command: impl Fn(&Path) -> Result<std::process::Command>,
+        finished: impl Fn(&str) -> bool + Copy,
+    ) -> Result<Vec<Run>> {
+        let initramfs_bytes = std::fs::metadata(self.initrd)?.len();
+        let mut runs = Vec::new();
+        for (build, xen) in xens {
+            let boot = xen::run_qemu(&mut command(xen)?, self.timeout, finished)?;
+            let log = self
+                .logs
+                .join(format!("{}-{}.log", self.scenario.name, build.name()));
+            std::fs::write(&log, &boot.output)
+                .with_context(|| format!("writing {}", log.display()))?;
+            let problems = verdict(
+                self.scenario,
+                judge(self.scenario, &boot.output, boot.timed_out, *build),
+            );
+            runs.push(Run {
+                scenario: self.scenario.clone(),
+                xen: *build,
+                boot,
+                problems,
+                build_seconds: self.build_seconds,
+                initramfs_bytes,
+            });
+        }
+        Ok(runs)
     }
-    Ok(runs)
 }
 
 /// The hypervisors: Debian's release build, and the debug build from Debian's source.

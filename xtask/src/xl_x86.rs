@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::xen::{self, XenBuild};
+use crate::xen::XenBuild;
 use crate::xl::{self, Dom0, DomU, Run, Scenario, Shutdown, Step, Value};
 use crate::{setup, util, x86};
 
@@ -210,30 +210,18 @@ pub fn hypervisors() -> Result<Vec<(XenBuild, PathBuf)>> {
 pub fn run(scenario: &Scenario, dom0: &Dom0, xens: &[(XenBuild, PathBuf)]) -> Result<Vec<Run>> {
     let start = Instant::now();
     let initrd = initramfs(scenario, dom0)?;
-    let build_seconds = start.elapsed().as_secs_f64();
-    let initramfs_bytes = std::fs::metadata(&initrd)?.len();
-    let mut runs = Vec::new();
-    for (build, xen) in xens {
-        let mut cmd = command(xen, &dom0.kernel, &initrd)?;
-        let boot = xen::run_qemu(&mut cmd, TIMEOUT, |o| {
-            xl::dom0_off(o) || xl::crash_line(o).is_some()
-        })?;
-        let log = dir().join(format!("{}-{}.log", scenario.name, build.name()));
-        std::fs::write(&log, &boot.output).with_context(|| format!("writing {}", log.display()))?;
-        let problems = xl::verdict(
-            scenario,
-            xl::judge(scenario, &boot.output, boot.timed_out, *build),
-        );
-        runs.push(Run {
-            scenario: scenario.clone(),
-            xen: *build,
-            boot,
-            problems,
-            build_seconds,
-            initramfs_bytes,
-        });
-    }
-    Ok(runs)
+    let boots = xl::Boots {
+        scenario,
+        initrd: &initrd,
+        build_seconds: start.elapsed().as_secs_f64(),
+        logs: &dir(),
+        timeout: TIMEOUT,
+    };
+    boots.each(
+        xens,
+        |xen| command(xen, &dom0.kernel, &initrd),
+        |o| xl::dom0_off(o) || xl::crash_line(o).is_some(),
+    )
 }
 
 /// Runs `scenarios` on release and debug Xen (a negative control on release Xen only).

@@ -18,6 +18,7 @@
 compile_error!("linux-blkio is a Linux/arm64 program: build it for aarch64-unknown-none");
 
 use core::arch::{asm, global_asm};
+use core::fmt;
 
 /// The largest transfer: the benchmark's 1 MiB ones.
 const MAX_SIZE: usize = 1 << 20;
@@ -84,38 +85,38 @@ fn exit(code: usize) -> ! {
     }
 }
 
-/// Writes `label n\n`.
-fn say(label: &[u8], n: u64) {
-    let mut line = [0u8; 64];
-    let mut len = label.len().min(40);
-    line[..len].copy_from_slice(&label[..len]);
-    line[len] = b' ';
-    len += 1;
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let d = &digits[i..];
-    line[len..len + d.len()].copy_from_slice(d);
-    len += d.len();
-    line[len] = b'\n';
-    write_out(&line[..=len]);
+/// One line of output, formatted on the stack.
+struct Line {
+    buf: [u8; 80],
+    len: usize,
 }
 
-fn fail(step: &[u8], ret: isize) -> ! {
-    let mut label = [0u8; 32];
-    let prefix = b"error ";
-    let n = step.len().min(label.len() - prefix.len());
-    label[..prefix.len()].copy_from_slice(prefix);
-    label[prefix.len()..prefix.len() + n].copy_from_slice(&step[..n]);
-    say(&label[..prefix.len() + n], ret.unsigned_abs() as u64);
+impl fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Prints `args` and a newline (cut at 79 bytes).
+fn say(args: fmt::Arguments<'_>) {
+    let mut line = Line {
+        buf: [0; 80],
+        len: 0,
+    };
+    let _ = fmt::Write::write_fmt(&mut line, args);
+    line.buf[line.len] = b'\n';
+    write_out(&line.buf[..=line.len]);
+}
+
+/// Prints `error STEP ERRNO` and exits 1.
+fn fail(step: &str, ret: isize) -> ! {
+    say(format_args!("error {step} {}", ret.unsigned_abs()));
     exit(1)
 }
 
@@ -129,7 +130,7 @@ fn monotonic_ns() -> u64 {
         )
     };
     if r < 0 {
-        fail(b"clock_gettime", r);
+        fail("clock_gettime", r);
     }
     ts[0] as u64 * 1_000_000_000 + ts[1] as u64
 }
@@ -203,7 +204,7 @@ extern "C" fn main(sp: *const usize) -> ! {
         )
     };
     if fd < 0 {
-        fail(b"open", fd);
+        fail("open", fd);
     }
     let buffer = (&raw mut BUFFER).cast::<u8>() as usize;
     let mut x: u32 = 0x2545_f491;
@@ -222,16 +223,16 @@ extern "C" fn main(sp: *const usize) -> ! {
         // which nothing else in this single-threaded program uses.
         let r = unsafe { syscall(call, [fd as usize, buffer, size, offset as usize]) };
         if r < 0 {
-            fail(if write { b"pwrite64" } else { b"pread64" }, r);
+            fail(if write { "pwrite64" } else { "pread64" }, r);
         }
         if r as usize != size {
-            fail(b"short transfer", r);
+            fail("short-transfer", r);
         }
     }
     let ns = monotonic_ns() - t0;
     // SAFETY: `close` takes a descriptor.
     unsafe { syscall(nr::CLOSE, [fd as usize, 0, 0, 0]) };
-    say(b"ns", ns);
+    say(format_args!("ns {ns}"));
     exit(0)
 }
 
