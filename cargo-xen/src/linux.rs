@@ -699,8 +699,9 @@ fail() {{ echo "$M FAIL $*"; }}
 # show FILE: a command's output, under the line that reports it.
 show() {{ sed "s/^/$M   | /" "$1"; }}
 finish() {{ echo "$M done"; sync; poweroff -f; sleep 10; echo "$M FAIL poweroff"; }}
-# wait_for SECONDS COMMAND…: runs COMMAND every 0.1 s until it succeeds, at most SECONDS.
-wait_for() {{ n=$(($1 * 10)); shift; while ! "$@" >/dev/null 2>&1; do n=$((n - 1)); [ $n -le 0 ] && return 1; sleep 0.1; done; }}
+# wait_for SECONDS COMMAND…: runs COMMAND every 0.1 s until it succeeds, for at most SECONDS by the clock
+# (a command as slow as `xl` under emulation takes a good part of a second itself).
+wait_for() {{ wait_end=$(($(cut -d. -f1 /proc/uptime) + $1)); shift; while ! "$@" >/dev/null 2>&1; do [ "$(cut -d. -f1 /proc/uptime)" -ge $wait_end ] && return 1; sleep 0.1; done; }}
 # gone NAME: `xl domid` says there is no such domain (exit status 1; a time-out is 143).
 gone() {{ timeout 5 xl domid "$1"; [ $? -eq 1 ]; }}
 # is_key PATH VALUE: xenstore's PATH reads VALUE.

@@ -7,6 +7,10 @@
 // registers), sets the stack, builds the identity map and turns the MMU and caches on (`mmu.rs`: memory
 // shared with Xen must be Normal cacheable) and calls `guest_main(device_tree)`, which must not return.
 //
+// STACK: 256 KiB, with nothing to catch an overflow: it runs silently into the statics below it (the
+// identity map's tables, in some layouts). The library's drivers keep their state in the caller's frame:
+// on AArch64 `BlkFront::connect` and the program that holds the frontend take about 90 KiB of it.
+//
 // Plain `//` comments: the example guests of the xen-hypercall repository include this file (`include!`).
 
 // AArch64: the Linux arm64 `Image` header (64 bytes), entered at EL1 with the MMU off, x0 = device tree.
@@ -54,7 +58,7 @@ core::arch::global_asm!(
     "    b       3b",
     ".section .bss.stack, \"aw\", %nobits",
     ".balign 16",
-    "    .space  0x10000",
+    "    .space  0x40000", // 256 KiB: see `STACK` in the notes above
     "__stack_top:",
 );
 
@@ -88,6 +92,6 @@ core::arch::global_asm!(
     "    .ltorg",
     ".section .bss.stack, \"aw\", %nobits",
     ".balign 16",
-    "    .space  0x10000",
+    "    .space  0x40000", // 256 KiB: see `STACK` in the notes above
     "__stack_top:",
 );

@@ -37,6 +37,9 @@ mod entry;
 #[path = "../mmu.rs"]
 #[allow(dead_code)]
 mod mmu;
+#[path = "../xl.rs"]
+#[allow(dead_code)]
+mod xl;
 
 use core::cell::Cell;
 
@@ -47,10 +50,11 @@ use xen_hypercall::xen::evtchn::Port;
 use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
 use xen_hypercall::xen::hvm::{self, Param};
 use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
-use xen_hypercall::xen::ring::{ByteRing, End, SharedArea};
-use xen_hypercall::xen::sched::{self, ShutdownReason};
+use xen_hypercall::xen::ring::{ByteRing, End};
+use xen_hypercall::xen::sched::ShutdownReason;
 use xen_hypercall::xen::xenstore::Xenstore;
 use xen_hypercall::xen::{DomId, Error, Page};
+use xl::{Out, cntfrq, cntpct, end, end_with, ms_since, xen_time_after};
 
 const TAG: &str = "xl-blk: ";
 /// The regions written, (start, sectors): `BLK_REGIONS` of the harness.
@@ -75,53 +79,6 @@ static mut DATA: [Page; 256] = [const { Page::new() }; 256];
 static mut INDIRECT: [Page; 8] = [const { Page::new() }; 8];
 static mut BUF: [u8; CHUNK] = [0; CHUNK];
 
-/// The physical counter, which Xen's system time follows (`NOW()` = ticks since Xen's boot).
-#[cfg(target_arch = "aarch64")]
-fn cntpct() -> u64 {
-    let t: u64;
-    // SAFETY: Xen lets EL1 read the physical counter (CNTHCTL_EL2.EL1PCTEN); no side effect.
-    unsafe { core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) t, options(nomem, nostack)) };
-    t
-}
-
-#[cfg(target_arch = "aarch64")]
-fn cntfrq() -> u64 {
-    let f: u64;
-    // SAFETY: reading the frequency register has no side effect.
-    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f, options(nomem, nostack)) };
-    f
-}
-
-#[cfg(target_arch = "arm")]
-fn cntpct() -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: as on AArch64 (CNTHCTL.PL1PCTEN); no side effect.
-    unsafe {
-        core::arch::asm!("isb", "mrrc p15, 0, {}, {}, c14", out(reg) lo, out(reg) hi, options(nomem, nostack))
-    };
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-#[cfg(target_arch = "arm")]
-fn cntfrq() -> u64 {
-    let f: u32;
-    // SAFETY: reading the frequency register has no side effect.
-    unsafe { core::arch::asm!("mrc p15, 0, {}, c14, c0, 0", out(reg) f, options(nomem, nostack)) };
-    u64::from(f)
-}
-
-/// A Xen system time at least `ms` from now: the physical counter in ns is Xen's `NOW()` plus the count
-/// at Xen's boot, so a `sched_poll` until then lasts at least `ms` (and at most that plus Xen's boot time).
-fn xen_time_after(ms: u64) -> u64 {
-    let f = cntfrq().max(1);
-    let ticks = cntpct() + f / 1000 * ms;
-    (u128::from(ticks) * 1_000_000_000 / u128::from(f)) as u64
-}
-
-fn ms_since(t0: u64) -> u64 {
-    (cntpct() - t0) * 1000 / cntfrq().max(1)
-}
-
 /// The byte at `i` of sector `s` as dom0 wrote it (`written`: as this domU writes it).
 fn expected(s: u64, i: usize, written: bool) -> u8 {
     let v = if written { s + 10_000_000 } else { s };
@@ -131,31 +88,6 @@ fn expected(s: u64, i: usize, written: bool) -> u8 {
 
 fn in_region(s: u64) -> bool {
     REGIONS.iter().any(|&(a, n)| s >= a && s < a + n)
-}
-
-struct Out<'a, W> {
-    con: Console<'a, W>,
-    failed: u32,
-}
-
-impl<W: FnMut() -> Result<(), Error>> Out<'_, W> {
-    fn say(&mut self, l: Line) {
-        let _ = self
-            .con
-            .write(Line::new().s(TAG).bytes(l.text()).s("\n").text());
-    }
-    fn check(&mut self, name: &str, good: bool, detail: Line) {
-        if !good {
-            self.failed += 1;
-        }
-        self.say(
-            Line::new()
-                .s(if good { "ok " } else { "FAIL " })
-                .s(name)
-                .s(": ")
-                .bytes(detail.text()),
-        );
-    }
 }
 
 fn blk_err(l: Line, e: BlkError) -> Line {
@@ -185,22 +117,17 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
     let con = Console::open(
         // SAFETY: identity-mapped (`mmu.rs`, Normal memory): frame `pfn` is at `pfn * 4096`. The console
         // page is the toolstack's, referenced by nothing in this program but the console.
-        |pfn| unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) },
+        |pfn| unsafe { xl::magic_page(pfn) },
         slow_wait,
     );
     let con = match con {
         Ok(c @ Console::Ring(_)) => c,
         _ => end(ShutdownReason::Crash),
     };
-    let mut out = Out { con, failed: 0 };
+    let mut out = Out::new(con, TAG);
     let ok = run_all(&mut out);
-    out.say(Line::new().s("done"));
-    let _ = out.con.flush();
-    end(if ok && out.failed == 0 {
-        ShutdownReason::Poweroff
-    } else {
-        ShutdownReason::Crash
-    })
+    out.done();
+    end_with(ok && out.failed == 0)
 }
 
 fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
@@ -237,7 +164,7 @@ fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     };
     // SAFETY: the store page is the toolstack's, identity-mapped (`mmu.rs`), referenced by nothing else in
     // this program.
-    let Ok(area) = (unsafe { SharedArea::new((store_pfn << 12) as usize as *mut Page, 1) }) else {
+    let Ok(area) = (unsafe { xl::magic_page(store_pfn) }) else {
         return false;
     };
     let run = Deadline::in_ms(RUN_MS);
@@ -894,14 +821,4 @@ fn detach_run<B, W, W2>(
         again == Err(BlkError::BackendGone) && fe.stats().requests == before,
         blk_err(Line::new(), again.err().unwrap_or(BlkError::BadPages)),
     );
-}
-
-fn end(reason: ShutdownReason) -> ! {
-    let _ = sched::shutdown(reason);
-    common::halt()
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    end(ShutdownReason::Crash)
 }
