@@ -171,14 +171,46 @@ impl<'a, W: FnMut() -> Result<(), Error>> Out<'a, W> {
         );
     }
 
-    /// Writes `done` and waits until the console's consumer has read everything: whether it did.
+    /// Writes the stack's check ([`stack_used`]: at most three quarters of it), then `done`, and waits
+    /// until the console's consumer has read everything: whether it did.
     pub fn done(&mut self) -> bool {
+        let (used, size) = stack_used();
+        self.check(
+            "stack",
+            used <= size / 4 * 3,
+            Line::new()
+                .dec((used / 1024) as u64)
+                .s(" KiB used of ")
+                .dec((size / 1024) as u64),
+        );
         self.say(Line::new().s("done"));
         if let Some(f) = self.before_line {
             f();
         }
         self.con.flush().is_ok()
     }
+}
+
+/// The stack's high-water mark and size, in bytes: the entry code's stack (`template/src/entry.rs`) is
+/// zeros in the image, so the lowest non-zero word is the deepest the program has been (a frame that
+/// left only zeros at the very bottom would make it read a little short).
+pub fn stack_used() -> (usize, usize) {
+    unsafe extern "C" {
+        static __stack_bottom: u8;
+        static __stack_top: u8;
+    }
+    let (bottom, top) = (
+        &raw const __stack_bottom as usize,
+        &raw const __stack_top as usize,
+    );
+    let mut at = bottom;
+    // SAFETY: [bottom, top) is the stack, memory of this program, aligned to 16. The scan reads up to the
+    // lowest word ever written, below the frames live now (this one is shallow next to the drivers'):
+    // memory nothing refers to, read as plain words, volatile so that no value is assumed.
+    while at < top && unsafe { core::ptr::read_volatile(at as *const usize) } == 0 {
+        at += core::mem::size_of::<usize>();
+    }
+    (top - at, top - bottom)
 }
 
 /// Stops the domain: powered off when `passed`, crashed otherwise.

@@ -9,7 +9,8 @@
 //
 // STACK: 256 KiB, with nothing to catch an overflow: it runs silently into the statics below it (the
 // identity map's tables, in some layouts). The library's drivers keep their state in the caller's frame:
-// on AArch64 `BlkFront::connect` and the program that holds the frontend take about 90 KiB of it.
+// on AArch64 `BlkFront::connect` and the program that holds the frontend take about 90 KiB of it. The
+// image holds it as zeros: the lowest word written since (`__stack_bottom` upwards) is the high-water mark.
 //
 // Plain `//` comments: the example guests of the xen-hypercall repository include this file (`include!`).
 
@@ -58,6 +59,9 @@ core::arch::global_asm!(
     "    b       3b",
     ".section .bss.stack, \"aw\", %nobits",
     ".balign 16",
+    ".global __stack_bottom, __stack_top", // for a program that measures its stack
+    ".hidden __stack_bottom, __stack_top",
+    "__stack_bottom:",
     "    .space  0x40000", // 256 KiB: see `STACK` in the notes above
     "__stack_top:",
 );
@@ -92,6 +96,9 @@ core::arch::global_asm!(
     "    .ltorg",
     ".section .bss.stack, \"aw\", %nobits",
     ".balign 16",
+    ".global __stack_bottom, __stack_top", // for a program that measures its stack
+    ".hidden __stack_bottom, __stack_top",
+    "__stack_bottom:",
     "    .space  0x40000", // 256 KiB: see `STACK` in the notes above
     "__stack_top:",
 );
