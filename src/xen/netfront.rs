@@ -32,10 +32,15 @@
 //!   [`Options::rx_refill`] pages (or when the ring runs low), one push and at most one notification per
 //!   batch. An incomplete frame is left in the ring until its last response comes. A frame larger than
 //!   the caller's buffer is dropped and is [`NetError::BufferTooSmall`].
-//! - **Checksums.** The frontend writes `feature-no-csum-offload` = 1 (and no `feature-ipv6-csum-offload`):
-//!   the backend gives it frames with complete checksums, and frames are sent with no checksum flag (the
-//!   program fills in its checksums). A receive response's `NETRXF_data_validated` and
-//!   `NETRXF_csum_blank` are reported with the frame ([`Frame`]), not acted upon.
+//! - **Checksums.** With [`Options::csum_offload`] (the default) the frontend writes
+//!   `feature-no-csum-offload` = 0: the backend may hand it TCP and UDP over IPv4 with the checksum left
+//!   blank (`NETRXF_csum_blank`, Linux's `CHECKSUM_PARTIAL`: the field holds the pseudo-header's sum), and
+//!   [`NetFront::receive_frame`] fills each one in (`skb_checksum_help`'s sum over the segment, folded and
+//!   inverted; a UDP result of 0 is sent as `0xffff`), so the program's stack checks it as any other. So
+//!   the backend's side (dom0's TCP/IP stack, its bridge) skips checksumming what it sends the domain.
+//!   Without it, `feature-no-csum-offload` = 1 and every frame comes complete. No
+//!   `feature-ipv6-csum-offload`. Frames are sent with no checksum flag (the program fills in its
+//!   checksums). `NETRXF_data_validated` is reported with the frame ([`Frame`]).
 //! - **Waiting and the backend going away.** Nothing here blocks: [`NetFront::receive`] says `None` when
 //!   no frame is there, and [`NetFront::prepare_wait`] asks the backend for an event before the program
 //!   sleeps on [`NetFront::ports`] (bounded, with `sched_poll`). The program watches the backend's state
@@ -46,7 +51,7 @@
 //!   own directory, waits for the backend's `InitWait`, writes `tx-ring-ref`, `rx-ring-ref`,
 //!   `event-channel` (or `event-channel-tx`/`event-channel-rx` when the backend offers
 //!   `feature-split-event-channels` and [`Options::split_channels`]), `request-rx-copy` = 1,
-//!   `feature-rx-notify` = 1, `feature-sg` = 1, `feature-no-csum-offload` = 1 in one transaction,
+//!   `feature-rx-notify` = 1, `feature-sg` = 1, `feature-no-csum-offload` in one transaction,
 //!   switches to `Connected` and waits for the backend's `Connected`. One queue: `multi-queue-num-queues`
 //!   is not written (the backend's default is one), since a program with one vCPU gains nothing from more.
 
@@ -227,6 +232,9 @@ pub struct Options {
     pub split_channels: bool,
     /// Receive pages given back before they are posted again (one push, at most one notification).
     pub rx_refill: usize,
+    /// Let the backend leave the checksums of TCP and UDP over IPv4 blank (`feature-no-csum-offload` =
+    /// 0); the frontend fills them in on receipt.
+    pub csum_offload: bool,
 }
 
 impl Default for Options {
@@ -234,6 +242,7 @@ impl Default for Options {
         Options {
             split_channels: true,
             rx_refill: 16,
+            csum_offload: true,
         }
     }
 }
@@ -263,6 +272,8 @@ pub struct Stats {
     pub notifications: u64,
     /// Pushes of receive requests (refill batches).
     pub rx_refills: u64,
+    /// Received frames whose blank checksum (`NETRXF_csum_blank`) the frontend filled in.
+    pub rx_csum_filled: u64,
 }
 
 /// A received frame: its length in the caller's buffer and the backend's checksum flags.
@@ -272,7 +283,8 @@ pub struct Frame {
     pub len: usize,
     /// `NETRXF_data_validated`: the backend says its checksums were checked.
     pub data_validated: bool,
-    /// `NETRXF_csum_blank`: its L4 checksum is not filled in.
+    /// `NETRXF_csum_blank` on a frame the frontend could not fill in (not TCP or UDP over IPv4): its L4
+    /// checksum is blank, the program's to fill in or ignore. `false` once filled in.
     pub csum_blank: bool,
 }
 
@@ -349,6 +361,51 @@ pub struct NetFront {
     tx_queued: bool,
     frontend: Option<Frontend>,
     gone: bool,
+}
+
+/// Fills in the TCP or UDP checksum of an Ethernet frame carrying IPv4 that the backend left blank
+/// (`NETRXF_csum_blank`: the field holds the folded sum of the pseudo-header, as Linux's
+/// `CHECKSUM_PARTIAL` leaves it): the one's-complement sum of the segment, that field included, folded and
+/// inverted, as Linux's `skb_checksum_help` completes it; a UDP checksum of 0 is written `0xffff` (0 means
+/// none). `false`, the frame untouched, for anything else (another EtherType, a fragment, a header that
+/// does not add up).
+fn fill_checksum(frame: &mut [u8]) -> bool {
+    const ETHERNET: usize = 14;
+    const IPV4: [u8; 2] = [0x08, 0x00];
+    let Some(ip) = frame.get(ETHERNET..ETHERNET + 20) else {
+        return false;
+    };
+    if frame[12..14] != IPV4 || ip[0] >> 4 != 4 {
+        return false;
+    }
+    let header = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    // More fragments, or a fragment offset: the segment is not all here.
+    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+    let (udp, field) = match ip[9] {
+        6 => (false, 16),
+        17 => (true, 6),
+        _ => return false,
+    };
+    if header < 20 || total < header + field + 2 || fragment {
+        return false;
+    }
+    let Some(segment) = frame.get_mut(ETHERNET + header..ETHERNET + total) else {
+        return false;
+    };
+    let mut sum: u64 = segment
+        .chunks(2)
+        .map(|w| u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let check = match !(sum as u16) {
+        0 if udp => 0xffff,
+        c => c,
+    };
+    segment[field..field + 2].copy_from_slice(&check.to_be_bytes());
+    true
 }
 
 /// The frontend's watch token on its backend's state.
@@ -457,9 +514,15 @@ impl NetFront {
             } else {
                 xenbus::printf(t, keys[2].as_bytes(), format_args!("{}", info.tx_port.0))?;
             }
-            for k in &keys[5..] {
+            for k in &keys[5..8] {
                 t.write(k.as_bytes(), b"1")?;
             }
+            let no_offload: &[u8] = if self.options.csum_offload {
+                b"0"
+            } else {
+                b"1"
+            };
+            t.write(keys[8].as_bytes(), no_offload)?;
             Ok(())
         })?;
         Ok(())
@@ -947,10 +1010,13 @@ impl NetFront {
             }
             self.stats.rx_frames += 1;
             self.stats.rx_bytes += len as u64;
+            let blank = flags & NETRXF_CSUM_BLANK != 0;
+            let filled = blank && fill_checksum(&mut buf[..len]);
+            self.stats.rx_csum_filled += u64::from(filled);
             return Ok(Some(Frame {
                 len,
                 data_validated: flags & NETRXF_DATA_VALIDATED != 0,
-                csum_blank: flags & NETRXF_CSUM_BLANK != 0,
+                csum_blank: blank && !filled,
             }));
         }
     }

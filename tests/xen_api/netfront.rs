@@ -18,9 +18,9 @@ use xen_hypercall::xen::netfront::{
     ETH_HLEN, Info, MIN_FIRST_SLOT, NetError, NetFront, Options, Pages, Tables, parse_mac,
 };
 use xen_hypercall::xen::netif::{
-    NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO,
-    NETRXF_MORE_DATA, NETTXF_MORE_DATA, NetifRxRequest, NetifRxResponse, NetifTxRequest,
-    NetifTxResponse, XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO,
+    NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED,
+    NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_MORE_DATA, NetifRxRequest, NetifRxResponse,
+    NetifTxRequest, NetifTxResponse, XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO,
 };
 use xen_hypercall::xen::ring::{BackRing, SharedArea};
 use xen_hypercall::xen::{DomId, Error, Page, nr};
@@ -432,6 +432,104 @@ fn frames_received_whole_also_over_several_responses() {
     let s = r.net.stats();
     assert_eq!((s.rx_frames, s.rx_slots), (3, 1 + 3 + 2));
     assert_eq!(s.rx_bytes, 1514 + 1514 + 900);
+}
+
+/// Frames whose TCP or UDP checksum was left blank: headers (Ethernet, IPv4, TCP or UDP) and the checksum
+/// each must end with, as Python's RFC 1071 sum computed them (not this crate), and the pseudo-header sum
+/// the backend leaves in the field (Linux's `CHECKSUM_PARTIAL`).
+mod blank {
+    /// 169.254.1.1:40000 → 169.254.1.2:9, TCP (flags PSH|ACK), 1007 bytes: `0..=250` four times, `xyz`.
+    pub const TCP: &str = "00163e000001fe1234567890080045000417000140004006e0e0a9fe0101a9fe0102\
+                           9c400009010203040a0b0c0d5018ffff00000000";
+    pub const TCP_AT: usize = 34 + 16;
+    pub const TCP_SUMS: [u16; 2] = [0x98e8, 0x5a09];
+    /// The same addresses and ports, UDP, `hello, checksum offload!!`.
+    pub const UDP: &str =
+        "00163e000001fe1234567890080045000035000140004011e4b7a9fe0101a9fe01029c40000900210000";
+    pub const UDP_SUMS: [u16; 2] = [0x3245, 0x5632];
+    /// UDP with the payload `zero` 0x20b4, whose sum inverted is 0: sent as 0xffff.
+    pub const ZERO: &str =
+        "00163e000001fe1234567890080045000022000140004011e4caa9fe0101a9fe01029c400009000e0000";
+    pub const ZERO_SUMS: [u16; 2] = [0xffff, 0x561f];
+    pub const UDP_AT: usize = 34 + 6;
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A frame of `headers` and `payload` with `sum` at `at`.
+fn with_sum(headers: &str, payload: &[u8], at: usize, sum: u16) -> Vec<u8> {
+    let mut f = unhex(headers);
+    f.extend_from_slice(payload);
+    f[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+#[test]
+fn blank_checksums_are_filled_in_and_nothing_else_is_touched() {
+    let tcp_payload: Vec<u8> = (0..4).flat_map(|_| 0..=250u8).chain(*b"xyz").collect();
+    let cases = [
+        (blank::TCP, &tcp_payload[..], blank::TCP_AT, blank::TCP_SUMS),
+        (
+            blank::UDP,
+            &b"hello, checksum offload!!"[..],
+            blank::UDP_AT,
+            blank::UDP_SUMS,
+        ),
+        (
+            blank::ZERO,
+            &b"zero\x20\xb4"[..],
+            blank::UDP_AT,
+            blank::ZERO_SUMS,
+        ),
+    ];
+    let mut r = rig(2, 32, Options::default());
+    r.net.refill(true).unwrap();
+    assert_eq!(r.take_posted(), 32);
+    let mut buf = [0u8; 2048];
+    for &(headers, payload, at, [full, partial]) in &cases {
+        let blank = with_sum(headers, payload, at, partial);
+        // Over two responses for the TCP frame: the sum spans them.
+        r.put(
+            &blank,
+            600,
+            0,
+            NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED,
+            false,
+        );
+        r.rx.push_responses();
+        let f = r.net.receive_frame(&mut buf).unwrap().unwrap();
+        assert_eq!(&buf[..f.len], &with_sum(headers, payload, at, full)[..]);
+        assert!(f.data_validated && !f.csum_blank);
+    }
+    assert_eq!(r.net.stats().rx_csum_filled, 3);
+    // Without the flag a frame is left as it came, a wrong checksum included.
+    let as_sent = with_sum(
+        blank::UDP,
+        b"hello, checksum offload!!",
+        blank::UDP_AT,
+        0x1234,
+    );
+    r.put(&as_sent, 4096, 0, 0, false);
+    // An IPv6 frame (no `feature-ipv6-csum-offload` was offered) and an IPv4 fragment are not filled in:
+    // reported blank.
+    let mut v6 = as_sent.clone();
+    v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    r.put(&v6, 4096, 0, NETRXF_CSUM_BLANK, false);
+    let mut fragment = as_sent.clone();
+    fragment[14 + 6] |= 0x20; // more fragments
+    r.put(&fragment, 4096, 0, NETRXF_CSUM_BLANK, false);
+    r.rx.push_responses();
+    for (sent, blank) in [(&as_sent, false), (&v6, true), (&fragment, true)] {
+        let f = r.net.receive_frame(&mut buf).unwrap().unwrap();
+        assert_eq!((&buf[..f.len], f.csum_blank), (&sent[..], blank));
+    }
+    assert_eq!(r.net.stats().rx_csum_filled, 3);
 }
 
 #[test]

@@ -1156,6 +1156,7 @@ impl Scenario {
                     "xl-net: ok backend gone",
                     "xl-net: ok frames across a page end",
                     "xl-net: ok no transmit errors",
+                    "xl-net: ok blank checksums filled",
                     "xl-net: ok send after detach: backend gone",
                     "xl-net: ok closed: backend closed 1",
                     "xl-net: ok stack",
