@@ -36,6 +36,15 @@ impl Line {
         self
     }
 
+    /// Ends the line with a newline, in the last byte when it is full (the text is cut, the lines stay
+    /// apart).
+    pub fn end_line(mut self) -> Line {
+        self.len = self.len.min(self.buf.len() - 1);
+        self.buf[self.len] = b'\n';
+        self.len += 1;
+        self
+    }
+
     pub fn dec(self, v: u64) -> Line {
         let mut digits = [0u8; 20];
         let (mut i, mut v) = (digits.len(), v);

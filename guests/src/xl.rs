@@ -154,7 +154,7 @@ impl<'a, W: FnMut() -> Result<(), Error>> Out<'a, W> {
         }
         let _ = self
             .con
-            .write(Line::new().s(self.tag).bytes(l.text()).s("\n").text());
+            .write(Line::new().s(self.tag).bytes(l.text()).end_line().text());
     }
 
     /// Writes `ok NAME: DETAIL` or `FAIL NAME: DETAIL`, counting a failure.

@@ -60,7 +60,7 @@ static WAITS: AtomicU32 = AtomicU32::new(0);
 
 /// Writes one tagged line (a failed write cannot be reported anywhere: the run's judge sees it missing).
 fn line<W: FnMut() -> Result<(), Error>>(con: &mut Console<'_, W>, l: Line) {
-    let _ = con.write(Line::new().s(TAG).bytes(l.text()).s("\n").text());
+    let _ = con.write(Line::new().s(TAG).bytes(l.text()).end_line().text());
 }
 
 fn param(p: Param) -> Result<u64, Error> {
