@@ -8,8 +8,8 @@
 //!   when a full frame fits the transmit ring and pool (`NetFront::has_room`): a stack that cannot send
 //!   does not take frames in either. Frames not for the stack ([`Dev::steer`]: not to its IPv4
 //!   address, not ARP about it) go to the program's own handler, so one interface serves both.
-//! - The stack checks every checksum it receives (the frontend asked the backend for complete
-//!   checksums) and computes those it sends.
+//! - The stack checks every checksum it receives (those dom0's stack left blank the frontend has filled
+//!   in by then) and computes those it sends.
 
 use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;

@@ -209,6 +209,25 @@ impl Crate {
         dir: &Path,
         file_level: bool,
     ) -> Result<(), String> {
+        // `include!("FILE")` at item level: FILE's items are this module's, its `#[path]`s relative to
+        // FILE's directory (first: their children are this module's too).
+        for item in items {
+            let syn::Item::Macro(mac) = item else {
+                continue;
+            };
+            if !mac.mac.path.is_ident("include") {
+                continue;
+            }
+            let Ok(lit) = mac.mac.parse_body::<syn::LitStr>() else {
+                continue;
+            };
+            let included = file.parent().unwrap().join(lit.value());
+            let text = std::fs::read_to_string(&included)
+                .map_err(|e| format!("{}: {e}", included.display()))?;
+            let parsed =
+                syn::parse_file(&text).map_err(|e| format!("{}: {e}", included.display()))?;
+            self.add_items(m, &parsed.items, &included, dir, true)?;
+        }
         // Children first: the token scan needs their names.
         for item in items {
             let syn::Item::Mod(md) = item else { continue };
@@ -626,6 +645,20 @@ fn the_graph_sees_the_uses() {
             .is_some_and(|ts| ts.contains_key(&base.join("xtask/src/xen.rs"))),
         "domains.rs uses xen.rs's guests; edges: {:?}",
         edges.get(&domains)
+    );
+    // A guest declares its shared modules through `include!("../modules.rs")`: `crate::common` in the
+    // shared `xl.rs` is `common.rs`, not the binary's file.
+    let c = Crate::read(&base.join("guests/src/bin/xl_blk.rs")).unwrap();
+    let edges = c.edges();
+    let xl = base.join("guests/src/bin/../xl.rs");
+    let to = edges
+        .get(&xl)
+        .map(|ts| ts.keys().cloned().collect::<Vec<_>>());
+    assert!(
+        to.as_ref()
+            .is_some_and(|ts| ts.iter().any(|t| t.ends_with("common.rs"))
+                && !ts.iter().any(|t| t.ends_with("xl_blk.rs"))),
+        "xl.rs's edges: {to:?}"
     );
 }
 

@@ -17,14 +17,7 @@
 #![no_std]
 #![no_main]
 
-#[path = "../common.rs"]
-#[allow(dead_code)]
-mod common;
-#[path = "../entry.rs"]
-mod entry;
-#[path = "../mmu.rs"]
-#[allow(dead_code)]
-mod mmu;
+include!("../modules.rs");
 
 use common::{Checks, Deadline, Line, Page, gfn_of, pattern, wait_event};
 use xen_hypercall::xen::evtchn::{self, Port};

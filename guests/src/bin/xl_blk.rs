@@ -29,14 +29,7 @@
 #![no_std]
 #![no_main]
 
-#[path = "../common.rs"]
-#[allow(dead_code)]
-mod common;
-#[path = "../entry.rs"]
-mod entry;
-#[path = "../mmu.rs"]
-#[allow(dead_code)]
-mod mmu;
+include!("../modules.rs");
 #[path = "../xl.rs"]
 #[allow(dead_code)]
 mod xl;

@@ -22,13 +22,7 @@
 #![no_std]
 #![no_main]
 
-#[path = "../common.rs"]
-#[allow(dead_code)]
-mod common;
-#[path = "../entry.rs"]
-mod entry;
-#[path = "../mmu.rs"]
-mod mmu;
+include!("../modules.rs");
 #[path = "../timing.rs"]
 mod timing;
 

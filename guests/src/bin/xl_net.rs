@@ -26,14 +26,7 @@
 #![no_std]
 #![no_main]
 
-#[path = "../common.rs"]
-#[allow(dead_code)]
-mod common;
-#[path = "../entry.rs"]
-mod entry;
-#[path = "../mmu.rs"]
-#[allow(dead_code)]
-mod mmu;
+include!("../modules.rs");
 #[path = "../netstack.rs"]
 mod netstack;
 #[path = "../xl.rs"]
