@@ -407,40 +407,17 @@ pub const PROTOCOL: &[u8] = if cfg!(any(target_arch = "arm", target_arch = "aarc
     b"x86_64-abi"
 };
 
-/// Copies `src` into the shared page at `page` (volatile, 8 bytes at a time).
+/// Copies `src` into the shared page at `page` (volatile: `grant_table::write_shared`).
 fn copy_to_page(page: *mut Page, src: &[u8]) {
-    let words = page.cast::<u64>();
-    let mut chunks = src.chunks_exact(8);
-    for (i, c) in chunks.by_ref().enumerate() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        // SAFETY: `src` is at most a page (the callers'), so word `i` is inside the shared page, which is
-        // accessed only volatilely (memory given up to sharing).
-        unsafe { ptr::write_volatile(words.add(i), u64::from_ne_bytes(w)) };
-    }
-    let done = src.len() - chunks.remainder().len();
-    for (i, &b) in chunks.remainder().iter().enumerate() {
-        // SAFETY: as above, byte `done + i` is inside the page.
-        unsafe { ptr::write_volatile(page.cast::<u8>().add(done + i), b) };
-    }
+    // SAFETY: `src` is at most a page (the callers'), so the bytes written are inside the shared page,
+    // which is accessed only volatilely (memory given up to sharing).
+    unsafe { super::grant_table::write_shared(page.cast::<u8>(), src) }
 }
 
-/// Copies from the shared page at `page` into `dst` (volatile, 8 bytes at a time).
+/// Copies from the shared page at `page` into `dst` (volatile: `grant_table::read_shared`).
 fn copy_from_page(page: *mut Page, dst: &mut [u8]) {
-    let words = page.cast::<u64>();
-    let len = dst.len();
-    let mut chunks = dst.chunks_exact_mut(8);
-    for (i, c) in chunks.by_ref().enumerate() {
-        // SAFETY: as in `copy_to_page`.
-        let w = unsafe { ptr::read_volatile(words.add(i)) };
-        c.copy_from_slice(&w.to_ne_bytes());
-    }
-    let rest = chunks.into_remainder();
-    let done = len - rest.len();
-    for (i, b) in rest.iter_mut().enumerate() {
-        // SAFETY: as in `copy_to_page`.
-        *b = unsafe { ptr::read_volatile(page.cast::<u8>().add(done + i)) };
-    }
+    // SAFETY: as in `copy_to_page`.
+    unsafe { super::grant_table::read_shared(page.cast::<u8>(), dst) }
 }
 
 /// A connected block frontend. `B`: its [`Xenbus`]; `W`: the program's `wait(port)`.

@@ -1716,31 +1716,107 @@ unsafe fn page_range(page: *mut Page, offset: usize, len: usize) -> super::Resul
     }
 }
 
-/// Copies `buf.len()` bytes from `p` into `buf`, with volatile reads (the other domain may be writing).
+/// Copies `buf.len()` bytes from `p` into `buf`, with volatile reads (the other domain may be writing):
+/// a 64-bit word at a time (four per pass) when `p` and `buf` are aligned alike, a byte at a time before
+/// and after, and throughout when they are not (bare-metal targets forbid unaligned accesses: an unaligned
+/// word would be written a byte at a time anyway). About 0.4 instructions a byte on AArch64 instead of 4:
+/// a block or network frontend copies every byte it moves.
 ///
 /// # Safety
 ///
 /// `p..p + buf.len()` lies inside a page shared with another domain, readable for the call, and
 /// accessed by this program with volatile or atomic operations only.
-#[inline(always)]
-unsafe fn read_shared(p: *const u8, buf: &mut [u8]) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        // SAFETY: the caller's contract: inside the shared page.
-        *b = unsafe { p.add(i).read_volatile() };
+#[inline]
+pub(crate) unsafe fn read_shared(p: *const u8, buf: &mut [u8]) {
+    let (len, dst) = (buf.len(), buf.as_mut_ptr());
+    let (head, words) = word_span(p, dst, len);
+    let mut i = 0;
+    // The caller's contract puts `p + i` inside the shared page for `i < len`, and `dst + i` is inside
+    // `buf`; from `head` on, both `p + i` and `dst + i` are aligned to 8 while words are copied.
+    while i < head {
+        // SAFETY: inside the page and the buffer (above).
+        unsafe { *dst.add(i) = p.add(i).read_volatile() };
+        i += 1;
+    }
+    while i + 32 <= words {
+        // SAFETY: four aligned words inside the page and the buffer (above).
+        unsafe {
+            let (w, o) = (p.add(i).cast::<u64>(), dst.add(i).cast::<u64>());
+            o.write(w.read_volatile());
+            o.add(1).write(w.add(1).read_volatile());
+            o.add(2).write(w.add(2).read_volatile());
+            o.add(3).write(w.add(3).read_volatile());
+        }
+        i += 32;
+    }
+    while i + 8 <= words {
+        // SAFETY: an aligned word inside the page and the buffer (above).
+        unsafe {
+            dst.add(i)
+                .cast::<u64>()
+                .write(p.add(i).cast::<u64>().read_volatile())
+        };
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: inside the page and the buffer (above).
+        unsafe { *dst.add(i) = p.add(i).read_volatile() };
+        i += 1;
     }
 }
 
-/// Copies `data` to `p` with volatile writes (the other domain may be reading).
+/// Copies `data` to `p` with volatile writes (the other domain may be reading), as [`read_shared`]
+/// reads.
 ///
 /// # Safety
 ///
 /// As for [`read_shared`], and the page is writable.
-#[inline(always)]
-unsafe fn write_shared(p: *mut u8, data: &[u8]) {
-    for (i, &b) in data.iter().enumerate() {
-        // SAFETY: the caller's contract: inside the shared, writable page.
-        unsafe { p.add(i).write_volatile(b) };
+#[inline]
+pub(crate) unsafe fn write_shared(p: *mut u8, data: &[u8]) {
+    let (len, src) = (data.len(), data.as_ptr());
+    let (head, words) = word_span(p, src, len);
+    let mut i = 0;
+    // As in `read_shared`, with `src + i` inside `data`.
+    while i < head {
+        // SAFETY: inside the page and the data (above).
+        unsafe { p.add(i).write_volatile(*src.add(i)) };
+        i += 1;
     }
+    while i + 32 <= words {
+        // SAFETY: four aligned words inside the page and the data (above).
+        unsafe {
+            let (w, s) = (p.add(i).cast::<u64>(), src.add(i).cast::<u64>());
+            w.write_volatile(s.read());
+            w.add(1).write_volatile(s.add(1).read());
+            w.add(2).write_volatile(s.add(2).read());
+            w.add(3).write_volatile(s.add(3).read());
+        }
+        i += 32;
+    }
+    while i + 8 <= words {
+        // SAFETY: an aligned word inside the page and the data (above).
+        unsafe {
+            p.add(i)
+                .cast::<u64>()
+                .write_volatile(src.add(i).cast::<u64>().read())
+        };
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: inside the page and the data (above).
+        unsafe { p.add(i).write_volatile(*src.add(i)) };
+        i += 1;
+    }
+}
+
+/// For a copy of `len` bytes between `a` and `b`: the bytes before both are aligned to 8, and where the
+/// words end (`head` when the two are not aligned alike: bytes throughout).
+fn word_span(a: *const u8, b: *const u8, len: usize) -> (usize, usize) {
+    let head = a.align_offset(8).min(len);
+    if !(a as usize).wrapping_sub(b as usize).is_multiple_of(8) {
+        return (head, head);
+    }
+    (head, head + (len - head) / 8 * 8)
 }
 
 /// [`MapArea::unmap`] refused: the reason, and the mapping, still in place.

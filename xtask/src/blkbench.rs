@@ -220,7 +220,7 @@ pub fn run() -> Result<Figures> {
     let dom0 = xl::fetch()?;
     let xens = vec![(XenBuild::Release, xen::fetch_xen()?)];
     let scenario = xl::Scenario::blkbench();
-    let runs = xl::run(&scenario, &dom0, &xens)?;
+    let runs = xl::run_with(&scenario, &dom0, &xens, &xl::ICOUNT)?;
     let r = runs.first().context("no run")?;
     if !r.problems.is_empty() {
         bail!("the benchmark's boot failed:\n{}", r.problems.join("\n"));

@@ -2130,8 +2130,23 @@ pub struct Run {
     pub initramfs_bytes: u64,
 }
 
+/// QEMU's deterministic clock for the benchmarks: one nanosecond of the guests' time per instruction
+/// executed, idle time skipped (`sleep=off`). Their timers then measure instructions (every domain's, and
+/// Xen's), the same in every boot, and nothing of the host's load.
+pub const ICOUNT: [&str; 2] = ["-icount", "shift=0,sleep=off"];
+
 /// Builds the initramfs of `scenario` and boots it on each of `xens`.
 pub fn run(scenario: &Scenario, dom0: &Dom0, xens: &[(XenBuild, PathBuf)]) -> Result<Vec<Run>> {
+    run_with(scenario, dom0, xens, &[])
+}
+
+/// [`run`] with `qemu_args` added to QEMU's command line ([`ICOUNT`]).
+pub fn run_with(
+    scenario: &Scenario,
+    dom0: &Dom0,
+    xens: &[(XenBuild, PathBuf)],
+    qemu_args: &[&str],
+) -> Result<Vec<Run>> {
     let start = Instant::now();
     let initrd = initramfs(scenario, dom0)?;
     let timeout = if scenario.domus.iter().any(|d| d.bin == LINUX) {
@@ -2146,7 +2161,15 @@ pub fn run(scenario: &Scenario, dom0: &Dom0, xens: &[(XenBuild, PathBuf)]) -> Re
         logs: &dir(),
         timeout,
     };
-    boots.each(xens, |xen| command(xen, &dom0.kernel, &initrd), finished)
+    boots.each(
+        xens,
+        |xen| {
+            let mut c = command(xen, &dom0.kernel, &initrd)?;
+            c.args(qemu_args);
+            Ok(c)
+        },
+        finished,
+    )
 }
 
 /// One scenario's built initramfs, to boot on each Xen (the ARM and the x86-64 runners share this).

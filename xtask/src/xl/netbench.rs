@@ -411,7 +411,12 @@ pub fn run() -> Result<String> {
     let dom0 = super::fetch()?;
     let xen = crate::xen::fetch_xen()?;
     let s = scenario();
-    let runs = super::run(&s, &dom0, &[(crate::xen::XenBuild::Release, xen)])?;
+    let runs = super::run_with(
+        &s,
+        &dom0,
+        &[(crate::xen::XenBuild::Release, xen)],
+        &super::ICOUNT,
+    )?;
     let r = &runs[0];
     let out = &r.boot.output;
     let rows = rows(out);
