@@ -12,7 +12,7 @@ use std::cell::Cell;
 use xen_hypercall::mock;
 use xen_hypercall::xen::evtchn::{self, Port};
 use xen_hypercall::xen::grant_table::{
-    GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GrantEntryV1, GrantTable,
+    GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, Grant, GrantEntryV1, GrantTable,
 };
 use xen_hypercall::xen::netfront::{
     ETH_HLEN, Info, MIN_FIRST_SLOT, NetError, NetFront, Options, Pages, Tables, parse_mac,
@@ -777,9 +777,8 @@ fn pages_that_do_not_fit_are_refused() {
     let _ = XEN_NETIF_EXTRA_FLAG_MORE;
 }
 
-#[test]
-fn a_granted_page_is_read_and_written_within_its_bounds_only() {
-    count_notifications();
+/// A grant table over a page of its own and one page granted read-write to dom0.
+fn one_granted_page() -> (GrantTable<16>, Grant) {
     let all: &'static mut [Page] = Box::leak((0..2).map(|_| Page::new()).collect());
     BASE.with(|b| b.set(all.as_ptr() as usize));
     let (frame, rest) = all.split_at_mut(1);
@@ -787,6 +786,13 @@ fn a_granted_page_is_read_and_written_within_its_bounds_only() {
     let mut table =
         unsafe { GrantTable::<16>::new(frame.as_mut_ptr().cast(), 1).with_gfn_of(gfn_of) };
     let g = table.grant(DomId(0), &mut rest[0], true).unwrap();
+    (table, g)
+}
+
+#[test]
+fn a_granted_page_is_read_and_written_within_its_bounds_only() {
+    count_notifications();
+    let (mut table, g) = one_granted_page();
     g.write(4090, b"abcdef").unwrap();
     let mut back = [0u8; 6];
     g.read(4090, &mut back).unwrap();
@@ -810,13 +816,7 @@ fn a_granted_page_is_read_and_written_within_its_bounds_only() {
 /// last bytes, against plain slice copies of the same bytes.
 #[test]
 fn granted_page_copies_are_exact_at_every_alignment_and_length() {
-    let all: &'static mut [Page] = Box::leak((0..2).map(|_| Page::new()).collect());
-    BASE.with(|b| b.set(all.as_ptr() as usize));
-    let (frame, rest) = all.split_at_mut(1);
-    // SAFETY: as in `rig`.
-    let mut table =
-        unsafe { GrantTable::<16>::new(frame.as_mut_ptr().cast(), 1).with_gfn_of(gfn_of) };
-    let g = table.grant(DomId(0), &mut rest[0], true).unwrap();
+    let (table, g) = one_granted_page();
     let frame = table.entries().get(g.gref()).unwrap().frame;
     let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 7 + i / 251) as u8).collect();
     g.write(0, &pattern).unwrap();
