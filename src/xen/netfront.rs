@@ -17,7 +17,8 @@
 //!   previous one ended, so small frames share a page, and a frame that crosses a page's end goes out as
 //!   several requests (`NETTXF_more_data`; the first request's `size` the whole frame's). A frame never
 //!   starts fewer than [`MIN_FIRST_SLOT`] bytes before a page's end (the headers stay in its first
-//!   request). Requests are reclaimed in ring order as their responses come ([`NETIF_RSP_OKAY`]; an error
+//!   request), and starts at its buffer's alignment to 8 (up to 7 bytes skipped), so that it is copied a
+//!   word at a time. Requests are reclaimed in ring order as their responses come ([`NETIF_RSP_OKAY`]; an error
 //!   or drop is counted in [`Stats`]); a response naming no request in flight is
 //!   [`NetError::Protocol`]. [`NetFront::queue`] adds a frame, [`NetFront::flush`] publishes the queued
 //!   requests with one `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY` (one notification per batch, only when the
@@ -730,24 +731,27 @@ impl NetFront {
         prod.wrapping_sub(self.tx_oldest)
     }
 
-    /// Where a frame of `len` bytes would go in the transmit pool's byte ring: at the head, or at the
-    /// next page when fewer than MIN_FIRST_SLOT bytes (or the whole frame) fit before this page's end.
-    fn place(&self, len: usize) -> (u64, u64) {
+    /// Where a frame of `len` bytes whose buffer lies `skew` bytes past an 8-byte boundary would go in
+    /// the transmit pool's byte ring: at the first byte from the head with the same skew (the pages are
+    /// aligned, so the copy moves whole words: `grant_table::write_shared`), or likewise from the next
+    /// page when fewer than MIN_FIRST_SLOT bytes (or the whole frame) fit before this page's end.
+    fn place(&self, len: usize, skew: u64) -> (u64, u64) {
         let page = PAGE_SIZE as u64;
         let len = len as u64;
-        let left = page - self.tx_head % page;
-        let start = if left < len.min(MIN_FIRST_SLOT as u64) {
-            self.tx_head + left
-        } else {
-            self.tx_head
-        };
+        let at = |from: u64| from + (skew.wrapping_sub(from) & 7);
+        let mut start = at(self.tx_head);
+        let left = page - start % page;
+        if left < len.min(MIN_FIRST_SLOT as u64) {
+            start = at(start + left);
+        }
         (start, start + len)
     }
 
-    /// Whether a frame of `len` bytes fits the pool and the ring now.
-    fn fits(&self, len: usize) -> bool {
+    /// Whether a frame of `len` bytes from a buffer at `skew` (see [`place`](Self::place)) fits the pool
+    /// and the ring now.
+    fn fits(&self, len: usize, skew: u64) -> bool {
         let cap = (self.t.tx_pages.len() * PAGE_SIZE) as u64;
-        let (start, end) = self.place(len);
+        let (start, end) = self.place(len, skew);
         // At most 17 for a frame of at most 0xFFFF bytes: within what every backend takes.
         const {
             assert!(
@@ -764,14 +768,23 @@ impl NetFront {
     /// stack's transmit token). `false` also for a frame too large or too short; `BackendGone`.
     pub fn has_room(&mut self, len: usize) -> Result<bool> {
         self.live()?;
-        let pool = (self.t.tx_pages.len() * PAGE_SIZE).saturating_sub(MIN_FIRST_SLOT);
-        if len < ETH_HLEN || len > self.max_frame().min(XEN_NETIF_MAX_TX_SIZE).min(pool) {
+        if len < ETH_HLEN || len > self.max_tx() {
             return Ok(false);
         }
-        if !self.fits(len) {
+        // Wherever the program's buffer will lie.
+        let fits = |s: &Self| (0..8).all(|skew| s.fits(len, skew));
+        if !fits(self) {
             self.reclaim()?;
         }
-        Ok(self.fits(len))
+        Ok(fits(self))
+    }
+
+    /// The longest frame [`queue`](Self::queue) takes: the MTU and the header, and what the pool holds
+    /// wherever a frame starts (up to MIN_FIRST_SLOT - 1 bytes skipped before a page's end, and 7 to
+    /// match the buffer's alignment).
+    fn max_tx(&self) -> usize {
+        let pool = (self.t.tx_pages.len() * PAGE_SIZE).saturating_sub(MIN_FIRST_SLOT + 7);
+        self.max_frame().min(XEN_NETIF_MAX_TX_SIZE).min(pool)
     }
 
     /// Copies `frame` (a whole Ethernet frame, header included) into the transmit pool and queues its
@@ -779,9 +792,7 @@ impl NetFront {
     /// frame is not queued), `BackendGone`.
     pub fn queue(&mut self, frame: &[u8]) -> Result<()> {
         self.live()?;
-        // The pool must hold the frame wherever it starts (up to MIN_FIRST_SLOT - 1 bytes are skipped).
-        let pool = (self.t.tx_pages.len() * PAGE_SIZE).saturating_sub(MIN_FIRST_SLOT);
-        let max = self.max_frame().min(XEN_NETIF_MAX_TX_SIZE).min(pool);
+        let max = self.max_tx();
         if frame.len() > max {
             return Err(NetError::TooLarge {
                 len: frame.len(),
@@ -793,10 +804,11 @@ impl NetFront {
         }
         let len = frame.len() as u64;
         let page = PAGE_SIZE as u64;
-        let (start, end) = self.place(frame.len());
-        if !self.fits(frame.len()) {
+        let skew = frame.as_ptr() as u64 & 7;
+        let (start, end) = self.place(frame.len(), skew);
+        if !self.fits(frame.len(), skew) {
             self.reclaim()?;
-            if !self.fits(frame.len()) {
+            if !self.fits(frame.len(), skew) {
                 return Err(NetError::Full);
             }
         }

@@ -274,8 +274,9 @@ fn frames_sent_arrive_whole_and_a_page_end_splits_them() {
         crossed += usize::from(got[0].1 > 1);
         assert!(got[0].1 <= 2);
     }
-    // The pool is 8 KiB: by hand, the frame at 2588..4102 crosses the first page's end, the one at
-    // 7971..9471 the second's (the pool's end, back to its first page).
+    // The pool is 8 KiB and each frame starts at its buffer's alignment (a `Vec`'s: 8): by hand, the
+    // frame at 2600..4114 crosses the first page's end, the one at 8008..9508 the second's (the pool's
+    // end, back to its first page).
     assert_eq!(crossed, 2);
     let s = r.net.stats();
     assert_eq!(s.tx_frames, sizes.len() as u64);
@@ -303,6 +304,29 @@ fn a_frame_is_not_started_just_before_a_page_end() {
     assert_eq!(req.len(), 1);
     assert_eq!(req[0].offset, 0);
     const { assert!(96 < MIN_FIRST_SLOT) };
+}
+
+#[test]
+fn a_frame_starts_at_its_buffers_alignment_in_the_pool() {
+    let mut r = rig(2, 8, Options::default());
+    let f = frame(64, 1);
+    // From a buffer 0, 3 and 5 bytes past an 8-byte boundary: the pool offsets agree modulo 8, and the
+    // bytes arrive whole.
+    #[repr(align(8))]
+    struct Aligned([u8; 128]);
+    let mut aligned = Aligned([0; 128]);
+    let bytes = &mut aligned.0;
+    let mut at = Vec::new();
+    for skew in [0usize, 3, 5] {
+        bytes[skew..skew + 64].copy_from_slice(&f);
+        r.net.send(&bytes[skew..skew + 64]).unwrap();
+        let req = r.tx.take_request().unwrap().unwrap();
+        assert_eq!(usize::from(req.offset) % 8, skew, "frame from a buffer at {skew}");
+        at.push(req.offset);
+        r.tx.push_responses();
+    }
+    // 0..64, then 67 (the first byte at 3 from 64), then 133 (at 5 from 131).
+    assert_eq!(at, vec![0, 67, 133]);
 }
 
 #[test]
@@ -338,9 +362,11 @@ fn a_pool_full_of_unanswered_frames_is_full_until_the_backend_answers() {
     }
     assert_eq!(r.net.send(&frame(1000, 9)), Err(NetError::Full));
     assert_eq!(Error::from(NetError::Full), Error::EAGAIN);
-    // `has_room` says so beforehand, and that a frame still fitting the page's end (96 bytes) would go.
+    // `has_room` says so beforehand, and that a frame still fitting the page's end would go: 96 bytes,
+    // less the 7 a buffer's alignment may skip.
     assert_eq!(r.net.has_room(1000), Ok(false));
-    assert_eq!(r.net.has_room(90), Ok(true));
+    assert_eq!(r.net.has_room(89), Ok(true));
+    assert_eq!(r.net.has_room(90), Ok(false));
     assert_eq!(r.net.has_room(1515), Ok(false));
     assert_eq!(r.net.has_room(ETH_HLEN - 1), Ok(false));
     assert_eq!(r.net.tx_in_flight(), 4);
@@ -854,25 +880,27 @@ fn granted_page_copies_are_exact_at_every_alignment_and_length() {
 
 #[test]
 fn a_frame_larger_than_the_pool_is_too_large_not_full_for_ever() {
-    // MTU 9000, one 4 KiB page: the pool holds 4096 - 128 bytes wherever a frame starts.
+    // MTU 9000, one 4 KiB page: the pool holds 4096 - 128 - 7 bytes wherever a frame starts and whatever
+    // its buffer's alignment.
     let mut r = rig_mtu(1, 8, Options::default(), 9000);
     assert_eq!(r.net.max_frame(), 9014);
     assert_eq!(
-        r.net.send(&frame(3969, 0)),
+        r.net.send(&frame(3962, 0)),
         Err(NetError::TooLarge {
-            len: 3969,
-            max: 3968
+            len: 3962,
+            max: 3961
         })
     );
-    r.net.send(&frame(3968, 1)).unwrap();
+    assert!(r.net.has_room(3961).unwrap() && !r.net.has_room(3962).unwrap());
+    r.net.send(&frame(3961, 1)).unwrap();
     let got = r.take_frames(NETIF_RSP_OKAY);
-    assert_eq!(got, vec![(frame(3968, 1), 1)]);
-    // Exactly MIN_FIRST_SLOT bytes are left before the pool's end: the next frame starts there and
-    // wraps to the page's start. While it is unanswered only 3096 bytes are free: a 3968-byte frame
-    // waits (Full), and goes once it is answered.
+    assert_eq!(got, vec![(frame(3961, 1), 1)]);
+    // From 3968 (3961 rounded up to the next frame's alignment) exactly MIN_FIRST_SLOT bytes are left
+    // before the pool's end: the next frame starts there and wraps to the page's start. While it is
+    // unanswered only 3096 bytes are free: a 3961-byte frame waits (Full), and goes once it is answered.
     r.net.send(&frame(1000, 2)).unwrap();
-    assert_eq!(r.net.send(&frame(3968, 4)), Err(NetError::Full));
+    assert_eq!(r.net.send(&frame(3961, 4)), Err(NetError::Full));
     assert_eq!(r.take_frames(NETIF_RSP_OKAY), vec![(frame(1000, 2), 2)]);
-    r.net.send(&frame(3968, 4)).unwrap();
-    assert_eq!(r.take_frames(NETIF_RSP_OKAY)[0].0, frame(3968, 4));
+    r.net.send(&frame(3961, 4)).unwrap();
+    assert_eq!(r.take_frames(NETIF_RSP_OKAY)[0].0, frame(3961, 4));
 }
