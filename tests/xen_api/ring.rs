@@ -943,9 +943,13 @@ fn threads_stream_through_the_console_ring() {
     start.wait();
     let mut got = 0;
     let mut buf = [0; 600];
+    let mut writer = Some(writer);
     while got < N {
-        // Whether the writer had ended, known before the read: a read after it has ended sees all it wrote.
-        let ended = writer.is_finished();
+        // Once the writer has ended, joined before the read: the join makes everything it wrote visible
+        // (`is_finished` alone does not order its writes before this thread's reads).
+        if writer.as_ref().is_some_and(|w| w.is_finished()) {
+            writer.take().unwrap().join().unwrap();
+        }
         let n = daemon.read(&mut buf).unwrap();
         for (i, &b) in buf[..n].iter().enumerate() {
             assert_eq!(b, ((got + i) % 253) as u8, "byte {}", got + i);
@@ -953,13 +957,15 @@ fn threads_stream_through_the_console_ring() {
         got += n;
         if n > 0 {
             ev_guest.send(); // room made
-        } else if ended {
-            break; // the writer stopped short (its panic is reported by the join below)
+        } else if writer.is_none() {
+            break; // the writer stopped short
         } else {
             std::thread::yield_now();
         }
     }
-    writer.join().unwrap();
+    if let Some(w) = writer {
+        w.join().unwrap();
+    }
     assert_eq!(got, N);
     let _ = ev_daemon;
 }
