@@ -53,8 +53,11 @@
 //!   `event-channel` (or `event-channel-tx`/`event-channel-rx` when the backend offers
 //!   `feature-split-event-channels` and [`Options::split_channels`]), `request-rx-copy` = 1,
 //!   `feature-rx-notify` = 1, `feature-sg` = 1, `feature-no-csum-offload` in one transaction,
-//!   switches to `Connected` and waits for the backend's `Connected`. One queue: `multi-queue-num-queues`
-//!   is not written (the backend's default is one), since a program with one vCPU gains nothing from more.
+//!   switches to `Connected` and waits for the backend's `Connected`.
+//! - **Queues.** [`NetFront::connect`] uses one queue (`multi-queue-num-queues` not written: the
+//!   backend's default). [`MultiQueue::connect`] takes as many as the backend offers
+//!   (`multi-queue-max-queues`) up to the program's count: a [`NetFront`] per queue, with its own rings,
+//!   event channel(s) and pools, each queue's keys under `queue-<i>/`.
 
 use arrayvec::ArrayVec;
 use core::fmt;
@@ -74,6 +77,9 @@ use super::{DomId, Error, Page};
 
 #[cfg(doc)]
 use super::netif::{self, NETIF_RSP_DROPPED, NETIF_RSP_ERROR};
+
+mod queues;
+pub use queues::MultiQueue;
 
 /// The most pages of the transmit pool.
 pub const MAX_TX_PAGES: usize = 64;
@@ -413,11 +419,11 @@ fn fill_checksum(frame: &mut [u8]) -> bool {
 pub const WATCH_TOKEN: &[u8] = b"netfront";
 
 impl NetFront {
-    /// The handshake with the backend of `device/vif/<id>` (see the module's documentation): reads the
-    /// MAC address and MTU, grants the pages, allocates the event channel(s), writes the frontend's keys,
-    /// and waits for the backend to connect; every wait is bounded by the client's `wait`. The backend's
-    /// state stays watched ([`WATCH_TOKEN`]). On failure the grants made are left in place (their pages
-    /// never reused) and the ports closed.
+    /// The handshake with the backend of `device/vif/<id>` (see the module's documentation), with one
+    /// queue: reads the MAC address and MTU, grants the pages, allocates the event channel(s), writes the
+    /// frontend's keys, and waits for the backend to connect; every wait is bounded by the client's
+    /// `wait`. The backend's state stays watched ([`WATCH_TOKEN`]). On failure the grants made are left in
+    /// place (their pages never reused) and the ports closed. [`MultiQueue::connect`] for more queues.
     pub fn connect<W: FnMut() -> core::result::Result<(), Error>, const N: usize>(
         xs: &mut Xenstore<'_, W>,
         table: &mut GrantTable<N>,
@@ -425,21 +431,23 @@ impl NetFront {
         pages: Pages,
         options: Options,
     ) -> Result<NetFront> {
-        let fe = Frontend::new(xs, "vif", id)?;
-        let mac = read_mac(xs, fe.key("mac")?.as_bytes())?;
-        let mtu = match xenbus::read_u64_or(xs, fe.key("mtu")?.as_bytes(), DEFAULT_MTU.into())? {
-            m if (68..=u64::from(u16::MAX)).contains(&m) => m as u16,
-            _ => return Err(NetError::Xen(Error::EINVAL)),
-        };
-        let backend = fe.backend_id();
-        fe.watch_backend(xs, WATCH_TOKEN)?;
-        fe.wait_for_backend(xs, &[XenbusState::INIT_WAIT, XenbusState::CONNECTED])?;
-        let split = options.split_channels
-            && xenbus::read_flag_or(
-                xs,
-                fe.backend_key("feature-split-event-channels")?.as_bytes(),
-                false,
-            )?;
+        let (fe, mut queues, _) = handshake(xs, table, id, [pages], options)?;
+        let mut net = queues.pop().ok_or(NetError::BadPages)?;
+        net.frontend = Some(fe);
+        Ok(net)
+    }
+
+    /// One queue of the handshake: its event channel(s) allocated, then [`new`](Self::new) (the ports
+    /// closed again if that fails).
+    fn queue_of<const N: usize>(
+        table: &mut GrantTable<N>,
+        mac: [u8; 6],
+        mtu: u16,
+        backend: DomId,
+        split: bool,
+        pages: Pages,
+        options: Options,
+    ) -> Result<NetFront> {
         let tx_port = evtchn::alloc_unbound(DomId::SELF, backend)?;
         let rx_port = if split {
             match evtchn::alloc_unbound(DomId::SELF, backend) {
@@ -460,73 +468,12 @@ impl NetFront {
             split,
             backend,
         };
-        let mut net = match NetFront::new(table, info, pages, options) {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = evtchn::close(tx_port);
-                if split {
-                    let _ = evtchn::close(rx_port);
-                }
-                return Err(e);
+        NetFront::new(table, info, pages, options).inspect_err(|_| {
+            let _ = evtchn::close(tx_port);
+            if split {
+                let _ = evtchn::close(rx_port);
             }
-        };
-        let keys = net.write_keys(xs, &fe);
-        let r = keys
-            .and_then(|()| Ok(fe.switch_state(xs, XenbusState::CONNECTED)?))
-            .and_then(|()| Ok(fe.wait_for_backend(xs, &[XenbusState::CONNECTED])?));
-        net.frontend = Some(fe);
-        match r {
-            Ok(_) => {
-                net.refill(true)?;
-                Ok(net)
-            }
-            Err(e) => {
-                net.gone = true;
-                net.close_ports();
-                Err(e)
-            }
-        }
-    }
-
-    fn write_keys<W: FnMut() -> core::result::Result<(), Error>>(
-        &self,
-        xs: &mut Xenstore<'_, W>,
-        fe: &Frontend,
-    ) -> Result<()> {
-        let (tx, rx) = (self.tx_ring_ref(), self.rx_ring_ref());
-        let info = self.info;
-        let keys = [
-            fe.key("tx-ring-ref")?,
-            fe.key("rx-ring-ref")?,
-            fe.key("event-channel")?,
-            fe.key("event-channel-tx")?,
-            fe.key("event-channel-rx")?,
-            fe.key("request-rx-copy")?,
-            fe.key("feature-rx-notify")?,
-            fe.key("feature-sg")?,
-            fe.key("feature-no-csum-offload")?,
-        ];
-        xs.transaction(|t| {
-            xenbus::printf(t, keys[0].as_bytes(), format_args!("{}", tx.0))?;
-            xenbus::printf(t, keys[1].as_bytes(), format_args!("{}", rx.0))?;
-            if info.split {
-                xenbus::printf(t, keys[3].as_bytes(), format_args!("{}", info.tx_port.0))?;
-                xenbus::printf(t, keys[4].as_bytes(), format_args!("{}", info.rx_port.0))?;
-            } else {
-                xenbus::printf(t, keys[2].as_bytes(), format_args!("{}", info.tx_port.0))?;
-            }
-            for k in &keys[5..8] {
-                t.write(k.as_bytes(), b"1")?;
-            }
-            let no_offload: &[u8] = if self.options.csum_offload {
-                b"0"
-            } else {
-                b"1"
-            };
-            t.write(keys[8].as_bytes(), no_offload)?;
-            Ok(())
-        })?;
-        Ok(())
+        })
     }
 
     /// The frontend over `pages` without xenbus, for a backend found another way (and the host tests):
@@ -1071,27 +1018,24 @@ impl NetFront {
         mut self,
         xs: Option<&mut Xenstore<'_, W>>,
         table: &mut GrantTable<N>,
-        mut pause: impl FnMut() -> bool,
+        pause: impl FnMut() -> bool,
     ) -> Returned {
         self.gone = true;
-        let mut backend_closed = false;
-        if let (Some(fe), Some(xs)) = (self.frontend.take(), xs) {
-            backend_closed = match fe.close(xs) {
-                Ok(()) => true,
-                Err(e) => {
-                    // Closed all the same when the backend did not follow (the key still there).
-                    if e != Error::ENOENT {
-                        let _ = fe.switch_state(xs, XenbusState::CLOSED);
-                    }
-                    // The toolstack removed the backend's directory: the device is gone.
-                    matches!(
-                        fe.backend_state(xs),
-                        Ok(XenbusState::CLOSED) | Err(Error::ENOENT)
-                    )
-                }
-            };
-            let _ = fe.unwatch_backend(xs, WATCH_TOKEN);
-        }
+        let backend_closed = match (self.frontend.take(), xs) {
+            (Some(fe), Some(xs)) => close_frontend(&fe, xs),
+            _ => false,
+        };
+        self.end(table, pause, backend_closed)
+    }
+
+    /// The grants ended and the ports closed, after the backend let go (or was given up on).
+    fn end<const N: usize>(
+        mut self,
+        table: &mut GrantTable<N>,
+        mut pause: impl FnMut() -> bool,
+        backend_closed: bool,
+    ) -> Returned {
+        self.gone = true;
         // The rings first: their pages are handed back below.
         self.tx = None;
         self.rx = None;
@@ -1152,6 +1096,147 @@ impl NetFront {
             tables: self.t,
         }
     }
+}
+
+/// The xenbus side of a teardown ([`Frontend::close`]), and the watch removed: whether the backend
+/// reached `Closed` (or the toolstack removed its directory).
+fn close_frontend<W: FnMut() -> core::result::Result<(), Error>>(
+    fe: &Frontend,
+    xs: &mut Xenstore<'_, W>,
+) -> bool {
+    let closed = match fe.close(xs) {
+        Ok(()) => true,
+        Err(e) => {
+            // Closed all the same when the backend did not follow (the key still there).
+            if e != Error::ENOENT {
+                let _ = fe.switch_state(xs, XenbusState::CLOSED);
+            }
+            // The toolstack removed the backend's directory: the device is gone.
+            matches!(
+                fe.backend_state(xs),
+                Ok(XenbusState::CLOSED) | Err(Error::ENOENT)
+            )
+        }
+    };
+    let _ = fe.unwatch_backend(xs, WATCH_TOKEN);
+    closed
+}
+
+/// The handshake of [`NetFront::connect`] and [`MultiQueue::connect`] with up to `Q` queues (as many as
+/// the backend's `multi-queue-max-queues` allows, at least one): the frontend, its queues, and the pages
+/// of the queues not used (untouched).
+#[allow(clippy::type_complexity)]
+fn handshake<W: FnMut() -> core::result::Result<(), Error>, const N: usize, const Q: usize>(
+    xs: &mut Xenstore<'_, W>,
+    table: &mut GrantTable<N>,
+    id: &str,
+    pages: [Pages; Q],
+    options: Options,
+) -> Result<(Frontend, ArrayVec<NetFront, Q>, ArrayVec<Pages, Q>)> {
+    let fe = Frontend::new(xs, "vif", id)?;
+    let mac = read_mac(xs, fe.key("mac")?.as_bytes())?;
+    let mtu = match xenbus::read_u64_or(xs, fe.key("mtu")?.as_bytes(), DEFAULT_MTU.into())? {
+        m if (68..=u64::from(u16::MAX)).contains(&m) => m as u16,
+        _ => return Err(NetError::Xen(Error::EINVAL)),
+    };
+    let backend = fe.backend_id();
+    fe.watch_backend(xs, WATCH_TOKEN)?;
+    fe.wait_for_backend(xs, &[XenbusState::INIT_WAIT, XenbusState::CONNECTED])?;
+    let split = options.split_channels
+        && xenbus::read_flag_or(
+            xs,
+            fe.backend_key("feature-split-event-channels")?.as_bytes(),
+            false,
+        )?;
+    let offered = xenbus::read_u64_or(xs, fe.backend_key("multi-queue-max-queues")?.as_bytes(), 1)?;
+    let used = (offered.min(Q as u64) as usize).max(1);
+    let mut queues = ArrayVec::<NetFront, Q>::new();
+    let mut unused = ArrayVec::<Pages, Q>::new();
+    let give_up = |queues: &mut ArrayVec<NetFront, Q>| {
+        for q in queues.iter_mut() {
+            q.gone = true;
+            q.close_ports();
+        }
+    };
+    for p in pages {
+        if queues.len() == used {
+            unused.push(p);
+            continue;
+        }
+        match NetFront::queue_of(table, mac, mtu, backend, split, p, options) {
+            Ok(q) => queues.push(q),
+            Err(e) => {
+                give_up(&mut queues);
+                return Err(e);
+            }
+        }
+    }
+    let r = write_keys(xs, &fe, &queues, options)
+        .and_then(|()| Ok(fe.switch_state(xs, XenbusState::CONNECTED)?))
+        .and_then(|()| Ok(fe.wait_for_backend(xs, &[XenbusState::CONNECTED])?));
+    if let Err(e) = r {
+        give_up(&mut queues);
+        return Err(e);
+    }
+    for q in queues.iter_mut() {
+        q.refill(true)?;
+    }
+    Ok((fe, queues, unused))
+}
+
+/// The frontend's keys in one transaction: each queue's ring references and event channel(s), at the
+/// top of its directory for one queue, under `queue-<i>/` after `multi-queue-num-queues` for more
+/// (Linux's `talk_to_netback`); then the features.
+fn write_keys<W: FnMut() -> core::result::Result<(), Error>>(
+    xs: &mut Xenstore<'_, W>,
+    fe: &Frontend,
+    queues: &[NetFront],
+    options: Options,
+) -> Result<()> {
+    let multi = queues.len() > 1;
+    let key = |i: usize, name: &str| -> core::result::Result<xenbus::Path, Error> {
+        if !multi {
+            return fe.key(name);
+        }
+        let mut k = arrayvec::ArrayString::<40>::new();
+        fmt::Write::write_fmt(&mut k, format_args!("queue-{i}/{name}"))
+            .map_err(|_| Error::ERANGE)?;
+        fe.key(&k)
+    };
+    xs.transaction(|t| {
+        if multi {
+            let k = fe.key("multi-queue-num-queues")?;
+            xenbus::printf(t, k.as_bytes(), format_args!("{}", queues.len()))?;
+        }
+        for (i, q) in queues.iter().enumerate() {
+            let (tx, rx, info) = (q.tx_ring_ref(), q.rx_ring_ref(), q.info);
+            xenbus::printf(
+                t,
+                key(i, "tx-ring-ref")?.as_bytes(),
+                format_args!("{}", tx.0),
+            )?;
+            xenbus::printf(
+                t,
+                key(i, "rx-ring-ref")?.as_bytes(),
+                format_args!("{}", rx.0),
+            )?;
+            if info.split {
+                let (k_tx, k_rx) = (key(i, "event-channel-tx")?, key(i, "event-channel-rx")?);
+                xenbus::printf(t, k_tx.as_bytes(), format_args!("{}", info.tx_port.0))?;
+                xenbus::printf(t, k_rx.as_bytes(), format_args!("{}", info.rx_port.0))?;
+            } else {
+                let k = key(i, "event-channel")?;
+                xenbus::printf(t, k.as_bytes(), format_args!("{}", info.tx_port.0))?;
+            }
+        }
+        for k in ["request-rx-copy", "feature-rx-notify", "feature-sg"] {
+            t.write(fe.key(k)?.as_bytes(), b"1")?;
+        }
+        let no_offload: &[u8] = if options.csum_offload { b"0" } else { b"1" };
+        t.write(fe.key("feature-no-csum-offload")?.as_bytes(), no_offload)?;
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// The MAC address at `path` (`aa:bb:cc:dd:ee:ff`, hexadecimal, either case). `EINVAL` for anything

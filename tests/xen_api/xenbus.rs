@@ -992,3 +992,186 @@ fn requests_outside_an_open_transaction_carry_no_transaction_id() {
     assert_eq!(d.tree[&abs(b"data/conflict")], b"domU 2");
     assert_eq!(d.tree[&abs(b"data/signal")], b"1");
 }
+
+/// Multi-queue (`netfront::MultiQueue`) with a netback-like backend that offers `offer` queues
+/// (`multi-queue-max-queues`, none when `None`), three sets of pages given: the keys the backend reads
+/// (Linux's netback, `connect_data_rings`: `multi-queue-num-queues` and `queue-<i>/…` for more than one
+/// queue, the flat keys for one), the queues it did not take handed back untouched, frames sent by flow,
+/// and a close that ends every queue's grants.
+fn multi_queue(offer: Option<&'static [u8]>) -> (usize, usize, BTreeMap<Vec<u8>, Vec<u8>>) {
+    use std::cell::Cell;
+    use xen_hypercall::xen::evtchn::{self, AllocUnbound};
+    use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
+    use xen_hypercall::xen::netfront::{MultiQueue, Options, Pages, Tables};
+    use xen_hypercall::xen::nr;
+
+    const VIF: &[u8] = b"/local/domain/0/backend/vif/1/0";
+    let vb = |k: &str| [VIF, b"/", k.as_bytes()].concat();
+    let vf = |k: &str| [HOME, b"device/vif/0/", k.as_bytes()].concat();
+    let mut tree: Vec<(&[u8], &[u8])> = vec![
+        (b"device/vif/0/state", b"1"),
+        (b"device/vif/0/backend", VIF),
+        (b"device/vif/0/backend-id", b"0"),
+        (b"device/vif/0/mac", b"00:16:3e:00:00:02"),
+        (b"/local/domain/0/backend/vif/1/0/state", b"1"),
+    ];
+    if let Some(n) = offer {
+        tree.push((b"/local/domain/0/backend/vif/1/0/multi-queue-max-queues", n));
+    }
+    // netback: InitWait at turn 3; on the frontend's Connected, Connected if the keys of as many queues
+    // as it asked for are there (no split channels offered: one `event-channel` each).
+    let react: React = Box::new(move |tree, seen| match seen {
+        Seen::Turn(3) => vec![(vb("state"), b"2".to_vec())],
+        Seen::Write(p, v) if p == vf("state") => match v {
+            b"4" => {
+                let n: usize = tree
+                    .get(&vf("multi-queue-num-queues"))
+                    .map_or(1, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
+                let dir = |i: usize| {
+                    if n == 1 {
+                        String::new()
+                    } else {
+                        format!("queue-{i}/")
+                    }
+                };
+                let all = (0..n).all(|i| {
+                    ["tx-ring-ref", "rx-ring-ref", "event-channel"]
+                        .iter()
+                        .all(|k| tree.contains_key(&vf(&format!("{}{k}", dir(i)))))
+                });
+                if all {
+                    vec![(vb("state"), b"4".to_vec())]
+                } else {
+                    Vec::new()
+                }
+            }
+            b"5" => vec![(vb("state"), b"5".to_vec())],
+            b"6" => vec![(vb("state"), b"6".to_vec())],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    });
+    let mut s = setup(&tree, react);
+    let next = Rc::new(Cell::new(20u32));
+    let n2 = next.clone();
+    mock::set_default(move |c| {
+        if c.op() == nr::EVENT_CHANNEL_OP && c.arg(0) == evtchn::EVTCHNOP_ALLOC_UNBOUND {
+            let p = n2.get();
+            n2.set(p + 1);
+            c.update(1, |a: &mut AllocUnbound| a.port = Port(p));
+        }
+        0
+    });
+    std::thread_local! { static BASE: Cell<usize> = const { Cell::new(0) }; }
+    fn gfn_of(p: *const Page) -> u64 {
+        ((p as usize - BASE.with(Cell::get)) / 4096 + 1) as u64
+    }
+    let all: &'static mut [Page] = Box::leak((0..1 + 3 * 4).map(|_| Page::new()).collect());
+    BASE.with(|b| b.set(all.as_ptr() as usize));
+    let (frame, mut rest) = all.split_at_mut(1);
+    // SAFETY: the frame is leaked and used as the table's entries only; pages' frames from `gfn_of`.
+    let mut table = unsafe {
+        GrantTable::<64>::new(frame.as_mut_ptr().cast::<GrantEntryV1>(), 1).with_gfn_of(gfn_of)
+    };
+    let pages = [(); 3].map(|()| {
+        let (mine, others) = core::mem::take(&mut rest).split_at_mut(4);
+        rest = others;
+        let (rings, pools) = mine.split_at_mut(2);
+        let (a, b) = rings.split_at_mut(1);
+        let (tx, rx) = pools.split_at_mut(1);
+        Pages {
+            tx_ring: &mut a[0],
+            rx_ring: &mut b[0],
+            tx,
+            rx,
+            tables: Box::leak(Box::new(Tables::new())),
+        }
+    });
+    let options = Options {
+        split_channels: false,
+        ..Options::default()
+    };
+    let (mut mq, unused) = MultiQueue::connect(&mut s.xs, &mut table, "0", pages, options).unwrap();
+    let used = mq.len();
+    assert_eq!(used + unused.len(), 3);
+    // The pages not used are the last sets, never granted.
+    for p in &unused {
+        assert_eq!(p.tx.len(), 1);
+    }
+    assert_eq!(mq.ports().count(), 2 * used);
+    let ports: Vec<u32> = mq.ports().map(|p| p.0).collect();
+    let want: Vec<u32> = (0..used as u32).flat_map(|i| [20 + i, 20 + i]).collect();
+    assert_eq!(ports, want);
+    // UDP over IPv4 from 169.254.1.2 to 169.254.1.1, from port `sport`.
+    let udp = |sport: u16| {
+        let mut f = vec![0u8; 14 + 20 + 8 + 4];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&32u16.to_be_bytes());
+        f[23] = 17;
+        f[26..30].copy_from_slice(&[169, 254, 1, 2]);
+        f[30..34].copy_from_slice(&[169, 254, 1, 1]);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&7u16.to_be_bytes());
+        f
+    };
+    // One flow, one queue; many flows over every queue; ARP on the first.
+    let q = mq.queue_for(&udp(1000));
+    assert!((0..20).all(|_| mq.queue_for(&udp(1000)) == q));
+    let spread: std::collections::BTreeSet<usize> =
+        (1000..1064).map(|p| mq.queue_for(&udp(p))).collect();
+    assert_eq!(spread.len(), used);
+    assert_eq!(mq.queue_for(&[0xffu8; 60]), 0);
+    for p in 1000..1064 {
+        mq.send(&udp(p)).unwrap();
+    }
+    let sent: Vec<u64> = mq.queues().iter().map(|q| q.stats().tx_frames).collect();
+    assert_eq!(sent.iter().sum::<u64>(), 64);
+    assert!(sent.iter().all(|&n| n > 0));
+    let tree = s.d.borrow().tree.clone();
+    let back = mq.close(&mut s.xs, &mut table, || true);
+    assert_eq!(back.len(), used);
+    for r in &back {
+        assert!(r.backend_closed);
+        assert_eq!(
+            (r.rings.len(), r.tx.len(), r.rx.len(), r.leaked),
+            (2, 1, 1, 0)
+        );
+    }
+    assert_eq!(s.d.borrow().tree[&vf("state")], b"6");
+    (used, unused.len(), tree)
+}
+
+#[test]
+fn a_multi_queue_frontend_takes_the_queues_offered_and_writes_each_queues_keys() {
+    let vf = |k: &str| [HOME, b"device/vif/0/", k.as_bytes()].concat();
+    let val = |t: &BTreeMap<Vec<u8>, Vec<u8>>, k: &str| t.get(&vf(k)).cloned();
+    // Two offered, three asked for: two used, under `queue-0/` and `queue-1/`.
+    let (used, unused, t) = multi_queue(Some(b"2"));
+    assert_eq!((used, unused), (2, 1));
+    assert_eq!(val(&t, "multi-queue-num-queues"), Some(b"2".to_vec()));
+    for (i, port) in [(0, b"20"), (1, b"21")] {
+        assert_eq!(
+            val(&t, &format!("queue-{i}/event-channel")),
+            Some(port.to_vec())
+        );
+    }
+    let refs: std::collections::BTreeSet<Vec<u8>> = ["queue-0/tx-ring-ref", "queue-0/rx-ring-ref"]
+        .into_iter()
+        .chain(["queue-1/tx-ring-ref", "queue-1/rx-ring-ref"])
+        .map(|k| val(&t, k).unwrap())
+        .collect();
+    assert_eq!(refs.len(), 4);
+    assert_eq!(val(&t, "tx-ring-ref"), None);
+    assert_eq!(val(&t, "event-channel"), None);
+    assert_eq!(val(&t, "request-rx-copy"), Some(b"1".to_vec()));
+    // More offered than asked for: all three.
+    assert_eq!(multi_queue(Some(b"8")).0, 3);
+    // None offered: one queue, the flat keys, no count.
+    let (used, unused, t) = multi_queue(None);
+    assert_eq!((used, unused), (1, 2));
+    assert_eq!(val(&t, "multi-queue-num-queues"), None);
+    assert_eq!(val(&t, "event-channel"), Some(b"20".to_vec()));
+    assert!(val(&t, "tx-ring-ref").is_some());
+    assert!(!t.keys().any(|k| k.windows(6).any(|w| w == b"queue-")));
+}
