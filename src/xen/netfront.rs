@@ -55,7 +55,7 @@
 //!   `feature-rx-notify` = 1, `feature-sg` = 1, `feature-no-csum-offload` in one transaction,
 //!   switches to `Connected` and waits for the backend's `Connected`.
 //! - **Queues.** [`NetFront::connect`] uses one queue (`multi-queue-num-queues` not written: the
-//!   backend's default). [`MultiQueue::connect`] takes as many as the backend offers
+//!   backend's default). [`queues::MultiQueue::connect`] takes as many as the backend offers
 //!   (`multi-queue-max-queues`) up to the program's count: a [`NetFront`] per queue, with its own rings,
 //!   event channel(s) and pools, each queue's keys under `queue-<i>/`.
 
@@ -78,8 +78,7 @@ use super::{DomId, Error, Page};
 #[cfg(doc)]
 use super::netif::{self, NETIF_RSP_DROPPED, NETIF_RSP_ERROR};
 
-mod queues;
-pub use queues::MultiQueue;
+pub mod queues;
 
 /// The most pages of the transmit pool.
 pub const MAX_TX_PAGES: usize = 64;
@@ -423,7 +422,7 @@ impl NetFront {
     /// queue: reads the MAC address and MTU, grants the pages, allocates the event channel(s), writes the
     /// frontend's keys, and waits for the backend to connect; every wait is bounded by the client's
     /// `wait`. The backend's state stays watched ([`WATCH_TOKEN`]). On failure the grants made are left in
-    /// place (their pages never reused) and the ports closed. [`MultiQueue::connect`] for more queues.
+    /// place (their pages never reused) and the ports closed. [`queues::MultiQueue::connect`] for more queues.
     pub fn connect<W: FnMut() -> core::result::Result<(), Error>, const N: usize>(
         xs: &mut Xenstore<'_, W>,
         table: &mut GrantTable<N>,
@@ -1122,7 +1121,7 @@ fn close_frontend<W: FnMut() -> core::result::Result<(), Error>>(
     closed
 }
 
-/// The handshake of [`NetFront::connect`] and [`MultiQueue::connect`] with up to `Q` queues (as many as
+/// The handshake of [`NetFront::connect`] and [`queues::MultiQueue::connect`] with up to `Q` queues (as many as
 /// the backend's `multi-queue-max-queues` allows, at least one): the frontend, its queues, and the pages
 /// of the queues not used (untouched).
 #[allow(clippy::type_complexity)]

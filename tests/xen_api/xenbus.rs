@@ -1002,7 +1002,8 @@ fn multi_queue(offer: Option<&'static [u8]>) -> (usize, usize, BTreeMap<Vec<u8>,
     use std::cell::Cell;
     use xen_hypercall::xen::evtchn::{self, AllocUnbound};
     use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
-    use xen_hypercall::xen::netfront::{MultiQueue, Options, Pages, Tables};
+    use xen_hypercall::xen::netfront::queues::MultiQueue;
+    use xen_hypercall::xen::netfront::{Options, Pages, Tables};
     use xen_hypercall::xen::nr;
 
     const VIF: &[u8] = b"/local/domain/0/backend/vif/1/0";

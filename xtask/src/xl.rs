@@ -632,6 +632,9 @@ pub struct Scenario {
     /// blkback's module parameters (`insmod` arguments, e.g. `feature_persistent=0`): empty for Linux's
     /// defaults, which offer every feature.
     pub blkback: &'static str,
+    /// netback's module parameters (`insmod` arguments, e.g. `max_queues=2`): empty for Linux's defaults
+    /// (as many queues as dom0 has vCPUs: one).
+    pub netback: &'static str,
     /// The domUs, created in this order (domids 1, 2, …), unpaused together.
     pub domus: Vec<DomU>,
     /// A negative control: the problems [`judge`] must find (each the start of one problem line), and no
@@ -730,6 +733,12 @@ pub const VBD_SECTORS: &str = "/local/domain/0/backend/vbd/$D/51712/sectors";
 
 /// The sector size blkback gives the domU's `xvda`.
 pub const VBD_SECTOR_SIZE: &str = "/local/domain/0/backend/vbd/$D/51712/sector-size";
+
+/// netback's module, loaded with the scenario's [`Scenario::netback`] parameters.
+const NETBACK_MODULE: &str = NET_MODULES[NET_MODULES.len() - 1];
+
+/// netback's parameters for two queues per vif (by default it offers as many as dom0 has vCPUs: one).
+pub const NETBACK_TWO_QUEUES: &str = "max_queues=2";
 
 /// The state of netback for the domU's first vif.
 pub const VIF_BACKEND: &str = "/local/domain/0/backend/vif/$D/0/state";
@@ -830,6 +839,54 @@ pub fn net_steps(checks: &[Step], bytes: u32) -> Vec<Step> {
     steps
 }
 
+/// The two-queue network domU (`guests/src/bin/xl_netmq.rs`, beside the net domU, netback loaded with
+/// [`NETBACK_TWO_QUEUES`]): dom0 sees both queues on its vif, pings it, runs [`UDP_CHECK`] eight times
+/// (each run two new sockets: flows that netback spreads over the queues by their random hash, so that
+/// all sixteen land on one queue once in 2^15 boots), then detaches the vif; the domU must have carried
+/// frames each way on both queues and hand back both queues' pages.
+pub fn netmq_domu() -> DomU {
+    DomU {
+        console: vec![
+            "xl-netmq: ok queues: 2 of 2 asked for",
+            "xl-netmq: ok checksums",
+            "xl-netmq: ok answered",
+            "xl-netmq: ok backend gone",
+            "xl-netmq: ok both queues carried frames each way",
+            "xl-netmq: ok send after detach: backend gone",
+            "xl-netmq: ok closed: [2 ring, 4 tx, 32 rx, leaked 0] [2 ring, 4 tx, 32 rx, leaked 0] pages back",
+            "xl-netmq: ok stack",
+            "xl-netmq: done",
+        ],
+        xenstore: vec![
+            ("device/vif/0/mac", Value::Is("00:16:3e:00:00:05")),
+            (VIF_BACKEND, Value::Is("2")),
+        ],
+        seconds: 80,
+        vifs: vec![Vif {
+            mac: "00:16:3e:00:00:05",
+        }],
+        dom0: vec![
+            Step::Await("data/net-ready", "1"),
+            Step::Expect(VIF_BACKEND, "4"),
+            Step::Expect("device/vif/0/multi-queue-num-queues", "2"),
+            Step::Run(
+                "netback's vif has two queues",
+                "ls -d /sys/class/net/vif$D.0/queues/tx-*; [ $(ls -d /sys/class/net/vif$D.0/queues/tx-* | wc -l) = 2 ]",
+            ),
+            Step::Run(
+                "ping: 10 echoes, all answered",
+                "ping -c 10 -A -W 5 169.254.1.5 > /tmp/ping-mq; r=$?; cat /tmp/ping-mq; [ $r = 0 ] && grep -q ' 10 packets received' /tmp/ping-mq",
+            ),
+            Step::Run(
+                "udp: 8 runs of 2 flows, every payload checked",
+                "for i in 1 2 3 4 5 6 7 8; do udp-check 169.254.1.5 64 1472 || exit 1; done",
+            ),
+            Step::Run("network-detach: the vif is gone", DETACH),
+        ],
+        ..DomU::new("netmq", "xl-netmq")
+    }
+}
+
 /// What the hotplug script wrote for the domU's `xvda` (`connected`).
 pub const VBD_HOTPLUG: &str = "/local/domain/0/backend/vbd/$D/51712/hotplug-status";
 
@@ -876,6 +933,7 @@ impl Scenario {
             name: "console",
             title: "an xl domU writes its PV console ring; its HVM parameters match xenstore",
             blkback: "",
+            netback: "",
             domus: vec![DomU {
                 console: vec![
                     "xl-domu: hello from a domU started by xl",
@@ -942,6 +1000,7 @@ impl Scenario {
             title: "two xl domUs at once, each with its own console ring and log; one has a disk and a vif; \
                     a third, waiting, ended by xl destroy and watched with xl console",
             blkback: "",
+            netback: "",
             domus: vec![
                 domu("one", "1", "memory = 16"),
                 two,
@@ -997,6 +1056,7 @@ impl Scenario {
             name: "control",
             title: "negative control: wrong expectations and a domU that stays are each reported",
             blkback: "",
+            netback: "",
             control: vec![
                 "cons: no console line `xl-domu: a line never printed…`",
                 "cons: xenstore console/port = 2, the domU's STORE_EVTCHN = 0x1 (1)",
@@ -1029,6 +1089,7 @@ impl Scenario {
             name: "a32",
             title: "32-bit xl domUs, A32 and T32 (Thumb-2): console ring, parameters, page limit",
             blkback: "",
+            netback: "",
             ..s
         }
     }
@@ -1042,6 +1103,7 @@ impl Scenario {
             name: "xenbus",
             title: "xenstore against xenstored, and a xenbus handshake with blkback over a RAM disk",
             blkback: "",
+            netback: "",
             domus: vec![DomU {
                 console: vec![
                     "xl-xenbus: hello",
@@ -1130,6 +1192,7 @@ impl Scenario {
             name: "xenbus32",
             title: "the xenbus scenario's domU built for 32-bit ARM (A32)",
             blkback: "",
+            netback: "",
             ..s
         }
     }
@@ -1142,63 +1205,67 @@ impl Scenario {
     pub fn net() -> Scenario {
         Scenario {
             name: "net",
-            title: "network frontend on netback: ARP, ping, UDP of many sizes both ways, detach",
+            title: "network frontend on netback: ARP, ping, UDP of many sizes both ways, TCP, detach; two queues",
             blkback: "",
-            domus: vec![DomU {
-                console: vec![
-                    "xl-net: ok connected: 00:16:3e:00:00:02, mtu 1500",
-                    "xl-net: ok md5: RFC 1321's test digests",
-                    "xl-net: ok too large refused: frame of 1515 bytes is larger than 1514",
-                    "xl-net: ok tcp from dom0: 2097152 bytes, md5 ",
-                    "xl-net: ok checksums",
-                    "xl-net: ok answered",
-                    "xl-net: ok tcp: 2 transfers from dom0 (1 matching its md5), 1 to dom0",
-                    "xl-net: ok backend gone",
-                    "xl-net: ok frames across a page end",
-                    "xl-net: ok no transmit errors",
-                    "xl-net: ok blank checksums filled",
-                    "xl-net: ok send after detach: backend gone",
-                    "xl-net: ok closed: backend closed 1",
-                    "xl-net: ok stack",
-                    "xl-net: done",
-                ],
-                xenstore: vec![
-                    ("device/vif/0/state", Value::Is("1")),
-                    ("device/vif/0/mac", Value::Is("00:16:3e:00:00:02")),
-                    (VIF_BACKEND, Value::Is("2")),
-                    (VIF_HOTPLUG, Value::Is("connected")),
-                ],
-                seconds: 80,
-                vifs: vec![Vif {
-                    mac: "00:16:3e:00:00:02",
-                }],
-                dom0: net_steps(
-                    &[
-                        Step::Run(
-                            "ping: 20 echoes, all answered",
-                            "ping -c 20 -A -W 5 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 20 packets received' /tmp/ping",
-                        ),
-                        PING_1472,
-                        Step::Run(
-                            "udp: 16 sizes both ways, every payload checked",
-                            "udp-check 169.254.1.2 1 2 17 18 64 100 333 500 999 1000 1024 1200 1400 1471 1472 1472",
-                        ),
-                        // Negative controls: a pattern the domU does not send, and an address nobody
-                        // has, must each fail the check that passed above.
-                        Step::Run(
-                            "udp: a payload other than expected is caught",
-                            "! SHIFT=1 udp-check 169.254.1.2 100",
-                        ),
-                        Step::Run(
-                            "ping: an address nobody has is not all answered",
-                            "! ping -c 2 -W 2 169.254.1.9",
-                        ),
+            netback: NETBACK_TWO_QUEUES,
+            domus: vec![
+                DomU {
+                    console: vec![
+                        "xl-net: ok connected: 00:16:3e:00:00:02, mtu 1500",
+                        "xl-net: ok md5: RFC 1321's test digests",
+                        "xl-net: ok too large refused: frame of 1515 bytes is larger than 1514",
+                        "xl-net: ok tcp from dom0: 2097152 bytes, md5 ",
+                        "xl-net: ok checksums",
+                        "xl-net: ok answered",
+                        "xl-net: ok tcp: 2 transfers from dom0 (1 matching its md5), 1 to dom0",
+                        "xl-net: ok backend gone",
+                        "xl-net: ok frames across a page end",
+                        "xl-net: ok no transmit errors",
+                        "xl-net: ok blank checksums filled",
+                        "xl-net: ok send after detach: backend gone",
+                        "xl-net: ok closed: backend closed 1",
+                        "xl-net: ok stack",
+                        "xl-net: done",
                     ],
-                    // TCP with the domU's TCP/IP stack: 2 MiB each way.
-                    TCP_BYTES,
-                ),
-                ..DomU::new("net", "xl-net")
-            }],
+                    xenstore: vec![
+                        ("device/vif/0/state", Value::Is("1")),
+                        ("device/vif/0/mac", Value::Is("00:16:3e:00:00:02")),
+                        (VIF_BACKEND, Value::Is("2")),
+                        (VIF_HOTPLUG, Value::Is("connected")),
+                    ],
+                    seconds: 80,
+                    vifs: vec![Vif {
+                        mac: "00:16:3e:00:00:02",
+                    }],
+                    dom0: net_steps(
+                        &[
+                            Step::Run(
+                                "ping: 20 echoes, all answered",
+                                "ping -c 20 -A -W 5 169.254.1.2 > /tmp/ping; r=$?; cat /tmp/ping; [ $r = 0 ] && grep -q ' 20 packets received' /tmp/ping",
+                            ),
+                            PING_1472,
+                            Step::Run(
+                                "udp: 16 sizes both ways, every payload checked",
+                                "udp-check 169.254.1.2 1 2 17 18 64 100 333 500 999 1000 1024 1200 1400 1471 1472 1472",
+                            ),
+                            // Negative controls: a pattern the domU does not send, and an address nobody
+                            // has, must each fail the check that passed above.
+                            Step::Run(
+                                "udp: a payload other than expected is caught",
+                                "! SHIFT=1 udp-check 169.254.1.2 100",
+                            ),
+                            Step::Run(
+                                "ping: an address nobody has is not all answered",
+                                "! ping -c 2 -W 2 169.254.1.9",
+                            ),
+                        ],
+                        // TCP with the domU's TCP/IP stack: 2 MiB each way.
+                        TCP_BYTES,
+                    ),
+                    ..DomU::new("net", "xl-net")
+                },
+                netmq_domu(),
+            ],
             control: vec![],
         }
     }
@@ -1225,10 +1292,12 @@ impl Scenario {
             ],
             1024 * 1024,
         );
+        let mq = &mut s.domus[1];
+        mq.name = "netmq32";
+        mq.isa = Isa::A32;
         Scenario {
             name: "net32",
-            title: "the network domU built for 32-bit ARM (A32): ping, UDP, TCP each way, detach",
-            blkback: "",
+            title: "the network domUs built for 32-bit ARM (A32): ping, UDP, TCP each way, detach; two queues",
             ..s
         }
     }
@@ -1260,6 +1329,7 @@ impl Scenario {
             name: "blkbench",
             title: "block benchmark: the frontend's workloads and blkback's interrupts",
             blkback: "",
+            netback: "",
             domus: vec![
                 DomU {
                     console: vec![
@@ -1427,6 +1497,7 @@ impl Scenario {
             name: "blk",
             title: "the block frontend on blkback: every byte checked by dom0, errors, block-detach",
             blkback: "",
+            netback: "",
             domus: vec![
                 blk,
                 checked(
@@ -1530,6 +1601,7 @@ impl Scenario {
             title: "the block frontend on a loop device (flush, discard) and on a disk with failing sectors, \
                     on a blkback that offers one ring page and no persistent grants",
             blkback: BLKBACK_FEATURES_OFF,
+            netback: "",
             domus: vec![flush, failing],
             control: vec![],
         }
@@ -1559,7 +1631,12 @@ pub fn init_script(scenario: &Scenario) -> String {
     let net_modules = if scenario.has_vifs() {
         let insmods: Vec<String> = NET_MODULES
             .iter()
-            .map(|m| format!("insmod $KN/{m}.ko"))
+            .map(|m| match *m {
+                NETBACK_MODULE => format!("insmod $KN/{m}.ko {}", scenario.netback)
+                    .trim_end()
+                    .to_string(),
+                _ => format!("insmod $KN/{m}.ko"),
+            })
             .collect();
         format!(
             "KN=/lib/modules/$(uname -r)/kernel\n{} && brctl addbr {BRIDGE} && echo 0 > /sys/class/net/{BRIDGE}/bridge/forward_delay \

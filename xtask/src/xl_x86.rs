@@ -58,6 +58,7 @@ pub fn pvh() -> Scenario {
         name: "pvh",
         title: "an x86-64 PVH xl domU under a Linux PV dom0: console ring, xenstore, PV time",
         blkback: "",
+        netback: "",
         domus: vec![DomU {
             config: vec!["type = \"pvh\""],
             console: vec![
@@ -100,6 +101,7 @@ pub fn pvh_control() -> Scenario {
         name: "pvh-control",
         title: "negative control: the PVH domU judged against wrong expectations",
         blkback: "",
+        netback: "",
         control: vec![
             "pvh: no console line `xl-pvh: a line never printed…`",
             "pvh: xenstore console/port = 2, the domU's STORE_EVTCHN = 0x1 (1)",

@@ -4,21 +4,16 @@
 //! It connects to its vif (`device/vif/0`), checks that a frame larger than the MTU is refused, writes
 //! `data/net-ready`, and serves until the backend goes away (dom0's `xl network-detach`) or its time is up:
 //!
-//! - ARP requests for its address (`169.254.1.2`, link-local) get a reply;
-//! - ICMP echo requests get an echo reply with the same identifier, sequence and data;
-//! - UDP to port 7 is echoed back unchanged; UDP to port 5001 saying `send N` is answered with `N` bytes
-//!   of a pattern dom0 computes on its own (`b'a' + (i * 7 + N + 3) % 26` for byte `i`);
-//! - for the benchmark (`cargo bench --bench net`): UDP to port 9 is counted and dropped; `count` on port
-//!   5001 is answered with `count DATAGRAMS BYTES NOTIFICATIONS SLEEPS` (port 9's, the frontend's
-//!   notifications, this domU's `sched_poll`s so far); `flood N SIZE` makes it send N datagrams of SIZE
-//!   zero bytes to the asker's port 9, as fast as the transmit ring and pool take them;
+//! - ARP, ICMP echo and UDP for its address (`169.254.1.2`, link-local) get the responder's answers
+//!   (`responder.rs`: UDP echo on port 7, `send N` on port 5001, and for the benchmark, `cargo bench
+//!   --bench net`, port 9's count and `flood N SIZE`, sent as fast as the transmit ring and pool take it);
 //! - a TCP/IP stack (`smoltcp` on the frontend, `netstack.rs`) at `169.254.1.4` on the same interface
 //!   takes what dom0 sends to its port 5002 and compares its MD5 with the one dom0's `md5sum` wrote at
 //!   `data/tcp-md5` (outcome at `data/tcp-rx`), and sends `data/tcp-send` bytes of a stream to whoever
 //!   connects to its port 5003, writing their MD5 at `data/tcp-tx-md5` for dom0 to compare.
 //!
-//! Every IPv4 header checksum, and the UDP and ICMP checksums, of what it receives are verified (the
-//! frontend asks for complete checksums); what it sends carries complete checksums it computes. When the
+//! The responder checks the checksums of what it receives (the frontend fills in those the backend left
+//! blank); what it sends carries complete checksums it computes. When the
 //! backend goes (its xenbus state watched), the frontend must say so and close, handing back every page.
 //!
 //! Lines: `xl-net: ok …`/`FAIL …` checks, `stats …`, and `done`.
@@ -29,6 +24,8 @@
 include!("../modules.rs");
 #[path = "../netstack.rs"]
 mod netstack;
+#[path = "../responder.rs"]
+mod responder;
 #[path = "../xl.rs"]
 #[allow(dead_code)]
 mod xl;
@@ -36,6 +33,7 @@ mod xl;
 use core::cell::RefCell;
 
 use netstack::{Dev, Md5};
+use responder::{Counts, answer, flood, net_err};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
@@ -76,23 +74,6 @@ static mut SINK_RX: [u8; 32768] = [0; 32768];
 static mut SINK_TX: [u8; 512] = [0; 512];
 static mut SOURCE_RX: [u8; 512] = [0; 512];
 static mut SOURCE_TX: [u8; 32768] = [0; 32768];
-
-fn net_err(l: Line, e: NetError) -> Line {
-    match e {
-        NetError::Xen(e) => l.s("xen ").err(e),
-        NetError::TooLarge { len, max } => l
-            .s("frame of ")
-            .dec(len as u64)
-            .s(" bytes is larger than ")
-            .dec(max as u64),
-        NetError::TooShort => l.s("too short"),
-        NetError::Full => l.s("full"),
-        NetError::BufferTooSmall { needed } => l.s("buffer too small for ").dec(needed as u64),
-        NetError::BackendGone => l.s("backend gone"),
-        NetError::Protocol => l.s("protocol error"),
-        NetError::BadPages => l.s("bad pages"),
-    }
-}
 
 #[unsafe(no_mangle)]
 pub extern "C" fn guest_main(_dtb: usize) -> ! {
@@ -320,27 +301,6 @@ struct Served {
     gone: bool,
 }
 
-/// What was answered.
-#[derive(Default)]
-struct Counts {
-    arp: u64,
-    icmp: u64,
-    echo: u64,
-    sent: u64,
-    bad_sum: u64,
-    other: u64,
-    /// UDP datagrams to port 9 (discard) and their payload bytes: what dom0's flood delivered.
-    discard: u64,
-    discard_bytes: u64,
-    /// The frontend's notifications and this domU's sleeps so far (for `count`).
-    notes: u64,
-    wakes: u64,
-    /// A flood asked for (`flood N SIZE`): the datagrams still to send, and the frame.
-    flood_left: u64,
-    flood_len: usize,
-    flood_frame: Option<[u8; 1514]>,
-}
-
 /// The TCP transfers' state (see [`transfers`]).
 #[derive(Default)]
 struct Tcp {
@@ -529,7 +489,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
         net,
         STACK_IP,
         |net: &mut NetFront, f: &[u8], blank: bool| {
-            let n = answer(f, blank, &mut reply, mac, &mut c.borrow_mut());
+            let n = answer(f, blank, &mut reply, mac, MY_IP, &mut c.borrow_mut());
             // Room comes back as the backend answers earlier frames.
             let mut tries = 0;
             if n == 0 {
@@ -736,258 +696,4 @@ c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf\
 e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
     let i = usize::from(b) * 2;
     core::str::from_utf8(&H[i..i + 2]).unwrap_or("??")
-}
-
-// ---------------------------------------------------------------------------------------- the responder
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
-}
-
-/// The one's complement sum of `data` (RFC 1071), folded, starting from `sum`.
-fn sum16(data: &[u8], mut sum: u32) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in chunks.by_ref() {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [b] = chunks.remainder() {
-        sum += u32::from(*b) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum
-}
-
-fn checksum(data: &[u8], sum: u32) -> u16 {
-    !(sum16(data, sum) as u16)
-}
-
-/// The pseudo header's sum for an L4 segment of `len` bytes of protocol `proto`.
-fn pseudo(src: &[u8], dst: &[u8], proto: u8, len: usize) -> u32 {
-    let mut p = [0u8; 12];
-    p[..4].copy_from_slice(src);
-    p[4..8].copy_from_slice(dst);
-    p[9] = proto;
-    p[10..12].copy_from_slice(&(len as u16).to_be_bytes());
-    sum16(&p, 0)
-}
-
-/// Writes into `out` the answer to the frame `f` (none: 0), returns its length.
-fn answer(f: &[u8], csum_blank: bool, out: &mut [u8], mac: [u8; 6], c: &mut Counts) -> usize {
-    if f.len() < 14 {
-        c.other += 1;
-        return 0;
-    }
-    let ty = be16(f, 12);
-    // Ethernet: to the sender, from us.
-    out[..6].copy_from_slice(&f[6..12]);
-    out[6..12].copy_from_slice(&mac);
-    match ty {
-        0x0806 if f.len() >= 42 && be16(f, 20) == 1 && f[38..42] == MY_IP => {
-            // ARP request for our address: the reply.
-            out[12..14].copy_from_slice(&f[12..14]);
-            out[14..20].copy_from_slice(&f[14..20]); // htype, ptype, hlen, plen
-            put16(out, 20, 2);
-            out[22..28].copy_from_slice(&mac);
-            out[28..32].copy_from_slice(&MY_IP);
-            out[32..42].copy_from_slice(&f[22..32]); // the sender's MAC and IP
-            out[42..60].fill(0);
-            c.arp += 1;
-            60
-        }
-        0x0800 if f.len() >= 34 => ipv4(f, csum_blank, out, c),
-        _ => {
-            c.other += 1;
-            0
-        }
-    }
-}
-
-fn ipv4(f: &[u8], csum_blank: bool, out: &mut [u8], c: &mut Counts) -> usize {
-    let ihl = usize::from(f[14] & 0xf) * 4;
-    let total = usize::from(be16(f, 16));
-    if f[14] >> 4 != 4 || ihl < 20 || total < ihl || 14 + total > f.len() || f[30..34] != MY_IP {
-        c.other += 1;
-        return 0;
-    }
-    let ip = &f[14..14 + total];
-    if checksum(&ip[..ihl], 0) != 0 {
-        c.bad_sum += 1;
-        return 0;
-    }
-    let l4 = &ip[ihl..];
-    let (src, dst) = (&ip[12..16], &ip[16..20]);
-    // Our IPv4 header: no options, the same TTL as we choose, addresses swapped.
-    let hdr = |out: &mut [u8], proto: u8, len: usize| {
-        out[12..14].copy_from_slice(&[0x08, 0x00]);
-        let o = &mut out[14..34];
-        o.copy_from_slice(&[
-            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        ]);
-        put16(o, 2, (20 + len) as u16);
-        o[12..16].copy_from_slice(&MY_IP);
-        o[16..20].copy_from_slice(src);
-        let s = checksum(o, 0);
-        put16(o, 10, s);
-    };
-    match ip[9] {
-        1 if l4.len() >= 8 && l4[0] == 8 => {
-            if checksum(l4, 0) != 0 {
-                c.bad_sum += 1;
-                return 0;
-            }
-            hdr(out, 1, l4.len());
-            let o = &mut out[34..34 + l4.len()];
-            o.copy_from_slice(l4);
-            o[0] = 0; // echo reply
-            put16(o, 2, 0);
-            let s = checksum(o, 0);
-            put16(o, 2, s);
-            c.icmp += 1;
-            34 + l4.len()
-        }
-        17 if l4.len() >= 8 => {
-            let ulen = usize::from(be16(l4, 4));
-            if ulen < 8 || ulen > l4.len() {
-                c.other += 1;
-                return 0;
-            }
-            let u = &l4[..ulen];
-            if !csum_blank && be16(u, 6) != 0 && checksum(u, pseudo(src, dst, 17, ulen)) != 0 {
-                c.bad_sum += 1;
-                return 0;
-            }
-            let (sport, dport) = (be16(u, 0), be16(u, 2));
-            let payload = &u[8..];
-            let n = match dport {
-                7 => {
-                    out[42..42 + payload.len()].copy_from_slice(payload);
-                    c.echo += 1;
-                    payload.len()
-                }
-                9 => {
-                    c.discard += 1;
-                    c.discard_bytes += payload.len() as u64;
-                    return 0;
-                }
-                5001 if payload == b"count" => {
-                    let l = Line::new()
-                        .s("count ")
-                        .dec(c.discard)
-                        .s(" ")
-                        .dec(c.discard_bytes)
-                        .s(" ")
-                        .dec(c.notes)
-                        .s(" ")
-                        .dec(c.wakes);
-                    let t = l.text();
-                    out[42..42 + t.len()].copy_from_slice(t);
-                    t.len()
-                }
-                5001 if payload.starts_with(b"flood ") => {
-                    // `flood N SIZE`: N datagrams of SIZE zero bytes to the sender's port 9.
-                    let mut w = payload[6..].split(|b| *b == b' ').map(parse_dec);
-                    let (Some(Some(n)), Some(Some(size))) = (w.next(), w.next()) else {
-                        c.other += 1;
-                        return 0;
-                    };
-                    if n == 0 || size > 1472 {
-                        c.other += 1;
-                        return 0;
-                    }
-                    let size = size as usize;
-                    out[42..42 + size].fill(0);
-                    hdr(out, 17, 8 + size);
-                    let o = &mut out[34..42 + size];
-                    put16(o, 0, 9);
-                    put16(o, 2, 9);
-                    put16(o, 4, (8 + size) as u16);
-                    put16(o, 6, 0);
-                    let s = match checksum(o, pseudo(&MY_IP, src, 17, 8 + size)) {
-                        0 => 0xffff,
-                        s => s,
-                    };
-                    put16(o, 6, s);
-                    let mut frame = [0u8; 1514];
-                    frame[..42 + size].copy_from_slice(&out[..42 + size]);
-                    c.flood_frame = Some(frame);
-                    c.flood_len = 42 + size;
-                    c.flood_left = n;
-                    return 0;
-                }
-                5001 => {
-                    let Some(n) = parse_send(payload) else {
-                        c.other += 1;
-                        return 0;
-                    };
-                    for (i, b) in out[42..42 + n].iter_mut().enumerate() {
-                        *b = b'a' + ((i * 7 + n + 3) % 26) as u8;
-                    }
-                    c.sent += 1;
-                    n
-                }
-                _ => {
-                    c.other += 1;
-                    return 0;
-                }
-            };
-            hdr(out, 17, 8 + n);
-            let o = &mut out[34..42 + n];
-            put16(o, 0, dport);
-            put16(o, 2, sport);
-            put16(o, 4, (8 + n) as u16);
-            put16(o, 6, 0);
-            let s = match checksum(o, pseudo(&MY_IP, src, 17, 8 + n)) {
-                0 => 0xffff,
-                s => s,
-            };
-            put16(o, 6, s);
-            42 + n
-        }
-        _ => {
-            c.other += 1;
-            0
-        }
-    }
-}
-
-/// A decimal number of at most 9 digits.
-fn parse_dec(p: &[u8]) -> Option<u64> {
-    if p.is_empty() || p.len() > 9 || !p.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(p.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
-}
-
-/// Queues what it can of a flood asked for (`flood N SIZE`), one copy of its frame at a time while
-/// the ring and pool have room. Whether datagrams are left to send.
-fn flood(net: &mut NetFront, c: &mut Counts) -> bool {
-    let Some(frame) = c.flood_frame.as_ref() else {
-        return false;
-    };
-    let f = &frame[..c.flood_len];
-    while c.flood_left > 0 && net.queue(f).is_ok() {
-        c.flood_left -= 1;
-    }
-    if c.flood_left == 0 {
-        c.flood_frame = None;
-    }
-    c.flood_left > 0
-}
-
-/// `send N` with `N` at most 1472 (what fits one frame).
-fn parse_send(p: &[u8]) -> Option<usize> {
-    let digits = p.strip_prefix(b"send ")?;
-    if digits.is_empty() || digits.len() > 4 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let n = digits
-        .iter()
-        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
-    (n <= 1472).then_some(n)
 }

@@ -186,6 +186,7 @@ pub fn scenario() -> Scenario {
         name: "netbench",
         title: "network benchmark: ours against Linux's netfront, ping -A with 64 and 1500-byte frames",
         blkback: "",
+        netback: "",
         domus: vec![linux, ours],
         control: vec![],
     };

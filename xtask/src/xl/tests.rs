@@ -761,3 +761,28 @@ fn the_net_scenarios_stream_tcp_both_ways_with_a_mismatch_the_domu_must_catch() 
     assert_eq!(Scenario::net32().domus[0].isa, Isa::A32);
     assert!(Scenario::all().iter().any(|s| s.name == "net32"));
 }
+
+#[test]
+fn the_net_scenarios_give_a_domu_two_queues_and_check_each_carried_frames() {
+    for s in [Scenario::net(), Scenario::net32()] {
+        let init = init_script(&s);
+        assert!(
+            init.contains("xen-netback.ko max_queues=2 && brctl addbr"),
+            "{}: netback's parameter",
+            s.name
+        );
+        let mq = &s.domus[1];
+        assert_eq!(mq.bin, "xl-netmq");
+        assert!(
+            mq.console
+                .contains(&"xl-netmq: ok both queues carried frames each way")
+        );
+        assert!(
+            mq.dom0
+                .contains(&Step::Expect("device/vif/0/multi-queue-num-queues", "2"))
+        );
+    }
+    assert_eq!(Scenario::net32().domus[1].isa, Isa::A32);
+    // Elsewhere netback keeps its default (one queue: dom0 has one vCPU).
+    assert!(!init_script(&Scenario::blk()).contains("max_queues"));
+}

@@ -1,0 +1,331 @@
+//! An `xl` domU on a vif with two queues (`cargo xtask xl net`, beside `xl_net.rs`): the library's
+//! multi-queue frontend (`netfront::MultiQueue`) on Linux's netback loaded with `max_queues=2`, bridged
+//! to dom0, answering ARP, ICMP echo and UDP at `169.254.1.5` (`responder.rs`).
+//!
+//! It connects with two queues (each its own rings, event channel and pools, its keys under
+//! `queue-<i>/`), writes `data/net-ready`, and serves until the backend goes away (dom0's
+//! `xl network-detach`) or its time is up: frames are taken from the queues in turn, and each answer
+//! goes out on its flow's queue. Then both queues must have carried frames each way (netback spreads
+//! dom0's flows over them by their hash, as the frontend does its own), and the close must hand back
+//! every page of both.
+//!
+//! Lines: `xl-netmq: ok …`/`FAIL …` checks, `queue …`, and `done`.
+
+#![no_std]
+#![no_main]
+
+include!("../modules.rs");
+#[path = "../responder.rs"]
+#[allow(dead_code)]
+mod responder;
+#[path = "../xl.rs"]
+#[allow(dead_code)]
+mod xl;
+
+use common::{Deadline, Line, pause};
+use responder::{Counts, answer, net_err};
+use xen_hypercall::xen::console::Console;
+use xen_hypercall::xen::evtchn::Events;
+use xen_hypercall::xen::netfront::queues::MultiQueue;
+use xen_hypercall::xen::netfront::{NetError, Options, Pages, Tables};
+use xen_hypercall::xen::sched::{self, ShutdownReason};
+use xen_hypercall::xen::xenstore::Xenstore;
+use xen_hypercall::xen::{Error, Page};
+use xl::{Out, xen_time_after};
+
+const TAG: &str = "xl-netmq: ";
+/// This domain's address (link-local).
+const MY_IP: [u8; 4] = [169, 254, 1, 5];
+/// The queues asked for.
+const QUEUES: usize = 2;
+/// How long the whole run may take, in ms.
+const RUN_MS: u64 = 100_000;
+/// How long one sleep on the ports lasts at most, in ms.
+const POLL_MS: u64 = 50;
+
+static mut SHARED: Page = Page::new();
+/// Each queue's transmit and receive ring.
+static mut RINGS: [Page; 2 * QUEUES] = [const { Page::new() }; 2 * QUEUES];
+static mut TX: [[Page; 4]; QUEUES] = [const { [const { Page::new() }; 4] }; QUEUES];
+static mut RX: [[Page; 32]; QUEUES] = [const { [const { Page::new() }; 32] }; QUEUES];
+static mut TABLES: [Tables; QUEUES] = [const { Tables::new() }; QUEUES];
+
+#[unsafe(no_mangle)]
+pub extern "C" fn guest_main(_dtb: usize) -> ! {
+    let con_deadline = Deadline::in_ms(RUN_MS + 10_000);
+    let con = Console::open(
+        // SAFETY: the console page is the toolstack's, referenced by nothing in this program but the
+        // console.
+        |pfn| unsafe { xl::magic_page(pfn) },
+        move || {
+            if con_deadline.passed() {
+                return Err(Error::ETIMEDOUT);
+            }
+            pause();
+            Ok(())
+        },
+    );
+    let con = match con {
+        Ok(c @ Console::Ring(_)) => c,
+        _ => xl::end(ShutdownReason::Crash),
+    };
+    let mut out = Out::new(con, TAG);
+    run(&mut out);
+    out.done();
+    xl::end_with(out.failed == 0)
+}
+
+fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) {
+    let run_deadline = Deadline::in_ms(RUN_MS);
+    let mut xs = Xenstore::open(
+        // SAFETY: the xenstore page is the toolstack's, referenced by nothing in this program but the
+        // client.
+        |pfn| unsafe { xl::magic_page(pfn) },
+        move || {
+            if run_deadline.passed() {
+                return Err(Error::ETIMEDOUT);
+            }
+            pause();
+            Ok(())
+        },
+    );
+    let xs = match &mut xs {
+        Ok(xs) => xs,
+        Err(e) => return out.check("Xenstore::open", false, Line::new().err(*e)),
+    };
+    // SAFETY: SHARED is a page of this image used for nothing else: it becomes the shared info page,
+    // touched only through `events`; the only call.
+    let (mapped, events, mut table) = unsafe { xl::shared_info_and_grant_table(&raw mut SHARED) };
+    let (Ok(()), Ok(table)) = (mapped, &mut table) else {
+        return out.check("grant table and shared info", false, Line::new());
+    };
+    let (rings, tx, rx, tables) = (&raw mut RINGS, &raw mut TX, &raw mut RX, &raw mut TABLES);
+    // SAFETY: the only references ever made to these statics: all are given to the frontend.
+    let (rings, tx, rx, tables) = unsafe { (&mut *rings, &mut *tx, &mut *rx, &mut *tables) };
+    let [r0, r1, r2, r3] = rings.each_mut();
+    let [t0, t1] = tx.each_mut();
+    let [x0, x1] = rx.each_mut();
+    let [b0, b1] = tables.each_mut();
+    let pages = [
+        Pages {
+            tx_ring: r0,
+            rx_ring: r1,
+            tx: t0,
+            rx: x0,
+            tables: b0,
+        },
+        Pages {
+            tx_ring: r2,
+            rx_ring: r3,
+            tx: t1,
+            rx: x1,
+            tables: b1,
+        },
+    ];
+    let (mut mq, unused) = match MultiQueue::connect(xs, table, "0", pages, Options::default()) {
+        Ok(c) => c,
+        Err(e) => return out.check("connected", false, net_err(Line::new(), e)),
+    };
+    let mut ports = Line::new();
+    for (k, p) in mq.ports().enumerate() {
+        ports = ports.s(["", "/", ", ", "/"][k % 4]).dec(p.0.into());
+    }
+    out.check(
+        "queues",
+        mq.len() == QUEUES && unused.is_empty(),
+        Line::new()
+            .dec(mq.len() as u64)
+            .s(" of 2 asked for, event channels ")
+            .s(core::str::from_utf8(ports.text()).unwrap_or("?")),
+    );
+    let _ = xs.write(b"data/net-ready", b"1");
+    let gone = serve(out, &mut mq, xs, &events);
+    let mut both = true;
+    for (i, q) in mq.queues().iter().enumerate() {
+        let s = q.stats();
+        both &= s.rx_frames > 0 && s.tx_frames > 0;
+        out.say(
+            Line::new()
+                .s("queue ")
+                .dec(i as u64)
+                .s(": rx ")
+                .dec(s.rx_frames)
+                .s(" frames, tx ")
+                .dec(s.tx_frames)
+                .s(" frames, ")
+                .dec(s.tx_errors + s.rx_errors)
+                .s(" errors, ")
+                .dec(s.notifications)
+                .s(" notifications"),
+        );
+    }
+    out.check(
+        "both queues carried frames each way",
+        both,
+        Line::new().s("dom0's flows spread by netback, the answers by the frontend"),
+    );
+    if gone {
+        let r = mq.send(&[0u8; 60]);
+        out.check(
+            "send after detach",
+            r == Err(NetError::BackendGone),
+            match r {
+                Err(e) => net_err(Line::new(), e),
+                Ok(()) => Line::new().s("sent"),
+            },
+        );
+    }
+    let back = mq.close(xs, table, || {
+        pause();
+        true
+    });
+    let mut l = Line::new();
+    let mut good = back.len() == QUEUES;
+    for r in &back {
+        good &= r.backend_closed && r.leaked == 0 && r.rings.len() == 2;
+        l = l
+            .s("[")
+            .dec(r.rings.len() as u64)
+            .s(" ring, ")
+            .dec(r.tx.len() as u64)
+            .s(" tx, ")
+            .dec(r.rx.len() as u64)
+            .s(" rx, leaked ")
+            .dec(r.leaked as u64)
+            .s("] ");
+    }
+    out.check("closed", good, l.s("pages back"));
+}
+
+/// Serves dom0 until the backend goes (or the run's time is up). Whether it went.
+fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
+    out: &mut Out<'_, W>,
+    mq: &mut MultiQueue<QUEUES>,
+    xs: &mut Xenstore<'_, X>,
+    events: &Events,
+) -> bool {
+    let deadline = Deadline::in_ms(RUN_MS - 10_000);
+    let mut c = Counts::default();
+    let mut buf = [0u8; 1514];
+    let mut reply = [0u8; 1514];
+    let mut ev = [0u8; 256];
+    let mut ports = [xs.port(); 2 * QUEUES + 1];
+    for (slot, p) in ports.iter_mut().zip(mq.ports()) {
+        *slot = p;
+    }
+    let mac = mq.queues()[0].info().mac;
+    let mut gone = false;
+    let mut failed = None;
+    'serve: while !deadline.passed() {
+        let mut changed = xs.watch_overflow();
+        while let Ok(Some(_)) = xs.next_watch_event(&mut ev) {
+            changed = true;
+        }
+        if changed {
+            match mq.check_backend(xs) {
+                Ok(true) => {
+                    gone = true;
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut took = false;
+        loop {
+            let f = match mq.receive_frame(&mut buf) {
+                Ok(Some((_, f))) => f,
+                Ok(None) => break,
+                Err(NetError::BufferTooSmall { .. }) => continue,
+                Err(NetError::BackendGone) => {
+                    gone = true;
+                    break 'serve;
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break 'serve;
+                }
+            };
+            took = true;
+            let n = answer(&buf[..f.len], f.csum_blank, &mut reply, mac, MY_IP, &mut c);
+            if n == 0 {
+                continue;
+            }
+            // Room comes back as the backend answers earlier frames.
+            let mut tries = 0;
+            loop {
+                match mq.send(&reply[..n]) {
+                    Ok(()) => break,
+                    Err(NetError::Full) if tries < 1000 => {
+                        pause();
+                        tries += 1;
+                    }
+                    Err(NetError::BackendGone) => {
+                        gone = true;
+                        break 'serve;
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break 'serve;
+                    }
+                }
+            }
+        }
+        if took {
+            continue;
+        }
+        match mq.prepare_wait() {
+            Ok(true) => continue,
+            Ok(false) => {
+                let _ = sched::poll_until_system_time(&ports, xen_time_after(POLL_MS));
+                for p in &ports {
+                    events.clear_pending(*p);
+                }
+            }
+            Err(_) => {
+                gone = true;
+                break;
+            }
+        }
+    }
+    if let Some(e) = failed {
+        out.check("receive or send", false, net_err(Line::new(), e));
+    }
+    out.say(
+        Line::new()
+            .s("answered ")
+            .dec(c.arp)
+            .s(" ARP, ")
+            .dec(c.icmp)
+            .s(" ICMP echo, ")
+            .dec(c.echo)
+            .s(" UDP echo, ")
+            .dec(c.sent)
+            .s(" UDP send; ")
+            .dec(c.other)
+            .s(" other frames ignored"),
+    );
+    out.check(
+        "checksums",
+        c.bad_sum == 0,
+        Line::new().dec(c.bad_sum).s(" bad checksums received"),
+    );
+    out.check(
+        "answered",
+        c.arp > 0 && c.icmp > 0 && c.echo > 0 && c.sent > 0,
+        Line::new().s("ARP, ICMP, UDP echo and UDP send each at least once"),
+    );
+    out.check(
+        "backend gone",
+        gone,
+        Line::new().s(if gone {
+            "backend state Closing/Closed"
+        } else {
+            "still there at the end of the run"
+        }),
+    );
+    gone
+}
