@@ -24,7 +24,7 @@ fn main() {
     } else if target.starts_with("arm") || target.starts_with("thumb") {
         println!("cargo::rustc-link-arg-bins=-T{dir}/{script}");
         // The frontend is always a dom0less domU, the backend one with `domu-backend`; `xl-domu`,
-        // `xl-xenbus`, `xl-blk` and `xl-net` are ones `xl` creates (libxl loads a zImage 0x8000 into
+        // `xl-xenbus`, `xl-blk`, `xl-net` and `xl-netmq` are ones `xl` creates (libxl loads a zImage 0x8000 into
         // the domU's RAM): linked where a domU's RAM starts (GUEST_RAM0_BASE) instead of inside dom0's
         // bank.
         let domu = "--defsym=__load_base=0x40008000";
@@ -33,6 +33,7 @@ fn main() {
         println!("cargo::rustc-link-arg-bin=xl-xenbus={domu}");
         println!("cargo::rustc-link-arg-bin=xl-blk={domu}");
         println!("cargo::rustc-link-arg-bin=xl-net={domu}");
+        println!("cargo::rustc-link-arg-bin=xl-netmq={domu}");
         if std::env::var_os("CARGO_FEATURE_DOMU_BACKEND").is_some() {
             println!("cargo::rustc-link-arg-bin=backend={domu}");
         }

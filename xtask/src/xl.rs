@@ -97,17 +97,19 @@ pub const UDP_CHECK: &str = r#"#!/bin/bash-static
 # udp-check HOST SIZE...: UDP with the domU at HOST, every payload made and compared here.
 pat() { awk -v n="$1" -v k="$2" 'BEGIN { for (i = 0; i < n; i++) printf "%c", 97 + (i * 7 + n + k) % 26 }'; }
 h=$1; shift
+# Files of its own: two checks may run at once (one per network domU).
+w=/tmp/u.want.$$ g=/tmp/u.got.$$
 exec 3<>"/dev/udp/$h/7" 4<>"/dev/udp/$h/5001" || exit 1
 bad=0
 for n in "$@"; do
-  pat "$n" 0 > /tmp/u.want
-  dd if=/tmp/u.want bs=4096 2>/dev/null >&3
-  timeout 5 dd bs=4096 count=1 <&3 > /tmp/u.got 2>/dev/null
-  if cmp -s /tmp/u.want /tmp/u.got; then echo "echo $n: ok"; else echo "echo $n: WRONG, $(wc -c < /tmp/u.got) bytes back"; bad=1; fi
+  pat "$n" 0 > $w
+  dd if=$w bs=4096 2>/dev/null >&3
+  timeout 5 dd bs=4096 count=1 <&3 > $g 2>/dev/null
+  if cmp -s $w $g; then echo "echo $n: ok"; else echo "echo $n: WRONG, $(wc -c < $g) bytes back"; bad=1; fi
   printf 'send %d' "$n" >&4
-  timeout 5 dd bs=4096 count=1 <&4 > /tmp/u.got 2>/dev/null
-  pat "$n" $((3 + ${SHIFT:-0})) > /tmp/u.want
-  if cmp -s /tmp/u.want /tmp/u.got; then echo "from domU $n: ok"; else echo "from domU $n: WRONG, $(wc -c < /tmp/u.got) bytes"; bad=1; fi
+  timeout 5 dd bs=4096 count=1 <&4 > $g 2>/dev/null
+  pat "$n" $((3 + ${SHIFT:-0})) > $w
+  if cmp -s $w $g; then echo "from domU $n: ok"; else echo "from domU $n: WRONG, $(wc -c < $g) bytes"; bad=1; fi
 done
 exit $bad
 "#;
