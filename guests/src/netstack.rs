@@ -15,6 +15,9 @@ use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use xen_hypercall::xen::netfront::{ETH_HLEN, NetError, NetFront};
 
+#[cfg(doc)]
+use xen_hypercall::xen::netfront::MAX_GSO_FRAME;
+
 /// The longest Ethernet frame handled (a 1500-byte MTU and the header).
 pub const FRAME: usize = 1500 + ETH_HLEN;
 
@@ -32,15 +35,17 @@ pub struct Dev<'n, H> {
     pub tx_dropped: u64,
     /// Frames given to the stack.
     pub rx_frames: u64,
-    buf: [u8; FRAME],
+    /// Where each frame is received: [`MAX_GSO_FRAME`] bytes take the GSO segments of a frontend with
+    /// `Options::gso_tcpv4` (smoltcp takes a TCP segment larger than the MTU as any other).
+    buf: &'n mut [u8],
 }
 
 impl<'n, H> Dev<'n, H>
 where
     H: FnMut(&mut NetFront, &[u8], bool) -> Result<(), NetError>,
 {
-    /// The device over `net` for the stack at `ip`.
-    pub fn new(net: &'n mut NetFront, ip: [u8; 4], other: H) -> Self {
+    /// The device over `net` for the stack at `ip`, receiving into `buf`.
+    pub fn new(net: &'n mut NetFront, ip: [u8; 4], buf: &'n mut [u8], other: H) -> Self {
         Dev {
             net,
             ip,
@@ -48,7 +53,7 @@ where
             error: None,
             tx_dropped: 0,
             rx_frames: 0,
-            buf: [0; FRAME],
+            buf,
         }
     }
 
@@ -120,7 +125,7 @@ where
             return None;
         }
         let len = loop {
-            match self.net.receive_frame(&mut self.buf) {
+            match self.net.receive_frame(self.buf) {
                 Ok(Some(f)) if Self::steer(&self.buf[..f.len], self.ip) => break f.len,
                 Ok(Some(f)) => {
                     if let Err(e) = (self.other)(self.net, &self.buf[..f.len], f.csum_blank) {

@@ -67,8 +67,8 @@ use super::grant_table::{Grant, GrantRef, GrantTable};
 use super::netif::{
     NETIF_RSP_OKAY, NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA,
     NETTXF_MORE_DATA, NetifExtraInfo, NetifRxRequest, NetifRxResponse, NetifTxRequest,
-    NetifTxResponse, RX_RING_SIZE, TX_RING_SIZE, XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_MAX_TX_SIZE,
-    XEN_NETIF_NR_SLOTS_MIN,
+    NetifTxResponse, RX_RING_SIZE, TX_RING_SIZE, XEN_NETIF_EXTRA_FLAG_MORE,
+    XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_MAX_TX_SIZE, XEN_NETIF_NR_SLOTS_MIN,
 };
 use super::ring::{FrontRing, PAGE_SIZE, RingIdx, SharedArea};
 use super::xenbus::{self, Frontend, XenbusState};
@@ -91,6 +91,9 @@ pub const DEFAULT_MTU: u16 = 1500;
 /// The fewest bytes of a frame in its first transmit request (when the frame is longer): a frame is not
 /// started closer than this to a page's end, so that its headers are in one piece.
 pub const MIN_FIRST_SLOT: usize = 128;
+/// The longest frame received with [`Options::gso_tcpv4`]: an IPv4 packet of 65535 bytes and the
+/// Ethernet header.
+pub const MAX_GSO_FRAME: usize = 65535 + ETH_HLEN;
 
 /// What went wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,6 +244,13 @@ pub struct Options {
     /// Let the backend leave the checksums of TCP and UDP over IPv4 blank (`feature-no-csum-offload` =
     /// 0); the frontend fills them in on receipt.
     pub csum_offload: bool,
+    /// Take TCP over IPv4 in segments of up to 64 KiB (`feature-gso-tcpv4`): the backend hands over what
+    /// the sending stack built before it is cut into frames of the MTU, one frame over several pages
+    /// ([`Frame::gso_size`]: the size the frames would have had), fewer frames for the same bytes. The
+    /// caller's buffers must then take [`MAX_GSO_FRAME`] bytes, or such frames are dropped
+    /// ([`NetError::BufferTooSmall`]). Needs [`csum_offload`](Self::csum_offload) (Linux's netback
+    /// offers GSO only with checksum offload).
+    pub gso_tcpv4: bool,
 }
 
 impl Default for Options {
@@ -249,6 +259,7 @@ impl Default for Options {
             split_channels: true,
             rx_refill: 16,
             csum_offload: true,
+            gso_tcpv4: false,
         }
     }
 }
@@ -280,6 +291,8 @@ pub struct Stats {
     pub rx_refills: u64,
     /// Received frames whose blank checksum (`NETRXF_csum_blank`) the frontend filled in.
     pub rx_csum_filled: u64,
+    /// Received frames that were GSO segments ([`Frame::gso_size`] not 0).
+    pub rx_gso: u64,
 }
 
 /// A received frame: its length in the caller's buffer and the backend's checksum flags.
@@ -292,6 +305,9 @@ pub struct Frame {
     /// `NETRXF_csum_blank` on a frame the frontend could not fill in (not TCP or UDP over IPv4): its L4
     /// checksum is blank, the program's to fill in or ignore. `false` once filled in.
     pub csum_blank: bool,
+    /// For a GSO segment ([`Options::gso_tcpv4`]): the payload size of the frames it stands for
+    /// (`XEN_NETIF_EXTRA_TYPE_GSO`'s `size`); 0 for an ordinary frame.
+    pub gso_size: u16,
 }
 
 /// What the handshake learnt.
@@ -884,6 +900,7 @@ impl NetFront {
             let mut len = 0usize;
             let mut error = false;
             let mut first_flags = None;
+            let mut gso_size = 0;
             let complete = 'frame: loop {
                 let rsp = match ring.peek_response(slots) {
                     Ok(Some(r)) => r,
@@ -907,6 +924,9 @@ impl NetFront {
                             Err(_) => return Err(self.broken()),
                         };
                         slots += 1;
+                        if x.r#type == XEN_NETIF_EXTRA_TYPE_GSO {
+                            gso_size = x.gso_size();
+                        }
                         more = x.flags & XEN_NETIF_EXTRA_FLAG_MORE != 0;
                     }
                 }
@@ -971,10 +991,12 @@ impl NetFront {
             let blank = flags & NETRXF_CSUM_BLANK != 0;
             let filled = blank && fill_checksum(&mut buf[..len]);
             self.stats.rx_csum_filled += u64::from(filled);
+            self.stats.rx_gso += u64::from(gso_size != 0);
             return Ok(Some(Frame {
                 len,
                 data_validated: flags & NETRXF_DATA_VALIDATED != 0,
                 csum_blank: blank && !filled,
+                gso_size,
             }));
         }
     }
@@ -1233,6 +1255,9 @@ fn write_keys<W: FnMut() -> core::result::Result<(), Error>>(
         }
         let no_offload: &[u8] = if options.csum_offload { b"0" } else { b"1" };
         t.write(fe.key("feature-no-csum-offload")?.as_bytes(), no_offload)?;
+        if options.gso_tcpv4 {
+            t.write(fe.key("feature-gso-tcpv4")?.as_bytes(), b"1")?;
+        }
         Ok(())
     })?;
     Ok(())

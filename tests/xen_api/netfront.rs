@@ -15,7 +15,8 @@ use xen_hypercall::xen::grant_table::{
     GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, Grant, GrantEntryV1, GrantTable,
 };
 use xen_hypercall::xen::netfront::{
-    ETH_HLEN, Info, MIN_FIRST_SLOT, NetError, NetFront, Options, Pages, Tables, parse_mac,
+    ETH_HLEN, Info, MAX_GSO_FRAME, MIN_FIRST_SLOT, NetError, NetFront, Options, Pages, Tables,
+    parse_mac,
 };
 use xen_hypercall::xen::netif::{
     NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED,
@@ -474,10 +475,29 @@ fn frames_received_whole_also_over_several_responses() {
     let f = r.net.receive_frame(&mut buf).unwrap().unwrap();
     assert_eq!(&buf[..f.len], &frame(900, 3)[..]);
     assert!(f.data_validated && !f.csum_blank);
+    // The extra slot is a GSO one: its size reported.
+    assert_eq!(f.gso_size, 1448);
     assert_eq!(r.net.receive(&mut buf), Ok(None));
     let s = r.net.stats();
-    assert_eq!((s.rx_frames, s.rx_slots), (3, 1 + 3 + 2));
+    assert_eq!((s.rx_frames, s.rx_slots, s.rx_gso), (3, 1 + 3 + 2, 1));
     assert_eq!(s.rx_bytes, 1514 + 1514 + 900);
+    // A GSO segment of 20000 bytes over five pages: whole into a buffer of MAX_GSO_FRAME, dropped as
+    // too large for a buffer of the MTU.
+    let mut big = vec![0u8; MAX_GSO_FRAME];
+    for (seed, room) in [(4, big.len()), (5, 2048)] {
+        r.net.refill(true).unwrap();
+        r.put(&frame(20000, seed), 4096, 0, 0, true);
+        r.rx.push_responses();
+        let got = r.net.receive_frame(&mut big[..room]);
+        if room == 2048 {
+            assert_eq!(got, Err(NetError::BufferTooSmall { needed: 20000 }));
+        } else {
+            let f = got.unwrap().unwrap();
+            assert_eq!((f.len, f.gso_size), (20000, 1448));
+            assert_eq!(&big[..f.len], &frame(20000, 4)[..]);
+        }
+    }
+    assert_eq!(r.net.stats().rx_gso, 2);
 }
 
 /// Frames whose TCP or UDP checksum was left blank: headers (Ethernet, IPv4, TCP or UDP) and the checksum

@@ -903,6 +903,8 @@ fn the_network_frontend_connects_to_a_netback_like_backend_and_closes() {
         assert_eq!(d.tree[&vf("event-channel-tx")], b"20");
         assert_eq!(d.tree[&vf("event-channel-rx")], b"21");
         assert!(!d.tree.contains_key(&vf("event-channel")));
+        // Not asked for by default: frames of the MTU only.
+        assert!(!d.tree.contains_key(&vf("feature-gso-tcpv4")));
         let r = |k: &str| String::from_utf8(d.tree[&vf(k)].clone()).unwrap();
         assert_eq!(r("tx-ring-ref"), net.tx_ring_ref().0.to_string());
         assert_eq!(r("rx-ring-ref"), net.rx_ring_ref().0.to_string());
@@ -1090,6 +1092,7 @@ fn multi_queue(offer: Option<&'static [u8]>) -> (usize, usize, BTreeMap<Vec<u8>,
     });
     let options = Options {
         split_channels: false,
+        gso_tcpv4: true,
         ..Options::default()
     };
     let (mut mq, unused) = MultiQueue::connect(&mut s.xs, &mut table, "0", pages, options).unwrap();
@@ -1166,6 +1169,8 @@ fn a_multi_queue_frontend_takes_the_queues_offered_and_writes_each_queues_keys()
     assert_eq!(val(&t, "tx-ring-ref"), None);
     assert_eq!(val(&t, "event-channel"), None);
     assert_eq!(val(&t, "request-rx-copy"), Some(b"1".to_vec()));
+    // Asked for: GSO segments of TCP over IPv4.
+    assert_eq!(val(&t, "feature-gso-tcpv4"), Some(b"1".to_vec()));
     // More offered than asked for: all three.
     assert_eq!(multi_queue(Some(b"8")).0, 3);
     // None offered: one queue, the flat keys, no count.

@@ -42,7 +42,7 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use common::{Deadline, Line, pause};
 use xen_hypercall::xen::console::Console;
 use xen_hypercall::xen::evtchn::{Events, Port};
-use xen_hypercall::xen::netfront::{NetError, NetFront, Options, Pages, Tables};
+use xen_hypercall::xen::netfront::{MAX_GSO_FRAME, NetError, NetFront, Options, Pages, Tables};
 use xen_hypercall::xen::sched::{self, ShutdownReason};
 use xen_hypercall::xen::xenstore::Xenstore;
 use xen_hypercall::xen::{Error, Page};
@@ -65,15 +65,18 @@ const POLL_MS: u64 = 50;
 static mut SHARED: Page = Page::new();
 static mut TX_RING: Page = Page::new();
 static mut RX_RING: Page = Page::new();
-static mut TX: [Page; 8] = [const { Page::new() }; 8];
-static mut RX: [Page; 64] = [const { Page::new() }; 64];
+static mut TX: [Page; 64] = [const { Page::new() }; 64];
+static mut RX: [Page; 256] = [const { Page::new() }; 256];
 /// The frontend's bookkeeping (about 13 KiB), built here rather than on the stack.
 static mut TABLES: Tables = Tables::new();
-/// The TCP sockets' buffers (the receiving one's is the window dom0 may fill: 32 KiB).
-static mut SINK_RX: [u8; 32768] = [0; 32768];
+/// The TCP sockets' buffers (the receiving one's is the window dom0 may fill: 128 KiB, with window
+/// scaling).
+static mut SINK_RX: [u8; 131072] = [0; 131072];
 static mut SINK_TX: [u8; 512] = [0; 512];
 static mut SOURCE_RX: [u8; 512] = [0; 512];
-static mut SOURCE_TX: [u8; 32768] = [0; 32768];
+static mut SOURCE_TX: [u8; 131072] = [0; 131072];
+/// Where the frontend receives each frame: a GSO segment of TCP takes up to 64 KiB.
+static mut RX_FRAME: [u8; MAX_GSO_FRAME] = [0; MAX_GSO_FRAME];
 
 #[unsafe(no_mangle)]
 pub extern "C" fn guest_main(_dtb: usize) -> ! {
@@ -142,7 +145,12 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
         }
     };
     let t0 = cntpct();
-    let mut net = match NetFront::connect(xs, table, "0", pages, Options::default()) {
+    // TCP from dom0 in GSO segments of up to 64 KiB, as Linux's netfront takes it.
+    let options = Options {
+        gso_tcpv4: true,
+        ..Options::default()
+    };
+    let mut net = match NetFront::connect(xs, table, "0", pages, options) {
         Ok(n) => n,
         Err(e) => {
             out.check("connected", false, net_err(Line::new(), e));
@@ -264,6 +272,18 @@ fn exercise<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             .dec(s.rx_csum_filled)
             .s(" frames of ")
             .dec(s.rx_frames),
+    );
+    // dom0's TCP to the stack came as GSO segments (`feature-gso-tcpv4`), each over several pages.
+    out.check(
+        "tcp in GSO segments",
+        s.rx_gso > 0,
+        Line::new()
+            .dec(s.rx_gso)
+            .s(" segments of up to 64 KiB, ")
+            .dec(s.rx_slots)
+            .s(" receive slots for ")
+            .dec(s.rx_frames)
+            .s(" frames"),
     );
     out.check(
         "frames across a page end",
@@ -485,9 +505,12 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     let mut polls = 0u64;
     let mut st = Tcp::default();
     let sent0 = net.stats().notifications;
+    let rx_frame = &raw mut RX_FRAME;
     let mut dev = Dev::new(
         net,
         STACK_IP,
+        // SAFETY: the only reference ever made to RX_FRAME (`serve` runs once).
+        unsafe { &mut *rx_frame },
         |net: &mut NetFront, f: &[u8], blank: bool| {
             let n = answer(f, blank, &mut reply, mac, MY_IP, &mut c.borrow_mut());
             // Room comes back as the backend answers earlier frames.
