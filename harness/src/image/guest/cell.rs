@@ -145,7 +145,7 @@ macro_rules! live_values {
     };
 }
 
-// One field a live value: `lN` holds value N.
+// The live values as fields: `lN` holds value N of `INPUT`.
 live_values! {
     l0 = 0, l1 = 1, l2 = 2, l3 = 3, l4 = 4, l5 = 5, l6 = 6, l7 = 7,
     l8 = 8, l9 = 9, l10 = 10, l11 = 11, l12 = 12, l13 = 13, l14 = 14, l15 = 15,
