@@ -62,17 +62,21 @@ fn trap_of(m: Mnemonic) -> Option<Trap> {
     }
 }
 
-// Registers by their number in iced-x86's 64-bit file (`rax` = 0 … `r15` = 15).
-const RAX: u8 = 0;
-const RCX: u8 = 1;
-const RDX: u8 = 2;
-const RSP: u8 = 4;
-const RSI: u8 = 6;
-const RDI: u8 = 7;
-const R8: u8 = 8;
-const R9: u8 = 9;
-const R10: u8 = 10;
-const R11: u8 = 11;
+/// A 64-bit register's number in iced-x86's file (`rax` = 0 … `r15` = 15).
+const fn number(r: Register) -> u8 {
+    (r as u32 - Register::RAX as u32) as u8
+}
+
+const RAX: u8 = number(Register::RAX);
+const RCX: u8 = number(Register::RCX);
+const RDX: u8 = number(Register::RDX);
+const RSP: u8 = number(Register::RSP);
+const RSI: u8 = number(Register::RSI);
+const RDI: u8 = number(Register::RDI);
+const R8: u8 = number(Register::R8);
+const R9: u8 = number(Register::R9);
+const R10: u8 = number(Register::R10);
+const R11: u8 = number(Register::R11);
 
 /// Xen's argument registers, in order.
 pub const XEN_ARGS: [u8; 5] = [RDI, RSI, RDX, R10, R8];
@@ -279,7 +283,7 @@ fn reg(r: Register) -> Option<u8> {
     let f = r.full_register();
     (Register::RAX..=Register::R15)
         .contains(&f)
-        .then(|| (f as u32 - Register::RAX as u32) as u8)
+        .then(|| number(f))
 }
 
 /// Where a branch goes, if it enters the page or names a function: from the instruction's relocation in

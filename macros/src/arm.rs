@@ -183,46 +183,35 @@ mod tests {
         syn::parse2(tokens).unwrap()
     }
 
+    /// A 32-bit ARM outline stub's moves: the first word (number or result pointer) from r0 to r12, the
+    /// next three down one register.
+    const ARM_SHIFT: [&str; 4] = ["mov r12, r0", "mov r0, r1", "mov r1, r2", "mov r2, r3"];
+
+    /// A 32-bit ARM outline stub's lines for five words after the first: r4 and r5 saved, the stacked
+    /// words loaded from above them, then the trap, `stores`, and the restore.
+    fn arm_outline_saving_r4_r5(stores: &[&'static str]) -> Vec<&'static str> {
+        let mut lines = vec![".arch_extension virt", "push {r4, r5}"];
+        lines.extend(ARM_SHIFT);
+        lines.extend(["ldr r3, [sp, #8]", "ldr r4, [sp, #12]", "ldr r5, [sp, #16]"]);
+        lines.push("hvc #{tag}");
+        lines.extend(stores);
+        lines.extend(["pop {r4, r5}", "bx lr"]);
+        lines
+    }
+
     #[test]
     fn arm_shape() {
-        let a = abi(quote! {
-            arch: arm; preamble: ".arch_extension virt"; trap: "hvc"; tag: 0xEA1; number: r12;
-            args: [r0, r1, r2, r3, r4, r5]; ret: r0; clobbers: used_args;
-        });
+        let a = xen_arm();
         assert_eq!(
             outline_lines(&a, 0).unwrap(),
             [".arch_extension virt", "mov r12, r0", "hvc #{tag}", "bx lr"]
         );
-        assert_eq!(
-            outline_lines(&a, 4).unwrap(),
-            [
-                ".arch_extension virt",
-                "mov r12, r0",
-                "mov r0, r1",
-                "mov r1, r2",
-                "mov r2, r3",
-                "ldr r3, [sp, #0]",
-                "hvc #{tag}",
-                "bx lr"
-            ]
-        );
-        assert_eq!(
-            outline_lines(&a, 6).unwrap(),
-            [
-                ".arch_extension virt",
-                "push {r4, r5}",
-                "mov r12, r0",
-                "mov r0, r1",
-                "mov r1, r2",
-                "mov r2, r3",
-                "ldr r3, [sp, #8]",
-                "ldr r4, [sp, #12]",
-                "ldr r5, [sp, #16]",
-                "hvc #{tag}",
-                "pop {r4, r5}",
-                "bx lr"
-            ]
-        );
+        let four = [".arch_extension virt"]
+            .into_iter()
+            .chain(ARM_SHIFT)
+            .chain(["ldr r3, [sp, #0]", "hvc #{tag}", "bx lr"]);
+        assert_eq!(outline_lines(&a, 4).unwrap(), four.collect::<Vec<_>>());
+        assert_eq!(outline_lines(&a, 6).unwrap(), arm_outline_saving_r4_r5(&[]));
         // Arity 5 saves r4 and pads with r5 to keep the stack 8-byte aligned.
         assert_eq!(outline_lines(&a, 5).unwrap()[1], "push {r4, r5}");
     }
@@ -410,24 +399,12 @@ mod tests {
         });
         assert_eq!(
             outline_lines(&a, 5).unwrap(),
-            [
-                ".arch_extension virt",
-                "push {r4, r5}",
-                "mov r12, r0",
-                "mov r0, r1",
-                "mov r1, r2",
-                "mov r2, r3",
-                "ldr r3, [sp, #8]",
-                "ldr r4, [sp, #12]",
-                "ldr r5, [sp, #16]",
-                "hvc #{tag}",
+            arm_outline_saving_r4_r5(&[
                 "str r0, [r12, #0]",
                 "str r1, [r12, #4]",
                 "str r2, [r12, #8]",
                 "str r3, [r12, #12]",
-                "pop {r4, r5}",
-                "bx lr"
-            ]
+            ])
         );
         let tokens = outline_stubs(&a).to_string();
         assert!(

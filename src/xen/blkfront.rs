@@ -333,8 +333,9 @@ pub struct Returned {
 }
 
 /// A request in flight.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 struct Inflight {
+    /// Set by [`BlkFront::queue`].
     generation: u32,
     write: bool,
     sector: u64,
@@ -351,6 +352,26 @@ enum Buf<'b> {
     Read(&'b mut [u8]),
     Write(&'b [u8]),
     None,
+}
+
+/// Grants each of `pages` to `backend` (writable), onto `grants` and its index onto `free` (the first page
+/// on top), counting each grant in `granted`.
+fn grant_pool<const N: usize, const P: usize>(
+    table: &mut GrantTable<N>,
+    backend: DomId,
+    pages: &'static mut [Page],
+    grants: &mut ArrayVec<Grant, P>,
+    free: &mut ArrayVec<u16, P>,
+    granted: &mut u64,
+) -> Result<()> {
+    for p in pages.iter_mut() {
+        let g = table.grant(backend, p, false).map_err(Error::from)?;
+        *granted += 1;
+        free.push(grants.len() as u16);
+        grants.push(g);
+    }
+    free.reverse();
+    Ok(())
 }
 
 /// A path built in place.
@@ -557,20 +578,23 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
         self.info.ring_page_order = order;
         self.info.ring_entries = ring.size();
         self.ring = Some(ring);
-        for p in data.iter_mut() {
-            let g = table.grant(backend, p, false).map_err(Error::from)?;
-            self.stats.grants += 1;
-            self.free_data.push(self.data.len() as u16);
-            self.data.push(g);
-        }
-        self.free_data.reverse();
-        for p in indirect.iter_mut() {
-            let g = table.grant(backend, p, false).map_err(Error::from)?;
-            self.stats.grants += 1;
-            self.free_indirect.push(self.indirect.len() as u16);
-            self.indirect.push(g);
-        }
-        self.free_indirect.reverse();
+        let granted = &mut self.stats.grants;
+        grant_pool(
+            table,
+            backend,
+            data,
+            &mut self.data,
+            &mut self.free_data,
+            granted,
+        )?;
+        grant_pool(
+            table,
+            backend,
+            indirect,
+            &mut self.indirect,
+            &mut self.free_indirect,
+            granted,
+        )?;
         let port = evtchn::alloc_unbound(DomId::SELF, backend)?;
         self.info.port = port;
 
@@ -799,7 +823,11 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
         self.check_backend()?;
         let slot = self.free_slot().ok_or(BlkError::Protocol)?;
         let req = make(self.id(slot));
-        self.queue(slot, req, false, sector, ArrayVec::new(), None, 0, 0)?;
+        let what = Inflight {
+            sector,
+            ..Inflight::default()
+        };
+        self.queue(slot, req, what)?;
         self.publish()?;
         let mut first = None;
         while self.in_flight > 0 {
@@ -980,33 +1008,33 @@ impl<B: Xenbus, W: FnMut(Port) -> Result<bool>> BlkFront<B, W> {
         if indirect.is_some() {
             self.stats.indirect_requests += 1;
         }
-        self.queue(slot, req, write, first_sector, pages, indirect, off, bytes)?;
+        let what = Inflight {
+            write,
+            sector: first_sector,
+            pages,
+            indirect,
+            offset: off,
+            len: bytes,
+            ..Inflight::default()
+        };
+        self.queue(slot, req, what)?;
         Ok(Some(bytes))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Puts `req` on the ring and records it in `slot` as `what`, under the next generation (the one in
+    /// `req`'s id).
     fn queue(
         &mut self,
         slot: usize,
         req: BlkifRequest,
-        write: bool,
-        sector: u64,
-        pages: ArrayVec<u16, MAX_SEGMENTS>,
-        indirect: Option<u16>,
-        offset: usize,
-        len: usize,
+        what: Inflight,
     ) -> core::result::Result<(), BlkError> {
         let ring = self.ring.as_mut().ok_or(BlkError::BackendGone)?;
         ring.next_request(req)?;
         self.generation = self.generation.wrapping_add(1);
         self.inflight[slot] = Some(Inflight {
             generation: self.generation,
-            write,
-            sector,
-            pages,
-            indirect,
-            offset,
-            len,
+            ..what
         });
         self.in_flight += 1;
         self.stats.requests += 1;

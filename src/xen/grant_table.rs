@@ -1249,26 +1249,19 @@ impl Grant {
     /// [`Mapping::read`] is for a backend.
     #[inline]
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> super::Result<()> {
-        let p = self.range(offset, buf.len())?;
-        // SAFETY: inside the granted page (checked), given up to this grant for as long as it lives,
-        // accessed only volatilely.
-        unsafe { read_shared(p, buf) };
-        Ok(())
+        let page = self.page().ok_or(Error::EINVAL)?;
+        // SAFETY: the granted page, given up to this grant for as long as it lives, accessed only
+        // volatilely.
+        unsafe { read_page(page, offset, buf) }
     }
 
     /// Copies `data` to offset `offset` of the granted page (volatile writes). [`Error::EINVAL`] beyond
     /// the page, or for a frame granted with [`GrantTable::grant_frame`].
     #[inline]
     pub fn write(&self, offset: usize, data: &[u8]) -> super::Result<()> {
-        let p = self.range(offset, data.len())?;
+        let page = self.page().ok_or(Error::EINVAL)?;
         // SAFETY: as in `read`; the page is the caller's own memory, given up to sharing.
-        unsafe { write_shared(p, data) };
-        Ok(())
-    }
-
-    fn range(&self, offset: usize, len: usize) -> super::Result<*mut u8> {
-        // SAFETY: the granted page, valid while the grant lives.
-        unsafe { page_range(self.page().ok_or(Error::EINVAL)?, offset, len) }
+        unsafe { write_page(page, offset, data) }
     }
 
     /// The reference to give the grantee (through xenstore or a ring).
@@ -1675,10 +1668,8 @@ impl Mapping {
     /// domain may be writing). [`Error::EINVAL`] beyond the page.
     #[inline]
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> super::Result<()> {
-        let p = self.range(offset, buf.len())?;
-        // SAFETY: inside the mapped page (checked), which stays mapped while `self` lives.
-        unsafe { read_shared(p, buf) };
-        Ok(())
+        // SAFETY: the mapped page, which stays mapped while `self` lives.
+        unsafe { read_page(self.as_ptr(), offset, buf) }
     }
 
     /// Copies `data` to offset `offset` of the page (volatile writes). [`Error::EINVAL`] beyond the page,
@@ -1688,16 +1679,39 @@ impl Mapping {
         if self.readonly {
             return Err(Error::EPERM);
         }
-        let p = self.range(offset, data.len())?;
         // SAFETY: as in `read`; the mapping is writable.
-        unsafe { write_shared(p, data) };
-        Ok(())
+        unsafe { write_page(self.as_ptr(), offset, data) }
     }
+}
 
-    fn range(&self, offset: usize, len: usize) -> super::Result<*mut u8> {
-        // SAFETY: the mapped page, mapped while `self` lives.
-        unsafe { page_range(self.as_ptr(), offset, len) }
-    }
+/// Copies `buf.len()` bytes from offset `offset` of `page` into `buf` with [`read_shared`];
+/// [`Error::EINVAL`] beyond the page.
+///
+/// # Safety
+///
+/// `page` points at a whole page shared with another domain, readable for the call, and accessed by this
+/// program with volatile or atomic operations only.
+#[inline]
+unsafe fn read_page(page: *mut Page, offset: usize, buf: &mut [u8]) -> super::Result<()> {
+    // SAFETY: a whole page (the contract).
+    let p = unsafe { page_range(page, offset, buf.len()) }?;
+    // SAFETY: inside the page (checked), under the contract.
+    unsafe { read_shared(p, buf) };
+    Ok(())
+}
+
+/// Copies `data` to offset `offset` of `page` with [`write_shared`]; [`Error::EINVAL`] beyond the page.
+///
+/// # Safety
+///
+/// As for [`read_page`], and the page is writable.
+#[inline]
+unsafe fn write_page(page: *mut Page, offset: usize, data: &[u8]) -> super::Result<()> {
+    // SAFETY: a whole page (the contract).
+    let p = unsafe { page_range(page, offset, data.len()) }?;
+    // SAFETY: inside the page (checked), under the contract.
+    unsafe { write_shared(p, data) };
+    Ok(())
 }
 
 /// Where `len` bytes at `offset` of `page` start; [`Error::EINVAL`] unless they lie inside the page.
@@ -1728,44 +1742,9 @@ unsafe fn page_range(page: *mut Page, offset: usize, len: usize) -> super::Resul
 /// accessed by this program with volatile or atomic operations only.
 #[inline]
 pub(crate) unsafe fn read_shared(p: *const u8, buf: &mut [u8]) {
-    let (len, dst) = (buf.len(), buf.as_mut_ptr());
-    let (head, words, alike) = word_span(p, dst, len);
-    let mut i = 0;
-    // The caller's contract puts `p + i` inside the shared page for `i < len`, and `dst + i` is inside
-    // `buf`; from `head` to `words`, `p + i` is aligned to 8, and so is `dst + i` when `alike`.
-    while i < head {
-        // SAFETY: inside the page and the buffer (above).
-        unsafe { *dst.add(i) = p.add(i).read_volatile() };
-        i += 1;
-    }
-    while alike && i + 32 <= words {
-        // SAFETY: four aligned words inside the page and the buffer (above).
-        unsafe {
-            let (w, o) = (p.add(i).cast::<u64>(), dst.add(i).cast::<u64>());
-            o.write(w.read_volatile());
-            o.add(1).write(w.add(1).read_volatile());
-            o.add(2).write(w.add(2).read_volatile());
-            o.add(3).write(w.add(3).read_volatile());
-        }
-        i += 32;
-    }
-    while i < words {
-        // SAFETY: an aligned word of the page, and eight bytes of the buffer (above).
-        unsafe {
-            let w = p.add(i).cast::<u64>().read_volatile();
-            if alike {
-                dst.add(i).cast::<u64>().write(w);
-            } else {
-                dst.add(i).cast::<[u8; 8]>().write(w.to_ne_bytes());
-            }
-        }
-        i += 8;
-    }
-    while i < len {
-        // SAFETY: inside the page and the buffer (above).
-        unsafe { *dst.add(i) = p.add(i).read_volatile() };
-        i += 1;
-    }
+    let len = buf.len();
+    // SAFETY: the caller's contract for the page; `buf` is `len` writable bytes.
+    unsafe { copy_shared::<FromPage>(p.cast_mut(), buf.as_mut_ptr(), len) };
 }
 
 /// Copies `data` to `p` with volatile writes (the other domain may be reading), as [`read_shared`]
@@ -1776,41 +1755,118 @@ pub(crate) unsafe fn read_shared(p: *const u8, buf: &mut [u8]) {
 /// As for [`read_shared`], and the page is writable.
 #[inline]
 pub(crate) unsafe fn write_shared(p: *mut u8, data: &[u8]) {
-    let (len, src) = (data.len(), data.as_ptr());
-    let (head, words, alike) = word_span(p, src, len);
+    // SAFETY: the caller's contract for the page; `data` is `data.len()` readable bytes, only read by
+    // `ToPage`.
+    unsafe { copy_shared::<ToPage>(p, data.as_ptr().cast_mut(), data.len()) };
+}
+
+/// One direction of a copy between a shared page and a private buffer: how a byte, and an aligned word of
+/// the page, move. The page side is accessed with volatile operations only.
+trait Direction {
+    /// Moves a byte between `page` and `buf`.
+    ///
+    /// # Safety
+    ///
+    /// Both point at a byte that may be accessed in this direction (the contract of [`copy_shared`]).
+    unsafe fn byte(page: *mut u8, buf: *mut u8);
+
+    /// Moves eight bytes between `page`, an aligned word, and `buf`: a word when `alike` (then aligned to
+    /// 8 too), and eight bytes otherwise.
+    ///
+    /// # Safety
+    ///
+    /// Both point at eight bytes that may be accessed in this direction, with that alignment.
+    unsafe fn word(page: *mut u8, buf: *mut u8, alike: bool);
+}
+
+/// [`read_shared`]: the page into the buffer (the page is only read).
+struct FromPage;
+
+impl Direction for FromPage {
+    #[inline(always)]
+    unsafe fn byte(page: *mut u8, buf: *mut u8) {
+        // SAFETY: the contract.
+        unsafe { *buf = page.read_volatile() };
+    }
+
+    #[inline(always)]
+    unsafe fn word(page: *mut u8, buf: *mut u8, alike: bool) {
+        // SAFETY: an aligned word of the page; eight bytes of the buffer, aligned when `alike` (the
+        // contract).
+        unsafe {
+            let w = page.cast::<u64>().read_volatile();
+            if alike {
+                buf.cast::<u64>().write(w);
+            } else {
+                buf.cast::<[u8; 8]>().write(w.to_ne_bytes());
+            }
+        }
+    }
+}
+
+/// [`write_shared`]: the buffer onto the page (the buffer is only read).
+struct ToPage;
+
+impl Direction for ToPage {
+    #[inline(always)]
+    unsafe fn byte(page: *mut u8, buf: *mut u8) {
+        // SAFETY: the contract.
+        unsafe { page.write_volatile(*buf) };
+    }
+
+    #[inline(always)]
+    unsafe fn word(page: *mut u8, buf: *mut u8, alike: bool) {
+        // SAFETY: eight bytes of the buffer, aligned when `alike`; an aligned word of the page (the
+        // contract).
+        unsafe {
+            let v = if alike {
+                buf.cast::<u64>().read()
+            } else {
+                u64::from_ne_bytes(buf.cast::<[u8; 8]>().read())
+            };
+            page.cast::<u64>().write_volatile(v);
+        }
+    }
+}
+
+/// The walk of [`read_shared`] and [`write_shared`] over `len` bytes between `page` and `buf`, in
+/// direction `D`.
+///
+/// # Safety
+///
+/// `page..page + len` lies inside a page shared with another domain, accessible in direction `D` for the
+/// call and accessed by this program with volatile or atomic operations only; `buf..buf + len` is a
+/// private buffer, accessible likewise.
+#[inline(always)]
+unsafe fn copy_shared<D: Direction>(page: *mut u8, buf: *mut u8, len: usize) {
+    let (head, words, alike) = word_span(page, buf, len);
     let mut i = 0;
-    // As in `read_shared`, with `src + i` inside `data`.
+    // The contract puts `page + i` inside the shared page and `buf + i` inside the buffer for `i < len`;
+    // from `head` to `words`, `page + i` is aligned to 8, and so is `buf + i` when `alike`.
     while i < head {
-        // SAFETY: inside the page and the data (above).
-        unsafe { p.add(i).write_volatile(*src.add(i)) };
+        // SAFETY: inside the page and the buffer (above).
+        unsafe { D::byte(page.add(i), buf.add(i)) };
         i += 1;
     }
     while alike && i + 32 <= words {
-        // SAFETY: four aligned words inside the page and the data (above).
+        // SAFETY: four aligned words inside the page and the buffer (above).
         unsafe {
-            let (w, s) = (p.add(i).cast::<u64>(), src.add(i).cast::<u64>());
-            w.write_volatile(s.read());
-            w.add(1).write_volatile(s.add(1).read());
-            w.add(2).write_volatile(s.add(2).read());
-            w.add(3).write_volatile(s.add(3).read());
+            let (p, b) = (page.add(i), buf.add(i));
+            D::word(p, b, true);
+            D::word(p.add(8), b.add(8), true);
+            D::word(p.add(16), b.add(16), true);
+            D::word(p.add(24), b.add(24), true);
         }
         i += 32;
     }
     while i < words {
-        // SAFETY: an aligned word of the page, and eight bytes of the data (above).
-        unsafe {
-            let v = if alike {
-                src.add(i).cast::<u64>().read()
-            } else {
-                u64::from_ne_bytes(src.add(i).cast::<[u8; 8]>().read())
-            };
-            p.add(i).cast::<u64>().write_volatile(v);
-        }
+        // SAFETY: an aligned word of the page, and eight bytes of the buffer (above).
+        unsafe { D::word(page.add(i), buf.add(i), alike) };
         i += 8;
     }
     while i < len {
-        // SAFETY: inside the page and the data (above).
-        unsafe { p.add(i).write_volatile(*src.add(i)) };
+        // SAFETY: inside the page and the buffer (above).
+        unsafe { D::byte(page.add(i), buf.add(i)) };
         i += 1;
     }
 }

@@ -57,6 +57,33 @@ crate::impl_plain! {
 
 const HEADER: usize = core::mem::size_of::<XsdSockmsg>();
 
+impl XsdSockmsg {
+    /// The header as it travels on the ring: its four words in native byte order.
+    #[inline]
+    pub fn to_bytes(&self) -> [u8; HEADER] {
+        let mut b = [0u8; HEADER];
+        for (dst, v) in b
+            .chunks_exact_mut(4)
+            .zip([self.r#type, self.req_id, self.tx_id, self.len])
+        {
+            dst.copy_from_slice(&v.to_ne_bytes());
+        }
+        b
+    }
+
+    /// A header read off the ring, as [`to_bytes`](Self::to_bytes) lays it out.
+    #[inline]
+    pub fn from_bytes(b: &[u8; HEADER]) -> XsdSockmsg {
+        let w = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        XsdSockmsg {
+            r#type: w(0),
+            req_id: w(4),
+            tx_id: w(8),
+            len: w(12),
+        }
+    }
+}
+
 /// `XS_CONTROL` (`XS_DEBUG`).
 pub const XS_CONTROL: u32 = 0;
 /// `XS_DIRECTORY`.
@@ -567,13 +594,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
             tx_id: tx.0,
             len: len as u32,
         };
-        let mut hdr = [0u8; HEADER];
-        for (dst, v) in hdr
-            .chunks_exact_mut(4)
-            .zip([h.r#type, h.req_id, h.tx_id, h.len])
-        {
-            dst.copy_from_slice(&v.to_ne_bytes());
-        }
+        let hdr = h.to_bytes();
         if self.broken {
             return Err(Error::EIO);
         }
@@ -658,20 +679,7 @@ impl<'a, W: FnMut() -> Result<()>> Xenstore<'a, W> {
                 return Ok(None);
             }
         }
-        let w = |i: usize| {
-            u32::from_ne_bytes([
-                self.hdr[i],
-                self.hdr[i + 1],
-                self.hdr[i + 2],
-                self.hdr[i + 3],
-            ])
-        };
-        let h = XsdSockmsg {
-            r#type: w(0),
-            req_id: w(4),
-            tx_id: w(8),
-            len: w(12),
-        };
+        let h = XsdSockmsg::from_bytes(&self.hdr);
         let len = h.len as usize;
         if len > XENSTORE_PAYLOAD_MAX {
             // Out of step with the daemon: drop what is waiting and start over.

@@ -77,6 +77,18 @@ fn memory(ring: usize, data: usize, indirect: usize) -> Memory {
     }
 }
 
+impl Memory {
+    /// The grant table, and the pages to give the frontend.
+    fn split(self) -> (GrantTable<512>, Pages) {
+        let pages = Pages {
+            ring: self.ring,
+            data: self.data,
+            indirect: self.indirect,
+        };
+        (self.table, pages)
+    }
+}
+
 /// How the fake backend misbehaves.
 #[derive(Clone, Copy, Debug, Default)]
 struct Mode {
@@ -431,6 +443,16 @@ struct Bus {
     watched: Vec<String>,
 }
 
+impl Bus {
+    fn new(be: &Rc<RefCell<Backend>>) -> Bus {
+        Bus {
+            be: be.clone(),
+            pauses: 0,
+            watched: Vec::new(),
+        }
+    }
+}
+
 impl Xenbus for Bus {
     fn read(&mut self, path: &[u8], buf: &mut [u8]) -> Result<usize, Error> {
         let p = std::str::from_utf8(path).unwrap();
@@ -490,32 +512,23 @@ fn rig(
 ) -> (Rig, Result<Front, BlkError>) {
     hypervisor();
     let m = memory(pages.0, pages.1, pages.2);
-    let be = Backend::new(m.entries, offer, mode);
-    let bus = Bus {
-        be: be.clone(),
-        pauses: 0,
-        watched: Vec::new(),
-    };
+    let entries = m.entries;
+    let be = Backend::new(entries, offer, mode);
+    let bus = Bus::new(&be);
     let b2 = be.clone();
     let wait: Wait = Box::new(move |port| {
         assert_eq!(port, Port(PORT));
         Ok(b2.borrow_mut().serve())
     });
-    let mut table = m.table;
-    let pages = Pages {
-        ring: m.ring,
-        data: m.data,
-        indirect: m.indirect,
-    };
+    let (mut table, pages) = m.split();
     let fe = BlkFront::connect(bus, &mut table, 51712, pages, options, wait);
-    (
-        Rig {
-            be,
-            table,
-            entries: m.entries,
-        },
-        fe,
-    )
+    (Rig { be, table, entries }, fe)
+}
+
+/// [`rig`] with the default options, connected.
+fn front(pages: (usize, usize, usize), offer: Offer, mode: Mode) -> (Rig, Front) {
+    let (r, fe) = rig(pages, offer, mode, Options::default());
+    (r, fe.unwrap())
 }
 
 fn sends() -> usize {
@@ -560,13 +573,7 @@ fn the_fast_pattern_is_the_pattern() {
 
 #[test]
 fn handshake_writes_the_frontend_nodes_and_reads_the_backend() {
-    let (r, fe) = rig(
-        (1, 8, 0),
-        Offer::default(),
-        Mode::default(),
-        Options::default(),
-    );
-    let fe = fe.unwrap();
+    let (r, fe) = front((1, 8, 0), Offer::default(), Mode::default());
     let be = r.be.borrow();
     let s = |k: &str| be.get(&format!("{FRONT}/{k}")).map(str::to_string);
     // The ring's reference: the first unreserved one (8), then the data pages 9..17.
@@ -606,8 +613,7 @@ fn a_multi_page_ring_uses_ring_page_order_and_ring_refs() {
         max_ring_page_order: Some(3),
         ..Offer::default()
     };
-    let (mut r, fe) = rig((5, 4, 0), offer, Mode::default(), Options::default());
-    let mut fe = fe.unwrap();
+    let (mut r, mut fe) = front((5, 4, 0), offer, Mode::default());
     {
         let be = r.be.borrow();
         assert_eq!(be.get(&format!("{FRONT}/ring-page-order")), Some("2"));
@@ -647,8 +653,7 @@ fn round_trip(
     offer: Offer,
     mode: Mode,
 ) -> (Rig, Front, Vec<u8>, Vec<u8>) {
-    let (r, fe) = rig(pages, offer, mode, Options::default());
-    let mut fe = fe.unwrap();
+    let (r, mut fe) = front(pages, offer, mode);
     let mut model = initial_disk();
     for (k, &(sector, sectors)) in [
         (1u64, 1usize),
@@ -737,8 +742,7 @@ fn a_corrupting_backend_is_seen_by_the_data_check() {
         corrupt: true,
         ..Mode::default()
     };
-    let (r, fe) = rig((1, 16, 0), Offer::default(), mode, Options::default());
-    let mut fe = fe.unwrap();
+    let (r, mut fe) = front((1, 16, 0), Offer::default(), mode);
     let mut all = vec![0u8; 8192];
     fe.read(0, &mut all).unwrap();
     let model = &initial_disk()[..8192];
@@ -754,8 +758,7 @@ fn an_error_response_is_typed_and_every_request_is_still_collected() {
         fail_sector: Some(300),
         ..Mode::default()
     };
-    let (r, fe) = rig((1, 64, 0), Offer::default(), mode, Options::default());
-    let mut fe = fe.unwrap();
+    let (r, mut fe) = front((1, 64, 0), Offer::default(), mode);
     let mut buf = vec![0u8; 512 * 400];
     // Sectors 0..400 in requests of 88: the one from 264 covers 300.
     assert_eq!(fe.read(0, &mut buf), Err(BlkError::Io { sector: 264 }));
@@ -777,15 +780,15 @@ fn flush_not_supported_is_typed() {
         no_flush: true,
         ..Mode::default()
     };
-    let (_r, fe) = rig((1, 4, 0), Offer::default(), mode, Options::default());
-    assert_eq!(fe.unwrap().flush(), Err(BlkError::NotSupported));
+    let (_r, mut fe) = front((1, 4, 0), Offer::default(), mode);
+    assert_eq!(fe.flush(), Err(BlkError::NotSupported));
     // Not offered: refused without a request.
     let offer = Offer {
         flush: false,
         ..Offer::default()
     };
-    let (r, fe) = rig((1, 4, 0), offer, Mode::default(), Options::default());
-    assert_eq!(fe.unwrap().flush(), Err(BlkError::NotSupported));
+    let (r, mut fe) = front((1, 4, 0), offer, Mode::default());
+    assert_eq!(fe.flush(), Err(BlkError::NotSupported));
     assert!(r.be.borrow().seen.is_empty());
 }
 
@@ -795,8 +798,7 @@ fn a_discard_is_one_request_and_the_range_reads_back_as_zeros() {
         discard: true,
         ..Offer::default()
     };
-    let (r, fe) = rig((1, 8, 0), offer, Mode::default(), Options::default());
-    let mut fe = fe.unwrap();
+    let (r, mut fe) = front((1, 8, 0), offer, Mode::default());
     let i = *fe.info();
     assert!(i.discard && !i.discard_secure);
     assert_eq!((i.discard_granularity, i.discard_alignment), (4096, 0));
@@ -824,13 +826,7 @@ fn a_discard_is_one_request_and_the_range_reads_back_as_zeros() {
 
 #[test]
 fn a_discard_not_offered_or_out_of_range_sends_nothing() {
-    let (r, fe) = rig(
-        (1, 4, 0),
-        Offer::default(),
-        Mode::default(),
-        Options::default(),
-    );
-    let mut fe = fe.unwrap();
+    let (r, mut fe) = front((1, 4, 0), Offer::default(), Mode::default());
     assert!(!fe.info().discard);
     assert_eq!(fe.discard(0, 8), Err(BlkError::NotSupported));
     assert!(r.be.borrow().seen.is_empty());
@@ -838,8 +834,7 @@ fn a_discard_not_offered_or_out_of_range_sends_nothing() {
         discard: true,
         ..Offer::default()
     };
-    let (r, fe) = rig((1, 4, 0), offer, Mode::default(), Options::default());
-    let mut fe = fe.unwrap();
+    let (r, mut fe) = front((1, 4, 0), offer, Mode::default());
     assert_eq!(fe.discard(SECTORS - 1, 2), Err(BlkError::OutOfRange));
     assert_eq!(fe.discard(u64::MAX, 2), Err(BlkError::OutOfRange));
     assert_eq!(fe.discard(1, u64::MAX), Err(BlkError::OutOfRange));
@@ -852,8 +847,7 @@ fn a_discard_not_offered_or_out_of_range_sends_nothing() {
         no_discard: true,
         ..Mode::default()
     };
-    let (r, fe) = rig((1, 4, 0), offer, mode, Options::default());
-    let mut fe = fe.unwrap();
+    let (r, mut fe) = front((1, 4, 0), offer, mode);
     assert_eq!(fe.discard(0, 8), Err(BlkError::NotSupported));
     assert_eq!(r.be.borrow().discards.len(), 1);
     // A failed discard names its first sector, and the frontend goes on.
@@ -861,8 +855,7 @@ fn a_discard_not_offered_or_out_of_range_sends_nothing() {
         fail_sector: Some(12),
         ..Mode::default()
     };
-    let (r, fe) = rig((1, 4, 0), offer, mode, Options::default());
-    let mut fe = fe.unwrap();
+    let (r, mut fe) = front((1, 4, 0), offer, mode);
     assert_eq!(fe.discard(8, 8), Err(BlkError::Io { sector: 8 }));
     assert!(!fe.is_gone());
     let mut one = vec![0u8; 512];
@@ -878,13 +871,7 @@ fn a_discard_not_offered_or_out_of_range_sends_nothing() {
 
 #[test]
 fn bad_ranges_are_refused_before_any_request() {
-    let (r, fe) = rig(
-        (1, 4, 0),
-        Offer::default(),
-        Mode::default(),
-        Options::default(),
-    );
-    let mut fe = fe.unwrap();
+    let (r, mut fe) = front((1, 4, 0), Offer::default(), Mode::default());
     let mut buf = vec![0u8; 1024];
     assert_eq!(fe.read(SECTORS - 1, &mut buf), Err(BlkError::OutOfRange));
     assert_eq!(fe.read(u64::MAX, &mut buf), Err(BlkError::OutOfRange));
@@ -901,8 +888,7 @@ fn a_vanished_backend_is_a_clear_error_and_its_pages_are_not_handed_back() {
         vanish_after: Some(2),
         ..Mode::default()
     };
-    let (mut r, fe) = rig((1, 32, 0), Offer::default(), mode, Options::default());
-    let mut fe = fe.unwrap();
+    let (mut r, mut fe) = front((1, 32, 0), Offer::default(), mode);
     let mut buf = vec![0u8; 512 * 88 * 4];
     assert_eq!(fe.read(0, &mut buf), Err(BlkError::BackendGone));
     // Bounded: patience (4) empty waits after the last answer.
@@ -931,8 +917,7 @@ fn a_closing_backend_stops_the_transfer() {
         close_after: Some(1),
         ..Mode::default()
     };
-    let (mut r, fe) = rig((1, 11, 0), Offer::default(), mode, Options::default());
-    let mut fe = fe.unwrap();
+    let (mut r, mut fe) = front((1, 11, 0), Offer::default(), mode);
     let mut buf = vec![0u8; 512 * 88 * 6];
     assert_eq!(fe.read(0, &mut buf), Err(BlkError::BackendGone));
     let seen = r.be.borrow().seen.len();
@@ -958,8 +943,7 @@ fn a_response_to_no_request_is_a_protocol_error() {
         garbage_id: true,
         ..Mode::default()
     };
-    let (_r, fe) = rig((1, 4, 0), Offer::default(), mode, Options::default());
-    let mut fe = fe.unwrap();
+    let (_r, mut fe) = front((1, 4, 0), Offer::default(), mode);
     let mut buf = vec![0u8; 4096];
     assert_eq!(fe.read(0, &mut buf), Err(BlkError::Protocol));
 }
@@ -973,18 +957,9 @@ fn a_backend_that_never_connects_times_out_cleanly() {
     be.borrow_mut()
         .store
         .insert(format!("{BACK}/state"), "1".into());
-    let bus = Bus {
-        be: be.clone(),
-        pauses: 0,
-        watched: Vec::new(),
-    };
+    let bus = Bus::new(&be);
     let wait: Wait = Box::new(|_| Ok(false));
-    let mut table = m.table;
-    let pages = Pages {
-        ring: m.ring,
-        data: m.data,
-        indirect: m.indirect,
-    };
+    let (mut table, pages) = m.split();
     let fe = BlkFront::connect(bus, &mut table, 51712, pages, Options::default(), wait);
     assert_eq!(fe.err(), Some(BlkError::Xen(Error::ETIMEDOUT)));
     // Nothing granted was left behind.

@@ -325,16 +325,45 @@ fn quiet() -> React {
     Box::new(|_, _| Vec::new())
 }
 
-/// The frontend's and backend's directories as libxl makes them for `xvda` of domain 1.
-fn vbd_tree() -> Vec<(&'static [u8], &'static [u8])> {
-    vec![
-        (b"device/vbd/51712/state", b"1"),
-        (b"device/vbd/51712/backend", BACKEND),
-        (b"device/vbd/51712/backend-id", b"0"),
-        (b"device/vbd/51712/virtual-device", b"51712"),
-        (b"/local/domain/0/backend/vbd/1/51712/state", b"1"),
-        (b"/local/domain/0/backend/vbd/1/51712/frontend-id", b"1"),
+/// [`setup`] with an owned tree.
+fn setup_nodes(tree: &Nodes, react: React) -> Setup {
+    let refs: Vec<(&[u8], &[u8])> = tree.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    setup(&refs, react)
+}
+
+/// A device's frontend and backend directories as libxl makes them for domain 1: `front` (relative)
+/// with its state (1), backend `back` and backend id (0), then `front_keys`; `back` with its state (1),
+/// then `back_keys`.
+fn device_tree(
+    front: &str,
+    back: &[u8],
+    front_keys: &[(&str, &[u8])],
+    back_keys: &[(&str, &[u8])],
+) -> Nodes {
+    let node = |dir: &[u8], (k, v): (&str, &[u8])| ([dir, b"/", k.as_bytes()].concat(), v.to_vec());
+    let front_nodes = [
+        ("state", &b"1"[..]),
+        ("backend", back),
+        ("backend-id", b"0"),
     ]
+    .into_iter()
+    .chain(front_keys.iter().copied())
+    .map(|kv| node(front.as_bytes(), kv));
+    let back_nodes = [("state", &b"1"[..])]
+        .into_iter()
+        .chain(back_keys.iter().copied())
+        .map(|kv| node(back, kv));
+    front_nodes.chain(back_nodes).collect()
+}
+
+/// The frontend's and backend's directories as libxl makes them for `xvda` of domain 1.
+fn vbd_tree() -> Nodes {
+    device_tree(
+        "device/vbd/51712",
+        BACKEND,
+        &[("virtual-device", b"51712")],
+        &[("frontend-id", b"1")],
+    )
 }
 
 fn bk(key: &str) -> Vec<u8> {
@@ -479,9 +508,9 @@ fn numbers_and_flags_are_read_typed() {
 #[test]
 fn devices_of_a_type_are_listed_and_none_is_an_empty_list() {
     let mut tree = vbd_tree();
-    tree.push((b"device/vbd/51728/state", b"1"));
-    tree.push((b"device/vif/0/state", b"1"));
-    let mut s = setup(&tree, quiet());
+    tree.push((b"device/vbd/51728/state".to_vec(), b"1".to_vec()));
+    tree.push((b"device/vif/0/state".to_vec(), b"1".to_vec()));
+    let mut s = setup_nodes(&tree, quiet());
     let mut buf = [0u8; 64];
     let ids: Vec<&[u8]> = xenbus::devices(&mut s.xs, "vbd", &mut buf)
         .unwrap()
@@ -498,7 +527,7 @@ fn devices_of_a_type_are_listed_and_none_is_an_empty_list() {
 
 #[test]
 fn a_frontend_reads_its_backend_and_backend_id() {
-    let mut s = setup(&vbd_tree(), quiet());
+    let mut s = setup_nodes(&vbd_tree(), quiet());
     let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
     assert_eq!(f.node(), "device/vbd/51712");
     assert_eq!(f.backend(), "/local/domain/0/backend/vbd/1/51712");
@@ -530,7 +559,7 @@ fn a_frontend_reads_its_backend_and_backend_id() {
 
 #[test]
 fn a_state_switch_is_a_transaction_that_writes_only_a_change() {
-    let mut s = setup(&vbd_tree(), quiet());
+    let mut s = setup_nodes(&vbd_tree(), quiet());
     let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
     let before = s.d.borrow().seen.len();
     f.switch_state(&mut s.xs, XenbusState::INITIALISED).unwrap();
@@ -574,7 +603,7 @@ fn a_state_switch_is_a_transaction_that_writes_only_a_change() {
 
 #[test]
 fn a_conflicting_state_switch_is_run_again() {
-    let mut s = setup(&vbd_tree(), quiet());
+    let mut s = setup_nodes(&vbd_tree(), quiet());
     let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
     s.d.borrow_mut().conflicts = 2;
     f.switch_state(&mut s.xs, XenbusState::CONNECTED).unwrap();
@@ -590,7 +619,7 @@ fn a_conflicting_state_switch_is_run_again() {
 
 #[test]
 fn the_handshake_with_a_blkback_like_backend_connects_and_closes() {
-    let mut s = setup(&vbd_tree(), blkback(5));
+    let mut s = setup_nodes(&vbd_tree(), blkback(5));
     let xs = &mut s.xs;
     let mut buf = [0u8; 64];
     let id = xenbus::devices(xs, "vbd", &mut buf)
@@ -657,7 +686,7 @@ fn watching(change: Option<(usize, &'static [u8])>) -> (Setup, Frontend) {
         }),
         None => quiet(),
     };
-    let mut s = setup(&vbd_tree(), react);
+    let mut s = setup_nodes(&vbd_tree(), react);
     let f = Frontend::new(&mut s.xs, "vbd", "51712").unwrap();
     f.watch_backend(&mut s.xs, b"be").unwrap();
     (s, f)
@@ -740,8 +769,7 @@ fn big_directory() -> (Vec<String>, Nodes) {
 #[test]
 fn a_directory_bigger_than_one_reply_is_read_in_parts() {
     let (names, tree) = big_directory();
-    let refs: Vec<(&[u8], &[u8])> = tree.iter().map(|(k, v)| (&k[..], &v[..])).collect();
-    let mut s = setup(&refs, quiet());
+    let mut s = setup_nodes(&tree, quiet());
     let mut buf = vec![0u8; 8192];
     assert_eq!(s.xs.directory(b"big", &mut buf).err(), Some(Error::E2BIG));
     let got: Vec<String> =
@@ -776,14 +804,13 @@ fn a_directory_bigger_than_one_reply_is_read_in_parts() {
 #[test]
 fn a_directory_changed_between_parts_is_read_again() {
     let (_, tree) = big_directory();
-    let refs: Vec<(&[u8], &[u8])> = tree.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     // A new child appears between the first part and the second (turn 2: the first part's request is
     // answered at turn 1).
     let react: React = Box::new(|_, seen| match seen {
         Seen::Turn(2) => vec![(abs(b"big/entry-999"), b"x".to_vec())],
         _ => Vec::new(),
     });
-    let mut s = setup(&refs, react);
+    let mut s = setup_nodes(&tree, react);
     let mut buf = vec![0u8; 8192];
     let got: Vec<String> =
         s.xs.directory_part(b"big", &mut buf)
@@ -818,18 +845,12 @@ fn the_network_frontend_connects_to_a_netback_like_backend_and_closes() {
     const VIF: &[u8] = b"/local/domain/0/backend/vif/1/0";
     let vb = |k: &str| [VIF, b"/", k.as_bytes()].concat();
     let vf = |k: &str| [HOME, b"device/vif/0/", k.as_bytes()].concat();
-    let tree: Vec<(&[u8], &[u8])> = vec![
-        (b"device/vif/0/state", b"1"),
-        (b"device/vif/0/backend", VIF),
-        (b"device/vif/0/backend-id", b"0"),
-        (b"device/vif/0/mac", b"00:16:3e:00:00:02"),
-        (b"device/vif/0/mtu", b"1500"),
-        (b"/local/domain/0/backend/vif/1/0/state", b"1"),
-        (
-            b"/local/domain/0/backend/vif/1/0/feature-split-event-channels",
-            b"1",
-        ),
-    ];
+    let tree = device_tree(
+        "device/vif/0",
+        VIF,
+        &[("mac", b"00:16:3e:00:00:02"), ("mtu", b"1500")],
+        &[("feature-split-event-channels", b"1")],
+    );
     // netback: InitWait at turn 3; on the frontend's Connected, Connected if every key it needs is there.
     let react: React = Box::new(move |tree, seen| match seen {
         Seen::Turn(3) => vec![(vb("state"), b"2".to_vec())],
@@ -856,7 +877,7 @@ fn the_network_frontend_connects_to_a_netback_like_backend_and_closes() {
         },
         _ => Vec::new(),
     });
-    let mut s = setup(&tree, react);
+    let mut s = setup_nodes(&tree, react);
     // Event channels: ports 20, 21, … as Xen would allocate them.
     let next = Rc::new(Cell::new(20u32));
     let n2 = next.clone();

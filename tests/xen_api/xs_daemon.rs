@@ -40,13 +40,7 @@ pub fn next_message(inbuf: &mut Vec<u8>) -> Option<(XsdSockmsg, Vec<u8>)> {
     if inbuf.len() < 16 {
         return None;
     }
-    let w = |i: usize| u32::from_ne_bytes(inbuf[i..i + 4].try_into().unwrap());
-    let h = XsdSockmsg {
-        r#type: w(0),
-        req_id: w(4),
-        tx_id: w(8),
-        len: w(12),
-    };
+    let h = XsdSockmsg::from_bytes(inbuf[..16].try_into().unwrap());
     let len = h.len as usize;
     if inbuf.len() < 16 + len {
         return None;

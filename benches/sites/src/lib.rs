@@ -116,8 +116,7 @@ macro_rules! sites {
                 let closed = call!($strategy, 32, 3, h ^ sent as usize); // event_channel_op(close)
                 let _ = call!($strategy, 29, 0, 0);                     // sched_op(yield)
                 let sum = (written ^ version ^ port ^ frames ^ irq ^ vcpu ^ closed) as usize;
-                s.v = [a ^ sum, b, c.wrapping_add(sum), d, e ^ sum, f, g.wrapping_add(sum), h];
-                sum.wrapping_add(a ^ b ^ c ^ d ^ e ^ f ^ g ^ h)
+                s.fold([a, b, c, d, e, f, g, h], sum)
             }
         }
     } };

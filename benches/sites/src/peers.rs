@@ -102,17 +102,7 @@ pub unsafe extern "C" fn work_typed(s: &mut State) -> usize {
     let closed = usize::from(evtchn::close(Port((h ^ sent) as u32)).is_ok());
     let _ = sched::yield_now();
     let sum = written ^ version ^ port ^ frames ^ irq ^ vcpu ^ closed;
-    s.v = [
-        a ^ sum,
-        b,
-        c.wrapping_add(sum),
-        d,
-        e ^ sum,
-        f,
-        g.wrapping_add(sum),
-        h,
-    ];
-    sum.wrapping_add(a ^ b ^ c ^ d ^ e ^ f ^ g ^ h)
+    s.fold([a, b, c, d, e, f, g, h], sum)
 }
 
 /// The errno of the last failure of [`work_checked`], 0 while it has only succeeded. The bench image
@@ -139,17 +129,7 @@ fn checked(s: &mut State) -> xen::Result<usize> {
     evtchn::close(Port((h ^ OK) as u32))?;
     sched::yield_now()?;
     let sum = OK ^ version ^ port ^ frames ^ irq ^ OK ^ OK;
-    s.v = [
-        a ^ sum,
-        b,
-        c.wrapping_add(sum),
-        d,
-        e ^ sum,
-        f,
-        g.wrapping_add(sum),
-        h,
-    ];
-    Ok(sum.wrapping_add(a ^ b ^ c ^ d ^ e ^ f ^ g ^ h))
+    Ok(s.fold([a, b, c, d, e, f, g, h], sum))
 }
 
 /// Records a failure of [`work_checked`] ([`WORK_CHECKED_ERRNO`]); out of the success path.

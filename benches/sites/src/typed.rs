@@ -298,15 +298,5 @@ pub unsafe extern "C" fn raw_work(s: &mut State) -> usize {
         hypercall2(nr::SCHED_OP, sched::SCHEDOP_YIELD, 0);
         written ^ version ^ port ^ frames ^ irq ^ vcpu ^ closed
     };
-    s.v = [
-        a ^ sum,
-        b,
-        c.wrapping_add(sum),
-        d,
-        e ^ sum,
-        f,
-        g.wrapping_add(sum),
-        h,
-    ];
-    sum.wrapping_add(a ^ b ^ c ^ d ^ e ^ f ^ g ^ h)
+    s.fold([a, b, c, d, e, f, g, h], sum)
 }

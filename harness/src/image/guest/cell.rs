@@ -145,40 +145,13 @@ macro_rules! live_values {
     };
 }
 
-live_values!(
-    l0 = 0,
-    l1 = 1,
-    l2 = 2,
-    l3 = 3,
-    l4 = 4,
-    l5 = 5,
-    l6 = 6,
-    l7 = 7,
-    l8 = 8,
-    l9 = 9,
-    l10 = 10,
-    l11 = 11,
-    l12 = 12,
-    l13 = 13,
-    l14 = 14,
-    l15 = 15,
-    l16 = 16,
-    l17 = 17,
-    l18 = 18,
-    l19 = 19,
-    l20 = 20,
-    l21 = 21,
-    l22 = 22,
-    l23 = 23,
-    l24 = 24,
-    l25 = 25,
-    l26 = 26,
-    l27 = 27,
-    l28 = 28,
-    l29 = 29,
-    l30 = 30,
-    l31 = 31,
-);
+// The live values as fields: `lN` holds value N of `INPUT`.
+live_values! {
+    l0 = 0, l1 = 1, l2 = 2, l3 = 3, l4 = 4, l5 = 5, l6 = 6, l7 = 7,
+    l8 = 8, l9 = 9, l10 = 10, l11 = 11, l12 = 12, l13 = 13, l14 = 14, l15 = 15,
+    l16 = 16, l17 = 17, l18 = 18, l19 = 19, l20 = 20, l21 = 21, l22 = 22, l23 = 23,
+    l24 = 24, l25 = 25, l26 = 26, l27 = 27, l28 = 28, l29 = 29, l30 = 30, l31 = 31,
+}
 
 /// Stores the message before a call: what the monitor checks the registers against.
 #[inline(always)]
@@ -230,6 +203,13 @@ pub(super) fn check_call(
             want,
         });
     }
+    check_answer(call, ans, request, traps)
+}
+
+/// Checks the monitor's answer to a call (its reply to `request`) and that the call trapped `traps`
+/// times.
+#[inline(always)]
+pub(super) fn check_answer(call: char, ans: (u64, u32), request: u64, traps: u32) -> Outcome {
     let want = request ^ proto::REPLY_XOR;
     if ans.0 != want {
         return Err(Failure::Reply {

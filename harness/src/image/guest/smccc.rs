@@ -15,7 +15,8 @@
 //! the monitor then reports the control as detected and resumes the guest where [`run`] is told to (`guest.rs`'s `smccc_resume`).
 
 use super::cell::{
-    Failure, Live, MAILBOX, Named, Outcome, answer, control, id, prepare, report, verdict,
+    Failure, Live, MAILBOX, Named, Outcome, answer, check_answer, control, id, prepare, report,
+    verdict,
 };
 use crate::arch;
 use crate::proto::{self, Msg};
@@ -178,22 +179,7 @@ fn check_results(
             });
         }
     }
-    let want = request ^ proto::REPLY_XOR;
-    if ans.0 != want {
-        return Err(Failure::Reply {
-            call,
-            got: ans.0,
-            want,
-        });
-    }
-    if ans.1 != 1 {
-        return Err(Failure::Traps {
-            call,
-            got: ans.1,
-            want: 1,
-        });
-    }
-    Ok(())
+    check_answer(call, ans, request, 1)
 }
 
 /// One cell: two calls of arity `$n` with `$call!`, operands of type `$w`, SMC64 if `$smc64`.
