@@ -11,11 +11,15 @@
 //!   [`Counts::wakes`]); `flood N SIZE` makes [`flood`] send N datagrams of SIZE zero bytes to the asker's
 //!   port 9.
 //!
-//! And [`net_err`]: a frontend's error on a console line.
+//! And what both domUs say of their frontend: an error ([`net_err`]), a send after the backend went
+//! ([`check_send_after_detach`]), the pages a close handed back ([`pages_back`]).
 
-use xen_hypercall::xen::netfront::{NetError, NetFront};
+use xen_hypercall::xen::netfront::{NetError, NetFront, Returned};
+
+use xen_hypercall::xen::Error;
 
 use crate::common::Line;
+use crate::xl::Out;
 
 /// What was answered.
 #[derive(Default)]
@@ -36,6 +40,38 @@ pub struct Counts {
     pub flood_left: u64,
     pub flood_len: usize,
     pub flood_frame: Option<[u8; 1514]>,
+}
+
+impl Counts {
+    /// `answered …`: each kind of answer, and the frames ignored.
+    pub fn answered(&self) -> Line {
+        Line::new()
+            .s("answered ")
+            .dec(self.arp)
+            .s(" ARP, ")
+            .dec(self.icmp)
+            .s(" ICMP echo, ")
+            .dec(self.echo)
+            .s(" UDP echo, ")
+            .dec(self.sent)
+            .s(" UDP send; ")
+            .dec(self.other)
+            .s(" other frames ignored")
+    }
+
+    /// The responder's checks: every checksum received right, each kind of answer given.
+    pub fn check<W: FnMut() -> Result<(), Error>>(&self, out: &mut Out<'_, W>) {
+        out.check(
+            "checksums",
+            self.bad_sum == 0,
+            Line::new().dec(self.bad_sum).s(" bad checksums received"),
+        );
+        out.check(
+            "answered",
+            self.arp > 0 && self.icmp > 0 && self.echo > 0 && self.sent > 0,
+            Line::new().s("ARP, ICMP, UDP echo and UDP send each at least once"),
+        );
+    }
 }
 
 fn be16(b: &[u8], at: usize) -> u16 {
@@ -140,6 +176,20 @@ fn ipv4(f: &[u8], csum_blank: bool, out: &mut [u8], my_ip: [u8; 4], c: &mut Coun
         let s = checksum(o, 0);
         put16(o, 10, s);
     };
+    // Our UDP header and `n` bytes of payload already at 42, from `sport` to `dport` of the sender.
+    let udp = |out: &mut [u8], sport: u16, dport: u16, n: usize| {
+        hdr(out, 17, 8 + n);
+        let o = &mut out[34..42 + n];
+        put16(o, 0, sport);
+        put16(o, 2, dport);
+        put16(o, 4, (8 + n) as u16);
+        put16(o, 6, 0);
+        let s = match checksum(o, pseudo(&my_ip, src, 17, 8 + n)) {
+            0 => 0xffff,
+            s => s,
+        };
+        put16(o, 6, s);
+    };
     match ip[9] {
         1 if l4.len() >= 8 && l4[0] == 8 => {
             if checksum(l4, 0) != 0 {
@@ -207,17 +257,7 @@ fn ipv4(f: &[u8], csum_blank: bool, out: &mut [u8], my_ip: [u8; 4], c: &mut Coun
                     }
                     let size = size as usize;
                     out[42..42 + size].fill(0);
-                    hdr(out, 17, 8 + size);
-                    let o = &mut out[34..42 + size];
-                    put16(o, 0, 9);
-                    put16(o, 2, 9);
-                    put16(o, 4, (8 + size) as u16);
-                    put16(o, 6, 0);
-                    let s = match checksum(o, pseudo(&my_ip, src, 17, 8 + size)) {
-                        0 => 0xffff,
-                        s => s,
-                    };
-                    put16(o, 6, s);
+                    udp(out, 9, 9, size);
                     let mut frame = [0u8; 1514];
                     frame[..42 + size].copy_from_slice(&out[..42 + size]);
                     c.flood_frame = Some(frame);
@@ -241,17 +281,7 @@ fn ipv4(f: &[u8], csum_blank: bool, out: &mut [u8], my_ip: [u8; 4], c: &mut Coun
                     return 0;
                 }
             };
-            hdr(out, 17, 8 + n);
-            let o = &mut out[34..42 + n];
-            put16(o, 0, dport);
-            put16(o, 2, sport);
-            put16(o, 4, (8 + n) as u16);
-            put16(o, 6, 0);
-            let s = match checksum(o, pseudo(&my_ip, src, 17, 8 + n)) {
-                0 => 0xffff,
-                s => s,
-            };
-            put16(o, 6, s);
+            udp(out, dport, sport, n);
             42 + n
         }
         _ => {
@@ -313,4 +343,30 @@ pub fn net_err(l: Line, e: NetError) -> Line {
         NetError::Protocol => l.s("protocol error"),
         NetError::BadPages => l.s("bad pages"),
     }
+}
+
+/// `l` followed by the pages a close handed back and the grants it left in place.
+pub fn pages_back(l: Line, r: &Returned) -> Line {
+    l.dec(r.rings.len() as u64)
+        .s(" ring, ")
+        .dec(r.tx.len() as u64)
+        .s(" tx, ")
+        .dec(r.rx.len() as u64)
+        .s(" rx, leaked ")
+        .dec(r.leaked as u64)
+}
+
+/// After the backend went: sending (`r`, a frame's outcome) must be `BackendGone`.
+pub fn check_send_after_detach<W: FnMut() -> Result<(), Error>>(
+    out: &mut Out<'_, W>,
+    r: Result<(), NetError>,
+) {
+    out.check(
+        "send after detach",
+        r == Err(NetError::BackendGone),
+        match r {
+            Err(e) => net_err(Line::new(), e),
+            Ok(()) => Line::new().s("sent"),
+        },
+    );
 }

@@ -21,9 +21,10 @@ use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
 use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
 use xen_hypercall::xen::ring::SharedArea;
 use xen_hypercall::xen::sched::{self, ShutdownReason};
+use xen_hypercall::xen::xenstore::Xenstore;
 use xen_hypercall::xen::{Error, Page};
 
-use crate::common::{self, Line};
+use crate::common::{self, Deadline, Line, pause};
 
 /// The physical counter (`CNTPCT`), which Xen's system time follows (`NOW()` = ticks since Xen's boot).
 #[cfg(target_arch = "aarch64")]
@@ -86,6 +87,36 @@ pub unsafe fn magic_page(pfn: u64) -> Result<SharedArea<'static>, Error> {
     // SAFETY: the caller's contract: frame `pfn` is at `pfn * 4096`, shared with the toolstack's daemons
     // only, and referenced by nothing else in this program.
     unsafe { SharedArea::new((pfn << 12) as usize as *mut Page, 1) }
+}
+
+/// A client's wait: a pause, until `ms` from now, then `ETIMEDOUT` (what bounds every wait of it).
+pub fn bounded(ms: u64) -> impl FnMut() -> Result<(), Error> + Copy {
+    let deadline = Deadline::in_ms(ms);
+    move || {
+        if deadline.passed() {
+            return Err(Error::ETIMEDOUT);
+        }
+        pause();
+        Ok(())
+    }
+}
+
+/// The console ring the toolstack gave (through the HVM parameters), each wait `wait`; a domain without
+/// one crashes (it has nowhere to say so).
+pub fn console<W: FnMut() -> Result<(), Error>>(wait: W) -> Console<'static, W> {
+    // SAFETY: the console page is the toolstack's, referenced by nothing in this program but the
+    // console.
+    match Console::open(|pfn| unsafe { magic_page(pfn) }, wait) {
+        Ok(c @ Console::Ring(_)) => c,
+        _ => end(ShutdownReason::Crash),
+    }
+}
+
+/// The xenstore client over the toolstack's ring (through the HVM parameters), each wait `wait`.
+pub fn xenstore<W: FnMut() -> Result<(), Error>>(wait: W) -> Result<Xenstore<'static, W>, Error> {
+    // SAFETY: the xenstore page is the toolstack's, referenced by nothing in this program but the
+    // client.
+    Xenstore::open(|pfn| unsafe { magic_page(pfn) }, wait)
 }
 
 /// Maps the domain's shared info page over `page` (`common::map_shared_info`) and its grant table (one

@@ -831,16 +831,49 @@ fn a_directory_changed_between_parts_is_read_again() {
     let _ = (XS_RM, XS_GET_PERMS, XS_UNWATCH);
 }
 
+/// What a network frontend's handshake needs besides xenstore (after [`setup`], which resets the mock):
+/// event channels allocated as Xen would (ports 20, 21, …), and a grant table over a leaked frame with
+/// `pages` leaked pages to grant (their frame numbers counted from the table's).
+fn netback_rig(
+    pages: usize,
+) -> (
+    xen_hypercall::xen::grant_table::GrantTable<64>,
+    &'static mut [Page],
+) {
+    use std::cell::Cell;
+    use xen_hypercall::xen::evtchn::{self, AllocUnbound};
+    use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
+    use xen_hypercall::xen::nr;
+
+    let next = Cell::new(20u32);
+    mock::set_default(move |c| {
+        if c.op() == nr::EVENT_CHANNEL_OP && c.arg(0) == evtchn::EVTCHNOP_ALLOC_UNBOUND {
+            let p = next.get();
+            next.set(p + 1);
+            c.update(1, |a: &mut AllocUnbound| a.port = Port(p));
+        }
+        0
+    });
+    std::thread_local! { static BASE: Cell<usize> = const { Cell::new(0) }; }
+    fn gfn_of(p: *const Page) -> u64 {
+        ((p as usize - BASE.with(Cell::get)) / 4096 + 1) as u64
+    }
+    let all: &'static mut [Page] = Box::leak((0..1 + pages).map(|_| Page::new()).collect());
+    BASE.with(|b| b.set(all.as_ptr() as usize));
+    let (frame, rest) = all.split_at_mut(1);
+    // SAFETY: the frame is leaked and used as the table's entries only; pages' frames from `gfn_of`.
+    let table = unsafe {
+        GrantTable::<64>::new(frame.as_mut_ptr().cast::<GrantEntryV1>(), 1).with_gfn_of(gfn_of)
+    };
+    (table, rest)
+}
+
 /// The network frontend's handshake (`netfront::NetFront::connect`) with a netback-like backend: the
 /// keys netback reads, split event channels when offered, `Connected` both ways, and a close that ends
 /// in `Closed` with every page back.
 #[test]
 fn the_network_frontend_connects_to_a_netback_like_backend_and_closes() {
-    use std::cell::Cell;
-    use xen_hypercall::xen::evtchn::{self, AllocUnbound};
-    use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
     use xen_hypercall::xen::netfront::{NetFront, Options, Pages, Tables};
-    use xen_hypercall::xen::nr;
 
     const VIF: &[u8] = b"/local/domain/0/backend/vif/1/0";
     let vb = |k: &str| [VIF, b"/", k.as_bytes()].concat();
@@ -878,28 +911,7 @@ fn the_network_frontend_connects_to_a_netback_like_backend_and_closes() {
         _ => Vec::new(),
     });
     let mut s = setup_nodes(&tree, react);
-    // Event channels: ports 20, 21, … as Xen would allocate them.
-    let next = Rc::new(Cell::new(20u32));
-    let n2 = next.clone();
-    mock::set_default(move |c| {
-        if c.op() == nr::EVENT_CHANNEL_OP && c.arg(0) == evtchn::EVTCHNOP_ALLOC_UNBOUND {
-            let p = n2.get();
-            n2.set(p + 1);
-            c.update(1, |a: &mut AllocUnbound| a.port = Port(p));
-        }
-        0
-    });
-    std::thread_local! { static BASE: Cell<usize> = const { Cell::new(0) }; }
-    fn gfn_of(p: *const Page) -> u64 {
-        ((p as usize - BASE.with(Cell::get)) / 4096 + 1) as u64
-    }
-    let all: &'static mut [Page] = Box::leak((0..1 + 2 + 2 + 4).map(|_| Page::new()).collect());
-    BASE.with(|b| b.set(all.as_ptr() as usize));
-    let (frame, rest) = all.split_at_mut(1);
-    // SAFETY: the frame is leaked and used as the table's entries only; pages' frames from `gfn_of`.
-    let mut table = unsafe {
-        GrantTable::<64>::new(frame.as_mut_ptr().cast::<GrantEntryV1>(), 1).with_gfn_of(gfn_of)
-    };
+    let (mut table, rest) = netback_rig(2 + 2 + 4);
     let (rings, rest) = rest.split_at_mut(2);
     let (a, b) = rings.split_at_mut(1);
     let (tx, rx) = rest.split_at_mut(2);
@@ -1022,12 +1034,8 @@ fn requests_outside_an_open_transaction_carry_no_transaction_id() {
 /// queue, the flat keys for one), the queues it did not take handed back untouched, frames sent by flow,
 /// and a close that ends every queue's grants.
 fn multi_queue(offer: Option<&'static [u8]>) -> (usize, usize, BTreeMap<Vec<u8>, Vec<u8>>) {
-    use std::cell::Cell;
-    use xen_hypercall::xen::evtchn::{self, AllocUnbound};
-    use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
     use xen_hypercall::xen::netfront::queues::MultiQueue;
     use xen_hypercall::xen::netfront::{Options, Pages, Tables};
-    use xen_hypercall::xen::nr;
 
     const VIF: &[u8] = b"/local/domain/0/backend/vif/1/0";
     let vb = |k: &str| [VIF, b"/", k.as_bytes()].concat();
@@ -1076,27 +1084,7 @@ fn multi_queue(offer: Option<&'static [u8]>) -> (usize, usize, BTreeMap<Vec<u8>,
         _ => Vec::new(),
     });
     let mut s = setup(&tree, react);
-    let next = Rc::new(Cell::new(20u32));
-    let n2 = next.clone();
-    mock::set_default(move |c| {
-        if c.op() == nr::EVENT_CHANNEL_OP && c.arg(0) == evtchn::EVTCHNOP_ALLOC_UNBOUND {
-            let p = n2.get();
-            n2.set(p + 1);
-            c.update(1, |a: &mut AllocUnbound| a.port = Port(p));
-        }
-        0
-    });
-    std::thread_local! { static BASE: Cell<usize> = const { Cell::new(0) }; }
-    fn gfn_of(p: *const Page) -> u64 {
-        ((p as usize - BASE.with(Cell::get)) / 4096 + 1) as u64
-    }
-    let all: &'static mut [Page] = Box::leak((0..1 + 3 * 4).map(|_| Page::new()).collect());
-    BASE.with(|b| b.set(all.as_ptr() as usize));
-    let (frame, mut rest) = all.split_at_mut(1);
-    // SAFETY: the frame is leaked and used as the table's entries only; pages' frames from `gfn_of`.
-    let mut table = unsafe {
-        GrantTable::<64>::new(frame.as_mut_ptr().cast::<GrantEntryV1>(), 1).with_gfn_of(gfn_of)
-    };
+    let (mut table, mut rest) = netback_rig(3 * 4);
     let pages = [(); 3].map(|()| {
         let (mine, others) = core::mem::take(&mut rest).split_at_mut(4);
         rest = others;

@@ -1224,7 +1224,7 @@ impl Scenario {
                         "xl-net: ok frames across a page end",
                         "xl-net: ok no transmit errors",
                         "xl-net: ok blank checksums filled",
-                    "xl-net: ok tcp in GSO segments",
+                        "xl-net: ok tcp in GSO segments",
                         "xl-net: ok send after detach: backend gone",
                         "xl-net: ok closed: backend closed 1",
                         "xl-net: ok stack",

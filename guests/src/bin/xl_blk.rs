@@ -36,18 +36,16 @@ mod xl;
 
 use core::cell::Cell;
 
-use common::{Deadline, Line, pause};
+use common::{Deadline, Line};
 use xen_hypercall::xen::blkfront::{BlkError, BlkFront, Options, Pages, Xenbus, XenstoreBus};
-use xen_hypercall::xen::console::Console;
 use xen_hypercall::xen::evtchn::Port;
 use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
 use xen_hypercall::xen::hvm::{self, Param};
 use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
 use xen_hypercall::xen::ring::{ByteRing, End};
-use xen_hypercall::xen::sched::ShutdownReason;
 use xen_hypercall::xen::xenstore::Xenstore;
 use xen_hypercall::xen::{DomId, Error, Page};
-use xl::{Out, cntfrq, cntpct, end, end_with, ms_since, xen_time_after};
+use xl::{Out, cntfrq, cntpct, end_with, ms_since, xen_time_after};
 
 const TAG: &str = "xl-blk: ";
 /// The regions written, (start, sectors): `BLK_REGIONS` of the harness.
@@ -99,25 +97,7 @@ fn blk_err(l: Line, e: BlkError) -> Line {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn guest_main(_dtb: usize) -> ! {
-    let run = Deadline::in_ms(RUN_MS);
-    let slow_wait = move || {
-        if run.passed() {
-            return Err(Error::ETIMEDOUT);
-        }
-        pause();
-        Ok(())
-    };
-    let con = Console::open(
-        // SAFETY: identity-mapped (`mmu.rs`, Normal memory): frame `pfn` is at `pfn * 4096`. The console
-        // page is the toolstack's, referenced by nothing in this program but the console.
-        |pfn| unsafe { xl::magic_page(pfn) },
-        slow_wait,
-    );
-    let con = match con {
-        Ok(c @ Console::Ring(_)) => c,
-        _ => end(ShutdownReason::Crash),
-    };
-    let mut out = Out::new(con, TAG);
+    let mut out = Out::new(xl::console(xl::bounded(RUN_MS)), TAG);
     let ok = run_all(&mut out);
     out.done();
     end_with(ok && out.failed == 0)

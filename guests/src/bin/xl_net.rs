@@ -33,17 +33,16 @@ mod xl;
 use core::cell::RefCell;
 
 use netstack::{Dev, Md5};
-use responder::{Counts, answer, flood, net_err};
+use responder::{Counts, answer, check_send_after_detach, flood, net_err, pages_back};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 
 use common::{Deadline, Line, pause};
-use xen_hypercall::xen::console::Console;
 use xen_hypercall::xen::evtchn::{Events, Port};
 use xen_hypercall::xen::netfront::{MAX_GSO_FRAME, NetError, NetFront, Options, Pages, Tables};
-use xen_hypercall::xen::sched::{self, ShutdownReason};
+use xen_hypercall::xen::sched;
 use xen_hypercall::xen::xenstore::Xenstore;
 use xen_hypercall::xen::{Error, Page};
 use xl::{Out, cntfrq, cntpct, ms_since, xen_time_after};
@@ -80,44 +79,15 @@ static mut RX_FRAME: [u8; MAX_GSO_FRAME] = [0; MAX_GSO_FRAME];
 
 #[unsafe(no_mangle)]
 pub extern "C" fn guest_main(_dtb: usize) -> ! {
-    let con_deadline = Deadline::in_ms(RUN_MS + 10_000);
-    let con = Console::open(
-        // SAFETY: the console page is the toolstack's, referenced by nothing in this program but the
-        // console.
-        |pfn| unsafe { xl::magic_page(pfn) },
-        move || {
-            if con_deadline.passed() {
-                return Err(Error::ETIMEDOUT);
-            }
-            pause();
-            Ok(())
-        },
-    );
-    let con = match con {
-        Ok(c @ Console::Ring(_)) => c,
-        _ => xl::end(ShutdownReason::Crash),
-    };
-    let mut out = Out::new(con, TAG);
+    let mut out = Out::new(xl::console(xl::bounded(RUN_MS + 10_000)), TAG);
     let ok = run(&mut out);
     out.done();
     xl::end_with(ok && out.failed == 0)
 }
 
 fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
-    let run_deadline = Deadline::in_ms(RUN_MS);
     // The client and the table stay in their `Result`s (a copy fewer of each on the stack).
-    let mut xs = Xenstore::open(
-        // SAFETY: the xenstore page is the toolstack's, referenced by nothing in this program but the
-        // client.
-        |pfn| unsafe { xl::magic_page(pfn) },
-        move || {
-            if run_deadline.passed() {
-                return Err(Error::ETIMEDOUT);
-            }
-            pause();
-            Ok(())
-        },
-    );
+    let mut xs = xl::xenstore(xl::bounded(RUN_MS));
     let xs = match &mut xs {
         Ok(xs) => xs,
         Err(e) => {
@@ -165,17 +135,13 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     out.check(
         "closed",
         back.backend_closed && back.leaked == 0,
-        Line::new()
-            .s("backend closed ")
-            .dec(back.backend_closed.into())
-            .s(", pages back: ")
-            .dec(back.rings.len() as u64)
-            .s(" ring, ")
-            .dec(back.tx.len() as u64)
-            .s(" tx, ")
-            .dec(back.rx.len() as u64)
-            .s(" rx, leaked ")
-            .dec(back.leaked as u64),
+        pages_back(
+            Line::new()
+                .s("backend closed ")
+                .dec(back.backend_closed.into())
+                .s(", pages back: "),
+            &back,
+        ),
     );
     gone
 }
@@ -304,15 +270,7 @@ fn exercise<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             .s(" rx"),
     );
     if served.gone {
-        let r = net.send(&[0u8; 60]);
-        out.check(
-            "send after detach",
-            r == Err(NetError::BackendGone),
-            match r {
-                Err(e) => net_err(Line::new(), e),
-                Ok(()) => Line::new().s("sent"),
-            },
-        );
+        check_send_after_detach(out, net.send(&[0u8; 60]));
     }
     served.gone
 }
@@ -649,18 +607,8 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     let net = dev.net;
     let c = c.into_inner();
     out.say(
-        Line::new()
-            .s("answered ")
-            .dec(c.arp)
-            .s(" ARP, ")
-            .dec(c.icmp)
-            .s(" ICMP echo, ")
-            .dec(c.echo)
-            .s(" UDP echo, ")
-            .dec(c.sent)
-            .s(" UDP send; ")
-            .dec(c.other)
-            .s(" other frames ignored, ")
+        c.answered()
+            .s(", ")
             .dec(c.discard)
             .s(" discarded; ")
             .dec(stack_frames)
@@ -679,16 +627,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             .dec(notes)
             .s(")"),
     );
-    out.check(
-        "checksums",
-        c.bad_sum == 0,
-        Line::new().dec(c.bad_sum).s(" bad checksums received"),
-    );
-    out.check(
-        "answered",
-        c.arp > 0 && c.icmp > 0 && c.echo > 0 && c.sent > 0,
-        Line::new().s("ARP, ICMP, UDP echo and UDP send each at least once"),
-    );
+    c.check(out);
     out.check(
         "tcp",
         st.received >= 1 && st.matched >= 1 && st.sent >= 1 && dropped == 0,

@@ -23,12 +23,11 @@ mod responder;
 mod xl;
 
 use common::{Deadline, Line, pause};
-use responder::{Counts, answer, net_err};
-use xen_hypercall::xen::console::Console;
+use responder::{Counts, answer, check_send_after_detach, net_err, pages_back};
 use xen_hypercall::xen::evtchn::Events;
 use xen_hypercall::xen::netfront::queues::MultiQueue;
 use xen_hypercall::xen::netfront::{NetError, Options, Pages, Tables};
-use xen_hypercall::xen::sched::{self, ShutdownReason};
+use xen_hypercall::xen::sched;
 use xen_hypercall::xen::xenstore::Xenstore;
 use xen_hypercall::xen::{Error, Page};
 use xl::{Out, xen_time_after};
@@ -52,43 +51,14 @@ static mut TABLES: [Tables; QUEUES] = [const { Tables::new() }; QUEUES];
 
 #[unsafe(no_mangle)]
 pub extern "C" fn guest_main(_dtb: usize) -> ! {
-    let con_deadline = Deadline::in_ms(RUN_MS + 10_000);
-    let con = Console::open(
-        // SAFETY: the console page is the toolstack's, referenced by nothing in this program but the
-        // console.
-        |pfn| unsafe { xl::magic_page(pfn) },
-        move || {
-            if con_deadline.passed() {
-                return Err(Error::ETIMEDOUT);
-            }
-            pause();
-            Ok(())
-        },
-    );
-    let con = match con {
-        Ok(c @ Console::Ring(_)) => c,
-        _ => xl::end(ShutdownReason::Crash),
-    };
-    let mut out = Out::new(con, TAG);
+    let mut out = Out::new(xl::console(xl::bounded(RUN_MS + 10_000)), TAG);
     run(&mut out);
     out.done();
     xl::end_with(out.failed == 0)
 }
 
 fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) {
-    let run_deadline = Deadline::in_ms(RUN_MS);
-    let mut xs = Xenstore::open(
-        // SAFETY: the xenstore page is the toolstack's, referenced by nothing in this program but the
-        // client.
-        |pfn| unsafe { xl::magic_page(pfn) },
-        move || {
-            if run_deadline.passed() {
-                return Err(Error::ETIMEDOUT);
-            }
-            pause();
-            Ok(())
-        },
-    );
+    let mut xs = xl::xenstore(xl::bounded(RUN_MS));
     let xs = match &mut xs {
         Ok(xs) => xs,
         Err(e) => return out.check("Xenstore::open", false, Line::new().err(*e)),
@@ -165,15 +135,7 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) {
         Line::new().s("dom0's flows spread by netback, the answers by the frontend"),
     );
     if gone {
-        let r = mq.send(&[0u8; 60]);
-        out.check(
-            "send after detach",
-            r == Err(NetError::BackendGone),
-            match r {
-                Err(e) => net_err(Line::new(), e),
-                Ok(()) => Line::new().s("sent"),
-            },
-        );
+        check_send_after_detach(out, mq.send(&[0u8; 60]));
     }
     let back = mq.close(xs, table, || {
         pause();
@@ -183,16 +145,7 @@ fn run<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) {
     let mut good = back.len() == QUEUES;
     for r in &back {
         good &= r.backend_closed && r.leaked == 0 && r.rings.len() == 2;
-        l = l
-            .s("[")
-            .dec(r.rings.len() as u64)
-            .s(" ring, ")
-            .dec(r.tx.len() as u64)
-            .s(" tx, ")
-            .dec(r.rx.len() as u64)
-            .s(" rx, leaked ")
-            .dec(r.leaked as u64)
-            .s("] ");
+        l = pages_back(l.s("["), r).s("] ");
     }
     out.check("closed", good, l.s("pages back"));
 }
@@ -206,8 +159,6 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
 ) -> bool {
     let deadline = Deadline::in_ms(RUN_MS - 10_000);
     let mut c = Counts::default();
-    let mut buf = [0u8; 1514];
-    let mut reply = [0u8; 1514];
     let mut ev = [0u8; 256];
     let mut ports = [xs.port(); 2 * QUEUES + 1];
     for (slot, p) in ports.iter_mut().zip(mq.ports()) {
@@ -216,7 +167,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     let mac = mq.queues()[0].info().mac;
     let mut gone = false;
     let mut failed = None;
-    'serve: while !deadline.passed() {
+    while !deadline.passed() {
         let mut changed = xs.watch_overflow();
         while let Ok(Some(_)) = xs.next_watch_event(&mut ev) {
             changed = true;
@@ -234,48 +185,17 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
                 }
             }
         }
-        let mut took = false;
-        loop {
-            let f = match mq.receive_frame(&mut buf) {
-                Ok(Some((_, f))) => f,
-                Ok(None) => break,
-                Err(NetError::BufferTooSmall { .. }) => continue,
-                Err(NetError::BackendGone) => {
-                    gone = true;
-                    break 'serve;
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    break 'serve;
-                }
-            };
-            took = true;
-            let n = answer(&buf[..f.len], f.csum_blank, &mut reply, mac, MY_IP, &mut c);
-            if n == 0 {
-                continue;
+        match answer_all(mq, &mut c, mac) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(NetError::BackendGone) => {
+                gone = true;
+                break;
             }
-            // Room comes back as the backend answers earlier frames.
-            let mut tries = 0;
-            loop {
-                match mq.send(&reply[..n]) {
-                    Ok(()) => break,
-                    Err(NetError::Full) if tries < 1000 => {
-                        pause();
-                        tries += 1;
-                    }
-                    Err(NetError::BackendGone) => {
-                        gone = true;
-                        break 'serve;
-                    }
-                    Err(e) => {
-                        failed = Some(e);
-                        break 'serve;
-                    }
-                }
+            Err(e) => {
+                failed = Some(e);
+                break;
             }
-        }
-        if took {
-            continue;
         }
         match mq.prepare_wait() {
             Ok(true) => continue,
@@ -294,30 +214,8 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     if let Some(e) = failed {
         out.check("receive or send", false, net_err(Line::new(), e));
     }
-    out.say(
-        Line::new()
-            .s("answered ")
-            .dec(c.arp)
-            .s(" ARP, ")
-            .dec(c.icmp)
-            .s(" ICMP echo, ")
-            .dec(c.echo)
-            .s(" UDP echo, ")
-            .dec(c.sent)
-            .s(" UDP send; ")
-            .dec(c.other)
-            .s(" other frames ignored"),
-    );
-    out.check(
-        "checksums",
-        c.bad_sum == 0,
-        Line::new().dec(c.bad_sum).s(" bad checksums received"),
-    );
-    out.check(
-        "answered",
-        c.arp > 0 && c.icmp > 0 && c.echo > 0 && c.sent > 0,
-        Line::new().s("ARP, ICMP, UDP echo and UDP send each at least once"),
-    );
+    out.say(c.answered());
+    c.check(out);
     out.check(
         "backend gone",
         gone,
@@ -328,4 +226,32 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
         }),
     );
     gone
+}
+
+/// Answers every frame waiting, each on its flow's queue. Whether there was one.
+fn answer_all(mq: &mut MultiQueue<QUEUES>, c: &mut Counts, mac: [u8; 6]) -> Result<bool, NetError> {
+    let mut buf = [0u8; 1514];
+    let mut reply = [0u8; 1514];
+    let mut took = false;
+    loop {
+        let f = match mq.receive_frame(&mut buf) {
+            Ok(Some((_, f))) => f,
+            Ok(None) => return Ok(took),
+            Err(NetError::BufferTooSmall { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        took = true;
+        let n = answer(&buf[..f.len], f.csum_blank, &mut reply, mac, MY_IP, c);
+        // Room comes back as the backend answers earlier frames.
+        let mut tries = 0;
+        while n > 0
+            && let Err(e) = mq.send(&reply[..n])
+        {
+            if e != NetError::Full || tries == 1000 {
+                return Err(e);
+            }
+            pause();
+            tries += 1;
+        }
+    }
 }

@@ -32,7 +32,7 @@ use core::cell::{Cell, RefCell};
 use core::time::Duration;
 
 use common::Line;
-use xen_hypercall::xen::console::{self, Console};
+use xen_hypercall::xen::console;
 use xen_hypercall::xen::evtchn;
 use xen_hypercall::xen::evtchn::Events;
 use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
@@ -84,18 +84,10 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         (Ok(()), Ok(Some((_, port)))) => port,
         _ => xl::end(ShutdownReason::Crash),
     };
-    let con = Console::open(
-        // SAFETY: the console page is the toolstack's, referenced by nothing in this program but the
-        // console.
-        |pfn| unsafe { xl::magic_page(pfn) },
-        || events.wait_until(con_port, &clock, *con_limit.borrow()),
-    );
+    let con = xl::console(|| events.wait_until(con_port, &clock, *con_limit.borrow()));
     // Each line (and the final flush) may wait up to CONSOLE_MS from its start.
     let rearm = || *con_limit.borrow_mut() = clock.now() + Duration::from_millis(CONSOLE_MS);
-    let mut out = match con {
-        Ok(c @ Console::Ring(_)) => Out::with_before_line(c, TAG, &rearm),
-        _ => xl::end(ShutdownReason::Crash),
-    };
+    let mut out = Out::with_before_line(con, TAG, &rearm);
     out.say(Line::new().s("hello: xenstore and xenbus from an xl domU"));
     out.check("shared info mapped", mapped.is_ok(), res(&mapped));
 
@@ -114,12 +106,7 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
         waits.set(waits.get() + 1);
         events.wait_until(port, &clock, *deadline.borrow())
     };
-    let xs = Xenstore::open(
-        // SAFETY: the xenstore page is the toolstack's, referenced by nothing in this program but the
-        // client.
-        |pfn| unsafe { xl::magic_page(pfn) },
-        wait,
-    );
+    let xs = xl::xenstore(wait);
     let mut xs = match xs {
         Ok(xs) => xs,
         Err(e) => {
