@@ -32,7 +32,10 @@
 //!   the caller's buffer, and gives its pages back to the pool; the pool is posted again in batches of
 //!   [`Options::rx_refill`] pages (or when the ring runs low), one push and at most one notification per
 //!   batch. An incomplete frame is left in the ring until its last response comes. A frame larger than
-//!   the caller's buffer is dropped and is [`NetError::BufferTooSmall`].
+//!   the caller's buffer is dropped and is [`NetError::BufferTooSmall`]. With [`Options::gso_tcpv4`]
+//!   (`feature-gso-tcpv4`) the backend may hand over TCP in segments of up to 64 KiB, over several
+//!   pages and a `XEN_NETIF_EXTRA_TYPE_GSO` slot ([`Frame::gso_size`]): fewer frames and fewer
+//!   acknowledgements for the same bytes, as Linux's netfront takes them.
 //! - **Checksums.** With [`Options::csum_offload`] (the default) the frontend writes
 //!   `feature-no-csum-offload` = 0: the backend may hand it TCP and UDP over IPv4 with the checksum left
 //!   blank (`NETRXF_csum_blank`, Linux's `CHECKSUM_PARTIAL`: the field holds the pseudo-header's sum), and

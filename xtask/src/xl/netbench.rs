@@ -31,23 +31,29 @@ pub const FLOODS: [(u32, u32, u32); 2] = [(64, 22, 4000), (1500, 1458, 2000)];
 /// Bytes of each TCP stream (the Linux domU's port 5003 sends this many: see its `/init`).
 pub const TCP_BYTES: u32 = 4 * 1024 * 1024;
 
+/// dom0's clock for the measurements, `us`: microseconds of its monotonic clock (`now at` of
+/// `/proc/timer_list`, or bash's `EPOCHREALTIME` where that file is missing). Under [`super::ICOUNT`]
+/// it counts the instructions executed (one per nanosecond), every domain's.
+const US: &str = r#"us() { t=$(awk '/^now at/ { printf "%d", $3 / 1000; exit }' /proc/timer_list 2>/dev/null); [ -n "$t" ] && echo $t || bash-static -c 'echo ${EPOCHREALTIME/./}'; };"#;
+
 /// dom0's shell helpers for the streaming measurements of one guest (floods and `count` at `ip`, TCP at
 /// `tcp_ip`, `$D` its domid): its vif's counters (netback's: `tx_*` is what netback delivered into the
 /// frontend's receive ring, `rx_*` what it took from its transmit ring), the vif's interrupts (the
 /// frontend's notifications), `settle COUNTER TARGET` (waits until the counter reaches TARGET or stays
-/// unchanged for 0.6 s, and prints the centiseconds from `$t0` to its last change), and `count` (ours
+/// unchanged for 0.6 s, and prints the microseconds ([`US`]) from `$t0` to its last change), and `count` (ours
 /// only: the datagrams and bytes its port 9 took, its notifications and its sleeps so far).
 fn stream_helpers(ip: &str, tcp_ip: &str, vif: &str) -> String {
     let mut s = format!("ip={ip}; tip={tcp_ip}; vif={vif}; ");
+    s.push_str(US);
     s.push_str(
-        r#"irqs() { grep $vif /proc/interrupts | awk '{ s += $2 } END { print s + 0 }'; };
-cs() { cut -d' ' -f1 /proc/uptime | tr -d .; };
+        r#"
+irqs() { grep $vif /proc/interrupts | awk '{ s += $2 } END { print s + 0 }'; };
 st() { cat /sys/class/net/$vif/statistics/$1; };
-settle() { last=$(st $1); tl=$(cs); while :; do sleep 0.05; v=$(st $1); now=$(cs);
+settle() { last=$(st $1); tl=$(us); while :; do sleep 0.05; v=$(st $1); now=$(us);
   if [ "$v" != "$last" ]; then last=$v; tl=$now; fi; [ "$v" -ge "$2" ] && break;
-  [ $((now - tl)) -ge 60 ] && break; done; echo $((tl - t0)); };
+  [ $((now - tl)) -ge 600000 ] && break; done; echo $((tl - t0)); };
 count() { bash-static -c "exec 3<>/dev/udp/$ip/5001; printf count >&3; timeout 3 dd bs=256 count=1 <&3 2>/dev/null" | awk '{ print $2, $4, $5 } END { if (NR == 0) print 0, 0, 0 }'; };
-lirqs() { tag=$(cs)x$RANDOM; bash-static -c "echo irqs $tag > /dev/tcp/$ip/5004" 2>/dev/null; n=0;
+lirqs() { tag=$(us)x$RANDOM; bash-static -c "echo irqs $tag > /dev/tcp/$ip/5004" 2>/dev/null; n=0;
   until v=$(grep "vif-irqs $tag " /var/log/xen/console/guest-lnx.log | tail -1 | awk '{ print $NF }') && [ -n "$v" ]; do
     n=$((n + 1)); [ $n -gt 100 ] && { echo 0; return; }; sleep 0.05; done; echo $v; };
 "#,
@@ -60,7 +66,7 @@ lirqs() { tag=$(cs)x$RANDOM; bash-static -c "echo irqs $tag > /dev/tcp/$ip/5004"
 /// which takes `udp N SIZE` on TCP port 5004). For each of [`FLOODS`]: N datagrams from dom0 to the
 /// domU's port 9 (one `dd` write each), counted by the vif as delivered (and by our domU itself); then N
 /// from the domU to dom0, counted by the vif as taken. Then a TCP stream of [`TCP_BYTES`] each way. Lines
-/// `bench-stream NAME DIR FRAME SENT DELIVERED BYTES CENTISECONDS DOM0_IRQS DOMU_COUNTED
+/// `bench-stream NAME DIR FRAME SENT DELIVERED BYTES MICROSECONDS DOM0_IRQS DOMU_COUNTED
 /// DOMU_NOTIFICATIONS DOMU_WAKES` (`-` where the domU does not say). DOMU_NOTIFICATIONS: ours, the
 /// notifications it sent; Linux, the interrupts its vif took (the backend's notifications), asked
 /// before and after (`irqs TAG` on its port 5004, answered on its console).
@@ -81,7 +87,7 @@ fn measure_stream(name: &str, ip: &str, tcp_ip: &str, vif: &str) -> String {
     for (frame, size, n) in FLOODS {
         let _ = writeln!(
             s,
-            r#"{before}p0=$(st tx_packets); i0=$(irqs); t0=$(cs); bash-static -c "dd if=/dev/zero bs={size} count={n} > /dev/udp/$ip/9" 2>/dev/null; el=$(settle tx_packets $((p0 + {n}))); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} to {frame} {n} $p $((p * {size})) $el $i $dc $dn $dw""#
+            r#"{before}p0=$(st tx_packets); i0=$(irqs); t0=$(us); bash-static -c "dd if=/dev/zero bs={size} count={n} > /dev/udp/$ip/9" 2>/dev/null; el=$(settle tx_packets $((p0 + {n}))); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} to {frame} {n} $p $((p * {size})) $el $i $dc $dn $dw""#
         );
         let ask = if ours {
             format!(r#"bash-static -c "printf 'flood {n} {size}' > /dev/udp/$ip/5001""#)
@@ -90,7 +96,7 @@ fn measure_stream(name: &str, ip: &str, tcp_ip: &str, vif: &str) -> String {
         };
         let _ = writeln!(
             s,
-            r#"{before}p0=$(st rx_packets); i0=$(irqs); t0=$(cs); {ask}; el=$(settle rx_packets $((p0 + {n}))); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} from {frame} {n} $p $((p * {size})) $el $i $dc $dn $dw""#
+            r#"{before}p0=$(st rx_packets); i0=$(irqs); t0=$(us); {ask}; el=$(settle rx_packets $((p0 + {n}))); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} from {frame} {n} $p $((p * {size})) $el $i $dc $dn $dw""#
         );
     }
     // TCP: to the domU (ours checks the bytes against the md5sum written first), and from it (the end
@@ -98,26 +104,27 @@ fn measure_stream(name: &str, ip: &str, tcp_ip: &str, vif: &str) -> String {
     let b = TCP_BYTES;
     let _ = writeln!(
         s,
-        r#"head -c {b} /dev/urandom > /tmp/t.bin; k=/local/domain/$D/data; xenstore-write $k/tcp-md5 $(md5sum < /tmp/t.bin | cut -c1-32) $k/tcp-send {b}
-{before}p0=$(st tx_packets); i0=$(irqs); t0=$(cs); bash-static -c "cat /tmp/t.bin > /dev/tcp/$tip/5002"; el=$(settle tx_packets 999999999); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-to 1514 - $p {b} $el $i $dc $dn $dw"
-{before}p0=$(st rx_packets); i0=$(irqs); rm -f /tmp/r.bin; t0=$(cs); bash-static -c "cat < /dev/tcp/$tip/5003 > /tmp/r.bin" & r=$!
-while [ $(($(cs) - t0)) -lt 3000 ] && [ "$(wc -c < /tmp/r.bin 2>/dev/null || echo 0)" -lt {b} ]; do sleep 0.05; done
-el=$(($(cs) - t0)); kill $r 2>/dev/null; got=$(wc -c < /tmp/r.bin); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-from 1514 - $p $got $el $i $dc $dn $dw""#
+        r#"head -c {b} /dev/urandom > /tmp/t.bin; k=/local/domain/$D/data; xenstore-write $k/tcp-md5 - $k/tcp-send "{b} zeros"
+{before}p0=$(st tx_packets); i0=$(irqs); t0=$(us); bash-static -c "cat /tmp/t.bin > /dev/tcp/$tip/5002"; el=$(settle tx_packets 999999999); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-to 1514 - $p {b} $el $i $dc $dn $dw"
+{before}p0=$(st rx_packets); i0=$(irqs); rm -f /tmp/r.bin; t0=$(us); bash-static -c "cat < /dev/tcp/$tip/5003 > /tmp/r.bin" & r=$!
+while [ $(($(us) - t0)) -lt 30000000 ] && [ "$(wc -c < /tmp/r.bin 2>/dev/null || echo 0)" -lt {b} ]; do sleep 0.05; done
+el=$(($(us) - t0)); kill $r 2>/dev/null; got=$(wc -c < /tmp/r.bin); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-from 1514 - $p $got $el $i $dc $dn $dw""#
     );
     s.push_str("true");
     s
 }
 
-/// dom0's measurement of one guest: `bench NAME FRAME COUNT RECEIVED CENTISECONDS IRQS`.
+/// dom0's measurement of one guest: `bench NAME FRAME COUNT RECEIVED MICROSECONDS IRQS`.
 fn measure(name: &str, ip: &str, vif: &str) -> String {
     let mut s = format!(
         "irqs() {{ grep {vif} /proc/interrupts | awk '{{ s += $2 }} END {{ print s + 0 }}'; }}; \
-         cs() {{ cut -d' ' -f1 /proc/uptime | tr -d .; }}; ping -c 3 -W 2 {ip} > /dev/null; "
+         {us} ping -c 3 -W 2 {ip} > /dev/null; ",
+        us = US,
     );
     for (frame, size) in FRAMES {
         let _ = write!(
             s,
-            "i0=$(irqs); t0=$(cs); ping -A -q -c {COUNT} -W 5 -s {size} {ip} > /tmp/b; t1=$(cs); i1=$(irqs); \
+            "i0=$(irqs); t0=$(us); ping -A -q -c {COUNT} -W 5 -s {size} {ip} > /tmp/b; t1=$(us); i1=$(irqs); \
              r=$(grep -o '[0-9]* packets received' /tmp/b | cut -d' ' -f1); \
              echo \"bench {name} {frame} {COUNT} ${{r:-0}} $((t1 - t0)) $((i1 - i0))\"; "
         );
@@ -249,7 +256,7 @@ pub fn rows(output: &str) -> Vec<Row> {
                 frame: f[1].parse().ok()?,
                 count: f[2].parse().ok()?,
                 received: f[3].parse().ok()?,
-                seconds: f[4].parse::<f64>().ok()? / 100.0,
+                seconds: f[4].parse::<f64>().ok()? / 1e6,
                 dom0_irqs: f[5].parse().ok()?,
             })
         })
@@ -325,7 +332,7 @@ pub fn stream_rows(output: &str) -> Vec<StreamRow> {
                 sent: opt(f[3])?,
                 packets: f[4].parse().ok()?,
                 bytes: f[5].parse().ok()?,
-                seconds: f[6].parse::<f64>().ok()? / 100.0,
+                seconds: f[6].parse::<f64>().ok()? / 1e6,
                 dom0_irqs: f[7].parse().ok()?,
                 domu_counted: opt(f[8])?,
                 domu_notifications: opt(f[9])?,
@@ -412,9 +419,14 @@ pub fn run() -> Result<String> {
     let dom0 = super::fetch()?;
     let xen = crate::xen::fetch_xen()?;
     let s = scenario();
-    // Wall time, not `-icount`: dom0 times the streams to the centisecond and `ping -A` by the second,
-    // and under `-icount` a stream ends within a few hundredths of a second of the guests' time.
-    let runs = super::run(&s, &dom0, &[(crate::xen::XenBuild::Release, xen)])?;
+    // On QEMU's instruction clock: dom0 times each measurement to the microsecond (`us`), and every
+    // figure counts instructions, not the host's load.
+    let runs = super::run_with(
+        &s,
+        &dom0,
+        &[(crate::xen::XenBuild::Release, xen)],
+        &super::ICOUNT,
+    )?;
     let r = &runs[0];
     let out = &r.boot.output;
     let rows = rows(out);
@@ -486,8 +498,8 @@ mod tests {
     #[test]
     fn bench_lines_are_read_and_other_lines_ignored() {
         let out = format!(
-            "{MARK}ok netb: run measure ours\n{MARK}  | bench ours 64 300 299 68 300\n\
-             {MARK}  | bench ours 1500 300 300 x 300\n{MARK}  | bench linux 1500 300 300 202 301\n\
+            "{MARK}ok netb: run measure ours\n{MARK}  | bench ours 64 300 299 680000 300\n\
+             {MARK}  | bench ours 1500 300 300 x 300\n{MARK}  | bench linux 1500 300 300 2020000 301\n\
              bench ours 64 1 1 1 1\n"
         );
         let r = rows(&out);
@@ -509,10 +521,10 @@ mod tests {
     #[test]
     fn stream_lines_are_read_and_malformed_ones_ignored() {
         let out = format!(
-            "{MARK}  | bench-stream ours to 64 4000 3990 87780 150 12 3990 40 35\n\
-             {MARK}  | bench-stream linux tcp-from 1514 - 3000 4194304 400 20 - - -\n\
-             {MARK}  | bench-stream ours to 64 4000 3990 87780 150 12 3990 40\n\
-             {MARK}  | bench-stream ours to 64 x 3990 87780 150 12 3990 40 35\n"
+            "{MARK}  | bench-stream ours to 64 4000 3990 87780 1500000 12 3990 40 35\n\
+             {MARK}  | bench-stream linux tcp-from 1514 - 3000 4194304 4000000 20 - - -\n\
+             {MARK}  | bench-stream ours to 64 4000 3990 87780 1500000 12 3990 40\n\
+             {MARK}  | bench-stream ours to 64 x 3990 87780 1500000 12 3990 40 35\n"
         );
         let r = stream_rows(&out);
         assert_eq!(r.len(), 2, "{r:?}");
