@@ -14,7 +14,7 @@
 //! And what both domUs say of their frontend: an error ([`net_err`]), a send after the backend went
 //! ([`check_send_after_detach`]), the pages a close handed back ([`pages_back`]).
 
-use xen_hypercall::xen::netfront::{NetError, NetFront, Returned};
+use xen_hypercall::xen::netfront::{NetError, NetFront, Returned, internet_sum};
 
 use xen_hypercall::xen::Error;
 
@@ -82,15 +82,10 @@ fn put16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
-/// The one's complement sum of `data` (RFC 1071), folded, starting from `sum`.
+/// The one's complement sum of `data` (RFC 1071, the library's `internet_sum`), folded, starting from
+/// `sum`.
 fn sum16(data: &[u8], mut sum: u32) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in chunks.by_ref() {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [b] = chunks.remainder() {
-        sum += u32::from(*b) << 8;
-    }
+    sum += u32::from(internet_sum(data));
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }

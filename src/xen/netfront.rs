@@ -388,6 +388,43 @@ pub struct NetFront {
     gone: bool,
 }
 
+/// The one's-complement sum of `data` as big-endian 16-bit words, the last byte of an odd length padded
+/// with a zero (RFC 1071), folded to 16 bits and not inverted: what an Internet checksum is made of.
+/// Eight bytes at a time (aligned 64-bit loads, the lanes' byte order put right once at the end, as
+/// Linux's `do_csum`), so that a 64 KiB GSO segment costs about 8 K loads.
+pub fn internet_sum(data: &[u8]) -> u16 {
+    let fold = |mut s: u64| {
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s as u16
+    };
+    // A byte at an even offset is a word's high byte.
+    let bytes = |from: usize, b: &[u8]| -> u64 {
+        b.iter()
+            .enumerate()
+            .map(|(i, &x)| u64::from(x) << if (from + i).is_multiple_of(2) { 8 } else { 0 })
+            .sum()
+    };
+    // SAFETY: every bit pattern is a valid u64; the words are read in place, aligned.
+    let (head, words, tail) = unsafe { data.align_to::<u64>() };
+    // Each word's two 32-bit halves added (at most 2^33 a word: no overflow below 2^31 words).
+    let mut lanes: u64 = 0;
+    for w in words {
+        lanes += (w & 0xffff_ffff) + (w >> 32);
+    }
+    // The lanes hold 16-bit words of memory order: big-endian ones when the words start at an even
+    // offset on a big-endian machine or an odd one on a little-endian one; byte-swapped otherwise.
+    let even = head.len().is_multiple_of(2);
+    let lanes = if even == cfg!(target_endian = "little") {
+        fold(lanes).swap_bytes()
+    } else {
+        fold(lanes)
+    };
+    let rest = bytes(0, head) + bytes(head.len() + words.len() * 8, tail);
+    fold(u64::from(lanes) + rest)
+}
+
 /// Fills in the TCP or UDP checksum of an Ethernet frame carrying IPv4 that the backend left blank
 /// (`NETRXF_csum_blank`: the field holds the folded sum of the pseudo-header, as Linux's
 /// `CHECKSUM_PARTIAL` leaves it): the one's-complement sum of the segment, that field included, folded and
@@ -418,14 +455,7 @@ fn fill_checksum(frame: &mut [u8]) -> bool {
     let Some(segment) = frame.get_mut(ETHERNET + header..ETHERNET + total) else {
         return false;
     };
-    let mut sum: u64 = segment
-        .chunks(2)
-        .map(|w| u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let check = match !(sum as u16) {
+    let check = match !internet_sum(segment) {
         0 if udp => 0xffff,
         c => c,
     };

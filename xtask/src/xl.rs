@@ -124,7 +124,7 @@ pub const LINUX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20
 /// The Linux domU's `/init`: its network frontend up at 169.254.1.3, then idle until `xl shutdown` (busybox
 /// `poweroff`, run by the kernel as `/sbin/poweroff`, signals init with SIGUSR2) or 300 s; before powering
 /// off it prints its vif's interrupts. Meanwhile, for the streaming benchmark ([`netbench`]): whatever
-/// comes to TCP port 5002 is discarded, a connection to port 5003 gets [`netbench::TCP_BYTES`] zero bytes,
+/// comes to TCP port 5002 is discarded, a connection to port 5003 gets [`netbench::TCP_FROM_BYTES`] zero bytes,
 /// and a command to TCP port 5004, `udp N SIZE`, sends N datagrams of SIZE zero bytes to dom0's port 9
 /// (bash's `/dev/udp`, one `dd` write each); `irqs TAG` prints `linux-domu: vif-irqs TAG N` (its vif's
 /// interrupts so far: the backend's notifications) on its console. Each listener's standard input is a FIFO held open (busybox
@@ -144,7 +144,7 @@ if ip addr add 169.254.1.3/16 dev eth0 && ip link set eth0 up; then echo "linux-
 echo 100000000 > /proc/sys/net/ipv4/icmp_ratelimit
 mkfifo /tmp/hold; exec 5<>/tmp/hold
 (while :; do nc -l -p 5002 <&5 > /dev/null 2>&1 || sleep 1; done) &
-(while :; do head -c 4194304 /dev/zero | nc -l -p 5003 > /dev/null 2>&1 || sleep 1; done) &
+(while :; do head -c 8388608 /dev/zero | nc -l -p 5003 > /dev/null 2>&1 || sleep 1; done) &
 (while :; do nc -l -p 5004 <&5 > /tmp/cmd 2>/dev/null || sleep 1; set -- $(cat /tmp/cmd)
   [ "$1" = udp ] && bash-static -c "dd if=/dev/zero bs=$3 count=$2 > /dev/udp/169.254.1.1/9" 2>/dev/null
   [ "$1" = irqs ] && echo "linux-domu: vif-irqs $2 $(grep -E 'eth0|vif' /proc/interrupts | awk '{ s += $2 } END { print s + 0 }')"; done) &

@@ -635,6 +635,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     }
     let stack_frames = dev.rx_frames;
     let dropped = dev.tx_dropped;
+    let bad_tcp = dev.rx_bad_sum;
     let net = dev.net;
     let c = c.into_inner();
     out.say(
@@ -643,7 +644,9 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
             .dec(c.discard)
             .s(" discarded; ")
             .dec(stack_frames)
-            .s(" frames to the TCP/IP stack, ")
+            .s(" frames to the TCP/IP stack (")
+            .dec(bad_tcp)
+            .s(" with a bad TCP checksum), ")
             .dec(dropped)
             .s(" of its frames dropped"),
     );
@@ -673,7 +676,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
     } else {
         out.check(
             "tcp",
-            st.received >= 1 && st.matched >= 1 && st.sent >= 1 && dropped == 0,
+            st.received >= 1 && st.matched >= 1 && st.sent >= 1 && dropped == 0 && bad_tcp == 0,
             Line::new()
                 .dec(st.received)
                 .s(" transfers from dom0 (")

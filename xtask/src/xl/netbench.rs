@@ -9,7 +9,7 @@
 //! (`sched_poll`, `EVTCHNOP_send`), Linux its interrupts from `/proc/interrupts`.
 //!
 //! Then streams (`measure_stream`), in the same boot: UDP floods of [`FLOODS`] datagrams each way with
-//! 64-byte and 1500-byte frames, and a TCP stream of [`TCP_BYTES`] each way (ours with its `smoltcp`
+//! 64-byte and 1500-byte frames, and a TCP stream each way ([`TCP_BYTES`] to the domU, [`TCP_FROM_BYTES`] from it) (ours with its `smoltcp`
 //! stack), counted by the vif on the receiving side of the frontend, with the notifications per frame on
 //! each side. The figures are TCG's under load: compare within one boot only, as ratios. Nothing here
 //! passes or fails on a figure.
@@ -23,13 +23,17 @@ use super::{DomU, LINUX, Scenario, Step, VIF_BACKEND, Value, Vif, harness_lines}
 /// Frames measured: (Ethernet frame bytes, ping's `-s`), and round trips per measurement.
 pub const FRAMES: [(u32, u32); 2] = [(64, 22), (1500, 1458)];
 /// Round trips per measurement.
-pub const COUNT: u32 = 300;
+pub const COUNT: u32 = 1000;
 
 /// Datagrams of each UDP flood, by frame size (Ethernet frame bytes, UDP payload bytes, datagrams).
-pub const FLOODS: [(u32, u32, u32); 2] = [(64, 22, 4000), (1500, 1458, 2000)];
+pub const FLOODS: [(u32, u32, u32); 2] = [(64, 22, 20000), (1500, 1458, 10000)];
 
-/// Bytes of each TCP stream (the Linux domU's port 5003 sends this many: see its `/init`).
-pub const TCP_BYTES: u32 = 4 * 1024 * 1024;
+/// Bytes of the TCP stream to the domU (zeros, streamed from dom0's `/dev/zero`).
+pub const TCP_BYTES: u32 = 16 * 1024 * 1024;
+
+/// Bytes of the TCP stream from the domU (the Linux domU's port 5003 sends this many: see its `/init`),
+/// kept in dom0's `/tmp` (its RAM) to be counted.
+pub const TCP_FROM_BYTES: u32 = 8 * 1024 * 1024;
 
 /// dom0's clock for the measurements, `us`: microseconds of its monotonic clock (`now at` of
 /// `/proc/timer_list`, or bash's `EPOCHREALTIME` where that file is missing). Under [`super::ICOUNT`]
@@ -49,7 +53,7 @@ fn stream_helpers(ip: &str, tcp_ip: &str, vif: &str) -> String {
         r#"
 irqs() { grep $vif /proc/interrupts | awk '{ s += $2 } END { print s + 0 }'; };
 st() { cat /sys/class/net/$vif/statistics/$1; };
-settle() { last=$(st $1); tl=$(us); while :; do sleep 0.05; v=$(st $1); now=$(us);
+settle() { last=$(st $1); tl=$(us); while :; do sleep 0.01; v=$(st $1); now=$(us);
   if [ "$v" != "$last" ]; then last=$v; tl=$now; fi; [ "$v" -ge "$2" ] && break;
   [ $((now - tl)) -ge 600000 ] && break; done; echo $((tl - t0)); };
 count() { bash-static -c "exec 3<>/dev/udp/$ip/5001; printf count >&3; timeout 3 dd bs=256 count=1 <&3 2>/dev/null" | awk '{ print $2, $4, $5 } END { if (NR == 0) print 0, 0, 0 }'; };
@@ -65,7 +69,7 @@ lirqs() { tag=$(us)x$RANDOM; bash-static -c "echo irqs $tag > /dev/tcp/$ip/5004"
 /// `flood N SIZE` on UDP port 5001 at `ip`, its TCP/IP stack being at `tcp_ip`; `linux`: the Linux domU,
 /// which takes `udp N SIZE` on TCP port 5004). For each of [`FLOODS`]: N datagrams from dom0 to the
 /// domU's port 9 (one `dd` write each), counted by the vif as delivered (and by our domU itself); then N
-/// from the domU to dom0, counted by the vif as taken. Then a TCP stream of [`TCP_BYTES`] each way. Lines
+/// from the domU to dom0, counted by the vif as taken. Then a TCP stream each way ([`TCP_BYTES`], [`TCP_FROM_BYTES`]). Lines
 /// `bench-stream NAME DIR FRAME SENT DELIVERED BYTES MICROSECONDS DOM0_IRQS DOMU_COUNTED
 /// DOMU_NOTIFICATIONS DOMU_WAKES` (`-` where the domU does not say). DOMU_NOTIFICATIONS: ours, the
 /// notifications it sent; Linux, the interrupts its vif took (the backend's notifications), asked
@@ -99,15 +103,16 @@ fn measure_stream(name: &str, ip: &str, tcp_ip: &str, vif: &str) -> String {
             r#"{before}p0=$(st rx_packets); i0=$(irqs); t0=$(us); {ask}; el=$(settle rx_packets $((p0 + {n}))); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} from {frame} {n} $p $((p * {size})) $el $i $dc $dn $dw""#
         );
     }
-    // TCP: to the domU (ours checks the bytes against the md5sum written first), and from it (the end
-    // is when the bytes are all there: a busybox `nc` need not close).
-    let b = TCP_BYTES;
+    // TCP: to the domU (zeros, moved and counted: ours is told to skip its digest, as Linux's `nc`
+    // writes them to /dev/null), and from it (zeros; the end is when the bytes are all there: a busybox
+    // `nc` need not close).
+    let (b, fb) = (TCP_BYTES, TCP_FROM_BYTES);
     let _ = writeln!(
         s,
-        r#"head -c {b} /dev/urandom > /tmp/t.bin; k=/local/domain/$D/data; xenstore-write $k/tcp-md5 - $k/tcp-send "{b} zeros"
-{before}p0=$(st tx_packets); i0=$(irqs); t0=$(us); bash-static -c "cat /tmp/t.bin > /dev/tcp/$tip/5002"; el=$(settle tx_packets 999999999); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-to 1514 - $p {b} $el $i $dc $dn $dw"
+        r#"k=/local/domain/$D/data; xenstore-write $k/tcp-md5 - $k/tcp-send "{fb} zeros"
+{before}p0=$(st tx_packets); i0=$(irqs); t0=$(us); bash-static -c "head -c {b} /dev/zero > /dev/tcp/$tip/5002"; el=$(settle tx_packets 999999999); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-to 1514 - $p {b} $el $i $dc $dn $dw"
 {before}p0=$(st rx_packets); i0=$(irqs); rm -f /tmp/r.bin; t0=$(us); bash-static -c "cat < /dev/tcp/$tip/5003 > /tmp/r.bin" & r=$!
-while [ $(($(us) - t0)) -lt 30000000 ] && [ "$(wc -c < /tmp/r.bin 2>/dev/null || echo 0)" -lt {b} ]; do sleep 0.05; done
+while [ $(($(us) - t0)) -lt 30000000 ] && [ "$(wc -c < /tmp/r.bin 2>/dev/null || echo 0)" -lt {fb} ]; do sleep 0.01; done
 el=$(($(us) - t0)); kill $r 2>/dev/null; got=$(wc -c < /tmp/r.bin); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-from 1514 - $p $got $el $i $dc $dn $dw""#
     );
     s.push_str("true");
@@ -549,11 +554,11 @@ mod tests {
     fn the_streams_name_both_guests_and_the_linux_domu_serves_them() {
         let steps = init_script(&scenario());
         for want in [
-            "bench-stream ours to 64 4000",
-            "bench-stream linux from 1500 2000",
-            "flood 2000 1458",
+            "bench-stream ours to 64 20000",
+            "bench-stream linux from 1500 10000",
+            "flood 10000 1458",
             "/dev/udp/$ip/5001",
-            "echo udp 4000 22 > /dev/tcp/$ip/5004",
+            "echo udp 20000 22 > /dev/tcp/$ip/5004",
             "tip=169.254.1.4; vif=vif2.0",
             "tip=169.254.1.3; vif=vif1.0",
         ] {
@@ -562,7 +567,7 @@ mod tests {
         // The Linux domU's source sends what dom0 waits for.
         assert!(
             super::super::LINUX_INIT
-                .contains(&format!("head -c {TCP_BYTES} /dev/zero | nc -l -p 5003"))
+                .contains(&format!("head -c {TCP_FROM_BYTES} /dev/zero | nc -l -p 5003"))
         );
     }
 
