@@ -9,10 +9,15 @@
 //! (`sched_poll`, `EVTCHNOP_send`), Linux its interrupts from `/proc/interrupts`.
 //!
 //! Then streams (`measure_stream`), in the same boot: UDP floods of [`FLOODS`] datagrams each way with
-//! 64-byte and 1500-byte frames, and a TCP stream each way ([`TCP_BYTES`] to the domU, [`TCP_FROM_BYTES`] from it) (ours with its `smoltcp`
-//! stack), counted by the vif on the receiving side of the frontend, with the notifications per frame on
-//! each side. The figures are TCG's under load: compare within one boot only, as ratios. Nothing here
-//! passes or fails on a figure.
+//! 64-byte and 1500-byte frames, and a TCP stream each way ([`TCP_BYTES`] to the domU,
+//! [`TCP_FROM_BYTES`] from it; ours with its `smoltcp` stack, moving the bytes unhashed as Linux's `nc`
+//! does), counted by the vif on the receiving side of the frontend, with the notifications per frame on
+//! each side.
+//!
+//! The boot runs on QEMU's instruction clock ([`super::ICOUNT`]) and dom0 times to the microsecond
+//! ([`US`]): a second is 10^9 instructions of every domain and Xen, not the host's load. Linux's figures
+//! repeat within 1–2 % between boots but for its TCP to the domU, whose GSO segments vary (100 to 3000
+//! frames for 16 MiB). Nothing here passes or fails on a figure.
 
 use std::fmt::Write as _;
 
@@ -350,7 +355,7 @@ pub fn stream_rows(output: &str) -> Vec<StreamRow> {
 /// The streaming table (markdown).
 pub fn stream_table(rows: &[StreamRow]) -> String {
     let mut t = String::from(
-        "### Network streams: UDP floods and TCP, ours against Linux's netfront (release Xen, TCG)\n\n\
+        "### Network streams: UDP floods and TCP, ours against Linux's netfront (release Xen, QEMU -icount)\n\n\
          `to`/`from`: UDP datagrams from dom0 to the domU's port 9 / from the domU to dom0's, counted by \
          netback's vif (delivered into the frontend's receive ring / taken from its transmit ring); \
          `tcp-to`/`tcp-from`: one TCP stream, its frames counted as 1448-byte segments of payload (netback \
@@ -448,7 +453,7 @@ pub fn run() -> Result<String> {
         );
     }
     let mut t = String::from(
-        "### Network: ours against Linux's netfront (busybox ping -A from dom0, release Xen, TCG)\n\n\
+        "### Network: ours against Linux's netfront (busybox ping -A from dom0, release Xen, QEMU -icount)\n\n\
          | guest | frame | round trips | round trips/s | MiB/s (both ways) | dom0 vif IRQs per round trip |\n\
          |---|---|---|---|---|---|\n",
     );
@@ -565,10 +570,9 @@ mod tests {
             assert!(steps.contains(want), "{want} missing");
         }
         // The Linux domU's source sends what dom0 waits for.
-        assert!(
-            super::super::LINUX_INIT
-                .contains(&format!("head -c {TCP_FROM_BYTES} /dev/zero | nc -l -p 5003"))
-        );
+        assert!(super::super::LINUX_INIT.contains(&format!(
+            "head -c {TCP_FROM_BYTES} /dev/zero | nc -l -p 5003"
+        )));
     }
 
     #[test]
