@@ -1215,6 +1215,7 @@ impl Scenario {
                     console: vec![
                         "xl-net: ok connected: 00:16:3e:00:00:02, mtu 1500",
                         "xl-net: ok md5: RFC 1321's test digests",
+                        "xl-net: ok tcp sum check",
                         "xl-net: ok too large refused: frame of 1515 bytes is larger than 1514",
                         "xl-net: ok tcp from dom0: 2097152 bytes, md5 ",
                         "xl-net: ok checksums",

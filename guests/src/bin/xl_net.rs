@@ -185,6 +185,11 @@ fn exercise<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
         netstack::md5_self_test(),
         Line::new().s("RFC 1321's test digests"),
     );
+    out.check(
+        "tcp sum check",
+        netstack::tcp_sum_self_test(),
+        Line::new().s("Python's checksum accepted, one bit off and a changed byte refused"),
+    );
     // A frame larger than the MTU and its header: a clear error, nothing sent.
     let big = [0u8; 1515];
     let r = net.send(&big);
