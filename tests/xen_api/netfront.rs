@@ -977,17 +977,21 @@ fn the_internet_sum_is_rfc_1071s_at_every_alignment_and_length() {
         }
         s as u16
     };
-    let data: Vec<u8> = (0..66_000u32)
+    let data: Vec<u8> = (0..if cfg!(miri) { 1600 } else { 66_000u32 })
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     for start in 0..16 {
-        for len in (0..100).chain([1500, 1501]) {
+        for len in (0..40)
+            .chain(if cfg!(miri) { 40..40 } else { 40..100 })
+            .chain([1500, 1501])
+        {
             let d = &data[start..start + len];
             assert_eq!(internet_sum(d), naive(d), "start {start}, length {len}");
         }
     }
-    for start in [0, 3] {
-        let d = &data[start..start + 65535];
+    // A GSO segment's length (too slow a walk for Miri: its shorter cases above cover the same paths).
+    for start in if cfg!(miri) { &[][..] } else { &[0, 3][..] } {
+        let d = &data[*start..*start + 65535];
         assert_eq!(internet_sum(d), naive(d));
     }
     // All ones: 0xffff, never folded to 0.
