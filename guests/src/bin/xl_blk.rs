@@ -39,9 +39,7 @@ use core::cell::Cell;
 use common::{Deadline, Line};
 use xen_hypercall::xen::blkfront::{BlkError, BlkFront, Options, Pages, Xenbus, XenstoreBus};
 use xen_hypercall::xen::evtchn::Port;
-use xen_hypercall::xen::grant_table::{GrantEntryV1, GrantTable};
 use xen_hypercall::xen::hvm::{self, Param};
-use xen_hypercall::xen::layout::GUEST_GNTTAB_BASE;
 use xen_hypercall::xen::ring::{ByteRing, End};
 use xen_hypercall::xen::xenstore::Xenstore;
 use xen_hypercall::xen::{DomId, Error, Page};
@@ -106,17 +104,8 @@ pub extern "C" fn guest_main(_dtb: usize) -> ! {
 fn run_all<W: FnMut() -> Result<(), Error>>(out: &mut Out<'_, W>) -> bool {
     // The shared info page first: every wait below sleeps in sched_poll on an event channel.
     // SAFETY: SHARED is a page of this image used for nothing else: it becomes the shared info page,
-    // touched only through `events`.
-    let (mapped, events) = unsafe { common::map_shared_info(&raw mut SHARED) };
-    // SAFETY: GUEST_GNTTAB_BASE is the hole Xen reserves for the grant table; nothing else is there, and
-    // the MMU maps it to itself (`mmu.rs`), so the frame's address is where the entries are.
-    let table = unsafe {
-        GrantTable::<512>::map(
-            GUEST_GNTTAB_BASE >> 12,
-            1,
-            GUEST_GNTTAB_BASE as usize as *mut GrantEntryV1,
-        )
-    };
+    // touched only through `events`; the only call.
+    let (mapped, events, table) = unsafe { xl::shared_info_and_grant_table(&raw mut SHARED) };
     let (Ok(()), Ok(mut table)) = (mapped, table) else {
         out.check("grant table and shared info", false, Line::new());
         return false;
