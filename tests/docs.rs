@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// The README's limit: what a newcomer reads in five minutes.
-const README_MAX_LINES: usize = 250;
+/// The README's limit, under 250 lines: what a newcomer reads in five minutes.
+const README_MAX_LINES: usize = 249;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

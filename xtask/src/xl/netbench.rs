@@ -58,6 +58,10 @@ fn stream_helpers(ip: &str, tcp_ip: &str, vif: &str) -> String {
         r#"
 irqs() { grep $vif /proc/interrupts | awk '{ s += $2 } END { print s + 0 }'; };
 st() { cat /sys/class/net/$vif/statistics/$1; };
+T=/sys/kernel/tracing; [ -d $T/events/kprobes/gcopy ] || { mount -t tracefs nodev $T 2>/dev/null;
+  echo 'p:gcopy gnttab_batch_copy n=%x1:u32' >> $T/kprobe_events; echo 'p:gmap gnttab_map_refs n=%x3:u32' >> $T/kprobe_events;
+  for e in gcopy gmap; do echo 'hist:keys=common_cpu:vals=n' > $T/events/kprobes/$e/trigger; done; };
+gops() { for e in gcopy gmap; do awk '/ n: / { for (i = 1; i <= NF; i++) if ($i == "n:") s += $(i + 1) } END { printf "%d ", s }' $T/events/kprobes/$e/hist 2>/dev/null || printf '0 '; done; };
 settle() { last=$(st $1); tl=$(us); while :; do sleep 0.01; v=$(st $1); now=$(us);
   if [ "$v" != "$last" ]; then last=$v; tl=$now; fi; [ "$v" -ge "$2" ] && break;
   [ $((now - tl)) -ge 600000 ] && break; done; echo $((tl - t0)); };
@@ -87,16 +91,19 @@ fn measure_stream(name: &str, ip: &str, tcp_ip: &str, vif: &str) -> String {
     s.push_str("echo 100000000 > /proc/sys/net/ipv4/icmp_ratelimit\n");
     let (before, after) = if ours {
         (
-            "set -- $(count); c0=$1; n0=$2; w0=$3; ",
-            "set -- $(count); dc=$(($1 - c0)); dn=$(($2 - n0)); dw=$(($3 - w0)); ",
+            "set -- $(count) $(gops); c0=$1; n0=$2; w0=$3; g0=$4; m0=$5; ",
+            "set -- $(count) $(gops); dc=$(($1 - c0)); dn=$(($2 - n0)); dw=$(($3 - w0)); gc=$(($4 - g0)); gm=$(($5 - m0)); ",
         )
     } else {
-        ("l0=$(lirqs); ", "dc=-; dn=$(($(lirqs) - l0)); dw=-; ")
+        (
+            "l0=$(lirqs); set -- $(gops); g0=$1; m0=$2; ",
+            "set -- $(gops); gc=$(($1 - g0)); gm=$(($2 - m0)); dc=-; dn=$(($(lirqs) - l0)); dw=-; ",
+        )
     };
     for (frame, size, n) in FLOODS {
         let _ = writeln!(
             s,
-            r#"{before}p0=$(st tx_packets); i0=$(irqs); t0=$(us); bash-static -c "dd if=/dev/zero bs={size} count={n} > /dev/udp/$ip/9" 2>/dev/null; el=$(settle tx_packets $((p0 + {n}))); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} to {frame} {n} $p $((p * {size})) $el $i $dc $dn $dw""#
+            r#"{before}p0=$(st tx_packets); i0=$(irqs); t0=$(us); bash-static -c "dd if=/dev/zero bs={size} count={n} > /dev/udp/$ip/9" 2>/dev/null; el=$(settle tx_packets $((p0 + {n}))); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} to {frame} {n} $p $((p * {size})) $el $i $dc $dn $dw $gc $gm""#
         );
         let ask = if ours {
             format!(r#"bash-static -c "printf 'flood {n} {size}' > /dev/udp/$ip/5001""#)
@@ -105,7 +112,7 @@ fn measure_stream(name: &str, ip: &str, tcp_ip: &str, vif: &str) -> String {
         };
         let _ = writeln!(
             s,
-            r#"{before}p0=$(st rx_packets); i0=$(irqs); t0=$(us); {ask}; el=$(settle rx_packets $((p0 + {n}))); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} from {frame} {n} $p $((p * {size})) $el $i $dc $dn $dw""#
+            r#"{before}p0=$(st rx_packets); i0=$(irqs); t0=$(us); {ask}; el=$(settle rx_packets $((p0 + {n}))); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} from {frame} {n} $p $((p * {size})) $el $i $dc $dn $dw $gc $gm""#
         );
     }
     // TCP: to the domU (zeros, moved and counted: ours is told to skip its digest, as Linux's `nc`
@@ -115,10 +122,10 @@ fn measure_stream(name: &str, ip: &str, tcp_ip: &str, vif: &str) -> String {
     let _ = writeln!(
         s,
         r#"k=/local/domain/$D/data; xenstore-write $k/tcp-md5 - $k/tcp-send "{fb} zeros"
-{before}p0=$(st tx_packets); i0=$(irqs); t0=$(us); bash-static -c "head -c {b} /dev/zero > /dev/tcp/$tip/5002"; el=$(settle tx_packets 999999999); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-to 1514 - $p {b} $el $i $dc $dn $dw"
+{before}p0=$(st tx_packets); i0=$(irqs); t0=$(us); bash-static -c "head -c {b} /dev/zero > /dev/tcp/$tip/5002"; el=$(settle tx_packets 999999999); p=$(($(st tx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-to 1514 - $p {b} $el $i $dc $dn $dw $gc $gm"
 {before}p0=$(st rx_packets); i0=$(irqs); rm -f /tmp/r.bin; t0=$(us); bash-static -c "cat < /dev/tcp/$tip/5003 > /tmp/r.bin" & r=$!
 while [ $(($(us) - t0)) -lt 30000000 ] && [ "$(wc -c < /tmp/r.bin 2>/dev/null || echo 0)" -lt {fb} ]; do sleep 0.01; done
-el=$(($(us) - t0)); kill $r 2>/dev/null; got=$(wc -c < /tmp/r.bin); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-from 1514 - $p $got $el $i $dc $dn $dw""#
+el=$(($(us) - t0)); kill $r 2>/dev/null; got=$(wc -c < /tmp/r.bin); p=$(($(st rx_packets) - p0)); i=$(($(irqs) - i0)); {after}echo "bench-stream {name} tcp-from 1514 - $p $got $el $i $dc $dn $dw $gc $gm""#
     );
     s.push_str("true");
     s
@@ -292,6 +299,10 @@ pub struct StreamRow {
     pub domu_counted: Option<u64>,
     pub domu_notifications: Option<u64>,
     pub domu_wakes: Option<u64>,
+    /// netback's grant operations meanwhile (dom0's kprobes on `gnttab_batch_copy` and
+    /// `gnttab_map_refs`, their counts summed): copies and maps.
+    pub grant_copies: u64,
+    pub grant_maps: u64,
 }
 
 impl StreamRow {
@@ -324,7 +335,7 @@ pub fn stream_rows(output: &str) -> Vec<StreamRow> {
                 .strip_prefix("bench-stream ")?
                 .split_whitespace()
                 .collect();
-            if f.len() != 11 {
+            if f.len() != 13 {
                 return None;
             }
             // `-` is "not said"; anything else must be a number.
@@ -347,6 +358,8 @@ pub fn stream_rows(output: &str) -> Vec<StreamRow> {
                 domu_counted: opt(f[8])?,
                 domu_notifications: opt(f[9])?,
                 domu_wakes: opt(f[10])?,
+                grant_copies: f[11].parse().ok()?,
+                grant_maps: f[12].parse().ok()?,
             })
         })
         .collect()
@@ -362,9 +375,11 @@ pub fn stream_table(rows: &[StreamRow]) -> String {
          counts a GSO packet of Linux's once). Notifications: dom0's vif interrupts are the frontend's \
          notifications (to the backend); the domU column is, for ours, the notifications it sent (so about \
          dom0's) and its sleeps (`sched_poll`, each ended by the backend's event or a time-out), for \
-         Linux's, the interrupts its vif took (the backend's notifications to it).\n\n\
-         | guest | stream | frame | sent | vif counted | domU counted | frames/s | MiB/s | dom0 vif IRQs per frame | domU notifications (ours: sent; Linux: taken) per frame | domU sleeps per frame |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         Linux's, the interrupts its vif took (the backend's notifications to it). Grant copies and maps: \
+         netback's operations (`GNTTABOP_copy` and `GNTTABOP_map_grant_ref` entries, counted by dom0's \
+         kprobes on `gnttab_batch_copy` and `gnttab_map_refs`) per frame.\n\n\
+         | guest | stream | frame | sent | vif counted | domU counted | frames/s | MiB/s | dom0 vif IRQs per frame | domU notifications (ours: sent; Linux: taken) per frame | domU sleeps per frame | grant copies per frame | grant maps per frame |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let per = |v: Option<u64>, n: u64| {
         v.map_or("-".to_string(), |v| {
@@ -374,7 +389,7 @@ pub fn stream_table(rows: &[StreamRow]) -> String {
     for r in rows {
         let _ = writeln!(
             t,
-            "| {} | {} | {} B | {} | {} | {} | {:.0} | {:.2} | {:.3} | {} | {} |",
+            "| {} | {} | {} B | {} | {} | {} | {:.0} | {:.2} | {:.3} | {} | {} | {:.2} | {:.2} |",
             r.guest,
             r.dir,
             r.frame,
@@ -390,6 +405,8 @@ pub fn stream_table(rows: &[StreamRow]) -> String {
             r.dom0_irqs as f64 / r.frames().max(1) as f64,
             per(r.domu_notifications, r.frames()),
             per(r.domu_wakes, r.frames()),
+            r.grant_copies as f64 / r.frames().max(1) as f64,
+            r.grant_maps as f64 / r.frames().max(1) as f64,
         );
     }
     // Ratios ours / Linux, stream by stream.
@@ -531,10 +548,10 @@ mod tests {
     #[test]
     fn stream_lines_are_read_and_malformed_ones_ignored() {
         let out = format!(
-            "{MARK}  | bench-stream ours to 64 4000 3990 87780 1500000 12 3990 40 35\n\
-             {MARK}  | bench-stream linux tcp-from 1514 - 3000 4194304 4000000 20 - - -\n\
-             {MARK}  | bench-stream ours to 64 4000 3990 87780 1500000 12 3990 40\n\
-             {MARK}  | bench-stream ours to 64 x 3990 87780 1500000 12 3990 40 35\n"
+            "{MARK}  | bench-stream ours to 64 4000 3990 87780 1500000 12 3990 40 35 3990 0\n\
+             {MARK}  | bench-stream linux tcp-from 1514 - 3000 4194304 4000000 20 - - - 3100 2900\n\
+             {MARK}  | bench-stream ours to 64 4000 3990 87780 1500000 12 3990 40 35 3990\n\
+             {MARK}  | bench-stream ours to 64 x 3990 87780 1500000 12 3990 40 35 3990 0\n"
         );
         let r = stream_rows(&out);
         assert_eq!(r.len(), 2, "{r:?}");
@@ -548,7 +565,11 @@ mod tests {
             ("tcp-from", None, None)
         );
         assert!((r[1].mib_s() - 1.0).abs() < 1e-9);
+        assert_eq!((r[1].grant_copies, r[1].grant_maps), (3100, 2900));
         let t = stream_table(&r);
+        // Per frame: 3990 copies for 3990 frames; Linux's TCP 2900 maps for 2897 segments of 1448.
+        assert!(t.contains("| 1.00 | 0.00 |"), "{t}");
+        assert!(t.contains("| 1.07 | 1.00 |"), "{t}");
         assert!(
             t.contains("| ours | to | 64 B | 4000 | 3990 | 3990 | 2660 |"),
             "{t}"
