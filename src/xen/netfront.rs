@@ -1187,6 +1187,9 @@ fn handshake<W: FnMut() -> core::result::Result<(), Error>, const N: usize, cons
     pages: [Pages; Q],
     options: Options,
 ) -> Result<(Frontend, ArrayVec<NetFront, Q>, ArrayVec<Pages, Q>)> {
+    if Q == 0 {
+        return Err(NetError::BadPages);
+    }
     let fe = Frontend::new(xs, "vif", id)?;
     let mac = read_mac(xs, fe.key("mac")?.as_bytes())?;
     let mtu = match xenbus::read_u64_or(xs, fe.key("mtu")?.as_bytes(), DEFAULT_MTU.into())? {

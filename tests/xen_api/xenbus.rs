@@ -1190,3 +1190,20 @@ fn a_multi_queue_frontend_takes_the_queues_offered_and_writes_each_queues_keys()
     assert!(val(&t, "tx-ring-ref").is_some());
     assert!(!t.keys().any(|k| k.windows(6).any(|w| w == b"queue-")));
 }
+
+#[test]
+fn a_multi_queue_frontend_of_no_queue_is_refused_before_xenstore_is_asked() {
+    use xen_hypercall::xen::netfront::queues::MultiQueue;
+    use xen_hypercall::xen::netfront::{NetError, Options, Pages};
+    let mut s = setup(&[], quiet());
+    let (mut table, _) = netback_rig(0);
+    let r = MultiQueue::<0>::connect(
+        &mut s.xs,
+        &mut table,
+        "0",
+        [] as [Pages; 0],
+        Options::default(),
+    );
+    assert!(matches!(r, Err(NetError::BadPages)));
+    assert!(s.d.borrow().seen.is_empty());
+}

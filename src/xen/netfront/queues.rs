@@ -32,7 +32,8 @@ impl<const Q: usize> MultiQueue<Q> {
     /// (`multi-queue-max-queues`, 1 when it says nothing) up to `Q`, one set of `pages` each: with more
     /// than one, `multi-queue-num-queues` and each queue's keys under `queue-<i>/`. Returns the frontend
     /// and the pages of the queues not used, untouched. On failure the grants made are left in place
-    /// (their pages never reused) and the ports closed.
+    /// (their pages never reused) and the ports closed. `BadPages` for no pages at all (`Q` = 0), before
+    /// anything is asked of xenstore.
     pub fn connect<W: FnMut() -> core::result::Result<(), Error>, const N: usize>(
         xs: &mut Xenstore<'_, W>,
         table: &mut GrantTable<N>,
