@@ -425,6 +425,37 @@ pub fn internet_sum(data: &[u8]) -> u16 {
     fold(u64::from(lanes) + rest)
 }
 
+/// What the frontend reads of the IPv4 header of an Ethernet frame ([`fill_checksum`], and the flow a
+/// multi-queue frontend sends a frame by).
+#[derive(Clone, Copy)]
+struct Ipv4 {
+    /// The header's length (IHL), in bytes.
+    header: usize,
+    /// The packet's length (total length).
+    total: usize,
+    /// The protocol (6 TCP, 17 UDP).
+    proto: u8,
+    /// More fragments, or a fragment offset: not a whole datagram.
+    fragmented: bool,
+}
+
+impl Ipv4 {
+    /// The header of IPv4 in `frame`: `None` for another EtherType or IP version, or a frame shorter than
+    /// the fixed header.
+    fn of(frame: &[u8]) -> Option<Ipv4> {
+        let ip = frame.get(ETH_HLEN..ETH_HLEN + 20)?;
+        if frame[12..14] != [0x08, 0x00] || ip[0] >> 4 != 4 {
+            return None;
+        }
+        Some(Ipv4 {
+            header: usize::from(ip[0] & 0x0f) * 4,
+            total: usize::from(u16::from_be_bytes([ip[2], ip[3]])),
+            proto: ip[9],
+            fragmented: u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0,
+        })
+    }
+}
+
 /// Fills in the TCP or UDP checksum of an Ethernet frame carrying IPv4 that the backend left blank
 /// (`NETRXF_csum_blank`: the field holds the folded sum of the pseudo-header, as Linux's
 /// `CHECKSUM_PARTIAL` leaves it): the one's-complement sum of the segment, that field included, folded and
@@ -432,27 +463,19 @@ pub fn internet_sum(data: &[u8]) -> u16 {
 /// none). `false`, the frame untouched, for anything else (another EtherType, a fragment, a header that
 /// does not add up).
 fn fill_checksum(frame: &mut [u8]) -> bool {
-    const ETHERNET: usize = 14;
-    const IPV4: [u8; 2] = [0x08, 0x00];
-    let Some(ip) = frame.get(ETHERNET..ETHERNET + 20) else {
+    let Some(ip) = Ipv4::of(frame) else {
         return false;
     };
-    if frame[12..14] != IPV4 || ip[0] >> 4 != 4 {
-        return false;
-    }
-    let header = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    // More fragments, or a fragment offset: the segment is not all here.
-    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
-    let (udp, field) = match ip[9] {
+    let (udp, field) = match ip.proto {
         6 => (false, 16),
         17 => (true, 6),
         _ => return false,
     };
-    if header < 20 || total < header + field + 2 || fragment {
+    // A fragment's segment is not all here.
+    if ip.header < 20 || ip.total < ip.header + field + 2 || ip.fragmented {
         return false;
     }
-    let Some(segment) = frame.get_mut(ETHERNET + header..ETHERNET + total) else {
+    let Some(segment) = frame.get_mut(ETH_HLEN + ip.header..ETH_HLEN + ip.total) else {
         return false;
     };
     let check = match !internet_sum(segment) {
@@ -1074,7 +1097,7 @@ impl NetFront {
         table: &mut GrantTable<N>,
         pause: impl FnMut() -> bool,
     ) -> Returned {
-        self.gone = true;
+        // `end` counts the backend as gone, before anything else.
         let backend_closed = match (self.frontend.take(), xs) {
             (Some(fe), Some(xs)) => close_frontend(&fe, xs),
             _ => false,
@@ -1176,17 +1199,19 @@ fn close_frontend<W: FnMut() -> core::result::Result<(), Error>>(
     closed
 }
 
+/// What [`handshake`] gives: the frontend, its queues, and the pages of the queues not used.
+type Handshake<const Q: usize> = (Frontend, ArrayVec<NetFront, Q>, ArrayVec<Pages, Q>);
+
 /// The handshake of [`NetFront::connect`] and [`queues::MultiQueue::connect`] with up to `Q` queues (as many as
 /// the backend's `multi-queue-max-queues` allows, at least one): the frontend, its queues, and the pages
 /// of the queues not used (untouched).
-#[allow(clippy::type_complexity)]
 fn handshake<W: FnMut() -> core::result::Result<(), Error>, const N: usize, const Q: usize>(
     xs: &mut Xenstore<'_, W>,
     table: &mut GrantTable<N>,
     id: &str,
     pages: [Pages; Q],
     options: Options,
-) -> Result<(Frontend, ArrayVec<NetFront, Q>, ArrayVec<Pages, Q>)> {
+) -> Result<Handshake<Q>> {
     if Q == 0 {
         return Err(NetError::BadPages);
     }

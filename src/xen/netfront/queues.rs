@@ -10,7 +10,8 @@
 use arrayvec::ArrayVec;
 
 use super::{
-    Frame, NetError, NetFront, Pages, Result, Returned, WATCH_TOKEN, close_frontend, handshake,
+    ETH_HLEN, Frame, Ipv4, NetError, NetFront, Pages, Result, Returned, WATCH_TOKEN,
+    close_frontend, handshake,
 };
 use crate::xen::Error;
 use crate::xen::evtchn::Port;
@@ -166,21 +167,21 @@ impl<const Q: usize> MultiQueue<Q> {
 /// A hash of a frame's flow (FNV-1a over the IPv4 protocol, addresses and, for TCP and UDP, ports): the
 /// same for every frame of one flow; 0 for a frame that is not IPv4.
 fn flow_hash(frame: &[u8]) -> u32 {
-    const ETHERNET: usize = 14;
-    let Some(ip) = frame.get(ETHERNET..ETHERNET + 20) else {
+    let Some(ip) = Ipv4::of(frame) else {
         return 0;
     };
-    if frame[12..14] != [0x08, 0x00] || ip[0] >> 4 != 4 {
-        return 0;
-    }
-    let header = usize::from(ip[0] & 0x0f) * 4;
+    let at = ETH_HLEN + ip.header;
     // Every fragment of a datagram by its addresses alone: only the first has the ports.
-    let fragmented = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
-    let ports = match ip[9] {
-        6 | 17 if !fragmented => frame.get(ETHERNET + header..ETHERNET + header + 4),
+    let ports = match ip.proto {
+        6 | 17 if !ip.fragmented => frame.get(at..at + 4),
         _ => None,
     };
-    let fields = [&ip[9..10], &ip[12..20], ports.unwrap_or_default()];
+    // The protocol and the addresses (`Ipv4::of` saw the fixed header).
+    let fields = [
+        &[ip.proto][..],
+        &frame[ETH_HLEN + 12..ETH_HLEN + 20],
+        ports.unwrap_or_default(),
+    ];
     let mut h: u32 = 0x811c_9dc5;
     for b in fields.iter().flat_map(|f| f.iter()) {
         h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
