@@ -12,7 +12,8 @@
 //!   port 9.
 //!
 //! And what both domUs say of their frontend: an error ([`net_err`]), a send after the backend went
-//! ([`check_send_after_detach`]), the pages a close handed back ([`pages_back`]).
+//! ([`check_send_after_detach`]), whether the backend went ([`check_backend_gone`]), the pages a close
+//! handed back ([`pages_back`]).
 
 use xen_hypercall::xen::netfront::{NetError, NetFront, Returned, internet_sum};
 
@@ -364,4 +365,18 @@ pub fn check_send_after_detach<W: FnMut() -> Result<(), Error>>(
             Ok(()) => Line::new().s("sent"),
         },
     );
+}
+
+/// The backend must have gone by the end of the run (dom0 detached the vif): `why` says how it was seen.
+pub fn check_backend_gone<W: FnMut() -> Result<(), Error>>(
+    out: &mut Out<'_, W>,
+    gone: bool,
+    why: Line,
+) {
+    let detail = if gone {
+        why
+    } else {
+        Line::new().s("still there at the end of the run")
+    };
+    out.check("backend gone", gone, detail);
 }

@@ -33,7 +33,9 @@ mod xl;
 use core::cell::RefCell;
 
 use netstack::{Dev, Md5};
-use responder::{Counts, answer, check_send_after_detach, flood, net_err, pages_back};
+use responder::{
+    Counts, answer, check_backend_gone, check_send_after_detach, flood, net_err, pages_back,
+};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
@@ -691,15 +693,7 @@ fn serve<W: FnMut() -> Result<(), Error>, X: FnMut() -> Result<(), Error>>(
                 .s(" to dom0"),
         );
     }
-    out.check(
-        "backend gone",
-        gone,
-        if gone {
-            why
-        } else {
-            Line::new().s("still there at the end of the run")
-        },
-    );
+    check_backend_gone(out, gone, why);
     Served { gone }
 }
 
